@@ -1,1 +1,93 @@
+//! Docker Engine API wire types (v1.24–v1.51), shared by the server, the daemon, the client and tests.
+//!
+//! Inspect-shaped types serialize **every** field with Go's zero value when unset: `docker inspect -f`
+//! templates fail on a missing key. Request types accept what real clients send, including Docker's
+//! "StrSlice" (`Cmd`, `Entrypoint`, `Shell` as a string, an array or null). No I/O here.
 
+pub mod container;
+pub mod exec;
+pub mod image;
+pub mod strslice;
+pub mod system;
+
+use serde::{Deserialize, Serialize};
+
+/// Lowest API version served.
+pub const MIN_API_VERSION: &str = "1.24";
+/// Highest (default) API version served.
+pub const API_VERSION: &str = "1.51";
+
+/// `{"message": "..."}`: the body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorResponse {
+    pub message: String,
+}
+
+/// `{"Id": "..."}` as answered by `POST /exec` and `POST /commit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdResponse {
+    #[serde(rename = "Id")]
+    pub id: String,
+}
+
+/// One line of a progress stream (`load`, `pull`, `push`, `build`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgressMessage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorDetail>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgressDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub code: Option<i64>,
+    pub message: String,
+}
+
+impl ProgressMessage {
+    pub fn status(status: impl Into<String>) -> Self {
+        ProgressMessage {
+            status: Some(status.into()),
+            ..Default::default()
+        }
+    }
+    pub fn stream(text: impl Into<String>) -> Self {
+        ProgressMessage {
+            stream: Some(text.into()),
+            ..Default::default()
+        }
+    }
+    pub fn error(message: impl Into<String>) -> Self {
+        let message = message.into();
+        ProgressMessage {
+            error_detail: Some(ErrorDetail {
+                code: None,
+                message: message.clone(),
+            }),
+            error: Some(message),
+            ..Default::default()
+        }
+    }
+}
