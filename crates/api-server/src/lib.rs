@@ -1,1 +1,77 @@
+//! The Engine API over HTTP: routes → typed requests → [`Backend`] calls → responses.
+//!
+//! Versioned (`/v1.51/...`) and unversioned paths are served alike; the version is checked against
+//! the supported range before routing. Errors are `{"message": ...}` with the status chosen by
+//! [`error::status_of`], in one place. Attach and exec start hijack the connection (`Upgrade: tcp`).
 
+pub mod backend;
+mod containers;
+pub mod error;
+mod exec;
+mod hijack;
+mod images;
+pub mod query;
+mod system;
+mod version;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use backend::Backend;
+
+pub type AppState = Arc<dyn Backend>;
+
+/// The whole API as one service, versions handled.
+pub fn router(backend: Arc<dyn Backend>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/images/json", get(images::list))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save_many))
+        .route("/images/create", post(images::create))
+        .route(
+            "/images/{*rest}",
+            get(images::get_dispatch)
+                .post(images::post_dispatch)
+                .delete(images::remove),
+        )
+        .fallback(error::not_found_route)
+        .with_state(backend)
+}
+
+/// Serves `router` on a unix socket until `shutdown` resolves.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    backend: Arc<dyn Backend>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = version::wrap(router(backend));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -91,3 +91,62 @@ impl ProgressMessage {
         }
     }
 }
+
+/// The class of a failure, as the API reports it. The api-server maps each kind to one status code;
+/// lower layers classify their own errors into these kinds once, in the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 400: a bad parameter or body.
+    InvalidParameter,
+    /// 404: an unknown container, image, exec instance...
+    NotFound,
+    /// 409: a name in use, removing a running container without force...
+    Conflict,
+    /// 304: starting a started container, stopping a stopped one.
+    NotModified,
+    /// 403
+    Forbidden,
+    /// 501
+    NotImplemented,
+    /// 500
+    Internal,
+}
+
+/// An error with the message clients print as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidParameter, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+    pub fn not_modified() -> Self {
+        Self::new(ErrorKind::NotModified, "")
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}

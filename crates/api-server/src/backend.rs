@@ -1,0 +1,154 @@
+//! The service interface the server calls. The daemon implements it; the server never sees the daemon.
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use berth_api_types::{container, exec, image, system, ApiError};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// A body streamed in either direction.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A bidirectional byte stream: a hijacked connection.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub type BoxedIo = Box<dyn Io>;
+
+/// Runs an attach or exec session over the hijacked connection once the server has it.
+pub struct Session {
+    /// Whether the stream is raw (TTY) rather than multiplexed.
+    pub tty: bool,
+    pub run: Box<dyn FnOnce(BoxedIo) -> BoxFuture<'static, ()> + Send>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub size: bool,
+    /// `filters` decoded: key → values.
+    pub filters: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Unix seconds (fractional), 0 = from the start.
+    pub since: f64,
+    /// Unix seconds (fractional), 0 = no bound.
+    pub until: f64,
+    pub timestamps: bool,
+    /// `None` = all lines.
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    pub stream: bool,
+    pub logs: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub detach_keys: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImageListOptions {
+    pub all: bool,
+    pub filters: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub repo: String,
+    pub tag: String,
+    pub message: String,
+    pub changes: Vec<String>,
+}
+
+pub enum ExecStarted {
+    /// `Detach: true`: started, nothing to stream.
+    Detached,
+    Attached(Session),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn version(&self) -> Result<system::VersionResponse>;
+    async fn info(&self) -> Result<system::InfoResponse>;
+
+    async fn container_create(
+        &self,
+        name: Option<String>,
+        req: container::CreateRequest,
+    ) -> Result<container::CreateResponse>;
+    async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<container::Summary>>;
+    async fn container_inspect(&self, id: &str, size: bool) -> Result<container::InspectResponse>;
+    async fn container_start(&self, id: &str) -> Result<()>;
+    async fn container_stop(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()>;
+    async fn container_restart(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()>;
+    async fn container_kill(&self, id: &str, signal: Option<String>) -> Result<()>;
+    /// Answers at once; the future resolves when the condition is met.
+    async fn container_wait(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> Result<BoxFuture<'static, container::WaitResponse>>;
+    async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()>;
+    async fn container_rename(&self, id: &str, name: &str) -> Result<()>;
+    async fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<String>,
+    ) -> Result<container::TopResponse>;
+    async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()>;
+    /// Returns whether the container has a TTY (raw stream) and the log stream.
+    async fn container_logs(&self, id: &str, opts: LogsOptions) -> Result<(bool, ByteStream)>;
+    async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<Session>;
+
+    async fn exec_create(&self, id: &str, req: exec::CreateRequest) -> Result<String>;
+    async fn exec_start(&self, exec_id: &str, req: exec::StartRequest) -> Result<ExecStarted>;
+    async fn exec_inspect(&self, exec_id: &str) -> Result<exec::InspectResponse>;
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()>;
+
+    async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<image::Summary>>;
+    async fn image_inspect(&self, name: &str) -> Result<image::InspectResponse>;
+    async fn image_history(&self, name: &str) -> Result<Vec<image::HistoryItem>>;
+    async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> Result<()>;
+    async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Vec<image::DeleteItem>>;
+    /// Streams newline-delimited JSON progress.
+    async fn image_load(&self, body: ByteStream, quiet: bool) -> Result<ByteStream>;
+    /// Streams a tar archive.
+    async fn image_save(&self, names: Vec<String>) -> Result<ByteStream>;
+    /// Streams newline-delimited JSON progress.
+    async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream>;
+}

@@ -1,0 +1,239 @@
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_api_types::container::CreateRequest;
+use berth_api_types::ApiError;
+use bytes::Bytes;
+
+use crate::backend::{AttachOptions, ContainerListOptions, LogsOptions, WaitCondition};
+use crate::error::{json_body, Error, HandlerResult};
+use crate::hijack::{content_type, hijack, take_upgrade};
+use crate::query::Query;
+use crate::AppState;
+
+pub async fn create(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let req: CreateRequest = json_body(
+        &body,
+        "config cannot be empty in order to create a container",
+    )?;
+    let resp = b.container_create(q.string("name"), req).await?;
+    Ok((StatusCode::CREATED, Json(resp)).into_response())
+}
+
+pub async fn list(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<impl IntoResponse> {
+    let q = Query::parse(q.as_deref());
+    let limit = q.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
+    let opts = ContainerListOptions {
+        all: q.bool("all")?,
+        limit,
+        size: q.bool("size")?,
+        filters: q.filters()?,
+    };
+    Ok(Json(b.container_list(opts).await?))
+}
+
+pub async fn inspect(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<impl IntoResponse> {
+    let q = Query::parse(q.as_deref());
+    Ok(Json(b.container_inspect(&id, q.bool("size")?).await?))
+}
+
+pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
+    b.container_start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stop(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    b.container_stop(&id, q.string("signal"), q.int("t")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restart(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    b.container_restart(&id, q.string("signal"), q.int("t")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn kill(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    b.container_kill(&id, q.string("signal")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Answers with headers at once and writes the body when the condition is met: `docker run`
+/// waits for these headers before it starts the container.
+pub async fn wait(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let condition = match q.get("condition").unwrap_or("") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return Err(Error(ApiError::invalid(format!(
+                "invalid condition: {other:?}"
+            ))))
+        }
+    };
+    let fut = b.container_wait(&id, condition).await?;
+    let stream = futures_util::stream::once(async move {
+        let resp = fut.await;
+        let mut line = serde_json::to_vec(&resp).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::io::Error>(Bytes::from(line))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub async fn remove(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    b.container_remove(&id, q.bool("force")?, q.bool("v")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn rename(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    let name = q
+        .string("name")
+        .ok_or_else(|| Error(ApiError::invalid("Neither old nor new names may be empty")))?;
+    b.container_rename(&id, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn top(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<impl IntoResponse> {
+    let q = Query::parse(q.as_deref());
+    Ok(Json(b.container_top(&id, q.string("ps_args")).await?))
+}
+
+pub fn size_params(q: &Query) -> Result<(u16, u16), Error> {
+    let h = q.int("h")?.unwrap_or(0);
+    let w = q.int("w")?.unwrap_or(0);
+    let (Ok(h), Ok(w)) = (u16::try_from(h), u16::try_from(w)) else {
+        return Err(Error(ApiError::invalid("invalid terminal size")));
+    };
+    Ok((h, w))
+}
+
+pub async fn resize(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    let (h, w) = size_params(&q)?;
+    b.container_resize(&id, h, w).await?;
+    Ok(StatusCode::OK)
+}
+
+/// Docker's `since`/`until`: unix seconds with an optional fraction (the CLI converts durations and dates).
+fn unix_time(q: &Query, key: &str) -> Result<f64, Error> {
+    match q.get(key) {
+        None | Some("") => Ok(0.0),
+        Some(v) => v
+            .parse::<f64>()
+            .map_err(|_| Error(ApiError::invalid(format!("invalid value for {key}: {v:?}")))),
+    }
+}
+
+pub async fn logs(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let tail = match q.get("tail") {
+        None | Some("") | Some("all") => None,
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| Error(ApiError::invalid(format!("invalid tail value {v:?}"))))?,
+        ),
+    };
+    let opts = LogsOptions {
+        follow: q.bool("follow")?,
+        stdout: q.bool("stdout")?,
+        stderr: q.bool("stderr")?,
+        since: unix_time(&q, "since")?,
+        until: unix_time(&q, "until")?,
+        timestamps: q.bool("timestamps")?,
+        tail,
+    };
+    if !opts.stdout && !opts.stderr {
+        return Err(Error(ApiError::invalid(
+            "Bad parameters: you must choose at least one stream",
+        )));
+    }
+    let (tty, stream) = b.container_logs(&id, opts).await?;
+    Ok((
+        [(header::CONTENT_TYPE, content_type(tty))],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub async fn attach(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let opts = AttachOptions {
+        stream: q.bool("stream")?,
+        logs: q.bool("logs")?,
+        stdin: q.bool("stdin")?,
+        stdout: q.bool("stdout")?,
+        stderr: q.bool("stderr")?,
+        detach_keys: q.string("detachKeys"),
+    };
+    let session = b.container_attach(&id, opts).await?;
+    let (up, wants, body) = take_upgrade(req);
+    Ok(hijack(up, wants, body, session))
+}

@@ -1,0 +1,63 @@
+//! Error kinds → HTTP status, in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use berth_api_types::{ApiError, ErrorKind, ErrorResponse};
+
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidParameter => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Wraps [`ApiError`] so handlers can `?` it into a response.
+#[derive(Debug)]
+pub struct Error(pub ApiError);
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        Error(e)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = status_of(self.0.kind);
+        if status == StatusCode::NOT_MODIFIED {
+            return status.into_response();
+        }
+        (
+            status,
+            axum::Json(ErrorResponse {
+                message: self.0.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+pub type HandlerResult<T> = Result<T, Error>;
+
+pub async fn not_found_route(uri: axum::http::Uri) -> Error {
+    Error(ApiError::not_found(format!(
+        "page not found: {}",
+        uri.path()
+    )))
+}
+
+/// Parses a JSON body, with a 400 that says what was wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    empty_message: &str,
+) -> Result<T, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error(ApiError::invalid(empty_message)));
+    }
+    serde_json::from_slice(body).map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
+}
