@@ -1,1 +1,8 @@
-
+//! berth image
+pub mod config;
+pub mod digest;
+pub mod error;
+pub mod reference;
+pub mod store;
+pub mod unpack;
+pub use error::{Error, Result};
