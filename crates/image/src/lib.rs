@@ -6,3 +6,7 @@ pub mod reference;
 pub mod store;
 pub mod unpack;
 pub use error::{Error, Result};
+#[cfg(test)]
+mod store_tests;
+#[cfg(test)]
+mod testutil;
