@@ -1,4 +1,5 @@
 //! berth image
+pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod error;
