@@ -1,1 +1,6 @@
+#![recursion_limit = "256"]
+//! The `berth` command: docker's commands, flags, exit codes and output over the Engine API.
 
+pub mod format;
+pub mod opts;
+pub mod template;

@@ -1,0 +1,351 @@
+//! Output formatting as the docker CLI does it: human durations and sizes (go-units), truncated
+//! ids, Go's `text/tabwriter` alignment, and `--format` handling (`table`, `json`, templates).
+
+use serde_json::Value;
+
+use crate::template::{unescape_format, Template, TemplateError};
+
+/// go-units `HumanDuration`, for a duration in seconds.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 1 {
+        return "Less than a second".into();
+    }
+    if secs == 1 {
+        return "1 second".into();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let minutes = secs / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    // Go rounds hours: int(d.Hours() + 0.5).
+    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
+    if hours == 1 {
+        return "About an hour".into();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", secs / 3600 / 24 / 365)
+}
+
+/// Seconds since `unix` (negative clock skew counts as zero).
+pub fn since(unix: i64) -> i64 {
+    chrono::Utc::now().timestamp() - unix
+}
+
+/// "3 seconds ago", as `docker ps`'s CREATED and `docker images`'s CREATED.
+pub fn ago(unix: i64) -> String {
+    format!("{} ago", human_duration(since(unix)))
+}
+
+/// Formats `v` with `prec` significant digits like Go's `%.{prec}g`.
+fn go_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let exp = v.abs().log10().floor() as i32;
+    // Round to `prec` significant digits first; rounding can carry into a new digit.
+    let scale = 10f64.powi(prec as i32 - 1 - exp);
+    let rounded = (v * scale).round() / scale;
+    let exp = if rounded == 0.0 {
+        exp
+    } else {
+        rounded.abs().log10().floor() as i32
+    };
+    if exp < -4 || exp >= prec as i32 {
+        // Go switches to exponent form: 1e+03
+        let mantissa = rounded / 10f64.powi(exp);
+        let m = trim_zeros(format!("{:.*}", prec.saturating_sub(1), mantissa));
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+    trim_zeros(format!("{rounded:.decimals$}"))
+}
+
+fn trim_zeros(s: String) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// go-units `HumanSizeWithPrecision`: decimal units (kB, MB, ...).
+pub fn human_size_prec(size: f64, prec: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, prec), UNITS[i])
+}
+
+/// Sizes as `docker images` and `docker ps -s` show them (`4.26MB`).
+pub fn human_size(size: i64) -> String {
+    human_size_prec(size as f64, 3)
+}
+
+/// go-units `BytesSize`: binary units (KiB, MiB, ...), as in `docker info`'s memory.
+pub fn bytes_size(size: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = size;
+    let mut i = 0;
+    while size >= 1024.0 && i < UNITS.len() - 1 {
+        size /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, 4), UNITS[i])
+}
+
+/// The short id: without a `sha256:` prefix, 12 characters.
+pub fn short_id(id: &str) -> String {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.chars().take(12).collect()
+}
+
+/// Shortens to `max` characters with a trailing `…`, as docker's `Ellipsis`.
+pub fn ellipsis(s: &str, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+/// Go's `strconv.Quote` for the strings the CLI shows (commands).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `time.Time.String()` for a unix time in the local zone: `2024-05-01 10:00:00 +0000 UTC`.
+pub fn go_time(unix: i64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(unix, 0).single() {
+        Some(t) => {
+            let off = t.format("%z").to_string();
+            let zone = if off == "+0000" {
+                "UTC".to_string()
+            } else {
+                off.clone()
+            };
+            format!("{} {off} {zone}", t.format("%Y-%m-%d %H:%M:%S"))
+        }
+        None => unix.to_string(),
+    }
+}
+
+/// Go's `text/tabwriter` as docker configures it (minwidth 10, tabwidth 1, padding 3, spaces):
+/// tab-terminated cells are padded to their column's width; the last cell of a line is not.
+pub fn tabwrite(text: &str) -> String {
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let ncols = lines.iter().map(|l| l.len()).max().unwrap_or(0);
+    let mut widths = vec![0usize; ncols];
+    for line in &lines {
+        for (i, cell) in line.iter().enumerate().take(line.len().saturating_sub(1)) {
+            widths[i] = widths[i].max(cell.chars().count() + 3).max(10);
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        for (i, cell) in line.iter().enumerate() {
+            out.push_str(cell);
+            if i + 1 < line.len() {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                out.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A parsed `--format` value for list commands.
+pub enum ListFormat {
+    /// `table [template]`: header row plus rows, aligned.
+    Table(Template),
+    /// A plain template (or `json`), one rendering per row, no header.
+    Raw(Template),
+}
+
+impl ListFormat {
+    /// `format` is the user's value (None/empty for the default table); `default_table` is the
+    /// command's default table template without the `table` keyword.
+    pub fn parse(format: Option<&str>, default_table: &str) -> Result<ListFormat, TemplateError> {
+        let f = format.unwrap_or("").trim();
+        if f.is_empty() || f == "table" {
+            return Ok(ListFormat::Table(Template::parse(&unescape_format(
+                default_table,
+            ))?));
+        }
+        if f == "json" {
+            return Ok(ListFormat::Raw(Template::parse("{{json .}}")?));
+        }
+        if let Some(rest) = f.strip_prefix("table") {
+            if rest.starts_with(char::is_whitespace) {
+                return Ok(ListFormat::Table(Template::parse(&unescape_format(
+                    rest.trim(),
+                ))?));
+            }
+        }
+        Ok(ListFormat::Raw(Template::parse(&unescape_format(f))?))
+    }
+
+    /// Renders rows. `headers` maps row field names to header strings (`ID` → `CONTAINER ID`).
+    pub fn render(&self, headers: &Value, rows: &[Value]) -> Result<String, TemplateError> {
+        match self {
+            ListFormat::Table(t) => {
+                let mut text = String::new();
+                // Headers render through the same template against a row of header names; a
+                // header template failing (functions on header text) falls back to empty.
+                let h = t.render(headers).unwrap_or_default();
+                text.push_str(&h);
+                text.push('\n');
+                for row in rows {
+                    text.push_str(&t.render(row)?);
+                    text.push('\n');
+                }
+                Ok(tabwrite(&text))
+            }
+            ListFormat::Raw(t) => {
+                let mut text = String::new();
+                for row in rows {
+                    text.push_str(&t.render(row)?);
+                    text.push('\n');
+                }
+                Ok(text)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_like_go_units() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(60), "About a minute");
+        assert_eq!(human_duration(119), "About a minute");
+        assert_eq!(human_duration(120), "2 minutes");
+        assert_eq!(human_duration(59 * 60 + 59), "59 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        assert_eq!(human_duration(5399), "About an hour");
+        assert_eq!(human_duration(5400), "2 hours");
+        assert_eq!(human_duration(47 * 3600), "47 hours");
+        assert_eq!(human_duration(48 * 3600), "2 days");
+        assert_eq!(human_duration(14 * 24 * 3600), "2 weeks");
+        assert_eq!(human_duration(60 * 24 * 3600), "2 months");
+        assert_eq!(human_duration(2 * 365 * 24 * 3600), "2 years");
+    }
+
+    #[test]
+    fn sizes_like_go_units() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(123), "123B");
+        assert_eq!(human_size(1234), "1.23kB");
+        assert_eq!(human_size(4_264_960), "4.26MB");
+        assert_eq!(human_size(4_000_000), "4MB");
+        assert_eq!(human_size(12_500_000), "12.5MB");
+        assert_eq!(human_size(100_000_000), "100MB");
+        assert_eq!(human_size(1_800_000_000), "1.8GB");
+        assert_eq!(human_size(999_999), "1e+03kB");
+        assert_eq!(human_size_prec(7_800_000.0, 4), "7.8MB");
+        assert_eq!(bytes_size(2048.0 * 1024.0 * 1024.0), "2GiB");
+        assert_eq!(bytes_size(1536.0), "1.5KiB");
+    }
+
+    #[test]
+    fn ids_and_quotes() {
+        assert_eq!(short_id("sha256:0123456789abcdef0123"), "0123456789ab");
+        assert_eq!(short_id("0123456789abcdef"), "0123456789ab");
+        assert_eq!(
+            ellipsis("sh -c 'sleep 1000 && echo done'", 20),
+            "sh -c 'sleep 1000 &…"
+        );
+        assert_eq!(ellipsis("short", 20), "short");
+        assert_eq!(go_quote("echo \"hi\""), "\"echo \\\"hi\\\"\"");
+    }
+
+    #[test]
+    fn tabwriter_pads_like_go() {
+        let out = tabwrite("CONTAINER ID\tIMAGE\tNAMES\nabc\tbusybox:latest\tx\n");
+        assert_eq!(
+            out,
+            "CONTAINER ID   IMAGE            NAMES\nabc            busybox:latest   x\n"
+        );
+        // minwidth 10
+        assert_eq!(tabwrite("A\tB\n"), "A         B\n");
+    }
+
+    #[test]
+    fn list_formats() {
+        let headers = json!({"ID": "CONTAINER ID", "Names": "NAMES"});
+        let rows = vec![
+            json!({"ID": "abc", "Names": "n1"}),
+            json!({"ID": "def", "Names": "n2"}),
+        ];
+        let f = ListFormat::parse(None, "{{.ID}}\\t{{.Names}}").unwrap();
+        assert_eq!(
+            f.render(&headers, &rows).unwrap(),
+            "CONTAINER ID   NAMES\nabc            n1\ndef            n2\n"
+        );
+        let f = ListFormat::parse(Some("{{.Names}}"), "").unwrap();
+        assert_eq!(f.render(&headers, &rows).unwrap(), "n1\nn2\n");
+        let f = ListFormat::parse(Some("json"), "").unwrap();
+        assert_eq!(
+            f.render(&headers, &rows[..1]).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"n1\"}\n"
+        );
+        let f = ListFormat::parse(Some("table {{.Names}}\\t{{.ID}}"), "").unwrap();
+        assert_eq!(
+            f.render(&headers, &rows[..1]).unwrap(),
+            "NAMES     CONTAINER ID\nn1        abc\n"
+        );
+        let f = ListFormat::parse(Some("{{.ID}}: {{.Names}}"), "").unwrap();
+        assert_eq!(f.render(&headers, &rows[..1]).unwrap(), "abc: n1\n");
+    }
+}
