@@ -11,3 +11,5 @@ pub use error::{Error, Result};
 mod store_tests;
 #[cfg(test)]
 mod testutil;
+#[cfg(test)]
+mod archive_tests;
