@@ -3,6 +3,7 @@ pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod overlay;
 pub mod reference;
 pub mod store;
 pub mod unpack;
