@@ -52,7 +52,11 @@ const PROGRESS_STEP: u64 = 512 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadEvent {
     /// `current` of `total` bytes of a layer file read; `id` is the short (12 hex) diff id.
-    LoadingLayer { id: String, current: u64, total: u64 },
+    LoadingLayer {
+        id: String,
+        current: u64,
+        total: u64,
+    },
     /// The layer was already in the store and was not unpacked again.
     LayerExists { id: String },
 }
@@ -231,8 +235,7 @@ pub fn load(
         let (items, _): (Vec<DockerManifestItem>, _) = read_json(&root, "manifest.json")?;
         for item in items {
             let cfg_path = resolve_in_root(&root, &item.config)?;
-            let config_bytes =
-                fs::read(&cfg_path).map_err(|e| Error::io("read", &cfg_path, e))?;
+            let config_bytes = fs::read(&cfg_path).map_err(|e| Error::io("read", &cfg_path, e))?;
             let tags = item.repo_tags.unwrap_or_default();
             let img = load_image(&root, store, config_bytes, &item.layers, tags, progress)?;
             merge(&mut images, img);
@@ -300,10 +303,13 @@ fn resolve_manifest(
         return Err(Error::InvalidArchive("index nesting too deep".into()));
     }
     let bytes = read_blob_verified(root, &desc.digest)?;
-    let m: OciManifestOrIndex =
-        serde_json::from_slice(&bytes).map_err(|e| Error::json(format!("manifest {}", desc.digest), e))?;
+    let m: OciManifestOrIndex = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::json(format!("manifest {}", desc.digest), e))?;
     let is_index = m.manifests.is_some()
-        || matches!(m.media_type.as_deref(), Some(media_types::OCI_INDEX | media_types::DOCKER_MANIFEST_LIST));
+        || matches!(
+            m.media_type.as_deref(),
+            Some(media_types::OCI_INDEX | media_types::DOCKER_MANIFEST_LIST)
+        );
     if is_index {
         let present: Vec<Descriptor> = m
             .manifests
@@ -530,18 +536,21 @@ pub fn save(items: &[SaveItem], store: &ImageStore, writer: impl Write) -> Resul
         serde_json::to_vec(v).map_err(|e| Error::json(what.to_string(), e))
     };
     w.bytes("index.json", &to_vec(&index, "index.json")?)?;
-    w.bytes("manifest.json", &to_vec(&json!(manifest_json), "manifest.json")?)?;
+    w.bytes(
+        "manifest.json",
+        &to_vec(&json!(manifest_json), "manifest.json")?,
+    )?;
     w.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     if !repositories.is_empty() {
-        w.bytes("repositories", &to_vec(&json!(repositories), "repositories")?)?;
+        w.bytes(
+            "repositories",
+            &to_vec(&json!(repositories), "repositories")?,
+        )?;
     }
-    let mut inner = w
-        .tar
-        .into_inner()
-        .map_err(|e| Error::Stream {
-            context: "finishing image archive".into(),
-            source: e,
-        })?;
+    let mut inner = w.tar.into_inner().map_err(|e| Error::Stream {
+        context: "finishing image archive".into(),
+        source: e,
+    })?;
     inner.flush().map_err(|e| Error::Stream {
         context: "flushing image archive".into(),
         source: e,
@@ -697,7 +706,9 @@ fn apply_change(cc: &mut ContainerConfig, line: &str) -> Result<()> {
             let (trigger, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             let trigger = trigger.to_ascii_uppercase();
             if matches!(trigger.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                return Err(bad(format!("{trigger} isn't allowed as an ONBUILD trigger")));
+                return Err(bad(format!(
+                    "{trigger} isn't allowed as an ONBUILD trigger"
+                )));
             }
             cc.on_build
                 .get_or_insert_with(Vec::new)
@@ -795,9 +806,9 @@ fn name_values(rest: &str) -> Result<Vec<(String, String)>, String> {
     }
     let mut out = Vec::new();
     for w in shell_words(rest)? {
-        let (k, v) = w
-            .split_once('=')
-            .ok_or_else(|| format!("syntax error - can't find = in {w:?}. Must be of the form: name=value"))?;
+        let (k, v) = w.split_once('=').ok_or_else(|| {
+            format!("syntax error - can't find = in {w:?}. Must be of the form: name=value")
+        })?;
         if k.is_empty() {
             return Err("empty name".into());
         }

@@ -116,8 +116,14 @@ fn save_then_load_keeps_the_image_id() {
     );
     let mdig = Digest::parse(index["manifests"][0]["digest"].as_str().unwrap()).unwrap();
     let m: Value = serde_json::from_slice(&files[&format!("blobs/sha256/{}", mdig.hex())]).unwrap();
-    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
-    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json");
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
     assert!(files.contains_key("oci-layout"));
     let repos: Value = serde_json::from_slice(&files["repositories"]).unwrap();
     assert_eq!(repos["busybox"]["latest"], i2.diff_id.hex());
@@ -138,16 +144,15 @@ fn save_then_load_keeps_the_image_id() {
     assert_eq!(b.get_blob(&id).unwrap(), cfg);
     assert!(events.iter().any(|e| matches!(e,
         LoadEvent::LoadingLayer { id, current, total } if id == i1.diff_id.short_id() && current == total && *total == l1.len() as u64)));
-    assert!(b
-        .layer_diff_dir(&i2.chain_id)
-        .join("etc/motd")
-        .exists());
+    assert!(b.layer_diff_dir(&i2.chain_id).join("etc/motd").exists());
 
     // Loading again reuses the unpacked layers.
     let mut events = Vec::new();
     let again = load(&out[..], &b, &mut |e| events.push(e)).unwrap();
     assert_eq!(again[0].id, id);
-    assert!(events.iter().all(|e| matches!(e, LoadEvent::LayerExists { .. })));
+    assert!(events
+        .iter()
+        .all(|e| matches!(e, LoadEvent::LayerExists { .. })));
 
     // Saving from the second store is byte-identical.
     let mut out2 = Vec::new();
@@ -223,7 +228,13 @@ fn loads_oci_layout_with_gzip_layers_and_nested_index() {
     }))
     .unwrap();
     let blob = |b: &[u8]| format!("blobs/sha256/{}", sha256_of(b).hex());
-    let names = [blob(&g1), blob(&g2), blob(&cfg), blob(&manifest), blob(&inner_index)];
+    let names = [
+        blob(&g1),
+        blob(&g2),
+        blob(&cfg),
+        blob(&manifest),
+        blob(&inner_index),
+    ];
     let ar = archive(
         &[
             ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
@@ -254,7 +265,12 @@ fn diff_id_mismatch_fails_the_load() {
     }]))
     .unwrap();
     let ar = archive(
-        &[("1.tar", &l1), ("2.tar", &l2), ("c.json", &cfg), ("manifest.json", &manifest)],
+        &[
+            ("1.tar", &l1),
+            ("2.tar", &l2),
+            ("c.json", &cfg),
+            ("manifest.json", &manifest),
+        ],
         &[],
     );
     let (_t, s) = store();
@@ -264,7 +280,14 @@ fn diff_id_mismatch_fails_the_load() {
     assert!(!s.has_blob(&sha256_of(&l2)));
     // Layer count mismatch.
     let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "Layers": ["1.tar"]}])).unwrap();
-    let ar = archive(&[("1.tar", &l1), ("c.json", &cfg), ("manifest.json", &manifest)], &[]);
+    let ar = archive(
+        &[
+            ("1.tar", &l1),
+            ("c.json", &cfg),
+            ("manifest.json", &manifest),
+        ],
+        &[],
+    );
     assert!(matches!(
         load(&ar[..], &s, &mut |_| {}).unwrap_err(),
         Error::InvalidArchive(_)
@@ -323,11 +346,17 @@ fn import_makes_a_single_layer_image_with_changes() {
     assert_eq!(img.layers.len(), 1);
     assert_eq!(img.config.rootfs.diff_ids, vec![sha256_of(&rootfs)]);
     assert_eq!(img.config.history.len(), 1);
-    assert_eq!(img.config.history[0].comment.as_deref(), Some("Imported from -"));
+    assert_eq!(
+        img.config.history[0].comment.as_deref(),
+        Some("Imported from -")
+    );
     assert_eq!(img.config.history[0].created_by, None);
     assert_eq!(img.config.os, "linux");
     let c = img.config.config.as_ref().unwrap();
-    assert_eq!(c.cmd.as_ref().unwrap().0, vec!["/bin/sh", "-c", "echo hello"]);
+    assert_eq!(
+        c.cmd.as_ref().unwrap().0,
+        vec!["/bin/sh", "-c", "echo hello"]
+    );
     assert_eq!(c.entrypoint.as_ref().unwrap().0, vec!["/bin/sh", "-c"]);
     assert_eq!(c.env.as_ref().unwrap(), &vec!["B=two words", "A=3"]);
     let ports: Vec<&String> = c.exposed_ports.as_ref().unwrap().keys().collect();
@@ -339,7 +368,10 @@ fn import_makes_a_single_layer_image_with_changes() {
     assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
     assert_eq!(c.on_build.as_ref().unwrap(), &vec!["RUN make"]);
     // Config JSON parses back identically.
-    assert_eq!(ImageConfig::from_slice(&img.config_bytes).unwrap(), img.config);
+    assert_eq!(
+        ImageConfig::from_slice(&img.config_bytes).unwrap(),
+        img.config
+    );
 
     let mut cc = ContainerConfig::default();
     for bad in ["FROM x", "EXPOSE abc", "ENV", "ONBUILD FROM x", "LABEL =x"] {
@@ -352,5 +384,8 @@ fn import_makes_a_single_layer_image_with_changes() {
         );
     }
     let e = apply_changes(&mut cc, &["FROM x".into()]).unwrap_err();
-    assert!(e.to_string().contains("FROM is not a valid change command"), "{e}");
+    assert!(
+        e.to_string().contains("FROM is not a valid change command"),
+        "{e}"
+    );
 }

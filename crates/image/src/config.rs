@@ -21,9 +21,17 @@ pub struct ImageConfig {
     pub architecture: String,
     #[serde(default)]
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -311,7 +319,10 @@ mod tests {
 
     #[test]
     fn minimal_oci_config() {
-        let c = ImageConfig::from_slice(br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}"#).unwrap();
+        let c = ImageConfig::from_slice(
+            br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":null}}"#,
+        )
+        .unwrap();
         assert!(c.diff_ids().is_empty());
         assert!(c.config.is_none());
     }

@@ -1,4 +1,87 @@
-//! berth image
+//! # berth-image
+//!
+//! Images on disk for berth: references, digests, image configs, the content store,
+//! the layer store, safe tar unpacking, `docker load`/`save`/`import` archives and
+//! overlayfs mounts. A pure library: the daemon keeps image records and tags in its
+//! database; this crate keeps files under one directory (`<data-root>/image`).
+//!
+//! ## Modules and public API
+//!
+//! - [`reference`] — Docker references, normalised like distribution/reference:
+//!   `Reference::parse(&str) -> Result<Reference>` (adds `latest` when there is neither
+//!   tag nor digest), `Reference::parse_named` (no default tag), `domain()`, `path()`,
+//!   `tag() -> Option<&str>`, `digest() -> Option<&Digest>`, `full_name()`
+//!   (`docker.io/library/busybox`), `familiar_name()` (`busybox`), `to_string()`
+//!   (`docker.io/library/busybox:latest`), `familiar_string()` (`busybox:latest`),
+//!   `with_default_tag()`, `with_tag()`, `with_digest()`, `repository()`;
+//!   `is_valid_tag`, `id_prefix(&str) -> Option<&str>`, `looks_like_id(&str) -> bool`.
+//! - [`digest`] — [`Digest`] (`sha256:<64 hex>`): `parse`, `from_hex`, `sha256_of`,
+//!   `hex()`, `short_id()`; [`digest::HashingReader`] / [`digest::HashingWriter`]
+//!   (sha256 + byte count while streaming); `chain_id(&[Digest]) -> Option<Digest>`,
+//!   `chain_ids`, `child_chain_id`.
+//! - [`config`] — [`ImageConfig`] and friends (`ContainerConfig` with Docker's
+//!   capitalised keys, `RootFs`, `History`, `HealthConfig`, `StrSlice`); unknown keys
+//!   kept in `extra` maps so nothing is lost on a round trip; `host_platform()`.
+//! - [`store`] — [`ImageStore`]:
+//!   - content store: `put_blob(&[u8]) -> Digest`, `put_blob_reader(impl Read) ->
+//!     (Digest, u64)`, `put_blob_expected(impl Read, &Digest) -> u64`, `get_blob`,
+//!     `open_blob`, `has_blob`, `blob_size`, `delete_blob`, `blob_path`;
+//!   - layer store: `apply_layer(Option<&Digest /*parent chain id*/>, impl Read) ->
+//!     LayerInfo`, `apply_layer_expect(.., Option<&Digest /*diff id*/>)`, `layer_info`,
+//!     `has_layer`, `list_layers`, `lower_dirs(&chain_id) -> Vec<PathBuf>` (top-most
+//!     first), `layer_diff_dir`, `layer_tar_path(&diff_id)`, `remove_layer`,
+//!     `empty_layer_dir()`; `decompress(impl Read)` sniffs gzip/zstd/xz/bzip2.
+//! - [`unpack`] — the hostile-tarball extractor used for layers and archives (rules in
+//!   its module docs); `unpack(&mut impl Read, &Path, UnpackOptions) -> UnpackStats`.
+//! - [`archive`] — `load(impl Read, &ImageStore, &mut dyn FnMut(LoadEvent)) ->
+//!   Vec<LoadedImage>` (legacy and Docker 25+ `docker save`, OCI layout),
+//!   `save(&[SaveItem], &ImageStore, impl Write)` (Docker 25+ combined layout),
+//!   `import(impl Read, &[String] /*changes*/, &str /*message*/, &ImageStore) ->
+//!   LoadedImage`, `apply_changes(&mut ContainerConfig, &[String])`.
+//! - [`overlay`] — the kernel-facing part: `mount_overlay(&[PathBuf], upper, work,
+//!   target)`, `unmount(target)` (`MNT_DETACH`), `overlay_options`.
+//!
+//! ## On-disk layout (under the store root)
+//!
+//! ```text
+//! blobs/sha256/<hex>               configs, manifests, uncompressed layer tars (by diff id)
+//! layers/<chain-id hex>/diff/      unpacked layer, overlay lowerdir
+//! layers/<chain-id hex>/layer.json {"diff_id","chain_id","parent","size"}
+//! layers/empty/                    lowerdir for images with no layers
+//! tmp/                             staging; cleared by ImageStore::open
+//! ```
+//!
+//! ## Invariants
+//!
+//! - Writes go to `tmp/`, are fsynced and renamed into place, so a name in `blobs/` or
+//!   `layers/` always refers to complete, verified content.
+//! - A layer is unpacked once per chain id; applying it again only re-hashes the stream.
+//! - The uncompressed tar of each layer is kept (named by its diff id) so `save` can
+//!   reproduce it byte for byte and image ids survive save → load.
+//! - Whiteouts are stored in overlayfs form (0/0 char devices,
+//!   `trusted.overlay.opaque=y`); converting back to `.wh.` files on diff/export is the
+//!   job of whoever produces tars from an upper directory.
+//! - Errors are [`Error`]: lowercase messages with the path or digest involved.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use berth_image::{archive, ImageStore};
+//! # fn main() -> berth_image::Result<()> {
+//! let store = ImageStore::open("/var/lib/berth/image")?;
+//! let file = std::fs::File::open("busybox.tar").expect("archive");
+//! for img in archive::load(file, &store, &mut |ev| eprintln!("{ev:?}"))? {
+//!     let top = img.top_layer().cloned();
+//!     let lowers = match top {
+//!         Some(t) => store.lower_dirs(&t)?,
+//!         None => vec![store.empty_layer_dir()],
+//!     };
+//!     println!("{} {:?} {} layers", img.id, img.repo_tags, lowers.len());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
 pub mod archive;
 pub mod config;
 pub mod digest;
@@ -7,10 +90,17 @@ pub mod overlay;
 pub mod reference;
 pub mod store;
 pub mod unpack;
+
+pub use archive::{LoadEvent, LoadedImage, SaveItem};
+pub use config::ImageConfig;
+pub use digest::Digest;
 pub use error::{Error, Result};
+pub use reference::Reference;
+pub use store::{ImageStore, LayerInfo};
+
+#[cfg(test)]
+mod archive_tests;
 #[cfg(test)]
 mod store_tests;
 #[cfg(test)]
 mod testutil;
-#[cfg(test)]
-mod archive_tests;

@@ -147,7 +147,9 @@ mod tests {
         .unwrap();
         assert_eq!(o, "lowerdir=/l/2:/l/1,upperdir=/u,workdir=/w");
         assert!(overlay_options(&[], Path::new("/u"), Path::new("/w")).is_err());
-        assert!(overlay_options(&[PathBuf::from("/a:b")], Path::new("/u"), Path::new("/w")).is_err());
+        assert!(
+            overlay_options(&[PathBuf::from("/a:b")], Path::new("/u"), Path::new("/w")).is_err()
+        );
     }
 
     fn can_mount() -> bool {
@@ -183,7 +185,13 @@ mod tests {
             fs::create_dir(d).unwrap();
         }
         if let Err(e) = mount_overlay_inner(&lowers, &upper, &work, &target, force_fds) {
-            if matches!(e, Error::Mount { source: nix::Error::EPERM | nix::Error::EINVAL, .. }) {
+            if matches!(
+                e,
+                Error::Mount {
+                    source: nix::Error::EPERM | nix::Error::EINVAL,
+                    ..
+                }
+            ) {
                 eprintln!("skipping: overlay mount not permitted here: {e}");
                 return;
             }

@@ -52,7 +52,10 @@ impl Reference {
 
     /// Parse and normalize without adding a default tag.
     pub fn parse_named(s: &str) -> Result<Self> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return Err(Error::InvalidReference(format!(
                 "invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"
             )));
@@ -190,9 +193,7 @@ fn split_docker_domain(name: &str) -> (String, String) {
         (maybe_domain.to_string(), maybe_remote.to_string())
     } else if maybe_domain == LEGACY_DEFAULT_DOMAIN {
         (DEFAULT_DOMAIN.to_string(), maybe_remote.to_string())
-    } else if maybe_domain.contains(['.', ':'])
-        || maybe_domain.to_lowercase() != maybe_domain
-    {
+    } else if maybe_domain.contains(['.', ':']) || maybe_domain.to_lowercase() != maybe_domain {
         (maybe_domain.to_string(), maybe_remote.to_string())
     } else {
         (DEFAULT_DOMAIN.to_string(), name.to_string())
@@ -351,7 +352,9 @@ pub fn id_prefix(s: &str) -> Option<&str> {
     let hex = s.strip_prefix("sha256:").unwrap_or(s);
     (!hex.is_empty()
         && hex.len() <= 64
-        && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     .then_some(hex)
 }
 

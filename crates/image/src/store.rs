@@ -75,10 +75,12 @@ pub fn decompress<'a, R: Read + 'a>(mut reader: R) -> Result<Box<dyn Read + 'a>>
     Ok(if h.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(stream))
     } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(stream).map_err(|e| Error::Stream {
-            context: "starting zstd decoder".into(),
-            source: e,
-        })?)
+        Box::new(
+            zstd::stream::read::Decoder::new(stream).map_err(|e| Error::Stream {
+                context: "starting zstd decoder".into(),
+                source: e,
+            })?,
+        )
     } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
         Box::new(xz2::read::XzDecoder::new_multi_decoder(stream))
     } else if h.starts_with(b"BZh") {
@@ -448,4 +450,3 @@ impl ImageStore {
         Ok(())
     }
 }
-

@@ -76,7 +76,10 @@ fn apply_is_idempotent_and_chains() {
     assert_eq!(s.list_layers().unwrap().len(), 2);
     assert_eq!(
         s.lower_dirs(&i2.chain_id).unwrap(),
-        vec![s.layer_diff_dir(&i2.chain_id), s.layer_diff_dir(&i1.chain_id)]
+        vec![
+            s.layer_diff_dir(&i2.chain_id),
+            s.layer_diff_dir(&i1.chain_id)
+        ]
     );
     assert_eq!(s.layer_info(&i1.chain_id).unwrap(), i1);
     // Unknown parent.
@@ -98,7 +101,9 @@ fn expected_diff_id_mismatch_registers_nothing() {
     let (_t, s) = store();
     let l = tar_bytes(&[E::File("a", b"1")]);
     let wrong: Digest = sha256_of(b"wrong");
-    let e = s.apply_layer_expect(None, &l[..], Some(&wrong)).unwrap_err();
+    let e = s
+        .apply_layer_expect(None, &l[..], Some(&wrong))
+        .unwrap_err();
     assert!(matches!(e, Error::DigestMismatch { .. }), "{e}");
     assert!(s.list_layers().unwrap().is_empty());
     assert!(!s.has_blob(&sha256_of(&l)));
@@ -136,7 +141,10 @@ fn whiteouts_and_opaque_dirs_become_overlay_form() {
         lgetxattr(&d.join("b"), "trusted.overlay.opaque").unwrap(),
         Some(b"y".to_vec())
     );
-    assert_eq!(lgetxattr(&d.join("a"), "trusted.overlay.opaque").unwrap(), None);
+    assert_eq!(
+        lgetxattr(&d.join("a"), "trusted.overlay.opaque").unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -149,7 +157,10 @@ fn parent_dir_breakout_is_rejected() {
     // Also with the breakout hidden mid-path.
     let l = tar_bytes(&[E::File("x/../../../../../etc/y", b"evil")]);
     assert!(s.apply_layer(None, &l[..]).is_err());
-    for dir in [t.path().join("a/b/image/tmp"), t.path().join("a/b/image/layers")] {
+    for dir in [
+        t.path().join("a/b/image/tmp"),
+        t.path().join("a/b/image/layers"),
+    ] {
         let mut stack = vec![dir];
         while let Some(d) = stack.pop() {
             for e in fs::read_dir(&d).unwrap() {

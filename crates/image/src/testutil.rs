@@ -36,7 +36,10 @@ pub(crate) fn tar_bytes(entries: &[E<'_>]) -> Vec<u8> {
     for e in entries {
         let (mut h, data): (tar::Header, &[u8]) = match e {
             E::Dir(n) => (raw_header(tar::EntryType::Directory, n, 0, 0o755), &[]),
-            E::File(n, d) => (raw_header(tar::EntryType::Regular, n, d.len() as u64, 0o644), d),
+            E::File(n, d) => (
+                raw_header(tar::EntryType::Regular, n, d.len() as u64, 0o644),
+                d,
+            ),
             E::FileMode(n, d, mode, uid, gid) => {
                 let mut h = raw_header(tar::EntryType::Regular, n, d.len() as u64, *mode);
                 h.set_uid(*uid);

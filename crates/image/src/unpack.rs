@@ -409,7 +409,10 @@ fn apply_metadata<R: Read>(
     }
     if opts.xattrs {
         let mut pending = VecDeque::new();
-        if let Some(exts) = entry.pax_extensions().map_err(|e| tar_err("pax header", e))? {
+        if let Some(exts) = entry
+            .pax_extensions()
+            .map_err(|e| tar_err("pax header", e))?
+        {
             for ext in exts {
                 let ext = ext.map_err(|e| tar_err("pax header", e))?;
                 let Ok(key) = ext.key() else { continue };
@@ -486,8 +489,8 @@ pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
                         reason: "too many levels of symbolic links",
                     });
                 }
-                let target = fs::read_link(&candidate)
-                    .map_err(|e| Error::io("read link", &candidate, e))?;
+                let target =
+                    fs::read_link(&candidate).map_err(|e| Error::io("read link", &candidate, e))?;
                 if target.is_absolute() {
                     resolved.clear();
                 }
