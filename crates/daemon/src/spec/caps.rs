@@ -244,8 +244,7 @@ mod tests {
         let caps = container_capabilities(&[], &[], true, &host).unwrap();
         assert_eq!(caps.len(), 40);
         assert!(!caps.contains(&"CAP_SYS_RESOURCE".to_string()));
-        let err =
-            container_capabilities(&s(&["SYS_RESOURCE"]), &[], false, &host).unwrap_err();
+        let err = container_capabilities(&s(&["SYS_RESOURCE"]), &[], false, &host).unwrap_err();
         assert!(err.to_string().contains("CAP_SYS_RESOURCE"), "{err}");
     }
 }

@@ -37,7 +37,9 @@ fn parse_extra_host(entry: &str) -> Result<(&str, &str), SpecError> {
 /// Checks `ExtraHosts` entries (`name:ip` or `name=ip`) at create time, as Docker does.
 /// `host-gateway` must have been substituted by then.
 pub fn validate_extra_hosts(extra_hosts: &[String]) -> Result<(), SpecError> {
-    extra_hosts.iter().try_for_each(|e| parse_extra_host(e).map(|_| ()))
+    extra_hosts
+        .iter()
+        .try_for_each(|e| parse_extra_host(e).map(|_| ()))
 }
 
 /// Docker's `/etc/hosts` for a container without an address of its own (`--network none`, or
@@ -86,7 +88,9 @@ pub fn hosts_file_with_address(
 const DEFAULT_NAMESERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 
 fn is_loopback(ns: &str) -> bool {
-    ns.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    ns.parse::<IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
 }
 
 /// A container's `/etc/resolv.conf` derived from the host's.
@@ -126,7 +130,10 @@ pub fn resolv_conf_contents(
     } else if private_netns {
         nameservers.retain(|ns| !is_loopback(ns));
         if nameservers.is_empty() {
-            nameservers = DEFAULT_NAMESERVERS.iter().map(|s| (*s).to_string()).collect();
+            nameservers = DEFAULT_NAMESERVERS
+                .iter()
+                .map(|s| (*s).to_string())
+                .collect();
         }
     }
     if !dns_search.is_empty() {
@@ -168,7 +175,12 @@ mod tests {
         let got = hosts_file_with_address(
             "box",
             "",
-            &["db:10.0.0.5".into(), "v6:::1".into(), "eq=192.168.1.1".into(), "br:[fe80::1]".into()],
+            &[
+                "db:10.0.0.5".into(),
+                "v6:::1".into(),
+                "eq=192.168.1.1".into(),
+                "br:[fe80::1]".into(),
+            ],
             Some("172.17.0.2"),
         )
         .unwrap();

@@ -18,7 +18,14 @@
 //!   three `/etc` files berth bind-mounts into containers.
 //! - [`adapt_host_config`] — Docker's create-time defaults (`MemorySwap`, `ShmSize`, masked and
 //!   read-only paths) applied to a stored `HostConfig` so inspect shows what Docker shows.
-//! - [`convert_seccomp_profile`] — a Docker seccomp profile (JSON) converted for one container.
+//! - [`convert_seccomp_profile`] — a Docker seccomp profile (JSON) converted for one container
+//!   (runc operand order); [`swap_masked_eq_operands`] converts between runc's and libcontainer
+//!   0.7's reading of `SCMP_CMP_MASKED_EQ`.
+//!
+//! Runtime target: the spec is written for the built-in runtime, libcontainer 0.7. Its only
+//! divergence from runc that matters here is the operand order of masked seccomp comparisons,
+//! so [`build_spec`] emits them libcontainer's way; apply [`swap_masked_eq_operands`] to the
+//! spec's seccomp section before handing it to runc or crun.
 //!
 //! Documented refusals: `--init` (no init binary is shipped yet) and the `container:<id>`
 //! namespace modes (joining another container is not implemented yet).
@@ -35,9 +42,8 @@ use std::path::{Path, PathBuf};
 
 use berth_api_types::container::{Config, HostConfig};
 use oci_spec::runtime::{
-    Capabilities,
-    LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
-    LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    Capabilities, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
     LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
     Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
@@ -49,7 +55,7 @@ pub use etc::{
     resolv_conf_contents, validate_extra_hosts,
 };
 pub use host::{host_devices, HostFacts};
-pub use seccomp::{native_arch, SeccompContext, DEFAULT_PROFILE_JSON};
+pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_PROFILE_JSON};
 pub use signal::parse_signal;
 pub use user::{additional_groups, resolve_in_root, resolve_user, ResolvedUser};
 
@@ -255,7 +261,8 @@ fn merge_env(base: &mut Vec<String>, overrides: &[String]) {
 }
 
 fn has_env(env: &[String], key: &str) -> bool {
-    env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+    env.iter()
+        .any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
 }
 
 /// The container environment (moby `CreateDaemonEnvironment`) plus `HOME` from passwd, which
@@ -323,7 +330,12 @@ fn rlimits(hc: &HostConfig, host: &HostFacts) -> Result<Vec<PosixRlimit>, SpecEr
                 ul.soft, ul.hard
             )));
         }
-        if let Some((_, daemon_hard)) = host.rlimits.iter().find(|(n, _, _)| n == res).map(|(_, s, h)| (s, h)) {
+        if let Some((_, daemon_hard)) = host
+            .rlimits
+            .iter()
+            .find(|(n, _, _)| n == res)
+            .map(|(_, s, h)| (s, h))
+        {
             if hard > *daemon_hard && !can_raise {
                 return Err(SpecError::Ulimit(format!(
                     "ulimit {}: {}:{} exceeds the daemon's hard limit {} (raising it needs CAP_SYS_RESOURCE)",
@@ -339,8 +351,9 @@ fn rlimits(hc: &HostConfig, host: &HostFacts) -> Result<Vec<PosixRlimit>, SpecEr
     limits
         .into_iter()
         .map(|(name, (soft, hard))| {
-            let typ: PosixRlimitType = serde_json::from_value(serde_json::Value::String(name.clone()))
-                .map_err(|_| SpecError::Ulimit(format!("invalid ulimit type: {name}")))?;
+            let typ: PosixRlimitType =
+                serde_json::from_value(serde_json::Value::String(name.clone()))
+                    .map_err(|_| SpecError::Ulimit(format!("invalid ulimit type: {name}")))?;
             PosixRlimitBuilder::default()
                 .typ(typ)
                 .soft(soft)
@@ -375,8 +388,13 @@ fn sysctls(hc: &HostConfig, ns: &NsModes) -> Result<HashMap<String, String>, Spe
         out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
     }
     for (key, value) in hc.sysctls.iter().flatten() {
-        let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem"]
-            .contains(&key.as_str())
+        let ipc = [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+        ]
+        .contains(&key.as_str())
             || key.starts_with("kernel.shm")
             || key.starts_with("fs.mqueue.");
         if ipc {
@@ -465,19 +483,50 @@ fn base_mounts(input: &SpecInput, ns: &NsModes) -> Result<Vec<Mount>, SpecError>
     let hc = input.host_config;
     let privileged = hc.privileged;
     let sys_mode = if privileged { "rw" } else { "ro" };
-    let shm_size = if hc.shm_size > 0 { hc.shm_size } else { DEFAULT_SHM_SIZE };
+    let shm_size = if hc.shm_size > 0 {
+        hc.shm_size
+    } else {
+        DEFAULT_SHM_SIZE
+    };
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         )?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_mode])?,
-        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", sys_mode])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
     ];
     if ns.host_ipc {
         mounts.push(bind("/dev/shm", Path::new("/dev/shm"), false)?);
@@ -544,7 +593,9 @@ fn device_rule(
     minor: Option<i64>,
     access: &str,
 ) -> Result<LinuxDeviceCgroup, SpecError> {
-    let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).access(access);
+    let mut b = LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .access(access);
     if let Some(t) = typ {
         b = b.typ(t);
     }
@@ -713,7 +764,12 @@ fn resources(
         .memory(mem.build().map_err(build_err)?)
         .cpu(cpu.build().map_err(build_err)?);
     if let Some(limit) = hc.pids_limit.filter(|l| *l > 0) {
-        res = res.pids(LinuxPidsBuilder::default().limit(limit).build().map_err(build_err)?);
+        res = res.pids(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(build_err)?,
+        );
     }
     if hc.blkio_weight > 0 {
         if !(10..=1000).contains(&hc.blkio_weight) {
@@ -751,8 +807,11 @@ fn namespaces(
             return Err(SpecError::Unsupported(what.to_string()));
         }
     }
-    if hc.pid_mode != "" && hc.pid_mode != "host" && hc.pid_mode != "private" {
-        return Err(SpecError::InvalidParameter(format!("invalid PID mode: {}", hc.pid_mode)));
+    if !hc.pid_mode.is_empty() && hc.pid_mode != "host" && hc.pid_mode != "private" {
+        return Err(SpecError::InvalidParameter(format!(
+            "invalid PID mode: {}",
+            hc.pid_mode
+        )));
     }
     let ns_of = |typ: LinuxNamespaceType, path: Option<&Path>| {
         let mut b = LinuxNamespaceBuilder::default().typ(typ);
@@ -979,11 +1038,19 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .sysctl(sysctls(hc, &ns)?)
         .masked_paths(masked)
         .readonly_paths(readonly);
-    if let Some(sc) = seccomp_for(security.seccomp.as_deref(), hc.privileged, &caps, input.host)? {
+    if let Some(mut sc) = seccomp_for(
+        security.seccomp.as_deref(),
+        hc.privileged,
+        &caps,
+        input.host,
+    )? {
+        // The built-in runtime reads masked comparisons the other way round from runc; see
+        // `swap_masked_eq_operands`, which also converts back for external runtimes.
+        swap_masked_eq_operands(&mut sc);
         linux = linux.seccomp(sc);
     }
 
-    let mut spec = SpecBuilder::default()
+    let spec = SpecBuilder::default()
         .version("1.0.2")
         .root(
             RootBuilder::default()
@@ -995,13 +1062,17 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .process(process)
         .mounts(mounts)
         .linux(linux.build().map_err(build_err)?);
+    let mut spec = spec.build().map_err(build_err)?;
+    // oci-spec's defaults carry a hostname of their own; a host UTS namespace must set none.
+    spec.set_hostname(None);
+    spec.set_domainname(None);
     if !ns.host_uts {
-        spec = spec.hostname(config.hostname.clone());
+        spec.set_hostname(Some(config.hostname.clone()));
         if !config.domainname.is_empty() {
-            spec = spec.domainname(config.domainname.clone());
+            spec.set_domainname(Some(config.domainname.clone()));
         }
     }
-    spec.build().map_err(build_err)
+    Ok(spec)
 }
 
 /// A `docker exec` request.

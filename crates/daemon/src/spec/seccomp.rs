@@ -4,7 +4,9 @@
 //! evaluated against the container's final capability set, the native architecture and the
 //! running kernel.
 
-use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction};
+use oci_spec::runtime::{
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompOperator,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -155,7 +157,9 @@ pub fn convert_profile(
     if profile.default_action.is_empty() && profile.syscalls.as_ref().is_none_or(|s| s.is_empty()) {
         return Ok(None);
     }
-    if !has(&profile.architectures).is_empty() && profile.arch_map.as_ref().is_some_and(|m| !m.is_empty()) {
+    if !has(&profile.architectures).is_empty()
+        && profile.arch_map.as_ref().is_some_and(|m| !m.is_empty())
+    {
         return Err(SpecError::Seccomp(
             "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or 'archMap'".into(),
         ));
@@ -243,6 +247,40 @@ pub fn convert_profile(
     Ok(Some(seccomp))
 }
 
+/// Swaps `value` and `valueTwo` of every `SCMP_CMP_MASKED_EQ` argument.
+///
+/// runc, crun and Docker read a masked comparison as `(arg & value) == valueTwo`; libcontainer
+/// 0.7 (`seccomp::initialize_seccomp`) hands `valueTwo` to libseccomp as the mask and `value` as
+/// the datum, i.e. `(arg & valueTwo) == value`. Docker's `clone` rule (`value` = namespace flag
+/// mask, `valueTwo` = 0) would then never match and every `fork` would fail with EPERM. The
+/// swap is its own inverse: it turns a runc-style filter into a libcontainer-style one and back.
+pub fn swap_masked_eq_operands(seccomp: &mut LinuxSeccomp) {
+    let Some(mut calls) = seccomp.syscalls().clone() else {
+        return;
+    };
+    for call in &mut calls {
+        let Some(mut args) = call.args().clone() else {
+            continue;
+        };
+        for arg in &mut args {
+            if arg.op() == LinuxSeccompOperator::ScmpCmpMaskedEq {
+                let swapped = LinuxSeccompArgBuilder::default()
+                    .index(arg.index())
+                    .op(arg.op())
+                    .value(arg.value_two().unwrap_or(0))
+                    .value_two(arg.value())
+                    .build();
+                match swapped {
+                    Ok(a) => *arg = a,
+                    Err(e) => tracing::error!(%e, "cannot rebuild a seccomp argument"),
+                }
+            }
+        }
+        call.set_args(Some(args));
+    }
+    seccomp.set_syscalls(Some(calls));
+}
+
 /// The checks libcontainer 0.7 (`seccomp::check_seccomp`) makes before loading a filter, done
 /// here so the error reaches the API client instead of failing inside the container's init.
 fn check_runtime_support(seccomp: &LinuxSeccomp) -> Result<(), SpecError> {
@@ -268,13 +306,16 @@ fn check_runtime_support(seccomp: &LinuxSeccomp) -> Result<(), SpecError> {
 
 #[cfg(test)]
 mod tests {
-    use oci_spec::runtime::{Arch, LinuxSeccompOperator};
+    use oci_spec::runtime::Arch;
 
     use super::super::caps::DEFAULT_CAPABILITIES;
     use super::*;
 
     fn default_caps() -> Vec<String> {
-        DEFAULT_CAPABILITIES.iter().map(|c| (*c).to_string()).collect()
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| (*c).to_string())
+            .collect()
     }
 
     fn ctx(caps: &[String]) -> SeccompContext<'_> {
@@ -297,7 +338,9 @@ mod tests {
     #[test]
     fn default_profile_on_amd64() {
         let caps = default_caps();
-        let s = convert_profile(DEFAULT_PROFILE_JSON, &ctx(&caps)).unwrap().unwrap();
+        let s = convert_profile(DEFAULT_PROFILE_JSON, &ctx(&caps))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(
             s.architectures().clone().unwrap(),
@@ -336,6 +379,42 @@ mod tests {
     }
 
     #[test]
+    fn masked_eq_swap_is_an_involution() {
+        let caps = default_caps();
+        let mut s = convert_profile(DEFAULT_PROFILE_JSON, &ctx(&caps))
+            .unwrap()
+            .unwrap();
+        let orig = s.clone();
+        swap_masked_eq_operands(&mut s);
+        let clone = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|c| c.names() == &vec!["clone".to_string()])
+            .unwrap();
+        let arg = &clone.args().as_ref().unwrap()[0];
+        assert_eq!((arg.value(), arg.value_two()), (0, Some(2114060288)));
+        // EQ comparisons (personality) are untouched
+        let personality = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .find(|c| c.names() == &vec!["personality".to_string()])
+            .unwrap();
+        assert_eq!(personality.args().as_ref().unwrap()[0].value(), 0);
+        swap_masked_eq_operands(&mut s);
+        let operands = |s: &LinuxSeccomp| -> Vec<(u64, u64)> {
+            s.syscalls()
+                .iter()
+                .flatten()
+                .flat_map(|c| c.args().clone().unwrap_or_default())
+                .map(|a| (a.value(), a.value_two().unwrap_or(0)))
+                .collect()
+        };
+        assert_eq!(operands(&s), operands(&orig));
+    }
+
+    #[test]
     fn old_kernel_loses_ptrace() {
         let caps = default_caps();
         let mut c = ctx(&caps);
@@ -348,7 +427,9 @@ mod tests {
     fn sys_admin_enables_mount_and_unrestricted_clone() {
         let mut caps = default_caps();
         caps.push("CAP_SYS_ADMIN".into());
-        let s = convert_profile(DEFAULT_PROFILE_JSON, &ctx(&caps)).unwrap().unwrap();
+        let s = convert_profile(DEFAULT_PROFILE_JSON, &ctx(&caps))
+            .unwrap()
+            .unwrap();
         let names = allowed(&s);
         for n in ["mount", "umount2", "unshare", "setns", "clone3", "bpf"] {
             assert!(names.contains(&n.to_string()), "{n} missing");
@@ -363,7 +444,8 @@ mod tests {
             .syscalls()
             .iter()
             .flatten()
-            .all(|c| c.action() == LinuxSeccompAction::ScmpActAllow || !c.names().contains(&"clone3".to_string())));
+            .all(|c| c.action() == LinuxSeccompAction::ScmpActAllow
+                || !c.names().contains(&"clone3".to_string())));
     }
 
     #[test]
@@ -380,7 +462,10 @@ mod tests {
         }"#;
         let s = convert_profile(profile, &ctx(&caps)).unwrap().unwrap();
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
-        assert_eq!(s.architectures().clone().unwrap(), vec![Arch::ScmpArchX86_64]);
+        assert_eq!(
+            s.architectures().clone().unwrap(),
+            vec![Arch::ScmpArchX86_64]
+        );
         let calls = s.syscalls().clone().unwrap();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].names(), &vec!["chmod".to_string()]);

@@ -99,7 +99,9 @@ mod tests {
 
     #[test]
     fn rejects_nonsense() {
-        for bad in ["0", "-1", "65", "SIGFOO", "", "RTMIN+16", "RTMAX-15", "RTMIN+x"] {
+        for bad in [
+            "0", "-1", "65", "SIGFOO", "", "RTMIN+16", "RTMAX-15", "RTMIN+x",
+        ] {
             let err = parse_signal(bad).unwrap_err();
             assert_eq!(err.to_string(), format!("invalid signal: {bad}"));
         }

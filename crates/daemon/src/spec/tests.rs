@@ -23,7 +23,11 @@ impl Fixture {
             "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
         )
         .unwrap();
-        fs::write(dir.path().join("rootfs/etc/group"), "root:x:0:\nstaff:x:50:app\n").unwrap();
+        fs::write(
+            dir.path().join("rootfs/etc/group"),
+            "root:x:0:\nstaff:x:50:app\n",
+        )
+        .unwrap();
         let config = Config {
             hostname: "0123456789ab".into(),
             cmd: Some(vec!["sh".into()]),
@@ -69,7 +73,13 @@ impl Fixture {
 
 fn cap_names(set: &oci_spec::runtime::Capabilities) -> Vec<String> {
     set.iter()
-        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+        .map(|c| {
+            serde_json::to_value(c)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -123,16 +133,32 @@ fn defaults_match_docker() {
         ]
     );
     let shm = &spec.mounts().as_ref().unwrap()[6];
-    assert!(shm.options().as_ref().unwrap().contains(&"size=67108864".to_string()));
+    assert!(shm
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"size=67108864".to_string()));
     let hosts = &spec.mounts().as_ref().unwrap()[9];
     assert_eq!(hosts.typ().as_deref(), Some("bind"));
-    assert_eq!(hosts.source().as_ref().unwrap(), &f.dir.path().join("hosts"));
+    assert_eq!(
+        hosts.source().as_ref().unwrap(),
+        &f.dir.path().join("hosts")
+    );
 
     let linux = spec.linux().as_ref().unwrap();
     assert_eq!(linux.masked_paths().as_ref().unwrap().len(), 12);
     assert_eq!(linux.readonly_paths().as_ref().unwrap().len(), 5);
-    assert_eq!(linux.cgroups_path().as_ref().unwrap(), Path::new("/berth/0123456789abcdef"));
-    let ns: Vec<_> = linux.namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
+    assert_eq!(
+        linux.cgroups_path().as_ref().unwrap(),
+        Path::new("/berth/0123456789abcdef")
+    );
+    let ns: Vec<_> = linux
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
     assert_eq!(
         ns,
         [
@@ -146,11 +172,21 @@ fn defaults_match_docker() {
     );
     assert!(linux.seccomp().is_some());
     assert_eq!(linux.devices().as_ref().unwrap().len(), 6);
-    let rules = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
+    let rules = linux
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .as_ref()
+        .unwrap();
     assert!(!rules[0].allow());
     assert!(rules[1..].iter().all(|r| r.allow()));
     assert_eq!(
-        linux.sysctl().as_ref().unwrap().get("net.ipv4.ip_unprivileged_port_start"),
+        linux
+            .sysctl()
+            .as_ref()
+            .unwrap()
+            .get("net.ipv4.ip_unprivileged_port_start"),
         Some(&"0".to_string())
     );
     assert_eq!(spec.hostname().as_deref(), Some("0123456789ab"));
@@ -158,11 +194,17 @@ fn defaults_match_docker() {
 
     // host rlimits are inherited
     let rl = p.rlimits().as_ref().unwrap();
-    let nofile = rl.iter().find(|r| r.typ() == PosixRlimitType::RlimitNofile).unwrap();
+    let nofile = rl
+        .iter()
+        .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+        .unwrap();
     assert_eq!((nofile.soft(), nofile.hard()), (1024, 4096));
 
     // and the whole thing serializes into a config.json oci-spec reads back
     let json = serde_json::to_string(&spec).unwrap();
+    if std::env::var_os("BERTH_DUMP_SPEC").is_some() {
+        println!("{}", serde_json::to_string_pretty(&spec).unwrap());
+    }
     let back: Spec = serde_json::from_str(&json).unwrap();
     assert_eq!(back, spec);
 }
@@ -182,12 +224,21 @@ fn entrypoint_cmd_env_tty_workdir_user() {
     assert_eq!(p.args().as_ref().unwrap(), &vec!["/entry", "-x", "run"]);
     assert_eq!(
         p.env().as_ref().unwrap(),
-        &vec!["PATH=/custom", "HOSTNAME=0123456789ab", "TERM=xterm", "A=b", "HOME=/home/app"]
+        &vec![
+            "PATH=/custom",
+            "HOSTNAME=0123456789ab",
+            "TERM=xterm",
+            "A=b",
+            "HOME=/home/app"
+        ]
     );
     assert_eq!(p.terminal(), Some(true));
     assert_eq!(p.cwd(), Path::new("/srv"));
     assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
-    assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![1000, 50, 777]);
+    assert_eq!(
+        p.user().additional_gids().as_ref().unwrap(),
+        &vec![1000, 50, 777]
+    );
 }
 
 #[test]
@@ -218,7 +269,13 @@ fn privileged_without_sys_resource() {
     let mut f = Fixture::new();
     f.host_config.privileged = true;
     let spec = f.build().unwrap();
-    let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+    let caps = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .as_ref()
+        .unwrap();
     let bounding = caps.bounding().as_ref().unwrap();
     assert_eq!(bounding.len(), 40);
     assert!(!bounding.contains(&Capability::SysResource));
@@ -226,7 +283,13 @@ fn privileged_without_sys_resource() {
     assert!(linux.seccomp().is_none());
     assert!(linux.masked_paths().as_ref().unwrap().is_empty());
     assert!(linux.readonly_paths().as_ref().unwrap().is_empty());
-    let rules = linux.resources().as_ref().unwrap().devices().as_ref().unwrap();
+    let rules = linux
+        .resources()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .as_ref()
+        .unwrap();
     assert_eq!(rules.len(), 1);
     assert!(rules[0].allow() && rules[0].typ().is_none());
     assert!(linux.devices().as_ref().unwrap().len() >= 6);
@@ -252,10 +315,33 @@ fn cap_add_sys_admin_widens_seccomp() {
 }
 
 #[test]
+fn clone_rule_is_written_for_libcontainer() {
+    let f = Fixture::new();
+    let spec = f.build().unwrap();
+    let sc = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
+    let clone = sc
+        .syscalls()
+        .iter()
+        .flatten()
+        .find(|c| c.names() == &vec!["clone".to_string()])
+        .unwrap();
+    let arg = &clone.args().as_ref().unwrap()[0];
+    // libcontainer: mask = valueTwo, datum = value → (flags & CLONE_NEW*) == 0
+    assert_eq!((arg.value(), arg.value_two()), (0, Some(2114060288)));
+}
+
+#[test]
 fn seccomp_security_opts() {
     let mut f = Fixture::new();
     f.host_config.security_opt = Some(vec!["seccomp=unconfined".into()]);
-    assert!(f.build().unwrap().linux().as_ref().unwrap().seccomp().is_none());
+    assert!(f
+        .build()
+        .unwrap()
+        .linux()
+        .as_ref()
+        .unwrap()
+        .seccomp()
+        .is_none());
 
     f.host_config.security_opt = Some(vec![
         r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["chmod"],"action":"SCMP_ACT_ERRNO"}]}"#.into(),
@@ -264,32 +350,68 @@ fn seccomp_security_opts() {
     let spec = f.build().unwrap();
     let sc = spec.linux().as_ref().unwrap().seccomp().clone().unwrap();
     assert_eq!(sc.syscalls().as_ref().unwrap().len(), 1);
-    assert_eq!(spec.process().as_ref().unwrap().no_new_privileges(), Some(true));
+    assert_eq!(
+        spec.process().as_ref().unwrap().no_new_privileges(),
+        Some(true)
+    );
 
     f.host_config.security_opt = Some(vec!["seccomp={not json".into()]);
     assert!(matches!(f.build().unwrap_err(), SpecError::Seccomp(_)));
     f.host_config.security_opt = Some(vec!["bogus".into()]);
-    assert!(matches!(f.build().unwrap_err(), SpecError::InvalidSecurityOpt(_)));
+    assert!(matches!(
+        f.build().unwrap_err(),
+        SpecError::InvalidSecurityOpt(_)
+    ));
 }
 
 #[test]
 fn ulimits() {
     let mut f = Fixture::new();
-    f.host_config.ulimits = Some(vec![Ulimit { name: "nofile".into(), soft: 100, hard: 200 }]);
+    f.host_config.ulimits = Some(vec![Ulimit {
+        name: "nofile".into(),
+        soft: 100,
+        hard: 200,
+    }]);
     let spec = f.build().unwrap();
     let rl = spec.process().as_ref().unwrap().rlimits().clone().unwrap();
-    let nofile = rl.iter().find(|r| r.typ() == PosixRlimitType::RlimitNofile).unwrap();
+    let nofile = rl
+        .iter()
+        .find(|r| r.typ() == PosixRlimitType::RlimitNofile)
+        .unwrap();
     assert_eq!((nofile.soft(), nofile.hard()), (100, 200));
 
-    f.host_config.ulimits = Some(vec![Ulimit { name: "nofile".into(), soft: 1024, hard: 8192 }]);
+    f.host_config.ulimits = Some(vec![Ulimit {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 8192,
+    }]);
     let err = f.build().unwrap_err();
-    assert!(err.to_string().contains("exceeds the daemon's hard limit 4096"), "{err}");
-    f.host_config.ulimits = Some(vec![Ulimit { name: "nofile".into(), soft: 300, hard: 200 }]);
+    assert!(
+        err.to_string()
+            .contains("exceeds the daemon's hard limit 4096"),
+        "{err}"
+    );
+    f.host_config.ulimits = Some(vec![Ulimit {
+        name: "nofile".into(),
+        soft: 300,
+        hard: 200,
+    }]);
     assert!(f.build().is_err());
-    f.host_config.ulimits = Some(vec![Ulimit { name: "bogus".into(), soft: 1, hard: 1 }]);
-    assert_eq!(f.build().unwrap_err().to_string(), "invalid ulimit type: bogus");
+    f.host_config.ulimits = Some(vec![Ulimit {
+        name: "bogus".into(),
+        soft: 1,
+        hard: 1,
+    }]);
+    assert_eq!(
+        f.build().unwrap_err().to_string(),
+        "invalid ulimit type: bogus"
+    );
     // unlimited stays allowed where the daemon is unlimited
-    f.host_config.ulimits = Some(vec![Ulimit { name: "nproc".into(), soft: -1, hard: -1 }]);
+    f.host_config.ulimits = Some(vec![Ulimit {
+        name: "nproc".into(),
+        soft: -1,
+        hard: -1,
+    }]);
     assert!(f.build().is_ok());
 }
 
@@ -297,7 +419,11 @@ fn ulimits() {
 fn sysctl_validation() {
     let mut f = Fixture::new();
     let set = |kv: &[(&str, &str)]| {
-        Some(kv.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect())
+        Some(
+            kv.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        )
     };
     f.host_config.sysctls = set(&[
         ("net.ipv4.ip_forward", "1"),
@@ -307,7 +433,16 @@ fn sysctl_validation() {
         ("kernel.domainname", "x"),
     ]);
     let spec = f.build().unwrap();
-    assert_eq!(spec.linux().as_ref().unwrap().sysctl().as_ref().unwrap().len(), 7);
+    assert_eq!(
+        spec.linux()
+            .as_ref()
+            .unwrap()
+            .sysctl()
+            .as_ref()
+            .unwrap()
+            .len(),
+        7
+    );
 
     f.host_config.sysctls = set(&[("kernel.panic", "1")]);
     assert!(matches!(f.build().unwrap_err(), SpecError::Sysctl(_)));
@@ -320,7 +455,14 @@ fn sysctl_validation() {
     assert!(err.to_string().contains("host network mode"), "{err}");
     f.host_config.sysctls = None;
     let spec = f.build().unwrap();
-    assert!(spec.linux().as_ref().unwrap().sysctl().as_ref().unwrap().is_empty());
+    assert!(spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .sysctl()
+        .as_ref()
+        .unwrap()
+        .is_empty());
     assert!(!spec
         .linux()
         .as_ref()
@@ -344,13 +486,23 @@ fn masked_paths_override_and_systempaths() {
     f.host_config.readonly_paths = Some(vec![]);
     let spec = f.build().unwrap();
     let linux = spec.linux().as_ref().unwrap();
-    assert_eq!(linux.masked_paths().as_ref().unwrap(), &vec!["/proc/x".to_string()]);
+    assert_eq!(
+        linux.masked_paths().as_ref().unwrap(),
+        &vec!["/proc/x".to_string()]
+    );
     assert!(linux.readonly_paths().as_ref().unwrap().is_empty());
 
     let mut f = Fixture::new();
     f.host_config.security_opt = Some(vec!["systempaths=unconfined".into()]);
     let spec = f.build().unwrap();
-    assert!(spec.linux().as_ref().unwrap().masked_paths().as_ref().unwrap().is_empty());
+    assert!(spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .masked_paths()
+        .as_ref()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -395,12 +547,32 @@ fn readonly_rootfs_tmpfs_and_shm() {
     let spec = f.build().unwrap();
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
     let mounts = spec.mounts().as_ref().unwrap();
-    let run = mounts.iter().find(|m| m.destination() == Path::new("/run")).unwrap();
-    assert_eq!(run.options().as_ref().unwrap(), &vec!["nosuid", "nodev", "size=64m", "exec"]);
-    let shm = mounts.iter().find(|m| m.destination() == Path::new("/dev/shm")).unwrap();
-    assert!(shm.options().as_ref().unwrap().contains(&"size=1048576".to_string()));
-    let hosts = mounts.iter().find(|m| m.destination() == Path::new("/etc/hosts")).unwrap();
-    assert!(hosts.options().as_ref().unwrap().contains(&"ro".to_string()));
+    let run = mounts
+        .iter()
+        .find(|m| m.destination() == Path::new("/run"))
+        .unwrap();
+    assert_eq!(
+        run.options().as_ref().unwrap(),
+        &vec!["nosuid", "nodev", "size=64m", "exec"]
+    );
+    let shm = mounts
+        .iter()
+        .find(|m| m.destination() == Path::new("/dev/shm"))
+        .unwrap();
+    assert!(shm
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"size=1048576".to_string()));
+    let hosts = mounts
+        .iter()
+        .find(|m| m.destination() == Path::new("/etc/hosts"))
+        .unwrap();
+    assert!(hosts
+        .options()
+        .as_ref()
+        .unwrap()
+        .contains(&"ro".to_string()));
 
     f.host_config.tmpfs = Some([("relative".to_string(), String::new())].into());
     assert!(f.build().is_err());
@@ -413,14 +585,38 @@ fn host_namespaces_and_cgroupns() {
     f.host_config.uts_mode = "host".into();
     f.host_config.cgroupns_mode = "host".into();
     let spec = f.build().unwrap();
-    let ns: Vec<_> = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter().map(|n| n.typ()).collect();
-    assert_eq!(ns, [LinuxNamespaceType::Mount, LinuxNamespaceType::Network, LinuxNamespaceType::Ipc]);
+    let ns: Vec<_> = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    assert_eq!(
+        ns,
+        [
+            LinuxNamespaceType::Mount,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Ipc
+        ]
+    );
     assert!(spec.hostname().is_none());
 
     let mut f = Fixture::new();
     f.host.cgroup_v2 = false;
     let spec = f.build().unwrap();
-    assert!(!spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    assert!(!spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
 
     let mut f = Fixture::new();
     f.host_config.network_mode = "container:abc".into();
@@ -432,31 +628,65 @@ fn extra_mounts_replace_defaults() {
     let f = Fixture::new();
     let root = f.dir.path().join("rootfs");
     let extra = vec![
-        MountBuilder::default().destination("/data/sub").typ("bind").source("/a").build().unwrap(),
-        MountBuilder::default().destination("/data").typ("bind").source("/b").build().unwrap(),
-        MountBuilder::default().destination("/dev/shm").typ("bind").source("/c").build().unwrap(),
+        MountBuilder::default()
+            .destination("/data/sub")
+            .typ("bind")
+            .source("/a")
+            .build()
+            .unwrap(),
+        MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("/b")
+            .build()
+            .unwrap(),
+        MountBuilder::default()
+            .destination("/dev/shm")
+            .typ("bind")
+            .source("/c")
+            .build()
+            .unwrap(),
     ];
     let p = f.dir.path();
-    let spec = build_spec_with(&SpecInput {
-        id: "x",
-        config: &f.config,
-        host_config: &f.host_config,
-        rootfs: &root,
-        hostname_path: &p.join("hostname"),
-        hosts_path: &p.join("hosts"),
-        resolv_conf_path: &p.join("resolv.conf"),
-        cgroup_parent: "berth",
-        host: &f.host,
-    }, &SpecExtras {
-        netns_path: Some(Path::new("/run/berth/netns/x")),
-        extra_mounts: &extra,
-    })
+    let spec = build_spec_with(
+        &SpecInput {
+            id: "x",
+            config: &f.config,
+            host_config: &f.host_config,
+            rootfs: &root,
+            hostname_path: &p.join("hostname"),
+            hosts_path: &p.join("hosts"),
+            resolv_conf_path: &p.join("resolv.conf"),
+            cgroup_parent: "berth",
+            host: &f.host,
+        },
+        &SpecExtras {
+            netns_path: Some(Path::new("/run/berth/netns/x")),
+            extra_mounts: &extra,
+        },
+    )
     .unwrap();
-    let dests: Vec<_> = spec.mounts().as_ref().unwrap().iter().map(|m| m.destination().to_str().unwrap().to_string()).collect();
+    let dests: Vec<_> = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|m| m.destination().to_str().unwrap().to_string())
+        .collect();
     assert_eq!(dests.iter().filter(|d| *d == "/dev/shm").count(), 1);
     let tail: Vec<_> = dests[dests.len() - 3..].to_vec();
-    assert_eq!(tail, ["/data", "/dev/shm", "/data/sub"]);
-    let net = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap().iter().find(|n| n.typ() == LinuxNamespaceType::Network).cloned().unwrap();
+    assert_eq!(tail, ["/data", "/data/sub", "/dev/shm"]);
+    let net = spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Network)
+        .cloned()
+        .unwrap();
     assert_eq!(net.path().as_deref(), Some(Path::new("/run/berth/netns/x")));
 }
 
@@ -492,33 +722,64 @@ fn exec_process() {
     );
     assert_eq!(p.cwd(), Path::new("/srv"));
     assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
-    assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![1000, 50]);
+    assert_eq!(
+        p.user().additional_gids().as_ref().unwrap(),
+        &vec![1000, 50]
+    );
     assert_eq!(p.terminal(), Some(true));
     assert_eq!(p.capabilities(), container.capabilities());
     assert_eq!(p.rlimits(), container.rlimits());
 
     // the container's own user keeps its GroupAdd groups; privileged widens the capabilities
-    let req = ExecSpec { privileged: true, user: String::new(), working_dir: "/tmp".into(), ..req };
+    let req = ExecSpec {
+        privileged: true,
+        user: String::new(),
+        working_dir: "/tmp".into(),
+        ..req
+    };
     let p = build_exec_process(container, &req, &root, &f.host).unwrap();
     assert_eq!(p.user().uid(), 0);
     assert_eq!(p.user().additional_gids().as_ref().unwrap(), &vec![0, 777]);
-    assert!(p.env().as_ref().unwrap().contains(&"HOME=/root".to_string()));
+    assert!(p
+        .env()
+        .as_ref()
+        .unwrap()
+        .contains(&"HOME=/root".to_string()));
     assert_eq!(p.cwd(), Path::new("/tmp"));
-    assert_eq!(p.capabilities().as_ref().unwrap().bounding().as_ref().unwrap().len(), 40);
+    assert_eq!(
+        p.capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .len(),
+        40
+    );
     let req = ExecSpec { cmd: vec![], ..req };
     assert!(build_exec_process(container, &req, &root, &f.host).is_err());
-    let req = ExecSpec { cmd: vec!["x".into()], user: "nosuch".into(), ..req };
+    let req = ExecSpec {
+        cmd: vec!["x".into()],
+        user: "nosuch".into(),
+        ..req
+    };
     assert!(build_exec_process(container, &req, &root, &f.host).is_err());
 }
 
 #[test]
 fn adapt_host_config_fills_dockers_defaults() {
-    let mut hc = HostConfig { memory: 100, ..Default::default() };
+    let mut hc = HostConfig {
+        memory: 100,
+        ..Default::default()
+    };
     adapt_host_config(&mut hc);
     assert_eq!(hc.memory_swap, 200);
     assert_eq!(hc.shm_size, DEFAULT_SHM_SIZE);
     assert_eq!(hc.masked_paths.as_ref().unwrap().len(), 12);
-    let mut hc = HostConfig { privileged: true, ..Default::default() };
+    let mut hc = HostConfig {
+        privileged: true,
+        ..Default::default()
+    };
     adapt_host_config(&mut hc);
     assert!(hc.masked_paths.is_none());
 }

@@ -179,7 +179,11 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
             uid: p.uid,
             gid: p.gid,
             additional_gids: Vec::new(),
-            home: if p.home.is_empty() { "/".into() } else { p.home.clone() },
+            home: if p.home.is_empty() {
+                "/".into()
+            } else {
+                p.home.clone()
+            },
             name: Some(p.name.clone()),
         },
         (None, Some(uid)) => ResolvedUser {
@@ -301,7 +305,10 @@ mod tests {
         assert!(u.additional_gids.is_empty());
         let u = resolve_user(r.path(), "app:staff").unwrap();
         assert_eq!((u.uid, u.gid), (1000, 50));
-        assert!(u.additional_gids.is_empty(), "explicit group: no supplementary groups");
+        assert!(
+            u.additional_gids.is_empty(),
+            "explicit group: no supplementary groups"
+        );
         let err = resolve_user(r.path(), "app:nogroup").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -333,12 +340,19 @@ mod tests {
         let r = tempfile::tempdir().unwrap();
         fs::create_dir_all(r.path().join("etc")).unwrap();
         fs::create_dir_all(r.path().join("real")).unwrap();
-        fs::write(r.path().join("real/passwd"), "evil:x:4242:4242::/evil:/bin/sh\n").unwrap();
+        fs::write(
+            r.path().join("real/passwd"),
+            "evil:x:4242:4242::/evil:/bin/sh\n",
+        )
+        .unwrap();
         // An absolute link that, followed on the host, would read the host's /etc/passwd.
         symlink("/real/passwd", r.path().join("etc/passwd")).unwrap();
         let u = resolve_user(r.path(), "evil").unwrap();
         assert_eq!(u.uid, 4242);
-        assert!(resolve_user(r.path(), "root").is_err(), "host passwd must not be read");
+        assert!(
+            resolve_user(r.path(), "root").is_err(),
+            "host passwd must not be read"
+        );
 
         // `..` cannot climb out either, and a link to a directory is followed inside the root.
         fs::remove_file(r.path().join("etc/passwd")).unwrap();
