@@ -285,7 +285,7 @@ fn tags_from_annotations(desc: &Descriptor) -> Vec<String> {
         // A bare tag ("latest") names no repository; only full references count.
         if let Ok(r) = Reference::parse_named(name) {
             let has_explicit_tag = name.rsplit('/').next().is_some_and(|l| l.contains(':'));
-            if has_explicit_tag && r.digest().is_none() && name.contains('/') {
+            if has_explicit_tag && r.digest().is_none() {
                 return vec![r.familiar_string()];
             }
         }
@@ -841,4 +841,17 @@ fn expand_port(word: &str) -> Result<Vec<String>, String> {
         return Err(format!("invalid port range: {ports}"));
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+#[cfg(test)]
+pub(crate) fn tags_from_annotations_for_test(ref_name: &str) -> Vec<String> {
+    let mut ann = BTreeMap::new();
+    ann.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
+    tags_from_annotations(&Descriptor {
+        media_type: None,
+        digest: Digest::sha256_of(b""),
+        size: 0,
+        annotations: Some(ann),
+        platform: None,
+    })
 }

@@ -389,3 +389,62 @@ fn import_makes_a_single_layer_image_with_changes() {
         "{e}"
     );
 }
+
+#[test]
+fn imported_busybox_survives_save_and_load() {
+    let bb = std::path::Path::new("/bin/busybox");
+    if !bb.exists() {
+        eprintln!("skipping: /bin/busybox missing");
+        return;
+    }
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_path_with_name(bb, "bin/busybox").unwrap();
+    for applet in ["sh", "ls", "echo"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    let rootfs = b.into_inner().unwrap();
+    let (_t, a) = store();
+    let img = import(
+        &crate::testutil::zstd(&rootfs)[..],
+        &["CMD [\"sh\"]".to_string()],
+        "Imported from -",
+        &a,
+    )
+    .unwrap();
+    let item = SaveItem {
+        id: img.id.clone(),
+        config_bytes: img.config_bytes.clone(),
+        repo_tags: vec!["bb:imported".into()],
+        diff_ids: img.config.rootfs.diff_ids.clone(),
+    };
+    let mut out = Vec::new();
+    save(&[item], &a, &mut out).unwrap();
+    let (_t2, b2) = store();
+    let loaded = load(&out[..], &b2, &mut |_| {}).unwrap();
+    assert_eq!(loaded[0].id, img.id);
+    assert_eq!(loaded[0].repo_tags, vec!["bb:imported"]);
+    let top = loaded[0].top_layer().unwrap();
+    let dir = &b2.lower_dirs(top).unwrap()[0];
+    assert_eq!(
+        fs::read(dir.join("bin/busybox")).unwrap(),
+        fs::read(bb).unwrap()
+    );
+    assert_eq!(
+        fs::read_link(dir.join("bin/sh")).unwrap().to_str(),
+        Some("busybox")
+    );
+}
+
+#[test]
+fn oci_ref_name_annotations() {
+    use crate::archive::tags_from_annotations_for_test as tags;
+    assert_eq!(tags("alpine:3.20"), vec!["alpine:3.20"]);
+    assert_eq!(tags("docker.io/library/alpine:3.20"), vec!["alpine:3.20"]);
+    assert!(tags("latest").is_empty());
+    assert!(tags("1.0").is_empty());
+}
