@@ -1,1 +1,15 @@
+//! `berth-shim`: the per-container monitor. See `docs/shim-protocol.md`.
+//!
+//! The launcher forks; the child becomes a session leader and child subreaper, creates the
+//! container with libcontainer, reports one status line, then serves the control socket on
+//! a single-threaded tokio runtime until the container's init exits.
 
+pub mod cgroup;
+pub mod errmap;
+pub mod logs;
+mod monitor;
+mod setup;
+mod sys;
+pub mod util;
+
+pub use setup::main_entry;

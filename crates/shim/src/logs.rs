@@ -1,0 +1,309 @@
+//! Docker's json-file log driver: one JSON object per message, size-based rotation.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use berth_shim_protocol::format_timestamp;
+
+/// Docker's copier reads at most this much before it emits a partial message.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Which stream a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Splits a byte stream into log messages the way Docker's copier does: a message ends at
+/// `\n` (kept), or is emitted as a partial message (no `\n`) when 16 KiB accumulate without
+/// one, or when the stream ends.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    buf: Vec<u8>,
+}
+
+impl LineSplitter {
+    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<Vec<u8>>) {
+        while !data.is_empty() {
+            let room = MAX_LINE - self.buf.len();
+            let take = data.len().min(room);
+            match data[..take].iter().position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.buf.extend_from_slice(&data[..=i]);
+                    out.push(std::mem::take(&mut self.buf));
+                    data = &data[i + 1..];
+                }
+                None => {
+                    self.buf.extend_from_slice(&data[..take]);
+                    data = &data[take..];
+                    if self.buf.len() >= MAX_LINE {
+                        out.push(std::mem::take(&mut self.buf));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Emits what is left (a partial message) at end of stream.
+    pub fn finish(&mut self) -> Option<Vec<u8>> {
+        (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+    }
+}
+
+/// Go's `time.RFC3339Nano` in UTC: trailing zeros of the fraction are dropped, as in the
+/// `time` field Docker writes.
+pub fn go_rfc3339_nano(t: SystemTime) -> String {
+    let fixed = format_timestamp(t); // YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ
+    let (head, frac) = fixed.split_at(19);
+    let digits = frac.trim_start_matches('.').trim_end_matches('Z');
+    let digits = digits.trim_end_matches('0');
+    if digits.is_empty() {
+        format!("{head}Z")
+    } else {
+        format!("{head}.{digits}Z")
+    }
+}
+
+/// Appends `s` as a JSON string the way Docker's jsonlog encoder does: HTML-sensitive
+/// characters and U+2028/U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
+pub fn write_json_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' | '\0'..='\u{1f}' => {
+                    let v = c as u32;
+                    out.extend_from_slice(b"\\u");
+                    for shift in [12, 8, 4, 0] {
+                        out.push(HEX[((v >> shift) & 0xf) as usize]);
+                    }
+                }
+                c => {
+                    let mut b = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(b"\\ufffd");
+        }
+    }
+    out.push(b'"');
+}
+
+/// Encodes one json-file log line (with its trailing `\n`).
+pub fn encode_entry(msg: &[u8], stream: Stream, time: SystemTime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 80);
+    out.extend_from_slice(b"{\"log\":");
+    write_json_string(&mut out, msg);
+    out.extend_from_slice(b",\"stream\":\"");
+    out.extend_from_slice(stream.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"time\":\"");
+    out.extend_from_slice(go_rfc3339_nano(time).as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    out
+}
+
+/// The json-file writer with Docker's rotation: before a write, when the live file has
+/// reached `max_size`, `<log>.N-1` … `<log>.1` shift up by one, the live file becomes
+/// `<log>.1` and a new one is started; with `max_file` ≤ 1 the live file is truncated.
+pub struct JsonLog {
+    path: PathBuf,
+    max_size: u64,
+    max_file: u32,
+    file: File,
+    size: u64,
+}
+
+impl JsonLog {
+    pub fn open(path: &Path, max_size: u64, max_file: u32) -> io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let file = open_append(path)?;
+        let size = file.metadata()?.len();
+        Ok(JsonLog {
+            path: path.to_owned(),
+            max_size,
+            max_file: max_file.max(1),
+            file,
+            size,
+        })
+    }
+
+    pub fn write(&mut self, msg: &[u8], stream: Stream, time: SystemTime) -> io::Result<()> {
+        let line = encode_entry(msg, stream, time);
+        if self.max_size > 0 && self.size >= self.max_size {
+            self.rotate()?;
+        }
+        self.file.write_all(&line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        if self.max_file <= 1 {
+            self.file.set_len(0)?;
+            self.size = 0;
+            return Ok(());
+        }
+        let numbered = |i: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{i}"));
+            PathBuf::from(p)
+        };
+        let last = self.max_file - 1;
+        match fs::remove_file(numbered(last)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for i in (1..last).rev() {
+            match fs::rename(numbered(i), numbered(i + 1)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        fs::rename(&self.path, numbered(1))?;
+        self.file = open_append(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn t() -> SystemTime {
+        UNIX_EPOCH + Duration::new(1_767_225_600, 123_456_789)
+    }
+
+    #[test]
+    fn entry_matches_docker_format() {
+        assert_eq!(
+            String::from_utf8(encode_entry(b"hi\n", Stream::Stdout, t())).unwrap(),
+            "{\"log\":\"hi\\n\",\"stream\":\"stdout\",\"time\":\"2026-01-01T00:00:00.123456789Z\"}\n"
+        );
+        let e = encode_entry(b"<a&b>\"\\\t\x01\xff\xe2\x80\xa8", Stream::Stderr, t());
+        assert_eq!(
+            String::from_utf8(e).unwrap(),
+            "{\"log\":\"\\u003ca\\u0026b\\u003e\\\"\\\\\\t\\u0001\\ufffd\\u2028\",\"stream\":\"stderr\",\"time\":\"2026-01-01T00:00:00.123456789Z\"}\n"
+        );
+    }
+
+    #[test]
+    fn go_time_trims_zeros() {
+        assert_eq!(
+            go_rfc3339_nano(UNIX_EPOCH + Duration::new(0, 500_000_000)),
+            "1970-01-01T00:00:00.5Z"
+        );
+        assert_eq!(go_rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn splitter_lines_and_partials() {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        s.push(b"a\nb", &mut out);
+        s.push(b"c\n\nd", &mut out);
+        assert_eq!(out, vec![b"a\n".to_vec(), b"bc\n".to_vec(), b"\n".to_vec()]);
+        assert_eq!(s.finish(), Some(b"d".to_vec()));
+        assert_eq!(s.finish(), None);
+
+        let mut out = Vec::new();
+        let big = vec![b'x'; MAX_LINE * 2 + 10];
+        s.push(&big, &mut out);
+        s.push(b"\n", &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].len(), MAX_LINE);
+        assert_eq!(out[1].len(), MAX_LINE);
+        assert_eq!(out[2], [&[b'x'; 10][..], b"\n"].concat());
+    }
+
+    #[test]
+    fn rotation_keeps_max_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 100, 3).unwrap();
+        for i in 0..20 {
+            log.write(format!("line {i}\n").as_bytes(), Stream::Stdout, t())
+                .unwrap();
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c-json.log", "c-json.log.1", "c-json.log.2"]);
+        // each entry is 78 bytes, so every file holds 2 of them and the newest is live
+        let live = fs::read_to_string(&p).unwrap();
+        assert!(live.contains("line 19"), "{live}");
+        let one = fs::read_to_string(dir.path().join("c-json.log.1")).unwrap();
+        assert!(one.contains("line 17"), "{one}");
+        let two = fs::read_to_string(dir.path().join("c-json.log.2")).unwrap();
+        assert!(two.contains("line 15"), "{two}");
+        for l in live.lines() {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["stream"], "stdout");
+        }
+    }
+
+    #[test]
+    fn rotation_with_one_file_truncates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut log = JsonLog::open(&p, 50, 1).unwrap();
+        for i in 0..5 {
+            log.write(format!("l{i}\n").as_bytes(), Stream::Stderr, t())
+                .unwrap();
+        }
+        let live = fs::read_to_string(&p).unwrap();
+        assert_eq!(live.lines().count(), 1);
+        assert!(live.contains("l4"));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn reopen_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        JsonLog::open(&p, 0, 1)
+            .unwrap()
+            .write(b"a\n", Stream::Stdout, t())
+            .unwrap();
+        JsonLog::open(&p, 0, 1)
+            .unwrap()
+            .write(b"b\n", Stream::Stdout, t())
+            .unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap().lines().count(), 2);
+    }
+}

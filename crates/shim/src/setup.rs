@@ -1,0 +1,284 @@
+//! The synchronous half of a shim's life: become a monitor, create the container, report.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_shim_protocol::{LaunchStatus, ShimConfig};
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::{Container, ContainerStatus};
+use libcontainer::syscall::syscall::SyscallType;
+use nix::unistd::{pipe2, setsid, ForkResult, Pid};
+
+use crate::cgroup::CgroupInfo;
+use crate::errmap::{docker_message, error_chain};
+use crate::sys;
+
+/// Name of the console socket, relative to the shim's working directory (the socket dir).
+const CONSOLE_SOCKET: &str = "console.sock";
+
+/// The shim's ends of the container's stdio.
+pub enum InitIo {
+    Pipes {
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+        stdin: Option<OwnedFd>,
+    },
+    Tty {
+        master: OwnedFd,
+    },
+}
+
+/// A created container, ready to be monitored.
+pub struct Created {
+    pub init_pid: Pid,
+    pub io: InitIo,
+    pub cgroup: CgroupInfo,
+    pub oom_base: Option<u64>,
+    pub listener: UnixListener,
+}
+
+/// Entry point of `berth-shim --config <path>`; returns the process exit code.
+pub fn main_entry(args: Vec<String>) -> i32 {
+    if let Err(e) = sys::neutralize_signals() {
+        return report(&mut io::stdout(), Err(format!("shim: signals: {e}")));
+    }
+    let cfg = match parse_args(&args).and_then(|p| load_config(&p)) {
+        Ok(c) => c,
+        Err(e) => return report(&mut io::stdout(), Err(e)),
+    };
+    let (status_r, status_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return report(&mut io::stdout(), Err(format!("shim: pipe: {e}"))),
+    };
+    // SAFETY: nothing has started a thread yet; the tokio runtime is built after the fork.
+    match unsafe { sys::fork() } {
+        Err(e) => report(&mut io::stdout(), Err(format!("shim: fork: {e}"))),
+        Ok(ForkResult::Parent { .. }) => {
+            drop(status_w);
+            relay_status(status_r)
+        }
+        Ok(ForkResult::Child) => {
+            drop(status_r);
+            let mut status = fs::File::from(status_w);
+            let code = monitor_main(cfg, &mut status);
+            std::process::exit(code)
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Result<PathBuf, String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            return it
+                .next()
+                .map(PathBuf::from)
+                .ok_or_else(|| "shim: --config needs a value".into());
+        }
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Ok(PathBuf::from(v));
+        }
+    }
+    Err("usage: berth-shim --config <shim.json>".into())
+}
+
+fn load_config(path: &Path) -> Result<ShimConfig, String> {
+    let data = fs::read(path).map_err(|e| format!("shim: read config {}: {e}", path.display()))?;
+    serde_json::from_slice(&data).map_err(|e| format!("shim: parse config {}: {e}", path.display()))
+}
+
+/// The launcher half: copy the monitor's single status line to our stdout. Reads only up to
+/// the newline: the container's init inherits the pipe until it execs, so EOF would come
+/// only after `start`.
+fn relay_status(status_r: OwnedFd) -> i32 {
+    let mut f = fs::File::from(status_r);
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while let Ok(1) = f.read(&mut b) {
+        line.push(b[0]);
+        if b[0] == b'\n' {
+            break;
+        }
+    }
+    let parsed: Option<LaunchStatus> = serde_json::from_slice(&line).ok();
+    match parsed {
+        Some(st) => {
+            let ok = st.ok;
+            let mut out = io::stdout();
+            let _ = out.write_all(&line).and_then(|_| out.flush());
+            if ok {
+                0
+            } else {
+                1
+            }
+        }
+        None => report(
+            &mut io::stdout(),
+            Err("shim: monitor exited without reporting".into()),
+        ),
+    }
+}
+
+/// Writes the status line; returns the launcher's exit code.
+fn report(out: &mut dyn Write, res: Result<u32, String>) -> i32 {
+    let (st, code) = match res {
+        Ok(pid) => (
+            LaunchStatus {
+                ok: true,
+                pid: Some(pid),
+                error: None,
+            },
+            0,
+        ),
+        Err(e) => (
+            LaunchStatus {
+                ok: false,
+                pid: None,
+                error: Some(e),
+            },
+            1,
+        ),
+    };
+    let mut line = serde_json::to_vec(&st).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    line.push(b'\n');
+    let _ = out.write_all(&line).and_then(|_| out.flush());
+    code
+}
+
+/// The monitor process: new session, subreaper, create the container, report, monitor.
+fn monitor_main(cfg: ShimConfig, status: &mut fs::File) -> i32 {
+    match become_monitor(&cfg).and_then(|_| create(&cfg)) {
+        Err(e) => {
+            cleanup_files(&cfg);
+            report(status, Err(e))
+        }
+        Ok(created) => {
+            report(status, Ok(created.init_pid.as_raw() as u32));
+            crate::monitor::run(cfg, created)
+        }
+    }
+}
+
+fn become_monitor(cfg: &ShimConfig) -> Result<(), String> {
+    setsid().map_err(|e| format!("shim: setsid: {e}"))?;
+    // The container's init is created by an intermediate process that exits; as a child
+    // subreaper we inherit the init (and exec processes) and can wait for them.
+    nix::sys::prctl::set_child_subreaper(true)
+        .map_err(|e| format!("shim: set child subreaper: {e}"))?;
+    sys::stdio_to_devnull().map_err(|e| format!("shim: stdio: {e}"))?;
+    let dir = cfg.socket_dir();
+    fs::create_dir_all(dir).map_err(|e| format!("shim: create {}: {e}", dir.display()))?;
+    // Working in the socket directory lets us bind sockets by short relative names
+    // (sun_path is limited to 108 bytes).
+    std::env::set_current_dir(dir).map_err(|e| format!("shim: chdir {}: {e}", dir.display()))?;
+    fs::create_dir_all(&cfg.runtime_root)
+        .map_err(|e| format!("shim: create {}: {e}", cfg.runtime_root.display()))?;
+    Ok(())
+}
+
+fn cleanup_files(cfg: &ShimConfig) {
+    let _ = fs::remove_file(cfg.socket_dir().join(CONSOLE_SOCKET));
+}
+
+/// Removes libcontainer state left by a previous run whose processes are gone (a shim that
+/// crashed); refuses if the old init still runs.
+fn clear_stale_state(cfg: &ShimConfig) -> Result<(), String> {
+    let dir = cfg.runtime_root.join(&cfg.id);
+    if !dir.exists() {
+        return Ok(());
+    }
+    match Container::load(dir.clone()) {
+        Ok(c) if c.status() != ContainerStatus::Stopped => {
+            return Err(format!("container {} is already running", cfg.id))
+        }
+        Ok(mut c) => {
+            let _ = c.delete(true);
+        }
+        Err(_) => {}
+    }
+    let _ = fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn create(cfg: &ShimConfig) -> Result<Created, String> {
+    clear_stale_state(cfg)?;
+    let pipe = || pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("shim: pipe: {e}"));
+
+    let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
+        .with_root_path(&cfg.runtime_root)
+        .map_err(|e| error_chain(&e))?;
+    let mut console = None;
+    let mut pipes = None;
+    if cfg.tty {
+        let _ = fs::remove_file(CONSOLE_SOCKET);
+        let l = UnixListener::bind(CONSOLE_SOCKET)
+            .map_err(|e| format!("shim: bind console socket: {e}"))?;
+        builder = builder.with_console_socket(Some(cfg.socket_dir().join(CONSOLE_SOCKET)));
+        console = Some(l);
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        builder = builder.with_stdout(out_w).with_stderr(err_w);
+        let stdin = if cfg.open_stdin {
+            let (in_r, in_w) = pipe()?;
+            builder = builder.with_stdin(in_r);
+            Some(in_w)
+        } else {
+            None
+        };
+        pipes = Some((out_r, err_r, stdin));
+    }
+
+    // Blocks until the init is set up and waits on the exec fifo; on failure libcontainer
+    // removes the cgroup and its state directory itself. The builder (and with it our
+    // copies of the container's ends of the pipes) is consumed here.
+    let container = builder
+        .as_init(&cfg.bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| docker_message(&error_chain(&e)));
+    let _ = fs::remove_file(CONSOLE_SOCKET);
+    let container = container?;
+    let init_pid = container
+        .pid()
+        .ok_or_else(|| "shim: container has no init pid".to_string())?;
+
+    let io = match (console, pipes) {
+        (Some(l), _) => {
+            let master = sys::receive_pty_master(&l, Duration::from_secs(10))
+                .map_err(|e| format!("shim: receive pty master: {e}"))?;
+            if let Some([h, w]) = cfg.console_size {
+                let _ = sys::set_winsize(std::os::fd::AsRawFd::as_raw_fd(&master), h, w);
+            }
+            InitIo::Tty { master }
+        }
+        (None, Some((stdout, stderr, stdin))) => InitIo::Pipes {
+            stdout,
+            stderr,
+            stdin,
+        },
+        (None, None) => return Err("shim: no stdio".into()),
+    };
+
+    let cgroup =
+        CgroupInfo::for_pid(init_pid.as_raw(), Path::new("/sys/fs/cgroup")).unwrap_or_default();
+    let oom_base = cgroup.oom.as_ref().and_then(|o| o.read());
+
+    let _ = fs::remove_file(&cfg.socket);
+    let listener = UnixListener::bind(&cfg.socket)
+        .map_err(|e| format!("shim: bind {}: {e}", cfg.socket.display()))?;
+    fs::write(cfg.pid_file(), std::process::id().to_string())
+        .map_err(|e| format!("shim: write {}: {e}", cfg.pid_file().display()))?;
+    Ok(Created {
+        init_pid,
+        io,
+        cgroup,
+        oom_base,
+        listener,
+    })
+}
