@@ -337,3 +337,21 @@ fn busybox_rootfs_layer() {
     );
     assert!(fs::metadata(d.join("bin/sh")).unwrap().permissions().mode() & 0o111 != 0);
 }
+
+#[test]
+fn pax_uid_gid_override_header_fields() {
+    let (_t, s) = store();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_pax_extensions([("uid", &b"3000000"[..]), ("gid", &b"3000001"[..])])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("big").unwrap();
+    h.set_size(0);
+    h.set_mode(0o600);
+    h.set_cksum();
+    b.append(&h, &[][..]).unwrap();
+    let l = b.into_inner().unwrap();
+    let i = s.apply_layer(None, &l[..]).unwrap();
+    let m = fs::metadata(s.layer_diff_dir(&i.chain_id).join("big")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (3_000_000, 3_000_001));
+}

@@ -393,10 +393,34 @@ fn apply_metadata<R: Read>(
     opts: UnpackOptions,
     is_symlink: bool,
 ) -> Result<()> {
+    // PAX records: xattrs, and uid/gid too large for the ustar header fields.
+    let mut xattrs = VecDeque::new();
+    let (mut pax_uid, mut pax_gid) = (None, None);
+    if let Some(exts) = entry
+        .pax_extensions()
+        .map_err(|e| tar_err("pax header", e))?
+    {
+        for ext in exts {
+            let ext = ext.map_err(|e| tar_err("pax header", e))?;
+            let Ok(key) = ext.key() else { continue };
+            let num = || ext.value().ok().and_then(|v| v.trim().parse::<u64>().ok());
+            match key {
+                "uid" => pax_uid = num(),
+                "gid" => pax_gid = num(),
+                _ => {
+                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                        if !name.starts_with("trusted.overlay.") {
+                            xattrs.push_back((name.to_string(), ext.value_bytes().to_vec()));
+                        }
+                    }
+                }
+            }
+        }
+    }
     let header = entry.header();
     if opts.preserve_owner {
-        let uid = header.uid().unwrap_or(0);
-        let gid = header.gid().unwrap_or(0);
+        let uid = pax_uid.unwrap_or_else(|| header.uid().unwrap_or(0));
+        let gid = pax_gid.unwrap_or_else(|| header.gid().unwrap_or(0));
         if let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) {
             std::os::unix::fs::lchown(path, Some(uid), Some(gid))
                 .map_err(|e| Error::io("chown", path, e))?;
@@ -408,26 +432,11 @@ fn apply_metadata<R: Read>(
             .map_err(|e| Error::io("chmod", path, e))?;
     }
     if opts.xattrs {
-        let mut pending = VecDeque::new();
-        if let Some(exts) = entry
-            .pax_extensions()
-            .map_err(|e| tar_err("pax header", e))?
-        {
-            for ext in exts {
-                let ext = ext.map_err(|e| tar_err("pax header", e))?;
-                let Ok(key) = ext.key() else { continue };
-                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                    if name.starts_with("trusted.overlay.") {
-                        continue;
-                    }
-                    pending.push_back((name.to_string(), ext.value_bytes().to_vec()));
-                }
-            }
-        }
-        for (name, value) in pending {
+        for (name, value) in xattrs {
             if let Err(e) = lsetxattr(path, &name, &value) {
-                // Filesystems without xattr support (or a user namespace without the
-                // privilege for trusted.*) must not make a layer unusable.
+                // Filesystems without xattr support, symlinks (user.* is not allowed on
+                // them) or a user namespace without the privilege for trusted.* must
+                // not make a layer unusable.
                 if let Error::Io { source, .. } = &e {
                     let code = source.raw_os_error();
                     if code == Some(libc::ENOTSUP) || code == Some(libc::EPERM) {
@@ -438,11 +447,10 @@ fn apply_metadata<R: Read>(
             }
         }
     }
-    if !is_symlink {
-        return Ok(());
-    }
-    if let Ok(mtime) = entry.header().mtime() {
-        set_mtime(path, mtime).map_err(|e| Error::io("set mtime of", path, e.into()))?;
+    if is_symlink {
+        if let Ok(mtime) = header.mtime() {
+            set_mtime(path, mtime).map_err(|e| Error::io("set mtime of", path, e.into()))?;
+        }
     }
     Ok(())
 }
