@@ -106,6 +106,8 @@ impl<R: Read, W: Write> Read for TeeReader<R, W> {
 
 impl ImageStore {
     /// Open (creating if needed) a store rooted at `root`, clearing stale temp files.
+    /// Open one store per root per process (at daemon start): opening clears `tmp/`,
+    /// which would break another instance's in-flight writes. Clones share the root.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let s = ImageStore { root: root.into() };
         create_dir_all(&s.root.join("blobs/sha256"))?;
