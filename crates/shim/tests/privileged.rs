@@ -1,0 +1,438 @@
+//! Privileged integration tests: a real busybox container through the built `berth-shim`.
+//! They need root (namespaces, cgroups, mounts) and skip with a message otherwise.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_shim_protocol::{
+    launch, ExitStatus, FrameKind, RunState, ShimClient, ShimConfig, ShimStream, Status,
+};
+use tokio::io::AsyncWriteExt;
+
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "sleep", "ps", "tty", "stty", "true", "false", "ls", "id", "yes",
+];
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipping: privileged shim tests need root");
+            return;
+        }
+    };
+}
+
+/// One container under test; everything it leaves behind is removed on drop, also when
+/// the test panics.
+struct TestContainer {
+    dir: tempfile::TempDir,
+    id: String,
+    cfg: ShimConfig,
+    cfg_path: PathBuf,
+    init_pid: Option<u32>,
+}
+
+impl TestContainer {
+    fn new(name: &str, args: &[&str], tweak: impl FnOnce(&mut ShimConfig)) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-shim-it")
+            .tempdir()
+            .expect("tempdir");
+        let id = format!("{name}-{}", std::process::id());
+        let bundle = dir.path().join("bundle");
+        let rootfs = bundle.join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            fs::create_dir_all(rootfs.join(d)).expect("rootfs dir");
+        }
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("copy busybox");
+        for a in APPLETS {
+            symlink("busybox", rootfs.join("bin").join(a)).expect("symlink applet");
+        }
+        let cdir = dir.path().join("c");
+        let mut cfg = ShimConfig {
+            id: id.clone(),
+            bundle: bundle.clone(),
+            runtime_root: dir.path().join("runtime"),
+            socket: cdir.join("shim.sock"),
+            state_file: cdir.join("state.json"),
+            exit_file: cdir.join("exit.json"),
+            log_path: Some(cdir.join(format!("{id}-json.log"))),
+            log_max_size: 0,
+            log_max_file: 1,
+            tty: false,
+            open_stdin: false,
+            stdin_once: false,
+            console_size: None,
+        };
+        tweak(&mut cfg);
+        write_spec(&bundle, &rootfs, &id, args, cfg.tty);
+        let cfg_path = dir.path().join("shim.json");
+        fs::write(&cfg_path, serde_json::to_vec(&cfg).expect("encode")).expect("write shim.json");
+        TestContainer {
+            dir,
+            id,
+            cfg,
+            cfg_path,
+            init_pid: None,
+        }
+    }
+
+    fn launch(&mut self) -> Result<u32, String> {
+        let r = launch(Path::new(env!("CARGO_BIN_EXE_berth-shim")), &self.cfg_path);
+        if let Ok(pid) = r {
+            self.init_pid = Some(pid);
+        }
+        r
+    }
+
+    fn client(&self) -> ShimClient {
+        ShimClient::new(&self.cfg.socket)
+    }
+
+    fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let p = e.path().join("berth-test").join(&self.id);
+                if p.exists() {
+                    out.push(p);
+                }
+            }
+        }
+        let p = Path::new("/sys/fs/cgroup/berth-test").join(&self.id);
+        if p.exists() {
+            out.push(p);
+        }
+        out
+    }
+
+    /// Waits until the shim removed its socket (it does so right before it exits).
+    fn wait_shim_gone(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.cfg.socket.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(!self.cfg.socket.exists(), "shim socket still there");
+    }
+
+    fn log(&self) -> Vec<serde_json::Value> {
+        let path = self.cfg.log_path.as_ref().expect("log path");
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("log line is json"))
+            .collect()
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let kill = |pid: i32| {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        };
+        if let Ok(p) = fs::read_to_string(self.cfg.pid_file()) {
+            if let Ok(p) = p.trim().parse() {
+                kill(p);
+            }
+        }
+        if let Some(p) = self.init_pid {
+            kill(p as i32);
+        }
+        for d in self.cgroup_dirs() {
+            if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
+                for p in procs.lines().filter_map(|l| l.trim().parse().ok()) {
+                    kill(p);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = fs::remove_dir(&d);
+            let _ = fs::remove_dir(d.parent().expect("berth-test dir"));
+        }
+        let _ = self.dir.path();
+    }
+}
+
+fn write_spec(bundle: &Path, rootfs: &Path, id: &str, args: &[&str], tty: bool) {
+    let mut spec = serde_json::to_value(oci_spec::runtime::Spec::default()).expect("spec");
+    spec["root"] = serde_json::json!({"path": rootfs, "readonly": false});
+    spec["hostname"] = serde_json::json!("berth-it");
+    spec["process"]["args"] = serde_json::json!(args);
+    spec["process"]["terminal"] = serde_json::json!(tty);
+    spec["process"]["env"] = serde_json::json!([PATH_ENV, "TERM=xterm"]);
+    spec["process"]["cwd"] = serde_json::json!("/");
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-test/{id}"));
+    spec["linux"]["namespaces"] = serde_json::json!([
+        {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}
+    ]);
+    fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(&spec).expect("encode spec"),
+    )
+    .expect("write config.json");
+}
+
+fn exec_process(args: &[&str], terminal: bool) -> serde_json::Value {
+    serde_json::json!({
+        "terminal": terminal,
+        "user": {"uid": 0, "gid": 0},
+        "args": args,
+        "env": [PATH_ENV],
+        "cwd": "/",
+    })
+}
+
+/// Reads a stream to its final frame: (stdout, stderr, exit).
+async fn collect(s: &mut ShimStream) -> (String, String, ExitStatus) {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let fut = async {
+        loop {
+            let f = s
+                .reader
+                .next_frame()
+                .await
+                .expect("read frame")
+                .expect("stream ended before the exit frame");
+            match f.kind {
+                FrameKind::Stdout => out.extend(f.payload),
+                FrameKind::Stderr => err.extend(f.payload),
+                FrameKind::Exit => {
+                    return serde_json::from_slice::<ExitStatus>(&f.payload).expect("exit json")
+                }
+                k => panic!(
+                    "unexpected frame {k:?}: {:?}",
+                    String::from_utf8_lossy(&f.payload)
+                ),
+            }
+        }
+    };
+    let exit = tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("stream timed out");
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+        exit,
+    )
+}
+
+#[tokio::test]
+async fn output_logs_exit_code_and_cleanup() {
+    require_root!();
+    let mut c = TestContainer::new(
+        "out",
+        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        |_| {},
+    );
+    let pid = c.launch().expect("launch");
+    let client = c.client();
+    let st = client.state().await.expect("state");
+    assert_eq!(st.status, Some(Status::Created));
+    assert_eq!(st.pid, Some(pid));
+    assert!(!c.cgroup_dirs().is_empty(), "cgroup exists while created");
+
+    let mut attach = client.attach(false, true, true).await.expect("attach");
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.wait().await })
+    };
+    client.start().await.expect("start");
+    let (out, err, exit) = collect(&mut attach).await;
+    assert_eq!(out, "hello\n");
+    assert_eq!(err, "oops\n");
+    assert_eq!(exit.exit_code, 3);
+    let waited = waiter.await.expect("join").expect("wait");
+    assert_eq!(waited.exit_code, 3);
+    assert!(!waited.oom_killed);
+
+    let on_disk: ExitStatus =
+        serde_json::from_slice(&fs::read(&c.cfg.exit_file).expect("exit.json")).expect("json");
+    assert_eq!(on_disk, waited);
+    let state: RunState =
+        serde_json::from_slice(&fs::read(&c.cfg.state_file).expect("state.json")).expect("json");
+    assert_eq!(state.pid, pid);
+
+    let log = c.log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let find = |stream: &str| {
+        log.iter()
+            .find(|l| l["stream"] == stream)
+            .unwrap_or_else(|| panic!("no {stream} line"))
+            .clone()
+    };
+    assert_eq!(find("stdout")["log"], "hello\n");
+    assert_eq!(find("stderr")["log"], "oops\n");
+    assert!(find("stdout")["time"]
+        .as_str()
+        .expect("time")
+        .ends_with('Z'));
+
+    c.wait_shim_gone();
+    assert!(
+        c.cgroup_dirs().is_empty(),
+        "cgroup removed: {:?}",
+        c.cgroup_dirs()
+    );
+    assert!(
+        !c.cfg.runtime_root.join(&c.id).exists(),
+        "runtime state removed"
+    );
+    assert!(!c.cfg.pid_file().exists());
+}
+
+#[tokio::test]
+async fn stdin_from_attach_reaches_cat() {
+    require_root!();
+    let mut c = TestContainer::new("stdin", &["cat"], |cfg| {
+        cfg.open_stdin = true;
+        cfg.stdin_once = true;
+    });
+    c.launch().expect("launch");
+    let client = c.client();
+    let mut attach = client.attach(true, true, true).await.expect("attach");
+    client.start().await.expect("start");
+    attach
+        .writer
+        .write_all(b"ping\npong\n")
+        .await
+        .expect("write");
+    attach.writer.shutdown().await.expect("close stdin");
+    let (out, _, exit) = collect(&mut attach).await;
+    assert_eq!(out, "ping\npong\n");
+    assert_eq!(exit.exit_code, 0);
+    c.wait_shim_gone();
+}
+
+#[tokio::test]
+async fn exec_pids_pause_and_kill() {
+    require_root!();
+    let mut c = TestContainer::new("exec", &["sleep", "100"], |_| {});
+    let pid = c.launch().expect("launch");
+    let client = c.client();
+    client.start().await.expect("start");
+    assert_eq!(
+        client.state().await.expect("state").status,
+        Some(Status::Running)
+    );
+
+    let mut s = client
+        .exec("e1", exec_process(&["echo", "from-exec"], false), false)
+        .await
+        .expect("exec echo");
+    assert!(s.pid.is_some());
+    let (out, _, exit) = collect(&mut s).await;
+    assert_eq!(out, "from-exec\n");
+    assert_eq!(exit.exit_code, 0);
+
+    let mut s = client
+        .exec(
+            "e2",
+            exec_process(&["sh", "-c", "echo err >&2; exit 7"], false),
+            false,
+        )
+        .await
+        .expect("exec sh");
+    let (_, err, exit) = collect(&mut s).await;
+    assert_eq!(err, "err\n");
+    assert_eq!(exit.exit_code, 7);
+
+    let mut s = client
+        .exec("e3", exec_process(&["cat"], false), true)
+        .await
+        .expect("exec cat");
+    s.writer.write_all(b"via exec\n").await.expect("write");
+    s.writer.shutdown().await.expect("shutdown");
+    let (out, _, exit) = collect(&mut s).await;
+    assert_eq!(out, "via exec\n");
+    assert_eq!(exit.exit_code, 0);
+
+    match client
+        .exec("e4", exec_process(&["nosuchcmd"], false), false)
+        .await
+    {
+        Err(berth_shim_protocol::ClientError::Shim(m)) => assert!(
+            m.contains("executable file not found"),
+            "unexpected message {m}"
+        ),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("exec of a missing command succeeded"),
+    }
+
+    let pids = client.pids().await.expect("pids");
+    assert!(pids.contains(&pid), "{pids:?} lacks {pid}");
+
+    client.pause().await.expect("pause");
+    assert_eq!(
+        client.state().await.expect("state").status,
+        Some(Status::Paused)
+    );
+    client.resume().await.expect("resume");
+    assert_eq!(
+        client.state().await.expect("state").status,
+        Some(Status::Running)
+    );
+
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move { client.wait().await })
+    };
+    client.kill(9, false).await.expect("kill");
+    let exit = tokio::time::timeout(Duration::from_secs(20), waiter)
+        .await
+        .expect("wait timed out")
+        .expect("join")
+        .expect("wait");
+    assert_eq!(exit.exit_code, 137);
+    c.wait_shim_gone();
+    assert!(c.cgroup_dirs().is_empty(), "cgroup removed");
+}
+
+#[tokio::test]
+async fn tty_gives_a_pty() {
+    require_root!();
+    let mut c = TestContainer::new("tty", &["sh", "-c", "tty; stty size"], |cfg| {
+        cfg.tty = true;
+        cfg.console_size = Some([30, 100]);
+    });
+    c.launch().expect("launch");
+    let client = c.client();
+    let mut attach = client.attach(false, true, true).await.expect("attach");
+    client.start().await.expect("start");
+    let (out, err, exit) = collect(&mut attach).await;
+    assert!(err.is_empty(), "tty output all comes as stdout");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("30 100"), "{out:?}");
+    assert_eq!(exit.exit_code, 0);
+    let log = c.log();
+    assert!(log.iter().all(|l| l["stream"] == "stdout"));
+    assert!(log
+        .iter()
+        .any(|l| l["log"].as_str().unwrap_or("").contains("/dev/pts/")));
+    c.wait_shim_gone();
+}
+
+#[tokio::test]
+async fn missing_executable_is_reported_at_launch() {
+    require_root!();
+    let mut c = TestContainer::new("missing", &["nosuchcmd"], |_| {});
+    let err = c.launch().expect_err("launch must fail");
+    assert_eq!(
+        err,
+        "exec: \"nosuchcmd\": executable file not found in $PATH"
+    );
+    assert!(
+        c.cgroup_dirs().is_empty(),
+        "cgroup removed after failed create"
+    );
+    assert!(!c.cfg.runtime_root.join(&c.id).exists());
+}
