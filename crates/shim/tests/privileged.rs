@@ -436,3 +436,140 @@ async fn missing_executable_is_reported_at_launch() {
     );
     assert!(!c.cfg.runtime_root.join(&c.id).exists());
 }
+
+fn proc_status_field(pid: u32, field: &str) -> String {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().to_owned()))
+        .unwrap_or_else(|| panic!("{field} missing"))
+}
+
+fn sig_bit(mask_hex: &str, sig: i32) -> bool {
+    let mask = u64::from_str_radix(mask_hex, 16).expect("hex mask");
+    mask & (1 << (sig - 1)) != 0
+}
+
+#[tokio::test]
+async fn shim_is_detached_small_and_ignores_signals() {
+    require_root!();
+    let mut c = TestContainer::new("detached", &["sleep", "100"], |_| {});
+    let init = c.launch().expect("launch");
+    let client = c.client();
+    client.start().await.expect("start");
+    let shim: u32 = fs::read_to_string(c.cfg.pid_file())
+        .expect("shim.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    // Own session, so a signal to berthd's process group does not reach it.
+    assert_eq!(nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(shim as i32))).expect("sid").as_raw() as u32, shim);
+    // The container's init is the shim's child (subreaper).
+    assert_eq!(proc_status_field(init, "PPid:"), shim.to_string());
+    let rss_kb: u64 = proc_status_field(shim, "VmRSS:")
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .expect("rss");
+    eprintln!("berth-shim VmRSS: {rss_kb} kB");
+    eprintln!("{}", fs::read_to_string(format!("/proc/{shim}/smaps_rollup")).unwrap_or_default());
+    // The container must get default dispositions, not the shim's.
+    let ign = proc_status_field(init, "SigIgn:");
+    for sig in [libc::SIGPIPE, libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        assert!(!sig_bit(&ign, sig), "container inherits ignored signal {sig}");
+    }
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGPIPE,
+    ] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(shim as i32), sig).expect("signal");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let st = client.state().await.expect("shim survives signals");
+    assert_eq!(st.status, Some(Status::Running));
+    client.kill(9, false).await.expect("kill");
+    assert_eq!(client.wait().await.expect("wait").exit_code, 137);
+    c.wait_shim_gone();
+}
+
+#[tokio::test]
+async fn exec_with_tty_and_resize() {
+    require_root!();
+    let mut c = TestContainer::new("exectty", &["sleep", "100"], |_| {});
+    c.launch().expect("launch");
+    let client = c.client();
+    client.start().await.expect("start");
+    let mut p = exec_process(&["sh"], true);
+    p["consoleSize"] = serde_json::json!({"height": 20, "width": 60});
+    let mut s = client.exec("t1", p, true).await.expect("exec tty");
+    client
+        .resize(Some("t1"), 40, 120)
+        .await
+        .expect("resize exec tty");
+    s.writer
+        .write_all(b"tty; stty size; exit 5\n")
+        .await
+        .expect("write");
+    let (out, _, exit) = collect(&mut s).await;
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("40 120"), "{out:?}");
+    assert_eq!(exit.exit_code, 5);
+    client.kill(9, false).await.expect("kill");
+    client.wait().await.expect("wait");
+    c.wait_shim_gone();
+}
+
+#[tokio::test]
+async fn not_executable_is_permission_denied() {
+    require_root!();
+    let mut c = TestContainer::new("noexec", &["/etc/hostname"], |_| {});
+    fs::write(c.cfg.bundle.join("rootfs/etc/hostname"), "x\n").expect("write file");
+    let err = c.launch().expect_err("launch must fail");
+    assert_eq!(err, "exec: \"/etc/hostname\": permission denied");
+}
+
+#[tokio::test]
+async fn log_rotation_end_to_end() {
+    require_root!();
+    let mut c = TestContainer::new(
+        "rotate",
+        &["sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done"],
+        |cfg| {
+            cfg.log_max_size = 1000;
+            cfg.log_max_file = 3;
+        },
+    );
+    c.launch().expect("launch");
+    let client = c.client();
+    client.start().await.expect("start");
+    assert_eq!(client.wait().await.expect("wait").exit_code, 0);
+    let log = c.cfg.log_path.clone().expect("log path");
+    let live = fs::read_to_string(&log).expect("live log");
+    assert!(live.contains("line-199"), "{live}");
+    assert!(fs::metadata(&log).expect("meta").len() < 1100);
+    let one = PathBuf::from(format!("{}.1", log.display()));
+    let two = PathBuf::from(format!("{}.2", log.display()));
+    assert!(one.exists() && two.exists());
+    assert!(!PathBuf::from(format!("{}.3", log.display())).exists());
+}
+
+#[tokio::test]
+async fn oom_kill_is_reported() {
+    require_root!();
+    let mut c = TestContainer::new("oom", &["sh", "-c", "tail /dev/zero"], |_| {});
+    let spec_path = c.cfg.bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&fs::read(&spec_path).expect("spec")).expect("json");
+    spec["linux"]["resources"]["memory"] = serde_json::json!({"limit": 16 * 1024 * 1024, "swap": 16 * 1024 * 1024});
+    fs::write(&spec_path, serde_json::to_vec(&spec).expect("encode")).expect("write spec");
+    c.launch().expect("launch");
+    let client = c.client();
+    client.start().await.expect("start");
+    let exit = tokio::time::timeout(Duration::from_secs(30), client.wait())
+        .await
+        .expect("wait timed out")
+        .expect("wait");
+    assert_eq!(exit.exit_code, 137, "{exit:?}");
+    assert!(exit.oom_killed, "{exit:?}");
+}
