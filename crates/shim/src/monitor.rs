@@ -267,12 +267,35 @@ impl ServeExt for (Rc<Monitor>, UnixListener) {
             tokio::select! {
                 conn = listener.accept() => {
                     if let Ok((conn, _)) = conn {
-                        tokio::task::spawn_local(m.clone().handle(conn));
+                        m.spawn_conn(conn);
                     }
                 }
                 _ = m.finished.notified() => break,
             }
         }
+        // The socket path is gone, so nobody new can connect; serve those who connected
+        // before that but were not accepted yet (a `wait` sent right before the exit), then
+        // let the open connections get their answers and final frames.
+        if let Ok(listener) = listener.into_std() {
+            while let Ok((conn, _)) = listener.accept() {
+                if conn.set_nonblocking(true).is_err() {
+                    continue;
+                }
+                if let Ok(conn) = UnixStream::from_std(conn) {
+                    m.spawn_conn(conn);
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while m.conns.get() > 0 {
+                let changed = m.conns_changed.notified();
+                if m.conns.get() == 0 {
+                    break;
+                }
+                changed.await;
+            }
+        })
+        .await;
         0
     }
 }
@@ -449,16 +472,6 @@ impl Monitor {
         self.attach.borrow_mut().clear();
         self.stdin_tx.borrow_mut().take();
         self.done.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while self.conns.get() > 0 {
-                let changed = self.conns_changed.notified();
-                if self.conns.get() == 0 {
-                    break;
-                }
-                changed.await;
-            }
-        })
-        .await;
         self.finished.notify_one();
     }
 
@@ -477,8 +490,13 @@ impl Monitor {
 
     // ---- connections --------------------------------------------------------------
 
-    async fn handle(self: Rc<Self>, conn: UnixStream) {
+    /// Counted before the task runs, so the exit path cannot miss a connection.
+    fn spawn_conn(self: &Rc<Self>, conn: UnixStream) {
         self.conns.set(self.conns.get() + 1);
+        tokio::task::spawn_local(self.clone().handle(conn));
+    }
+
+    async fn handle(self: Rc<Self>, conn: UnixStream) {
         let (r, mut w) = conn.into_split();
         let mut r = BufReader::new(r);
         let mut line = Vec::new();
