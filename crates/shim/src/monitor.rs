@@ -3,8 +3,9 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -174,13 +175,10 @@ impl Monitor {
             cgroup,
             oom_base,
             listener,
+            log,
         } = created;
         listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(listener)?;
-        let log = match &cfg.log_path {
-            Some(p) => JsonLog::open(p, cfg.log_max_size, cfg.log_max_file).ok(),
-            None => None,
-        };
         let (sources, stdin_sink, tty) = match io {
             InitIo::Tty { master } => {
                 let fd = pty_fd(master)?;
@@ -871,7 +869,15 @@ impl Monitor {
         let proc_path = dir.join(format!("exec-{n}.json"));
         let console_name = format!("exec-{n}.console");
         let data = serde_json::to_vec(process).map_err(|e| format!("encode process: {e}"))?;
-        fs::write(&proc_path, data).map_err(|e| format!("write {}: {e}", proc_path.display()))?;
+        // The process may carry secrets in its environment: owner-only.
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&proc_path)
+            .and_then(|mut f| f.write_all(&data))
+            .map_err(|e| format!("write {}: {e}", proc_path.display()))?;
         let _cleanup = RemoveOnDrop(vec![proc_path.clone(), dir.join(&console_name)]);
 
         let pipe = || pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("create pipe: {e}"));

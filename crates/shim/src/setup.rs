@@ -15,6 +15,7 @@ use nix::unistd::{pipe2, setsid, ForkResult, Pid};
 
 use crate::cgroup::CgroupInfo;
 use crate::errmap::{docker_message, error_chain};
+use crate::logs::JsonLog;
 use crate::sys;
 
 /// Name of the console socket, relative to the shim's working directory (the socket dir).
@@ -39,6 +40,7 @@ pub struct Created {
     pub cgroup: CgroupInfo,
     pub oom_base: Option<u64>,
     pub listener: UnixListener,
+    pub log: Option<JsonLog>,
 }
 
 /// Entry point of `berth-shim --config <path>`; returns the process exit code.
@@ -206,6 +208,14 @@ fn clear_stale_state(cfg: &ShimConfig) -> Result<(), String> {
 
 fn create(cfg: &ShimConfig) -> Result<Created, String> {
     clear_stale_state(cfg)?;
+    // Like Docker, a log that cannot be opened fails the start.
+    let log = match &cfg.log_path {
+        Some(p) => Some(
+            JsonLog::open(p, cfg.log_max_size, cfg.log_max_file)
+                .map_err(|e| format!("failed to open log file {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
     let pipe = || pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("shim: pipe: {e}"));
 
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
@@ -280,5 +290,6 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         cgroup,
         oom_base,
         listener,
+        log,
     })
 }

@@ -596,3 +596,22 @@ async fn oom_kill_is_reported() {
     assert_eq!(exit.exit_code, 137, "{exit:?}");
     assert!(exit.oom_killed, "{exit:?}");
 }
+
+#[tokio::test]
+async fn unopenable_log_fails_launch_and_kill_before_start_works() {
+    require_root!();
+    let mut bad = TestContainer::new("badlog", &["true"], |cfg| {
+        cfg.log_path = Some(PathBuf::from("/proc/version/x-json.log"));
+    });
+    let err = bad.launch().expect_err("launch must fail");
+    assert!(err.contains("failed to open log file"), "{err}");
+
+    let mut c = TestContainer::new("killcreated", &["sleep", "100"], |_| {});
+    c.launch().expect("launch");
+    let client = c.client();
+    client.kill(9, false).await.expect("kill");
+    let exit = client.wait().await.expect("wait");
+    assert_eq!(exit.exit_code, 137);
+    c.wait_shim_gone();
+    assert!(c.cgroup_dirs().is_empty());
+}
