@@ -160,9 +160,14 @@ impl Drop for TestContainer {
             }
             std::thread::sleep(Duration::from_millis(50));
             let _ = fs::remove_dir(&d);
-            let _ = fs::remove_dir(d.parent().expect("berth-test dir"));
         }
-        let _ = self.dir.path();
+        // The shared parent goes once empty (rmdir fails while other tests use it).
+        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+            for e in rd.flatten() {
+                let _ = fs::remove_dir(e.path().join("berth-test"));
+            }
+        }
+        let _ = fs::remove_dir("/sys/fs/cgroup/berth-test");
     }
 }
 
