@@ -280,7 +280,14 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
     let oom_base = cgroup.oom.as_ref().and_then(|o| o.read());
 
     let _ = fs::remove_file(&cfg.socket);
-    let listener = UnixListener::bind(&cfg.socket)
+    // Bound by its name relative to the socket directory (our cwd): sun_path holds only
+    // 108 bytes and `<exec-root>/containers/<64 hex>/shim.sock` comes close.
+    let sock_name = cfg
+        .socket
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cfg.socket.clone());
+    let listener = UnixListener::bind(&sock_name)
         .map_err(|e| format!("shim: bind {}: {e}", cfg.socket.display()))?;
     fs::write(cfg.pid_file(), std::process::id().to_string())
         .map_err(|e| format!("shim: write {}: {e}", cfg.pid_file().display()))?;

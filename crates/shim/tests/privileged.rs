@@ -32,7 +32,8 @@ macro_rules! require_root {
 /// One container under test; everything it leaves behind is removed on drop, also when
 /// the test panics.
 struct TestContainer {
-    dir: tempfile::TempDir,
+    /// Removed (with the rootfs and state) on drop, after the cleanup below.
+    _dir: tempfile::TempDir,
     id: String,
     cfg: ShimConfig,
     cfg_path: PathBuf,
@@ -76,7 +77,7 @@ impl TestContainer {
         let cfg_path = dir.path().join("shim.json");
         fs::write(&cfg_path, serde_json::to_vec(&cfg).expect("encode")).expect("write shim.json");
         TestContainer {
-            dir,
+            _dir: dir,
             id,
             cfg,
             cfg_path,
