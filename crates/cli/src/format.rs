@@ -176,12 +176,17 @@ pub fn go_time(unix: i64) -> String {
 /// Go's `text/tabwriter` as docker configures it (minwidth 10, tabwidth 1, padding 3, spaces):
 /// tab-terminated cells are padded to their column's width; the last cell of a line is not.
 pub fn tabwrite(text: &str) -> String {
+    tabwrite_min(text, 10)
+}
+
+/// [`tabwrite`] with another minimum cell width.
+pub fn tabwrite_min(text: &str, minwidth: usize) -> String {
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
     let ncols = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     let mut widths = vec![0usize; ncols];
     for line in &lines {
         for (i, cell) in line.iter().enumerate().take(line.len().saturating_sub(1)) {
-            widths[i] = widths[i].max(cell.chars().count() + 3).max(10);
+            widths[i] = widths[i].max(cell.chars().count() + 3).max(minwidth);
         }
     }
     let mut out = String::new();

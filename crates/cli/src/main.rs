@@ -1,1 +1,5 @@
-fn main() {}
+//! The `berth` command.
+
+fn main() {
+    std::process::exit(berth_cli::app::main_entry());
+}

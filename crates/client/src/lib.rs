@@ -16,5 +16,7 @@ pub use client::{Body, Client, Query, MAX_API_VERSION, MIN_API_VERSION};
 pub use error::ClientError;
 pub use hijack::{HijackReader, HijackWriter, Hijacked};
 pub use host::{Host, DEFAULT_HOST};
+/// The response body type of [`Client::send`].
+pub use hyper::body::Incoming;
 pub use mux::{Frame, FrameDecoder, StreamKind};
 pub use stream::{BodyStream, JsonStream};

@@ -19,6 +19,16 @@ impl BodyStream {
         BodyStream { body, content_type }
     }
 
+    /// Wraps a response returned by [`crate::Client::send`].
+    pub fn from_response(resp: http::Response<Incoming>) -> BodyStream {
+        let content_type = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        BodyStream::new(resp.into_body(), content_type)
+    }
+
     /// The response's `Content-Type`.
     pub fn content_type(&self) -> Option<&str> {
         self.content_type.as_deref()
@@ -94,6 +104,11 @@ impl JsonStream {
             buf: BytesMut::new(),
             done: false,
         }
+    }
+
+    /// Wraps a response returned by [`crate::Client::send`].
+    pub fn from_response(resp: http::Response<Incoming>) -> JsonStream {
+        JsonStream::new(resp.into_body())
     }
 
     /// The next JSON value, `None` at the end of the body.

@@ -1,0 +1,4 @@
+pub mod container;
+pub mod image;
+pub mod run;
+pub mod system;

@@ -1,0 +1,267 @@
+//! Shared plumbing for commands: the error type with its exit code, daemon error wording,
+//! JSON re-indentation that keeps the daemon's key order, and time-ish flag parsing.
+
+use berth_client::{Client, ClientError};
+
+/// A command failure: what to print on stderr (may be empty) and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub msg: String,
+}
+
+impl CliError {
+    pub fn new(code: i32, msg: impl Into<String>) -> CliError {
+        CliError {
+            code,
+            msg: msg.into(),
+        }
+    }
+
+    /// An exit status without a message (a container's exit code).
+    pub fn status(code: i32) -> CliError {
+        CliError {
+            code,
+            msg: String::new(),
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> CliError {
+        CliError::new(1, daemon_err(&e))
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> CliError {
+        CliError::new(1, e.to_string())
+    }
+}
+
+impl From<crate::template::TemplateError> for CliError {
+    fn from(e: crate::template::TemplateError) -> CliError {
+        CliError::new(1, e.0)
+    }
+}
+
+impl From<crate::opts::OptsError> for CliError {
+    fn from(e: crate::opts::OptsError) -> CliError {
+        CliError::new(1, e.0)
+    }
+}
+
+/// Exit status of a command.
+pub type CmdResult = Result<i32, CliError>;
+
+/// How the docker CLI words client errors.
+pub fn daemon_err(e: &ClientError) -> String {
+    match e {
+        ClientError::Api { message, .. } => format!("Error response from daemon: {message}"),
+        ClientError::Connect { host, .. } => {
+            format!("Cannot connect to the berth daemon at {host}. Is the berth daemon running?")
+        }
+        other => format!("error during connect: {other}"),
+    }
+}
+
+/// The command context: a client for the chosen host.
+pub struct Ctx {
+    pub client: Client,
+}
+
+/// Re-indents raw JSON the way Go's `json.Indent(..., "", "    ")` does, keeping key order and
+/// string contents byte for byte.
+pub fn indent_json(raw: &[u8], indent: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 2);
+    let mut depth = 0usize;
+    let mut i = 0;
+    let s = String::from_utf8_lossy(raw);
+    let b = s.as_bytes();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str(indent);
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                out.push_str(&s[start..(i + 1).min(b.len())]);
+            }
+            b'{' | b'[' => {
+                let close = if c == b'{' { b'}' } else { b']' };
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == close {
+                    out.push(c as char);
+                    out.push(close as char);
+                    i = j;
+                } else {
+                    out.push(c as char);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c as char);
+            }
+            b',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            b':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            _ => {
+                // Numbers, true/false/null: copy up to the next structural character.
+                let start = i;
+                while i + 1 < b.len() && !b"{}[],:\" \t\r\n".contains(&b[i + 1]) {
+                    i += 1;
+                }
+                out.push_str(&s[start..=i]);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `--since`/`--until` values: unix seconds (with optional fraction), RFC 3339 times, or Go
+/// durations relative to now (`10m`, `1h30m`, `45s`), as docker's `GetTimestamp`.
+pub fn parse_timestamp(v: &str) -> String {
+    if v.is_empty() {
+        return String::new();
+    }
+    if let Some(d) = parse_go_duration(v) {
+        let t = chrono::Utc::now().timestamp() - d;
+        return t.to_string();
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos());
+    }
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S") {
+        return t.and_utc().timestamp().to_string();
+    }
+    if let Ok(t) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        if let Some(dt) = t.and_hms_opt(0, 0, 0) {
+            return dt.and_utc().timestamp().to_string();
+        }
+    }
+    v.to_string()
+}
+
+/// Parses Go durations like `1h30m`, `10m`, `45s`, `500ms` into whole seconds.
+pub fn parse_go_duration(v: &str) -> Option<i64> {
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = v.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() || n == 'µ' {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000001,
+            "ns" => 0.000000001,
+            _ => return None,
+        };
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return None;
+    }
+    Some(total as i64)
+}
+
+/// Splits `name[:tag]` into name and tag (the tag is after the last `:` that follows the last `/`).
+pub fn split_ref(r: &str) -> (String, Option<String>) {
+    let r = r.split('@').next().unwrap_or(r);
+    let slash = r.rfind('/').map(|i| i + 1).unwrap_or(0);
+    match r[slash..].rfind(':') {
+        Some(i) => (
+            r[..slash + i].to_string(),
+            Some(r[slash + i + 1..].to_string()),
+        ),
+        None => (r.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indents_like_go() {
+        let raw = br#"{"Id":"a","Args":[],"Config":{"Labels":{},"Env":["A=1","B=\"x,y\""]},"N":1.5,"T":true,"Z":null}"#;
+        let want = r#"{
+    "Id": "a",
+    "Args": [],
+    "Config": {
+        "Labels": {},
+        "Env": [
+            "A=1",
+            "B=\"x,y\""
+        ]
+    },
+    "N": 1.5,
+    "T": true,
+    "Z": null
+}"#;
+        assert_eq!(indent_json(raw, "    "), want);
+    }
+
+    #[test]
+    fn durations_and_refs() {
+        assert_eq!(parse_go_duration("10m"), Some(600));
+        assert_eq!(parse_go_duration("1h30m"), Some(5400));
+        assert_eq!(parse_go_duration("45s"), Some(45));
+        assert_eq!(parse_go_duration("123"), None);
+        assert_eq!(parse_timestamp("1700000000"), "1700000000");
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z"),
+            "1700000000.000000000"
+        );
+        assert_eq!(split_ref("busybox"), ("busybox".into(), None));
+        assert_eq!(
+            split_ref("busybox:1.36"),
+            ("busybox".into(), Some("1.36".into()))
+        );
+        assert_eq!(
+            split_ref("localhost:5000/x"),
+            ("localhost:5000/x".into(), None)
+        );
+        assert_eq!(
+            split_ref("localhost:5000/x:y"),
+            ("localhost:5000/x".into(), Some("y".into()))
+        );
+    }
+}
