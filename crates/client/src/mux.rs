@@ -59,9 +59,7 @@ pub fn encode_frame(stream: StreamKind, data: &[u8]) -> Vec<u8> {
 }
 
 /// An incremental decoder: push bytes as they arrive, pull complete frames.
-
-/// would not; here they are reported as [`StreamKind::System`] is not right either, so they are
-/// mapped to stdout to never lose output.
+/// Frames with an unknown stream byte are passed on as stdout so no output is lost.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: BytesMut,

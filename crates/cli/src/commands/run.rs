@@ -336,6 +336,7 @@ async fn read_wait(resp: http::Response<Incoming>) -> Result<i32, CliError> {
 
 /// Attach → wait (headers) → start → stream → exit code: the order the docker CLI uses, so that
 /// no output is lost and the exit status of *this* run is reported.
+#[allow(clippy::too_many_arguments)]
 async fn attach_start_wait(
     ctx: &Ctx,
     id: &str,
