@@ -867,8 +867,12 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError> {
     Ok(match name {
         "json" => {
             want(&args, 1)?;
+            // Go's encoding/json escapes HTML characters; docker's `json` function keeps that.
+            let s = serde_json::to_string(&args[0]).map_err(|e| TemplateError(e.to_string()))?;
             Value::String(
-                serde_json::to_string(&args[0]).map_err(|e| TemplateError(e.to_string()))?,
+                s.replace('<', "\\u003c")
+                    .replace('>', "\\u003e")
+                    .replace('&', "\\u0026"),
             )
         }
         "join" => {
@@ -1246,6 +1250,10 @@ mod tests {
         assert_eq!(r(r#"{{join .Config.Env ","}}"#, &v), "A=1,B=2");
         assert_eq!(r("{{json .Config.Labels}}", &v), r#"{"a.b":"c","k":"v"}"#);
         assert_eq!(r("{{json .Mounts}}", &v), "[]");
+        assert_eq!(
+            r("{{json .}}", &json!({"D": "<none>&"})),
+            r#"{"D":"\u003cnone\u003e\u0026"}"#
+        );
         assert_eq!(r("{{json .Config.Entrypoint}}", &v), "null");
         assert_eq!(r("{{upper .State.Status}}", &v), "EXITED");
         assert_eq!(r("{{.State.Status | upper}}", &v), "EXITED");

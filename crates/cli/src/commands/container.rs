@@ -138,6 +138,7 @@ pub fn ps_row(c: &Value, no_trunc: bool) -> Value {
         "Mounts": mount_names.join(","),
         "Networks": networks.join(","),
         "LocalVolumes": local_volumes.to_string(),
+        "Platform": null,
     })
 }
 
@@ -202,11 +203,8 @@ pub async fn logs(ctx: &Ctx, a: LogsArgs) -> CmdResult {
         .await?;
     let mut out = tokio::io::stdout();
     let mut err = tokio::io::stderr();
-    let multiplexed = match body.content_type() {
-        Some("application/vnd.docker.multiplexed-stream") => true,
-        Some("application/vnd.docker.raw-stream") => false,
-        _ => !tty,
-    };
+    // As the docker CLI: framing follows the container's TTY setting (older daemons mislabel it).
+    let multiplexed = !tty;
     if multiplexed {
         let mut dec = FrameDecoder::new();
         while let Some(frame) = body.next_frame(&mut dec).await {

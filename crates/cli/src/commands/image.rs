@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use crate::app::{ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
-use crate::format::{ago, go_time, human_size, short_id, ListFormat};
+use crate::format::{ago, go_time, human_size, human_size_prec, short_id, ListFormat};
 use crate::progress;
 use crate::util::{daemon_err, split_ref, CliError, CmdResult, Ctx};
 
@@ -111,7 +111,7 @@ pub fn image_rows(img: &Value, no_trunc: bool, digests: bool) -> Vec<Value> {
             json!({
                 "ID": id, "Repository": repo, "Tag": tag, "Digest": digest,
                 "CreatedSince": ago(created), "CreatedAt": go_time(created),
-                "Size": human_size(size), "VirtualSize": human_size(size),
+                "Size": human_size(size), "VirtualSize": human_size_prec(size as f64, 4),
                 "Containers": if containers >= 0 { containers.to_string() } else { "N/A".to_string() },
                 "SharedSize": opt_size("SharedSize"), "UniqueSize": "N/A",
             })

@@ -171,7 +171,10 @@ enum StreamEnd {
 /// Pumps stdin into the connection (half-closing at EOF) and the connection's output to
 /// stdout/stderr until the output ends or the user detaches.
 async fn pump(h: Hijacked, spec: &StreamSpec) -> Result<StreamEnd, CliError> {
-    let multiplexed = h.is_multiplexed().unwrap_or(!spec.tty);
+    // Decided by the TTY setting, as the docker CLI does: daemons before API 1.42 label framed
+    // attach streams `raw-stream`, so the content type cannot be trusted.
+    let multiplexed = !spec.tty;
+    let _ = h.is_multiplexed();
     let (mut reader, mut writer) = h.split();
     let (detach_tx, mut detach_rx) = tokio::sync::oneshot::channel::<()>();
     let stdin_task = if spec.stdin {
