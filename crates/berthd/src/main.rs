@@ -1,1 +1,182 @@
-fn main() {}
+//! `berthd`: the daemon. Parses flags, wires the daemon services to the API server, handles signals.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use berth_daemon::{Daemon, DaemonConfig};
+use clap::Parser;
+use serde::Deserialize;
+
+const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+
+/// berthd: a Docker-compatible container engine daemon.
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about)]
+struct Args {
+    /// Root of persistent state (images, containers, metadata database).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state (shim sockets, runtime state).
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// Address to serve the API on (repeatable), e.g. unix:///run/berth/berth.sock.
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Daemon configuration file (JSON; keys as in Docker's daemon.json).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Log level: debug, info, warn, error.
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
+    /// Where to write the daemon's pid.
+    #[arg(short = 'p', long)]
+    pidfile: Option<PathBuf>,
+    /// Parent cgroup for containers.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// The berth-shim binary (default: next to berthd).
+    #[arg(long)]
+    shim_path: Option<PathBuf>,
+}
+
+/// The subset of Docker's daemon.json berthd understands.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+struct FileConfig {
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    hosts: Vec<String>,
+    log_level: Option<String>,
+    pidfile: Option<PathBuf>,
+    cgroup_parent: Option<String>,
+    shim_path: Option<PathBuf>,
+}
+
+fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
+    let Some(path) = path else {
+        let default = Path::new("/etc/berth/daemon.json");
+        if default.exists() {
+            return load_file_config(Some(default));
+        }
+        return Ok(FileConfig::default());
+    };
+    let raw = std::fs::read(path).with_context(|| format!("reading config file {}", path.display()))?;
+    serde_json::from_slice(&raw).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn write_pidfile(path: &Path) -> Result<()> {
+    if let Ok(old) = std::fs::read_to_string(path) {
+        if let Ok(pid) = old.trim().parse::<i32>() {
+            if Path::new(&format!("/proc/{pid}")).exists() && pid != std::process::id() as i32 {
+                bail!(
+                    "pid file found, ensure berthd is not running or delete {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, format!("{}", std::process::id())).with_context(|| format!("writing {}", path.display()))
+}
+
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        // A live daemon on this socket answers; a stale file from a crash does not.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another daemon is already serving {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
+        let _ = nix::unistd::chown(path, None, Some(group.gid));
+    }
+    Ok(listener)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let file = load_file_config(args.config_file.as_deref())?;
+    let level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".to_string());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,axum=warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut hosts = if args.hosts.is_empty() { file.hosts } else { args.hosts };
+    if hosts.is_empty() {
+        hosts.push(DEFAULT_HOST.to_string());
+    }
+    let shim_path = match args.shim_path.or(file.shim_path) {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("locating berthd")?
+            .parent()
+            .map(|d| d.join("berth-shim"))
+            .context("locating berth-shim")?,
+    };
+    let cfg = DaemonConfig {
+        data_root: args.data_root.or(file.data_root).unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+        exec_root: args.exec_root.or(file.exec_root).unwrap_or_else(|| PathBuf::from("/run/berth")),
+        shim_path,
+        cgroup_parent: args.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".to_string()),
+        hosts: hosts.clone(),
+    };
+    let pidfile = args.pidfile.or(file.pidfile).unwrap_or_else(|| cfg.exec_root.join("berthd.pid"));
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cfg, hosts, pidfile))
+}
+
+async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<()> {
+    if !cfg.shim_path.exists() {
+        bail!("shim binary {} not found (use --shim-path)", cfg.shim_path.display());
+    }
+    write_pidfile(&pidfile)?;
+    let daemon = Daemon::open(cfg.clone()).await.map_err(anyhow::Error::msg)?;
+    let backend: Arc<dyn berth_api_server::Backend> = Arc::new(berth_daemon::backend::Api(daemon));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    let mut sockets = Vec::new();
+    for host in &hosts {
+        let Some(path) = host.strip_prefix("unix://") else {
+            bail!("unsupported host {host:?}: only unix:// sockets are served (tcp needs TLS, not implemented yet)");
+        };
+        let path = PathBuf::from(path);
+        let listener = bind_unix(&path)?;
+        sockets.push(path.clone());
+        tracing::info!("API listening on {}", path.display());
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        servers.push(tokio::spawn(berth_api_server::serve_unix(listener, backend.clone(), shutdown)));
+    }
+    tracing::info!(data_root = %cfg.data_root.display(), "berthd started");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down (containers keep running)"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down (containers keep running)"),
+    }
+    let _ = stop_tx.send(true);
+    for s in servers {
+        // Hijacked connections may outlive the graceful shutdown; don't wait on them forever.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s).await;
+    }
+    for s in sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    Ok(())
+}

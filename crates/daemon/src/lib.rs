@@ -1,1 +1,106 @@
+//! berthd's services: container lifecycle, images, exec, the metadata store, restore on start,
+//! and the translation of Docker's `Config` + `HostConfig` into an OCI runtime spec (`spec`).
+//!
+//! [`Daemon`] implements the api-server's `Backend` trait (see `backend.rs`); the `berthd` binary
+//! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
+//! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
+pub mod backend;
+mod containers;
+mod exec;
+mod images;
+mod logs;
+pub mod model;
+pub mod names;
+mod runtime;
+pub mod spec;
+pub mod store;
+mod system;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_api_types::ApiError;
+use tokio::sync::broadcast;
+
+pub use runtime::Runtime;
+
+/// What the daemon was started with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth-shim` binary.
+    pub shim_path: PathBuf,
+    /// Parent cgroup of every container (`/berth/<id>`).
+    pub cgroup_parent: String,
+    /// The `-H` addresses served (shown by `info`).
+    pub hosts: Vec<String>,
+}
+
+/// A container lifecycle event, fanned out to waiters (and later to `/events`).
+#[derive(Debug, Clone)]
+pub enum ContainerEvent {
+    Started { id: String },
+    Exited { id: String, exit_code: i64, error: Option<String> },
+    Removed { id: String },
+}
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+pub struct Daemon {
+    pub(crate) cfg: DaemonConfig,
+    pub(crate) store: store::Store,
+    pub(crate) images: berth_image::store::ImageStore,
+    pub(crate) runtime: Runtime,
+    pub(crate) host: spec::HostFacts,
+    pub(crate) containers: Mutex<HashMap<String, model::Container>>,
+    pub(crate) op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) pending_attach: Mutex<HashMap<String, Vec<containers::PendingAttach>>>,
+    pub(crate) execs: Mutex<HashMap<String, exec::ExecInstance>>,
+    /// Serializes image-store mutations (load, import, tag, delete).
+    pub(crate) image_lock: tokio::sync::Mutex<()>,
+    pub(crate) events: broadcast::Sender<ContainerEvent>,
+}
+
+/// Any lower-layer failure the client cannot fix: a 500 with the cause.
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Daemon {
+    /// Opens (or creates) the data root and restores containers left by an earlier run.
+    pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, String> {
+        for dir in [&cfg.data_root, &cfg.exec_root] {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(cfg.data_root.join("containers"))
+            .map_err(|e| format!("creating containers directory: {e}"))?;
+        let store = store::Store::open(&cfg.data_root.join("berth.db")).map_err(|e| e.to_string())?;
+        let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
+            .map_err(|e| format!("opening image store: {e}"))?;
+        let runtime = Runtime::new(&cfg);
+        let (events, _) = broadcast::channel(1024);
+        let daemon = Arc::new(Daemon {
+            host: spec::HostFacts::detect(),
+            cfg,
+            store,
+            images,
+            runtime,
+            containers: Mutex::new(HashMap::new()),
+            op_locks: Mutex::new(HashMap::new()),
+            pending_attach: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            image_lock: tokio::sync::Mutex::new(()),
+            events,
+        });
+        daemon.restore().await.map_err(|e| format!("restoring containers: {e}"))?;
+        Ok(daemon)
+    }
+}

@@ -1,0 +1,104 @@
+//! The api-server's `Backend` implemented by the daemon's services.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_api_server::backend::{
+    AttachOptions, Backend, ByteStream, ContainerListOptions, ExecStarted, ImageListOptions, ImportOptions,
+    LogsOptions, Result, Session, WaitCondition,
+};
+use berth_api_types::{container, exec, image, system};
+use futures_util::future::BoxFuture;
+
+use crate::Daemon;
+
+/// The daemon as the API server sees it.
+pub struct Api(pub Arc<Daemon>);
+
+#[async_trait]
+impl Backend for Api {
+    async fn version(&self) -> Result<system::VersionResponse> {
+        Ok(self.0.version())
+    }
+    async fn info(&self) -> Result<system::InfoResponse> {
+        Ok(self.0.info())
+    }
+    async fn container_create(&self, name: Option<String>, req: container::CreateRequest) -> Result<container::CreateResponse> {
+        self.0.container_create(name, req).await
+    }
+    async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<container::Summary>> {
+        self.0.container_list(opts)
+    }
+    async fn container_inspect(&self, id: &str, size: bool) -> Result<container::InspectResponse> {
+        self.0.container_inspect(id, size)
+    }
+    async fn container_start(&self, id: &str) -> Result<()> {
+        self.0.container_start(id).await
+    }
+    async fn container_stop(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+        self.0.container_stop(id, signal, timeout).await
+    }
+    async fn container_restart(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+        self.0.container_restart(id, signal, timeout).await
+    }
+    async fn container_kill(&self, id: &str, signal: Option<String>) -> Result<()> {
+        self.0.container_kill(id, signal).await
+    }
+    async fn container_wait(&self, id: &str, condition: WaitCondition) -> Result<BoxFuture<'static, container::WaitResponse>> {
+        self.0.container_wait(id, condition).await
+    }
+    async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
+        self.0.container_remove(id, force, volumes).await
+    }
+    async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
+        self.0.container_rename(id, name).await
+    }
+    async fn container_top(&self, id: &str, ps_args: Option<String>) -> Result<container::TopResponse> {
+        self.0.container_top(id, ps_args).await
+    }
+    async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        self.0.container_resize(id, height, width).await
+    }
+    async fn container_logs(&self, id: &str, opts: LogsOptions) -> Result<(bool, ByteStream)> {
+        self.0.container_logs(id, opts)
+    }
+    async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<Session> {
+        self.0.container_attach(id, opts).await
+    }
+    async fn exec_create(&self, id: &str, req: exec::CreateRequest) -> Result<String> {
+        self.0.exec_create(id, req).await
+    }
+    async fn exec_start(&self, exec_id: &str, req: exec::StartRequest) -> Result<ExecStarted> {
+        self.0.exec_start(exec_id, req).await
+    }
+    async fn exec_inspect(&self, exec_id: &str) -> Result<exec::InspectResponse> {
+        self.0.exec_inspect(exec_id)
+    }
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
+        self.0.exec_resize(exec_id, height, width).await
+    }
+    async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<image::Summary>> {
+        self.0.image_list(opts)
+    }
+    async fn image_inspect(&self, name: &str) -> Result<image::InspectResponse> {
+        self.0.image_inspect(name)
+    }
+    async fn image_history(&self, name: &str) -> Result<Vec<image::HistoryItem>> {
+        self.0.image_history(name)
+    }
+    async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
+        self.0.image_tag(name, repo, tag).await
+    }
+    async fn image_remove(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<image::DeleteItem>> {
+        self.0.image_remove(name, force, noprune).await
+    }
+    async fn image_load(&self, body: ByteStream, quiet: bool) -> Result<ByteStream> {
+        self.0.image_load(body, quiet).await
+    }
+    async fn image_save(&self, names: Vec<String>) -> Result<ByteStream> {
+        self.0.image_save(names).await
+    }
+    async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
+        self.0.image_import(body, opts).await
+    }
+}

@@ -1,0 +1,1169 @@
+//! Container lifecycle: create, start, stop, kill, wait, remove, rename, list, inspect, top,
+//! attach, restore after a daemon restart.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api_server::backend::{AttachOptions, BoxedIo, ContainerListOptions, Session, WaitCondition};
+use berth_api_types::container::{
+    self as ct, Config, CreateRequest, CreateResponse, HostConfig, InspectResponse, Summary, WaitResponse,
+};
+use berth_api_types::{ApiError, ErrorKind};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use crate::model::{now_rfc3339, unix_seconds, Container, RunState, Status, ZERO_TIME};
+use crate::{internal, lock, names, spec, ContainerEvent, Daemon, Result};
+
+/// An attach that arrived before the container started: connected to the shim at start.
+pub struct PendingAttach {
+    pub opts: AttachOptions,
+    pub io: BoxedIo,
+}
+
+pub(crate) fn no_such_container(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such container: {id}"))
+}
+
+fn not_running(id: &str) -> ApiError {
+    ApiError::conflict(format!("Container {id} is not running"))
+}
+
+/// Docker's exit code for a process that could not be started, from the runtime's message.
+pub(crate) fn exit_code_for_start_error(msg: &str) -> i64 {
+    let m = msg.to_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        128
+    }
+}
+
+/// Docker's merge of the image config into the user's config (`daemon/create.go` merge).
+pub(crate) fn merge_config(user: &mut Config, image: &Config) {
+    if user.user.is_empty() {
+        user.user = image.user.clone();
+    }
+    let mut ports = image.exposed_ports.clone().unwrap_or_default();
+    ports.extend(user.exposed_ports.take().unwrap_or_default());
+    user.exposed_ports = (!ports.is_empty()).then_some(ports);
+    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
+    for e in user.env.take().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next().unwrap_or("") != key);
+        env.push(e);
+    }
+    user.env = Some(env);
+    let mut labels = image.labels.clone().unwrap_or_default();
+    labels.extend(user.labels.take().unwrap_or_default());
+    user.labels = Some(labels);
+    let user_entrypoint_empty = user.entrypoint.as_ref().is_none_or(|e| e.is_empty());
+    if user_entrypoint_empty {
+        if user.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            user.cmd = image.cmd.clone();
+            user.args_escaped = image.args_escaped;
+        }
+        if user.entrypoint.is_none() {
+            user.entrypoint = image.entrypoint.clone();
+        }
+    }
+    if user.working_dir.is_empty() {
+        user.working_dir = image.working_dir.clone();
+    }
+    let mut vols = image.volumes.clone().unwrap_or_default();
+    vols.extend(user.volumes.take().unwrap_or_default());
+    user.volumes = (!vols.is_empty()).then_some(vols);
+    if user.on_build.is_none() {
+        user.on_build = image.on_build.clone();
+    }
+    if user.stop_signal.is_none() {
+        user.stop_signal = image.stop_signal.clone();
+    }
+    if user.healthcheck.is_none() {
+        user.healthcheck = image.healthcheck.clone();
+    }
+    if user.shell.is_none() {
+        user.shell = image.shell.clone();
+    }
+}
+
+/// Path and args as Docker shows them: `--entrypoint ""` means no entrypoint at all.
+pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
+    let mut argv: Vec<String> = match &cfg.entrypoint {
+        Some(e) if !(e.len() == 1 && e[0].is_empty()) => e.clone(),
+        _ => Vec::new(),
+    };
+    argv.extend(cfg.cmd.clone().unwrap_or_default());
+    if argv.is_empty() {
+        return (String::new(), Vec::new());
+    }
+    let path = argv.remove(0);
+    (path, argv)
+}
+
+fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
+    match hc.network_mode.as_str() {
+        "" | "default" | "bridge" => warnings.push(
+            "bridge networking is not available in this berth yet: the container gets its own network namespace with only a loopback interface (as with --network none)".to_string(),
+        ),
+        "none" | "host" => {}
+        m if m.starts_with("container:") => {
+            return Err(ApiError::invalid(format!("network mode {m:?} is not supported by berth yet")))
+        }
+        m => return Err(ApiError::not_found(format!("network {m} not found"))),
+    }
+    match hc.restart_policy.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
+        other => return Err(ApiError::invalid(format!("invalid restart policy '{other}'"))),
+    }
+    if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0 {
+        return Err(ApiError::invalid(format!(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )));
+    }
+    if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
+        return Err(ApiError::invalid(
+            "can't create 'AutoRemove' container with restart policy",
+        ));
+    }
+    if hc.init == Some(true) {
+        return Err(ApiError::invalid(
+            "berth does not ship an init process yet: --init is not supported",
+        ));
+    }
+    for (k, _) in hc.log_config.config.iter() {
+        if !matches!(k.as_str(), "max-size" | "max-file" | "labels" | "env" | "env-regex" | "tag" | "compress" | "mode" | "max-buffer-size") {
+            return Err(ApiError::invalid(format!("unknown log opt '{k}' for json-file log driver")));
+        }
+    }
+    if !matches!(hc.log_config.kind.as_str(), "" | "json-file") {
+        return Err(ApiError::invalid(format!(
+            "logging driver {:?} is not supported by berth (only json-file)",
+            hc.log_config.kind
+        )));
+    }
+    Ok(())
+}
+
+/// `max-size` as Docker parses it (`10m`, `1k`, `200`).
+pub(crate) fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_lowercase();
+    let (num, mult) = match s.trim_end_matches('b').chars().last()? {
+        'k' => (&s[..s.trim_end_matches('b').len() - 1], 1024u64),
+        'm' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024),
+        'g' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024 * 1024),
+        _ => (s.trim_end_matches('b'), 1),
+    };
+    num.trim().parse::<f64>().ok().filter(|n| *n >= 0.0).map(|n| (n * mult as f64) as u64)
+}
+
+impl Daemon {
+    pub(crate) fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.op_locks).entry(id.to_string()).or_default().clone()
+    }
+
+    /// Resolves a full id, a name (with or without `/`) or a unique id prefix.
+    pub(crate) fn resolve_container(&self, key: &str) -> Result<Container> {
+        let map = lock(&self.containers);
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.values().find(|c| c.name == name) {
+            return Ok(c.clone());
+        }
+        if !key.is_empty() && key.chars().all(|c| c.is_ascii_hexdigit()) {
+            let matches: Vec<&Container> = map.values().filter(|c| c.id.starts_with(key)).collect();
+            match matches.len() {
+                1 => return Ok(matches[0].clone()),
+                0 => {}
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "multiple IDs found with provided prefix: {key}"
+                    )))
+                }
+            }
+        }
+        Err(no_such_container(key))
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Container> {
+        lock(&self.containers).get(id).cloned()
+    }
+
+    /// Commits a record to the database, then to memory.
+    pub(crate) fn save(&self, c: &Container) -> Result<()> {
+        self.store.put_container(&c.id, &c.name, c).map_err(internal)?;
+        lock(&self.containers).insert(c.id.clone(), c.clone());
+        Ok(())
+    }
+
+    fn update_state(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut c = self.get(id).ok_or_else(|| no_such_container(id))?;
+        f(&mut c);
+        self.save(&c)?;
+        Ok(c)
+    }
+
+    pub async fn container_create(&self, name: Option<String>, req: CreateRequest) -> Result<CreateResponse> {
+        let mut warnings = Vec::new();
+        let mut config = req.config;
+        let host_config = req.host_config.unwrap_or_default();
+        if config.image.is_empty() {
+            return Err(ApiError::invalid("config cannot be empty in order to create a container"));
+        }
+        validate_host_config(&host_config, &mut warnings)?;
+        let image = self.resolve_image(&config.image)?;
+        merge_config(&mut config, &image.container_config());
+        let (path, args) = path_and_args(&config);
+        if path.is_empty() {
+            return Err(ApiError::invalid("no command specified"));
+        }
+        if let Some(sig) = &config.stop_signal {
+            spec::parse_signal(sig).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        let id = {
+            let bytes: [u8; 32] = rand::random();
+            hex::encode(bytes)
+        };
+        if config.hostname.is_empty() {
+            config.hostname = spec::default_hostname(&id);
+        }
+        let name = match name {
+            Some(n) => {
+                let n = names::validate(&n).map_err(ApiError::invalid)?;
+                if let Some(other) = lock(&self.containers).values().find(|c| c.name == n) {
+                    return Err(ApiError::conflict(format!(
+                        "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                        other.id
+                    )));
+                }
+                n
+            }
+            None => {
+                let taken: Vec<String> = lock(&self.containers).values().map(|c| c.name.clone()).collect();
+                let mut n = names::random_name(0);
+                let mut retry = 1;
+                while taken.contains(&n) {
+                    n = names::random_name(retry);
+                    retry += 1;
+                }
+                n
+            }
+        };
+        self.runtime.create_dirs(&id).map_err(internal)?;
+        let record = Container {
+            id: id.clone(),
+            name,
+            created: now_rfc3339(),
+            path,
+            args,
+            config,
+            host_config,
+            image_id: image.id.clone(),
+            top_layer: image.top_layer.clone(),
+            state: RunState {
+                status: Status::Created,
+                started_at: ZERO_TIME.to_string(),
+                finished_at: ZERO_TIME.to_string(),
+                ..Default::default()
+            },
+            restart_count: 0,
+            exec_ids: Vec::new(),
+        };
+        if let Err(e) = self.save(&record) {
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
+        Ok(CreateResponse { id, warnings })
+    }
+
+    /// Writes the generated /etc files and the OCI spec for a start.
+    fn prepare_bundle(&self, c: &Container) -> Result<()> {
+        let rt = &self.runtime;
+        let id = &c.id;
+        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        rt.mount_rootfs(id, &lowers).map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        let hc = &c.host_config;
+        std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname)).map_err(internal)?;
+        let hosts = spec::hosts_file_contents(
+            &c.config.hostname,
+            &c.config.domainname,
+            hc.extra_hosts.as_deref().unwrap_or_default(),
+        );
+        std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = spec::resolv_conf_contents(
+            &host_resolv,
+            hc.dns.as_deref().unwrap_or_default(),
+            hc.dns_search.as_deref().unwrap_or_default(),
+            hc.dns_options.as_deref().unwrap_or_default(),
+            hc.network_mode != "host",
+        );
+        std::fs::write(rt.resolv_conf_path(id), resolv).map_err(internal)?;
+        let rootfs = rt.rootfs(id);
+        let hostname_path = rt.hostname_path(id);
+        let hosts_path = rt.hosts_path(id);
+        let resolv_path = rt.resolv_conf_path(id);
+        let input = spec::SpecInput {
+            id,
+            config: &c.config,
+            host_config: hc,
+            rootfs: &rootfs,
+            hostname_path: &hostname_path,
+            hosts_path: &hosts_path,
+            resolv_conf_path: &resolv_path,
+            cgroup_parent: &self.cfg.cgroup_parent,
+            host: &self.host,
+        };
+        let oci = spec::build_spec(&input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
+        let path = rt.bundle_dir(id).join("config.json");
+        std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
+        std::fs::write(&path, body).map_err(internal)?;
+        Ok(())
+    }
+
+    pub async fn container_start(self: &Arc<Self>, key: &str) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        let guard = self.op_lock(&c.id);
+        let _g = guard.lock().await;
+        let c = self.get(&c.id).ok_or_else(|| no_such_container(key))?;
+        match c.state.status {
+            Status::Running | Status::Restarting => return Err(ApiError::not_modified()),
+            Status::Paused => {
+                return Err(ApiError::conflict(
+                    "cannot start a paused container, try unpause instead",
+                ))
+            }
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    c.id
+                )))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        self.start_locked(c).await
+    }
+
+    /// Starts a container whose op lock the caller holds.
+    async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
+        let id = c.id.clone();
+        if let Err(e) = self.prepare_bundle(&c) {
+            self.runtime.unmount_rootfs(&id);
+            self.record_start_failure(&id, &e.message).await;
+            return Err(e);
+        }
+        let mut shim_cfg = self.runtime.shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
+        let log_cfg = &c.host_config.log_config.config;
+        if let Some(sz) = log_cfg.get("max-size") {
+            shim_cfg.log_max_size = parse_size(sz).ok_or_else(|| ApiError::invalid(format!("invalid max-size {sz:?}")))?;
+        }
+        if let Some(n) = log_cfg.get("max-file") {
+            shim_cfg.log_max_file = n
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::invalid(format!("invalid max-file {n:?}")))?;
+        }
+        if let Some(sz) = c.host_config.console_size.as_ref().filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0) {
+            shim_cfg.console_size = Some([sz[0] as u16, sz[1] as u16]);
+        }
+        let this = self.clone();
+        let launch_id = id.clone();
+        let launched = tokio::task::spawn_blocking(move || this.runtime.launch(&launch_id, &shim_cfg))
+            .await
+            .map_err(internal)?;
+        if let Err(msg) = launched {
+            self.runtime.unmount_rootfs(&id);
+            let msg = format!("failed to create task for container: {msg}");
+            self.record_start_failure(&id, &msg).await;
+            return Err(ApiError::invalid(msg));
+        }
+        let client = self.runtime.client(&id);
+        let pending = lock(&self.pending_attach).remove(&id).unwrap_or_default();
+        for p in pending {
+            self.connect_attach(&id, c.config.tty, p.opts, p.io).await;
+        }
+        if let Err(e) = client.start().await {
+            let _ = client.kill(9, true).await;
+            self.runtime.unmount_rootfs(&id);
+            let msg = format!("failed to start container: {e}");
+            self.record_start_failure(&id, &msg).await;
+            return Err(ApiError::internal(msg));
+        }
+        let (pid, started_at) = match client.state().await {
+            Ok(s) => (s.pid.unwrap_or(0) as i64, s.started_at.unwrap_or_else(now_rfc3339)),
+            Err(_) => (0, now_rfc3339()),
+        };
+        self.update_state(&id, |c| {
+            c.state = RunState {
+                status: Status::Running,
+                pid,
+                exit_code: 0,
+                error: String::new(),
+                started_at,
+                finished_at: c.state.finished_at.clone(),
+                oom_killed: false,
+            };
+        })?;
+        let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
+        self.spawn_monitor(id);
+        Ok(())
+    }
+
+    /// A start that failed before the process ran: Docker records it as an exit with 126/127/128.
+    async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
+        let code = exit_code_for_start_error(msg);
+        let res = self.update_state(id, |c| {
+            c.state.status = if c.state.status == Status::Created { Status::Created } else { Status::Exited };
+            c.state.exit_code = code;
+            c.state.error = msg.to_string();
+            c.state.pid = 0;
+            c.state.finished_at = now_rfc3339();
+        });
+        lock(&self.pending_attach).remove(id);
+        if res.is_ok() {
+            let _ = self.events.send(ContainerEvent::Exited {
+                id: id.to_string(),
+                exit_code: code,
+                error: Some(msg.to_string()),
+            });
+            self.maybe_auto_remove(id).await;
+        }
+    }
+
+    /// Watches the shim until the process exits, then records the exit.
+    pub(crate) fn spawn_monitor(self: &Arc<Self>, id: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let client = this.runtime.client(&id);
+            let status = match client.wait().await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(container = %id, "lost the shim: {e}");
+                    // The shim records the exit on disk before it answers anyone.
+                    let mut found = this.runtime.read_exit(&id);
+                    for _ in 0..20 {
+                        if found.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        found = this.runtime.read_exit(&id);
+                    }
+                    found
+                }
+            };
+            this.handle_exit(&id, status).await;
+        });
+    }
+
+    async fn handle_exit(self: &Arc<Self>, id: &str, status: Option<berth_shim_protocol::ExitStatus>) {
+        let guard = self.op_lock(id);
+        let _g = guard.lock().await;
+        self.runtime.unmount_rootfs(id);
+        let (code, finished, oom) = match &status {
+            Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
+            None => (255, now_rfc3339(), false),
+        };
+        let res = self.update_state(id, |c| {
+            c.state.status = Status::Exited;
+            c.state.pid = 0;
+            c.state.exit_code = code;
+            c.state.finished_at = finished;
+            c.state.oom_killed = oom;
+            if status.is_none() {
+                c.state.error = "container monitor lost".to_string();
+            }
+        });
+        if res.is_err() {
+            return;
+        }
+        self.finish_execs(id);
+        let _ = self.events.send(ContainerEvent::Exited { id: id.to_string(), exit_code: code, error: None });
+        drop(_g);
+        self.maybe_auto_remove(id).await;
+    }
+
+    async fn maybe_auto_remove(self: &Arc<Self>, id: &str) {
+        let Some(c) = self.get(id) else { return };
+        if c.host_config.auto_remove && !c.state.status.is_active() {
+            if let Err(e) = self.remove_container(id, true).await {
+                tracing::warn!(container = id, "auto-remove: {}", e.message);
+            }
+        }
+    }
+
+    pub async fn container_stop(&self, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        if !c.state.status.can_kill() {
+            return Err(ApiError::not_modified());
+        }
+        let sig = signal.or_else(|| c.config.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".to_string());
+        let signo = spec::parse_signal(&sig).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
+        self.stop_with(&c.id, signo, timeout).await
+    }
+
+    /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs.
+    pub(crate) async fn stop_with(&self, id: &str, signo: i32, timeout: i64) -> Result<()> {
+        let mut events = self.events.subscribe();
+        let client = self.runtime.client(id);
+        if self.get(id).is_some_and(|c| c.state.status == Status::Paused) {
+            let _ = client.resume().await;
+        }
+        if let Err(e) = client.kill(signo, false).await {
+            tracing::debug!(container = id, "stop signal: {e}");
+        }
+        let exited = |events: &mut tokio::sync::broadcast::Receiver<ContainerEvent>| {
+            let id = id.to_string();
+            let this_state = self.get(&id);
+            let mut events = events.resubscribe();
+            async move {
+                if this_state.is_none_or(|c| !c.state.status.is_active()) {
+                    return;
+                }
+                loop {
+                    match events.recv().await {
+                        Ok(ContainerEvent::Exited { id: x, .. }) | Ok(ContainerEvent::Removed { id: x }) if x == id => return,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        _ => {}
+                    }
+                }
+            }
+        };
+        let wait = exited(&mut events);
+        let done = if timeout < 0 {
+            wait.await;
+            true
+        } else {
+            tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await.is_ok()
+        };
+        if !done {
+            let _ = client.kill(9, true).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), exited(&mut events)).await;
+        }
+        Ok(())
+    }
+
+    pub async fn container_restart(self: &Arc<Self>, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+        match self.container_stop(key, signal, timeout).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotModified => {}
+            Err(e) => return Err(e),
+        }
+        match self.container_start(key).await {
+            Err(e) if e.kind == ErrorKind::NotModified => Ok(()),
+            other => other,
+        }
+    }
+
+    pub async fn container_kill(&self, key: &str, signal: Option<String>) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        let signo = spec::parse_signal(signal.as_deref().unwrap_or("SIGKILL"))
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        if !c.state.status.can_kill() {
+            return Err(not_running(&c.id));
+        }
+        self.runtime
+            .client(&c.id)
+            .kill(signo, false)
+            .await
+            .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))
+    }
+
+    pub async fn container_wait(&self, key: &str, condition: WaitCondition) -> Result<BoxFuture<'static, WaitResponse>> {
+        let c = self.resolve_container(key)?;
+        let mut events = self.events.subscribe();
+        let id = c.id.clone();
+        let current = self.get(&id);
+        let ready = |c: &Container| WaitResponse {
+            status_code: c.state.exit_code,
+            error: (!c.state.error.is_empty()).then(|| ct::WaitExitError { message: c.state.error.clone() }),
+        };
+        if condition == WaitCondition::NotRunning {
+            if let Some(c) = current.as_ref().filter(|c| !c.state.status.is_active()) {
+                let resp = ready(c);
+                return Ok(async move { resp }.boxed());
+            }
+        }
+        Ok(async move {
+            let mut last: Option<WaitResponse> = None;
+            loop {
+                match events.recv().await {
+                    Ok(ContainerEvent::Exited { id: x, exit_code, error }) if x == id => {
+                        let resp = WaitResponse {
+                            status_code: exit_code,
+                            error: error.map(|message| ct::WaitExitError { message }),
+                        };
+                        if condition != WaitCondition::Removed {
+                            return resp;
+                        }
+                        last = Some(resp);
+                    }
+                    Ok(ContainerEvent::Removed { id: x }) if x == id => {
+                        return last.unwrap_or(WaitResponse { status_code: 0, error: None });
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return WaitResponse { status_code: -1, error: None };
+                    }
+                    _ => {}
+                }
+            }
+        }
+        .boxed())
+    }
+
+    pub async fn container_remove(self: &Arc<Self>, key: &str, force: bool, _volumes: bool) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        if !force && !c.state.status.can_remove_without_force() {
+            let what = if c.state.status == Status::Paused { "paused" } else { "running" };
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
+                c.name
+            )));
+        }
+        self.remove_container(&c.id, force).await
+    }
+
+    pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        if force && self.get(id).is_some_and(|c| c.state.status.is_active()) {
+            self.stop_with(id, 9, 10).await?;
+        }
+        let guard = self.op_lock(id);
+        let _g = guard.lock().await;
+        let Some(c) = self.get(id) else { return Ok(()) };
+        if c.state.status.is_active() {
+            return Err(ApiError::conflict(format!("cannot remove container \"/{}\": container is running", c.name)));
+        }
+        self.runtime.remove_dirs(id).map_err(|e| internal(format!("removing container {id}: {e}")))?;
+        self.store.delete_container(id).map_err(internal)?;
+        lock(&self.containers).remove(id);
+        lock(&self.op_locks).remove(id);
+        lock(&self.pending_attach).remove(id);
+        self.forget_execs(id);
+        let _ = self.events.send(ContainerEvent::Removed { id: id.to_string() });
+        Ok(())
+    }
+
+    pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        let n = names::validate(new_name).map_err(ApiError::invalid)?;
+        if n == c.name {
+            return Err(ApiError::conflict(format!("Renaming a container with the same name as its current name")));
+        }
+        if let Some(other) = lock(&self.containers).values().find(|o| o.name == n) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
+            )));
+        }
+        self.update_state(&c.id, |c| c.name = n)?;
+        Ok(())
+    }
+
+    pub async fn container_resize(&self, key: &str, h: u16, w: u16) -> Result<()> {
+        let c = self.resolve_container(key)?;
+        if !c.state.status.is_active() {
+            return Err(not_running(&c.id));
+        }
+        self.runtime.client(&c.id).resize(None, h, w).await.map_err(internal)
+    }
+
+    pub async fn container_top(&self, key: &str, ps_args: Option<String>) -> Result<ct::TopResponse> {
+        let c = self.resolve_container(key)?;
+        if !c.state.status.is_active() {
+            return Err(not_running(&c.id));
+        }
+        let pids = self.runtime.client(&c.id).pids().await.map_err(internal)?;
+        let args = ps_args.unwrap_or_else(|| "-ef".to_string());
+        let out = tokio::process::Command::new("ps")
+            .args(args.split_whitespace())
+            .output()
+            .await
+            .map_err(|e| internal(format!("running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(internal(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
+    pub fn container_inspect(&self, key: &str, size: bool) -> Result<InspectResponse> {
+        let c = self.resolve_container(key)?;
+        let rt = &self.runtime;
+        let mut state = ct::State {
+            status: c.state.status.as_str().to_string(),
+            running: matches!(c.state.status, Status::Running | Status::Paused),
+            paused: c.state.status == Status::Paused,
+            restarting: c.state.status == Status::Restarting,
+            oom_killed: c.state.oom_killed,
+            dead: c.state.status == Status::Dead,
+            pid: c.state.pid,
+            exit_code: c.state.exit_code,
+            error: c.state.error.clone(),
+            started_at: c.state.started_at.clone(),
+            finished_at: c.state.finished_at.clone(),
+            health: None,
+        };
+        if !state.running {
+            state.pid = 0;
+        }
+        let mut data = BTreeMap::new();
+        data.insert("UpperDir".to_string(), rt.upper_dir(&c.id).display().to_string());
+        data.insert("MergedDir".to_string(), rt.rootfs(&c.id).display().to_string());
+        data.insert("WorkDir".to_string(), rt.upper_dir(&c.id).with_file_name("work").display().to_string());
+        if let Ok(lowers) = self.lower_dirs(c.top_layer.as_deref()) {
+            data.insert(
+                "LowerDir".to_string(),
+                lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+            );
+        }
+        let mut host_config = c.host_config.clone();
+        if host_config.log_config.kind.is_empty() {
+            host_config.log_config.kind = "json-file".to_string();
+        }
+        if host_config.network_mode.is_empty() {
+            host_config.network_mode = "bridge".to_string();
+        }
+        if host_config.restart_policy.name.is_empty() {
+            host_config.restart_policy.name = "no".to_string();
+        }
+        let size_rw = size.then(|| dir_size(&rt.upper_dir(&c.id)) as i64);
+        Ok(InspectResponse {
+            id: c.id.clone(),
+            created: c.created.clone(),
+            path: c.path.clone(),
+            args: c.args.clone(),
+            state,
+            image: c.image_id.clone(),
+            resolv_conf_path: rt.resolv_conf_path(&c.id).display().to_string(),
+            hostname_path: rt.hostname_path(&c.id).display().to_string(),
+            hosts_path: rt.hosts_path(&c.id).display().to_string(),
+            log_path: rt.log_path(&c.id).display().to_string(),
+            name: format!("/{}", c.name),
+            restart_count: c.restart_count,
+            driver: "overlay2".to_string(),
+            platform: "linux".to_string(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: (!c.exec_ids.is_empty()).then(|| c.exec_ids.clone()),
+            host_config,
+            graph_driver: ct::DriverData { data, name: "overlay2".to_string() },
+            size_rw,
+            size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
+            mounts: Vec::new(),
+            config: c.config.clone(),
+            network_settings: network_settings(&c),
+        })
+    }
+
+    pub fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<Summary>> {
+        let mut all: Vec<Container> = lock(&self.containers).values().cloned().collect();
+        all.sort_by(|a, b| b.created.cmp(&a.created));
+        let filters = ListFilters::parse(self, &opts.filters)?;
+        let mut out = Vec::new();
+        for c in &all {
+            if !opts.all && !c.state.status.is_active() && !filters.wants_stopped() {
+                continue;
+            }
+            if !filters.matches(c, &all) {
+                continue;
+            }
+            out.push(self.summary(c, opts.size));
+            if opts.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn summary(&self, c: &Container, size: bool) -> Summary {
+        let command = std::iter::once(c.path.clone())
+            .chain(c.args.iter().cloned())
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+            .collect::<Vec<_>>()
+            .join(" ");
+        let size_rw = size.then(|| dir_size(&self.runtime.upper_dir(&c.id)) as i64);
+        let ns = network_settings(c);
+        Summary {
+            id: c.id.clone(),
+            names: vec![format!("/{}", c.name)],
+            image: c.config.image.clone(),
+            image_id: c.image_id.clone(),
+            command,
+            created: unix_seconds(&c.created),
+            ports: Vec::new(),
+            size_rw,
+            size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
+            labels: c.config.labels.clone().unwrap_or_default(),
+            state: c.state.status.as_str().to_string(),
+            status: status_text(c),
+            host_config: ct::SummaryHostConfig {
+                network_mode: if c.host_config.network_mode.is_empty() {
+                    "bridge".to_string()
+                } else {
+                    c.host_config.network_mode.clone()
+                },
+            },
+            network_settings: ct::SummaryNetworkSettings { networks: ns.networks },
+            mounts: Vec::new(),
+        }
+    }
+
+    pub async fn container_attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<Session> {
+        let c = self.resolve_container(key)?;
+        let tty = c.config.tty;
+        let this = self.clone();
+        let id = c.id.clone();
+        Ok(Session {
+            tty,
+            run: Box::new(move |io: BoxedIo| {
+                async move {
+                    let active = this.get(&id).is_some_and(|c| c.state.status.is_active());
+                    if active {
+                        this.connect_attach(&id, tty, opts, io).await;
+                    } else {
+                        // `docker run` and `docker start -a` attach before they start.
+                        lock(&this.pending_attach).entry(id).or_default().push(PendingAttach { opts, io });
+                    }
+                }
+                .boxed()
+            }),
+        })
+    }
+
+    /// Joins a client connection to the shim's attach stream.
+    async fn connect_attach(&self, id: &str, tty: bool, opts: AttachOptions, io: BoxedIo) {
+        let client = self.runtime.client(id);
+        match client.attach(opts.stdin, opts.stdout, opts.stderr).await {
+            Ok(stream) => {
+                tokio::spawn(crate::exec::bridge(stream, io, tty, opts.stdin));
+            }
+            Err(e) => tracing::warn!(container = id, "attach: {e}"),
+        }
+    }
+
+    /// Reconciles the records with what is running after a daemon (re)start.
+    pub(crate) async fn restore(self: &Arc<Self>) -> std::result::Result<(), String> {
+        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
+        let known: std::collections::HashSet<String> = records.iter().map(|c| c.id.clone()).collect();
+        // Directories without a record are creates that were interrupted before they committed.
+        if let Ok(entries) = std::fs::read_dir(self.runtime.containers_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !known.contains(&name) {
+                    tracing::info!(container = %name, "removing a half-created container");
+                    let _ = self.runtime.remove_dirs(&name);
+                }
+            }
+        }
+        for c in records {
+            lock(&self.containers).insert(c.id.clone(), c.clone());
+            if !c.state.status.is_active() {
+                // A crash between mount and exit bookkeeping can leave the rootfs mounted.
+                self.runtime.unmount_rootfs(&c.id);
+                continue;
+            }
+            let client = self.runtime.client(&c.id);
+            match client.state().await {
+                Ok(_) => {
+                    tracing::info!(container = %c.id, "reconnected to running container");
+                    self.spawn_monitor(c.id.clone());
+                }
+                Err(_) => {
+                    let status = self.runtime.read_exit(&c.id);
+                    tracing::info!(container = %c.id, "container exited while the daemon was down");
+                    self.handle_exit(&c.id, status).await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn network_settings(c: &Container) -> ct::NetworkSettings {
+    let mode = if c.host_config.network_mode.is_empty() { "bridge" } else { c.host_config.network_mode.as_str() };
+    let mut networks = BTreeMap::new();
+    let name = match mode {
+        "default" => "bridge",
+        m => m,
+    };
+    networks.insert(
+        name.to_string(),
+        ct::EndpointSettings { network_id: String::new(), ..Default::default() },
+    );
+    ct::NetworkSettings {
+        sandbox_key: String::new(),
+        ports: BTreeMap::new(),
+        networks,
+        ..Default::default()
+    }
+}
+
+/// Docker's `Status` column: `Up 5 seconds`, `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(c: &Container) -> String {
+    let now = chrono::Utc::now().timestamp();
+    match c.state.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => format!("Up {}", human_duration(now - unix_seconds(&c.state.started_at))),
+        Status::Paused => format!("Up {} (Paused)", human_duration(now - unix_seconds(&c.state.started_at))),
+        Status::Restarting => "Restarting".to_string(),
+        Status::Removing => "Removal In Progress".to_string(),
+        Status::Dead => "Dead".to_string(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            human_duration(now - unix_seconds(&c.state.finished_at))
+        ),
+    }
+}
+
+/// Go's `units.HumanDuration`.
+pub(crate) fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 1 {
+        "Less than a second".to_string()
+    } else if s == 1 {
+        "1 second".to_string()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if s / 60 == 1 {
+        "About a minute".to_string()
+    } else if s < 3600 {
+        format!("{} minutes", s / 60)
+    } else if (s as f64 / 3600.0).round() as i64 == 1 {
+        "About an hour".to_string()
+    } else if s < 48 * 3600 {
+        format!("{} hours", (s as f64 / 3600.0).round() as i64)
+    } else if s < 7 * 24 * 3600 * 2 {
+        format!("{} days", s / 86400)
+    } else if s < 30 * 24 * 3600 * 3 {
+        format!("{} weeks", s / (7 * 86400))
+    } else if s < 365 * 24 * 3600 * 2 {
+        format!("{} months", s / (30 * 86400))
+    } else {
+        format!("{} years", s / (365 * 86400))
+    }
+}
+
+pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&p) else { continue };
+        for e in entries.flatten() {
+            let Ok(md) = e.metadata() else { continue };
+            if md.is_dir() {
+                stack.push(e.path());
+            } else if md.is_file() {
+                total += md.size();
+            }
+        }
+    }
+    total
+}
+
+/// Keeps the `ps` rows whose PID column is one of `pids` (Docker's `top`).
+fn parse_ps(output: &str, pids: &[u32]) -> Result<ct::TopResponse> {
+    let mut lines = output.lines();
+    let header = lines.next().ok_or_else(|| internal("ps printed nothing"))?;
+    let titles: Vec<String> = header.split_whitespace().map(str::to_string).collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
+    let mut processes = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < titles.len() {
+            continue;
+        }
+        let Ok(pid) = fields[pid_col].parse::<u32>() else { continue };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        row.push(fields[titles.len() - 1..].join(" "));
+        processes.push(row);
+    }
+    Ok(ct::TopResponse { titles, processes })
+}
+
+/// The `filters` of `GET /containers/json`.
+struct ListFilters {
+    ids: Vec<String>,
+    names: Vec<String>,
+    labels: Vec<String>,
+    status: Vec<String>,
+    exited: Vec<i64>,
+    ancestors: Vec<String>,
+    before: Option<String>,
+    since: Option<String>,
+}
+
+impl ListFilters {
+    fn parse(d: &Daemon, filters: &[(String, Vec<String>)]) -> Result<ListFilters> {
+        let mut f = ListFilters {
+            ids: vec![],
+            names: vec![],
+            labels: vec![],
+            status: vec![],
+            exited: vec![],
+            ancestors: vec![],
+            before: None,
+            since: None,
+        };
+        for (k, vals) in filters {
+            match k.as_str() {
+                "id" => f.ids.extend(vals.iter().cloned()),
+                "name" => f.names.extend(vals.iter().cloned()),
+                "label" => f.labels.extend(vals.iter().cloned()),
+                "status" => {
+                    for v in vals {
+                        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+                            return Err(ApiError::invalid(format!("invalid filter 'status={v}'")));
+                        }
+                    }
+                    f.status.extend(vals.iter().cloned())
+                }
+                "exited" => {
+                    for v in vals {
+                        f.exited.push(v.parse().map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))?);
+                    }
+                }
+                "ancestor" => {
+                    for v in vals {
+                        match d.resolve_image(v) {
+                            Ok(img) => f.ancestors.push(img.id),
+                            Err(_) => f.ancestors.push(format!("<unknown:{v}>")),
+                        }
+                    }
+                }
+                "before" => f.before = vals.first().map(|v| d.resolve_container(v).map(|c| c.created)).transpose()?,
+                "since" => f.since = vals.first().map(|v| d.resolve_container(v).map(|c| c.created)).transpose()?,
+                "health" | "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => {}
+                other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn wants_stopped(&self) -> bool {
+        !self.exited.is_empty() || self.status.iter().any(|s| s != "running" && s != "paused")
+    }
+
+    fn matches(&self, c: &Container, _all: &[Container]) -> bool {
+        if !self.ids.is_empty() && !self.ids.iter().any(|i| c.id.starts_with(i.as_str())) {
+            return false;
+        }
+        if !self.names.is_empty() && !self.names.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+            return false;
+        }
+        let labels = c.config.labels.clone().unwrap_or_default();
+        for l in &self.labels {
+            let ok = match l.split_once('=') {
+                Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                None => labels.contains_key(l),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if !self.status.is_empty() && !self.status.iter().any(|s| s == c.state.status.as_str()) {
+            return false;
+        }
+        if !self.exited.is_empty()
+            && !(c.state.status == Status::Exited && self.exited.contains(&c.state.exit_code))
+        {
+            return false;
+        }
+        if !self.ancestors.is_empty() && !self.ancestors.contains(&c.image_id) {
+            return false;
+        }
+        if let Some(b) = &self.before {
+            if c.created >= *b {
+                return false;
+            }
+        }
+        if let Some(s) = &self.since {
+            if c.created <= *s {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(entry: Option<Vec<&str>>, cmd: Option<Vec<&str>>) -> Config {
+        Config {
+            entrypoint: entry.map(|v| v.into_iter().map(String::from).collect()),
+            cmd: cmd.map(|v| v.into_iter().map(String::from).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn merge_follows_docker() {
+        let image = Config {
+            env: Some(vec!["PATH=/bin".into(), "A=1".into()]),
+            cmd: Some(vec!["sh".into()]),
+            user: "nobody".into(),
+            working_dir: "/w".into(),
+            ..Default::default()
+        };
+        let mut user = cfg(None, None);
+        user.env = Some(vec!["A=2".into()]);
+        merge_config(&mut user, &image);
+        assert_eq!(user.cmd, Some(vec!["sh".to_string()]));
+        assert_eq!(user.env, Some(vec!["PATH=/bin".to_string(), "A=2".to_string()]));
+        assert_eq!(user.user, "nobody");
+        assert_eq!(user.working_dir, "/w");
+
+        let mut user = cfg(Some(vec!["/bin/echo"]), None);
+        merge_config(&mut user, &image);
+        assert_eq!(user.cmd, None, "an entrypoint given at run drops the image's cmd");
+
+        let mut user = cfg(Some(vec![""]), Some(vec!["ls"]));
+        merge_config(&mut user, &Config { entrypoint: Some(vec!["/init".into()]), ..image });
+        assert_eq!(path_and_args(&user), ("ls".to_string(), vec![]));
+    }
+
+    #[test]
+    fn exit_codes_for_start_errors() {
+        assert_eq!(exit_code_for_start_error("exec: \"x\": executable file not found in $PATH"), 127);
+        assert_eq!(exit_code_for_start_error("exec /etc: permission denied"), 126);
+        assert_eq!(exit_code_for_start_error("boom"), 128);
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("1m"), Some(1024 * 1024));
+        assert_eq!(parse_size("10k"), Some(10240));
+        assert_eq!(parse_size("200"), Some(200));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(70), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+    }
+
+    #[test]
+    fn ps_filtering() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 10 1 0 10:00 ? 00:00:00 sh -c while true\nroot 11 1 0 10:00 ? 00:00:00 other\n";
+        let top = parse_ps(out, &[10]).unwrap();
+        assert_eq!(top.processes.len(), 1);
+        assert_eq!(top.processes[0][7], "sh -c while true");
+    }
+}

@@ -1,0 +1,250 @@
+//! Exec instances and the byte bridge between a client connection and a shim stream.
+
+use std::sync::Arc;
+
+use berth_api_server::backend::{BoxedIo, ExecStarted, Session};
+use berth_api_types::exec::{CreateRequest, InspectResponse, ProcessConfig, StartRequest};
+use berth_api_types::ApiError;
+use berth_shim_protocol::{encode_frame, ExitStatus, FrameKind, ShimStream};
+use futures_util::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::containers::no_such_container;
+use crate::{internal, lock, spec, Daemon, Result};
+
+#[derive(Debug, Clone)]
+pub struct ExecInstance {
+    pub id: String,
+    pub container_id: String,
+    pub req: CreateRequest,
+    pub running: bool,
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+}
+
+fn no_such_exec(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such exec instance: {id}"))
+}
+
+/// Copies a shim stream to the client (re-framing for Docker) and the client's input to the shim.
+/// Returns the exit status carried by the final frame, if one came.
+pub(crate) async fn bridge(shim: ShimStream, io: BoxedIo, tty: bool, stdin: bool) -> Option<ExitStatus> {
+    let ShimStream { mut reader, writer: mut shim_wr, .. } = shim;
+    let (mut cli_rd, mut cli_wr) = tokio::io::split(io);
+    let input = async move {
+        if !stdin {
+            // Without stdin, read on only to notice the client hanging up.
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = cli_rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            return;
+        }
+        let _ = tokio::io::copy(&mut cli_rd, &mut shim_wr).await;
+        // The half-close tells the shim that stdin reached EOF.
+        let _ = shim_wr.shutdown().await;
+    };
+    let output = async move {
+        let mut exit = None;
+        while let Ok(Some(frame)) = reader.next_frame().await {
+            match frame.kind {
+                FrameKind::Stdout | FrameKind::Stderr => {
+                    let res = if tty {
+                        cli_wr.write_all(&frame.payload).await
+                    } else {
+                        cli_wr.write_all(&encode_frame(frame.kind, &frame.payload)).await
+                    };
+                    if res.is_err() || cli_wr.flush().await.is_err() {
+                        break;
+                    }
+                }
+                FrameKind::Exit => {
+                    exit = serde_json::from_slice::<ExitStatus>(&frame.payload).ok();
+                    break;
+                }
+                FrameKind::Error => {
+                    let msg = String::from_utf8_lossy(&frame.payload).to_string();
+                    exit = Some(ExitStatus {
+                        exit_code: crate::containers::exit_code_for_start_error(&msg) as i32,
+                        finished_at: crate::model::now_rfc3339(),
+                        oom_killed: false,
+                    });
+                    let line = format!("{msg}\n");
+                    let _ = if tty {
+                        cli_wr.write_all(line.as_bytes()).await
+                    } else {
+                        cli_wr.write_all(&encode_frame(FrameKind::Stderr, line.as_bytes())).await
+                    };
+                    break;
+                }
+                FrameKind::Started => {}
+            }
+        }
+        let _ = cli_wr.flush().await;
+        let _ = cli_wr.shutdown().await;
+        exit
+    };
+    let input_task = tokio::spawn(input);
+    let exit = output.await;
+    input_task.abort();
+    exit
+}
+
+impl Daemon {
+    pub async fn exec_create(&self, key: &str, req: CreateRequest) -> Result<String> {
+        let c = self.resolve_container(key)?;
+        if c.state.status != crate::model::Status::Running {
+            if c.state.status == crate::model::Status::Paused {
+                return Err(ApiError::conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+            }
+            return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+        }
+        if req.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(ApiError::invalid("No exec command specified"));
+        }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        lock(&self.execs).insert(
+            id.clone(),
+            ExecInstance {
+                id: id.clone(),
+                container_id: c.id.clone(),
+                req,
+                running: false,
+                started: false,
+                exit_code: None,
+                pid: 0,
+            },
+        );
+        let cid = c.id.clone();
+        let _ = self.update_exec_ids(&cid, |ids| ids.push(id.clone()));
+        Ok(id)
+    }
+
+    fn update_exec_ids(&self, cid: &str, f: impl FnOnce(&mut Vec<String>)) -> Result<()> {
+        let mut map = lock(&self.containers);
+        if let Some(c) = map.get_mut(cid) {
+            f(&mut c.exec_ids);
+        }
+        Ok(())
+    }
+
+    /// Marks the execs of an exited container as finished.
+    pub(crate) fn finish_execs(&self, cid: &str) {
+        for e in lock(&self.execs).values_mut().filter(|e| e.container_id == cid) {
+            e.running = false;
+        }
+        let _ = self.update_exec_ids(cid, |ids| ids.clear());
+    }
+
+    pub(crate) fn forget_execs(&self, cid: &str) {
+        lock(&self.execs).retain(|_, e| e.container_id != cid);
+    }
+
+    pub fn exec_inspect(&self, exec_id: &str) -> Result<InspectResponse> {
+        let e = lock(&self.execs).get(exec_id).cloned().ok_or_else(|| no_such_exec(exec_id))?;
+        let cmd = e.req.cmd.clone().unwrap_or_default();
+        Ok(InspectResponse {
+            id: e.id.clone(),
+            running: e.running,
+            exit_code: e.exit_code,
+            process_config: ProcessConfig {
+                privileged: e.req.privileged,
+                user: e.req.user.clone(),
+                tty: e.req.tty,
+                entrypoint: cmd.first().cloned().unwrap_or_default(),
+                arguments: cmd.iter().skip(1).cloned().collect(),
+            },
+            open_stdin: e.req.attach_stdin,
+            open_stderr: e.req.attach_stderr,
+            open_stdout: e.req.attach_stdout,
+            can_remove: false,
+            container_id: e.container_id.clone(),
+            detach_keys: e.req.detach_keys.clone(),
+            pid: e.pid,
+        })
+    }
+
+    pub async fn exec_resize(&self, exec_id: &str, h: u16, w: u16) -> Result<()> {
+        let e = lock(&self.execs).get(exec_id).cloned().ok_or_else(|| no_such_exec(exec_id))?;
+        self.runtime.client(&e.container_id).resize(Some(exec_id), h, w).await.map_err(internal)
+    }
+
+    fn exec_process(&self, e: &ExecInstance, tty: bool) -> Result<serde_json::Value> {
+        let c = self.get(&e.container_id).ok_or_else(|| no_such_container(&e.container_id))?;
+        let spec_path = self.runtime.bundle_dir(&c.id).join("config.json");
+        let raw = std::fs::read(&spec_path).map_err(|err| internal(format!("reading {}: {err}", spec_path.display())))?;
+        let oci: oci_spec::runtime::Spec = serde_json::from_slice(&raw).map_err(internal)?;
+        let base = oci.process().clone().ok_or_else(|| internal("container spec has no process"))?;
+        let req = spec::ExecSpec {
+            cmd: e.req.cmd.clone().unwrap_or_default(),
+            env: e.req.env.clone().unwrap_or_default(),
+            user: if e.req.user.is_empty() { c.config.user.clone() } else { e.req.user.clone() },
+            working_dir: e.req.working_dir.clone(),
+            tty,
+            privileged: e.req.privileged || c.host_config.privileged,
+        };
+        let process = spec::build_exec_process(&base, &req, &self.runtime.rootfs(&c.id), &self.host)
+            .map_err(|err| ApiError::invalid(err.to_string()))?;
+        serde_json::to_value(process).map_err(internal)
+    }
+
+    pub async fn exec_start(self: &Arc<Self>, exec_id: &str, start: StartRequest) -> Result<ExecStarted> {
+        let e = {
+            let mut map = lock(&self.execs);
+            let e = map.get_mut(exec_id).ok_or_else(|| no_such_exec(exec_id))?;
+            if e.started {
+                return Err(ApiError::conflict(format!("Error: Exec command {exec_id} has already run")));
+            }
+            e.started = true;
+            e.running = true;
+            e.clone()
+        };
+        let tty = e.req.tty || start.tty;
+        let process = match self.exec_process(&e, tty) {
+            Ok(p) => p,
+            Err(err) => {
+                self.exec_done(exec_id, Some(126));
+                return Err(err);
+            }
+        };
+        let client = self.runtime.client(&e.container_id);
+        let stream = match client.exec(exec_id, process, e.req.attach_stdin && !start.detach).await {
+            Ok(s) => s,
+            Err(err) => {
+                self.exec_done(exec_id, Some(126));
+                return Err(internal(format!("exec failed: {err}")));
+            }
+        };
+        let this = self.clone();
+        let id = exec_id.to_string();
+        if start.detach {
+            tokio::spawn(async move {
+                let discard = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+                let status = bridge(stream, Box::new(discard), tty, false).await;
+                this.exec_done(&id, status.map(|s| s.exit_code as i64));
+            });
+            return Ok(ExecStarted::Detached);
+        }
+        let stdin = e.req.attach_stdin;
+        Ok(ExecStarted::Attached(Session {
+            tty,
+            run: Box::new(move |io: BoxedIo| {
+                async move {
+                    let status = bridge(stream, io, tty, stdin).await;
+                    this.exec_done(&id, status.map(|s| s.exit_code as i64));
+                }
+                .boxed()
+            }),
+        }))
+    }
+
+    fn exec_done(&self, exec_id: &str, code: Option<i64>) {
+        if let Some(e) = lock(&self.execs).get_mut(exec_id) {
+            e.running = false;
+            e.exit_code = Some(code.unwrap_or(-1));
+        }
+    }
+}

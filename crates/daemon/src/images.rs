@@ -1,0 +1,667 @@
+//! Images: resolution of names, list, inspect, history, tag, remove, load, save, import.
+//! Files live in `berth_image::store::ImageStore`; image records and tags in the metadata store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_api_server::backend::{ByteStream, ImageListOptions, ImportOptions};
+use berth_api_types::container::{Config, HealthConfig};
+use berth_api_types::image::{self as it, DeleteItem, HistoryItem};
+use berth_api_types::{ApiError, ProgressDetail, ProgressMessage};
+use berth_image::config::ImageConfig;
+use berth_image::digest::Digest;
+use berth_image::reference::{self, Reference};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use crate::model::{now_rfc3339, unix_seconds};
+use crate::{internal, Daemon, Result};
+
+/// The record kept in the metadata store for each image.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:<config digest>`.
+    pub id: String,
+    /// Chain ids, bottom first.
+    pub layers: Vec<String>,
+    pub size: i64,
+    pub loaded_at: String,
+}
+
+/// A resolved image: its record plus the parsed config.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    pub id: String,
+    pub record: ImageRecord,
+    pub config: ImageConfig,
+    pub top_layer: Option<String>,
+}
+
+impl ImageEntry {
+    /// The image's runtime defaults as a container `Config`.
+    pub fn container_config(&self) -> Config {
+        let Some(c) = &self.config.config else { return Config::default() };
+        Config {
+            hostname: c.hostname.clone().unwrap_or_default(),
+            domainname: c.domainname.clone().unwrap_or_default(),
+            user: c.user.clone().unwrap_or_default(),
+            exposed_ports: c.exposed_ports.clone(),
+            env: c.env.clone(),
+            cmd: c.cmd.as_ref().map(|s| s.0.clone()),
+            healthcheck: c.healthcheck.as_ref().map(|h| HealthConfig {
+                test: h.test.clone(),
+                interval: h.interval.unwrap_or(0),
+                timeout: h.timeout.unwrap_or(0),
+                retries: h.retries.unwrap_or(0),
+                start_period: h.start_period.unwrap_or(0),
+                start_interval: h.start_interval.unwrap_or(0),
+            }),
+            args_escaped: c.args_escaped,
+            volumes: c.volumes.clone(),
+            working_dir: c.working_dir.clone().unwrap_or_default(),
+            entrypoint: c.entrypoint.as_ref().map(|s| s.0.clone()),
+            on_build: c.on_build.clone(),
+            labels: c.labels.clone(),
+            stop_signal: c.stop_signal.clone(),
+            stop_timeout: c.stop_timeout,
+            shell: c.shell.as_ref().map(|s| s.0.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+fn no_such_image(name: &str) -> ApiError {
+    let shown = Reference::parse(name).map(|r| r.familiar_string()).unwrap_or_else(|_| name.to_string());
+    ApiError::not_found(format!("No such image: {shown}"))
+}
+
+fn image_error(e: berth_image::Error) -> ApiError {
+    use berth_image::Error as E;
+    match e {
+        E::InvalidReferenceFormat | E::ReferenceNotLowercase(_) | E::InvalidReference(_) | E::InvalidDigest { .. } => {
+            ApiError::invalid(e.to_string())
+        }
+        E::UnsafePath { .. } | E::InvalidArchive(_) | E::InvalidChange { .. } | E::DigestMismatch { .. } | E::Tar { .. } => {
+            ApiError::invalid(e.to_string())
+        }
+        other => internal(other),
+    }
+}
+
+/// Sends a progress line; the receiver going away just means the client left.
+async fn send(tx: &mpsc::Sender<std::io::Result<Bytes>>, msg: &ProgressMessage) {
+    let mut line = serde_json::to_vec(msg).unwrap_or_default();
+    line.push(b'\n');
+    let _ = tx.send(Ok(Bytes::from(line))).await;
+}
+
+fn channel_stream(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }))
+}
+
+/// Docker's progress bar text, e.g. `[=====>     ]  1.5MB/3MB`.
+fn progress_bar(current: u64, total: u64) -> String {
+    let width = 50usize;
+    let filled = if total > 0 { (current.min(total) as usize * width) / total as usize } else { 0 };
+    let mut bar = "=".repeat(filled);
+    if filled < width {
+        bar.push('>');
+        bar.push_str(&" ".repeat(width - filled - 1));
+    }
+    format!("[{bar}] {}/{}", human_size(current), human_size(total))
+}
+
+/// Go's `units.HumanSizeWithPrecision(n, 3)`: decimal units, `%.3g`.
+pub(crate) fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let int_digits = if v < 1.0 { 1 } else { (v.log10().floor() as usize) + 1 };
+    let decimals = 3usize.saturating_sub(int_digits);
+    let mut s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[i])
+}
+
+impl Daemon {
+    fn image_record(&self, id: &str) -> Result<Option<ImageRecord>> {
+        let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        Ok(all.into_iter().find(|r| r.id == id))
+    }
+
+    fn entry(&self, rec: ImageRecord) -> Result<ImageEntry> {
+        let digest = Digest::parse(&rec.id).map_err(image_error)?;
+        let raw = self.images.get_blob(&digest).map_err(internal)?;
+        let config = ImageConfig::from_slice(&raw).map_err(internal)?;
+        Ok(ImageEntry { id: rec.id.clone(), top_layer: rec.layers.last().cloned(), record: rec, config })
+    }
+
+    /// Resolves a reference (`busybox`, `busybox:1`, `docker.io/library/busybox`) or an id (prefix).
+    pub(crate) fn resolve_image(&self, name: &str) -> Result<ImageEntry> {
+        if let Ok(r) = Reference::parse(name) {
+            if r.digest().is_none() {
+                if let Some(id) = self.store.tag_target(&r.to_string()).map_err(internal)? {
+                    if let Some(rec) = self.image_record(&id)? {
+                        return self.entry(rec);
+                    }
+                }
+            }
+        }
+        if let Some(hex) = reference::id_prefix(name) {
+            let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+            let matches: Vec<ImageRecord> =
+                all.into_iter().filter(|r| r.id.trim_start_matches("sha256:").starts_with(hex)).collect();
+            match matches.len() {
+                1 => return self.entry(matches.into_iter().next().expect("one match")),
+                0 => {}
+                _ => return Err(ApiError::invalid(format!("multiple IDs found with provided prefix: {name}"))),
+            }
+        }
+        Err(no_such_image(name))
+    }
+
+    pub(crate) fn lower_dirs(&self, top: Option<&str>) -> Result<Vec<PathBuf>> {
+        match top {
+            None => Ok(vec![self.images.empty_layer_dir()]),
+            Some(t) => {
+                let d = Digest::parse(t).map_err(image_error)?;
+                self.images.lower_dirs(&d).map_err(internal)
+            }
+        }
+    }
+
+    pub(crate) fn image_size(&self, id: &str) -> i64 {
+        self.image_record(id).ok().flatten().map(|r| r.size).unwrap_or(0)
+    }
+
+    /// Tags by image id, as familiar strings.
+    fn tags_by_image(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, id, _) in self.store.tags().map_err(internal)? {
+            let shown = Reference::parse(&name).map(|r| r.familiar_string()).unwrap_or(name);
+            out.entry(id).or_default().push(shown);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn image_count(&self) -> i64 {
+        self.store.images::<ImageRecord>().map(|v| v.len() as i64).unwrap_or(0)
+    }
+
+    pub fn image_list(&self, opts: ImageListOptions) -> Result<Vec<it::Summary>> {
+        let tags = self.tags_by_image()?;
+        let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let mut entries = Vec::new();
+        for r in records {
+            entries.push(self.entry(r)?);
+        }
+        let mut before: Option<i64> = None;
+        let mut since: Option<i64> = None;
+        let mut references = Vec::new();
+        let mut labels = Vec::new();
+        let mut dangling: Option<bool> = None;
+        for (k, vals) in &opts.filters {
+            match k.as_str() {
+                "reference" => references.extend(vals.iter().cloned()),
+                "label" => labels.extend(vals.iter().cloned()),
+                "dangling" => {
+                    for v in vals {
+                        dangling = Some(match v.as_str() {
+                            "true" | "1" => true,
+                            "false" | "0" => false,
+                            _ => return Err(ApiError::invalid(format!("invalid filter 'dangling={v}'"))),
+                        });
+                    }
+                }
+                "before" | "since" => {
+                    let v = vals.first().cloned().unwrap_or_default();
+                    let img = self.resolve_image(&v)?;
+                    let t = img.config.created_time().map(|t| t.timestamp()).unwrap_or(0);
+                    if k == "before" {
+                        before = Some(t);
+                    } else {
+                        since = Some(t);
+                    }
+                }
+                "until" => {}
+                other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        let mut out = Vec::new();
+        for e in entries {
+            let repo_tags = tags.get(&e.id).cloned().unwrap_or_default();
+            let created = e.config.created_time().map(|t| t.timestamp()).unwrap_or(0);
+            let img_labels = e.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+            if let Some(d) = dangling {
+                if d != repo_tags.is_empty() {
+                    continue;
+                }
+            }
+            if before.is_some_and(|b| created >= b) || since.is_some_and(|s| created <= s) {
+                continue;
+            }
+            if !labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => img_labels.get(k).is_some_and(|x| x == v),
+                None => img_labels.contains_key(l),
+            }) {
+                continue;
+            }
+            if !references.is_empty() && !repo_tags.iter().any(|t| references.iter().any(|p| reference_matches(p, t))) {
+                continue;
+            }
+            out.push(it::Summary {
+                id: e.id.clone(),
+                parent_id: String::new(),
+                repo_tags,
+                repo_digests: Vec::new(),
+                created,
+                size: e.record.size,
+                shared_size: -1,
+                virtual_size: e.record.size,
+                labels: img_labels,
+                containers: -1,
+            });
+        }
+        out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    pub fn image_inspect(&self, name: &str) -> Result<it::InspectResponse> {
+        let e = self.resolve_image(name)?;
+        let tags = self.tags_by_image()?.remove(&e.id).unwrap_or_default();
+        let mut data = BTreeMap::new();
+        if let Some(top) = &e.top_layer {
+            if let Ok(dirs) = self.lower_dirs(Some(top)) {
+                data.insert("LowerDir".to_string(), dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"));
+            }
+        }
+        Ok(it::InspectResponse {
+            id: e.id.clone(),
+            repo_tags: tags,
+            repo_digests: Vec::new(),
+            parent: String::new(),
+            comment: e.config.comment.clone().unwrap_or_default(),
+            created: e.config.created.clone().unwrap_or_default(),
+            docker_version: e.config.docker_version.clone().unwrap_or_default(),
+            author: e.config.author.clone().unwrap_or_default(),
+            config: e.container_config(),
+            architecture: e.config.architecture.clone(),
+            variant: e.config.variant.clone().unwrap_or_default(),
+            os: e.config.os.clone(),
+            os_version: e.config.os_version.clone().unwrap_or_default(),
+            size: e.record.size,
+            virtual_size: e.record.size,
+            graph_driver: berth_api_types::container::DriverData { data, name: "overlay2".to_string() },
+            root_fs: it::RootFs {
+                kind: "layers".to_string(),
+                layers: e.config.diff_ids().iter().map(|d| d.to_string()).collect(),
+            },
+            metadata: it::Metadata { last_tag_time: e.record.loaded_at.clone() },
+        })
+    }
+
+    pub fn image_history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+        let e = self.resolve_image(name)?;
+        let tags = self.tags_by_image()?.remove(&e.id).unwrap_or_default();
+        let mut layer_sizes = Vec::new();
+        for chain in &e.record.layers {
+            let size = Digest::parse(chain)
+                .ok()
+                .and_then(|d| self.images.layer_info(&d).ok())
+                .map(|l| l.size as i64)
+                .unwrap_or(0);
+            layer_sizes.push(size);
+        }
+        let mut items = Vec::new();
+        let mut layer_idx = 0;
+        for h in &e.config.history {
+            let size = if h.empty_layer.unwrap_or(false) {
+                0
+            } else {
+                let s = layer_sizes.get(layer_idx).copied().unwrap_or(0);
+                layer_idx += 1;
+                s
+            };
+            items.push(HistoryItem {
+                id: "<missing>".to_string(),
+                created: h.created.as_deref().map(unix_seconds).unwrap_or(0),
+                created_by: h.created_by.clone().unwrap_or_default(),
+                tags: Vec::new(),
+                size,
+                comment: h.comment.clone().unwrap_or_default(),
+            });
+        }
+        if items.is_empty() {
+            items.push(HistoryItem {
+                id: String::new(),
+                created: e.config.created_time().map(|t| t.timestamp()).unwrap_or(0),
+                size: e.record.size,
+                ..Default::default()
+            });
+        }
+        items.reverse();
+        if let Some(top) = items.first_mut() {
+            top.id = e.id.clone();
+            top.tags = tags;
+        }
+        Ok(items)
+    }
+
+    pub async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
+        let _g = self.image_lock.lock().await;
+        let e = self.resolve_image(name)?;
+        let target = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
+        let r = Reference::parse(&target).map_err(image_error)?;
+        if r.digest().is_some() {
+            return Err(ApiError::invalid("refusing to create a tag with a digest reference"));
+        }
+        self.store.set_tag(&r.to_string(), &e.id, &now_rfc3339()).map_err(internal)?;
+        Ok(())
+    }
+
+    pub async fn image_remove(&self, name: &str, force: bool, _noprune: bool) -> Result<Vec<DeleteItem>> {
+        let _g = self.image_lock.lock().await;
+        let e = self.resolve_image(name)?;
+        let all_tags: Vec<(String, String, String)> = self.store.tags().map_err(internal)?;
+        let my_tags: Vec<String> = all_tags.iter().filter(|(_, id, _)| *id == e.id).map(|(n, _, _)| n.clone()).collect();
+        let users: Vec<crate::model::Container> =
+            crate::lock(&self.containers).values().filter(|c| c.image_id == e.id).cloned().collect();
+        let by_reference = Reference::parse(name).ok().filter(|r| my_tags.contains(&r.to_string()));
+        let mut out = Vec::new();
+        if let Some(r) = &by_reference {
+            // Untag only, unless it is the last tag and nothing uses the image.
+            if my_tags.len() > 1 || (!users.is_empty() && !force) {
+                if my_tags.len() == 1 && !users.is_empty() {
+                    // fall through to the conflict below
+                } else {
+                    self.store.delete_tag(&r.to_string()).map_err(internal)?;
+                    return Ok(vec![DeleteItem::Untagged(r.familiar_string())]);
+                }
+            }
+        } else if my_tags.len() > 1 && !force {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                &e.id.trim_start_matches("sha256:")[..12]
+            )));
+        }
+        if let Some(c) = users.iter().find(|c| c.state.status.is_active()) {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                if by_reference.is_some() { name.to_string() } else { e.id.trim_start_matches("sha256:")[..12].to_string() },
+                &c.id[..12]
+            )));
+        }
+        if let Some(c) = users.first() {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    &c.id[..12],
+                    &e.id.trim_start_matches("sha256:")[..12]
+                )));
+            }
+            // Forced: untag, but keep the image the stopped containers need.
+            for t in &my_tags {
+                self.store.delete_tag(t).map_err(internal)?;
+                out.push(DeleteItem::Untagged(Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone())));
+            }
+            return Ok(out);
+        }
+        for t in &my_tags {
+            out.push(DeleteItem::Untagged(Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone())));
+        }
+        self.store.delete_image(&e.id).map_err(internal)?;
+        out.push(DeleteItem::Deleted(e.id.clone()));
+        // Layers no other image uses go too; blobs last so a crash leaves only garbage, never a hole.
+        let remaining: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        for chain in e.record.layers.iter().rev() {
+            if remaining.iter().any(|r| r.layers.contains(chain)) {
+                continue;
+            }
+            if let Ok(d) = Digest::parse(chain) {
+                if let Ok(info) = self.images.layer_info(&d) {
+                    let _ = self.images.delete_blob(&info.diff_id);
+                }
+                if let Err(err) = self.images.remove_layer(&d) {
+                    tracing::warn!("removing layer {chain}: {err}");
+                }
+                out.push(DeleteItem::Deleted(chain.clone()));
+            }
+        }
+        if let Ok(d) = Digest::parse(&e.id) {
+            let _ = self.images.delete_blob(&d);
+        }
+        Ok(out)
+    }
+
+    /// Records a loaded/imported image and its tags; returns the messages Docker prints.
+    fn register(&self, loaded: &berth_image::archive::LoadedImage, tags: &[String]) -> Result<Vec<String>> {
+        let id = loaded.id.to_string();
+        let size: u64 = loaded.layers.iter().map(|l| l.size).sum();
+        let existing = self.image_record(&id)?;
+        let rec = ImageRecord {
+            id: id.clone(),
+            layers: loaded.layers.iter().map(|l| l.chain_id.to_string()).collect(),
+            size: size as i64,
+            loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
+        };
+        self.store.put_image(&id, &rec).map_err(internal)?;
+        let mut messages = Vec::new();
+        for t in tags {
+            let r = Reference::parse(t).map_err(image_error)?;
+            if let Some(old) = self.store.set_tag(&r.to_string(), &id, &now_rfc3339()).map_err(internal)? {
+                messages.push(format!(
+                    "The image {} already exists, renaming the old one with ID {old} to empty string",
+                    r.familiar_string()
+                ));
+            }
+            messages.push(format!("Loaded image: {}", r.familiar_string()));
+        }
+        if tags.is_empty() {
+            messages.push(format!("Loaded image ID: {id}"));
+        }
+        Ok(messages)
+    }
+
+    pub async fn image_load(self: &Arc<Self>, body: ByteStream, quiet: bool) -> Result<ByteStream> {
+        let (tx, rx) = mpsc::channel(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _g = this.image_lock.lock().await;
+            let reader = SyncIoBridge::new(StreamReader::new(body));
+            let (ptx, mut prx) = mpsc::unbounded_channel::<berth_image::archive::LoadEvent>();
+            let store = this.clone();
+            let job = tokio::task::spawn_blocking(move || {
+                let mut progress = |ev: berth_image::archive::LoadEvent| {
+                    let _ = ptx.send(ev);
+                };
+                berth_image::archive::load(reader, &store.images, &mut progress)
+            });
+            let forward_tx = tx.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(ev) = prx.recv().await {
+                    if quiet {
+                        continue;
+                    }
+                    let msg = match ev {
+                        berth_image::archive::LoadEvent::LoadingLayer { id, current, total } => ProgressMessage {
+                            status: Some("Loading layer".to_string()),
+                            id: Some(id),
+                            progress_detail: Some(ProgressDetail { current: Some(current), total: Some(total) }),
+                            progress: Some(progress_bar(current, total)),
+                            ..Default::default()
+                        },
+                        berth_image::archive::LoadEvent::LayerExists { id } => ProgressMessage {
+                            status: Some("Layer already exists".to_string()),
+                            id: Some(id),
+                            ..Default::default()
+                        },
+                    };
+                    send(&forward_tx, &msg).await;
+                }
+            });
+            let result = job.await;
+            let _ = forward.await;
+            match result {
+                Ok(Ok(images)) => {
+                    for img in &images {
+                        match this.register(img, &img.repo_tags) {
+                            Ok(msgs) => {
+                                for m in msgs {
+                                    send(&tx, &ProgressMessage::stream(format!("{m}\n"))).await;
+                                }
+                            }
+                            Err(e) => send(&tx, &ProgressMessage::error(e.message)).await,
+                        }
+                    }
+                }
+                Ok(Err(e)) => send(&tx, &ProgressMessage::error(format!("{e}"))).await,
+                Err(e) => send(&tx, &ProgressMessage::error(format!("load failed: {e}"))).await,
+            }
+        });
+        Ok(channel_stream(rx))
+    }
+
+    pub async fn image_save(self: &Arc<Self>, names: Vec<String>) -> Result<ByteStream> {
+        let tag_map = self.store.tags().map_err(internal)?;
+        let mut items: Vec<berth_image::archive::SaveItem> = Vec::new();
+        for n in &names {
+            let e = self.resolve_image(n)?;
+            let by_ref = Reference::parse(n).ok().filter(|r| tag_map.iter().any(|(t, id, _)| *t == r.to_string() && *id == e.id));
+            let tags: Vec<String> = match by_ref {
+                Some(r) => vec![r.familiar_string()],
+                None if reference::looks_like_id(n) => Vec::new(),
+                None => tag_map
+                    .iter()
+                    .filter(|(_, id, _)| *id == e.id)
+                    .map(|(t, _, _)| Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone()))
+                    .collect(),
+            };
+            if let Some(existing) = items.iter_mut().find(|i| i.id.to_string() == e.id) {
+                for t in tags {
+                    if !existing.repo_tags.contains(&t) {
+                        existing.repo_tags.push(t);
+                    }
+                }
+                continue;
+            }
+            let digest = Digest::parse(&e.id).map_err(image_error)?;
+            let config_bytes = self.images.get_blob(&digest).map_err(internal)?;
+            items.push(berth_image::archive::SaveItem {
+                id: digest,
+                config_bytes,
+                repo_tags: tags,
+                diff_ids: e.config.diff_ids().to_vec(),
+            });
+        }
+        let (rd, wr) = tokio::io::duplex(256 * 1024);
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = SyncIoBridge::new(wr);
+            if let Err(e) = berth_image::archive::save(&items, &this.images, &mut writer) {
+                tracing::warn!("image save: {e}");
+            }
+            let _ = std::io::Write::flush(&mut writer);
+            let _ = writer.shutdown();
+        });
+        Ok(Box::pin(tokio_util::io::ReaderStream::new(rd)))
+    }
+
+    pub async fn image_import(self: &Arc<Self>, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
+        let tag = if opts.repo.is_empty() {
+            None
+        } else {
+            let t = if opts.tag.is_empty() { opts.repo.clone() } else { format!("{}:{}", opts.repo, opts.tag) };
+            Some(Reference::parse(&t).map_err(image_error)?.to_string())
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _g = this.image_lock.lock().await;
+            let reader = SyncIoBridge::new(StreamReader::new(body));
+            let store = this.clone();
+            let changes = opts.changes.clone();
+            let message = opts.message.clone();
+            let res = tokio::task::spawn_blocking(move || {
+                berth_image::archive::import(reader, &changes, &message, &store.images)
+            })
+            .await;
+            match res {
+                Ok(Ok(img)) => {
+                    let tags: Vec<String> = tag.into_iter().collect();
+                    match this.register(&img, &tags) {
+                        Ok(_) => send(&tx, &ProgressMessage::status(format!("{}\n", img.id))).await,
+                        Err(e) => send(&tx, &ProgressMessage::error(e.message)).await,
+                    }
+                }
+                Ok(Err(e)) => send(&tx, &ProgressMessage::error(e.to_string())).await,
+                Err(e) => send(&tx, &ProgressMessage::error(format!("import failed: {e}"))).await,
+            }
+        });
+        Ok(channel_stream(rx))
+    }
+}
+
+/// Docker's `reference=` filter: a glob over `name` or `name:tag`.
+fn reference_matches(pattern: &str, familiar: &str) -> bool {
+    let (name, _) = familiar.rsplit_once(':').unwrap_or((familiar, ""));
+    glob_match(pattern, familiar) || glob_match(pattern, name)
+}
+
+fn glob_match(p: &str, s: &str) -> bool {
+    let (p, s) = (p.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' && s[si] != b'/' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if let Some(st) = star {
+            if s[mark] == b'/' {
+                return false;
+            }
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(4_260_000), "4.26MB");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_000), "1kB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
+    }
+
+    #[test]
+    fn reference_filter() {
+        assert!(reference_matches("busybox", "busybox:latest"));
+        assert!(reference_matches("busy*", "busybox:latest"));
+        assert!(reference_matches("busybox:lat*", "busybox:latest"));
+        assert!(!reference_matches("alpine", "busybox:latest"));
+        assert!(!reference_matches("*", "a/b:1"));
+    }
+}

@@ -1,0 +1,166 @@
+//! The kernel- and shim-facing layer: container directories, the overlay rootfs, launching the
+//! per-container shim and talking to it. Everything above this module is plain logic.
+
+use std::path::{Path, PathBuf};
+
+use berth_shim_protocol::{ShimClient, ShimConfig};
+
+use crate::DaemonConfig;
+
+pub struct Runtime {
+    data_root: PathBuf,
+    exec_root: PathBuf,
+    shim_path: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(cfg: &DaemonConfig) -> Runtime {
+        Runtime {
+            data_root: cfg.data_root.clone(),
+            exec_root: cfg.exec_root.clone(),
+            shim_path: cfg.shim_path.clone(),
+        }
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(id)
+    }
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+    pub fn hostname_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("hostname")
+    }
+    pub fn hosts_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("hosts")
+    }
+    pub fn resolv_conf_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("resolv.conf")
+    }
+    pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("bundle")
+    }
+    pub fn exit_file(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("exit.json")
+    }
+    pub fn state_file(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("state.json")
+    }
+    fn fs_dir(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("fs")
+    }
+    pub fn upper_dir(&self, id: &str) -> PathBuf {
+        self.fs_dir(id).join("upper")
+    }
+    /// Where the container's root filesystem is mounted while it runs.
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.fs_dir(id).join("merged")
+    }
+    pub fn socket_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("shim.sock")
+    }
+
+    /// Creates the container's writable layer directories.
+    pub fn create_dirs(&self, id: &str) -> std::io::Result<()> {
+        let fs = self.fs_dir(id);
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(fs.join(d))?;
+        }
+        std::fs::create_dir_all(self.bundle_dir(id))
+    }
+
+    pub fn is_mounted(&self, id: &str) -> bool {
+        is_mount_point(&self.rootfs(id))
+    }
+
+    /// Mounts image layers (top first) plus the container's upper dir on `rootfs(id)`.
+    pub fn mount_rootfs(&self, id: &str, lowers: &[PathBuf]) -> std::io::Result<()> {
+        if self.is_mounted(id) {
+            return Ok(());
+        }
+        let fs = self.fs_dir(id);
+        // A leftover work dir from an unclean stop makes overlayfs refuse the mount.
+        let work = fs.join("work");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work)?;
+        berth_image::overlay::mount_overlay(lowers, &fs.join("upper"), &work, &self.rootfs(id))
+            .map_err(std::io::Error::other)
+    }
+
+    pub fn unmount_rootfs(&self, id: &str) {
+        if self.is_mounted(id) {
+            if let Err(e) = berth_image::overlay::unmount(&self.rootfs(id)) {
+                tracing::warn!(container = id, "unmounting rootfs: {e}");
+            }
+        }
+    }
+
+    /// Removes every trace of the container on disk (the caller has unmounted the rootfs).
+    pub fn remove_dirs(&self, id: &str) -> std::io::Result<()> {
+        self.unmount_rootfs(id);
+        let _ = std::fs::remove_dir_all(self.run_dir(id));
+        match std::fs::remove_dir_all(self.container_dir(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn shim_config(&self, id: &str, tty: bool, open_stdin: bool, stdin_once: bool) -> ShimConfig {
+        ShimConfig {
+            id: id.to_string(),
+            bundle: self.bundle_dir(id),
+            runtime_root: self.exec_root.join("runtime"),
+            socket: self.socket_path(id),
+            state_file: self.state_file(id),
+            exit_file: self.exit_file(id),
+            log_path: Some(self.log_path(id)),
+            log_max_size: 0,
+            log_max_file: 1,
+            tty,
+            open_stdin,
+            stdin_once,
+            console_size: None,
+        }
+    }
+
+    /// Starts the shim, which creates the container (the user's process waits for `start`).
+    /// Blocks: call from `spawn_blocking`. Errors are the runtime's message.
+    pub fn launch(&self, id: &str, cfg: &ShimConfig) -> Result<u32, String> {
+        let run_dir = self.run_dir(id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
+        let _ = std::fs::remove_file(self.exit_file(id));
+        let _ = std::fs::remove_file(self.state_file(id));
+        let path = run_dir.join("shim.json");
+        let body = serde_json::to_vec_pretty(cfg).map_err(|e| e.to_string())?;
+        std::fs::write(&path, body).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        berth_shim_protocol::launch(&self.shim_path, &path)
+    }
+
+    pub fn client(&self, id: &str) -> ShimClient {
+        ShimClient::new(self.socket_path(id))
+    }
+
+    /// The exit status the shim recorded, if the process exited.
+    pub fn read_exit(&self, id: &str) -> Option<berth_shim_protocol::ExitStatus> {
+        let raw = std::fs::read(self.exit_file(id)).ok()?;
+        serde_json::from_slice(&raw).ok()
+    }
+}
+
+fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    match std::fs::metadata(parent) {
+        // overlayfs reports its own device number, so a mounted rootfs differs from its parent.
+        Ok(p) => p.dev() != me.dev(),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,182 @@
+//! The metadata store: one SQLite database (WAL) for containers, images and tags.
+//!
+//! Records are JSON documents keyed by id; every write is a committed transaction before the
+//! caller answers the API request. Blobs and layers live as files (see `berth_image`).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("metadata record {id}: {source}")]
+    Json { id: String, source: serde_json::Error },
+    #[error("metadata database lock poisoned")]
+    Poisoned,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);",
+        )?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut conn)
+    }
+
+    fn encode<T: Serialize>(id: &str, v: &T) -> Result<String> {
+        serde_json::to_string(v).map_err(|source| StoreError::Json { id: id.to_string(), source })
+    }
+
+    fn decode<T: DeserializeOwned>(id: &str, s: &str) -> Result<T> {
+        serde_json::from_str(s).map_err(|source| StoreError::Json { id: id.to_string(), source })
+    }
+
+    pub fn put_container<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
+        let data = Self::encode(id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO containers (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                params![id, name, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_container(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+            Ok(())
+        })
+    }
+
+    pub fn containers<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, data FROM containers")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, data) = row?;
+                out.push(Self::decode(&id, &data)?);
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
+        let data = Self::encode(id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO images (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                params![id, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn images<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT id, data FROM images")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, data) = row?;
+                out.push(Self::decode(&id, &data)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes an image and (by cascade) its tags.
+    pub fn delete_image(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM images WHERE id = ?1", params![id])?;
+            Ok(())
+        })
+    }
+
+    /// Points `name` at `image_id`; returns the image it pointed at before, if another.
+    pub fn set_tag(&self, name: &str, image_id: &str, created: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let old: Option<String> = tx
+                .query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()?;
+            tx.execute(
+                "INSERT INTO tags (name, image_id, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
+                params![name, image_id, created],
+            )?;
+            tx.commit()?;
+            Ok(old.filter(|o| o != image_id))
+        })
+    }
+
+    pub fn delete_tag(&self, name: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM tags WHERE name = ?1", params![name])? > 0))
+    }
+
+    pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// All tags as (name, image id, created), ordered by name.
+    pub fn tags(&self) -> Result<Vec<(String, String, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare("SELECT name, image_id, created FROM tags ORDER BY name")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_and_tags_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("m.db")).unwrap();
+        s.put_container("a", "web", &serde_json::json!({"x": 1})).unwrap();
+        assert!(s.put_container("b", "web", &serde_json::json!({})).is_err(), "names are unique");
+        let all: Vec<serde_json::Value> = s.containers().unwrap();
+        assert_eq!(all.len(), 1);
+        s.put_image("sha256:1", &serde_json::json!({})).unwrap();
+        s.put_image("sha256:2", &serde_json::json!({})).unwrap();
+        assert_eq!(s.set_tag("busybox:latest", "sha256:1", "t").unwrap(), None);
+        assert_eq!(s.set_tag("busybox:latest", "sha256:2", "t").unwrap(), Some("sha256:1".into()));
+        s.delete_image("sha256:2").unwrap();
+        assert_eq!(s.tag_target("busybox:latest").unwrap(), None, "tags cascade");
+        drop(s);
+        let s = Store::open(&dir.path().join("m.db")).unwrap();
+        let all: Vec<serde_json::Value> = s.containers().unwrap();
+        assert_eq!(all.len(), 1, "persisted");
+    }
+}

@@ -1,0 +1,175 @@
+//! `/version` and `/info` from real values of this host and daemon.
+
+use std::collections::BTreeMap;
+
+use berth_api_types::system::{Commit, ComponentVersion, InfoResponse, Platform, Runtime, VersionResponse};
+use berth_api_types::{API_VERSION, MIN_API_VERSION};
+
+use crate::model::Status;
+use crate::{lock, Daemon};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn kernel_version() -> String {
+    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default()
+}
+
+fn os_release() -> (String, String) {
+    let raw = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let get = |k: &str| {
+        raw.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    (get("PRETTY_NAME"), get("VERSION_ID"))
+}
+
+fn mem_total() -> i64 {
+    let raw = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    raw.lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// `"2"` on a unified-only host, `"1"` on legacy and hybrid hosts (as Docker reports them).
+pub(crate) fn cgroup_version() -> &'static str {
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+fn arch() -> &'static str {
+    berth_image::config::host_platform().0
+}
+
+impl Daemon {
+    pub fn version(&self) -> VersionResponse {
+        let mut details = BTreeMap::new();
+        details.insert("ApiVersion".to_string(), API_VERSION.to_string());
+        details.insert("MinAPIVersion".to_string(), MIN_API_VERSION.to_string());
+        details.insert("Os".to_string(), "linux".to_string());
+        details.insert("Arch".to_string(), arch().to_string());
+        details.insert("KernelVersion".to_string(), kernel_version());
+        VersionResponse {
+            platform: Platform { name: "Berth Engine".to_string() },
+            components: vec![
+                ComponentVersion { name: "Engine".to_string(), version: VERSION.to_string(), details },
+                ComponentVersion {
+                    name: "libcontainer".to_string(),
+                    version: "0.7.0".to_string(),
+                    details: BTreeMap::from([("GitCommit".to_string(), String::new())]),
+                },
+            ],
+            version: VERSION.to_string(),
+            api_version: API_VERSION.to_string(),
+            min_api_version: MIN_API_VERSION.to_string(),
+            git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string(),
+            go_version: "n/a (rust)".to_string(),
+            os: "linux".to_string(),
+            arch: arch().to_string(),
+            kernel_version: kernel_version(),
+            experimental: false,
+            build_time: String::new(),
+        }
+    }
+
+    pub fn info(&self) -> InfoResponse {
+        let (mut running, mut paused, mut stopped, mut total) = (0, 0, 0, 0);
+        for c in lock(&self.containers).values() {
+            total += 1;
+            match c.state.status {
+                Status::Running | Status::Restarting => running += 1,
+                Status::Paused => paused += 1,
+                _ => stopped += 1,
+            }
+        }
+        let (os, os_version) = os_release();
+        let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_default();
+        let cg = cgroup_version();
+        let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+        let mut runtimes = BTreeMap::new();
+        runtimes.insert("berth".to_string(), Runtime { path: self.cfg.shim_path.display().to_string() });
+        let id_seed = self.cfg.data_root.display().to_string();
+        let id = {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(id_seed.as_bytes());
+            hex::encode(&h[..16])
+        };
+        InfoResponse {
+            id,
+            containers: total,
+            containers_running: running,
+            containers_paused: paused,
+            containers_stopped: stopped,
+            images: self.image_count(),
+            driver: "overlay2".to_string(),
+            driver_status: vec![
+                ["Backing Filesystem".to_string(), "extfs".to_string()],
+                ["Supports d_type".to_string(), "true".to_string()],
+                ["Using metacopy".to_string(), "false".to_string()],
+                ["Native Overlay Diff".to_string(), "true".to_string()],
+                ["userxattr".to_string(), "false".to_string()],
+            ],
+            docker_root_dir: self.cfg.data_root.display().to_string(),
+            plugins: serde_json::json!({"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]}),
+            memory_limit: true,
+            swap_limit: true,
+            kernel_memory_tcp: false,
+            cpu_cfs_period: true,
+            cpu_cfs_quota: true,
+            cpu_shares: true,
+            cpu_set: true,
+            pids_limit: true,
+            oom_kill_disable: cg == "1",
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
+            debug: false,
+            n_fd: nfd,
+            n_goroutines: 0,
+            system_time: crate::model::now_rfc3339(),
+            logging_driver: "json-file".to_string(),
+            cgroup_driver: "cgroupfs".to_string(),
+            cgroup_version: cg.to_string(),
+            n_events_listener: self.events.receiver_count() as i64,
+            kernel_version: kernel_version(),
+            operating_system: os,
+            os_version,
+            os_type: "linux".to_string(),
+            architecture: std::env::consts::ARCH.to_string(),
+            ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
+            mem_total: mem_total(),
+            index_server_address: "https://index.docker.io/v1/".to_string(),
+            registry_config: serde_json::json!({
+                "InsecureRegistryCIDRs": ["127.0.0.0/8", "::1/128"],
+                "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": [], "Secure": true, "Official": true}},
+                "Mirrors": []
+            }),
+            generic_resources: None,
+            http_proxy: std::env::var("HTTP_PROXY").unwrap_or_default(),
+            https_proxy: std::env::var("HTTPS_PROXY").unwrap_or_default(),
+            no_proxy: std::env::var("NO_PROXY").unwrap_or_default(),
+            name: hostname,
+            labels: Vec::new(),
+            experimental_build: false,
+            server_version: VERSION.to_string(),
+            runtimes,
+            default_runtime: "berth".to_string(),
+            swarm: serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
+            live_restore_enabled: true,
+            isolation: String::new(),
+            init_binary: String::new(),
+            containerd_commit: Commit::default(),
+            runc_commit: Commit::default(),
+            init_commit: Commit::default(),
+            security_options: vec!["name=seccomp,profile=builtin".to_string(), format!("name=cgroupns")].into_iter().filter(|s| cg == "2" || !s.contains("cgroupns")).collect(),
+            product_license: String::new(),
+            default_address_pools: Vec::new(),
+            warnings: Vec::new(),
+            cdi_spec_dirs: Vec::new(),
+        }
+    }
+}
