@@ -238,7 +238,8 @@ async fn pump(h: Hijacked, spec: &StreamSpec) -> Result<StreamEnd, CliError> {
             r.map_err(|e| CliError::new(1, e.message()))?;
             StreamEnd::Eof
         }
-        _ = &mut detach_rx => StreamEnd::Detached,
+        // The sender is dropped when stdin ends without a detach: keep waiting for output then.
+        Ok(()) = &mut detach_rx => StreamEnd::Detached,
     };
     if let Some(t) = stdin_task {
         t.abort();
