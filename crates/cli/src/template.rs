@@ -563,7 +563,10 @@ impl State {
                 Node::Action(p) => {
                     let v = self.pipeline(p, dot)?;
                     if p.decl.is_empty() {
-                        out.push_str(&go_string(&v));
+                        match (&v, last_field(p)) {
+                            (Value::Null, Some(name)) => out.push_str(null_as(name)),
+                            _ => out.push_str(&go_string(&v)),
+                        }
                     }
                 }
                 Node::If { cond, then, els } => {
@@ -712,6 +715,38 @@ impl State {
                 fields(&v, f, text)
             }
         }
+    }
+}
+
+/// The last field name of a pipeline that is just a field reference (`.HostConfig.CapAdd`).
+fn last_field(p: &Pipeline) -> Option<&str> {
+    match p.cmds.as_slice() {
+        [cmd] => match cmd.as_slice() {
+            [Term::Field(f)] | [Term::Var(_, f)] => f.last().map(String::as_str),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// How Go prints a nil field of docker's typed structs: nil slices as `[]`, nil maps as `map[]`,
+/// nil pointers as `<nil>`. JSON only says `null`, so the field name decides.
+fn null_as(field: &str) -> &'static str {
+    const MAPS: &[&str] = &[
+        "Labels", "Volumes", "ExposedPorts", "Sysctls", "Tmpfs", "PortBindings", "Ports", "Options",
+        "DriverOpts", "StorageOpt", "Config", "Data", "Networks", "Annotations",
+    ];
+    const POINTERS: &[&str] = &[
+        "Health", "Healthcheck", "IPAMConfig", "Init", "OomKillDisable", "PidsLimit", "MemorySwappiness",
+        "Error", "Metadata", "GraphDriver", "RootFS", "ContainerConfig", "Platform", "Descriptor",
+        "ImageManifestDescriptor", "EndpointSettings", "NetworkSettings", "Node", "State",
+    ];
+    if MAPS.contains(&field) {
+        "map[]"
+    } else if POINTERS.contains(&field) {
+        "<nil>"
+    } else {
+        "[]"
     }
 }
 
@@ -1221,7 +1256,10 @@ mod tests {
         assert_eq!(r("{{.Id}}", &v), "abc");
         assert_eq!(r("{{.State.Running}}", &v), "false");
         assert_eq!(r("{{.Config.Cmd}}", &v), "[sh -c echo hi]");
-        assert_eq!(r("{{.Config.Entrypoint}}", &v), "<nil>");
+        assert_eq!(r("{{.Config.Entrypoint}}", &v), "[]");
+        assert_eq!(r("{{.State.Health}}", &json!({"State": {"Health": null}})), "<nil>");
+        assert_eq!(r("{{.Config.Labels}}", &json!({"Config": {"Labels": null}})), "map[]");
+        assert_eq!(r("{{json .Config.Entrypoint}}", &v), "null");
         assert_eq!(r("{{.Config.Labels}}", &v), "map[a.b:c k:v]");
         assert_eq!(r("{{.Size}}", &v), "1.5");
         assert_eq!(r("plain text", &v), "plain text");
