@@ -733,13 +733,41 @@ fn last_field(p: &Pipeline) -> Option<&str> {
 /// nil pointers as `<nil>`. JSON only says `null`, so the field name decides.
 fn null_as(field: &str) -> &'static str {
     const MAPS: &[&str] = &[
-        "Labels", "Volumes", "ExposedPorts", "Sysctls", "Tmpfs", "PortBindings", "Ports", "Options",
-        "DriverOpts", "StorageOpt", "Config", "Data", "Networks", "Annotations",
+        "Labels",
+        "Volumes",
+        "ExposedPorts",
+        "Sysctls",
+        "Tmpfs",
+        "PortBindings",
+        "Ports",
+        "Options",
+        "DriverOpts",
+        "StorageOpt",
+        "Config",
+        "Data",
+        "Networks",
+        "Annotations",
     ];
     const POINTERS: &[&str] = &[
-        "Health", "Healthcheck", "IPAMConfig", "Init", "OomKillDisable", "PidsLimit", "MemorySwappiness",
-        "Error", "Metadata", "GraphDriver", "RootFS", "ContainerConfig", "Platform", "Descriptor",
-        "ImageManifestDescriptor", "EndpointSettings", "NetworkSettings", "Node", "State",
+        "Health",
+        "Healthcheck",
+        "IPAMConfig",
+        "Init",
+        "OomKillDisable",
+        "PidsLimit",
+        "MemorySwappiness",
+        "Error",
+        "Metadata",
+        "GraphDriver",
+        "RootFS",
+        "ContainerConfig",
+        "Platform",
+        "Descriptor",
+        "ImageManifestDescriptor",
+        "EndpointSettings",
+        "NetworkSettings",
+        "Node",
+        "State",
     ];
     if MAPS.contains(&field) {
         "map[]"
@@ -1257,8 +1285,14 @@ mod tests {
         assert_eq!(r("{{.State.Running}}", &v), "false");
         assert_eq!(r("{{.Config.Cmd}}", &v), "[sh -c echo hi]");
         assert_eq!(r("{{.Config.Entrypoint}}", &v), "[]");
-        assert_eq!(r("{{.State.Health}}", &json!({"State": {"Health": null}})), "<nil>");
-        assert_eq!(r("{{.Config.Labels}}", &json!({"Config": {"Labels": null}})), "map[]");
+        assert_eq!(
+            r("{{.State.Health}}", &json!({"State": {"Health": null}})),
+            "<nil>"
+        );
+        assert_eq!(
+            r("{{.Config.Labels}}", &json!({"Config": {"Labels": null}})),
+            "map[]"
+        );
         assert_eq!(r("{{json .Config.Entrypoint}}", &v), "null");
         assert_eq!(r("{{.Config.Labels}}", &v), "map[a.b:c k:v]");
         assert_eq!(r("{{.Size}}", &v), "1.5");

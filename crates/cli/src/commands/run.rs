@@ -88,6 +88,14 @@ async fn create_container(
     cmd_name: &str,
 ) -> Result<String, CliError> {
     let image = &args[0];
+    if image.starts_with('-') {
+        // clap hands unknown flags before the image to the trailing arguments.
+        let flag = image.split('=').next().unwrap_or(image);
+        return Err(CliError::new(
+            125,
+            format!("unknown flag: {flag}\nSee 'berth {cmd_name} --help'."),
+        ));
+    }
     let console = if o.tty && std::io::stdout().is_terminal() {
         term::size().unwrap_or((0, 0))
     } else {
