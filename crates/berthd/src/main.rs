@@ -62,7 +62,8 @@ fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
         }
         return Ok(FileConfig::default());
     };
-    let raw = std::fs::read(path).with_context(|| format!("reading config file {}", path.display()))?;
+    let raw =
+        std::fs::read(path).with_context(|| format!("reading config file {}", path.display()))?;
     serde_json::from_slice(&raw).with_context(|| format!("parsing config file {}", path.display()))
 }
 
@@ -80,7 +81,8 @@ fn write_pidfile(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, format!("{}", std::process::id())).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, format!("{}", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
@@ -92,9 +94,11 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             bail!("another daemon is already serving {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
     }
-    let listener = tokio::net::UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     if let Ok(Some(group)) = nix::unistd::Group::from_name("berth") {
         let _ = nix::unistd::chown(path, None, Some(group.gid));
@@ -105,12 +109,21 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let file = load_file_config(args.config_file.as_deref())?;
-    let level = args.log_level.or(file.log_level).unwrap_or_else(|| "info".to_string());
+    let level = args
+        .log_level
+        .or(file.log_level)
+        .unwrap_or_else(|| "info".to_string());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,axum=warn")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{level},hyper=warn,axum=warn"
+        )))
         .with_writer(std::io::stderr)
         .init();
-    let mut hosts = if args.hosts.is_empty() { file.hosts } else { args.hosts };
+    let mut hosts = if args.hosts.is_empty() {
+        file.hosts
+    } else {
+        args.hosts
+    };
     if hosts.is_empty() {
         hosts.push(DEFAULT_HOST.to_string());
     }
@@ -123,13 +136,25 @@ fn main() -> Result<()> {
             .context("locating berth-shim")?,
     };
     let cfg = DaemonConfig {
-        data_root: args.data_root.or(file.data_root).unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
-        exec_root: args.exec_root.or(file.exec_root).unwrap_or_else(|| PathBuf::from("/run/berth")),
+        data_root: args
+            .data_root
+            .or(file.data_root)
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+        exec_root: args
+            .exec_root
+            .or(file.exec_root)
+            .unwrap_or_else(|| PathBuf::from("/run/berth")),
         shim_path,
-        cgroup_parent: args.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".to_string()),
+        cgroup_parent: args
+            .cgroup_parent
+            .or(file.cgroup_parent)
+            .unwrap_or_else(|| "berth".to_string()),
         hosts: hosts.clone(),
     };
-    let pidfile = args.pidfile.or(file.pidfile).unwrap_or_else(|| cfg.exec_root.join("berthd.pid"));
+    let pidfile = args
+        .pidfile
+        .or(file.pidfile)
+        .unwrap_or_else(|| cfg.exec_root.join("berthd.pid"));
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -140,10 +165,15 @@ fn main() -> Result<()> {
 
 async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<()> {
     if !cfg.shim_path.exists() {
-        bail!("shim binary {} not found (use --shim-path)", cfg.shim_path.display());
+        bail!(
+            "shim binary {} not found (use --shim-path)",
+            cfg.shim_path.display()
+        );
     }
     write_pidfile(&pidfile)?;
-    let daemon = Daemon::open(cfg.clone()).await.map_err(anyhow::Error::msg)?;
+    let daemon = Daemon::open(cfg.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
     let backend: Arc<dyn berth_api_server::Backend> = Arc::new(berth_daemon::backend::Api(daemon));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
@@ -160,7 +190,11 @@ async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        servers.push(tokio::spawn(berth_api_server::serve_unix(listener, backend.clone(), shutdown)));
+        servers.push(tokio::spawn(berth_api_server::serve_unix(
+            listener,
+            backend.clone(),
+            shutdown,
+        )));
     }
     tracing::info!(data_root = %cfg.data_root.display(), "berthd started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

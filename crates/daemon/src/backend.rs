@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_server::backend::{
-    AttachOptions, Backend, ByteStream, ContainerListOptions, ExecStarted, ImageListOptions, ImportOptions,
-    LogsOptions, Result, Session, WaitCondition,
+    AttachOptions, Backend, ByteStream, ContainerListOptions, ExecStarted, ImageListOptions,
+    ImportOptions, LogsOptions, Result, Session, WaitCondition,
 };
 use berth_api_types::{container, exec, image, system};
 use futures_util::future::BoxFuture;
@@ -23,7 +23,11 @@ impl Backend for Api {
     async fn info(&self) -> Result<system::InfoResponse> {
         Ok(self.0.info())
     }
-    async fn container_create(&self, name: Option<String>, req: container::CreateRequest) -> Result<container::CreateResponse> {
+    async fn container_create(
+        &self,
+        name: Option<String>,
+        req: container::CreateRequest,
+    ) -> Result<container::CreateResponse> {
         self.0.container_create(name, req).await
     }
     async fn container_list(&self, opts: ContainerListOptions) -> Result<Vec<container::Summary>> {
@@ -35,16 +39,30 @@ impl Backend for Api {
     async fn container_start(&self, id: &str) -> Result<()> {
         self.0.container_start(id).await
     }
-    async fn container_stop(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+    async fn container_stop(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         self.0.container_stop(id, signal, timeout).await
     }
-    async fn container_restart(&self, id: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+    async fn container_restart(
+        &self,
+        id: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         self.0.container_restart(id, signal, timeout).await
     }
     async fn container_kill(&self, id: &str, signal: Option<String>) -> Result<()> {
         self.0.container_kill(id, signal).await
     }
-    async fn container_wait(&self, id: &str, condition: WaitCondition) -> Result<BoxFuture<'static, container::WaitResponse>> {
+    async fn container_wait(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> Result<BoxFuture<'static, container::WaitResponse>> {
         self.0.container_wait(id, condition).await
     }
     async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
@@ -53,7 +71,11 @@ impl Backend for Api {
     async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
         self.0.container_rename(id, name).await
     }
-    async fn container_top(&self, id: &str, ps_args: Option<String>) -> Result<container::TopResponse> {
+    async fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<String>,
+    ) -> Result<container::TopResponse> {
         self.0.container_top(id, ps_args).await
     }
     async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
@@ -89,7 +111,12 @@ impl Backend for Api {
     async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         self.0.image_tag(name, repo, tag).await
     }
-    async fn image_remove(&self, name: &str, force: bool, noprune: bool) -> Result<Vec<image::DeleteItem>> {
+    async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Vec<image::DeleteItem>> {
         self.0.image_remove(name, force, noprune).await
     }
     async fn image_load(&self, body: ByteStream, quiet: bool) -> Result<ByteStream> {

@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api_server::backend::{AttachOptions, BoxedIo, ContainerListOptions, Session, WaitCondition};
+use berth_api_server::backend::{
+    AttachOptions, BoxedIo, ContainerListOptions, Session, WaitCondition,
+};
 use berth_api_types::container::{
-    self as ct, Config, CreateRequest, CreateResponse, HostConfig, InspectResponse, Summary, WaitResponse,
+    self as ct, Config, CreateRequest, CreateResponse, HostConfig, InspectResponse, Summary,
+    WaitResponse,
 };
 use berth_api_types::{ApiError, ErrorKind};
 use futures_util::future::BoxFuture;
@@ -117,7 +120,11 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
     }
     match hc.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => return Err(ApiError::invalid(format!("invalid restart policy '{other}'"))),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "invalid restart policy '{other}'"
+            )))
+        }
     }
     if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0 {
         return Err(ApiError::invalid(format!(
@@ -135,8 +142,21 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
         ));
     }
     for (k, _) in hc.log_config.config.iter() {
-        if !matches!(k.as_str(), "max-size" | "max-file" | "labels" | "env" | "env-regex" | "tag" | "compress" | "mode" | "max-buffer-size") {
-            return Err(ApiError::invalid(format!("unknown log opt '{k}' for json-file log driver")));
+        if !matches!(
+            k.as_str(),
+            "max-size"
+                | "max-file"
+                | "labels"
+                | "env"
+                | "env-regex"
+                | "tag"
+                | "compress"
+                | "mode"
+                | "max-buffer-size"
+        ) {
+            return Err(ApiError::invalid(format!(
+                "unknown log opt '{k}' for json-file log driver"
+            )));
         }
     }
     if !matches!(hc.log_config.kind.as_str(), "" | "json-file") {
@@ -157,12 +177,19 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
         'g' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024 * 1024),
         _ => (s.trim_end_matches('b'), 1),
     };
-    num.trim().parse::<f64>().ok().filter(|n| *n >= 0.0).map(|n| (n * mult as f64) as u64)
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| *n >= 0.0)
+        .map(|n| (n * mult as f64) as u64)
 }
 
 impl Daemon {
     pub(crate) fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        lock(&self.op_locks).entry(id.to_string()).or_default().clone()
+        lock(&self.op_locks)
+            .entry(id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Resolves a full id, a name (with or without `/`) or a unique id prefix.
@@ -196,7 +223,9 @@ impl Daemon {
 
     /// Commits a record to the database, then to memory.
     pub(crate) fn save(&self, c: &Container) -> Result<()> {
-        self.store.put_container(&c.id, &c.name, c).map_err(internal)?;
+        self.store
+            .put_container(&c.id, &c.name, c)
+            .map_err(internal)?;
         lock(&self.containers).insert(c.id.clone(), c.clone());
         Ok(())
     }
@@ -208,12 +237,18 @@ impl Daemon {
         Ok(c)
     }
 
-    pub async fn container_create(&self, name: Option<String>, req: CreateRequest) -> Result<CreateResponse> {
+    pub async fn container_create(
+        &self,
+        name: Option<String>,
+        req: CreateRequest,
+    ) -> Result<CreateResponse> {
         let mut warnings = Vec::new();
         let mut config = req.config;
         let host_config = req.host_config.unwrap_or_default();
         if config.image.is_empty() {
-            return Err(ApiError::invalid("config cannot be empty in order to create a container"));
+            return Err(ApiError::invalid(
+                "config cannot be empty in order to create a container",
+            ));
         }
         validate_host_config(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
@@ -244,7 +279,10 @@ impl Daemon {
                 n
             }
             None => {
-                let taken: Vec<String> = lock(&self.containers).values().map(|c| c.name.clone()).collect();
+                let taken: Vec<String> = lock(&self.containers)
+                    .values()
+                    .map(|c| c.name.clone())
+                    .collect();
                 let mut n = names::random_name(0);
                 let mut retry = 1;
                 while taken.contains(&n) {
@@ -286,9 +324,11 @@ impl Daemon {
         let rt = &self.runtime;
         let id = &c.id;
         let lowers = self.lower_dirs(c.top_layer.as_deref())?;
-        rt.mount_rootfs(id, &lowers).map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        rt.mount_rootfs(id, &lowers)
+            .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         let hc = &c.host_config;
-        std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname)).map_err(internal)?;
+        std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
+            .map_err(internal)?;
         let hosts = spec::hosts_file_contents(
             &c.config.hostname,
             &c.config.domainname,
@@ -358,10 +398,13 @@ impl Daemon {
             self.record_start_failure(&id, &e.message).await;
             return Err(e);
         }
-        let mut shim_cfg = self.runtime.shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
+        let mut shim_cfg =
+            self.runtime
+                .shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
         let log_cfg = &c.host_config.log_config.config;
         if let Some(sz) = log_cfg.get("max-size") {
-            shim_cfg.log_max_size = parse_size(sz).ok_or_else(|| ApiError::invalid(format!("invalid max-size {sz:?}")))?;
+            shim_cfg.log_max_size = parse_size(sz)
+                .ok_or_else(|| ApiError::invalid(format!("invalid max-size {sz:?}")))?;
         }
         if let Some(n) = log_cfg.get("max-file") {
             shim_cfg.log_max_file = n
@@ -370,14 +413,20 @@ impl Daemon {
                 .filter(|n| *n >= 1)
                 .ok_or_else(|| ApiError::invalid(format!("invalid max-file {n:?}")))?;
         }
-        if let Some(sz) = c.host_config.console_size.as_ref().filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0) {
+        if let Some(sz) = c
+            .host_config
+            .console_size
+            .as_ref()
+            .filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0)
+        {
             shim_cfg.console_size = Some([sz[0] as u16, sz[1] as u16]);
         }
         let this = self.clone();
         let launch_id = id.clone();
-        let launched = tokio::task::spawn_blocking(move || this.runtime.launch(&launch_id, &shim_cfg))
-            .await
-            .map_err(internal)?;
+        let launched =
+            tokio::task::spawn_blocking(move || this.runtime.launch(&launch_id, &shim_cfg))
+                .await
+                .map_err(internal)?;
         if let Err(msg) = launched {
             self.runtime.unmount_rootfs(&id);
             let msg = format!("failed to create task for container: {msg}");
@@ -397,7 +446,10 @@ impl Daemon {
             return Err(ApiError::internal(msg));
         }
         let (pid, started_at) = match client.state().await {
-            Ok(s) => (s.pid.unwrap_or(0) as i64, s.started_at.unwrap_or_else(now_rfc3339)),
+            Ok(s) => (
+                s.pid.unwrap_or(0) as i64,
+                s.started_at.unwrap_or_else(now_rfc3339),
+            ),
             Err(_) => (0, now_rfc3339()),
         };
         self.update_state(&id, |c| {
@@ -420,7 +472,11 @@ impl Daemon {
     async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
         let code = exit_code_for_start_error(msg);
         let res = self.update_state(id, |c| {
-            c.state.status = if c.state.status == Status::Created { Status::Created } else { Status::Exited };
+            c.state.status = if c.state.status == Status::Created {
+                Status::Created
+            } else {
+                Status::Exited
+            };
             c.state.exit_code = code;
             c.state.error = msg.to_string();
             c.state.pid = 0;
@@ -431,9 +487,13 @@ impl Daemon {
             let _ = self.events.send(ContainerEvent::Exited {
                 id: id.to_string(),
                 exit_code: code,
-                error: Some(msg.to_string()),
+                // The start call reports the message; Docker's wait answers no error here.
+                error: None,
             });
-            self.maybe_auto_remove(id).await;
+            // The caller holds this container's op lock: remove once it is released.
+            let this = self.clone();
+            let id = id.to_string();
+            tokio::spawn(async move { this.maybe_auto_remove(&id).await });
         }
     }
 
@@ -462,7 +522,11 @@ impl Daemon {
         });
     }
 
-    async fn handle_exit(self: &Arc<Self>, id: &str, status: Option<berth_shim_protocol::ExitStatus>) {
+    async fn handle_exit(
+        self: &Arc<Self>,
+        id: &str,
+        status: Option<berth_shim_protocol::ExitStatus>,
+    ) {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         self.runtime.unmount_rootfs(id);
@@ -484,7 +548,11 @@ impl Daemon {
             return;
         }
         self.finish_execs(id);
-        let _ = self.events.send(ContainerEvent::Exited { id: id.to_string(), exit_code: code, error: None });
+        let _ = self.events.send(ContainerEvent::Exited {
+            id: id.to_string(),
+            exit_code: code,
+            error: None,
+        });
         drop(_g);
         self.maybe_auto_remove(id).await;
     }
@@ -498,12 +566,19 @@ impl Daemon {
         }
     }
 
-    pub async fn container_stop(&self, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+    pub async fn container_stop(
+        &self,
+        key: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         let c = self.resolve_container(key)?;
         if !c.state.status.can_kill() {
             return Err(ApiError::not_modified());
         }
-        let sig = signal.or_else(|| c.config.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".to_string());
+        let sig = signal
+            .or_else(|| c.config.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".to_string());
         let signo = spec::parse_signal(&sig).map_err(|e| ApiError::invalid(e.to_string()))?;
         let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
         self.stop_with(&c.id, signo, timeout).await
@@ -513,7 +588,10 @@ impl Daemon {
     pub(crate) async fn stop_with(&self, id: &str, signo: i32, timeout: i64) -> Result<()> {
         let mut events = self.events.subscribe();
         let client = self.runtime.client(id);
-        if self.get(id).is_some_and(|c| c.state.status == Status::Paused) {
+        if self
+            .get(id)
+            .is_some_and(|c| c.state.status == Status::Paused)
+        {
             let _ = client.resume().await;
         }
         if let Err(e) = client.kill(signo, false).await {
@@ -529,7 +607,12 @@ impl Daemon {
                 }
                 loop {
                     match events.recv().await {
-                        Ok(ContainerEvent::Exited { id: x, .. }) | Ok(ContainerEvent::Removed { id: x }) if x == id => return,
+                        Ok(ContainerEvent::Exited { id: x, .. })
+                        | Ok(ContainerEvent::Removed { id: x })
+                            if x == id =>
+                        {
+                            return
+                        }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                         _ => {}
                     }
@@ -541,7 +624,9 @@ impl Daemon {
             wait.await;
             true
         } else {
-            tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await.is_ok()
+            tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+                .await
+                .is_ok()
         };
         if !done {
             let _ = client.kill(9, true).await;
@@ -550,7 +635,12 @@ impl Daemon {
         Ok(())
     }
 
-    pub async fn container_restart(self: &Arc<Self>, key: &str, signal: Option<String>, timeout: Option<i64>) -> Result<()> {
+    pub async fn container_restart(
+        self: &Arc<Self>,
+        key: &str,
+        signal: Option<String>,
+        timeout: Option<i64>,
+    ) -> Result<()> {
         match self.container_stop(key, signal, timeout).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::NotModified => {}
@@ -576,14 +666,20 @@ impl Daemon {
             .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))
     }
 
-    pub async fn container_wait(&self, key: &str, condition: WaitCondition) -> Result<BoxFuture<'static, WaitResponse>> {
+    pub async fn container_wait(
+        &self,
+        key: &str,
+        condition: WaitCondition,
+    ) -> Result<BoxFuture<'static, WaitResponse>> {
         let c = self.resolve_container(key)?;
         let mut events = self.events.subscribe();
         let id = c.id.clone();
         let current = self.get(&id);
         let ready = |c: &Container| WaitResponse {
             status_code: c.state.exit_code,
-            error: (!c.state.error.is_empty()).then(|| ct::WaitExitError { message: c.state.error.clone() }),
+            error: (!c.state.error.is_empty()).then(|| ct::WaitExitError {
+                message: c.state.error.clone(),
+            }),
         };
         if condition == WaitCondition::NotRunning {
             if let Some(c) = current.as_ref().filter(|c| !c.state.status.is_active()) {
@@ -595,7 +691,11 @@ impl Daemon {
             let mut last: Option<WaitResponse> = None;
             loop {
                 match events.recv().await {
-                    Ok(ContainerEvent::Exited { id: x, exit_code, error }) if x == id => {
+                    Ok(ContainerEvent::Exited {
+                        id: x,
+                        exit_code,
+                        error,
+                    }) if x == id => {
                         let resp = WaitResponse {
                             status_code: exit_code,
                             error: error.map(|message| ct::WaitExitError { message }),
@@ -606,10 +706,16 @@ impl Daemon {
                         last = Some(resp);
                     }
                     Ok(ContainerEvent::Removed { id: x }) if x == id => {
-                        return last.unwrap_or(WaitResponse { status_code: 0, error: None });
+                        return last.unwrap_or(WaitResponse {
+                            status_code: 0,
+                            error: None,
+                        });
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return WaitResponse { status_code: -1, error: None };
+                        return WaitResponse {
+                            status_code: -1,
+                            error: None,
+                        };
                     }
                     _ => {}
                 }
@@ -618,10 +724,19 @@ impl Daemon {
         .boxed())
     }
 
-    pub async fn container_remove(self: &Arc<Self>, key: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub async fn container_remove(
+        self: &Arc<Self>,
+        key: &str,
+        force: bool,
+        _volumes: bool,
+    ) -> Result<()> {
         let c = self.resolve_container(key)?;
         if !force && !c.state.status.can_remove_without_force() {
-            let what = if c.state.status == Status::Paused { "paused" } else { "running" };
+            let what = if c.state.status == Status::Paused {
+                "paused"
+            } else {
+                "running"
+            };
             return Err(ApiError::conflict(format!(
                 "cannot remove container \"/{}\": container is {what}: stop the container before removing or force remove",
                 c.name
@@ -638,15 +753,22 @@ impl Daemon {
         let _g = guard.lock().await;
         let Some(c) = self.get(id) else { return Ok(()) };
         if c.state.status.is_active() {
-            return Err(ApiError::conflict(format!("cannot remove container \"/{}\": container is running", c.name)));
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": container is running",
+                c.name
+            )));
         }
-        self.runtime.remove_dirs(id).map_err(|e| internal(format!("removing container {id}: {e}")))?;
+        self.runtime
+            .remove_dirs(id)
+            .map_err(|e| internal(format!("removing container {id}: {e}")))?;
         self.store.delete_container(id).map_err(internal)?;
         lock(&self.containers).remove(id);
         lock(&self.op_locks).remove(id);
         lock(&self.pending_attach).remove(id);
         self.forget_execs(id);
-        let _ = self.events.send(ContainerEvent::Removed { id: id.to_string() });
+        let _ = self
+            .events
+            .send(ContainerEvent::Removed { id: id.to_string() });
         Ok(())
     }
 
@@ -654,7 +776,9 @@ impl Daemon {
         let c = self.resolve_container(key)?;
         let n = names::validate(new_name).map_err(ApiError::invalid)?;
         if n == c.name {
-            return Err(ApiError::conflict(format!("Renaming a container with the same name as its current name")));
+            return Err(ApiError::conflict(format!(
+                "Renaming a container with the same name as its current name"
+            )));
         }
         if let Some(other) = lock(&self.containers).values().find(|o| o.name == n) {
             return Err(ApiError::conflict(format!(
@@ -671,10 +795,18 @@ impl Daemon {
         if !c.state.status.is_active() {
             return Err(not_running(&c.id));
         }
-        self.runtime.client(&c.id).resize(None, h, w).await.map_err(internal)
+        self.runtime
+            .client(&c.id)
+            .resize(None, h, w)
+            .await
+            .map_err(internal)
     }
 
-    pub async fn container_top(&self, key: &str, ps_args: Option<String>) -> Result<ct::TopResponse> {
+    pub async fn container_top(
+        &self,
+        key: &str,
+        ps_args: Option<String>,
+    ) -> Result<ct::TopResponse> {
         let c = self.resolve_container(key)?;
         if !c.state.status.is_active() {
             return Err(not_running(&c.id));
@@ -716,13 +848,29 @@ impl Daemon {
             state.pid = 0;
         }
         let mut data = BTreeMap::new();
-        data.insert("UpperDir".to_string(), rt.upper_dir(&c.id).display().to_string());
-        data.insert("MergedDir".to_string(), rt.rootfs(&c.id).display().to_string());
-        data.insert("WorkDir".to_string(), rt.upper_dir(&c.id).with_file_name("work").display().to_string());
+        data.insert(
+            "UpperDir".to_string(),
+            rt.upper_dir(&c.id).display().to_string(),
+        );
+        data.insert(
+            "MergedDir".to_string(),
+            rt.rootfs(&c.id).display().to_string(),
+        );
+        data.insert(
+            "WorkDir".to_string(),
+            rt.upper_dir(&c.id)
+                .with_file_name("work")
+                .display()
+                .to_string(),
+        );
         if let Ok(lowers) = self.lower_dirs(c.top_layer.as_deref()) {
             data.insert(
                 "LowerDir".to_string(),
-                lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                lowers
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
             );
         }
         let mut host_config = c.host_config.clone();
@@ -756,7 +904,10 @@ impl Daemon {
             app_armor_profile: String::new(),
             exec_ids: (!c.exec_ids.is_empty()).then(|| c.exec_ids.clone()),
             host_config,
-            graph_driver: ct::DriverData { data, name: "overlay2".to_string() },
+            graph_driver: ct::DriverData {
+                data,
+                name: "overlay2".to_string(),
+            },
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             mounts: Vec::new(),
@@ -813,12 +964,18 @@ impl Daemon {
                     c.host_config.network_mode.clone()
                 },
             },
-            network_settings: ct::SummaryNetworkSettings { networks: ns.networks },
+            network_settings: ct::SummaryNetworkSettings {
+                networks: ns.networks,
+            },
             mounts: Vec::new(),
         }
     }
 
-    pub async fn container_attach(self: &Arc<Self>, key: &str, opts: AttachOptions) -> Result<Session> {
+    pub async fn container_attach(
+        self: &Arc<Self>,
+        key: &str,
+        opts: AttachOptions,
+    ) -> Result<Session> {
         let c = self.resolve_container(key)?;
         let tty = c.config.tty;
         let this = self.clone();
@@ -832,7 +989,10 @@ impl Daemon {
                         this.connect_attach(&id, tty, opts, io).await;
                     } else {
                         // `docker run` and `docker start -a` attach before they start.
-                        lock(&this.pending_attach).entry(id).or_default().push(PendingAttach { opts, io });
+                        lock(&this.pending_attach)
+                            .entry(id)
+                            .or_default()
+                            .push(PendingAttach { opts, io });
                     }
                 }
                 .boxed()
@@ -854,7 +1014,8 @@ impl Daemon {
     /// Reconciles the records with what is running after a daemon (re)start.
     pub(crate) async fn restore(self: &Arc<Self>) -> std::result::Result<(), String> {
         let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
-        let known: std::collections::HashSet<String> = records.iter().map(|c| c.id.clone()).collect();
+        let known: std::collections::HashSet<String> =
+            records.iter().map(|c| c.id.clone()).collect();
         // Directories without a record are creates that were interrupted before they committed.
         if let Ok(entries) = std::fs::read_dir(self.runtime.containers_dir()) {
             for e in entries.flatten() {
@@ -890,7 +1051,11 @@ impl Daemon {
 }
 
 fn network_settings(c: &Container) -> ct::NetworkSettings {
-    let mode = if c.host_config.network_mode.is_empty() { "bridge" } else { c.host_config.network_mode.as_str() };
+    let mode = if c.host_config.network_mode.is_empty() {
+        "bridge"
+    } else {
+        c.host_config.network_mode.as_str()
+    };
     let mut networks = BTreeMap::new();
     let name = match mode {
         "default" => "bridge",
@@ -898,7 +1063,10 @@ fn network_settings(c: &Container) -> ct::NetworkSettings {
     };
     networks.insert(
         name.to_string(),
-        ct::EndpointSettings { network_id: String::new(), ..Default::default() },
+        ct::EndpointSettings {
+            network_id: String::new(),
+            ..Default::default()
+        },
     );
     ct::NetworkSettings {
         sandbox_key: String::new(),
@@ -913,8 +1081,14 @@ fn status_text(c: &Container) -> String {
     let now = chrono::Utc::now().timestamp();
     match c.state.status {
         Status::Created => "Created".to_string(),
-        Status::Running => format!("Up {}", human_duration(now - unix_seconds(&c.state.started_at))),
-        Status::Paused => format!("Up {} (Paused)", human_duration(now - unix_seconds(&c.state.started_at))),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(now - unix_seconds(&c.state.started_at))
+        ),
+        Status::Paused => format!(
+            "Up {} (Paused)",
+            human_duration(now - unix_seconds(&c.state.started_at))
+        ),
         Status::Restarting => "Restarting".to_string(),
         Status::Removing => "Removal In Progress".to_string(),
         Status::Dead => "Dead".to_string(),
@@ -959,7 +1133,9 @@ pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&p) else { continue };
+        let Ok(entries) = std::fs::read_dir(&p) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(md) = e.metadata() else { continue };
             if md.is_dir() {
@@ -987,11 +1163,16 @@ fn parse_ps(output: &str, pids: &[u32]) -> Result<ct::TopResponse> {
         if fields.len() < titles.len() {
             continue;
         }
-        let Ok(pid) = fields[pid_col].parse::<u32>() else { continue };
+        let Ok(pid) = fields[pid_col].parse::<u32>() else {
+            continue;
+        };
         if !pids.contains(&pid) {
             continue;
         }
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         processes.push(row);
     }
@@ -1029,7 +1210,17 @@ impl ListFilters {
                 "label" => f.labels.extend(vals.iter().cloned()),
                 "status" => {
                     for v in vals {
-                        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+                        if ![
+                            "created",
+                            "restarting",
+                            "running",
+                            "removing",
+                            "paused",
+                            "exited",
+                            "dead",
+                        ]
+                        .contains(&v.as_str())
+                        {
                             return Err(ApiError::invalid(format!("invalid filter 'status={v}'")));
                         }
                     }
@@ -1037,7 +1228,9 @@ impl ListFilters {
                 }
                 "exited" => {
                     for v in vals {
-                        f.exited.push(v.parse().map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))?);
+                        f.exited.push(v.parse().map_err(|_| {
+                            ApiError::invalid(format!("invalid filter 'exited={v}'"))
+                        })?);
                     }
                 }
                 "ancestor" => {
@@ -1048,9 +1241,20 @@ impl ListFilters {
                         }
                     }
                 }
-                "before" => f.before = vals.first().map(|v| d.resolve_container(v).map(|c| c.created)).transpose()?,
-                "since" => f.since = vals.first().map(|v| d.resolve_container(v).map(|c| c.created)).transpose()?,
-                "health" | "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => {}
+                "before" => {
+                    f.before = vals
+                        .first()
+                        .map(|v| d.resolve_container(v).map(|c| c.created))
+                        .transpose()?
+                }
+                "since" => {
+                    f.since = vals
+                        .first()
+                        .map(|v| d.resolve_container(v).map(|c| c.created))
+                        .transpose()?
+                }
+                "health" | "network" | "volume" | "publish" | "expose" | "isolation"
+                | "is-task" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
@@ -1065,7 +1269,12 @@ impl ListFilters {
         if !self.ids.is_empty() && !self.ids.iter().any(|i| c.id.starts_with(i.as_str())) {
             return false;
         }
-        if !self.names.is_empty() && !self.names.iter().any(|n| c.name.contains(n.trim_start_matches('/'))) {
+        if !self.names.is_empty()
+            && !self
+                .names
+                .iter()
+                .any(|n| c.name.contains(n.trim_start_matches('/')))
+        {
             return false;
         }
         let labels = c.config.labels.clone().unwrap_or_default();
@@ -1128,23 +1337,41 @@ mod tests {
         user.env = Some(vec!["A=2".into()]);
         merge_config(&mut user, &image);
         assert_eq!(user.cmd, Some(vec!["sh".to_string()]));
-        assert_eq!(user.env, Some(vec!["PATH=/bin".to_string(), "A=2".to_string()]));
+        assert_eq!(
+            user.env,
+            Some(vec!["PATH=/bin".to_string(), "A=2".to_string()])
+        );
         assert_eq!(user.user, "nobody");
         assert_eq!(user.working_dir, "/w");
 
         let mut user = cfg(Some(vec!["/bin/echo"]), None);
         merge_config(&mut user, &image);
-        assert_eq!(user.cmd, None, "an entrypoint given at run drops the image's cmd");
+        assert_eq!(
+            user.cmd, None,
+            "an entrypoint given at run drops the image's cmd"
+        );
 
         let mut user = cfg(Some(vec![""]), Some(vec!["ls"]));
-        merge_config(&mut user, &Config { entrypoint: Some(vec!["/init".into()]), ..image });
+        merge_config(
+            &mut user,
+            &Config {
+                entrypoint: Some(vec!["/init".into()]),
+                ..image
+            },
+        );
         assert_eq!(path_and_args(&user), ("ls".to_string(), vec![]));
     }
 
     #[test]
     fn exit_codes_for_start_errors() {
-        assert_eq!(exit_code_for_start_error("exec: \"x\": executable file not found in $PATH"), 127);
-        assert_eq!(exit_code_for_start_error("exec /etc: permission denied"), 126);
+        assert_eq!(
+            exit_code_for_start_error("exec: \"x\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(
+            exit_code_for_start_error("exec /etc: permission denied"),
+            126
+        );
         assert_eq!(exit_code_for_start_error("boom"), 128);
     }
 

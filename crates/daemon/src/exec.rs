@@ -29,8 +29,17 @@ fn no_such_exec(id: &str) -> ApiError {
 
 /// Copies a shim stream to the client (re-framing for Docker) and the client's input to the shim.
 /// Returns the exit status carried by the final frame, if one came.
-pub(crate) async fn bridge(shim: ShimStream, io: BoxedIo, tty: bool, stdin: bool) -> Option<ExitStatus> {
-    let ShimStream { mut reader, writer: mut shim_wr, .. } = shim;
+pub(crate) async fn bridge(
+    shim: ShimStream,
+    io: BoxedIo,
+    tty: bool,
+    stdin: bool,
+) -> Option<ExitStatus> {
+    let ShimStream {
+        mut reader,
+        writer: mut shim_wr,
+        ..
+    } = shim;
     let (mut cli_rd, mut cli_wr) = tokio::io::split(io);
     let input = async move {
         if !stdin {
@@ -55,7 +64,9 @@ pub(crate) async fn bridge(shim: ShimStream, io: BoxedIo, tty: bool, stdin: bool
                     let res = if tty {
                         cli_wr.write_all(&frame.payload).await
                     } else {
-                        cli_wr.write_all(&encode_frame(frame.kind, &frame.payload)).await
+                        cli_wr
+                            .write_all(&encode_frame(frame.kind, &frame.payload))
+                            .await
                     };
                     if res.is_err() || cli_wr.flush().await.is_err() {
                         break;
@@ -76,7 +87,9 @@ pub(crate) async fn bridge(shim: ShimStream, io: BoxedIo, tty: bool, stdin: bool
                     let _ = if tty {
                         cli_wr.write_all(line.as_bytes()).await
                     } else {
-                        cli_wr.write_all(&encode_frame(FrameKind::Stderr, line.as_bytes())).await
+                        cli_wr
+                            .write_all(&encode_frame(FrameKind::Stderr, line.as_bytes()))
+                            .await
                     };
                     break;
                 }
@@ -98,9 +111,15 @@ impl Daemon {
         let c = self.resolve_container(key)?;
         if c.state.status != crate::model::Status::Running {
             if c.state.status == crate::model::Status::Paused {
-                return Err(ApiError::conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+                return Err(ApiError::conflict(format!(
+                    "Container {} is paused, unpause the container before exec",
+                    c.id
+                )));
             }
-            return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         if req.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::invalid("No exec command specified"));
@@ -133,7 +152,10 @@ impl Daemon {
 
     /// Marks the execs of an exited container as finished.
     pub(crate) fn finish_execs(&self, cid: &str) {
-        for e in lock(&self.execs).values_mut().filter(|e| e.container_id == cid) {
+        for e in lock(&self.execs)
+            .values_mut()
+            .filter(|e| e.container_id == cid)
+        {
             e.running = false;
         }
         let _ = self.update_exec_ids(cid, |ids| ids.clear());
@@ -144,7 +166,10 @@ impl Daemon {
     }
 
     pub fn exec_inspect(&self, exec_id: &str) -> Result<InspectResponse> {
-        let e = lock(&self.execs).get(exec_id).cloned().ok_or_else(|| no_such_exec(exec_id))?;
+        let e = lock(&self.execs)
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| no_such_exec(exec_id))?;
         let cmd = e.req.cmd.clone().unwrap_or_default();
         Ok(InspectResponse {
             id: e.id.clone(),
@@ -168,35 +193,59 @@ impl Daemon {
     }
 
     pub async fn exec_resize(&self, exec_id: &str, h: u16, w: u16) -> Result<()> {
-        let e = lock(&self.execs).get(exec_id).cloned().ok_or_else(|| no_such_exec(exec_id))?;
-        self.runtime.client(&e.container_id).resize(Some(exec_id), h, w).await.map_err(internal)
+        let e = lock(&self.execs)
+            .get(exec_id)
+            .cloned()
+            .ok_or_else(|| no_such_exec(exec_id))?;
+        self.runtime
+            .client(&e.container_id)
+            .resize(Some(exec_id), h, w)
+            .await
+            .map_err(internal)
     }
 
     fn exec_process(&self, e: &ExecInstance, tty: bool) -> Result<serde_json::Value> {
-        let c = self.get(&e.container_id).ok_or_else(|| no_such_container(&e.container_id))?;
+        let c = self
+            .get(&e.container_id)
+            .ok_or_else(|| no_such_container(&e.container_id))?;
         let spec_path = self.runtime.bundle_dir(&c.id).join("config.json");
-        let raw = std::fs::read(&spec_path).map_err(|err| internal(format!("reading {}: {err}", spec_path.display())))?;
+        let raw = std::fs::read(&spec_path)
+            .map_err(|err| internal(format!("reading {}: {err}", spec_path.display())))?;
         let oci: oci_spec::runtime::Spec = serde_json::from_slice(&raw).map_err(internal)?;
-        let base = oci.process().clone().ok_or_else(|| internal("container spec has no process"))?;
+        let base = oci
+            .process()
+            .clone()
+            .ok_or_else(|| internal("container spec has no process"))?;
         let req = spec::ExecSpec {
             cmd: e.req.cmd.clone().unwrap_or_default(),
             env: e.req.env.clone().unwrap_or_default(),
-            user: if e.req.user.is_empty() { c.config.user.clone() } else { e.req.user.clone() },
+            user: if e.req.user.is_empty() {
+                c.config.user.clone()
+            } else {
+                e.req.user.clone()
+            },
             working_dir: e.req.working_dir.clone(),
             tty,
             privileged: e.req.privileged || c.host_config.privileged,
         };
-        let process = spec::build_exec_process(&base, &req, &self.runtime.rootfs(&c.id), &self.host)
-            .map_err(|err| ApiError::invalid(err.to_string()))?;
+        let process =
+            spec::build_exec_process(&base, &req, &self.runtime.rootfs(&c.id), &self.host)
+                .map_err(|err| ApiError::invalid(err.to_string()))?;
         serde_json::to_value(process).map_err(internal)
     }
 
-    pub async fn exec_start(self: &Arc<Self>, exec_id: &str, start: StartRequest) -> Result<ExecStarted> {
+    pub async fn exec_start(
+        self: &Arc<Self>,
+        exec_id: &str,
+        start: StartRequest,
+    ) -> Result<ExecStarted> {
         let e = {
             let mut map = lock(&self.execs);
             let e = map.get_mut(exec_id).ok_or_else(|| no_such_exec(exec_id))?;
             if e.started {
-                return Err(ApiError::conflict(format!("Error: Exec command {exec_id} has already run")));
+                return Err(ApiError::conflict(format!(
+                    "Error: Exec command {exec_id} has already run"
+                )));
             }
             e.started = true;
             e.running = true;
@@ -211,7 +260,10 @@ impl Daemon {
             }
         };
         let client = self.runtime.client(&e.container_id);
-        let stream = match client.exec(exec_id, process, e.req.attach_stdin && !start.detach).await {
+        let stream = match client
+            .exec(exec_id, process, e.req.attach_stdin && !start.detach)
+            .await
+        {
             Ok(s) => s,
             Err(err) => {
                 self.exec_done(exec_id, Some(126));

@@ -43,7 +43,9 @@ pub struct ImageEntry {
 impl ImageEntry {
     /// The image's runtime defaults as a container `Config`.
     pub fn container_config(&self) -> Config {
-        let Some(c) = &self.config.config else { return Config::default() };
+        let Some(c) = &self.config.config else {
+            return Config::default();
+        };
         Config {
             hostname: c.hostname.clone().unwrap_or_default(),
             domainname: c.domainname.clone().unwrap_or_default(),
@@ -74,19 +76,24 @@ impl ImageEntry {
 }
 
 fn no_such_image(name: &str) -> ApiError {
-    let shown = Reference::parse(name).map(|r| r.familiar_string()).unwrap_or_else(|_| name.to_string());
+    let shown = Reference::parse(name)
+        .map(|r| r.familiar_string())
+        .unwrap_or_else(|_| name.to_string());
     ApiError::not_found(format!("No such image: {shown}"))
 }
 
 fn image_error(e: berth_image::Error) -> ApiError {
     use berth_image::Error as E;
     match e {
-        E::InvalidReferenceFormat | E::ReferenceNotLowercase(_) | E::InvalidReference(_) | E::InvalidDigest { .. } => {
-            ApiError::invalid(e.to_string())
-        }
-        E::UnsafePath { .. } | E::InvalidArchive(_) | E::InvalidChange { .. } | E::DigestMismatch { .. } | E::Tar { .. } => {
-            ApiError::invalid(e.to_string())
-        }
+        E::InvalidReferenceFormat
+        | E::ReferenceNotLowercase(_)
+        | E::InvalidReference(_)
+        | E::InvalidDigest { .. } => ApiError::invalid(e.to_string()),
+        E::UnsafePath { .. }
+        | E::InvalidArchive(_)
+        | E::InvalidChange { .. }
+        | E::DigestMismatch { .. }
+        | E::Tar { .. } => ApiError::invalid(e.to_string()),
         other => internal(other),
     }
 }
@@ -99,13 +106,19 @@ async fn send(tx: &mpsc::Sender<std::io::Result<Bytes>>, msg: &ProgressMessage) 
 }
 
 fn channel_stream(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }))
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|i| (i, rx))
+    }))
 }
 
 /// Docker's progress bar text, e.g. `[=====>     ]  1.5MB/3MB`.
 fn progress_bar(current: u64, total: u64) -> String {
     let width = 50usize;
-    let filled = if total > 0 { (current.min(total) as usize * width) / total as usize } else { 0 };
+    let filled = if total > 0 {
+        (current.min(total) as usize * width) / total as usize
+    } else {
+        0
+    };
     let mut bar = "=".repeat(filled);
     if filled < width {
         bar.push('>');
@@ -123,7 +136,11 @@ pub(crate) fn human_size(n: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    let int_digits = if v < 1.0 { 1 } else { (v.log10().floor() as usize) + 1 };
+    let int_digits = if v < 1.0 {
+        1
+    } else {
+        (v.log10().floor() as usize) + 1
+    };
     let decimals = 3usize.saturating_sub(int_digits);
     let mut s = format!("{v:.decimals$}");
     if s.contains('.') {
@@ -142,7 +159,12 @@ impl Daemon {
         let digest = Digest::parse(&rec.id).map_err(image_error)?;
         let raw = self.images.get_blob(&digest).map_err(internal)?;
         let config = ImageConfig::from_slice(&raw).map_err(internal)?;
-        Ok(ImageEntry { id: rec.id.clone(), top_layer: rec.layers.last().cloned(), record: rec, config })
+        Ok(ImageEntry {
+            id: rec.id.clone(),
+            top_layer: rec.layers.last().cloned(),
+            record: rec,
+            config,
+        })
     }
 
     /// Resolves a reference (`busybox`, `busybox:1`, `docker.io/library/busybox`) or an id (prefix).
@@ -158,12 +180,18 @@ impl Daemon {
         }
         if let Some(hex) = reference::id_prefix(name) {
             let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
-            let matches: Vec<ImageRecord> =
-                all.into_iter().filter(|r| r.id.trim_start_matches("sha256:").starts_with(hex)).collect();
+            let matches: Vec<ImageRecord> = all
+                .into_iter()
+                .filter(|r| r.id.trim_start_matches("sha256:").starts_with(hex))
+                .collect();
             match matches.len() {
                 1 => return self.entry(matches.into_iter().next().expect("one match")),
                 0 => {}
-                _ => return Err(ApiError::invalid(format!("multiple IDs found with provided prefix: {name}"))),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "multiple IDs found with provided prefix: {name}"
+                    )))
+                }
             }
         }
         Err(no_such_image(name))
@@ -180,21 +208,30 @@ impl Daemon {
     }
 
     pub(crate) fn image_size(&self, id: &str) -> i64 {
-        self.image_record(id).ok().flatten().map(|r| r.size).unwrap_or(0)
+        self.image_record(id)
+            .ok()
+            .flatten()
+            .map(|r| r.size)
+            .unwrap_or(0)
     }
 
     /// Tags by image id, as familiar strings.
     fn tags_by_image(&self) -> Result<HashMap<String, Vec<String>>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
         for (name, id, _) in self.store.tags().map_err(internal)? {
-            let shown = Reference::parse(&name).map(|r| r.familiar_string()).unwrap_or(name);
+            let shown = Reference::parse(&name)
+                .map(|r| r.familiar_string())
+                .unwrap_or(name);
             out.entry(id).or_default().push(shown);
         }
         Ok(out)
     }
 
     pub(crate) fn image_count(&self) -> i64 {
-        self.store.images::<ImageRecord>().map(|v| v.len() as i64).unwrap_or(0)
+        self.store
+            .images::<ImageRecord>()
+            .map(|v| v.len() as i64)
+            .unwrap_or(0)
     }
 
     pub fn image_list(&self, opts: ImageListOptions) -> Result<Vec<it::Summary>> {
@@ -218,14 +255,22 @@ impl Daemon {
                         dangling = Some(match v.as_str() {
                             "true" | "1" => true,
                             "false" | "0" => false,
-                            _ => return Err(ApiError::invalid(format!("invalid filter 'dangling={v}'"))),
+                            _ => {
+                                return Err(ApiError::invalid(format!(
+                                    "invalid filter 'dangling={v}'"
+                                )))
+                            }
                         });
                     }
                 }
                 "before" | "since" => {
                     let v = vals.first().cloned().unwrap_or_default();
                     let img = self.resolve_image(&v)?;
-                    let t = img.config.created_time().map(|t| t.timestamp()).unwrap_or(0);
+                    let t = img
+                        .config
+                        .created_time()
+                        .map(|t| t.timestamp())
+                        .unwrap_or(0);
                     if k == "before" {
                         before = Some(t);
                     } else {
@@ -240,7 +285,12 @@ impl Daemon {
         for e in entries {
             let repo_tags = tags.get(&e.id).cloned().unwrap_or_default();
             let created = e.config.created_time().map(|t| t.timestamp()).unwrap_or(0);
-            let img_labels = e.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+            let img_labels = e
+                .config
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.clone())
+                .unwrap_or_default();
             if let Some(d) = dangling {
                 if d != repo_tags.is_empty() {
                     continue;
@@ -255,7 +305,11 @@ impl Daemon {
             }) {
                 continue;
             }
-            if !references.is_empty() && !repo_tags.iter().any(|t| references.iter().any(|p| reference_matches(p, t))) {
+            if !references.is_empty()
+                && !repo_tags
+                    .iter()
+                    .any(|t| references.iter().any(|p| reference_matches(p, t)))
+            {
                 continue;
             }
             out.push(it::Summary {
@@ -281,7 +335,13 @@ impl Daemon {
         let mut data = BTreeMap::new();
         if let Some(top) = &e.top_layer {
             if let Ok(dirs) = self.lower_dirs(Some(top)) {
-                data.insert("LowerDir".to_string(), dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"));
+                data.insert(
+                    "LowerDir".to_string(),
+                    dirs.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                );
             }
         }
         Ok(it::InspectResponse {
@@ -300,12 +360,17 @@ impl Daemon {
             os_version: e.config.os_version.clone().unwrap_or_default(),
             size: e.record.size,
             virtual_size: e.record.size,
-            graph_driver: berth_api_types::container::DriverData { data, name: "overlay2".to_string() },
+            graph_driver: berth_api_types::container::DriverData {
+                data,
+                name: "overlay2".to_string(),
+            },
             root_fs: it::RootFs {
                 kind: "layers".to_string(),
                 layers: e.config.diff_ids().iter().map(|d| d.to_string()).collect(),
             },
-            metadata: it::Metadata { last_tag_time: e.record.loaded_at.clone() },
+            metadata: it::Metadata {
+                last_tag_time: e.record.loaded_at.clone(),
+            },
         })
     }
 
@@ -359,23 +424,45 @@ impl Daemon {
     pub async fn image_tag(&self, name: &str, repo: &str, tag: &str) -> Result<()> {
         let _g = self.image_lock.lock().await;
         let e = self.resolve_image(name)?;
-        let target = if tag.is_empty() { repo.to_string() } else { format!("{repo}:{tag}") };
+        let target = if tag.is_empty() {
+            repo.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
         let r = Reference::parse(&target).map_err(image_error)?;
         if r.digest().is_some() {
-            return Err(ApiError::invalid("refusing to create a tag with a digest reference"));
+            return Err(ApiError::invalid(
+                "refusing to create a tag with a digest reference",
+            ));
         }
-        self.store.set_tag(&r.to_string(), &e.id, &now_rfc3339()).map_err(internal)?;
+        self.store
+            .set_tag(&r.to_string(), &e.id, &now_rfc3339())
+            .map_err(internal)?;
         Ok(())
     }
 
-    pub async fn image_remove(&self, name: &str, force: bool, _noprune: bool) -> Result<Vec<DeleteItem>> {
+    pub async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        _noprune: bool,
+    ) -> Result<Vec<DeleteItem>> {
         let _g = self.image_lock.lock().await;
         let e = self.resolve_image(name)?;
         let all_tags: Vec<(String, String, String)> = self.store.tags().map_err(internal)?;
-        let my_tags: Vec<String> = all_tags.iter().filter(|(_, id, _)| *id == e.id).map(|(n, _, _)| n.clone()).collect();
-        let users: Vec<crate::model::Container> =
-            crate::lock(&self.containers).values().filter(|c| c.image_id == e.id).cloned().collect();
-        let by_reference = Reference::parse(name).ok().filter(|r| my_tags.contains(&r.to_string()));
+        let my_tags: Vec<String> = all_tags
+            .iter()
+            .filter(|(_, id, _)| *id == e.id)
+            .map(|(n, _, _)| n.clone())
+            .collect();
+        let users: Vec<crate::model::Container> = crate::lock(&self.containers)
+            .values()
+            .filter(|c| c.image_id == e.id)
+            .cloned()
+            .collect();
+        let by_reference = Reference::parse(name)
+            .ok()
+            .filter(|r| my_tags.contains(&r.to_string()));
         let mut out = Vec::new();
         if let Some(r) = &by_reference {
             // Untag only, unless it is the last tag and nothing uses the image.
@@ -411,12 +498,20 @@ impl Daemon {
             // Forced: untag, but keep the image the stopped containers need.
             for t in &my_tags {
                 self.store.delete_tag(t).map_err(internal)?;
-                out.push(DeleteItem::Untagged(Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone())));
+                out.push(DeleteItem::Untagged(
+                    Reference::parse(t)
+                        .map(|r| r.familiar_string())
+                        .unwrap_or_else(|_| t.clone()),
+                ));
             }
             return Ok(out);
         }
         for t in &my_tags {
-            out.push(DeleteItem::Untagged(Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone())));
+            out.push(DeleteItem::Untagged(
+                Reference::parse(t)
+                    .map(|r| r.familiar_string())
+                    .unwrap_or_else(|_| t.clone()),
+            ));
         }
         self.store.delete_image(&e.id).map_err(internal)?;
         out.push(DeleteItem::Deleted(e.id.clone()));
@@ -443,13 +538,21 @@ impl Daemon {
     }
 
     /// Records a loaded/imported image and its tags; returns the messages Docker prints.
-    fn register(&self, loaded: &berth_image::archive::LoadedImage, tags: &[String]) -> Result<Vec<String>> {
+    fn register(
+        &self,
+        loaded: &berth_image::archive::LoadedImage,
+        tags: &[String],
+    ) -> Result<Vec<String>> {
         let id = loaded.id.to_string();
         let size: u64 = loaded.layers.iter().map(|l| l.size).sum();
         let existing = self.image_record(&id)?;
         let rec = ImageRecord {
             id: id.clone(),
-            layers: loaded.layers.iter().map(|l| l.chain_id.to_string()).collect(),
+            layers: loaded
+                .layers
+                .iter()
+                .map(|l| l.chain_id.to_string())
+                .collect(),
             size: size as i64,
             loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
         };
@@ -457,7 +560,11 @@ impl Daemon {
         let mut messages = Vec::new();
         for t in tags {
             let r = Reference::parse(t).map_err(image_error)?;
-            if let Some(old) = self.store.set_tag(&r.to_string(), &id, &now_rfc3339()).map_err(internal)? {
+            if let Some(old) = self
+                .store
+                .set_tag(&r.to_string(), &id, &now_rfc3339())
+                .map_err(internal)?
+            {
                 messages.push(format!(
                     "The image {} already exists, renaming the old one with ID {old} to empty string",
                     r.familiar_string()
@@ -492,13 +599,18 @@ impl Daemon {
                         continue;
                     }
                     let msg = match ev {
-                        berth_image::archive::LoadEvent::LoadingLayer { id, current, total } => ProgressMessage {
-                            status: Some("Loading layer".to_string()),
-                            id: Some(id),
-                            progress_detail: Some(ProgressDetail { current: Some(current), total: Some(total) }),
-                            progress: Some(progress_bar(current, total)),
-                            ..Default::default()
-                        },
+                        berth_image::archive::LoadEvent::LoadingLayer { id, current, total } => {
+                            ProgressMessage {
+                                status: Some("Loading layer".to_string()),
+                                id: Some(id),
+                                progress_detail: Some(ProgressDetail {
+                                    current: Some(current),
+                                    total: Some(total),
+                                }),
+                                progress: Some(progress_bar(current, total)),
+                                ..Default::default()
+                            }
+                        }
                         berth_image::archive::LoadEvent::LayerExists { id } => ProgressMessage {
                             status: Some("Layer already exists".to_string()),
                             id: Some(id),
@@ -535,14 +647,22 @@ impl Daemon {
         let mut items: Vec<berth_image::archive::SaveItem> = Vec::new();
         for n in &names {
             let e = self.resolve_image(n)?;
-            let by_ref = Reference::parse(n).ok().filter(|r| tag_map.iter().any(|(t, id, _)| *t == r.to_string() && *id == e.id));
+            let by_ref = Reference::parse(n).ok().filter(|r| {
+                tag_map
+                    .iter()
+                    .any(|(t, id, _)| *t == r.to_string() && *id == e.id)
+            });
             let tags: Vec<String> = match by_ref {
                 Some(r) => vec![r.familiar_string()],
                 None if reference::looks_like_id(n) => Vec::new(),
                 None => tag_map
                     .iter()
                     .filter(|(_, id, _)| *id == e.id)
-                    .map(|(t, _, _)| Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone()))
+                    .map(|(t, _, _)| {
+                        Reference::parse(t)
+                            .map(|r| r.familiar_string())
+                            .unwrap_or_else(|_| t.clone())
+                    })
                     .collect(),
             };
             if let Some(existing) = items.iter_mut().find(|i| i.id.to_string() == e.id) {
@@ -575,11 +695,19 @@ impl Daemon {
         Ok(Box::pin(tokio_util::io::ReaderStream::new(rd)))
     }
 
-    pub async fn image_import(self: &Arc<Self>, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
+    pub async fn image_import(
+        self: &Arc<Self>,
+        body: ByteStream,
+        opts: ImportOptions,
+    ) -> Result<ByteStream> {
         let tag = if opts.repo.is_empty() {
             None
         } else {
-            let t = if opts.tag.is_empty() { opts.repo.clone() } else { format!("{}:{}", opts.repo, opts.tag) };
+            let t = if opts.tag.is_empty() {
+                opts.repo.clone()
+            } else {
+                format!("{}:{}", opts.repo, opts.tag)
+            };
             Some(Reference::parse(&t).map_err(image_error)?.to_string())
         };
         let (tx, rx) = mpsc::channel(8);

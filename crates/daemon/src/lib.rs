@@ -42,9 +42,17 @@ pub struct DaemonConfig {
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
 #[derive(Debug, Clone)]
 pub enum ContainerEvent {
-    Started { id: String },
-    Exited { id: String, exit_code: i64, error: Option<String> },
-    Removed { id: String },
+    Started {
+        id: String,
+    },
+    Exited {
+        id: String,
+        exit_code: i64,
+        error: Option<String>,
+    },
+    Removed {
+        id: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, ApiError>;
@@ -82,7 +90,8 @@ impl Daemon {
         }
         std::fs::create_dir_all(cfg.data_root.join("containers"))
             .map_err(|e| format!("creating containers directory: {e}"))?;
-        let store = store::Store::open(&cfg.data_root.join("berth.db")).map_err(|e| e.to_string())?;
+        let store =
+            store::Store::open(&cfg.data_root.join("berth.db")).map_err(|e| e.to_string())?;
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
@@ -100,7 +109,10 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
         });
-        daemon.restore().await.map_err(|e| format!("restoring containers: {e}"))?;
+        daemon
+            .restore()
+            .await
+            .map_err(|e| format!("restoring containers: {e}"))?;
         Ok(daemon)
     }
 }

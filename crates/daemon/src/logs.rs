@@ -69,7 +69,11 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
 }
 
 impl Daemon {
-    pub fn container_logs(self: &Arc<Self>, key: &str, opts: LogsOptions) -> Result<(bool, ByteStream)> {
+    pub fn container_logs(
+        self: &Arc<Self>,
+        key: &str,
+        opts: LogsOptions,
+    ) -> Result<(bool, ByteStream)> {
         let c = self.resolve_container(key)?;
         let tty = c.config.tty;
         let path = self.runtime.log_path(&c.id);
@@ -83,7 +87,9 @@ impl Daemon {
             let mut inode = 0u64;
             let files = log_files(&path);
             for (i, f) in files.iter().enumerate() {
-                let Ok(file) = std::fs::File::open(f) else { continue };
+                let Ok(file) = std::fs::File::open(f) else {
+                    continue;
+                };
                 if i == files.len() - 1 {
                     if let Ok(md) = file.metadata() {
                         inode = md.ino();
@@ -107,7 +113,8 @@ impl Daemon {
                     }
                 }
             }
-            let rendered: Vec<Vec<u8>> = lines.iter().filter_map(|l| render(l, &opts, tty)).collect();
+            let rendered: Vec<Vec<u8>> =
+                lines.iter().filter_map(|l| render(l, &opts, tty)).collect();
             let skip = match opts.tail {
                 Some(n) => rendered.len().saturating_sub(n),
                 None => 0,
@@ -163,7 +170,9 @@ impl Daemon {
                 let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
             }
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
         Ok((tty, Box::pin(stream)))
     }
 }
@@ -173,7 +182,11 @@ mod tests {
     use super::*;
 
     fn opts() -> LogsOptions {
-        LogsOptions { stdout: true, stderr: true, ..Default::default() }
+        LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -188,7 +201,10 @@ mod tests {
         assert!(render(line, &o, false).is_none());
         let mut o = opts();
         o.timestamps = true;
-        assert_eq!(render(line, &o, true).unwrap(), b"2026-01-01T00:00:00.5Z hi\n");
+        assert_eq!(
+            render(line, &o, true).unwrap(),
+            b"2026-01-01T00:00:00.5Z hi\n"
+        );
         let mut o = opts();
         o.since = 1767225601.0;
         assert!(render(line, &o, true).is_none());

@@ -89,7 +89,10 @@ pub fn now_rfc3339() -> String {
 
 /// Parses an RFC 3339 time into unix seconds (0 for Go's zero time or garbage).
 pub fn unix_seconds(t: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(t).map(|d| d.timestamp()).unwrap_or(0).max(0)
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp())
+        .unwrap_or(0)
+        .max(0)
 }
 
 #[cfg(test)]
@@ -102,6 +105,9 @@ mod tests {
         assert!(!Status::Running.can_start());
         assert!(!Status::Running.can_remove_without_force());
         assert!(Status::Paused.can_kill() && !Status::Exited.can_kill());
-        assert_eq!(serde_json::to_string(&Status::Exited).unwrap(), "\"exited\"");
+        assert_eq!(
+            serde_json::to_string(&Status::Exited).unwrap(),
+            "\"exited\""
+        );
     }
 }

@@ -111,7 +111,13 @@ impl Runtime {
         }
     }
 
-    pub fn shim_config(&self, id: &str, tty: bool, open_stdin: bool, stdin_once: bool) -> ShimConfig {
+    pub fn shim_config(
+        &self,
+        id: &str,
+        tty: bool,
+        open_stdin: bool,
+        stdin_once: bool,
+    ) -> ShimConfig {
         ShimConfig {
             id: id.to_string(),
             bundle: self.bundle_dir(id),
@@ -133,7 +139,8 @@ impl Runtime {
     /// Blocks: call from `spawn_blocking`. Errors are the runtime's message.
     pub fn launch(&self, id: &str, cfg: &ShimConfig) -> Result<u32, String> {
         let run_dir = self.run_dir(id);
-        std::fs::create_dir_all(&run_dir).map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
+        std::fs::create_dir_all(&run_dir)
+            .map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
         let _ = std::fs::remove_file(self.exit_file(id));
         let _ = std::fs::remove_file(self.state_file(id));
         let path = run_dir.join("shim.json");

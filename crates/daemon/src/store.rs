@@ -15,7 +15,10 @@ pub enum StoreError {
     #[error("metadata database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata record {id}: {source}")]
-    Json { id: String, source: serde_json::Error },
+    Json {
+        id: String,
+        source: serde_json::Error,
+    },
     #[error("metadata database lock poisoned")]
     Poisoned,
 }
@@ -38,7 +41,9 @@ impl Store {
              CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);",
         )?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -47,11 +52,17 @@ impl Store {
     }
 
     fn encode<T: Serialize>(id: &str, v: &T) -> Result<String> {
-        serde_json::to_string(v).map_err(|source| StoreError::Json { id: id.to_string(), source })
+        serde_json::to_string(v).map_err(|source| StoreError::Json {
+            id: id.to_string(),
+            source,
+        })
     }
 
     fn decode<T: DeserializeOwned>(id: &str, s: &str) -> Result<T> {
-        serde_json::from_str(s).map_err(|source| StoreError::Json { id: id.to_string(), source })
+        serde_json::from_str(s).map_err(|source| StoreError::Json {
+            id: id.to_string(),
+            source,
+        })
     }
 
     pub fn put_container<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
@@ -76,7 +87,8 @@ impl Store {
     pub fn containers<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT id, data FROM containers")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, data) = row?;
@@ -100,7 +112,8 @@ impl Store {
     pub fn images<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT id, data FROM images")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();
             for row in rows {
                 let (id, data) = row?;
@@ -141,8 +154,12 @@ impl Store {
 
     pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
         self.with(|c| {
-            Ok(c.query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
-                .optional()?)
+            Ok(c.query_row(
+                "SELECT image_id FROM tags WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 
@@ -164,16 +181,27 @@ mod tests {
     fn containers_and_tags_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("m.db")).unwrap();
-        s.put_container("a", "web", &serde_json::json!({"x": 1})).unwrap();
-        assert!(s.put_container("b", "web", &serde_json::json!({})).is_err(), "names are unique");
+        s.put_container("a", "web", &serde_json::json!({"x": 1}))
+            .unwrap();
+        assert!(
+            s.put_container("b", "web", &serde_json::json!({})).is_err(),
+            "names are unique"
+        );
         let all: Vec<serde_json::Value> = s.containers().unwrap();
         assert_eq!(all.len(), 1);
         s.put_image("sha256:1", &serde_json::json!({})).unwrap();
         s.put_image("sha256:2", &serde_json::json!({})).unwrap();
         assert_eq!(s.set_tag("busybox:latest", "sha256:1", "t").unwrap(), None);
-        assert_eq!(s.set_tag("busybox:latest", "sha256:2", "t").unwrap(), Some("sha256:1".into()));
+        assert_eq!(
+            s.set_tag("busybox:latest", "sha256:2", "t").unwrap(),
+            Some("sha256:1".into())
+        );
         s.delete_image("sha256:2").unwrap();
-        assert_eq!(s.tag_target("busybox:latest").unwrap(), None, "tags cascade");
+        assert_eq!(
+            s.tag_target("busybox:latest").unwrap(),
+            None,
+            "tags cascade"
+        );
         drop(s);
         let s = Store::open(&dir.path().join("m.db")).unwrap();
         let all: Vec<serde_json::Value> = s.containers().unwrap();

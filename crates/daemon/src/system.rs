@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use berth_api_types::system::{Commit, ComponentVersion, InfoResponse, Platform, Runtime, VersionResponse};
+use berth_api_types::system::{
+    Commit, ComponentVersion, InfoResponse, Platform, Runtime, VersionResponse,
+};
 use berth_api_types::{API_VERSION, MIN_API_VERSION};
 
 use crate::model::Status;
@@ -11,7 +13,9 @@ use crate::{lock, Daemon};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn kernel_version() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().to_string()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().to_string())
+        .unwrap_or_default()
 }
 
 fn os_release() -> (String, String) {
@@ -56,9 +60,15 @@ impl Daemon {
         details.insert("Arch".to_string(), arch().to_string());
         details.insert("KernelVersion".to_string(), kernel_version());
         VersionResponse {
-            platform: Platform { name: "Berth Engine".to_string() },
+            platform: Platform {
+                name: "Berth Engine".to_string(),
+            },
             components: vec![
-                ComponentVersion { name: "Engine".to_string(), version: VERSION.to_string(), details },
+                ComponentVersion {
+                    name: "Engine".to_string(),
+                    version: VERSION.to_string(),
+                    details,
+                },
                 ComponentVersion {
                     name: "libcontainer".to_string(),
                     version: "0.7.0".to_string(),
@@ -68,7 +78,9 @@ impl Daemon {
             version: VERSION.to_string(),
             api_version: API_VERSION.to_string(),
             min_api_version: MIN_API_VERSION.to_string(),
-            git_commit: option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown").to_string(),
+            git_commit: option_env!("BERTH_GIT_COMMIT")
+                .unwrap_or("unknown")
+                .to_string(),
             go_version: "n/a (rust)".to_string(),
             os: "linux".to_string(),
             arch: arch().to_string(),
@@ -89,11 +101,20 @@ impl Daemon {
             }
         }
         let (os, os_version) = os_release();
-        let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_default();
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().to_string())
+            .unwrap_or_default();
         let cg = cgroup_version();
-        let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+        let nfd = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as i64)
+            .unwrap_or(0);
         let mut runtimes = BTreeMap::new();
-        runtimes.insert("berth".to_string(), Runtime { path: self.cfg.shim_path.display().to_string() });
+        runtimes.insert(
+            "berth".to_string(),
+            Runtime {
+                path: self.cfg.shim_path.display().to_string(),
+            },
+        );
         let id_seed = self.cfg.data_root.display().to_string();
         let id = {
             use sha2::Digest;
@@ -126,7 +147,9 @@ impl Daemon {
             cpu_set: true,
             pids_limit: true,
             oom_kill_disable: cg == "1",
-            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false),
             debug: false,
             n_fd: nfd,
             n_goroutines: 0,
@@ -140,7 +163,9 @@ impl Daemon {
             os_version,
             os_type: "linux".to_string(),
             architecture: std::env::consts::ARCH.to_string(),
-            ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
             mem_total: mem_total(),
             index_server_address: "https://index.docker.io/v1/".to_string(),
             registry_config: serde_json::json!({
@@ -165,7 +190,13 @@ impl Daemon {
             containerd_commit: Commit::default(),
             runc_commit: Commit::default(),
             init_commit: Commit::default(),
-            security_options: vec!["name=seccomp,profile=builtin".to_string(), format!("name=cgroupns")].into_iter().filter(|s| cg == "2" || !s.contains("cgroupns")).collect(),
+            security_options: vec![
+                "name=seccomp,profile=builtin".to_string(),
+                format!("name=cgroupns"),
+            ]
+            .into_iter()
+            .filter(|s| cg == "2" || !s.contains("cgroupns"))
+            .collect(),
             product_license: String::new(),
             default_address_pools: Vec::new(),
             warnings: Vec::new(),

@@ -982,7 +982,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
             config.working_dir
         )));
     };
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(config.tty)
         .args(args)
         .env(container_env(config, config.tty, &[], &user.home))
@@ -994,6 +994,12 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .oom_score_adj(hc.oom_score_adj as i32)
         .build()
         .map_err(build_err)?;
+    // libcontainer 0.7 loads the seccomp filter while it still holds CAP_SYS_ADMIN only when
+    // `noNewPrivileges` is absent; an explicit `false` defers the load past the capability drop,
+    // where the kernel refuses it. So "off" must be written as absent.
+    if !security.no_new_privileges {
+        process.set_no_new_privileges(None);
+    }
 
     // mounts
     let mut user_mounts = tmpfs_mounts(hc)?;

@@ -108,7 +108,11 @@ fn defaults_match_docker() {
     assert_eq!(caps.permitted(), caps.effective());
     assert!(caps.inheritable().as_ref().unwrap().is_empty());
     assert!(caps.ambient().as_ref().unwrap().is_empty());
-    assert_eq!(p.no_new_privileges(), Some(false));
+    assert_eq!(
+        p.no_new_privileges(),
+        None,
+        "absent, not false: libcontainer needs it so"
+    );
 
     let mounts: Vec<_> = spec
         .mounts()
