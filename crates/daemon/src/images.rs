@@ -305,12 +305,13 @@ impl Daemon {
             }) {
                 continue;
             }
-            if !references.is_empty()
-                && !repo_tags
-                    .iter()
-                    .any(|t| references.iter().any(|p| reference_matches(p, t)))
-            {
-                continue;
+            let mut repo_tags = repo_tags;
+            if !references.is_empty() {
+                // Docker lists only the tags that matched, so one image can show as one row.
+                repo_tags.retain(|t| references.iter().any(|p| reference_matches(p, t)));
+                if repo_tags.is_empty() {
+                    continue;
+                }
             }
             out.push(it::Summary {
                 id: e.id.clone(),

@@ -1,0 +1,456 @@
+//! Black-box test harness: each test starts its own `berthd` on a temporary socket, data root,
+//! exec root and cgroup parent, drives it with the real `docker` CLI or `berth`, and cleans up
+//! (containers, mounts, cgroups, files) when dropped — also when the test fails.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The real docker CLI the acceptance criteria name.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// Where cargo put the binaries (`target/debug` for `cargo test`), or `BERTH_BIN_DIR`.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("BERTH_BIN_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/<test> → target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --bins` first",
+        p.display()
+    );
+    p
+}
+
+/// A docker-save archive of busybox built from the host's static busybox, made once per run.
+pub fn busybox_archive() -> PathBuf {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE
+        .get_or_init(|| {
+            let dir = bin_dir().join("test-fixtures");
+            std::fs::create_dir_all(&dir).expect("fixture dir");
+            let out = dir.join(format!("busybox-{}.tar", std::process::id()));
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-busybox-image.py");
+            let st = Command::new("python3")
+                .arg(script)
+                .arg(&out)
+                .stdout(Stdio::null())
+                .status()
+                .expect("python3");
+            assert!(st.success(), "make-busybox-image.py failed");
+            out
+        })
+        .clone()
+}
+
+pub struct Daemon {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}-{n}", std::process::id());
+        let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("test root");
+        let mut d = Daemon {
+            socket: root.join("berth.sock"),
+            root,
+            cgroup_parent: format!("berth-test-{tag}"),
+            child: None,
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .expect("daemon log");
+        let child = Command::new(bin("berthd"))
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--log-level")
+            .arg("debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = self.try_api("GET", "/_ping", None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("berthd did not come up:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// SIGKILLs the daemon (containers and shims live on).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same roots.
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cmd(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("BERTH_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// Runs the real docker CLI against this daemon (stdin closed).
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.run(DOCKER.as_ref(), args, None)
+    }
+
+    /// Runs `berth` against this daemon (stdin closed).
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.run(&bin("berth"), args, None)
+    }
+
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        self.run(DOCKER.as_ref(), args, Some(input))
+    }
+
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        self.run(&bin("berth"), args, Some(input))
+    }
+
+    /// Runs a CLI with a time bound (a hang fails the test instead of blocking it).
+    pub fn run(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
+        let mut c = self.cmd(program, args);
+        c.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        if let Some(data) = input {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(data).expect("write stdin");
+        }
+        wait_bounded(
+            child,
+            Duration::from_secs(60),
+            &format!("{} {}", program.display(), args.join(" ")),
+        )
+    }
+
+    /// Raw HTTP/1.1 over the socket: (status, body).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        self.try_api(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    pub fn try_api(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> std::io::Result<(u16, String)> {
+        let mut s = UnixStream::connect(&self.socket)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes())?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        Ok((status, body))
+    }
+
+    /// Loads the busybox fixture with the docker CLI.
+    pub fn load_busybox(&self) {
+        let archive = busybox_archive();
+        let out = self.docker(&["load", "-i", archive.to_str().expect("utf8 path")]);
+        assert_ok(&out, "docker load");
+    }
+
+    fn cleanup(&mut self) {
+        // Kill every container process and shim this daemon started.
+        let runtime = self.root.join("data/containers");
+        if let Ok(entries) = std::fs::read_dir(&runtime) {
+            for e in entries.flatten() {
+                if let Ok(raw) = std::fs::read_to_string(e.path().join("state.json")) {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
+                        if let Some(pid) = v["pid"].as_i64() {
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::from_raw(pid as i32),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        kill_cgroup_members(&self.cgroup_parent);
+        std::thread::sleep(Duration::from_millis(300));
+        if let Ok(entries) = std::fs::read_dir(self.root.join("exec/containers")) {
+            for e in entries.flatten() {
+                if let Ok(pid) = std::fs::read_to_string(e.path().join("shim.pid")) {
+                    if let Ok(pid) = pid.trim().parse::<i32>() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+        self.stop();
+        unmount_under(&self.root);
+        remove_cgroups(&self.cgroup_parent);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berthd log ({}) ---\n{}",
+                self.root.display(),
+                self.log()
+            );
+        }
+        self.cleanup();
+    }
+}
+
+fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return child.wait_with_output().expect("collect output"),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!(
+                    "timed out: {what}\nstdout: {}\nstderr: {}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in entries.flatten() {
+            let p = e.path().join(parent);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    let p = Path::new("/sys/fs/cgroup").join(parent);
+    if p.exists() && !out.contains(&p) {
+        out.push(p);
+    }
+    out
+}
+
+fn kill_cgroup_members(parent: &str) {
+    for dir in cgroup_dirs(parent) {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            if let Ok(procs) = std::fs::read_to_string(d.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                stack.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path()),
+                );
+            }
+        }
+    }
+}
+
+fn remove_cgroups(parent: &str) {
+    for dir in cgroup_dirs(parent) {
+        // Children first: a cgroup directory can only be removed when it has none.
+        let mut all = vec![dir.clone()];
+        let mut i = 0;
+        while i < all.len() {
+            if let Ok(entries) = std::fs::read_dir(&all[i]) {
+                all.extend(
+                    entries
+                        .flatten()
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.path()),
+                );
+            }
+            i += 1;
+        }
+        for d in all.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Unmounts everything mounted below `root`, deepest first.
+pub fn unmount_under(root: &Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = root.display().to_string();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+pub fn assert_ok(o: &Output, what: &str) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?})\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}

@@ -1,0 +1,158 @@
+//! Acceptance 4: isolation as Docker does it.
+
+use berth_tests::*;
+
+fn sh(d: &Daemon, extra: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let out = d.docker(&args);
+    assert_ok(&out, script);
+    stdout(&out)
+}
+
+#[test]
+fn default_isolation() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = sh(&d, &["--hostname", "boxy"], "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'; grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; cat /proc/interrupts /proc/keys /proc/timer_list | wc -c; test -e /proc/kcore && wc -c < /proc/kcore; grep ' / ' /proc/mounts; ls /dev; grep -E ' /dev/(shm|mqueue|pts) ' /proc/mounts");
+    assert!(out.contains("pid=1\n"), "PID 1 is the command: {out}");
+    assert!(out.contains("boxy\n"), "hostname: {out}");
+    let procs: usize = out
+        .lines()
+        .nth(2)
+        .unwrap_or("99")
+        .trim()
+        .parse()
+        .unwrap_or(99);
+    assert!(
+        procs <= 4,
+        "only the container's processes in /proc: {procs}\n{out}"
+    );
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    // Docker's masked paths read empty; this kernel has no /proc/kcore, so the others stand in.
+    assert_eq!(
+        out.lines().nth(6).map(str::trim),
+        Some("0"),
+        "masked /proc paths read empty: {out}"
+    );
+    assert!(!out.contains("kcore"), "{out}");
+    assert!(out.contains("overlay / overlay"), "root is overlay: {out}");
+    assert!(
+        out.contains("/dev/shm") && out.contains("/dev/mqueue") && out.contains("/dev/pts"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("sda") && !out.contains("vda"),
+        "no host devices: {out}"
+    );
+    assert!(out.contains("size=65536k"), "64 MB /dev/shm: {out}");
+
+    // The default seccomp profile refuses what Docker's refuses.
+    let out = d.docker(&["run", "--rm", "busybox", "unshare", "-U", "true"]);
+    assert!(
+        !out.status.success(),
+        "unshare must fail under the default profile"
+    );
+}
+
+#[test]
+fn privileged_and_caps() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = sh(
+        &d,
+        &["--privileged"],
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /dev | wc -l",
+    );
+    let capeff = out
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .unwrap_or_default()
+        .to_string();
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    let host_bnd = host
+        .lines()
+        .find(|l| l.starts_with("CapBnd:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        capeff.split_whitespace().nth(1),
+        Some(host_bnd.as_str()),
+        "privileged = host bounding set: {out}"
+    );
+    assert!(
+        out.contains("Seccomp:\t0"),
+        "no seccomp when privileged: {out}"
+    );
+
+    let out = sh(
+        &d,
+        &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+        "grep CapEff /proc/self/status",
+    );
+    assert!(out.contains("0000000000001000"), "{out}");
+    let out = sh(
+        &d,
+        &["--security-opt", "seccomp=unconfined"],
+        "grep Seccomp: /proc/self/status",
+    );
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    let out = sh(
+        &d,
+        &["--security-opt", "no-new-privileges"],
+        "grep NoNewPrivs /proc/self/status",
+    );
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    let out = sh(&d, &["--user", "berth"], "id");
+    assert!(out.starts_with("uid=1000(berth) gid=1000(berth)"), "{out}");
+    let out = sh(&d, &["--user", "1234:5678"], "id -u; id -g");
+    assert_eq!(out, "1234\n5678\n");
+    let out = sh(&d, &["--read-only"], "touch /x 2>&1 || echo refused");
+    assert!(out.contains("refused"), "{out}");
+    let out = sh(&d, &["-w", "/tmp", "-e", "A=b"], "pwd; echo $A");
+    assert_eq!(out, "/tmp\nb\n");
+    let out = sh(&d, &["--ulimit", "nofile=512:1024"], "ulimit -n");
+    assert_eq!(out, "512\n");
+    let out = sh(
+        &d,
+        &["--network", "none"],
+        "cat /etc/hostname; grep -c localhost /etc/hosts",
+    );
+    assert_eq!(out.lines().count(), 2, "{out}");
+
+    let out = d.docker(&["run", "--rm", "--cap-add", "NOPE", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("unknown capability"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cgroup_per_container_removed_with_it() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["run", "-d", "busybox", "sleep", "100"]);
+    assert_ok(&out, "run -d");
+    let id = stdout(&out).trim().to_string();
+    let cg = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join(&d.cgroup_parent).join(&id))
+        .find(|p| p.exists());
+    let cg = cg.expect("container has its own cgroup under the berth parent");
+    let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "container process in its cgroup");
+    assert_ok(&d.docker(&["rm", "-f", &id]), "rm -f");
+    assert!(
+        eventually(std::time::Duration::from_secs(10), || !cg.exists()),
+        "cgroup removed with the container"
+    );
+}
