@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the quickstart in a private root and checks that it prints "hello from berth", then stops
+# the daemon it started and removes everything it made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=${BERTH_QUICKSTART_ROOT:?set BERTH_QUICKSTART_ROOT}
+cleanup() {
+  if [ -f "$root/berthd.pid" ]; then kill "$(cat "$root/berthd.pid")" 2>/dev/null || true; sleep 0.5; fi
+  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$root"
+}
+trap cleanup EXIT
+cleanup
+mkdir -p "$root"
+out=$(scripts/quickstart.sh 2>&1)
+echo "$out" | tail -3
+echo "$out" | grep -qx "hello from berth" || { echo "quickstart did not print 'hello from berth'" >&2; exit 1; }
+echo "1 passed, 0 failed: quickstart"
