@@ -248,3 +248,54 @@ fn image_commands() {
         stderr(&out)
     );
 }
+
+#[test]
+fn kill_wait_restart_and_log_rotation() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run", "-d", "--name", "r", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; sleep 100",
+    ]);
+    assert_ok(&out, "run with log opts");
+    let id = stdout(&out).trim().to_string();
+    assert!(eventually(Duration::from_secs(10), || stdout(
+        &d.docker(&["logs", "--tail", "1", "r"])
+    )
+        == "line-199-xxxxxxxxxxxxxxxxxxxxxxxx\n"));
+    let dir = d.root.join("data/containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    assert!(
+        dir.join(format!("{id}-json.log.1")).exists(),
+        "rotated file kept"
+    );
+    assert!(
+        !dir.join(format!("{id}-json.log.2")).exists(),
+        "max-file=2 keeps two files"
+    );
+    assert!(
+        std::fs::metadata(&log).unwrap().len() <= 2048,
+        "current log stays near max-size"
+    );
+    let all = stdout(&d.docker(&["logs", "r"]));
+    assert!(all.lines().count() < 200, "old lines rotated away");
+
+    assert_ok(&d.docker(&["kill", "r"]), "kill");
+    let out = d.docker(&["wait", "r"]);
+    assert_eq!(stdout(&out), "137\n");
+    assert_ok(&d.docker(&["restart", "-t", "1", "r"]), "restart");
+    let out = d.docker(&["inspect", "-f", "{{.State.Running}}", "r"]);
+    assert_eq!(stdout(&out), "true\n");
+    assert_ok(&d.docker(&["rm", "-f", "r"]), "rm -f running");
+
+    let out = d.docker(&["run", "-d", "busybox", "sh", "-c", "sleep 1; exit 7"]);
+    let id = stdout(&out).trim().to_string();
+    let out = d.docker(&["wait", &id]);
+    assert_eq!(stdout(&out), "7\n");
+    let out = d.docker(&["start", "-a", &id]);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "start -a returns the exit code again"
+    );
+}

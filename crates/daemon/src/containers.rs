@@ -127,9 +127,9 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
         }
     }
     if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0 {
-        return Err(ApiError::invalid(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )));
+        return Err(ApiError::invalid(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+        ));
     }
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
@@ -244,7 +244,11 @@ impl Daemon {
     ) -> Result<CreateResponse> {
         let mut warnings = Vec::new();
         let mut config = req.config;
-        let host_config = req.host_config.unwrap_or_default();
+        let mut host_config = req.host_config.unwrap_or_default();
+        // Docker fills these defaults in at create, so inspect shows them.
+        spec::adapt_host_config(&mut host_config);
+        spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
             return Err(ApiError::invalid(
                 "config cannot be empty in order to create a container",
@@ -776,9 +780,9 @@ impl Daemon {
         let c = self.resolve_container(key)?;
         let n = names::validate(new_name).map_err(ApiError::invalid)?;
         if n == c.name {
-            return Err(ApiError::conflict(format!(
-                "Renaming a container with the same name as its current name"
-            )));
+            return Err(ApiError::conflict(
+                "Renaming a container with the same name as its current name",
+            ));
         }
         if let Some(other) = lock(&self.containers).values().find(|o| o.name == n) {
             return Err(ApiError::conflict(format!(
@@ -1290,9 +1294,9 @@ impl ListFilters {
         if !self.status.is_empty() && !self.status.iter().any(|s| s == c.state.status.as_str()) {
             return false;
         }
-        if !self.exited.is_empty()
-            && !(c.state.status == Status::Exited && self.exited.contains(&c.state.exit_code))
-        {
+        let exited_matches =
+            c.state.status == Status::Exited && self.exited.contains(&c.state.exit_code);
+        if !self.exited.is_empty() && !exited_matches {
             return false;
         }
         if !self.ancestors.is_empty() && !self.ancestors.contains(&c.image_id) {

@@ -209,6 +209,28 @@ impl ShimClient {
     }
 }
 
+/// Connects to a unix socket whose path may exceed `sun_path` (108 bytes): a long path is
+/// reached through its directory's `/proc/self/fd/N` link, which the kernel resolves like any
+/// other path, so only the short link goes into the socket address.
+async fn connect(path: &Path) -> io::Result<UnixStream> {
+    const SUN_PATH_MAX: usize = 100;
+    if path.as_os_str().len() < SUN_PATH_MAX {
+        return UnixStream::connect(path).await;
+    }
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixStream::connect(path).await;
+    };
+    let dir = std::fs::File::open(dir)?;
+    let short = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ))
+    .join(name);
+    let conn = UnixStream::connect(&short).await;
+    drop(dir);
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use tokio::io::AsyncReadExt;
@@ -294,26 +316,4 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
     }
-}
-
-/// Connects to a unix socket whose path may exceed `sun_path` (108 bytes): a long path is
-/// reached through its directory's `/proc/self/fd/N` link, which the kernel resolves like any
-/// other path, so only the short link goes into the socket address.
-async fn connect(path: &Path) -> io::Result<UnixStream> {
-    const SUN_PATH_MAX: usize = 100;
-    if path.as_os_str().len() < SUN_PATH_MAX {
-        return UnixStream::connect(path).await;
-    }
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return UnixStream::connect(path).await;
-    };
-    let dir = std::fs::File::open(dir)?;
-    let short = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir)
-    ))
-    .join(name);
-    let conn = UnixStream::connect(&short).await;
-    drop(dir);
-    conn
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: `berth run --rm busybox true` against `docker run --rm --network none`
+# with the same image, in one run. Also reports idle berthd RSS and per-container shim RSS.
+#
+#   bench/run.sh [N]       N runs each (default 20); needs root and a release build
+#
+# Docker is measured only when a dockerd is available: set DOCKERD_HOST to its socket, or have
+# /usr/sbin/dockerd installed (apt-get install docker.io), in which case a private dockerd is started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20}
+cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
+root=$(mktemp -d /var/tmp/berth-bench.XXXX)
+sock=$root/berth.sock
+cleanup() {
+  [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null || true
+  [ -f "$root/berthd.pid" ] && kill "$(cat "$root/berthd.pid")" 2>/dev/null || true
+  sleep 1
+  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$root"
+}
+trap cleanup EXIT
+target/release/berthd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
+  --pidfile "$root/berthd.pid" --cgroup-parent berth-bench >"$root/berthd.log" 2>&1 &
+for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
+export BERTH_HOST=unix://$sock
+python3 scripts/make-busybox-image.py "$root/busybox.tar" >/dev/null
+target/release/berth load -q -i "$root/busybox.tar" >/dev/null
+
+median_ms() { # command... → median wall time in ms over N runs
+  local times=()
+  for _ in $(seq 1 "$N"); do
+    local s e
+    s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N)
+    times+=($(( (e - s) / 1000 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'
+}
+
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+pss_kb() { awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"; }
+
+berth_ms=$(median_ms target/release/berth run --rm --network none busybox true)
+echo "berth  run --rm busybox true: median ${berth_ms} ms over $N runs"
+berthd_pid=$(cat "$root/berthd.pid")
+echo "idle berthd RSS: $(rss_kb "$berthd_pid") kB (PSS $(pss_kb "$berthd_pid") kB)"
+cid=$(target/release/berth run -d --network none busybox sleep 60)
+sleep 0.5
+shim_pid=$(cat "$root/exec/containers/$cid/shim.pid")
+echo "shim RSS per running container: $(rss_kb "$shim_pid") kB (PSS $(pss_kb "$shim_pid") kB, private $(awk '/^(Private_Clean|Private_Dirty):/ {s+=$2} END {print s}' "/proc/$shim_pid/smaps_rollup") kB)"
+target/release/berth rm -f "$cid" >/dev/null
+
+dsock=${DOCKERD_HOST:-}
+if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then
+  dsock=unix://$root/docker.sock
+  /usr/sbin/dockerd -H "$dsock" --data-root "$root/docker" --exec-root "$root/docker-exec" \
+    --pidfile "$root/docker.pid" --bridge none --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 1 200); do DOCKER_HOST=$dsock docker version >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+if [ -n "$dsock" ]; then
+  DOCKER_HOST=$dsock docker load -q -i "$root/busybox.tar" >/dev/null
+  docker_ms=$(DOCKER_HOST=$dsock median_ms docker run --rm --network none busybox true)
+  echo "docker run --rm --network none busybox true: median ${docker_ms} ms over $N runs"
+  awk -v b="$berth_ms" -v d="$docker_ms" 'BEGIN {printf "ratio berth/docker: %.3f (target <= 0.1)\n", b/d}'
+else
+  echo "docker: no dockerd available (install docker.io or set DOCKERD_HOST) — berth numbers only"
+fi
