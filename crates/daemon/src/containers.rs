@@ -397,6 +397,7 @@ impl Daemon {
     /// Starts a container whose op lock the caller holds.
     async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
         let id = c.id.clone();
+        let t0 = std::time::Instant::now();
         if let Err(e) = self.prepare_bundle(&c) {
             self.runtime.unmount_rootfs(&id);
             self.record_start_failure(&id, &e.message).await;
@@ -425,6 +426,7 @@ impl Daemon {
         {
             shim_cfg.console_size = Some([sz[0] as u16, sz[1] as u16]);
         }
+        tracing::debug!(container = %id, prepared = ?t0.elapsed(), "bundle ready");
         let this = self.clone();
         let launch_id = id.clone();
         let launched =
@@ -437,6 +439,7 @@ impl Daemon {
             self.record_start_failure(&id, &msg).await;
             return Err(ApiError::invalid(msg));
         }
+        let t_launched = t0.elapsed();
         let client = self.runtime.client(&id);
         let pending = lock(&self.pending_attach).remove(&id).unwrap_or_default();
         for p in pending {
@@ -467,6 +470,7 @@ impl Daemon {
                 oom_killed: false,
             };
         })?;
+        tracing::debug!(container = %id, ?t_launched, total = ?t0.elapsed(), "started");
         let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
         self.spawn_monitor(id);
         Ok(())
