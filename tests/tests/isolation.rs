@@ -125,6 +125,12 @@ fn privileged_and_caps() {
         "cat /etc/hostname; grep -c localhost /etc/hosts",
     );
     assert_eq!(out.lines().count(), 2, "{out}");
+    let out = sh(&d, &["--network", "none"], "ip addr");
+    assert!(
+        out.contains("lo: <LOOPBACK,UP,LOWER_UP>") && out.contains("inet 127.0.0.1/8"),
+        "lo is up: {out}"
+    );
+    assert!(!out.contains("eth0"), "only lo with --network none: {out}");
 
     let out = d.docker(&["run", "--rm", "--cap-add", "NOPE", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));

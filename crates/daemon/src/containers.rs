@@ -433,11 +433,19 @@ impl Daemon {
             tokio::task::spawn_blocking(move || this.runtime.launch(&launch_id, &shim_cfg))
                 .await
                 .map_err(internal)?;
-        if let Err(msg) = launched {
-            self.runtime.unmount_rootfs(&id);
-            let msg = format!("failed to create task for container: {msg}");
-            self.record_start_failure(&id, &msg).await;
-            return Err(ApiError::invalid(msg));
+        let init_pid = match launched {
+            Ok(pid) => pid,
+            Err(msg) => {
+                self.runtime.unmount_rootfs(&id);
+                let msg = format!("failed to create task for container: {msg}");
+                self.record_start_failure(&id, &msg).await;
+                return Err(ApiError::invalid(msg));
+            }
+        };
+        if c.host_config.network_mode != "host" {
+            if let Err(e) = crate::runtime::loopback_up(init_pid) {
+                tracing::warn!(container = %id, "bringing up lo: {e}");
+            }
         }
         let t_launched = t0.elapsed();
         let client = self.runtime.client(&id);

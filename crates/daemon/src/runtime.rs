@@ -171,3 +171,50 @@ fn is_mount_point(path: &Path) -> bool {
         Err(_) => false,
     }
 }
+
+/// Brings the loopback interface up inside the network namespace of process `pid`, as Docker
+/// does for every container with its own network namespace (a new namespace starts with `lo`
+/// down). Runs on a throwaway OS thread: `setns` changes only the calling thread's namespace,
+/// and the thread ends right after, so no other task ever runs in the container's namespace.
+pub fn loopback_up(pid: u32) -> std::io::Result<()> {
+    std::thread::spawn(move || -> std::io::Result<()> {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        set_lo_up_raw()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("loopback thread panicked"))?
+}
+
+fn set_lo_up_raw() -> std::io::Result<()> {
+    // SAFETY: plain socket(2) call; the returned fd is owned below and closed on drop.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    set_lo_up(std::os::fd::AsRawFd::as_raw_fd(&owned))
+}
+
+fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the flags of the interface named in `req` into `req`.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the union member `ifru_flags` is the one SIOCGIFFLAGS filled in.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS sets the flags from `req`, which names `lo`.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
