@@ -299,3 +299,31 @@ fn kill_wait_restart_and_log_rotation() {
         "start -a returns the exit code again"
     );
 }
+
+#[test]
+fn attach_replays_logs() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "done",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2",
+    ]);
+    assert_ok(&out, "run");
+    let (st, body) = d.api(
+        "POST",
+        "/containers/done/attach?logs=1&stdout=1&stderr=1",
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body, "\u{1}\0\0\0\0\0\0\u{4}one\n\u{2}\0\0\0\0\0\0\u{4}two\n",
+        "framed replay"
+    );
+    let (_, body) = d.api("POST", "/containers/done/attach?logs=1&stderr=1", None);
+    assert_eq!(body, "\u{2}\0\0\0\0\0\0\u{4}two\n", "stream selection");
+}

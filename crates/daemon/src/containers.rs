@@ -521,7 +521,9 @@ impl Daemon {
             let status = match client.wait().await {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    tracing::warn!(container = %id, "lost the shim: {e}");
+                    // A process that exits at once can take its shim with it before this
+                    // connects; the exit file tells. Only its absence is worth a warning.
+                    tracing::debug!(container = %id, "shim gone before wait: {e}");
                     // The shim records the exit on disk before it answers anyone.
                     let mut found = this.runtime.read_exit(&id);
                     for _ in 0..20 {
@@ -530,6 +532,9 @@ impl Daemon {
                         }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         found = this.runtime.read_exit(&id);
+                    }
+                    if found.is_none() {
+                        tracing::warn!(container = %id, "lost the shim and found no exit status");
                     }
                     found
                 }
@@ -1000,6 +1005,25 @@ impl Daemon {
             tty,
             run: Box::new(move |io: BoxedIo| {
                 async move {
+                    let mut io = io;
+                    if opts.logs {
+                        let past = crate::logs::replay(
+                            &this.runtime.log_path(&id),
+                            opts.stdout,
+                            opts.stderr,
+                            tty,
+                        );
+                        if tokio::io::AsyncWriteExt::write_all(&mut io, &past)
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    if !opts.stream {
+                        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+                        return;
+                    }
                     let active = this.get(&id).is_some_and(|c| c.state.status.is_active());
                     if active {
                         this.connect_attach(&id, tty, opts, io).await;

@@ -68,6 +68,68 @@ fn log_files(path: &Path) -> Vec<PathBuf> {
     rotated
 }
 
+/// What the log files hold so far: complete lines, oldest first, and where the live file ends.
+struct Past {
+    lines: Vec<String>,
+    /// Bytes of complete lines in the live file (where following resumes).
+    offset: u64,
+    /// The live file's inode (a different one later means it rotated).
+    inode: u64,
+}
+
+fn read_past(path: &Path) -> Past {
+    let mut past = Past {
+        lines: Vec::new(),
+        offset: 0,
+        inode: 0,
+    };
+    let files = log_files(path);
+    for (i, f) in files.iter().enumerate() {
+        let Ok(file) = std::fs::File::open(f) else {
+            continue;
+        };
+        let live = i == files.len() - 1;
+        if live {
+            if let Ok(md) = file.metadata() {
+                past.inode = md.ino();
+            }
+        }
+        let mut reader = BufReader::new(file);
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            match reader.read_line(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !buf.ends_with('\n') {
+                        break; // a line still being written: follow picks it up
+                    }
+                    if live {
+                        past.offset += n as u64;
+                    }
+                    past.lines.push(buf.clone());
+                }
+            }
+        }
+    }
+    past
+}
+
+/// The whole log so far, rendered for an attach with `logs=1`.
+pub(crate) fn replay(path: &Path, stdout: bool, stderr: bool, tty: bool) -> Vec<u8> {
+    let opts = LogsOptions {
+        stdout,
+        stderr,
+        ..Default::default()
+    };
+    read_past(path)
+        .lines
+        .iter()
+        .filter_map(|l| render(l, &opts, tty))
+        .flatten()
+        .collect()
+}
+
 impl Daemon {
     pub fn container_logs(
         self: &Arc<Self>,
@@ -81,38 +143,11 @@ impl Daemon {
         let this = self.clone();
         let id = c.id.clone();
         tokio::spawn(async move {
-            // Past output, honouring tail.
-            let mut lines: Vec<String> = Vec::new();
-            let mut offset = 0u64;
-            let mut inode = 0u64;
-            let files = log_files(&path);
-            for (i, f) in files.iter().enumerate() {
-                let Ok(file) = std::fs::File::open(f) else {
-                    continue;
-                };
-                if i == files.len() - 1 {
-                    if let Ok(md) = file.metadata() {
-                        inode = md.ino();
-                    }
-                }
-                let mut reader = BufReader::new(file);
-                let mut buf = String::new();
-                loop {
-                    buf.clear();
-                    match reader.read_line(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !buf.ends_with('\n') {
-                                break; // a line still being written: follow picks it up
-                            }
-                            if i == files.len() - 1 {
-                                offset += n as u64;
-                            }
-                            lines.push(buf.clone());
-                        }
-                    }
-                }
-            }
+            let Past {
+                lines,
+                mut offset,
+                mut inode,
+            } = read_past(&path);
             let rendered: Vec<Vec<u8>> =
                 lines.iter().filter_map(|l| render(l, &opts, tty)).collect();
             let skip = match opts.tail {
