@@ -18,6 +18,9 @@ cleanup() {
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
+  for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 target/release/berthd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \

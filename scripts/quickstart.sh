@@ -4,7 +4,8 @@
 #
 #   BERTH_PROFILE=debug|release     build profile (default release)
 #   BERTH_QUICKSTART_ROOT=DIR       keep socket, data and exec roots under DIR instead of the
-#                                   defaults (/run/berth/berth.sock, /var/lib/berth, /run/berth)
+#                                   defaults (/run/berth/berth.sock, /var/lib/berth, /run/berth),
+#                                   with cgroup parent berth-quickstart
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -17,7 +18,8 @@ bin=target/$profile
 if [ -n "${BERTH_QUICKSTART_ROOT:-}" ]; then
   root=$BERTH_QUICKSTART_ROOT
   sock=$root/berth.sock
-  args=(--data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" --pidfile "$root/berthd.pid")
+  args=(--data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" --pidfile "$root/berthd.pid"
+        --cgroup-parent berth-quickstart)
   log=$root/berthd.log
 else
   sock=/run/berth/berth.sock

@@ -11,6 +11,12 @@ use crate::model::Status;
 use crate::{lock, Daemon};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Shown where Docker shows its Go version.
+const RUST_VERSION: &str = "rust";
+
+fn git_commit() -> &'static str {
+    option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
+}
 
 fn kernel_version() -> String {
     nix::sys::utsname::uname()
@@ -59,6 +65,10 @@ impl Daemon {
         details.insert("Os".to_string(), "linux".to_string());
         details.insert("Arch".to_string(), arch().to_string());
         details.insert("KernelVersion".to_string(), kernel_version());
+        details.insert("GitCommit".to_string(), git_commit().to_string());
+        details.insert("GoVersion".to_string(), RUST_VERSION.to_string());
+        details.insert("BuildTime".to_string(), String::new());
+        details.insert("Experimental".to_string(), "false".to_string());
         VersionResponse {
             platform: Platform {
                 name: "Berth Engine".to_string(),
