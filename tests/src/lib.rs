@@ -227,9 +227,14 @@ impl Daemon {
             "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        s.write_all(req.as_bytes())?;
+        // A server may answer (413) and close before it read a huge body: keep its answer.
+        let written = s.write_all(req.as_bytes());
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
+        let read = s.read_to_end(&mut raw);
+        if raw.is_empty() {
+            written?;
+            read?;
+        }
         let text = String::from_utf8_lossy(&raw).to_string();
         let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         let status = head

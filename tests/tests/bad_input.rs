@@ -156,3 +156,45 @@ fn hostile_tarballs_touch_nothing_outside() {
         "nothing half-loaded"
     );
 }
+
+#[test]
+fn huge_body_and_pause() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let huge = format!(
+        r#"{{"Image":"busybox","Env":["X={}"]}}"#,
+        "x".repeat(4 << 20)
+    );
+    let (st, body) = d.api("POST", "/containers/create", Some(&huge));
+    assert_eq!(st, 413, "{}", &body[..body.len().min(200)]);
+    assert!(body.contains("\"message\""), "{body}");
+    assert_eq!(
+        stdout(&d.docker(&["ps", "-aq"])).trim(),
+        "",
+        "nothing created"
+    );
+
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "p", "busybox", "sleep", "100"]),
+        "run",
+    );
+    assert_ok(&d.docker(&["pause", "p"]), "pause");
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Paused}} {{.State.Running}}",
+        "p",
+    ]);
+    assert_eq!(stdout(&out), "paused true true\n");
+    let out = d.docker(&["exec", "p", "true"]);
+    assert!(
+        !out.status.success(),
+        "exec into a paused container is refused"
+    );
+    assert!(stdout(&d.docker(&["ps"])).contains("(Paused)"));
+    assert_ok(&d.docker(&["unpause", "p"]), "unpause");
+    let out = d.docker(&["inspect", "-f", "{{.State.Status}}", "p"]);
+    assert_eq!(stdout(&out), "running\n");
+    assert_ok(&d.docker(&["pause", "p"]), "pause again");
+    assert_ok(&d.docker(&["rm", "-f", "p"]), "rm -f a paused container");
+}

@@ -126,6 +126,9 @@ pub trait Backend: Send + Sync + 'static {
         ps_args: Option<String>,
     ) -> Result<container::TopResponse>;
     async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()>;
+    /// Freezes every process of the container (cgroup freezer).
+    async fn container_pause(&self, id: &str) -> Result<()>;
+    async fn container_unpause(&self, id: &str) -> Result<()>;
     /// Returns whether the container has a TTY (raw stream) and the log stream.
     async fn container_logs(&self, id: &str, opts: LogsOptions) -> Result<(bool, ByteStream)>;
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<Session>;

@@ -237,3 +237,16 @@ pub async fn attach(
     let (up, wants, body) = take_upgrade(req);
     Ok(hijack(up, wants, body, session))
 }
+
+pub async fn pause(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
+    b.container_pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn unpause(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> HandlerResult<StatusCode> {
+    b.container_unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -65,7 +65,17 @@ async fn rewrite(mut req: Request, next: Next) -> Response {
         }
     }
     tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
-    with_headers(next.run(req).await)
+    let resp = next.run(req).await;
+    if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        // axum's body limit answers in plain text; clients expect Docker's error shape.
+        let body = berth_api_types::ErrorResponse {
+            message: "request body too large".to_string(),
+        };
+        return with_headers(
+            (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response(),
+        );
+    }
+    with_headers(resp)
 }
 
 fn with_headers(mut resp: Response) -> Response {

@@ -78,6 +78,12 @@ impl Backend for Api {
     ) -> Result<container::TopResponse> {
         self.0.container_top(id, ps_args).await
     }
+    async fn container_pause(&self, id: &str) -> Result<()> {
+        self.0.container_pause(id, true).await
+    }
+    async fn container_unpause(&self, id: &str) -> Result<()> {
+        self.0.container_pause(id, false).await
+    }
     async fn container_resize(&self, id: &str, height: u16, width: u16) -> Result<()> {
         self.0.container_resize(id, height, width).await
     }
