@@ -47,11 +47,13 @@ berth_ms=$(median_ms target/release/berth run --rm --network none busybox true)
 echo "berth  run --rm busybox true: median ${berth_ms} ms over $N runs"
 berthd_pid=$(cat "$root/berthd.pid")
 echo "idle berthd RSS: $(rss_kb "$berthd_pid") kB (PSS $(pss_kb "$berthd_pid") kB)"
-cid=$(target/release/berth run -d --network none busybox sleep 60)
+# With several containers the shims share the binary's pages: PSS is each one's fair share.
+cids=()
+for _ in 1 2 3 4 5; do cids+=("$(target/release/berth run -d --network none busybox sleep 60)"); done
 sleep 0.5
-shim_pid=$(cat "$root/exec/containers/$cid/shim.pid")
-echo "shim RSS per running container: $(rss_kb "$shim_pid") kB (PSS $(pss_kb "$shim_pid") kB, private $(awk '/^(Private_Clean|Private_Dirty):/ {s+=$2} END {print s}' "/proc/$shim_pid/smaps_rollup") kB)"
-target/release/berth rm -f "$cid" >/dev/null
+shim_pid=$(cat "$root/exec/containers/${cids[0]}/shim.pid")
+echo "shim per running container (5 running): RSS $(rss_kb "$shim_pid") kB, PSS $(pss_kb "$shim_pid") kB, private dirty $(awk '/^Private_Dirty:/ {s+=$2} END {print s}' "/proc/$shim_pid/smaps_rollup") kB"
+target/release/berth rm -f "${cids[@]}" >/dev/null
 
 dsock=${DOCKERD_HOST:-}
 if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then

@@ -92,3 +92,58 @@ fn half_created_container_is_cleaned_up() {
     let out = d.docker(&["ps", "-aq"]);
     assert_eq!(stdout(&out).trim(), "");
 }
+
+#[test]
+fn start_interrupted_by_a_crash_does_not_block_later_starts() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&["create", "--name", "c", "busybox", "echo", "hi"]),
+        "create",
+    );
+    assert_ok(&d.docker(&["start", "-a", "c"]), "first start");
+    let id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "c"]))
+        .trim()
+        .to_string();
+    let lower = stdout(&d.docker(&["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "c"]))
+        .trim()
+        .to_string();
+    d.kill9();
+    // Re-create what a daemon killed between launching the shim and `start` leaves behind:
+    // a mounted rootfs and a shim holding a created container whose process never ran.
+    let fs = d.root.join("data/containers").join(&id).join("fs");
+    let _ = std::fs::remove_dir_all(fs.join("work"));
+    std::fs::create_dir_all(fs.join("work")).unwrap();
+    let opts = format!(
+        "lowerdir={lower},upperdir={},workdir={}",
+        fs.join("upper").display(),
+        fs.join("work").display()
+    );
+    let st = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &opts,
+            fs.join("merged").to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount rootfs");
+    let shim_cfg = d.root.join("exec/containers").join(&id).join("shim.json");
+    let out = std::process::Command::new(bin("berth-shim"))
+        .arg("--config")
+        .arg(&shim_cfg)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("\"ok\":true"),
+        "shim created the container: {}",
+        stdout(&out)
+    );
+    d.restart();
+    let out = d.docker(&["start", "-a", "c"]);
+    assert_ok(&out, "start after the interrupted start");
+    assert_eq!(stdout(&out), "hi\n");
+}

@@ -1114,6 +1114,19 @@ impl Daemon {
         for c in records {
             lock(&self.containers).insert(c.id.clone(), c.clone());
             if !c.state.status.is_active() {
+                // A daemon killed in the middle of a start can leave a shim holding a created,
+                // never-started container; it would block every later start of this container.
+                let client = self.runtime.client(&c.id);
+                if client.state().await.is_ok() {
+                    tracing::info!(container = %c.id, "removing a start interrupted by a daemon crash");
+                    let _ = client.kill(9, true).await;
+                    for _ in 0..50 {
+                        if client.state().await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
                 // A crash between mount and exit bookkeeping can leave the rootfs mounted.
                 self.runtime.unmount_rootfs(&c.id);
                 continue;
