@@ -85,8 +85,13 @@ impl Store {
     }
 
     pub fn containers<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT id, data FROM containers")
+    }
+
+    /// Decodes every `(id, data)` row a query returns.
+    fn all<T: DeserializeOwned>(&self, query: &str) -> Result<Vec<T>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, data FROM containers")?;
+            let mut stmt = c.prepare(query)?;
             let rows =
                 stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();
@@ -110,17 +115,7 @@ impl Store {
     }
 
     pub fn images<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.with(|c| {
-            let mut stmt = c.prepare("SELECT id, data FROM images")?;
-            let rows =
-                stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, data) = row?;
-                out.push(Self::decode(&id, &data)?);
-            }
-            Ok(out)
-        })
+        self.all("SELECT id, data FROM images")
     }
 
     /// Deletes an image and (by cascade) its tags.
