@@ -168,3 +168,55 @@ fn attach_replays_logs() {
     let (_, body) = d.api("POST", "/containers/done/attach?logs=1&stderr=1", None);
     assert_eq!(body, "\u{2}\0\0\0\0\0\0\u{4}two\n", "stream selection");
 }
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&["run", "-dit", "--name", "dk", "busybox", "sh"]),
+        "run -dit",
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"POST /v1.51/containers/dk/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "connection closed early");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    s.write_all(b"echo marker-$((40+2))\n").unwrap();
+    let mut out = Vec::new();
+    while !String::from_utf8_lossy(&out).contains("marker-42") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "closed before the command ran: {}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(&[0x10, 0x11]).unwrap(); // ctrl-p ctrl-q
+    let mut rest = Vec::new();
+    let res = s.read_to_end(&mut rest);
+    assert!(
+        res.is_ok(),
+        "the daemon closes the connection on the detach keys: {res:?}"
+    );
+    let out = d.docker(&["inspect", "-f", "{{.State.Status}}", "dk"]);
+    assert_eq!(
+        stdout(&out),
+        "running\n",
+        "the container runs on after a detach"
+    );
+    let out = d.docker(&["exec", "dk", "true"]);
+    assert_ok(&out, "still usable");
+}

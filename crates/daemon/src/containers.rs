@@ -1044,6 +1044,11 @@ impl Daemon {
     ) -> Result<Session> {
         let c = self.resolve_container(key)?;
         let tty = c.config.tty;
+        crate::exec::parse_detach_keys(
+            opts.detach_keys
+                .as_deref()
+                .unwrap_or(crate::exec::DEFAULT_DETACH_KEYS),
+        )?;
         let this = self.clone();
         let id = c.id.clone();
         Ok(Session {
@@ -1090,7 +1095,13 @@ impl Daemon {
         let client = self.runtime.client(id);
         match client.attach(opts.stdin, opts.stdout, opts.stderr).await {
             Ok(stream) => {
-                tokio::spawn(crate::exec::bridge(stream, io, tty, opts.stdin));
+                let keys = crate::exec::parse_detach_keys(
+                    opts.detach_keys
+                        .as_deref()
+                        .unwrap_or(crate::exec::DEFAULT_DETACH_KEYS),
+                )
+                .ok();
+                tokio::spawn(crate::exec::bridge(stream, io, tty, opts.stdin, keys));
             }
             Err(e) => tracing::warn!(container = id, "attach: {e}"),
         }

@@ -29,11 +29,14 @@ fn no_such_exec(id: &str) -> ApiError {
 
 /// Copies a shim stream to the client (re-framing for Docker) and the client's input to the shim.
 /// Returns the exit status carried by the final frame, if one came.
+/// With `detach_keys`, that byte sequence on stdin detaches the client (the connection closes,
+/// the process runs on) and is not forwarded.
 pub(crate) async fn bridge(
     shim: ShimStream,
     io: BoxedIo,
     tty: bool,
     stdin: bool,
+    detach_keys: Option<Vec<u8>>,
 ) -> Option<ExitStatus> {
     let ShimStream {
         mut reader,
@@ -50,11 +53,29 @@ pub(crate) async fn bridge(
                     break;
                 }
             }
-            return;
+            return false;
         }
-        let _ = tokio::io::copy(&mut cli_rd, &mut shim_wr).await;
+        let mut scanner = detach_keys.map(DetachScanner::new);
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = match cli_rd.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let (data, detached) = match scanner.as_mut() {
+                Some(sc) => sc.feed(&buf[..n]),
+                None => (buf[..n].to_vec(), false),
+            };
+            if !data.is_empty() && shim_wr.write_all(&data).await.is_err() {
+                break;
+            }
+            if detached {
+                return true;
+            }
+        }
         // The half-close tells the shim that stdin reached EOF.
         let _ = shim_wr.shutdown().await;
+        false
     };
     let output = async move {
         let mut exit = None;
@@ -100,10 +121,115 @@ pub(crate) async fn bridge(
         let _ = cli_wr.shutdown().await;
         exit
     };
-    let input_task = tokio::spawn(input);
-    let exit = output.await;
-    input_task.abort();
-    exit
+    let mut input_task = tokio::spawn(input);
+    tokio::pin!(output);
+    tokio::select! {
+        exit = &mut output => {
+            input_task.abort();
+            exit
+        }
+        detached = &mut input_task => {
+            if matches!(detached, Ok(true)) {
+                // Dropping the output side closes the client's connection; the process runs on.
+                return None;
+            }
+            output.await
+        }
+    }
+}
+
+/// Docker's `--detach-keys` syntax: comma-separated `ctrl-<c>` or single characters.
+pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
+    let invalid = || ApiError::invalid(format!("Invalid detach keys ({spec}) provided"));
+    let mut out = Vec::new();
+    for part in spec.split(',') {
+        if let Some(c) = part.strip_prefix("ctrl-") {
+            let b = match c.as_bytes() {
+                [b @ b'a'..=b'z'] => b - b'a' + 1,
+                [b'@'] => 0,
+                [b'['] => 27,
+                [b'\\'] => 28,
+                [b']'] => 29,
+                [b'^'] => 30,
+                [b'_'] => 31,
+                _ => return Err(invalid()),
+            };
+            out.push(b);
+        } else if part.len() == 1 {
+            out.push(part.as_bytes()[0]);
+        } else {
+            return Err(invalid());
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+/// Finds the detach sequence in a byte stream that may split it across reads.
+struct DetachScanner {
+    keys: Vec<u8>,
+    matched: usize,
+}
+
+impl DetachScanner {
+    fn new(keys: Vec<u8>) -> Self {
+        DetachScanner { keys, matched: 0 }
+    }
+
+    /// The bytes to forward, and whether the full sequence was seen.
+    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len());
+        for &b in input {
+            if self.keys.is_empty() {
+                out.push(b);
+                continue;
+            }
+            if b == self.keys[self.matched] {
+                self.matched += 1;
+                if self.matched == self.keys.len() {
+                    return (out, true);
+                }
+                continue;
+            }
+            // A partial match that broke off was ordinary input after all.
+            out.extend_from_slice(&self.keys[..self.matched]);
+            self.matched = 0;
+            if b == self.keys[0] {
+                self.matched = 1;
+                if self.keys.len() == 1 {
+                    return (out, true);
+                }
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
+        assert!(parse_detach_keys("ctrl-").is_err());
+        assert!(parse_detach_keys("xy").is_err());
+    }
+
+    #[test]
+    fn scanner_across_reads() {
+        let mut sc = DetachScanner::new(vec![16, 17]);
+        assert_eq!(sc.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(sc.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(sc.feed(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(sc.feed(b"\x11rest"), (Vec::new(), true));
+        let mut sc = DetachScanner::new(vec![16, 17]);
+        assert_eq!(sc.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
+    }
 }
 
 impl Daemon {
@@ -252,6 +378,17 @@ impl Daemon {
             e.clone()
         };
         let tty = e.req.tty || start.tty;
+        let keys = match parse_detach_keys(if e.req.detach_keys.is_empty() {
+            DEFAULT_DETACH_KEYS
+        } else {
+            &e.req.detach_keys
+        }) {
+            Ok(k) => Some(k),
+            Err(err) => {
+                self.exec_done(exec_id, Some(126));
+                return Err(err);
+            }
+        };
         let process = match self.exec_process(&e, tty) {
             Ok(p) => p,
             Err(err) => {
@@ -275,7 +412,7 @@ impl Daemon {
         if start.detach {
             tokio::spawn(async move {
                 let discard = tokio::io::join(tokio::io::empty(), tokio::io::sink());
-                let status = bridge(stream, Box::new(discard), tty, false).await;
+                let status = bridge(stream, Box::new(discard), tty, false, None).await;
                 this.exec_done(&id, status.map(|s| s.exit_code as i64));
             });
             return Ok(ExecStarted::Detached);
@@ -285,7 +422,7 @@ impl Daemon {
             tty,
             run: Box::new(move |io: BoxedIo| {
                 async move {
-                    let status = bridge(stream, io, tty, stdin).await;
+                    let status = bridge(stream, io, tty, stdin, keys).await;
                     this.exec_done(&id, status.map(|s| s.exit_code as i64));
                 }
                 .boxed()
