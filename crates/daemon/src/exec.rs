@@ -208,30 +208,6 @@ impl DetachScanner {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detach_keys_parse() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
-        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
-        assert!(parse_detach_keys("ctrl-").is_err());
-        assert!(parse_detach_keys("xy").is_err());
-    }
-
-    #[test]
-    fn scanner_across_reads() {
-        let mut sc = DetachScanner::new(vec![16, 17]);
-        assert_eq!(sc.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(sc.feed(b"c"), (b"\x10c".to_vec(), false));
-        assert_eq!(sc.feed(b"x\x10"), (b"x".to_vec(), false));
-        assert_eq!(sc.feed(b"\x11rest"), (Vec::new(), true));
-        let mut sc = DetachScanner::new(vec![16, 17]);
-        assert_eq!(sc.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
-    }
-}
-
 impl Daemon {
     pub async fn exec_create(&self, key: &str, req: CreateRequest) -> Result<String> {
         let c = self.resolve_container(key)?;
@@ -435,5 +411,29 @@ impl Daemon {
             e.running = false;
             e.exit_code = Some(code.unwrap_or(-1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detach_keys_parse() {
+        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").unwrap(), vec![16, 17]);
+        assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
+        assert!(parse_detach_keys("ctrl-").is_err());
+        assert!(parse_detach_keys("xy").is_err());
+    }
+
+    #[test]
+    fn scanner_across_reads() {
+        let mut sc = DetachScanner::new(vec![16, 17]);
+        assert_eq!(sc.feed(b"ab\x10"), (b"ab".to_vec(), false));
+        assert_eq!(sc.feed(b"c"), (b"\x10c".to_vec(), false));
+        assert_eq!(sc.feed(b"x\x10"), (b"x".to_vec(), false));
+        assert_eq!(sc.feed(b"\x11rest"), (Vec::new(), true));
+        let mut sc = DetachScanner::new(vec![16, 17]);
+        assert_eq!(sc.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
     }
 }
