@@ -220,3 +220,94 @@ fn detach_keys_leave_the_container_running() {
     let out = d.docker(&["exec", "dk", "true"]);
     assert_ok(&out, "still usable");
 }
+
+#[test]
+fn events_since_until_and_filters() {
+    let d = Daemon::start();
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        - 1.0;
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&["run", "--rm", "--name", "ev", "busybox", "true"]),
+        "run",
+    );
+    assert_ok(&d.docker(&["tag", "busybox", "other:1"]), "tag");
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.0;
+    let since = format!("{t0:.3}");
+    let until = format!("{t1:.3}");
+    let out = d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_ok(&out, "docker events");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["create", "attach", "start", "die", "destroy"],
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("container ") && l.ends_with(" ev")),
+        "{lines:?}"
+    );
+    let out = d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--format",
+        "{{.Action}}",
+    ]);
+    assert_eq!(stdout(&out), "load\ntag\n");
+    // A live subscriber sees events as they happen.
+    let live_until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 4.0;
+    let host = d.host();
+    let watcher = std::thread::spawn(move || {
+        std::process::Command::new(DOCKER)
+            .args([
+                "events",
+                "--until",
+                &format!("{live_until:.3}"),
+                "--filter",
+                "event=die",
+                "--format",
+                "{{.Actor.Attributes.exitCode}}",
+            ])
+            .env("DOCKER_HOST", host)
+            .output()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 5"]);
+    let out = watcher.join().unwrap();
+    assert_eq!(stdout(&out), "5\n", "{}", stderr(&out));
+    let out = d.docker(&["events", "--filter", "nope=1", "--until", &until]);
+    assert!(!out.status.success());
+}

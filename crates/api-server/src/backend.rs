@@ -80,6 +80,14 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
 }
 
+#[derive(Debug, Clone, Default)]
+pub struct EventsOptions {
+    /// Unix seconds (fractional).
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+    pub filters: Vec<(String, Vec<String>)>,
+}
+
 pub enum ExecStarted {
     /// `Detach: true`: started, nothing to stream.
     Detached,
@@ -90,6 +98,8 @@ pub enum ExecStarted {
 pub trait Backend: Send + Sync + 'static {
     async fn version(&self) -> Result<system::VersionResponse>;
     async fn info(&self) -> Result<system::InfoResponse>;
+    /// Streams newline-delimited event messages.
+    async fn events(&self, opts: EventsOptions) -> Result<ByteStream>;
 
     async fn container_create(
         &self,

@@ -32,3 +32,34 @@ pub async fn version(State(b): State<AppState>) -> HandlerResult<impl IntoRespon
 pub async fn info(State(b): State<AppState>) -> HandlerResult<impl IntoResponse> {
     Ok(Json(b.info().await?))
 }
+
+/// Docker's `since`/`until`: unix seconds, fractional, or an RFC 3339 time.
+fn event_time(q: &crate::query::Query, key: &str) -> Result<Option<f64>, crate::error::Error> {
+    let Some(v) = q.string(key) else {
+        return Ok(None);
+    };
+    if let Ok(secs) = v.parse::<f64>() {
+        return Ok(Some(secs));
+    }
+    Err(crate::error::Error(berth_api_types::ApiError::invalid(
+        format!("invalid value for {key}: {v:?}"),
+    )))
+}
+
+pub async fn events(
+    State(b): State<AppState>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> HandlerResult<Response> {
+    let q = crate::query::Query::parse(q.as_deref());
+    let opts = crate::backend::EventsOptions {
+        since: event_time(&q, "since")?,
+        until: event_time(&q, "until")?,
+        filters: q.filters()?,
+    };
+    let stream = b.events(opts).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}

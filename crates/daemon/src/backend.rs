@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_server::backend::{
-    AttachOptions, Backend, ByteStream, ContainerListOptions, ExecStarted, ImageListOptions,
-    ImportOptions, LogsOptions, Result, Session, WaitCondition,
+    AttachOptions, Backend, ByteStream, ContainerListOptions, EventsOptions, ExecStarted,
+    ImageListOptions, ImportOptions, LogsOptions, Result, Session, WaitCondition,
 };
 use berth_api_types::{container, exec, image, system};
 use futures_util::future::BoxFuture;
@@ -22,6 +22,9 @@ impl Backend for Api {
     }
     async fn info(&self) -> Result<system::InfoResponse> {
         Ok(self.0.info())
+    }
+    async fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
+        self.0.events(opts)
     }
     async fn container_create(
         &self,

@@ -320,6 +320,7 @@ impl Daemon {
             let _ = self.runtime.remove_dirs(&id);
             return Err(e);
         }
+        self.emit_container(&record, "create", &[]);
         Ok(CreateResponse { id, warnings })
     }
 
@@ -479,6 +480,7 @@ impl Daemon {
             };
         })?;
         tracing::debug!(container = %id, ?t_launched, total = ?t0.elapsed(), "started");
+        self.emit_container_id(&id, "start", &[]);
         let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
         self.spawn_monitor(id);
         Ok(())
@@ -569,6 +571,7 @@ impl Daemon {
             return;
         }
         self.finish_execs(id);
+        self.emit_container_id(id, "die", &[("exitCode", code.to_string())]);
         let _ = self.events.send(ContainerEvent::Exited {
             id: id.to_string(),
             exit_code: code,
@@ -602,7 +605,9 @@ impl Daemon {
             .unwrap_or_else(|| "SIGTERM".to_string());
         let signo = spec::parse_signal(&sig).map_err(|e| ApiError::invalid(e.to_string()))?;
         let timeout = timeout.or(c.config.stop_timeout).unwrap_or(10);
-        self.stop_with(&c.id, signo, timeout).await
+        self.stop_with(&c.id, signo, timeout).await?;
+        self.emit_container_id(&c.id, "stop", &[]);
+        Ok(())
     }
 
     /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs.
@@ -668,9 +673,14 @@ impl Daemon {
             Err(e) => return Err(e),
         }
         match self.container_start(key).await {
-            Err(e) if e.kind == ErrorKind::NotModified => Ok(()),
-            other => other,
+            Err(e) if e.kind == ErrorKind::NotModified => {}
+            Err(e) => return Err(e),
+            Ok(()) => {}
         }
+        if let Ok(c) = self.resolve_container(key) {
+            self.emit_container(&c, "restart", &[]);
+        }
+        Ok(())
     }
 
     pub async fn container_kill(&self, key: &str, signal: Option<String>) -> Result<()> {
@@ -684,7 +694,9 @@ impl Daemon {
             .client(&c.id)
             .kill(signo, false)
             .await
-            .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))
+            .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))?;
+        self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
+        Ok(())
     }
 
     pub async fn container_wait(
@@ -779,6 +791,7 @@ impl Daemon {
                 c.name
             )));
         }
+        self.emit_container(&c, "destroy", &[]);
         self.runtime
             .remove_dirs(id)
             .map_err(|e| internal(format!("removing container {id}: {e}")))?;
@@ -807,7 +820,8 @@ impl Daemon {
                 other.id
             )));
         }
-        self.update_state(&c.id, |c| c.name = n)?;
+        let renamed = self.update_state(&c.id, |c| c.name = n)?;
+        self.emit_container(&renamed, "rename", &[("oldName", format!("/{}", c.name))]);
         Ok(())
     }
 
@@ -853,6 +867,7 @@ impl Daemon {
                 Status::Running
             };
         })?;
+        self.emit_container(&c, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())
     }
 
@@ -1095,6 +1110,7 @@ impl Daemon {
         let client = self.runtime.client(id);
         match client.attach(opts.stdin, opts.stdout, opts.stderr).await {
             Ok(stream) => {
+                self.emit_container_id(id, "attach", &[]);
                 let keys = crate::exec::parse_detach_keys(
                     opts.detach_keys
                         .as_deref()

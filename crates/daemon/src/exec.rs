@@ -241,6 +241,15 @@ impl Daemon {
         );
         let cid = c.id.clone();
         let _ = self.update_exec_ids(&cid, |ids| ids.push(id.clone()));
+        let cmdline = lock(&self.execs)
+            .get(&id)
+            .map(|e| e.req.cmd.clone().unwrap_or_default().join(" "))
+            .unwrap_or_default();
+        self.emit_container(
+            &c,
+            &format!("exec_create: {cmdline}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -373,6 +382,12 @@ impl Daemon {
             }
         };
         let client = self.runtime.client(&e.container_id);
+        let cmdline = e.req.cmd.clone().unwrap_or_default().join(" ");
+        self.emit_container_id(
+            &e.container_id,
+            &format!("exec_start: {cmdline}"),
+            &[("execID", exec_id.to_string())],
+        );
         let stream = match client
             .exec(exec_id, process, e.req.attach_stdin && !start.detach)
             .await
@@ -407,9 +422,20 @@ impl Daemon {
     }
 
     fn exec_done(&self, exec_id: &str, code: Option<i64>) {
-        if let Some(e) = lock(&self.execs).get_mut(exec_id) {
+        let done = lock(&self.execs).get_mut(exec_id).map(|e| {
             e.running = false;
             e.exit_code = Some(code.unwrap_or(-1));
+            e.container_id.clone()
+        });
+        if let Some(cid) = done {
+            self.emit_container_id(
+                &cid,
+                "exec_die",
+                &[
+                    ("execID", exec_id.to_string()),
+                    ("exitCode", code.unwrap_or(-1).to_string()),
+                ],
+            );
         }
     }
 }

@@ -439,10 +439,33 @@ impl Daemon {
         self.store
             .set_tag(&r.to_string(), &e.id, &now_rfc3339())
             .map_err(internal)?;
+        self.emit_image(&e.id, "tag", &r.familiar_string());
         Ok(())
     }
 
     pub async fn image_remove(
+        &self,
+        name: &str,
+        force: bool,
+        noprune: bool,
+    ) -> Result<Vec<DeleteItem>> {
+        let items = self.image_remove_inner(name, force, noprune).await?;
+        // The first `Deleted` is the image itself; the rest are its layers, which get no event.
+        let mut image_deleted = false;
+        for item in &items {
+            match item {
+                DeleteItem::Untagged(r) => self.emit_image(r, "untag", r),
+                DeleteItem::Deleted(id) if !image_deleted => {
+                    image_deleted = true;
+                    self.emit_image(id, "delete", id);
+                }
+                DeleteItem::Deleted(_) => {}
+            }
+        }
+        Ok(items)
+    }
+
+    async fn image_remove_inner(
         &self,
         name: &str,
         force: bool,
@@ -628,6 +651,12 @@ impl Daemon {
                     for img in &images {
                         match this.register(img, &img.repo_tags) {
                             Ok(msgs) => {
+                                let name = img
+                                    .repo_tags
+                                    .first()
+                                    .cloned()
+                                    .unwrap_or_else(|| img.id.to_string());
+                                this.emit_image(&img.id.to_string(), "load", &name);
                                 for m in msgs {
                                     send(&tx, &ProgressMessage::stream(format!("{m}\n"))).await;
                                 }
@@ -727,7 +756,11 @@ impl Daemon {
                 Ok(Ok(img)) => {
                     let tags: Vec<String> = tag.into_iter().collect();
                     match this.register(&img, &tags) {
-                        Ok(_) => send(&tx, &ProgressMessage::status(format!("{}\n", img.id))).await,
+                        Ok(_) => {
+                            let name = tags.first().cloned().unwrap_or_else(|| img.id.to_string());
+                            this.emit_image(&img.id.to_string(), "import", &name);
+                            send(&tx, &ProgressMessage::status(format!("{}\n", img.id))).await
+                        }
                         Err(e) => send(&tx, &ProgressMessage::error(e.message)).await,
                     }
                 }

@@ -7,6 +7,7 @@
 
 pub mod backend;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod logs;
@@ -70,6 +71,8 @@ pub struct Daemon {
     /// Serializes image-store mutations (load, import, tag, delete).
     pub(crate) image_lock: tokio::sync::Mutex<()>,
     pub(crate) events: broadcast::Sender<ContainerEvent>,
+    /// What `GET /events` serves.
+    pub(crate) event_log: events::EventLog,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -108,6 +111,7 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_lock: tokio::sync::Mutex::new(()),
             events,
+            event_log: events::EventLog::new(),
         });
         daemon
             .restore()

@@ -167,7 +167,7 @@ impl Daemon {
             logging_driver: "json-file".to_string(),
             cgroup_driver: "cgroupfs".to_string(),
             cgroup_version: cg.to_string(),
-            n_events_listener: self.events.receiver_count() as i64,
+            n_events_listener: self.event_log.listeners() as i64,
             kernel_version: kernel_version(),
             operating_system: os,
             os_version,

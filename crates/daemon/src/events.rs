@@ -1,0 +1,260 @@
+//! `GET /events`: Docker's event messages for containers and images, kept in a bounded recent
+//! log (for `since`) and fanned out live to subscribers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use berth_api_server::backend::{ByteStream, EventsOptions};
+use berth_api_types::ApiError;
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::model::Container;
+use crate::{lock, Daemon, Result};
+
+/// How many past events `since` can reach back over.
+const RECENT: usize = 1024;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Actor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Attributes")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One event as the API shows it (with the legacy `status`/`id`/`from` fields clients still read).
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(rename = "Action")]
+    pub action: String,
+    #[serde(rename = "Actor")]
+    pub actor: Actor,
+    pub scope: String,
+    pub time: i64,
+    #[serde(rename = "timeNano")]
+    pub time_nano: i64,
+}
+
+pub struct EventLog {
+    recent: std::sync::Mutex<VecDeque<Message>>,
+    tx: broadcast::Sender<Message>,
+}
+
+impl EventLog {
+    pub fn new() -> EventLog {
+        let (tx, _) = broadcast::channel(RECENT);
+        EventLog {
+            recent: std::sync::Mutex::new(VecDeque::new()),
+            tx,
+        }
+    }
+
+    fn publish(&self, m: Message) {
+        let mut recent = lock(&self.recent);
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(m.clone());
+        // Sent under the lock so a subscriber that copied `recent` sees each event once.
+        let _ = self.tx.send(m);
+    }
+
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
+impl Default for EventLog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Docker's event filters.
+struct Filters(Vec<(String, Vec<String>)>);
+
+impl Filters {
+    fn check(filters: &[(String, Vec<String>)]) -> Result<()> {
+        for (k, _) in filters {
+            if !matches!(
+                k.as_str(),
+                "type"
+                    | "event"
+                    | "container"
+                    | "image"
+                    | "label"
+                    | "network"
+                    | "volume"
+                    | "daemon"
+                    | "scope"
+            ) {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        Ok(())
+    }
+
+    fn matches(&self, m: &Message) -> bool {
+        self.0.iter().all(|(k, vals)| {
+            let attrs = &m.actor.attributes;
+            vals.is_empty()
+                || vals.iter().any(|v| match k.as_str() {
+                    "type" => m.kind == *v,
+                    "event" => m.action == *v || m.action.split(':').next() == Some(v.as_str()),
+                    "container" => {
+                        m.kind == "container"
+                            && (m.actor.id.starts_with(v.as_str()) || attrs.get("name") == Some(v))
+                    }
+                    "image" => {
+                        attrs.get("image") == Some(v)
+                            || (m.kind == "image"
+                                && (m.actor.id == *v || attrs.get("name") == Some(v)))
+                            || m.from == *v
+                    }
+                    "label" => match v.split_once('=') {
+                        Some((lk, lv)) => attrs.get(lk).is_some_and(|x| x == lv),
+                        None => attrs.contains_key(v),
+                    },
+                    "scope" => v == "local",
+                    _ => false,
+                })
+        })
+    }
+}
+
+impl Daemon {
+    /// Records a container event with Docker's attributes (image, name, labels, plus `extra`).
+    pub(crate) fn emit_container(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut attributes: BTreeMap<String, String> = c.config.labels.clone().unwrap_or_default();
+        attributes.insert("image".to_string(), c.config.image.clone());
+        attributes.insert("name".to_string(), c.name.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).to_string(), v.clone());
+        }
+        let nanos = now_nanos();
+        self.event_log.publish(Message {
+            status: action.to_string(),
+            id: c.id.clone(),
+            from: c.config.image.clone(),
+            kind: "container".to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: c.id.clone(),
+                attributes,
+            },
+            scope: "local".to_string(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        });
+    }
+
+    pub(crate) fn emit_container_id(&self, id: &str, action: &str, extra: &[(&str, String)]) {
+        if let Some(c) = self.get(id) {
+            self.emit_container(&c, action, extra);
+        }
+    }
+
+    /// Records an image event; `name` is the reference involved (or the id).
+    pub(crate) fn emit_image(&self, id: &str, action: &str, name: &str) {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("name".to_string(), name.to_string());
+        let nanos = now_nanos();
+        self.event_log.publish(Message {
+            status: action.to_string(),
+            id: id.to_string(),
+            from: String::new(),
+            kind: "image".to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: id.to_string(),
+                attributes,
+            },
+            scope: "local".to_string(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        });
+    }
+
+    pub fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
+        Filters::check(&opts.filters)?;
+        let filters = Filters(opts.filters);
+        let since = opts.since.map(|s| (s * 1e9) as i64);
+        let until = opts.until.map(|u| (u * 1e9) as i64);
+        let (past, mut live) = {
+            let recent = lock(&self.event_log.recent);
+            let past: Vec<Message> = match since {
+                Some(s) => recent
+                    .iter()
+                    .filter(|m| m.time_nano >= s)
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            };
+            (past, self.event_log.tx.subscribe())
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
+        tokio::spawn(async move {
+            let line = |m: &Message| {
+                let mut v = serde_json::to_vec(m).unwrap_or_default();
+                v.push(b'\n');
+                Bytes::from(v)
+            };
+            for m in past
+                .iter()
+                .filter(|m| filters.matches(m) && until.is_none_or(|u| m.time_nano <= u))
+            {
+                if tx.send(Ok(line(m))).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let wait = match until {
+                    Some(u) => {
+                        let left = u - now_nanos();
+                        if left <= 0 {
+                            return;
+                        }
+                        Duration::from_nanos(left as u64)
+                    }
+                    None => Duration::from_secs(3600),
+                };
+                match tokio::time::timeout(wait, live.recv()).await {
+                    Ok(Ok(m)) => {
+                        if filters.matches(&m) && tx.send(Ok(line(&m))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                    Ok(Err(broadcast::error::RecvError::Closed)) => return,
+                    Err(_) if until.is_some() => return,
+                    Err(_) => {
+                        if tx.is_closed() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
+        )))
+    }
+}
