@@ -656,7 +656,7 @@ impl Daemon {
                                     .first()
                                     .cloned()
                                     .unwrap_or_else(|| img.id.to_string());
-                                this.emit_image(&img.id.to_string(), "load", &name);
+                                this.emit_image(img.id.as_str(), "load", &name);
                                 for m in msgs {
                                     send(&tx, &ProgressMessage::stream(format!("{m}\n"))).await;
                                 }
@@ -758,7 +758,7 @@ impl Daemon {
                     match this.register(&img, &tags) {
                         Ok(_) => {
                             let name = tags.first().cloned().unwrap_or_else(|| img.id.to_string());
-                            this.emit_image(&img.id.to_string(), "import", &name);
+                            this.emit_image(img.id.as_str(), "import", &name);
                             send(&tx, &ProgressMessage::status(format!("{}\n", img.id))).await
                         }
                         Err(e) => send(&tx, &ProgressMessage::error(e.message)).await,
