@@ -31,3 +31,29 @@ fn version_and_info() {
     assert_ok(&out, "berth info");
     assert!(stdout(&out).contains("overlay2"), "{}", stdout(&out));
 }
+
+#[test]
+fn pause_and_unpause() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_ok(
+        &d.berth(&["run", "-d", "--name", "p", "busybox", "sleep", "100"]),
+        "run -d",
+    );
+    let out = d.berth(&["pause", "p"]);
+    assert_ok(&out, "berth pause");
+    assert_eq!(stdout(&out), "p\n");
+    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "p"]);
+    assert_eq!(stdout(&out), "paused\n");
+    assert!(
+        !d.berth(&["pause", "p"]).status.success(),
+        "pausing twice fails"
+    );
+    assert_ok(
+        &d.berth(&["container", "unpause", "p"]),
+        "berth container unpause",
+    );
+    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "p"]);
+    assert_eq!(stdout(&out), "running\n");
+    assert_ok(&d.berth(&["rm", "-f", "p"]), "rm -f");
+}

@@ -75,6 +75,10 @@ pub enum Cmd {
     Attach(AttachArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
     /// Manage containers
@@ -116,6 +120,10 @@ pub enum ContainerCmd {
     Attach(AttachArgs),
     /// Rename a container
     Rename(RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
     /// Fetch the logs of a container
@@ -590,6 +598,12 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Wait(a) | Cmd::Container(ContainerCmd::Wait(a)) => container::wait(ctx, a).await,
         Cmd::Rm(a) | Cmd::Container(ContainerCmd::Rm(a)) => container::rm(ctx, a).await,
         Cmd::Rename(a) | Cmd::Container(ContainerCmd::Rename(a)) => container::rename(ctx, a).await,
+        Cmd::Pause(a) | Cmd::Container(ContainerCmd::Pause(a)) => {
+            container::pause(ctx, a, "pause").await
+        }
+        Cmd::Unpause(a) | Cmd::Container(ContainerCmd::Unpause(a)) => {
+            container::pause(ctx, a, "unpause").await
+        }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
     }
 }

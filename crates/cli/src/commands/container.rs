@@ -282,6 +282,21 @@ pub async fn kill(ctx: &Ctx, a: KillArgs) -> CmdResult {
     .await
 }
 
+/// `pause` or `unpause` each container, printing its name as docker does.
+pub async fn pause(ctx: &Ctx, a: NamesArgs, action: &str) -> CmdResult {
+    each(&a.containers, |n| async move {
+        ctx.client
+            .post(
+                &format!("/containers/{n}/{action}"),
+                &Query::new(),
+                Body::Empty,
+            )
+            .await?;
+        Ok(Some(n))
+    })
+    .await
+}
+
 pub async fn wait(ctx: &Ctx, a: NamesArgs) -> CmdResult {
     each(&a.containers, |n| async move {
         let v: Value = ctx
