@@ -5,6 +5,7 @@
 //! "StrSlice" (`Cmd`, `Entrypoint`, `Shell` as a string, an array or null). No I/O here.
 
 pub mod container;
+pub mod detach;
 pub mod exec;
 pub mod image;
 pub mod strslice;

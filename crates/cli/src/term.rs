@@ -51,69 +51,11 @@ pub fn size() -> Option<(u16, u16)> {
     None
 }
 
-/// Parses docker's `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`) into bytes.
+/// Parses docker's `--detach-keys` (`ctrl-p,ctrl-q`, `a`, `ctrl-@`) into bytes; spaces around
+/// the commas are allowed.
 pub fn parse_detach_keys(keys: &str) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    for key in keys.split(',') {
-        let k = key.trim();
-        if let Some(c) = k.strip_prefix("ctrl-") {
-            let b = match c.as_bytes() {
-                [b @ b'a'..=b'z'] => b - b'a' + 1,
-                [b'@'] => 0,
-                [b'['] => 27,
-                [b'\\'] => 28,
-                [b']'] => 29,
-                [b'^'] => 30,
-                [b'_'] => 31,
-                _ => return Err(format!("Unknown character: '{c}'")),
-            };
-            out.push(b);
-        } else if k.len() == 1 {
-            out.push(k.as_bytes()[0]);
-        } else {
-            return Err(format!("Unknown character: '{k}'"));
-        }
-    }
-    Ok(out)
-}
-
-/// Watches input for the detach sequence, holding back bytes that might start it.
-#[derive(Debug)]
-pub struct EscapeProxy {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl EscapeProxy {
-    pub fn new(keys: Vec<u8>) -> EscapeProxy {
-        EscapeProxy { keys, matched: 0 }
-    }
-
-    /// Feeds input; returns the bytes to forward and whether the sequence was completed.
-    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(input.len());
-        for &b in input {
-            if self.keys.is_empty() {
-                out.push(b);
-                continue;
-            }
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-            } else {
-                out.extend_from_slice(&self.keys[..self.matched]);
-                self.matched = 0;
-                if b == self.keys[0] {
-                    self.matched = 1;
-                } else {
-                    out.push(b);
-                }
-            }
-        }
-        (out, false)
-    }
+    let normalized: Vec<&str> = keys.split(',').map(str::trim).collect();
+    berth_api_types::detach::parse(&normalized.join(","))
 }
 
 #[cfg(test)]
@@ -129,7 +71,7 @@ mod tests {
 
     #[test]
     fn escape_proxy() {
-        let mut p = EscapeProxy::new(vec![16, 17]);
+        let mut p = berth_api_types::detach::Scanner::new(vec![16, 17]);
         assert_eq!(p.feed(b"ab"), (b"ab".to_vec(), false));
         assert_eq!(p.feed(&[16]), (vec![], false));
         assert_eq!(p.feed(b"x"), (vec![16, b'x'], false));

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use berth_api_server::backend::{BoxedIo, ExecStarted, Session};
 use berth_api_types::exec::{CreateRequest, InspectResponse, ProcessConfig, StartRequest};
-use berth_api_types::ApiError;
+use berth_api_types::{detach, ApiError};
 use berth_shim_protocol::{encode_frame, ExitStatus, FrameKind, ShimStream};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,7 +55,7 @@ pub(crate) async fn bridge(
             }
             return false;
         }
-        let mut scanner = detach_keys.map(DetachScanner::new);
+        let mut scanner = detach_keys.map(detach::Scanner::new);
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match cli_rd.read(&mut buf).await {
@@ -138,75 +138,13 @@ pub(crate) async fn bridge(
     }
 }
 
-/// Docker's `--detach-keys` syntax: comma-separated `ctrl-<c>` or single characters.
+/// Docker's `--detach-keys` syntax, as an API parameter error when it does not parse.
 pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
-    let invalid = || ApiError::invalid(format!("Invalid detach keys ({spec}) provided"));
-    let mut out = Vec::new();
-    for part in spec.split(',') {
-        if let Some(c) = part.strip_prefix("ctrl-") {
-            let b = match c.as_bytes() {
-                [b @ b'a'..=b'z'] => b - b'a' + 1,
-                [b'@'] => 0,
-                [b'['] => 27,
-                [b'\\'] => 28,
-                [b']'] => 29,
-                [b'^'] => 30,
-                [b'_'] => 31,
-                _ => return Err(invalid()),
-            };
-            out.push(b);
-        } else if part.len() == 1 {
-            out.push(part.as_bytes()[0]);
-        } else {
-            return Err(invalid());
-        }
-    }
-    Ok(out)
+    detach::parse(spec)
+        .map_err(|_| ApiError::invalid(format!("Invalid detach keys ({spec}) provided")))
 }
 
-pub(crate) const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
-
-/// Finds the detach sequence in a byte stream that may split it across reads.
-struct DetachScanner {
-    keys: Vec<u8>,
-    matched: usize,
-}
-
-impl DetachScanner {
-    fn new(keys: Vec<u8>) -> Self {
-        DetachScanner { keys, matched: 0 }
-    }
-
-    /// The bytes to forward, and whether the full sequence was seen.
-    fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
-        let mut out = Vec::with_capacity(input.len());
-        for &b in input {
-            if self.keys.is_empty() {
-                out.push(b);
-                continue;
-            }
-            if b == self.keys[self.matched] {
-                self.matched += 1;
-                if self.matched == self.keys.len() {
-                    return (out, true);
-                }
-                continue;
-            }
-            // A partial match that broke off was ordinary input after all.
-            out.extend_from_slice(&self.keys[..self.matched]);
-            self.matched = 0;
-            if b == self.keys[0] {
-                self.matched = 1;
-                if self.keys.len() == 1 {
-                    return (out, true);
-                }
-            } else {
-                out.push(b);
-            }
-        }
-        (out, false)
-    }
-}
+pub(crate) const DEFAULT_DETACH_KEYS: &str = detach::DEFAULT;
 
 impl Daemon {
     pub async fn exec_create(&self, key: &str, req: CreateRequest) -> Result<String> {
@@ -450,16 +388,5 @@ mod tests {
         assert_eq!(parse_detach_keys("a,ctrl-@").unwrap(), vec![b'a', 0]);
         assert!(parse_detach_keys("ctrl-").is_err());
         assert!(parse_detach_keys("xy").is_err());
-    }
-
-    #[test]
-    fn scanner_across_reads() {
-        let mut sc = DetachScanner::new(vec![16, 17]);
-        assert_eq!(sc.feed(b"ab\x10"), (b"ab".to_vec(), false));
-        assert_eq!(sc.feed(b"c"), (b"\x10c".to_vec(), false));
-        assert_eq!(sc.feed(b"x\x10"), (b"x".to_vec(), false));
-        assert_eq!(sc.feed(b"\x11rest"), (Vec::new(), true));
-        let mut sc = DetachScanner::new(vec![16, 17]);
-        assert_eq!(sc.feed(b"\x10\x10\x11"), (b"\x10".to_vec(), true));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 
+use berth_api_types::detach;
 use berth_client::{Body, BodyStream, Client, ClientError, Hijacked, Incoming, Query};
 use http::Method;
 use serde_json::{json, Value};
@@ -10,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::app::{AttachArgs, CreateArgs, ExecArgs, RunArgs, StartArgs};
 use crate::opts::{build_create, expand_env, parse_env_file, ContainerOpts, Local, RealLocal};
 use crate::progress;
-use crate::term::{self, EscapeProxy};
+use crate::term;
 use crate::util::{daemon_err, CliError, CmdResult, Ctx};
 
 const DEFAULT_DETACH_KEYS: &[u8] = &[16, 17];
@@ -193,7 +194,7 @@ async fn pump(h: Hijacked, spec: &StreamSpec) -> Result<StreamEnd, CliError> {
         };
         Some(tokio::spawn(async move {
             let mut stdin = tokio::io::stdin();
-            let mut proxy = EscapeProxy::new(keys);
+            let mut proxy = detach::Scanner::new(keys);
             let mut buf = vec![0u8; 32 * 1024];
             loop {
                 let n = match stdin.read(&mut buf).await {
