@@ -612,7 +612,6 @@ impl Daemon {
 
     /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs.
     pub(crate) async fn stop_with(&self, id: &str, signo: i32, timeout: i64) -> Result<()> {
-        let mut events = self.events.subscribe();
         let client = self.runtime.client(id);
         if self
             .get(id)
@@ -623,42 +622,45 @@ impl Daemon {
         if let Err(e) = client.kill(signo, false).await {
             tracing::debug!(container = id, "stop signal: {e}");
         }
-        let exited = |events: &mut tokio::sync::broadcast::Receiver<ContainerEvent>| {
-            let id = id.to_string();
-            let this_state = self.get(&id);
-            let mut events = events.resubscribe();
-            async move {
-                if this_state.is_none_or(|c| !c.state.status.is_active()) {
-                    return;
-                }
-                loop {
-                    match events.recv().await {
-                        Ok(ContainerEvent::Exited { id: x, .. })
-                        | Ok(ContainerEvent::Removed { id: x })
-                            if x == id =>
-                        {
-                            return
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                        _ => {}
-                    }
-                }
-            }
-        };
-        let wait = exited(&mut events);
         let done = if timeout < 0 {
-            wait.await;
+            self.exited(id).await;
             true
         } else {
-            tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+            tokio::time::timeout(Duration::from_secs(timeout as u64), self.exited(id))
                 .await
                 .is_ok()
         };
         if !done {
             let _ = client.kill(9, true).await;
-            let _ = tokio::time::timeout(Duration::from_secs(30), exited(&mut events)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), self.exited(id)).await;
         }
         Ok(())
+    }
+
+    /// Resolves once the container is not running (or is gone).
+    fn exited(&self, id: &str) -> impl std::future::Future<Output = ()> + 'static {
+        // Subscribe before looking at the state: the exit is recorded before it is announced,
+        // so either the state already says so or the event is still to come.
+        let mut events = self.events.subscribe();
+        let running = self.get(id).is_some_and(|c| c.state.status.is_active());
+        let id = id.to_string();
+        async move {
+            if !running {
+                return;
+            }
+            loop {
+                match events.recv().await {
+                    Ok(ContainerEvent::Exited { id: x, .. })
+                    | Ok(ContainerEvent::Removed { id: x })
+                        if x == id =>
+                    {
+                        return
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                }
+            }
+        }
     }
 
     pub async fn container_restart(

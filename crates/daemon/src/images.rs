@@ -151,8 +151,7 @@ pub(crate) fn human_size(n: u64) -> String {
 
 impl Daemon {
     fn image_record(&self, id: &str) -> Result<Option<ImageRecord>> {
-        let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
-        Ok(all.into_iter().find(|r| r.id == id))
+        self.store.image(id).map_err(internal)
     }
 
     fn entry(&self, rec: ImageRecord) -> Result<ImageEntry> {

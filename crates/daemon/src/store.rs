@@ -118,6 +118,18 @@ impl Store {
         self.all("SELECT id, data FROM images")
     }
 
+    pub fn image<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+        let data: Option<String> = self.with(|c| {
+            Ok(
+                c.query_row("SELECT data FROM images WHERE id = ?1", params![id], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+            )
+        })?;
+        data.map(|d| Self::decode(id, &d)).transpose()
+    }
+
     /// Deletes an image and (by cascade) its tags.
     pub fn delete_image(&self, id: &str) -> Result<()> {
         self.with(|c| {
@@ -185,7 +197,11 @@ mod tests {
         let all: Vec<serde_json::Value> = s.containers().unwrap();
         assert_eq!(all.len(), 1);
         s.put_image("sha256:1", &serde_json::json!({})).unwrap();
-        s.put_image("sha256:2", &serde_json::json!({})).unwrap();
+        s.put_image("sha256:2", &serde_json::json!({"n": 2}))
+            .unwrap();
+        let two: Option<serde_json::Value> = s.image("sha256:2").unwrap();
+        assert_eq!(two, Some(serde_json::json!({"n": 2})));
+        assert!(s.image::<serde_json::Value>("sha256:3").unwrap().is_none());
         assert_eq!(s.set_tag("busybox:latest", "sha256:1", "t").unwrap(), None);
         assert_eq!(
             s.set_tag("busybox:latest", "sha256:2", "t").unwrap(),
