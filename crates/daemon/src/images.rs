@@ -488,14 +488,11 @@ impl Daemon {
             .filter(|r| my_tags.contains(&r.to_string()));
         let mut out = Vec::new();
         if let Some(r) = &by_reference {
-            // Untag only, unless it is the last tag and nothing uses the image.
-            if my_tags.len() > 1 || (!users.is_empty() && !force) {
-                if my_tags.len() == 1 && !users.is_empty() {
-                    // fall through to the conflict below
-                } else {
-                    self.store.delete_tag(&r.to_string()).map_err(internal)?;
-                    return Ok(vec![DeleteItem::Untagged(r.familiar_string())]);
-                }
+            // A reference that is not the image's last tag is only untagged; removing the last
+            // one is an image delete, with the checks below.
+            if my_tags.len() > 1 {
+                self.store.delete_tag(&r.to_string()).map_err(internal)?;
+                return Ok(vec![DeleteItem::Untagged(r.familiar_string())]);
             }
         } else if my_tags.len() > 1 && !force {
             return Err(ApiError::conflict(format!(
