@@ -252,9 +252,6 @@ impl Daemon {
                 }
             }
         });
-        Ok(Box::pin(futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|i| (i, rx)) },
-        )))
+        Ok(crate::channel_stream(rx))
     }
 }

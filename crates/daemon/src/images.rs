@@ -105,12 +105,6 @@ async fn send(tx: &mpsc::Sender<std::io::Result<Bytes>>, msg: &ProgressMessage) 
     let _ = tx.send(Ok(Bytes::from(line))).await;
 }
 
-fn channel_stream(rx: mpsc::Receiver<std::io::Result<Bytes>>) -> ByteStream {
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|i| (i, rx))
-    }))
-}
-
 /// Docker's progress bar text, e.g. `[=====>     ]  1.5MB/3MB`.
 fn progress_bar(current: u64, total: u64) -> String {
     let width = 50usize;
@@ -665,7 +659,7 @@ impl Daemon {
                 Err(e) => send(&tx, &ProgressMessage::error(format!("load failed: {e}"))).await,
             }
         });
-        Ok(channel_stream(rx))
+        Ok(crate::channel_stream(rx))
     }
 
     pub async fn image_save(self: &Arc<Self>, names: Vec<String>) -> Result<ByteStream> {
@@ -764,7 +758,7 @@ impl Daemon {
                 Err(e) => send(&tx, &ProgressMessage::error(format!("import failed: {e}"))).await,
             }
         });
-        Ok(channel_stream(rx))
+        Ok(crate::channel_stream(rx))
     }
 }
 

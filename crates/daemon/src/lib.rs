@@ -80,6 +80,15 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
+/// A response body fed by a task through a channel (progress, logs, events).
+pub(crate) fn channel_stream(
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+) -> berth_api_server::backend::ByteStream {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())

@@ -205,10 +205,7 @@ impl Daemon {
                 let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
             }
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok((tty, Box::pin(stream)))
+        Ok((tty, crate::channel_stream(rx)))
     }
 }
 
