@@ -107,16 +107,13 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
     (path, argv)
 }
 
-fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
+fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<()> {
     match hc.network_mode.as_str() {
-        "" | "default" | "bridge" => warnings.push(
-            "bridge networking is not available in this berth yet: the container gets its own network namespace with only a loopback interface (as with --network none)".to_string(),
-        ),
-        "none" | "host" => {}
         m if m.starts_with("container:") => {
             return Err(ApiError::invalid(format!("network mode {m:?} is not supported by berth yet")))
         }
-        m => return Err(ApiError::not_found(format!("network {m} not found"))),
+        // Bridge and named networks are checked by the network service (`check_network_mode`).
+        _ => {}
     }
     match hc.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
@@ -255,6 +252,7 @@ impl Daemon {
             ));
         }
         validate_host_config(&host_config, &mut warnings)?;
+        self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         merge_config(&mut config, &image.container_config());
         let (path, args) = path_and_args(&config);
@@ -334,11 +332,21 @@ impl Daemon {
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
-        let hosts = spec::hosts_file_contents(
-            &c.config.hostname,
-            &c.config.domainname,
-            hc.extra_hosts.as_deref().unwrap_or_default(),
-        );
+        let attached = self.net.setup(c)?;
+        let hosts = match &attached {
+            Some(a) => spec::hosts_file_with_address(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+                Some(&a.ip.to_string()),
+            )
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+            None => spec::hosts_file_contents(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+            ),
+        };
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = spec::resolv_conf_contents(
@@ -364,7 +372,12 @@ impl Daemon {
             cgroup_parent: &self.cfg.cgroup_parent,
             host: &self.host,
         };
-        let oci = spec::build_spec(&input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let extras = spec::SpecExtras {
+            netns_path: attached.as_ref().map(|a| a.netns.as_path()),
+            ..Default::default()
+        };
+        let oci =
+            spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
         let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
         let path = rt.bundle_dir(id).join("config.json");
         std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
@@ -488,6 +501,7 @@ impl Daemon {
 
     /// A start that failed before the process ran: Docker records it as an exit with 126/127/128.
     async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
+        self.net.release(id);
         let code = exit_code_for_start_error(msg);
         let res = self.update_state(id, |c| {
             c.state.status = if c.state.status == Status::Created {
@@ -553,6 +567,7 @@ impl Daemon {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         self.runtime.unmount_rootfs(id);
+        self.net.release(id);
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
             None => (255, now_rfc3339(), false),
@@ -794,6 +809,7 @@ impl Daemon {
             )));
         }
         self.emit_container(&c, "destroy", &[]);
+        self.net.release(id);
         self.runtime
             .remove_dirs(id)
             .map_err(|e| internal(format!("removing container {id}: {e}")))?;
@@ -995,7 +1011,7 @@ impl Daemon {
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             mounts: Vec::new(),
             config: c.config.clone(),
-            network_settings: network_settings(&c),
+            network_settings: self.with_network(&c, network_settings(&c)),
         })
     }
 
@@ -1026,7 +1042,7 @@ impl Daemon {
             .collect::<Vec<_>>()
             .join(" ");
         let size_rw = size.then(|| dir_size(&self.runtime.upper_dir(&c.id)) as i64);
-        let ns = network_settings(c);
+        let ns = self.with_network(c, network_settings(c));
         Summary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
@@ -1034,7 +1050,7 @@ impl Daemon {
             image_id: c.image_id.clone(),
             command,
             created: unix_seconds(&c.created),
-            ports: Vec::new(),
+            ports: self.summary_ports(c),
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             labels: c.config.labels.clone().unwrap_or_default(),

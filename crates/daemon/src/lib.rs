@@ -13,6 +13,7 @@ mod images;
 mod logs;
 pub mod model;
 pub mod names;
+mod network;
 mod runtime;
 pub mod spec;
 pub mod store;
@@ -38,6 +39,10 @@ pub struct DaemonConfig {
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
     pub hosts: Vec<String>,
+    /// The default bridge's interface name (`none`: no default bridge).
+    pub bridge: String,
+    /// The default bridge's address and subnet, e.g. `172.30.0.1/16`.
+    pub bip: String,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -73,6 +78,7 @@ pub struct Daemon {
     pub(crate) events: broadcast::Sender<ContainerEvent>,
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
+    pub(crate) net: network::NetService,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -108,6 +114,7 @@ impl Daemon {
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
         let (events, _) = broadcast::channel(1024);
+        let net = network::NetService::new(&cfg)?;
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
             cfg,
@@ -121,7 +128,11 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
             event_log: events::EventLog::new(),
+            net,
         });
+        daemon
+            .restore_network()
+            .map_err(|e| format!("restoring networks: {e}"))?;
         daemon
             .restore()
             .await
