@@ -394,7 +394,10 @@ pub fn remove_network_leftovers(exec_root: &Path, bridge: &str) {
                 .status();
         }
     }
-    let table = format!("berth_{}", bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    let table = format!(
+        "berth_{}",
+        bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
     let _ = Command::new("nft")
         .args(["delete", "table", "ip", &table])
         .stderr(Stdio::null())

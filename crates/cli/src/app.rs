@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, run, system};
+use crate::commands::{container, image, network, run, system};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -81,6 +81,8 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -130,6 +132,8 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -605,6 +609,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => network::port(ctx, a).await,
     }
 }
 

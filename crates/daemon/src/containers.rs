@@ -110,7 +110,9 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
 fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<()> {
     match hc.network_mode.as_str() {
         m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(format!("network mode {m:?} is not supported by berth yet")))
+            return Err(ApiError::invalid(format!(
+                "network mode {m:?} is not supported by berth yet"
+            )))
         }
         // Bridge and named networks are checked by the network service (`check_network_mode`).
         _ => {}

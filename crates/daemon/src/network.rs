@@ -191,7 +191,11 @@ impl NetService {
                 for ep in eps {
                     for p in &ep.ports {
                         ports.push(PortRule {
-                            proto: if p.proto == "udp" { Proto::Udp } else { Proto::Tcp },
+                            proto: if p.proto == "udp" {
+                                Proto::Udp
+                            } else {
+                                Proto::Tcp
+                            },
                             host_ip: Some(p.host_ip),
                             host_port: p.host_port,
                             container_ip: ep.ip,
@@ -227,10 +231,7 @@ impl NetService {
         if let Ok(dir) = std::fs::read_dir(self.endpoints_dir()) {
             for e in dir.flatten() {
                 let path = e.path();
-                let Some(id) = path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                else {
+                let Some(id) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else {
                     continue;
                 };
                 let eps: Option<Vec<Endpoint>> = std::fs::read(&path)
@@ -249,7 +250,9 @@ impl NetService {
                             for p in &ep.ports {
                                 match reserve_port(&p.proto, p.host_ip, p.host_port) {
                                     Ok((fd, _)) => fds.push(fd),
-                                    Err(e) => tracing::warn!(container = %id, "re-reserving port {}: {e}", p.host_port),
+                                    Err(e) => {
+                                        tracing::warn!(container = %id, "re-reserving port {}: {e}", p.host_port)
+                                    }
                                 }
                             }
                             keep.push(ep.host_ifname.clone());
@@ -397,11 +400,10 @@ impl NetService {
                 container_port: w.container_port,
             });
         }
-        lock(&self.state)
-            .reservations
-            .insert(c.id.clone(), fds);
+        lock(&self.state).reservations.insert(c.id.clone(), fds);
         let ns = self.netns_path(&c.id);
-        berth_network::netns::create(&ns).map_err(|e| internal(format!("network namespace: {e}")))?;
+        berth_network::netns::create(&ns)
+            .map_err(|e| internal(format!("network namespace: {e}")))?;
         self.ensure_bridge(net).map_err(internal)?;
         self.ops
             .attach(&Attachment {
@@ -448,7 +450,11 @@ impl NetService {
     }
 
     pub(crate) fn endpoints(&self, id: &str) -> Vec<Endpoint> {
-        lock(&self.state).endpoints.get(id).cloned().unwrap_or_default()
+        lock(&self.state)
+            .endpoints
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn network(&self, id: &str) -> Option<Network> {
@@ -547,7 +553,9 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
 
 /// Binds (without listening) a socket on `ip:port`, so the port counts as taken.
 fn reserve_port(proto: &str, ip: Ipv4Addr, port: u16) -> std::io::Result<(OwnedFd, u16)> {
-    use nix::sys::socket::{bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
     let ty = if proto == "udp" {
         SockType::Datagram
     } else {
@@ -616,9 +624,8 @@ impl Daemon {
                 gateway: ep.gateway.to_string(),
                 ip_address: ep.ip.to_string(),
                 ip_prefix_len: i64::from(ep.prefix),
-                dns_names: (net.name != DEFAULT_NETWORK).then(|| {
-                    vec![c.name.clone(), c.id[..12].to_string()]
-                }),
+                dns_names: (net.name != DEFAULT_NETWORK)
+                    .then(|| vec![c.name.clone(), c.id[..12].to_string()]),
                 ..ns.networks.get(&net.name).cloned().unwrap_or_default()
             };
             if net.name == DEFAULT_NETWORK {
@@ -760,7 +767,11 @@ mod tests {
     #[test]
     fn wanted_ports_from_bindings_and_publish_all() {
         let c = container(
-            &[("80/tcp", "", "18080"), ("53/udp", "127.0.0.1", ""), ("81/tcp", "::", "9000")],
+            &[
+                ("80/tcp", "", "18080"),
+                ("53/udp", "127.0.0.1", ""),
+                ("81/tcp", "::", "9000"),
+            ],
             &["80/tcp", "443/tcp"],
             true,
         );

@@ -252,9 +252,15 @@ mod tests {
         // .0 network, .1 gateway, .7 broadcast are never handed out: .2-.6 remain.
         assert_eq!(
             got,
-            ["192.168.7.2", "192.168.7.3", "192.168.7.4", "192.168.7.5", "192.168.7.6"]
-                .map(ip)
-                .to_vec()
+            [
+                "192.168.7.2",
+                "192.168.7.3",
+                "192.168.7.4",
+                "192.168.7.5",
+                "192.168.7.6"
+            ]
+            .map(ip)
+            .to_vec()
         );
         assert!(matches!(p.allocate(), Err(Error::PoolExhausted(_))));
         p.release(ip("192.168.7.4"));

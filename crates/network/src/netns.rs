@@ -13,7 +13,8 @@ use crate::{Error, Result};
 /// the thread's `ns/net` file is what keeps the namespace alive once the thread is gone.
 pub fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(crate::io_err(format!("creating {}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(crate::io_err(format!("creating {}", dir.display())))?;
     }
     std::fs::OpenOptions::new()
         .create(true)
@@ -58,7 +59,10 @@ pub fn is_mounted(path: &Path) -> bool {
     // An nsfs bind mount reports the namespace inode on a device different from the file's
     // directory; an unmounted placeholder is an ordinary empty file.
     use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), path.parent().map(std::fs::metadata)) {
+    match (
+        std::fs::metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
         (Ok(m), Some(Ok(p))) => m.dev() != p.dev(),
         _ => false,
     }

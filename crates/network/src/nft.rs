@@ -117,18 +117,16 @@ impl Ruleset {
             let br = quote(&b.bridge);
             if !b.internal {
                 // Outbound traffic leaves with the host's address.
-                let _ = writeln!(
-                    s,
-                    "    ip saddr {} oifname != {br} masquerade",
-                    b.subnet
-                );
+                let _ = writeln!(s, "    ip saddr {} oifname != {br} masquerade", b.subnet);
             }
             // Connections the host made to 127.0.0.1:<published> reach the container with a
             // loopback source it could not answer; give them the bridge's address instead.
             let _ = writeln!(s, "    ip saddr 127.0.0.0/8 oifname {br} masquerade");
         }
         s.push_str("  }\n");
-        s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+        s.push_str(
+            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+        );
         for b in &self.bridges {
             let br = quote(&b.bridge);
             if b.internal {

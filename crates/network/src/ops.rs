@@ -133,7 +133,10 @@ impl LinkOps for IpCommand {
         // the bridge lets containers' traffic out without making the host a router elsewhere.
         write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/forwarding"), "1")?;
         // Lets DNAT send packets from 127.0.0.1 out of the bridge (published ports on localhost).
-        write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"), "1")
+        write_sysctl(
+            &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
+            "1",
+        )
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
