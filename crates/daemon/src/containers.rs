@@ -320,6 +320,16 @@ impl Daemon {
             let _ = self.runtime.remove_dirs(&id);
             return Err(e);
         }
+        if let Err(e) = self.record_create_networks(
+            &id,
+            &record.host_config.network_mode,
+            req.networking_config.as_ref(),
+        ) {
+            let _ = self.store.delete_container(&id);
+            lock(&self.containers).remove(&id);
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
         self.emit_container(&record, "create", &[]);
         Ok(CreateResponse { id, warnings })
     }
@@ -351,9 +361,14 @@ impl Daemon {
         };
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.
+        let dns = match attached.as_ref().and_then(|a| a.dns) {
+            Some(ip) if hc.dns.as_deref().unwrap_or_default().is_empty() => vec![ip.to_string()],
+            _ => hc.dns.clone().unwrap_or_default(),
+        };
         let resolv = spec::resolv_conf_contents(
             &host_resolv,
-            hc.dns.as_deref().unwrap_or_default(),
+            &dns,
             hc.dns_search.as_deref().unwrap_or_default(),
             hc.dns_options.as_deref().unwrap_or_default(),
             hc.network_mode != "host",
@@ -811,7 +826,7 @@ impl Daemon {
             )));
         }
         self.emit_container(&c, "destroy", &[]);
-        self.net.release(id);
+        self.network_container_removed(id);
         self.runtime
             .remove_dirs(id)
             .map_err(|e| internal(format!("removing container {id}: {e}")))?;

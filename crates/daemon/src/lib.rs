@@ -14,6 +14,7 @@ mod logs;
 pub mod model;
 pub mod names;
 mod network;
+mod networks_api;
 mod runtime;
 pub mod spec;
 pub mod store;

@@ -63,12 +63,36 @@ pub(crate) struct Endpoint {
     pub gateway: Ipv4Addr,
     pub mac: String,
     pub host_ifname: String,
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
+    /// Names the embedded DNS answers with this address (user-defined networks only).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
 }
 
-struct State {
+fn default_ifname() -> String {
+    "eth0".to_string()
+}
+
+/// A container's configured membership of a user-defined network (stored in SQLite).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Membership {
+    pub container_id: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+pub(crate) struct State {
     networks: BTreeMap<String, Network>,
+    /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
+    memberships: HashMap<String, Vec<Membership>>,
     pools: HashMap<String, Pool>,
     /// Container id → its endpoints.
     endpoints: HashMap<String, Vec<Endpoint>>,
@@ -76,6 +100,8 @@ struct State {
     /// while the container runs; the traffic itself is redirected by DNAT before it could
     /// reach them.
     reservations: HashMap<String, Vec<OwnedFd>>,
+    /// Embedded DNS servers, one per user-defined network.
+    dns: HashMap<String, tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) struct NetService {
@@ -83,7 +109,7 @@ pub(crate) struct NetService {
     table: String,
     exec_root: PathBuf,
     default_id: Option<String>,
-    state: Mutex<State>,
+    state: std::sync::Arc<Mutex<State>>,
     /// Serializes nft table replacements so an older ruleset never lands after a newer one.
     apply_lock: Mutex<()>,
 }
@@ -92,6 +118,8 @@ pub(crate) struct NetService {
 pub(crate) struct Attached {
     pub netns: PathBuf,
     pub ip: Ipv4Addr,
+    /// The embedded DNS server's address, for containers whose first network is user-defined.
+    pub dns: Option<Ipv4Addr>,
 }
 
 fn stable_id(seed: &str) -> String {
@@ -108,6 +136,8 @@ impl NetService {
     pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<NetService, String> {
         let mut state = State {
             networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            dns: HashMap::new(),
             pools: HashMap::new(),
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
@@ -157,7 +187,7 @@ impl NetService {
             table,
             exec_root: cfg.exec_root.clone(),
             default_id,
-            state: Mutex::new(state),
+            state: std::sync::Arc::new(Mutex::new(state)),
             apply_lock: Mutex::new(()),
         })
     }
@@ -309,81 +339,202 @@ impl NetService {
         }
     }
 
-    /// The network a container's `NetworkMode` names, if it is a bridge network berth runs.
-    fn network_for(&self, mode: &str) -> Option<Network> {
+    /// Finds a network by full id, name, or unique id prefix (Docker's lookup order).
+    pub(crate) fn find(&self, key: &str) -> Option<Network> {
         let st = lock(&self.state);
-        match mode {
-            "" | "default" | "bridge" => self
-                .default_id
-                .as_ref()
-                .and_then(|id| st.networks.get(id).cloned()),
+        if let Some(n) = st.networks.get(key) {
+            return Some(n.clone());
+        }
+        if let Some(n) = st.networks.values().find(|n| n.name == key) {
+            return Some(n.clone());
+        }
+        let mut by_prefix = st.networks.values().filter(|n| n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) if !key.is_empty() => Some(n.clone()),
             _ => None,
         }
+    }
+
+    /// The network a container's `NetworkMode` names, if it is a bridge network berth runs.
+    fn network_for(&self, mode: &str) -> Option<Network> {
+        match mode {
+            "" | "default" | "bridge" => {
+                let st = lock(&self.state);
+                self.default_id
+                    .as_ref()
+                    .and_then(|id| st.networks.get(id).cloned())
+            }
+            "none" | "host" => None,
+            m if m.starts_with("container:") => None,
+            m => self.find(m),
+        }
+    }
+
+    /// The networks a container joins at start, first one first (it gets the default route).
+    fn plan(&self, c: &Container) -> crate::Result<Vec<(Network, Membership)>> {
+        let mut out = Vec::new();
+        let mode = c.host_config.network_mode.as_str();
+        let members = lock(&self.state)
+            .memberships
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_default();
+        let plain = |n: &Network| Membership {
+            container_id: c.id.clone(),
+            network_id: n.id.clone(),
+            aliases: Vec::new(),
+            ipv4: None,
+        };
+        if !matches!(mode, "none" | "host") && !mode.starts_with("container:") {
+            match self.network_for(mode) {
+                Some(n) => {
+                    let m = members
+                        .iter()
+                        .find(|m| m.network_id == n.id)
+                        .cloned()
+                        .unwrap_or_else(|| plain(&n));
+                    out.push((n, m));
+                }
+                None if matches!(mode, "" | "default" | "bridge") => {}
+                None => return Err(ApiError::not_found(format!("network {mode} not found"))),
+            }
+        }
+        for m in members {
+            if out.iter().any(|(n, _)| n.id == m.network_id) {
+                continue;
+            }
+            if let Some(n) = self.network(&m.network_id) {
+                out.push((n, m));
+            }
+        }
+        Ok(out)
     }
 
     /// Prepares the namespace of a container about to start, or `None` when the container
     /// needs no bridge (host, none, or the default bridge disabled).
     pub(crate) fn setup(&self, c: &Container) -> crate::Result<Option<Attached>> {
-        let Some(net) = self.network_for(&c.host_config.network_mode) else {
+        if matches!(c.host_config.network_mode.as_str(), "none" | "host") {
             return Ok(None);
-        };
+        }
+        let plan = self.plan(c)?;
+        if plan.is_empty() {
+            return Ok(None);
+        }
         // A previous run may have left its endpoint behind (e.g. a start that failed late).
         self.release(&c.id);
         let ports = wanted_ports(c)?;
+        let res = self.setup_inner(c, &plan, &ports);
+        if res.is_err() {
+            self.release(&c.id);
+        }
+        res.map(Some)
+    }
+
+    fn setup_inner(
+        &self,
+        c: &Container,
+        plan: &[(Network, Membership)],
+        ports: &[WantedPort],
+    ) -> crate::Result<Attached> {
+        let ns = self.netns_path(&c.id);
+        berth_network::netns::create(&ns)
+            .map_err(|e| internal(format!("network namespace: {e}")))?;
+        for (i, (net, m)) in plan.iter().enumerate() {
+            let ep = self.attach_one(c, net, m, &format!("eth{i}"), i == 0)?;
+            if i == 0 {
+                let mut ep = ep;
+                self.publish(c, &mut ep, ports)?;
+                let mut st = lock(&self.state);
+                if let Some(eps) = st.endpoints.get_mut(&c.id) {
+                    eps[0] = ep;
+                }
+            }
+        }
+        self.persist(&c.id).map_err(internal)?;
+        if !ports.is_empty() {
+            self.apply_rules()
+                .map_err(|e| internal(format!("publishing ports: {e}")))?;
+        }
+        let first = &plan[0].0;
+        let ip = self.endpoints(&c.id)[0].ip;
+        Ok(Attached {
+            netns: ns,
+            ip,
+            dns: (first.name != DEFAULT_NETWORK).then_some(first.gateway),
+        })
+    }
+
+    /// Adds one interface for `net` to the container's (existing) namespace and registers the
+    /// endpoint, so that `release` undoes it whatever fails later.
+    fn attach_one(
+        &self,
+        c: &Container,
+        net: &Network,
+        m: &Membership,
+        ifname: &str,
+        default_route: bool,
+    ) -> crate::Result<Endpoint> {
         let ip = {
             let mut st = lock(&self.state);
             let pool = st
                 .pools
                 .get_mut(&net.id)
                 .ok_or_else(|| internal("network has no address pool"))?;
-            pool.allocate().map_err(internal)?
+            match m.ipv4 {
+                Some(ip) => {
+                    pool.reserve(ip).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "invalid IPv4 address {ip} for network {}: {e}",
+                            net.name
+                        ))
+                    })?;
+                    ip
+                }
+                None => pool.allocate().map_err(internal)?,
+            }
         };
-        let endpoint_id = random_id();
-        let mut ep = Endpoint {
+        let mut dns_names = Vec::new();
+        if net.name != DEFAULT_NETWORK {
+            dns_names.push(c.name.clone());
+            dns_names.extend(m.aliases.iter().cloned());
+            dns_names.push(c.id[..12].to_string());
+        }
+        let ep = Endpoint {
             container_id: c.id.clone(),
             network_id: net.id.clone(),
-            endpoint_id: endpoint_id.clone(),
+            endpoint_id: random_id(),
             ip,
             prefix: net.subnet.prefix(),
             gateway: net.gateway,
             mac: mac_for(ip),
             host_ifname: format!("vb{}", &stable_id(&format!("{}:{}", c.id, net.id))[..12]),
+            ifname: ifname.to_string(),
+            dns_names,
+            aliases: m.aliases.clone(),
             ports: Vec::new(),
         };
-        // Register first: whatever fails below is undone by `release`.
-        {
-            let mut st = lock(&self.state);
-            st.endpoints.insert(c.id.clone(), vec![ep.clone()]);
-        }
-        let res = self.plumb(c, &net, &mut ep, &ports);
-        if let Err(e) = res {
-            self.release(&c.id);
-            return Err(e);
-        }
-        {
-            let mut st = lock(&self.state);
-            st.endpoints.insert(c.id.clone(), vec![ep.clone()]);
-        }
-        self.persist(&c.id).map_err(internal)?;
-        if !ep.ports.is_empty() {
-            if let Err(e) = self.apply_rules() {
-                self.release(&c.id);
-                return Err(internal(format!("publishing ports: {e}")));
-            }
-        }
-        Ok(Some(Attached {
-            netns: self.netns_path(&c.id),
-            ip,
-        }))
+        lock(&self.state)
+            .endpoints
+            .entry(c.id.clone())
+            .or_default()
+            .push(ep.clone());
+        self.ensure_bridge(net).map_err(internal)?;
+        self.ops
+            .attach(&Attachment {
+                bridge: net.bridge.clone(),
+                host_ifname: ep.host_ifname.clone(),
+                netns: self.netns_path(&c.id),
+                ifname: ifname.to_string(),
+                address: ep.ip,
+                prefix: ep.prefix,
+                gateway: (!net.internal && default_route).then_some(net.gateway),
+                mac: ep.mac.clone(),
+            })
+            .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
+        Ok(ep)
     }
 
-    fn plumb(
-        &self,
-        c: &Container,
-        net: &Network,
-        ep: &mut Endpoint,
-        ports: &[WantedPort],
-    ) -> crate::Result<()> {
+    fn publish(&self, c: &Container, ep: &mut Endpoint, ports: &[WantedPort]) -> crate::Result<()> {
         let mut fds = Vec::new();
         for w in ports {
             let (fd, port) = reserve_any(w).map_err(|msg| {
@@ -401,22 +552,55 @@ impl NetService {
             });
         }
         lock(&self.state).reservations.insert(c.id.clone(), fds);
-        let ns = self.netns_path(&c.id);
-        berth_network::netns::create(&ns)
-            .map_err(|e| internal(format!("network namespace: {e}")))?;
-        self.ensure_bridge(net).map_err(internal)?;
-        self.ops
-            .attach(&Attachment {
-                bridge: net.bridge.clone(),
-                host_ifname: ep.host_ifname.clone(),
-                netns: ns,
-                ifname: "eth0".to_string(),
-                address: ep.ip,
-                prefix: ep.prefix,
-                gateway: (!net.internal).then_some(net.gateway),
-                mac: ep.mac.clone(),
-            })
-            .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))
+        Ok(())
+    }
+
+    /// Connects a running container to one more network (a new `ethN` in its namespace).
+    pub(crate) fn hot_attach(
+        &self,
+        c: &Container,
+        net: &Network,
+        m: &Membership,
+    ) -> crate::Result<()> {
+        let eps = self.endpoints(&c.id);
+        if eps.is_empty() && !berth_network::netns::is_mounted(&self.netns_path(&c.id)) {
+            return Err(ApiError::conflict(format!(
+                "container {} has no network namespace berth manages (network mode {:?})",
+                c.name, c.host_config.network_mode
+            )));
+        }
+        let mut n = 0;
+        while eps.iter().any(|e| e.ifname == format!("eth{n}")) {
+            n += 1;
+        }
+        let res = self.attach_one(c, net, m, &format!("eth{n}"), eps.is_empty());
+        if let Err(e) = res {
+            self.detach_one(&c.id, &net.id);
+            return Err(e);
+        }
+        self.persist(&c.id).map_err(internal)
+    }
+
+    /// Removes one network's interface from a running container.
+    pub(crate) fn detach_one(&self, id: &str, network_id: &str) {
+        let ep = {
+            let mut st = lock(&self.state);
+            let Some(eps) = st.endpoints.get_mut(id) else {
+                return;
+            };
+            let Some(pos) = eps.iter().position(|e| e.network_id == network_id) else {
+                return;
+            };
+            let ep = eps.remove(pos);
+            if let Some(pool) = st.pools.get_mut(network_id) {
+                pool.release(ep.ip);
+            }
+            ep
+        };
+        if let Err(e) = self.ops.delete_link(&ep.host_ifname) {
+            tracing::warn!(container = id, "removing {}: {e}", ep.host_ifname);
+        }
+        let _ = self.persist(id);
     }
 
     /// Undoes [`setup`](Self::setup): interfaces, address, ports, rules, namespace. Idempotent.
@@ -447,6 +631,132 @@ impl NetService {
             tracing::warn!(container = id, "removing network namespace: {e}");
         }
         let _ = std::fs::remove_file(self.endpoint_file(id));
+    }
+
+    pub(crate) fn all_networks(&self) -> Vec<Network> {
+        lock(&self.state).networks.values().cloned().collect()
+    }
+
+    /// Running containers on a network and their endpoints there.
+    pub(crate) fn members(&self, network_id: &str) -> Vec<(String, Endpoint)> {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        for (cid, eps) in &st.endpoints {
+            for ep in eps.iter().filter(|e| e.network_id == network_id) {
+                out.push((cid.clone(), ep.clone()));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn has_memberships(&self, network_id: &str) -> bool {
+        lock(&self.state)
+            .memberships
+            .values()
+            .any(|ms| ms.iter().any(|m| m.network_id == network_id))
+    }
+
+    pub(crate) fn memberships(&self, id: &str) -> Vec<Membership> {
+        lock(&self.state)
+            .memberships
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn set_memberships(&self, id: &str, ms: Vec<Membership>) {
+        let mut st = lock(&self.state);
+        if ms.is_empty() {
+            st.memberships.remove(id);
+        } else {
+            st.memberships.insert(id.to_string(), ms);
+        }
+    }
+
+    pub(crate) fn add_membership(&self, m: Membership) {
+        let mut st = lock(&self.state);
+        let list = st.memberships.entry(m.container_id.clone()).or_default();
+        list.retain(|x| x.network_id != m.network_id);
+        list.push(m);
+    }
+
+    pub(crate) fn remove_membership(&self, id: &str, network_id: &str) {
+        let mut st = lock(&self.state);
+        if let Some(list) = st.memberships.get_mut(id) {
+            list.retain(|x| x.network_id != network_id);
+        }
+    }
+
+    fn bridges_dir(&self) -> PathBuf {
+        self.exec_root.join("network").join("bridges")
+    }
+
+    /// Brings up a user-defined network: its bridge, its DNS server and its rules.
+    pub(crate) fn add_network(&self, n: Network, pool: Pool) -> std::result::Result<(), String> {
+        // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
+        let _ = std::fs::create_dir_all(self.bridges_dir());
+        let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
+        self.ensure_bridge(&n)?;
+        let dns = self.start_dns(&n);
+        {
+            let mut st = lock(&self.state);
+            st.pools.insert(n.id.clone(), pool);
+            st.networks.insert(n.id.clone(), n.clone());
+            match dns {
+                Ok(task) => {
+                    st.dns.insert(n.id.clone(), task);
+                }
+                Err(e) => tracing::warn!(network = %n.name, "embedded DNS not started: {e}"),
+            }
+        }
+        self.apply_rules()
+    }
+
+    /// Removes a user-defined network's bridge, DNS server and rules.
+    pub(crate) fn remove_network(&self, id: &str) {
+        let net = {
+            let mut st = lock(&self.state);
+            if let Some(task) = st.dns.remove(id) {
+                task.abort();
+            }
+            st.pools.remove(id);
+            for ms in st.memberships.values_mut() {
+                ms.retain(|m| m.network_id != id);
+            }
+            st.networks.remove(id)
+        };
+        if let Some(n) = net {
+            for port in self.ops.bridge_ports(&n.bridge) {
+                let _ = self.ops.delete_link(&port);
+            }
+            if let Err(e) = self.ops.delete_link(&n.bridge) {
+                tracing::warn!(network = %n.name, "deleting bridge: {e}");
+            }
+            let _ = std::fs::remove_file(self.bridges_dir().join(&n.bridge));
+        }
+        if let Err(e) = self.apply_rules() {
+            tracing::warn!("updating rules: {e}");
+        }
+    }
+
+    /// Serves DNS for a user-defined network on its gateway address (port 53).
+    fn start_dns(&self, n: &Network) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let std_sock = std::net::UdpSocket::bind((n.gateway, 53))?;
+        std_sock.set_nonblocking(true)?;
+        let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+        let state = self.state.clone();
+        let net_id = n.id.clone();
+        let subnet = n.subnet;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (upstream, search) = upstream_resolvers(&host_resolv);
+        Ok(tokio::spawn(serve_dns(
+            std::sync::Arc::new(sock),
+            state,
+            net_id,
+            subnet,
+            upstream,
+            search,
+        )))
     }
 
     pub(crate) fn endpoints(&self, id: &str) -> Vec<Endpoint> {
@@ -624,8 +934,8 @@ impl Daemon {
                 gateway: ep.gateway.to_string(),
                 ip_address: ep.ip.to_string(),
                 ip_prefix_len: i64::from(ep.prefix),
-                dns_names: (net.name != DEFAULT_NETWORK)
-                    .then(|| vec![c.name.clone(), c.id[..12].to_string()]),
+                aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+                dns_names: (!ep.dns_names.is_empty()).then(|| ep.dns_names.clone()),
                 ..ns.networks.get(&net.name).cloned().unwrap_or_default()
             };
             if net.name == DEFAULT_NETWORK {
@@ -702,6 +1012,7 @@ impl Daemon {
 
     /// Re-attaches what survived a daemon restart; called before containers are restored.
     pub(crate) fn restore_network(&self) -> std::result::Result<(), String> {
+        self.load_networks()?;
         let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
         let running: Vec<String> = records
             .iter()
@@ -821,4 +1132,144 @@ mod tests {
         drop(fd);
         assert!(reserve_any(&w).is_ok());
     }
+}
+
+/// Non-loopback nameservers and the search domains of the host's resolv.conf.
+fn upstream_resolvers(resolv: &str) -> (Vec<std::net::SocketAddr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for line in resolv.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(ip) = w.next().and_then(|s| s.parse::<std::net::IpAddr>().ok()) {
+                    if !ip.is_loopback() {
+                        servers.push(std::net::SocketAddr::new(ip, 53));
+                    }
+                }
+            }
+            Some("search") | Some("domain") => {
+                search = w
+                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    (servers, search)
+}
+
+/// The addresses `name` has on a network: container names, aliases and short ids of the
+/// running members. `None` when the name is unknown there.
+fn lookup(
+    st: &State,
+    network_id: &str,
+    client: Ipv4Addr,
+    name: &str,
+    search: &[String],
+) -> Option<Vec<Ipv4Addr>> {
+    // The asking container sees the members of every network it is on (as with Docker's
+    // per-container resolver), not just the one whose gateway it asked.
+    let mut networks: Vec<&str> = vec![network_id];
+    if let Some(eps) = st.endpoints.values().find(|eps| {
+        eps.iter()
+            .any(|e| e.network_id == network_id && e.ip == client)
+    }) {
+        networks = eps.iter().map(|e| e.network_id.as_str()).collect();
+    }
+    let name = name.trim_end_matches('.');
+    let mut candidates = vec![name.to_string()];
+    for dom in search {
+        if let Some(short) = name.strip_suffix(&format!(".{dom}")) {
+            candidates.push(short.to_string());
+        }
+    }
+    let mut found = Vec::new();
+    for eps in st.endpoints.values() {
+        for ep in eps
+            .iter()
+            .filter(|e| networks.contains(&e.network_id.as_str()))
+        {
+            if ep
+                .dns_names
+                .iter()
+                .any(|n| candidates.iter().any(|c| n.eq_ignore_ascii_case(c)))
+            {
+                found.push(ep.ip);
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+async fn serve_dns(
+    sock: std::sync::Arc<tokio::net::UdpSocket>,
+    state: std::sync::Arc<Mutex<State>>,
+    network_id: String,
+    subnet: Subnet,
+    upstream: Vec<std::net::SocketAddr>,
+    search: Vec<String>,
+) {
+    use berth_network::dns;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        // Only members of this network get answers: other networks stay invisible.
+        let std::net::SocketAddr::V4(src4) = src else {
+            continue;
+        };
+        if !subnet.contains(*src4.ip()) {
+            continue;
+        }
+        let msg = buf[..n].to_vec();
+        let Some(q) = dns::parse_query(&msg) else {
+            continue;
+        };
+        let found = lookup(&lock(&state), &network_id, *src4.ip(), &q.name, &search);
+        match found {
+            Some(addrs) => {
+                let addrs = if q.qtype == dns::TYPE_A {
+                    addrs
+                } else {
+                    Vec::new()
+                };
+                let _ = sock.send_to(&dns::answer(&q, &addrs, 0), src).await;
+            }
+            None if upstream.is_empty() || !q.name.contains('.') => {
+                // A single-label name that is no container here: nothing upstream knows it.
+                let _ = sock
+                    .send_to(&dns::answer(&q, &[], dns::RCODE_NXDOMAIN), src)
+                    .await;
+            }
+            None => {
+                let sock = sock.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let reply = forward(&msg, &upstream).await;
+                    let out = reply.unwrap_or_else(|| dns::answer(&q, &[], dns::RCODE_SERVFAIL));
+                    let _ = sock.send_to(&out, src).await;
+                });
+            }
+        }
+    }
+}
+
+/// Relays a query to the host's resolvers, first answer wins.
+async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8>> {
+    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
+    for server in upstream {
+        if sock.send_to(msg, server).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv_from(&mut buf)).await
+        {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
 }

@@ -6,6 +6,7 @@
 //! ([`ops::IpCommand`]) drives iproute2's `ip` (with `-batch` to keep process spawns few),
 //! and nftables rules are applied as one atomic script through the `nft` binary.
 
+pub mod dns;
 pub mod ipam;
 pub mod netns;
 pub mod nft;
