@@ -81,14 +81,15 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("test root");
         // 16 bits from the process and the counter pick both the bridge name and a /24 in
-        // 10.0.0.0/8 that no other test daemon running at the same time uses.
+        // 10.0.0.0/8 that no other test daemon running at the same time uses: the default
+        // bridge takes its lower half, the upper half (`spare_subnet`) is the test's own.
         let key = ((std::process::id() % 1000) << 6) | (n % 64);
         let mut d = Daemon {
             socket: root.join("berth.sock"),
             root,
             cgroup_parent: format!("berth-test-{tag}"),
             bridge: format!("bt{key}"),
-            bip: format!("10.{}.{}.1/24", key >> 8, key & 0xff),
+            bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
         };
         d.spawn();
@@ -129,6 +130,14 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("berthd did not come up:\n{}", self.log());
+    }
+
+    /// A /27 no other test daemon uses (`i` in 0..4), for networks a test creates.
+    pub fn spare_subnet(&self, i: u8) -> String {
+        let ip = self.bip.split('/').next().expect("bip");
+        let mut parts: Vec<&str> = ip.split('.').collect();
+        parts.pop();
+        format!("{}.{}/27", parts.join("."), 128 + 32 * (i % 4))
     }
 
     pub fn log(&self) -> String {

@@ -110,7 +110,7 @@ fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
         "{fields:?}"
     );
     assert_eq!(fields[2], format!("{prefix}1"));
-    assert_eq!(fields[3], "24");
+    assert_eq!(fields[3], "25");
     assert!(fields[4].starts_with("02:42:"), "{fields:?}");
     let route = stdout(&d.docker(&["exec", "c1", "ip", "route"]));
     assert!(route.contains(&format!("default via {prefix}1")), "{route}");
@@ -377,4 +377,328 @@ fn daemon_start_removes_stale_interfaces_and_rules() {
     }
     assert!(gone, "stale veth survived the restart");
     assert!(!nft_table(&d).contains("192.0.2.99"), "{}", nft_table(&d));
+}
+
+/// Removes a network with the docker CLI when the test ends, also on failure (the harness
+/// deletes the bridge either way; this keeps the daemon's records tidy too).
+struct NetGuard<'a>(&'a Daemon, &'static str);
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.docker(&["network", "rm", self.1]);
+    }
+}
+
+#[test]
+fn user_defined_networks_resolve_names_and_are_isolated() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    // Acceptance 2 as written: no subnet given, the daemon picks a free one.
+    assert_ok(
+        &d.docker(&["network", "create", "appnet"]),
+        "network create",
+    );
+    let _g1 = NetGuard(&d, "appnet");
+    let other = d.spare_subnet(0);
+    assert_ok(
+        &d.berth(&["network", "create", "--subnet", &other, "othernet"]),
+        "berth network create",
+    );
+    let _g2 = NetGuard(&d, "othernet");
+    let out = d.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    let names = stdout(&out);
+    for n in ["appnet bridge", "othernet bridge", "bridge bridge"] {
+        assert!(names.lines().any(|l| l == n), "{n} missing in {names}");
+    }
+    let out = d.berth(&["network", "ls", "-f", "name=other", "-q"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "b",
+            "--network",
+            "appnet",
+            "--network-alias",
+            "webalias",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-b > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+        ]),
+        "run b",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "a",
+            "--network",
+            "appnet",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run a",
+    );
+    assert_ok(
+        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
+        "ping b by name",
+    );
+    let fetch = |who: &str, host: &str| {
+        let out = d.docker(&[
+            "exec",
+            who,
+            "wget",
+            "-qO-",
+            &format!("http://{host}:8080/index.html"),
+        ]);
+        stdout(&out)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || fetch("a", "b") == "hello-b\n"),
+        "wget by name: {}",
+        fetch("a", "b")
+    );
+    assert_eq!(fetch("a", "webalias"), "hello-b\n", "by alias");
+    let b_id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "b"]));
+    assert_eq!(fetch("a", &b_id[..12]), "hello-b\n", "by short id");
+
+    // Inspect: the network lists both containers; the container lists the network.
+    let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "appnet"]);
+    assert_eq!(stdout(&out), "2\n");
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"appnet\").Aliases}}",
+        "b",
+    ]);
+    assert_eq!(stdout(&out), "[webalias]\n");
+
+    // A container on another network reaches neither the names nor the addresses.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "c",
+            "--network",
+            "othernet",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run c",
+    );
+    let b_ip = stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"appnet\").IPAddress}}",
+        "b",
+    ]));
+    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    assert!(!out.status.success(), "othernet reached appnet by address");
+    let out = d.docker(&["exec", "c", "nslookup", "b"]);
+    assert!(
+        !stdout(&out).contains(b_ip.trim()),
+        "othernet resolved b: {}",
+        stdout(&out)
+    );
+
+    // connect: c joins appnet with an alias and a fixed address and now reaches b.
+    let fixed = {
+        let gw = stdout(&d.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "appnet",
+        ]));
+        let mut p: Vec<String> = gw.trim().split('.').map(String::from).collect();
+        p[3] = "200".into();
+        p.join(".")
+    };
+    assert_ok(
+        &d.berth(&[
+            "network", "connect", "--alias", "cee", "--ip", &fixed, "appnet", "c",
+        ]),
+        "network connect",
+    );
+    assert!(eventually(Duration::from_secs(5), || fetch("c", "b") == "hello-b\n"));
+    assert_ok(
+        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "cee"]),
+        "ping the alias",
+    );
+    let out = d.docker(&["exec", "c", "ip", "-4", "-o", "addr"]);
+    assert!(
+        stdout(&out).contains(&format!("inet {fixed}/")),
+        "{}",
+        stdout(&out)
+    );
+    // Twice is an error; removing a network in use too.
+    let out = d.docker(&["network", "connect", "appnet", "c"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already exists in network appnet"),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = d.api("DELETE", "/networks/appnet", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("has active endpoints"), "{body}");
+    // disconnect cuts it off again.
+    assert_ok(
+        &d.docker(&["network", "disconnect", "appnet", "c"]),
+        "disconnect",
+    );
+    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    assert!(
+        !out.status.success(),
+        "disconnected container still reaches appnet"
+    );
+
+    // Once empty, networks go away with their bridges.
+    let bridge = stdout(&d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        "appnet",
+    ]));
+    assert_ok(&d.docker(&["rm", "-f", "a", "b", "c"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "appnet"]), "network rm");
+    let out = d.berth(&["network", "prune", "-f"]);
+    assert!(stdout(&out).contains("othernet"), "{}", stdout(&out));
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(bridge.trim())
+        .exists());
+    let out = d.docker(&["network", "ls", "-q"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "only bridge is left");
+}
+
+#[test]
+fn network_bad_input_gets_clear_errors() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let s0 = d.spare_subnet(1);
+    let create = |body: &str| d.api("POST", "/networks/create", Some(body));
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n1","IPAM":{{"Config":[{{"Subnet":"{s0}"}}]}}}}"#
+    ));
+    assert_eq!(st, 201, "{body}");
+    let _g = NetGuard(&d, "n1");
+    // Overlapping subnets.
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n2","IPAM":{{"Config":[{{"Subnet":"{s0}"}}]}}}}"#
+    ));
+    assert_eq!(st, 403, "{body}");
+    assert!(body.contains("overlaps"), "{body}");
+    // Invalid CIDR.
+    let (st, body) = create(r#"{"Name":"n3","IPAM":{"Config":[{"Subnet":"10.300.0.0/16"}]}}"#);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid CIDR address"), "{body}");
+    // Gateway outside the subnet.
+    let s1 = d.spare_subnet(2);
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n4","IPAM":{{"Config":[{{"Subnet":"{s1}","Gateway":"192.0.2.77"}}]}}}}"#
+    ));
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not in subnet"), "{body}");
+    // Duplicate name, missing name, predefined name, unknown network.
+    let (st, _) = create(&format!(
+        r#"{{"Name":"n1","IPAM":{{"Config":[{{"Subnet":"{s1}"}}]}}}}"#
+    ));
+    assert_eq!(st, 409);
+    let (st, _) = create(r#"{"Name":""}"#);
+    assert_eq!(st, 400);
+    let (st, _) = create(r#"{"Name":"host"}"#);
+    assert_eq!(st, 403);
+    let (st, _) = d.api("GET", "/networks/nosuchnet", None);
+    assert_eq!(st, 404);
+    let (st, _) = d.api("DELETE", "/networks/bridge", None);
+    assert_eq!(st, 403);
+    let out = d.docker(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
+    assert!(!out.status.success());
+    // Nothing was lost: n1 is still there.
+    let (st, _) = d.api("GET", "/networks/n1", None);
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn user_networks_survive_a_daemon_crash() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let subnet = d.spare_subnet(3);
+    // The harness deletes the bridge (recorded under the exec root) if this test fails.
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "keep"]),
+        "create",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "keep",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+        ]),
+        "run srv",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "cli",
+            "--network",
+            "keep",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run cli",
+    );
+    d.kill9();
+    d.restart();
+    let fetch =
+        || stdout(&d.docker(&["exec", "cli", "wget", "-qO-", "http://srv:8080/index.html"]));
+    assert!(
+        eventually(Duration::from_secs(5), || fetch() == "kept\n"),
+        "{}",
+        fetch()
+    );
+    let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "keep"]);
+    assert_eq!(stdout(&out), "2\n");
+    // A new member never gets an address already in use.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "srv",
+    ]);
+    assert_ok(&out, "new member resolves srv");
+    assert_ok(&d.docker(&["rm", "-f", "srv", "cli"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "keep"]), "network rm");
+    let table = nft_table(&d);
+    assert!(!table.contains("br-"), "{table}");
 }

@@ -89,6 +89,9 @@ pub enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -610,6 +613,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => network::port(ctx, a).await,
+        Cmd::Network(c) => network::network(ctx, c).await,
     }
 }
 
