@@ -1023,117 +1023,6 @@ impl Daemon {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn container(bindings: &[(&str, &str, &str)], exposed: &[&str], all: bool) -> Container {
-        let mut hc = ct::HostConfig::default();
-        let mut map: ct::PortMap = BTreeMap::new();
-        for (k, ip, port) in bindings {
-            map.entry(k.to_string())
-                .or_insert(Some(Vec::new()))
-                .as_mut()
-                .unwrap()
-                .push(ct::PortBinding {
-                    host_ip: ip.to_string(),
-                    host_port: port.to_string(),
-                });
-        }
-        hc.port_bindings = Some(map);
-        hc.publish_all_ports = all;
-        let mut cfg = ct::Config::default();
-        cfg.exposed_ports = Some(
-            exposed
-                .iter()
-                .map(|e| (e.to_string(), serde_json::json!({})))
-                .collect(),
-        );
-        Container {
-            id: "a".repeat(64),
-            name: "x".into(),
-            created: String::new(),
-            path: String::new(),
-            args: Vec::new(),
-            config: cfg,
-            host_config: hc,
-            image_id: String::new(),
-            top_layer: None,
-            state: Default::default(),
-            restart_count: 0,
-            exec_ids: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn port_keys() {
-        assert_eq!(parse_port_key("80/tcp").unwrap(), (80, "tcp".into()));
-        assert_eq!(parse_port_key("53/UDP").unwrap(), (53, "udp".into()));
-        assert_eq!(parse_port_key("80").unwrap(), (80, "tcp".into()));
-        assert!(parse_port_key("80/sctp").is_err());
-        assert!(parse_port_key("0/tcp").is_err());
-        assert!(parse_port_key("x/tcp").is_err());
-    }
-
-    #[test]
-    fn wanted_ports_from_bindings_and_publish_all() {
-        let c = container(
-            &[
-                ("80/tcp", "", "18080"),
-                ("53/udp", "127.0.0.1", ""),
-                ("81/tcp", "::", "9000"),
-            ],
-            &["80/tcp", "443/tcp"],
-            true,
-        );
-        let w = wanted_ports(&c).unwrap();
-        assert_eq!(
-            w,
-            vec![
-                WantedPort {
-                    proto: "udp".into(),
-                    host_ip: "127.0.0.1".parse().unwrap(),
-                    host_ports: (0, 0),
-                    container_port: 53
-                },
-                WantedPort {
-                    proto: "tcp".into(),
-                    host_ip: Ipv4Addr::UNSPECIFIED,
-                    host_ports: (18080, 18080),
-                    container_port: 80
-                },
-                WantedPort {
-                    proto: "tcp".into(),
-                    host_ip: Ipv4Addr::UNSPECIFIED,
-                    host_ports: (0, 0),
-                    container_port: 443
-                },
-            ]
-        );
-        let bad = container(&[("80/tcp", "nope", "1")], &[], false);
-        assert!(wanted_ports(&bad).is_err());
-        let bad = container(&[("80/tcp", "", "9-1")], &[], false);
-        assert!(wanted_ports(&bad).is_err());
-        assert_eq!(parse_host_ports("8000-8002").unwrap(), (8000, 8002));
-    }
-
-    #[test]
-    fn a_reserved_port_cannot_be_taken_twice() {
-        let (fd, port) = reserve_port("tcp", Ipv4Addr::LOCALHOST, 0).unwrap();
-        assert_ne!(port, 0);
-        let w = WantedPort {
-            proto: "tcp".into(),
-            host_ip: Ipv4Addr::LOCALHOST,
-            host_ports: (port, port),
-            container_port: 80,
-        };
-        let err = reserve_any(&w).unwrap_err();
-        assert!(err.contains("port is already allocated"), "{err}");
-        drop(fd);
-        assert!(reserve_any(&w).is_ok());
-    }
-}
-
 /// Non-loopback nameservers and the search domains of the host's resolv.conf.
 fn upstream_resolvers(resolv: &str) -> (Vec<std::net::SocketAddr>, Vec<String>) {
     let mut servers = Vec::new();
@@ -1272,4 +1161,186 @@ async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(bindings: &[(&str, &str, &str)], exposed: &[&str], all: bool) -> Container {
+        let mut hc = ct::HostConfig::default();
+        let mut map: ct::PortMap = BTreeMap::new();
+        for (k, ip, port) in bindings {
+            map.entry(k.to_string())
+                .or_insert(Some(Vec::new()))
+                .as_mut()
+                .unwrap()
+                .push(ct::PortBinding {
+                    host_ip: ip.to_string(),
+                    host_port: port.to_string(),
+                });
+        }
+        hc.port_bindings = Some(map);
+        hc.publish_all_ports = all;
+        let cfg = ct::Config {
+            exposed_ports: Some(
+                exposed
+                    .iter()
+                    .map(|e| (e.to_string(), serde_json::json!({})))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        Container {
+            id: "a".repeat(64),
+            name: "x".into(),
+            created: String::new(),
+            path: String::new(),
+            args: Vec::new(),
+            config: cfg,
+            host_config: hc,
+            image_id: String::new(),
+            top_layer: None,
+            state: Default::default(),
+            restart_count: 0,
+            exec_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn port_keys() {
+        assert_eq!(parse_port_key("80/tcp").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port_key("53/UDP").unwrap(), (53, "udp".into()));
+        assert_eq!(parse_port_key("80").unwrap(), (80, "tcp".into()));
+        assert!(parse_port_key("80/sctp").is_err());
+        assert!(parse_port_key("0/tcp").is_err());
+        assert!(parse_port_key("x/tcp").is_err());
+    }
+
+    #[test]
+    fn wanted_ports_from_bindings_and_publish_all() {
+        let c = container(
+            &[
+                ("80/tcp", "", "18080"),
+                ("53/udp", "127.0.0.1", ""),
+                ("81/tcp", "::", "9000"),
+            ],
+            &["80/tcp", "443/tcp"],
+            true,
+        );
+        let w = wanted_ports(&c).unwrap();
+        assert_eq!(
+            w,
+            vec![
+                WantedPort {
+                    proto: "udp".into(),
+                    host_ip: "127.0.0.1".parse().unwrap(),
+                    host_ports: (0, 0),
+                    container_port: 53
+                },
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ports: (18080, 18080),
+                    container_port: 80
+                },
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ports: (0, 0),
+                    container_port: 443
+                },
+            ]
+        );
+        let bad = container(&[("80/tcp", "nope", "1")], &[], false);
+        assert!(wanted_ports(&bad).is_err());
+        let bad = container(&[("80/tcp", "", "9-1")], &[], false);
+        assert!(wanted_ports(&bad).is_err());
+        assert_eq!(parse_host_ports("8000-8002").unwrap(), (8000, 8002));
+    }
+
+    #[test]
+    fn a_reserved_port_cannot_be_taken_twice() {
+        let (fd, port) = reserve_port("tcp", Ipv4Addr::LOCALHOST, 0).unwrap();
+        assert_ne!(port, 0);
+        let w = WantedPort {
+            proto: "tcp".into(),
+            host_ip: Ipv4Addr::LOCALHOST,
+            host_ports: (port, port),
+            container_port: 80,
+        };
+        let err = reserve_any(&w).unwrap_err();
+        assert!(err.contains("port is already allocated"), "{err}");
+        drop(fd);
+        assert!(reserve_any(&w).is_ok());
+    }
+
+    fn ep(cid: &str, net: &str, ip: &str, names: &[&str]) -> Endpoint {
+        Endpoint {
+            container_id: cid.into(),
+            network_id: net.into(),
+            endpoint_id: String::new(),
+            ip: ip.parse().unwrap(),
+            prefix: 24,
+            gateway: "10.0.0.1".parse().unwrap(),
+            mac: String::new(),
+            host_ifname: String::new(),
+            ifname: "eth0".into(),
+            dns_names: names.iter().map(|s| s.to_string()).collect(),
+            aliases: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dns_lookup_sees_the_askers_networks_only() {
+        let mut st = State {
+            networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            pools: HashMap::new(),
+            endpoints: HashMap::new(),
+            reservations: HashMap::new(),
+            dns: HashMap::new(),
+        };
+        st.endpoints
+            .insert("a".into(), vec![ep("a", "n1", "10.0.0.2", &["a"])]);
+        st.endpoints.insert(
+            "b".into(),
+            vec![ep("b", "n1", "10.0.0.3", &["b", "web", "bbbbbbbbbbbb"])],
+        );
+        st.endpoints.insert(
+            "c".into(),
+            vec![
+                ep("c", "n2", "10.0.1.2", &["c"]),
+                ep("c", "n1", "10.0.0.4", &["c"]),
+            ],
+        );
+        st.endpoints
+            .insert("d".into(), vec![ep("d", "n2", "10.0.1.3", &["d"])]);
+        let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(lookup(&st, "n1", a, "WEB", &[]), Some(vec![ip("10.0.0.3")]));
+        assert_eq!(
+            lookup(&st, "n1", a, "bbbbbbbbbbbb", &[]),
+            Some(vec![ip("10.0.0.3")])
+        );
+        assert_eq!(
+            lookup(&st, "n1", a, "b.example.com.", &["example.com".into()]),
+            Some(vec![ip("10.0.0.3")])
+        );
+        // d is only on n2: invisible from a.
+        assert_eq!(lookup(&st, "n1", a, "d", &[]), None);
+        // c is on both networks and sees d through n1's server.
+        let c: Ipv4Addr = "10.0.0.4".parse().unwrap();
+        assert_eq!(lookup(&st, "n1", c, "d", &[]), Some(vec![ip("10.0.1.3")]));
+    }
+
+    #[test]
+    fn upstreams_skip_loopback() {
+        let (servers, search) = upstream_resolvers(
+            "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch Example.com.\n",
+        );
+        assert_eq!(servers, vec!["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(search, vec!["example.com".to_string()]);
+    }
 }
