@@ -105,7 +105,7 @@ pub(crate) struct State {
 }
 
 pub(crate) struct NetService {
-    ops: Box<dyn LinkOps>,
+    ops: std::sync::Arc<dyn LinkOps>,
     table: String,
     exec_root: PathBuf,
     default_id: Option<String>,
@@ -183,7 +183,7 @@ impl NetService {
             default_id = Some(id);
         }
         Ok(NetService {
-            ops: Box::new(IpCommand),
+            ops: std::sync::Arc::new(IpCommand),
             table,
             exec_root: cfg.exec_root.clone(),
             default_id,
@@ -245,6 +245,15 @@ impl NetService {
     }
 
     fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), String> {
+        // On the start path: a bridge that is there was set up at daemon start or network
+        // create, and checking costs no process.
+        if self.ops.link_exists(&n.bridge) {
+            return Ok(());
+        }
+        self.bring_up_bridge(n)
+    }
+
+    fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), String> {
         self.ops
             .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())
             .map_err(|e| e.to_string())
@@ -255,7 +264,7 @@ impl NetService {
     pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), String> {
         let networks: Vec<Network> = lock(&self.state).networks.values().cloned().collect();
         for n in &networks {
-            self.ensure_bridge(n)?;
+            self.bring_up_bridge(n)?;
         }
         let mut keep = Vec::new();
         if let Ok(dir) = std::fs::read_dir(self.endpoints_dir()) {
@@ -507,7 +516,9 @@ impl NetService {
             prefix: net.subnet.prefix(),
             gateway: net.gateway,
             mac: mac_for(ip),
-            host_ifname: format!("vb{}", &stable_id(&format!("{}:{}", c.id, net.id))[..12]),
+            // Random, not derived from the ids: a restarted container must not collide with its
+            // previous veth, which may still be on its way out (see `release`).
+            host_ifname: format!("vb{}", &random_id()[..12]),
             ifname: ifname.to_string(),
             dns_names,
             aliases: m.aliases.clone(),
@@ -617,10 +628,20 @@ impl NetService {
             let had_ports = eps.iter().any(|e| !e.ports.is_empty());
             (eps, had_ports)
         };
-        for ep in &eps {
-            if let Err(e) = self.ops.delete_link(&ep.host_ifname) {
-                tracing::warn!(container = id, "removing {}: {e}", ep.host_ifname);
-            }
+        // Unmounting the namespace lets the kernel destroy it (and the veth peers in it) once
+        // the container's processes are gone; deleting the host ends explicitly makes that
+        // certain but costs a netlink round trip with an RCU grace period, so it happens off
+        // the exit path.
+        let names: Vec<String> = eps.iter().map(|e| e.host_ifname.clone()).collect();
+        if !names.is_empty() {
+            let ops = self.ops.clone();
+            std::thread::spawn(move || {
+                for n in names {
+                    if let Err(e) = ops.delete_link(&n) {
+                        tracing::debug!("removing {n}: {e}");
+                    }
+                }
+            });
         }
         if had_ports {
             if let Err(e) = self.apply_rules() {
