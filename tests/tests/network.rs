@@ -116,6 +116,20 @@ fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
     assert!(route.contains(&format!("default via {prefix}1")), "{route}");
     let hosts = stdout(&d.docker(&["exec", "c1", "cat", "/etc/hosts"]));
     assert!(hosts.contains(&fields[0]), "{hosts}");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw.test:host-gateway",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        stdout(&out).contains(&format!("{prefix}1\tgw.test")),
+        "{}",
+        stdout(&out)
+    );
     let resolv = stdout(&d.docker(&["exec", "c1", "cat", "/etc/resolv.conf"]));
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
     let ping = d.docker(&["exec", "c1", "ping", "-c1", "-W2", &format!("{prefix}1")]);

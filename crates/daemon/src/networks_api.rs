@@ -487,6 +487,30 @@ impl Daemon {
         Ok(())
     }
 
+    /// `--add-host name:host-gateway` means the default bridge's address, as in Docker.
+    pub(crate) fn substitute_host_gateway(&self, hc: &mut ct::HostConfig) -> Result<()> {
+        let Some(hosts) = hc.extra_hosts.as_mut() else {
+            return Ok(());
+        };
+        for entry in hosts.iter_mut() {
+            let Some((name, value)) = entry.split_once(':').or_else(|| entry.split_once('='))
+            else {
+                continue;
+            };
+            if value == "host-gateway" {
+                let gw = self
+                    .net
+                    .find(DEFAULT_NETWORK)
+                    .map(|n| n.gateway)
+                    .ok_or_else(|| {
+                        ApiError::invalid("unable to derive the IP value for host-gateway: the default bridge is disabled")
+                    })?;
+                *entry = format!("{name}:{gw}");
+            }
+        }
+        Ok(())
+    }
+
     /// Loads user-defined networks and memberships from the database (daemon start).
     pub(crate) fn load_networks(&self) -> std::result::Result<(), String> {
         let nets: Vec<Network> = self.store.networks().map_err(|e| e.to_string())?;
