@@ -70,6 +70,32 @@ fn run_batch(prefix: &[&str], script: &str, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` on a throwaway thread that has joined the network namespace at `path`: processes
+/// it spawns start in that namespace (a child inherits the namespaces of the thread that
+/// forked it), and no other work of the caller ever runs there.
+pub fn in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(&path)
+            .map_err(crate::io_err(format!("opening {}", path.display())))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
+            what: format!("joining {}", path.display()),
+            source: e.into(),
+        })?;
+        f()
+    })
+    .join()
+    .unwrap_or_else(|_| {
+        Err(Error::Command {
+            what: "network namespace thread".into(),
+            detail: "panicked".into(),
+        })
+    })
+}
+
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(crate::io_err(format!("writing {path}")))
 }
@@ -173,12 +199,16 @@ impl LinkOps for IpCommand {
             &host_script(a),
             &format!("creating veth {}", a.host_ifname),
         )?;
-        let ns_arg = format!("--net={}", a.netns.display());
-        let res = run_batch(
-            &["nsenter", &ns_arg, "ip", "-batch", "-"],
-            &netns_script(a),
-            "configuring the container's interface",
-        );
+        let res = in_netns(&a.netns, {
+            let script = netns_script(a);
+            move || {
+                run_batch(
+                    &["ip", "-batch", "-"],
+                    &script,
+                    "configuring the container's interface",
+                )
+            }
+        });
         if res.is_err() {
             let _ = self.delete_link(&a.host_ifname);
         }
