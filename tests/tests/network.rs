@@ -654,8 +654,18 @@ fn user_networks_survive_a_daemon_crash() {
     d.load_busybox();
     let subnet = d.spare_subnet(3);
     // The harness deletes the bridge (recorded under the exec root) if this test fails.
+    // Dynamic addresses come from the upper /28 of the /27 only.
+    let range = subnet.replace(".224/27", ".240/28");
     assert_ok(
-        &d.docker(&["network", "create", "--subnet", &subnet, "keep"]),
+        &d.docker(&[
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            "--ip-range",
+            &range,
+            "keep",
+        ]),
         "create",
     );
     assert_ok(
@@ -687,6 +697,14 @@ fn user_networks_survive_a_daemon_crash() {
         ]),
         "run cli",
     );
+    let srv_ip = stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"keep\").IPAddress}}",
+        "srv",
+    ]));
+    let last: u8 = srv_ip.trim().rsplit('.').next().unwrap().parse().unwrap();
+    assert!(last >= 240, "{srv_ip} outside the ip-range {range}");
     d.kill9();
     d.restart();
     let fetch =

@@ -37,6 +37,8 @@ pub(crate) struct Network {
     #[serde(default)]
     pub internal: bool,
     #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
@@ -174,6 +176,7 @@ impl NetService {
                     subnet,
                     gateway,
                     internal: false,
+                    ip_range: None,
                     labels: BTreeMap::new(),
                     options,
                     created: crate::model::now_rfc3339(),

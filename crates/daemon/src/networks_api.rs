@@ -79,6 +79,7 @@ impl Daemon {
                 config: Some(vec![nt::IpamConfig {
                     subnet: n.subnet.to_string(),
                     gateway: n.gateway.to_string(),
+                    ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
                     ..Default::default()
                 }]),
             },
@@ -181,6 +182,7 @@ impl Daemon {
             ));
         }
         let existing: Vec<Subnet> = self.net.all_networks().iter().map(|n| n.subnet).collect();
+        let mut ip_range = None;
         let (subnet, gateway) = match configs.first().filter(|c| !c.subnet.is_empty()) {
             Some(cfg) => {
                 let subnet: Subnet = cfg.subnet.parse().map_err(|_| {
@@ -212,6 +214,7 @@ impl Daemon {
                             "ip-range {range} is not within subnet {subnet}"
                         )));
                     }
+                    ip_range = Some(range);
                 }
                 let gateway = if cfg.gateway.is_empty() {
                     subnet.first_host()
@@ -241,7 +244,12 @@ impl Daemon {
                 (subnet, subnet.first_host())
             }
         };
-        let pool = Pool::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let mut pool = Pool::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(r) = ip_range {
+            pool = pool
+                .with_range(r)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         let id = {
             let bytes: [u8; 32] = rand::random();
             hex::encode(bytes)
@@ -271,6 +279,7 @@ impl Daemon {
             subnet,
             gateway,
             internal: req.internal,
+            ip_range,
             labels: req.labels.clone().unwrap_or_default(),
             options,
             created: crate::model::now_rfc3339(),
@@ -515,7 +524,10 @@ impl Daemon {
     pub(crate) fn load_networks(&self) -> std::result::Result<(), String> {
         let nets: Vec<Network> = self.store.networks().map_err(|e| e.to_string())?;
         for n in nets {
-            let pool = Pool::new(n.subnet, n.gateway).map_err(|e| e.to_string())?;
+            let mut pool = Pool::new(n.subnet, n.gateway).map_err(|e| e.to_string())?;
+            if let Some(r) = n.ip_range {
+                pool = pool.with_range(r).map_err(|e| e.to_string())?;
+            }
             let name = n.name.clone();
             if let Err(e) = self.net.add_network(n, pool) {
                 tracing::warn!(network = %name, "restoring network: {e}");

@@ -109,6 +109,9 @@ pub struct Pool {
     subnet: Subnet,
     gateway: Ipv4Addr,
     used: BTreeSet<Ipv4Addr>,
+    /// Dynamic allocations come from this part of the subnet only (`--ip-range`).
+    #[serde(default)]
+    range: Option<Subnet>,
     /// Where the next search starts, so a released address is not handed out again at once
     /// (as libnetwork does: a restarted container's peers may still cache the old mapping).
     next: u32,
@@ -132,8 +135,21 @@ impl Pool {
             subnet,
             gateway,
             used: BTreeSet::new(),
+            range: None,
             next: u32::from(subnet.network()) + 1,
         })
+    }
+
+    /// Restricts dynamic allocation to `range`, which must lie inside the subnet.
+    pub fn with_range(mut self, range: Subnet) -> Result<Pool> {
+        if !self.subnet.contains(range.network()) || range.prefix() < self.subnet.prefix() {
+            return Err(Error::OutsideSubnet {
+                addr: range.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        self.range = Some(range);
+        Ok(self)
     }
 
     pub fn subnet(&self) -> Subnet {
@@ -155,8 +171,17 @@ impl Pool {
 
     /// Takes the next free address.
     pub fn allocate(&mut self) -> Result<Ipv4Addr> {
-        let first = u32::from(self.subnet.network()) + 1;
-        let last = u32::from(self.subnet.broadcast()) - 1;
+        let span_of = self.range.unwrap_or(self.subnet);
+        // A range as large as the subnet still skips network and broadcast addresses; a smaller
+        // one may use all of its addresses (they are ordinary hosts of the subnet).
+        let (first, last) = if span_of.prefix() == self.subnet.prefix() {
+            (
+                u32::from(span_of.network()) + 1,
+                u32::from(span_of.broadcast()) - 1,
+            )
+        } else {
+            (u32::from(span_of.network()), u32::from(span_of.broadcast()))
+        };
         let span = last - first + 1;
         let start = if (first..=last).contains(&self.next) {
             self.next
@@ -306,6 +331,23 @@ mod tests {
         let mut back: Pool = serde_json::from_str(&json).unwrap();
         assert_eq!(back, p);
         assert_eq!(back.allocate().unwrap(), ip("10.9.0.4"));
+    }
+
+    #[test]
+    fn ranges_limit_dynamic_allocation() {
+        let p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        let mut p = p.with_range("10.9.0.128/30".parse().unwrap()).unwrap();
+        let got: Vec<Ipv4Addr> = std::iter::from_fn(|| p.allocate().ok()).collect();
+        assert_eq!(
+            got,
+            ["10.9.0.128", "10.9.0.129", "10.9.0.130", "10.9.0.131"]
+                .map(ip)
+                .to_vec()
+        );
+        // Fixed addresses outside the range are still fine.
+        p.reserve(ip("10.9.0.5")).unwrap();
+        let p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        assert!(p.with_range("10.8.0.0/28".parse().unwrap()).is_err());
     }
 
     #[test]
