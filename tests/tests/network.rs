@@ -593,6 +593,34 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         .exists());
     let out = d.docker(&["network", "ls", "-q"]);
     assert_eq!(stdout(&out).lines().count(), 1, "only bridge is left");
+    // Network events, as `docker events` shows them.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let out = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let events = stdout(&out);
+    for e in [
+        "create appnet",
+        "connect appnet",
+        "disconnect appnet",
+        "destroy appnet",
+        "destroy othernet",
+    ] {
+        assert!(events.lines().any(|l| l == e), "{e} missing in:\n{events}");
+    }
 }
 
 #[test]

@@ -287,8 +287,14 @@ impl Daemon {
         self.store.put_network(&id, &name, &net).map_err(internal)?;
         if let Err(e) = self.net.add_network(net, pool) {
             let _ = self.store.delete_network(&id);
+            self.net.remove_network(&id);
             return Err(internal(e));
         }
+        self.emit_network(
+            &id,
+            "create",
+            &[("name", name.clone()), ("type", "bridge".to_string())],
+        );
         Ok(nt::CreateResponse {
             id,
             warning: String::new(),
@@ -319,6 +325,11 @@ impl Daemon {
         }
         self.store.delete_network(&n.id).map_err(internal)?;
         self.net.remove_network(&n.id);
+        self.emit_network(
+            &n.id,
+            "destroy",
+            &[("name", n.name.clone()), ("type", "bridge".to_string())],
+        );
         Ok(())
     }
 
@@ -336,6 +347,11 @@ impl Daemon {
             }
             self.store.delete_network(&n.id).map_err(internal)?;
             self.net.remove_network(&n.id);
+            self.emit_network(
+                &n.id,
+                "destroy",
+                &[("name", n.name.clone()), ("type", "bridge".to_string())],
+            );
             deleted.push(n.name.clone());
         }
         Ok(nt::PruneResponse {
@@ -460,6 +476,15 @@ impl Daemon {
             .put_attachment(&c.id, &n.id, &m)
             .map_err(internal)?;
         self.net.add_membership(m);
+        self.emit_network(
+            &n.id,
+            "connect",
+            &[
+                ("container", c.id.clone()),
+                ("name", n.name.clone()),
+                ("type", "bridge".to_string()),
+            ],
+        );
         Ok(())
     }
 
@@ -493,6 +518,15 @@ impl Daemon {
             .delete_attachment(&c.id, Some(&n.id))
             .map_err(internal)?;
         self.net.remove_membership(&c.id, &n.id);
+        self.emit_network(
+            &n.id,
+            "disconnect",
+            &[
+                ("container", c.id.clone()),
+                ("name", n.name.clone()),
+                ("type", "bridge".to_string()),
+            ],
+        );
         Ok(())
     }
 
