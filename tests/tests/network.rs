@@ -199,6 +199,15 @@ fn published_ports_reach_the_container() {
             body.is_some_and(|b| b.contains("hello-from-web")),
             "via {addr}"
         );
+        // Hairpin: another container reaches it through the host's address.
+        let url = format!("http://{addr}:{port}/index.html");
+        let out = d.docker(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
+        assert_eq!(
+            stdout(&out),
+            "hello-from-web\n",
+            "hairpin: {}",
+            stderr(&out)
+        );
     }
 
     // docker port, berth port, inspect and ps show the mapping.
@@ -267,7 +276,7 @@ fn published_ports_reach_the_container() {
     // Removing the containers removes their rules and frees the port.
     assert_ok(&d.docker(&["rm", "-f", "web", "pall"]), "rm");
     let table = nft_table(&d);
-    assert!(!table.contains("dnat"), "{table}");
+    assert!(!table.contains("dnat to"), "{table}");
     assert!(std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_ok());
 }
 
@@ -342,7 +351,7 @@ fn networking_survives_a_daemon_crash_and_leaves_nothing_behind() {
     )
     .is_empty()));
     let table = nft_table(&d);
-    assert!(!table.contains("dnat"), "{table}");
+    assert!(!table.contains("dnat to"), "{table}");
 }
 
 #[test]

@@ -122,6 +122,10 @@ impl Ruleset {
             // Connections the host made to 127.0.0.1:<published> reach the container with a
             // loopback source it could not answer; give them the bridge's address instead.
             let _ = writeln!(s, "    ip saddr 127.0.0.0/8 oifname {br} masquerade");
+            // Hairpin: a container reaching a published port through a host address lands on
+            // a peer of the same bridge, which would answer it directly (and be ignored);
+            // routed through the host's address the replies come back the way they went.
+            let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
         }
         s.push_str("  }\n");
         s.push_str(
@@ -248,6 +252,7 @@ mod tests {
         assert!(s.contains("iifname \"berth0\" oifname \"br-abc\" drop"));
         assert!(s.contains("iifname \"br-abc\" oifname \"berth0\" drop"));
         assert!(s.contains("ip saddr 127.0.0.0/8 oifname \"berth0\" masquerade"));
+        assert!(s.contains("iifname \"berth0\" oifname \"berth0\" ct status dnat masquerade"));
     }
 
     #[test]
