@@ -435,6 +435,8 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
     for n in ["appnet bridge", "othernet bridge", "bridge bridge"] {
         assert!(names.lines().any(|l| l == n), "{n} missing in {names}");
     }
+    let out = d.berth(&["inspect", "-f", "{{.Name}} {{.Driver}}", "othernet"]);
+    assert_eq!(stdout(&out), "othernet bridge\n", "{}", stderr(&out));
     let out = d.berth(&["network", "ls", "-f", "name=other", "-q"]);
     assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
 
