@@ -535,6 +535,33 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         stdout(&out)
     );
 
+    // An internal network: members talk to each other but get no route out.
+    let inet = d.spare_subnet(1);
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            &inet,
+            "inside",
+        ]),
+        "create --internal",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert_ok(&out, "run on internal");
+    assert!(!stdout(&out).contains("default"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&inet), "{}", stdout(&out));
+    assert_ok(&d.docker(&["network", "rm", "inside"]), "rm internal");
+
     // connect: c joins appnet with an alias and a fixed address and now reaches b.
     let fixed = {
         let gw = stdout(&d.docker(&[
