@@ -13,6 +13,7 @@ mod images;
 pub mod query;
 mod system;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -49,6 +50,19 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
+        )
+        .route(
+            "/containers/{id}/archive",
+            get(volumes::archive_get)
+                .head(volumes::archive_head)
+                .put(volumes::archive_put),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod image;
 pub mod strslice;
 pub mod system;
+pub mod volume;
 
 use serde::{Deserialize, Serialize};
 

@@ -5,6 +5,7 @@
 //! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
+mod archive;
 pub mod backend;
 mod containers;
 mod events;
@@ -17,6 +18,7 @@ mod runtime;
 pub mod spec;
 pub mod store;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -73,6 +75,8 @@ pub struct Daemon {
     pub(crate) events: broadcast::Sender<ContainerEvent>,
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
+    /// Serializes volume creation and removal.
+    pub(crate) volume_lock: Mutex<()>,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -121,6 +125,7 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
             event_log: events::EventLog::new(),
+            volume_lock: Mutex::new(()),
         });
         daemon
             .restore()
