@@ -713,3 +713,108 @@ fn archive_api_stat_header() {
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not a directory"), "{body}");
 }
+
+#[test]
+fn berth_cp_both_ways_with_hostile_symlinks() {
+    let d = Daemon::start();
+    d.load_busybox();
+    cp_scenario(&d, "berth");
+}
+
+#[test]
+fn berth_volume_commands_match_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(
+        quiet_ok(
+            &d.berth(&["volume", "create", "--label", "team=a", "bv1"]),
+            "create"
+        ),
+        "bv1\n"
+    );
+    quiet_ok(&d.berth(&["volume", "create", "bv2"]), "create 2");
+    for args in [
+        vec!["volume", "ls"],
+        vec!["volume", "ls", "-q"],
+        vec!["volume", "ls", "--filter", "label=team=a"],
+        vec![
+            "volume",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Labels}}",
+        ],
+        vec!["volume", "inspect", "bv1", "bv2"],
+        vec![
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Mountpoint}}",
+            "bv1",
+        ],
+    ] {
+        let ours = quiet_ok(&d.berth(&args), "berth");
+        let theirs = quiet_ok(&d.docker(&args), "docker");
+        assert_eq!(ours, theirs, "{args:?}");
+    }
+    // --mount parsed by berth: volume, bind (read-only) and tmpfs.
+    let host = scratch(&d, "berth-bind");
+    std::fs::write(host.join("f"), "bound\n").unwrap();
+    let out = quiet_ok(
+        &d.berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=bv1,target=/v",
+            "--mount",
+            &format!("type=bind,src={},dst=/b,readonly", host.display()),
+            "--mount",
+            "type=tmpfs,dst=/t,tmpfs-size=1m",
+            "--read-only",
+            "busybox",
+            "sh",
+            "-c",
+            "echo in-volume > /v/x && cat /b/f && (touch /b/y 2>/dev/null || echo ro) && \
+             grep -c ' /t tmpfs' /proc/mounts",
+        ]),
+        "berth run --mount",
+    );
+    assert_eq!(out, "bound\nro\n1\n");
+    let out = quiet_ok(
+        &d.berth(&["run", "--rm", "-v", "bv1:/v", "busybox", "cat", "/v/x"]),
+        "berth -v",
+    );
+    assert_eq!(out, "in-volume\n");
+    let out = d.berth(&[
+        "run",
+        "--mount",
+        "type=bind,src=/no/such/path/x,dst=/x",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("bind source path does not exist: /no/such/path/x"),
+        "{}",
+        stderr(&out)
+    );
+    quiet_ok(
+        &d.berth(&["create", "--name", "holder", "-v", "bv2:/x", "busybox"]),
+        "create holder",
+    );
+    let out = d.berth(&["volume", "rm", "bv2"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("volume is in use"),
+        "{}",
+        stderr(&out)
+    );
+    quiet_ok(&d.berth(&["rm", "holder"]), "rm holder");
+    assert_eq!(
+        quiet_ok(&d.berth(&["volume", "rm", "bv2"]), "rm bv2"),
+        "bv2\n"
+    );
+    let out = quiet_ok(&d.berth(&["volume", "prune", "-a", "-f"]), "prune");
+    assert!(out.starts_with("Deleted Volumes:\nbv1\n"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert_eq!(quiet_ok(&d.berth(&["volume", "ls", "-q"]), "ls"), "");
+}

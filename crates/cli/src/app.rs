@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, run, system};
+use crate::commands::{container, image, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -90,6 +90,27 @@ pub enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(volume::VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_aliases = ["list"])]
+    Ls(volume::VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_aliases = ["remove"])]
+    Rm(volume::VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(volume::VolumePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +151,8 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -605,6 +628,12 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(ctx, a).await,
     }
 }
 
