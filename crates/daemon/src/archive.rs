@@ -731,7 +731,7 @@ mod tests {
         symlink(&host, root.join("abs")).unwrap();
         // `..` chain that would climb out of root.
         symlink("../../../../../../..", root.join("up")).unwrap();
-        symlink(format!("../host"), root.join("rel")).unwrap();
+        symlink("../host", root.join("rel")).unwrap();
         // Loops.
         symlink("loop2", root.join("loop1")).unwrap();
         symlink("loop1", root.join("loop2")).unwrap();

@@ -1,6 +1,5 @@
 //! `berth volume create|ls|inspect|rm|prune`, `berth cp`, and the `--mount` flag's parser.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -104,17 +103,16 @@ fn kv(items: &[String]) -> Map<String, Value> {
 }
 
 pub async fn create(ctx: &Ctx, a: VolumeCreateArgs) -> CmdResult {
-    let name = match (&a.name_flag, &a.name) {
-        (Some(f), Some(n)) if f != n => return Err(CliError::new(
-            1,
-            format!(
-                "conflicting options: either specify --name or provide positional arg, not both"
-            ),
-        )),
-        (Some(f), _) => f.clone(),
-        (None, Some(n)) => n.clone(),
-        (None, None) => String::new(),
-    };
+    let name =
+        match (&a.name_flag, &a.name) {
+            (Some(f), Some(n)) if f != n => return Err(CliError::new(
+                1,
+                "conflicting options: either specify --name or provide positional arg, not both",
+            )),
+            (Some(f), _) => f.clone(),
+            (None, Some(n)) => n.clone(),
+            (None, None) => String::new(),
+        };
     let body = json!({
         "Name": name,
         "Driver": a.driver,
@@ -624,15 +622,6 @@ pub async fn cp(ctx: &Ctx, a: CpArgs) -> CmdResult {
             "must specify at least one container source",
         )),
     }
-}
-
-/// Labels as `k=v` pairs sorted (unused outside tests but kept with the row shape).
-#[allow(dead_code)]
-fn sorted_labels(m: &BTreeMap<String, String>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
