@@ -818,3 +818,86 @@ fn berth_volume_commands_match_docker() {
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert_eq!(quiet_ok(&d.berth(&["volume", "ls", "-q"]), "ls"), "");
 }
+
+#[test]
+fn local_driver_options_tmpfs_and_bind() {
+    let d = Daemon::start();
+    d.load_busybox();
+    quiet_ok(
+        &d.docker(&[
+            "volume",
+            "create",
+            "--opt",
+            "type=tmpfs",
+            "--opt",
+            "device=tmpfs",
+            "--opt",
+            "o=size=1m,mode=0750",
+            "tv",
+        ]),
+        "create tmpfs volume",
+    );
+    let opts = quiet_ok(
+        &d.docker(&["volume", "inspect", "-f", "{{json .Options}}", "tv"]),
+        "inspect",
+    );
+    assert_eq!(
+        opts.trim(),
+        r#"{"device":"tmpfs","o":"size=1m,mode=0750","type":"tmpfs"}"#
+    );
+    let out = quiet_ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "tv:/t",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /t ' /proc/mounts; stat -c %a /t",
+        ]),
+        "run tmpfs volume",
+    );
+    assert!(
+        out.starts_with("tmpfs /t tmpfs") && out.contains("size=1024k"),
+        "{out}"
+    );
+    assert!(out.ends_with("750\n"), "{out}");
+    let data = d.root.join("data/volumes/tv/_data");
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&format!(" {} ", data.display()))
+    };
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || !mounted()),
+        "the tmpfs is unmounted when its last user exits"
+    );
+    // A bind-type local volume shows the host directory.
+    let host = scratch(&d, "bindvol");
+    std::fs::write(host.join("h"), "through bind volume\n").unwrap();
+    quiet_ok(
+        &d.docker(&[
+            "volume",
+            "create",
+            "--opt",
+            "type=none",
+            "--opt",
+            "o=bind",
+            "--opt",
+            &format!("device={}", host.display()),
+            "bv",
+        ]),
+        "create bind volume",
+    );
+    let out = quiet_ok(
+        &d.docker(&["run", "--rm", "-v", "bv:/b", "busybox", "cat", "/b/h"]),
+        "run bind volume",
+    );
+    assert_eq!(out, "through bind volume\n");
+    assert_ok(&d.docker(&["volume", "rm", "tv", "bv"]), "rm");
+    assert!(
+        host.join("h").exists(),
+        "removing a bind volume keeps the host files"
+    );
+}

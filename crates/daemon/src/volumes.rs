@@ -297,11 +297,34 @@ fn random_name() -> String {
     hex::encode(bytes)
 }
 
+/// Whether `path` is a mount point, from `/proc/self/mountinfo` (a bind mount of a directory on
+/// the same filesystem has the same device number as its parent, so `stat` cannot tell).
 fn is_mount_point(path: &Path) -> bool {
-    let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
-    std::fs::metadata(parent).is_ok_and(|p| p.dev() != me.dev() || p.ino() == me.ino())
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == want)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
 }
 
 /// Mount flags and data from a local volume's `o` option.
@@ -602,7 +625,7 @@ impl Daemon {
             )));
         }
         let data = self.volume_data(&v.name);
-        if !v.options.is_empty() && is_mount_point(&data) {
+        while is_mount_point(&data) {
             nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| internal(format!("unmounting volume {}: {e}", v.name)))?;
         }
@@ -865,8 +888,10 @@ impl Daemon {
                         .any(|x| x.kind == "volume" && x.name == v.name)
             });
             let data = self.volume_data(&v.name);
-            if !busy && is_mount_point(&data) {
-                let _ = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH);
+            while !busy && is_mount_point(&data) {
+                if nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                    break;
+                }
             }
         }
     }
@@ -1055,6 +1080,15 @@ mod tests {
             std::fs::read_link(dst.join("link")).unwrap(),
             Path::new("/etc/passwd")
         );
+    }
+
+    #[test]
+    fn mount_points_from_mountinfo() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 
     #[test]
