@@ -901,3 +901,98 @@ fn local_driver_options_tmpfs_and_bind() {
         "removing a bind volume keeps the host files"
     );
 }
+
+fn du(path: &Path) -> u64 {
+    let out = Command::new("du")
+        .arg("-sk")
+        .arg(path)
+        .output()
+        .expect("du");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Acceptance 7 (without networks, which another branch prunes): `system df` reports, the
+/// prunes reclaim, and the data root shrinks. Driven with docker for df and the per-type
+/// prunes, with berth for `system df|prune`.
+#[test]
+fn system_df_and_prune_reclaim_space() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let fill = "dd if=/dev/zero of=/d/f bs=1k count=2048 2>/dev/null; \
+                dd if=/dev/zero of=/x bs=1k count=1024 2>/dev/null";
+    assert_ok(
+        &d.docker(&[
+            "run", "--name", "filler", "-v", "dv:/d", "busybox", "sh", "-c", fill,
+        ]),
+        "filler",
+    );
+    let df = quiet_ok(
+        &d.docker(&[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}}",
+        ]),
+        "docker system df",
+    );
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(lines[0].starts_with("Images 1 1 "), "{df}");
+    assert_eq!(lines[1], "Containers 1 0 1.049MB", "{df}");
+    assert_eq!(lines[2], "Local Volumes 1 1 2.097MB", "{df}");
+    let ours = quiet_ok(&d.berth(&["system", "df"]), "berth system df");
+    assert!(
+        ours.contains("Local Volumes   1         1         2.097MB"),
+        "{ours}"
+    );
+    let before = du(&d.root.join("data"));
+    let out = quiet_ok(&d.docker(&["container", "prune", "-f"]), "container prune");
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let out = quiet_ok(&d.docker(&["volume", "prune", "-af"]), "volume prune");
+    assert!(out.contains("dv"), "{out}");
+    let out = quiet_ok(&d.docker(&["image", "prune", "-af"]), "image prune");
+    assert!(out.contains("untagged: busybox:latest"), "{out}");
+    let after = du(&d.root.join("data"));
+    assert!(
+        after + 3000 < before,
+        "data root did not shrink: {before}k -> {after}k"
+    );
+    // berth system prune does it in one go.
+    d.load_busybox();
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-v",
+            "/anon",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /anon/x",
+        ]),
+        "again",
+    );
+    let out = quiet_ok(
+        &d.berth(&["system", "prune", "-af", "--volumes"]),
+        "berth system prune",
+    );
+    assert!(
+        out.contains("Deleted Containers:")
+            && out.contains("Deleted Volumes:")
+            && out.contains("deleted: sha256:")
+            && out.contains("Total reclaimed space:"),
+        "{out}"
+    );
+    let df = quiet_ok(&d.berth(&["system", "df"]), "df after");
+    for kind in ["Images", "Containers", "Local Volumes"] {
+        let line = df.lines().find(|l| l.starts_with(kind)).expect("df row");
+        let cols: Vec<&str> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(cols[1], "0", "{kind} left after prune: {df}");
+    }
+}

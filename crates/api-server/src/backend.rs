@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use berth_api_types::{container, exec, image, system, volume, ApiError};
+use berth_api_types::{container, exec, image, prune, system, volume, ApiError};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
@@ -193,4 +193,13 @@ pub trait Backend: Send + Sync + 'static {
         copy_uid_gid: bool,
         body: ByteStream,
     ) -> Result<()>;
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse>;
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse>;
+    async fn system_df(&self) -> Result<prune::DiskUsage>;
 }

@@ -58,6 +58,9 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
                 .put(volumes::archive_put),
         )
         .route("/volumes", get(volumes::list))
+        .route("/containers/prune", post(volumes::containers_prune))
+        .route("/images/prune", post(volumes::images_prune))
+        .route("/system/df", get(volumes::system_df))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
         .route(

@@ -125,3 +125,23 @@ pub async fn archive_put(
     .await?;
     Ok(StatusCode::OK)
 }
+
+pub async fn containers_prune(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<impl IntoResponse> {
+    let q = Query::parse(q.as_deref());
+    Ok(Json(b.containers_prune(q.filters()?).await?))
+}
+
+pub async fn images_prune(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<impl IntoResponse> {
+    let q = Query::parse(q.as_deref());
+    Ok(Json(b.images_prune(q.filters()?).await?))
+}
+
+pub async fn system_df(State(b): State<AppState>) -> HandlerResult<impl IntoResponse> {
+    Ok(Json(b.system_df().await?))
+}

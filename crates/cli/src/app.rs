@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, run, system, volume};
+use crate::commands::{container, image, prune, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -153,6 +153,8 @@ pub enum ContainerCmd {
     Inspect(TypedInspectArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(volume::CpArgs),
+    /// Remove all stopped containers
+    Prune(prune::ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,12 +175,18 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Display detailed information on one or more images
     Inspect(TypedInspectArgs),
+    /// Remove unused images
+    Prune(prune::ImagePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show docker disk usage
+    Df(prune::DfArgs),
+    /// Remove unused data
+    Prune(prune::SystemPruneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -630,6 +638,10 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
+        Cmd::System(SystemCmd::Df(a)) => prune::df(ctx, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => prune::system_prune(ctx, a).await,
+        Cmd::Container(ContainerCmd::Prune(a)) => prune::container_prune(ctx, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => prune::image_prune(ctx, a).await,
         Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(ctx, a).await,
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(ctx, a).await,
         Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(ctx, a).await,

@@ -7,7 +7,7 @@ use berth_api_server::backend::{
     AttachOptions, Backend, ByteStream, ContainerListOptions, EventsOptions, ExecStarted,
     ImageListOptions, ImportOptions, LogsOptions, Result, Session, WaitCondition,
 };
-use berth_api_types::{container, exec, image, system, volume};
+use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
 
 use crate::Daemon;
@@ -180,5 +180,20 @@ impl Backend for Api {
         self.0
             .container_archive_put(id, path, no_overwrite_dir_non_dir, copy_uid_gid, body)
             .await
+    }
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse> {
+        self.0.containers_prune(&filters).await
+    }
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse> {
+        self.0.images_prune(&filters).await
+    }
+    async fn system_df(&self) -> Result<prune::DiskUsage> {
+        self.0.system_df()
     }
 }

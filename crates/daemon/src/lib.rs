@@ -10,6 +10,7 @@ pub mod backend;
 mod containers;
 mod events;
 mod exec;
+mod housekeeping;
 mod images;
 mod logs;
 pub mod model;

@@ -1,5 +1,6 @@
 pub mod container;
 pub mod image;
+pub mod prune;
 pub mod run;
 pub mod system;
 pub mod volume;
