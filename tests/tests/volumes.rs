@@ -641,6 +641,15 @@ fn cp_scenario(d: &Daemon, cli: &str) {
             assert_ok(&run(&["stop", "-t", "0", &name]), "stop");
         }
     }
+    // Copies with a stopped container mounted nothing in the host's namespace.
+    let containers = d.root.join("data/containers");
+    let leaked: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&*containers.to_string_lossy()))
+        .map(str::to_string)
+        .collect();
+    assert!(leaked.is_empty(), "mounts left behind: {leaked:?}");
     // What went in is there when the container runs again.
     assert_ok(&run(&["start", &name]), "start");
     let check = run(&[

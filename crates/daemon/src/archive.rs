@@ -475,6 +475,14 @@ fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+fn not_found_in(e: io::Error, path: &str, container: &str) -> ApiError {
+    let mut err = map_open_err(e, path);
+    if err.kind == berth_api_types::ErrorKind::NotFound {
+        err.message = format!("Could not find the file {path} in container {container}");
+    }
+    err
+}
+
 fn map_open_err(e: io::Error, path: &str) -> ApiError {
     match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ENOTDIR) => {
@@ -484,116 +492,152 @@ fn map_open_err(e: io::Error, path: &str) -> ApiError {
     }
 }
 
-/// A container's root opened for an archive operation; undoes the mounts it made on drop.
-struct RootAccess {
-    path: PathBuf,
-    fd: OwnedFd,
-    mounts: Vec<PathBuf>,
-    unmount_rootfs: Option<(PathBuf, String)>,
+/// Where an archive operation finds the container's root.
+enum RootPlan {
+    /// A root already mounted and visible from here (`/proc/<pid>/root` of a running
+    /// container, or an overlay a start left mounted).
+    Ready(PathBuf),
+    /// A stopped container: its overlay and its volumes and binds are mounted in a private
+    /// mount namespace for the duration of the operation only.
+    Stopped {
+        rootfs: PathBuf,
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        mounts: Vec<crate::volumes::MountRecord>,
+    },
 }
 
-impl Drop for RootAccess {
-    fn drop(&mut self) {
-        for m in self.mounts.iter().rev() {
-            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+/// Runs `f` on a thread of its own with the container's root open. For a stopped container the
+/// thread first moves into a new mount namespace (slave of the host's, so nothing it mounts
+/// propagates back): the mounts vanish with the thread, even if the daemon dies mid-copy.
+async fn with_root<T: Send + 'static>(
+    plan: RootPlan,
+    f: impl FnOnce(&Path, BorrowedFd<'_>) -> std::result::Result<T, ApiError> + Send + 'static,
+) -> std::result::Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(run_in_root(plan, f));
+    });
+    rx.await
+        .map_err(|_| internal("archive worker thread ended without an answer"))?
+}
+
+fn run_in_root<T>(
+    plan: RootPlan,
+    f: impl FnOnce(&Path, BorrowedFd<'_>) -> std::result::Result<T, ApiError>,
+) -> std::result::Result<T, ApiError> {
+    match plan {
+        RootPlan::Ready(root) => {
+            let fd = open_dir(&root).map_err(internal)?;
+            f(&root, fd.as_fd())
         }
-        if let Some((rootfs, id)) = &self.unmount_rootfs {
-            if let Err(e) = berth_image::overlay::unmount(rootfs) {
-                tracing::warn!(container = %id, "unmounting rootfs after archive: {e}");
+        RootPlan::Stopped {
+            rootfs,
+            lowers,
+            upper,
+            mounts,
+        } => {
+            use nix::mount::MsFlags;
+            // CLONE_NEWNS implies CLONE_FS, which a single thread of a threaded process may
+            // unshare; the namespace dies with this thread.
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| internal(format!("private mount namespace: {e}")))?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+            .map_err(|e| internal(format!("making mounts private: {e}")))?;
+            let work = upper.with_file_name("work");
+            // A leftover work dir from an unclean stop makes overlayfs refuse the mount.
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work).map_err(internal)?;
+            berth_image::overlay::mount_overlay(&lowers, &upper, &work, &rootfs)
+                .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+            let root_fd = open_dir(&rootfs).map_err(internal)?;
+            let mut mounts: Vec<_> = mounts.iter().filter(|m| m.kind != "tmpfs").collect();
+            mounts.sort_by_key(|m| Path::new(&m.destination).components().count());
+            for m in mounts {
+                bind_into_root(&rootfs, root_fd.as_fd(), m);
             }
+            f(&rootfs, root_fd.as_fd())
+        }
+    }
+}
+
+/// Bind-mounts a volume or bind source at its destination inside `root` (private namespace).
+fn bind_into_root(root: &Path, root_fd: BorrowedFd<'_>, m: &crate::volumes::MountRecord) {
+    use nix::mount::MsFlags;
+    let src = Path::new(&m.source);
+    let Ok(src_md) = std::fs::metadata(src) else {
+        return;
+    };
+    // Create the mount point inside the root, resolved without leaving it.
+    if open_in_root(root_fd, Path::new(&m.destination), libc::O_PATH).is_err() {
+        let Ok(target) = crate::spec::resolve_in_root(root, Path::new(&m.destination)) else {
+            return;
+        };
+        let made = if src_md.is_dir() {
+            std::fs::create_dir_all(&target)
+        } else {
+            target
+                .parent()
+                .map(std::fs::create_dir_all)
+                .unwrap_or(Ok(()))
+                .and_then(|_| std::fs::File::create(&target).map(|_| ()))
+        };
+        if made.is_err() {
+            return;
+        }
+    }
+    // The target is opened through the kernel resolver, so the bind lands inside the root.
+    let Ok(tfd) = open_in_root(root_fd, Path::new(&m.destination), libc::O_PATH) else {
+        return;
+    };
+    let tpath = fd_path(tfd.as_fd());
+    if nix::mount::mount(
+        Some(src),
+        &tpath,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .is_ok()
+        && !m.rw
+    {
+        if let Ok(t2) = open_in_root(root_fd, Path::new(&m.destination), libc::O_PATH) {
+            let _ = nix::mount::mount(
+                None::<&str>,
+                &fd_path(t2.as_fd()),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            );
         }
     }
 }
 
 impl Daemon {
-    /// Opens the container's root: `/proc/<pid>/root` when it runs, else its overlay with its
-    /// volumes and binds mounted in. The caller holds the container's op lock.
-    fn open_root(&self, id: &str) -> Result<RootAccess> {
+    /// How to reach the container's root. The caller holds the container's op lock.
+    fn root_plan(&self, id: &str) -> Result<RootPlan> {
         let c = self.get(id).ok_or_else(|| no_such_container(id))?;
         if c.state.status.is_active() && c.state.pid > 0 {
             let path = PathBuf::from(format!("/proc/{}/root", c.state.pid));
-            if let Ok(fd) = open_dir(&path) {
-                return Ok(RootAccess {
-                    path,
-                    fd,
-                    mounts: Vec::new(),
-                    unmount_rootfs: None,
-                });
+            if path.exists() {
+                return Ok(RootPlan::Ready(path));
             }
         }
-        let rootfs = self.runtime.rootfs(id);
-        let mut access_unmount = None;
-        if !self.runtime.is_mounted(id) {
-            let lowers = self.lower_dirs(c.top_layer.as_deref())?;
-            self.runtime
-                .mount_rootfs(id, &lowers)
-                .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
-            access_unmount = Some((rootfs.clone(), id.to_string()));
+        if self.runtime.is_mounted(id) {
+            return Ok(RootPlan::Ready(self.runtime.rootfs(id)));
         }
-        let fd = open_dir(&rootfs).map_err(internal)?;
-        let mut access = RootAccess {
-            path: rootfs.clone(),
-            fd,
-            mounts: Vec::new(),
-            unmount_rootfs: access_unmount,
-        };
-        if access.unmount_rootfs.is_none() {
-            // Mounted by a start in flight or a crash: do not stack mounts on it.
-            return Ok(access);
-        }
-        let mut mounts: Vec<_> = c.mounts.iter().filter(|m| m.kind != "tmpfs").collect();
-        mounts.sort_by_key(|m| Path::new(&m.destination).components().count());
-        for m in mounts {
-            let src = Path::new(&m.source);
-            let Ok(src_md) = std::fs::metadata(src) else {
-                continue;
-            };
-            // Create the mount point inside the root, resolved without leaving it.
-            let target = crate::spec::resolve_in_root(&rootfs, Path::new(&m.destination))
-                .map_err(internal)?;
-            if std::fs::symlink_metadata(&target).is_err() {
-                let made = if src_md.is_dir() {
-                    std::fs::create_dir_all(&target)
-                } else {
-                    target
-                        .parent()
-                        .map(std::fs::create_dir_all)
-                        .unwrap_or(Ok(()))
-                        .and_then(|_| std::fs::File::create(&target).map(|_| ()))
-                };
-                if made.is_err() {
-                    continue;
-                }
-            }
-            // Re-check through the kernel resolver: the bind target must be inside the root.
-            let Ok(tfd) = open_in_root(access.fd.as_fd(), Path::new(&m.destination), libc::O_PATH)
-            else {
-                continue;
-            };
-            let tpath = fd_path(tfd.as_fd());
-            use nix::mount::MsFlags;
-            if nix::mount::mount(
-                Some(src),
-                &tpath,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .is_ok()
-            {
-                access.mounts.push(target.clone());
-                if !m.rw {
-                    let _ = nix::mount::mount(
-                        None::<&str>,
-                        &target,
-                        None::<&str>,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                        None::<&str>,
-                    );
-                }
-            }
-        }
-        Ok(access)
+        Ok(RootPlan::Stopped {
+            rootfs: self.runtime.rootfs(id),
+            lowers: self.lower_dirs(c.top_layer.as_deref())?,
+            upper: self.runtime.upper_dir(id),
+            mounts: c.mounts.clone(),
+        })
     }
 
     fn archive_container(&self, key: &str) -> Result<crate::model::Container> {
@@ -604,14 +648,12 @@ impl Daemon {
         let c = self.archive_container(key)?;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
-        let root = self.open_root(&c.id)?;
-        stat_in_root(&root.path, root.fd.as_fd(), path).map_err(|e| {
-            let mut err = map_open_err(e, path);
-            if err.kind == berth_api_types::ErrorKind::NotFound {
-                err.message = format!("Could not find the file {path} in container {key}");
-            }
-            err
+        let plan = self.root_plan(&c.id)?;
+        let (p, k) = (path.to_string(), key.to_string());
+        with_root(plan, move |root, fd| {
+            stat_in_root(root, fd, &p).map_err(|e| not_found_in(e, &p, &k))
         })
+        .await
     }
 
     pub async fn container_archive_get(
@@ -622,29 +664,24 @@ impl Daemon {
         let c = self.archive_container(key)?;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
-        let root = self.open_root(&c.id)?;
-        let stat = stat_in_root(&root.path, root.fd.as_fd(), path).map_err(|e| {
-            let mut err = map_open_err(e, path);
-            if err.kind == berth_api_types::ErrorKind::NotFound {
-                err.message = format!("Could not find the file {path} in container {key}");
-            }
-            err
-        })?;
+        let plan = self.root_plan(&c.id)?;
         let tmp_dir = self.cfg.data_root.join("tmp");
         std::fs::create_dir_all(&tmp_dir).map_err(internal)?;
-        let path_owned = path.to_string();
-        let file = tokio::task::spawn_blocking(move || -> io::Result<std::fs::File> {
-            let file = tempfile::tempfile_in(&tmp_dir)?;
-            let mut file = tar_in_root(root.fd.as_fd(), &path_owned, io::BufWriter::new(file))?
-                .into_inner()
-                .map_err(|e| e.into_error())?;
-            file.rewind()?;
-            drop(root);
-            Ok(file)
+        let (p, k) = (path.to_string(), key.to_string());
+        let (stat, file) = with_root(plan, move |root, fd| {
+            let stat = stat_in_root(root, fd, &p).map_err(|e| not_found_in(e, &p, &k))?;
+            let archive = || -> io::Result<std::fs::File> {
+                let file = tempfile::tempfile_in(&tmp_dir)?;
+                let mut file = tar_in_root(fd, &p, io::BufWriter::new(file))?
+                    .into_inner()
+                    .map_err(|e| e.into_error())?;
+                file.rewind()?;
+                Ok(file)
+            };
+            let file = archive().map_err(|e| internal(format!("archiving {p}: {e}")))?;
+            Ok((stat, file))
         })
-        .await
-        .map_err(internal)?
-        .map_err(|e| internal(format!("archiving {path}: {e}")))?;
+        .await?;
         let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
         Ok((stat, Box::pin(stream)))
     }
@@ -677,27 +714,19 @@ impl Daemon {
         }
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
-        let root = self.open_root(&c.id)?;
-        let path_owned = path.to_string();
-        tokio::task::spawn_blocking(move || {
-            let r = extract_in_root(
-                root.fd.as_fd(),
-                &path_owned,
-                &mut spool,
-                no_overwrite_dir_non_dir,
-                copy_uid_gid,
-            );
-            drop(root);
-            r
+        let plan = self.root_plan(&c.id)?;
+        let (p, k) = (path.to_string(), key.to_string());
+        with_root(plan, move |_root, fd| {
+            extract_in_root(fd, &p, &mut spool, no_overwrite_dir_non_dir, copy_uid_gid).map_err(
+                |mut e| {
+                    if e.kind == berth_api_types::ErrorKind::NotFound {
+                        e.message = format!("Could not find the file {p} in container {k}");
+                    }
+                    e
+                },
+            )
         })
         .await
-        .map_err(internal)?
-        .map_err(|mut e| {
-            if e.kind == berth_api_types::ErrorKind::NotFound {
-                e.message = format!("Could not find the file {path} in container {key}");
-            }
-            e
-        })
     }
 
     fn path_on_writable_mount(&self, c: &crate::model::Container, path: &str) -> bool {
