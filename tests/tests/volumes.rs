@@ -208,6 +208,25 @@ fn image_volumes_copy_up_and_anonymous_volumes() {
         "named copy-up",
     );
     assert_eq!(out, "from the image\n");
+    // A volume over /etc keeps the generated hosts/hostname/resolv.conf visible on top of it.
+    let out = quiet_ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "vh",
+            "-v",
+            "etcv:/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hostname; test -s /etc/hosts && test -e /etc/resolv.conf && \
+             test -s /etc/passwd && echo ok",
+        ]),
+        "volume over /etc",
+    );
+    assert_eq!(out, "vh\nok\n");
+    assert_ok(&d.docker(&["volume", "rm", "etcv"]), "rm etcv");
     // ...unless nocopy says otherwise.
     let out = quiet_ok(
         &d.docker(&[

@@ -818,6 +818,35 @@ impl Daemon {
                 .map_err(internal)?;
             out.push(mount);
         }
+        // A mount over `/etc` (or another parent of the generated files) would hide the
+        // hostname/hosts/resolv.conf binds, which the spec puts before user mounts. Docker sorts
+        // them together by depth; listing them here as user mounts does the same.
+        let etc = [
+            ("/etc/resolv.conf", self.runtime.resolv_conf_path(&c.id)),
+            ("/etc/hostname", self.runtime.hostname_path(&c.id)),
+            ("/etc/hosts", self.runtime.hosts_path(&c.id)),
+        ];
+        for (dest, src) in etc {
+            let covered = c
+                .mounts
+                .iter()
+                .any(|m| Path::new(dest).starts_with(&m.destination) && m.destination != dest);
+            if !covered {
+                continue;
+            }
+            let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
+            if c.host_config.readonly_rootfs {
+                opts.push("ro".into());
+            }
+            let mount = MountBuilder::default()
+                .destination(dest)
+                .typ("bind")
+                .source(src)
+                .options(opts)
+                .build()
+                .map_err(internal)?;
+            out.push(mount);
+        }
         Ok(out)
     }
 
