@@ -311,6 +311,20 @@ fn binds_tmpfs_and_read_only_root() {
         "{out}"
     );
     assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "w\n");
+    // A single file can be bind-mounted too.
+    let out = quiet_ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{h}/in:/single.txt:ro"),
+            "busybox",
+            "cat",
+            "/single.txt",
+        ]),
+        "file bind",
+    );
+    assert_eq!(out, "host file\n");
     // -v creates a missing bind source.
     let made = host.join("made/by/v");
     assert_ok(
