@@ -1038,3 +1038,39 @@ fn system_df_and_prune_reclaim_space() {
         assert_eq!(cols[1], "0", "{kind} left after prune: {df}");
     }
 }
+
+#[test]
+fn docker_cp_ownership_with_and_without_archive_mode() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let work = scratch(&d, "owner");
+    let f = work.join("owned");
+    std::fs::write(&f, "x\n").unwrap();
+    std::os::unix::fs::chown(&f, Some(1234), Some(4321)).unwrap();
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "o", "busybox", "sleep", "1000"]),
+        "run",
+    );
+    assert_ok(
+        &d.docker(&["cp", f.to_str().unwrap(), "o:/tmp/plain"]),
+        "cp",
+    );
+    assert_ok(
+        &d.docker(&["cp", "-a", f.to_str().unwrap(), "o:/tmp/archived"]),
+        "cp -a",
+    );
+    let out = quiet_ok(
+        &d.docker(&[
+            "exec",
+            "o",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/tmp/plain",
+            "/tmp/archived",
+        ]),
+        "stat",
+    );
+    assert_eq!(out, "0:0 /tmp/plain\n1234:4321 /tmp/archived\n");
+    assert_ok(&d.docker(&["rm", "-f", "o"]), "rm");
+}
