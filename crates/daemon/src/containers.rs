@@ -400,7 +400,14 @@ impl Daemon {
             }
             Status::Created | Status::Exited => {}
         }
-        self.start_locked(c).await
+        let id = c.id.clone();
+        let res = self.start_locked(c).await;
+        if res.is_err() {
+            // Docker removes an auto-remove container whose start failed before answering.
+            drop(_g);
+            self.maybe_auto_remove(&id).await;
+        }
+        res
     }
 
     /// Starts a container whose op lock the caller holds.
