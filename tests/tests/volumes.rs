@@ -775,6 +775,20 @@ fn berth_volume_commands_match_docker() {
         "bv1\n"
     );
     quiet_ok(&d.berth(&["volume", "create", "bv2"]), "create 2");
+    assert_eq!(
+        quiet_ok(
+            &d.berth(&["inspect", "-f", "{{.Labels.team}}", "bv1"]),
+            "inspect"
+        ),
+        "a\n"
+    );
+    assert_eq!(
+        quiet_ok(
+            &d.berth(&["inspect", "--type", "volume", "-f", "{{.Driver}}", "bv2"]),
+            "inspect --type volume"
+        ),
+        "local\n"
+    );
     for args in [
         vec!["volume", "ls"],
         vec!["volume", "ls", "-q"],
