@@ -582,9 +582,14 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         "network connect",
     );
     assert!(eventually(Duration::from_secs(5), || fetch("c", "b") == "hello-b\n"));
-    assert_ok(
-        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "cee"]),
-        "ping the alias",
+    // Retried: under heavy parallel load one lookup was seen to go unanswered (see report).
+    assert!(
+        eventually(Duration::from_secs(20), || d
+            .docker(&["exec", "a", "ping", "-c1", "-W2", "cee"])
+            .status
+            .success()),
+        "ping the alias from a: {}",
+        stderr(&d.docker(&["exec", "a", "nslookup", "cee"]))
     );
     let out = d.docker(&["exec", "c", "ip", "-4", "-o", "addr"]);
     assert!(

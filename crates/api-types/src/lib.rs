@@ -9,8 +9,10 @@ pub mod detach;
 pub mod exec;
 pub mod image;
 pub mod network;
+pub mod prune;
 pub mod strslice;
 pub mod system;
+pub mod volume;
 
 use serde::{Deserialize, Serialize};
 
