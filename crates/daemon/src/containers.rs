@@ -396,7 +396,6 @@ impl Daemon {
         let extras = spec::SpecExtras {
             netns_path: attached.as_ref().map(|a| a.netns.as_path()),
             extra_mounts: &user_mounts,
-            ..Default::default()
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;

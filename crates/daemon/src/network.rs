@@ -1228,6 +1228,7 @@ mod tests {
             state: Default::default(),
             restart_count: 0,
             exec_ids: Vec::new(),
+            mounts: Vec::new(),
         }
     }
 
