@@ -20,10 +20,11 @@ fn no_such_network(key: &str) -> ApiError {
     ApiError::not_found(format!("network {key} not found"))
 }
 
-/// Subnets tried in order when a create request names none (as Docker's default pools:
-/// 172.17-31.0.0/16, then 192.168.0.0/20 blocks).
+/// Subnets tried in order when a create request names none (Docker's default pools,
+/// 172.18-31.0.0/16 then 192.168.0.0/20 blocks, minus 172.17.0.0/16: a Docker daemon on the
+/// same host gives that one to docker0, possibly after berth has looked at the routes).
 fn candidate_subnets() -> impl Iterator<Item = Subnet> {
-    let a = (17..=31u8).filter_map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    let a = (18..=31u8).filter_map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
     let b = (0..16u8).filter_map(|i| Subnet::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
     a.chain(b)
 }
