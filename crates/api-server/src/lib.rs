@@ -11,6 +11,7 @@ mod exec;
 mod hijack;
 mod images;
 pub mod query;
+mod registry;
 mod system;
 mod version;
 
@@ -57,6 +58,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))
         .route("/images/create", post(images::create))
+        .route("/images/search", get(registry::search))
+        .route("/auth", post(registry::auth))
         .route(
             "/images/{*rest}",
             get(images::get_dispatch)

@@ -39,6 +39,12 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
+    /// A registry (host[:port] or CIDR) reached over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// A Docker Hub mirror (repeatable).
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -52,6 +58,8 @@ struct FileConfig {
     pidfile: Option<PathBuf>,
     cgroup_parent: Option<String>,
     shim_path: Option<PathBuf>,
+    insecure_registries: Vec<String>,
+    registry_mirrors: Vec<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -150,6 +158,8 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "berth".to_string()),
         hosts: hosts.clone(),
+        insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),
+        registry_mirrors: [args.registry_mirrors, file.registry_mirrors].concat(),
     };
     let pidfile = args
         .pidfile

@@ -13,6 +13,7 @@ mod images;
 mod logs;
 pub mod model;
 pub mod names;
+mod registry;
 mod runtime;
 pub mod spec;
 pub mod store;
@@ -38,6 +39,10 @@ pub struct DaemonConfig {
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
     pub hosts: Vec<String>,
+    /// Registries reached over plain HTTP besides loopback (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// Docker Hub mirrors (`registry-mirrors`).
+    pub registry_mirrors: Vec<String>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -73,6 +78,8 @@ pub struct Daemon {
     pub(crate) events: broadcast::Sender<ContainerEvent>,
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
+    /// The distribution client (pull, push, login).
+    pub(crate) registry: registry::Registry,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -107,6 +114,7 @@ impl Daemon {
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
+        let cfg_registry = cfg.clone();
         let (events, _) = broadcast::channel(1024);
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
@@ -121,6 +129,7 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
             event_log: events::EventLog::new(),
+            registry: registry::Registry::new(&cfg_registry)?,
         });
         daemon
             .restore()
