@@ -60,6 +60,15 @@ impl Error {
             message = s.to_string();
             src = s.source();
         }
+        // Read like Go's net errors: `connection refused`, not `Connection refused (os error 111)`.
+        if let Some(i) = message.find(" (os error ") {
+            message.truncate(i);
+        }
+        let mut chars = message.chars();
+        let message = match chars.next() {
+            Some(c) => c.to_lowercase().chain(chars).collect(),
+            None => message,
+        };
         Error::Transport {
             method: method.to_string(),
             url: url.to_string(),

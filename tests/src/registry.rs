@@ -1,0 +1,292 @@
+//! A private Debian `docker-registry` per test: 127.0.0.1 on a free port, storage in a temp
+//! directory, optional htpasswd basic auth; killed and removed on drop. Plus a tiny HTTP
+//! client for pushing hand-made blobs and manifests straight to it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+pub struct TestRegistry {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl TestRegistry {
+    /// An open registry.
+    pub fn start() -> TestRegistry {
+        Self::start_inner(None)
+    }
+
+    /// A registry that wants basic auth for `user`/`password` (bcrypt htpasswd).
+    pub fn start_with_htpasswd(user: &str, password: &str) -> TestRegistry {
+        Self::start_inner(Some((user, password)))
+    }
+
+    fn start_inner(auth: Option<(&str, &str)>) -> TestRegistry {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(format!(
+            "/var/tmp/berth-test-registry-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("storage")).expect("registry dir");
+        let mut auth_yaml = String::new();
+        if let Some((u, p)) = auth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", u, p])
+                .output()
+                .expect("htpasswd (apache2-utils)");
+            assert!(out.status.success(), "htpasswd failed");
+            std::fs::write(dir.join("htpasswd"), &out.stdout).expect("write htpasswd");
+            auth_yaml = format!(
+                "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                dir.join("htpasswd").display()
+            );
+        }
+        let mut r = TestRegistry {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n{auth_yaml}",
+            r.dir.join("storage").display(),
+            r.port
+        );
+        std::fs::write(r.dir.join("config.yml"), config).expect("registry config");
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("registry.log"))
+            .expect("registry log");
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(self.dir.join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((s, _, _)) = self.http("GET", "/v2/", &[], b"") {
+                if s == 200 || s == 401 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not come up: {}",
+            std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// `127.0.0.1:<port>`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the registry (storage stays).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Where the registry keeps the blob with this hex digest.
+    pub fn blob_data_path(&self, hex: &str) -> PathBuf {
+        self.dir.join(format!(
+            "storage/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    }
+
+    /// One plain HTTP/1.1 request: (status, headers lowercased, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+        http_request(&self.addr(), method, path, headers, body)
+    }
+
+    /// Uploads a blob (POST + PUT ?digest=) and returns its digest.
+    pub fn put_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = sha256_digest(data);
+        let (s, h, _) = self
+            .http("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], b"")
+            .expect("start upload");
+        assert_eq!(s, 202, "start upload");
+        let loc = header(&h, "location").expect("upload location");
+        let loc = loc
+            .strip_prefix(&format!("http://{}", self.addr()))
+            .unwrap_or(&loc)
+            .to_string();
+        let sep = if loc.contains('?') { '&' } else { '?' };
+        let (s, _, b) = self
+            .http(
+                "PUT",
+                &format!("{loc}{sep}digest={digest}"),
+                &[("Content-Type", "application/octet-stream")],
+                data,
+            )
+            .expect("finish upload");
+        assert_eq!(s, 201, "finish upload: {}", String::from_utf8_lossy(&b));
+        digest
+    }
+
+    /// Puts a manifest under `reference`; returns its digest.
+    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+        let (s, _, b) = self
+            .http(
+                "PUT",
+                &format!("/v2/{repo}/manifests/{reference}"),
+                &[("Content-Type", media_type)],
+                body,
+            )
+            .expect("put manifest");
+        assert_eq!(s, 201, "put manifest: {}", String::from_utf8_lossy(&b));
+        sha256_digest(body)
+    }
+
+    /// GETs a manifest with the given Accept; returns the body.
+    pub fn get_manifest(&self, repo: &str, reference: &str, accept: &str) -> Vec<u8> {
+        let (s, _, b) = self
+            .http(
+                "GET",
+                &format!("/v2/{repo}/manifests/{reference}"),
+                &[("Accept", accept)],
+                b"",
+            )
+            .expect("get manifest");
+        assert_eq!(s, 200, "get manifest: {}", String::from_utf8_lossy(&b));
+        b
+    }
+
+    pub fn get_blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let (s, _, b) = self
+            .http("GET", &format!("/v2/{repo}/blobs/{digest}"), &[], b"")
+            .expect("get blob");
+        assert_eq!(s, 200, "get blob {digest}");
+        b
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn header(h: &[(String, String)], name: &str) -> Option<String> {
+    h.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// `sha256:<hex>` of bytes, via `sha256sum` so the harness needs no hashing crate.
+pub fn sha256_digest(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sha256sum");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(data).expect("write sha256sum");
+    }
+    let out = child.wait_with_output().expect("sha256sum output");
+    let s = String::from_utf8_lossy(&out.stdout);
+    format!("sha256:{}", s.split_whitespace().next().expect("hash"))
+}
+
+/// A minimal HTTP/1.1 client (Content-Length or chunked responses, `Connection: close`).
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut rest = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let hdrs: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    if header(&hdrs, "transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(p) = rest[i..].windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[i..i + p]).trim(),
+                16,
+            )
+            .unwrap_or(0);
+            i += p + 2;
+            if size == 0 || i + size > rest.len() {
+                break;
+            }
+            out.extend_from_slice(&rest[i..i + size]);
+            i += size + 2;
+        }
+        rest = out;
+    }
+    Ok((status, hdrs, rest))
+}

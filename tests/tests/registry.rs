@@ -1,0 +1,353 @@
+//! Ship: push, pull, login against a private Debian `docker-registry` on 127.0.0.1, through
+//! berthd with the real docker CLI and with `berth`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use berth_tests::registry::{sha256_digest, TestRegistry};
+use berth_tests::*;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn inspect(d: &Daemon, fmt: &str, image: &str) -> String {
+    let out = d.docker(&["image", "inspect", "-f", fmt, image]);
+    assert_ok(&out, "docker image inspect");
+    stdout(&out).trim().to_string()
+}
+
+/// Files left in the image store's staging directory.
+fn staging_files(d: &Daemon) -> Vec<String> {
+    std::fs::read_dir(d.root.join("data/image/tmp"))
+        .map(|it| {
+            it.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn layer_dirs(d: &Daemon) -> usize {
+    std::fs::read_dir(d.root.join("data/image/layers"))
+        .map(|it| it.flatten().filter(|e| e.file_name() != "empty").count())
+        .unwrap_or(0)
+}
+
+/// Loads busybox, tags it into the registry and pushes it with the docker CLI; returns the
+/// reference and the pushed manifest digest.
+fn push_busybox(d: &Daemon, reg: &TestRegistry, repo: &str) -> (String, String) {
+    d.load_busybox();
+    let image = format!("{}/{repo}:1", reg.addr());
+    assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
+    let out = d.docker(&["push", &image]);
+    assert_ok(&out, "docker push");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("The push refers to repository [{}/{repo}]", reg.addr())),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("1: digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in {text}"));
+    let digest = line.split_whitespace().nth(2).expect("digest").to_string();
+    assert!(line.ends_with(&format!(
+        "size: {}",
+        reg.get_manifest(repo, "1", DOCKER_MANIFEST).len()
+    )));
+    (image, digest)
+}
+
+#[test]
+fn docker_push_rmi_pull_run() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, digest) = push_busybox(&d, &reg, "test/busybox");
+    // The registry has exactly what we said we pushed.
+    let manifest = reg.get_manifest("test/busybox", "1", DOCKER_MANIFEST);
+    assert_eq!(sha256_digest(&manifest), digest);
+    let id = inspect(&d, "{{.Id}}", &image);
+    assert_eq!(
+        inspect(&d, "{{json .RepoDigests}}", &image),
+        format!("[\"{}/test/busybox@{digest}\"]", reg.addr())
+    );
+
+    // A second push finds every blob there already.
+    let out = d.docker(&["push", &image]);
+    assert_ok(&out, "docker push again");
+    assert!(stdout(&out).contains("Layer already exists"), "{}", stdout(&out));
+
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    assert!(!d.docker(&["image", "inspect", &image]).status.success());
+
+    let out = d.docker(&["pull", &image]);
+    assert_ok(&out, "docker pull");
+    let text = stdout(&out);
+    for want in [
+        "1: Pulling from test/busybox",
+        "Pull complete",
+        &format!("Digest: {digest}"),
+        &format!("Status: Downloaded newer image for {image}"),
+    ] {
+        assert!(text.contains(want), "missing {want:?} in {text}");
+    }
+    assert_eq!(inspect(&d, "{{.Id}}", &image), id, "same image id after the round trip");
+    assert_eq!(
+        inspect(&d, "{{json .RepoDigests}}", &image),
+        format!("[\"{}/test/busybox@{digest}\"]", reg.addr())
+    );
+    let out = d.docker(&["run", "--rm", &image, "echo", "pulled and running"]);
+    assert_ok(&out, "docker run pulled image");
+    assert_eq!(stdout(&out), "pulled and running\n");
+
+    let out = d.docker(&["pull", &image]);
+    assert_ok(&out, "docker pull again");
+    assert!(
+        stdout(&out).contains(&format!("Status: Image is up to date for {image}")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
+
+    // By digest: no tag is added, the repo digest resolves.
+    assert_ok(&d.docker(&["rmi", &image]), "docker rmi");
+    let by_digest = format!("{}/test/busybox@{digest}", reg.addr());
+    let out = d.docker(&["pull", &by_digest]);
+    assert_ok(&out, "docker pull by digest");
+    assert_eq!(inspect(&d, "{{.Id}}", &by_digest), id);
+    assert_eq!(inspect(&d, "{{json .RepoTags}}", &by_digest), "[]");
+    let out = d.docker(&["run", "--rm", &by_digest, "true"]);
+    assert_ok(&out, "docker run by digest");
+}
+
+#[test]
+fn pull_streams_docker_progress_messages() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, digest) = push_busybox(&d, &reg, "progress/busybox");
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let (status, body) = d.api(
+        "POST",
+        &format!("/v1.51/images/create?fromImage={}/progress/busybox&tag=1", reg.addr()),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let msgs: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let statuses: Vec<&str> = msgs.iter().filter_map(|m| m["status"].as_str()).collect();
+    for want in [
+        "Pulling from progress/busybox",
+        "Pulling fs layer",
+        "Downloading",
+        "Verifying Checksum",
+        "Download complete",
+        "Extracting",
+        "Pull complete",
+    ] {
+        assert!(statuses.contains(&want), "no {want:?} in {statuses:?}");
+    }
+    let downloading = msgs
+        .iter()
+        .find(|m| m["status"] == "Downloading")
+        .expect("a Downloading message");
+    assert!(downloading["progressDetail"]["total"].as_u64().unwrap_or(0) > 0);
+    assert!(downloading["progress"].as_str().unwrap_or("").starts_with('['));
+    assert_eq!(downloading["id"].as_str().map(str::len), Some(12));
+    assert!(statuses.contains(&format!("Digest: {digest}").as_str()));
+    assert!(statuses.last().unwrap().starts_with("Status: Downloaded newer image for"));
+
+    // Errors before the stream starts are statuses with Docker's wording.
+    let (status, body) = d.api(
+        "POST",
+        &format!("/images/create?fromImage={}/progress/busybox&tag=nope", reg.addr()),
+        None,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("manifest unknown"),
+        "{body}"
+    );
+    let out = d.docker(&["pull", &format!("{}/no/such:1", reg.addr())]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Error response from daemon"), "{}", stderr(&out));
+}
+
+/// `gzip -dc` / `zstd -c` through the host tools.
+fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("output");
+    writer.join().expect("writer").expect("write");
+    assert!(out.status.success(), "{cmd} failed");
+    out.stdout
+}
+
+/// The pushed busybox's (config, uncompressed layer tar).
+fn busybox_parts(reg: &TestRegistry, repo: &str) -> (serde_json::Value, Vec<u8>) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest(repo, "1", DOCKER_MANIFEST)).expect("manifest");
+    let config: serde_json::Value = serde_json::from_slice(
+        &reg.get_blob(repo, m["config"]["digest"].as_str().expect("config digest")),
+    )
+    .expect("config");
+    let gz = reg.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer"));
+    (config, pipe("gzip", &["-dc"], &gz))
+}
+
+fn oci_manifest(config_digest: &str, config_len: usize, layers: &[(&str, &str, usize)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(mt, d, n)| serde_json::json!({"mediaType": mt, "digest": d, "size": n}))
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_len},
+        "layers": layers,
+    }))
+    .expect("json")
+}
+
+#[test]
+fn zstd_layers_and_multi_platform_index() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "src/busybox");
+    let (config, tar) = busybox_parts(&reg, "src/busybox");
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    assert_eq!(layer_dirs(&d), 0);
+
+    // amd64: the busybox layer as zstd, with its own config (a label makes a new image id).
+    let zst = pipe("zstd", &["-q", "-c"], &tar);
+    let zdigest = reg.put_blob("multi/app", &zst);
+    let mut amd = config.clone();
+    amd["config"]["Labels"] = serde_json::json!({"flavour": "zstd"});
+    let amd = serde_json::to_vec(&amd).expect("json");
+    let amd_cfg = reg.put_blob("multi/app", &amd);
+    let amd_manifest = oci_manifest(
+        &amd_cfg,
+        amd.len(),
+        &[("application/vnd.oci.image.layer.v1.tar+zstd", &zdigest, zst.len())],
+    );
+    let amd_digest = reg.put_manifest("multi/app", "amd64", OCI_MANIFEST, &amd_manifest);
+    // arm64: a different config over a plain (uncompressed) layer.
+    let plain = reg.put_blob("multi/app", &tar);
+    let mut arm = config.clone();
+    arm["architecture"] = serde_json::json!("arm64");
+    let arm = serde_json::to_vec(&arm).expect("json");
+    let arm_cfg = reg.put_blob("multi/app", &arm);
+    let arm_manifest = oci_manifest(
+        &arm_cfg,
+        arm.len(),
+        &[("application/vnd.oci.image.layer.v1.tar", &plain, tar.len())],
+    );
+    let arm_digest = reg.put_manifest("multi/app", "arm64", OCI_MANIFEST, &arm_manifest);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": arm_digest, "size": arm_manifest.len(),
+             "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+            {"mediaType": OCI_MANIFEST, "digest": amd_digest, "size": amd_manifest.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    }))
+    .expect("json");
+    let index_digest = reg.put_manifest("multi/app", "latest", OCI_INDEX, &index);
+
+    let app = format!("{}/multi/app", reg.addr());
+    let out = d.docker(&["pull", &app]);
+    assert_ok(&out, "docker pull multi-platform");
+    assert!(stdout(&out).contains(&format!("Digest: {index_digest}")), "{}", stdout(&out));
+    assert_eq!(inspect(&d, "{{.Id}}", &app), amd_cfg, "linux/amd64 picked");
+    assert_eq!(
+        inspect(&d, "{{json .RepoDigests}}", &app),
+        format!("[\"{app}@{index_digest}\"]")
+    );
+    let out = d.docker(&["run", "--rm", &app, "cat", "/etc/passwd"]);
+    assert_ok(&out, "docker run zstd image");
+    assert!(stdout(&out).contains("root:"), "{}", stdout(&out));
+
+    // --platform picks the other entry; its uncompressed layer is the same diff id.
+    let out = d.docker(&["pull", "--platform", "linux/arm64", &format!("{app}:latest")]);
+    assert_ok(&out, "docker pull --platform linux/arm64");
+    assert!(stdout(&out).contains("Already exists"), "{}", stdout(&out));
+    assert_eq!(inspect(&d, "{{.Id}}", &app), arm_cfg);
+    assert_eq!(inspect(&d, "{{.Architecture}}", &app), "arm64");
+
+    let out = d.docker(&["pull", "--platform", "linux/s390x", &app]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no matching manifest for linux/s390x in the manifest list entries"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(staging_files(&d).is_empty());
+}
+
+#[test]
+fn corrupted_blob_fails_cleanly() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "bad/busybox");
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest("bad/busybox", "1", DOCKER_MANIFEST)).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let layers_before = layer_dirs(&d);
+
+    // Same size, different bytes: only the digest check can notice.
+    let path = reg.blob_data_path(layer.trim_start_matches("sha256:"));
+    let mut data = std::fs::read(&path).expect("blob data");
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&path, &data).expect("corrupt blob");
+
+    let out = d.docker(&["pull", &image]);
+    assert!(!out.status.success(), "a corrupted pull must fail");
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        err.contains(&format!("filesystem layer verification failed for digest {layer}")),
+        "{err}"
+    );
+    assert!(!d.docker(&["image", "inspect", &image]).status.success(), "no image");
+    let out = d.docker(&["images", "-q"]);
+    assert_eq!(stdout(&out), "", "nothing listed");
+    assert_eq!(layer_dirs(&d), layers_before, "no layer kept");
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
+
+    // Fix the registry: the same pull now works.
+    data[mid] ^= 0xff;
+    std::fs::write(&path, &data).expect("restore blob");
+    assert_ok(&d.docker(&["pull", &image]), "pull after repair");
+    assert_ok(&d.docker(&["run", "--rm", &image, "true"]), "run");
+}
+
+#[test]
+fn insecure_registry_errors_and_search() {
+    let d = Daemon::start();
+    // Nothing listens there: a transport error, reported once, nothing stored.
+    let port = berth_tests::registry::free_port();
+    let out = d.docker(&["pull", &format!("127.0.0.1:{port}/x/y:1")]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("connection refused"), "{}", stderr(&out));
+
+    let reg = TestRegistry::start();
+    let out = d.docker(&["search", &format!("{}/busybox", reg.addr())]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not support search"),
+        "{}",
+        stderr(&out)
+    );
+}
