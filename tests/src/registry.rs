@@ -167,7 +167,13 @@ impl TestRegistry {
     }
 
     /// Puts a manifest under `reference`; returns its digest.
-    pub fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
         let (s, _, b) = self
             .http(
                 "PUT",
@@ -274,11 +280,8 @@ pub fn http_request(
         let mut out = Vec::new();
         let mut i = 0;
         while let Some(p) = rest[i..].windows(2).position(|w| w == b"\r\n") {
-            let size = usize::from_str_radix(
-                String::from_utf8_lossy(&rest[i..i + p]).trim(),
-                16,
-            )
-            .unwrap_or(0);
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[i..i + p]).trim(), 16)
+                .unwrap_or(0);
             i += p + 2;
             if size == 0 || i + size > rest.len() {
                 break;

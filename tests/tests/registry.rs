@@ -44,7 +44,10 @@ fn push_busybox(d: &Daemon, reg: &TestRegistry, repo: &str) -> (String, String) 
     assert_ok(&out, "docker push");
     let text = stdout(&out);
     assert!(
-        text.contains(&format!("The push refers to repository [{}/{repo}]", reg.addr())),
+        text.contains(&format!(
+            "The push refers to repository [{}/{repo}]",
+            reg.addr()
+        )),
         "{text}"
     );
     let line = text
@@ -76,7 +79,11 @@ fn docker_push_rmi_pull_run() {
     // A second push finds every blob there already.
     let out = d.docker(&["push", &image]);
     assert_ok(&out, "docker push again");
-    assert!(stdout(&out).contains("Layer already exists"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Layer already exists"),
+        "{}",
+        stdout(&out)
+    );
 
     assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
     assert!(!d.docker(&["image", "inspect", &image]).status.success());
@@ -92,7 +99,11 @@ fn docker_push_rmi_pull_run() {
     ] {
         assert!(text.contains(want), "missing {want:?} in {text}");
     }
-    assert_eq!(inspect(&d, "{{.Id}}", &image), id, "same image id after the round trip");
+    assert_eq!(
+        inspect(&d, "{{.Id}}", &image),
+        id,
+        "same image id after the round trip"
+    );
     assert_eq!(
         inspect(&d, "{{json .RepoDigests}}", &image),
         format!("[\"{}/test/busybox@{digest}\"]", reg.addr())
@@ -129,7 +140,10 @@ fn pull_streams_docker_progress_messages() {
     assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
     let (status, body) = d.api(
         "POST",
-        &format!("/v1.51/images/create?fromImage={}/progress/busybox&tag=1", reg.addr()),
+        &format!(
+            "/v1.51/images/create?fromImage={}/progress/busybox&tag=1",
+            reg.addr()
+        ),
         None,
     );
     assert_eq!(status, 200, "{body}");
@@ -154,25 +168,35 @@ fn pull_streams_docker_progress_messages() {
         .find(|m| m["status"] == "Downloading")
         .expect("a Downloading message");
     assert!(downloading["progressDetail"]["total"].as_u64().unwrap_or(0) > 0);
-    assert!(downloading["progress"].as_str().unwrap_or("").starts_with('['));
+    assert!(downloading["progress"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with('['));
     assert_eq!(downloading["id"].as_str().map(str::len), Some(12));
     assert!(statuses.contains(&format!("Digest: {digest}").as_str()));
-    assert!(statuses.last().unwrap().starts_with("Status: Downloaded newer image for"));
+    assert!(statuses
+        .last()
+        .unwrap()
+        .starts_with("Status: Downloaded newer image for"));
 
     // Errors before the stream starts are statuses with Docker's wording.
     let (status, body) = d.api(
         "POST",
-        &format!("/images/create?fromImage={}/progress/busybox&tag=nope", reg.addr()),
+        &format!(
+            "/images/create?fromImage={}/progress/busybox&tag=nope",
+            reg.addr()
+        ),
         None,
     );
     assert_eq!(status, 404, "{body}");
-    assert!(
-        body.contains("manifest unknown"),
-        "{body}"
-    );
+    assert!(body.contains("manifest unknown"), "{body}");
     let out = d.docker(&["pull", &format!("{}/no/such:1", reg.addr())]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Error response from daemon"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Error response from daemon"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `gzip -dc` / `zstd -c` through the host tools.
@@ -237,7 +261,11 @@ fn zstd_layers_and_multi_platform_index() {
     let amd_manifest = oci_manifest(
         &amd_cfg,
         amd.len(),
-        &[("application/vnd.oci.image.layer.v1.tar+zstd", &zdigest, zst.len())],
+        &[(
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            &zdigest,
+            zst.len(),
+        )],
     );
     let amd_digest = reg.put_manifest("multi/app", "amd64", OCI_MANIFEST, &amd_manifest);
     // arm64: a different config over a plain (uncompressed) layer.
@@ -268,7 +296,11 @@ fn zstd_layers_and_multi_platform_index() {
     let app = format!("{}/multi/app", reg.addr());
     let out = d.docker(&["pull", &app]);
     assert_ok(&out, "docker pull multi-platform");
-    assert!(stdout(&out).contains(&format!("Digest: {index_digest}")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("Digest: {index_digest}")),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(inspect(&d, "{{.Id}}", &app), amd_cfg, "linux/amd64 picked");
     assert_eq!(
         inspect(&d, "{{json .RepoDigests}}", &app),
@@ -279,7 +311,12 @@ fn zstd_layers_and_multi_platform_index() {
     assert!(stdout(&out).contains("root:"), "{}", stdout(&out));
 
     // --platform picks the other entry; its uncompressed layer is the same diff id.
-    let out = d.docker(&["pull", "--platform", "linux/arm64", &format!("{app}:latest")]);
+    let out = d.docker(&[
+        "pull",
+        "--platform",
+        "linux/arm64",
+        &format!("{app}:latest"),
+    ]);
     assert_ok(&out, "docker pull --platform linux/arm64");
     assert!(stdout(&out).contains("Already exists"), "{}", stdout(&out));
     assert_eq!(inspect(&d, "{{.Id}}", &app), arm_cfg);
@@ -317,10 +354,15 @@ fn corrupted_blob_fails_cleanly() {
     assert!(!out.status.success(), "a corrupted pull must fail");
     let err = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
-        err.contains(&format!("filesystem layer verification failed for digest {layer}")),
+        err.contains(&format!(
+            "filesystem layer verification failed for digest {layer}"
+        )),
         "{err}"
     );
-    assert!(!d.docker(&["image", "inspect", &image]).status.success(), "no image");
+    assert!(
+        !d.docker(&["image", "inspect", &image]).status.success(),
+        "no image"
+    );
     let out = d.docker(&["images", "-q"]);
     assert_eq!(stdout(&out), "", "nothing listed");
     assert_eq!(layer_dirs(&d), layers_before, "no layer kept");
@@ -340,7 +382,11 @@ fn insecure_registry_errors_and_search() {
     let port = berth_tests::registry::free_port();
     let out = d.docker(&["pull", &format!("127.0.0.1:{port}/x/y:1")]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("connection refused"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("connection refused"),
+        "{}",
+        stderr(&out)
+    );
 
     let reg = TestRegistry::start();
     let out = d.docker(&["search", &format!("{}/busybox", reg.addr())]);
@@ -350,4 +396,176 @@ fn insecure_registry_errors_and_search() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn berth_push_rmi_pull_run() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let archive = busybox_archive();
+    assert_ok(
+        &d.berth(&["load", "-i", archive.to_str().unwrap()]),
+        "berth load",
+    );
+    let image = format!("{}/berth/busybox:2", reg.addr());
+    assert_ok(&d.berth(&["tag", "busybox", &image]), "berth tag");
+    let out = d.berth(&["push", &image]);
+    assert_ok(&out, "berth push");
+    let text = stdout(&out);
+    assert!(text.contains("Pushed"), "{text}");
+    let digest_line = text
+        .lines()
+        .find(|l| l.starts_with("2: digest: sha256:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let digest = digest_line.split_whitespace().nth(2).unwrap().to_string();
+
+    assert_ok(&d.berth(&["rmi", &image, "busybox"]), "berth rmi");
+    let out = d.berth(&["pull", &image]);
+    assert_ok(&out, "berth pull");
+    let text = stdout(&out);
+    assert!(text.contains("Pull complete"), "{text}");
+    assert!(text.contains(&format!("Digest: {digest}")), "{text}");
+    assert!(text.ends_with(&format!("{image}\n")), "{text}");
+    let out = d.berth(&["run", "--rm", &image, "echo", "berth pulled"]);
+    assert_ok(&out, "berth run");
+    assert_eq!(stdout(&out), "berth pulled\n");
+
+    // -q prints only the reference; by digest works too.
+    assert_ok(&d.berth(&["rmi", &image]), "berth rmi");
+    let by_digest = format!("{}/berth/busybox@{digest}", reg.addr());
+    let out = d.berth(&["pull", "-q", "--platform", "linux/amd64", &by_digest]);
+    assert_ok(&out, "berth pull -q by digest");
+    assert_eq!(stdout(&out), format!("{by_digest}\n"));
+
+    // -a pulls every tag.
+    assert_ok(
+        &d.berth(&[
+            "tag",
+            &by_digest,
+            &format!("{}/berth/busybox:3", reg.addr()),
+        ]),
+        "tag",
+    );
+    assert_ok(
+        &d.berth(&["push", &format!("{}/berth/busybox:3", reg.addr())]),
+        "push 3",
+    );
+    let out = d.berth(&["pull", "-a", &format!("{}/berth/busybox", reg.addr())]);
+    assert_ok(&out, "berth pull -a");
+    let out = d.berth(&[
+        "images",
+        "--format",
+        "{{.Tag}}",
+        &format!("{}/berth/busybox", reg.addr()),
+    ]);
+    let mut tags: Vec<String> = stdout(&out).lines().map(|l| l.trim().to_string()).collect();
+    tags.sort();
+    assert_eq!(tags, ["2", "3"], "{}", stdout(&out));
+
+    let out = d.berth(&["pull", &format!("{}/berth/nothing:1", reg.addr())]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Error response from daemon: manifest for"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn docker_config(d: &Daemon) -> serde_json::Value {
+    let raw = std::fs::read(d.root.join("docker-config/config.json")).expect("config.json");
+    serde_json::from_slice(&raw).expect("config.json is JSON")
+}
+
+#[test]
+fn basic_auth_login_push_pull() {
+    let reg = TestRegistry::start_with_htpasswd("alice", "s3cret-pw");
+    let d = Daemon::start();
+    d.load_busybox();
+    let image = format!("{}/private/busybox:1", reg.addr());
+    assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
+
+    let out = d.docker(&["push", &image]);
+    assert!(!out.status.success(), "push without login must fail");
+    assert!(
+        format!("{}{}", stdout(&out), stderr(&out)).contains("no basic auth credentials"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = d.docker_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr()],
+        b"wrong\n",
+    );
+    assert!(!out.status.success(), "wrong password must fail");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Error response from daemon: login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            reg.addr()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        docker_config_opt(&d).is_none_or(|c| c["auths"][reg.addr()].is_null()),
+        "nothing stored for a failed login"
+    );
+
+    let out = d.docker_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr()],
+        b"s3cret-pw\n",
+    );
+    assert_ok(&out, "docker login");
+    assert!(stdout(&out).contains("Login Succeeded"));
+    assert!(docker_config(&d)["auths"][reg.addr()]["auth"].is_string());
+
+    assert_ok(&d.docker(&["push", &image]), "docker push after login");
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    assert_ok(&d.docker(&["pull", &image]), "docker pull after login");
+    assert_ok(&d.docker(&["run", "--rm", &image, "true"]), "docker run");
+    assert_ok(&d.docker(&["logout", &reg.addr()]), "docker logout");
+    assert!(docker_config(&d)["auths"][reg.addr()].is_null());
+
+    // berth logs in the same way; the docker CLI then uses berth's stored credentials.
+    let out = d.berth_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr()],
+        b"nope\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("401 Unauthorized"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.berth_stdin(
+        &["login", "-u", "alice", "--password-stdin", &reg.addr()],
+        b"s3cret-pw\n",
+    );
+    assert_ok(&out, "berth login");
+    assert_eq!(stdout(&out), "Login Succeeded\n");
+    assert_eq!(
+        docker_config(&d)["auths"][reg.addr()]["auth"],
+        "YWxpY2U6czNjcmV0LXB3",
+        "base64 of alice:s3cret-pw, as docker stores it"
+    );
+    assert_ok(&d.docker(&["rmi", &image]), "docker rmi");
+    assert_ok(
+        &d.docker(&["pull", &image]),
+        "docker pull with berth's login",
+    );
+    assert_ok(&d.berth(&["rmi", &image]), "berth rmi");
+    assert_ok(&d.berth(&["pull", &image]), "berth pull with berth's login");
+    let out = d.berth(&["logout", &reg.addr()]);
+    assert_ok(&out, "berth logout");
+    assert_eq!(
+        stdout(&out),
+        format!("Removing login credentials for {}\n", reg.addr())
+    );
+    assert!(docker_config(&d)["auths"][reg.addr()].is_null());
+    let out = d.berth(&["pull", &image]);
+    assert!(!out.status.success(), "pull after logout must fail");
+}
+
+fn docker_config_opt(d: &Daemon) -> Option<serde_json::Value> {
+    let raw = std::fs::read(d.root.join("docker-config/config.json")).ok()?;
+    serde_json::from_slice(&raw).ok()
 }

@@ -55,8 +55,11 @@ pub async fn auth(State(b): State<AppState>, body: Bytes) -> HandlerResult<Respo
     let v: serde_json::Value = if body.is_empty() {
         serde_json::json!({})
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| Error(ApiError::invalid(format!("invalid auth configuration: {e}"))))?
+        serde_json::from_slice(&body).map_err(|e| {
+            Error(ApiError::invalid(format!(
+                "invalid auth configuration: {e}"
+            )))
+        })?
     };
     Ok(Json(b.registry_login(v).await?).into_response())
 }

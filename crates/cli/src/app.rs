@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, run, system};
+use crate::commands::{container, image, registry, run, system};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -81,6 +81,14 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Authenticate to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -150,6 +158,10 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Display detailed information on one or more images
     Inspect(TypedInspectArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -577,6 +589,10 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(ctx, a).await,
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(ctx, a).await,
         Cmd::Image(ImageCmd::Inspect(a)) => container::inspect_typed(ctx, a, "image").await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => registry::pull(ctx, a).await,
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(ctx, a).await,
+        Cmd::Login(a) => registry::login(ctx, a).await,
+        Cmd::Logout(a) => registry::logout(ctx, a).await,
         Cmd::Inspect(a) => container::inspect(ctx, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             container::inspect_typed(ctx, a, "container").await

@@ -288,8 +288,8 @@ impl Daemon {
     }
 
     pub async fn image_push(self: &Arc<Self>, opts: PushOptions) -> Result<ByteStream> {
-        let named = Reference::parse_named(&opts.name)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let named =
+            Reference::parse_named(&opts.name).map_err(|e| ApiError::invalid(e.to_string()))?;
         let repo_name = named.repository();
         let refs: Vec<Reference> = if named.tag().is_some() {
             vec![named.clone()]
@@ -327,7 +327,12 @@ impl Daemon {
             })?;
             let id = Digest::parse(&e.id).map_err(internal)?;
             let config = self.images.get_blob(&id).map_err(internal)?;
-            items.push((r.clone(), e.id.clone(), config, e.config.diff_ids().to_vec()));
+            items.push((
+                r.clone(),
+                e.id.clone(),
+                config,
+                e.config.diff_ids().to_vec(),
+            ));
         }
         let auth = decode_auth(opts.registry_auth.as_deref());
         let repo = self
@@ -361,7 +366,10 @@ impl Daemon {
                         {
                             let _g = this.image_lock.lock().await;
                             if let Ok(Some(mut rec)) = this.store.image::<ImageRecord>(&id) {
-                                add_repo_digest(&mut rec, format!("{}@{}", r.full_name(), p.digest));
+                                add_repo_digest(
+                                    &mut rec,
+                                    format!("{}@{}", r.full_name(), p.digest),
+                                );
                                 let _ = this.store.put_image(&id, &rec);
                             }
                         }
@@ -484,7 +492,10 @@ mod tests {
         add_repo_digest(&mut rec, d2.clone());
         assert_eq!(rec.repo_digests, vec![d3, d2]);
         assert_eq!(
-            familiar_digests(&[format!("docker.io/library/busybox@{}", Digest::sha256_of(b"1"))]),
+            familiar_digests(&[format!(
+                "docker.io/library/busybox@{}",
+                Digest::sha256_of(b"1")
+            )]),
             vec![format!("busybox@{}", Digest::sha256_of(b"1"))]
         );
     }

@@ -185,7 +185,11 @@ mod tests {
             Some(Challenge::Basic)
         );
         assert_eq!(parse_challenge("Negotiate"), None);
-        assert_eq!(parse_challenge("Bearer service=x"), None, "realm is required");
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "realm is required"
+        );
     }
 
     #[test]

@@ -400,7 +400,9 @@ impl Repository {
             t.token
         };
         if token.is_empty() {
-            return Err(Error::Registry(format!("token server {realm} sent no token")));
+            return Err(Error::Registry(format!(
+                "token server {realm} sent no token"
+            )));
         }
         Ok(token)
     }
@@ -430,7 +432,13 @@ impl Repository {
     }
 
     /// Sends and turns error statuses into [`Error`]s; `what` names the object for 404s.
-    async fn send(&self, method: Method, req: RequestBuilder, url: &str, what: &str) -> Result<Response> {
+    async fn send(
+        &self,
+        method: Method,
+        req: RequestBuilder,
+        url: &str,
+        what: &str,
+    ) -> Result<Response> {
         let resp = req
             .send()
             .await
@@ -503,7 +511,9 @@ impl Repository {
         if offset > 0 {
             req = req.header(header::RANGE, format!("bytes={offset}-"));
         }
-        let resp = self.send(Method::GET, req, &url, &format!("blob {digest}")).await?;
+        let resp = self
+            .send(Method::GET, req, &url, &format!("blob {digest}"))
+            .await?;
         let partial = resp.status() == StatusCode::PARTIAL_CONTENT;
         Ok((resp, partial))
     }
@@ -534,7 +544,11 @@ impl Repository {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(Error::Unauthorized(
-                "denied: requested access to the resource is denied".to_string(),
+                if matches!(self.authz, Authz::MissingBasic) {
+                    format!("Head \"{url}\": no basic auth credentials")
+                } else {
+                    "denied: requested access to the resource is denied".to_string()
+                },
             )),
             s => Err(Error::Registry(registry_message(s, b""))),
         }
@@ -558,7 +572,12 @@ impl Repository {
     }
 
     /// `PATCH` a chunk (or the whole stream) to an upload; returns the next location.
-    pub async fn patch_upload(&self, loc: &str, body: reqwest::Body, range: Option<(u64, u64)>) -> Result<String> {
+    pub async fn patch_upload(
+        &self,
+        loc: &str,
+        body: reqwest::Body,
+        range: Option<(u64, u64)>,
+    ) -> Result<String> {
         let url = self.url(loc);
         let mut req = self
             .request(Method::PATCH, &url)
@@ -574,7 +593,12 @@ impl Repository {
     }
 
     /// Completes an upload with `PUT ?digest=` (and a last chunk, possibly empty).
-    pub async fn finish_upload(&self, loc: &str, digest: &Digest, body: Option<Bytes>) -> Result<()> {
+    pub async fn finish_upload(
+        &self,
+        loc: &str,
+        digest: &Digest,
+        body: Option<Bytes>,
+    ) -> Result<()> {
         let mut url = self.url(loc);
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
@@ -618,7 +642,12 @@ impl Repository {
                 .get(header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|l| l.split(';').next())
-                .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_string());
+                .map(|l| {
+                    l.trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_string()
+                });
             let body = resp
                 .bytes()
                 .await

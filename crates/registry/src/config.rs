@@ -46,11 +46,19 @@ fn in_cidr(ip: IpAddr, cidr: &str) -> bool {
     };
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(b)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(b) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(b)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(a) & mask == u128::from(b) & mask
         }
         _ => false,
@@ -111,11 +119,7 @@ mod tests {
     #[test]
     fn listed_hosts_and_cidrs() {
         let c = RegistryConfig {
-            insecure: vec![
-                "myreg:5000".into(),
-                "other".into(),
-                "10.1.0.0/16".into(),
-            ],
+            insecure: vec!["myreg:5000".into(), "other".into(), "10.1.0.0/16".into()],
             mirrors: vec![],
         };
         assert!(c.is_insecure("myreg:5000"));

@@ -122,7 +122,8 @@ impl Platform {
         } else {
             (parts[0].to_lowercase(), parts[1].to_lowercase())
         };
-        let (architecture, mut variant) = normalize_arch(&arch, parts.get(2).map(|v| v.to_lowercase()));
+        let (architecture, mut variant) =
+            normalize_arch(&arch, parts.get(2).map(|v| v.to_lowercase()));
         if architecture == "arm64" && variant.as_deref() == Some("v8") {
             variant = None;
         }
@@ -186,9 +187,9 @@ pub fn select_platform<'a>(entries: &'a [Descriptor], want: &Platform) -> Result
         .filter(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
         .collect();
     let exact = candidates.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.variant.as_deref().unwrap_or("") == want.variant.as_deref().unwrap_or(""))
+        d.platform.as_ref().is_some_and(|p| {
+            p.variant.as_deref().unwrap_or("") == want.variant.as_deref().unwrap_or("")
+        })
     });
     exact
         .or(candidates.first())
@@ -224,7 +225,12 @@ mod tests {
             size: 1,
             platform: Some(Platform {
                 architecture: arch.into(),
-                os: if arch == "unknown" { "unknown" } else { "linux" }.into(),
+                os: if arch == "unknown" {
+                    "unknown"
+                } else {
+                    "linux"
+                }
+                .into(),
                 variant: variant.map(str::to_string),
             }),
             urls: None,

@@ -22,7 +22,9 @@ use tokio::sync::Semaphore;
 use crate::cache::{BlobRecord, DistributionCache};
 use crate::client::Repository;
 use crate::error::{Error, Result};
-use crate::manifest::{check_layer_type, select_platform, Descriptor, ImageManifest, Manifest, Platform};
+use crate::manifest::{
+    check_layer_type, select_platform, Descriptor, ImageManifest, Manifest, Platform,
+};
 use crate::progress::{ProgressEvent, ProgressFn, Throttle};
 
 /// Downloads at once, like Docker's `max-concurrent-downloads` default.
@@ -101,7 +103,11 @@ pub async fn pull_image(
     let chains = chain_ids(&diff_ids);
     let present: Vec<bool> = chains.iter().map(|c| store.has_layer(c)).collect();
     for (i, l) in manifest.layers.iter().enumerate() {
-        let status = if present[i] { "Already exists" } else { "Pulling fs layer" };
+        let status = if present[i] {
+            "Already exists"
+        } else {
+            "Pulling fs layer"
+        };
         progress(ProgressEvent::status(short(&l.digest), status));
     }
 
@@ -162,7 +168,11 @@ pub async fn pull_image(
             let file = handle
                 .await
                 .map_err(|e| Error::Invalid(format!("download task failed: {e}")))??;
-            let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(chains[i - 1].clone())
+            };
             let existed = store.has_layer(&chains[i]);
             let (st, diff_id, id, prog, size) = (
                 store.clone(),
@@ -265,7 +275,8 @@ async fn download(
         .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
     let mut out = std::io::BufWriter::with_capacity(
         256 * 1024,
-        file.reopen().map_err(|e| Error::io("opening temp file", e))?,
+        file.reopen()
+            .map_err(|e| Error::io("opening temp file", e))?,
     );
     let mut hasher = Sha256::new();
     let mut written: u64 = 0;
@@ -296,7 +307,12 @@ async fn download(
                     return Err(Error::blob_mismatch(&desc.digest));
                 }
                 if throttle.ready(written == desc.size) {
-                    progress(ProgressEvent::bytes(id.clone(), "Downloading", written, desc.size));
+                    progress(ProgressEvent::bytes(
+                        id.clone(),
+                        "Downloading",
+                        written,
+                        desc.size,
+                    ));
                 }
             }
             Ok(())

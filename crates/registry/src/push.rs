@@ -172,7 +172,8 @@ async fn push_layer(
             .tempfile_in(&tmp)
             .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
         let out = berth_image::digest::HashingWriter::new(BufWriter::new(
-            file.reopen().map_err(|e| Error::io("opening temp file", e))?,
+            file.reopen()
+                .map_err(|e| Error::io("opening temp file", e))?,
         ));
         let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
         std::io::copy(&mut BufReader::new(src), &mut gz)
@@ -200,7 +201,10 @@ async fn push_layer(
         .start_upload(None)
         .await?
         .ok_or_else(|| Error::Registry("registry sent no upload location".into()))?;
-    let f = tokio::fs::File::from_std(file.reopen().map_err(|e| Error::io("opening temp file", e))?);
+    let f = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| Error::io("opening temp file", e))?,
+    );
     let prog = progress.clone();
     let pid = id.clone();
     let mut sent = 0u64;

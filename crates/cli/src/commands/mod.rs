@@ -1,4 +1,5 @@
 pub mod container;
 pub mod image;
+pub mod registry;
 pub mod run;
 pub mod system;
