@@ -293,3 +293,239 @@ pub fn http_request(
     }
     Ok((status, hdrs, rest))
 }
+
+/// A hand-rolled registry serving one image from memory, for what a real registry will not
+/// do on demand: drop connections mid-blob (a registry dying mid-pull) and demand bearer
+/// tokens from its own token endpoint (`/token`, basic credentials `user:password`).
+pub struct FakeRegistry {
+    pub port: u16,
+    state: std::sync::Arc<FakeState>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+pub struct FakeState {
+    /// `repo` this server answers for.
+    pub repo: String,
+    pub manifest: Vec<u8>,
+    pub manifest_type: String,
+    /// digest → bytes
+    pub blobs: Vec<(String, Vec<u8>)>,
+    /// When set, blob bodies stop halfway and the connection closes.
+    pub truncate: std::sync::atomic::AtomicBool,
+    /// `Some((user, password))`: bearer auth through `/token`.
+    pub token_auth: Option<(String, String)>,
+    /// Blob GETs served (including truncated ones).
+    pub blob_gets: AtomicU32,
+}
+
+const FAKE_TOKEN: &str = "berth-test-token";
+
+impl FakeRegistry {
+    pub fn start(state: FakeState) -> FakeRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake registry");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let state = std::sync::Arc::new(state);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !sp.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let st = st.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve_fake(conn, &st, port);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        FakeRegistry {
+            port,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn state(&self) -> &FakeState {
+        &self.state
+    }
+}
+
+impl Drop for FakeRegistry {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut tmp)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let mut lines = head.split("\r\n");
+    let first = lines.next().unwrap_or("");
+    let mut parts = first.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let reply = |conn: &mut TcpStream, status: &str, hdrs: &[(&str, String)], body: &[u8]| {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in hdrs {
+            r.push_str(&format!("{k}: {v}\r\n"));
+        }
+        r.push_str("\r\n");
+        conn.write_all(r.as_bytes())?;
+        if method != "HEAD" {
+            conn.write_all(body)?;
+        }
+        conn.flush()
+    };
+    let unauthorized =
+        br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+    if let Some((user, pw)) = &st.token_auth {
+        let challenge =
+            format!("Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"fake-registry\"");
+        if path == "/token" {
+            use base64_lite::encode;
+            let want = format!("Basic {}", encode(format!("{user}:{pw}").as_bytes()));
+            if header(&headers, "authorization").as_deref() == Some(want.as_str())
+                && target.contains("service=fake-registry")
+            {
+                return reply(
+                    &mut conn,
+                    "200 OK",
+                    &[("Content-Type", "application/json".into())],
+                    format!("{{\"token\":\"{FAKE_TOKEN}\"}}").as_bytes(),
+                );
+            }
+            return reply(
+                &mut conn,
+                "401 Unauthorized",
+                &[("Content-Type", "application/json".into())],
+                br#"{"details":"incorrect username or password"}"#,
+            );
+        }
+        if header(&headers, "authorization").as_deref() != Some(&format!("Bearer {FAKE_TOKEN}")) {
+            return reply(
+                &mut conn,
+                "401 Unauthorized",
+                &[
+                    ("WWW-Authenticate", challenge),
+                    ("Content-Type", "application/json".into()),
+                ],
+                unauthorized,
+            );
+        }
+    }
+    if path == "/v2/" {
+        return reply(&mut conn, "200 OK", &[], b"{}");
+    }
+    let prefix = format!("/v2/{}/", st.repo);
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return reply(&mut conn, "404 Not Found", &[], b"");
+    };
+    if rest.starts_with("manifests/") {
+        return reply(
+            &mut conn,
+            "200 OK",
+            &[("Content-Type", st.manifest_type.clone())],
+            &st.manifest,
+        );
+    }
+    if let Some(d) = rest.strip_prefix("blobs/") {
+        let Some((_, data)) = st.blobs.iter().find(|(k, _)| k == d) else {
+            return reply(&mut conn, "404 Not Found", &[], b"");
+        };
+        st.blob_gets.fetch_add(1, Ordering::SeqCst);
+        if st.truncate.load(Ordering::SeqCst) && data.len() > 1024 {
+            // Promise everything, send half, hang up: a registry dying mid-blob.
+            let r = format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                data.len()
+            );
+            conn.write_all(r.as_bytes())?;
+            conn.write_all(&data[..data.len() / 2])?;
+            conn.flush()?;
+            return conn.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(range) = header(&headers, "range") {
+            if let Some(start) = range
+                .strip_prefix("bytes=")
+                .and_then(|r| r.strip_suffix('-'))
+                .and_then(|s| s.parse::<usize>().ok())
+                .filter(|s| *s < data.len())
+            {
+                return reply(
+                    &mut conn,
+                    "206 Partial Content",
+                    &[(
+                        "Content-Range",
+                        format!("bytes {start}-{}/{}", data.len() - 1, data.len()),
+                    )],
+                    &data[start..],
+                );
+            }
+        }
+        return reply(&mut conn, "200 OK", &[], data);
+    }
+    reply(&mut conn, "404 Not Found", &[], b"")
+}
+
+/// Standard base64 without a crate (the harness keeps its dependencies minimal).
+mod base64_lite {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    pub fn encode(data: &[u8]) -> String {
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn encodes() {
+        assert_eq!(encode(b"alice:s3cret-pw"), "YWxpY2U6czNjcmV0LXB3");
+        assert_eq!(encode(b"ab"), "YWI=");
+    }
+}

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use berth_tests::registry::{sha256_digest, TestRegistry};
+use std::sync::atomic::Ordering;
+
+use berth_tests::registry::{sha256_digest, FakeRegistry, FakeState, TestRegistry};
 use berth_tests::*;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -568,4 +570,96 @@ fn basic_auth_login_push_pull() {
 fn docker_config_opt(d: &Daemon) -> Option<serde_json::Value> {
     let raw = std::fs::read(d.root.join("docker-config/config.json")).ok()?;
     serde_json::from_slice(&raw).ok()
+}
+
+/// An image served by a [`FakeRegistry`]: the busybox the real registry got from a push.
+fn fake_state(reg: &TestRegistry, repo: &str, token: Option<(&str, &str)>) -> FakeState {
+    let manifest = reg.get_manifest(repo, "1", DOCKER_MANIFEST);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut blobs = Vec::new();
+    for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
+        let d = d.as_str().unwrap().to_string();
+        blobs.push((d.clone(), reg.get_blob(repo, &d)));
+    }
+    FakeState {
+        repo: repo.to_string(),
+        manifest,
+        manifest_type: DOCKER_MANIFEST.to_string(),
+        blobs,
+        truncate: std::sync::atomic::AtomicBool::new(false),
+        token_auth: token.map(|(u, p)| (u.to_string(), p.to_string())),
+        blob_gets: std::sync::atomic::AtomicU32::new(0),
+    }
+}
+
+#[test]
+fn registry_dying_mid_pull_leaves_nothing_and_repull_works() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "flaky/busybox");
+    let fake = FakeRegistry::start(fake_state(&reg, "flaky/busybox", None));
+    drop(reg);
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let layers_before = layer_dirs(&d);
+
+    fake.state().truncate.store(true, Ordering::SeqCst);
+    let flaky = format!("{}/flaky/busybox:1", fake.addr());
+    let out = d.docker(&["pull", &flaky]);
+    assert!(
+        !out.status.success(),
+        "a pull whose registry keeps dying must fail"
+    );
+    assert!(
+        fake.state().blob_gets.load(Ordering::SeqCst) >= 3,
+        "the layer download was retried"
+    );
+    assert!(
+        !d.docker(&["image", "inspect", &flaky]).status.success(),
+        "no image"
+    );
+    assert_eq!(stdout(&d.docker(&["images", "-q"])), "");
+    assert_eq!(layer_dirs(&d), layers_before, "no layer kept");
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
+
+    fake.state().truncate.store(false, Ordering::SeqCst);
+    let out = d.docker(&["pull", &flaky]);
+    assert_ok(&out, "re-pull");
+    assert_ok(
+        &d.docker(&["run", "--rm", &flaky, "true"]),
+        "run re-pulled image",
+    );
+}
+
+#[test]
+fn bearer_token_flow() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "tok/busybox");
+    let fake = FakeRegistry::start(fake_state(&reg, "tok/busybox", Some(("bob", "hunter2"))));
+    drop(reg);
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let img = format!("{}/tok/busybox:1", fake.addr());
+
+    let out = d.docker(&["pull", &img]);
+    assert!(!out.status.success(), "anonymous token request is refused");
+    let out = d.docker_stdin(
+        &["login", "-u", "bob", "--password-stdin", &fake.addr()],
+        b"bad\n",
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("incorrect username or password"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker_stdin(
+        &["login", "-u", "bob", "--password-stdin", &fake.addr()],
+        b"hunter2\n",
+    );
+    assert_ok(&out, "docker login (token server)");
+    assert_ok(
+        &d.docker(&["pull", &img]),
+        "docker pull with a bearer token",
+    );
+    assert_ok(&d.docker(&["run", "--rm", &img, "true"]), "run");
 }

@@ -47,12 +47,12 @@ pub(crate) fn familiar_digests(all: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Registry failures as API errors: unknown things are 404, refused credentials 401.
+/// Registry failures as API errors: unknown things are 404; refused credentials are 500 as
+/// dockerd answers them for pull and push (a 401 makes the docker CLI prompt for a login).
 pub(crate) fn registry_error(e: berth_registry::Error) -> ApiError {
     use berth_registry::Error as E;
     let kind = match &e {
         E::NotFound(_) | E::NoMatchingPlatform(_) => ErrorKind::NotFound,
-        E::Unauthorized(_) => ErrorKind::Unauthorized,
         E::Invalid(_) => ErrorKind::InvalidParameter,
         _ => ErrorKind::Internal,
     };
@@ -409,7 +409,10 @@ impl Daemon {
             .client
             .login(&domain, &auth)
             .await
-            .map_err(registry_error)?;
+            .map_err(|e| match e {
+                berth_registry::Error::Unauthorized(m) => ApiError::new(ErrorKind::Unauthorized, m),
+                other => registry_error(other),
+            })?;
         Ok(serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}))
     }
 

@@ -160,7 +160,7 @@ impl Client {
             let probe = self
                 .http_noverify
                 .get(format!("{https}/v2/"))
-                .timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(3))
                 .send()
                 .await;
             match probe {
