@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// (status, headers with lowercased names, body)
+pub type HttpReply = (u16, Vec<(String, String)>, Vec<u8>);
+
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 pub struct TestRegistry {
@@ -137,7 +140,7 @@ impl TestRegistry {
         path: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    ) -> std::io::Result<HttpReply> {
         http_request(&self.addr(), method, path, headers, body)
     }
 
@@ -245,7 +248,7 @@ pub fn http_request(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<HttpReply> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(
