@@ -318,7 +318,7 @@ pub struct FakeState {
     pub truncate: std::sync::atomic::AtomicBool,
     /// `Some((user, password))`: bearer auth through `/token`.
     pub token_auth: Option<(String, String)>,
-    /// Blob GETs served (including truncated ones).
+    /// GETs of blobs over 1 KiB (layers, not configs) served, truncated ones included.
     pub blob_gets: AtomicU32,
 }
 
@@ -382,6 +382,10 @@ fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result
             return Ok(());
         }
         buf.extend_from_slice(&tmp[..n]);
+        if buf[0] == 0x16 {
+            // A TLS ClientHello (berthd probing https first): plain HTTP only here.
+            return Ok(());
+        }
         if buf.windows(4).any(|w| w == b"\r\n\r\n") {
             break;
         }
@@ -468,7 +472,9 @@ fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result
         let Some((_, data)) = st.blobs.iter().find(|(k, _)| k == d) else {
             return reply(&mut conn, "404 Not Found", &[], b"");
         };
-        st.blob_gets.fetch_add(1, Ordering::SeqCst);
+        if data.len() > 1024 {
+            st.blob_gets.fetch_add(1, Ordering::SeqCst);
+        }
         if st.truncate.load(Ordering::SeqCst) && data.len() > 1024 {
             // Promise everything, send half, hang up: a registry dying mid-blob.
             let r = format!(

@@ -663,3 +663,28 @@ fn bearer_token_flow() {
     );
     assert_ok(&d.docker(&["run", "--rm", &img, "true"]), "run");
 }
+
+#[test]
+fn concurrent_pulls_download_each_blob_once() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "twice/busybox");
+    let fake = FakeRegistry::start(fake_state(&reg, "twice/busybox", None));
+    drop(reg);
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let img = format!("{}/twice/busybox:1", fake.addr());
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let a = s.spawn(|| d.docker(&["pull", &img]));
+        let b = s.spawn(|| d.berth(&["pull", &img]));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    for o in &outs {
+        assert_ok(o, "concurrent pull");
+    }
+    assert_eq!(
+        fake.state().blob_gets.load(Ordering::SeqCst),
+        1,
+        "layer fetched once"
+    );
+    assert_ok(&d.docker(&["run", "--rm", &img, "true"]), "run");
+}

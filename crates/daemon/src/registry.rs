@@ -241,6 +241,10 @@ impl Daemon {
                     id: Some(key.clone()),
                     ..Default::default()
                 });
+                // Concurrent pulls of one image take turns, so each blob is downloaded once:
+                // the second finds every layer present.
+                let turn = this.op_lock(&format!("pull:{}", resolved.manifest.config.digest));
+                let _turn = turn.lock().await;
                 let pulled = pull_image(
                     &repo,
                     &resolved.manifest,
