@@ -68,10 +68,17 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub cgroup_parent: String,
     child: Option<Child>,
+    /// Extra berthd flags (see [`Daemon::start_with_args`]).
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Self::start_with_args(&[])
+    }
+
+    /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
+    pub fn start_with_args(extra: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -82,6 +89,7 @@ impl Daemon {
             root,
             cgroup_parent: format!("berth-test-{tag}"),
             child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -104,6 +112,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

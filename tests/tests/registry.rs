@@ -688,3 +688,29 @@ fn concurrent_pulls_download_each_blob_once() {
     );
     assert_ok(&d.docker(&["run", "--rm", &img, "true"]), "run");
 }
+
+#[test]
+fn docker_hub_names_come_from_a_mirror() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start_with_args(&["--registry-mirror", &format!("http://{}", reg.addr())]);
+    // The mirror holds "library/busybox", which is what `busybox` means on Docker Hub.
+    let (image, digest) = push_busybox(&d, &reg, "library/busybox");
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let out = d.docker(&["pull", "busybox:1"]);
+    assert_ok(&out, "docker pull busybox:1 through the mirror");
+    assert!(
+        stdout(&out).contains("Status: Downloaded newer image for busybox:1"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("docker.io/library/busybox:1"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        inspect(&d, "{{json .RepoDigests}}", "busybox:1"),
+        format!("[\"busybox@{digest}\"]")
+    );
+    assert_ok(&d.docker(&["run", "--rm", "busybox:1", "true"]), "run");
+}

@@ -194,6 +194,17 @@ impl Daemon {
             Platform::parse(&opts.platform).map_err(registry_error)?
         };
         let auth = decode_auth(opts.registry_auth.as_deref());
+        // Docker Hub images come from the first mirror that has them, else from Docker Hub.
+        if let (Some(r), "docker.io") = (&target, named.domain()) {
+            for m in self.registry.client.mirror_repositories(named.path()).await {
+                match resolve(&m, &ref_key(r), &r.familiar_string(), &platform).await {
+                    Ok(resolved) => {
+                        return Ok(self.spawn_pull(m, vec![(r.clone(), Some(resolved))], platform))
+                    }
+                    Err(e) => tracing::info!("mirror {} lacks {r}: {e}", m.base),
+                }
+            }
+        }
         let repo = self
             .registry
             .client
@@ -220,6 +231,16 @@ impl Daemon {
                 }
             }
         }
+        Ok(self.spawn_pull(repo, targets, platform))
+    }
+
+    /// Streams the pull of `targets` (resolved already, or resolved on the way for `-a`).
+    fn spawn_pull(
+        self: &Arc<Self>,
+        repo: berth_registry::Repository,
+        targets: Vec<(Reference, Option<Resolved>)>,
+        platform: Platform,
+    ) -> ByteStream {
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
         tokio::spawn(async move {
@@ -288,7 +309,7 @@ impl Daemon {
             drop(out);
             let _ = forward.await;
         });
-        Ok(crate::channel_stream(rx))
+        crate::channel_stream(rx)
     }
 
     pub async fn image_push(self: &Arc<Self>, opts: PushOptions) -> Result<ByteStream> {

@@ -203,6 +203,44 @@ impl Client {
         Ok(repo)
     }
 
+    /// Sessions on the configured Docker Hub mirrors (`registry-mirrors`, full URLs such as
+    /// `http://127.0.0.1:5001`), for pulls of `docker.io` images; mirrors that do not answer
+    /// are skipped. Credentials are not sent to mirrors.
+    pub async fn mirror_repositories(&self, name: &str) -> Vec<Repository> {
+        let mut out = Vec::new();
+        for m in &self.config.mirrors {
+            let base = m.trim_end_matches('/').to_string();
+            let host = base
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .to_string();
+            let http = if base.starts_with("https://") && self.config.is_insecure(&host) {
+                self.http_noverify.clone()
+            } else {
+                self.http.clone()
+            };
+            let mut repo = Repository {
+                client: self.clone(),
+                http,
+                base,
+                host,
+                name: name.to_string(),
+                authz: Authz::None,
+            };
+            match repo
+                .handshake(None, Some(&format!("repository:{name}:pull")))
+                .await
+            {
+                Ok(a) => {
+                    repo.authz = a;
+                    out.push(repo);
+                }
+                Err(e) => tracing::info!("skipping registry mirror {m}: {e}"),
+            }
+        }
+        out
+    }
+
     /// Validates credentials against a registry (`docker login`): `Ok` when the registry
     /// accepts them (or needs none).
     pub async fn login(&self, domain: &str, auth: &AuthConfig) -> Result<()> {
