@@ -456,6 +456,19 @@ fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result
     if path == "/v2/" {
         return reply(&mut conn, "200 OK", &[], b"{}");
     }
+    if path == "/v1/search" {
+        // The legacy search API, answering with the one repository served.
+        let body = format!(
+            "{{\"num_results\":1,\"query\":\"x\",\"results\":[{{\"name\":\"{}\",\"description\":\"a test image\",\"star_count\":7,\"is_official\":false,\"is_automated\":false}}]}}",
+            st.repo
+        );
+        return reply(
+            &mut conn,
+            "200 OK",
+            &[("Content-Type", "application/json".into())],
+            body.as_bytes(),
+        );
+    }
     let prefix = format!("/v2/{}/", st.repo);
     let Some(rest) = path.strip_prefix(&prefix) else {
         return reply(&mut conn, "404 Not Found", &[], b"");

@@ -398,6 +398,13 @@ fn insecure_registry_errors_and_search() {
         "{}",
         stderr(&out)
     );
+    let out = d.berth(&["search", &format!("{}/busybox", reg.addr())]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("does not support search"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -687,6 +694,18 @@ fn concurrent_pulls_download_each_blob_once() {
         "layer fetched once"
     );
     assert_ok(&d.docker(&["run", "--rm", &img, "true"]), "run");
+
+    // A registry with the search API.
+    for cli in [DOCKER.as_ref(), bin("berth").as_path()] {
+        let out = d.run(cli, &["search", &format!("{}/busy", fake.addr())], None);
+        assert_ok(&out, "search");
+        let text = stdout(&out);
+        assert!(text.starts_with("NAME"), "{text}");
+        assert!(
+            text.contains("twice/busybox") && text.contains("a test image") && text.contains('7'),
+            "{text}"
+        );
+    }
 }
 
 #[test]

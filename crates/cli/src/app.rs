@@ -89,6 +89,8 @@ pub enum Cmd {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// Search Docker Hub (or a registry that implements search) for images
+    Search(registry::SearchArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -593,6 +595,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(ctx, a).await,
         Cmd::Login(a) => registry::login(ctx, a).await,
         Cmd::Logout(a) => registry::logout(ctx, a).await,
+        Cmd::Search(a) => registry::search(ctx, a).await,
         Cmd::Inspect(a) => container::inspect(ctx, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             container::inspect_typed(ctx, a, "container").await

@@ -60,6 +60,18 @@ pub struct LoginArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Max number of search results
+    #[arg(long, default_value_t = 25)]
+    pub limit: i64,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// TERM
+    pub term: String,
+}
+
+#[derive(Args, Debug)]
 pub struct LogoutArgs {
     /// SERVER
     pub server: Option<String>,
@@ -369,6 +381,47 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CmdResult {
         config_path().display()
     );
     println!("Login Succeeded");
+    Ok(0)
+}
+
+pub async fn search(ctx: &Ctx, a: SearchArgs) -> CmdResult {
+    let q = Query::new().add("term", &a.term).add("limit", a.limit);
+    let results: Vec<Value> = ctx.client.get_json("/images/search", &q).await?;
+    let rows: Vec<[String; 4]> = results
+        .iter()
+        .map(|r| {
+            let mut desc = r["description"].as_str().unwrap_or("").replace('\n', " ");
+            if !a.no_trunc && desc.chars().count() > 45 {
+                desc = desc.chars().take(44).collect::<String>() + "…";
+            }
+            [
+                r["name"].as_str().unwrap_or("").to_string(),
+                desc,
+                r["star_count"].as_i64().unwrap_or(0).to_string(),
+                if r["is_official"].as_bool().unwrap_or(false) {
+                    "[OK]"
+                } else {
+                    ""
+                }
+                .to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"].map(String::from);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths.iter())
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("   ").trim_end());
+    }
     Ok(0)
 }
 
