@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use berth_image::config::ImageConfig;
 use berth_image::digest::chain_ids;
+use berth_image::store::PreparedLayer;
 use berth_image::{Digest, ImageStore, LayerInfo};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -112,18 +113,27 @@ pub async fn pull_image(
     }
 
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_DOWNLOADS));
+    // Layer directories do not depend on the layers below, so layers unpack as soon as they
+    // arrive, a few at once; only naming them by chain id (commit) goes in order.
+    let unpackers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, MAX_CONCURRENT_DOWNLOADS);
+    let unpack_sem = Arc::new(Semaphore::new(unpackers));
     let mut downloads = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
         if present[i] {
             downloads.push(None);
             continue;
         }
-        let (repo, desc, store, progress, sem) = (
+        let (repo, desc, store, progress, sem, unpack_sem, diff_id) = (
             repo.clone(),
             l.clone(),
             store.clone(),
             progress.clone(),
             sem.clone(),
+            unpack_sem.clone(),
+            diff_ids[i].clone(),
         );
         downloads.push(Some(tokio::spawn(async move {
             let permit = match sem.clone().try_acquire_owned() {
@@ -137,7 +147,30 @@ pub async fn pull_image(
             };
             let file = download(&repo, &desc, &store, &progress).await;
             drop(permit);
-            file
+            let file = file?;
+            let _unpacking = unpack_sem
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Invalid("unpack queue closed".into()))?;
+            let id = short(&desc.digest);
+            let size = desc.size;
+            tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
+                let mut f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
+                f.rewind().map_err(|e| Error::io("reading layer", e))?;
+                let reader = ProgressReader {
+                    inner: std::io::BufReader::with_capacity(256 * 1024, f),
+                    done: 0,
+                    total: size,
+                    id,
+                    progress,
+                    throttle: Throttle::new(),
+                };
+                let prepared = store.prepare_layer(reader, Some(&diff_id))?;
+                drop(file);
+                Ok(prepared)
+            })
+            .await
+            .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))?
         })));
     }
     // Aborts the downloads still running when the pull fails or is dropped.
@@ -165,7 +198,7 @@ pub async fn pull_image(
                 layers.push(store.layer_info(&chains[i])?);
                 continue;
             };
-            let file = handle
+            let prepared = handle
                 .await
                 .map_err(|e| Error::Invalid(format!("download task failed: {e}")))??;
             let parent = if i == 0 {
@@ -174,30 +207,11 @@ pub async fn pull_image(
                 Some(chains[i - 1].clone())
             };
             let existed = store.has_layer(&chains[i]);
-            let (st, diff_id, id, prog, size) = (
-                store.clone(),
-                diff_ids[i].clone(),
-                short(&l.digest),
-                progress.clone(),
-                l.size,
-            );
-            let info = tokio::task::spawn_blocking(move || -> Result<LayerInfo> {
-                let mut f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
-                f.rewind().map_err(|e| Error::io("reading layer", e))?;
-                let reader = ProgressReader {
-                    inner: f,
-                    done: 0,
-                    total: size,
-                    id,
-                    progress: prog,
-                    throttle: Throttle::new(),
-                };
-                let info = st.apply_layer_expect(parent.as_ref(), reader, Some(&diff_id))?;
-                drop(file);
-                Ok(info)
-            })
-            .await
-            .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))??;
+            let st = store.clone();
+            let info =
+                tokio::task::spawn_blocking(move || st.commit_layer(parent.as_ref(), prepared))
+                    .await
+                    .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))??;
             if !existed {
                 created.push(info.chain_id.clone());
             }
