@@ -733,3 +733,47 @@ fn docker_hub_names_come_from_a_mirror() {
     );
     assert_ok(&d.docker(&["run", "--rm", "busybox:1", "true"]), "run");
 }
+
+#[test]
+fn multi_layer_image_pulls_in_parallel_and_reuses_layers() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/make-pull-image.py");
+    for (tag, mb) in [("small", "4"), ("other", "6")] {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([&reg.addr(), &format!("multi/layers:{tag}"), mb, "5"])
+            .output()
+            .expect("python3");
+        assert_ok(&out, "make-pull-image.py");
+    }
+    let image = format!("{}/multi/layers:small", reg.addr());
+    let out = d.docker(&["pull", &image]);
+    assert_ok(&out, "docker pull 5 layers");
+    assert_eq!(
+        stdout(&out).matches("Pull complete").count(),
+        5,
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(layer_dirs(&d), 5);
+    let out = d.docker(&["run", "--rm", &image, "ls", "/data"]);
+    assert_ok(&out, "run");
+    assert_eq!(stdout(&out), "blob0\nblob1\nblob2\nblob3\n");
+    assert_eq!(
+        inspect(&d, "{{len .RootFS.Layers}}", &image),
+        "5",
+        "every layer recorded"
+    );
+    // Same busybox bottom layer, different data layers: the bottom one is reused.
+    let out = d.docker(&["pull", &format!("{}/multi/layers:other", reg.addr())]);
+    assert_ok(&out, "docker pull sharing a layer");
+    assert_eq!(
+        stdout(&out).matches("Already exists").count(),
+        1,
+        "{}",
+        stdout(&out)
+    );
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
+}
