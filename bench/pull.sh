@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-3}
 SIZE=${2:-120}
-cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
+[ -n "${BERTH_NO_BUILD:-}" ] || cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
 root=$(mktemp -d /var/tmp/berth-pullbench.XXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() {

@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use berth_api_types::{container, exec, image, system, ApiError};
+use berth_api_types::{container, exec, image, prune, system, volume, ApiError};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
@@ -218,4 +218,41 @@ pub trait Backend: Send + Sync + 'static {
             "search is not supported",
         ))
     }
+    async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume>;
+    async fn volume_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::ListResponse>;
+    async fn volume_inspect(&self, name: &str) -> Result<volume::Volume>;
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<()>;
+    async fn volume_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::PruneResponse>;
+    /// `HEAD /containers/{id}/archive`.
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat>;
+    /// `GET /containers/{id}/archive`: the stat and a tar stream.
+    async fn container_archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(volume::PathStat, ByteStream)>;
+    /// `PUT /containers/{id}/archive`: extracts the tar body into directory `path`.
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: ByteStream,
+    ) -> Result<()>;
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse>;
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse>;
+    async fn system_df(&self) -> Result<prune::DiskUsage>;
 }

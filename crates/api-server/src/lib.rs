@@ -14,6 +14,7 @@ pub mod query;
 mod registry;
 mod system;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -50,6 +51,22 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
+        )
+        .route(
+            "/containers/{id}/archive",
+            get(volumes::archive_get)
+                .head(volumes::archive_head)
+                .put(volumes::archive_put),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/containers/prune", post(volumes::containers_prune))
+        .route("/images/prune", post(volumes::images_prune))
+        .route("/system/df", get(volumes::system_df))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))

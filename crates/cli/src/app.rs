@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, registry, run, system};
+use crate::commands::{container, image, prune, registry, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -100,6 +100,27 @@ pub enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(volume::VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_aliases = ["list"])]
+    Ls(volume::VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_aliases = ["remove"])]
+    Rm(volume::VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(volume::VolumePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,6 +161,10 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
+    /// Remove all stopped containers
+    Prune(prune::ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,12 +189,18 @@ pub enum ImageCmd {
     Pull(registry::PullArgs),
     /// Upload an image to a registry
     Push(registry::PushArgs),
+    /// Remove unused images
+    Prune(prune::ImagePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show docker disk usage
+    Df(prune::DfArgs),
+    /// Remove unused data
+    Prune(prune::SystemPruneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -624,6 +655,16 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
+        Cmd::System(SystemCmd::Df(a)) => prune::df(ctx, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => prune::system_prune(ctx, a).await,
+        Cmd::Container(ContainerCmd::Prune(a)) => prune::container_prune(ctx, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => prune::image_prune(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(ctx, a).await,
     }
 }
 

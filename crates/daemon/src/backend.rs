@@ -8,7 +8,7 @@ use berth_api_server::backend::{
     ImageListOptions, ImportOptions, LogsOptions, PullOptions, PushOptions, Result, Session,
     WaitCondition,
 };
-use berth_api_types::{container, exec, image, system};
+use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
 
 use crate::Daemon;
@@ -154,5 +154,64 @@ impl Backend for Api {
         registry_auth: Option<String>,
     ) -> Result<Vec<serde_json::Value>> {
         self.0.image_search(term, limit, registry_auth).await
+    }
+
+    async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume> {
+        self.0.volume_create(req)
+    }
+    async fn volume_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::ListResponse> {
+        self.0.volume_list(&filters)
+    }
+    async fn volume_inspect(&self, name: &str) -> Result<volume::Volume> {
+        self.0.volume_inspect(name)
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+        self.0.volume_remove(name, force)
+    }
+    async fn volume_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::PruneResponse> {
+        self.0.volume_prune(&filters)
+    }
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat> {
+        self.0.container_archive_stat(id, path).await
+    }
+    async fn container_archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(volume::PathStat, ByteStream)> {
+        self.0.container_archive_get(id, path).await
+    }
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: ByteStream,
+    ) -> Result<()> {
+        self.0
+            .container_archive_put(id, path, no_overwrite_dir_non_dir, copy_uid_gid, body)
+            .await
+    }
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse> {
+        self.0.containers_prune(&filters).await
+    }
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse> {
+        self.0.images_prune(&filters).await
+    }
+    async fn system_df(&self) -> Result<prune::DiskUsage> {
+        self.0.system_df()
     }
 }

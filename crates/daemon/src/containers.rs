@@ -296,6 +296,7 @@ impl Daemon {
                 n
             }
         };
+        let mounts = self.plan_mounts(&config, &host_config)?;
         self.runtime.create_dirs(&id).map_err(internal)?;
         let record = Container {
             id: id.clone(),
@@ -315,6 +316,7 @@ impl Daemon {
             },
             restart_count: 0,
             exec_ids: Vec::new(),
+            mounts,
         };
         if let Err(e) = self.save(&record) {
             let _ = self.runtime.remove_dirs(&id);
@@ -364,7 +366,13 @@ impl Daemon {
             cgroup_parent: &self.cfg.cgroup_parent,
             host: &self.host,
         };
-        let oci = spec::build_spec(&input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let user_mounts = self.start_mounts(c)?;
+        let extras = spec::SpecExtras {
+            extra_mounts: &user_mounts,
+            ..Default::default()
+        };
+        let oci =
+            spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
         let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
         let path = rt.bundle_dir(id).join("config.json");
         std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
@@ -392,7 +400,14 @@ impl Daemon {
             }
             Status::Created | Status::Exited => {}
         }
-        self.start_locked(c).await
+        let id = c.id.clone();
+        let res = self.start_locked(c).await;
+        if res.is_err() {
+            // Docker removes an auto-remove container whose start failed before answering.
+            drop(_g);
+            self.maybe_auto_remove(&id).await;
+        }
+        res
     }
 
     /// Starts a container whose op lock the caller holds.
@@ -553,6 +568,7 @@ impl Daemon {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         self.runtime.unmount_rootfs(id);
+        self.release_mounts(id);
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
             None => (255, now_rfc3339(), false),
@@ -586,6 +602,8 @@ impl Daemon {
         if c.host_config.auto_remove && !c.state.status.is_active() {
             if let Err(e) = self.remove_container(id, true).await {
                 tracing::warn!(container = id, "auto-remove: {}", e.message);
+            } else {
+                self.remove_anonymous_volumes(&c);
             }
         }
     }
@@ -763,7 +781,7 @@ impl Daemon {
         self: &Arc<Self>,
         key: &str,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<()> {
         let c = self.resolve_container(key)?;
         if !force && !c.state.status.can_remove_without_force() {
@@ -777,7 +795,11 @@ impl Daemon {
                 c.name
             )));
         }
-        self.remove_container(&c.id, force).await
+        self.remove_container(&c.id, force).await?;
+        if volumes {
+            self.remove_anonymous_volumes(&c);
+        }
+        Ok(())
     }
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
@@ -993,7 +1015,7 @@ impl Daemon {
             },
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
-            mounts: Vec::new(),
+            mounts: self.mount_points(&c),
             config: c.config.clone(),
             network_settings: network_settings(&c),
         })
@@ -1050,7 +1072,7 @@ impl Daemon {
             network_settings: ct::SummaryNetworkSettings {
                 networks: ns.networks,
             },
-            mounts: Vec::new(),
+            mounts: self.mount_points(c),
         }
     }
 

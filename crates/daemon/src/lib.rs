@@ -5,10 +5,12 @@
 //! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
+mod archive;
 pub mod backend;
 mod containers;
 mod events;
 mod exec;
+mod housekeeping;
 mod images;
 mod logs;
 pub mod model;
@@ -18,6 +20,7 @@ mod runtime;
 pub mod spec;
 pub mod store;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,6 +83,8 @@ pub struct Daemon {
     pub(crate) event_log: events::EventLog,
     /// The distribution client (pull, push, login).
     pub(crate) registry: registry::Registry,
+    /// Serializes volume creation and removal.
+    pub(crate) volume_lock: Mutex<()>,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -130,6 +135,7 @@ impl Daemon {
             events,
             event_log: events::EventLog::new(),
             registry: registry::Registry::new(&cfg_registry)?,
+            volume_lock: Mutex::new(()),
         });
         daemon
             .restore()

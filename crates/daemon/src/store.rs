@@ -39,7 +39,8 @@ impl Store {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -176,6 +177,42 @@ impl Store {
             let mut stmt = c.prepare("SELECT name, image_id, created FROM tags ORDER BY name")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+impl Store {
+    pub fn put_volume<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
+        let data = Self::encode(name, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                params![name, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn volumes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT name, data FROM volumes")
+    }
+
+    pub fn volume<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let data: Option<String> = self.with(|c| {
+            Ok(c.query_row(
+                "SELECT data FROM volumes WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?;
+        data.map(|d| Self::decode(name, &d)).transpose()
+    }
+
+    pub fn delete_volume(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+            Ok(())
         })
     }
 }
