@@ -655,7 +655,7 @@ fn bearer_token_flow() {
     );
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("incorrect username or password"),
+        stderr(&out).contains("unauthorized: incorrect username or password"),
         "{}",
         stderr(&out)
     );

@@ -73,7 +73,13 @@ struct RegistryErrorItem {
 }
 
 /// Formats a registry's error body like Go's errcode: `manifest unknown: manifest unknown`.
+/// Token servers answer `{"details": "..."}`, shown as `unauthorized: ...` like Docker does.
 fn registry_message(status: StatusCode, body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(d) = v.get("details").and_then(|d| d.as_str()) {
+            return format!("unauthorized: {d}");
+        }
+    }
     if let Ok(e) = serde_json::from_slice::<RegistryErrors>(body) {
         let parts: Vec<String> = e
             .errors
@@ -721,6 +727,13 @@ mod tests {
         assert_eq!(
             registry_message(StatusCode::NOT_FOUND, body),
             "manifest unknown: manifest unknown"
+        );
+        assert_eq!(
+            registry_message(
+                StatusCode::UNAUTHORIZED,
+                br#"{"details":"incorrect username or password"}"#
+            ),
+            "unauthorized: incorrect username or password"
         );
         assert_eq!(
             registry_message(StatusCode::BAD_GATEWAY, b""),
