@@ -320,6 +320,10 @@ pub struct FakeState {
     pub token_auth: Option<(String, String)>,
     /// GETs of blobs over 1 KiB (layers, not configs) served, truncated ones included.
     pub blob_gets: AtomicU32,
+    /// How many more layer GETs to cut off halfway (on top of `truncate`).
+    pub truncate_next: AtomicU32,
+    /// Layer GETs that asked for a `Range` (a resumed download).
+    pub range_gets: AtomicU32,
 }
 
 const FAKE_TOKEN: &str = "berth-test-token";
@@ -488,7 +492,15 @@ fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result
         if data.len() > 1024 {
             st.blob_gets.fetch_add(1, Ordering::SeqCst);
         }
-        if st.truncate.load(Ordering::SeqCst) && data.len() > 1024 {
+        let cut_once = data.len() > 1024
+            && st
+                .truncate_next
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if data.len() > 1024 && header(&headers, "range").is_some() {
+            st.range_gets.fetch_add(1, Ordering::SeqCst);
+        }
+        if (cut_once || st.truncate.load(Ordering::SeqCst)) && data.len() > 1024 {
             // Promise everything, send half, hang up: a registry dying mid-blob.
             let r = format!(
                 "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",

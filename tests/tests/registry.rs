@@ -455,9 +455,13 @@ fn berth_push_rmi_pull_run() {
         ]),
         "tag",
     );
-    assert_ok(
-        &d.berth(&["push", &format!("{}/berth/busybox:3", reg.addr())]),
-        "push 3",
+    // push -a pushes every local tag of the repository (2 and 3).
+    let out = d.berth(&["push", "-a", &format!("{}/berth/busybox", reg.addr())]);
+    assert_ok(&out, "berth push -a");
+    assert!(
+        stdout(&out).contains("3: digest: sha256:"),
+        "{}",
+        stdout(&out)
     );
     let out = d.berth(&["pull", "-a", &format!("{}/berth/busybox", reg.addr())]);
     assert_ok(&out, "berth pull -a");
@@ -596,6 +600,8 @@ fn fake_state(reg: &TestRegistry, repo: &str, token: Option<(&str, &str)>) -> Fa
         truncate: std::sync::atomic::AtomicBool::new(false),
         token_auth: token.map(|(u, p)| (u.to_string(), p.to_string())),
         blob_gets: std::sync::atomic::AtomicU32::new(0),
+        truncate_next: std::sync::atomic::AtomicU32::new(0),
+        range_gets: std::sync::atomic::AtomicU32::new(0),
     }
 }
 
@@ -628,9 +634,17 @@ fn registry_dying_mid_pull_leaves_nothing_and_repull_works() {
     assert_eq!(layer_dirs(&d), layers_before, "no layer kept");
     assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
 
+    // A connection dropped once mid-layer: the download resumes with a range request.
     fake.state().truncate.store(false, Ordering::SeqCst);
+    fake.state().truncate_next.store(1, Ordering::SeqCst);
+    fake.state().range_gets.store(0, Ordering::SeqCst);
     let out = d.docker(&["pull", &flaky]);
     assert_ok(&out, "re-pull");
+    assert_eq!(
+        fake.state().range_gets.load(Ordering::SeqCst),
+        1,
+        "resumed with Range"
+    );
     assert_ok(
         &d.docker(&["run", "--rm", &flaky, "true"]),
         "run re-pulled image",
