@@ -791,3 +791,24 @@ fn multi_layer_image_pulls_in_parallel_and_reuses_layers() {
     );
     assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
 }
+
+#[test]
+fn push_to_another_repository_mounts_the_layer() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "first/busybox");
+    let other = format!("{}/second/busybox:1", reg.addr());
+    assert_ok(&d.docker(&["tag", &image, &other]), "docker tag");
+    let out = d.docker(&["push", &other]);
+    assert_ok(&out, "docker push to a second repository");
+    assert!(
+        stdout(&out).contains("Mounted from first/busybox"),
+        "{}",
+        stdout(&out)
+    );
+    // The second repository really has the image.
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest("second/busybox", "1", DOCKER_MANIFEST)).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    assert_eq!(sha256_digest(&reg.get_blob("second/busybox", layer)), layer);
+}
