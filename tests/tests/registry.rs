@@ -812,3 +812,44 @@ fn push_to_another_repository_mounts_the_layer() {
     let layer = m["layers"][0]["digest"].as_str().unwrap();
     assert_eq!(sha256_digest(&reg.get_blob("second/busybox", layer)), layer);
 }
+
+#[test]
+fn a_bad_layer_among_many_leaves_nothing_behind() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/make-pull-image.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([&reg.addr(), "multi/bad:1", "6", "5"])
+        .output()
+        .expect("python3");
+    assert_ok(&out, "make-pull-image.py");
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest("multi/bad", "1", DOCKER_MANIFEST)).unwrap();
+    // Corrupt the last layer: the ones below download and unpack meanwhile.
+    let layer = m["layers"][4]["digest"].as_str().unwrap().to_string();
+    let path = reg.blob_data_path(layer.trim_start_matches("sha256:"));
+    let mut data = std::fs::read(&path).expect("blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0x55;
+    std::fs::write(&path, &data).expect("corrupt");
+
+    let image = format!("{}/multi/bad:1", reg.addr());
+    let out = d.docker(&["pull", &image]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!(
+            "filesystem layer verification failed for digest {layer}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        layer_dirs(&d),
+        0,
+        "layers unpacked before the failure are removed"
+    );
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
+    assert_eq!(stdout(&d.docker(&["images", "-q"])), "");
+}

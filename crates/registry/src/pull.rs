@@ -8,6 +8,7 @@
 //! and the layers this pull unpacked are removed again.
 
 use std::io::{Read, Seek, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,13 +121,14 @@ pub async fn pull_image(
         .unwrap_or(2)
         .clamp(1, MAX_CONCURRENT_DOWNLOADS);
     let unpack_sem = Arc::new(Semaphore::new(unpackers));
+    let cancelled = Arc::new(AtomicBool::new(false));
     let mut downloads = Vec::new();
     for (i, l) in manifest.layers.iter().enumerate() {
         if present[i] {
             downloads.push(None);
             continue;
         }
-        let (repo, desc, store, progress, sem, unpack_sem, diff_id) = (
+        let (repo, desc, store, progress, sem, unpack_sem, diff_id, cancelled) = (
             repo.clone(),
             l.clone(),
             store.clone(),
@@ -134,6 +136,7 @@ pub async fn pull_image(
             sem.clone(),
             unpack_sem.clone(),
             diff_ids[i].clone(),
+            cancelled.clone(),
         );
         downloads.push(Some(tokio::spawn(async move {
             let permit = match sem.clone().try_acquire_owned() {
@@ -148,13 +151,17 @@ pub async fn pull_image(
             let file = download(&repo, &desc, &store, &progress).await;
             drop(permit);
             let file = file?;
-            let _unpacking = unpack_sem
+            let unpacking = unpack_sem
                 .acquire_owned()
                 .await
                 .map_err(|_| Error::Invalid("unpack queue closed".into()))?;
             let id = short(&desc.digest);
             let size = desc.size;
+            // The permit lives in the blocking closure: a failed pull waits for every
+            // running unpack by taking all permits, and a cancelled one cleans up before
+            // giving its permit back, so nothing is left in staging when the pull returns.
             tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
+                let _unpacking = unpacking;
                 let mut f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
                 f.rewind().map_err(|e| Error::io("reading layer", e))?;
                 let reader = ProgressReader {
@@ -165,9 +172,13 @@ pub async fn pull_image(
                     progress,
                     throttle: Throttle::new(),
                 };
-                let prepared = store.prepare_layer(reader, Some(&diff_id))?;
+                let prepared = store.prepare_layer(reader, Some(&diff_id));
                 drop(file);
-                Ok(prepared)
+                if cancelled.load(Ordering::SeqCst) {
+                    drop(prepared);
+                    return Err(Error::Invalid("pull cancelled".into()));
+                }
+                prepared.map_err(Error::from)
             })
             .await
             .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))?
@@ -231,6 +242,14 @@ pub async fn pull_image(
     }
     .await;
     if let Err(e) = result {
+        cancelled.store(true, Ordering::SeqCst);
+        for h in downloads.iter().flatten() {
+            h.abort();
+        }
+        for h in downloads.into_iter().flatten() {
+            let _ = h.await;
+        }
+        let _ = unpack_sem.acquire_many(unpackers as u32).await;
         for c in created.iter().rev() {
             if let Err(err) = store.remove_layer(c) {
                 tracing::warn!("removing layer {c} of a failed pull: {err}");
