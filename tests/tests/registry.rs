@@ -132,6 +132,13 @@ fn docker_push_rmi_pull_run() {
     assert_eq!(inspect(&d, "{{json .RepoTags}}", &by_digest), "[]");
     let out = d.docker(&["run", "--rm", &by_digest, "true"]);
     assert_ok(&out, "docker run by digest");
+    let out = d.docker(&["rmi", &by_digest]);
+    assert_ok(&out, "docker rmi by digest");
+    assert!(
+        stdout(&out).starts_with(&format!("Untagged: {by_digest}\nDeleted: {id}")),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

@@ -532,6 +532,10 @@ impl Daemon {
                     .unwrap_or_else(|_| t.clone()),
             ));
         }
+        // Digest references (`repo@sha256:...`) go with the image, listed as docker lists them.
+        for d in crate::registry::familiar_digests(&e.record.repo_digests) {
+            out.push(DeleteItem::Untagged(d));
+        }
         self.store.delete_image(&e.id).map_err(internal)?;
         out.push(DeleteItem::Deleted(e.id.clone()));
         // Layers no other image uses go too; blobs last so a crash leaves only garbage, never a hole.
