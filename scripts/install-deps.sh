@@ -2,6 +2,8 @@
 # Installs the system packages berth needs to build and test (Debian/Ubuntu). Idempotent.
 set -euo pipefail
 pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 nftables curl gcc)
+# Registry tests: a private docker-registry, htpasswd for basic auth, zstd for zstd layers.
+pkgs+=(docker-registry apache2-utils zstd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

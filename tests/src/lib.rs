@@ -2,6 +2,7 @@
 //! exec root and cgroup parent, drives it with the real `docker` CLI or `berth`, and cleans up
 //! (containers, mounts, cgroups, files) when dropped — also when the test fails.
 
+pub mod registry;
 pub mod scenarios;
 
 use std::io::{Read, Write};
@@ -71,10 +72,17 @@ pub struct Daemon {
     pub bridge: String,
     pub bip: String,
     child: Option<Child>,
+    /// Extra berthd flags (see [`Daemon::start_with_args`]).
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Self::start_with_args(&[])
+    }
+
+    /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
+    pub fn start_with_args(extra: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -91,6 +99,7 @@ impl Daemon {
             bridge: format!("bt{key}"),
             bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -117,6 +126,7 @@ impl Daemon {
             .arg(&self.bip)
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

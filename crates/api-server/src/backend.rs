@@ -80,6 +80,26 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
 }
 
+/// `POST /images/create?fromImage=`.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    pub from_image: String,
+    /// Tag or digest; empty with an untagged `from_image` means every tag.
+    pub tag: String,
+    pub platform: String,
+    /// The raw `X-Registry-Auth` header.
+    pub registry_auth: Option<String>,
+}
+
+/// `POST /images/{name}/push`.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    pub name: String,
+    /// Empty: every tag of the repository.
+    pub tag: String,
+    pub registry_auth: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct EventsOptions {
     /// Unix seconds (fractional).
@@ -189,6 +209,39 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         filters: Vec<(String, Vec<String>)>,
     ) -> Result<berth_api_types::network::PruneResponse>;
+    /// Streams Docker's pull progress; errors before the first byte are returned as statuses.
+    async fn image_pull(&self, _opts: PullOptions) -> Result<ByteStream> {
+        Err(ApiError::new(
+            berth_api_types::ErrorKind::NotImplemented,
+            "pulling is not supported",
+        ))
+    }
+    /// Streams Docker's push progress.
+    async fn image_push(&self, _opts: PushOptions) -> Result<ByteStream> {
+        Err(ApiError::new(
+            berth_api_types::ErrorKind::NotImplemented,
+            "pushing is not supported",
+        ))
+    }
+    /// `POST /auth`: validates credentials against a registry.
+    async fn registry_login(&self, _body: serde_json::Value) -> Result<serde_json::Value> {
+        Err(ApiError::new(
+            berth_api_types::ErrorKind::NotImplemented,
+            "login is not supported",
+        ))
+    }
+    /// `GET /images/search`.
+    async fn image_search(
+        &self,
+        _term: String,
+        _limit: Option<usize>,
+        _registry_auth: Option<String>,
+    ) -> Result<Vec<serde_json::Value>> {
+        Err(ApiError::new(
+            berth_api_types::ErrorKind::NotImplemented,
+            "search is not supported",
+        ))
+    }
     async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume>;
     async fn volume_list(
         &self,

@@ -19,7 +19,7 @@ fn body_stream(req: Request) -> ByteStream {
     )
 }
 
-fn json_stream(stream: ByteStream) -> Response {
+pub(crate) fn json_stream(stream: ByteStream) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(stream),
@@ -80,6 +80,7 @@ pub async fn save_many(
 pub async fn create(
     State(b): State<AppState>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
     req: Request,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
@@ -99,10 +100,7 @@ pub async fn create(
         return Ok(json_stream(b.image_import(body_stream(req), opts).await?));
     }
     if let Some(image) = q.string("fromImage") {
-        let tag = q.string("tag").map(|t| format!(":{t}")).unwrap_or_default();
-        return Err(Error(ApiError::not_found(format!(
-            "pull access denied for {image}{tag}: berth cannot pull from registries yet"
-        ))));
+        return crate::registry::pull(b, &q, &headers, image).await;
     }
     Err(Error(ApiError::invalid(
         "either fromSrc or fromImage must be given",
@@ -132,6 +130,7 @@ pub async fn post_dispatch(
     State(b): State<AppState>,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
     if let Some(name) = rest.strip_suffix("/tag") {
@@ -142,11 +141,8 @@ pub async fn post_dispatch(
             .await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if rest.ends_with("/push") {
-        return Err(Error(ApiError::new(
-            ErrorKind::NotImplemented,
-            "berth cannot push to registries yet",
-        )));
+    if let Some(name) = rest.strip_suffix("/push") {
+        return crate::registry::push(b, &q, &headers, name).await;
     }
     Err(Error(ApiError::not_found(format!(
         "page not found: /images/{rest}"

@@ -12,6 +12,7 @@ mod hijack;
 mod images;
 mod networks;
 pub mod query;
+mod registry;
 mod system;
 mod version;
 mod volumes;
@@ -75,6 +76,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))
         .route("/images/create", post(images::create))
+        .route("/images/search", get(registry::search))
+        .route("/auth", post(registry::auth))
         .route(
             "/images/{*rest}",
             get(images::get_dispatch)

@@ -112,6 +112,8 @@ pub enum ErrorKind {
     Forbidden,
     /// 501
     NotImplemented,
+    /// 401: a registry refused the credentials.
+    Unauthorized,
     /// 500
     Internal,
 }

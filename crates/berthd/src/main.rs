@@ -45,6 +45,12 @@ struct Args {
     /// The default bridge's address and subnet (CIDR), e.g. 172.30.0.1/16.
     #[arg(long)]
     bip: Option<String>,
+    /// A registry (host[:port] or CIDR) reached over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// A Docker Hub mirror (repeatable).
+    #[arg(long = "registry-mirror")]
+    registry_mirrors: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -60,6 +66,8 @@ struct FileConfig {
     shim_path: Option<PathBuf>,
     bridge: Option<String>,
     bip: Option<String>,
+    insecure_registries: Vec<String>,
+    registry_mirrors: Vec<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -166,6 +174,8 @@ fn main() -> Result<()> {
             .bip
             .or(file.bip)
             .unwrap_or_else(|| "172.30.0.1/16".to_string()),
+        insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),
+        registry_mirrors: [args.registry_mirrors, file.registry_mirrors].concat(),
     };
     let pidfile = args
         .pidfile

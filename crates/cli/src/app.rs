@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, network, prune, run, system, volume};
+use crate::commands::{container, image, network, prune, registry, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -83,6 +83,16 @@ pub enum Cmd {
     Top(TopArgs),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Authenticate to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Search Docker Hub (or a registry that implements search) for images
+    Search(registry::SearchArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -182,6 +192,10 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Display detailed information on one or more images
     Inspect(TypedInspectArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Remove unused images
     Prune(prune::ImagePruneArgs),
 }
@@ -615,6 +629,11 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Tag(a) | Cmd::Image(ImageCmd::Tag(a)) => image::tag(ctx, a).await,
         Cmd::Rmi(a) | Cmd::Image(ImageCmd::Rm(a)) => image::rmi(ctx, a).await,
         Cmd::Image(ImageCmd::Inspect(a)) => container::inspect_typed(ctx, a, "image").await,
+        Cmd::Pull(a) | Cmd::Image(ImageCmd::Pull(a)) => registry::pull(ctx, a).await,
+        Cmd::Push(a) | Cmd::Image(ImageCmd::Push(a)) => registry::push(ctx, a).await,
+        Cmd::Login(a) => registry::login(ctx, a).await,
+        Cmd::Logout(a) => registry::logout(ctx, a).await,
+        Cmd::Search(a) => registry::search(ctx, a).await,
         Cmd::Inspect(a) => container::inspect(ctx, a).await,
         Cmd::Container(ContainerCmd::Inspect(a)) => {
             container::inspect_typed(ctx, a, "container").await

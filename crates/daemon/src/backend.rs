@@ -5,7 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_api_server::backend::{
     AttachOptions, Backend, ByteStream, ContainerListOptions, EventsOptions, ExecStarted,
-    ImageListOptions, ImportOptions, LogsOptions, Result, Session, WaitCondition,
+    ImageListOptions, ImportOptions, LogsOptions, PullOptions, PushOptions, Result, Session,
+    WaitCondition,
 };
 use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
@@ -136,6 +137,23 @@ impl Backend for Api {
     }
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
         self.0.image_import(body, opts).await
+    }
+    async fn image_pull(&self, opts: PullOptions) -> Result<ByteStream> {
+        self.0.image_pull(opts).await
+    }
+    async fn image_push(&self, opts: PushOptions) -> Result<ByteStream> {
+        self.0.image_push(opts).await
+    }
+    async fn registry_login(&self, body: serde_json::Value) -> Result<serde_json::Value> {
+        self.0.registry_login(body).await
+    }
+    async fn image_search(
+        &self,
+        term: String,
+        limit: Option<usize>,
+        registry_auth: Option<String>,
+    ) -> Result<Vec<serde_json::Value>> {
+        self.0.image_search(term, limit, registry_auth).await
     }
 
     async fn network_list(

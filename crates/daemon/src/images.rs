@@ -29,6 +29,9 @@ pub struct ImageRecord {
     pub layers: Vec<String>,
     pub size: i64,
     pub loaded_at: String,
+    /// `domain/path@sha256:...` of the manifests this image was pulled as or pushed as.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
 }
 
 /// A resolved image: its record plus the parsed config.
@@ -106,7 +109,7 @@ async fn send(tx: &mpsc::Sender<std::io::Result<Bytes>>, msg: &ProgressMessage) 
 }
 
 /// Docker's progress bar text, e.g. `[=====>     ]  1.5MB/3MB`.
-fn progress_bar(current: u64, total: u64) -> String {
+pub(crate) fn progress_bar(current: u64, total: u64) -> String {
     let width = 50usize;
     let filled = if total > 0 {
         (current.min(total) as usize * width) / total as usize
@@ -169,6 +172,8 @@ impl Daemon {
                         return self.entry(rec);
                     }
                 }
+            } else if let Some(rec) = self.by_repo_digest(&r)? {
+                return self.entry(rec);
             }
         }
         if let Some(hex) = reference::id_prefix(name) {
@@ -310,7 +315,7 @@ impl Daemon {
                 id: e.id.clone(),
                 parent_id: String::new(),
                 repo_tags,
-                repo_digests: Vec::new(),
+                repo_digests: crate::registry::familiar_digests(&e.record.repo_digests),
                 created,
                 size: e.record.size,
                 shared_size: -1,
@@ -341,7 +346,7 @@ impl Daemon {
         Ok(it::InspectResponse {
             id: e.id.clone(),
             repo_tags: tags,
-            repo_digests: Vec::new(),
+            repo_digests: crate::registry::familiar_digests(&e.record.repo_digests),
             parent: String::new(),
             comment: e.config.comment.clone().unwrap_or_default(),
             created: e.config.created.clone().unwrap_or_default(),
@@ -527,6 +532,10 @@ impl Daemon {
                     .unwrap_or_else(|_| t.clone()),
             ));
         }
+        // Digest references (`repo@sha256:...`) go with the image, listed as docker lists them.
+        for d in crate::registry::familiar_digests(&e.record.repo_digests) {
+            out.push(DeleteItem::Untagged(d));
+        }
         self.store.delete_image(&e.id).map_err(internal)?;
         out.push(DeleteItem::Deleted(e.id.clone()));
         // Layers no other image uses go too; blobs last so a crash leaves only garbage, never a hole.
@@ -568,6 +577,10 @@ impl Daemon {
                 .map(|l| l.chain_id.to_string())
                 .collect(),
             size: size as i64,
+            repo_digests: existing
+                .as_ref()
+                .map(|r| r.repo_digests.clone())
+                .unwrap_or_default(),
             loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
         };
         self.store.put_image(&id, &rec).map_err(internal)?;

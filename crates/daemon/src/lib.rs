@@ -17,6 +17,7 @@ pub mod model;
 pub mod names;
 mod network;
 mod networks_api;
+mod registry;
 mod runtime;
 pub mod spec;
 pub mod store;
@@ -47,6 +48,10 @@ pub struct DaemonConfig {
     pub bridge: String,
     /// The default bridge's address and subnet, e.g. `172.30.0.1/16`.
     pub bip: String,
+    /// Registries reached over plain HTTP besides loopback (`--insecure-registry`).
+    pub insecure_registries: Vec<String>,
+    /// Docker Hub mirrors (`registry-mirrors`).
+    pub registry_mirrors: Vec<String>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -83,6 +88,8 @@ pub struct Daemon {
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
     pub(crate) net: network::NetService,
+    /// The distribution client (pull, push, login).
+    pub(crate) registry: registry::Registry,
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
 }
@@ -119,6 +126,7 @@ impl Daemon {
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
+        let cfg_registry = cfg.clone();
         let (events, _) = broadcast::channel(1024);
         let net = network::NetService::new(&cfg)?;
         let daemon = Arc::new(Daemon {
@@ -135,6 +143,7 @@ impl Daemon {
             events,
             event_log: events::EventLog::new(),
             net,
+            registry: registry::Registry::new(&cfg_registry)?,
             volume_lock: Mutex::new(()),
         });
         daemon

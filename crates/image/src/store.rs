@@ -22,6 +22,9 @@ use crate::digest::{child_chain_id, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, Result};
 use crate::unpack::{unpack, UnpackOptions};
 
+mod staged;
+pub use staged::PreparedLayer;
+
 /// Metadata of one unpacked layer (`layer.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerInfo {

@@ -1,0 +1,230 @@
+//! Pushing an image: layers (compressed with gzip from the kept layer tars, or found again
+//! through the distribution cache), the config, then the manifest under the tag.
+
+use std::io::{BufReader, BufWriter};
+use std::sync::Arc;
+
+use berth_image::{Digest, ImageStore};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::cache::{BlobRecord, DistributionCache};
+use crate::client::Repository;
+use crate::error::{Error, Result};
+use crate::manifest::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
+};
+use crate::progress::{ProgressEvent, ProgressFn, Throttle};
+
+/// Uploads at once, like Docker's `max-concurrent-uploads` default.
+pub const MAX_CONCURRENT_UPLOADS: usize = 5;
+
+/// The pushed manifest.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub digest: Digest,
+    pub size: usize,
+}
+
+/// Pushes the image whose config is `config` (layers by diff id, bottom first) as `tag`.
+pub async fn push_image(
+    repo: &Repository,
+    tag: &str,
+    config: Bytes,
+    diff_ids: &[Digest],
+    store: &ImageStore,
+    cache: &DistributionCache,
+    progress: ProgressFn,
+) -> Result<Pushed> {
+    for d in diff_ids {
+        progress(ProgressEvent::status(d.short_id(), "Preparing"));
+    }
+    let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS));
+    let mut tasks = Vec::new();
+    for d in diff_ids {
+        let (repo, d, store, cache, progress, sem) = (
+            repo.clone(),
+            d.clone(),
+            store.clone(),
+            cache.clone(),
+            progress.clone(),
+            sem.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let permit = match sem.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    progress(ProgressEvent::status(d.short_id(), "Waiting"));
+                    sem.acquire_owned()
+                        .await
+                        .map_err(|_| Error::Invalid("upload queue closed".into()))?
+                }
+            };
+            let r = push_layer(&repo, &d, &store, &cache, &progress).await;
+            drop(permit);
+            r
+        }));
+    }
+    let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+    let mut layers = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok(Ok(rec)) => layers.push(rec),
+            Ok(Err(e)) => {
+                aborts.iter().for_each(|a| a.abort());
+                return Err(e);
+            }
+            Err(e) => {
+                aborts.iter().for_each(|a| a.abort());
+                return Err(Error::Invalid(format!("upload task failed: {e}")));
+            }
+        }
+    }
+
+    let config_digest = Digest::sha256_of(&config);
+    if !repo.blob_exists(&config_digest).await? {
+        let loc = repo
+            .start_upload(None)
+            .await?
+            .ok_or_else(|| Error::Registry("registry sent no upload location".into()))?;
+        repo.finish_upload(&loc, &config_digest, Some(config.clone()))
+            .await?;
+    }
+
+    // Docker schema 2 when every layer is gzip (what docker itself pushes); OCI otherwise.
+    let docker = layers
+        .iter()
+        .all(|l| l.media_type == DOCKER_LAYER_GZIP || l.media_type == OCI_LAYER_GZIP);
+    let (mt, config_mt, gzip_mt) = if docker {
+        (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP)
+    } else {
+        (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP)
+    };
+    let layer_json: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|l| {
+            let media_type = if l.media_type.ends_with("gzip") {
+                gzip_mt
+            } else {
+                l.media_type.as_str()
+            };
+            json!({"mediaType": media_type, "size": l.size, "digest": l.digest})
+        })
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": mt,
+        "config": {"mediaType": config_mt, "size": config.len(), "digest": config_digest},
+        "layers": layer_json,
+    });
+    let body = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| Error::Invalid(format!("encoding manifest: {e}")))?;
+    let digest = Digest::sha256_of(&body);
+    let size = body.len();
+    repo.put_manifest(tag, mt, Bytes::from(body)).await?;
+    Ok(Pushed { digest, size })
+}
+
+/// One layer: reuse a blob the registry has (or can mount), else gzip and upload it.
+async fn push_layer(
+    repo: &Repository,
+    diff_id: &Digest,
+    store: &ImageStore,
+    cache: &DistributionCache,
+    progress: &ProgressFn,
+) -> Result<BlobRecord> {
+    let id = diff_id.short_id().to_string();
+    let here = format!("{}/{}", repo.host, repo.name);
+    for rec in cache.get(diff_id) {
+        if rec.source == here && repo.blob_exists(&rec.digest).await? {
+            progress(ProgressEvent::status(&id, "Layer already exists"));
+            return Ok(rec);
+        }
+    }
+    for rec in cache.get(diff_id) {
+        let Some(from) = rec.source.strip_prefix(&format!("{}/", repo.host)) else {
+            continue;
+        };
+        if from == repo.name {
+            continue;
+        }
+        if let Ok(None) = repo.start_upload(Some((&rec.digest, from))).await {
+            progress(ProgressEvent::status(&id, format!("Mounted from {from}")));
+            let rec = BlobRecord {
+                source: here.clone(),
+                ..rec
+            };
+            cache.add(diff_id, rec.clone());
+            return Ok(rec);
+        }
+    }
+
+    // Compress the kept layer tar into a temp file; its digest names the blob.
+    let tar = store.layer_tar_path(diff_id);
+    let tmp = store.tmp_dir();
+    let (file, digest, size) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let src = std::fs::File::open(&tar)
+            .map_err(|e| Error::io(format!("opening layer {}", tar.display()), e))?;
+        let file = tempfile::Builder::new()
+            .prefix("push-")
+            .tempfile_in(&tmp)
+            .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
+        let out = berth_image::digest::HashingWriter::new(BufWriter::new(
+            file.reopen()
+                .map_err(|e| Error::io("opening temp file", e))?,
+        ));
+        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+        std::io::copy(&mut BufReader::new(src), &mut gz)
+            .map_err(|e| Error::io("compressing layer", e))?;
+        let out = gz.finish().map_err(|e| Error::io("compressing layer", e))?;
+        let (digest, size, w) = out.finish();
+        w.into_inner()
+            .map_err(|e| Error::io("compressing layer", e.into_error()))?;
+        Ok((file, digest, size))
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("compression task failed: {e}")))??;
+    let rec = BlobRecord {
+        digest: digest.clone(),
+        size,
+        media_type: DOCKER_LAYER_GZIP.to_string(),
+        source: here,
+    };
+    if repo.blob_exists(&digest).await? {
+        progress(ProgressEvent::status(&id, "Layer already exists"));
+        cache.add(diff_id, rec.clone());
+        return Ok(rec);
+    }
+    let loc = repo
+        .start_upload(None)
+        .await?
+        .ok_or_else(|| Error::Registry("registry sent no upload location".into()))?;
+    let f = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| Error::io("opening temp file", e))?,
+    );
+    let prog = progress.clone();
+    let pid = id.clone();
+    let mut sent = 0u64;
+    let mut throttle = Throttle::new();
+    let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(move |chunk| {
+        if let Ok(c) = &chunk {
+            sent += c.len() as u64;
+            if throttle.ready(sent == size) {
+                prog(ProgressEvent::bytes(pid.clone(), "Pushing", sent, size));
+            }
+        }
+        chunk
+    });
+    // One streamed PATCH with the whole blob, then PUT ?digest= to commit it.
+    let loc = repo
+        .patch_upload(&loc, reqwest::Body::wrap_stream(stream), None)
+        .await?;
+    repo.finish_upload(&loc, &digest, None).await?;
+    drop(file);
+    progress(ProgressEvent::status(&id, "Pushed"));
+    cache.add(diff_id, rec.clone());
+    Ok(rec)
+}
