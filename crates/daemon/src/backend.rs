@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_server::backend::{
-    AttachOptions, Backend, ByteStream, ContainerListOptions, EventsOptions, ExecStarted,
+    AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions, EventsOptions, ExecStarted,
     ImageListOptions, ImportOptions, LogsOptions, Result, Session, WaitCondition,
 };
 use berth_api_types::{container, exec, image, system};
@@ -136,5 +136,17 @@ impl Backend for Api {
     }
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
         self.0.image_import(body, opts).await
+    }
+    async fn image_build(&self, body: ByteStream, opts: BuildOptions) -> Result<ByteStream> {
+        self.0.image_build(body, opts).await
+    }
+    async fn container_commit(&self, opts: CommitOptions) -> Result<String> {
+        self.0.container_commit(opts).await
+    }
+    async fn container_changes(&self, id: &str) -> Result<Vec<container::ChangeItem>> {
+        self.0.container_changes(id)
+    }
+    async fn container_export(&self, id: &str) -> Result<ByteStream> {
+        self.0.container_export(id).await
     }
 }

@@ -6,6 +6,7 @@
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
 pub mod backend;
+mod build;
 mod containers;
 mod events;
 mod exec;

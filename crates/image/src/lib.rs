@@ -84,6 +84,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod overlay;
