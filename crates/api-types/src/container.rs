@@ -509,4 +509,3 @@ mod tests {
         assert!(v["NetworkSettings"].get("IPAddress").is_some());
     }
 }
-

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_server::backend::{
-    AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions, EventsOptions, ExecStarted,
-    ImageListOptions, ImportOptions, LogsOptions, Result, Session, WaitCondition,
+    AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions,
+    EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LogsOptions, Result, Session,
+    WaitCondition,
 };
 use berth_api_types::{container, exec, image, system};
 use futures_util::future::BoxFuture;

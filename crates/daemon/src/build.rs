@@ -60,7 +60,11 @@ impl Daemon {
     }
 
     /// Creates a container record for a build step (not started) and mounts its rootfs.
-    fn create_build_container(&self, image: &ImageState, run: Option<&RunConfig>) -> Result<(String, PathBuf)> {
+    fn create_build_container(
+        &self,
+        image: &ImageState,
+        run: Option<&RunConfig>,
+    ) -> Result<(String, PathBuf)> {
         let id = random_id();
         let mut config = Config {
             image: image.id.clone(),
@@ -135,7 +139,10 @@ impl Daemon {
             return Ok(None);
         }
         tmp.seek(SeekFrom::Start(0)).map_err(internal)?;
-        let parent = parent_top.map(Digest::parse).transpose().map_err(internal)?;
+        let parent = parent_top
+            .map(Digest::parse)
+            .transpose()
+            .map_err(internal)?;
         let info = self
             .images
             .apply_layer(parent.as_ref(), std::io::BufReader::new(tmp))
@@ -184,7 +191,11 @@ impl Daemon {
     }
 
     /// `POST /build`.
-    pub async fn image_build(self: &Arc<Self>, body: ByteStream, opts: BuildOptions) -> Result<ByteStream> {
+    pub async fn image_build(
+        self: &Arc<Self>,
+        body: ByteStream,
+        opts: BuildOptions,
+    ) -> Result<ByteStream> {
         if !opts.remote.is_empty() {
             return Err(ApiError::invalid(format!(
                 "remote build contexts are not supported: {}",
@@ -228,7 +239,10 @@ impl Daemon {
                             )))
                             .await;
                             for n in names {
-                                send(ProgressMessage::stream(format!("Successfully tagged {n}\n"))).await;
+                                send(ProgressMessage::stream(format!(
+                                    "Successfully tagged {n}\n"
+                                )))
+                                .await;
                             }
                         }
                     }
@@ -248,7 +262,8 @@ impl Daemon {
         tx: &mpsc::Sender<std::io::Result<Bytes>>,
     ) -> std::result::Result<ImageState, (String, Option<i64>)> {
         let context = work.join("context");
-        std::fs::create_dir_all(&context).map_err(|e| (format!("creating build context: {e}"), None))?;
+        std::fs::create_dir_all(&context)
+            .map_err(|e| (format!("creating build context: {e}"), None))?;
         let reader = SyncIoBridge::new(StreamReader::new(body));
         let ctx2 = context.clone();
         let df_name = if opts.dockerfile.is_empty() {
@@ -257,10 +272,11 @@ impl Daemon {
             opts.dockerfile.clone()
         };
         let df_name2 = df_name.clone();
-        let dockerfile = tokio::task::spawn_blocking(move || unpack_context(reader, &ctx2, &df_name2))
-            .await
-            .map_err(|e| (e.to_string(), None))?
-            .map_err(|e| (e, None))?;
+        let dockerfile =
+            tokio::task::spawn_blocking(move || unpack_context(reader, &ctx2, &df_name2))
+                .await
+                .map_err(|e| (e.to_string(), None))?
+                .map_err(|e| (e, None))?;
         let (otx, mut orx) = mpsc::unbounded_channel::<String>();
         let quiet = opts.quiet;
         let ftx = tx.clone();
@@ -269,7 +285,8 @@ impl Daemon {
                 if quiet {
                     continue;
                 }
-                let mut line = serde_json::to_vec(&ProgressMessage::stream(text)).unwrap_or_default();
+                let mut line =
+                    serde_json::to_vec(&ProgressMessage::stream(text)).unwrap_or_default();
                 line.push(b'\n');
                 let _ = ftx.send(Ok(Bytes::from(line))).await;
             }
@@ -310,21 +327,24 @@ impl Daemon {
             } else {
                 format!("{}:{}", opts.repo, opts.tag)
             };
-            Some(Reference::parse(&t).map_err(|e| ApiError::invalid(e.to_string()))?.to_string())
+            Some(
+                Reference::parse(&t)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?
+                    .to_string(),
+            )
         };
         let base = if c.image_id.is_empty() {
             ImageState::default()
         } else {
-            self.image_state(&c.image_id)
-                .or_else(|_| {
-                    let d = Digest::parse(&c.image_id).map_err(internal)?;
-                    let raw = self.images.get_blob(&d).map_err(internal)?;
-                    Ok::<_, ApiError>(ImageState {
-                        id: c.image_id.clone(),
-                        config: ImageConfig::from_slice(&raw).map_err(internal)?,
-                        layers: c.top_layer.iter().cloned().collect(),
-                    })
-                })?
+            self.image_state(&c.image_id).or_else(|_| {
+                let d = Digest::parse(&c.image_id).map_err(internal)?;
+                let raw = self.images.get_blob(&d).map_err(internal)?;
+                Ok::<_, ApiError>(ImageState {
+                    id: c.image_id.clone(),
+                    config: ImageConfig::from_slice(&raw).map_err(internal)?,
+                    layers: c.top_layer.iter().cloned().collect(),
+                })
+            })?
         };
         let paused = opts.pause && c.state.status == Status::Running;
         if paused {
@@ -341,7 +361,11 @@ impl Daemon {
                 berth_image::diff::write_layer_tar(&upper, w).map_err(internal)?;
             }
             tmp.seek(SeekFrom::Start(0)).map_err(internal)?;
-            let parent = parent_top.as_deref().map(Digest::parse).transpose().map_err(internal)?;
+            let parent = parent_top
+                .as_deref()
+                .map(Digest::parse)
+                .transpose()
+                .map_err(internal)?;
             this.images
                 .apply_layer(parent.as_ref(), std::io::BufReader::new(tmp))
                 .map_err(internal)
@@ -382,7 +406,11 @@ impl Daemon {
         cfg.rootfs.diff_ids.push(layer.diff_id.clone());
         cfg.history.push(berth_image::config::History {
             created: Some(created),
-            created_by: Some(format!("{} {}", c.path, c.args.join(" ")).trim().to_string()),
+            created_by: Some(
+                format!("{} {}", c.path, c.args.join(" "))
+                    .trim()
+                    .to_string(),
+            ),
             author: cfg.author.clone(),
             comment: cfg.comment.clone(),
             ..Default::default()
@@ -392,7 +420,11 @@ impl Daemon {
         let img = self.store_config(&cfg, layers)?;
         let tags: Vec<String> = tag.into_iter().collect();
         self.register_built(&img, &tags)?;
-        self.emit_image(&img.id, "commit", tags.first().map(String::as_str).unwrap_or(&img.id));
+        self.emit_image(
+            &img.id,
+            "commit",
+            tags.first().map(String::as_str).unwrap_or(&img.id),
+        );
         Ok(img.id)
     }
 
@@ -458,14 +490,24 @@ fn error_message(message: String, code: Option<i64>) -> ProgressMessage {
 
 /// Unpacks the (optionally compressed) context tar into `dir`, drops what `.dockerignore`
 /// excludes, and returns the Dockerfile's text.
-fn unpack_context(reader: impl std::io::Read, dir: &Path, dockerfile: &str) -> std::result::Result<String, String> {
-    let decoded = berth_image::store::decompress(reader).map_err(|e| format!("reading build context: {e}"))?;
-    let mut ar = tar::Archive::new(decoded);
+fn unpack_context(
+    reader: impl std::io::Read,
+    dir: &Path,
+    dockerfile: &str,
+) -> std::result::Result<String, String> {
+    let decoded = berth_image::store::decompress(reader)
+        .map_err(|e| format!("reading build context: {e}"))?;
+    let mut ar = tar::Archive::new(ZeroPad {
+        inner: decoded,
+        pad: 0,
+    });
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
     ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
-    let entries = ar.entries().map_err(|e| format!("reading build context: {e}"))?;
+    let entries = ar
+        .entries()
+        .map_err(|e| format!("reading build context: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("reading build context: {e}"))?;
         // unpack_in refuses paths that would leave `dir`.
@@ -489,13 +531,42 @@ fn unpack_context(reader: impl std::io::Read, dir: &Path, dockerfile: &str) -> s
     Ok(text)
 }
 
+/// The docker CLI's `-f -` rewrites the context tar and ends it right after the last file's
+/// data, without the block padding and end-of-archive blocks. Docker's reader accepts that;
+/// reading zeros after the end makes the tar crate see a proper end too.
+struct ZeroPad<R> {
+    inner: R,
+    pad: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for ZeroPad<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pad == 0 {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+        }
+        let room = (3 * 512usize).saturating_sub(self.pad).min(buf.len());
+        buf[..room].fill(0);
+        self.pad += room;
+        Ok(room)
+    }
+}
+
 /// Removes excluded files; an excluded directory goes whole unless an exception may apply
 /// below it.
 fn prune(root: &Path, dir: &Path, ignore: &berth_builder::Ignore) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let p = e.path();
-        let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
         let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
         let excluded = ignore.excluded(&rel);
         if is_dir {
@@ -503,7 +574,11 @@ fn prune(root: &Path, dir: &Path, ignore: &berth_builder::Ignore) {
                 let _ = std::fs::remove_dir_all(&p);
             } else {
                 prune(root, &p, ignore);
-                if excluded && std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false) {
+                if excluded
+                    && std::fs::read_dir(&p)
+                        .map(|mut d| d.next().is_none())
+                        .unwrap_or(false)
+                {
                     let _ = std::fs::remove_dir(&p);
                 }
             }
@@ -589,10 +664,11 @@ impl berth_builder::Backend for BuildBackend {
         let d = self.daemon.clone();
         let id = container.to_string();
         let top = parent.layers.last().cloned();
-        let layer = tokio::task::spawn_blocking(move || d.commit_upper(&id, top.as_deref(), allow_empty))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.message)?;
+        let layer =
+            tokio::task::spawn_blocking(move || d.commit_upper(&id, top.as_deref(), allow_empty))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.message)?;
         let mut layers = parent.layers.clone();
         let layered = layer.is_some();
         match layer {
@@ -613,7 +689,11 @@ impl berth_builder::Backend for BuildBackend {
         Ok((img, layered))
     }
 
-    async fn commit_config(&self, parent: &ImageState, config: ImageConfig) -> std::result::Result<ImageState, String> {
+    async fn commit_config(
+        &self,
+        parent: &ImageState,
+        config: ImageConfig,
+    ) -> std::result::Result<ImageState, String> {
         self.daemon
             .store_config(&config, parent.layers.clone())
             .map_err(|e| e.message)

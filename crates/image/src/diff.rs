@@ -15,7 +15,15 @@ use crate::error::{Error, Result};
 
 /// Paths the runtime creates as mount points in a container's upper directory; when they
 /// are empty they are not the container's changes.
-const MOUNT_TARGETS: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf", "dev", "proc", "sys", ".dockerenv"];
+const MOUNT_TARGETS: &[&str] = &[
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "dev",
+    "proc",
+    "sys",
+    ".dockerenv",
+];
 
 /// One entry of `docker diff`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +50,10 @@ fn skip_mount_target(rel: &Path, md: &fs::Metadata, path: &Path) -> bool {
     if md.is_file() {
         return md.len() == 0;
     }
-    md.is_dir() && fs::read_dir(path).map(|mut d| d.next().is_none()).unwrap_or(false)
+    md.is_dir()
+        && fs::read_dir(path)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
 }
 
 /// Every entry of the upper directory, parents before children, names sorted.
@@ -93,7 +104,10 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
     for (rel, md) in walk(upper)? {
         let path = upper.join(&rel);
         if is_whiteout(&md) {
-            let name = rel.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = rel
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let wh = rel.with_file_name(format!(".wh.{name}"));
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);
@@ -116,7 +130,8 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
                 o.set_size(0);
                 o.set_mode(0o644);
                 o.set_mtime(md.mtime().max(0) as u64);
-                b.append_data(&mut o, rel.join(".wh..wh..opq"), io::empty()).map_err(tar_err)?;
+                b.append_data(&mut o, rel.join(".wh..wh..opq"), io::empty())
+                    .map_err(tar_err)?;
                 n += 1;
             }
         } else if ft.is_symlink() {
@@ -159,7 +174,11 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
 
 /// The container's changes for `docker diff`: `lowers` (top first) tell added from changed.
 pub fn changes(upper: &Path, lowers: &[PathBuf]) -> Result<Vec<Change>> {
-    let in_lower = |rel: &Path| lowers.iter().any(|l| fs::symlink_metadata(l.join(rel)).is_ok());
+    let in_lower = |rel: &Path| {
+        lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(rel)).is_ok())
+    };
     let mut out = Vec::new();
     for (rel, md) in walk(upper)? {
         let abs = format!("/{}", rel.to_string_lossy());
@@ -193,11 +212,18 @@ mod tests {
         let mut seen = Vec::new();
         for e in ar.entries().unwrap() {
             let e = e.unwrap();
-            seen.push((e.path().unwrap().to_string_lossy().into_owned(), e.header().entry_type()));
+            seen.push((
+                e.path().unwrap().to_string_lossy().into_owned(),
+                e.header().entry_type(),
+            ));
         }
         assert_eq!(n, seen.len());
         let names: Vec<&str> = seen.iter().map(|(p, _)| p.as_str()).collect();
-        assert_eq!(names, vec!["etc", "etc/app.conf", "etc/link", "hard"], "{seen:?}");
+        assert_eq!(
+            names,
+            vec!["etc", "etc/app.conf", "etc/link", "hard"],
+            "{seen:?}"
+        );
         assert_eq!(seen[2].1, tar::EntryType::Symlink);
         assert_eq!(seen[3].1, tar::EntryType::Link);
     }
@@ -225,15 +251,24 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
-        assert!(names.contains(&"gone_dir_parent/.wh.old".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"gone_dir_parent/.wh.old".to_string()),
+            "{names:?}"
+        );
         let lower = tempfile::tempdir().unwrap();
         fs::create_dir(lower.path().join("gone_dir_parent")).unwrap();
         let ch = changes(up, &[lower.path().to_path_buf()]).unwrap();
         assert_eq!(
             ch,
             vec![
-                Change { kind: 0, path: "/gone_dir_parent".into() },
-                Change { kind: 2, path: "/gone_dir_parent/old".into() },
+                Change {
+                    kind: 0,
+                    path: "/gone_dir_parent".into()
+                },
+                Change {
+                    kind: 2,
+                    path: "/gone_dir_parent/old".into()
+                },
             ]
         );
     }
