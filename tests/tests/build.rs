@@ -483,3 +483,123 @@ fn commit_diff_and_export() {
         .any(|l| l.trim_start_matches("./") == "bin/sh"));
     assert_ok(&d.docker(&["rm", "c1"]), "rm");
 }
+
+#[test]
+fn berth_build_commit_diff_export_history() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "bctx",
+        &[
+            ("Dockerfile", "FROM busybox\nARG WHO\nCOPY f.txt /f.txt\nRUN echo \"hi $WHO\" > /who\nCMD [\"cat\", \"/who\", \"/f.txt\"]\n"),
+            ("f.txt", "file\n"),
+            ("skip.log", "x"),
+            (".dockerignore", "*.log\n"),
+        ],
+    );
+    let iid = d.root.join("b.iid");
+    let out = d.berth(&[
+        "build",
+        "-t",
+        "bb:1",
+        "--build-arg",
+        "WHO=berth",
+        "--label",
+        "k=v",
+        "--iidfile",
+        s(&iid),
+        "--progress",
+        "plain",
+        s(&ctx),
+    ]);
+    assert_ok(&out, "berth build");
+    let text = stdout(&out);
+    assert!(
+        text.contains("Step 5/6 : CMD [\"cat\", \"/who\", \"/f.txt\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Step 6/6 : LABEL k=v"),
+        "--label is a final LABEL step: {text}"
+    );
+    assert!(text.contains("Successfully tagged bb:1"), "{text}");
+    let id = std::fs::read_to_string(&iid).expect("iidfile");
+    let run = d.berth(&["run", "--rm", "bb:1"]);
+    assert_eq!(stdout(&run), "hi berth\nfile\n");
+    let l = d.berth(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"k\"}} {{.Id}}",
+        "bb:1",
+    ]);
+    assert_eq!(stdout(&l).trim(), format!("v {id}"));
+
+    let q = d.berth(&[
+        "build",
+        "-q",
+        s(&ctx),
+        "--build-arg",
+        "WHO=berth",
+        "--label",
+        "k=v",
+    ]);
+    assert_ok(&q, "berth build -q");
+    assert_eq!(
+        stdout(&q).trim(),
+        id,
+        "cached rebuild gives the same id, -q prints only it"
+    );
+
+    let stdin_df = d.berth_stdin(
+        &["build", "-t", "bb:stdin", "-f", "-", s(&ctx)],
+        b"FROM busybox\nCOPY . /c/\nRUN ls /c > /list\nCMD [\"cat\", \"/list\"]\n",
+    );
+    assert_ok(&stdin_df, "berth build -f -");
+    let list = stdout(&d.berth(&["run", "--rm", "bb:stdin"]));
+    assert!(
+        list.contains("f.txt") && !list.contains("skip.log"),
+        "{list}"
+    );
+
+    let bad = d.berth(&["build", s(&ctx), "-f", s(&ctx.join("nope"))]);
+    assert!(!bad.status.success());
+
+    let hist = d.berth(&["history", "--no-trunc", "bb:1"]);
+    assert_ok(&hist, "history");
+    let h = stdout(&hist);
+    assert!(h.starts_with("IMAGE"), "{h}");
+    assert!(
+        h.contains("|1 WHO=berth /bin/sh -c echo \"hi $WHO\" > /who"),
+        "{h}"
+    );
+
+    assert_ok(
+        &d.berth(&[
+            "run",
+            "--name",
+            "m",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /made",
+        ]),
+        "run",
+    );
+    let diff = stdout(&d.berth(&["diff", "m"]));
+    assert_eq!(diff, "A /made\n");
+    let c = d.berth(&["commit", "-c", "CMD [\"cat\", \"/made\"]", "m", "made:1"]);
+    assert_ok(&c, "commit");
+    assert_eq!(stdout(&d.berth(&["run", "--rm", "made:1"])), "x\n");
+    let tarfile = d.root.join("m.tar");
+    assert_ok(&d.berth(&["export", "-o", s(&tarfile), "m"]), "export");
+    let list = std::process::Command::new("tar")
+        .args(["tf", s(&tarfile)])
+        .output()
+        .expect("tar");
+    assert!(String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "made"));
+    assert_ok(&d.berth(&["rm", "m"]), "rm");
+    assert!(stdout(&d.berth(&["ps", "-aq"])).trim().is_empty());
+}

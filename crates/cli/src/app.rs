@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, run, system};
+use crate::commands::{build, container, image, run, system};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -81,6 +81,16 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(build::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(build::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(build::ExportArgs),
+    /// Show the history of an image
+    History(build::HistoryArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -130,6 +140,12 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// Create a new image from a container's changes
+    Commit(build::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(build::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(build::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +153,10 @@ pub enum ImageCmd {
     /// List images
     #[command(visible_aliases = ["list"])]
     Ls(ImagesArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Show the history of an image
+    History(build::HistoryArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -605,6 +625,11 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Build(a) | Cmd::Image(ImageCmd::Build(a)) => build::build(ctx, a).await,
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => build::history(ctx, a).await,
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => build::commit(ctx, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => build::diff(ctx, a).await,
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => build::export(ctx, a).await,
     }
 }
 

@@ -56,39 +56,46 @@ fn skip_mount_target(rel: &Path, md: &fs::Metadata, path: &Path) -> bool {
             .unwrap_or(false)
 }
 
-/// Every entry of the upper directory, parents before children, names sorted.
+/// Every entry of the upper directory, parents before children, names sorted. A directory
+/// that only held skipped mount targets (copied up when the runtime created them) is left
+/// out too.
 fn walk(upper: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>> {
     let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = upper.join(&rel);
-        let mut names: Vec<_> = fs::read_dir(&dir)
-            .map_err(|e| Error::io("read dir", &dir, e))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name())
-            .collect();
-        names.sort();
-        let mut subdirs = Vec::new();
-        for n in names {
-            let r = rel.join(&n);
-            let p = upper.join(&r);
-            let md = fs::symlink_metadata(&p).map_err(|e| Error::io("stat", &p, e))?;
-            if skip_mount_target(&r, &md, &p) {
-                continue;
+    walk_dir(upper, Path::new(""), &mut out)?;
+    Ok(out)
+}
+
+/// Appends `rel`'s entries; returns whether it skipped something.
+fn walk_dir(upper: &Path, rel: &Path, out: &mut Vec<(PathBuf, fs::Metadata)>) -> Result<bool> {
+    let dir = upper.join(rel);
+    let mut names: Vec<_> = fs::read_dir(&dir)
+        .map_err(|e| Error::io("read dir", &dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    names.sort();
+    let mut skipped = false;
+    for n in names {
+        let r = rel.join(&n);
+        let p = upper.join(&r);
+        let md = fs::symlink_metadata(&p).map_err(|e| Error::io("stat", &p, e))?;
+        if skip_mount_target(&r, &md, &p) {
+            skipped = true;
+            continue;
+        }
+        if md.is_dir() {
+            let at = out.len();
+            out.push((r.clone(), md));
+            let child_skipped = walk_dir(upper, &r, out)?;
+            if child_skipped && out.len() == at + 1 && !is_opaque(&p) {
+                out.pop();
+                skipped = true;
             }
-            if md.is_dir() {
-                subdirs.push(r.clone());
-            }
+        } else {
             out.push((r, md));
         }
-        // Depth-first in sorted order: push in reverse so the smallest name pops first.
-        for s in subdirs.into_iter().rev() {
-            stack.push(s);
-        }
     }
-    // The stack walk interleaves levels; a stable sort by path restores parent-first order.
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok(skipped)
 }
 
 /// Writes the upper directory as a layer tar; returns the number of entries written.
