@@ -16,4 +16,6 @@ pub use ignore::Ignore;
 pub use parser::{parse, Dockerfile, Instruction, ParseError};
 
 #[cfg(test)]
+mod engine_tests;
+#[cfg(test)]
 mod parser_tests;
