@@ -603,3 +603,34 @@ fn berth_build_commit_diff_export_history() {
     assert_ok(&d.berth(&["rm", "m"]), "rm");
     assert!(stdout(&d.berth(&["ps", "-aq"])).trim().is_empty());
 }
+
+#[test]
+fn builder_prune_drops_the_cache() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "prune",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS s\nRUN echo a > /a\nFROM busybox\nRUN echo b > /b\n",
+        )],
+    );
+    assert_ok(&d.docker(&["build", "-t", "p:1", s(&ctx)]), "build");
+    let again = d.docker(&["build", "-t", "p:1", s(&ctx)]);
+    assert_eq!(stdout(&again).matches("Using cache").count(), 2);
+    let out = d.docker(&["builder", "prune", "-f"]);
+    assert_ok(&out, "builder prune");
+    assert!(
+        stdout(&out).contains("Total reclaimed space"),
+        "{}",
+        stdout(&out)
+    );
+    let after = d.docker(&["build", "-t", "p:1", s(&ctx)]);
+    assert_ok(&after, "build after prune");
+    assert_eq!(stdout(&after).matches("Using cache").count(), 0);
+    assert_eq!(
+        stdout(&d.docker(&["run", "--rm", "p:1", "cat", "/b"])),
+        "b\n"
+    );
+}

@@ -209,6 +209,10 @@ pub trait Backend: Send + Sync + 'static {
     async fn container_changes(&self, _id: &str) -> Result<Vec<container::ChangeItem>> {
         Err(not_implemented("changes"))
     }
+    /// `POST /build/prune`: drops the build cache; returns (removed entries, bytes freed).
+    async fn build_prune(&self) -> Result<(Vec<String>, u64)> {
+        Err(not_implemented("build cache prune"))
+    }
     /// `GET /containers/{id}/export`: a tar of the container's filesystem.
     async fn container_export(&self, _id: &str) -> Result<ByteStream> {
         Err(not_implemented("export"))

@@ -108,3 +108,11 @@ pub async fn export(State(b): State<AppState>, Path(id): Path<String>) -> Handle
     )
         .into_response())
 }
+
+pub async fn prune(State(b): State<AppState>) -> HandlerResult<Response> {
+    let (deleted, space) = b.build_prune().await?;
+    Ok(
+        Json(serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": space }))
+            .into_response(),
+    )
+}

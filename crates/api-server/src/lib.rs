@@ -55,6 +55,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/commit", post(build::commit))
         .route("/containers/{id}/changes", get(build::changes))
         .route("/containers/{id}/export", get(build::export))

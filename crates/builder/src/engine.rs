@@ -764,10 +764,16 @@ async fn dispatch(
         "HEALTHCHECK" => {
             let hc = healthcheck(inst, &ctx.shell())?;
             ctx.cc().healthcheck = Some(hc);
+            // History shows the flags too (`--interval=5s CMD ...`).
+            let shown = inst
+                .original
+                .split_once(char::is_whitespace)
+                .map(|(_, r)| r.trim().to_string())
+                .unwrap_or_default();
             config_step(
                 backend,
                 ctx,
-                nop(format!("HEALTHCHECK {text}")),
+                nop(format!("HEALTHCHECK {shown}")),
                 opts.no_cache,
                 out,
             )

@@ -147,6 +147,9 @@ impl Backend for Api {
     async fn container_changes(&self, id: &str) -> Result<Vec<container::ChangeItem>> {
         self.0.container_changes(id)
     }
+    async fn build_prune(&self) -> Result<(Vec<String>, u64)> {
+        self.0.build_prune().await
+    }
     async fn container_export(&self, id: &str) -> Result<ByteStream> {
         self.0.container_export(id).await
     }

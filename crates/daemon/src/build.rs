@@ -316,6 +316,56 @@ impl Daemon {
         })
     }
 
+    /// `POST /build/prune`: forgets every cache entry and removes the layers and configs
+    /// that only the cache kept (intermediate steps, earlier stages).
+    pub async fn build_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
+        let _g = self.image_lock.lock().await;
+        let dir = self.builder_dir().join("cache");
+        let images: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let used: std::collections::HashSet<&String> =
+            images.iter().flat_map(|r| r.layers.iter()).collect();
+        let ids: std::collections::HashSet<&String> = images.iter().map(|r| &r.id).collect();
+        let mut deleted = Vec::new();
+        let mut chains = std::collections::BTreeSet::new();
+        let mut configs = std::collections::BTreeSet::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Ok(entry) =
+                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
+            {
+                chains.extend(entry.layers.into_iter().filter(|l| !used.contains(l)));
+                if !ids.contains(&entry.id) {
+                    configs.insert(entry.id);
+                }
+            }
+            let _ = std::fs::remove_file(e.path());
+            deleted.push(e.file_name().to_string_lossy().into_owned());
+        }
+        // Build containers still running hold their layers' directories as lowerdirs.
+        let in_use: std::collections::HashSet<String> = crate::lock(&self.containers)
+            .values()
+            .filter_map(|c| c.top_layer.clone())
+            .collect();
+        let mut space = 0u64;
+        for chain in chains.iter().rev() {
+            if in_use.contains(chain) {
+                continue;
+            }
+            if let Ok(d) = Digest::parse(chain) {
+                if let Ok(info) = self.images.layer_info(&d) {
+                    space += info.size;
+                    let _ = self.images.delete_blob(&info.diff_id);
+                    let _ = self.images.remove_layer(&d);
+                }
+            }
+        }
+        for c in configs {
+            if let Ok(d) = Digest::parse(&c) {
+                let _ = self.images.delete_blob(&d);
+            }
+        }
+        Ok((deleted, space))
+    }
+
     /// `POST /commit`.
     pub async fn container_commit(self: &Arc<Self>, opts: CommitOptions) -> Result<String> {
         let c = self.resolve_container(&opts.container)?;
