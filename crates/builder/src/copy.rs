@@ -39,8 +39,7 @@ fn has_glob(s: &str) -> bool {
 pub fn resolve(root: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
     let rel = clean_rel(pattern);
     if !has_glob(pattern) {
-        let full = root.join(&rel);
-        fs::symlink_metadata(&full)?;
+        fs::symlink_metadata(host_path(root, &rel))?;
         return Ok(vec![rel]);
     }
     let parts: Vec<String> = rel
@@ -52,7 +51,7 @@ pub fn resolve(root: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
         let mut next = Vec::new();
         for base in &cur {
             if has_glob(part) {
-                let dir = root.join(base);
+                let dir = host_path(root, base);
                 let Ok(rd) = fs::read_dir(&dir) else { continue };
                 let mut names: Vec<String> = rd
                     .filter_map(|e| e.ok())
@@ -64,7 +63,7 @@ pub fn resolve(root: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
                         next.push(base.join(n));
                     }
                 }
-            } else if fs::symlink_metadata(root.join(base).join(part)).is_ok() {
+            } else if fs::symlink_metadata(host_path(root, &base.join(part))).is_ok() {
                 next.push(base.join(part));
             }
         }
@@ -79,11 +78,18 @@ pub fn resolve(root: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
     Ok(cur)
 }
 
+/// Where a source path relative to `root` (the context or a stage's rootfs) is on the host,
+/// with every symlink on the way resolved inside `root` (Docker's `FollowSymlinkInScope`):
+/// a context symlink to `/etc` must not copy the host's `/etc`.
+pub fn host_path(root: &Path, rel: &Path) -> PathBuf {
+    in_root(root, &rel.to_string_lossy())
+}
+
 /// A content hash of files (names, modes, contents, link targets — not times or owners).
 pub fn hash_paths(root: &Path, rels: &[PathBuf]) -> io::Result<String> {
     let mut h = Sha256::new();
     for rel in rels {
-        hash_one(&mut h, &root.join(rel), rel)?;
+        hash_one(&mut h, &host_path(root, rel), rel)?;
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -396,6 +402,28 @@ mod tests {
         );
         fs::write(d.path().join("a.txt"), "A").unwrap();
         assert_ne!(h1, hash_paths(d.path(), &m).unwrap());
+    }
+
+    #[test]
+    fn sources_resolve_symlinks_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = d.path().join("ctx");
+        fs::create_dir_all(ctx.join("inner")).unwrap();
+        fs::write(ctx.join("inner/file"), "inside").unwrap();
+        std::os::unix::fs::symlink("/inner", ctx.join("abs")).unwrap();
+        std::os::unix::fs::symlink("/etc", ctx.join("hostetc")).unwrap();
+        assert_eq!(
+            resolve(&ctx, "abs/file").unwrap(),
+            vec![PathBuf::from("abs/file")]
+        );
+        assert_eq!(
+            host_path(&ctx, Path::new("abs/file")),
+            ctx.join("inner/file")
+        );
+        assert!(
+            resolve(&ctx, "hostetc/passwd").is_err(),
+            "host /etc is not reachable"
+        );
     }
 
     #[test]

@@ -1271,7 +1271,7 @@ async fn copy_step(
             };
             hash.update(h.as_bytes());
             for rel in rels {
-                let host = src_root.join(&rel);
+                let host = copy::host_path(&src_root, &rel);
                 let is_dir = host.is_dir();
                 let name = rel
                     .file_name()
