@@ -791,3 +791,77 @@ impl berth_builder::Backend for BuildBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &str)], pad: bool) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, body) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, body.as_bytes()).unwrap();
+        }
+        let mut raw = b.into_inner().unwrap();
+        if !pad {
+            // What the docker CLI sends for `-f -`: no padding after the last file's data,
+            // no end-of-archive blocks.
+            let last = files.last().unwrap().1.len();
+            let data_end = raw.len() - 1024 - (512 - last % 512) % 512;
+            raw.truncate(data_end);
+        }
+        raw
+    }
+
+    #[test]
+    fn context_unpack_applies_dockerignore_and_finds_the_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        let raw = tar_of(
+            &[
+                ("Dockerfile", "FROM scratch\n"),
+                ("a.log", "x"),
+                ("keep.log", "x"),
+                ("dir/sub/b.log", "x"),
+                ("dir/code.rs", "x"),
+                ("node_modules/m/index.js", "x"),
+                (".dockerignore", "**/*.log\n!keep.log\nnode_modules\n"),
+            ],
+            false,
+        );
+        let text = unpack_context(&raw[..], d.path(), "Dockerfile").unwrap();
+        assert_eq!(text, "FROM scratch\n");
+        let exists = |p: &str| d.path().join(p).exists();
+        assert!(exists("keep.log") && exists("dir/code.rs") && exists("Dockerfile"));
+        assert!(!exists("a.log") && !exists("dir/sub/b.log") && !exists("node_modules"));
+    }
+
+    #[test]
+    fn gzip_context_and_missing_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        let raw = tar_of(&[("sub/Build.file", "FROM x\n")], true);
+        let mut gz = gzip_of(&raw);
+        let text = unpack_context(&mut gz, d.path(), "sub/Build.file").unwrap();
+        assert_eq!(text, "FROM x\n");
+        let e = tempfile::tempdir().unwrap();
+        let err = unpack_context(&raw[..], e.path(), "Dockerfile").unwrap_err();
+        assert_eq!(err, "Cannot locate specified Dockerfile: Dockerfile");
+    }
+
+    /// A gzip'd context, as `docker build` sends with `--compress` (made with the `gzip`
+    /// binary: the daemon crate has no gzip encoder dependency).
+    fn gzip_of(raw: &[u8]) -> std::io::Cursor<Vec<u8>> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("gzip")
+            .arg("-c")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("gzip");
+        child.stdin.take().unwrap().write_all(raw).unwrap();
+        let out = child.wait_with_output().unwrap();
+        std::io::Cursor::new(out.stdout)
+    }
+}
