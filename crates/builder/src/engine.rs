@@ -1200,6 +1200,7 @@ async fn copy_step(
         .transpose()
         .map_err(fail)?;
     let mut from_container: Option<String> = None;
+    let mut from_created_by: Option<String> = None;
     let mut src_hash_prefix = String::new();
     let src_root: PathBuf = match &from {
         None => opts.context.clone(),
@@ -1216,6 +1217,34 @@ async fn copy_step(
                 backend.image(f).await.map_err(fail)?
             };
             src_hash_prefix = format!("{}:{}", img.id, img.layers.join(","));
+            // An image's content is fixed by its id and layers: the key needs no mount, so a
+            // cache hit skips mounting the source stage at all.
+            let mut h = Sha256::new();
+            h.update(src_hash_prefix.as_bytes());
+            for s in srcs {
+                h.update([0]);
+                h.update(s.as_bytes());
+            }
+            let mut text = format!(
+                "/bin/sh -c #(nop) {} from:{} in {dest_raw} ",
+                inst.cmd,
+                hex::encode(h.finalize())
+            );
+            if let Some(c) = &chown {
+                text.push_str(&format!("--chown={c} "));
+            }
+            if let Some(m) = chmod {
+                text.push_str(&format!("--chmod={m:o} "));
+            }
+            let key = cache_key(&ctx.state, &text);
+            if !opts.no_cache {
+                if let Some(hit) = backend.cache_get(&key).await {
+                    let _ = out.send(" ---> Using cache\n".into());
+                    ctx.state = hit;
+                    return Ok(());
+                }
+            }
+            from_created_by = Some(text);
             let (cid, root) = backend.create_container(&img, None).await.map_err(fail)?;
             from_container = Some(cid);
             root
@@ -1294,6 +1323,9 @@ async fn copy_step(
         }
         if let Some(m) = chmod {
             created_by.push_str(&format!("--chmod={m:o} "));
+        }
+        if let Some(t) = &from_created_by {
+            created_by = t.clone();
         }
         let key = cache_key(&ctx.state, &created_by);
         if !opts.no_cache {

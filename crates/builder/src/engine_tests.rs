@@ -19,6 +19,7 @@ struct Fake {
     next: Mutex<u64>,
     cache: Mutex<HashMap<String, ImageState>>,
     live: Mutex<Vec<String>>,
+    creates: Mutex<usize>,
 }
 
 impl Fake {
@@ -67,6 +68,7 @@ impl Backend for Fake {
         _image: &ImageState,
         run: Option<&RunConfig>,
     ) -> Result<(String, PathBuf), String> {
+        *self.creates.lock().unwrap() += 1;
         let id = self.id();
         let root = self.dir.join(&id);
         std::fs::create_dir_all(&root).unwrap();
@@ -402,4 +404,28 @@ async fn heredoc_run_forms() {
     assert_eq!(runs[0].cmd, vec!["/bin/sh", "-c", "echo a\n"]);
     assert_eq!(runs[1].cmd, vec!["/bin/sh", "-c", "cat <<X > /f\nbody\nX"]);
     assert_eq!(runs[2].cmd, vec!["/bin/true", "x"]);
+}
+
+#[tokio::test]
+async fn copy_from_stage_hits_cache_without_mounting() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "FROM busybox AS a\nRUN make\nFROM busybox\nCOPY --from=a /out /out\n";
+    // The fake's stage rootfs is empty: the first build fails to find /out...
+    let (res, _) = go(&f, df, |_| {}).await;
+    assert!(res.unwrap_err().message.contains("file not found"));
+    // ...so give the source a file by building a stage whose COPY source exists.
+    let ctx = d.path().join("context");
+    std::fs::write(ctx.join("x"), "1").unwrap();
+    let df = "FROM busybox AS a\nCOPY x /x\nFROM busybox\nCOPY --from=0 / /copied\n";
+    go(&f, df, |_| {}).await.0.unwrap();
+    let before = *f.creates.lock().unwrap();
+    let (res, out) = go(&f, df, |_| {}).await;
+    res.unwrap();
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    assert_eq!(
+        *f.creates.lock().unwrap(),
+        before,
+        "a cached COPY --from mounts nothing"
+    );
 }
