@@ -5,13 +5,15 @@
 #
 #   bench/build.sh [N]      N warm rebuilds each (median reported, default 5); needs root
 #
-# BERTH_PROFILE=debug uses target/debug (default: release). Docker is measured only when
+# BERTH_PROFILE=debug uses target/debug (default: release); BERTH_SKIP_BUILD=1 skips cargo build. Docker is measured only when
 # DOCKERD_HOST is set or /usr/sbin/dockerd exists (a private dockerd is started then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-5}
 profile=${BERTH_PROFILE:-release}
-if [ "$profile" = release ]; then
+if [ -n "${BERTH_SKIP_BUILD:-}" ]; then
+  : # use the binaries as they are
+elif [ "$profile" = release ]; then
   cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
 else
   cargo build --bins >/dev/null 2>&1 || cargo build --bins
