@@ -210,6 +210,17 @@ fn cache_reuse_and_invalidation() {
     assert_ok(&nocache, "no-cache build");
     assert_eq!(stdout(&nocache).matches("Using cache").count(), 0);
     assert!(all_containers(&d).trim().is_empty());
+    // Unpacked contexts are removed once the build answered.
+    let tmp = d.root.join("data/builder/tmp");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || std::fs::read_dir(
+            &tmp
+        )
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)),
+        "build contexts left in {}",
+        tmp.display()
+    );
 }
 
 #[test]

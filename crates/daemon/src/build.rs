@@ -221,7 +221,6 @@ impl Daemon {
             };
             let work = this.builder_dir().join("tmp").join(random_id());
             let res = this.run_build(body, &opts, &work, &tx).await;
-            let _ = std::fs::remove_dir_all(&work);
             match res {
                 Ok(img) => match this.register_built(&img, &tags) {
                     Ok(names) => {
@@ -250,6 +249,9 @@ impl Daemon {
                 },
                 Err(e) => send(error_message(e.0, e.1)).await,
             }
+            // The client has its answer; the unpacked context goes after it.
+            drop(tx);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&work)).await;
         });
         Ok(crate::channel_stream(rx))
     }
