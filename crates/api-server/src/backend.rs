@@ -3,7 +3,7 @@
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use berth_api_types::{container, exec, image, system, ApiError};
+use berth_api_types::{container, exec, image, prune, system, volume, ApiError};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::Stream;
@@ -197,6 +197,67 @@ pub trait Backend: Send + Sync + 'static {
     /// Streams newline-delimited JSON progress.
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream>;
 
+    async fn network_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<berth_api_types::network::Network>>;
+    async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network>;
+    async fn network_create(
+        &self,
+        req: berth_api_types::network::CreateRequest,
+    ) -> Result<berth_api_types::network::CreateResponse>;
+    async fn network_remove(&self, id: &str) -> Result<()>;
+    async fn network_connect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::ConnectRequest,
+    ) -> Result<()>;
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::DisconnectRequest,
+    ) -> Result<()>;
+    async fn network_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<berth_api_types::network::PruneResponse>;
+    async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume>;
+    async fn volume_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::ListResponse>;
+    async fn volume_inspect(&self, name: &str) -> Result<volume::Volume>;
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<()>;
+    async fn volume_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::PruneResponse>;
+    /// `HEAD /containers/{id}/archive`.
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat>;
+    /// `GET /containers/{id}/archive`: the stat and a tar stream.
+    async fn container_archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(volume::PathStat, ByteStream)>;
+    /// `PUT /containers/{id}/archive`: extracts the tar body into directory `path`.
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: ByteStream,
+    ) -> Result<()>;
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse>;
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse>;
+    async fn system_df(&self) -> Result<prune::DiskUsage>;
     /// `POST /build`: the context tar in, newline-delimited JSON progress out.
     async fn image_build(&self, _body: ByteStream, _opts: BuildOptions) -> Result<ByteStream> {
         Err(not_implemented("build"))

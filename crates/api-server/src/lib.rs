@@ -11,9 +11,11 @@ pub mod error;
 mod exec;
 mod hijack;
 mod images;
+mod networks;
 pub mod query;
 mod system;
 mod version;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -51,6 +53,22 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route(
+            "/containers/{id}/archive",
+            get(volumes::archive_get)
+                .head(volumes::archive_head)
+                .put(volumes::archive_put),
+        )
+        .route("/volumes", get(volumes::list))
+        .route("/containers/prune", post(volumes::containers_prune))
+        .route("/images/prune", post(volumes::images_prune))
+        .route("/system/df", get(volumes::system_df))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
@@ -69,6 +87,15 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
                 .post(images::post_dispatch)
                 .delete(images::remove),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .fallback(error::not_found_route)
         .with_state(backend)
 }

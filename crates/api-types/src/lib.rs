@@ -8,8 +8,11 @@ pub mod container;
 pub mod detach;
 pub mod exec;
 pub mod image;
+pub mod network;
+pub mod prune;
 pub mod strslice;
 pub mod system;
+pub mod volume;
 
 use serde::{Deserialize, Serialize};
 

@@ -39,6 +39,12 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
+    /// Interface name of the default bridge (`none` disables it).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and subnet (CIDR), e.g. 172.30.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -52,6 +58,8 @@ struct FileConfig {
     pidfile: Option<PathBuf>,
     cgroup_parent: Option<String>,
     shim_path: Option<PathBuf>,
+    bridge: Option<String>,
+    bip: Option<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -150,6 +158,14 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "berth".to_string()),
         hosts: hosts.clone(),
+        bridge: args
+            .bridge
+            .or(file.bridge)
+            .unwrap_or_else(|| "berth0".to_string()),
+        bip: args
+            .bip
+            .or(file.bip)
+            .unwrap_or_else(|| "172.30.0.1/16".to_string()),
     };
     let pidfile = args
         .pidfile

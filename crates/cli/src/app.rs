@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{build, container, image, run, system};
+use crate::commands::{build, container, image, network, prune, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -91,15 +91,41 @@ pub enum Cmd {
     Export(build::ExportArgs),
     /// Show the history of an image
     History(build::HistoryArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCmd),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume
+    Create(volume::VolumeCreateArgs),
+    /// List volumes
+    #[command(visible_aliases = ["list"])]
+    Ls(volume::VolumeLsArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::VolumeInspectArgs),
+    /// Remove one or more volumes
+    #[command(visible_aliases = ["remove"])]
+    Rm(volume::VolumeRmArgs),
+    /// Remove unused local volumes
+    Prune(volume::VolumePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +172,12 @@ pub enum ContainerCmd {
     Diff(build::DiffArgs),
     /// Export a container's filesystem as a tar archive
     Export(build::ExportArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(volume::CpArgs),
+    /// Remove all stopped containers
+    Prune(prune::ContainerPruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -170,12 +202,18 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Display detailed information on one or more images
     Inspect(TypedInspectArgs),
+    /// Remove unused images
+    Prune(prune::ImagePruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Display system-wide information
     Info(InfoArgs),
+    /// Show docker disk usage
+    Df(prune::DfArgs),
+    /// Remove unused data
+    Prune(prune::SystemPruneArgs),
 }
 
 #[derive(Args, Debug)]
@@ -630,6 +668,18 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => build::commit(ctx, a).await,
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => build::diff(ctx, a).await,
         Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => build::export(ctx, a).await,
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => network::port(ctx, a).await,
+        Cmd::Network(c) => network::network(ctx, c).await,
+        Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
+        Cmd::System(SystemCmd::Df(a)) => prune::df(ctx, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => prune::system_prune(ctx, a).await,
+        Cmd::Container(ContainerCmd::Prune(a)) => prune::container_prune(ctx, a).await,
+        Cmd::Image(ImageCmd::Prune(a)) => prune::image_prune(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Ls(a)) => volume::ls(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(ctx, a).await,
+        Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(ctx, a).await,
     }
 }
 

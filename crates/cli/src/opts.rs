@@ -121,6 +121,9 @@ pub struct ContainerOpts {
     /// Mount a tmpfs directory
     #[arg(long, value_name = "list")]
     pub tmpfs: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
     /// Restart policy to apply when a container exits
     #[arg(long, value_name = "string")]
     pub restart: Option<String>,
@@ -646,6 +649,14 @@ pub fn build_create(
     }
     if !tmpfs.is_empty() {
         hc.insert("Tmpfs".into(), Value::Object(tmpfs));
+    }
+    if !o.mount.is_empty() {
+        let mounts = o
+            .mount
+            .iter()
+            .map(|m| crate::commands::volume::parse_mount_flag(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        hc.insert("Mounts".into(), Value::Array(mounts));
     }
     if let Some(r) = &o.runtime {
         hc.insert("Runtime".into(), json!(r));

@@ -8,7 +8,7 @@ use berth_api_server::backend::{
     EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LogsOptions, Result, Session,
     WaitCondition,
 };
-use berth_api_types::{container, exec, image, system};
+use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
 
 use crate::Daemon;
@@ -152,5 +152,102 @@ impl Backend for Api {
     }
     async fn container_export(&self, id: &str) -> Result<ByteStream> {
         self.0.container_export(id).await
+    }
+
+    async fn network_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<berth_api_types::network::Network>> {
+        self.0.network_list(filters).await
+    }
+    async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network> {
+        self.0.network_inspect(id).await
+    }
+    async fn network_create(
+        &self,
+        req: berth_api_types::network::CreateRequest,
+    ) -> Result<berth_api_types::network::CreateResponse> {
+        self.0.network_create(req).await
+    }
+    async fn network_remove(&self, id: &str) -> Result<()> {
+        self.0.network_remove(id).await
+    }
+    async fn network_connect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::ConnectRequest,
+    ) -> Result<()> {
+        self.0.network_connect(id, req).await
+    }
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::DisconnectRequest,
+    ) -> Result<()> {
+        self.0.network_disconnect(id, req).await
+    }
+    async fn network_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<berth_api_types::network::PruneResponse> {
+        self.0.network_prune(filters).await
+    }
+    async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume> {
+        self.0.volume_create(req)
+    }
+    async fn volume_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::ListResponse> {
+        self.0.volume_list(&filters)
+    }
+    async fn volume_inspect(&self, name: &str) -> Result<volume::Volume> {
+        self.0.volume_inspect(name)
+    }
+    async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+        self.0.volume_remove(name, force)
+    }
+    async fn volume_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<volume::PruneResponse> {
+        self.0.volume_prune(&filters)
+    }
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat> {
+        self.0.container_archive_stat(id, path).await
+    }
+    async fn container_archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(volume::PathStat, ByteStream)> {
+        self.0.container_archive_get(id, path).await
+    }
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: ByteStream,
+    ) -> Result<()> {
+        self.0
+            .container_archive_put(id, path, no_overwrite_dir_non_dir, copy_uid_gid, body)
+            .await
+    }
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse> {
+        self.0.containers_prune(&filters).await
+    }
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse> {
+        self.0.images_prune(&filters).await
+    }
+    async fn system_df(&self) -> Result<prune::DiskUsage> {
+        self.0.system_df()
     }
 }

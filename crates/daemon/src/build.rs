@@ -106,6 +106,7 @@ impl Daemon {
             },
             restart_count: 0,
             exec_ids: Vec::new(),
+            mounts: Vec::new(),
         };
         self.runtime.create_dirs(&id).map_err(internal)?;
         if let Err(e) = self.save(&record) {

@@ -107,16 +107,15 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
     (path, argv)
 }
 
-fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
+fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<()> {
     match hc.network_mode.as_str() {
-        "" | "default" | "bridge" => warnings.push(
-            "bridge networking is not available in this berth yet: the container gets its own network namespace with only a loopback interface (as with --network none)".to_string(),
-        ),
-        "none" | "host" => {}
         m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(format!("network mode {m:?} is not supported by berth yet")))
+            return Err(ApiError::invalid(format!(
+                "network mode {m:?} is not supported by berth yet"
+            )))
         }
-        m => return Err(ApiError::not_found(format!("network {m} not found"))),
+        // Bridge and named networks are checked by the network service (`check_network_mode`).
+        _ => {}
     }
     match hc.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
@@ -247,6 +246,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
+        self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
@@ -255,6 +255,7 @@ impl Daemon {
             ));
         }
         validate_host_config(&host_config, &mut warnings)?;
+        self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         merge_config(&mut config, &image.container_config());
         let (path, args) = path_and_args(&config);
@@ -296,6 +297,7 @@ impl Daemon {
                 n
             }
         };
+        let mounts = self.plan_mounts(&config, &host_config)?;
         self.runtime.create_dirs(&id).map_err(internal)?;
         let record = Container {
             id: id.clone(),
@@ -315,8 +317,19 @@ impl Daemon {
             },
             restart_count: 0,
             exec_ids: Vec::new(),
+            mounts,
         };
         if let Err(e) = self.save(&record) {
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
+        if let Err(e) = self.record_create_networks(
+            &id,
+            &record.host_config.network_mode,
+            req.networking_config.as_ref(),
+        ) {
+            let _ = self.store.delete_container(&id);
+            lock(&self.containers).remove(&id);
             let _ = self.runtime.remove_dirs(&id);
             return Err(e);
         }
@@ -334,16 +347,31 @@ impl Daemon {
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
-        let hosts = spec::hosts_file_contents(
-            &c.config.hostname,
-            &c.config.domainname,
-            hc.extra_hosts.as_deref().unwrap_or_default(),
-        );
+        let attached = self.net.setup(c)?;
+        let hosts = match &attached {
+            Some(a) => spec::hosts_file_with_address(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+                Some(&a.ip.to_string()),
+            )
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+            None => spec::hosts_file_contents(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+            ),
+        };
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.
+        let dns = match attached.as_ref().and_then(|a| a.dns) {
+            Some(ip) if hc.dns.as_deref().unwrap_or_default().is_empty() => vec![ip.to_string()],
+            _ => hc.dns.clone().unwrap_or_default(),
+        };
         let resolv = spec::resolv_conf_contents(
             &host_resolv,
-            hc.dns.as_deref().unwrap_or_default(),
+            &dns,
             hc.dns_search.as_deref().unwrap_or_default(),
             hc.dns_options.as_deref().unwrap_or_default(),
             hc.network_mode != "host",
@@ -364,7 +392,13 @@ impl Daemon {
             cgroup_parent: &self.cfg.cgroup_parent,
             host: &self.host,
         };
-        let oci = spec::build_spec(&input).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let user_mounts = self.start_mounts(c)?;
+        let extras = spec::SpecExtras {
+            netns_path: attached.as_ref().map(|a| a.netns.as_path()),
+            extra_mounts: &user_mounts,
+        };
+        let oci =
+            spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
         let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
         let path = rt.bundle_dir(id).join("config.json");
         std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
@@ -392,7 +426,14 @@ impl Daemon {
             }
             Status::Created | Status::Exited => {}
         }
-        self.start_locked(c).await
+        let id = c.id.clone();
+        let res = self.start_locked(c).await;
+        if res.is_err() {
+            // Docker removes an auto-remove container whose start failed before answering.
+            drop(_g);
+            self.maybe_auto_remove(&id).await;
+        }
+        res
     }
 
     /// Starts a container whose op lock the caller holds.
@@ -488,6 +529,7 @@ impl Daemon {
 
     /// A start that failed before the process ran: Docker records it as an exit with 126/127/128.
     async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
+        self.net.release(id);
         let code = exit_code_for_start_error(msg);
         let res = self.update_state(id, |c| {
             c.state.status = if c.state.status == Status::Created {
@@ -553,6 +595,8 @@ impl Daemon {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         self.runtime.unmount_rootfs(id);
+        self.net.release(id);
+        self.release_mounts(id);
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
             None => (255, now_rfc3339(), false),
@@ -586,6 +630,8 @@ impl Daemon {
         if c.host_config.auto_remove && !c.state.status.is_active() {
             if let Err(e) = self.remove_container(id, true).await {
                 tracing::warn!(container = id, "auto-remove: {}", e.message);
+            } else {
+                self.remove_anonymous_volumes(&c);
             }
         }
     }
@@ -763,7 +809,7 @@ impl Daemon {
         self: &Arc<Self>,
         key: &str,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<()> {
         let c = self.resolve_container(key)?;
         if !force && !c.state.status.can_remove_without_force() {
@@ -777,7 +823,11 @@ impl Daemon {
                 c.name
             )));
         }
-        self.remove_container(&c.id, force).await
+        self.remove_container(&c.id, force).await?;
+        if volumes {
+            self.remove_anonymous_volumes(&c);
+        }
+        Ok(())
     }
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
@@ -794,6 +844,7 @@ impl Daemon {
             )));
         }
         self.emit_container(&c, "destroy", &[]);
+        self.network_container_removed(id);
         self.runtime
             .remove_dirs(id)
             .map_err(|e| internal(format!("removing container {id}: {e}")))?;
@@ -993,9 +1044,9 @@ impl Daemon {
             },
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
-            mounts: Vec::new(),
+            mounts: self.mount_points(&c),
             config: c.config.clone(),
-            network_settings: network_settings(&c),
+            network_settings: self.with_network(&c, network_settings(&c)),
         })
     }
 
@@ -1026,7 +1077,7 @@ impl Daemon {
             .collect::<Vec<_>>()
             .join(" ");
         let size_rw = size.then(|| dir_size(&self.runtime.upper_dir(&c.id)) as i64);
-        let ns = network_settings(c);
+        let ns = self.with_network(c, network_settings(c));
         Summary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
@@ -1034,7 +1085,7 @@ impl Daemon {
             image_id: c.image_id.clone(),
             command,
             created: unix_seconds(&c.created),
-            ports: Vec::new(),
+            ports: self.summary_ports(c),
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             labels: c.config.labels.clone().unwrap_or_default(),
@@ -1050,7 +1101,7 @@ impl Daemon {
             network_settings: ct::SummaryNetworkSettings {
                 networks: ns.networks,
             },
-            mounts: Vec::new(),
+            mounts: self.mount_points(c),
         }
     }
 

@@ -133,6 +133,7 @@ impl Filters {
                         None => attrs.contains_key(v),
                     },
                     "scope" => v == "local",
+                    "volume" => m.kind == "volume" && m.actor.id == *v,
                     _ => false,
                 })
         })
@@ -181,6 +182,52 @@ impl Daemon {
             id: id.to_string(),
             from: String::new(),
             kind: "image".to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: id.to_string(),
+                attributes,
+            },
+            scope: "local".to_string(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        });
+    }
+
+    /// Records a volume event (`create`, `mount`, `unmount`, `destroy`).
+    pub(crate) fn emit_volume(&self, name: &str, action: &str, attrs: &[(&str, String)]) {
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let nanos = now_nanos();
+        self.event_log.publish(Message {
+            status: String::new(),
+            id: String::new(),
+            from: String::new(),
+            kind: "volume".to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: name.to_string(),
+                attributes,
+            },
+            scope: "local".to_string(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        });
+    }
+
+    /// Records a network event (`create`, `connect`, `disconnect`, `destroy`).
+    pub(crate) fn emit_network(&self, id: &str, action: &str, attrs: &[(&str, String)]) {
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let nanos = now_nanos();
+        self.event_log.publish(Message {
+            status: String::new(),
+            id: String::new(),
+            from: String::new(),
+            kind: "network".to_string(),
             action: action.to_string(),
             actor: Actor {
                 id: id.to_string(),

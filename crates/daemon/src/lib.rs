@@ -5,19 +5,24 @@
 //! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
+mod archive;
 pub mod backend;
 mod build;
 mod containers;
 mod events;
 mod exec;
+mod housekeeping;
 mod images;
 mod logs;
 pub mod model;
 pub mod names;
+mod network;
+mod networks_api;
 mod runtime;
 pub mod spec;
 pub mod store;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,6 +44,10 @@ pub struct DaemonConfig {
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
     pub hosts: Vec<String>,
+    /// The default bridge's interface name (`none`: no default bridge).
+    pub bridge: String,
+    /// The default bridge's address and subnet, e.g. `172.30.0.1/16`.
+    pub bip: String,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -74,6 +83,9 @@ pub struct Daemon {
     pub(crate) events: broadcast::Sender<ContainerEvent>,
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
+    pub(crate) net: network::NetService,
+    /// Serializes volume creation and removal.
+    pub(crate) volume_lock: Mutex<()>,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -109,6 +121,7 @@ impl Daemon {
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
         let (events, _) = broadcast::channel(1024);
+        let net = network::NetService::new(&cfg)?;
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
             cfg,
@@ -122,7 +135,12 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
             event_log: events::EventLog::new(),
+            net,
+            volume_lock: Mutex::new(()),
         });
+        daemon
+            .restore_network()
+            .map_err(|e| format!("restoring networks: {e}"))?;
         daemon
             .restore()
             .await

@@ -81,6 +81,9 @@ pub struct Container {
     /// Set once the container's own directories exist; a record without it is a half-done create.
     #[serde(default)]
     pub exec_ids: Vec<String>,
+    /// Volumes, binds and tmpfs mounts planned at create.
+    #[serde(default)]
+    pub mounts: Vec<crate::volumes::MountRecord>,
 }
 
 pub fn now_rfc3339() -> String {

@@ -39,7 +39,10 @@ impl Store {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS network_attachments (container_id TEXT NOT NULL, network_id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (container_id, network_id));
+             CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -101,6 +104,74 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    pub fn put_network<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
+        let data = Self::encode(id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                params![id, name, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a network and the attachments that name it.
+    pub fn delete_network(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM networks WHERE id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM network_attachments WHERE network_id = ?1",
+                params![id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn networks<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT id, data FROM networks")
+    }
+
+    /// A container's membership of a user-defined network (aliases, fixed address).
+    pub fn put_attachment<T: Serialize>(
+        &self,
+        container_id: &str,
+        network_id: &str,
+        record: &T,
+    ) -> Result<()> {
+        let data = Self::encode(container_id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data",
+                params![container_id, network_id, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_attachment(&self, container_id: &str, network_id: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            match network_id {
+                Some(n) => c.execute(
+                    "DELETE FROM network_attachments WHERE container_id = ?1 AND network_id = ?2",
+                    params![container_id, n],
+                )?,
+                None => c.execute(
+                    "DELETE FROM network_attachments WHERE container_id = ?1",
+                    params![container_id],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    pub fn attachments<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT container_id, data FROM network_attachments")
     }
 
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
@@ -176,6 +247,42 @@ impl Store {
             let mut stmt = c.prepare("SELECT name, image_id, created FROM tags ORDER BY name")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+impl Store {
+    pub fn put_volume<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
+        let data = Self::encode(name, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+                params![name, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn volumes<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT name, data FROM volumes")
+    }
+
+    pub fn volume<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        let data: Option<String> = self.with(|c| {
+            Ok(c.query_row(
+                "SELECT data FROM volumes WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })?;
+        data.map(|d| Self::decode(name, &d)).transpose()
+    }
+
+    pub fn delete_volume(&self, name: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+            Ok(())
         })
     }
 }

@@ -1,0 +1,1150 @@
+//! Volumes (the `local` driver) and the mounts of a container: `-v`/`Binds`, `--mount`,
+//! image `VOLUME`s, `--volumes-from`; copy-up of image content into a new volume at start.
+//!
+//! A volume is a directory `<data-root>/volumes/<name>/_data` recorded in the `volumes` table.
+//! With driver options (`type`, `device`, `o`) the `_data` directory is a mount point: the
+//! filesystem is mounted when a container using it starts and unmounted when the last running
+//! user exits, as Docker's local driver does.
+//!
+//! A container's mounts are planned once, at create, into [`MountRecord`]s kept in its record;
+//! every start turns them into OCI mounts.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use berth_api_types::container::{self as ct, Config, HostConfig};
+use berth_api_types::volume::{CreateRequest, ListResponse, PruneResponse, UsageData, Volume};
+use berth_api_types::ApiError;
+use oci_spec::runtime::{Mount, MountBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Container;
+use crate::{internal, lock, Daemon, Result};
+
+/// The label Docker puts on anonymous volumes (prune without `all` only removes these).
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
+/// A volume as stored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VolumeRecord {
+    pub name: String,
+    pub driver: String,
+    pub created_at: String,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// One mount of a container, resolved at create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountRecord {
+    /// `volume`, `bind` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// Host path: the bind source or the volume's `_data`.
+    pub source: String,
+    pub destination: String,
+    /// The mode string as given (`ro`, `z`, `nocopy`...), shown by inspect.
+    pub mode: String,
+    pub rw: bool,
+    pub propagation: String,
+    /// Populate an empty volume from the image's content at `destination` on start.
+    pub copy_data: bool,
+    /// A volume created for this container alone (`-v /path`, image `VOLUME`).
+    pub anonymous: bool,
+    /// A `-v` bind whose missing source is created (`--mount` refuses instead).
+    pub create_source: bool,
+    /// tmpfs mount options (`size=`, `mode=`).
+    pub tmpfs_options: Vec<String>,
+}
+
+/// Docker's rule for local volume names.
+pub fn validate_volume_name(name: &str) -> std::result::Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if name.len() < 2 || !first_ok || !rest_ok {
+        return Err(format!(
+            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_driver_opts(opts: &BTreeMap<String, String>) -> std::result::Result<(), String> {
+    for k in opts.keys() {
+        if !matches!(k.as_str(), "type" | "device" | "o") {
+            return Err(format!("invalid option key: {k:?}"));
+        }
+    }
+    let has = |k: &str| opts.get(k).is_some_and(|v| !v.is_empty());
+    if (has("device") || has("o")) && !has("type") {
+        return Err("missing required option: \"type\"".into());
+    }
+    if has("type") && !has("device") {
+        return Err("missing required option: \"device\"".into());
+    }
+    Ok(())
+}
+
+/// A mount mode list (`ro,z,nocopy,rshared`) as Docker's `ValidMountMode` accepts it.
+#[derive(Debug, Default, PartialEq)]
+struct Mode {
+    rw: Option<bool>,
+    propagation: Option<String>,
+    nocopy: bool,
+}
+
+const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
+
+fn parse_mode(mode: &str) -> Option<Mode> {
+    let mut m = Mode::default();
+    let (mut label, mut copy) = (false, false);
+    if mode.is_empty() {
+        return Some(m);
+    }
+    for o in mode.split(',') {
+        match o {
+            "rw" | "ro" if m.rw.is_none() => m.rw = Some(o == "rw"),
+            "z" | "Z" if !label => label = true,
+            "nocopy" if !copy => {
+                copy = true;
+                m.nocopy = true
+            }
+            p if PROPAGATIONS.contains(&p) && m.propagation.is_none() => {
+                m.propagation = Some(p.to_string())
+            }
+            _ => return None,
+        }
+    }
+    Some(m)
+}
+
+fn check_target(kind: &str, target: &str) -> std::result::Result<(), String> {
+    if !target.starts_with('/') {
+        return Err(format!(
+            "invalid mount config for type {kind:?}: invalid mount path: '{target}' mount path must be absolute"
+        ));
+    }
+    if Path::new(target).components().count() == 1 {
+        return Err("invalid specification: destination can't be '/'".into());
+    }
+    Ok(())
+}
+
+/// One `Binds` entry (`src:dst[:mode]`, `dst`) parsed the way Docker's linux parser does.
+pub fn parse_bind(raw: &str) -> std::result::Result<MountRecord, String> {
+    let invalid = || format!("invalid volume specification: '{raw}'");
+    let parts: Vec<&str> = raw.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [s, t] => {
+            if parse_mode(t).is_some() && !t.starts_with('/') {
+                return Err(invalid());
+            }
+            (*s, *t, "")
+        }
+        [s, t, m] => (*s, *t, *m),
+        _ => return Err(invalid()),
+    };
+    if target.is_empty() {
+        return Err(invalid());
+    }
+    let m = parse_mode(mode).ok_or_else(|| format!("invalid mode: {mode}"))?;
+    let bind = source.starts_with('/');
+    let kind = if bind { "bind" } else { "volume" };
+    check_target(kind, target)?;
+    if bind && m.nocopy {
+        return Err(format!("invalid mode: {mode}"));
+    }
+    if !bind && !source.is_empty() {
+        validate_volume_name(source)?;
+    }
+    if !bind && m.propagation.is_some() {
+        return Err(format!("invalid mode: {mode}"));
+    }
+    Ok(MountRecord {
+        kind: kind.to_string(),
+        name: if bind {
+            String::new()
+        } else {
+            source.to_string()
+        },
+        source: if bind { clean(source) } else { String::new() },
+        destination: clean(target),
+        mode: mode.to_string(),
+        rw: m.rw.unwrap_or(true),
+        propagation: if bind {
+            m.propagation.unwrap_or_else(|| "rprivate".into())
+        } else {
+            String::new()
+        },
+        copy_data: !bind && !m.nocopy,
+        anonymous: source.is_empty(),
+        create_source: bind,
+        tmpfs_options: Vec::new(),
+    })
+}
+
+/// One `HostConfig.Mounts` entry (`--mount`) validated like Docker's.
+pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String> {
+    let kind = m.kind.as_str();
+    let cfg_err = |msg: &str| format!("invalid mount config for type {kind:?}: {msg}");
+    if m.target.is_empty() {
+        return Err(cfg_err("field Target must not be empty"));
+    }
+    check_target(kind, &m.target)?;
+    let opt = |v: &Option<serde_json::Value>, key: &str| -> Option<serde_json::Value> {
+        v.as_ref().and_then(|o| o.get(key)).cloned()
+    };
+    let mut rec = MountRecord {
+        kind: kind.to_string(),
+        destination: clean(&m.target),
+        rw: !m.read_only,
+        ..Default::default()
+    };
+    match kind {
+        "bind" => {
+            if m.source.is_empty() {
+                return Err(cfg_err("field Source must not be empty"));
+            }
+            if !m.source.starts_with('/') {
+                return Err(cfg_err(&format!(
+                    "invalid mount path: '{}' mount path must be absolute",
+                    m.source
+                )));
+            }
+            if m.volume_options.is_some() {
+                return Err(cfg_err("field VolumeOptions must not be specified"));
+            }
+            if std::fs::metadata(&m.source).is_err() {
+                return Err(cfg_err(&format!(
+                    "bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+            rec.source = clean(&m.source);
+            let prop = opt(&m.bind_options, "Propagation")
+                .and_then(|v| v.as_str().map(str::to_string))
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "rprivate".into());
+            if !PROPAGATIONS.contains(&prop.as_str()) {
+                return Err(cfg_err(&format!("invalid propagation mode: {prop}")));
+            }
+            rec.propagation = prop;
+        }
+        "volume" => {
+            if m.bind_options.is_some() {
+                return Err(cfg_err("field BindOptions must not be specified"));
+            }
+            if !m.source.is_empty() {
+                validate_volume_name(&m.source)?;
+            }
+            rec.name = m.source.clone();
+            rec.anonymous = m.source.is_empty();
+            rec.copy_data = !opt(&m.volume_options, "NoCopy")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+        }
+        "tmpfs" => {
+            if !m.source.is_empty() {
+                return Err(cfg_err("Source must not be specified"));
+            }
+            let mut opts = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
+            if let Some(size) = opt(&m.tmpfs_options, "SizeBytes").and_then(|v| v.as_i64()) {
+                if size < 0 {
+                    return Err(cfg_err("invalid tmpfs size"));
+                }
+                if size > 0 {
+                    opts.push(format!("size={size}"));
+                }
+            }
+            if let Some(mode) = opt(&m.tmpfs_options, "Mode").and_then(|v| v.as_u64()) {
+                if mode > 0 {
+                    opts.push(format!("mode={:o}", mode & 0o7777));
+                }
+            }
+            if m.read_only {
+                opts.push("ro".into());
+            }
+            rec.tmpfs_options = opts;
+        }
+        other => return Err(format!("mount type unknown: {other:?}")),
+    }
+    Ok(rec)
+}
+
+/// Lexical clean of an absolute path (`/a//b/` → `/a/b`).
+fn clean(p: &str) -> String {
+    let mut out = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn random_name() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+/// Whether `path` is a mount point, from `/proc/self/mountinfo` (a bind mount of a directory on
+/// the same filesystem has the same device number as its parent, so `stat` cannot tell).
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| unescape_mountinfo(mp) == want)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// Mount flags and data from a local volume's `o` option.
+fn mount_flags(o: &str) -> (nix::mount::MsFlags, String) {
+    use nix::mount::MsFlags;
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for opt in o.split(',').filter(|s| !s.is_empty()) {
+        match opt {
+            "ro" => flags |= MsFlags::MS_RDONLY,
+            "rw" => flags &= !MsFlags::MS_RDONLY,
+            "bind" => flags |= MsFlags::MS_BIND,
+            "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            "nosuid" => flags |= MsFlags::MS_NOSUID,
+            "nodev" => flags |= MsFlags::MS_NODEV,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "nodiratime" => flags |= MsFlags::MS_NODIRATIME,
+            "relatime" => flags |= MsFlags::MS_RELATIME,
+            "strictatime" => flags |= MsFlags::MS_STRICTATIME,
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+/// Copies `src`'s contents into the empty directory `dst`, keeping owners, modes, symlinks and
+/// mtimes (Docker's copy-up of image content into a new volume). Never follows a symlink.
+pub fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let md = std::fs::symlink_metadata(src)?;
+    copy_meta(&md, dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let md = std::fs::symlink_metadata(&from)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir(&to)?;
+            copy_tree(&from, &to)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&from)?;
+            std::os::unix::fs::symlink(&target, &to)?;
+            let _ = std::os::unix::fs::lchown(&to, Some(md.uid()), Some(md.gid()));
+        } else if ft.is_file() {
+            std::fs::copy(&from, &to)?;
+            copy_meta(&md, &to)?;
+        }
+        // Devices, fifos and sockets are not copied into volumes.
+    }
+    Ok(())
+}
+
+fn copy_meta(md: &std::fs::Metadata, path: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(md.uid()), Some(md.gid()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
+    let mtime = nix::sys::time::TimeSpec::new(md.mtime(), md.mtime_nsec());
+    let _ = nix::sys::stat::utimensat(
+        None,
+        path,
+        &mtime,
+        &mtime,
+        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+    );
+    Ok(())
+}
+
+/// Docker's volume filters: `dangling`, `name`, `label`, `driver` (and `label!` for prune).
+struct VolumeFilters {
+    dangling: Option<bool>,
+    names: Vec<String>,
+    labels: Vec<String>,
+    not_labels: Vec<String>,
+    drivers: Vec<String>,
+    all: bool,
+}
+
+impl VolumeFilters {
+    fn parse(filters: &[(String, Vec<String>)], prune: bool) -> Result<VolumeFilters> {
+        let mut f = VolumeFilters {
+            dangling: None,
+            names: vec![],
+            labels: vec![],
+            not_labels: vec![],
+            drivers: vec![],
+            all: false,
+        };
+        let bool_of = |k: &str, v: &str| match v {
+            "1" | "true" | "True" | "TRUE" => Ok(true),
+            "0" | "false" | "False" | "FALSE" => Ok(false),
+            _ => Err(ApiError::invalid(format!(
+                "invalid filter '{k}={v}': value must be 'true' or 'false'"
+            ))),
+        };
+        for (k, vals) in filters {
+            match (k.as_str(), prune) {
+                ("dangling", false) => {
+                    for v in vals {
+                        f.dangling = Some(bool_of(k, v)?);
+                    }
+                }
+                ("name", false) => f.names.extend(vals.iter().cloned()),
+                ("driver", false) => f.drivers.extend(vals.iter().cloned()),
+                ("label", _) => f.labels.extend(vals.iter().cloned()),
+                ("label!", true) => f.not_labels.extend(vals.iter().cloned()),
+                ("all", true) => {
+                    for v in vals {
+                        f.all = bool_of(k, v)?;
+                    }
+                }
+                _ => return Err(ApiError::invalid(format!("invalid filter '{k}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    fn label_match(labels: &BTreeMap<String, String>, l: &str) -> bool {
+        match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l),
+        }
+    }
+
+    fn matches(&self, v: &VolumeRecord, in_use: bool) -> bool {
+        if self.dangling.is_some_and(|d| d == in_use) {
+            return false;
+        }
+        if !self.names.is_empty() && !self.names.iter().any(|n| v.name.contains(n.as_str())) {
+            return false;
+        }
+        if !self.drivers.is_empty() && !self.drivers.contains(&v.driver) {
+            return false;
+        }
+        if !self.labels.iter().all(|l| Self::label_match(&v.labels, l)) {
+            return false;
+        }
+        if self
+            .not_labels
+            .iter()
+            .any(|l| Self::label_match(&v.labels, l))
+        {
+            return false;
+        }
+        true
+    }
+}
+
+fn no_such_volume(name: &str) -> ApiError {
+    ApiError::not_found(format!("get {name}: no such volume"))
+}
+
+impl Daemon {
+    fn volumes_dir(&self) -> PathBuf {
+        self.cfg.data_root.join("volumes")
+    }
+
+    pub(crate) fn volume_data(&self, name: &str) -> PathBuf {
+        self.volumes_dir().join(name).join("_data")
+    }
+
+    fn volume_view(&self, v: &VolumeRecord, usage: bool) -> Volume {
+        let data = self.volume_data(&v.name);
+        Volume {
+            created_at: v.created_at.clone(),
+            driver: v.driver.clone(),
+            labels: Some(v.labels.clone()),
+            mountpoint: data.display().to_string(),
+            name: v.name.clone(),
+            options: (!v.options.is_empty()).then(|| v.options.clone()),
+            scope: "local".into(),
+            usage_data: usage.then(|| UsageData {
+                size: if v.options.is_empty() {
+                    crate::containers::dir_size(&data) as i64
+                } else {
+                    -1
+                },
+                ref_count: self.volume_users(&v.name).len() as i64,
+            }),
+        }
+    }
+
+    fn volume_record(&self, name: &str) -> Result<Option<VolumeRecord>> {
+        self.store.volume(name).map_err(internal)
+    }
+
+    /// Ids of the containers (running or not) whose mounts use volume `name`.
+    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
+        lock(&self.containers)
+            .values()
+            .filter(|c| {
+                c.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Creates a volume, or returns the existing one with that name.
+    fn create_volume_record(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<VolumeRecord> {
+        let _g = lock(&self.volume_lock);
+        if let Some(v) = self.volume_record(name)? {
+            return Ok(v);
+        }
+        let data = self.volume_data(name);
+        std::fs::create_dir_all(&data)
+            .map_err(|e| internal(format!("creating volume {name}: {e}")))?;
+        let _ = std::fs::set_permissions(self.volumes_dir(), PermissionsExt::from_mode(0o701));
+        let v = VolumeRecord {
+            name: name.to_string(),
+            driver: "local".into(),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            labels,
+            options,
+        };
+        if let Err(e) = self.store.put_volume(name, &v) {
+            let _ = std::fs::remove_dir_all(self.volumes_dir().join(name));
+            return Err(internal(e));
+        }
+        self.emit_volume(name, "create", &[("driver", "local".into())]);
+        Ok(v)
+    }
+
+    pub fn volume_create(&self, req: CreateRequest) -> Result<Volume> {
+        if !matches!(req.driver.as_str(), "" | "local") {
+            return Err(ApiError::not_found(format!(
+                "error looking up volume plugin {}: plugin {:?} not found",
+                req.driver, req.driver
+            )));
+        }
+        let name = if req.name.is_empty() {
+            random_name()
+        } else {
+            req.name.clone()
+        };
+        validate_volume_name(&name)
+            .map_err(|e| ApiError::invalid(format!("create {name}: {e}")))?;
+        let opts = req.driver_opts.unwrap_or_default();
+        validate_driver_opts(&opts).map_err(ApiError::invalid)?;
+        let v = self.create_volume_record(&name, req.labels.unwrap_or_default(), opts)?;
+        Ok(self.volume_view(&v, false))
+    }
+
+    pub fn volume_list(&self, filters: &[(String, Vec<String>)]) -> Result<ListResponse> {
+        let f = VolumeFilters::parse(filters, false)?;
+        let mut all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        let volumes = all
+            .iter()
+            .filter(|v| f.matches(v, !self.volume_users(&v.name).is_empty()))
+            .map(|v| self.volume_view(v, false))
+            .collect();
+        Ok(ListResponse {
+            volumes,
+            warnings: Vec::new(),
+        })
+    }
+
+    pub fn volume_inspect(&self, name: &str) -> Result<Volume> {
+        let v = self
+            .volume_record(name)?
+            .ok_or_else(|| no_such_volume(name))?;
+        Ok(self.volume_view(&v, false))
+    }
+
+    /// Every volume with its size and reference count (`system df`).
+    pub fn volume_usage(&self) -> Result<Vec<Volume>> {
+        let all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        Ok(all.iter().map(|v| self.volume_view(v, true)).collect())
+    }
+
+    pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+        let Some(v) = self.volume_record(name)? else {
+            return if force {
+                Ok(())
+            } else {
+                Err(no_such_volume(name))
+            };
+        };
+        self.destroy_volume(&v)
+    }
+
+    /// Removes a volume nobody uses (409 otherwise).
+    fn destroy_volume(&self, v: &VolumeRecord) -> Result<()> {
+        let _g = lock(&self.volume_lock);
+        let users = self.volume_users(&v.name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "remove {}: volume is in use - [{}]",
+                v.name,
+                users.join(", ")
+            )));
+        }
+        let data = self.volume_data(&v.name);
+        while is_mount_point(&data) {
+            nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| internal(format!("unmounting volume {}: {e}", v.name)))?;
+        }
+        self.store.delete_volume(&v.name).map_err(internal)?;
+        if let Err(e) = std::fs::remove_dir_all(self.volumes_dir().join(&v.name)) {
+            tracing::warn!(volume = %v.name, "removing volume directory: {e}");
+        }
+        self.emit_volume(&v.name, "destroy", &[("driver", v.driver.clone())]);
+        Ok(())
+    }
+
+    pub fn volume_prune(&self, filters: &[(String, Vec<String>)]) -> Result<PruneResponse> {
+        let f = VolumeFilters::parse(filters, true)?;
+        let all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        let mut out = PruneResponse::default();
+        for v in all {
+            if !f.all && !v.labels.contains_key(ANONYMOUS_LABEL) {
+                continue;
+            }
+            if !self.volume_users(&v.name).is_empty() || !f.matches(&v, false) {
+                continue;
+            }
+            let size = if v.options.is_empty() {
+                crate::containers::dir_size(&self.volume_data(&v.name))
+            } else {
+                0
+            };
+            if self.destroy_volume(&v).is_ok() {
+                out.volumes_deleted.push(v.name.clone());
+                out.space_reclaimed += size;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plans a new container's mounts: `--volumes-from`, then `Binds`, then `Mounts`, then the
+    /// image's and the request's `Volumes` as anonymous volumes. Everything is validated before
+    /// any volume is created, so a bad request changes nothing.
+    pub(crate) fn plan_mounts(&self, config: &Config, hc: &HostConfig) -> Result<Vec<MountRecord>> {
+        let mut planned: BTreeMap<String, MountRecord> = BTreeMap::new();
+        for spec in hc.volumes_from.iter().flatten() {
+            let (who, mode) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+            let force_ro = match mode {
+                "" | "rw" => None,
+                "ro" => Some(false),
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "invalid mode for volumes-from: {mode}"
+                    )))
+                }
+            };
+            let from = self.resolve_container(who)?;
+            for m in from.mounts.iter().filter(|m| m.kind != "tmpfs") {
+                let mut m = m.clone();
+                if let Some(rw) = force_ro {
+                    m.rw = rw;
+                }
+                m.copy_data = false;
+                // Shared with the other container: never removed with this one.
+                m.anonymous = false;
+                planned.insert(m.destination.clone(), m);
+            }
+        }
+        let mut explicit: Vec<String> = Vec::new();
+        for b in hc.binds.iter().flatten() {
+            let m = parse_bind(b).map_err(ApiError::invalid)?;
+            if explicit.contains(&m.destination) {
+                return Err(ApiError::invalid(format!(
+                    "Duplicate mount point: {}",
+                    m.destination
+                )));
+            }
+            explicit.push(m.destination.clone());
+            planned.insert(m.destination.clone(), m);
+        }
+        for am in hc.mounts.iter().flatten() {
+            let m = parse_api_mount(am).map_err(ApiError::invalid)?;
+            if explicit.contains(&m.destination) {
+                return Err(ApiError::invalid(format!(
+                    "Duplicate mount point: {}",
+                    m.destination
+                )));
+            }
+            explicit.push(m.destination.clone());
+            planned.insert(m.destination.clone(), m);
+        }
+        let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(k, _)| clean(k)).collect();
+        for dest in config.volumes.iter().flatten().map(|(k, _)| k) {
+            check_target("volume", dest).map_err(ApiError::invalid)?;
+            let dest = clean(dest);
+            if planned.contains_key(&dest) || tmpfs.contains(&dest) {
+                continue;
+            }
+            planned.insert(
+                dest.clone(),
+                MountRecord {
+                    kind: "volume".into(),
+                    destination: dest,
+                    rw: true,
+                    copy_data: true,
+                    anonymous: true,
+                    ..Default::default()
+                },
+            );
+        }
+        // Validation is over: create what is missing.
+        let mut out = Vec::new();
+        for (_, mut m) in planned {
+            if m.kind == "volume" {
+                if m.name.is_empty() {
+                    m.name = random_name();
+                    let labels = BTreeMap::from([(ANONYMOUS_LABEL.to_string(), String::new())]);
+                    self.create_volume_record(&m.name, labels, BTreeMap::new())?;
+                } else {
+                    self.create_volume_record(&m.name, BTreeMap::new(), BTreeMap::new())?;
+                }
+                m.source = self.volume_data(&m.name).display().to_string();
+            }
+            out.push(m);
+        }
+        Ok(out)
+    }
+
+    /// The OCI mounts of a starting container (its rootfs is mounted): mounts volumes that have
+    /// driver options, copies image content into empty new volumes, creates missing `-v` bind
+    /// sources.
+    pub(crate) fn start_mounts(&self, c: &Container) -> Result<Vec<Mount>> {
+        let rootfs = self.runtime.rootfs(&c.id);
+        let mut out = Vec::new();
+        for m in &c.mounts {
+            let mut opts: Vec<String> = Vec::new();
+            let (typ, source) = match m.kind.as_str() {
+                "tmpfs" => {
+                    opts.extend(m.tmpfs_options.iter().cloned());
+                    ("tmpfs".to_string(), "tmpfs".to_string())
+                }
+                "bind" => {
+                    if !Path::new(&m.source).exists() {
+                        if !m.create_source {
+                            return Err(ApiError::invalid(format!(
+                                "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                                m.source
+                            )));
+                        }
+                        std::fs::create_dir_all(&m.source).map_err(|e| {
+                            internal(format!("creating bind source {}: {e}", m.source))
+                        })?;
+                    }
+                    opts.push("rbind".into());
+                    opts.push(m.propagation.clone());
+                    if !m.rw {
+                        opts.push("ro".into());
+                    }
+                    ("bind".to_string(), m.source.clone())
+                }
+                _ => {
+                    let v = self
+                        .volume_record(&m.name)?
+                        .ok_or_else(|| no_such_volume(&m.name))?;
+                    let data = self.volume_data(&v.name);
+                    self.mount_volume_fs(&v, &data)?;
+                    if m.copy_data {
+                        self.copy_up(&rootfs, &m.destination, &data);
+                    }
+                    opts.push("rbind".into());
+                    opts.push("rprivate".into());
+                    if !m.rw {
+                        opts.push("ro".into());
+                    }
+                    self.emit_volume(
+                        &v.name,
+                        "mount",
+                        &[
+                            ("container", c.id.clone()),
+                            ("destination", m.destination.clone()),
+                            ("driver", v.driver.clone()),
+                            ("propagation", m.propagation.clone()),
+                            ("read/write", m.rw.to_string()),
+                        ],
+                    );
+                    ("bind".to_string(), data.display().to_string())
+                }
+            };
+            let mount = MountBuilder::default()
+                .destination(&m.destination)
+                .typ(typ)
+                .source(source)
+                .options(opts)
+                .build()
+                .map_err(internal)?;
+            out.push(mount);
+        }
+        // A mount over `/etc` (or another parent of the generated files) would hide the
+        // hostname/hosts/resolv.conf binds, which the spec puts before user mounts. Docker sorts
+        // them together by depth; listing them here as user mounts does the same.
+        let etc = [
+            ("/etc/resolv.conf", self.runtime.resolv_conf_path(&c.id)),
+            ("/etc/hostname", self.runtime.hostname_path(&c.id)),
+            ("/etc/hosts", self.runtime.hosts_path(&c.id)),
+        ];
+        for (dest, src) in etc {
+            let covered = c
+                .mounts
+                .iter()
+                .any(|m| Path::new(dest).starts_with(&m.destination) && m.destination != dest);
+            if !covered {
+                continue;
+            }
+            let mut opts = vec!["rbind".to_string(), "rprivate".to_string()];
+            if c.host_config.readonly_rootfs {
+                opts.push("ro".into());
+            }
+            let mount = MountBuilder::default()
+                .destination(dest)
+                .typ("bind")
+                .source(src)
+                .options(opts)
+                .build()
+                .map_err(internal)?;
+            out.push(mount);
+        }
+        Ok(out)
+    }
+
+    fn mount_volume_fs(&self, v: &VolumeRecord, data: &Path) -> Result<()> {
+        let Some(typ) = v.options.get("type").filter(|t| !t.is_empty()) else {
+            return Ok(());
+        };
+        if is_mount_point(data) {
+            return Ok(());
+        }
+        let device = v.options.get("device").cloned().unwrap_or_default();
+        let (flags, opts) = mount_flags(v.options.get("o").map(String::as_str).unwrap_or(""));
+        nix::mount::mount(
+            Some(device.as_str()),
+            data,
+            Some(typ.as_str()),
+            flags,
+            (!opts.is_empty()).then_some(opts.as_str()),
+        )
+        .map_err(|e| {
+            internal(format!(
+                "error while mounting volume '{}': failed to mount local volume: mount {device}:{}, flags: {:#x}, data: {opts}: {e}",
+                v.name,
+                data.display(),
+                flags.bits()
+            ))
+        })
+    }
+
+    /// Docker's copy-up: an empty volume takes the image's content at the mount path.
+    fn copy_up(&self, rootfs: &Path, dest: &str, data: &Path) {
+        let empty = std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_none());
+        if !empty {
+            return;
+        }
+        let Ok(src) = crate::spec::resolve_in_root(rootfs, Path::new(dest)) else {
+            return;
+        };
+        if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {
+            return;
+        }
+        if let Err(e) = copy_tree(&src, data) {
+            tracing::warn!(path = dest, "copying image content into volume: {e}");
+        }
+    }
+
+    /// After a container stopped: unmount event per volume, and unmount driver-option volumes
+    /// no running container uses any more.
+    pub(crate) fn release_mounts(&self, id: &str) {
+        let Some(c) = self.get(id) else { return };
+        for m in c.mounts.iter().filter(|m| m.kind == "volume") {
+            self.emit_volume(
+                &m.name,
+                "unmount",
+                &[("container", id.to_string()), ("driver", "local".into())],
+            );
+            let Ok(Some(v)) = self.volume_record(&m.name) else {
+                continue;
+            };
+            if v.options.is_empty() {
+                continue;
+            }
+            let busy = lock(&self.containers).values().any(|o| {
+                o.id != id
+                    && o.state.status.is_active()
+                    && o.mounts
+                        .iter()
+                        .any(|x| x.kind == "volume" && x.name == v.name)
+            });
+            let data = self.volume_data(&v.name);
+            while !busy && is_mount_point(&data) {
+                if nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// `rm -v` and `--rm`: removes the container's anonymous volumes that nothing else uses.
+    /// Called after the container's record is gone.
+    pub(crate) fn remove_anonymous_volumes(&self, c: &Container) {
+        for m in c
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && m.anonymous)
+        {
+            if let Ok(Some(v)) = self.volume_record(&m.name) {
+                if let Err(e) = self.destroy_volume(&v) {
+                    tracing::debug!(volume = %m.name, "keeping volume: {}", e.message);
+                }
+            }
+        }
+    }
+
+    /// `Mounts` of inspect and list.
+    pub(crate) fn mount_points(&self, c: &Container) -> Vec<ct::MountPoint> {
+        c.mounts
+            .iter()
+            .map(|m| ct::MountPoint {
+                kind: m.kind.clone(),
+                name: m.name.clone(),
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                driver: if m.kind == "volume" {
+                    "local".into()
+                } else {
+                    String::new()
+                },
+                mode: m.mode.clone(),
+                rw: m.rw,
+                propagation: m.propagation.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_names() {
+        assert!(validate_volume_name("data").is_ok());
+        assert!(validate_volume_name("my_vol-1.x").is_ok());
+        assert!(validate_volume_name("a").is_err());
+        assert!(validate_volume_name("a/b").is_err());
+        assert!(validate_volume_name("_x").is_err());
+        assert!(validate_volume_name("x y").is_err());
+    }
+
+    #[test]
+    fn binds_parse_like_docker() {
+        let m = parse_bind("data:/srv:ro").unwrap();
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.name.as_str(),
+                m.destination.as_str(),
+                m.rw
+            ),
+            ("volume", "data", "/srv", false)
+        );
+        assert!(m.copy_data);
+        let m = parse_bind("data:/srv:nocopy").unwrap();
+        assert!(!m.copy_data && m.rw);
+        let m = parse_bind("/host/dir/:/c:rw,Z,rshared").unwrap();
+        assert_eq!(
+            (m.kind.as_str(), m.source.as_str(), m.propagation.as_str()),
+            ("bind", "/host/dir", "rshared")
+        );
+        let m = parse_bind("/anon").unwrap();
+        assert!(m.anonymous && m.kind == "volume");
+        assert_eq!(
+            parse_bind("a/b:/x").unwrap_err(),
+            "\"a/b\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+        );
+        assert_eq!(
+            parse_bind("/x:/y:bogus").unwrap_err(),
+            "invalid mode: bogus"
+        );
+        assert_eq!(
+            parse_bind("/x:ro").unwrap_err(),
+            "invalid volume specification: '/x:ro'"
+        );
+        assert!(parse_bind("/x:/").is_err());
+        assert!(parse_bind("/x:rel").is_err());
+        assert!(parse_bind("/x:/y:ro,rw").is_err());
+        assert!(parse_bind("/x:/y:nocopy").is_err());
+        assert!(parse_bind("a:b:c:d").is_err());
+    }
+
+    #[test]
+    fn api_mounts_validate() {
+        let missing = ct::Mount {
+            kind: "bind".into(),
+            source: "/definitely/not/here".into(),
+            target: "/x".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            parse_api_mount(&missing).unwrap_err(),
+            "invalid mount config for type \"bind\": bind source path does not exist: /definitely/not/here"
+        );
+        let t = ct::Mount {
+            kind: "tmpfs".into(),
+            target: "/t".into(),
+            tmpfs_options: Some(serde_json::json!({"SizeBytes": 1048576, "Mode": 0o1777})),
+            ..Default::default()
+        };
+        let m = parse_api_mount(&t).unwrap();
+        assert!(m.tmpfs_options.contains(&"size=1048576".to_string()));
+        assert!(m.tmpfs_options.contains(&"mode=1777".to_string()));
+        let b = ct::Mount {
+            kind: "bind".into(),
+            source: "/tmp".into(),
+            target: "/h".into(),
+            read_only: true,
+            bind_options: Some(serde_json::json!({"Propagation": "rslave"})),
+            ..Default::default()
+        };
+        let m = parse_api_mount(&b).unwrap();
+        assert_eq!((m.rw, m.propagation.as_str()), (false, "rslave"));
+        let v = ct::Mount {
+            kind: "volume".into(),
+            target: "/v".into(),
+            volume_options: Some(serde_json::json!({"NoCopy": true})),
+            ..Default::default()
+        };
+        let m = parse_api_mount(&v).unwrap();
+        assert!(m.anonymous && !m.copy_data);
+        let bad = ct::Mount {
+            kind: "floppy".into(),
+            target: "/v".into(),
+            ..Default::default()
+        };
+        assert!(parse_api_mount(&bad).is_err());
+    }
+
+    #[test]
+    fn driver_options() {
+        let o = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(validate_driver_opts(&o(&[])).is_ok());
+        assert!(validate_driver_opts(&o(&[
+            ("type", "tmpfs"),
+            ("device", "tmpfs"),
+            ("o", "size=1m")
+        ]))
+        .is_ok());
+        assert!(validate_driver_opts(&o(&[("foo", "x")])).is_err());
+        assert!(validate_driver_opts(&o(&[("device", "/x")])).is_err());
+        let (flags, data) = mount_flags("bind,ro,size=10m,uid=1");
+        assert!(flags.contains(nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_RDONLY));
+        assert_eq!(data, "size=10m,uid=1");
+    }
+
+    #[test]
+    fn copy_tree_keeps_modes_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/f"), b"hello").unwrap();
+        std::fs::set_permissions(src.join("sub/f"), PermissionsExt::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(&src, PermissionsExt::from_mode(0o711)).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
+        let dst = dir.path().join("dst");
+        std::fs::create_dir(&dst).unwrap();
+        copy_tree(&src, &dst).unwrap();
+        assert_eq!(std::fs::read(dst.join("sub/f")).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::metadata(dst.join("sub/f")).unwrap().mode() & 0o7777,
+            0o640
+        );
+        assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o711);
+        assert_eq!(
+            std::fs::read_link(dst.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+    }
+
+    #[test]
+    fn mount_points_from_mountinfo() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(is_mount_point(Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn filters() {
+        let v = VolumeRecord {
+            name: "web-data".into(),
+            driver: "local".into(),
+            labels: BTreeMap::from([("app".to_string(), "web".to_string())]),
+            ..Default::default()
+        };
+        let f = |pairs: &[(&str, &str)], prune: bool| {
+            let list: Vec<(String, Vec<String>)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+                .collect();
+            VolumeFilters::parse(&list, prune)
+        };
+        assert!(f(&[("name", "web")], false).unwrap().matches(&v, false));
+        assert!(!f(&[("name", "db")], false).unwrap().matches(&v, false));
+        assert!(f(&[("label", "app=web")], false).unwrap().matches(&v, true));
+        assert!(!f(&[("dangling", "true")], false).unwrap().matches(&v, true));
+        assert!(f(&[("dangling", "false")], false)
+            .unwrap()
+            .matches(&v, true));
+        assert!(f(&[("driver", "local")], false).unwrap().matches(&v, true));
+        assert!(f(&[("bogus", "x")], false).is_err());
+        assert!(!f(&[("label!", "app")], true).unwrap().matches(&v, false));
+        assert!(f(&[("all", "true")], true).unwrap().all);
+    }
+}
