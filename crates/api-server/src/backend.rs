@@ -108,6 +108,38 @@ pub struct EventsOptions {
     pub filters: Vec<(String, Vec<String>)>,
 }
 
+/// `POST /build` query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile inside the context (`dockerfile=`).
+    pub dockerfile: String,
+    /// `t=` (repeated).
+    pub tags: Vec<String>,
+    /// `buildargs=` (JSON object; a null value means "take it from the environment").
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub target: String,
+    pub no_cache: bool,
+    pub rm: bool,
+    pub force_rm: bool,
+    pub quiet: bool,
+    /// `remote=`: a URL context (not supported).
+    pub remote: String,
+}
+
+/// `POST /commit` query parameters (+ the optional config body).
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub container: String,
+    pub repo: String,
+    pub tag: String,
+    pub comment: String,
+    pub author: String,
+    pub changes: Vec<String>,
+    pub pause: bool,
+    pub config: Option<container::Config>,
+}
+
 pub enum ExecStarted {
     /// `Detach: true`: started, nothing to stream.
     Detached,
@@ -279,4 +311,31 @@ pub trait Backend: Send + Sync + 'static {
         filters: Vec<(String, Vec<String>)>,
     ) -> Result<prune::ImagePruneResponse>;
     async fn system_df(&self) -> Result<prune::DiskUsage>;
+    /// `POST /build`: the context tar in, newline-delimited JSON progress out.
+    async fn image_build(&self, _body: ByteStream, _opts: BuildOptions) -> Result<ByteStream> {
+        Err(not_implemented("build"))
+    }
+    /// `POST /commit`: returns the new image id.
+    async fn container_commit(&self, _opts: CommitOptions) -> Result<String> {
+        Err(not_implemented("commit"))
+    }
+    /// `GET /containers/{id}/changes`.
+    async fn container_changes(&self, _id: &str) -> Result<Vec<container::ChangeItem>> {
+        Err(not_implemented("changes"))
+    }
+    /// `POST /build/prune`: drops the build cache; returns (removed entries, bytes freed).
+    async fn build_prune(&self) -> Result<(Vec<String>, u64)> {
+        Err(not_implemented("build cache prune"))
+    }
+    /// `GET /containers/{id}/export`: a tar of the container's filesystem.
+    async fn container_export(&self, _id: &str) -> Result<ByteStream> {
+        Err(not_implemented("export"))
+    }
+}
+
+fn not_implemented(what: &str) -> berth_api_types::ApiError {
+    berth_api_types::ApiError::new(
+        berth_api_types::ErrorKind::NotImplemented,
+        format!("{what} is not supported by this daemon"),
+    )
 }

@@ -5,6 +5,7 @@
 //! [`error::status_of`], in one place. Attach and exec start hijack the connection (`Upgrade: tcp`).
 
 pub mod backend;
+mod build;
 mod containers;
 pub mod error;
 mod exec;
@@ -72,6 +73,11 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
+        .route("/commit", post(build::commit))
+        .route("/containers/{id}/changes", get(build::changes))
+        .route("/containers/{id}/export", get(build::export))
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))

@@ -457,6 +457,14 @@ pub struct TopResponse {
     pub processes: Vec<Vec<String>>,
 }
 
+/// One entry of `GET /containers/{id}/changes` (`Kind`: 0 modified, 1 added, 2 deleted).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ChangeItem {
+    pub path: String,
+    pub kind: u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, network, prune, registry, run, system, volume};
+use crate::commands::{build, container, image, network, prune, registry, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -81,6 +81,16 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(build::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(build::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(build::ExportArgs),
+    /// Show the history of an image
+    History(build::HistoryArgs),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
     /// Download an image from a registry
@@ -166,6 +176,12 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// Create a new image from a container's changes
+    Commit(build::CommitArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(build::DiffArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(build::ExportArgs),
     /// List port mappings or a specific mapping for the container
     Port(network::PortArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -179,6 +195,10 @@ pub enum ImageCmd {
     /// List images
     #[command(visible_aliases = ["list"])]
     Ls(ImagesArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Show the history of an image
+    History(build::HistoryArgs),
     /// Load an image from a tar archive or STDIN
     Load(LoadArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
@@ -662,6 +682,11 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Build(a) | Cmd::Image(ImageCmd::Build(a)) => build::build(ctx, a).await,
+        Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => build::history(ctx, a).await,
+        Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => build::commit(ctx, a).await,
+        Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => build::diff(ctx, a).await,
+        Cmd::Export(a) | Cmd::Container(ContainerCmd::Export(a)) => build::export(ctx, a).await,
         Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => network::port(ctx, a).await,
         Cmd::Network(c) => network::network(ctx, c).await,
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_server::backend::{
-    AttachOptions, Backend, ByteStream, ContainerListOptions, EventsOptions, ExecStarted,
-    ImageListOptions, ImportOptions, LogsOptions, PullOptions, PushOptions, Result, Session,
-    WaitCondition,
+    AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions,
+    EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LogsOptions, PullOptions,
+    PushOptions, Result, Session, WaitCondition,
 };
 use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
@@ -154,6 +154,21 @@ impl Backend for Api {
         registry_auth: Option<String>,
     ) -> Result<Vec<serde_json::Value>> {
         self.0.image_search(term, limit, registry_auth).await
+    }
+    async fn image_build(&self, body: ByteStream, opts: BuildOptions) -> Result<ByteStream> {
+        self.0.image_build(body, opts).await
+    }
+    async fn container_commit(&self, opts: CommitOptions) -> Result<String> {
+        self.0.container_commit(opts).await
+    }
+    async fn container_changes(&self, id: &str) -> Result<Vec<container::ChangeItem>> {
+        self.0.container_changes(id)
+    }
+    async fn build_prune(&self) -> Result<(Vec<String>, u64)> {
+        self.0.build_prune().await
+    }
+    async fn container_export(&self, id: &str) -> Result<ByteStream> {
+        self.0.container_export(id).await
     }
 
     async fn network_list(

@@ -560,6 +560,23 @@ impl Daemon {
         Ok(out)
     }
 
+    /// Stores the record of image `id` (its layer chain ids and total size); an image that is
+    /// already known keeps its first-seen time and its repository digests.
+    pub(crate) fn put_image_record(&self, id: &str, layers: Vec<String>, size: u64) -> Result<()> {
+        let existing = self.image_record(id)?;
+        let rec = ImageRecord {
+            id: id.to_string(),
+            layers,
+            size: size as i64,
+            repo_digests: existing
+                .as_ref()
+                .map(|r| r.repo_digests.clone())
+                .unwrap_or_default(),
+            loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
+        };
+        self.store.put_image(id, &rec).map_err(internal)
+    }
+
     /// Records a loaded/imported image and its tags; returns the messages Docker prints.
     fn register(
         &self,
@@ -568,22 +585,12 @@ impl Daemon {
     ) -> Result<Vec<String>> {
         let id = loaded.id.to_string();
         let size: u64 = loaded.layers.iter().map(|l| l.size).sum();
-        let existing = self.image_record(&id)?;
-        let rec = ImageRecord {
-            id: id.clone(),
-            layers: loaded
-                .layers
-                .iter()
-                .map(|l| l.chain_id.to_string())
-                .collect(),
-            size: size as i64,
-            repo_digests: existing
-                .as_ref()
-                .map(|r| r.repo_digests.clone())
-                .unwrap_or_default(),
-            loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
-        };
-        self.store.put_image(&id, &rec).map_err(internal)?;
+        let layers = loaded
+            .layers
+            .iter()
+            .map(|l| l.chain_id.to_string())
+            .collect();
+        self.put_image_record(&id, layers, size)?;
         let mut messages = Vec::new();
         for t in tags {
             let r = Reference::parse(t).map_err(image_error)?;

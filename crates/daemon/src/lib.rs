@@ -7,6 +7,7 @@
 
 mod archive;
 pub mod backend;
+mod build;
 mod containers;
 mod events;
 mod exec;

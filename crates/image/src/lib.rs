@@ -38,6 +38,8 @@
 //!   `save(&[SaveItem], &ImageStore, impl Write)` (Docker 25+ combined layout),
 //!   `import(impl Read, &[String] /*changes*/, &str /*message*/, &ImageStore) ->
 //!   LoadedImage`, `apply_changes(&mut ContainerConfig, &[String])`.
+//! - [`diff`] — an overlay upper directory as a layer tar (`write_layer_tar`, whiteouts as
+//!   `.wh.` files) and as `docker diff` changes (`changes`).
 //! - [`overlay`] — the kernel-facing part: `mount_overlay(&[PathBuf], upper, work,
 //!   target)`, `unmount(target)` (`MNT_DETACH`), `overlay_options`.
 //!
@@ -84,6 +86,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod overlay;

@@ -1,0 +1,118 @@
+//! `POST /build`, `POST /commit`, `GET /containers/{id}/changes`, `GET /containers/{id}/export`.
+
+use std::collections::BTreeMap;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use berth_api_types::ApiError;
+use futures_util::TryStreamExt;
+
+use crate::backend::{BuildOptions, ByteStream, CommitOptions};
+use crate::error::{Error, HandlerResult};
+use crate::query::Query;
+use crate::AppState;
+
+/// A JSON object query parameter (`buildargs`, `labels`); empty means none.
+fn json_map<V: serde::de::DeserializeOwned>(
+    q: &Query,
+    key: &str,
+) -> Result<BTreeMap<String, V>, Error> {
+    match q.string(key).filter(|s| !s.is_empty()) {
+        None => Ok(BTreeMap::new()),
+        Some(s) => serde_json::from_str(&s)
+            .map_err(|e| Error(ApiError::invalid(format!("invalid {key} parameter: {e}")))),
+    }
+}
+
+pub async fn build(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let opts = BuildOptions {
+        dockerfile: q.string("dockerfile").unwrap_or_default(),
+        tags: q.all("t"),
+        build_args: json_map(&q, "buildargs")?,
+        labels: json_map(&q, "labels")?,
+        target: q.string("target").unwrap_or_default(),
+        no_cache: q.bool("nocache")?,
+        rm: q.bool_or("rm", true)?,
+        force_rm: q.bool("forcerm")?,
+        quiet: q.bool("q")?,
+        remote: q.string("remote").unwrap_or_default(),
+    };
+    let body: ByteStream = Box::pin(
+        req.into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other),
+    );
+    let stream = b.image_build(body, opts).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub async fn commit(
+    State(b): State<AppState>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
+    let container = q
+        .string("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Error(ApiError::invalid("container name or id must be given")))?;
+    let config = if body.iter().all(|c| c.is_ascii_whitespace()) {
+        None
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error(ApiError::invalid(format!("invalid commit config: {e}"))))?;
+        if v.is_null() {
+            None
+        } else {
+            Some(
+                serde_json::from_value(v)
+                    .map_err(|e| Error(ApiError::invalid(format!("invalid commit config: {e}"))))?,
+            )
+        }
+    };
+    let opts = CommitOptions {
+        container,
+        repo: q.string("repo").unwrap_or_default(),
+        tag: q.string("tag").unwrap_or_default(),
+        comment: q.string("comment").unwrap_or_default(),
+        author: q.string("author").unwrap_or_default(),
+        changes: q.all("changes"),
+        pause: q.bool_or("pause", true)?,
+        config,
+    };
+    let id = b.container_commit(opts).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
+}
+
+pub async fn changes(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<Response> {
+    Ok(Json(b.container_changes(&id).await?).into_response())
+}
+
+pub async fn export(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<Response> {
+    let stream = b.container_export(&id).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+pub async fn prune(State(b): State<AppState>) -> HandlerResult<Response> {
+    let (deleted, space) = b.build_prune().await?;
+    Ok(
+        Json(serde_json::json!({ "CachesDeleted": deleted, "SpaceReclaimed": space }))
+            .into_response(),
+    )
+}

@@ -1,0 +1,431 @@
+//! The build engine over a recording fake backend: instruction semantics, ARG scoping, the
+//! cache, multi-stage and targets, ONBUILD, errors — no root, no containers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use berth_image::config::{ContainerConfig, ImageConfig};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use crate::engine::{build, Backend, ImageState, Options, RunConfig};
+
+#[derive(Default)]
+struct Fake {
+    dir: PathBuf,
+    images: HashMap<String, ImageState>,
+    runs: Mutex<Vec<RunConfig>>,
+    next: Mutex<u64>,
+    cache: Mutex<HashMap<String, ImageState>>,
+    live: Mutex<Vec<String>>,
+    creates: Mutex<usize>,
+}
+
+impl Fake {
+    fn new(dir: PathBuf) -> Fake {
+        let mut images = HashMap::new();
+        images.insert(
+            "busybox".to_string(),
+            ImageState {
+                id: "sha256:base".into(),
+                config: ImageConfig {
+                    config: Some(ContainerConfig {
+                        cmd: Some(vec!["sh".to_string()].into()),
+                        env: Some(vec!["PATH=/bin".into()]),
+                        on_build: None,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                layers: vec!["sha256:l0".into()],
+            },
+        );
+        Fake {
+            dir,
+            images,
+            ..Default::default()
+        }
+    }
+
+    fn id(&self) -> String {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        format!("{:064x}", *n)
+    }
+}
+
+#[async_trait]
+impl Backend for Fake {
+    async fn image(&self, name: &str) -> Result<ImageState, String> {
+        self.images
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("No such image: {name}"))
+    }
+    async fn create_container(
+        &self,
+        _image: &ImageState,
+        run: Option<&RunConfig>,
+    ) -> Result<(String, PathBuf), String> {
+        *self.creates.lock().unwrap() += 1;
+        let id = self.id();
+        let root = self.dir.join(&id);
+        std::fs::create_dir_all(&root).unwrap();
+        if let Some(r) = run {
+            self.runs.lock().unwrap().push(r.clone());
+        }
+        self.live.lock().unwrap().push(id.clone());
+        Ok((id, root))
+    }
+    async fn run_container(
+        &self,
+        _id: &str,
+        output: &UnboundedSender<String>,
+    ) -> Result<i64, String> {
+        let last = self.runs.lock().unwrap().last().cloned().unwrap();
+        let script = last.cmd.join(" ");
+        let _ = output.send(format!("ran: {script}\n"));
+        Ok(script
+            .rsplit_once("exit ")
+            .and_then(|(_, c)| c.trim().parse().ok())
+            .unwrap_or(0))
+    }
+    async fn commit(
+        &self,
+        _c: &str,
+        parent: &ImageState,
+        mut config: ImageConfig,
+        _allow_empty: bool,
+    ) -> Result<(ImageState, bool), String> {
+        let layer = format!("sha256:layer{}", self.id());
+        config
+            .rootfs
+            .diff_ids
+            .push(berth_image::Digest::sha256_of(layer.as_bytes()));
+        let mut layers = parent.layers.clone();
+        layers.push(layer);
+        Ok((
+            ImageState {
+                id: format!("sha256:{}", self.id()),
+                config,
+                layers,
+            },
+            true,
+        ))
+    }
+    async fn commit_config(
+        &self,
+        parent: &ImageState,
+        config: ImageConfig,
+    ) -> Result<ImageState, String> {
+        Ok(ImageState {
+            id: format!("sha256:{}", self.id()),
+            config,
+            layers: parent.layers.clone(),
+        })
+    }
+    async fn remove_container(&self, id: &str) {
+        self.live.lock().unwrap().retain(|x| x != id);
+    }
+    async fn cache_get(&self, key: &str) -> Option<ImageState> {
+        self.cache.lock().unwrap().get(key).cloned()
+    }
+    async fn cache_put(&self, key: &str, image: &ImageState) {
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), image.clone());
+    }
+}
+
+async fn go(
+    fake: &Fake,
+    dockerfile: &str,
+    tweak: impl FnOnce(&mut Options),
+) -> (Result<ImageState, crate::BuildError>, String) {
+    let ctx = fake.dir.join("context");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let mut opts = Options {
+        dockerfile: dockerfile.to_string(),
+        context: ctx,
+        ..Default::default()
+    };
+    tweak(&mut opts);
+    let (tx, mut rx) = unbounded_channel();
+    let res = build(fake, &opts, &tx).await;
+    drop(tx);
+    let mut out = String::new();
+    while let Some(s) = rx.recv().await {
+        out.push_str(&s);
+    }
+    (res, out)
+}
+
+fn cc(img: &ImageState) -> ContainerConfig {
+    img.config.config.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn config_instructions() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "FROM busybox\nENV A=1 B=\"x y\"\nENV C=${A}2\nLABEL l1=v1 \"l 2\"=\"v 2\"\nEXPOSE 80 53/udp\nUSER app:app\nVOLUME [\"/data\"]\nSTOPSIGNAL SIGINT\nSHELL [\"/bin/bash\", \"-c\"]\nCMD echo hi\nHEALTHCHECK --timeout=3s CMD [\"check\"]\nONBUILD copy . /src\nMAINTAINER me\n";
+    let (res, out) = go(&f, df, |_| {}).await;
+    let img = res.unwrap();
+    let c = cc(&img);
+    assert_eq!(c.env.unwrap(), vec!["PATH=/bin", "A=1", "B=x y", "C=12"]);
+    assert_eq!(c.labels.as_ref().unwrap()["l 2"], "v 2");
+    assert!(c.exposed_ports.as_ref().unwrap().contains_key("53/udp"));
+    assert_eq!(c.user.as_deref(), Some("app:app"));
+    assert!(c.volumes.unwrap().contains_key("/data"));
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGINT"));
+    assert_eq!(
+        c.cmd.unwrap().0,
+        vec!["/bin/bash", "-c", "echo hi"],
+        "shell form uses SHELL"
+    );
+    let hc = c.healthcheck.unwrap();
+    assert_eq!(hc.test.unwrap(), vec!["CMD", "check"]);
+    assert_eq!(hc.timeout, Some(3_000_000_000));
+    assert_eq!(c.on_build.unwrap(), vec!["COPY . /src"]);
+    assert_eq!(img.config.author.as_deref(), Some("me"));
+    assert!(out.contains("Step 13/13 : MAINTAINER me"));
+    // Every config step is an empty layer in history.
+    assert!(img
+        .config
+        .history
+        .iter()
+        .all(|h| h.empty_layer == Some(true)));
+    assert_eq!(img.config.history.len(), 12);
+}
+
+#[tokio::test]
+async fn entrypoint_clears_inherited_cmd_only() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let (res, _) = go(&f, "FROM busybox\nENTRYPOINT [\"/app\"]\n", |_| {}).await;
+    assert!(cc(&res.unwrap()).cmd.is_none());
+    let (res, _) = go(
+        &f,
+        "FROM busybox\nCMD [\"x\"]\nENTRYPOINT [\"/app\"]\n",
+        |_| {},
+    )
+    .await;
+    assert_eq!(cc(&res.unwrap()).cmd.unwrap().0, vec!["x"]);
+}
+
+#[tokio::test]
+async fn args_scoping_and_run_env() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "ARG IMG=busybox\nARG V=global\nFROM $IMG\nARG V\nARG W=w1\nENV E=$W\nRUN echo $V\nWORKDIR sub\nWORKDIR $W\n";
+    let mut args = BTreeMap::new();
+    args.insert("W".to_string(), Some("fromcli".to_string()));
+    args.insert("UNUSED".to_string(), Some("x".to_string()));
+    let (res, out) = go(&f, df, |o| o.build_args = args).await;
+    let img = res.unwrap();
+    let run = f.runs.lock().unwrap()[0].clone();
+    assert_eq!(run.cmd, vec!["/bin/sh", "-c", "echo $V"]);
+    assert!(run.env.contains(&"V=global".to_string()), "{:?}", run.env);
+    assert!(run.env.contains(&"W=fromcli".to_string()));
+    assert!(run.env.contains(&"E=fromcli".to_string()));
+    assert_eq!(cc(&img).working_dir.as_deref(), Some("/sub/fromcli"));
+    assert!(
+        out.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{out}"
+    );
+    // ARG values are not persisted in the image's env.
+    assert!(!cc(&img).env.unwrap().iter().any(|e| e.starts_with("V=")));
+    let by = img
+        .config
+        .history
+        .iter()
+        .find_map(|h| h.created_by.clone().filter(|c| c.contains("echo")))
+        .unwrap();
+    assert!(
+        by.starts_with("|2 V=global W=fromcli /bin/sh -c echo $V"),
+        "{by}"
+    );
+}
+
+#[tokio::test]
+async fn cache_hits_and_misses() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "FROM busybox\nRUN one\nENV X=1\nRUN two\n";
+    let (a, out1) = go(&f, df, |_| {}).await;
+    assert_eq!(out1.matches("Using cache").count(), 0);
+    let (b, out2) = go(&f, df, |_| {}).await;
+    assert_eq!(out2.matches("Using cache").count(), 3);
+    assert_eq!(a.unwrap().id, b.unwrap().id);
+    let (_, out3) = go(&f, "FROM busybox\nRUN one\nENV X=2\nRUN two\n", |_| {}).await;
+    assert_eq!(
+        out3.matches("Using cache").count(),
+        1,
+        "ENV change invalidates what follows: {out3}"
+    );
+    let (_, out4) = go(&f, df, |o| o.no_cache = true).await;
+    assert_eq!(out4.matches("Using cache").count(), 0);
+    let mut args = BTreeMap::new();
+    args.insert("A".to_string(), Some("1".to_string()));
+    let (_, out5) = go(&f, "FROM busybox\nARG A\nRUN one\n", |o| {
+        o.build_args = args.clone()
+    })
+    .await;
+    let (_, out6) = go(&f, "FROM busybox\nARG A\nRUN one\n", |o| {
+        o.build_args = args
+    })
+    .await;
+    assert_eq!(
+        out5.matches("Using cache").count(),
+        0,
+        "an ARG value keys RUN"
+    );
+    assert_eq!(out6.matches("Using cache").count(), 2);
+}
+
+#[tokio::test]
+async fn copy_hashes_content() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let ctx = d.path().join("context");
+    std::fs::create_dir_all(ctx.join("dir")).unwrap();
+    std::fs::write(ctx.join("a.txt"), "1").unwrap();
+    std::fs::write(ctx.join("dir/b.txt"), "2").unwrap();
+    let df = "FROM busybox\nWORKDIR /w\nCOPY a.txt dir ./\nCOPY --chmod=600 a.txt /single\nRUN x\n";
+    let (_, out) = go(&f, df, |_| {}).await;
+    assert_eq!(out.matches("Using cache").count(), 0);
+    // The fake's rootfs for the COPY container got the files (dir contents, not the dir).
+    let roots: Vec<PathBuf> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(
+        roots
+            .iter()
+            .any(|r| r.join("w/a.txt").is_file() && r.join("w/b.txt").is_file()),
+        "{roots:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert!(roots
+        .iter()
+        .any(|r| r
+            .join("single")
+            .metadata()
+            .is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600)));
+    let (_, out) = go(&f, df, |_| {}).await;
+    assert_eq!(out.matches("Using cache").count(), 4);
+    std::fs::write(ctx.join("dir/b.txt"), "changed").unwrap();
+    let (_, out) = go(&f, df, |_| {}).await;
+    assert_eq!(out.matches("Using cache").count(), 1, "{out}");
+    assert!(f.live.lock().unwrap().is_empty(), "every container removed");
+}
+
+#[tokio::test]
+async fn multi_stage_target_and_onbuild() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = Fake::new(d.path().to_path_buf());
+    let mut trig = f.images["busybox"].clone();
+    trig.config.config.as_mut().unwrap().on_build = Some(vec!["ENV TRIGGERED=yes".into()]);
+    f.images.insert("withtrigger".into(), trig);
+    let df = "FROM busybox AS one\nENV S=one\nFROM withtrigger AS two\nENV S=two\nFROM one\nENV T=three\n";
+    let (res, out) = go(&f, df, |o| o.target = Some("two".into())).await;
+    let img = res.unwrap();
+    let env = cc(&img).env.unwrap();
+    assert!(env.contains(&"TRIGGERED=yes".to_string()), "{env:?}");
+    assert!(env.contains(&"S=two".to_string()));
+    assert!(cc(&img).on_build.is_none(), "triggers are consumed");
+    assert!(out.contains("# Executing 1 build trigger"));
+    assert!(!out.contains("T=three"));
+    let (res, _) = go(&f, df, |_| {}).await;
+    let env = cc(&res.unwrap()).env.unwrap();
+    assert!(
+        env.contains(&"S=one".to_string()) && env.contains(&"T=three".to_string()),
+        "FROM an earlier stage"
+    );
+    let (res, _) = go(&f, df, |o| o.target = Some("nope".into())).await;
+    assert!(res
+        .unwrap_err()
+        .message
+        .contains("failed to reach build target nope"));
+}
+
+#[tokio::test]
+async fn errors_name_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let (res, out) = go(&f, "FROM busybox\nRUN ok\nRUN bad; exit 7\n", |_| {}).await;
+    let e = res.unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert_eq!(e.code, Some(7));
+    assert_eq!(
+        e.message,
+        "The command '/bin/sh -c bad; exit 7' returned a non-zero code: 7"
+    );
+    assert!(out.contains("ran: /bin/sh -c bad; exit 7"));
+    let (res, _) = go(&f, "FROM busybox\n\nCOPY missing /x\n", |_| {}).await;
+    let e = res.unwrap_err();
+    assert_eq!(e.line, Some(3));
+    assert!(
+        e.message.contains("file not found in build context"),
+        "{}",
+        e.message
+    );
+    let (res, _) = go(&f, "FROM nosuch\n", |_| {}).await;
+    assert!(res.unwrap_err().message.contains("No such image: nosuch"));
+    let (res, _) = go(&f, "FROM busybox\nCOPY a b c\n", |_| {}).await;
+    assert!(res.is_err());
+    let (res, _) = go(
+        &f,
+        "FROM busybox\nADD http://example.invalid/x /x\n",
+        |_| {},
+    )
+    .await;
+    assert!(res
+        .unwrap_err()
+        .message
+        .contains("does not fetch remote sources"));
+    let (res, _) = go(&f, "FROM busybox\nCOPY --bogus=1 a /b\n", |_| {}).await;
+    assert!(res.unwrap_err().message.contains("Unknown flag: bogus"));
+    assert!(
+        f.live.lock().unwrap().is_empty(),
+        "every container removed after failures"
+    );
+}
+
+#[tokio::test]
+async fn heredoc_run_forms() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "FROM busybox\nRUN <<EOF\necho a\nEOF\nRUN cat <<X > /f\nbody\nX\nRUN [\"/bin/true\", \"x\"]\n";
+    go(&f, df, |_| {}).await.0.unwrap();
+    let runs = f.runs.lock().unwrap().clone();
+    assert_eq!(runs[0].cmd, vec!["/bin/sh", "-c", "echo a\n"]);
+    assert_eq!(runs[1].cmd, vec!["/bin/sh", "-c", "cat <<X > /f\nbody\nX"]);
+    assert_eq!(runs[2].cmd, vec!["/bin/true", "x"]);
+}
+
+#[tokio::test]
+async fn copy_from_stage_hits_cache_without_mounting() {
+    let d = tempfile::tempdir().unwrap();
+    let f = Fake::new(d.path().to_path_buf());
+    let df = "FROM busybox AS a\nRUN make\nFROM busybox\nCOPY --from=a /out /out\n";
+    // The fake's stage rootfs is empty: the first build fails to find /out...
+    let (res, _) = go(&f, df, |_| {}).await;
+    assert!(res.unwrap_err().message.contains("file not found"));
+    // ...so give the source a file by building a stage whose COPY source exists.
+    let ctx = d.path().join("context");
+    std::fs::write(ctx.join("x"), "1").unwrap();
+    let df = "FROM busybox AS a\nCOPY x /x\nFROM busybox\nCOPY --from=0 / /copied\n";
+    go(&f, df, |_| {}).await.0.unwrap();
+    let before = *f.creates.lock().unwrap();
+    let (res, out) = go(&f, df, |_| {}).await;
+    res.unwrap();
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+    assert_eq!(
+        *f.creates.lock().unwrap(),
+        before,
+        "a cached COPY --from mounts nothing"
+    );
+}

@@ -1,0 +1,647 @@
+//! Issue 3: building images from Dockerfiles with the real docker CLI (legacy `POST /build`)
+//! and `berth build`, the layer cache, `.dockerignore`, bad input, commit/diff/export.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use berth_tests::*;
+
+/// A build context directory under the daemon's test root (removed with it).
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.root.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, content).expect("write");
+    }
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Every container the daemon knows (build containers must not linger).
+fn all_containers(d: &Daemon) -> String {
+    let out = d.docker(&["ps", "-aq"]);
+    assert_ok(&out, "ps -aq");
+    stdout(&out)
+}
+
+const MULTI_STAGE: &str = r#"# syntax=docker/dockerfile:1
+ARG BASE=busybox
+FROM ${BASE} AS b
+ARG MSG=default
+RUN echo "built $MSG" > /built.txt && echo run-output-line
+FROM scratch
+COPY --from=b / /
+COPY app.txt /app/
+ENV GREETING=hello \
+    OTHER="two words"
+WORKDIR /app
+RUN chown -R 1000 /app
+USER 1000
+ENTRYPOINT ["/bin/sh", "-c", "echo $GREETING; cat /built.txt; pwd; id -u; cat app.txt; echo cmd=$0"]
+CMD ["default-cmd"]
+HEALTHCHECK --interval=30s --retries=2 CMD true
+LABEL org.example.name="my app" version=1
+EXPOSE 8080
+"#;
+
+#[test]
+fn docker_build_multi_stage_then_run() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "ctx",
+        &[("Dockerfile", MULTI_STAGE), ("app.txt", "from context\n")],
+    );
+    let out = d.docker(&[
+        "build",
+        "-t",
+        "app:1",
+        "-t",
+        "app:latest",
+        "--build-arg",
+        "MSG=by-arg",
+        s(&ctx),
+    ]);
+    assert_ok(&out, "docker build");
+    let text = stdout(&out);
+    assert!(text.contains("Step 1/16 : ARG BASE=busybox"), "{text}");
+    assert!(
+        text.contains("Step 4/16 : RUN echo \"built $MSG\""),
+        "{text}"
+    );
+    assert!(text.contains(" ---> Running in "), "{text}");
+    assert!(
+        text.contains("run-output-line"),
+        "RUN output is streamed: {text}"
+    );
+    assert!(text.contains("Successfully built "), "{text}");
+    assert!(text.contains("Successfully tagged app:1"), "{text}");
+    assert!(text.contains("Successfully tagged app:latest"), "{text}");
+    assert!(
+        all_containers(&d).trim().is_empty(),
+        "intermediate containers removed"
+    );
+
+    let run = d.docker(&["run", "--rm", "app:1"]);
+    assert_ok(&run, "docker run");
+    assert_eq!(
+        stdout(&run),
+        "hello\nbuilt by-arg\n/app\n1000\nfrom context\ncmd=default-cmd\n"
+    );
+    let run = d.docker(&["run", "--rm", "app:1", "override"]);
+    assert!(stdout(&run).ends_with("cmd=override\n"), "{}", stdout(&run));
+    let env = d.docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/sh",
+        "app:1",
+        "-c",
+        "echo \"$OTHER\"",
+    ]);
+    assert_eq!(stdout(&env), "two words\n");
+
+    let inspect = d.docker(&["image", "inspect", "app:1"]);
+    assert_ok(&inspect, "inspect");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&inspect)).expect("json");
+    let cfg = &v[0]["Config"];
+    assert_eq!(cfg["User"], "1000");
+    assert_eq!(cfg["WorkingDir"], "/app");
+    assert_eq!(cfg["Labels"]["org.example.name"], "my app");
+    assert_eq!(cfg["Labels"]["version"], "1");
+    assert_eq!(
+        cfg["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(cfg["Healthcheck"]["Interval"], 30_000_000_000i64);
+    assert_eq!(cfg["Healthcheck"]["Retries"], 2);
+    assert!(cfg["ExposedPorts"].get("8080/tcp").is_some());
+    assert!(cfg["Env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .any(|e| e == "GREETING=hello"));
+    // scratch + COPY + WORKDIR + RUN: three layers.
+    assert_eq!(
+        v[0]["RootFS"]["Layers"].as_array().expect("layers").len(),
+        3
+    );
+
+    let hist = d.docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "app:1",
+    ]);
+    assert_ok(&hist, "history");
+    let h = stdout(&hist);
+    assert!(h.contains("EXPOSE 8080/tcp"), "{h}");
+    assert!(h.contains("/bin/sh -c chown -R 1000 /app"), "{h}");
+    assert!(h.contains("COPY file:"), "{h}");
+}
+
+#[test]
+fn cache_reuse_and_invalidation() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let df = "FROM busybox\nRUN sleep 1 && echo one > /one\nCOPY a.txt /a.txt\nRUN sleep 1 && cat /a.txt > /copy\nCOPY b.txt /b.txt\nCMD [\"cat\", \"/copy\", \"/b.txt\"]\n";
+    let ctx = context(
+        &d,
+        "cache",
+        &[("Dockerfile", df), ("a.txt", "A1\n"), ("b.txt", "B\n")],
+    );
+    let t0 = Instant::now();
+    let first = d.docker(&["build", "-t", "c:1", s(&ctx)]);
+    let cold = t0.elapsed();
+    assert_ok(&first, "first build");
+    assert_eq!(stdout(&first).matches("Using cache").count(), 0);
+    let id1 = stdout(&d.docker(&["images", "-q", "c:1"]));
+
+    let t1 = Instant::now();
+    let second = d.docker(&["build", "-t", "c:1", s(&ctx)]);
+    let warm = t1.elapsed();
+    assert_ok(&second, "second build");
+    assert_eq!(
+        stdout(&second).matches(" ---> Using cache").count(),
+        5,
+        "{}",
+        stdout(&second)
+    );
+    assert!(!stdout(&second).contains("Running in"));
+    assert!(
+        warm * 5 < cold,
+        "warm {warm:?} not under 1/5 of cold {cold:?}"
+    );
+    assert_eq!(
+        stdout(&d.docker(&["images", "-q", "c:1"])),
+        id1,
+        "same image id"
+    );
+
+    // Same content, new mtime: still cached. New content: rebuilt from that step.
+    std::fs::write(ctx.join("a.txt"), "A1\n").expect("rewrite");
+    let same = d.docker(&["build", "-t", "c:1", s(&ctx)]);
+    assert_eq!(stdout(&same).matches(" ---> Using cache").count(), 5);
+    std::fs::write(ctx.join("a.txt"), "A2\n").expect("change");
+    let third = d.docker(&["build", "-t", "c:1", s(&ctx)]);
+    assert_ok(&third, "third build");
+    let t = stdout(&third);
+    assert_eq!(
+        t.matches(" ---> Using cache").count(),
+        1,
+        "only step 2 cached: {t}"
+    );
+    let step3 = t.split("Step 3/6").nth(1).expect("step 3");
+    assert!(
+        !step3.starts_with(" : COPY a.txt /a.txt\n ---> Using cache"),
+        "{t}"
+    );
+    let run = d.docker(&["run", "--rm", "c:1"]);
+    assert_eq!(stdout(&run), "A2\nB\n");
+
+    let nocache = d.docker(&["build", "--no-cache", "-t", "c:1", s(&ctx)]);
+    assert_ok(&nocache, "no-cache build");
+    assert_eq!(stdout(&nocache).matches("Using cache").count(), 0);
+    assert!(all_containers(&d).trim().is_empty());
+    // Unpacked contexts are removed once the build answered.
+    let tmp = d.root.join("data/builder/tmp");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || std::fs::read_dir(
+            &tmp
+        )
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(true)),
+        "build contexts left in {}",
+        tmp.display()
+    );
+}
+
+#[test]
+fn dockerignore_excludes_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "ign",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY . /ctx/\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n",
+            ),
+            (
+                ".dockerignore",
+                "# logs\n**/*.log\n!keep.log\ntmp\nsecret*\n",
+            ),
+            ("a.log", "x"),
+            ("keep.log", "x"),
+            ("sub/deep/b.log", "x"),
+            ("sub/keep.log", "x"),
+            ("sub/code.txt", "x"),
+            ("tmp/junk.txt", "x"),
+            ("secret.key", "x"),
+            ("main.txt", "x"),
+        ],
+    );
+    let out = d.docker(&["build", "-q", "-t", "ign:1", s(&ctx)]);
+    assert_ok(&out, "build");
+    assert!(
+        stdout(&out).trim().starts_with("sha256:"),
+        "-q prints the id: {}",
+        stdout(&out)
+    );
+    let run = d.docker(&["run", "--rm", "ign:1"]);
+    let mut files: Vec<String> = stdout(&run).lines().map(str::to_string).collect();
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            "/ctx/.dockerignore",
+            "/ctx/Dockerfile",
+            "/ctx/keep.log",
+            "/ctx/main.txt",
+            "/ctx/sub/code.txt"
+        ]
+    );
+}
+
+#[test]
+fn heredocs_add_target_stdin_and_iidfile() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // A gzip tarball for ADD to extract.
+    let ctx = context(&d, "here", &[("payload/inner.txt", "inside tar\n")]);
+    let tgz = ctx.join("payload.tar.gz");
+    let st = std::process::Command::new("tar")
+        .args(["czf", s(&tgz), "-C", s(&ctx.join("payload")), "inner.txt"])
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let df = r#"FROM busybox AS first
+ENV NAME=world
+RUN <<EOF
+echo "script $NAME" > /script.txt
+echo second-line >> /script.txt
+EOF
+RUN cat <<EOT > /catted.txt
+hello $NAME
+EOT
+COPY <<EOF /copied.txt
+copied $NAME
+EOF
+COPY --chmod=700 --chown=1:2 <<'RAW' /raw.sh
+echo $NAME
+RAW
+ADD payload.tar.gz /extracted/
+FROM busybox AS second
+RUN echo never > /never
+"#;
+    std::fs::write(ctx.join("Dockerfile.custom"), df).expect("dockerfile");
+    let iid = ctx.join("iid");
+    let out = d.docker(&[
+        "build",
+        "-f",
+        s(&ctx.join("Dockerfile.custom")),
+        "--target",
+        "first",
+        "--iidfile",
+        s(&iid),
+        "-t",
+        "h:1",
+        s(&ctx),
+    ]);
+    assert_ok(&out, "build");
+    assert!(
+        !stdout(&out).contains("never"),
+        "target stops at the first stage"
+    );
+    let id = std::fs::read_to_string(&iid).expect("iidfile");
+    assert!(id.starts_with("sha256:"), "{id}");
+    let run = d.docker(&[
+        "run", "--rm", "h:1", "sh", "-c",
+        "cat /script.txt /catted.txt /copied.txt /raw.sh /extracted/inner.txt; stat -c '%a %u %g' /raw.sh",
+    ]);
+    assert_ok(&run, "run");
+    assert_eq!(
+        stdout(&run),
+        "script world\nsecond-line\nhello world\ncopied world\necho $NAME\ninside tar\n700 1 2\n"
+    );
+
+    // `-f -`: the Dockerfile on stdin.
+    let out = d.docker_stdin(
+        &["build", "-t", "stdin:1", "-f", "-", s(&ctx)],
+        b"FROM busybox\nLABEL from=stdin\n",
+    );
+    assert_ok(&out, "build -f -");
+    let l = d.docker(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"from\"}}",
+        "stdin:1",
+    ]);
+    assert_eq!(stdout(&l).trim(), "stdin");
+}
+
+fn assert_build_fails(d: &Daemon, name: &str, df: &str, files: &[(&str, &str)], expect: &[&str]) {
+    let mut all = vec![("Dockerfile", df)];
+    all.extend_from_slice(files);
+    let ctx = context(d, name, &all);
+    let out = d.docker(&["build", "-t", &format!("{name}:1"), s(&ctx)]);
+    assert!(
+        !out.status.success(),
+        "{name}: build should fail: {}",
+        stdout(&out)
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    for e in expect {
+        assert!(text.contains(e), "{name}: expected {e:?} in:\n{text}");
+    }
+    assert!(
+        all_containers(d).trim().is_empty(),
+        "{name}: no containers left"
+    );
+    let img = d.docker(&["images", "-q", &format!("{name}:1")]);
+    assert!(stdout(&img).trim().is_empty(), "{name}: no image tagged");
+}
+
+#[test]
+fn bad_input_gives_docker_style_errors() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_build_fails(
+        &d,
+        "unknown",
+        "FROM busybox\nRUN true\nFROBNICATE now\n",
+        &[],
+        &["dockerfile parse error on line 3: unknown instruction: FROBNICATE"],
+    );
+    assert_build_fails(
+        &d,
+        "heredoc",
+        "FROM busybox\nRUN <<EOF\necho no end\n",
+        &[],
+        &["line 2", "unterminated heredoc EOF"],
+    );
+    assert_build_fails(
+        &d,
+        "missing",
+        "FROM busybox\nCOPY nothere.txt /x\n",
+        &[],
+        &[
+            "Step 2/2 : COPY nothere.txt /x",
+            "COPY failed: file not found in build context",
+            "nothere.txt",
+            "line 2",
+        ],
+    );
+    assert_build_fails(
+        &d,
+        "failing",
+        "FROM busybox\nRUN echo ok\nRUN echo about-to-fail && exit 3\n",
+        &[],
+        &[
+            "Step 3/3 : RUN echo about-to-fail && exit 3",
+            "about-to-fail",
+            "The command '/bin/sh -c echo about-to-fail && exit 3' returned a non-zero code: 3",
+            "line 3",
+        ],
+    );
+    assert_build_fails(
+        &d,
+        "noimage",
+        "FROM doesnotexist:1\n",
+        &[],
+        &["doesnotexist"],
+    );
+    // The daemon keeps serving and still builds.
+    let ok = context(&d, "ok", &[("Dockerfile", "FROM busybox\nRUN true\n")]);
+    assert_ok(
+        &d.docker(&["build", "-t", "ok:1", s(&ok)]),
+        "build after failures",
+    );
+    assert_ok(&d.docker(&["version"]), "version");
+}
+
+#[test]
+fn commit_diff_and_export() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "c1",
+        "busybox",
+        "sh",
+        "-c",
+        "echo data > /new.txt && rm /bin/true && mkdir -p /etc/x",
+    ]);
+    assert_ok(&out, "run");
+    let diff = d.docker(&["diff", "c1"]);
+    assert_ok(&diff, "diff");
+    let t = stdout(&diff);
+    assert!(t.contains("A /new.txt"), "{t}");
+    assert!(t.contains("D /bin/true"), "{t}");
+    assert!(t.contains("C /etc"), "{t}");
+    assert!(t.contains("A /etc/x"), "{t}");
+
+    let out = d.docker(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/new.txt\"]",
+        "-m",
+        "my message",
+        "-a",
+        "me",
+        "c1",
+        "committed:1",
+    ]);
+    assert_ok(&out, "commit");
+    assert!(stdout(&out).trim().starts_with("sha256:"));
+    let run = d.docker(&["run", "--rm", "committed:1"]);
+    assert_eq!(stdout(&run), "data\n");
+    let run = d.docker(&["run", "--rm", "committed:1", "ls", "/bin/true"]);
+    assert!(
+        !run.status.success(),
+        "the deletion is in the committed layer"
+    );
+    let insp = d.docker(&["inspect", "-f", "{{.Author}}|{{.Comment}}", "committed:1"]);
+    assert_eq!(stdout(&insp).trim(), "me|my message");
+
+    let tarfile = d.root.join("export.tar");
+    assert_ok(&d.docker(&["export", "-o", s(&tarfile), "c1"]), "export");
+    let list = std::process::Command::new("tar")
+        .args(["tf", s(&tarfile)])
+        .output()
+        .expect("tar tf");
+    let names = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        names
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "new.txt"),
+        "{names}"
+    );
+    assert!(!names
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "bin/true"));
+    assert!(names
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "bin/sh"));
+    assert_ok(&d.docker(&["rm", "c1"]), "rm");
+}
+
+#[test]
+fn berth_build_commit_diff_export_history() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "bctx",
+        &[
+            ("Dockerfile", "FROM busybox\nARG WHO\nCOPY f.txt /f.txt\nRUN echo \"hi $WHO\" > /who\nCMD [\"cat\", \"/who\", \"/f.txt\"]\n"),
+            ("f.txt", "file\n"),
+            ("skip.log", "x"),
+            (".dockerignore", "*.log\n"),
+        ],
+    );
+    let iid = d.root.join("b.iid");
+    let out = d.berth(&[
+        "build",
+        "-t",
+        "bb:1",
+        "--build-arg",
+        "WHO=berth",
+        "--label",
+        "k=v",
+        "--iidfile",
+        s(&iid),
+        "--progress",
+        "plain",
+        s(&ctx),
+    ]);
+    assert_ok(&out, "berth build");
+    let text = stdout(&out);
+    assert!(
+        text.contains("Step 5/6 : CMD [\"cat\", \"/who\", \"/f.txt\"]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Step 6/6 : LABEL k=v"),
+        "--label is a final LABEL step: {text}"
+    );
+    assert!(text.contains("Successfully tagged bb:1"), "{text}");
+    let id = std::fs::read_to_string(&iid).expect("iidfile");
+    let run = d.berth(&["run", "--rm", "bb:1"]);
+    assert_eq!(stdout(&run), "hi berth\nfile\n");
+    let l = d.berth(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"k\"}} {{.Id}}",
+        "bb:1",
+    ]);
+    assert_eq!(stdout(&l).trim(), format!("v {id}"));
+
+    let q = d.berth(&[
+        "build",
+        "-q",
+        s(&ctx),
+        "--build-arg",
+        "WHO=berth",
+        "--label",
+        "k=v",
+    ]);
+    assert_ok(&q, "berth build -q");
+    assert_eq!(
+        stdout(&q).trim(),
+        id,
+        "cached rebuild gives the same id, -q prints only it"
+    );
+
+    let stdin_df = d.berth_stdin(
+        &["build", "-t", "bb:stdin", "-f", "-", s(&ctx)],
+        b"FROM busybox\nCOPY . /c/\nRUN ls /c > /list\nCMD [\"cat\", \"/list\"]\n",
+    );
+    assert_ok(&stdin_df, "berth build -f -");
+    let list = stdout(&d.berth(&["run", "--rm", "bb:stdin"]));
+    assert!(
+        list.contains("f.txt") && !list.contains("skip.log"),
+        "{list}"
+    );
+
+    let bad = d.berth(&["build", s(&ctx), "-f", s(&ctx.join("nope"))]);
+    assert!(!bad.status.success());
+
+    let hist = d.berth(&["history", "--no-trunc", "bb:1"]);
+    assert_ok(&hist, "history");
+    let h = stdout(&hist);
+    assert!(h.starts_with("IMAGE"), "{h}");
+    assert!(
+        h.contains("|1 WHO=berth /bin/sh -c echo \"hi $WHO\" > /who"),
+        "{h}"
+    );
+
+    assert_ok(
+        &d.berth(&[
+            "run",
+            "--name",
+            "m",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /made",
+        ]),
+        "run",
+    );
+    let diff = stdout(&d.berth(&["diff", "m"]));
+    assert_eq!(diff, "A /made\n");
+    let c = d.berth(&["commit", "-c", "CMD [\"cat\", \"/made\"]", "m", "made:1"]);
+    assert_ok(&c, "commit");
+    assert_eq!(stdout(&d.berth(&["run", "--rm", "made:1"])), "x\n");
+    let tarfile = d.root.join("m.tar");
+    assert_ok(&d.berth(&["export", "-o", s(&tarfile), "m"]), "export");
+    let list = std::process::Command::new("tar")
+        .args(["tf", s(&tarfile)])
+        .output()
+        .expect("tar");
+    assert!(String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "made"));
+    assert_ok(&d.berth(&["rm", "m"]), "rm");
+    assert!(stdout(&d.berth(&["ps", "-aq"])).trim().is_empty());
+}
+
+#[test]
+fn builder_prune_drops_the_cache() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "prune",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS s\nRUN echo a > /a\nFROM busybox\nRUN echo b > /b\n",
+        )],
+    );
+    assert_ok(&d.docker(&["build", "-t", "p:1", s(&ctx)]), "build");
+    let again = d.docker(&["build", "-t", "p:1", s(&ctx)]);
+    assert_eq!(stdout(&again).matches("Using cache").count(), 2);
+    let out = d.docker(&["builder", "prune", "-f"]);
+    assert_ok(&out, "builder prune");
+    assert!(
+        stdout(&out).contains("Total reclaimed space"),
+        "{}",
+        stdout(&out)
+    );
+    let after = d.docker(&["build", "-t", "p:1", s(&ctx)]);
+    assert_ok(&after, "build after prune");
+    assert_eq!(stdout(&after).matches("Using cache").count(), 0);
+    assert_eq!(
+        stdout(&d.docker(&["run", "--rm", "p:1", "cat", "/b"])),
+        "b\n"
+    );
+}
