@@ -10,6 +10,7 @@ pub mod error;
 mod exec;
 mod hijack;
 mod images;
+pub mod resources;
 pub mod query;
 mod system;
 mod version;
@@ -45,6 +46,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/update", post(resources::update))
+        .route("/containers/{id}/stats", get(resources::stats))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/exec", post(exec::create))
         .route(

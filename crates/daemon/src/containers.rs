@@ -108,6 +108,7 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
 }
 
 fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
+    crate::resources::validate(hc, crate::resources::ncpu(), warnings)?;
     match hc.network_mode.as_str() {
         "" | "default" | "bridge" => warnings.push(
             "bridge networking is not available in this berth yet: the container gets its own network namespace with only a loopback interface (as with --network none)".to_string(),

@@ -15,9 +15,11 @@ mod images;
 mod logs;
 pub mod model;
 pub mod names;
+mod resources;
 mod runtime;
 pub mod spec;
 pub mod store;
+mod stats;
 mod system;
 mod volumes;
 
