@@ -18,8 +18,8 @@ pub mod names;
 mod resources;
 mod runtime;
 pub mod spec;
-pub mod store;
 mod stats;
+pub mod store;
 mod system;
 mod volumes;
 

@@ -32,7 +32,9 @@ pub(crate) fn validate(hc: &HostConfig, ncpu: i64, warnings: &mut Vec<String>) -
         );
     }
     if hc.memory > 0 && hc.memory_swap > 0 && hc.memory_swap < hc.memory {
-        return bad("Minimum memoryswap limit should be larger than memory limit, see usage".into());
+        return bad(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        );
     }
     if hc.memory_swap < -1 {
         return bad(format!("invalid memory swap limit: {}", hc.memory_swap));
@@ -63,7 +65,10 @@ pub(crate) fn validate(hc: &HostConfig, ncpu: i64, warnings: &mut Vec<String>) -
         return bad(format!("invalid CPU shares: {}", hc.cpu_shares));
     }
     if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
-        return bad("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)".into());
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        );
     }
     if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
         return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
@@ -504,7 +509,11 @@ mod tests {
         h.nano_cpus = 500_000_000;
         h.pids_limit = Some(10);
         let ws = plan_writes(&h, &p);
-        assert!(ws.contains(&w(Path::new("/cg/cpu,cpuacct/p/c1"), "cpu.cfs_quota_us", 50000)));
+        assert!(ws.contains(&w(
+            Path::new("/cg/cpu,cpuacct/p/c1"),
+            "cpu.cfs_quota_us",
+            50000
+        )));
         assert!(ws.contains(&w(Path::new("/cg/pids/p/c1"), "pids.max", 10)));
 
         let p = CgroupPaths::parse("0::/p/c1\n", Path::new("/cg"), true);

@@ -152,7 +152,13 @@ fn max_value(s: Option<String>) -> Option<u64> {
 fn sample(paths: &CgroupPaths) -> (Value, Value, Value, Value) {
     let system = system_cpu_usage(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
     let mem_total = host_memory();
-    let cap = |l: u64| if l == 0 || l > mem_total { mem_total } else { l };
+    let cap = |l: u64| {
+        if l == 0 || l > mem_total {
+            mem_total
+        } else {
+            l
+        }
+    };
     if let Some(dir) = &paths.v2 {
         let cpu = parse_flat(&read(dir, "cpu.stat").unwrap_or_default());
         let g = |k: &str| cpu.get(k).copied().unwrap_or(0);

@@ -1,6 +1,7 @@
 pub mod container;
 pub mod image;
 pub mod prune;
+pub mod resources;
 pub mod run;
 pub mod system;
 pub mod volume;
