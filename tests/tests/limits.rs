@@ -306,3 +306,114 @@ fn stats_no_stream_shows_cpu_memory_and_pids() {
     assert!(text.contains("busy") && text.contains("/ 64MiB"), "{text}");
     d.docker(&["rm", "-f", "busy"]);
 }
+
+/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
+fn host_disk() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("/dev/{n}"))
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+#[test]
+fn devices_and_blkio_throttles() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["run", "--rm", "--device", "/dev/nope", "busybox", "true"]);
+    assert!(
+        stderr(&out).contains(
+            "error gathering device information while adding custom device \"/dev/nope\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // /dev/loop-control (10:237) is not among the devices every container may use: the
+    // mapping's permissions decide whether it opens.
+    if std::path::Path::new("/dev/loop-control").exists() {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/lc:r",
+            "busybox",
+            "sh",
+            "-c",
+            "exec 3</dev/lc && echo opened",
+        ]);
+        assert_ok(&out, "open an allowed device");
+        assert_eq!(stdout(&out).trim(), "opened");
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/lc:m",
+            "busybox",
+            "sh",
+            "-c",
+            "test -c /dev/lc && echo present; exec 3</dev/lc && echo opened",
+        ]);
+        assert_eq!(stdout(&out).trim(), "present", "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Operation not permitted"),
+            "device cgroup denies the open: {}",
+            stderr(&out)
+        );
+        let out = d.docker(&["run", "--rm", "busybox", "test", "-e", "/dev/lc"]);
+        assert!(!out.status.success(), "no mapping, no node");
+    }
+    let Some(disk) = host_disk() else {
+        eprintln!("no host disk: skipping the throttle part");
+        return;
+    };
+    // Throttles land in the blkio cgroup (v1) / io.max (v2).
+    let rbps = format!("{disk}:1mb");
+    let wiops = format!("{disk}:100");
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "io",
+            "--device-read-bps",
+            &rbps,
+            "--device-write-iops",
+            &wiops,
+            "--blkio-weight",
+            "300",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&disk).expect("disk").rdev()
+    };
+    let majmin = format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    );
+    if v2() {
+        let io =
+            std::fs::read_to_string(cgroup_dir(&d, "io", "io").join("io.max")).unwrap_or_default();
+        assert!(io.contains(&format!("{majmin} rbps=1048576")), "{io}");
+    } else {
+        let dir = cgroup_dir(&d, "io", "blkio");
+        let r =
+            std::fs::read_to_string(dir.join("blkio.throttle.read_bps_device")).expect("read_bps");
+        assert!(r.contains(&format!("{majmin} 1048576")), "{r}");
+        let w = std::fs::read_to_string(dir.join("blkio.throttle.write_iops_device"))
+            .expect("write_iops");
+        assert!(w.contains(&format!("{majmin} 100")), "{w}");
+    }
+    d.docker(&["rm", "-f", "io"]);
+}

@@ -163,6 +163,8 @@ pub struct ContainerOpts {
     /// Add a host device to the container
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
+    #[command(flatten)]
+    pub limits: crate::commands::resources::LimitOpts,
     /// Container MAC address
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
@@ -641,6 +643,7 @@ pub fn build_create(
     let hc = host_config
         .as_object_mut()
         .expect("host config is an object literal");
+    crate::commands::resources::apply_limits(&o.limits, hc)?;
     if o.init {
         hc.insert("Init".into(), json!(true));
     }

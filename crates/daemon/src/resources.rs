@@ -11,6 +11,11 @@ use std::sync::Arc;
 
 use berth_api_types::container::{HostConfig, RestartPolicy};
 use berth_api_types::ApiError;
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Status;
@@ -416,6 +421,154 @@ impl Daemon {
         self.emit_container_id(&c.id, "update", &[]);
         Ok(warnings)
     }
+}
+
+/// A host device node: (type, major, minor, mode, uid, gid).
+fn device_node(
+    path: &str,
+) -> std::result::Result<(LinuxDeviceType, i64, i64, u32, u32, u32), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(path).map_err(|e| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            _ => e.to_string(),
+        };
+        format!("error gathering device information while adding custom device {path:?}: {cause}")
+    })?;
+    let ft = md.file_type();
+    let typ = if ft.is_char_device() {
+        LinuxDeviceType::C
+    } else if ft.is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Err(format!(
+            "error gathering device information while adding custom device {path:?}: not a device node"
+        ));
+    };
+    let rdev = md.rdev();
+    Ok((
+        typ,
+        nix::sys::stat::major(rdev) as i64,
+        nix::sys::stat::minor(rdev) as i64,
+        md.mode() & 0o777,
+        md.uid(),
+        md.gid(),
+    ))
+}
+
+/// `--device /dev/x[:/dev/y[:rwm]]`: the device nodes to create and the cgroup rules allowing
+/// them (moby `DevicesFromPath` for single nodes).
+pub(crate) fn device_mappings(
+    hc: &HostConfig,
+) -> std::result::Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), String> {
+    let (mut devs, mut rules) = (Vec::new(), Vec::new());
+    for d in hc.devices.iter().flatten() {
+        let perms = if d.cgroup_permissions.is_empty() {
+            "rwm"
+        } else {
+            d.cgroup_permissions.as_str()
+        };
+        if perms.is_empty() || !perms.chars().all(|c| "rwm".contains(c)) {
+            return Err(format!("invalid device mode: {perms}"));
+        }
+        let (typ, major, minor, mode, uid, gid) = device_node(&d.path_on_host)?;
+        let target = if d.path_in_container.is_empty() {
+            d.path_on_host.clone()
+        } else {
+            d.path_in_container.clone()
+        };
+        devs.push(
+            LinuxDeviceBuilder::default()
+                .path(target)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(mode)
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .access(perms.to_string())
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok((devs, rules))
+}
+
+/// `--blkio-weight`, `--blkio-weight-device` and the `--device-{read,write}-{bps,iops}`
+/// throttles, with device paths turned into major:minor.
+pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlockIo>, String> {
+    let throttle = |list: &Option<Vec<berth_api_types::container::ThrottleDevice>>| {
+        list.iter()
+            .flatten()
+            .map(|t| {
+                let (_, major, minor, ..) = device_node(&t.path)?;
+                LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(t.rate)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()
+    };
+    let mut weights = Vec::new();
+    for wd in hc.blkio_weight_device.iter().flatten() {
+        let (_, major, minor, ..) = device_node(&wd.path)?;
+        weights.push(
+            LinuxWeightDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .weight(wd.weight)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let (rb, wb) = (
+        throttle(&hc.blkio_device_read_bps)?,
+        throttle(&hc.blkio_device_write_bps)?,
+    );
+    let (ri, wi) = (
+        throttle(&hc.blkio_device_read_iops)?,
+        throttle(&hc.blkio_device_write_iops)?,
+    );
+    if hc.blkio_weight == 0
+        && weights.is_empty()
+        && rb.is_empty()
+        && wb.is_empty()
+        && ri.is_empty()
+        && wi.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut b = LinuxBlockIoBuilder::default();
+    if hc.blkio_weight > 0 {
+        b = b.weight(hc.blkio_weight);
+    }
+    if !weights.is_empty() {
+        b = b.weight_device(weights);
+    }
+    if !rb.is_empty() {
+        b = b.throttle_read_bps_device(rb);
+    }
+    if !wb.is_empty() {
+        b = b.throttle_write_bps_device(wb);
+    }
+    if !ri.is_empty() {
+        b = b.throttle_read_iops_device(ri);
+    }
+    if !wi.is_empty() {
+        b = b.throttle_write_iops_device(wi);
+    }
+    b.build().map(Some).map_err(|e| e.to_string())
 }
 
 pub(crate) fn ncpu() -> i64 {

@@ -11,7 +11,7 @@ use http::Method;
 use serde_json::{json, Map, Value};
 
 use crate::format::{bytes_size, human_size_prec, short_id, ListFormat};
-use crate::opts::parse_bytes;
+use crate::opts::{parse_bytes, OptsError};
 use crate::util::{daemon_err, CliError, CmdResult, Ctx};
 
 #[derive(Args, Debug)]
@@ -121,6 +121,136 @@ pub async fn update(ctx: &Ctx, a: UpdateArgs) -> CmdResult {
     } else {
         Err(CliError::new(1, errors.join("\n")))
     }
+}
+
+/// Resource flags of `create`/`run` beyond the basic ones in `ContainerOpts`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitOpts {
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub memory_swappiness: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device", value_name = "list")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps", value_name = "list")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps", value_name = "list")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops", value_name = "list")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops", value_name = "list")]
+    pub device_write_iops: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+}
+
+/// `/dev/sda:1mb` (bytes) or `/dev/sda:100` (iops) → `{"Path", "Rate"}`.
+fn throttle(s: &str, bytes: bool) -> Result<Value, OptsError> {
+    let bad = || {
+        OptsError(format!(
+            "invalid argument {s:?}: bad format for device throttle"
+        ))
+    };
+    let (path, rate) = s.rsplit_once(':').ok_or_else(bad)?;
+    if !path.starts_with("/dev/") {
+        return Err(bad());
+    }
+    let rate = if bytes {
+        parse_bytes(rate).map_err(|_| bad())?
+    } else {
+        rate.parse::<i64>().map_err(|_| bad())?
+    };
+    Ok(json!({"Path": path, "Rate": rate}))
+}
+
+/// Puts the `LimitOpts` into a create body's `HostConfig`.
+pub fn apply_limits(o: &LimitOpts, hc: &mut Map<String, Value>) -> Result<(), OptsError> {
+    let mut set = |k: &str, v: Value| {
+        hc.insert(k.to_string(), v);
+    };
+    if let Some(r) = &o.memory_reservation {
+        set("MemoryReservation", json!(parse_bytes(r)?));
+    }
+    if o.oom_kill_disable {
+        set("OomKillDisable", json!(true));
+    }
+    if let Some(v) = o.memory_swappiness {
+        set("MemorySwappiness", json!(v));
+    }
+    if let Some(v) = o.cpu_period {
+        set("CpuPeriod", json!(v));
+    }
+    if let Some(v) = o.cpu_quota {
+        set("CpuQuota", json!(v));
+    }
+    if let Some(v) = &o.cpuset_cpus {
+        set("CpusetCpus", json!(v));
+    }
+    if let Some(v) = &o.cpuset_mems {
+        set("CpusetMems", json!(v));
+    }
+    if let Some(v) = o.blkio_weight {
+        set("BlkioWeight", json!(v));
+    }
+    let mut weights = Vec::new();
+    for w in &o.blkio_weight_device {
+        let (path, weight) = w
+            .rsplit_once(':')
+            .and_then(|(p, v)| Some((p, v.parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                OptsError(format!(
+                    "invalid argument {w:?}: bad format for blkio-weight-device"
+                ))
+            })?;
+        weights.push(json!({"Path": path, "Weight": weight}));
+    }
+    set("BlkioWeightDevice", Value::Array(weights));
+    for (key, list, bytes) in [
+        ("BlkioDeviceReadBps", &o.device_read_bps, true),
+        ("BlkioDeviceWriteBps", &o.device_write_bps, true),
+        ("BlkioDeviceReadIOps", &o.device_read_iops, false),
+        ("BlkioDeviceWriteIOps", &o.device_write_iops, false),
+    ] {
+        let v = list
+            .iter()
+            .map(|s| throttle(s, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        set(key, Value::Array(v));
+    }
+    if !o.device_cgroup_rule.is_empty() {
+        set("DeviceCgroupRules", json!(o.device_cgroup_rule));
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
