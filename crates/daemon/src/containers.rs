@@ -119,19 +119,7 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
         }
         m => return Err(ApiError::not_found(format!("network {m} not found"))),
     }
-    match hc.restart_policy.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => {
-            return Err(ApiError::invalid(format!(
-                "invalid restart policy '{other}'"
-            )))
-        }
-    }
-    if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0 {
-        return Err(ApiError::invalid(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
-        ));
-    }
+    crate::restart::validate_policy(&hc.restart_policy)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
             "can't create 'AutoRemove' container with restart policy",
@@ -318,6 +306,8 @@ impl Daemon {
             restart_count: 0,
             exec_ids: Vec::new(),
             mounts,
+            manually_stopped: false,
+            health: None,
         };
         if let Err(e) = self.save(&record) {
             let _ = self.runtime.remove_dirs(&id);
@@ -402,6 +392,7 @@ impl Daemon {
             Status::Created | Status::Exited => {}
         }
         let id = c.id.clone();
+        self.start_by_user(&id);
         let res = self.start_locked(c).await;
         if res.is_err() {
             // Docker removes an auto-remove container whose start failed before answering.
@@ -412,7 +403,7 @@ impl Daemon {
     }
 
     /// Starts a container whose op lock the caller holds.
-    async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
+    pub(crate) async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
         if let Err(e) = self.prepare_bundle(&c) {
@@ -498,6 +489,7 @@ impl Daemon {
         tracing::debug!(container = %id, ?t_launched, total = ?t0.elapsed(), "started");
         self.emit_container_id(&id, "start", &[]);
         let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
+        self.begin_health(&id);
         self.spawn_monitor(id);
         Ok(())
     }
@@ -533,6 +525,7 @@ impl Daemon {
 
     /// Watches the shim until the process exits, then records the exit.
     pub(crate) fn spawn_monitor(self: &Arc<Self>, id: String) {
+        self.start_health(&id);
         let this = self.clone();
         tokio::spawn(async move {
             let client = this.runtime.client(&id);
@@ -594,6 +587,7 @@ impl Daemon {
             exit_code: code,
             error: None,
         });
+        self.schedule_restart(id);
         drop(_g);
         self.maybe_auto_remove(id).await;
     }
@@ -616,6 +610,10 @@ impl Daemon {
         timeout: Option<i64>,
     ) -> Result<()> {
         let c = self.resolve_container(key)?;
+        if self.stop_by_user(&c.id) {
+            self.emit_container_id(&c.id, "stop", &[]);
+            return Ok(());
+        }
         if !c.state.status.can_kill() {
             return Err(ApiError::not_modified());
         }
@@ -711,6 +709,9 @@ impl Daemon {
         if !c.state.status.can_kill() {
             return Err(not_running(&c.id));
         }
+        if self.stop_by_user(&c.id) {
+            return Ok(());
+        }
         self.runtime
             .client(&c.id)
             .kill(signo, false)
@@ -804,6 +805,9 @@ impl Daemon {
     }
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        if force {
+            self.stop_by_user(id);
+        }
         if force && self.get(id).is_some_and(|c| c.state.status.is_active()) {
             self.stop_with(id, 9, 10).await?;
         }
@@ -948,7 +952,7 @@ impl Daemon {
             error: c.state.error.clone(),
             started_at: c.state.started_at.clone(),
             finished_at: c.state.finished_at.clone(),
-            health: None,
+            health: c.health.clone(),
         };
         if !state.running {
             state.pid = 0;
@@ -1232,14 +1236,19 @@ fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".to_string(),
         Status::Running => format!(
-            "Up {}",
-            human_duration(now - unix_seconds(&c.state.started_at))
+            "Up {}{}",
+            human_duration(now - unix_seconds(&c.state.started_at)),
+            crate::health::status_suffix(c)
         ),
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now - unix_seconds(&c.state.started_at))
         ),
-        Status::Restarting => "Restarting".to_string(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(now - unix_seconds(&c.state.finished_at))
+        ),
         Status::Removing => "Removal In Progress".to_string(),
         Status::Dead => "Dead".to_string(),
         Status::Exited => format!(
@@ -1339,6 +1348,7 @@ struct ListFilters {
     ancestors: Vec<String>,
     before: Option<String>,
     since: Option<String>,
+    health: Vec<String>,
 }
 
 impl ListFilters {
@@ -1352,6 +1362,7 @@ impl ListFilters {
             ancestors: vec![],
             before: None,
             since: None,
+            health: vec![],
         };
         for (k, vals) in filters {
             match k.as_str() {
@@ -1403,8 +1414,8 @@ impl ListFilters {
                         .map(|v| d.resolve_container(v).map(|c| c.created))
                         .transpose()?
                 }
-                "health" | "network" | "volume" | "publish" | "expose" | "isolation"
-                | "is-task" => {}
+                "health" => f.health.extend(vals.iter().cloned()),
+                "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
@@ -1457,6 +1468,9 @@ impl ListFilters {
             if c.created <= *s {
                 return false;
             }
+        }
+        if !self.health.is_empty() && !crate::health::filter_matches(c, &self.health) {
+            return false;
         }
         true
     }

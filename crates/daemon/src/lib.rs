@@ -10,12 +10,14 @@ pub mod backend;
 mod containers;
 mod events;
 mod exec;
+mod health;
 mod housekeeping;
 mod images;
 mod logs;
 pub mod model;
 pub mod names;
 mod resources;
+mod restart;
 mod runtime;
 pub mod spec;
 mod stats;
@@ -80,6 +82,7 @@ pub struct Daemon {
     pub(crate) event_log: events::EventLog,
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
+    pub(crate) restarts: restart::Restarts,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -129,11 +132,13 @@ impl Daemon {
             events,
             event_log: events::EventLog::new(),
             volume_lock: Mutex::new(()),
+            restarts: Default::default(),
         });
         daemon
             .restore()
             .await
             .map_err(|e| format!("restoring containers: {e}"))?;
+        daemon.restart_on_daemon_start().await;
         Ok(daemon)
     }
 }

@@ -84,6 +84,13 @@ pub struct Container {
     /// Volumes, binds and tmpfs mounts planned at create.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::MountRecord>,
+    /// Set by stop/kill/rm -f: the restart policy does not undo it (Docker's
+    /// `HasBeenManuallyStopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// `State.Health` of a container with a healthcheck.
+    #[serde(default)]
+    pub health: Option<berth_api_types::container::Health>,
 }
 
 pub fn now_rfc3339() -> String {
