@@ -236,12 +236,10 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
         ) == "unhealthy"),
         "two failures make it unhealthy"
     );
-    assert_eq!(
-        inspect(&d, "{{.State.Health.FailingStreak}}", "h")
-            .parse::<i64>()
-            .unwrap_or(0)
-            >= 2,
-        true
+    let streak = inspect(&d, "{{.State.Health.FailingStreak}}", "h");
+    assert!(
+        streak.parse::<i64>().unwrap_or(0) >= 2,
+        "failing streak {streak}"
     );
     let out = d.docker(&[
         "ps",
@@ -346,4 +344,61 @@ fn on_unhealthy_policy_restarts_an_unhealthy_container() {
         )
     );
     d.docker(&["rm", "-f", "sick"]);
+}
+
+#[test]
+fn berth_cli_health_flags_and_policies() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "500ms",
+        "--restart",
+        "on-unhealthy:3",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_ok(&out, "berth run with health flags");
+    assert_eq!(
+        inspect(
+            &d,
+            "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.HostConfig.RestartPolicy.Name}}",
+            "b"
+        ),
+        "[CMD-SHELL true] 500ms on-unhealthy"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Health.Status}}",
+            "b"
+        ) == "healthy"),
+        "healthy"
+    );
+    let out = d.berth(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(stdout(&out).contains("(healthy)"), "{}", stdout(&out));
+    let out = d.berth(&["run", "-d", "--restart", "never", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown policy 'never'"),
+        "{}",
+        stderr(&out)
+    );
+    // berth update changes the policy of an existing container.
+    assert_ok(
+        &d.berth(&["update", "--restart", "always", "b"]),
+        "update restart",
+    );
+    assert_eq!(
+        inspect(&d, "{{.HostConfig.RestartPolicy.Name}}", "b"),
+        "always"
+    );
+    d.docker(&["rm", "-f", "b"]);
 }

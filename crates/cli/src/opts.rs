@@ -165,6 +165,8 @@ pub struct ContainerOpts {
     pub device: Vec<String>,
     #[command(flatten)]
     pub limits: crate::commands::resources::LimitOpts,
+    #[command(flatten)]
+    pub health: crate::commands::resources::HealthOpts,
     /// Container MAC address
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
@@ -526,7 +528,15 @@ pub fn build_create(
             let count: i64 = count
                 .parse()
                 .map_err(|_| OptsError(format!("invalid restart policy: {r}")))?;
-            if !["no", "always", "unless-stopped", "on-failure"].contains(&name) {
+            if ![
+                "no",
+                "always",
+                "unless-stopped",
+                "on-failure",
+                "on-unhealthy",
+            ]
+            .contains(&name)
+            {
                 return bad(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"));
             }
             if o.rm && name != "no" {
@@ -699,6 +709,7 @@ pub fn build_create(
     if let Some(m) = &o.mac_address {
         b.insert("MacAddress".into(), json!(m));
     }
+    crate::commands::resources::apply_health(&o.health, b)?;
     Ok(CreateRequest {
         body,
         name: o.name.clone(),

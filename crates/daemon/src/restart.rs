@@ -189,6 +189,33 @@ impl Daemon {
     }
 }
 
+/// Docker's `ValidateRestartPolicy`, plus berth's `on-unhealthy`.
+pub(crate) fn validate_policy(p: &berth_api_types::container::RestartPolicy) -> crate::Result<()> {
+    use berth_api_types::ApiError;
+    match p.name.as_str() {
+        "" | "no" | "always" | "unless-stopped" => {
+            if p.maximum_retry_count != 0 {
+                return Err(ApiError::invalid(
+                    "invalid restart policy: maximum retry count can only be used with 'on-failure'",
+                ));
+            }
+        }
+        "on-failure" => {}
+        n if n == crate::health::ON_UNHEALTHY => {}
+        other => {
+            return Err(ApiError::invalid(format!(
+                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+            )))
+        }
+    }
+    if p.maximum_retry_count < 0 {
+        return Err(ApiError::invalid(
+            "invalid restart policy: maximum retry count cannot be negative",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,31 +284,4 @@ mod tests {
         c.host_config = hc("no", 0);
         assert!(!restart_on_boot(&c));
     }
-}
-
-/// Docker's `ValidateRestartPolicy`, plus berth's `on-unhealthy`.
-pub(crate) fn validate_policy(p: &berth_api_types::container::RestartPolicy) -> crate::Result<()> {
-    use berth_api_types::ApiError;
-    match p.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" => {
-            if p.maximum_retry_count != 0 {
-                return Err(ApiError::invalid(
-                    "invalid restart policy: maximum retry count can only be used with 'on-failure'",
-                ));
-            }
-        }
-        "on-failure" => {}
-        n if n == crate::health::ON_UNHEALTHY => {}
-        other => {
-            return Err(ApiError::invalid(format!(
-                "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
-            )))
-        }
-    }
-    if p.maximum_retry_count < 0 {
-        return Err(ApiError::invalid(
-            "invalid restart policy: maximum retry count cannot be negative",
-        ));
-    }
-    Ok(())
 }

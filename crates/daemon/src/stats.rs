@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n["eth0"]["rx_bytes"], 100);
         assert_eq!(n["eth0"]["tx_packets"], 3);
-        assert_eq!(n["eth0"]["tx_dropped"], 0);
+        assert_eq!(n["eth0"]["tx_dropped"], 1);
         let f = parse_flat("cache 5\nrss 7\nbogus\n");
         assert_eq!(f.get("rss"), Some(&7));
         let b = parse_blkio_v1("8:0 Read 4096\n8:0 Write 0\nTotal 4096\n");

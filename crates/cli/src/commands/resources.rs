@@ -174,6 +174,106 @@ pub struct LimitOpts {
     pub device_cgroup_rule: Vec<String>,
 }
 
+/// The health-check flags of `create`/`run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HealthOpts {
+    /// Command to run to check health
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+}
+
+/// Go's `time.ParseDuration` in nanoseconds (`1s`, `500ms`, `1m30s`, `0`).
+pub fn go_duration_ns(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|n| *n > 0)?;
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += num * mult;
+        rest = &rest[u..];
+    }
+    Some(total as i64)
+}
+
+/// Puts the health flags into a create body's `Healthcheck`, as docker's CLI does.
+pub fn apply_health(o: &HealthOpts, body: &mut Map<String, Value>) -> Result<(), OptsError> {
+    let dur = |flag: &str, v: &Option<String>| -> Result<i64, OptsError> {
+        match v {
+            None => Ok(0),
+            Some(s) => go_duration_ns(s).filter(|d| *d >= 0).ok_or_else(|| {
+                OptsError(format!(
+                    "invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}"
+                ))
+            }),
+        }
+    };
+    let interval = dur("health-interval", &o.health_interval)?;
+    let timeout = dur("health-timeout", &o.health_timeout)?;
+    let start = dur("health-start-period", &o.health_start_period)?;
+    let retries = o.health_retries.unwrap_or(0);
+    let any = o.health_cmd.is_some() || interval != 0 || timeout != 0 || start != 0 || retries != 0;
+    if o.no_healthcheck {
+        if any {
+            return Err(OptsError(
+                "--no-healthcheck conflicts with --health-* options".into(),
+            ));
+        }
+        body.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+        return Ok(());
+    }
+    if !any {
+        return Ok(());
+    }
+    if retries < 0 {
+        return Err(OptsError("--health-retries cannot be negative".into()));
+    }
+    let test = match &o.health_cmd {
+        Some(c) if !c.is_empty() => json!(["CMD-SHELL", c]),
+        _ => Value::Null,
+    };
+    body.insert(
+        "Healthcheck".into(),
+        json!({"Test": test, "Interval": interval, "Timeout": timeout, "StartPeriod": start, "Retries": retries}),
+    );
+    Ok(())
+}
+
 /// `/dev/sda:1mb` (bytes) or `/dev/sda:100` (iops) → `{"Path", "Rate"}`.
 fn throttle(s: &str, bytes: bool) -> Result<Value, OptsError> {
     let bad = || {
@@ -460,6 +560,32 @@ mod tests {
         assert_eq!(r["PIDs"], "3");
         assert_eq!(r["ID"], "0123456789ab");
         assert_eq!(r["Name"], "web");
+    }
+
+    #[test]
+    fn health_flags() {
+        assert_eq!(go_duration_ns("1s"), Some(1_000_000_000));
+        assert_eq!(go_duration_ns("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration_ns("500ms"), Some(500_000_000));
+        assert_eq!(go_duration_ns("5x"), None);
+        let mut body = Map::new();
+        let o = HealthOpts {
+            health_cmd: Some("true".into()),
+            health_interval: Some("2s".into()),
+            health_retries: Some(4),
+            ..Default::default()
+        };
+        apply_health(&o, &mut body).unwrap();
+        assert_eq!(body["Healthcheck"]["Test"], json!(["CMD-SHELL", "true"]));
+        assert_eq!(body["Healthcheck"]["Interval"], 2_000_000_000i64);
+        assert_eq!(body["Healthcheck"]["Retries"], 4);
+        let mut body = Map::new();
+        let o = HealthOpts {
+            no_healthcheck: true,
+            ..Default::default()
+        };
+        apply_health(&o, &mut body).unwrap();
+        assert_eq!(body["Healthcheck"]["Test"], json!(["NONE"]));
     }
 
     #[test]
