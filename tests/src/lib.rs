@@ -67,10 +67,17 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub cgroup_parent: String,
     child: Option<Child>,
+    /// More berthd arguments (`Daemon::start_with`).
+    extra_args: Vec<String>,
 }
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Like `start`, with more berthd arguments (e.g. `--config-file`).
+    pub fn start_with(extra_args: &[&str]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -81,6 +88,7 @@ impl Daemon {
             root,
             cgroup_parent: format!("berth-test-{tag}"),
             child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
         d.spawn();
         d
@@ -103,6 +111,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -52,6 +52,8 @@ struct FileConfig {
     pidfile: Option<PathBuf>,
     cgroup_parent: Option<String>,
     shim_path: Option<PathBuf>,
+    log_driver: Option<String>,
+    log_opts: std::collections::BTreeMap<String, String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -150,6 +152,10 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "berth".to_string()),
         hosts: hosts.clone(),
+        log_config: berth_api_types::container::LogConfig {
+            kind: file.log_driver.unwrap_or_default(),
+            config: file.log_opts,
+        },
     };
     let pidfile = args
         .pidfile

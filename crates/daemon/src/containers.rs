@@ -130,30 +130,7 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
             "berth does not ship an init process yet: --init is not supported",
         ));
     }
-    for (k, _) in hc.log_config.config.iter() {
-        if !matches!(
-            k.as_str(),
-            "max-size"
-                | "max-file"
-                | "labels"
-                | "env"
-                | "env-regex"
-                | "tag"
-                | "compress"
-                | "mode"
-                | "max-buffer-size"
-        ) {
-            return Err(ApiError::invalid(format!(
-                "unknown log opt '{k}' for json-file log driver"
-            )));
-        }
-    }
-    if !matches!(hc.log_config.kind.as_str(), "" | "json-file") {
-        return Err(ApiError::invalid(format!(
-            "logging driver {:?} is not supported by berth (only json-file)",
-            hc.log_config.kind
-        )));
-    }
+    crate::logdriver::validate(&hc.log_config)?;
     Ok(())
 }
 
@@ -236,6 +213,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
+        crate::logdriver::with_default(&mut host_config.log_config, &self.cfg.log_config);
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
@@ -414,18 +392,7 @@ impl Daemon {
         let mut shim_cfg =
             self.runtime
                 .shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
-        let log_cfg = &c.host_config.log_config.config;
-        if let Some(sz) = log_cfg.get("max-size") {
-            shim_cfg.log_max_size = parse_size(sz)
-                .ok_or_else(|| ApiError::invalid(format!("invalid max-size {sz:?}")))?;
-        }
-        if let Some(n) = log_cfg.get("max-file") {
-            shim_cfg.log_max_file = n
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| ApiError::invalid(format!("invalid max-file {n:?}")))?;
-        }
+        crate::logdriver::configure_shim(&c.host_config.log_config, &mut shim_cfg)?;
         if let Some(sz) = c
             .host_config
             .console_size

@@ -13,6 +13,7 @@ mod exec;
 mod health;
 mod housekeeping;
 mod images;
+mod logdriver;
 mod logs;
 pub mod model;
 pub mod names;
@@ -45,6 +46,8 @@ pub struct DaemonConfig {
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
     pub hosts: Vec<String>,
+    /// Default log driver and options (`log-driver`, `log-opts` in the config file).
+    pub log_config: berth_api_types::container::LogConfig,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
