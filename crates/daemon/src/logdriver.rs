@@ -53,7 +53,7 @@ pub(crate) fn validate(lc: &LogConfig) -> Result<()> {
         }
     }
     if let Some(sz) = lc.config.get("max-size") {
-        if crate::containers::parse_size(sz).is_none() {
+        if sz != "-1" && crate::containers::parse_size(sz).is_none() {
             return Err(ApiError::invalid(format!("invalid max-size {sz:?}")));
         }
     }
