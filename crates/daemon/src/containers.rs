@@ -676,7 +676,8 @@ impl Daemon {
         if !c.state.status.can_kill() {
             return Err(not_running(&c.id));
         }
-        if self.stop_by_user(&c.id) {
+        // Only a signal meant to end the container counts as the user stopping it.
+        if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id) {
             return Ok(());
         }
         self.runtime

@@ -173,6 +173,7 @@ pub(crate) fn merge_update(hc: &mut HostConfig, u: &UpdateRequest) -> Result<()>
     }
     if let Some(rp) = &u.restart_policy {
         if !rp.name.is_empty() {
+            crate::restart::validate_policy(rp)?;
             if hc.auto_remove && !matches!(rp.name.as_str(), "no") {
                 return Err(ApiError::invalid(
                     "Restart policy cannot be updated because AutoRemove is enabled for the container",

@@ -168,6 +168,9 @@ impl Daemon {
                 if c.state.status.is_active() {
                     continue;
                 }
+                let Ok(c) = self.update_state_pub(&c.id, |c| c.manually_stopped = false) else {
+                    continue;
+                };
                 if let Err(e) = self.start_locked(c).await {
                     tracing::warn!("restart policy at daemon start: {}", e.message);
                 }
