@@ -417,3 +417,74 @@ fn devices_and_blkio_throttles() {
     }
     d.docker(&["rm", "-f", "io"]);
 }
+
+#[test]
+fn other_limits_reach_the_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "8m",
+        "--ulimit",
+        "nofile=512:1024",
+        "--oom-score-adj",
+        "300",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /dev/shm ' /proc/mounts; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj",
+    ]);
+    assert_ok(&out, "run");
+    let text = stdout(&out);
+    assert!(text.contains("size=8192k"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[1..], ["512", "1024", "300"], "{text}");
+
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "m",
+            "--memory",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--oom-kill-disable",
+            "--cpuset-cpus",
+            "0",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(cgroup_dir(&d, "m", ctl).join(file))
+            .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    if v2() {
+        assert_eq!(read("cpu", "cpu.max"), "25000 50000");
+        assert_eq!(read("memory", "memory.low"), "33554432");
+    } else {
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
+        assert!(
+            read("memory", "memory.oom_control").contains("oom_kill_disable 1"),
+            "oom killer disabled"
+        );
+    }
+    let out = d.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "m"]);
+    assert!(stdout(&out).trim().ends_with("/ 64MiB"), "{}", stdout(&out));
+    d.docker(&["rm", "-f", "m"]);
+}

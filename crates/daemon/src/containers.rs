@@ -457,6 +457,7 @@ impl Daemon {
         self.emit_container_id(&id, "start", &[]);
         let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
         self.begin_health(&id);
+        self.post_start_limits(&id);
         self.spawn_monitor(id);
         Ok(())
     }

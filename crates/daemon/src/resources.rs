@@ -378,6 +378,23 @@ fn apply_writes(writes: &[CgroupWrite]) -> std::result::Result<(), String> {
 }
 
 impl Daemon {
+    /// What the runtime leaves out: libcontainer 0.7 never passes `disableOOMKiller` to its v1
+    /// memory controller, so `--oom-kill-disable` is written here, right after the start.
+    pub(crate) fn post_start_limits(&self, id: &str) {
+        let Some(c) = self.get(id) else { return };
+        if c.host_config.oom_kill_disable != Some(true) {
+            return;
+        }
+        let Some(dir) =
+            CgroupPaths::for_pid(c.state.pid).and_then(|p| p.v1("memory").map(Path::to_path_buf))
+        else {
+            return;
+        };
+        if let Err(e) = std::fs::write(dir.join("memory.oom_control"), "1") {
+            tracing::warn!(container = id, "--oom-kill-disable: {e}");
+        }
+    }
+
     /// `POST /containers/{id}/update`.
     pub async fn container_update(
         self: &Arc<Self>,
