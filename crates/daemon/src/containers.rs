@@ -578,7 +578,7 @@ impl Daemon {
         timeout: Option<i64>,
     ) -> Result<()> {
         let c = self.resolve_container(key)?;
-        if self.stop_by_user(&c.id) {
+        if self.stop_by_user(&c.id).await {
             self.emit_container_id(&c.id, "stop", &[]);
             return Ok(());
         }
@@ -678,7 +678,7 @@ impl Daemon {
             return Err(not_running(&c.id));
         }
         // Only a signal meant to end the container counts as the user stopping it.
-        if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id) {
+        if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id).await {
             return Ok(());
         }
         self.runtime
@@ -775,7 +775,7 @@ impl Daemon {
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
         if force {
-            self.stop_by_user(id);
+            self.stop_by_user(id).await;
         }
         if force && self.get(id).is_some_and(|c| c.state.status.is_active()) {
             self.stop_with(id, 9, 10).await?;

@@ -137,6 +137,10 @@ impl Daemon {
                     continue;
                 }
                 let result = this.run_probe(&c, &probe).await;
+                // Under the op lock: the record is read and written whole, and an exit being
+                // recorded at the same moment must not be overwritten.
+                let guard = this.op_lock(&id);
+                let g = guard.lock().await;
                 let Some(c) = this.get(&id) else { return };
                 if c.state.started_at != run || c.state.status != Status::Running {
                     return;
@@ -155,6 +159,7 @@ impl Daemon {
                     c.health = Some(h);
                     this.save(&c).is_ok()
                 };
+                drop(g);
                 if saved && before != after {
                     this.emit_container_id(&id, &format!("health_status: {after}"), &[]);
                     if after == UNHEALTHY && c.host_config.restart_policy.name == ON_UNHEALTHY {

@@ -124,7 +124,10 @@ impl Daemon {
 
     /// `docker stop`/`kill`/`rm -f` of a container: the policy must not undo it. Returns true
     /// when the container was only waiting for a policy restart, which is now cancelled.
-    pub(crate) fn stop_by_user(&self, id: &str) -> bool {
+    pub(crate) async fn stop_by_user(&self, id: &str) -> bool {
+        // Under the op lock: an exit being recorded at the same moment must not be overwritten.
+        let guard = self.op_lock(id);
+        let _g = guard.lock().await;
         let mut was_restarting = false;
         let _ = self.update_state_pub(id, |c| {
             c.manually_stopped = true;
