@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: `berth run --rm busybox true` against `docker run --rm --network none`
-# with the same image, in one run. Also reports idle berthd RSS and per-container shim RSS.
+# Side-by-side benchmark: `berth run --rm busybox true` against `docker run --rm` with the same
+# image, in one run: with `--network none` and on each engine's default bridge. Also reports idle
+# berthd RSS and per-container shim RSS. The bridges are private to the benchmark (`bbench0`,
+# 10.250.0.0/24 for berth; `dbench0`, 10.249.0.0/24 for the private dockerd) and removed after.
 #
 #   bench/run.sh [N]       N runs each (default 20); needs root and a release build
 #
@@ -18,13 +20,17 @@ cleanup() {
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
+  ip link del bbench0 2>/dev/null || true
+  ip link del dbench0 2>/dev/null || true
+  nft delete table ip berth_bbench0 2>/dev/null || true
   for d in /sys/fs/cgroup/*/berth-bench /sys/fs/cgroup/berth-bench; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
 trap cleanup EXIT
 target/release/berthd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
-  --pidfile "$root/berthd.pid" --cgroup-parent berth-bench >"$root/berthd.log" 2>&1 &
+  --pidfile "$root/berthd.pid" --cgroup-parent berth-bench --bridge bbench0 --bip 10.250.0.1/24 \
+  >"$root/berthd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
 export BERTH_HOST=unix://$sock
 python3 scripts/make-busybox-image.py "$root/busybox.tar" >/dev/null
@@ -44,7 +50,9 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"; }
 
 berth_ms=$(median_ms target/release/berth run --rm --network none busybox true)
-echo "berth  run --rm busybox true: median ${berth_ms} ms over $N runs"
+echo "berth  run --rm --network none busybox true: median ${berth_ms} ms over $N runs"
+berth_br_ms=$(median_ms target/release/berth run --rm busybox true)
+echo "berth  run --rm busybox true (default bridge): median ${berth_br_ms} ms over $N runs"
 berthd_pid=$(cat "$root/berthd.pid")
 echo "idle berthd RSS: $(rss_kb "$berthd_pid") kB (PSS $(pss_kb "$berthd_pid") kB)"
 # With several containers the shims share the binary's pages: PSS is each one's fair share.
@@ -58,8 +66,11 @@ target/release/berth rm -f "${cids[@]}" >/dev/null
 dsock=${DOCKERD_HOST:-}
 if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then
   dsock=unix://$root/docker.sock
+  # dockerd's default bridge, private to the benchmark (no iptables rules: the setup cost of
+  # veth + address is what is compared).
+  ip link add dbench0 type bridge && ip addr add 10.249.0.1/24 dev dbench0 && ip link set dbench0 up
   /usr/sbin/dockerd -H "$dsock" --data-root "$root/docker" --exec-root "$root/docker-exec" \
-    --pidfile "$root/docker.pid" --bridge none --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
+    --pidfile "$root/docker.pid" --bridge dbench0 --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 1 200); do DOCKER_HOST=$dsock docker version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
@@ -67,7 +78,10 @@ if [ -n "$dsock" ]; then
   DOCKER_HOST=$dsock docker load -q -i "$root/busybox.tar" >/dev/null
   docker_ms=$(DOCKER_HOST=$dsock median_ms docker run --rm --network none busybox true)
   echo "docker run --rm --network none busybox true: median ${docker_ms} ms over $N runs"
-  awk -v b="$berth_ms" -v d="$docker_ms" 'BEGIN {printf "ratio berth/docker: %.3f (target <= 0.1)\n", b/d}'
+  awk -v b="$berth_ms" -v d="$docker_ms" 'BEGIN {printf "ratio berth/docker (none): %.3f (target <= 0.1)\n", b/d}'
+  docker_br_ms=$(DOCKER_HOST=$dsock median_ms docker run --rm busybox true)
+  echo "docker run --rm busybox true (default bridge): median ${docker_br_ms} ms over $N runs"
+  awk -v b="$berth_br_ms" -v d="$docker_br_ms" 'BEGIN {printf "ratio berth/docker (bridge): %.3f (target <= 0.1)\n", b/d}'
 else
   echo "docker: no dockerd available (install docker.io or set DOCKERD_HOST) — berth numbers only"
 fi

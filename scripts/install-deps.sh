@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages berth needs to build and test (Debian/Ubuntu). Idempotent.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 curl gcc)
+pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 nftables curl gcc)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

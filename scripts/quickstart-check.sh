@@ -8,6 +8,8 @@ cleanup() {
   if [ -f "$root/berthd.pid" ]; then kill "$(cat "$root/berthd.pid")" 2>/dev/null || true; sleep 0.5; fi
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
+  ip link del bqs0 2>/dev/null || true
+  nft delete table ip berth_bqs0 2>/dev/null || true
   for d in /sys/fs/cgroup/*/berth-quickstart /sys/fs/cgroup/berth-quickstart; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done

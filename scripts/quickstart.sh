@@ -19,7 +19,7 @@ if [ -n "${BERTH_QUICKSTART_ROOT:-}" ]; then
   root=$BERTH_QUICKSTART_ROOT
   sock=$root/berth.sock
   args=(--data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" --pidfile "$root/berthd.pid"
-        --cgroup-parent berth-quickstart)
+        --cgroup-parent berth-quickstart --bridge bqs0 --bip 10.254.254.1/24)
   log=$root/berthd.log
 else
   sock=/run/berth/berth.sock

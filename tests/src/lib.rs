@@ -66,6 +66,10 @@ pub struct Daemon {
     pub root: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
+    /// This daemon's default bridge (unique per test daemon, so parallel daemons never share
+    /// interfaces, subnets or nftables tables) and its address.
+    pub bridge: String,
+    pub bip: String,
     child: Option<Child>,
     /// More berthd arguments (`Daemon::start_with`).
     extra_args: Vec<String>,
@@ -83,10 +87,16 @@ impl Daemon {
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("test root");
+        // 16 bits from the process and the counter pick both the bridge name and a /24 in
+        // 10.0.0.0/8 that no other test daemon running at the same time uses: the default
+        // bridge takes its lower half, the upper half (`spare_subnet`) is the test's own.
+        let key = ((std::process::id() % 1000) << 6) | (n % 64);
         let mut d = Daemon {
             socket: root.join("berth.sock"),
             root,
             cgroup_parent: format!("berth-test-{tag}"),
+            bridge: format!("bt{key}"),
+            bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
@@ -109,6 +119,10 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--bip")
+            .arg(&self.bip)
             .arg("--log-level")
             .arg("debug")
             .args(&self.extra_args)
@@ -125,6 +139,14 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("berthd did not come up:\n{}", self.log());
+    }
+
+    /// A /27 no other test daemon uses (`i` in 0..4), for networks a test creates.
+    pub fn spare_subnet(&self, i: u8) -> String {
+        let ip = self.bip.split('/').next().expect("bip");
+        let mut parts: Vec<&str> = ip.split('.').collect();
+        parts.pop();
+        format!("{}.{}/27", parts.join("."), 128 + 32 * (i % 4))
     }
 
     pub fn log(&self) -> String {
@@ -303,6 +325,7 @@ impl Daemon {
             }
         }
         self.stop();
+        remove_network_leftovers(&self.root.join("exec"), &self.bridge);
         unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.root);
@@ -355,6 +378,48 @@ fn dechunk(s: &str) -> String {
         rest = after[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Deletes the interfaces and the nftables table a test daemon created: its default bridge,
+/// the bridges of networks it recorded under `<exec-root>/network/bridges`, and the veths
+/// on them (deleting a bridge does not delete its ports).
+pub fn remove_network_leftovers(exec_root: &Path, bridge: &str) {
+    let mut bridges = vec![bridge.to_string()];
+    if let Ok(entries) = std::fs::read_dir(exec_root.join("network/bridges")) {
+        bridges.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string()),
+        );
+    }
+    for br in &bridges {
+        if br.is_empty() || br.contains('/') {
+            continue;
+        }
+        if let Ok(ports) = std::fs::read_dir(format!("/sys/class/net/{br}/brif")) {
+            for p in ports.flatten() {
+                let _ = Command::new("ip")
+                    .args(["link", "del"])
+                    .arg(p.file_name())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        if Path::new("/sys/class/net").join(br).exists() {
+            let _ = Command::new("ip")
+                .args(["link", "del", br])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let table = format!(
+        "berth_{}",
+        bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let _ = Command::new("nft")
+        .args(["delete", "table", "ip", &table])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {

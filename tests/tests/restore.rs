@@ -131,6 +131,16 @@ fn start_interrupted_by_a_crash_does_not_block_later_starts() {
         .status()
         .unwrap();
     assert!(st.success(), "mount rootfs");
+    // ...and the network namespace the daemon had prepared for it.
+    let netns = d.root.join("exec/netns").join(&id);
+    std::fs::create_dir_all(netns.parent().unwrap()).unwrap();
+    std::fs::write(&netns, "").unwrap();
+    let st = std::process::Command::new("unshare")
+        .arg(format!("--net={}", netns.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(st.success(), "netns");
     let shim_cfg = d.root.join("exec/containers").join(&id).join("shim.json");
     let out = std::process::Command::new(bin("berth-shim"))
         .arg("--config")

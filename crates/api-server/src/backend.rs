@@ -165,6 +165,30 @@ pub trait Backend: Send + Sync + 'static {
     /// Streams newline-delimited JSON progress.
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream>;
 
+    async fn network_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<berth_api_types::network::Network>>;
+    async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network>;
+    async fn network_create(
+        &self,
+        req: berth_api_types::network::CreateRequest,
+    ) -> Result<berth_api_types::network::CreateResponse>;
+    async fn network_remove(&self, id: &str) -> Result<()>;
+    async fn network_connect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::ConnectRequest,
+    ) -> Result<()>;
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::DisconnectRequest,
+    ) -> Result<()>;
+    async fn network_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<berth_api_types::network::PruneResponse>;
     async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume>;
     async fn volume_list(
         &self,

@@ -10,6 +10,7 @@ pub mod error;
 mod exec;
 mod hijack;
 mod images;
+mod networks;
 pub mod query;
 pub mod resources;
 mod system;
@@ -83,6 +84,15 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
                 .post(images::post_dispatch)
                 .delete(images::remove),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .fallback(error::not_found_route)
         .with_state(backend)
 }

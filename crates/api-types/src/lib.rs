@@ -8,6 +8,7 @@ pub mod container;
 pub mod detach;
 pub mod exec;
 pub mod image;
+pub mod network;
 pub mod prune;
 pub mod strslice;
 pub mod system;

@@ -39,6 +39,12 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
+    /// Interface name of the default bridge (`none` disables it).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and subnet (CIDR), e.g. 172.30.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -54,6 +60,8 @@ struct FileConfig {
     shim_path: Option<PathBuf>,
     log_driver: Option<String>,
     log_opts: std::collections::BTreeMap<String, String>,
+    bridge: Option<String>,
+    bip: Option<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -156,6 +164,14 @@ fn main() -> Result<()> {
             kind: file.log_driver.unwrap_or_default(),
             config: file.log_opts,
         },
+        bridge: args
+            .bridge
+            .or(file.bridge)
+            .unwrap_or_else(|| "berth0".to_string()),
+        bip: args
+            .bip
+            .or(file.bip)
+            .unwrap_or_else(|| "172.30.0.1/16".to_string()),
     };
     let pidfile = args
         .pidfile

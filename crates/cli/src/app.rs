@@ -5,7 +5,7 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{container, image, prune, resources, run, system, volume};
+use crate::commands::{container, image, network, prune, resources, run, system, volume};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -81,12 +81,17 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -155,6 +160,8 @@ pub enum ContainerCmd {
     Logs(LogsArgs),
     /// Display detailed information on one or more containers
     Inspect(TypedInspectArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(volume::CpArgs),
     /// Remove all stopped containers
@@ -644,6 +651,8 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
+        Cmd::Port(a) | Cmd::Container(ContainerCmd::Port(a)) => network::port(ctx, a).await,
+        Cmd::Network(c) => network::network(ctx, c).await,
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
         Cmd::System(SystemCmd::Df(a)) => prune::df(ctx, a).await,

@@ -138,6 +138,44 @@ impl Backend for Api {
         self.0.image_import(body, opts).await
     }
 
+    async fn network_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<berth_api_types::network::Network>> {
+        self.0.network_list(filters).await
+    }
+    async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network> {
+        self.0.network_inspect(id).await
+    }
+    async fn network_create(
+        &self,
+        req: berth_api_types::network::CreateRequest,
+    ) -> Result<berth_api_types::network::CreateResponse> {
+        self.0.network_create(req).await
+    }
+    async fn network_remove(&self, id: &str) -> Result<()> {
+        self.0.network_remove(id).await
+    }
+    async fn network_connect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::ConnectRequest,
+    ) -> Result<()> {
+        self.0.network_connect(id, req).await
+    }
+    async fn network_disconnect(
+        &self,
+        id: &str,
+        req: berth_api_types::network::DisconnectRequest,
+    ) -> Result<()> {
+        self.0.network_disconnect(id, req).await
+    }
+    async fn network_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<berth_api_types::network::PruneResponse> {
+        self.0.network_prune(filters).await
+    }
     async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume> {
         self.0.volume_create(req)
     }

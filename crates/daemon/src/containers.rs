@@ -110,14 +110,13 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
 fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
     crate::resources::validate(hc, crate::resources::ncpu(), warnings)?;
     match hc.network_mode.as_str() {
-        "" | "default" | "bridge" => warnings.push(
-            "bridge networking is not available in this berth yet: the container gets its own network namespace with only a loopback interface (as with --network none)".to_string(),
-        ),
-        "none" | "host" => {}
         m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(format!("network mode {m:?} is not supported by berth yet")))
+            return Err(ApiError::invalid(format!(
+                "network mode {m:?} is not supported by berth yet"
+            )))
         }
-        m => return Err(ApiError::not_found(format!("network {m} not found"))),
+        // Bridge and named networks are checked by the network service (`check_network_mode`).
+        _ => {}
     }
     crate::restart::validate_policy(&hc.restart_policy)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
@@ -214,6 +213,7 @@ impl Daemon {
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
         crate::logdriver::with_default(&mut host_config.log_config, &self.cfg.log_config);
+        self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
@@ -222,6 +222,7 @@ impl Daemon {
             ));
         }
         validate_host_config(&host_config, &mut warnings)?;
+        self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         merge_config(&mut config, &image.container_config());
         let (path, args) = path_and_args(&config);
@@ -291,6 +292,16 @@ impl Daemon {
             let _ = self.runtime.remove_dirs(&id);
             return Err(e);
         }
+        if let Err(e) = self.record_create_networks(
+            &id,
+            &record.host_config.network_mode,
+            req.networking_config.as_ref(),
+        ) {
+            let _ = self.store.delete_container(&id);
+            lock(&self.containers).remove(&id);
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
         self.emit_container(&record, "create", &[]);
         Ok(CreateResponse { id, warnings })
     }
@@ -305,16 +316,31 @@ impl Daemon {
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
-        let hosts = spec::hosts_file_contents(
-            &c.config.hostname,
-            &c.config.domainname,
-            hc.extra_hosts.as_deref().unwrap_or_default(),
-        );
+        let attached = self.net.setup(c)?;
+        let hosts = match &attached {
+            Some(a) => spec::hosts_file_with_address(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+                Some(&a.ip.to_string()),
+            )
+            .map_err(|e| ApiError::invalid(e.to_string()))?,
+            None => spec::hosts_file_contents(
+                &c.config.hostname,
+                &c.config.domainname,
+                hc.extra_hosts.as_deref().unwrap_or_default(),
+            ),
+        };
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.
+        let dns = match attached.as_ref().and_then(|a| a.dns) {
+            Some(ip) if hc.dns.as_deref().unwrap_or_default().is_empty() => vec![ip.to_string()],
+            _ => hc.dns.clone().unwrap_or_default(),
+        };
         let resolv = spec::resolv_conf_contents(
             &host_resolv,
-            hc.dns.as_deref().unwrap_or_default(),
+            &dns,
             hc.dns_search.as_deref().unwrap_or_default(),
             hc.dns_options.as_deref().unwrap_or_default(),
             hc.network_mode != "host",
@@ -337,8 +363,8 @@ impl Daemon {
         };
         let user_mounts = self.start_mounts(c)?;
         let extras = spec::SpecExtras {
+            netns_path: attached.as_ref().map(|a| a.netns.as_path()),
             extra_mounts: &user_mounts,
-            ..Default::default()
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -464,6 +490,7 @@ impl Daemon {
 
     /// A start that failed before the process ran: Docker records it as an exit with 126/127/128.
     async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
+        self.net.release(id);
         let code = exit_code_for_start_error(msg);
         let res = self.update_state(id, |c| {
             c.state.status = if c.state.status == Status::Created {
@@ -530,6 +557,7 @@ impl Daemon {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         self.runtime.unmount_rootfs(id);
+        self.net.release(id);
         self.release_mounts(id);
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
@@ -790,6 +818,7 @@ impl Daemon {
             )));
         }
         self.emit_container(&c, "destroy", &[]);
+        self.network_container_removed(id);
         self.runtime
             .remove_dirs(id)
             .map_err(|e| internal(format!("removing container {id}: {e}")))?;
@@ -991,7 +1020,7 @@ impl Daemon {
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             mounts: self.mount_points(&c),
             config: c.config.clone(),
-            network_settings: network_settings(&c),
+            network_settings: self.with_network(&c, network_settings(&c)),
         })
     }
 
@@ -1022,7 +1051,7 @@ impl Daemon {
             .collect::<Vec<_>>()
             .join(" ");
         let size_rw = size.then(|| dir_size(&self.runtime.upper_dir(&c.id)) as i64);
-        let ns = network_settings(c);
+        let ns = self.with_network(c, network_settings(c));
         Summary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
@@ -1030,7 +1059,7 @@ impl Daemon {
             image_id: c.image_id.clone(),
             command,
             created: unix_seconds(&c.created),
-            ports: Vec::new(),
+            ports: self.summary_ports(c),
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             labels: c.config.labels.clone().unwrap_or_default(),

@@ -216,6 +216,29 @@ impl Daemon {
         });
     }
 
+    /// Records a network event (`create`, `connect`, `disconnect`, `destroy`).
+    pub(crate) fn emit_network(&self, id: &str, action: &str, attrs: &[(&str, String)]) {
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect();
+        let nanos = now_nanos();
+        self.event_log.publish(Message {
+            status: String::new(),
+            id: String::new(),
+            from: String::new(),
+            kind: "network".to_string(),
+            action: action.to_string(),
+            actor: Actor {
+                id: id.to_string(),
+                attributes,
+            },
+            scope: "local".to_string(),
+            time: nanos / 1_000_000_000,
+            time_nano: nanos,
+        });
+    }
+
     pub fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
         Filters::check(&opts.filters)?;
         let filters = Filters(opts.filters);

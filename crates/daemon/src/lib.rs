@@ -17,6 +17,8 @@ mod logdriver;
 mod logs;
 pub mod model;
 pub mod names;
+mod network;
+mod networks_api;
 mod resources;
 mod restart;
 mod runtime;
@@ -48,6 +50,10 @@ pub struct DaemonConfig {
     pub hosts: Vec<String>,
     /// Default log driver and options (`log-driver`, `log-opts` in the config file).
     pub log_config: berth_api_types::container::LogConfig,
+    /// The default bridge's interface name (`none`: no default bridge).
+    pub bridge: String,
+    /// The default bridge's address and subnet, e.g. `172.30.0.1/16`.
+    pub bip: String,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -83,6 +89,7 @@ pub struct Daemon {
     pub(crate) events: broadcast::Sender<ContainerEvent>,
     /// What `GET /events` serves.
     pub(crate) event_log: events::EventLog,
+    pub(crate) net: network::NetService,
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
     pub(crate) restarts: restart::Restarts,
@@ -121,6 +128,7 @@ impl Daemon {
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
         let (events, _) = broadcast::channel(1024);
+        let net = network::NetService::new(&cfg)?;
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
             cfg,
@@ -134,9 +142,13 @@ impl Daemon {
             image_lock: tokio::sync::Mutex::new(()),
             events,
             event_log: events::EventLog::new(),
+            net,
             volume_lock: Mutex::new(()),
             restarts: Default::default(),
         });
+        daemon
+            .restore_network()
+            .map_err(|e| format!("restoring networks: {e}"))?;
         daemon
             .restore()
             .await

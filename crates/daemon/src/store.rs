@@ -40,6 +40,8 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS tags (name TEXT PRIMARY KEY, image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE, created TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS network_attachments (container_id TEXT NOT NULL, network_id TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (container_id, network_id));
              CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, data TEXT NOT NULL);",
         )?;
         Ok(Store {
@@ -102,6 +104,74 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    pub fn put_network<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
+        let data = Self::encode(id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                params![id, name, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a network and the attachments that name it.
+    pub fn delete_network(&self, id: &str) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM networks WHERE id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM network_attachments WHERE network_id = ?1",
+                params![id],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    pub fn networks<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT id, data FROM networks")
+    }
+
+    /// A container's membership of a user-defined network (aliases, fixed address).
+    pub fn put_attachment<T: Serialize>(
+        &self,
+        container_id: &str,
+        network_id: &str,
+        record: &T,
+    ) -> Result<()> {
+        let data = Self::encode(container_id, record)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data",
+                params![container_id, network_id, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn delete_attachment(&self, container_id: &str, network_id: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            match network_id {
+                Some(n) => c.execute(
+                    "DELETE FROM network_attachments WHERE container_id = ?1 AND network_id = ?2",
+                    params![container_id, n],
+                )?,
+                None => c.execute(
+                    "DELETE FROM network_attachments WHERE container_id = ?1",
+                    params![container_id],
+                )?,
+            };
+            Ok(())
+        })
+    }
+
+    pub fn attachments<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.all("SELECT container_id, data FROM network_attachments")
     }
 
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {

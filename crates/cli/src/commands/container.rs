@@ -411,7 +411,7 @@ async fn inspect_objects(
         ),
     };
     if let Some(k) = kind {
-        if !["container", "image", "volume"].contains(&k) {
+        if !["container", "image", "network", "volume"].contains(&k) {
             return Err(CliError::new(
                 1,
                 format!("\"{k}\" is not a valid value for --type"),
@@ -441,6 +441,17 @@ async fn inspect_objects(
             match ctx
                 .client
                 .get_bytes(&format!("/images/{name}/json"), &Query::new())
+                .await
+            {
+                Ok(b) => result = Some(b),
+                Err(e) if e.is_not_found() => last_err = Some(e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if result.is_none() && (kind.is_none() || kind == Some("network")) {
+            match ctx
+                .client
+                .get_bytes(&format!("/networks/{name}"), &Query::new())
                 .await
             {
                 Ok(b) => result = Some(b),

@@ -1,5 +1,6 @@
 pub mod container;
 pub mod image;
+pub mod network;
 pub mod prune;
 pub mod resources;
 pub mod run;

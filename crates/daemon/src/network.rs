@@ -1,0 +1,1373 @@
+//! The network service: the default bridge, container endpoints (veth, address, routes) and
+//! published ports, on top of `berth_network`.
+//!
+//! A container on a bridge network gets a network namespace prepared here and bind-mounted at
+//! `<exec-root>/netns/<id>`; the OCI spec makes the container join it. Endpoints are recorded
+//! as JSON under `<exec-root>/network/endpoints/` (they live exactly as long as the running
+//! containers, which do not survive a reboot either), so a restarted daemon re-marks their
+//! addresses and host ports as taken and rebuilds its nftables table from them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use berth_api_types::container as ct;
+use berth_api_types::ApiError;
+use berth_network::ipam::{mac_for, Pool, Subnet};
+use berth_network::nft::{self, BridgeRules, PortRule, Proto, Ruleset};
+use berth_network::ops::{Attachment, IpCommand, LinkOps};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Container;
+use crate::{internal, lock, Daemon, DaemonConfig};
+
+/// Docker's name for the default network.
+pub(crate) const DEFAULT_NETWORK: &str = "bridge";
+
+/// One bridge network the daemon manages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Network {
+    pub id: String,
+    pub name: String,
+    pub bridge: String,
+    pub subnet: Subnet,
+    pub gateway: Ipv4Addr,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    pub created: String,
+}
+
+/// A host port published for a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PublishedPort {
+    pub proto: String,
+    pub host_ip: Ipv4Addr,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+/// A container's attachment to one network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    pub container_id: String,
+    pub network_id: String,
+    pub endpoint_id: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub host_ifname: String,
+    #[serde(default = "default_ifname")]
+    pub ifname: String,
+    /// Names the embedded DNS answers with this address (user-defined networks only).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+fn default_ifname() -> String {
+    "eth0".to_string()
+}
+
+/// A container's configured membership of a user-defined network (stored in SQLite).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Membership {
+    pub container_id: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+}
+
+pub(crate) struct State {
+    networks: BTreeMap<String, Network>,
+    /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
+    memberships: HashMap<String, Vec<Membership>>,
+    pools: HashMap<String, Pool>,
+    /// Container id → its endpoints.
+    endpoints: HashMap<String, Vec<Endpoint>>,
+    /// Sockets bound (not listening) on published host ports, so no one else can take them
+    /// while the container runs; the traffic itself is redirected by DNAT before it could
+    /// reach them.
+    reservations: HashMap<String, Vec<OwnedFd>>,
+    /// Embedded DNS servers, one per user-defined network.
+    dns: HashMap<String, tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) struct NetService {
+    ops: std::sync::Arc<dyn LinkOps>,
+    table: String,
+    exec_root: PathBuf,
+    default_id: Option<String>,
+    state: std::sync::Arc<Mutex<State>>,
+    /// Serializes nft table replacements so an older ruleset never lands after a newer one.
+    apply_lock: Mutex<()>,
+}
+
+/// What a started container's spec and /etc files need from its network setup.
+pub(crate) struct Attached {
+    pub netns: PathBuf,
+    pub ip: Ipv4Addr,
+    /// The embedded DNS server's address, for containers whose first network is user-defined.
+    pub dns: Option<Ipv4Addr>,
+}
+
+fn stable_id(seed: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(seed.as_bytes()))
+}
+
+fn random_id() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+impl NetService {
+    pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<NetService, String> {
+        let mut state = State {
+            networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            dns: HashMap::new(),
+            pools: HashMap::new(),
+            endpoints: HashMap::new(),
+            reservations: HashMap::new(),
+        };
+        let mut default_id = None;
+        let table = if cfg.bridge == "none" {
+            nft::table_name(&format!(
+                "none_{}",
+                &stable_id(&cfg.exec_root.display().to_string())[..8]
+            ))
+        } else {
+            nft::table_name(&cfg.bridge)
+        };
+        if cfg.bridge != "none" {
+            let (subnet, gateway) = Subnet::parse_with_addr(&cfg.bip)
+                .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
+            let pool = Pool::new(subnet, gateway).map_err(|e| format!("--bip: {e}"))?;
+            let id = stable_id(&format!("berth-default-bridge:{}", cfg.bridge));
+            let mut options = BTreeMap::new();
+            options.insert(
+                "com.docker.network.bridge.default_bridge".to_string(),
+                "true".to_string(),
+            );
+            options.insert(
+                "com.docker.network.bridge.name".to_string(),
+                cfg.bridge.clone(),
+            );
+            state.networks.insert(
+                id.clone(),
+                Network {
+                    id: id.clone(),
+                    name: DEFAULT_NETWORK.to_string(),
+                    bridge: cfg.bridge.clone(),
+                    subnet,
+                    gateway,
+                    internal: false,
+                    ip_range: None,
+                    labels: BTreeMap::new(),
+                    options,
+                    created: crate::model::now_rfc3339(),
+                },
+            );
+            state.pools.insert(id.clone(), pool);
+            default_id = Some(id);
+        }
+        Ok(NetService {
+            ops: std::sync::Arc::new(IpCommand),
+            table,
+            exec_root: cfg.exec_root.clone(),
+            default_id,
+            state: std::sync::Arc::new(Mutex::new(state)),
+            apply_lock: Mutex::new(()),
+        })
+    }
+
+    fn netns_path(&self, id: &str) -> PathBuf {
+        self.exec_root.join("netns").join(id)
+    }
+    fn endpoints_dir(&self) -> PathBuf {
+        self.exec_root.join("network").join("endpoints")
+    }
+    fn endpoint_file(&self, id: &str) -> PathBuf {
+        self.endpoints_dir().join(format!("{id}.json"))
+    }
+
+    /// Replaces berth's nftables table with one built from the current state.
+    fn apply_rules(&self) -> std::result::Result<(), String> {
+        let _g = lock(&self.apply_lock);
+        let script = {
+            let st = lock(&self.state);
+            let bridges = st
+                .networks
+                .values()
+                .map(|n| BridgeRules {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet,
+                    internal: n.internal,
+                })
+                .collect();
+            let mut ports = Vec::new();
+            for eps in st.endpoints.values() {
+                for ep in eps {
+                    for p in &ep.ports {
+                        ports.push(PortRule {
+                            proto: if p.proto == "udp" {
+                                Proto::Udp
+                            } else {
+                                Proto::Tcp
+                            },
+                            host_ip: Some(p.host_ip),
+                            host_port: p.host_port,
+                            container_ip: ep.ip,
+                            container_port: p.container_port,
+                        });
+                    }
+                }
+            }
+            Ruleset {
+                table: self.table.clone(),
+                bridges,
+                ports,
+            }
+            .script()
+        };
+        nft::apply(&script).map_err(|e| e.to_string())
+    }
+
+    fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), String> {
+        // On the start path: a bridge that is there was set up at daemon start or network
+        // create, and checking costs no process.
+        if self.ops.link_exists(&n.bridge) {
+            return Ok(());
+        }
+        self.bring_up_bridge(n)
+    }
+
+    fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), String> {
+        self.ops
+            .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
+    /// still running (`running`), removes what a crash left behind, and installs the rules.
+    pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), String> {
+        let networks: Vec<Network> = lock(&self.state).networks.values().cloned().collect();
+        for n in &networks {
+            self.bring_up_bridge(n)?;
+        }
+        let mut keep = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(self.endpoints_dir()) {
+            for e in dir.flatten() {
+                let path = e.path();
+                let Some(id) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else {
+                    continue;
+                };
+                let eps: Option<Vec<Endpoint>> = std::fs::read(&path)
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice(&raw).ok());
+                match eps {
+                    Some(eps) if running.contains(&id) => {
+                        let mut st = lock(&self.state);
+                        let mut fds = Vec::new();
+                        for ep in &eps {
+                            if let Some(pool) = st.pools.get_mut(&ep.network_id) {
+                                if let Err(e) = pool.reserve(ep.ip) {
+                                    tracing::warn!(container = %id, "re-marking {}: {e}", ep.ip);
+                                }
+                            }
+                            for p in &ep.ports {
+                                match reserve_port(&p.proto, p.host_ip, p.host_port) {
+                                    Ok((fd, _)) => fds.push(fd),
+                                    Err(e) => {
+                                        tracing::warn!(container = %id, "re-reserving port {}: {e}", p.host_port)
+                                    }
+                                }
+                            }
+                            keep.push(ep.host_ifname.clone());
+                        }
+                        st.reservations.insert(id.clone(), fds);
+                        st.endpoints.insert(id, eps);
+                    }
+                    other => {
+                        for ep in other.unwrap_or_default() {
+                            let _ = self.ops.delete_link(&ep.host_ifname);
+                        }
+                        let _ = berth_network::netns::remove(&self.netns_path(&id));
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        // Interfaces on our bridges that no running container owns are leftovers.
+        for n in &networks {
+            for port in self.ops.bridge_ports(&n.bridge) {
+                if !keep.contains(&port) {
+                    tracing::info!(interface = %port, "removing a stale interface");
+                    let _ = self.ops.delete_link(&port);
+                }
+            }
+        }
+        // Namespaces of containers that are gone.
+        if let Ok(dir) = std::fs::read_dir(self.exec_root.join("netns")) {
+            for e in dir.flatten() {
+                let id = e.file_name().to_string_lossy().to_string();
+                if !running.contains(&id) {
+                    let _ = berth_network::netns::remove(&e.path());
+                }
+            }
+        }
+        self.apply_rules()
+    }
+
+    fn persist(&self, id: &str) -> std::result::Result<(), String> {
+        let eps = lock(&self.state).endpoints.get(id).cloned();
+        let path = self.endpoint_file(id);
+        match eps {
+            Some(eps) => {
+                std::fs::create_dir_all(self.endpoints_dir()).map_err(|e| e.to_string())?;
+                let tmp = path.with_extension("tmp");
+                let body = serde_json::to_vec(&eps).map_err(|e| e.to_string())?;
+                std::fs::write(&tmp, body).map_err(|e| e.to_string())?;
+                std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+            }
+            None => {
+                let _ = std::fs::remove_file(&path);
+                Ok(())
+            }
+        }
+    }
+
+    /// Finds a network by full id, name, or unique id prefix (Docker's lookup order).
+    pub(crate) fn find(&self, key: &str) -> Option<Network> {
+        let st = lock(&self.state);
+        if let Some(n) = st.networks.get(key) {
+            return Some(n.clone());
+        }
+        if let Some(n) = st.networks.values().find(|n| n.name == key) {
+            return Some(n.clone());
+        }
+        let mut by_prefix = st.networks.values().filter(|n| n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) if !key.is_empty() => Some(n.clone()),
+            _ => None,
+        }
+    }
+
+    /// The network a container's `NetworkMode` names, if it is a bridge network berth runs.
+    fn network_for(&self, mode: &str) -> Option<Network> {
+        match mode {
+            "" | "default" | "bridge" => {
+                let st = lock(&self.state);
+                self.default_id
+                    .as_ref()
+                    .and_then(|id| st.networks.get(id).cloned())
+            }
+            "none" | "host" => None,
+            m if m.starts_with("container:") => None,
+            m => self.find(m),
+        }
+    }
+
+    /// The networks a container joins at start, first one first (it gets the default route).
+    fn plan(&self, c: &Container) -> crate::Result<Vec<(Network, Membership)>> {
+        let mut out = Vec::new();
+        let mode = c.host_config.network_mode.as_str();
+        let members = lock(&self.state)
+            .memberships
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_default();
+        let plain = |n: &Network| Membership {
+            container_id: c.id.clone(),
+            network_id: n.id.clone(),
+            aliases: Vec::new(),
+            ipv4: None,
+        };
+        if !matches!(mode, "none" | "host") && !mode.starts_with("container:") {
+            match self.network_for(mode) {
+                Some(n) => {
+                    let m = members
+                        .iter()
+                        .find(|m| m.network_id == n.id)
+                        .cloned()
+                        .unwrap_or_else(|| plain(&n));
+                    out.push((n, m));
+                }
+                None if matches!(mode, "" | "default" | "bridge") => {}
+                None => return Err(ApiError::not_found(format!("network {mode} not found"))),
+            }
+        }
+        for m in members {
+            if out.iter().any(|(n, _)| n.id == m.network_id) {
+                continue;
+            }
+            if let Some(n) = self.network(&m.network_id) {
+                out.push((n, m));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Prepares the namespace of a container about to start, or `None` when the container
+    /// needs no bridge (host, none, or the default bridge disabled).
+    pub(crate) fn setup(&self, c: &Container) -> crate::Result<Option<Attached>> {
+        if matches!(c.host_config.network_mode.as_str(), "none" | "host") {
+            return Ok(None);
+        }
+        let plan = self.plan(c)?;
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        // A previous run may have left its endpoint behind (e.g. a start that failed late).
+        self.release(&c.id);
+        let ports = wanted_ports(c)?;
+        let res = self.setup_inner(c, &plan, &ports);
+        if res.is_err() {
+            self.release(&c.id);
+        }
+        res.map(Some)
+    }
+
+    fn setup_inner(
+        &self,
+        c: &Container,
+        plan: &[(Network, Membership)],
+        ports: &[WantedPort],
+    ) -> crate::Result<Attached> {
+        let ns = self.netns_path(&c.id);
+        berth_network::netns::create(&ns)
+            .map_err(|e| internal(format!("network namespace: {e}")))?;
+        for (i, (net, m)) in plan.iter().enumerate() {
+            let ep = self.attach_one(c, net, m, &format!("eth{i}"), i == 0)?;
+            if i == 0 {
+                let mut ep = ep;
+                self.publish(c, &mut ep, ports)?;
+                let mut st = lock(&self.state);
+                if let Some(eps) = st.endpoints.get_mut(&c.id) {
+                    eps[0] = ep;
+                }
+            }
+        }
+        self.persist(&c.id).map_err(internal)?;
+        if !ports.is_empty() {
+            self.apply_rules()
+                .map_err(|e| internal(format!("publishing ports: {e}")))?;
+        }
+        let first = &plan[0].0;
+        let ip = self.endpoints(&c.id)[0].ip;
+        Ok(Attached {
+            netns: ns,
+            ip,
+            dns: (first.name != DEFAULT_NETWORK).then_some(first.gateway),
+        })
+    }
+
+    /// Adds one interface for `net` to the container's (existing) namespace and registers the
+    /// endpoint, so that `release` undoes it whatever fails later.
+    fn attach_one(
+        &self,
+        c: &Container,
+        net: &Network,
+        m: &Membership,
+        ifname: &str,
+        default_route: bool,
+    ) -> crate::Result<Endpoint> {
+        let ip = {
+            let mut st = lock(&self.state);
+            let pool = st
+                .pools
+                .get_mut(&net.id)
+                .ok_or_else(|| internal("network has no address pool"))?;
+            match m.ipv4 {
+                Some(ip) => {
+                    pool.reserve(ip).map_err(|e| {
+                        ApiError::invalid(format!(
+                            "invalid IPv4 address {ip} for network {}: {e}",
+                            net.name
+                        ))
+                    })?;
+                    ip
+                }
+                None => pool.allocate().map_err(internal)?,
+            }
+        };
+        let mut dns_names = Vec::new();
+        if net.name != DEFAULT_NETWORK {
+            dns_names.push(c.name.clone());
+            dns_names.extend(m.aliases.iter().cloned());
+            dns_names.push(c.id[..12].to_string());
+        }
+        let ep = Endpoint {
+            container_id: c.id.clone(),
+            network_id: net.id.clone(),
+            endpoint_id: random_id(),
+            ip,
+            prefix: net.subnet.prefix(),
+            gateway: net.gateway,
+            mac: mac_for(ip),
+            // Random, not derived from the ids: a restarted container must not collide with its
+            // previous veth, which may still be on its way out (see `release`).
+            host_ifname: format!("vb{}", &random_id()[..12]),
+            ifname: ifname.to_string(),
+            dns_names,
+            aliases: m.aliases.clone(),
+            ports: Vec::new(),
+        };
+        lock(&self.state)
+            .endpoints
+            .entry(c.id.clone())
+            .or_default()
+            .push(ep.clone());
+        self.ensure_bridge(net).map_err(internal)?;
+        self.ops
+            .attach(&Attachment {
+                bridge: net.bridge.clone(),
+                host_ifname: ep.host_ifname.clone(),
+                netns: self.netns_path(&c.id),
+                ifname: ifname.to_string(),
+                address: ep.ip,
+                prefix: ep.prefix,
+                gateway: (!net.internal && default_route).then_some(net.gateway),
+                mac: ep.mac.clone(),
+            })
+            .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
+        Ok(ep)
+    }
+
+    fn publish(&self, c: &Container, ep: &mut Endpoint, ports: &[WantedPort]) -> crate::Result<()> {
+        let mut fds = Vec::new();
+        for w in ports {
+            let (fd, port) = reserve_any(w).map_err(|msg| {
+                ApiError::internal(format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                    c.name, ep.endpoint_id
+                ))
+            })?;
+            fds.push(fd);
+            ep.ports.push(PublishedPort {
+                proto: w.proto.clone(),
+                host_ip: w.host_ip,
+                host_port: port,
+                container_port: w.container_port,
+            });
+        }
+        lock(&self.state).reservations.insert(c.id.clone(), fds);
+        Ok(())
+    }
+
+    /// Connects a running container to one more network (a new `ethN` in its namespace).
+    pub(crate) fn hot_attach(
+        &self,
+        c: &Container,
+        net: &Network,
+        m: &Membership,
+    ) -> crate::Result<()> {
+        let eps = self.endpoints(&c.id);
+        if eps.is_empty() && !berth_network::netns::is_mounted(&self.netns_path(&c.id)) {
+            return Err(ApiError::conflict(format!(
+                "container {} has no network namespace berth manages (network mode {:?})",
+                c.name, c.host_config.network_mode
+            )));
+        }
+        let mut n = 0;
+        while eps.iter().any(|e| e.ifname == format!("eth{n}")) {
+            n += 1;
+        }
+        let res = self.attach_one(c, net, m, &format!("eth{n}"), eps.is_empty());
+        if let Err(e) = res {
+            self.detach_one(&c.id, &net.id);
+            return Err(e);
+        }
+        self.persist(&c.id).map_err(internal)
+    }
+
+    /// Removes one network's interface from a running container.
+    pub(crate) fn detach_one(&self, id: &str, network_id: &str) {
+        let ep = {
+            let mut st = lock(&self.state);
+            let Some(eps) = st.endpoints.get_mut(id) else {
+                return;
+            };
+            let Some(pos) = eps.iter().position(|e| e.network_id == network_id) else {
+                return;
+            };
+            let ep = eps.remove(pos);
+            if let Some(pool) = st.pools.get_mut(network_id) {
+                pool.release(ep.ip);
+            }
+            ep
+        };
+        if let Err(e) = self.ops.delete_link(&ep.host_ifname) {
+            tracing::warn!(container = id, "removing {}: {e}", ep.host_ifname);
+        }
+        let _ = self.persist(id);
+    }
+
+    /// Undoes [`setup`](Self::setup): interfaces, address, ports, rules, namespace. Idempotent.
+    pub(crate) fn release(&self, id: &str) {
+        let (eps, had_ports) = {
+            let mut st = lock(&self.state);
+            st.reservations.remove(id);
+            let eps = st.endpoints.remove(id).unwrap_or_default();
+            for ep in &eps {
+                if let Some(pool) = st.pools.get_mut(&ep.network_id) {
+                    pool.release(ep.ip);
+                }
+            }
+            let had_ports = eps.iter().any(|e| !e.ports.is_empty());
+            (eps, had_ports)
+        };
+        // Unmounting the namespace lets the kernel destroy it (and the veth peers in it) once
+        // the container's processes are gone; deleting the host ends explicitly makes that
+        // certain but costs a netlink round trip with an RCU grace period, so it happens off
+        // the exit path.
+        let names: Vec<String> = eps.iter().map(|e| e.host_ifname.clone()).collect();
+        if !names.is_empty() {
+            let ops = self.ops.clone();
+            std::thread::spawn(move || {
+                for n in names {
+                    if let Err(e) = ops.delete_link(&n) {
+                        tracing::debug!("removing {n}: {e}");
+                    }
+                }
+            });
+        }
+        if had_ports {
+            if let Err(e) = self.apply_rules() {
+                tracing::warn!(container = id, "removing port rules: {e}");
+            }
+        }
+        if let Err(e) = berth_network::netns::remove(&self.netns_path(id)) {
+            tracing::warn!(container = id, "removing network namespace: {e}");
+        }
+        let _ = std::fs::remove_file(self.endpoint_file(id));
+    }
+
+    pub(crate) fn all_networks(&self) -> Vec<Network> {
+        lock(&self.state).networks.values().cloned().collect()
+    }
+
+    /// Running containers on a network and their endpoints there.
+    pub(crate) fn members(&self, network_id: &str) -> Vec<(String, Endpoint)> {
+        let st = lock(&self.state);
+        let mut out = Vec::new();
+        for (cid, eps) in &st.endpoints {
+            for ep in eps.iter().filter(|e| e.network_id == network_id) {
+                out.push((cid.clone(), ep.clone()));
+            }
+        }
+        out
+    }
+
+    pub(crate) fn has_memberships(&self, network_id: &str) -> bool {
+        lock(&self.state)
+            .memberships
+            .values()
+            .any(|ms| ms.iter().any(|m| m.network_id == network_id))
+    }
+
+    pub(crate) fn memberships(&self, id: &str) -> Vec<Membership> {
+        lock(&self.state)
+            .memberships
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn set_memberships(&self, id: &str, ms: Vec<Membership>) {
+        let mut st = lock(&self.state);
+        if ms.is_empty() {
+            st.memberships.remove(id);
+        } else {
+            st.memberships.insert(id.to_string(), ms);
+        }
+    }
+
+    pub(crate) fn add_membership(&self, m: Membership) {
+        let mut st = lock(&self.state);
+        let list = st.memberships.entry(m.container_id.clone()).or_default();
+        list.retain(|x| x.network_id != m.network_id);
+        list.push(m);
+    }
+
+    pub(crate) fn remove_membership(&self, id: &str, network_id: &str) {
+        let mut st = lock(&self.state);
+        if let Some(list) = st.memberships.get_mut(id) {
+            list.retain(|x| x.network_id != network_id);
+        }
+    }
+
+    fn bridges_dir(&self) -> PathBuf {
+        self.exec_root.join("network").join("bridges")
+    }
+
+    /// Brings up a user-defined network: its bridge, its DNS server and its rules.
+    pub(crate) fn add_network(&self, n: Network, pool: Pool) -> std::result::Result<(), String> {
+        // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
+        let _ = std::fs::create_dir_all(self.bridges_dir());
+        let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
+        self.ensure_bridge(&n)?;
+        let dns = self.start_dns(&n);
+        {
+            let mut st = lock(&self.state);
+            st.pools.insert(n.id.clone(), pool);
+            st.networks.insert(n.id.clone(), n.clone());
+            match dns {
+                Ok(task) => {
+                    st.dns.insert(n.id.clone(), task);
+                }
+                Err(e) => tracing::warn!(network = %n.name, "embedded DNS not started: {e}"),
+            }
+        }
+        self.apply_rules()
+    }
+
+    /// Removes a user-defined network's bridge, DNS server and rules.
+    pub(crate) fn remove_network(&self, id: &str) {
+        let net = {
+            let mut st = lock(&self.state);
+            if let Some(task) = st.dns.remove(id) {
+                task.abort();
+            }
+            st.pools.remove(id);
+            for ms in st.memberships.values_mut() {
+                ms.retain(|m| m.network_id != id);
+            }
+            st.networks.remove(id)
+        };
+        if let Some(n) = net {
+            for port in self.ops.bridge_ports(&n.bridge) {
+                let _ = self.ops.delete_link(&port);
+            }
+            if let Err(e) = self.ops.delete_link(&n.bridge) {
+                tracing::warn!(network = %n.name, "deleting bridge: {e}");
+            }
+            let _ = std::fs::remove_file(self.bridges_dir().join(&n.bridge));
+        }
+        if let Err(e) = self.apply_rules() {
+            tracing::warn!("updating rules: {e}");
+        }
+    }
+
+    /// Serves DNS for a user-defined network on its gateway address (port 53).
+    fn start_dns(&self, n: &Network) -> std::io::Result<tokio::task::JoinHandle<()>> {
+        let std_sock = std::net::UdpSocket::bind((n.gateway, 53))?;
+        std_sock.set_nonblocking(true)?;
+        let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+        let state = self.state.clone();
+        let net_id = n.id.clone();
+        let subnet = n.subnet;
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (upstream, search) = upstream_resolvers(&host_resolv);
+        Ok(tokio::spawn(serve_dns(
+            std::sync::Arc::new(sock),
+            state,
+            net_id,
+            subnet,
+            upstream,
+            search,
+        )))
+    }
+
+    pub(crate) fn endpoints(&self, id: &str) -> Vec<Endpoint> {
+        lock(&self.state)
+            .endpoints
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn network(&self, id: &str) -> Option<Network> {
+        lock(&self.state).networks.get(id).cloned()
+    }
+}
+
+/// A port the container asks to publish, before a host port is picked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WantedPort {
+    pub proto: String,
+    pub host_ip: Ipv4Addr,
+    /// Inclusive range; `(0, 0)` means any free port.
+    pub host_ports: (u16, u16),
+    pub container_port: u16,
+}
+
+/// `80/tcp` → (80, "tcp").
+pub(crate) fn parse_port_key(key: &str) -> crate::Result<(u16, String)> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    if !matches!(proto.as_str(), "tcp" | "udp") {
+        return Err(ApiError::invalid(format!("invalid proto: {proto}")));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ApiError::invalid(format!("invalid containerPort: {port}")))?;
+    Ok((port, proto))
+}
+
+fn parse_host_ports(s: &str) -> crate::Result<(u16, u16)> {
+    if s.is_empty() {
+        return Ok((0, 0));
+    }
+    let bad = || ApiError::invalid(format!("invalid hostPort: {s}"));
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.parse().map_err(|_| bad())?;
+    let b: u16 = b.parse().map_err(|_| bad())?;
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// The ports a container publishes: `PortBindings`, plus every `ExposedPorts` entry on an
+/// ephemeral host port with `PublishAllPorts` (`-P`).
+pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
+    let mut out = Vec::new();
+    let bindings = c.host_config.port_bindings.clone().unwrap_or_default();
+    for (key, list) in &bindings {
+        let (container_port, proto) = parse_port_key(key)?;
+        for b in list.clone().unwrap_or_default() {
+            let host_ip = if b.host_ip.is_empty() {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                match b.host_ip.parse::<Ipv4Addr>() {
+                    Ok(ip) => ip,
+                    // IPv6 host addresses are not published (no IPv6 NAT yet).
+                    Err(_) if b.host_ip.contains(':') => continue,
+                    Err(_) => {
+                        return Err(ApiError::invalid(format!(
+                            "invalid IP address: {}",
+                            b.host_ip
+                        )))
+                    }
+                }
+            };
+            out.push(WantedPort {
+                proto: proto.clone(),
+                host_ip,
+                host_ports: parse_host_ports(&b.host_port)?,
+                container_port,
+            });
+        }
+    }
+    if c.host_config.publish_all_ports {
+        if let Some(exposed) = &c.config.exposed_ports {
+            for key in exposed.keys() {
+                if bindings.contains_key(key) {
+                    continue;
+                }
+                let (container_port, proto) = parse_port_key(key)?;
+                out.push(WantedPort {
+                    proto,
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ports: (0, 0),
+                    container_port,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Binds (without listening) a socket on `ip:port`, so the port counts as taken.
+fn reserve_port(proto: &str, ip: Ipv4Addr, port: u16) -> std::io::Result<(OwnedFd, u16)> {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let ty = if proto == "udp" {
+        SockType::Datagram
+    } else {
+        SockType::Stream
+    };
+    let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None)?;
+    let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip, port));
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+    Ok((fd, bound.port()))
+}
+
+fn reserve_any(w: &WantedPort) -> std::result::Result<(OwnedFd, u16), String> {
+    let (lo, hi) = w.host_ports;
+    let mut last = None;
+    for port in lo..=hi {
+        match reserve_port(&w.proto, w.host_ip, port) {
+            Ok(r) => return Ok(r),
+            Err(e) => last = Some(e),
+        }
+    }
+    let shown = if lo == hi {
+        lo.to_string()
+    } else {
+        format!("{lo}-{hi}")
+    };
+    match last {
+        Some(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
+            "Bind for {}:{shown} failed: port is already allocated",
+            w.host_ip
+        )),
+        Some(e) => Err(format!("Bind for {}:{shown} failed: {e}", w.host_ip)),
+        None => Err(format!("no host port in {shown}")),
+    }
+}
+
+impl Daemon {
+    /// Fills `NetworkSettings` from the container's endpoints (and the legacy top-level
+    /// fields from the default network, which API ≤ 1.51 clients still read).
+    pub(crate) fn with_network(
+        &self,
+        c: &Container,
+        mut ns: ct::NetworkSettings,
+    ) -> ct::NetworkSettings {
+        let eps = self.net.endpoints(&c.id);
+        // Exposed ports appear with `null` when not published, as in Docker.
+        let mut ports: ct::PortMap = BTreeMap::new();
+        if let Some(exposed) = &c.config.exposed_ports {
+            for key in exposed.keys() {
+                let key = if key.contains('/') {
+                    key.clone()
+                } else {
+                    format!("{key}/tcp")
+                };
+                ports.insert(key, None);
+            }
+        }
+        for ep in &eps {
+            let Some(net) = self.net.network(&ep.network_id) else {
+                continue;
+            };
+            let settings = ct::EndpointSettings {
+                mac_address: ep.mac.clone(),
+                network_id: net.id.clone(),
+                endpoint_id: ep.endpoint_id.clone(),
+                gateway: ep.gateway.to_string(),
+                ip_address: ep.ip.to_string(),
+                ip_prefix_len: i64::from(ep.prefix),
+                aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+                dns_names: (!ep.dns_names.is_empty()).then(|| ep.dns_names.clone()),
+                ..ns.networks.get(&net.name).cloned().unwrap_or_default()
+            };
+            if net.name == DEFAULT_NETWORK {
+                ns.bridge = net.bridge.clone();
+                ns.endpoint_id = ep.endpoint_id.clone();
+                ns.gateway = settings.gateway.clone();
+                ns.ip_address = settings.ip_address.clone();
+                ns.ip_prefix_len = settings.ip_prefix_len;
+                ns.mac_address = settings.mac_address.clone();
+            }
+            ns.networks.insert(net.name.clone(), settings);
+            for p in &ep.ports {
+                ports
+                    .entry(format!("{}/{}", p.container_port, p.proto))
+                    .or_insert(None)
+                    .get_or_insert_with(Vec::new)
+                    .push(ct::PortBinding {
+                        host_ip: p.host_ip.to_string(),
+                        host_port: p.host_port.to_string(),
+                    });
+            }
+        }
+        if !eps.is_empty() {
+            ns.sandbox_key = self.net.netns_path(&c.id).display().to_string();
+            ns.sandbox_id = stable_id(&format!("sandbox:{}", c.id));
+        }
+        if c.state.status.is_active() {
+            ns.ports = ports;
+        }
+        ns
+    }
+
+    /// `ps`'s port list.
+    pub(crate) fn summary_ports(&self, c: &Container) -> Vec<ct::Port> {
+        let mut out = Vec::new();
+        for ep in self.net.endpoints(&c.id) {
+            for p in &ep.ports {
+                out.push(ct::Port {
+                    ip: p.host_ip.to_string(),
+                    private_port: p.container_port,
+                    public_port: Some(p.host_port),
+                    kind: p.proto.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Create-time checks of `HostConfig.NetworkMode` and the port bindings.
+    pub(crate) fn check_network_mode(
+        &self,
+        hc: &ct::HostConfig,
+        warnings: &mut Vec<String>,
+    ) -> crate::Result<()> {
+        match hc.network_mode.as_str() {
+            "" | "default" | "bridge" => {
+                if self.net.default_id.is_none() {
+                    warnings.push("the default bridge is disabled (--bridge none): the container gets only a loopback interface".to_string());
+                }
+            }
+            "none" | "host" => {}
+            m if m.starts_with("container:") => {}
+            m => {
+                if self.net.network_for(m).is_none() {
+                    return Err(ApiError::not_found(format!("network {m} not found")));
+                }
+            }
+        }
+        for key in hc.port_bindings.iter().flat_map(|b| b.keys()) {
+            parse_port_key(key)?;
+        }
+        Ok(())
+    }
+
+    /// Re-attaches what survived a daemon restart; called before containers are restored.
+    pub(crate) fn restore_network(&self) -> std::result::Result<(), String> {
+        self.load_networks()?;
+        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
+        let running: Vec<String> = records
+            .iter()
+            .filter(|c| c.state.status.is_active())
+            .map(|c| c.id.clone())
+            .collect();
+        self.net.restore(&running)
+    }
+}
+
+/// Non-loopback nameservers and the search domains of the host's resolv.conf.
+fn upstream_resolvers(resolv: &str) -> (Vec<std::net::SocketAddr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for line in resolv.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(ip) = w.next().and_then(|s| s.parse::<std::net::IpAddr>().ok()) {
+                    if !ip.is_loopback() {
+                        servers.push(std::net::SocketAddr::new(ip, 53));
+                    }
+                }
+            }
+            Some("search") | Some("domain") => {
+                search = w
+                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    (servers, search)
+}
+
+/// The addresses `name` has on a network: container names, aliases and short ids of the
+/// running members. `None` when the name is unknown there.
+fn lookup(
+    st: &State,
+    network_id: &str,
+    client: Ipv4Addr,
+    name: &str,
+    search: &[String],
+) -> Option<Vec<Ipv4Addr>> {
+    // The asking container sees the members of every network it is on (as with Docker's
+    // per-container resolver), not just the one whose gateway it asked.
+    let mut networks: Vec<&str> = vec![network_id];
+    if let Some(eps) = st.endpoints.values().find(|eps| {
+        eps.iter()
+            .any(|e| e.network_id == network_id && e.ip == client)
+    }) {
+        networks = eps.iter().map(|e| e.network_id.as_str()).collect();
+    }
+    let name = name.trim_end_matches('.');
+    let mut candidates = vec![name.to_string()];
+    for dom in search {
+        if let Some(short) = name.strip_suffix(&format!(".{dom}")) {
+            candidates.push(short.to_string());
+        }
+    }
+    let mut found = Vec::new();
+    for eps in st.endpoints.values() {
+        for ep in eps
+            .iter()
+            .filter(|e| networks.contains(&e.network_id.as_str()))
+        {
+            if ep
+                .dns_names
+                .iter()
+                .any(|n| candidates.iter().any(|c| n.eq_ignore_ascii_case(c)))
+            {
+                found.push(ep.ip);
+            }
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+async fn serve_dns(
+    sock: std::sync::Arc<tokio::net::UdpSocket>,
+    state: std::sync::Arc<Mutex<State>>,
+    network_id: String,
+    subnet: Subnet,
+    upstream: Vec<std::net::SocketAddr>,
+    search: Vec<String>,
+) {
+    use berth_network::dns;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        // Only members of this network get answers: other networks stay invisible.
+        let std::net::SocketAddr::V4(src4) = src else {
+            continue;
+        };
+        if !subnet.contains(*src4.ip()) {
+            continue;
+        }
+        let msg = buf[..n].to_vec();
+        let Some(q) = dns::parse_query(&msg) else {
+            continue;
+        };
+        let found = lookup(&lock(&state), &network_id, *src4.ip(), &q.name, &search);
+        match found {
+            Some(addrs) => {
+                let addrs = if q.qtype == dns::TYPE_A {
+                    addrs
+                } else {
+                    Vec::new()
+                };
+                let _ = sock.send_to(&dns::answer(&q, &addrs, 0), src).await;
+            }
+            None if upstream.is_empty() || !q.name.contains('.') => {
+                // A single-label name that is no container here: nothing upstream knows it.
+                let _ = sock
+                    .send_to(&dns::answer(&q, &[], dns::RCODE_NXDOMAIN), src)
+                    .await;
+            }
+            None => {
+                let sock = sock.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let reply = forward(&msg, &upstream).await;
+                    let out = reply.unwrap_or_else(|| dns::answer(&q, &[], dns::RCODE_SERVFAIL));
+                    let _ = sock.send_to(&out, src).await;
+                });
+            }
+        }
+    }
+}
+
+/// Relays a query to the host's resolvers, first answer wins.
+async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8>> {
+    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
+    for server in upstream {
+        if sock.send_to(msg, server).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv_from(&mut buf)).await
+        {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(bindings: &[(&str, &str, &str)], exposed: &[&str], all: bool) -> Container {
+        let mut hc = ct::HostConfig::default();
+        let mut map: ct::PortMap = BTreeMap::new();
+        for (k, ip, port) in bindings {
+            map.entry(k.to_string())
+                .or_insert(Some(Vec::new()))
+                .as_mut()
+                .unwrap()
+                .push(ct::PortBinding {
+                    host_ip: ip.to_string(),
+                    host_port: port.to_string(),
+                });
+        }
+        hc.port_bindings = Some(map);
+        hc.publish_all_ports = all;
+        let cfg = ct::Config {
+            exposed_ports: Some(
+                exposed
+                    .iter()
+                    .map(|e| (e.to_string(), serde_json::json!({})))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        Container {
+            id: "a".repeat(64),
+            name: "x".into(),
+            created: String::new(),
+            path: String::new(),
+            args: Vec::new(),
+            config: cfg,
+            host_config: hc,
+            image_id: String::new(),
+            top_layer: None,
+            state: Default::default(),
+            restart_count: 0,
+            exec_ids: Vec::new(),
+            mounts: Vec::new(),
+            manually_stopped: false,
+            health: None,
+        }
+    }
+
+    #[test]
+    fn port_keys() {
+        assert_eq!(parse_port_key("80/tcp").unwrap(), (80, "tcp".into()));
+        assert_eq!(parse_port_key("53/UDP").unwrap(), (53, "udp".into()));
+        assert_eq!(parse_port_key("80").unwrap(), (80, "tcp".into()));
+        assert!(parse_port_key("80/sctp").is_err());
+        assert!(parse_port_key("0/tcp").is_err());
+        assert!(parse_port_key("x/tcp").is_err());
+    }
+
+    #[test]
+    fn wanted_ports_from_bindings_and_publish_all() {
+        let c = container(
+            &[
+                ("80/tcp", "", "18080"),
+                ("53/udp", "127.0.0.1", ""),
+                ("81/tcp", "::", "9000"),
+            ],
+            &["80/tcp", "443/tcp"],
+            true,
+        );
+        let w = wanted_ports(&c).unwrap();
+        assert_eq!(
+            w,
+            vec![
+                WantedPort {
+                    proto: "udp".into(),
+                    host_ip: "127.0.0.1".parse().unwrap(),
+                    host_ports: (0, 0),
+                    container_port: 53
+                },
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ports: (18080, 18080),
+                    container_port: 80
+                },
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ports: (0, 0),
+                    container_port: 443
+                },
+            ]
+        );
+        let bad = container(&[("80/tcp", "nope", "1")], &[], false);
+        assert!(wanted_ports(&bad).is_err());
+        let bad = container(&[("80/tcp", "", "9-1")], &[], false);
+        assert!(wanted_ports(&bad).is_err());
+        assert_eq!(parse_host_ports("8000-8002").unwrap(), (8000, 8002));
+    }
+
+    #[test]
+    fn a_reserved_port_cannot_be_taken_twice() {
+        let (fd, port) = reserve_port("tcp", Ipv4Addr::LOCALHOST, 0).unwrap();
+        assert_ne!(port, 0);
+        let w = WantedPort {
+            proto: "tcp".into(),
+            host_ip: Ipv4Addr::LOCALHOST,
+            host_ports: (port, port),
+            container_port: 80,
+        };
+        let err = reserve_any(&w).unwrap_err();
+        assert!(err.contains("port is already allocated"), "{err}");
+        drop(fd);
+        assert!(reserve_any(&w).is_ok());
+    }
+
+    fn ep(cid: &str, net: &str, ip: &str, names: &[&str]) -> Endpoint {
+        Endpoint {
+            container_id: cid.into(),
+            network_id: net.into(),
+            endpoint_id: String::new(),
+            ip: ip.parse().unwrap(),
+            prefix: 24,
+            gateway: "10.0.0.1".parse().unwrap(),
+            mac: String::new(),
+            host_ifname: String::new(),
+            ifname: "eth0".into(),
+            dns_names: names.iter().map(|s| s.to_string()).collect(),
+            aliases: Vec::new(),
+            ports: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn dns_lookup_sees_the_askers_networks_only() {
+        let mut st = State {
+            networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            pools: HashMap::new(),
+            endpoints: HashMap::new(),
+            reservations: HashMap::new(),
+            dns: HashMap::new(),
+        };
+        st.endpoints
+            .insert("a".into(), vec![ep("a", "n1", "10.0.0.2", &["a"])]);
+        st.endpoints.insert(
+            "b".into(),
+            vec![ep("b", "n1", "10.0.0.3", &["b", "web", "bbbbbbbbbbbb"])],
+        );
+        st.endpoints.insert(
+            "c".into(),
+            vec![
+                ep("c", "n2", "10.0.1.2", &["c"]),
+                ep("c", "n1", "10.0.0.4", &["c"]),
+            ],
+        );
+        st.endpoints
+            .insert("d".into(), vec![ep("d", "n2", "10.0.1.3", &["d"])]);
+        let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(lookup(&st, "n1", a, "WEB", &[]), Some(vec![ip("10.0.0.3")]));
+        assert_eq!(
+            lookup(&st, "n1", a, "bbbbbbbbbbbb", &[]),
+            Some(vec![ip("10.0.0.3")])
+        );
+        assert_eq!(
+            lookup(&st, "n1", a, "b.example.com.", &["example.com".into()]),
+            Some(vec![ip("10.0.0.3")])
+        );
+        // d is only on n2: invisible from a.
+        assert_eq!(lookup(&st, "n1", a, "d", &[]), None);
+        // c is on both networks and sees d through n1's server.
+        let c: Ipv4Addr = "10.0.0.4".parse().unwrap();
+        assert_eq!(lookup(&st, "n1", c, "d", &[]), Some(vec![ip("10.0.1.3")]));
+    }
+
+    #[test]
+    fn upstreams_skip_loopback() {
+        let (servers, search) = upstream_resolvers(
+            "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch Example.com.\n",
+        );
+        assert_eq!(servers, vec!["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(search, vec!["example.com".to_string()]);
+    }
+}

@@ -1,0 +1,577 @@
+//! The `/networks` API: user-defined bridge networks (create, list, inspect, connect,
+//! disconnect, remove, prune), stored in the metadata database.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use berth_api_types::container as ct;
+use berth_api_types::network as nt;
+use berth_api_types::ApiError;
+use berth_network::ipam::{Pool, Subnet};
+
+use crate::network::{Membership, Network, DEFAULT_NETWORK};
+use crate::{internal, lock, Daemon, Result};
+
+/// Docker's predefined network names, which cannot be created or removed.
+const PREDEFINED: [&str; 3] = ["bridge", "host", "none"];
+
+fn no_such_network(key: &str) -> ApiError {
+    ApiError::not_found(format!("network {key} not found"))
+}
+
+/// Subnets tried in order when a create request names none (Docker's default pools,
+/// 172.18-31.0.0/16 then 192.168.0.0/20 blocks, minus 172.17.0.0/16: a Docker daemon on the
+/// same host gives that one to docker0, possibly after berth has looked at the routes).
+fn candidate_subnets() -> impl Iterator<Item = Subnet> {
+    let a = (18..=31u8).filter_map(|b| Subnet::new(Ipv4Addr::new(172, b, 0, 0), 16).ok());
+    let b = (0..16u8).filter_map(|i| Subnet::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
+    a.chain(b)
+}
+
+/// Destinations of the host's IPv4 routes (so a new network never shadows one).
+fn host_routes() -> Vec<Subnet> {
+    let raw = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    raw.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dest = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // /proc/net/route prints addresses in host (little-endian) byte order.
+            let dest = Ipv4Addr::from(u32::from_be(dest));
+            let prefix = u32::from_be(mask).leading_ones() as u8;
+            (prefix > 0)
+                .then(|| Subnet::new(dest, prefix).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+impl Daemon {
+    fn network_view(&self, n: &Network, verbose_members: bool) -> nt::Network {
+        let mut containers = BTreeMap::new();
+        if verbose_members {
+            for (cid, ep) in self.net.members(&n.id) {
+                let name = self.get(&cid).map(|c| c.name).unwrap_or_default();
+                containers.insert(
+                    cid,
+                    nt::EndpointResource {
+                        name,
+                        endpoint_id: ep.endpoint_id.clone(),
+                        mac_address: ep.mac.clone(),
+                        ipv4_address: format!("{}/{}", ep.ip, ep.prefix),
+                        ipv6_address: String::new(),
+                    },
+                );
+            }
+        }
+        nt::Network {
+            name: n.name.clone(),
+            id: n.id.clone(),
+            created: n.created.clone(),
+            scope: "local".to_string(),
+            driver: "bridge".to_string(),
+            enable_ipv4: true,
+            enable_ipv6: false,
+            ipam: nt::Ipam {
+                driver: "default".to_string(),
+                options: None,
+                config: Some(vec![nt::IpamConfig {
+                    subnet: n.subnet.to_string(),
+                    gateway: n.gateway.to_string(),
+                    ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                    ..Default::default()
+                }]),
+            },
+            internal: n.internal,
+            attachable: false,
+            ingress: false,
+            config_from: nt::ConfigReference::default(),
+            config_only: false,
+            containers,
+            options: n.options.clone(),
+            labels: n.labels.clone(),
+        }
+    }
+
+    fn resolve_network(&self, key: &str) -> Result<Network> {
+        self.net.find(key).ok_or_else(|| no_such_network(key))
+    }
+
+    pub async fn network_list(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<Vec<nt::Network>> {
+        for (k, _) in &filters {
+            if !matches!(
+                k.as_str(),
+                "name" | "id" | "driver" | "type" | "label" | "scope" | "dangling"
+            ) {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let mut out = Vec::new();
+        for n in self.net.all_networks() {
+            let builtin = n.name == DEFAULT_NETWORK;
+            let ok = filters.iter().all(|(k, vals)| {
+                vals.iter().any(|v| match k.as_str() {
+                    "name" => n.name.contains(v.as_str()),
+                    "id" => n.id.starts_with(v.as_str()),
+                    "driver" => v == "bridge",
+                    "scope" => v == "local",
+                    "type" => {
+                        (v == "builtin") == builtin && matches!(v.as_str(), "builtin" | "custom")
+                    }
+                    "label" => match v.split_once('=') {
+                        Some((lk, lv)) => n.labels.get(lk).is_some_and(|x| x == lv),
+                        None => n.labels.contains_key(v),
+                    },
+                    "dangling" => {
+                        let unused =
+                            self.net.members(&n.id).is_empty() && !self.network_referenced(&n);
+                        (v == "true" || v == "1") == (unused && !builtin)
+                    }
+                    _ => false,
+                })
+            });
+            if ok {
+                out.push(self.network_view(&n, false));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn network_inspect(&self, key: &str) -> Result<nt::Network> {
+        let n = self.resolve_network(key)?;
+        Ok(self.network_view(&n, true))
+    }
+
+    pub async fn network_create(&self, req: nt::CreateRequest) -> Result<nt::CreateResponse> {
+        let name = req.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ApiError::invalid("network name cannot be empty"));
+        }
+        if PREDEFINED.contains(&name.as_str()) {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!("{name} is a pre-defined network and cannot be created"),
+            ));
+        }
+        if self.net.all_networks().iter().any(|n| n.name == name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        match req.driver.as_str() {
+            "" | "bridge" => {}
+            d => return Err(ApiError::not_found(format!("plugin \"{d}\" not found"))),
+        }
+        if req.enable_ipv6 == Some(true) {
+            return Err(ApiError::invalid(
+                "berth does not support IPv6 networks yet",
+            ));
+        }
+        let configs = req
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default();
+        if configs.len() > 1 {
+            return Err(ApiError::invalid(
+                "berth supports one IPv4 subnet per network",
+            ));
+        }
+        let existing: Vec<Subnet> = self.net.all_networks().iter().map(|n| n.subnet).collect();
+        let mut ip_range = None;
+        let (subnet, gateway) = match configs.first().filter(|c| !c.subnet.is_empty()) {
+            Some(cfg) => {
+                let subnet: Subnet = cfg.subnet.parse().map_err(|_| {
+                    ApiError::invalid(format!(
+                        "invalid subnet {} : invalid CIDR address: {}",
+                        cfg.subnet, cfg.subnet
+                    ))
+                })?;
+                if cfg.subnet.contains(':') {
+                    return Err(ApiError::invalid(
+                        "berth does not support IPv6 networks yet",
+                    ));
+                }
+                if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
+                    return Err(ApiError::new(
+                        berth_api_types::ErrorKind::Forbidden,
+                        format!("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other})"),
+                    ));
+                }
+                if !cfg.ip_range.is_empty() {
+                    let range: Subnet = cfg.ip_range.parse().map_err(|_| {
+                        ApiError::invalid(format!(
+                            "invalid ip-range {}: invalid CIDR address: {}",
+                            cfg.ip_range, cfg.ip_range
+                        ))
+                    })?;
+                    if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+                        return Err(ApiError::invalid(format!(
+                            "ip-range {range} is not within subnet {subnet}"
+                        )));
+                    }
+                    ip_range = Some(range);
+                }
+                let gateway = if cfg.gateway.is_empty() {
+                    subnet.first_host()
+                } else {
+                    let gw: Ipv4Addr = cfg.gateway.parse().map_err(|_| {
+                        ApiError::invalid(format!("invalid gateway address {}", cfg.gateway))
+                    })?;
+                    if !subnet.contains(gw) {
+                        return Err(ApiError::invalid(format!(
+                            "gateway {gw} is not in subnet {subnet}"
+                        )));
+                    }
+                    gw
+                };
+                (subnet, gateway)
+            }
+            None => {
+                let routes = host_routes();
+                let subnet = candidate_subnets()
+                    .find(|c| {
+                        !existing.iter().any(|s| s.overlaps(c))
+                            && !routes.iter().any(|r| r.overlaps(c))
+                    })
+                    .ok_or_else(|| {
+                        ApiError::invalid("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+                    })?;
+                (subnet, subnet.first_host())
+            }
+        };
+        let mut pool = Pool::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(r) = ip_range {
+            pool = pool
+                .with_range(r)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        let id = {
+            let bytes: [u8; 32] = rand::random();
+            hex::encode(bytes)
+        };
+        let mut options = req.options.clone().unwrap_or_default();
+        let bridge = options
+            .get("com.docker.network.bridge.name")
+            .cloned()
+            .unwrap_or_else(|| format!("br-{}", &id[..12]));
+        if bridge.len() > 15 || bridge.is_empty() || bridge.contains('/') || bridge.contains(' ') {
+            return Err(ApiError::invalid(format!("invalid bridge name {bridge:?}")));
+        }
+        if self.net.all_networks().iter().any(|n| n.bridge == bridge)
+            || std::path::Path::new("/sys/class/net")
+                .join(&bridge)
+                .exists()
+        {
+            return Err(ApiError::conflict(format!(
+                "bridge {bridge} is already in use"
+            )));
+        }
+        options.insert("com.docker.network.bridge.name".to_string(), bridge.clone());
+        let net = Network {
+            id: id.clone(),
+            name: name.clone(),
+            bridge,
+            subnet,
+            gateway,
+            internal: req.internal,
+            ip_range,
+            labels: req.labels.clone().unwrap_or_default(),
+            options,
+            created: crate::model::now_rfc3339(),
+        };
+        self.store.put_network(&id, &name, &net).map_err(internal)?;
+        if let Err(e) = self.net.add_network(net, pool) {
+            let _ = self.store.delete_network(&id);
+            self.net.remove_network(&id);
+            return Err(internal(e));
+        }
+        self.emit_network(
+            &id,
+            "create",
+            &[("name", name.clone()), ("type", "bridge".to_string())],
+        );
+        Ok(nt::CreateResponse {
+            id,
+            warning: String::new(),
+        })
+    }
+
+    /// Whether any container (running or not) names the network as its `NetworkMode`.
+    fn network_referenced(&self, n: &Network) -> bool {
+        lock(&self.containers)
+            .values()
+            .any(|c| c.host_config.network_mode == n.name || c.host_config.network_mode == n.id)
+            || self.net.has_memberships(&n.id)
+    }
+
+    pub async fn network_remove(&self, key: &str) -> Result<()> {
+        let n = self.resolve_network(key)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        if !self.net.members(&n.id).is_empty() {
+            return Err(ApiError::conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                n.name, n.id
+            )));
+        }
+        self.store.delete_network(&n.id).map_err(internal)?;
+        self.net.remove_network(&n.id);
+        self.emit_network(
+            &n.id,
+            "destroy",
+            &[("name", n.name.clone()), ("type", "bridge".to_string())],
+        );
+        Ok(())
+    }
+
+    pub async fn network_prune(
+        &self,
+        _filters: Vec<(String, Vec<String>)>,
+    ) -> Result<nt::PruneResponse> {
+        let mut deleted = Vec::new();
+        for n in self.net.all_networks() {
+            if n.name == DEFAULT_NETWORK
+                || !self.net.members(&n.id).is_empty()
+                || self.network_referenced(&n)
+            {
+                continue;
+            }
+            self.store.delete_network(&n.id).map_err(internal)?;
+            self.net.remove_network(&n.id);
+            self.emit_network(
+                &n.id,
+                "destroy",
+                &[("name", n.name.clone()), ("type", "bridge".to_string())],
+            );
+            deleted.push(n.name.clone());
+        }
+        Ok(nt::PruneResponse {
+            networks_deleted: (!deleted.is_empty()).then_some(deleted),
+        })
+    }
+
+    fn membership_from(
+        &self,
+        container_id: &str,
+        n: &Network,
+        cfg: Option<&ct::EndpointSettings>,
+    ) -> Result<Membership> {
+        let aliases = cfg.and_then(|c| c.aliases.clone()).unwrap_or_default();
+        let ipv4 = cfg
+            .and_then(|c| c.ipam_config.as_ref())
+            .and_then(|v| v.get("IPv4Address"))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv4Addr>()
+                    .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {s}")))
+            })
+            .transpose()?;
+        if let Some(ip) = ipv4 {
+            if !n.subnet.contains(ip) {
+                return Err(ApiError::invalid(format!(
+                    "invalid endpoint settings: no configured subnet contains IP address {ip}"
+                )));
+            }
+        }
+        if n.name == DEFAULT_NETWORK && (!aliases.is_empty() || ipv4.is_some()) {
+            return Err(ApiError::invalid(
+                "network-scoped aliases and user specified IP addresses are only supported for user defined networks",
+            ));
+        }
+        Ok(Membership {
+            container_id: container_id.to_string(),
+            network_id: n.id.clone(),
+            aliases,
+            ipv4,
+        })
+    }
+
+    /// Records the `NetworkingConfig` of a create request (aliases, fixed addresses) for the
+    /// container's user-defined networks.
+    pub(crate) fn record_create_networks(
+        &self,
+        id: &str,
+        mode: &str,
+        nc: Option<&ct::NetworkingConfig>,
+    ) -> Result<()> {
+        let mut members = Vec::new();
+        if let Some(n) = self.net.find(mode).filter(|n| n.name != DEFAULT_NETWORK) {
+            let cfg = nc
+                .and_then(|nc| nc.endpoints_config.as_ref())
+                .and_then(|e| e.get(mode).or_else(|| e.get(&n.name)));
+            members.push(self.membership_from(id, &n, cfg)?);
+        }
+        for m in &members {
+            self.store
+                .put_attachment(id, &m.network_id, m)
+                .map_err(internal)?;
+        }
+        self.net.set_memberships(id, members);
+        Ok(())
+    }
+
+    /// Forgets a removed container's networks.
+    pub(crate) fn network_container_removed(&self, id: &str) {
+        self.net.release(id);
+        self.net.set_memberships(id, Vec::new());
+        if let Err(e) = self.store.delete_attachment(id, None) {
+            tracing::warn!(container = id, "forgetting network memberships: {e}");
+        }
+    }
+
+    pub async fn network_connect(
+        self: &Arc<Self>,
+        key: &str,
+        req: nt::ConnectRequest,
+    ) -> Result<()> {
+        let n = self.resolve_network(key)?;
+        let c = self.resolve_container(&req.container)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                "berth connects containers to user-defined networks only",
+            ));
+        }
+        let guard = self.op_lock(&c.id);
+        let _g = guard.lock().await;
+        let already = self
+            .net
+            .memberships(&c.id)
+            .iter()
+            .any(|m| m.network_id == n.id)
+            || self
+                .net
+                .find(&c.host_config.network_mode)
+                .is_some_and(|m| m.id == n.id);
+        if already {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!(
+                    "endpoint with name {} already exists in network {}",
+                    c.name, n.name
+                ),
+            ));
+        }
+        if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
+            return Err(ApiError::invalid(format!(
+                "container cannot be disconnected from host network or connected to host network (network mode {})",
+                c.host_config.network_mode
+            )));
+        }
+        let m = self.membership_from(&c.id, &n, req.endpoint_config.as_ref())?;
+        if c.state.status.is_active() {
+            self.net.hot_attach(&c, &n, &m)?;
+        }
+        self.store
+            .put_attachment(&c.id, &n.id, &m)
+            .map_err(internal)?;
+        self.net.add_membership(m);
+        self.emit_network(
+            &n.id,
+            "connect",
+            &[
+                ("container", c.id.clone()),
+                ("name", n.name.clone()),
+                ("type", "bridge".to_string()),
+            ],
+        );
+        Ok(())
+    }
+
+    pub async fn network_disconnect(&self, key: &str, req: nt::DisconnectRequest) -> Result<()> {
+        let n = self.resolve_network(key)?;
+        let c = self.resolve_container(&req.container)?;
+        let guard = self.op_lock(&c.id);
+        let _g = guard.lock().await;
+        let member = self
+            .net
+            .memberships(&c.id)
+            .iter()
+            .any(|m| m.network_id == n.id);
+        if !member {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!("container {} is not connected to network {}", c.id, n.name),
+            ));
+        }
+        if c.host_config.network_mode == n.name || c.host_config.network_mode == n.id {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!(
+                    "berth cannot disconnect container {} from its primary network {}",
+                    c.name, n.name
+                ),
+            ));
+        }
+        self.net.detach_one(&c.id, &n.id);
+        self.store
+            .delete_attachment(&c.id, Some(&n.id))
+            .map_err(internal)?;
+        self.net.remove_membership(&c.id, &n.id);
+        self.emit_network(
+            &n.id,
+            "disconnect",
+            &[
+                ("container", c.id.clone()),
+                ("name", n.name.clone()),
+                ("type", "bridge".to_string()),
+            ],
+        );
+        Ok(())
+    }
+
+    /// `--add-host name:host-gateway` means the default bridge's address, as in Docker.
+    pub(crate) fn substitute_host_gateway(&self, hc: &mut ct::HostConfig) -> Result<()> {
+        let Some(hosts) = hc.extra_hosts.as_mut() else {
+            return Ok(());
+        };
+        for entry in hosts.iter_mut() {
+            let Some((name, value)) = entry.split_once(':').or_else(|| entry.split_once('='))
+            else {
+                continue;
+            };
+            if value == "host-gateway" {
+                let gw = self
+                    .net
+                    .find(DEFAULT_NETWORK)
+                    .map(|n| n.gateway)
+                    .ok_or_else(|| {
+                        ApiError::invalid("unable to derive the IP value for host-gateway: the default bridge is disabled")
+                    })?;
+                *entry = format!("{name}:{gw}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads user-defined networks and memberships from the database (daemon start).
+    pub(crate) fn load_networks(&self) -> std::result::Result<(), String> {
+        let nets: Vec<Network> = self.store.networks().map_err(|e| e.to_string())?;
+        for n in nets {
+            let mut pool = Pool::new(n.subnet, n.gateway).map_err(|e| e.to_string())?;
+            if let Some(r) = n.ip_range {
+                pool = pool.with_range(r).map_err(|e| e.to_string())?;
+            }
+            let name = n.name.clone();
+            if let Err(e) = self.net.add_network(n, pool) {
+                tracing::warn!(network = %name, "restoring network: {e}");
+            }
+        }
+        let members: Vec<Membership> = self.store.attachments().map_err(|e| e.to_string())?;
+        for m in members {
+            self.net.add_membership(m);
+        }
+        Ok(())
+    }
+}

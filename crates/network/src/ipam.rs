@@ -1,0 +1,363 @@
+//! IPv4 address management: subnets and per-network address pools.
+//!
+//! A [`Pool`] hands out host addresses of one subnet, never the network address, the
+//! broadcast address or the gateway, and never one address twice. Its state is the set of
+//! addresses in use, so it can be rebuilt after a restart from whatever records the daemon
+//! kept ([`Pool::reserve`] each one).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// An IPv4 subnet in CIDR notation, always stored with host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet {
+    network: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Subnet {
+    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet> {
+        if prefix > 32 {
+            return Err(Error::InvalidCidr(format!("{addr}/{prefix}")));
+        }
+        Ok(Subnet {
+            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        })
+    }
+
+    /// Parses `a.b.c.d/n` into the subnet and the address as written (which may have host
+    /// bits set, as `--bip 172.30.0.1/16` does).
+    pub fn parse_with_addr(s: &str) -> Result<(Subnet, Ipv4Addr)> {
+        let bad = || Error::InvalidCidr(s.to_string());
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 32 {
+            return Err(bad());
+        }
+        Ok((Subnet::new(addr, prefix)?, addr))
+    }
+
+    pub fn network(&self) -> Ipv4Addr {
+        self.network
+    }
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
+    }
+    pub fn overlaps(&self, other: &Subnet) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+    /// The first host address: Docker's default gateway.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network).saturating_add(1))
+    }
+}
+
+impl std::str::FromStr for Subnet {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Subnet> {
+        Subnet::parse_with_addr(s).map(|(n, _)| n)
+    }
+}
+
+impl TryFrom<String> for Subnet {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Subnet> {
+        s.parse()
+    }
+}
+
+impl From<Subnet> for String {
+    fn from(s: Subnet) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Subnet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+fn mask(prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
+}
+
+/// The addresses of one subnet and which of them are taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    subnet: Subnet,
+    gateway: Ipv4Addr,
+    used: BTreeSet<Ipv4Addr>,
+    /// Dynamic allocations come from this part of the subnet only (`--ip-range`).
+    #[serde(default)]
+    range: Option<Subnet>,
+    /// Where the next search starts, so a released address is not handed out again at once
+    /// (as libnetwork does: a restarted container's peers may still cache the old mapping).
+    next: u32,
+}
+
+impl Pool {
+    /// A pool over `subnet` whose `gateway` (inside it) is never handed out.
+    pub fn new(subnet: Subnet, gateway: Ipv4Addr) -> Result<Pool> {
+        if !subnet.contains(gateway) {
+            return Err(Error::OutsideSubnet {
+                addr: gateway.to_string(),
+                subnet: subnet.to_string(),
+            });
+        }
+        if subnet.prefix() > 30 {
+            return Err(Error::InvalidCidr(format!(
+                "{subnet}: subnet too small for containers"
+            )));
+        }
+        Ok(Pool {
+            subnet,
+            gateway,
+            used: BTreeSet::new(),
+            range: None,
+            next: u32::from(subnet.network()) + 1,
+        })
+    }
+
+    /// Restricts dynamic allocation to `range`, which must lie inside the subnet.
+    pub fn with_range(mut self, range: Subnet) -> Result<Pool> {
+        if !self.subnet.contains(range.network()) || range.prefix() < self.subnet.prefix() {
+            return Err(Error::OutsideSubnet {
+                addr: range.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        self.range = Some(range);
+        Ok(self)
+    }
+
+    pub fn subnet(&self) -> Subnet {
+        self.subnet
+    }
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+    pub fn in_use(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.used.iter().copied()
+    }
+
+    fn assignable(&self, ip: Ipv4Addr) -> bool {
+        self.subnet.contains(ip)
+            && ip != self.subnet.network()
+            && ip != self.subnet.broadcast()
+            && ip != self.gateway
+    }
+
+    /// Takes the next free address.
+    pub fn allocate(&mut self) -> Result<Ipv4Addr> {
+        let span_of = self.range.unwrap_or(self.subnet);
+        // A range as large as the subnet still skips network and broadcast addresses; a smaller
+        // one may use all of its addresses (they are ordinary hosts of the subnet).
+        let (first, last) = if span_of.prefix() == self.subnet.prefix() {
+            (
+                u32::from(span_of.network()) + 1,
+                u32::from(span_of.broadcast()) - 1,
+            )
+        } else {
+            (u32::from(span_of.network()), u32::from(span_of.broadcast()))
+        };
+        let span = last - first + 1;
+        let start = if (first..=last).contains(&self.next) {
+            self.next
+        } else {
+            first
+        };
+        for i in 0..span {
+            let cand = first + (start - first + i) % span;
+            let ip = Ipv4Addr::from(cand);
+            if self.assignable(ip) && !self.used.contains(&ip) {
+                self.used.insert(ip);
+                self.next = if cand == last { first } else { cand + 1 };
+                return Ok(ip);
+            }
+        }
+        Err(Error::PoolExhausted(self.subnet.to_string()))
+    }
+
+    /// Takes a specific address (`--ip`, or re-marking one after a restart).
+    pub fn reserve(&mut self, ip: Ipv4Addr) -> Result<()> {
+        if !self.subnet.contains(ip) {
+            return Err(Error::OutsideSubnet {
+                addr: ip.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        if !self.assignable(ip) || !self.used.insert(ip) {
+            return Err(Error::AddressInUse(ip.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Gives an address back; releasing one not in use is a no-op.
+    pub fn release(&mut self, ip: Ipv4Addr) {
+        self.used.remove(&ip);
+    }
+}
+
+/// A locally administered MAC address derived from an IPv4 address, as Docker does
+/// (`02:42:` followed by the four address bytes).
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_normalizes_subnets() {
+        let (n, a) = Subnet::parse_with_addr("172.30.0.1/16").unwrap();
+        assert_eq!(n.to_string(), "172.30.0.0/16");
+        assert_eq!(a, ip("172.30.0.1"));
+        assert_eq!(n.broadcast(), ip("172.30.255.255"));
+        assert_eq!(n.first_host(), ip("172.30.0.1"));
+        for bad in [
+            "172.30.0.0",
+            "172.30.0.0/33",
+            "172.30.0/16",
+            "x/8",
+            "1.2.3.4/",
+            "1.2.3.4/-1",
+        ] {
+            assert!(bad.parse::<Subnet>().is_err(), "{bad} accepted");
+        }
+        let s: Subnet = "10.1.2.3/0".parse().unwrap();
+        assert_eq!(s.to_string(), "0.0.0.0/0");
+    }
+
+    #[test]
+    fn overlap_and_containment() {
+        let a: Subnet = "10.0.0.0/8".parse().unwrap();
+        let b: Subnet = "10.5.0.0/16".parse().unwrap();
+        let c: Subnet = "10.6.0.0/16".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!b.overlaps(&c));
+        assert!(a.contains(ip("10.255.255.255")) && !b.contains(ip("10.6.0.1")));
+    }
+
+    #[test]
+    fn allocates_without_duplicates_and_skips_reserved() {
+        let subnet: Subnet = "192.168.7.0/29".parse().unwrap();
+        let mut p = Pool::new(subnet, ip("192.168.7.1")).unwrap();
+        let mut got = Vec::new();
+        while let Ok(a) = p.allocate() {
+            got.push(a);
+        }
+        // .0 network, .1 gateway, .7 broadcast are never handed out: .2-.6 remain.
+        assert_eq!(
+            got,
+            [
+                "192.168.7.2",
+                "192.168.7.3",
+                "192.168.7.4",
+                "192.168.7.5",
+                "192.168.7.6"
+            ]
+            .map(ip)
+            .to_vec()
+        );
+        assert!(matches!(p.allocate(), Err(Error::PoolExhausted(_))));
+        p.release(ip("192.168.7.4"));
+        assert_eq!(p.allocate().unwrap(), ip("192.168.7.4"));
+    }
+
+    #[test]
+    fn released_addresses_are_not_reused_at_once() {
+        let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        let a = p.allocate().unwrap();
+        p.release(a);
+        let b = p.allocate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(b, ip("10.9.0.3"));
+    }
+
+    #[test]
+    fn reserve_checks_range_and_conflicts() {
+        let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        p.reserve(ip("10.9.0.2")).unwrap();
+        assert!(matches!(
+            p.reserve(ip("10.9.0.2")),
+            Err(Error::AddressInUse(_))
+        ));
+        assert!(matches!(
+            p.reserve(ip("10.9.0.1")),
+            Err(Error::AddressInUse(_))
+        ));
+        assert!(matches!(
+            p.reserve(ip("10.8.0.5")),
+            Err(Error::OutsideSubnet { .. })
+        ));
+        // The next allocation skips the reserved address.
+        assert_eq!(p.allocate().unwrap(), ip("10.9.0.3"));
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        p.allocate().unwrap();
+        p.allocate().unwrap();
+        let json = serde_json::to_string(&p).unwrap();
+        let mut back: Pool = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.allocate().unwrap(), ip("10.9.0.4"));
+    }
+
+    #[test]
+    fn ranges_limit_dynamic_allocation() {
+        let p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        let mut p = p.with_range("10.9.0.128/30".parse().unwrap()).unwrap();
+        let got: Vec<Ipv4Addr> = std::iter::from_fn(|| p.allocate().ok()).collect();
+        assert_eq!(
+            got,
+            ["10.9.0.128", "10.9.0.129", "10.9.0.130", "10.9.0.131"]
+                .map(ip)
+                .to_vec()
+        );
+        // Fixed addresses outside the range are still fine.
+        p.reserve(ip("10.9.0.5")).unwrap();
+        let p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
+        assert!(p.with_range("10.8.0.0/28".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn gateway_must_be_inside() {
+        assert!(Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.8.0.1")).is_err());
+        assert!(Pool::new("10.9.0.0/31".parse().unwrap(), ip("10.9.0.0")).is_err());
+    }
+
+    #[test]
+    fn macs_follow_docker() {
+        assert_eq!(mac_for(ip("172.30.0.2")), "02:42:ac:1e:00:02");
+    }
+}

@@ -1,0 +1,43 @@
+//! berth's networking primitives: address management (IPAM), nftables rule generation, and
+//! the kernel-facing operations (bridge, veth, addresses, routes, network namespaces).
+//!
+//! IPAM ([`ipam`]) and rule generation ([`nft`]) are pure and unit-tested. Everything that
+//! touches the kernel sits behind the [`ops::LinkOps`] trait; the shipped implementation
+//! ([`ops::IpCommand`]) drives iproute2's `ip` (with `-batch` to keep process spawns few),
+//! and nftables rules are applied as one atomic script through the `nft` binary.
+
+pub mod dns;
+pub mod ipam;
+pub mod netns;
+pub mod nft;
+pub mod ops;
+
+/// Errors of the networking layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid CIDR address: {0}")]
+    InvalidCidr(String),
+    #[error("invalid address: {0}")]
+    InvalidAddress(String),
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    PoolExhausted(String),
+    #[error("Address already in use")]
+    AddressInUse(String),
+    #[error("address {addr} is not in subnet {subnet}")]
+    OutsideSubnet { addr: String, subnet: String },
+    #[error("{what}: {detail}")]
+    Command { what: String, detail: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}

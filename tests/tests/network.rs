@@ -1,0 +1,807 @@
+//! Networking (issue 6): the default bridge, published ports, leftovers after removal and
+//! after a daemon crash. Every daemon has its own bridge, subnet and nftables table (see the
+//! harness), and the harness removes them when the test ends, also on failure.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use berth_tests::*;
+
+/// The /24 prefix of the daemon's subnet, e.g. `10.3.17.`.
+fn subnet_prefix(d: &Daemon) -> String {
+    let ip = d.bip.split('/').next().unwrap();
+    let mut parts: Vec<&str> = ip.split('.').collect();
+    parts.pop();
+    format!("{}.", parts.join("."))
+}
+
+fn bridge_ports(bridge: &str) -> Vec<String> {
+    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn nft_table(d: &Daemon) -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &format!("berth_{}", d.bridge)])
+        .output()
+        .expect("nft");
+    stdout(&out)
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The host's first global IPv4 address (not loopback).
+fn host_address() -> Option<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    stdout(&out)
+        .lines()
+        .filter(|l| !l.contains(" bt") && !l.contains(" br-"))
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet")?;
+            Some(w.next()?.split('/').next()?.to_string())
+        })
+}
+
+/// A plain HTTP GET with a short timeout; the body, or None if nothing answered.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let sock: std::net::SocketAddr = addr.parse().ok()?;
+    let mut s = TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+#[test]
+fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let prefix = subnet_prefix(&d);
+    let out = d.docker(&["run", "--rm", "busybox", "ip", "-4", "addr"]);
+    assert_ok(&out, "run ip addr");
+    let text = stdout(&out);
+    assert!(text.contains("eth0"), "{text}");
+    assert!(
+        text.contains(&format!("inet {prefix}")),
+        "{prefix} not in {text}"
+    );
+
+    let out = d.docker(&["run", "--rm", "--network", "none", "busybox", "ip", "link"]);
+    assert_ok(&out, "run --network none");
+    let text = stdout(&out);
+    assert!(text.contains("lo:") && !text.contains("eth0"), "{text}");
+
+    // A running container: inspect fields, default route, /etc/hosts, reaching the gateway.
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "c1", "busybox", "sleep", "300"]),
+        "run c1",
+    );
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Networks.bridge.IPAddress}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.IPPrefixLen}} {{.NetworkSettings.MacAddress}}",
+        "c1",
+    ]);
+    let fields: Vec<String> = stdout(&out).split_whitespace().map(String::from).collect();
+    assert_eq!(fields.len(), 5, "{}", stdout(&out));
+    assert!(
+        fields[0].starts_with(&prefix) && fields[0] == fields[1],
+        "{fields:?}"
+    );
+    assert_eq!(fields[2], format!("{prefix}1"));
+    assert_eq!(fields[3], "25");
+    assert!(fields[4].starts_with("02:42:"), "{fields:?}");
+    let route = stdout(&d.docker(&["exec", "c1", "ip", "route"]));
+    assert!(route.contains(&format!("default via {prefix}1")), "{route}");
+    let hosts = stdout(&d.docker(&["exec", "c1", "cat", "/etc/hosts"]));
+    assert!(hosts.contains(&fields[0]), "{hosts}");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "gw.test:host-gateway",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        stdout(&out).contains(&format!("{prefix}1\tgw.test")),
+        "{}",
+        stdout(&out)
+    );
+    let resolv = stdout(&d.docker(&["exec", "c1", "cat", "/etc/resolv.conf"]));
+    assert!(!resolv.contains("nameserver 127."), "{resolv}");
+    let ping = d.docker(&["exec", "c1", "ping", "-c1", "-W2", &format!("{prefix}1")]);
+    assert_ok(&ping, "ping the gateway");
+
+    // Two containers never share an address.
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "c2", "busybox", "sleep", "300"]),
+        "run c2",
+    );
+    let ip2 = stdout(&d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "c2"]));
+    assert!(ip2.starts_with(&prefix) && ip2.trim() != fields[0], "{ip2}");
+    let ping = d.docker(&["exec", "c2", "ping", "-c1", "-W2", &fields[0]]);
+    assert_ok(&ping, "c2 pings c1 on the default bridge");
+    assert_eq!(bridge_ports(&d.bridge).len(), 2);
+
+    // Removing releases the veth and the namespace.
+    assert_ok(&d.docker(&["rm", "-f", "c1", "c2"]), "rm");
+    assert!(eventually(Duration::from_secs(5), || bridge_ports(
+        &d.bridge
+    )
+    .is_empty()));
+    let netns = d.root.join("exec/netns");
+    let left: Vec<_> = std::fs::read_dir(&netns)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn published_ports_reach_the_container() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = free_port().to_string();
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello-from-web > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+    ]);
+    assert_ok(&out, "run web");
+    let local = format!("127.0.0.1:{port}");
+    assert!(
+        eventually(Duration::from_secs(5), || http_get(&local, "/index.html")
+            .is_some_and(|b| b.contains("hello-from-web"))),
+        "no answer on {local}\n{}",
+        nft_table(&d)
+    );
+    // With the real curl, as a user would.
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://{local}/index.html")])
+        .output()
+        .expect("curl");
+    assert_eq!(stdout(&curl), "hello-from-web\n");
+    if let Some(addr) = host_address() {
+        let body = http_get(&format!("{addr}:{port}"), "/index.html");
+        assert!(
+            body.is_some_and(|b| b.contains("hello-from-web")),
+            "via {addr}"
+        );
+        // Hairpin: another container reaches it through the host's address.
+        let url = format!("http://{addr}:{port}/index.html");
+        let out = d.docker(&["run", "--rm", "busybox", "wget", "-qO-", &url]);
+        assert_eq!(
+            stdout(&out),
+            "hello-from-web\n",
+            "hairpin: {}",
+            stderr(&out)
+        );
+    }
+
+    // docker port, berth port, inspect and ps show the mapping.
+    let out = d.docker(&["port", "web"]);
+    assert_eq!(stdout(&out), format!("80/tcp -> 0.0.0.0:{port}\n"));
+    let out = d.berth(&["port", "web", "80"]);
+    assert_eq!(
+        stdout(&out),
+        format!("0.0.0.0:{port}\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["ps", "--format", "{{.Ports}}"]);
+    assert_eq!(stdout(&out), format!("0.0.0.0:{port}->80/tcp\n"));
+
+    // The host port is taken now: a second container cannot have it, and the error says so.
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("port is already allocated"),
+        "{}",
+        stderr(&out)
+    );
+    // ...and nor can another process on the host.
+    assert!(std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_err());
+
+    // -P publishes EXPOSEd ports on ephemeral host ports.
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pall",
+        "--expose",
+        "8080",
+        "--expose",
+        "9090/udp",
+        "-P",
+        "busybox",
+        "sh",
+        "-c",
+        "echo p > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+    ]);
+    assert_ok(&out, "run -P");
+    let out = d.docker(&["port", "pall", "8080/tcp"]);
+    let mapped = stdout(&out);
+    let hp = mapped.trim().rsplit(':').next().unwrap().to_string();
+    assert!(hp.parse::<u16>().is_ok_and(|p| p > 0), "{mapped}");
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &format!("127.0.0.1:{hp}"),
+        "/index.html"
+    )
+    .is_some_and(|b| b.contains('p'))));
+    let udp = stdout(&d.docker(&["port", "pall", "9090/udp"]));
+    assert!(udp.starts_with("0.0.0.0:"), "{udp}");
+
+    // Removing the containers removes their rules and frees the port.
+    assert_ok(&d.docker(&["rm", "-f", "web", "pall"]), "rm");
+    let table = nft_table(&d);
+    assert!(!table.contains("dnat to"), "{table}");
+    assert!(std::net::TcpListener::bind(format!("0.0.0.0:{port}")).is_ok());
+}
+
+#[test]
+fn networking_survives_a_daemon_crash_and_leaves_nothing_behind() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let port = free_port().to_string();
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo up > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+        ]),
+        "run web",
+    );
+    let ip = stdout(&d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]));
+    let local = format!("127.0.0.1:{port}");
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &local,
+        "/index.html"
+    )
+    .is_some()));
+
+    d.kill9();
+    d.restart();
+    // Same address, port still published, new containers get another address.
+    let ip_after = stdout(&d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"]));
+    assert_eq!(ip, ip_after);
+    assert!(
+        eventually(Duration::from_secs(5), || http_get(&local, "/index.html")
+            .is_some_and(|b| b.contains("up"))),
+        "{}",
+        nft_table(&d)
+    );
+    let out = d.docker(&[
+        "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert_ok(&out, "run after restart");
+    assert!(
+        !stdout(&out).contains(&format!("inet {}/", ip.trim())),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr(&out).contains("port is already allocated"),
+        "{}",
+        stderr(&out)
+    );
+
+    assert_ok(&d.docker(&["rm", "-f", "web"]), "rm web");
+    assert!(eventually(Duration::from_secs(5), || bridge_ports(
+        &d.bridge
+    )
+    .is_empty()));
+    let table = nft_table(&d);
+    assert!(!table.contains("dnat to"), "{table}");
+}
+
+#[test]
+fn daemon_start_removes_stale_interfaces_and_rules() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.kill9();
+    // What a crash could leave: a veth on our bridge nobody owns and a rule in our table.
+    let stale = format!("vx{}", &d.bridge[2..]);
+    let peer = format!("vy{}", &d.bridge[2..]);
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ok(&out, &format!("ip {}", args.join(" ")));
+    };
+    ip(&["link", "add", &stale, "type", "veth", "peer", "name", &peer]);
+    ip(&["link", "set", &stale, "master", &d.bridge]);
+    let table = format!("berth_{}", d.bridge);
+    let out = std::process::Command::new("nft")
+        .args([
+            "add",
+            "rule",
+            "ip",
+            &table,
+            "ports",
+            "tcp",
+            "dport",
+            "1",
+            "dnat",
+            "to",
+            "192.0.2.99:1",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out, "nft add rule");
+    d.restart();
+    let gone = !std::path::Path::new("/sys/class/net").join(&stale).exists();
+    if !gone {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &stale])
+            .status();
+    }
+    assert!(gone, "stale veth survived the restart");
+    assert!(!nft_table(&d).contains("192.0.2.99"), "{}", nft_table(&d));
+}
+
+/// Removes a network with the docker CLI when the test ends, also on failure (the harness
+/// deletes the bridge either way; this keeps the daemon's records tidy too).
+struct NetGuard<'a>(&'a Daemon, &'static str);
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.docker(&["network", "rm", self.1]);
+    }
+}
+
+#[test]
+fn user_defined_networks_resolve_names_and_are_isolated() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    // Acceptance 2 as written: no subnet given, the daemon picks a free one.
+    assert_ok(
+        &d.docker(&["network", "create", "appnet"]),
+        "network create",
+    );
+    let _g1 = NetGuard(&d, "appnet");
+    let other = d.spare_subnet(0);
+    assert_ok(
+        &d.berth(&["network", "create", "--subnet", &other, "othernet"]),
+        "berth network create",
+    );
+    let _g2 = NetGuard(&d, "othernet");
+    let out = d.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    let names = stdout(&out);
+    for n in ["appnet bridge", "othernet bridge", "bridge bridge"] {
+        assert!(names.lines().any(|l| l == n), "{n} missing in {names}");
+    }
+    let out = d.berth(&["inspect", "-f", "{{.Name}} {{.Driver}}", "othernet"]);
+    assert_eq!(stdout(&out), "othernet bridge\n", "{}", stderr(&out));
+    let out = d.berth(&["network", "ls", "-f", "name=other", "-q"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "b",
+            "--network",
+            "appnet",
+            "--network-alias",
+            "webalias",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-b > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+        ]),
+        "run b",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "a",
+            "--network",
+            "appnet",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run a",
+    );
+    assert_ok(
+        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
+        "ping b by name",
+    );
+    let fetch = |who: &str, host: &str| {
+        let out = d.docker(&[
+            "exec",
+            who,
+            "wget",
+            "-qO-",
+            &format!("http://{host}:8080/index.html"),
+        ]);
+        stdout(&out)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || fetch("a", "b") == "hello-b\n"),
+        "wget by name: {}",
+        fetch("a", "b")
+    );
+    assert_eq!(fetch("a", "webalias"), "hello-b\n", "by alias");
+    let b_id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "b"]));
+    assert_eq!(fetch("a", &b_id[..12]), "hello-b\n", "by short id");
+
+    // Inspect: the network lists both containers; the container lists the network.
+    let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "appnet"]);
+    assert_eq!(stdout(&out), "2\n");
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"appnet\").Aliases}}",
+        "b",
+    ]);
+    assert_eq!(stdout(&out), "[webalias]\n");
+
+    // A container on another network reaches neither the names nor the addresses.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "c",
+            "--network",
+            "othernet",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run c",
+    );
+    let b_ip = stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"appnet\").IPAddress}}",
+        "b",
+    ]));
+    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    assert!(!out.status.success(), "othernet reached appnet by address");
+    let out = d.docker(&["exec", "c", "nslookup", "b"]);
+    assert!(
+        !stdout(&out).contains(b_ip.trim()),
+        "othernet resolved b: {}",
+        stdout(&out)
+    );
+
+    // An internal network: members talk to each other but get no route out.
+    let inet = d.spare_subnet(1);
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--internal",
+            "--subnet",
+            &inet,
+            "inside",
+        ]),
+        "create --internal",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "inside",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert_ok(&out, "run on internal");
+    assert!(!stdout(&out).contains("default"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&inet), "{}", stdout(&out));
+    assert_ok(&d.docker(&["network", "rm", "inside"]), "rm internal");
+
+    // connect: c joins appnet with an alias and a fixed address and now reaches b.
+    let fixed = {
+        let gw = stdout(&d.docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{(index .IPAM.Config 0).Gateway}}",
+            "appnet",
+        ]));
+        let mut p: Vec<String> = gw.trim().split('.').map(String::from).collect();
+        p[3] = "200".into();
+        p.join(".")
+    };
+    assert_ok(
+        &d.berth(&[
+            "network", "connect", "--alias", "cee", "--ip", &fixed, "appnet", "c",
+        ]),
+        "network connect",
+    );
+    assert!(eventually(Duration::from_secs(5), || fetch("c", "b") == "hello-b\n"));
+    // Retried: under heavy parallel load one lookup was seen to go unanswered (see report).
+    assert!(
+        eventually(Duration::from_secs(20), || d
+            .docker(&["exec", "a", "ping", "-c1", "-W2", "cee"])
+            .status
+            .success()),
+        "ping the alias from a: {}",
+        stderr(&d.docker(&["exec", "a", "nslookup", "cee"]))
+    );
+    let out = d.docker(&["exec", "c", "ip", "-4", "-o", "addr"]);
+    assert!(
+        stdout(&out).contains(&format!("inet {fixed}/")),
+        "{}",
+        stdout(&out)
+    );
+    // Twice is an error; removing a network in use too.
+    let out = d.docker(&["network", "connect", "appnet", "c"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already exists in network appnet"),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = d.api("DELETE", "/networks/appnet", None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("has active endpoints"), "{body}");
+    // disconnect cuts it off again.
+    assert_ok(
+        &d.docker(&["network", "disconnect", "appnet", "c"]),
+        "disconnect",
+    );
+    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    assert!(
+        !out.status.success(),
+        "disconnected container still reaches appnet"
+    );
+
+    // Once empty, networks go away with their bridges.
+    let bridge = stdout(&d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        "appnet",
+    ]));
+    assert_ok(&d.docker(&["rm", "-f", "a", "b", "c"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "appnet"]), "network rm");
+    let out = d.berth(&["network", "prune", "-f"]);
+    assert!(stdout(&out).contains("othernet"), "{}", stdout(&out));
+    assert!(!std::path::Path::new("/sys/class/net")
+        .join(bridge.trim())
+        .exists());
+    let out = d.docker(&["network", "ls", "-q"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "only bridge is left");
+    // Network events, as `docker events` shows them.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let out = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let events = stdout(&out);
+    for e in [
+        "create appnet",
+        "connect appnet",
+        "disconnect appnet",
+        "destroy appnet",
+        "destroy othernet",
+    ] {
+        assert!(events.lines().any(|l| l == e), "{e} missing in:\n{events}");
+    }
+}
+
+#[test]
+fn network_bad_input_gets_clear_errors() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    let s0 = d.spare_subnet(1);
+    let create = |body: &str| d.api("POST", "/networks/create", Some(body));
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n1","IPAM":{{"Config":[{{"Subnet":"{s0}"}}]}}}}"#
+    ));
+    assert_eq!(st, 201, "{body}");
+    let _g = NetGuard(&d, "n1");
+    // Overlapping subnets.
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n2","IPAM":{{"Config":[{{"Subnet":"{s0}"}}]}}}}"#
+    ));
+    assert_eq!(st, 403, "{body}");
+    assert!(body.contains("overlaps"), "{body}");
+    // Invalid CIDR.
+    let (st, body) = create(r#"{"Name":"n3","IPAM":{"Config":[{"Subnet":"10.300.0.0/16"}]}}"#);
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid CIDR address"), "{body}");
+    // Gateway outside the subnet.
+    let s1 = d.spare_subnet(2);
+    let (st, body) = create(&format!(
+        r#"{{"Name":"n4","IPAM":{{"Config":[{{"Subnet":"{s1}","Gateway":"192.0.2.77"}}]}}}}"#
+    ));
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not in subnet"), "{body}");
+    // Duplicate name, missing name, predefined name, unknown network.
+    let (st, _) = create(&format!(
+        r#"{{"Name":"n1","IPAM":{{"Config":[{{"Subnet":"{s1}"}}]}}}}"#
+    ));
+    assert_eq!(st, 409);
+    let (st, _) = create(r#"{"Name":""}"#);
+    assert_eq!(st, 400);
+    let (st, _) = create(r#"{"Name":"host"}"#);
+    assert_eq!(st, 403);
+    let (st, _) = d.api("GET", "/networks/nosuchnet", None);
+    assert_eq!(st, 404);
+    let (st, _) = d.api("DELETE", "/networks/bridge", None);
+    assert_eq!(st, 403);
+    let out = d.docker(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
+    assert!(!out.status.success());
+    // Nothing was lost: n1 is still there.
+    let (st, _) = d.api("GET", "/networks/n1", None);
+    assert_eq!(st, 200);
+}
+
+#[test]
+fn user_networks_survive_a_daemon_crash() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let subnet = d.spare_subnet(3);
+    // The harness deletes the bridge (recorded under the exec root) if this test fails.
+    // Dynamic addresses come from the upper /28 of the /27 only.
+    let range = subnet.replace(".224/27", ".240/28");
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--subnet",
+            &subnet,
+            "--ip-range",
+            &range,
+            "keep",
+        ]),
+        "create",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "keep",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
+        ]),
+        "run srv",
+    );
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "cli",
+            "--network",
+            "keep",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run cli",
+    );
+    let srv_ip = stdout(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"keep\").IPAddress}}",
+        "srv",
+    ]));
+    let last: u8 = srv_ip.trim().rsplit('.').next().unwrap().parse().unwrap();
+    assert!(last >= 240, "{srv_ip} outside the ip-range {range}");
+    d.kill9();
+    d.restart();
+    let fetch =
+        || stdout(&d.docker(&["exec", "cli", "wget", "-qO-", "http://srv:8080/index.html"]));
+    assert!(
+        eventually(Duration::from_secs(5), || fetch() == "kept\n"),
+        "{}",
+        fetch()
+    );
+    let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "keep"]);
+    assert_eq!(stdout(&out), "2\n");
+    // A new member never gets an address already in use.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "srv",
+    ]);
+    assert_ok(&out, "new member resolves srv");
+    assert_ok(&d.docker(&["rm", "-f", "srv", "cli"]), "rm");
+    assert_ok(&d.docker(&["network", "rm", "keep"]), "network rm");
+    let table = nft_table(&d);
+    assert!(!table.contains("br-"), "{table}");
+}
