@@ -311,6 +311,10 @@ pub trait Backend: Send + Sync + 'static {
         filters: Vec<(String, Vec<String>)>,
     ) -> Result<prune::ImagePruneResponse>;
     async fn system_df(&self) -> Result<prune::DiskUsage>;
+    /// Changes resource limits (Docker's `UpdateConfig` body); returns warnings.
+    async fn container_update(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>>;
+    /// Docker's stats JSON objects, one per line; a single one unless `stream`.
+    async fn container_stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ByteStream>;
     /// `POST /build`: the context tar in, newline-delimited JSON progress out.
     async fn image_build(&self, _body: ByteStream, _opts: BuildOptions) -> Result<ByteStream> {
         Err(not_implemented("build"))

@@ -14,6 +14,7 @@ mod images;
 mod networks;
 pub mod query;
 mod registry;
+pub mod resources;
 mod system;
 mod version;
 mod volumes;
@@ -48,6 +49,8 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/update", post(resources::update))
+        .route("/containers/{id}/stats", get(resources::stats))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/exec", post(exec::create))
         .route(

@@ -64,6 +64,8 @@ struct FileConfig {
     pidfile: Option<PathBuf>,
     cgroup_parent: Option<String>,
     shim_path: Option<PathBuf>,
+    log_driver: Option<String>,
+    log_opts: std::collections::BTreeMap<String, String>,
     bridge: Option<String>,
     bip: Option<String>,
     insecure_registries: Vec<String>,
@@ -166,6 +168,10 @@ fn main() -> Result<()> {
             .or(file.cgroup_parent)
             .unwrap_or_else(|| "berth".to_string()),
         hosts: hosts.clone(),
+        log_config: berth_api_types::container::LogConfig {
+            kind: file.log_driver.unwrap_or_default(),
+            config: file.log_opts,
+        },
         bridge: args
             .bridge
             .or(file.bridge)

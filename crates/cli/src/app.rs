@@ -5,7 +5,9 @@ use std::io::Write;
 use berth_client::{Client, Host, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::commands::{build, container, image, network, prune, registry, run, system, volume};
+use crate::commands::{
+    build, container, image, network, prune, registry, resources, run, system, volume,
+};
 use crate::opts::ContainerOpts;
 use crate::util::{CliError, CmdResult, Ctx};
 
@@ -120,6 +122,10 @@ pub enum Cmd {
     Volume(VolumeCmd),
     /// Copy files/folders between a container and the local filesystem
     Cp(volume::CpArgs),
+    /// Update configuration of one or more containers
+    Update(resources::UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(resources::StatsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +194,10 @@ pub enum ContainerCmd {
     Cp(volume::CpArgs),
     /// Remove all stopped containers
     Prune(prune::ContainerPruneArgs),
+    /// Update configuration of one or more containers
+    Update(resources::UpdateArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(resources::StatsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -699,6 +709,8 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Volume(VolumeCmd::Inspect(a)) => volume::inspect(ctx, a).await,
         Cmd::Volume(VolumeCmd::Rm(a)) => volume::rm(ctx, a).await,
         Cmd::Volume(VolumeCmd::Prune(a)) => volume::prune(ctx, a).await,
+        Cmd::Update(a) | Cmd::Container(ContainerCmd::Update(a)) => resources::update(ctx, a).await,
+        Cmd::Stats(a) | Cmd::Container(ContainerCmd::Stats(a)) => resources::stats(ctx, a).await,
     }
 }
 

@@ -163,6 +163,10 @@ pub struct ContainerOpts {
     /// Add a host device to the container
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
+    #[command(flatten)]
+    pub limits: crate::commands::resources::LimitOpts,
+    #[command(flatten)]
+    pub health: crate::commands::resources::HealthOpts,
     /// Container MAC address
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
@@ -524,7 +528,15 @@ pub fn build_create(
             let count: i64 = count
                 .parse()
                 .map_err(|_| OptsError(format!("invalid restart policy: {r}")))?;
-            if !["no", "always", "unless-stopped", "on-failure"].contains(&name) {
+            if ![
+                "no",
+                "always",
+                "unless-stopped",
+                "on-failure",
+                "on-unhealthy",
+            ]
+            .contains(&name)
+            {
                 return bad(format!("invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"));
             }
             if o.rm && name != "no" {
@@ -641,6 +653,7 @@ pub fn build_create(
     let hc = host_config
         .as_object_mut()
         .expect("host config is an object literal");
+    crate::commands::resources::apply_limits(&o.limits, hc)?;
     if o.init {
         hc.insert("Init".into(), json!(true));
     }
@@ -696,6 +709,7 @@ pub fn build_create(
     if let Some(m) = &o.mac_address {
         b.insert("MacAddress".into(), json!(m));
     }
+    crate::commands::resources::apply_health(&o.health, b)?;
     Ok(CreateRequest {
         body,
         name: o.name.clone(),

@@ -267,4 +267,10 @@ impl Backend for Api {
     async fn system_df(&self) -> Result<prune::DiskUsage> {
         self.0.system_df()
     }
+    async fn container_update(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>> {
+        self.0.container_update(id, body).await
+    }
+    async fn container_stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ByteStream> {
+        self.0.container_stats(id, stream, one_shot).await
+    }
 }

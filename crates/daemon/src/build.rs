@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::images::ImageRecord;
-use crate::model::{now_rfc3339, Container, RunState, Status, ZERO_TIME};
+use crate::model::{now_rfc3339, Container, RunState, Status};
 use crate::{internal, spec, Daemon, Result};
 
 /// The daemon as the builder's backend for one build.
@@ -98,15 +98,8 @@ impl Daemon {
             host_config,
             image_id: image.id.clone(),
             top_layer: image.layers.last().cloned(),
-            state: RunState {
-                status: Status::Created,
-                started_at: ZERO_TIME.to_string(),
-                finished_at: ZERO_TIME.to_string(),
-                ..Default::default()
-            },
-            restart_count: 0,
-            exec_ids: Vec::new(),
-            mounts: Vec::new(),
+            state: RunState::created(),
+            ..Default::default()
         };
         self.runtime.create_dirs(&id).map_err(internal)?;
         if let Err(e) = self.save(&record) {

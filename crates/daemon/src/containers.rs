@@ -16,7 +16,7 @@ use berth_api_types::{ApiError, ErrorKind};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use crate::model::{now_rfc3339, unix_seconds, Container, RunState, Status, ZERO_TIME};
+use crate::model::{now_rfc3339, unix_seconds, Container, RunState, Status};
 use crate::{internal, lock, names, spec, ContainerEvent, Daemon, Result};
 
 /// An attach that arrived before the container started: connected to the shim at start.
@@ -107,7 +107,8 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
     (path, argv)
 }
 
-fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<()> {
+fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
+    crate::resources::validate(hc, crate::resources::ncpu(), warnings)?;
     match hc.network_mode.as_str() {
         m if m.starts_with("container:") => {
             return Err(ApiError::invalid(format!(
@@ -117,19 +118,7 @@ fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<
         // Bridge and named networks are checked by the network service (`check_network_mode`).
         _ => {}
     }
-    match hc.restart_policy.name.as_str() {
-        "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => {
-            return Err(ApiError::invalid(format!(
-                "invalid restart policy '{other}'"
-            )))
-        }
-    }
-    if hc.restart_policy.name != "on-failure" && hc.restart_policy.maximum_retry_count != 0 {
-        return Err(ApiError::invalid(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'",
-        ));
-    }
+    crate::restart::validate_policy(&hc.restart_policy)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
             "can't create 'AutoRemove' container with restart policy",
@@ -140,30 +129,7 @@ fn validate_host_config(hc: &HostConfig, _warnings: &mut Vec<String>) -> Result<
             "berth does not ship an init process yet: --init is not supported",
         ));
     }
-    for (k, _) in hc.log_config.config.iter() {
-        if !matches!(
-            k.as_str(),
-            "max-size"
-                | "max-file"
-                | "labels"
-                | "env"
-                | "env-regex"
-                | "tag"
-                | "compress"
-                | "mode"
-                | "max-buffer-size"
-        ) {
-            return Err(ApiError::invalid(format!(
-                "unknown log opt '{k}' for json-file log driver"
-            )));
-        }
-    }
-    if !matches!(hc.log_config.kind.as_str(), "" | "json-file") {
-        return Err(ApiError::invalid(format!(
-            "logging driver {:?} is not supported by berth (only json-file)",
-            hc.log_config.kind
-        )));
-    }
+    crate::logdriver::validate(&hc.log_config)?;
     Ok(())
 }
 
@@ -246,6 +212,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
+        crate::logdriver::with_default(&mut host_config.log_config, &self.cfg.log_config);
         self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
             .map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -309,15 +276,9 @@ impl Daemon {
             host_config,
             image_id: image.id.clone(),
             top_layer: image.top_layer.clone(),
-            state: RunState {
-                status: Status::Created,
-                started_at: ZERO_TIME.to_string(),
-                finished_at: ZERO_TIME.to_string(),
-                ..Default::default()
-            },
-            restart_count: 0,
-            exec_ids: Vec::new(),
+            state: RunState::created(),
             mounts,
+            ..Default::default()
         };
         if let Err(e) = self.save(&record) {
             let _ = self.runtime.remove_dirs(&id);
@@ -427,6 +388,7 @@ impl Daemon {
             Status::Created | Status::Exited => {}
         }
         let id = c.id.clone();
+        self.start_by_user(&id);
         let res = self.start_locked(c).await;
         if res.is_err() {
             // Docker removes an auto-remove container whose start failed before answering.
@@ -437,7 +399,7 @@ impl Daemon {
     }
 
     /// Starts a container whose op lock the caller holds.
-    async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
+    pub(crate) async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
         if let Err(e) = self.prepare_bundle(&c) {
@@ -448,18 +410,7 @@ impl Daemon {
         let mut shim_cfg =
             self.runtime
                 .shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
-        let log_cfg = &c.host_config.log_config.config;
-        if let Some(sz) = log_cfg.get("max-size") {
-            shim_cfg.log_max_size = parse_size(sz)
-                .ok_or_else(|| ApiError::invalid(format!("invalid max-size {sz:?}")))?;
-        }
-        if let Some(n) = log_cfg.get("max-file") {
-            shim_cfg.log_max_file = n
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| ApiError::invalid(format!("invalid max-file {n:?}")))?;
-        }
+        crate::logdriver::configure_shim(&c.host_config.log_config, &mut shim_cfg)?;
         if let Some(sz) = c
             .host_config
             .console_size
@@ -523,6 +474,8 @@ impl Daemon {
         tracing::debug!(container = %id, ?t_launched, total = ?t0.elapsed(), "started");
         self.emit_container_id(&id, "start", &[]);
         let _ = self.events.send(ContainerEvent::Started { id: id.clone() });
+        self.begin_health(&id);
+        self.post_start_limits(&id);
         self.spawn_monitor(id);
         Ok(())
     }
@@ -559,6 +512,7 @@ impl Daemon {
 
     /// Watches the shim until the process exits, then records the exit.
     pub(crate) fn spawn_monitor(self: &Arc<Self>, id: String) {
+        self.start_health(&id);
         let this = self.clone();
         tokio::spawn(async move {
             let client = this.runtime.client(&id);
@@ -621,6 +575,7 @@ impl Daemon {
             exit_code: code,
             error: None,
         });
+        self.schedule_restart(id);
         drop(_g);
         self.maybe_auto_remove(id).await;
     }
@@ -643,6 +598,10 @@ impl Daemon {
         timeout: Option<i64>,
     ) -> Result<()> {
         let c = self.resolve_container(key)?;
+        if self.stop_by_user(&c.id).await {
+            self.emit_container_id(&c.id, "stop", &[]);
+            return Ok(());
+        }
         if !c.state.status.can_kill() {
             return Err(ApiError::not_modified());
         }
@@ -738,6 +697,10 @@ impl Daemon {
         if !c.state.status.can_kill() {
             return Err(not_running(&c.id));
         }
+        // Only a signal meant to end the container counts as the user stopping it.
+        if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id).await {
+            return Ok(());
+        }
         self.runtime
             .client(&c.id)
             .kill(signo, false)
@@ -831,6 +794,9 @@ impl Daemon {
     }
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        if force {
+            self.stop_by_user(id).await;
+        }
         if force && self.get(id).is_some_and(|c| c.state.status.is_active()) {
             self.stop_with(id, 9, 10).await?;
         }
@@ -976,7 +942,7 @@ impl Daemon {
             error: c.state.error.clone(),
             started_at: c.state.started_at.clone(),
             finished_at: c.state.finished_at.clone(),
-            health: None,
+            health: c.health.clone(),
         };
         if !state.running {
             state.pid = 0;
@@ -1260,14 +1226,19 @@ fn status_text(c: &Container) -> String {
     match c.state.status {
         Status::Created => "Created".to_string(),
         Status::Running => format!(
-            "Up {}",
-            human_duration(now - unix_seconds(&c.state.started_at))
+            "Up {}{}",
+            human_duration(now - unix_seconds(&c.state.started_at)),
+            crate::health::status_suffix(c)
         ),
         Status::Paused => format!(
             "Up {} (Paused)",
             human_duration(now - unix_seconds(&c.state.started_at))
         ),
-        Status::Restarting => "Restarting".to_string(),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            human_duration(now - unix_seconds(&c.state.finished_at))
+        ),
         Status::Removing => "Removal In Progress".to_string(),
         Status::Dead => "Dead".to_string(),
         Status::Exited => format!(
@@ -1367,6 +1338,7 @@ struct ListFilters {
     ancestors: Vec<String>,
     before: Option<String>,
     since: Option<String>,
+    health: Vec<String>,
 }
 
 impl ListFilters {
@@ -1380,6 +1352,7 @@ impl ListFilters {
             ancestors: vec![],
             before: None,
             since: None,
+            health: vec![],
         };
         for (k, vals) in filters {
             match k.as_str() {
@@ -1431,8 +1404,8 @@ impl ListFilters {
                         .map(|v| d.resolve_container(v).map(|c| c.created))
                         .transpose()?
                 }
-                "health" | "network" | "volume" | "publish" | "expose" | "isolation"
-                | "is-task" => {}
+                "health" => f.health.extend(vals.iter().cloned()),
+                "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
@@ -1485,6 +1458,9 @@ impl ListFilters {
             if c.created <= *s {
                 return false;
             }
+        }
+        if !self.health.is_empty() && !crate::health::filter_matches(c, &self.health) {
+            return false;
         }
         true
     }

@@ -253,7 +253,7 @@ impl Daemon {
             .map_err(internal)
     }
 
-    fn exec_process(&self, e: &ExecInstance, tty: bool) -> Result<serde_json::Value> {
+    pub(crate) fn exec_process(&self, e: &ExecInstance, tty: bool) -> Result<serde_json::Value> {
         let c = self
             .get(&e.container_id)
             .ok_or_else(|| no_such_container(&e.container_id))?;

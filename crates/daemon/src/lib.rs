@@ -11,16 +11,21 @@ mod build;
 mod containers;
 mod events;
 mod exec;
+mod health;
 mod housekeeping;
 mod images;
+mod logdriver;
 mod logs;
 pub mod model;
 pub mod names;
 mod network;
 mod networks_api;
 mod registry;
+mod resources;
+mod restart;
 mod runtime;
 pub mod spec;
+mod stats;
 pub mod store;
 mod system;
 mod volumes;
@@ -45,6 +50,8 @@ pub struct DaemonConfig {
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
     pub hosts: Vec<String>,
+    /// Default log driver and options (`log-driver`, `log-opts` in the config file).
+    pub log_config: berth_api_types::container::LogConfig,
     /// The default bridge's interface name (`none`: no default bridge).
     pub bridge: String,
     /// The default bridge's address and subnet, e.g. `172.30.0.1/16`.
@@ -93,6 +100,7 @@ pub struct Daemon {
     pub(crate) registry: registry::Registry,
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
+    pub(crate) restarts: restart::Restarts,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -146,6 +154,7 @@ impl Daemon {
             net,
             registry: registry::Registry::new(&cfg_registry)?,
             volume_lock: Mutex::new(()),
+            restarts: Default::default(),
         });
         daemon
             .restore_network()
@@ -154,6 +163,7 @@ impl Daemon {
             .restore()
             .await
             .map_err(|e| format!("restoring containers: {e}"))?;
+        daemon.restart_on_daemon_start().await;
         Ok(daemon)
     }
 }

@@ -137,6 +137,7 @@ impl Daemon {
         opts: LogsOptions,
     ) -> Result<(bool, ByteStream)> {
         let c = self.resolve_container(key)?;
+        crate::logdriver::check_readable(&c.host_config.log_config)?;
         let tty = c.config.tty;
         let path = self.runtime.log_path(&c.id);
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);

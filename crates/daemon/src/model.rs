@@ -62,7 +62,19 @@ pub struct RunState {
 
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+impl RunState {
+    /// The state of a container that was created and never started.
+    pub fn created() -> RunState {
+        RunState {
+            status: Status::Created,
+            started_at: ZERO_TIME.to_string(),
+            finished_at: ZERO_TIME.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Container {
     pub id: String,
     /// Without the leading slash.
@@ -84,6 +96,13 @@ pub struct Container {
     /// Volumes, binds and tmpfs mounts planned at create.
     #[serde(default)]
     pub mounts: Vec<crate::volumes::MountRecord>,
+    /// Set by stop/kill/rm -f: the restart policy does not undo it (Docker's
+    /// `HasBeenManuallyStopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// `State.Health` of a container with a healthcheck.
+    #[serde(default)]
+    pub health: Option<berth_api_types::container::Health>,
 }
 
 pub fn now_rfc3339() -> String {

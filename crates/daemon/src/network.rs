@@ -1229,6 +1229,8 @@ mod tests {
             restart_count: 0,
             exec_ids: Vec::new(),
             mounts: Vec::new(),
+            manually_stopped: false,
+            health: None,
         }
     }
 

@@ -419,11 +419,14 @@ impl Monitor {
 
     /// The init exited: record, drain, clean up, answer, leave.
     async fn finish(self: Rc<Self>, st: WaitStatus) {
-        let killed_by_sigkill = matches!(st, WaitStatus::Signaled(_, Signal::SIGKILL, _));
+        // Docker marks a container OOMKilled when the kernel OOM-killed any process of its
+        // cgroup during its life, not only the init (`sh -c 'alloc | x'` exits 137 itself).
         let oom_now = self.cgroup.oom.as_ref().and_then(|o| o.read());
-        let oom_killed = killed_by_sigkill
-            && matches!((self.oom_base, oom_now), (Some(a), Some(b)) if b > a)
-            || killed_by_sigkill && self.oom_base.is_none() && oom_now.unwrap_or(0) > 0;
+        let oom_killed = match (self.oom_base, oom_now) {
+            (Some(a), Some(b)) => b > a,
+            (None, Some(b)) => b > 0,
+            _ => false,
+        };
         let exit = ExitStatus {
             exit_code: exit_code(&st).unwrap_or(255),
             finished_at: format_timestamp(SystemTime::now()),

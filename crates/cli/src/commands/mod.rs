@@ -4,6 +4,7 @@ pub mod image;
 pub mod network;
 pub mod prune;
 pub mod registry;
+pub mod resources;
 pub mod run;
 pub mod system;
 pub mod volume;

@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 
 use berth_api_types::container::{Config, HostConfig};
 use oci_spec::runtime::{
-    Capabilities, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDevice,
+    LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceCgroupBuilder, LinuxDeviceType,
     LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
     LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
     Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
@@ -771,18 +771,13 @@ fn resources(
                 .map_err(build_err)?,
         );
     }
-    if hc.blkio_weight > 0 {
-        if !(10..=1000).contains(&hc.blkio_weight) {
-            return Err(SpecError::InvalidParameter(
-                "range of blkio weight is from 10 to 1000".into(),
-            ));
-        }
-        res = res.block_io(
-            LinuxBlockIoBuilder::default()
-                .weight(hc.blkio_weight)
-                .build()
-                .map_err(build_err)?,
-        );
+    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
+        return Err(SpecError::InvalidParameter(
+            "range of blkio weight is from 10 to 1000".into(),
+        ));
+    }
+    if let Some(bio) = crate::resources::block_io(hc).map_err(SpecError::InvalidParameter)? {
+        res = res.block_io(bio);
     }
     res.build().map_err(build_err)
 }
@@ -1018,9 +1013,11 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         for rule in hc.device_cgroup_rules.iter().flatten() {
             device_rules.push(parse_device_cgroup_rule(rule)?);
         }
-        if hc.devices.as_ref().is_some_and(|d| !d.is_empty()) {
-            return Err(SpecError::Unsupported("--device".into()));
-        }
+        let (devs, rules) =
+            crate::resources::device_mappings(hc).map_err(SpecError::InvalidParameter)?;
+        devices.retain(|d| !devs.iter().any(|n| n.path() == d.path()));
+        devices.extend(devs);
+        device_rules.extend(rules);
     }
 
     let (masked, readonly) = if hc.privileged || security.systempaths_unconfined {

@@ -1,0 +1,615 @@
+//! `berth update` and `berth stats`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_client::{Body, Query};
+use clap::Args;
+use http::Method;
+use serde_json::{json, Map, Value};
+
+use crate::format::{bytes_size, human_size_prec, short_id, ListFormat};
+use crate::opts::{parse_bytes, OptsError};
+use crate::util::{daemon_err, CliError, CmdResult, Ctx};
+
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<f64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long, value_name = "string")]
+    pub restart: Option<String>,
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// The `UpdateConfig` body docker's CLI sends for these flags.
+pub fn update_body(a: &UpdateArgs) -> Result<Value, CliError> {
+    let bytes = |v: &Option<String>| -> Result<i64, CliError> {
+        match v.as_deref() {
+            None => Ok(0),
+            Some("-1") => Ok(-1),
+            Some(s) => Ok(parse_bytes(s)?),
+        }
+    };
+    let mut body = json!({
+        "BlkioWeight": a.blkio_weight.unwrap_or(0),
+        "CpuPeriod": a.cpu_period.unwrap_or(0),
+        "CpuQuota": a.cpu_quota.unwrap_or(0),
+        "CpuShares": a.cpu_shares.unwrap_or(0),
+        "NanoCpus": a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
+        "CpusetCpus": a.cpuset_cpus.clone().unwrap_or_default(),
+        "CpusetMems": a.cpuset_mems.clone().unwrap_or_default(),
+        "Memory": bytes(&a.memory)?,
+        "MemoryReservation": bytes(&a.memory_reservation)?,
+        "MemorySwap": bytes(&a.memory_swap)?,
+    });
+    if let Some(p) = a.pids_limit {
+        body["PidsLimit"] = json!(p);
+    }
+    if let Some(r) = &a.restart {
+        let (name, count) = match r.split_once(':') {
+            Some((n, c)) => (
+                n,
+                c.parse::<i64>()
+                    .map_err(|_| CliError::new(125, format!("invalid restart policy: {r}")))?,
+            ),
+            None => (r.as_str(), 0),
+        };
+        body["RestartPolicy"] = json!({"Name": name, "MaximumRetryCount": count});
+    }
+    Ok(body)
+}
+
+pub async fn update(ctx: &Ctx, a: UpdateArgs) -> CmdResult {
+    let body = update_body(&a)?;
+    let mut errors = Vec::new();
+    for n in &a.containers {
+        let res: Result<Value, _> = ctx
+            .client
+            .post_json(
+                &format!("/containers/{n}/update"),
+                &Query::new(),
+                Body::json(&body)?,
+            )
+            .await;
+        match res {
+            Ok(v) => {
+                for w in v["Warnings"].as_array().into_iter().flatten() {
+                    eprintln!("{}", w.as_str().unwrap_or_default());
+                }
+                println!("{n}");
+            }
+            Err(e) => errors.push(daemon_err(&e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(0)
+    } else {
+        Err(CliError::new(1, errors.join("\n")))
+    }
+}
+
+/// Resource flags of `create`/`run` beyond the basic ones in `ContainerOpts`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LimitOpts {
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
+    pub memory_swappiness: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Block IO weight (relative device weight)
+    #[arg(long = "blkio-weight-device", value_name = "list")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device
+    #[arg(long = "device-read-bps", value_name = "list")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device
+    #[arg(long = "device-write-bps", value_name = "list")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device
+    #[arg(long = "device-read-iops", value_name = "list")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device
+    #[arg(long = "device-write-iops", value_name = "list")]
+    pub device_write_iops: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "list")]
+    pub device_cgroup_rule: Vec<String>,
+}
+
+/// The health-check flags of `create`/`run`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HealthOpts {
+    /// Command to run to check health
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+}
+
+/// Go's `time.ParseDuration` in nanoseconds (`1s`, `500ms`, `1m30s`, `0`).
+pub fn go_duration_ns(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|n| *n > 0)?;
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += num * mult;
+        rest = &rest[u..];
+    }
+    Some(total as i64)
+}
+
+/// Puts the health flags into a create body's `Healthcheck`, as docker's CLI does.
+pub fn apply_health(o: &HealthOpts, body: &mut Map<String, Value>) -> Result<(), OptsError> {
+    let dur = |flag: &str, v: &Option<String>| -> Result<i64, OptsError> {
+        match v {
+            None => Ok(0),
+            Some(s) => go_duration_ns(s).filter(|d| *d >= 0).ok_or_else(|| {
+                OptsError(format!(
+                    "invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}"
+                ))
+            }),
+        }
+    };
+    let interval = dur("health-interval", &o.health_interval)?;
+    let timeout = dur("health-timeout", &o.health_timeout)?;
+    let start = dur("health-start-period", &o.health_start_period)?;
+    let retries = o.health_retries.unwrap_or(0);
+    let any = o.health_cmd.is_some() || interval != 0 || timeout != 0 || start != 0 || retries != 0;
+    if o.no_healthcheck {
+        if any {
+            return Err(OptsError(
+                "--no-healthcheck conflicts with --health-* options".into(),
+            ));
+        }
+        body.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+        return Ok(());
+    }
+    if !any {
+        return Ok(());
+    }
+    if retries < 0 {
+        return Err(OptsError("--health-retries cannot be negative".into()));
+    }
+    let test = match &o.health_cmd {
+        Some(c) if !c.is_empty() => json!(["CMD-SHELL", c]),
+        _ => Value::Null,
+    };
+    body.insert(
+        "Healthcheck".into(),
+        json!({"Test": test, "Interval": interval, "Timeout": timeout, "StartPeriod": start, "Retries": retries}),
+    );
+    Ok(())
+}
+
+/// `/dev/sda:1mb` (bytes) or `/dev/sda:100` (iops) → `{"Path", "Rate"}`.
+fn throttle(s: &str, bytes: bool) -> Result<Value, OptsError> {
+    let bad = || {
+        OptsError(format!(
+            "invalid argument {s:?}: bad format for device throttle"
+        ))
+    };
+    let (path, rate) = s.rsplit_once(':').ok_or_else(bad)?;
+    if !path.starts_with("/dev/") {
+        return Err(bad());
+    }
+    let rate = if bytes {
+        parse_bytes(rate).map_err(|_| bad())?
+    } else {
+        rate.parse::<i64>().map_err(|_| bad())?
+    };
+    Ok(json!({"Path": path, "Rate": rate}))
+}
+
+/// Puts the `LimitOpts` into a create body's `HostConfig`.
+pub fn apply_limits(o: &LimitOpts, hc: &mut Map<String, Value>) -> Result<(), OptsError> {
+    let mut set = |k: &str, v: Value| {
+        hc.insert(k.to_string(), v);
+    };
+    if let Some(r) = &o.memory_reservation {
+        set("MemoryReservation", json!(parse_bytes(r)?));
+    }
+    if o.oom_kill_disable {
+        set("OomKillDisable", json!(true));
+    }
+    if let Some(v) = o.memory_swappiness {
+        set("MemorySwappiness", json!(v));
+    }
+    if let Some(v) = o.cpu_period {
+        set("CpuPeriod", json!(v));
+    }
+    if let Some(v) = o.cpu_quota {
+        set("CpuQuota", json!(v));
+    }
+    if let Some(v) = &o.cpuset_cpus {
+        set("CpusetCpus", json!(v));
+    }
+    if let Some(v) = &o.cpuset_mems {
+        set("CpusetMems", json!(v));
+    }
+    if let Some(v) = o.blkio_weight {
+        set("BlkioWeight", json!(v));
+    }
+    let mut weights = Vec::new();
+    for w in &o.blkio_weight_device {
+        let (path, weight) = w
+            .rsplit_once(':')
+            .and_then(|(p, v)| Some((p, v.parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                OptsError(format!(
+                    "invalid argument {w:?}: bad format for blkio-weight-device"
+                ))
+            })?;
+        weights.push(json!({"Path": path, "Weight": weight}));
+    }
+    set("BlkioWeightDevice", Value::Array(weights));
+    for (key, list, bytes) in [
+        ("BlkioDeviceReadBps", &o.device_read_bps, true),
+        ("BlkioDeviceWriteBps", &o.device_write_bps, true),
+        ("BlkioDeviceReadIOps", &o.device_read_iops, false),
+        ("BlkioDeviceWriteIOps", &o.device_write_iops, false),
+    ] {
+        let v = list
+            .iter()
+            .map(|s| throttle(s, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        set(key, Value::Array(v));
+    }
+    if !o.device_cgroup_rule.is_empty() {
+        set("DeviceCgroupRules", json!(o.device_cgroup_rule));
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Disable streaming stats and only pull the first result
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Do not truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+const DEFAULT_TABLE: &str = "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+fn headers() -> Value {
+    json!({
+        "Container": "CONTAINER", "ID": "CONTAINER ID", "Name": "NAME", "CPUPerc": "CPU %",
+        "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O",
+        "BlockIO": "BLOCK I/O", "PIDs": "PIDS",
+    })
+}
+
+fn u(v: &Value) -> f64 {
+    v.as_u64().unwrap_or(0) as f64
+}
+
+/// One table row from a stats object, with docker CLI's arithmetic.
+pub fn stats_row(key: &str, s: &Value, no_trunc: bool) -> Value {
+    let cpu_delta = u(&s["cpu_stats"]["cpu_usage"]["total_usage"])
+        - u(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+    let sys_delta =
+        u(&s["cpu_stats"]["system_cpu_usage"]) - u(&s["precpu_stats"]["system_cpu_usage"]);
+    let mut online = u(&s["cpu_stats"]["online_cpus"]);
+    if online == 0.0 {
+        online = s["cpu_stats"]["cpu_usage"]["percpu_usage"]
+            .as_array()
+            .map_or(0, Vec::len) as f64;
+    }
+    let cpu = if cpu_delta > 0.0 && sys_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
+    let mem = &s["memory_stats"];
+    let usage = u(&mem["usage"]);
+    // docker subtracts the page cache: total_inactive_file on v1, inactive_file on v2.
+    let inactive = if mem["stats"].get("total_inactive_file").is_some() {
+        u(&mem["stats"]["total_inactive_file"])
+    } else {
+        u(&mem["stats"]["inactive_file"])
+    };
+    let used = if inactive < usage {
+        usage - inactive
+    } else {
+        usage
+    };
+    let limit = u(&mem["limit"]);
+    let mem_perc = if limit > 0.0 {
+        used / limit * 100.0
+    } else {
+        0.0
+    };
+    let (mut rx, mut tx) = (0.0, 0.0);
+    for n in s["networks"].as_object().into_iter().flat_map(Map::values) {
+        rx += u(&n["rx_bytes"]);
+        tx += u(&n["tx_bytes"]);
+    }
+    let (mut rd, mut wr) = (0.0, 0.0);
+    for e in s["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        match e["op"].as_str().unwrap_or("").to_ascii_lowercase().as_str() {
+            "read" => rd += u(&e["value"]),
+            "write" => wr += u(&e["value"]),
+            _ => {}
+        }
+    }
+    let id = s["id"].as_str().unwrap_or_default();
+    let running = s["pids_stats"].get("current").is_some();
+    let name = s["name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/');
+    let dash = |v: String| if running { v } else { "--".to_string() };
+    json!({
+        "Container": key,
+        "ID": if no_trunc { id.to_string() } else { short_id(id) },
+        "Name": if name.is_empty() { "--" } else { name },
+        "CPUPerc": dash(format!("{cpu:.2}%")),
+        "MemUsage": dash(format!("{} / {}", bytes_size(used), bytes_size(limit))),
+        "MemPerc": dash(format!("{mem_perc:.2}%")),
+        "NetIO": dash(format!("{} / {}", human_size_prec(rx, 3), human_size_prec(tx, 3))),
+        "BlockIO": dash(format!("{} / {}", human_size_prec(rd, 3), human_size_prec(wr, 3))),
+        "PIDs": dash(s["pids_stats"]["current"].as_u64().unwrap_or(0).to_string()),
+    })
+}
+
+async fn names(ctx: &Ctx, a: &StatsArgs) -> Result<Vec<String>, CliError> {
+    if !a.containers.is_empty() {
+        return Ok(a.containers.clone());
+    }
+    let list: Vec<Value> = ctx
+        .client
+        .get_json("/containers/json", &Query::new().flag("all", a.all))
+        .await?;
+    Ok(list
+        .iter()
+        .filter_map(|c| c["Id"].as_str().map(|s| s[..12.min(s.len())].to_string()))
+        .collect())
+}
+
+pub async fn stats(ctx: &Ctx, a: StatsArgs) -> CmdResult {
+    let fmt = ListFormat::parse(a.format.as_deref(), DEFAULT_TABLE)?;
+    let names = names(ctx, &a).await?;
+    if a.no_stream {
+        let mut rows = Vec::new();
+        let mut errors = Vec::new();
+        for n in &names {
+            let q = Query::new().add("stream", "false");
+            match ctx
+                .client
+                .get_json::<Value>(&format!("/containers/{n}/stats"), &q)
+                .await
+            {
+                Ok(v) => rows.push(stats_row(n, &v, a.no_trunc)),
+                Err(e) => errors.push(daemon_err(&e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(CliError::new(1, errors.join("\n")));
+        }
+        print!("{}", fmt.render(&headers(), &rows)?);
+        return Ok(0);
+    }
+    // Live: one streaming request per container feeds the latest sample; the table is
+    // redrawn every second.
+    let latest: Arc<Mutex<BTreeMap<usize, Value>>> = Arc::default();
+    for (i, n) in names.iter().enumerate() {
+        let mut stream = ctx
+            .client
+            .json_stream(
+                Method::GET,
+                &format!("/containers/{n}/stats"),
+                &Query::new().add("stream", "true"),
+                Body::Empty,
+            )
+            .await?;
+        let latest = latest.clone();
+        let key = n.clone();
+        let no_trunc = a.no_trunc;
+        tokio::spawn(async move {
+            while let Some(Ok(v)) = stream.next().await {
+                let row = stats_row(&key, &v, no_trunc);
+                latest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(i, row);
+            }
+        });
+    }
+    loop {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let rows: Vec<Value> = latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let text = fmt.render(&headers(), &rows)?;
+        let mut out = std::io::stdout();
+        let _ = write!(out, "\x1b[2J\x1b[H{text}");
+        let _ = out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_row_like_docker() {
+        let s = json!({
+            "id": "0123456789abcdef", "name": "/web",
+            "cpu_stats": {"cpu_usage": {"total_usage": 300}, "system_cpu_usage": 2000, "online_cpus": 2},
+            "precpu_stats": {"cpu_usage": {"total_usage": 100}, "system_cpu_usage": 1000},
+            "memory_stats": {"usage": 3 << 20, "limit": 64 << 20, "stats": {"total_inactive_file": 1 << 20}},
+            "pids_stats": {"current": 3},
+            "networks": {"eth0": {"rx_bytes": 1000, "tx_bytes": 2000}},
+            "blkio_stats": {"io_service_bytes_recursive": [{"op": "Read", "value": 4096}]},
+        });
+        let r = stats_row("web", &s, false);
+        assert_eq!(r["CPUPerc"], "40.00%");
+        assert_eq!(r["MemUsage"], "2MiB / 64MiB");
+        assert_eq!(r["MemPerc"], "3.12%");
+        assert_eq!(r["NetIO"], "1kB / 2kB");
+        assert_eq!(r["BlockIO"], "4.1kB / 0B");
+        assert_eq!(r["PIDs"], "3");
+        assert_eq!(r["ID"], "0123456789ab");
+        assert_eq!(r["Name"], "web");
+    }
+
+    #[test]
+    fn health_flags() {
+        assert_eq!(go_duration_ns("1s"), Some(1_000_000_000));
+        assert_eq!(go_duration_ns("1m30s"), Some(90_000_000_000));
+        assert_eq!(go_duration_ns("500ms"), Some(500_000_000));
+        assert_eq!(go_duration_ns("5x"), None);
+        let mut body = Map::new();
+        let o = HealthOpts {
+            health_cmd: Some("true".into()),
+            health_interval: Some("2s".into()),
+            health_retries: Some(4),
+            ..Default::default()
+        };
+        apply_health(&o, &mut body).unwrap();
+        assert_eq!(body["Healthcheck"]["Test"], json!(["CMD-SHELL", "true"]));
+        assert_eq!(body["Healthcheck"]["Interval"], 2_000_000_000i64);
+        assert_eq!(body["Healthcheck"]["Retries"], 4);
+        let mut body = Map::new();
+        let o = HealthOpts {
+            no_healthcheck: true,
+            ..Default::default()
+        };
+        apply_health(&o, &mut body).unwrap();
+        assert_eq!(body["Healthcheck"]["Test"], json!(["NONE"]));
+    }
+
+    #[test]
+    fn update_body_fields() {
+        let a = UpdateArgs {
+            blkio_weight: None,
+            cpu_period: None,
+            cpu_quota: None,
+            cpu_shares: None,
+            cpus: Some(0.5),
+            cpuset_cpus: None,
+            cpuset_mems: None,
+            memory: Some("64m".into()),
+            memory_reservation: None,
+            memory_swap: Some("-1".into()),
+            pids_limit: Some(10),
+            restart: Some("on-failure:3".into()),
+            containers: vec!["c".into()],
+        };
+        let b = update_body(&a).unwrap();
+        assert_eq!(b["Memory"], 64 << 20);
+        assert_eq!(b["MemorySwap"], -1);
+        assert_eq!(b["NanoCpus"], 500_000_000);
+        assert_eq!(b["PidsLimit"], 10);
+        assert_eq!(b["RestartPolicy"]["MaximumRetryCount"], 3);
+    }
+}

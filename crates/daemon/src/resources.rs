@@ -1,0 +1,703 @@
+//! Resource limits: Docker's validation of `HostConfig` resources at create time, and
+//! `POST /containers/{id}/update`, which changes the limits of a container (stored for the next
+//! start, and written straight into the cgroup files of a running one).
+//!
+//! The daemon writes the cgroup files itself rather than asking the shim: the container's
+//! cgroups are found from `/proc/<init pid>/cgroup`, which works the same on v1, hybrid and v2
+//! hosts, and the shim holds no state about limits that could go stale.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_api_types::container::{HostConfig, RestartPolicy};
+use berth_api_types::ApiError;
+use oci_spec::runtime::{
+    LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
+    LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxThrottleDeviceBuilder,
+    LinuxWeightDeviceBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Status;
+use crate::{Daemon, Result};
+
+/// The smallest memory limit the kernel handles without killing the container at once.
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// Docker's checks of the resource fields (moby `verifyPlatformContainerResources`), with its
+/// messages. `ncpu` is the number of CPUs the host has.
+pub(crate) fn validate(hc: &HostConfig, ncpu: i64, warnings: &mut Vec<String>) -> Result<()> {
+    let bad = |m: String| Err(ApiError::invalid(m));
+    if hc.memory != 0 && hc.memory < MIN_MEMORY {
+        return bad("Minimum memory limit allowed is 6MB".into());
+    }
+    if hc.memory_swap > 0 && hc.memory == 0 {
+        return bad(
+            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
+        );
+    }
+    if hc.memory > 0 && hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return bad(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        );
+    }
+    if hc.memory_swap < -1 {
+        return bad(format!("invalid memory swap limit: {}", hc.memory_swap));
+    }
+    if hc.memory_reservation != 0 && hc.memory_reservation < MIN_MEMORY {
+        return bad("Minimum memory reservation allowed is 6MB".into());
+    }
+    if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
+        return bad(
+            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
+        );
+    }
+    if hc.oom_kill_disable == Some(true) && hc.memory == 0 {
+        warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
+    }
+    if hc.nano_cpus > 0 && hc.cpu_period > 0 {
+        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
+    }
+    if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
+        return bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set".into());
+    }
+    if hc.nano_cpus < 0 || hc.nano_cpus > ncpu * 1_000_000_000 {
+        return bad(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        ));
+    }
+    if hc.cpu_shares < 0 {
+        return bad(format!("invalid CPU shares: {}", hc.cpu_shares));
+    }
+    if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
+        return bad(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+                .into(),
+        );
+    }
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
+        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
+    }
+    for (what, list) in [("cpus", &hc.cpuset_cpus), ("mems", &hc.cpuset_mems)] {
+        if !list.is_empty() && !valid_cpuset(list) {
+            return bad(format!("Invalid value {list} for cpuset {what}"));
+        }
+    }
+    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
+        return bad("Range of blkio weight is from 10 to 1000".into());
+    }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return bad(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        ));
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p < -1) {
+        return bad(format!("invalid pids limit: {p}"));
+    }
+    Ok(())
+}
+
+/// `0-3,5`: ranges and single numbers, ascending within a range.
+fn valid_cpuset(s: &str) -> bool {
+    s.split(',').all(|part| match part.split_once('-') {
+        Some((a, b)) => matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if a <= b),
+        None => part.parse::<u32>().is_ok(),
+    })
+}
+
+/// The body of `POST /containers/{id}/update` (Docker's `UpdateConfig`): zero means "leave as is".
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateRequest {
+    pub cpu_shares: i64,
+    pub memory: i64,
+    pub memory_reservation: i64,
+    pub memory_swap: i64,
+    pub nano_cpus: i64,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub pids_limit: Option<i64>,
+    pub blkio_weight: u16,
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
+pub(crate) fn merge_update(hc: &mut HostConfig, u: &UpdateRequest) -> Result<()> {
+    if u.memory != 0 {
+        if hc.memory_swap > 0 && u.memory > hc.memory_swap && u.memory_swap == 0 {
+            return Err(ApiError::conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"));
+        }
+        hc.memory = u.memory;
+    }
+    if u.memory_swap != 0 {
+        hc.memory_swap = u.memory_swap;
+    }
+    if u.memory_reservation != 0 {
+        hc.memory_reservation = u.memory_reservation;
+    }
+    if u.nano_cpus != 0 {
+        if hc.cpu_quota > 0 || hc.cpu_period > 0 {
+            return Err(ApiError::conflict("Conflicting options: CPU Quota or CPU Period cannot be updated as NanoCPUs has already been set"));
+        }
+        hc.nano_cpus = u.nano_cpus;
+    }
+    if u.cpu_quota != 0 || u.cpu_period != 0 {
+        if hc.nano_cpus > 0 && u.nano_cpus == 0 {
+            return Err(ApiError::conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set"));
+        }
+        if u.cpu_quota != 0 {
+            hc.cpu_quota = u.cpu_quota;
+        }
+        if u.cpu_period != 0 {
+            hc.cpu_period = u.cpu_period;
+        }
+    }
+    if u.cpu_shares != 0 {
+        hc.cpu_shares = u.cpu_shares;
+    }
+    if !u.cpuset_cpus.is_empty() {
+        hc.cpuset_cpus = u.cpuset_cpus.clone();
+    }
+    if !u.cpuset_mems.is_empty() {
+        hc.cpuset_mems = u.cpuset_mems.clone();
+    }
+    if let Some(p) = u.pids_limit {
+        // Docker: 0 or -1 in an update means unlimited.
+        hc.pids_limit = Some(if p <= 0 { -1 } else { p });
+    }
+    if u.blkio_weight != 0 {
+        hc.blkio_weight = u.blkio_weight;
+    }
+    if let Some(rp) = &u.restart_policy {
+        if !rp.name.is_empty() {
+            crate::restart::validate_policy(rp)?;
+            if hc.auto_remove && !matches!(rp.name.as_str(), "no") {
+                return Err(ApiError::invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
+                ));
+            }
+            hc.restart_policy = rp.clone();
+        }
+    }
+    Ok(())
+}
+
+/// Where a process's cgroups are: one directory per v1 controller, or the v2 directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct CgroupPaths {
+    /// v1 controller name → directory.
+    pub v1: Vec<(String, PathBuf)>,
+    /// The unified directory when the host is cgroup v2 only.
+    pub v2: Option<PathBuf>,
+}
+
+impl CgroupPaths {
+    pub fn for_pid(pid: i64) -> Option<CgroupPaths> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let root = Path::new("/sys/fs/cgroup");
+        Some(Self::parse(
+            &text,
+            root,
+            root.join("cgroup.controllers").exists(),
+        ))
+    }
+
+    pub fn parse(text: &str, root: &Path, unified_only: bool) -> CgroupPaths {
+        let mut out = CgroupPaths::default();
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let rel = path.trim_start_matches('/');
+            if ctrls.is_empty() {
+                if unified_only {
+                    out.v2 = Some(root.join(rel));
+                }
+                continue;
+            }
+            if unified_only {
+                continue;
+            }
+            let dir = root.join(ctrls).join(rel);
+            for c in ctrls.split(',') {
+                let c = c.trim_start_matches("name=");
+                out.v1.push((c.to_string(), dir.clone()));
+            }
+        }
+        out
+    }
+
+    /// The v1 directory of a controller.
+    pub fn v1(&self, controller: &str) -> Option<&Path> {
+        self.v1
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, p)| p.as_path())
+    }
+}
+
+/// One write of a value into a cgroup file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CgroupWrite {
+    pub file: PathBuf,
+    pub value: String,
+}
+
+fn w(dir: &Path, file: &str, value: impl ToString) -> CgroupWrite {
+    CgroupWrite {
+        file: dir.join(file),
+        value: value.to_string(),
+    }
+}
+
+/// cgroup v2 `cpu.weight` from v1 shares (runc's `ConvertCPUSharesToCgroupV2Value`).
+pub(crate) fn shares_to_weight(shares: i64) -> i64 {
+    if shares == 0 {
+        return 0;
+    }
+    1 + ((shares - 2) * 9999) / 262_142
+}
+
+/// The cgroup writes that put `hc`'s updatable limits in force, in an order the kernel accepts.
+pub(crate) fn plan_writes(hc: &HostConfig, paths: &CgroupPaths) -> Vec<CgroupWrite> {
+    let mut out = Vec::new();
+    let (quota, period) = if hc.nano_cpus > 0 {
+        (hc.nano_cpus * 100_000 / 1_000_000_000, 100_000)
+    } else {
+        (hc.cpu_quota, hc.cpu_period)
+    };
+    if let Some(dir) = &paths.v2 {
+        if hc.memory > 0 {
+            out.push(w(dir, "memory.max", hc.memory));
+            if hc.memory_swap > 0 {
+                out.push(w(dir, "memory.swap.max", hc.memory_swap - hc.memory));
+            } else if hc.memory_swap == -1 {
+                out.push(w(dir, "memory.swap.max", "max"));
+            }
+        }
+        if hc.memory_reservation > 0 {
+            out.push(w(dir, "memory.low", hc.memory_reservation));
+        }
+        if hc.cpu_shares > 0 {
+            out.push(w(dir, "cpu.weight", shares_to_weight(hc.cpu_shares)));
+        }
+        if quota != 0 || period != 0 {
+            let q = if quota > 0 {
+                quota.to_string()
+            } else {
+                "max".into()
+            };
+            let p = if period > 0 { period } else { 100_000 };
+            out.push(w(dir, "cpu.max", format!("{q} {p}")));
+        }
+        if !hc.cpuset_cpus.is_empty() {
+            out.push(w(dir, "cpuset.cpus", &hc.cpuset_cpus));
+        }
+        if !hc.cpuset_mems.is_empty() {
+            out.push(w(dir, "cpuset.mems", &hc.cpuset_mems));
+        }
+        if let Some(p) = hc.pids_limit {
+            out.push(w(dir, "pids.max", pids_value(p)));
+        }
+        if hc.blkio_weight > 0 {
+            out.push(w(dir, "io.bfq.weight", hc.blkio_weight));
+        }
+        return out;
+    }
+    if let Some(dir) = paths.v1("memory") {
+        if hc.memory > 0 {
+            // The caller retries this pair in the other order when the kernel refuses a
+            // limit above the current memory+swap limit.
+            out.push(w(dir, "memory.limit_in_bytes", hc.memory));
+            if hc.memory_swap != 0 && dir.join("memory.memsw.limit_in_bytes").exists() {
+                out.push(w(dir, "memory.memsw.limit_in_bytes", hc.memory_swap));
+            }
+        }
+        if hc.memory_reservation > 0 {
+            out.push(w(dir, "memory.soft_limit_in_bytes", hc.memory_reservation));
+        }
+    }
+    if let Some(dir) = paths.v1("cpu") {
+        if hc.cpu_shares > 0 {
+            out.push(w(dir, "cpu.shares", hc.cpu_shares));
+        }
+        if period > 0 {
+            out.push(w(dir, "cpu.cfs_period_us", period));
+        }
+        if quota != 0 {
+            out.push(w(dir, "cpu.cfs_quota_us", quota));
+        }
+    }
+    if let Some(dir) = paths.v1("cpuset") {
+        if !hc.cpuset_cpus.is_empty() {
+            out.push(w(dir, "cpuset.cpus", &hc.cpuset_cpus));
+        }
+        if !hc.cpuset_mems.is_empty() {
+            out.push(w(dir, "cpuset.mems", &hc.cpuset_mems));
+        }
+    }
+    if let (Some(dir), Some(p)) = (paths.v1("pids"), hc.pids_limit) {
+        out.push(w(dir, "pids.max", pids_value(p)));
+    }
+    if let Some(dir) = paths.v1("blkio") {
+        if hc.blkio_weight > 0 && dir.join("blkio.weight").exists() {
+            out.push(w(dir, "blkio.weight", hc.blkio_weight));
+        }
+    }
+    out
+}
+
+fn pids_value(p: i64) -> String {
+    if p > 0 {
+        p.to_string()
+    } else {
+        "max".into()
+    }
+}
+
+fn apply_writes(writes: &[CgroupWrite]) -> std::result::Result<(), String> {
+    let mut pending: Vec<&CgroupWrite> = writes.iter().collect();
+    // memory.limit_in_bytes must stay ≤ memsw: a raise of both fails in the planned order and
+    // succeeds in the other, so failed writes are retried once after the rest.
+    let mut failed = Vec::new();
+    for wr in pending.drain(..) {
+        if std::fs::write(&wr.file, &wr.value).is_err() {
+            failed.push(wr);
+        }
+    }
+    for wr in failed {
+        std::fs::write(&wr.file, &wr.value)
+            .map_err(|e| format!("writing {} to {}: {e}", wr.value, wr.file.display()))?;
+    }
+    Ok(())
+}
+
+impl Daemon {
+    /// What the runtime leaves out: libcontainer 0.7 never passes `disableOOMKiller` to its v1
+    /// memory controller, so `--oom-kill-disable` is written here, right after the start.
+    pub(crate) fn post_start_limits(&self, id: &str) {
+        let Some(c) = self.get(id) else { return };
+        if c.host_config.oom_kill_disable != Some(true) {
+            return;
+        }
+        let Some(dir) =
+            CgroupPaths::for_pid(c.state.pid).and_then(|p| p.v1("memory").map(Path::to_path_buf))
+        else {
+            return;
+        };
+        if let Err(e) = std::fs::write(dir.join("memory.oom_control"), "1") {
+            tracing::warn!(container = id, "--oom-kill-disable: {e}");
+        }
+    }
+
+    /// `POST /containers/{id}/update`.
+    pub async fn container_update(
+        self: &Arc<Self>,
+        key: &str,
+        body: serde_json::Value,
+    ) -> Result<Vec<String>> {
+        let req: UpdateRequest = serde_json::from_value(body)
+            .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
+        let c = self.resolve_container(key)?;
+        let guard = self.op_lock(&c.id);
+        let _g = guard.lock().await;
+        let mut c = self
+            .get(&c.id)
+            .ok_or_else(|| crate::containers::no_such_container(key))?;
+        if matches!(c.state.status, Status::Removing | Status::Dead) {
+            return Err(ApiError::conflict(format!(
+                "Cannot update container {}: container is marked for removal and cannot be \"update\"",
+                c.id
+            )));
+        }
+        let mut hc = c.host_config.clone();
+        merge_update(&mut hc, &req)?;
+        let mut warnings = Vec::new();
+        validate(&hc, ncpu(), &mut warnings)?;
+        if c.state.status.is_active() && c.state.pid > 0 {
+            let paths = CgroupPaths::for_pid(c.state.pid).ok_or_else(|| {
+                ApiError::internal(format!(
+                    "Cannot update container {}: its cgroups are gone",
+                    c.id
+                ))
+            })?;
+            let writes = plan_writes(&hc, &paths);
+            tokio::task::spawn_blocking(move || apply_writes(&writes))
+                .await
+                .map_err(crate::internal)?
+                .map_err(|e| {
+                    ApiError::internal(format!("Cannot update container {}: {e}", c.id))
+                })?;
+        }
+        c.host_config = hc;
+        self.save(&c)?;
+        self.emit_container_id(&c.id, "update", &[]);
+        Ok(warnings)
+    }
+}
+
+/// A host device node: (type, major, minor, mode, uid, gid).
+fn device_node(
+    path: &str,
+) -> std::result::Result<(LinuxDeviceType, i64, i64, u32, u32, u32), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(path).map_err(|e| {
+        let cause = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            _ => e.to_string(),
+        };
+        format!("error gathering device information while adding custom device {path:?}: {cause}")
+    })?;
+    let ft = md.file_type();
+    let typ = if ft.is_char_device() {
+        LinuxDeviceType::C
+    } else if ft.is_block_device() {
+        LinuxDeviceType::B
+    } else {
+        return Err(format!(
+            "error gathering device information while adding custom device {path:?}: not a device node"
+        ));
+    };
+    let rdev = md.rdev();
+    Ok((
+        typ,
+        nix::sys::stat::major(rdev) as i64,
+        nix::sys::stat::minor(rdev) as i64,
+        md.mode() & 0o777,
+        md.uid(),
+        md.gid(),
+    ))
+}
+
+/// `--device /dev/x[:/dev/y[:rwm]]`: the device nodes to create and the cgroup rules allowing
+/// them (moby `DevicesFromPath` for single nodes).
+pub(crate) fn device_mappings(
+    hc: &HostConfig,
+) -> std::result::Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), String> {
+    let (mut devs, mut rules) = (Vec::new(), Vec::new());
+    for d in hc.devices.iter().flatten() {
+        let perms = if d.cgroup_permissions.is_empty() {
+            "rwm"
+        } else {
+            d.cgroup_permissions.as_str()
+        };
+        if perms.is_empty() || !perms.chars().all(|c| "rwm".contains(c)) {
+            return Err(format!("invalid device mode: {perms}"));
+        }
+        let (typ, major, minor, mode, uid, gid) = device_node(&d.path_on_host)?;
+        let target = if d.path_in_container.is_empty() {
+            d.path_on_host.clone()
+        } else {
+            d.path_in_container.clone()
+        };
+        devs.push(
+            LinuxDeviceBuilder::default()
+                .path(target)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .file_mode(mode)
+                .uid(uid)
+                .gid(gid)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+        rules.push(
+            LinuxDeviceCgroupBuilder::default()
+                .allow(true)
+                .typ(typ)
+                .major(major)
+                .minor(minor)
+                .access(perms.to_string())
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok((devs, rules))
+}
+
+/// `--blkio-weight`, `--blkio-weight-device` and the `--device-{read,write}-{bps,iops}`
+/// throttles, with device paths turned into major:minor.
+pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlockIo>, String> {
+    let throttle = |list: &Option<Vec<berth_api_types::container::ThrottleDevice>>| {
+        list.iter()
+            .flatten()
+            .map(|t| {
+                let (_, major, minor, ..) = device_node(&t.path)?;
+                LinuxThrottleDeviceBuilder::default()
+                    .major(major)
+                    .minor(minor)
+                    .rate(t.rate)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()
+    };
+    let mut weights = Vec::new();
+    for wd in hc.blkio_weight_device.iter().flatten() {
+        let (_, major, minor, ..) = device_node(&wd.path)?;
+        weights.push(
+            LinuxWeightDeviceBuilder::default()
+                .major(major)
+                .minor(minor)
+                .weight(wd.weight)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let (rb, wb) = (
+        throttle(&hc.blkio_device_read_bps)?,
+        throttle(&hc.blkio_device_write_bps)?,
+    );
+    let (ri, wi) = (
+        throttle(&hc.blkio_device_read_iops)?,
+        throttle(&hc.blkio_device_write_iops)?,
+    );
+    if hc.blkio_weight == 0
+        && weights.is_empty()
+        && rb.is_empty()
+        && wb.is_empty()
+        && ri.is_empty()
+        && wi.is_empty()
+    {
+        return Ok(None);
+    }
+    let mut b = LinuxBlockIoBuilder::default();
+    if hc.blkio_weight > 0 {
+        b = b.weight(hc.blkio_weight);
+    }
+    if !weights.is_empty() {
+        b = b.weight_device(weights);
+    }
+    if !rb.is_empty() {
+        b = b.throttle_read_bps_device(rb);
+    }
+    if !wb.is_empty() {
+        b = b.throttle_write_bps_device(wb);
+    }
+    if !ri.is_empty() {
+        b = b.throttle_read_iops_device(ri);
+    }
+    if !wi.is_empty() {
+        b = b.throttle_write_iops_device(wi);
+    }
+    b.build().map(Some).map_err(|e| e.to_string())
+}
+
+pub(crate) fn ncpu() -> i64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hc() -> HostConfig {
+        HostConfig::default()
+    }
+
+    fn err(h: &HostConfig) -> String {
+        validate(h, 2, &mut Vec::new()).unwrap_err().message
+    }
+
+    #[test]
+    fn docker_validation_messages() {
+        let mut h = hc();
+        h.memory = -5;
+        assert_eq!(err(&h), "Minimum memory limit allowed is 6MB");
+        h.memory = 4 * 1024 * 1024;
+        assert_eq!(err(&h), "Minimum memory limit allowed is 6MB");
+        h.memory = 32 * 1024 * 1024;
+        h.memory_swap = 16 * 1024 * 1024;
+        assert!(err(&h).starts_with("Minimum memoryswap limit"));
+        h.memory_swap = 0;
+        assert!(validate(&h, 2, &mut Vec::new()).is_ok());
+        h.nano_cpus = 3_000_000_000;
+        assert_eq!(
+            err(&h),
+            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        h.nano_cpus = 500_000_000;
+        h.cpu_period = 50_000;
+        assert!(err(&h).starts_with("Conflicting options"));
+        let mut h = hc();
+        h.cpuset_cpus = "0-x".into();
+        assert_eq!(err(&h), "Invalid value 0-x for cpuset cpus");
+        let mut h = hc();
+        h.blkio_weight = 5;
+        assert_eq!(err(&h), "Range of blkio weight is from 10 to 1000");
+        let mut h = hc();
+        h.oom_score_adj = 1001;
+        assert!(err(&h).contains("range for oom score adj"));
+        let mut h = hc();
+        h.memory_reservation = 1024;
+        assert_eq!(err(&h), "Minimum memory reservation allowed is 6MB");
+    }
+
+    #[test]
+    fn update_merges_like_docker() {
+        let mut h = hc();
+        h.memory = 32 << 20;
+        h.memory_swap = 64 << 20;
+        let u = UpdateRequest {
+            memory: 128 << 20,
+            ..Default::default()
+        };
+        assert!(merge_update(&mut h.clone(), &u).is_err(), "above memsw");
+        let u = UpdateRequest {
+            memory: 128 << 20,
+            memory_swap: 256 << 20,
+            pids_limit: Some(0),
+            ..Default::default()
+        };
+        merge_update(&mut h, &u).unwrap();
+        assert_eq!((h.memory, h.memory_swap), (128 << 20, 256 << 20));
+        assert_eq!(h.pids_limit, Some(-1));
+        let mut h = hc();
+        h.cpu_quota = 50_000;
+        let u = UpdateRequest {
+            nano_cpus: 1_000_000_000,
+            ..Default::default()
+        };
+        assert!(merge_update(&mut h, &u).is_err());
+    }
+
+    #[test]
+    fn cgroup_paths_and_writes() {
+        let text = "9:name=systemd:/\n4:memory:/p/c1\n2:cpu,cpuacct:/p/c1\n8:pids:/p/c1\n0::/\n";
+        let p = CgroupPaths::parse(text, Path::new("/cg"), false);
+        assert_eq!(p.v1("memory"), Some(Path::new("/cg/memory/p/c1")));
+        assert_eq!(p.v1("cpuacct"), Some(Path::new("/cg/cpu,cpuacct/p/c1")));
+        assert_eq!(p.v2, None);
+        let mut h = hc();
+        h.nano_cpus = 500_000_000;
+        h.pids_limit = Some(10);
+        let ws = plan_writes(&h, &p);
+        assert!(ws.contains(&w(
+            Path::new("/cg/cpu,cpuacct/p/c1"),
+            "cpu.cfs_quota_us",
+            50000
+        )));
+        assert!(ws.contains(&w(Path::new("/cg/pids/p/c1"), "pids.max", 10)));
+
+        let p = CgroupPaths::parse("0::/p/c1\n", Path::new("/cg"), true);
+        assert_eq!(p.v2.as_deref(), Some(Path::new("/cg/p/c1")));
+        h.memory = 64 << 20;
+        h.memory_swap = 128 << 20;
+        h.cpu_shares = 1024;
+        let ws = plan_writes(&h, &p);
+        let dir = Path::new("/cg/p/c1");
+        assert!(ws.contains(&w(dir, "cpu.max", "50000 100000")));
+        assert!(ws.contains(&w(dir, "memory.max", 64 << 20)));
+        assert!(ws.contains(&w(dir, "memory.swap.max", 64 << 20)));
+        assert!(ws.contains(&w(dir, "cpu.weight", 39)));
+        assert!(ws.contains(&w(dir, "pids.max", 10)));
+    }
+}

@@ -1,0 +1,490 @@
+//! Issue 4, acceptance 3 and 4: resource limits, `docker update`, `docker stats`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_tests::*;
+
+fn quiet_run(d: &Daemon, args: &[&str]) -> String {
+    let out = d.docker(args);
+    assert_ok(&out, &args.join(" "));
+    stdout(&out).trim().to_string()
+}
+
+/// The host-side directory of a controller for a running container (v1), or its v2 directory.
+fn cgroup_dir(d: &Daemon, name: &str, controller: &str) -> PathBuf {
+    let pid = quiet_run(d, &["inspect", "-f", "{{.State.Pid}}", name]);
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
+    let v2_only = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for line in text.lines() {
+        let mut p = line.splitn(3, ':');
+        let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
+        let rel = path.trim_start_matches('/');
+        if v2_only && ctrls.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(rel);
+        }
+        if !v2_only && ctrls.split(',').any(|c| c == controller) {
+            return PathBuf::from("/sys/fs/cgroup").join(ctrls).join(rel);
+        }
+    }
+    panic!("no {controller} cgroup for {name}: {text}");
+}
+
+fn v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn memory_limit_oom_kills_with_137() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // `tail` buffers everything it reads: 100 MB against a 32 MB limit (and 64 MB of swap).
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100m /dev/zero | tail > /dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let st = quiet_run(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}",
+            "hog",
+        ],
+    );
+    assert_eq!(st, "true 137 33554432");
+    // The same work within its means is not marked.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "fine",
+        "--memory",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 1m /dev/zero | tail > /dev/null",
+    ]);
+    assert_ok(&out, "small allocation");
+    let st = quiet_run(&d, &["inspect", "-f", "{{.State.OOMKilled}}", "fine"]);
+    assert_eq!(st, "false");
+}
+
+#[test]
+fn pids_limit_stops_a_fork_bomb() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "10",
+        "busybox",
+        "sh",
+        "-c",
+        "n=0; for i in $(seq 1 40); do sleep 30 & n=$((n+1)); done; echo started $n; kill $(jobs -p) 2>/dev/null; true",
+    ]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "the 11th process must fail to fork: {err}\n{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn cpus_and_update_show_in_cgroup_files() {
+    let d = Daemon::start();
+    d.load_busybox();
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "c",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "32m",
+            "--memory-swap",
+            "64m",
+            "--pids-limit",
+            "20",
+            "--cpu-shares",
+            "512",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(cgroup_dir(&d, "c", ctl).join(file))
+            .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    if v2() {
+        assert_eq!(read("cpu", "cpu.max"), "50000 100000");
+        assert_eq!(read("memory", "memory.max"), "33554432");
+    } else {
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "33554432");
+    }
+    assert_eq!(read("pids", "pids.max"), "20");
+
+    // docker update on the running container: raising memory above the current swap limit
+    // without raising swap is refused and changes nothing.
+    let out = d.docker(&["update", "--memory", "128m", "c"]);
+    assert!(!out.status.success(), "memory above memory-swap");
+    assert!(
+        stderr(&out).contains("Memory limit should be smaller than already set memoryswap limit"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpus",
+        "1",
+        "--pids-limit",
+        "50",
+        "c",
+    ]);
+    assert_ok(&out, "docker update");
+    if v2() {
+        assert_eq!(read("memory", "memory.max"), "134217728");
+        assert_eq!(read("cpu", "cpu.max"), "100000 100000");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "134217728");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "100000");
+    }
+    assert_eq!(read("pids", "pids.max"), "50");
+    let hc = quiet_run(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+            "c",
+        ],
+    );
+    assert_eq!(hc, "134217728 268435456 1000000000 50");
+
+    // berth update does the same, and the limit survives a restart of the container.
+    let out = d.berth(&["update", "--memory", "96m", "c"]);
+    assert_ok(&out, "berth update");
+    assert_eq!(stdout(&out).trim(), "c");
+    d.docker(&["restart", "-t", "0", "c"]);
+    if v2() {
+        assert_eq!(read("memory", "memory.max"), "100663296");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "100663296");
+    }
+    d.docker(&["rm", "-f", "c"]);
+}
+
+#[test]
+fn bad_limits_are_refused_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let (code, body) = d.api(
+        "POST",
+        "/containers/create?name=neg",
+        Some(r#"{"Image":"busybox","HostConfig":{"Memory":-5}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("Minimum memory limit allowed is 6MB"),
+        "{body}"
+    );
+    let out = d.docker(&["run", "--name", "tiny", "--memory", "4m", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["create", "--cpus", "64", "busybox", "true"]);
+    assert!(
+        stderr(&out).contains("Range of CPUs is from 0.01"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["create", "--blkio-weight", "5", "busybox", "true"]);
+    assert!(
+        stderr(&out).contains("Range of blkio weight is from 10 to 1000"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing was created.
+    assert_eq!(quiet_run(&d, &["ps", "-aq"]), "");
+    let (code, _) = d.api("POST", "/containers/nosuch/update", Some(r#"{"Memory":1}"#));
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn stats_no_stream_shows_cpu_memory_and_pids() {
+    let d = Daemon::start();
+    d.load_busybox();
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "busy",
+            "--cpus",
+            "0.5",
+            "--memory",
+            "64m",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 300 & while :; do :; done",
+        ],
+    );
+    // Let the loop accumulate some CPU time.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
+        "busy",
+    ]);
+    assert_ok(&out, "docker stats");
+    let line = stdout(&out).trim().to_string();
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!(f.len(), 4, "{line}");
+    assert_eq!(f[0], "busy");
+    let cpu: f64 = f[1].trim_end_matches('%').parse().expect("cpu %");
+    // Half a CPU at most, on a shared machine possibly less.
+    assert!(cpu > 1.0 && cpu < 75.0, "cpu {cpu}: {line}");
+    assert!(f[2].ends_with("/ 64MiB"), "limit shown: {line}");
+    assert!(!f[2].starts_with("0B"), "usage shown: {line}");
+    assert_eq!(f[3], "2", "sh and sleep: {line}");
+
+    // The raw API in Docker's shape.
+    let (code, body) = d.api("GET", "/containers/busy/stats?stream=false", None);
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("json");
+    assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0);
+    assert!(v["precpu_stats"]["system_cpu_usage"].as_u64().unwrap_or(0) > 0);
+    assert!(v["cpu_stats"]["online_cpus"].as_u64().unwrap_or(0) >= 1);
+    assert_eq!(v["memory_stats"]["limit"], 64 * 1024 * 1024);
+    assert!(v["memory_stats"]["stats"].is_object());
+    assert_eq!(v["pids_stats"]["current"], 2);
+    assert_eq!(v["name"], "/busy");
+    assert_ne!(v["preread"], "0001-01-01T00:00:00Z");
+    let (_, body) = d.api(
+        "GET",
+        "/containers/busy/stats?stream=false&one-shot=true",
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("json");
+    assert_eq!(v["preread"], "0001-01-01T00:00:00Z");
+
+    // berth stats --no-stream prints the same table.
+    let out = d.berth(&["stats", "--no-stream", "busy"]);
+    assert_ok(&out, "berth stats");
+    let text = stdout(&out);
+    assert!(text.starts_with("CONTAINER ID"), "{text}");
+    assert!(text.contains("busy") && text.contains("/ 64MiB"), "{text}");
+    d.docker(&["rm", "-f", "busy"]);
+}
+
+/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
+fn host_disk() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("/dev/{n}"))
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+#[test]
+fn devices_and_blkio_throttles() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["run", "--rm", "--device", "/dev/nope", "busybox", "true"]);
+    assert!(
+        stderr(&out).contains(
+            "error gathering device information while adding custom device \"/dev/nope\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // /dev/loop-control (10:237) is not among the devices every container may use: the
+    // mapping's permissions decide whether it opens.
+    if std::path::Path::new("/dev/loop-control").exists() {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/lc:r",
+            "busybox",
+            "sh",
+            "-c",
+            "exec 3</dev/lc && echo opened",
+        ]);
+        assert_ok(&out, "open an allowed device");
+        assert_eq!(stdout(&out).trim(), "opened");
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "--device",
+            "/dev/loop-control:/dev/lc:m",
+            "busybox",
+            "sh",
+            "-c",
+            "test -c /dev/lc && echo present; exec 3</dev/lc && echo opened",
+        ]);
+        assert_eq!(stdout(&out).trim(), "present", "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Operation not permitted"),
+            "device cgroup denies the open: {}",
+            stderr(&out)
+        );
+        let out = d.docker(&["run", "--rm", "busybox", "test", "-e", "/dev/lc"]);
+        assert!(!out.status.success(), "no mapping, no node");
+    }
+    let Some(disk) = host_disk() else {
+        eprintln!("no host disk: skipping the throttle part");
+        return;
+    };
+    // Throttles land in the blkio cgroup (v1) / io.max (v2).
+    let rbps = format!("{disk}:1mb");
+    let wiops = format!("{disk}:100");
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "io",
+            "--device-read-bps",
+            &rbps,
+            "--device-write-iops",
+            &wiops,
+            "--blkio-weight",
+            "300",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&disk).expect("disk").rdev()
+    };
+    let majmin = format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    );
+    if v2() {
+        let io =
+            std::fs::read_to_string(cgroup_dir(&d, "io", "io").join("io.max")).unwrap_or_default();
+        assert!(io.contains(&format!("{majmin} rbps=1048576")), "{io}");
+    } else {
+        let dir = cgroup_dir(&d, "io", "blkio");
+        let r =
+            std::fs::read_to_string(dir.join("blkio.throttle.read_bps_device")).expect("read_bps");
+        assert!(r.contains(&format!("{majmin} 1048576")), "{r}");
+        let w = std::fs::read_to_string(dir.join("blkio.throttle.write_iops_device"))
+            .expect("write_iops");
+        assert!(w.contains(&format!("{majmin} 100")), "{w}");
+    }
+    d.docker(&["rm", "-f", "io"]);
+}
+
+#[test]
+fn other_limits_reach_the_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--shm-size",
+        "8m",
+        "--ulimit",
+        "nofile=512:1024",
+        "--oom-score-adj",
+        "300",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /dev/shm ' /proc/mounts; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj",
+    ]);
+    assert_ok(&out, "run");
+    let text = stdout(&out);
+    assert!(text.contains("size=8192k"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(&lines[1..], ["512", "1024", "300"], "{text}");
+
+    quiet_run(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "m",
+            "--memory",
+            "64m",
+            "--memory-reservation",
+            "32m",
+            "--oom-kill-disable",
+            "--cpuset-cpus",
+            "0",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let read = |ctl: &str, file: &str| {
+        std::fs::read_to_string(cgroup_dir(&d, "m", ctl).join(file))
+            .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+    if v2() {
+        assert_eq!(read("cpu", "cpu.max"), "25000 50000");
+        assert_eq!(read("memory", "memory.low"), "33554432");
+    } else {
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
+        assert!(
+            read("memory", "memory.oom_control").contains("oom_kill_disable 1"),
+            "oom killer disabled"
+        );
+    }
+    let out = d.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "m"]);
+    assert!(stdout(&out).trim().ends_with("/ 64MiB"), "{}", stdout(&out));
+    d.docker(&["rm", "-f", "m"]);
+}

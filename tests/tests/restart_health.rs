@@ -1,0 +1,404 @@
+//! Issue 4, acceptance 5: restart policies and health checks.
+
+use std::time::Duration;
+
+use berth_tests::*;
+
+fn inspect(d: &Daemon, fmt: &str, name: &str) -> String {
+    let out = d.docker(&["inspect", "-f", fmt, name]);
+    assert_ok(&out, "inspect");
+    stdout(&out).trim().to_string()
+}
+
+fn run_d(d: &Daemon, args: &[&str]) {
+    let mut a = vec!["run", "-d"];
+    a.extend_from_slice(args);
+    let out = d.docker(&a);
+    assert_ok(&out, &a.join(" "));
+}
+
+#[test]
+fn on_failure_restarts_exactly_n_times() {
+    let d = Daemon::start();
+    d.load_busybox();
+    run_d(
+        &d,
+        &[
+            "--name",
+            "f",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Status}} {{.RestartCount}}",
+            "f"
+        ) == "exited 2"),
+        "two restarts: {}",
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "f")
+    );
+    // And no third one (the next backoff would be 400 ms).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        inspect(
+            &d,
+            "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "f"
+        ),
+        "exited 2 3 on-failure:2"
+    );
+    // Success is not a failure.
+    run_d(
+        &d,
+        &["--name", "ok", "--restart", "on-failure", "busybox", "true"],
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "ok"),
+        "exited 0"
+    );
+    // The starts show in the event log: three starts, three dies.
+    let out = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "container=f",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| *l == "start").count(), 3, "{text}");
+    assert_eq!(text.lines().filter(|l| *l == "die").count(), 3, "{text}");
+}
+
+#[test]
+fn unknown_policy_is_refused() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["create", "--name", "x", "--restart", "sometimes", "busybox"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always","MaximumRetryCount":3}}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("maximum retry count can only be used with 'on-failure'"));
+    let out = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&out).trim(), "", "nothing created");
+}
+
+#[test]
+fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    run_d(
+        &d,
+        &[
+            "--name",
+            "a",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let pid1 = inspect(&d, "{{.State.Pid}}", "a");
+    // The process dies on its own: the policy brings it back.
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid1])
+        .status();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s = inspect(
+                &d,
+                "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
+                "a",
+            );
+            s.starts_with("running 1 ") && !s.ends_with(&format!(" {pid1}"))
+        }),
+        "restarted: {}",
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "a")
+    );
+
+    // berthd restarts while it runs: reconnected, not started twice.
+    let pid2 = inspect(&d, "{{.State.Pid}}", "a");
+    d.kill9();
+    d.restart();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inspect(
+            &d,
+            "{{.State.Status}} {{.State.Pid}} {{.RestartCount}}",
+            "a"
+        ),
+        format!("running {pid2} 1")
+    );
+
+    // The container dies while berthd is down: it comes back when berthd starts.
+    d.kill9();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid2])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    d.restart();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s = inspect(&d, "{{.State.Status}} {{.State.Pid}}", "a");
+            s.starts_with("running ") && !s.ends_with(&format!(" {pid2}"))
+        }),
+        "back after berthd restart: {}",
+        inspect(&d, "{{.State.Status}} {{.State.Pid}}", "a")
+    );
+
+    // docker stop is never undone by the policy.
+    assert_ok(&d.docker(&["stop", "-t", "1", "a"]), "stop");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(inspect(&d, "{{.State.Status}}", "a"), "exited");
+
+    // unless-stopped: stopped by the user, it stays down across a daemon restart; always
+    // comes back (Docker's documented difference).
+    run_d(
+        &d,
+        &[
+            "--name",
+            "u",
+            "--restart",
+            "unless-stopped",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    assert_ok(&d.docker(&["stop", "-t", "1", "u"]), "stop u");
+    d.stop();
+    d.restart();
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(inspect(&d, "{{.State.Status}}", "u"), "exited");
+    assert!(
+        eventually(Duration::from_secs(5), || inspect(
+            &d,
+            "{{.State.Status}}",
+            "a"
+        ) == "running"),
+        "always comes back at daemon start"
+    );
+    d.docker(&["rm", "-f", "a", "u"]);
+}
+
+#[test]
+fn health_cmd_turns_healthy_and_unhealthy_with_events() {
+    let d = Daemon::start();
+    d.load_busybox();
+    run_d(
+        &d,
+        &[
+            "--name",
+            "h",
+            "--health-cmd",
+            "test -e /tmp/ok && echo fine",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    assert_eq!(inspect(&d, "{{.State.Health.Status}}", "h"), "starting");
+    let out = d.docker(&["ps", "--format", "{{.Status}}"]);
+    assert!(
+        stdout(&out).contains("(health: starting)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Health.Status}}",
+            "h"
+        ) == "unhealthy"),
+        "two failures make it unhealthy"
+    );
+    let streak = inspect(&d, "{{.State.Health.FailingStreak}}", "h");
+    assert!(
+        streak.parse::<i64>().unwrap_or(0) >= 2,
+        "failing streak {streak}"
+    );
+    let out = d.docker(&[
+        "ps",
+        "--filter",
+        "health=unhealthy",
+        "--format",
+        "{{.Names}} {{.Status}}",
+    ]);
+    assert!(
+        stdout(&out).contains("h Up") && stdout(&out).contains("(unhealthy)"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ok(&d.docker(&["exec", "h", "touch", "/tmp/ok"]), "exec");
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Health.Status}}",
+            "h"
+        ) == "healthy"),
+        "a success makes it healthy"
+    );
+    let out = d.docker(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]);
+    assert_eq!(stdout(&out).trim(), "h");
+    let out = d.docker(&[
+        "ps",
+        "--filter",
+        "health=unhealthy",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(stdout(&out).trim(), "");
+    // The log keeps the last 5 probes, with output.
+    std::thread::sleep(Duration::from_millis(4500));
+    let log = inspect(&d, "{{len .State.Health.Log}}", "h");
+    assert_eq!(log, "5");
+    let last = inspect(&d, "{{(index .State.Health.Log 4).Output}}", "h");
+    assert_eq!(last, "fine");
+    let out = d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        "0s",
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let text = stdout(&out);
+    let actions: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        actions,
+        ["health_status: unhealthy", "health_status: healthy"],
+        "{text}"
+    );
+    // --no-healthcheck turns off an image's or a flag's check.
+    run_d(
+        &d,
+        &["--name", "n", "--no-healthcheck", "busybox", "sleep", "300"],
+    );
+    assert_eq!(inspect(&d, "{{.State.Health}}", "n"), "<nil>");
+    d.docker(&["rm", "-f", "h", "n"]);
+}
+
+#[test]
+fn on_unhealthy_policy_restarts_an_unhealthy_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // The probe needs /tmp/ok, which only the second run creates (the /started marker lives
+    // in the container's own layer and survives the restart): unhealthy first, then healthy.
+    run_d(
+        &d,
+        &[
+            "--name",
+            "sick",
+            "--restart",
+            "on-unhealthy:1",
+            "--health-cmd",
+            "test -e /tmp/ok",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "busybox",
+            "sh",
+            "-c",
+            "test -e /started && touch /tmp/ok; touch /started; sleep 300",
+        ],
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || inspect(
+            &d,
+            "{{.RestartCount}} {{.State.Status}} {{.State.Health.Status}}",
+            "sick"
+        ) == "1 running healthy"),
+        "restarted once and healthy: {}",
+        inspect(
+            &d,
+            "{{.RestartCount}} {{.State.Status}} {{.State.Health.Status}}",
+            "sick"
+        )
+    );
+    d.docker(&["rm", "-f", "sick"]);
+}
+
+#[test]
+fn berth_cli_health_flags_and_policies() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "500ms",
+        "--restart",
+        "on-unhealthy:3",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_ok(&out, "berth run with health flags");
+    assert_eq!(
+        inspect(
+            &d,
+            "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.HostConfig.RestartPolicy.Name}}",
+            "b"
+        ),
+        "[CMD-SHELL true] 500ms on-unhealthy"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Health.Status}}",
+            "b"
+        ) == "healthy"),
+        "healthy"
+    );
+    let out = d.berth(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(stdout(&out).contains("(healthy)"), "{}", stdout(&out));
+    let out = d.berth(&["run", "-d", "--restart", "never", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown policy 'never'"),
+        "{}",
+        stderr(&out)
+    );
+    // berth update changes the policy of an existing container.
+    assert_ok(
+        &d.berth(&["update", "--restart", "always", "b"]),
+        "update restart",
+    );
+    assert_eq!(
+        inspect(&d, "{{.HostConfig.RestartPolicy.Name}}", "b"),
+        "always"
+    );
+    d.docker(&["rm", "-f", "b"]);
+}
