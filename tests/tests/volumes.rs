@@ -971,9 +971,9 @@ fn du(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Acceptance 7 (without networks, which another branch prunes): `system df` reports, the
+/// Acceptance 7: `system df` reports, the
 /// prunes reclaim, and the data root shrinks. Driven with docker for df and the per-type
-/// prunes, with berth for `system df|prune`.
+/// prunes, with berth for `system df|prune`, then the real `docker system prune`.
 #[test]
 fn system_df_and_prune_reclaim_space() {
     let d = Daemon::start();
@@ -1051,6 +1051,44 @@ fn system_df_and_prune_reclaim_space() {
             .collect();
         assert_eq!(cols[1], "0", "{kind} left after prune: {df}");
     }
+    // And the real `docker system prune` (which also prunes networks and the build cache; with
+    // API ≥ 1.42 `--volumes` removes anonymous volumes only, as with Docker).
+    d.load_busybox();
+    assert_ok(&d.docker(&["network", "create", "prunenet"]), "network");
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "--network",
+            "prunenet",
+            "-v",
+            "/d",
+            "busybox",
+            "sh",
+            "-c",
+            fill,
+        ]),
+        "third filler",
+    );
+    let before = du(&d.root.join("data"));
+    let out = quiet_ok(
+        &d.docker(&["system", "prune", "-af", "--volumes"]),
+        "docker system prune",
+    );
+    assert!(
+        out.contains("Deleted Containers:")
+            && out.contains("Deleted Networks:\nprunenet")
+            && out.contains("Deleted Volumes:")
+            && out.contains("untagged: busybox:latest")
+            && out.contains("Total reclaimed space:"),
+        "{out}"
+    );
+    let after = du(&d.root.join("data"));
+    assert!(
+        after + 3000 < before,
+        "data root did not shrink: {before}k -> {after}k"
+    );
+    let ls = quiet_ok(&d.docker(&["network", "ls", "--format", "{{.Name}}"]), "ls");
+    assert!(!ls.contains("prunenet"), "{ls}");
 }
 
 #[test]

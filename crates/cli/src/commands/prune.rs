@@ -318,6 +318,9 @@ pub async fn system_prune(ctx: &Ctx, a: SystemPruneArgs) -> CmdResult {
     let v = post(ctx, "/images/prune", filters_json(&a.filter, &extra)?).await?;
     report("Deleted Images", &image_items(&v));
     total += v["SpaceReclaimed"].as_i64().unwrap_or(0);
+    let v = post(ctx, "/build/prune", None).await?;
+    report("Deleted build cache objects", &strings(&v, "CachesDeleted"));
+    total += v["SpaceReclaimed"].as_i64().unwrap_or(0);
     println!("Total reclaimed space: {}", size(total));
     Ok(0)
 }
