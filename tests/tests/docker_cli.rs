@@ -282,6 +282,25 @@ fn events_since_until_and_filters() {
         "{{.Action}}",
     ]);
     assert_eq!(stdout(&out), "load\ntag\n");
+    // `berth events` prints exactly what docker prints, default lines and --format alike.
+    for extra in [
+        &["--filter", "container=ev"][..],
+        &[
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{json .Actor.Attributes}}",
+        ][..],
+    ] {
+        let mut args = vec!["events", "--since", &since, "--until", &until];
+        args.extend_from_slice(extra);
+        let theirs = d.docker(&args);
+        let ours = d.berth(&args);
+        assert_ok(&theirs, "docker events");
+        assert_ok(&ours, "berth events");
+        assert!(stdout(&ours).lines().count() >= 2, "{}", stdout(&ours));
+        assert_eq!(stdout(&ours), stdout(&theirs));
+    }
     // A live subscriber sees events as they happen.
     let live_until = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -310,4 +329,54 @@ fn events_since_until_and_filters() {
     assert_eq!(stdout(&out), "5\n", "{}", stderr(&out));
     let out = d.docker(&["events", "--filter", "nope=1", "--until", &until]);
     assert!(!out.status.success());
+}
+
+/// `ps --filter volume=|network=|publish=|expose=` select the containers Docker selects
+/// (they were accepted and ignored before, listing every container).
+#[test]
+fn ps_filters_by_volume_network_and_ports() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let subnet = d.spare_subnet(0);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "psnet"]),
+        "network create",
+    );
+    for args in [
+        &["create", "--name", "vol", "-v", "psvol:/data", "busybox"][..],
+        &["create", "--name", "net", "--network", "psnet", "busybox"][..],
+        &["create", "--name", "pub", "-p", "18181:80/udp", "busybox"][..],
+        &[
+            "create",
+            "--name",
+            "exp",
+            "--expose",
+            "9000-9001",
+            "busybox",
+        ][..],
+        &["create", "--name", "plain", "busybox"][..],
+    ] {
+        assert_ok(&d.docker(args), "create");
+    }
+    let names = |filter: &str| -> String {
+        let out = d.docker(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]);
+        assert_ok(&out, filter);
+        let mut v: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+        v.sort();
+        v.join(",")
+    };
+    assert_eq!(names("volume=psvol"), "vol");
+    assert_eq!(names("volume=/data"), "vol");
+    assert_eq!(names("network=psnet"), "net");
+    assert_eq!(names("publish=80/udp"), "pub");
+    assert_eq!(names("publish=80"), "");
+    assert_eq!(names("expose=9001"), "exp");
+    assert_eq!(names("expose=8000-9000/tcp"), "exp");
+    assert_eq!(
+        names("network=bridge"),
+        "exp,plain,pub,vol",
+        "the default network by name"
+    );
+    let out = d.docker(&["ps", "--filter", "publish=http"]);
+    assert!(!out.status.success(), "a bad port filter is refused");
 }

@@ -83,6 +83,8 @@ pub enum Cmd {
     Unpause(NamesArgs),
     /// Display the running processes of a container
     Top(TopArgs),
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Create a new image from a container's changes
@@ -232,12 +234,30 @@ pub enum ImageCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
+    /// Get real time events from the server
+    Events(EventsArgs),
     /// Display system-wide information
     Info(InfoArgs),
     /// Show docker disk usage
     Df(prune::DfArgs),
     /// Remove unused data
     Prune(prune::SystemPruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long)]
+    pub filter: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show all events created since timestamp
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -701,6 +721,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Network(c) => network::network(ctx, c).await,
         Cmd::Cp(a) | Cmd::Container(ContainerCmd::Cp(a)) => volume::cp(ctx, a).await,
         Cmd::Volume(VolumeCmd::Create(a)) => volume::create(ctx, a).await,
+        Cmd::Events(a) | Cmd::System(SystemCmd::Events(a)) => system::events(ctx, a).await,
         Cmd::System(SystemCmd::Df(a)) => prune::df(ctx, a).await,
         Cmd::System(SystemCmd::Prune(a)) => prune::system_prune(ctx, a).await,
         Cmd::Container(ContainerCmd::Prune(a)) => prune::container_prune(ctx, a).await,

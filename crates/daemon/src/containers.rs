@@ -1339,6 +1339,14 @@ struct ListFilters {
     before: Option<String>,
     since: Option<String>,
     health: Vec<String>,
+    volumes: Vec<String>,
+    /// `network=`: the names/ids asked for (and of the networks they resolve to), and the
+    /// containers attached to those networks.
+    networks: Vec<String>,
+    network_members: std::collections::HashSet<String>,
+    /// `publish=` / `expose=`: container ports as `port/proto`.
+    publish: Vec<String>,
+    expose: Vec<String>,
 }
 
 impl ListFilters {
@@ -1353,6 +1361,11 @@ impl ListFilters {
             before: None,
             since: None,
             health: vec![],
+            volumes: vec![],
+            networks: vec![],
+            network_members: Default::default(),
+            publish: vec![],
+            expose: vec![],
         };
         for (k, vals) in filters {
             match k.as_str() {
@@ -1405,7 +1418,20 @@ impl ListFilters {
                         .transpose()?
                 }
                 "health" => f.health.extend(vals.iter().cloned()),
-                "network" | "volume" | "publish" | "expose" | "isolation" | "is-task" => {}
+                "volume" => f.volumes.extend(vals.iter().cloned()),
+                "network" => {
+                    for v in vals {
+                        f.networks.push(v.clone());
+                        if let Some(n) = d.net.find(v) {
+                            f.network_members
+                                .extend(d.net.members(&n.id).into_iter().map(|(id, _)| id));
+                            f.networks.extend([n.id, n.name]);
+                        }
+                    }
+                }
+                "publish" => f.publish.extend(port_filter_values(vals)?),
+                "expose" => f.expose.extend(port_filter_values(vals)?),
+                "isolation" | "is-task" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
@@ -1462,8 +1488,55 @@ impl ListFilters {
         if !self.health.is_empty() && !crate::health::filter_matches(c, &self.health) {
             return false;
         }
+        if !self.volumes.is_empty()
+            && !c.mounts.iter().any(|m| {
+                self.volumes
+                    .iter()
+                    .any(|v| (!m.name.is_empty() && m.name == *v) || m.destination == *v)
+            })
+        {
+            return false;
+        }
+        if !self.networks.is_empty()
+            && !self.network_members.contains(&c.id)
+            && !self.networks.iter().any(|n| {
+                // A container not started yet is on the network its mode names.
+                let mode = c.host_config.network_mode.as_str();
+                n == mode || (mode == "default" && n == "bridge")
+            })
+        {
+            return false;
+        }
+        let bound = c.host_config.port_bindings.iter().flat_map(|m| m.keys());
+        if !self.publish.is_empty() && !bound.into_iter().any(|k| self.publish.contains(k)) {
+            return false;
+        }
+        let exposed = c.config.exposed_ports.iter().flat_map(|m| m.keys());
+        if !self.expose.is_empty() && !exposed.into_iter().any(|k| self.expose.contains(k)) {
+            return false;
+        }
         true
     }
+}
+
+/// `publish=`/`expose=` values (`80`, `80/udp`, `8000-8002/tcp`) as the `port/proto` keys
+/// a container's config uses.
+fn port_filter_values(vals: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for v in vals {
+        let (ports, proto) = v.split_once('/').unwrap_or((v.as_str(), "tcp"));
+        let bad = || ApiError::invalid(format!("invalid port filter value: {v}"));
+        let (lo, hi) = match ports.split_once('-') {
+            Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+            None => (ports.parse::<u16>(), ports.parse::<u16>()),
+        };
+        let (lo, hi) = (lo.map_err(|_| bad())?, hi.map_err(|_| bad())?);
+        if lo > hi {
+            return Err(bad());
+        }
+        out.extend((lo..=hi).map(|p| format!("{p}/{}", proto.to_lowercase())));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -240,3 +240,108 @@ pub async fn info(ctx: &Ctx, a: InfoArgs) -> CmdResult {
     }
     Ok(0)
 }
+
+/// `berth events`: the daemon's event stream, printed as docker prints it.
+pub async fn events(ctx: &Ctx, a: crate::app::EventsArgs) -> CmdResult {
+    let template = match a.format.as_deref() {
+        Some(f) => Some(Template::parse(&unescape_format(f)).map_err(|e| {
+            crate::util::CliError::new(125, format!("template parsing error: {e}"))
+        })?),
+        None => None,
+    };
+    let q = Query::new()
+        .add_opt(
+            "since",
+            a.since.as_deref().map(crate::util::parse_timestamp),
+        )
+        .add_opt(
+            "until",
+            a.until.as_deref().map(crate::util::parse_timestamp),
+        )
+        .add_opt(
+            "filters",
+            crate::commands::image::filters_json(&a.filter, &[])?,
+        );
+    let mut stream = ctx
+        .client
+        .json_stream(http::Method::GET, "/events", &q, berth_client::Body::Empty)
+        .await?;
+    let mut out = std::io::stdout();
+    while let Some(ev) = stream.next().await {
+        let ev = ev?;
+        let line = match &template {
+            Some(t) => t
+                .render(&ev)
+                .map_err(|e| crate::util::CliError::new(1, e.to_string()))?,
+            None => event_line(&ev, &chrono::Local),
+        };
+        use std::io::Write;
+        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(0)
+}
+
+/// Docker's default event line: `<time> <type> <action> <id> (k=v, ...)`, the time in the
+/// given zone with nanoseconds, attributes sorted by key.
+fn event_line<Tz: chrono::TimeZone>(ev: &Value, tz: &Tz) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    let nanos = ev["timeNano"]
+        .as_i64()
+        .filter(|n| *n != 0)
+        .unwrap_or_else(|| ev["time"].as_i64().unwrap_or(0) * 1_000_000_000);
+    let t = chrono::DateTime::from_timestamp(
+        nanos.div_euclid(1_000_000_000),
+        nanos.rem_euclid(1_000_000_000) as u32,
+    )
+    .unwrap_or_default()
+    .with_timezone(tz);
+    let mut stamp = t.format("%Y-%m-%dT%H:%M:%S%.9f%:z").to_string();
+    if stamp.ends_with("+00:00") {
+        stamp.truncate(stamp.len() - 6);
+        stamp.push('Z');
+    }
+    let mut line = format!(
+        "{stamp} {} {} {}",
+        go_string(&ev["Type"]),
+        go_string(&ev["Action"]),
+        go_string(&ev["Actor"]["ID"])
+    );
+    if let Some(attrs) = ev["Actor"]["Attributes"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+    {
+        let mut kv: Vec<(&String, String)> = attrs.iter().map(|(k, v)| (k, go_string(v))).collect();
+        kv.sort();
+        let parts: Vec<String> = kv.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        line.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    line
+}
+
+#[cfg(test)]
+mod events_tests {
+    use super::*;
+
+    #[test]
+    fn default_line_is_dockers() {
+        let ev = json!({
+            "Type": "container", "Action": "start",
+            "Actor": {"ID": "abc", "Attributes": {"name": "web", "image": "busybox"}},
+            "time": 1700000000, "timeNano": 1700000000123456789i64
+        });
+        assert_eq!(
+            event_line(&ev, &chrono::Utc),
+            "2023-11-14T22:13:20.123456789Z container start abc (image=busybox, name=web)"
+        );
+        let off = chrono::FixedOffset::east_opt(3600).unwrap();
+        let ev = json!({"Type": "network", "Action": "create", "Actor": {"ID": "n1"}, "time": 1700000000});
+        assert_eq!(
+            event_line(&ev, &off),
+            "2023-11-14T23:13:20.000000000+01:00 network create n1"
+        );
+    }
+}
