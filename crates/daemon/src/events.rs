@@ -195,29 +195,16 @@ impl Daemon {
 
     /// Records a volume event (`create`, `mount`, `unmount`, `destroy`).
     pub(crate) fn emit_volume(&self, name: &str, action: &str, attrs: &[(&str, String)]) {
-        let attributes = attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect();
-        let nanos = now_nanos();
-        self.event_log.publish(Message {
-            status: String::new(),
-            id: String::new(),
-            from: String::new(),
-            kind: "volume".to_string(),
-            action: action.to_string(),
-            actor: Actor {
-                id: name.to_string(),
-                attributes,
-            },
-            scope: "local".to_string(),
-            time: nanos / 1_000_000_000,
-            time_nano: nanos,
-        });
+        self.emit_object("volume", name, action, attrs);
     }
 
     /// Records a network event (`create`, `connect`, `disconnect`, `destroy`).
     pub(crate) fn emit_network(&self, id: &str, action: &str, attrs: &[(&str, String)]) {
+        self.emit_object("network", id, action, attrs);
+    }
+
+    /// Records an event of an object identified by `id` alone, with the given attributes.
+    fn emit_object(&self, kind: &str, id: &str, action: &str, attrs: &[(&str, String)]) {
         let attributes = attrs
             .iter()
             .map(|(k, v)| ((*k).to_string(), v.clone()))
@@ -227,7 +214,7 @@ impl Daemon {
             status: String::new(),
             id: String::new(),
             from: String::new(),
-            kind: "network".to_string(),
+            kind: kind.to_string(),
             action: action.to_string(),
             actor: Actor {
                 id: id.to_string(),
