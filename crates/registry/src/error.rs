@@ -91,9 +91,15 @@ fn go_tls_message(rustls: &str) -> Option<String> {
     let cause = rustls.strip_prefix("invalid peer certificate: ")?;
     let x509 = if cause.starts_with("UnknownIssuer") {
         "certificate signed by unknown authority".to_string()
-    } else if cause.starts_with("Expired") || cause.starts_with("certificate expired") {
-        "certificate has expired or is not yet valid".to_string()
-    } else if cause.starts_with("NotValidYet") || cause.starts_with("certificate not valid yet") {
+    } else if [
+        "Expired",
+        "certificate expired",
+        "NotValidYet",
+        "certificate not valid yet",
+    ]
+    .iter()
+    .any(|p| cause.starts_with(p))
+    {
         "certificate has expired or is not yet valid".to_string()
     } else if cause.starts_with("NotValidForName")
         || cause.starts_with("certificate not valid for name")
