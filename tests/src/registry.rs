@@ -20,6 +20,8 @@ pub struct TestRegistry {
     pub port: u16,
     pub dir: PathBuf,
     child: Option<Child>,
+    /// Serving HTTPS (readiness is a TCP connect then, not `GET /v2/`).
+    tls: bool,
 }
 
 /// A port nobody listens on right now.
@@ -33,15 +35,33 @@ pub fn free_port() -> u16 {
 impl TestRegistry {
     /// An open registry.
     pub fn start() -> TestRegistry {
-        Self::start_inner(None)
+        Self::start_inner(None, None)
+    }
+
+    /// A registry serving HTTPS only with the server certificate `pki` issued for
+    /// 127.0.0.1; with `require_client_cert` it also demands a client certificate
+    /// signed by the test CA.
+    pub fn start_tls(pki: &TestPki, require_client_cert: bool) -> TestRegistry {
+        let mut tls = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            pki.dir.join("server.crt").display(),
+            pki.dir.join("server.key").display()
+        );
+        if require_client_cert {
+            tls.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                pki.dir.join("ca.crt").display()
+            ));
+        }
+        Self::start_inner(None, Some(tls))
     }
 
     /// A registry that wants basic auth for `user`/`password` (bcrypt htpasswd).
     pub fn start_with_htpasswd(user: &str, password: &str) -> TestRegistry {
-        Self::start_inner(Some((user, password)))
+        Self::start_inner(Some((user, password)), None)
     }
 
-    fn start_inner(auth: Option<(&str, &str)>) -> TestRegistry {
+    fn start_inner(auth: Option<(&str, &str)>, tls: Option<String>) -> TestRegistry {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(format!(
             "/var/tmp/berth-test-registry-{}-{n}",
@@ -66,11 +86,13 @@ impl TestRegistry {
             port: free_port(),
             dir,
             child: None,
+            tls: tls.is_some(),
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n{}{auth_yaml}",
             r.dir.join("storage").display(),
-            r.port
+            r.port,
+            tls.unwrap_or_default()
         );
         std::fs::write(r.dir.join("config.yml"), config).expect("registry config");
         r.spawn();
@@ -93,7 +115,11 @@ impl TestRegistry {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok((s, _, _)) = self.http("GET", "/v2/", &[], b"") {
+            if self.tls {
+                if TcpStream::connect(self.addr()).is_ok() {
+                    return;
+                }
+            } else if let Ok((s, _, _)) = self.http("GET", "/v2/", &[], b"") {
                 if s == 200 || s == 401 {
                     return;
                 }
@@ -209,6 +235,114 @@ impl TestRegistry {
             .expect("get blob");
         assert_eq!(s, 200, "get blob {digest}");
         b
+    }
+}
+
+/// A throwaway CA (made with `openssl`) with a server certificate for IP 127.0.0.1 and a
+/// client certificate, in a temp directory removed on drop.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(format!(
+            "/var/tmp/berth-test-pki-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("pki dir");
+        let pki = TestPki { dir };
+        let d = &pki.dir;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth test CA",
+        ]);
+        openssl(d, &ca);
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+            ),
+            (
+                "client",
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+            ),
+        ] {
+            std::fs::write(d.join(format!("{name}.ext")), ext).expect("write ext");
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let crt = format!("{name}.crt");
+            let subj = format!("/CN=berth test {name}");
+            let mut req = vec!["req"];
+            req.extend(ec);
+            req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+            openssl(d, &req);
+            let ext = format!("{name}.ext");
+            openssl(
+                d,
+                &[
+                    "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &ext,
+                ],
+            );
+        }
+        pki
+    }
+
+    /// Writes `<certs_dir>/<host>/` with the CA and, if asked, the client pair as
+    /// `client.cert`/`client.key`.
+    pub fn install(&self, certs_dir: &std::path::Path, host: &str, client: bool) {
+        let h = certs_dir.join(host);
+        std::fs::create_dir_all(&h).expect("certs.d host dir");
+        std::fs::copy(self.dir.join("ca.crt"), h.join("ca.crt")).expect("copy ca.crt");
+        if client {
+            std::fs::copy(self.dir.join("client.crt"), h.join("client.cert"))
+                .expect("copy client.cert");
+            std::fs::copy(self.dir.join("client.key"), h.join("client.key"))
+                .expect("copy client.key");
+        }
+    }
+}
+
+impl Default for TestPki {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestPki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use std::sync::atomic::Ordering;
 
-use berth_tests::registry::{sha256_digest, FakeRegistry, FakeState, TestRegistry};
+use berth_tests::registry::{sha256_digest, FakeRegistry, FakeState, TestPki, TestRegistry};
 use berth_tests::*;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -859,4 +859,133 @@ fn a_bad_layer_among_many_leaves_nothing_behind() {
     );
     assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
     assert_eq!(stdout(&d.docker(&["images", "-q"])), "");
+}
+
+/// Tags busybox as `<addr>/<repo>:1` and pushes it with the docker CLI (no direct registry
+/// reads, so it works against HTTPS registries too).
+fn push_busybox_plain(d: &Daemon, addr: &str, repo: &str) -> String {
+    d.load_busybox();
+    let image = format!("{addr}/{repo}:1");
+    assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
+    let out = d.docker(&["push", &image]);
+    assert_ok(&out, "docker push");
+    assert!(
+        stdout(&out).contains("1: digest: sha256:"),
+        "{}",
+        stdout(&out)
+    );
+    image
+}
+
+/// rmi, pull, run: the image made the round trip.
+fn rmi_pull_run(d: &Daemon, image: &str) {
+    let id = inspect(d, "{{.Id}}", image);
+    assert_ok(&d.docker(&["rmi", image, "busybox"]), "docker rmi");
+    let out = d.docker(&["pull", image]);
+    assert_ok(&out, "docker pull");
+    assert!(stdout(&out).contains("Pull complete"), "{}", stdout(&out));
+    assert_eq!(inspect(d, "{{.Id}}", image), id, "same image after pull");
+    let out = d.docker(&["run", "--rm", image, "echo", "round trip"]);
+    assert_ok(&out, "docker run pulled image");
+    assert_eq!(stdout(&out), "round trip\n");
+}
+
+#[test]
+fn https_registry_verified_with_certs_dir_ca_and_client_cert() {
+    let pki = TestPki::new();
+    // HTTPS only, and a client certificate from the test CA is required.
+    let reg = TestRegistry::start_tls(&pki, true);
+    let addr = reg.addr();
+
+    // Verified like a non-loopback registry: nothing in certs.d means the registry's
+    // certificate is not trusted and there is no fallback to HTTP.
+    let empty = pki.dir.join("certs.d-empty");
+    std::fs::create_dir_all(&empty).expect("empty certs dir");
+    let d = Daemon::start_with_args(&[
+        "--certs-dir",
+        empty.to_str().expect("path"),
+        "--registry-verify-loopback",
+    ]);
+    let image = format!("{addr}/tls/busybox:1");
+    let out = d.docker(&["pull", &image]);
+    assert!(!out.status.success(), "pull without the CA must fail");
+    let err = stderr(&out);
+    eprintln!("without the CA: {err}");
+    assert!(
+        err.contains("x509: certificate signed by unknown authority"),
+        "want a certificate error: {err}"
+    );
+    // The CA alone is not enough: the registry wants our client certificate.
+    pki.install(&empty, &addr, false);
+    let d2 = Daemon::start_with_args(&[
+        "--certs-dir",
+        empty.to_str().expect("path"),
+        "--registry-verify-loopback",
+    ]);
+    let out = d2.docker(&["pull", &image]);
+    assert!(
+        !out.status.success(),
+        "pull without a client cert must fail"
+    );
+    eprintln!("without a client certificate: {}", stderr(&out));
+    drop((d, d2));
+
+    // CA plus client.cert/client.key: push, rmi, pull, run over verified HTTPS.
+    let good = pki.dir.join("certs.d");
+    pki.install(&good, &addr, true);
+    let d = Daemon::start_with_args(&[
+        "--certs-dir",
+        good.to_str().expect("path"),
+        "--registry-verify-loopback",
+    ]);
+    let image = push_busybox_plain(&d, &addr, "tls/busybox");
+    rmi_pull_run(&d, &image);
+}
+
+#[test]
+fn https_loopback_registry_is_insecure_by_default() {
+    // Docker semantics: 127.0.0.0/8 is insecure, so HTTPS is tried first and the
+    // certificate is not verified (no certs.d entry needed).
+    let pki = TestPki::new();
+    let reg = TestRegistry::start_tls(&pki, false);
+    let empty = pki.dir.join("certs.d-empty");
+    std::fs::create_dir_all(&empty).expect("empty certs dir");
+    let d = Daemon::start_with_args(&["--certs-dir", empty.to_str().expect("path")]);
+    let image = push_busybox_plain(&d, &reg.addr(), "insecure/busybox");
+    rmi_pull_run(&d, &image);
+}
+
+#[test]
+fn large_blobs_are_uploaded_in_chunks() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start_with_args(&["--registry-chunk-size", "65536"]);
+    let image = push_busybox_plain(&d, &reg.addr(), "chunked/busybox");
+    let log = std::fs::read_to_string(d.root.join("berthd.log")).expect("berthd log");
+    let line = log
+        .lines()
+        .find(|l| l.contains(" chunks of 65536"))
+        .unwrap_or_else(|| panic!("no chunked upload in the daemon log:\n{log}"));
+    let n: u64 = line
+        .split(" in ")
+        .last()
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("chunk count in {line}"));
+    assert!(n > 1, "{line}");
+    // The registry has the whole layer under the digest the manifest names.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest("chunked/busybox", "1", DOCKER_MANIFEST))
+            .expect("manifest json");
+    let layer = &manifest["layers"][0];
+    let blob = reg.get_blob(
+        "chunked/busybox",
+        layer["digest"].as_str().expect("layer digest"),
+    );
+    assert_eq!(blob.len() as u64, layer["size"].as_u64().expect("size"));
+    assert_eq!(sha256_digest(&blob), layer["digest"].as_str().unwrap());
+    assert!(
+        blob.len() > 65536,
+        "busybox layer should need several chunks"
+    );
+    rmi_pull_run(&d, &image);
 }

@@ -51,6 +51,16 @@ struct Args {
     /// A Docker Hub mirror (repeatable).
     #[arg(long = "registry-mirror")]
     registry_mirrors: Vec<String>,
+    /// Directory of per-registry certificates: <dir>/<host[:port]>/{*.crt,*.cert,*.key}
+    /// [default: /etc/berth/certs.d]
+    #[arg(long = "certs-dir")]
+    certs_dir: Option<PathBuf>,
+    /// Upload blobs larger than this many bytes in chunks (testing).
+    #[arg(long = "registry-chunk-size", hide = true)]
+    registry_chunk_size: Option<u64>,
+    /// Verify TLS for loopback registries and never fall back to HTTP (testing).
+    #[arg(long = "registry-verify-loopback", hide = true)]
+    registry_verify_loopback: bool,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -70,6 +80,7 @@ struct FileConfig {
     bip: Option<String>,
     insecure_registries: Vec<String>,
     registry_mirrors: Vec<String>,
+    certs_dir: Option<PathBuf>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -182,6 +193,12 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| "172.30.0.1/16".to_string()),
         insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),
         registry_mirrors: [args.registry_mirrors, file.registry_mirrors].concat(),
+        registry_certs_dir: args
+            .certs_dir
+            .or(file.certs_dir)
+            .unwrap_or_else(|| PathBuf::from("/etc/berth/certs.d")),
+        registry_chunk_size: args.registry_chunk_size,
+        registry_verify_loopback: args.registry_verify_loopback,
     };
     let pidfile = args
         .pidfile

@@ -60,6 +60,12 @@ pub struct DaemonConfig {
     pub insecure_registries: Vec<String>,
     /// Docker Hub mirrors (`registry-mirrors`).
     pub registry_mirrors: Vec<String>,
+    /// Per-registry CAs and client certificates (`certs-dir`, `<dir>/<host[:port]>/`).
+    pub registry_certs_dir: PathBuf,
+    /// Chunked blob uploads above this size (hidden `--registry-chunk-size`); `None`: whole.
+    pub registry_chunk_size: Option<u64>,
+    /// Verify TLS for loopback registries too (hidden `--registry-verify-loopback`, tests).
+    pub registry_verify_loopback: bool,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

@@ -27,6 +27,9 @@ impl Registry {
         let client = berth_registry::Client::new(berth_registry::RegistryConfig {
             insecure: cfg.insecure_registries.clone(),
             mirrors: cfg.registry_mirrors.clone(),
+            certs_dir: Some(cfg.registry_certs_dir.clone()),
+            chunk_size: cfg.registry_chunk_size,
+            verify_loopback: cfg.registry_verify_loopback,
         })
         .map_err(|e| e.to_string())?;
         Ok(Registry {

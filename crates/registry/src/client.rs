@@ -25,6 +25,8 @@ pub struct Client {
     config: Arc<RegistryConfig>,
     /// Chosen `scheme://host` per registry host.
     bases: Arc<Mutex<HashMap<String, String>>>,
+    /// Verifying clients for secure hosts that have their own `certs.d` entries.
+    host_clients: Arc<Mutex<HashMap<String, reqwest::Client>>>,
 }
 
 fn builder() -> reqwest::ClientBuilder {
@@ -119,7 +121,7 @@ struct TokenResponse {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Client> {
-        let http = builder()
+        let http = crate::tls::with_system_roots(builder())
             .build()
             .map_err(|e| Error::Invalid(format!("creating HTTP client: {e}")))?;
         let http_noverify = builder()
@@ -131,7 +133,36 @@ impl Client {
             http_noverify,
             config: Arc::new(config),
             bases: Arc::new(Mutex::new(HashMap::new())),
+            host_clients: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// The verifying client for a secure host: the shared one, or one that also trusts the
+    /// CAs (and presents the client certificate) in `certs.d/<host>/`. Read on first use.
+    fn secure_http(&self, host: &str) -> Result<reqwest::Client> {
+        let Some(dir) = &self.config.certs_dir else {
+            return Ok(self.http.clone());
+        };
+        if let Some(c) = self
+            .host_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+        {
+            return Ok(c.clone());
+        }
+        let certs = crate::tls::read_host_dir(dir, host)?;
+        if certs.is_empty() {
+            return Ok(self.http.clone());
+        }
+        let c = crate::tls::apply(crate::tls::with_system_roots(builder()), &certs)?
+            .build()
+            .map_err(|e| Error::Invalid(format!("creating HTTP client for {host}: {e}")))?;
+        self.host_clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host.to_string(), c.clone());
+        Ok(c)
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -148,15 +179,17 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .get(host)
             .cloned();
-        let pick = |base: &str| {
+        let pick = |base: &str| -> Result<reqwest::Client> {
             if base.starts_with("https://") && !secure {
-                self.http_noverify.clone()
+                Ok(self.http_noverify.clone())
+            } else if secure {
+                self.secure_http(host)
             } else {
-                self.http.clone()
+                Ok(self.http.clone())
             }
         };
         if let Some(b) = cached {
-            let c = pick(&b);
+            let c = pick(&b)?;
             return Ok((b, c));
         }
         let base = if secure {
@@ -178,7 +211,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(host.to_string(), base.clone());
-        let c = pick(&base);
+        let c = pick(&base)?;
         Ok((base, c))
     }
 
@@ -220,10 +253,18 @@ impl Client {
                 .trim_start_matches("https://")
                 .trim_start_matches("http://")
                 .to_string();
-            let http = if base.starts_with("https://") && self.config.is_insecure(&host) {
+            let http = if !base.starts_with("https://") {
+                self.http.clone()
+            } else if self.config.is_insecure(&host) {
                 self.http_noverify.clone()
             } else {
-                self.http.clone()
+                match self.secure_http(&host) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!("skipping registry mirror {m}: {e}");
+                        continue;
+                    }
+                }
             };
             let mut repo = Repository {
                 client: self.clone(),

@@ -1,6 +1,10 @@
 //! Which registries speak plain HTTP, and where Docker Hub really lives.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// Where per-registry certificates live unless configured (`certs-dir`).
+pub const DEFAULT_CERTS_DIR: &str = "/etc/berth/certs.d";
 
 /// Docker Hub's API host behind the `docker.io` name.
 pub const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
@@ -14,6 +18,16 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// `registry-mirrors` for Docker Hub, tried before it.
     pub mirrors: Vec<String>,
+    /// `certs-dir`: `<dir>/<host[:port]>/` holds `*.crt` CAs trusted for that registry (on top
+    /// of the system roots) and `*.cert`/`*.key` client certificate pairs, like Docker's
+    /// `/etc/docker/certs.d`.
+    pub certs_dir: Option<PathBuf>,
+    /// Blobs larger than this are uploaded in `PATCH` chunks of this size with
+    /// `Content-Range`; `None` or 0: one streamed `PATCH` per blob.
+    pub chunk_size: Option<u64>,
+    /// Treat loopback registries as secure (TLS verified, no HTTP fallback). Docker never
+    /// does; berthd's hidden `--registry-verify-loopback` exists for tests.
+    pub verify_loopback: bool,
 }
 
 /// The API host for a reference domain: `docker.io` (and its aliases) is `registry-1.docker.io`.
@@ -71,11 +85,8 @@ impl RegistryConfig {
     /// without port) or by a CIDR block containing their address.
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = host_name(host);
-        if name == "localhost" {
-            return true;
-        }
         let ip = host_ip(host);
-        if ip.is_some_and(|ip| ip.is_loopback()) {
+        if !self.verify_loopback && (name == "localhost" || ip.is_some_and(|ip| ip.is_loopback())) {
             return true;
         }
         self.insecure.iter().any(|entry| {
@@ -120,7 +131,7 @@ mod tests {
     fn listed_hosts_and_cidrs() {
         let c = RegistryConfig {
             insecure: vec!["myreg:5000".into(), "other".into(), "10.1.0.0/16".into()],
-            mirrors: vec![],
+            ..Default::default()
         };
         assert!(c.is_insecure("myreg:5000"));
         assert!(!c.is_insecure("myreg:5001"));

@@ -64,6 +64,9 @@ impl Error {
         if let Some(i) = message.find(" (os error ") {
             message.truncate(i);
         }
+        if let Some(m) = go_tls_message(&message) {
+            message = m;
+        }
         let mut chars = message.chars();
         let message = match chars.next() {
             Some(c) => c.to_lowercase().chain(chars).collect(),
@@ -83,4 +86,48 @@ impl Error {
     }
 }
 
+/// rustls' certificate verdicts in the words of Go's crypto/tls, which Docker shows.
+fn go_tls_message(rustls: &str) -> Option<String> {
+    let cause = rustls.strip_prefix("invalid peer certificate: ")?;
+    let x509 = if cause.starts_with("UnknownIssuer") {
+        "certificate signed by unknown authority".to_string()
+    } else if [
+        "Expired",
+        "certificate expired",
+        "NotValidYet",
+        "certificate not valid yet",
+    ]
+    .iter()
+    .any(|p| cause.starts_with(p))
+    {
+        "certificate has expired or is not yet valid".to_string()
+    } else if cause.starts_with("NotValidForName")
+        || cause.starts_with("certificate not valid for name")
+    {
+        format!("certificate is not valid for this name ({cause})")
+    } else {
+        cause.to_string()
+    };
+    Some(format!("tls: failed to verify certificate: x509: {x509}"))
+}
+
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_read_like_go() {
+        assert_eq!(
+            go_tls_message("invalid peer certificate: UnknownIssuer").as_deref(),
+            Some(
+                "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            )
+        );
+        assert!(go_tls_message("invalid peer certificate: Expired")
+            .unwrap()
+            .ends_with("certificate has expired or is not yet valid"));
+        assert_eq!(go_tls_message("connection refused"), None);
+    }
+}

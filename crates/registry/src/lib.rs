@@ -13,6 +13,8 @@
 //!   range resume, cleanup on failure).
 //! - [`push`] — `push_image`: layers (reused, mounted or gzip-compressed and uploaded),
 //!   config, manifest.
+//! - [`tls`] — trust for secure registries: system roots plus `certs.d/<host>/` CAs and
+//!   client certificates.
 //! - [`cache`] — which compressed blobs each layer was pulled from or pushed as.
 //! - [`progress`] — Docker-vocabulary progress events.
 //!
@@ -29,6 +31,7 @@ pub mod manifest;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod tls;
 
 pub use auth::AuthConfig;
 pub use cache::DistributionCache;

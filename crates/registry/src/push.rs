@@ -201,12 +201,34 @@ async fn push_layer(
         .start_upload(None)
         .await?
         .ok_or_else(|| Error::Registry("registry sent no upload location".into()))?;
+    let chunk = repo.client().config().chunk_size.unwrap_or(0);
+    let loc = if chunk > 0 && size > chunk {
+        upload_chunked(repo, &loc, &file, size, chunk, &id, progress).await?
+    } else {
+        upload_whole(repo, &loc, &file, size, &id, progress).await?
+    };
+    repo.finish_upload(&loc, &digest, None).await?;
+    drop(file);
+    progress(ProgressEvent::status(&id, "Pushed"));
+    cache.add(diff_id, rec.clone());
+    Ok(rec)
+}
+
+/// One streamed `PATCH` with the whole blob; returns the location to commit at.
+async fn upload_whole(
+    repo: &Repository,
+    loc: &str,
+    file: &tempfile::NamedTempFile,
+    size: u64,
+    id: &str,
+    progress: &ProgressFn,
+) -> Result<String> {
     let f = tokio::fs::File::from_std(
         file.reopen()
             .map_err(|e| Error::io("opening temp file", e))?,
     );
     let prog = progress.clone();
-    let pid = id.clone();
+    let pid = id.to_string();
     let mut sent = 0u64;
     let mut throttle = Throttle::new();
     let stream = tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024).map(move |chunk| {
@@ -218,13 +240,52 @@ async fn push_layer(
         }
         chunk
     });
-    // One streamed PATCH with the whole blob, then PUT ?digest= to commit it.
-    let loc = repo
-        .patch_upload(&loc, reqwest::Body::wrap_stream(stream), None)
-        .await?;
-    repo.finish_upload(&loc, &digest, None).await?;
-    drop(file);
-    progress(ProgressEvent::status(&id, "Pushed"));
-    cache.add(diff_id, rec.clone());
-    Ok(rec)
+    repo.patch_upload(loc, reqwest::Body::wrap_stream(stream), None)
+        .await
+}
+
+/// `PATCH`es the blob in `chunk`-byte pieces with `Content-Range: start-end`, each to the
+/// location the previous one returned; returns the location to commit at.
+async fn upload_chunked(
+    repo: &Repository,
+    loc: &str,
+    file: &tempfile::NamedTempFile,
+    size: u64,
+    chunk: u64,
+    id: &str,
+    progress: &ProgressFn,
+) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = tokio::fs::File::from_std(
+        file.reopen()
+            .map_err(|e| Error::io("opening temp file", e))?,
+    );
+    let mut loc = loc.to_string();
+    let mut start = 0u64;
+    let mut throttle = Throttle::new();
+    let mut chunks = 0u64;
+    while start < size {
+        let len = chunk.min(size - start);
+        f.seek(std::io::SeekFrom::Start(start))
+            .await
+            .map_err(|e| Error::io("reading temp file", e))?;
+        let mut buf = vec![0u8; len as usize];
+        f.read_exact(&mut buf)
+            .await
+            .map_err(|e| Error::io("reading temp file", e))?;
+        loc = repo
+            .patch_upload(
+                &loc,
+                reqwest::Body::from(buf),
+                Some((start, start + len - 1)),
+            )
+            .await?;
+        start += len;
+        chunks += 1;
+        if throttle.ready(start == size) {
+            progress(ProgressEvent::bytes(id.to_string(), "Pushing", start, size));
+        }
+    }
+    tracing::debug!("uploaded layer {id} ({size} bytes) in {chunks} chunks of {chunk}");
+    Ok(loc)
 }
