@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages berth needs to build and test (Debian/Ubuntu). Idempotent.
 set -euo pipefail
-pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 nftables curl gcc)
+pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 nftables curl gcc openssl)
 # Registry tests: a private docker-registry, htpasswd for basic auth, zstd for zstd layers.
 pkgs+=(docker-registry apache2-utils zstd)
 missing=()
