@@ -902,6 +902,20 @@ fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
     }
     assert!(exec_out(&d, "joiner", &["cat", "/etc/hosts"]).contains("tgthost"));
 
+    // It has no network of its own to connect to others.
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &d.spare_subnet(3), "cnet"]),
+        "network create",
+    );
+    let _g = NetGuard(&d, "cnet");
+    let out = d.docker(&["network", "connect", "cnet", "joiner"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("container sharing network namespace with another container or host cannot be connected to any other network"),
+        "{}",
+        stderr(&out)
+    );
+
     // Joining a container that is not running, or does not exist.
     assert_ok(
         &d.docker(&["create", "--name", "idle", "busybox", "true"]),

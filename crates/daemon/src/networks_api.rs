@@ -492,6 +492,12 @@ impl Daemon {
                 ),
             ));
         }
+        if c.host_config.network_mode.starts_with("container:") {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                "container sharing network namespace with another container or host cannot be connected to any other network",
+            ));
+        }
         if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
             return Err(ApiError::invalid(format!(
                 "container cannot be disconnected from host network or connected to host network (network mode {})",
