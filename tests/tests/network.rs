@@ -837,7 +837,7 @@ fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _rm = Rm(&d, &["tgt", "joiner", "idle", "j2"]);
+    let _rm = Rm(&d, &["tgt", "joiner", "idle", "j2", "nonet"]);
     assert_ok(
         &d.docker(&[
             "run",
@@ -901,6 +901,55 @@ fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
         );
     }
     assert!(exec_out(&d, "joiner", &["cat", "/etc/hosts"]).contains("tgthost"));
+
+    // A target without a berth-managed namespace (--network none) is joined through its pid:
+    // the joiner sees the interface the target made.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "nonet",
+            "--network",
+            "none",
+            "--cap-add",
+            "NET_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            "ip link set lo mtu 12345 && sleep 300",
+        ]),
+        "run --network none",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nonet",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 20); do ip link show lo | grep 'mtu 12345' && exit 0; sleep 0.2; done; exit 1",
+    ]);
+    assert_ok(
+        &out,
+        "run --network container:nonet sees the target's lo mtu",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nonet",
+        "busybox",
+        "ip",
+        "link",
+    ]);
+    assert_ok(&out, "run --network container:nonet");
+    let text = stdout(&out);
+    assert!(
+        text.contains("lo:") && text.contains("mtu 12345") && !text.contains("eth0"),
+        "{text}"
+    );
 
     // It has no network of its own to connect to others.
     assert_ok(

@@ -1198,11 +1198,15 @@ impl Daemon {
                         .is_some_and(|n| n.name == DEFAULT_NETWORK)
                 })
                 .map(|ep| ep.ip);
-            let Some(ip) = ip.filter(|_| child.state.status.is_active()) else {
+            if !child.state.status.is_active() {
                 return Err(ApiError::invalid(format!(
                     "Cannot link to a non running container: /{} AS /{}/{alias}",
                     child.name, c.name
                 )));
+            }
+            // Like Docker, no entry for a linked container without a default-bridge address.
+            let Some(ip) = ip else {
+                continue;
             };
             let mut names = format!("{alias} {}", child.config.hostname);
             if alias != child.name {
