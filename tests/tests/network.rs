@@ -1163,6 +1163,20 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
         hosts.lines().any(|l| l == format!("{ip}\tdb webhost web")),
         "{hosts}"
     );
+    let _rm2 = Rm(&d, &["parent"]);
+    assert_ok(
+        &d.docker(&[
+            "run", "-d", "--name", "parent", "--link", "web:db", "busybox", "sleep", "300",
+        ]),
+        "run -d --link",
+    );
+    assert_eq!(
+        inspect(&d, "parent", "{{json .HostConfig.Links}}"),
+        r#"["/web:/parent/db"]"#
+    );
+    assert!(
+        exec_out(&d, "parent", &["cat", "/etc/hosts"]).contains(&format!("{ip}\tdb webhost web"))
+    );
     let out = d.docker(&[
         "run", "--rm", "--link", "web", "busybox", "ping", "-c1", "-W2", "web",
     ]);

@@ -257,6 +257,7 @@ impl Daemon {
                 n
             }
         };
+        self.normalize_links(&mut host_config, &name);
         let mounts = self.plan_mounts(&config, &host_config)?;
         self.runtime.create_dirs(&id).map_err(internal)?;
         let record = Container {

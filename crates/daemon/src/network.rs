@@ -1130,6 +1130,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// `--link name[:alias]` as Docker records it in `HostConfig.Links`: `/child:/parent/alias`.
+    pub(crate) fn normalize_links(&self, hc: &mut ct::HostConfig, parent: &str) {
+        for link in hc.links.iter_mut().flatten() {
+            let (name, alias) = link.split_once(':').unwrap_or((link, link));
+            let name = name.trim_start_matches('/');
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            let child = self
+                .resolve_container(name)
+                .map_or_else(|_| name.to_string(), |c| c.name);
+            *link = format!("/{child}:/{parent}/{alias}");
+        }
+    }
+
     /// For a `container:<id>` container about to start: the running target whose namespace,
     /// hostname and /etc files it shares.
     pub(crate) fn join_target(&self, c: &Container) -> crate::Result<Option<Joined>> {
