@@ -805,3 +805,403 @@ fn user_networks_survive_a_daemon_crash() {
     let table = nft_table(&d);
     assert!(!table.contains("br-"), "{table}");
 }
+
+/// Removes containers a test started, also when it fails (before its networks go).
+struct Rm<'a>(&'a Daemon, &'static [&'static str]);
+impl Drop for Rm<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["rm", "-f"];
+        args.extend_from_slice(self.1);
+        let _ = self.0.docker(&args);
+    }
+}
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    let out = d.docker(&["inspect", "--format", format, name]);
+    assert_ok(&out, "inspect");
+    stdout(&out).trim().to_string()
+}
+
+fn exec_out(d: &Daemon, name: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["exec", name];
+    args.extend_from_slice(cmd);
+    let out = d.docker(&args);
+    assert_ok(&out, &format!("exec {cmd:?} in {name}"));
+    stdout(&out)
+}
+
+#[test]
+fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _rm = Rm(&d, &["tgt", "joiner", "idle", "j2", "nonet"]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "tgt",
+            "--hostname",
+            "tgthost",
+            "busybox",
+            "sh",
+            "-c",
+            "echo shared-ns > /tmp/hello; httpd -f -p 127.0.0.1:8080 -h /tmp",
+        ]),
+        "run target",
+    );
+    let tgt_id = inspect(&d, "tgt", "{{.Id}}");
+
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "joiner",
+        "--network",
+        "container:tgt",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_ok(&out, "run --network container:tgt");
+    assert_eq!(
+        inspect(&d, "joiner", "{{.HostConfig.NetworkMode}}"),
+        format!("container:{tgt_id}")
+    );
+    // Same interfaces and addresses.
+    let addrs = |n: &str| {
+        exec_out(&d, n, &["ip", "-4", "-o", "addr"])
+            .lines()
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (addrs("tgt"), addrs("joiner"));
+    assert!(a.iter().any(|l| l.contains("eth0")), "{a:?}");
+    assert_eq!(a, b);
+    // The target's loopback is the joiner's loopback.
+    let out = d.docker(&[
+        "exec",
+        "joiner",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1:8080/hello",
+    ]);
+    assert_ok(&out, "wget from the joiner to the target's 127.0.0.1");
+    assert_eq!(stdout(&out).trim(), "shared-ns");
+    // Hostname, /etc/hosts and resolv.conf are the target's.
+    assert_eq!(exec_out(&d, "joiner", &["hostname"]).trim(), "tgthost");
+    for f in ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"] {
+        assert_eq!(
+            exec_out(&d, "joiner", &["cat", f]),
+            exec_out(&d, "tgt", &["cat", f]),
+            "{f}"
+        );
+    }
+    assert!(exec_out(&d, "joiner", &["cat", "/etc/hosts"]).contains("tgthost"));
+
+    // A target without a berth-managed namespace (--network none) is joined through its pid:
+    // the joiner sees the interface the target made.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "nonet",
+            "--network",
+            "none",
+            "--cap-add",
+            "NET_ADMIN",
+            "busybox",
+            "sh",
+            "-c",
+            "ip link set lo mtu 12345 && sleep 300",
+        ]),
+        "run --network none",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nonet",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in $(seq 20); do ip link show lo | grep 'mtu 12345' && exit 0; sleep 0.2; done; exit 1",
+    ]);
+    assert_ok(
+        &out,
+        "run --network container:nonet sees the target's lo mtu",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nonet",
+        "busybox",
+        "ip",
+        "link",
+    ]);
+    assert_ok(&out, "run --network container:nonet");
+    let text = stdout(&out);
+    assert!(
+        text.contains("lo:") && text.contains("mtu 12345") && !text.contains("eth0"),
+        "{text}"
+    );
+
+    // It has no network of its own to connect to others.
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &d.spare_subnet(3), "cnet"]),
+        "network create",
+    );
+    let _g = NetGuard(&d, "cnet");
+    let out = d.docker(&["network", "connect", "cnet", "joiner"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("container sharing network namespace with another container or host cannot be connected to any other network"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Joining a container that is not running, or does not exist.
+    assert_ok(
+        &d.docker(&["create", "--name", "idle", "busybox", "true"]),
+        "create idle",
+    );
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "j2",
+        "--network",
+        "container:idle",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "cannot join network namespace of a non running container: container idle is created"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:nosuch",
+        "busybox",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("No such container: nosuch"),
+        "{}",
+        stderr(&out)
+    );
+    // Options that make no sense in someone else's namespace.
+    let out = d.docker(&[
+        "create",
+        "--network",
+        "container:tgt",
+        "-p",
+        "8081:80",
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("conflicting options: port publishing and the container type network mode"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn mac_address_is_applied_to_eth0_and_shown_in_inspect() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _rm = Rm(&d, &["m1", "m2"]);
+    let mac = "02:42:ac:11:00:99";
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mac-address",
+        mac,
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_ok(&out, "run --mac-address");
+    assert_eq!(stdout(&out).trim(), mac);
+
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "m1",
+            "--mac-address",
+            mac,
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run -d --mac-address",
+    );
+    assert_eq!(inspect(&d, "m1", "{{.NetworkSettings.MacAddress}}"), mac);
+    assert_eq!(
+        inspect(&d, "m1", "{{.NetworkSettings.Networks.bridge.MacAddress}}"),
+        mac
+    );
+    // Without the flag the address stays the derived one.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_ok(&out, "run");
+    assert_ne!(stdout(&out).trim(), mac);
+
+    // On a user-defined network, through EndpointSettings.
+    let sub = d.spare_subnet(2);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &sub, "macnet"]),
+        "network create",
+    );
+    let _g = NetGuard(&d, "macnet");
+    let mac2 = "02:42:0a:0b:0c:0d";
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "m2",
+            "--network",
+            "macnet",
+            "--mac-address",
+            mac2,
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run --network macnet --mac-address",
+    );
+    assert_eq!(
+        exec_out(&d, "m2", &["cat", "/sys/class/net/eth0/address"]).trim(),
+        mac2
+    );
+    assert_eq!(
+        inspect(&d, "m2", "{{.NetworkSettings.Networks.macnet.MacAddress}}"),
+        mac2
+    );
+    let _ = d.docker(&["rm", "-f", "m2"]);
+
+    // A malformed address (the CLI checks it too, so go through the API).
+    let (st, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"02:42:zz"}"#),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid MAC address 02:42:zz"), "{body}");
+    let (st, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(
+            r#"{"Image":"busybox","Cmd":["true"],"NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"nope"}}}}"#,
+        ),
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid MAC address nope"), "{body}");
+}
+
+#[test]
+fn legacy_links_write_hosts_entries_on_the_default_bridge() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _rm = Rm(&d, &["web", "stopped"]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--hostname",
+            "webhost",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run web",
+    );
+    let ip = inspect(&d, "web", "{{.NetworkSettings.IPAddress}}");
+    assert!(!ip.is_empty());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--link",
+        "web:db",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert_ok(&out, "run --link web:db");
+    let hosts = stdout(&out);
+    assert!(
+        hosts.lines().any(|l| l == format!("{ip}\tdb webhost web")),
+        "{hosts}"
+    );
+    let _rm2 = Rm(&d, &["parent"]);
+    assert_ok(
+        &d.docker(&[
+            "run", "-d", "--name", "parent", "--link", "web:db", "busybox", "sleep", "300",
+        ]),
+        "run -d --link",
+    );
+    assert_eq!(
+        inspect(&d, "parent", "{{json .HostConfig.Links}}"),
+        r#"["/web:/parent/db"]"#
+    );
+    assert!(
+        exec_out(&d, "parent", &["cat", "/etc/hosts"]).contains(&format!("{ip}\tdb webhost web"))
+    );
+    let out = d.docker(&[
+        "run", "--rm", "--link", "web", "busybox", "ping", "-c1", "-W2", "web",
+    ]);
+    assert_ok(&out, "ping the linked container by name");
+    let out = d.docker(&[
+        "run", "--rm", "--link", "web:db", "busybox", "ping", "-c1", "-W2", "db",
+    ]);
+    assert_ok(&out, "ping the linked container by alias");
+
+    let out = d.docker(&["run", "--rm", "--link", "nosuch:db", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could not get container for nosuch"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(
+        &d.docker(&["create", "--name", "stopped", "busybox", "true"]),
+        "create",
+    );
+    let out = d.docker(&["run", "--rm", "--link", "stopped:s", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Cannot link to a non running container: /stopped AS"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -109,15 +109,7 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
 
 fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
     crate::resources::validate(hc, crate::resources::ncpu(), warnings)?;
-    match hc.network_mode.as_str() {
-        m if m.starts_with("container:") => {
-            return Err(ApiError::invalid(format!(
-                "network mode {m:?} is not supported by berth yet"
-            )))
-        }
-        // Bridge and named networks are checked by the network service (`check_network_mode`).
-        _ => {}
-    }
+    // Network modes are checked by the network service (`check_network_mode`).
     crate::restart::validate_policy(&hc.restart_policy)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
@@ -222,6 +214,7 @@ impl Daemon {
             ));
         }
         validate_host_config(&host_config, &mut warnings)?;
+        self.resolve_network_refs(&config, &mut host_config)?;
         self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         merge_config(&mut config, &image.container_config());
@@ -264,6 +257,7 @@ impl Daemon {
                 n
             }
         };
+        self.normalize_links(&mut host_config, &name);
         let mounts = self.plan_mounts(&config, &host_config)?;
         self.runtime.create_dirs(&id).map_err(internal)?;
         let record = Container {
@@ -309,11 +303,14 @@ impl Daemon {
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
         let attached = self.net.setup(c)?;
+        let joined = self.join_target(c)?;
+        let mut extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
+        extra_hosts.extend(self.link_hosts(c)?);
         let hosts = match &attached {
             Some(a) => spec::hosts_file_with_address(
                 &c.config.hostname,
                 &c.config.domainname,
-                hc.extra_hosts.as_deref().unwrap_or_default(),
+                &extra_hosts,
                 Some(&a.ip.to_string()),
             )
             .map_err(|e| ApiError::invalid(e.to_string()))?,
@@ -339,12 +336,21 @@ impl Daemon {
         );
         std::fs::write(rt.resolv_conf_path(id), resolv).map_err(internal)?;
         let rootfs = rt.rootfs(id);
-        let hostname_path = rt.hostname_path(id);
-        let hosts_path = rt.hosts_path(id);
-        let resolv_path = rt.resolv_conf_path(id);
+        let mut hostname_path = rt.hostname_path(id);
+        let mut hosts_path = rt.hosts_path(id);
+        let mut resolv_path = rt.resolv_conf_path(id);
+        let mut config = std::borrow::Cow::Borrowed(&c.config);
+        if let Some(j) = &joined {
+            // `--network container:` shares the target's /etc files and hostname, as Docker does.
+            hostname_path = rt.hostname_path(&j.id);
+            hosts_path = rt.hosts_path(&j.id);
+            resolv_path = rt.resolv_conf_path(&j.id);
+            config.to_mut().hostname = j.hostname.clone();
+            config.to_mut().domainname = j.domainname.clone();
+        }
         let input = spec::SpecInput {
             id,
-            config: &c.config,
+            config: &config,
             host_config: hc,
             rootfs: &rootfs,
             hostname_path: &hostname_path,
@@ -355,7 +361,10 @@ impl Daemon {
         };
         let user_mounts = self.start_mounts(c)?;
         let extras = spec::SpecExtras {
-            netns_path: attached.as_ref().map(|a| a.netns.as_path()),
+            netns_path: attached
+                .as_ref()
+                .map(|a| a.netns.as_path())
+                .or(joined.as_ref().map(|j| j.netns.as_path())),
             extra_mounts: &user_mounts,
         };
         let oci =

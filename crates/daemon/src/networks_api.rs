@@ -389,11 +389,17 @@ impl Daemon {
                 "network-scoped aliases and user specified IP addresses are only supported for user defined networks",
             ));
         }
+        let mac = cfg
+            .map(|c| c.mac_address.as_str())
+            .filter(|m| !m.is_empty())
+            .map(crate::network::parse_mac)
+            .transpose()?;
         Ok(Membership {
             container_id: container_id.to_string(),
             network_id: n.id.clone(),
             aliases,
             ipv4,
+            mac,
         })
     }
 
@@ -410,7 +416,21 @@ impl Daemon {
             let cfg = nc
                 .and_then(|nc| nc.endpoints_config.as_ref())
                 .and_then(|e| e.get(mode).or_else(|| e.get(&n.name)));
-            members.push(self.membership_from(id, &n, cfg)?);
+            let mut m = self.membership_from(id, &n, cfg)?;
+            m.mac = m.mac.or(self.legacy_mac(id)?);
+            members.push(m);
+        } else if matches!(mode, "" | "default" | DEFAULT_NETWORK) {
+            // The default bridge keeps a membership only to carry a `--mac-address`.
+            if let Some(n) = self.net.find(DEFAULT_NETWORK) {
+                let cfg = nc
+                    .and_then(|nc| nc.endpoints_config.as_ref())
+                    .and_then(|e| e.get(mode).or_else(|| e.get(DEFAULT_NETWORK)));
+                let mut m = self.membership_from(id, &n, cfg)?;
+                m.mac = m.mac.or(self.legacy_mac(id)?);
+                if m.mac.is_some() {
+                    members.push(m);
+                }
+            }
         }
         for m in &members {
             self.store
@@ -419,6 +439,15 @@ impl Daemon {
         }
         self.net.set_memberships(id, members);
         Ok(())
+    }
+
+    /// The deprecated `Config.MacAddress` of a just-created container.
+    fn legacy_mac(&self, id: &str) -> Result<Option<String>> {
+        self.get(id)
+            .and_then(|c| c.config.mac_address.clone())
+            .filter(|m| !m.is_empty())
+            .map(|m| crate::network::parse_mac(&m))
+            .transpose()
     }
 
     /// Forgets a removed container's networks.
@@ -461,6 +490,12 @@ impl Daemon {
                     "endpoint with name {} already exists in network {}",
                     c.name, n.name
                 ),
+            ));
+        }
+        if c.host_config.network_mode.starts_with("container:") {
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                "container sharing network namespace with another container or host cannot be connected to any other network",
             ));
         }
         if matches!(c.host_config.network_mode.as_str(), "host" | "none") {

@@ -28,7 +28,7 @@
 //! spec's seccomp section before handing it to runc or crun.
 //!
 //! Documented refusals: `--init` (no init binary is shipped yet) and the `container:<id>`
-//! namespace modes (joining another container is not implemented yet).
+//! PID and IPC modes. `--network container:<id>` arrives here as `SpecExtras::netns_path`.
 
 mod caps;
 mod etc;
@@ -782,7 +782,7 @@ fn resources(
     res.build().map_err(build_err)
 }
 
-/// True for `container:<id>` namespace modes, which berth cannot join yet.
+/// True for `container:<id>` PID/IPC modes, which berth cannot join yet.
 fn joins_container(mode: &str) -> bool {
     mode.starts_with("container:")
 }
@@ -794,7 +794,6 @@ fn namespaces(
 ) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, SpecError> {
     let hc = input.host_config;
     for (what, mode) in [
-        ("--network container:", hc.network_mode.as_str()),
         ("--pid container:", hc.pid_mode.as_str()),
         ("--ipc container:", hc.ipc_mode.as_str()),
     ] {

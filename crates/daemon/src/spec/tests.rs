@@ -623,8 +623,12 @@ fn host_namespaces_and_cgroupns() {
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
 
     let mut f = Fixture::new();
-    f.host_config.network_mode = "container:abc".into();
+    f.host_config.pid_mode = "container:abc".into();
     assert!(matches!(f.build().unwrap_err(), SpecError::Unsupported(_)));
+    // `--network container:` is joined through the netns path the daemon passes in.
+    let mut f = Fixture::new();
+    f.host_config.network_mode = "container:abc".into();
+    assert!(f.build().is_ok());
 }
 
 #[test]
