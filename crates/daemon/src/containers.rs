@@ -1145,7 +1145,14 @@ impl Daemon {
                         .unwrap_or(crate::exec::DEFAULT_DETACH_KEYS),
                 )
                 .ok();
-                tokio::spawn(crate::exec::bridge(stream, io, tty, opts.stdin, keys));
+                tokio::spawn(crate::exec::bridge(
+                    stream,
+                    io,
+                    tty,
+                    opts.stdin,
+                    keys,
+                    |_| {},
+                ));
             }
             Err(e) => tracing::warn!(container = id, "attach: {e}"),
         }

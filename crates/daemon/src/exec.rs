@@ -28,7 +28,9 @@ fn no_such_exec(id: &str) -> ApiError {
 }
 
 /// Copies a shim stream to the client (re-framing for Docker) and the client's input to the shim.
-/// Returns the exit status carried by the final frame, if one came.
+/// `on_exit` gets the exit code carried by the final frame (`None` when none came or the client
+/// detached) exactly once, before the client's connection is closed: a client that inspects
+/// the exec as soon as its stream ends must find the code recorded.
 /// With `detach_keys`, that byte sequence on stdin detaches the client (the connection closes,
 /// the process runs on) and is not forwarded.
 pub(crate) async fn bridge(
@@ -37,7 +39,10 @@ pub(crate) async fn bridge(
     tty: bool,
     stdin: bool,
     detach_keys: Option<Vec<u8>>,
-) -> Option<ExitStatus> {
+    on_exit: impl FnOnce(Option<i64>) + Send + 'static,
+) {
+    let on_exit: OnExit = Arc::new(std::sync::Mutex::new(Some(Box::new(on_exit))));
+    let on_exit_out = on_exit.clone();
     let ShimStream {
         mut reader,
         writer: mut shim_wr,
@@ -118,23 +123,33 @@ pub(crate) async fn bridge(
             }
         }
         let _ = cli_wr.flush().await;
+        fire(&on_exit_out, exit.map(|s| s.exit_code as i64));
         let _ = cli_wr.shutdown().await;
-        exit
     };
     let mut input_task = tokio::spawn(input);
     tokio::pin!(output);
     tokio::select! {
-        exit = &mut output => {
+        () = &mut output => {
             input_task.abort();
-            exit
         }
         detached = &mut input_task => {
             if matches!(detached, Ok(true)) {
                 // Dropping the output side closes the client's connection; the process runs on.
-                return None;
+                fire(&on_exit, None);
+                return;
             }
             output.await
         }
+    }
+}
+
+type OnExit = Arc<std::sync::Mutex<Option<Box<dyn FnOnce(Option<i64>) + Send>>>>;
+
+/// Runs the exit callback if it has not run yet.
+fn fire(on_exit: &OnExit, code: Option<i64>) {
+    let f = lock(on_exit).take();
+    if let Some(f) = f {
+        f(code);
     }
 }
 
@@ -341,8 +356,8 @@ impl Daemon {
         if start.detach {
             tokio::spawn(async move {
                 let discard = tokio::io::join(tokio::io::empty(), tokio::io::sink());
-                let status = bridge(stream, Box::new(discard), tty, false, None).await;
-                this.exec_done(&id, status.map(|s| s.exit_code as i64));
+                let done = move |code| this.exec_done(&id, code);
+                bridge(stream, Box::new(discard), tty, false, None, done).await;
             });
             return Ok(ExecStarted::Detached);
         }
@@ -351,8 +366,8 @@ impl Daemon {
             tty,
             run: Box::new(move |io: BoxedIo| {
                 async move {
-                    let status = bridge(stream, io, tty, stdin, keys).await;
-                    this.exec_done(&id, status.map(|s| s.exit_code as i64));
+                    let done = move |code| this.exec_done(&id, code);
+                    bridge(stream, io, tty, stdin, keys, done).await;
                 }
                 .boxed()
             }),
