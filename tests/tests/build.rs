@@ -645,3 +645,58 @@ fn builder_prune_drops_the_cache() {
         "b\n"
     );
 }
+
+/// The "Build Cache" row of `docker system df --format` as (total, size, reclaimable).
+fn build_cache_row(d: &Daemon) -> (String, String, String) {
+    let out = d.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    assert_ok(&out, "system df");
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("Build Cache|"))
+        .unwrap_or_else(|| panic!("no Build Cache row in:\n{text}"));
+    let f: Vec<&str> = row.split('|').collect();
+    (f[1].to_string(), f[2].to_string(), f[3].to_string())
+}
+
+#[test]
+fn system_df_reports_the_build_cache() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(build_cache_row(&d).0, "0");
+    // The first stage's 200kB layer is kept only by the cache: that is what prune frees.
+    let ctx = context(
+        &d,
+        "df",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS s\nRUN head -c 200000 /dev/zero > /a\nFROM busybox\nRUN echo b > /b\nENV X=1\n",
+        )],
+    );
+    assert_ok(&d.docker(&["build", "-t", "df:1", s(&ctx)]), "build");
+    let (total, size, reclaim) = build_cache_row(&d);
+    assert_eq!(total, "3", "one entry per cached step");
+    assert!(size.starts_with("200") && size.ends_with("kB"), "{size}");
+    assert_eq!(reclaim, size);
+    let v = d.docker(&["system", "df", "-v"]);
+    assert_ok(&v, "system df -v");
+    let verbose = stdout(&v);
+    assert!(
+        verbose.contains("Build cache usage: 200kB")
+            && verbose.lines().filter(|l| l.contains(" regular ")).count() == 3,
+        "{verbose}"
+    );
+    let out = d.docker(&["builder", "prune", "-f"]);
+    assert_ok(&out, "builder prune");
+    assert!(stdout(&out).contains("200"), "{}", stdout(&out));
+    assert_eq!(build_cache_row(&d), ("0".into(), "0B".into(), "0B".into()));
+    assert_eq!(
+        stdout(&d.docker(&["run", "--rm", "df:1", "cat", "/b"])),
+        "b\n"
+    );
+}

@@ -305,6 +305,80 @@ impl Daemon {
         })
     }
 
+    /// The layer cache as `GET /system/df` reports it (`BuildCache`): one record per cache
+    /// entry. A step's size is the layer it added; it is `Shared` when an image also holds
+    /// that layer (prune would not free it), so the docker CLI's size and reclaimable
+    /// columns count exactly what `builder prune` frees.
+    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+        let dir = self.builder_dir().join("cache");
+        let images: Vec<ImageRecord> = self.store.images().unwrap_or_default();
+        let used: std::collections::HashSet<&String> =
+            images.iter().flat_map(|r| r.layers.iter()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        files.sort_by_key(|e| e.file_name());
+        let mut counted = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for e in files {
+            let Ok(entry) =
+                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
+            else {
+                continue;
+            };
+            let key = e.file_name().to_string_lossy().into_owned();
+            let config = Digest::parse(&entry.id)
+                .ok()
+                .and_then(|d| self.images.get_blob(&d).ok())
+                .and_then(|raw| ImageConfig::from_slice(&raw).ok());
+            let description = config
+                .as_ref()
+                .and_then(|c| c.history.last())
+                .and_then(|h| h.created_by.clone())
+                .unwrap_or_default();
+            let created = config
+                .as_ref()
+                .and_then(|c| c.created.clone())
+                .unwrap_or_else(now_rfc3339);
+            let last_used = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| {
+                    chrono::DateTime::<chrono::Utc>::from(t)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                })
+                .unwrap_or_else(|_| created.clone());
+            // A config-only step adds no layer: its top layer is its parent step's.
+            let (size, shared) = match entry.layers.last() {
+                Some(top) if counted.insert(top.clone()) => {
+                    let size = Digest::parse(top)
+                        .ok()
+                        .and_then(|d| self.images.layer_info(&d).ok())
+                        .map(|i| i.size)
+                        .unwrap_or(0);
+                    (size, used.contains(top))
+                }
+                _ => (0, false),
+            };
+            out.push(serde_json::json!({
+                "ID": key.chars().take(25).collect::<String>(),
+                "Parents": null,
+                "Type": "regular",
+                "Description": description,
+                "InUse": false,
+                "Shared": shared,
+                "Size": size,
+                "CreatedAt": created,
+                "LastUsedAt": last_used,
+                "UsageCount": 1,
+            }));
+        }
+        out
+    }
+
     /// `POST /build/prune`: forgets every cache entry and removes the layers and configs
     /// that only the cache kept (intermediate steps, earlier stages).
     pub async fn build_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
