@@ -700,3 +700,32 @@ fn system_df_reports_the_build_cache() {
         "b\n"
     );
 }
+
+/// `--cache-from` with an image brought over by `docker save`/`docker load`: a fresh daemon
+/// reuses its steps instead of running them (the RUN output is the original's, not a new one).
+#[test]
+fn cache_from_a_loaded_image_reuses_its_steps() {
+    let df = "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /id\nENV X=1\nRUN echo $X >> /id\nCMD [\"cat\", \"/id\"]\n";
+    let d1 = Daemon::start();
+    d1.load_busybox();
+    let ctx = context(&d1, "cf", &[("Dockerfile", df)]);
+    assert_ok(&d1.docker(&["build", "-t", "cf:1", s(&ctx)]), "build");
+    let original = stdout(&d1.docker(&["run", "--rm", "cf:1"]));
+    assert!(original.ends_with("\n1\n"), "{original}");
+    let tarfile = d1.root.join("cf.tar");
+    assert_ok(&d1.docker(&["save", "-o", s(&tarfile), "cf:1"]), "save");
+
+    let d2 = Daemon::start();
+    d2.load_busybox();
+    assert_ok(&d2.docker(&["load", "-i", s(&tarfile)]), "load");
+    let ctx2 = context(&d2, "cf", &[("Dockerfile", df)]);
+    let out = d2.docker(&["build", "--cache-from", "cf:1", "-t", "cf:2", s(&ctx2)]);
+    assert_ok(&out, "build --cache-from");
+    assert_eq!(stdout(&out).matches("Using cache").count(), 4, "{}", stdout(&out));
+    assert!(!stdout(&out).contains("Running in"), "{}", stdout(&out));
+    assert_eq!(stdout(&d2.docker(&["run", "--rm", "cf:2"])), original);
+    // Without --cache-from the steps run again (a new uuid).
+    let fresh = d2.docker(&["build", "--no-cache", "-t", "cf:3", s(&ctx2)]);
+    assert_ok(&fresh, "build --no-cache");
+    assert_ne!(stdout(&d2.docker(&["run", "--rm", "cf:3"])), original);
+}

@@ -31,6 +31,8 @@ use crate::{internal, spec, Daemon, Result};
 /// The daemon as the builder's backend for one build.
 struct BuildBackend {
     daemon: Arc<Daemon>,
+    /// `--cache-from` images that exist (others are ignored, as Docker does).
+    cache_from: Vec<ImageState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -290,6 +292,11 @@ impl Daemon {
         };
         let backend = BuildBackend {
             daemon: self.clone(),
+            cache_from: opts
+                .cache_from
+                .iter()
+                .filter_map(|n| self.image_state(n).ok())
+                .collect(),
         };
         let res = berth_builder::build(&backend, &bopts, &otx).await;
         drop(otx);
@@ -835,6 +842,10 @@ impl berth_builder::Backend for BuildBackend {
             config,
             layers: entry.layers,
         })
+    }
+
+    fn cache_sources(&self) -> &[ImageState] {
+        &self.cache_from
     }
 
     async fn cache_put(&self, key: &str, image: &ImageState) {
