@@ -721,11 +721,56 @@ fn cache_from_a_loaded_image_reuses_its_steps() {
     let ctx2 = context(&d2, "cf", &[("Dockerfile", df)]);
     let out = d2.docker(&["build", "--cache-from", "cf:1", "-t", "cf:2", s(&ctx2)]);
     assert_ok(&out, "build --cache-from");
-    assert_eq!(stdout(&out).matches("Using cache").count(), 4, "{}", stdout(&out));
+    assert_eq!(
+        stdout(&out).matches("Using cache").count(),
+        4,
+        "{}",
+        stdout(&out)
+    );
     assert!(!stdout(&out).contains("Running in"), "{}", stdout(&out));
     assert_eq!(stdout(&d2.docker(&["run", "--rm", "cf:2"])), original);
     // Without --cache-from the steps run again (a new uuid).
     let fresh = d2.docker(&["build", "--no-cache", "-t", "cf:3", s(&ctx2)]);
     assert_ok(&fresh, "build --no-cache");
     assert_ne!(stdout(&d2.docker(&["run", "--rm", "cf:3"])), original);
+}
+
+/// `berth build --progress`: `auto` off a terminal (the tests' pipe) and `plain` keep docker's
+/// line stream; `tty` forces the live view, whose final screen holds one collapsed line per
+/// step (`CACHED` on a cache hit) and not the steps' ` ---> ` chatter.
+#[test]
+fn berth_build_progress_modes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "prog",
+        &[("Dockerfile", "FROM busybox\nRUN echo out-line\nENV A=1\n")],
+    );
+    for mode in ["auto", "plain"] {
+        let out = d.berth(&["build", "--progress", mode, "-t", "pg:1", s(&ctx)]);
+        assert_ok(&out, "build");
+        let text = stdout(&out);
+        assert!(
+            text.contains("Step 2/3 : RUN echo out-line\n")
+                && text.contains("out-line\n")
+                && text.contains(" ---> ")
+                && text.contains("Successfully tagged pg:1")
+                && !text.contains('\x1b'),
+            "{mode}: {text}"
+        );
+    }
+    let out = d.berth(&["build", "--progress", "tty", "-t", "pg:1", s(&ctx)]);
+    assert_ok(&out, "build --progress tty");
+    let text = stdout(&out);
+    assert!(
+        text.contains("=> Step 1/3 : FROM busybox\n")
+            && text.contains("=> CACHED Step 2/3 : RUN echo out-line\n")
+            && text.contains("=> CACHED Step 3/3 : ENV A=1\n")
+            && text.contains("Successfully tagged pg:1\n")
+            && !text.contains(" ---> "),
+        "{text}"
+    );
+    let bad = d.berth(&["build", "--progress", "fancy", s(&ctx)]);
+    assert!(!bad.status.success());
 }

@@ -544,7 +544,8 @@ pub fn match_cache_from(
     let ph = &parent.config.history;
     let pd = &parent.config.rootfs.diff_ids;
     let same = |a: &History, b: &History| {
-        a.created_by == b.created_by && a.empty_layer.unwrap_or(false) == b.empty_layer.unwrap_or(false)
+        a.created_by == b.created_by
+            && a.empty_layer.unwrap_or(false) == b.empty_layer.unwrap_or(false)
     };
     for src in sources {
         let sh = &src.config.history;

@@ -432,9 +432,9 @@ async fn copy_from_stage_hits_cache_without_mounting() {
 
 #[test]
 fn cache_from_matches_history_and_layer_prefixes() {
+    use crate::engine::match_cache_from;
     use berth_image::config::History;
     use berth_image::digest::Digest;
-    use crate::engine::match_cache_from;
     let h = |c: &str, empty: bool| History {
         created_by: Some(c.to_string()),
         created: Some(format!("t-{c}")),
