@@ -774,3 +774,53 @@ fn berth_build_progress_modes() {
     let bad = d.berth(&["build", "--progress", "fancy", s(&ctx)]);
     assert!(!bad.status.success());
 }
+
+/// `docker history` of a built image names each step's image (the ids the build printed
+/// as ` ---> <id>`) and the base image, like Docker's legacy builder; only what came with the
+/// base image below its top stays `<missing>`.
+#[test]
+fn history_shows_step_image_ids() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "hist",
+        &[("Dockerfile", "FROM busybox\nRUN echo a > /a\nENV X=1\n")],
+    );
+    let out = d.docker(&["build", "-t", "h:1", s(&ctx)]);
+    assert_ok(&out, "build");
+    // The ` ---> <id>` line that ends each step, in order: FROM, RUN, ENV.
+    let step_ids: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix(" ---> "))
+        .filter(|l| l.len() == 12 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(step_ids.len(), 3, "{}", stdout(&out));
+    let hist = d.docker(&["history", "--format", "{{.ID}}|{{.CreatedBy}}", "h:1"]);
+    assert_ok(&hist, "history");
+    let rows: Vec<(String, String)> = stdout(&hist)
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once('|').expect("row");
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert!(
+        rows[0].1.contains("ENV X=1") && rows[0].0 == step_ids[2],
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].1.contains("echo a") && rows[1].0 == step_ids[1],
+        "{rows:?}"
+    );
+    assert_eq!(rows[2].0, step_ids[0], "{rows:?}");
+    let busybox = stdout(&d.docker(&["images", "-q", "busybox"]));
+    assert_eq!(rows[2].0, busybox.trim());
+    assert!(rows[3..].iter().all(|r| r.0 == "<missing>"), "{rows:?}");
+    // After the cache is pruned the step images are gone, as Docker's would be once removed.
+    assert_ok(&d.docker(&["builder", "prune", "-f"]), "prune");
+    let hist = stdout(&d.docker(&["history", "--format", "{{.ID}}", "h:1"]));
+    assert_eq!(hist.lines().nth(1), Some("<missing>"), "{hist}");
+}

@@ -386,6 +386,52 @@ impl Daemon {
         out
     }
 
+    /// For `docker history`: per history entry of `config`, the id of a known image (an
+    /// image record or a build step in the cache) whose history and layers are exactly that
+    /// prefix — the step images Docker's legacy builder shows instead of `<missing>`.
+    pub(crate) fn history_step_ids(&self, config: &ImageConfig) -> Vec<Option<String>> {
+        let hist = &config.history;
+        let diffs = &config.rootfs.diff_ids;
+        let images: Vec<ImageRecord> = self.store.images().unwrap_or_default();
+        let mut ids: Vec<String> = images.into_iter().map(|r| r.id).collect();
+        for e in std::fs::read_dir(self.builder_dir().join("cache"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(entry) =
+                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
+            {
+                ids.push(entry.id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut out: Vec<Option<String>> = vec![None; hist.len()];
+        for id in ids {
+            let Some(c) = Digest::parse(&id)
+                .ok()
+                .and_then(|d| self.images.get_blob(&d).ok())
+                .and_then(|raw| ImageConfig::from_slice(&raw).ok())
+            else {
+                continue;
+            };
+            let n = c.history.len();
+            let k = c.rootfs.diff_ids.len();
+            if n == 0
+                || n >= hist.len()
+                || k > diffs.len()
+                || c.history[..] != hist[..n]
+                || c.rootfs.diff_ids[..] != diffs[..k]
+                || out[n - 1].is_some()
+            {
+                continue;
+            }
+            out[n - 1] = Some(id);
+        }
+        out
+    }
+
     /// `POST /build/prune`: forgets every cache entry and removes the layers and configs
     /// that only the cache kept (intermediate steps, earlier stages).
     pub async fn build_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
