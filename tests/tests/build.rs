@@ -771,6 +771,26 @@ fn berth_build_progress_modes() {
             && !text.contains(" ---> "),
         "{text}"
     );
+    // `auto` on a real terminal (a pty from util-linux `script`) draws the live view.
+    let cmd = format!(
+        "{} build --progress auto -t pg:1 {}",
+        bin("berth").display(),
+        s(&ctx)
+    );
+    let pty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("BERTH_HOST", d.host())
+        .env("DOCKER_CONFIG", d.root.join("docker-config"))
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&pty.stdout);
+    assert!(pty.status.success(), "{text}");
+    assert!(
+        text.contains("=> CACHED Step 2/3 : RUN echo out-line")
+            && text.contains('\x1b')
+            && !text.contains(" ---> "),
+        "{text}"
+    );
     let bad = d.berth(&["build", "--progress", "fancy", s(&ctx)]);
     assert!(!bad.status.success());
 }

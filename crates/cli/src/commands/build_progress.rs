@@ -127,12 +127,15 @@ pub async fn display(stream: &mut JsonStream) -> Result<StreamResult, CliError> 
     Ok(result)
 }
 
+/// Columns available to a live line (one less than the terminal's, so a full line never
+/// wraps and the redraw's line count stays right).
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|&w| w > 0)
-        .unwrap_or(80)
+    let cols = crate::term::size()
+        .map(|(_, c)| usize::from(c))
+        .or_else(|| std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()))
+        .filter(|&w| w > 1)
+        .unwrap_or(80);
+    cols - 1
 }
 
 /// Whether `--progress` asks for the live view here: `tty`, or `auto` on a terminal.
