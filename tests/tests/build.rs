@@ -683,6 +683,15 @@ fn system_df_reports_the_build_cache() {
     assert_eq!(total, "3", "one entry per cached step");
     assert!(size.starts_with("200") && size.ends_with("kB"), "{size}");
     assert_eq!(reclaim, size);
+    // `berth system df` shows the same row.
+    let ours = stdout(&d.berth(&["system", "df"]));
+    let row: Vec<&str> = ours
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("{ours}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..], ["3", "0", size.as_str(), size.as_str()], "{ours}");
     let v = d.docker(&["system", "df", "-v"]);
     assert_ok(&v, "system df -v");
     let verbose = stdout(&v);
