@@ -645,3 +645,211 @@ fn builder_prune_drops_the_cache() {
         "b\n"
     );
 }
+
+/// The "Build Cache" row of `docker system df --format` as (total, size, reclaimable).
+fn build_cache_row(d: &Daemon) -> (String, String, String) {
+    let out = d.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    assert_ok(&out, "system df");
+    let text = stdout(&out);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("Build Cache|"))
+        .unwrap_or_else(|| panic!("no Build Cache row in:\n{text}"));
+    let f: Vec<&str> = row.split('|').collect();
+    (f[1].to_string(), f[2].to_string(), f[3].to_string())
+}
+
+#[test]
+fn system_df_reports_the_build_cache() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(build_cache_row(&d).0, "0");
+    // The first stage's 200kB layer is kept only by the cache: that is what prune frees.
+    let ctx = context(
+        &d,
+        "df",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS s\nRUN head -c 200000 /dev/zero > /a\nFROM busybox\nRUN echo b > /b\nENV X=1\n",
+        )],
+    );
+    assert_ok(&d.docker(&["build", "-t", "df:1", s(&ctx)]), "build");
+    let (total, size, reclaim) = build_cache_row(&d);
+    assert_eq!(total, "3", "one entry per cached step");
+    assert!(size.starts_with("200") && size.ends_with("kB"), "{size}");
+    assert_eq!(reclaim, size);
+    // `berth system df` shows the same row.
+    let ours = stdout(&d.berth(&["system", "df"]));
+    let row: Vec<&str> = ours
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_else(|| panic!("{ours}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[2..], ["3", "0", size.as_str(), size.as_str()], "{ours}");
+    let v = d.docker(&["system", "df", "-v"]);
+    assert_ok(&v, "system df -v");
+    let verbose = stdout(&v);
+    assert!(
+        verbose.contains("Build cache usage: 200kB")
+            && verbose.lines().filter(|l| l.contains(" regular ")).count() == 3,
+        "{verbose}"
+    );
+    let out = d.docker(&["builder", "prune", "-f"]);
+    assert_ok(&out, "builder prune");
+    assert!(stdout(&out).contains("200"), "{}", stdout(&out));
+    assert_eq!(build_cache_row(&d), ("0".into(), "0B".into(), "0B".into()));
+    assert_eq!(
+        stdout(&d.docker(&["run", "--rm", "df:1", "cat", "/b"])),
+        "b\n"
+    );
+}
+
+/// `--cache-from` with an image brought over by `docker save`/`docker load`: a fresh daemon
+/// reuses its steps instead of running them (the RUN output is the original's, not a new one).
+#[test]
+fn cache_from_a_loaded_image_reuses_its_steps() {
+    let df = "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /id\nENV X=1\nRUN echo $X >> /id\nCMD [\"cat\", \"/id\"]\n";
+    let d1 = Daemon::start();
+    d1.load_busybox();
+    let ctx = context(&d1, "cf", &[("Dockerfile", df)]);
+    assert_ok(&d1.docker(&["build", "-t", "cf:1", s(&ctx)]), "build");
+    let original = stdout(&d1.docker(&["run", "--rm", "cf:1"]));
+    assert!(original.ends_with("\n1\n"), "{original}");
+    let tarfile = d1.root.join("cf.tar");
+    assert_ok(&d1.docker(&["save", "-o", s(&tarfile), "cf:1"]), "save");
+
+    let d2 = Daemon::start();
+    d2.load_busybox();
+    assert_ok(&d2.docker(&["load", "-i", s(&tarfile)]), "load");
+    let ctx2 = context(&d2, "cf", &[("Dockerfile", df)]);
+    let out = d2.docker(&["build", "--cache-from", "cf:1", "-t", "cf:2", s(&ctx2)]);
+    assert_ok(&out, "build --cache-from");
+    assert_eq!(
+        stdout(&out).matches("Using cache").count(),
+        4,
+        "{}",
+        stdout(&out)
+    );
+    assert!(!stdout(&out).contains("Running in"), "{}", stdout(&out));
+    assert_eq!(stdout(&d2.docker(&["run", "--rm", "cf:2"])), original);
+    // Without --cache-from the steps run again (a new uuid).
+    let fresh = d2.docker(&["build", "--no-cache", "-t", "cf:3", s(&ctx2)]);
+    assert_ok(&fresh, "build --no-cache");
+    assert_ne!(stdout(&d2.docker(&["run", "--rm", "cf:3"])), original);
+}
+
+/// `berth build --progress`: `auto` off a terminal (the tests' pipe) and `plain` keep docker's
+/// line stream; `tty` forces the live view, whose final screen holds one collapsed line per
+/// step (`CACHED` on a cache hit) and not the steps' ` ---> ` chatter.
+#[test]
+fn berth_build_progress_modes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "prog",
+        &[("Dockerfile", "FROM busybox\nRUN echo out-line\nENV A=1\n")],
+    );
+    for mode in ["auto", "plain"] {
+        let out = d.berth(&["build", "--progress", mode, "-t", "pg:1", s(&ctx)]);
+        assert_ok(&out, "build");
+        let text = stdout(&out);
+        assert!(
+            text.contains("Step 2/3 : RUN echo out-line\n")
+                && text.contains("out-line\n")
+                && text.contains(" ---> ")
+                && text.contains("Successfully tagged pg:1")
+                && !text.contains('\x1b'),
+            "{mode}: {text}"
+        );
+    }
+    let out = d.berth(&["build", "--progress", "tty", "-t", "pg:1", s(&ctx)]);
+    assert_ok(&out, "build --progress tty");
+    let text = stdout(&out);
+    assert!(
+        text.contains("=> Step 1/3 : FROM busybox\n")
+            && text.contains("=> CACHED Step 2/3 : RUN echo out-line\n")
+            && text.contains("=> CACHED Step 3/3 : ENV A=1\n")
+            && text.contains("Successfully tagged pg:1\n")
+            && !text.contains(" ---> "),
+        "{text}"
+    );
+    // `auto` on a real terminal (a pty from util-linux `script`) draws the live view.
+    let cmd = format!(
+        "{} build --progress auto -t pg:1 {}",
+        bin("berth").display(),
+        s(&ctx)
+    );
+    let pty = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("BERTH_HOST", d.host())
+        .env("DOCKER_CONFIG", d.root.join("docker-config"))
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&pty.stdout);
+    assert!(pty.status.success(), "{text}");
+    assert!(
+        text.contains("=> CACHED Step 2/3 : RUN echo out-line")
+            && text.contains('\x1b')
+            && !text.contains(" ---> "),
+        "{text}"
+    );
+    let bad = d.berth(&["build", "--progress", "fancy", s(&ctx)]);
+    assert!(!bad.status.success());
+}
+
+/// `docker history` of a built image names each step's image (the ids the build printed
+/// as ` ---> <id>`) and the base image, like Docker's legacy builder; only what came with the
+/// base image below its top stays `<missing>`.
+#[test]
+fn history_shows_step_image_ids() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "hist",
+        &[("Dockerfile", "FROM busybox\nRUN echo a > /a\nENV X=1\n")],
+    );
+    let out = d.docker(&["build", "-t", "h:1", s(&ctx)]);
+    assert_ok(&out, "build");
+    // The ` ---> <id>` line that ends each step, in order: FROM, RUN, ENV.
+    let step_ids: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix(" ---> "))
+        .filter(|l| l.len() == 12 && l.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(step_ids.len(), 3, "{}", stdout(&out));
+    let hist = d.docker(&["history", "--format", "{{.ID}}|{{.CreatedBy}}", "h:1"]);
+    assert_ok(&hist, "history");
+    let rows: Vec<(String, String)> = stdout(&hist)
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once('|').expect("row");
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert!(
+        rows[0].1.contains("ENV X=1") && rows[0].0 == step_ids[2],
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].1.contains("echo a") && rows[1].0 == step_ids[1],
+        "{rows:?}"
+    );
+    assert_eq!(rows[2].0, step_ids[0], "{rows:?}");
+    let busybox = stdout(&d.docker(&["images", "-q", "busybox"]));
+    assert_eq!(rows[2].0, busybox.trim());
+    assert!(rows[3..].iter().all(|r| r.0 == "<missing>"), "{rows:?}");
+    // After the cache is pruned the step images are gone, as Docker's would be once removed.
+    assert_ok(&d.docker(&["builder", "prune", "-f"]), "prune");
+    let hist = stdout(&d.docker(&["history", "--format", "{{.ID}}", "h:1"]));
+    assert_eq!(hist.lines().nth(1), Some("<missing>"), "{hist}");
+}

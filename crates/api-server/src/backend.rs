@@ -125,6 +125,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// `remote=`: a URL context (not supported).
     pub remote: String,
+    /// `cachefrom=` (JSON array of image names).
+    pub cache_from: Vec<String>,
 }
 
 /// `POST /commit` query parameters (+ the optional config body).

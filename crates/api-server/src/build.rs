@@ -44,6 +44,14 @@ pub async fn build(
         force_rm: q.bool("forcerm")?,
         quiet: q.bool("q")?,
         remote: q.string("remote").unwrap_or_default(),
+        cache_from: match q.string("cachefrom").filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some(s) => serde_json::from_str(&s).map_err(|e| {
+                Error(ApiError::invalid(format!(
+                    "invalid cachefrom parameter: {e}"
+                )))
+            })?,
+        },
     };
     let body: ByteStream = Box::pin(
         req.into_body()

@@ -81,6 +81,10 @@ pub trait Backend: Send + Sync {
     async fn remove_container(&self, id: &str);
     async fn cache_get(&self, key: &str) -> Option<ImageState>;
     async fn cache_put(&self, key: &str, image: &ImageState);
+    /// Images named by `--cache-from`: their history can satisfy cache lookups.
+    fn cache_sources(&self) -> &[ImageState] {
+        &[]
+    }
 }
 
 /// What the client asked for.
@@ -506,6 +510,73 @@ fn cache_key(parent: &ImageState, created_by: &str) -> String {
     hex::encode(h.finalize())
 }
 
+/// The layer cache, then the `--cache-from` images (as Docker's legacy builder does): a
+/// source image whose history and layers extend the parent's with this very step gives the
+/// step's result without running it.
+async fn lookup(
+    backend: &dyn Backend,
+    key: &str,
+    parent: &ImageState,
+    created_by: &str,
+) -> Option<ImageState> {
+    if let Some(hit) = backend.cache_get(key).await {
+        return Some(hit);
+    }
+    let (cfg, layers) = match_cache_from(backend.cache_sources(), parent, created_by)?;
+    let base = ImageState {
+        layers,
+        ..parent.clone()
+    };
+    let next = backend.commit_config(&base, cfg).await.ok()?;
+    backend.cache_put(key, &next).await;
+    Some(next)
+}
+
+/// Finds the step `created_by` on top of `parent` in a `--cache-from` image: the image's
+/// history and layers must start with the parent's, and its next history entry must be this
+/// step. Returns the step's config (the parent's config, which already carries a config
+/// step's change, with the source's history and layers up to the step) and layer chain.
+pub fn match_cache_from(
+    sources: &[ImageState],
+    parent: &ImageState,
+    created_by: &str,
+) -> Option<(ImageConfig, Vec<String>)> {
+    let ph = &parent.config.history;
+    let pd = &parent.config.rootfs.diff_ids;
+    let same = |a: &History, b: &History| {
+        a.created_by == b.created_by
+            && a.empty_layer.unwrap_or(false) == b.empty_layer.unwrap_or(false)
+    };
+    for src in sources {
+        let sh = &src.config.history;
+        let sd = &src.config.rootfs.diff_ids;
+        if sh.len() <= ph.len()
+            || !ph.iter().zip(sh.iter()).all(|(a, b)| same(a, b))
+            || sd.len() < pd.len()
+            || sd[..pd.len()] != pd[..]
+            || src.layers.len() != sd.len()
+        {
+            continue;
+        }
+        let step = &sh[ph.len()];
+        if step.created_by.as_deref() != Some(created_by) {
+            continue;
+        }
+        let n = pd.len() + usize::from(!step.empty_layer.unwrap_or(false));
+        if n > sd.len() {
+            continue;
+        }
+        let mut cfg = parent.config.clone();
+        cfg.history = sh[..=ph.len()].to_vec();
+        cfg.rootfs.diff_ids = sd[..n].to_vec();
+        cfg.created = step.created.clone().or_else(|| src.config.created.clone());
+        cfg.container = None;
+        cfg.container_config = None;
+        return Some((cfg, src.layers[..n].to_vec()));
+    }
+    None
+}
+
 fn push_history(cfg: &mut ImageConfig, created_by: &str, empty: bool) {
     cfg.history.push(History {
         created: cfg.created.clone(),
@@ -526,7 +597,7 @@ async fn config_step(
     // The key covers the config *after* the change: ctx.state.config already has it.
     let key = cache_key(&ctx.state, &created_by);
     if !no_cache {
-        if let Some(hit) = backend.cache_get(&key).await {
+        if let Some(hit) = lookup(backend, &key, &ctx.state, &created_by).await {
             let _ = out.send(" ---> Using cache\n".into());
             ctx.state = hit;
             return Ok(());
@@ -821,7 +892,7 @@ async fn dispatch(
             let created_by = format!("/bin/sh -c #(nop) WORKDIR {dir}");
             let key = cache_key(&ctx.state, &created_by);
             if !opts.no_cache {
-                if let Some(hit) = backend.cache_get(&key).await {
+                if let Some(hit) = lookup(backend, &key, &ctx.state, &created_by).await {
                     let _ = out.send(" ---> Using cache\n".into());
                     ctx.state = hit;
                     return Ok(());
@@ -1052,7 +1123,7 @@ async fn run(
     }
     let key = cache_key(&ctx.state, &created_by);
     if !opts.no_cache {
-        if let Some(hit) = backend.cache_get(&key).await {
+        if let Some(hit) = lookup(backend, &key, &ctx.state, &created_by).await {
             let _ = out.send(" ---> Using cache\n".into());
             ctx.state = hit;
             return Ok(());
@@ -1329,7 +1400,7 @@ async fn copy_step(
         }
         let key = cache_key(&ctx.state, &created_by);
         if !opts.no_cache {
-            if let Some(hit) = backend.cache_get(&key).await {
+            if let Some(hit) = lookup(backend, &key, &ctx.state, &created_by).await {
                 let _ = out.send(" ---> Using cache\n".into());
                 return Ok(hit);
             }

@@ -429,3 +429,58 @@ async fn copy_from_stage_hits_cache_without_mounting() {
         "a cached COPY --from mounts nothing"
     );
 }
+
+#[test]
+fn cache_from_matches_history_and_layer_prefixes() {
+    use crate::engine::match_cache_from;
+    use berth_image::config::History;
+    use berth_image::digest::Digest;
+    let h = |c: &str, empty: bool| History {
+        created_by: Some(c.to_string()),
+        created: Some(format!("t-{c}")),
+        empty_layer: empty.then_some(true),
+        ..Default::default()
+    };
+    let d = |s: &str| Digest::sha256_of(s.as_bytes());
+    let mut base = ImageState {
+        id: "sha256:base".into(),
+        ..Default::default()
+    };
+    base.config.history = vec![h("ADD rootfs", false)];
+    base.config.rootfs.diff_ids = vec![d("l0")];
+    base.layers = vec!["c0".into()];
+    let mut src = base.clone();
+    src.config.history.push(h("RUN a", false));
+    src.config.history.push(h("ENV X=1", true));
+    src.config.history.push(h("RUN b", false));
+    src.config.rootfs.diff_ids.extend([d("l1"), d("l2")]);
+    src.layers.extend(["c1".to_string(), "c2".to_string()]);
+    let srcs = vec![src];
+
+    // The first step: one more layer, the source's history entry (and its time).
+    let (cfg, layers) = match_cache_from(&srcs, &base, "RUN a").expect("hit");
+    assert_eq!(layers, ["c0", "c1"]);
+    assert_eq!(cfg.rootfs.diff_ids, [d("l0"), d("l1")]);
+    assert_eq!(cfg.history.len(), 2);
+    assert_eq!(cfg.created.as_deref(), Some("t-RUN a"));
+    // A different command, or the right command at the wrong place, misses.
+    assert!(match_cache_from(&srcs, &base, "RUN other").is_none());
+    assert!(match_cache_from(&srcs, &base, "RUN b").is_none());
+    assert!(match_cache_from(&[], &base, "RUN a").is_none());
+
+    // An empty-layer step keeps the layers; the next one adds its own.
+    let mut p1 = base.clone();
+    p1.config = cfg;
+    p1.layers = layers;
+    let (cfg2, layers2) = match_cache_from(&srcs, &p1, "ENV X=1").expect("hit");
+    assert_eq!(layers2, ["c0", "c1"]);
+    let mut p2 = p1.clone();
+    p2.config = cfg2;
+    let (_, layers3) = match_cache_from(&srcs, &p2, "RUN b").expect("hit");
+    assert_eq!(layers3, ["c0", "c1", "c2"]);
+
+    // A parent whose layers differ from the source's is not a prefix.
+    let mut other = p1.clone();
+    other.config.rootfs.diff_ids[1] = d("zz");
+    assert!(match_cache_from(&srcs, &other, "ENV X=1").is_none());
+}

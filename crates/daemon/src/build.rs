@@ -31,6 +31,8 @@ use crate::{internal, spec, Daemon, Result};
 /// The daemon as the builder's backend for one build.
 struct BuildBackend {
     daemon: Arc<Daemon>,
+    /// `--cache-from` images that exist (others are ignored, as Docker does).
+    cache_from: Vec<ImageState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -290,6 +292,11 @@ impl Daemon {
         };
         let backend = BuildBackend {
             daemon: self.clone(),
+            cache_from: opts
+                .cache_from
+                .iter()
+                .filter_map(|n| self.image_state(n).ok())
+                .collect(),
         };
         let res = berth_builder::build(&backend, &bopts, &otx).await;
         drop(otx);
@@ -303,6 +310,126 @@ impl Daemon {
             };
             (msg, e.code)
         })
+    }
+
+    /// The layer cache as `GET /system/df` reports it (`BuildCache`): one record per cache
+    /// entry. A step's size is the layer it added; it is `Shared` when an image also holds
+    /// that layer (prune would not free it), so the docker CLI's size and reclaimable
+    /// columns count exactly what `builder prune` frees.
+    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+        let dir = self.builder_dir().join("cache");
+        let images: Vec<ImageRecord> = self.store.images().unwrap_or_default();
+        let used: std::collections::HashSet<&String> =
+            images.iter().flat_map(|r| r.layers.iter()).collect();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        files.sort_by_key(|e| e.file_name());
+        let mut counted = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for e in files {
+            let Ok(entry) =
+                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
+            else {
+                continue;
+            };
+            let key = e.file_name().to_string_lossy().into_owned();
+            let config = Digest::parse(&entry.id)
+                .ok()
+                .and_then(|d| self.images.get_blob(&d).ok())
+                .and_then(|raw| ImageConfig::from_slice(&raw).ok());
+            let description = config
+                .as_ref()
+                .and_then(|c| c.history.last())
+                .and_then(|h| h.created_by.clone())
+                .unwrap_or_default();
+            let created = config
+                .as_ref()
+                .and_then(|c| c.created.clone())
+                .unwrap_or_else(now_rfc3339);
+            let last_used = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| {
+                    chrono::DateTime::<chrono::Utc>::from(t)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                })
+                .unwrap_or_else(|_| created.clone());
+            // A config-only step adds no layer: its top layer is its parent step's.
+            let (size, shared) = match entry.layers.last() {
+                Some(top) if counted.insert(top.clone()) => {
+                    let size = Digest::parse(top)
+                        .ok()
+                        .and_then(|d| self.images.layer_info(&d).ok())
+                        .map(|i| i.size)
+                        .unwrap_or(0);
+                    (size, used.contains(top))
+                }
+                _ => (0, false),
+            };
+            out.push(serde_json::json!({
+                "ID": key.chars().take(25).collect::<String>(),
+                "Parents": null,
+                "Type": "regular",
+                "Description": description,
+                "InUse": false,
+                "Shared": shared,
+                "Size": size,
+                "CreatedAt": created,
+                "LastUsedAt": last_used,
+                "UsageCount": 1,
+            }));
+        }
+        out
+    }
+
+    /// For `docker history`: per history entry of `config`, the id of a known image (an
+    /// image record or a build step in the cache) whose history and layers are exactly that
+    /// prefix — the step images Docker's legacy builder shows instead of `<missing>`.
+    pub(crate) fn history_step_ids(&self, config: &ImageConfig) -> Vec<Option<String>> {
+        let hist = &config.history;
+        let diffs = &config.rootfs.diff_ids;
+        let images: Vec<ImageRecord> = self.store.images().unwrap_or_default();
+        let mut ids: Vec<String> = images.into_iter().map(|r| r.id).collect();
+        for e in std::fs::read_dir(self.builder_dir().join("cache"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(entry) =
+                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
+            {
+                ids.push(entry.id);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        let mut out: Vec<Option<String>> = vec![None; hist.len()];
+        for id in ids {
+            let Some(c) = Digest::parse(&id)
+                .ok()
+                .and_then(|d| self.images.get_blob(&d).ok())
+                .and_then(|raw| ImageConfig::from_slice(&raw).ok())
+            else {
+                continue;
+            };
+            let n = c.history.len();
+            let k = c.rootfs.diff_ids.len();
+            if n == 0
+                || n >= hist.len()
+                || k > diffs.len()
+                || c.history[..] != hist[..n]
+                || c.rootfs.diff_ids[..] != diffs[..k]
+                || out[n - 1].is_some()
+            {
+                continue;
+            }
+            out[n - 1] = Some(id);
+        }
+        out
     }
 
     /// `POST /build/prune`: forgets every cache entry and removes the layers and configs
@@ -761,6 +888,10 @@ impl berth_builder::Backend for BuildBackend {
             config,
             layers: entry.layers,
         })
+    }
+
+    fn cache_sources(&self) -> &[ImageState] {
+        &self.cache_from
     }
 
     async fn cache_put(&self, key: &str, image: &ImageState) {

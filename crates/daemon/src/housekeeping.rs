@@ -191,7 +191,7 @@ impl Daemon {
             images,
             containers,
             volumes: self.volume_usage()?,
-            build_cache: Vec::new(),
+            build_cache: self.build_cache_usage(),
         })
     }
 }

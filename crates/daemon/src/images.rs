@@ -387,7 +387,8 @@ impl Daemon {
         }
         let mut items = Vec::new();
         let mut layer_idx = 0;
-        for h in &e.config.history {
+        let step_ids = self.history_step_ids(&e.config);
+        for (i, h) in e.config.history.iter().enumerate() {
             let size = if h.empty_layer.unwrap_or(false) {
                 0
             } else {
@@ -396,7 +397,11 @@ impl Daemon {
                 s
             };
             items.push(HistoryItem {
-                id: "<missing>".to_string(),
+                id: step_ids
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| "<missing>".to_string()),
                 created: h.created.as_deref().map(unix_seconds).unwrap_or(0),
                 created_by: h.created_by.clone().unwrap_or_default(),
                 tags: Vec::new(),

@@ -35,6 +35,9 @@ pub struct BuildArgs {
     /// Set metadata for an image
     #[arg(long = "label", value_name = "list")]
     pub labels: Vec<String>,
+    /// Images to consider as cache sources
+    #[arg(long = "cache-from", value_name = "strings")]
+    pub cache_from: Vec<String>,
     /// Suppress the build output and print image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -240,6 +243,9 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
     if !labels.is_empty() {
         q = q.add("labels", Value::Object(labels).to_string());
     }
+    if !a.cache_from.is_empty() {
+        q = q.add("cachefrom", serde_json::json!(a.cache_from).to_string());
+    }
     q = q
         .add_opt("target", a.target.clone())
         .flag("nocache", a.no_cache)
@@ -251,7 +257,16 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         .client
         .json_stream(Method::POST, "/build", &q, body)
         .await?;
-    let res = progress::display(&mut stream, false, false).await?;
+    let live = super::build_progress::wants_live(
+        &a.progress,
+        a.quiet,
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    );
+    let res = if live {
+        super::build_progress::display(&mut stream).await?
+    } else {
+        progress::display(&mut stream, false, false).await?
+    };
     let id = res
         .aux
         .iter()

@@ -123,7 +123,21 @@ pub async fn df(ctx: &Ctx, a: DfArgs) -> CmdResult {
             size(v_size),
             reclaimable(v_reclaim, v_size)
         ));
-        t.push_str("Build Cache\t0\t0\t0B\t0B\n");
+        // Like docker: only unshared records count, reclaimable without a percentage.
+        let bc = list(&v, "BuildCache");
+        let unshared = || bc.iter().filter(|b| b["Shared"] != true);
+        t.push_str(&format!(
+            "Build Cache\t{}\t{}\t{}\t{}\n",
+            bc.len(),
+            bc.iter().filter(|b| b["InUse"] == true).count(),
+            size(unshared().map(|b| i64_of(b, "Size")).sum()),
+            size(
+                unshared()
+                    .filter(|b| b["InUse"] != true)
+                    .map(|b| i64_of(b, "Size"))
+                    .sum()
+            )
+        ));
         print!("{}", tabwrite(&t));
         return Ok(0);
     }
