@@ -853,3 +853,32 @@ fn history_shows_step_image_ids() {
     let hist = stdout(&d.docker(&["history", "--format", "{{.ID}}", "h:1"]));
     assert_eq!(hist.lines().nth(1), Some("<missing>"), "{hist}");
 }
+
+/// RUN steps are on the default bridge, as with Docker's builder (so they can fetch things),
+/// and `--network none` takes them off it; the step containers' interfaces are released.
+#[test]
+fn run_steps_use_the_build_network() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ctx = context(
+        &d,
+        "net",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN ip -4 route | grep default && ip -4 addr show eth0 > /addr\n",
+        )],
+    );
+    let out = d.docker(&["build", "--no-cache", "-t", "n:1", s(&ctx)]);
+    assert_ok(&out, "build on the default bridge");
+    let addr = stdout(&d.docker(&["run", "--rm", "n:1", "cat", "/addr"]));
+    let prefix = d.bip.rsplit_once('.').expect("bip").0.to_string();
+    assert!(addr.contains(&format!("inet {prefix}.")), "{addr}");
+    let out = d.docker(&["build", "--no-cache", "--network", "none", s(&ctx)]);
+    assert!(
+        !out.status.success(),
+        "no default route with --network none"
+    );
+    let out = d.berth(&["build", "--no-cache", "--network", "none", s(&ctx)]);
+    assert!(!out.status.success(), "berth build --network none");
+    assert_eq!(all_containers(&d), "", "step containers are removed");
+}

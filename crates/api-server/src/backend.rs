@@ -127,6 +127,8 @@ pub struct BuildOptions {
     pub remote: String,
     /// `cachefrom=` (JSON array of image names).
     pub cache_from: Vec<String>,
+    /// `networkmode=`: the network of RUN steps (empty: the default bridge, as Docker).
+    pub network_mode: String,
 }
 
 /// `POST /commit` query parameters (+ the optional config body).

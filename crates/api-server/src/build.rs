@@ -44,6 +44,7 @@ pub async fn build(
         force_rm: q.bool("forcerm")?,
         quiet: q.bool("q")?,
         remote: q.string("remote").unwrap_or_default(),
+        network_mode: q.string("networkmode").unwrap_or_default(),
         cache_from: match q.string("cachefrom").filter(|s| !s.is_empty()) {
             None => Vec::new(),
             Some(s) => serde_json::from_str(&s).map_err(|e| {

@@ -33,6 +33,8 @@ struct BuildBackend {
     daemon: Arc<Daemon>,
     /// `--cache-from` images that exist (others are ignored, as Docker does).
     cache_from: Vec<ImageState>,
+    /// The network mode of RUN steps (`networkmode=`; the default bridge unless given).
+    network_mode: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -66,6 +68,7 @@ impl Daemon {
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
+        network_mode: &str,
     ) -> Result<(String, PathBuf)> {
         let id = random_id();
         let mut config = Config {
@@ -85,7 +88,7 @@ impl Daemon {
             None => (String::new(), Vec::new()),
         };
         let mut host_config = HostConfig {
-            network_mode: "none".into(),
+            network_mode: network_mode.into(),
             ..Default::default()
         };
         spec::adapt_host_config(&mut host_config);
@@ -297,6 +300,10 @@ impl Daemon {
                 .iter()
                 .filter_map(|n| self.image_state(n).ok())
                 .collect(),
+            network_mode: match opts.network_mode.as_str() {
+                "" => "default".to_string(),
+                m => m.to_string(),
+            },
         };
         let res = berth_builder::build(&backend, &bopts, &otx).await;
         drop(otx);
@@ -775,7 +782,7 @@ impl berth_builder::Backend for BuildBackend {
         run: Option<&RunConfig>,
     ) -> std::result::Result<(String, PathBuf), String> {
         self.daemon
-            .create_build_container(image, run)
+            .create_build_container(image, run, &self.network_mode)
             .map_err(|e| e.message)
     }
 

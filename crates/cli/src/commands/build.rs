@@ -56,6 +56,9 @@ pub struct BuildArgs {
     /// Always remove intermediate containers
     #[arg(long = "force-rm")]
     pub force_rm: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, value_name = "string")]
+    pub network: Option<String>,
     /// PATH | -
     pub context: String,
 }
@@ -248,6 +251,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
     }
     q = q
         .add_opt("target", a.target.clone())
+        .add_opt("networkmode", a.network.clone())
         .flag("nocache", a.no_cache)
         .flag("q", a.quiet)
         .flag("pull", a.pull)
