@@ -158,6 +158,16 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
+    /// Sends `signal` (e.g. `HUP`) to the running daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("daemon running").id();
+        let st = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success(), "kill -{signal} {pid}");
+    }
+
     /// SIGKILLs the daemon (containers and shims live on).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

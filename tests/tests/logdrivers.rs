@@ -1,6 +1,7 @@
 //! Log drivers: json-file rotated by default, `none`, `--log-opt`, daemon defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use berth_tests::*;
 
@@ -146,4 +147,91 @@ fn daemon_config_sets_the_default_driver() {
     let id = id_of(&d, "c");
     assert!(log_file(&d, &id, ".1").exists());
     assert!(!log_file(&d, &id, ".2").exists());
+}
+
+/// SIGHUP re-reads the config file: new containers get the new log defaults, a `daemon reload`
+/// event is emitted, running containers are untouched, and an invalid file changes nothing.
+#[test]
+fn sighup_reloads_log_defaults_and_emits_a_daemon_event() {
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let cfg = std::env::temp_dir().join(format!("berth-reload-{}.json", std::process::id()));
+    let _cleanup = Cleanup(cfg.clone());
+    std::fs::write(&cfg, r#"{"log-driver": "json-file"}"#).expect("config");
+    let d = Daemon::start_with_args(&["--config-file", cfg.to_str().expect("utf-8 path")]);
+    d.load_busybox();
+    let driver = |name: &str| {
+        let out = d.docker(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", name]);
+        assert_ok(&out, "inspect");
+        stdout(&out).trim().to_string()
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let since = format!("{:.3}", now() - 1.0);
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "before", "busybox", "sleep", "60"]),
+        "run",
+    );
+    assert_eq!(driver("before"), "json-file");
+    std::fs::write(&cfg, r#"{"log-driver": "none"}"#).expect("config");
+    d.signal("HUP");
+    let reloaded = |want: usize| {
+        for _ in 0..50 {
+            let until = format!("{:.3}", now());
+            let out = d.docker(&[
+                "events",
+                "--since",
+                &since,
+                "--until",
+                &until,
+                "--filter",
+                "type=daemon",
+                "--format",
+                "{{.Action}} {{index .Actor.Attributes \"log-driver\"}}",
+            ]);
+            let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+            if lines.len() >= want {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no daemon reload event");
+    };
+    assert_eq!(reloaded(1), vec!["reload none"]);
+    assert_ok(
+        &d.docker(&["create", "--name", "after", "busybox", "true"]),
+        "create",
+    );
+    assert_eq!(driver("after"), "none");
+    assert_eq!(
+        driver("before"),
+        "json-file",
+        "existing containers keep theirs"
+    );
+    let out = d.docker(&["ps", "-q", "--filter", "name=before"]);
+    assert!(
+        !stdout(&out).trim().is_empty(),
+        "running containers keep running"
+    );
+    // An invalid file changes nothing and emits nothing.
+    std::fs::write(&cfg, r#"{"log-driver": "bogus"}"#).expect("config");
+    d.signal("HUP");
+    std::fs::write(&cfg, r#"{"log-driver": "#).expect("config");
+    d.signal("HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_ok(
+        &d.docker(&["create", "--name", "later", "busybox", "true"]),
+        "create",
+    );
+    assert_eq!(driver("later"), "none");
+    assert_eq!(reloaded(1), vec!["reload none"]);
+    assert_ok(&d.docker(&["rm", "-f", "before"]), "rm");
 }

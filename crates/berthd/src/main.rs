@@ -140,14 +140,22 @@ fn main() -> Result<()> {
     let file = load_file_config(args.config_file.as_deref())?;
     let level = args
         .log_level
+        .clone()
         .or(file.log_level)
         .unwrap_or_else(|| "info".to_string());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "{level},hyper=warn,axum=warn"
-        )))
-        .with_writer(std::io::stderr)
-        .init();
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(log_filter(&level));
+    {
+        use tracing_subscriber::prelude::*;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+    let reloader = Reloader {
+        config_file: args.config_file.clone(),
+        flag_log_level: args.log_level.clone(),
+        filter: filter_handle,
+    };
     let mut hosts = if args.hosts.is_empty() {
         file.hosts
     } else {
@@ -209,10 +217,61 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cfg, hosts, pidfile))
+        .block_on(run(cfg, hosts, pidfile, reloader))
 }
 
-async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<()> {
+fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::new(format!("{level},hyper=warn,axum=warn"))
+}
+
+/// What a `SIGHUP` needs to re-read the config file and apply it.
+struct Reloader {
+    config_file: Option<PathBuf>,
+    /// `--log-level` given on the command line wins over the file, as at start.
+    flag_log_level: Option<String>,
+    filter: tracing_subscriber::reload::Handle<
+        tracing_subscriber::EnvFilter,
+        tracing_subscriber::Registry,
+    >,
+}
+
+impl Reloader {
+    /// Re-reads the config file and applies its reloadable keys (`log-level`, `log-driver`,
+    /// `log-opts`); a file that does not parse, or invalid values, change nothing.
+    fn reload(&self, daemon: &Daemon) {
+        let file = match load_file_config(self.config_file.as_deref()) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!("SIGHUP: not reloading: {e:#}");
+                return;
+            }
+        };
+        let level = self
+            .flag_log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".to_string());
+        let log_config = berth_api_types::container::LogConfig {
+            kind: file.log_driver.unwrap_or_default(),
+            config: file.log_opts,
+        };
+        if let Err(e) = daemon.reload(log_config, &level) {
+            tracing::error!("SIGHUP: not reloading: {}", e.message);
+            return;
+        }
+        if let Err(e) = self.filter.reload(log_filter(&level)) {
+            tracing::error!("SIGHUP: log level not changed: {e}");
+        }
+        tracing::info!(level, "SIGHUP: configuration reloaded");
+    }
+}
+
+async fn run(
+    cfg: DaemonConfig,
+    hosts: Vec<String>,
+    pidfile: PathBuf,
+    reloader: Reloader,
+) -> Result<()> {
     if !cfg.shim_path.exists() {
         bail!(
             "shim binary {} not found (use --shim-path)",
@@ -223,7 +282,8 @@ async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<
     let daemon = Daemon::open(cfg.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    let backend: Arc<dyn berth_api_server::Backend> = Arc::new(berth_daemon::backend::Api(daemon));
+    let backend: Arc<dyn berth_api_server::Backend> =
+        Arc::new(berth_daemon::backend::Api(daemon.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
@@ -248,9 +308,19 @@ async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: PathBuf) -> Result<
     tracing::info!(data_root = %cfg.data_root.display(), "berthd started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down (containers keep running)"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down (containers keep running)"),
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down (containers keep running)");
+                break;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down (containers keep running)");
+                break;
+            }
+            _ = hup.recv() => reloader.reload(&daemon),
+        }
     }
     let _ = stop_tx.send(true);
     for s in servers {

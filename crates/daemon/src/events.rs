@@ -203,6 +203,11 @@ impl Daemon {
         self.emit_object("network", id, action, attrs);
     }
 
+    /// Records a daemon event (`reload`), its actor the daemon's id.
+    pub(crate) fn emit_daemon(&self, action: &str, attrs: &[(&str, String)]) {
+        self.emit_object("daemon", &self.daemon_id(), action, attrs);
+    }
+
     /// Records an event of an object identified by `id` alone, with the given attributes.
     fn emit_object(&self, kind: &str, id: &str, action: &str, attrs: &[(&str, String)]) {
         let attributes = attrs

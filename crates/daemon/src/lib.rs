@@ -21,6 +21,7 @@ pub mod names;
 mod network;
 mod networks_api;
 mod registry;
+mod reload;
 mod resources;
 mod restart;
 mod runtime;
@@ -107,6 +108,8 @@ pub struct Daemon {
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
     pub(crate) restarts: restart::Restarts,
+    /// What a `SIGHUP` reload may change.
+    pub(crate) reloadable: Mutex<reload::Reloadable>,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -142,6 +145,7 @@ impl Daemon {
             .map_err(|e| format!("opening image store: {e}"))?;
         let runtime = Runtime::new(&cfg);
         let cfg_registry = cfg.clone();
+        let cfg_log_config = cfg.log_config.clone();
         let (events, _) = broadcast::channel(1024);
         let net = network::NetService::new(&cfg)?;
         let daemon = Arc::new(Daemon {
@@ -160,6 +164,9 @@ impl Daemon {
             net,
             registry: registry::Registry::new(&cfg_registry)?,
             volume_lock: Mutex::new(()),
+            reloadable: Mutex::new(reload::Reloadable {
+                log_config: cfg_log_config,
+            }),
             restarts: Default::default(),
         });
         daemon

@@ -125,12 +125,7 @@ impl Daemon {
                 path: self.cfg.shim_path.display().to_string(),
             },
         );
-        let id_seed = self.cfg.data_root.display().to_string();
-        let id = {
-            use sha2::Digest;
-            let h = sha2::Sha256::digest(id_seed.as_bytes());
-            hex::encode(&h[..16])
-        };
+        let id = self.daemon_id();
         InfoResponse {
             id,
             containers: total,
