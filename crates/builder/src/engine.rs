@@ -729,7 +729,7 @@ async fn dispatch(
             let words = shell::expand_words(&text, &vars, escape).map_err(fail)?;
             let mut ports = Vec::new();
             for w in &words {
-                ports.extend(expand_port(w).map_err(fail)?);
+                ports.extend(berth_image::archive::expand_port(w).map_err(fail)?);
             }
             let map = ctx.cc().exposed_ports.get_or_insert_with(BTreeMap::new);
             for p in &ports {
@@ -932,33 +932,6 @@ async fn mkdir_in(rootfs: &Path, dir: &str) -> Result<(), BuildError> {
         .await
         .map_err(|e| fail(e.to_string()))?
         .map_err(|e| fail(format!("failed to create working directory {dir}: {e}")))
-}
-
-fn expand_port(word: &str) -> Result<Vec<String>, String> {
-    let (ports, proto) = match word.split_once('/') {
-        Some((p, pr)) => (p, pr.to_ascii_lowercase()),
-        None => (word, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
-    }
-    let parse = |s: &str| {
-        s.parse::<u16>()
-            .map_err(|_| format!("invalid containerPort: {s}"))
-    };
-    let (a, b) = match ports.split_once('-') {
-        Some((a, b)) => (parse(a)?, parse(b)?),
-        None => {
-            let p = parse(ports)?;
-            (p, p)
-        }
-    };
-    if b < a {
-        return Err(format!(
-            "invalid range specified for container port: {ports}"
-        ));
-    }
-    Ok((a..=b).map(|p| format!("{p}/{proto}")).collect())
 }
 
 fn parse_duration(s: &str) -> Result<i64, String> {
@@ -1509,6 +1482,7 @@ fn do_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_image::archive::expand_port;
 
     #[test]
     fn ports_and_durations() {

@@ -817,8 +817,9 @@ fn name_values(rest: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// `80`, `80/udp`, `8000-8002/tcp` → `["80/tcp"]`, ...
-fn expand_port(word: &str) -> Result<Vec<String>, String> {
+/// An `EXPOSE` word (`80`, `80/udp`, `8000-8002/tcp`) → `["80/tcp"]`, ... (used by import's
+/// `changes` and by the builder).
+pub fn expand_port(word: &str) -> Result<Vec<String>, String> {
     let (ports, proto) = match word.split_once('/') {
         Some((p, pr)) => (p, pr.to_ascii_lowercase()),
         None => (word, "tcp".to_string()),
@@ -838,7 +839,9 @@ fn expand_port(word: &str) -> Result<Vec<String>, String> {
         }
     };
     if hi < lo {
-        return Err(format!("invalid port range: {ports}"));
+        return Err(format!(
+            "invalid range specified for container port: {ports}"
+        ));
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
