@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{child_chain_id, Digest, HashingReader, HashingWriter};
+use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::unpack::{unpack, UnpackOptions};
 
 mod staged;
 pub use staged::PreparedLayer;
@@ -327,87 +326,14 @@ impl ImageStore {
         reader: impl Read,
         expected_diff_id: Option<&Digest>,
     ) -> Result<LayerInfo> {
+        // commit_layer checks this too; checking first spares unpacking for nothing.
         if let Some(p) = parent {
             if !self.has_layer(p) {
                 return Err(Error::LayerNotFound(p.clone()));
             }
         }
-        let work = self.temp_dir()?;
-        let diff = work.path().join("diff");
-        create_dir_all(&diff)?;
-        let tar_tmp = tempfile::NamedTempFile::new_in(work.path())
-            .map_err(|e| Error::io("create temp file in", work.path(), e))?;
-        let tar_file = tar_tmp
-            .as_file()
-            .try_clone()
-            .map_err(|e| Error::io("dup", tar_tmp.path(), e))?;
-
-        let decoded = decompress(reader)?;
-        let mut hashed = HashingReader::new(TeeReader {
-            inner: decoded,
-            out: BufWriter::new(tar_file),
-        });
-        let stats = unpack(&mut hashed, &diff, UnpackOptions::LAYER)?;
-        // The diff id covers the whole stream, including the end-of-archive blocks and
-        // any padding after them.
-        io::copy(&mut hashed, &mut io::sink()).map_err(|e| Error::Tar {
-            context: "reading end of layer".into(),
-            source: e,
-        })?;
-        let (diff_id, _, tee) = hashed.finish();
-        tee.out
-            .into_inner()
-            .map_err(|e| Error::io("write layer tar", tar_tmp.path(), e.into_error()))?;
-        if stats.skipped_devices > 0 {
-            tracing::warn!(
-                "layer {diff_id}: skipped {} device node(s)",
-                stats.skipped_devices
-            );
-        }
-        if let Some(exp) = expected_diff_id {
-            if *exp != diff_id {
-                return Err(Error::DigestMismatch {
-                    what: "layer diff id".into(),
-                    expected: exp.clone(),
-                    actual: diff_id,
-                });
-            }
-        }
-        let chain_id = match parent {
-            Some(p) => child_chain_id(p, &diff_id),
-            None => diff_id.clone(),
-        };
-        self.commit_blob_file(tar_tmp, &diff_id)?;
-
-        if self.has_layer(&chain_id) {
-            return self.layer_info(&chain_id);
-        }
-        let info = LayerInfo {
-            diff_id,
-            chain_id: chain_id.clone(),
-            parent: parent.cloned(),
-            size: stats.size,
-        };
-        let meta = work.path().join("layer.json");
-        let json = serde_json::to_vec(&info).map_err(|e| Error::json("layer.json", e))?;
-        {
-            let mut f = File::create(&meta).map_err(|e| Error::io("create", &meta, e))?;
-            f.write_all(&json)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| Error::io("write", &meta, e))?;
-        }
-        let work_path = work.keep();
-        let dest = self.layer_dir(&chain_id);
-        if let Err(e) = fs::rename(&work_path, &dest) {
-            let _ = fs::remove_dir_all(&work_path);
-            // Lost a race with a concurrent apply of the same layer: theirs is as good.
-            if self.has_layer(&chain_id) {
-                return self.layer_info(&chain_id);
-            }
-            return Err(Error::io("rename layer to", dest, e));
-        }
-        fsync_dir(&self.root.join("layers"))?;
-        Ok(info)
+        let prepared = self.prepare_layer(reader, expected_diff_id)?;
+        self.commit_layer(parent, prepared)
     }
 
     /// Unpacked directories of a layer stack, top-most first (overlay lowerdir order),

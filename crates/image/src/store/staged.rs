@@ -48,6 +48,8 @@ impl ImageStore {
             out: BufWriter::new(tar_file),
         });
         let stats = unpack(&mut hashed, &diff, UnpackOptions::LAYER)?;
+        // The diff id covers the whole stream, including the end-of-archive blocks and
+        // any padding after them.
         io::copy(&mut hashed, &mut io::sink()).map_err(|e| Error::Tar {
             context: "reading end of layer".into(),
             source: e,
@@ -56,6 +58,12 @@ impl ImageStore {
         tee.out
             .into_inner()
             .map_err(|e| Error::io("write layer tar", tar.path(), e.into_error()))?;
+        if stats.skipped_devices > 0 {
+            tracing::warn!(
+                "layer {diff_id}: skipped {} device node(s)",
+                stats.skipped_devices
+            );
+        }
         if let Some(exp) = expected_diff_id {
             if *exp != diff_id {
                 return Err(Error::DigestMismatch {
@@ -106,6 +114,7 @@ impl ImageStore {
         let dest = self.layer_dir(&chain_id);
         if let Err(e) = fs::rename(&work_path, &dest) {
             let _ = fs::remove_dir_all(&work_path);
+            // Lost a race with a concurrent apply of the same layer: theirs is as good.
             if self.has_layer(&chain_id) {
                 return self.layer_info(&chain_id);
             }
