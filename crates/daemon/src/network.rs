@@ -436,6 +436,7 @@ impl NetService {
         if plan.is_empty() {
             return Ok(None);
         }
+        let t0 = std::time::Instant::now();
         // A previous run may have left its endpoint behind (e.g. a start that failed late).
         self.release(&c.id);
         let ports = wanted_ports(c)?;
@@ -443,6 +444,7 @@ impl NetService {
         if res.is_err() {
             self.release(&c.id);
         }
+        tracing::debug!(container = %c.id, elapsed = ?t0.elapsed(), ok = res.is_ok(), "network set up");
         res.map(Some)
     }
 
