@@ -444,7 +444,8 @@ impl Daemon {
                 return Err(ApiError::invalid(msg));
             }
         };
-        if c.host_config.network_mode != "host" {
+        // A namespace the network service plumbed has `lo` up already.
+        if c.host_config.network_mode != "host" && self.net.endpoints(&id).is_empty() {
             if let Err(e) = crate::runtime::loopback_up(init_pid) {
                 tracing::warn!(container = %id, "bringing up lo: {e}");
             }

@@ -17,7 +17,7 @@ use berth_api_types::container as ct;
 use berth_api_types::ApiError;
 use berth_network::ipam::{mac_for, Pool, Subnet};
 use berth_network::nft::{self, BridgeRules, PortRule, Proto, Ruleset};
-use berth_network::ops::{Attachment, IpCommand, LinkOps};
+use berth_network::ops::{Attachment, LinkOps, Rtnetlink};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Container;
@@ -189,7 +189,7 @@ impl NetService {
             default_id = Some(id);
         }
         Ok(NetService {
-            ops: std::sync::Arc::new(IpCommand),
+            ops: std::sync::Arc::new(Rtnetlink),
             table,
             exec_root: cfg.exec_root.clone(),
             default_id,

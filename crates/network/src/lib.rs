@@ -3,11 +3,12 @@
 //!
 //! IPAM ([`ipam`]) and rule generation ([`nft`]) are pure and unit-tested. Everything that
 //! touches the kernel sits behind the [`ops::LinkOps`] trait; the shipped implementation
-//! ([`ops::IpCommand`]) drives iproute2's `ip` (with `-batch` to keep process spawns few),
-//! and nftables rules are applied as one atomic script through the `nft` binary.
+//! ([`ops::Rtnetlink`]) speaks rtnetlink directly through a small synchronous client
+//! ([`netlink`]), and nftables rules are applied as one atomic script through the `nft` binary.
 
 pub mod dns;
 pub mod ipam;
+pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod ops;

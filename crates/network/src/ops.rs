@@ -1,15 +1,10 @@
-//! Kernel link operations behind a narrow trait, and their iproute2 implementation.
-//!
-//! iproute2 (`ip -batch -`) keeps one process per side (host, container namespace) for a whole
-//! attachment; rtnetlink would save those spawns at the cost of an async netlink stack.
+//! Kernel link operations behind a narrow trait, and their rtnetlink implementation.
 
-use std::io::Write as _;
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
+use crate::netlink::{self, Conn, NlError, Veth};
 use crate::{Error, Result};
-
 /// A container's interface on a bridge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {
@@ -41,89 +36,24 @@ pub trait LinkOps: Send + Sync {
     fn attach(&self, a: &Attachment) -> Result<()>;
 }
 
-/// [`LinkOps`] through the `ip` binary.
-pub struct IpCommand;
+/// [`LinkOps`] over rtnetlink ([`crate::netlink`]): no process is spawned; an attachment is
+/// two requests in the host namespace and five in the container's.
+pub struct Rtnetlink;
 
-fn run_batch(prefix: &[&str], script: &str, what: &str) -> Result<()> {
-    let (prog, args) = prefix.split_first().expect("a command");
-    let mut child = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(crate::io_err(format!("running {prog}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(crate::io_err(format!("writing to {prog}")))?;
+fn nl_err(what: impl Into<String>) -> impl FnOnce(NlError) -> Error {
+    let what = what.into();
+    move |e| Error::Io {
+        what,
+        source: e.into_io(),
     }
-    let out = child
-        .wait_with_output()
-        .map_err(crate::io_err(format!("running {prog}")))?;
-    if !out.status.success() {
-        return Err(Error::Command {
-            what: what.to_string(),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
 }
 
-/// Runs `f` on a throwaway thread that has joined the network namespace at `path`: processes
-/// it spawns start in that namespace (a child inherits the namespaces of the thread that
-/// forked it), and no other work of the caller ever runs there.
-pub fn in_netns<T: Send + 'static>(
-    path: &Path,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    let path = path.to_path_buf();
-    std::thread::spawn(move || {
-        let ns = std::fs::File::open(&path)
-            .map_err(crate::io_err(format!("opening {}", path.display())))?;
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
-            what: format!("joining {}", path.display()),
-            source: e.into(),
-        })?;
-        f()
-    })
-    .join()
-    .unwrap_or_else(|_| {
-        Err(Error::Command {
-            what: "network namespace thread".into(),
-            detail: "panicked".into(),
-        })
-    })
+fn open() -> Result<Conn> {
+    Conn::open().map_err(nl_err("opening a netlink socket"))
 }
 
 fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(crate::io_err(format!("writing {path}")))
-}
-
-/// The host-side `ip -batch` script of an attachment.
-pub fn host_script(a: &Attachment) -> String {
-    format!(
-        "link add {host} type veth peer name {ifname} address {mac} netns {ns}\nlink set {host} master {br} up\n",
-        host = a.host_ifname,
-        ifname = a.ifname,
-        mac = a.mac,
-        ns = a.netns.display(),
-        br = a.bridge,
-    )
-}
-
-/// The in-namespace `ip -batch` script of an attachment.
-pub fn netns_script(a: &Attachment) -> String {
-    let mut s = format!(
-        "link set lo up\naddr add {}/{} dev {ifname}\nlink set {ifname} up\n",
-        a.address,
-        a.prefix,
-        ifname = a.ifname
-    );
-    if let Some(gw) = a.gateway {
-        s.push_str(&format!("route add default via {gw} dev {}\n", a.ifname));
-    }
-    s
 }
 
 fn valid_ifname(name: &str) -> Result<()> {
@@ -140,21 +70,51 @@ fn valid_ifname(name: &str) -> Result<()> {
     Ok(())
 }
 
-impl LinkOps for IpCommand {
+/// The container side of an attachment, on a socket in its namespace: `lo` up, the
+/// address on `ifname`, `ifname` up, the default route.
+fn configure_inside(nl: &mut Conn, a: &Attachment) -> Result<()> {
+    let what = format!("configuring {} in the container", a.ifname);
+    nl.set_up("lo").map_err(nl_err(format!("{what}: lo up")))?;
+    let index = nl
+        .link_index(&a.ifname)
+        .map_err(nl_err(what.clone()))?
+        .ok_or_else(|| Error::Command {
+            what: what.clone(),
+            detail: "the interface did not arrive in the namespace".into(),
+        })?;
+    nl.add_address(index, IpAddr::V4(a.address), a.prefix, false)
+        .map_err(nl_err(format!(
+            "{what}: adding address {}/{}",
+            a.address, a.prefix
+        )))?;
+    nl.set_up_index(index)
+        .map_err(nl_err(format!("{what}: bringing it up")))?;
+    if let Some(gw) = a.gateway {
+        nl.add_default_route(index, IpAddr::V4(gw))
+            .map_err(nl_err(format!("{what}: default route via {gw}")))?;
+    }
+    Ok(())
+}
+
+impl LinkOps for Rtnetlink {
     fn ensure_bridge(&self, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
         valid_ifname(name)?;
-        let mut script = String::new();
-        if !self.link_exists(name) {
-            script.push_str(&format!("link add name {name} type bridge\n"));
+        let what = format!("setting up bridge {name}");
+        let mut nl = open()?;
+        match nl.add_bridge(name) {
+            Err(e) if e.errno != libc::EEXIST => return Err(nl_err(what)(e)),
+            _ => {}
         }
-        script.push_str(&format!(
-            "addr replace {addr}/{prefix} dev {name}\nlink set {name} up\n"
-        ));
-        run_batch(
-            &["ip", "-batch", "-"],
-            &script,
-            &format!("setting up bridge {name}"),
-        )?;
+        let index = nl
+            .link_index(name)
+            .map_err(nl_err(what.clone()))?
+            .ok_or_else(|| Error::Command {
+                what: what.clone(),
+                detail: "the bridge vanished".into(),
+            })?;
+        nl.add_address(index, IpAddr::V4(addr), prefix, true)
+            .map_err(nl_err(format!("{what}: address {addr}/{prefix}")))?;
+        nl.set_up(name).map_err(nl_err(what))?;
         // IPv4 checks `forwarding` of the interface a packet arrives on: turning it on for
         // the bridge lets containers' traffic out without making the host a router elsewhere.
         write_sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/forwarding"), "1")?;
@@ -167,50 +127,62 @@ impl LinkOps for IpCommand {
 
     fn delete_link(&self, name: &str) -> Result<()> {
         valid_ifname(name)?;
-        if !self.link_exists(name) {
-            return Ok(());
+        match open()?.delete_link(name) {
+            Err(e) if e.errno != libc::ENODEV => Err(nl_err(format!("deleting {name}"))(e)),
+            _ => Ok(()),
         }
-        run_batch(
-            &["ip", "-batch", "-"],
-            &format!("link del {name}\n"),
-            &format!("deleting {name}"),
-        )
     }
 
     fn link_exists(&self, name: &str) -> bool {
-        !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
+        valid_ifname(name).is_ok()
+            && open()
+                .ok()
+                .and_then(|mut nl| nl.link_index(name).ok())
+                .flatten()
+                .is_some()
     }
 
     fn bridge_ports(&self, bridge: &str) -> Vec<String> {
-        std::fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Ok(mut nl) = open() else {
+            return Vec::new();
+        };
+        match nl.link_index(bridge) {
+            Ok(Some(index)) => nl.ports(index).unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
 
     fn attach(&self, a: &Attachment) -> Result<()> {
         valid_ifname(&a.host_ifname)?;
         valid_ifname(&a.bridge)?;
-        run_batch(
-            &["ip", "-batch", "-"],
-            &host_script(a),
-            &format!("creating veth {}", a.host_ifname),
-        )?;
-        let res = in_netns(&a.netns, {
-            let script = netns_script(a);
-            move || {
-                run_batch(
-                    &["ip", "-batch", "-"],
-                    &script,
-                    "configuring the container's interface",
-                )
-            }
-        });
+        valid_ifname(&a.ifname)?;
+        let mac = netlink::parse_mac(&a.mac)
+            .ok_or_else(|| Error::InvalidAddress(format!("invalid MAC address {}", a.mac)))?;
+        let ns = std::fs::File::open(&a.netns)
+            .map_err(crate::io_err(format!("opening {}", a.netns.display())))?;
+        let mut nl = open()?;
+        let what = format!("creating veth {}", a.host_ifname);
+        let bridge_index = nl
+            .link_index(&a.bridge)
+            .map_err(nl_err(what.clone()))?
+            .ok_or_else(|| Error::Command {
+                what: what.clone(),
+                detail: format!("bridge {} does not exist", a.bridge),
+            })?;
+        nl.add_veth(&Veth {
+            host: &a.host_ifname,
+            bridge_index,
+            peer: &a.ifname,
+            peer_mac: mac,
+            peer_netns_fd: std::os::fd::AsRawFd::as_raw_fd(&ns),
+        })
+        .map_err(nl_err(what))?;
+        let res = Conn::open_in(&ns)
+            .map_err(nl_err(format!("joining {}", a.netns.display())))
+            .and_then(|mut inner| configure_inside(&mut inner, a));
         if res.is_err() {
-            let _ = self.delete_link(&a.host_ifname);
+            // Takes the peer in the namespace along.
+            let _ = nl.delete_link(&a.host_ifname);
         }
         res
     }
@@ -234,18 +206,117 @@ mod tests {
     }
 
     #[test]
-    fn scripts() {
+    fn bad_names_and_macs_are_refused_before_touching_the_kernel() {
+        let mut a = att();
+        a.mac = "02:42:zz:1e:00:02".into();
         assert_eq!(
-            host_script(&att()),
-            "link add vb1234567890ab type veth peer name eth0 address 02:42:ac:1e:00:02 netns /run/berth/netns/abc\nlink set vb1234567890ab master berth0 up\n"
+            Rtnetlink.attach(&a).unwrap_err().to_string(),
+            "invalid address: invalid MAC address 02:42:zz:1e:00:02"
         );
-        assert_eq!(
-            netns_script(&att()),
-            "link set lo up\naddr add 172.30.0.2/16 dev eth0\nlink set eth0 up\nroute add default via 172.30.0.1 dev eth0\n"
-        );
-        let mut internal = att();
-        internal.gateway = None;
-        assert!(!netns_script(&internal).contains("route"));
+        let mut a = att();
+        a.host_ifname = "vb/../../x".into();
+        assert!(Rtnetlink.attach(&a).is_err());
+        assert!(Rtnetlink.delete_link("no such/name").is_err());
+        assert!(!Rtnetlink.link_exists("../lo"));
+    }
+
+    /// Removes what the kernel test creates, whatever happens to it.
+    struct Cleanup {
+        links: Vec<String>,
+        ns: PathBuf,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for l in &self.links {
+                let _ = Rtnetlink.delete_link(l);
+            }
+            let _ = crate::netns::remove(&self.ns);
+            if let Some(dir) = self.ns.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+
+    fn in_ns(ns: &std::path::Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .arg("ip")
+            .args(args)
+            .output()
+            .expect("nsenter");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    #[test]
+    fn attach_configures_the_namespace_and_a_failure_leaves_nothing_behind() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let pid = std::process::id();
+        let tag = format!("{:06x}", pid & 0xff_ffff);
+        let bridge = format!("bnlt{tag}");
+        let dir = std::env::temp_dir().join(format!("berth-netlink-test-{pid}"));
+        let ns = dir.join("ns");
+        let mut a = att();
+        a.bridge = bridge.clone();
+        a.host_ifname = format!("vnlt{tag}a");
+        a.netns = ns.clone();
+        let net = format!("10.251.{}", pid % 256);
+        a.address = format!("{net}.2").parse().unwrap();
+        a.gateway = Some(format!("{net}.1").parse().unwrap());
+        a.prefix = 24;
+        a.mac = "02:42:0a:fb:00:02".into();
+        let _c = Cleanup {
+            links: vec![a.host_ifname.clone(), bridge.clone()],
+            ns: ns.clone(),
+        };
+        crate::netns::create(&ns).unwrap();
+
+        let ops = Rtnetlink;
+        let gw = a.gateway.unwrap();
+        ops.ensure_bridge(&bridge, gw, 24).unwrap();
+        // Again: an existing bridge is fine.
+        ops.ensure_bridge(&bridge, gw, 24).unwrap();
+        assert!(ops.link_exists(&bridge));
+        assert!(ops.bridge_ports(&bridge).is_empty());
+
+        ops.attach(&a).unwrap();
+        assert_eq!(ops.bridge_ports(&bridge), vec![a.host_ifname.clone()]);
+        let link = in_ns(&ns, &["-o", "link", "show", "eth0"]);
+        assert!(link.contains("02:42:0a:fb:00:02"), "{link}");
+        assert!(link.contains("state UP") || link.contains(",UP"), "{link}");
+        let addr = in_ns(&ns, &["-o", "-4", "addr", "show"]);
+        assert!(addr.contains(&format!("{net}.2/24")), "{addr}");
+        assert!(addr.contains("lo "), "lo is up: {addr}");
+        let route = in_ns(&ns, &["route", "show", "default"]);
+        assert!(route.contains(&format!("via {net}.1 dev eth0")), "{route}");
+
+        // The same interface name again: the kernel refuses, and nothing is left over.
+        let mut dup = a.clone();
+        dup.host_ifname = format!("vnlt{tag}b");
+        let err = ops.attach(&dup).unwrap_err().to_string();
+        assert!(err.contains("creating veth"), "{err}");
+        assert!(!ops.link_exists(&dup.host_ifname));
+        // A gateway the new interface cannot reach: the veth is made, the route fails, and
+        // the pair is deleted again.
+        let mut bad = a.clone();
+        bad.host_ifname = format!("vnlt{tag}c");
+        bad.ifname = "eth1".into();
+        bad.address = format!("{net}.3").parse().unwrap();
+        bad.gateway = Some("192.0.2.1".parse().unwrap());
+        let err = ops.attach(&bad).unwrap_err().to_string();
+        assert!(err.contains("default route via 192.0.2.1"), "{err}");
+        assert!(!ops.link_exists(&bad.host_ifname));
+        assert_eq!(ops.bridge_ports(&bridge), vec![a.host_ifname.clone()]);
+        assert!(!in_ns(&ns, &["-o", "link"]).contains("eth1"));
+
+        ops.delete_link(&a.host_ifname).unwrap();
+        ops.delete_link(&a.host_ifname).unwrap();
+        assert!(ops.bridge_ports(&bridge).is_empty());
+        assert!(!in_ns(&ns, &["-o", "link"]).contains("eth0"));
+        ops.delete_link(&bridge).unwrap();
+        assert!(!ops.link_exists(&bridge));
     }
 
     #[test]
