@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::netlink::{self, Conn, NlError, Veth};
 use crate::{Error, Result};
+
 /// A container's interface on a bridge.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {
