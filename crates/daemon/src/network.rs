@@ -126,6 +126,8 @@ pub(crate) struct State {
     reservations: HashMap<String, Vec<OwnedFd>>,
     /// Embedded DNS servers, one per user-defined network.
     dns: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Container id → its userland proxies for published ports on [::1].
+    proxies6: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
 
 pub(crate) struct NetService {
@@ -164,6 +166,7 @@ impl NetService {
             networks: BTreeMap::new(),
             memberships: HashMap::new(),
             dns: HashMap::new(),
+            proxies6: HashMap::new(),
             pools: HashMap::new(),
             pools6: HashMap::new(),
             endpoints: HashMap::new(),
@@ -359,6 +362,8 @@ impl NetService {
                             keep.push(ep.host_ifname.clone());
                         }
                         st.reservations.insert(id.clone(), fds);
+                        let proxies = crate::network_v6::loopback_proxies(&id, &eps);
+                        st.proxies6.insert(id.clone(), proxies);
                         st.endpoints.insert(id, eps);
                     }
                     other => {
@@ -642,7 +647,10 @@ impl NetService {
                 container_port: w.container_port,
             });
         }
-        lock(&self.state).reservations.insert(c.id.clone(), fds);
+        let proxies = crate::network_v6::loopback_proxies(&c.id, std::slice::from_ref(ep));
+        let mut st = lock(&self.state);
+        st.reservations.insert(c.id.clone(), fds);
+        st.proxies6.insert(c.id.clone(), proxies);
         Ok(())
     }
 
@@ -702,6 +710,9 @@ impl NetService {
         let (eps, had_ports) = {
             let mut st = lock(&self.state);
             st.reservations.remove(id);
+            for p in st.proxies6.remove(id).unwrap_or_default() {
+                p.abort();
+            }
             let eps = st.endpoints.remove(id).unwrap_or_default();
             for ep in &eps {
                 if let Some(pool) = st.pools.get_mut(&ep.network_id) {
@@ -1651,6 +1662,7 @@ mod tests {
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
             dns: HashMap::new(),
+            proxies6: HashMap::new(),
         };
         st.endpoints
             .insert("a".into(), vec![ep("a", "n1", "10.0.0.2", &["a"])]);
@@ -1704,6 +1716,7 @@ mod tests {
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
             dns: HashMap::new(),
+            proxies6: HashMap::new(),
         };
         let mut b = ep("b", "n1", "10.0.0.3", &["b"]);
         b.ipv6 = Some("fd00:db8:1::3".parse().unwrap());

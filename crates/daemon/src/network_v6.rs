@@ -1,7 +1,7 @@
 //! IPv6 for user-defined networks: checking a create request's IPv6 IPAM config (or picking
 //! a ULA subnet when IPv6 is enabled without one) before the network is created.
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddr};
 
 use berth_api_types::network as nt;
 use berth_api_types::{ApiError, ErrorKind};
@@ -113,6 +113,65 @@ pub(crate) fn plan_v6(
     }))
 }
 
+/// Userland proxies from `[::1]:<host port>` to the container's IPv6 address, for the TCP
+/// ports an endpoint publishes on all addresses (what Docker's docker-proxy does for [::1]:
+/// IPv6 has no `route_localnet`, so DNAT cannot serve the loopback address). Ports whose
+/// [::1] is taken by someone else are skipped with a warning.
+pub(crate) fn loopback_proxies(
+    container: &str,
+    eps: &[crate::network::Endpoint],
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ep in eps {
+        let Some(ip6) = ep.ipv6 else { continue };
+        for p in ep
+            .ports
+            .iter()
+            .filter(|p| p.proto == "tcp" && p.host_ip.is_unspecified())
+        {
+            let target = SocketAddr::from((ip6, p.container_port));
+            match spawn_proxy(&rt, p.host_port, target) {
+                Ok(task) => out.push(task),
+                Err(e) => {
+                    tracing::warn!(container, "no [::1]:{} proxy to {target}: {e}", p.host_port)
+                }
+            }
+        }
+    }
+    out
+}
+
+fn spawn_proxy(
+    rt: &tokio::runtime::Handle,
+    port: u16,
+    target: SocketAddr,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port))?;
+    listener.set_nonblocking(true)?;
+    let _guard = rt.enter();
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    Ok(rt.spawn(async move {
+        loop {
+            let mut inbound = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    // E.g. out of file descriptors: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,5 +254,30 @@ mod tests {
         assert!(m.contains("is not within subnet"), "{m}");
         let (_, m) = err(true, &cfg("fd00:db8:1::/127", "", ""), &[]);
         assert!(m.contains("too small"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn loopback_proxy_relays_to_the_target() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+        let target = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = upstream.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf.map(|b| b.to_ascii_uppercase()))
+                .await
+                .unwrap();
+        });
+        let free = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let task = spawn_proxy(&tokio::runtime::Handle::current(), port, target).unwrap();
+        let mut c = tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
+        c.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"PING");
+        task.abort();
     }
 }

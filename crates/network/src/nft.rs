@@ -181,7 +181,10 @@ impl Ruleset {
         }
         let _ = writeln!(s, "table ip6 {t} {{");
         s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
-        s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
+        // IPv6 has no `route_localnet`: a reply to a DNATed [::1] connection would arrive on
+        // the bridge addressed to ::1 and be dropped as a martian. [::1] is left to the
+        // daemon's userland proxy instead, as Docker's docker-proxy does.
+        s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip6 daddr ::1 return\n    fib daddr type local jump ports\n  }\n");
         s.push_str("  chain ports {\n");
         for p in &self.ports6 {
             let daddr = p
@@ -209,9 +212,6 @@ impl Ruleset {
                 // traffic of a ULA or other subnet leaves with the host's address.
                 let _ = writeln!(s, "    ip6 saddr {subnet6} oifname != {br} masquerade");
             }
-            // Connections the host made to [::1]:<published> cannot leave with a loopback
-            // source (the container would drop them); they get the bridge's address.
-            let _ = writeln!(s, "    ip6 saddr ::1 oifname {br} masquerade");
             let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
         }
         s.push_str("  }\n");
@@ -423,7 +423,7 @@ mod tests {
         // Published ports over IPv6.
         assert!(v6.contains("    tcp dport 18081 dnat to [fd00:db8:1::2]:80\n"));
         assert!(v6.contains("    ip6 daddr ::1 udp dport 5353 dnat to [fd00:db8:1::3]:53\n"));
-        assert!(v6.contains("ip6 saddr ::1 oifname \"br-v6\" masquerade"));
+        assert!(v6.contains("    ip6 daddr ::1 return\n    fib daddr type local jump ports\n"));
         assert!(!v4.contains("dnat to ["));
     }
 }
