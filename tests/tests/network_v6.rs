@@ -383,6 +383,37 @@ fn published_ports_are_reachable_over_ipv6() {
         curl(&format!("http://127.0.0.1:{port}/index.html")),
         "published-v6\n"
     );
+    // On the host's own global IPv6 addresses (DNAT), when it has one.
+    let addrs = stdout(
+        &Command::new("ip")
+            .args(["-6", "-o", "addr", "show", "scope", "global"])
+            .output()
+            .expect("ip"),
+    );
+    let global = addrs
+        .lines()
+        .filter(|l| !l.contains(" bt") && !l.contains(" br-"))
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet6")?;
+            Some(w.next()?.split('/').next()?.to_string())
+        });
+    if let Some(addr) = global {
+        assert_eq!(
+            curl(&format!("http://[{addr}]:{port}/index.html")),
+            "published-v6\n",
+            "via [{addr}]"
+        );
+    }
+    let ports = stdout(&d.docker(&["port", "web"]));
+    assert!(
+        ports.contains(&format!("8080/tcp -> 0.0.0.0:{port}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("8080/tcp -> [::]:{port}")),
+        "{ports}"
+    );
     assert_ok(&d.docker(&["rm", "-f", "web"]), "rm");
     let t = table6(&d).unwrap_or_default();
     assert!(!t.contains(&format!("dport {port}")), "{t}");
@@ -395,7 +426,7 @@ fn ipv6_bad_input_gets_clear_errors() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _c = Cleanup(&d, vec![], vec!["good6", "auto6", "plain4"]);
+    let _c = Cleanup(&d, vec![], vec!["good6", "auto6", "plain4", "int6"]);
     let s6 = v6_subnet(&d, 4);
     let s4 = d.spare_subnet(0);
     let create = |body: String| d.api("POST", "/networks/create", Some(&body));
@@ -512,6 +543,38 @@ fn ipv6_bad_input_gets_clear_errors() {
     ]);
     assert_ok(&out, "run on plain4");
     assert!(!stdout(&out).contains("scope global"), "{}", stdout(&out));
+    // An internal IPv6 network: addresses but no default route and no masquerade.
+    let s6i = v6_subnet(&d, 7);
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--internal",
+            "--ipv6",
+            "--subnet",
+            &d.spare_subnet(3),
+            "--subnet",
+            &s6i,
+            "int6",
+        ]),
+        "create int6",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "int6",
+        "busybox",
+        "ip",
+        "-6",
+        "route",
+    ]);
+    assert_ok(&out, "run on int6");
+    assert!(stdout(&out).contains(&s6i), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("default"), "{}", stdout(&out));
+    let t = table6(&d).expect("ip6 table");
+    assert!(!t.contains(&format!("ip6 saddr {s6i}")), "{t}");
+    assert!(t.contains(&format!("ip6 saddr {s6} oifname")), "{t}");
     // Nothing was lost.
     assert_eq!(inspect(&d, "good6", "{{.EnableIPv6}}"), "true");
 }

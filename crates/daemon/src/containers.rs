@@ -320,7 +320,7 @@ impl Daemon {
                 hc.extra_hosts.as_deref().unwrap_or_default(),
             ),
         };
-        let hosts = crate::network::hosts_with_ipv6(
+        let hosts = crate::network_v6::hosts_with_ipv6(
             hosts,
             attached.as_ref(),
             &c.config.hostname,

@@ -1100,14 +1100,20 @@ impl Daemon {
             }
             ns.networks.insert(net.name.clone(), settings);
             for p in &ep.ports {
-                ports
+                let list = ports
                     .entry(format!("{}/{}", p.container_port, p.proto))
                     .or_insert(None)
-                    .get_or_insert_with(Vec::new)
-                    .push(ct::PortBinding {
-                        host_ip: p.host_ip.to_string(),
+                    .get_or_insert_with(Vec::new);
+                list.push(ct::PortBinding {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port.to_string(),
+                });
+                if crate::network_v6::also_on_v6(ep, p) {
+                    list.push(ct::PortBinding {
+                        host_ip: "::".to_string(),
                         host_port: p.host_port.to_string(),
                     });
+                }
             }
         }
         if !eps.is_empty() {
@@ -1131,6 +1137,14 @@ impl Daemon {
                     public_port: Some(p.host_port),
                     kind: p.proto.clone(),
                 });
+                if crate::network_v6::also_on_v6(&ep, p) {
+                    out.push(ct::Port {
+                        ip: "::".to_string(),
+                        private_port: p.container_port,
+                        public_port: Some(p.host_port),
+                        kind: p.proto.clone(),
+                    });
+                }
             }
         }
         out
@@ -1501,6 +1515,31 @@ async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8
     None
 }
 
+/// The IPv6 address an endpoint gets on `net`: `--ip6` when given, else the next free one;
+/// `None` on networks without IPv6.
+fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<Option<Ipv6Addr>> {
+    let Some(pool) = st.pools6.get_mut(&net.id) else {
+        return match m.ipv6 {
+            Some(ip) => Err(ApiError::invalid(format!(
+                "invalid endpoint settings: no configured subnet contains IP address {ip}"
+            ))),
+            None => Ok(None),
+        };
+    };
+    match m.ipv6 {
+        Some(ip) => {
+            pool.reserve(ip).map_err(|e| {
+                ApiError::invalid(format!(
+                    "invalid IPv6 address {ip} for network {}: {e}",
+                    net.name
+                ))
+            })?;
+            Ok(Some(ip))
+        }
+        None => pool.allocate().map(Some).map_err(internal),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1732,48 +1771,4 @@ mod tests {
         // An IPv4-only member still exists (AAAA gets an empty answer, not NXDOMAIN).
         assert_eq!(lookup(&st, "n1", a, "c", &[]), Some(vec![ip("10.0.0.4")]));
     }
-}
-
-/// The IPv6 address an endpoint gets on `net`: `--ip6` when given, else the next free one;
-/// `None` on networks without IPv6.
-fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<Option<Ipv6Addr>> {
-    let Some(pool) = st.pools6.get_mut(&net.id) else {
-        return match m.ipv6 {
-            Some(ip) => Err(ApiError::invalid(format!(
-                "invalid endpoint settings: no configured subnet contains IP address {ip}"
-            ))),
-            None => Ok(None),
-        };
-    };
-    match m.ipv6 {
-        Some(ip) => {
-            pool.reserve(ip).map_err(|e| {
-                ApiError::invalid(format!(
-                    "invalid IPv6 address {ip} for network {}: {e}",
-                    net.name
-                ))
-            })?;
-            Ok(Some(ip))
-        }
-        None => pool.allocate().map(Some).map_err(internal),
-    }
-}
-
-/// Appends the `/etc/hosts` line of a container's IPv6 address (Docker writes one for each
-/// of the container's addresses on its first network).
-pub(crate) fn hosts_with_ipv6(
-    hosts: String,
-    attached: Option<&Attached>,
-    hostname: &str,
-    domainname: &str,
-) -> String {
-    let Some(ip6) = attached.and_then(|a| a.ip6) else {
-        return hosts;
-    };
-    let names = if domainname.is_empty() {
-        hostname.to_string()
-    } else {
-        format!("{hostname}.{domainname} {hostname}")
-    };
-    format!("{hosts}{ip6}\t{names}\n")
 }

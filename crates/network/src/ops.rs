@@ -265,11 +265,11 @@ impl LinkOps for IpCommand {
         )?;
         let res = in_netns(&a.netns, {
             let script = netns_script(a);
-            let sysctls = a
-                .address6
-                .is_some()
-                .then(|| netns_ipv6_sysctls(&a.ifname))
-                .unwrap_or_default();
+            let sysctls = if a.address6.is_some() {
+                netns_ipv6_sysctls(&a.ifname)
+            } else {
+                Vec::new()
+            };
             move || {
                 // /proc/sys/net shows the namespace of the thread that opens it: this one.
                 for path in &sysctls {
