@@ -684,3 +684,90 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
     d.restart();
     assert!(table6(&d).is_none(), "{:?}", table6(&d));
 }
+
+#[test]
+fn berth_cli_creates_ipv6_networks_and_fixed_addresses() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["fx"], vec!["bv6", "bv6b"]);
+    let s6 = v6_subnet(&d, 8);
+    let gw = v6_addr(&s6, "fe");
+    let out = d.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &d.spare_subnet(0),
+        "--subnet",
+        &s6,
+        "--gateway",
+        // spare_subnet(0) is `a.b.c.128/27`: its first host.
+        &d.spare_subnet(0).replace(".128/27", ".129"),
+        "--gateway",
+        &gw,
+        "bv6",
+    ]);
+    assert_ok(&out, "berth network create --ipv6");
+    let ipam = inspect(
+        &d,
+        "bv6",
+        "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}}={{.Gateway}} {{end}}",
+    );
+    assert!(ipam.starts_with("true "), "{ipam}");
+    assert!(ipam.contains(&format!("{s6}={gw}")), "{ipam}");
+    let fixed = v6_addr(&s6, "77");
+    assert_ok(
+        &d.berth(&[
+            "run",
+            "-d",
+            "--name",
+            "fx",
+            "--network",
+            "bv6",
+            "--ip6",
+            &fixed,
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "berth run --ip6",
+    );
+    assert_eq!(
+        inspect(&d, "fx", "{{(index .NetworkSettings.Networks \"bv6\").GlobalIPv6Address}} {{(index .NetworkSettings.Networks \"bv6\").IPv6Gateway}}"),
+        format!("{fixed} {gw}")
+    );
+    let s6b = v6_subnet(&d, 9);
+    assert_ok(
+        &d.berth(&[
+            "network",
+            "create",
+            "--ipv6",
+            "--subnet",
+            &d.spare_subnet(1),
+            "--subnet",
+            &s6b,
+            "bv6b",
+        ]),
+        "create bv6b",
+    );
+    let conn = v6_addr(&s6b, "55");
+    assert_ok(
+        &d.berth(&["network", "connect", "--ip6", &conn, "bv6b", "fx"]),
+        "berth network connect --ip6",
+    );
+    let addr = exec_out(&d, "fx", &["ip", "-6", "addr", "show", "eth1"]);
+    assert!(addr.contains(&format!("inet6 {conn}/64")), "{addr}");
+    // Docker's ls shows the IPv6 column from EnableIPv6.
+    let out = d.berth(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.IPv6}}",
+        "-f",
+        "name=bv6",
+    ]);
+    assert!(stdout(&out).contains("bv6 true"), "{}", stdout(&out));
+}
