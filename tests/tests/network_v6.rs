@@ -327,6 +327,16 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
         "network rm",
     );
     assert!(table6(&d).is_none(), "{:?}", table6(&d));
+    let ruleset = stdout(
+        &Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .expect("nft"),
+    );
+    assert!(
+        !ruleset.contains(s6.trim_end_matches("::/64")),
+        "{s6} left in the ruleset"
+    );
     let routes = v6_routes();
     for s in [&s6, &s6b] {
         assert!(!routes.contains(s.as_str()), "{s} still routed:\n{routes}");
@@ -405,6 +415,13 @@ fn published_ports_are_reachable_over_ipv6() {
             "via [{addr}]"
         );
     }
+    // A restart gets its [::1] proxy back.
+    assert_ok(&d.docker(&["restart", "-t", "1", "web"]), "restart");
+    assert!(
+        eventually(Duration::from_secs(5), || curl(&url) == "published-v6\n"),
+        "after restart {url}: {:?}",
+        curl(&url)
+    );
     let ports = stdout(&d.docker(&["port", "web"]));
     assert!(
         ports.contains(&format!("8080/tcp -> 0.0.0.0:{port}")),
@@ -607,10 +624,14 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
     // No drop guard here (the daemon is restarted below): on failure the harness's cleanup
     // of the daemon removes its containers, bridges and tables.
     {
-        assert_ok(
-            &docker_s(&d, &http_server("srv", "keep6", "kept-v6")),
-            "run srv",
-        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut run = http_server("srv", "keep6", "kept-v6");
+        run.splice(4..4, ["-p".to_string(), format!("{port}:8080")]);
+        assert_ok(&docker_s(&d, &run), "run srv");
         assert_ok(
             &d.docker(&[
                 "run",
@@ -652,6 +673,21 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
         assert_ok(
             &d.docker(&["exec", "cli", "ping", "-6", "-c1", "-W2", "srv"]),
             "AAAA after restart",
+        );
+        // The published port on [::1] is served again by the restarted daemon.
+        let url = format!("http://[::1]:{port}/index.html");
+        let curl = || {
+            stdout(
+                &Command::new("curl")
+                    .args(["-s", "-m", "3", "-g", &url])
+                    .output()
+                    .expect("curl"),
+            )
+        };
+        assert!(
+            eventually(Duration::from_secs(5), || curl() == "kept-v6\n"),
+            "{url}: {:?}",
+            curl()
         );
         // A new member never gets an IPv6 address already in use.
         assert_ok(

@@ -155,10 +155,13 @@ fn spawn_proxy(
     port: u16,
     target: SocketAddr,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port))?;
-    listener.set_nonblocking(true)?;
     let _guard = rt.enter();
-    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let sock = tokio::net::TcpSocket::new_v6()?;
+    // The proxy of a container's previous run is aborted asynchronously and may hold the
+    // port for a moment longer: SO_REUSEPORT lets the new one bind meanwhile.
+    sock.set_reuseport(true)?;
+    sock.bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))?;
+    let listener = sock.listen(1024)?;
     Ok(rt.spawn(async move {
         loop {
             let mut inbound = match listener.accept().await {
