@@ -114,6 +114,28 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(crate::io_err(format!("writing {path}")))
 }
 
+/// A host that forwards IPv6 ignores router advertisements on interfaces with `accept_ra`
+/// 1, and would lose its SLAAC addresses and default route when they expire. Interfaces that
+/// accept them now are switched to 2 ("even when forwarding") before forwarding is enabled,
+/// so the host's own IPv6 keeps working as before.
+fn keep_accepting_router_advertisements() {
+    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv6/conf") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if matches!(name.as_str(), "all" | "default" | "lo") {
+            continue;
+        }
+        let path = e.path().join("accept_ra");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            if let Err(e) = std::fs::write(&path, "2") {
+                tracing::warn!("setting {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 /// The host-side `ip -batch` script of an attachment.
 pub fn host_script(a: &Attachment) -> String {
     format!(
@@ -224,6 +246,7 @@ impl LinkOps for IpCommand {
         )?;
         let all = "/proc/sys/net/ipv6/conf/all/forwarding";
         if forwarding && std::fs::read_to_string(all).is_ok_and(|v| v.trim() != "1") {
+            keep_accepting_router_advertisements();
             write_sysctl(all, "1")?;
         }
         Ok(())
