@@ -715,8 +715,22 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
     assert_ok(&d.docker(&["network", "rm", "keep6"]), "network rm");
     assert!(table6(&d).is_none(), "{:?}", table6(&d));
     assert!(!v6_routes().contains(&s6), "{}", v6_routes());
-    // After another crash with nothing left, the daemon starts clean.
+    // A crash that left an ip6 table behind (as one during a network's life would): the next
+    // start removes it when no network has IPv6 any more.
     d.kill9();
+    let table = format!("berth_{}", d.bridge);
+    let stale = format!(
+        "table ip6 {table} {{\n chain forward {{\n  type filter hook forward priority filter; policy accept;\n  ip6 saddr {s6} drop\n }}\n}}\n"
+    );
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), stale.as_bytes()).unwrap();
+    drop(nft.stdin.take());
+    assert!(nft.wait().unwrap().success());
+    assert!(table6(&d).is_some());
     d.restart();
     assert!(table6(&d).is_none(), "{:?}", table6(&d));
 }
