@@ -320,6 +320,12 @@ impl Daemon {
                 hc.extra_hosts.as_deref().unwrap_or_default(),
             ),
         };
+        let hosts = crate::network_v6::hosts_with_ipv6(
+            hosts,
+            attached.as_ref(),
+            &c.config.hostname,
+            &c.config.domainname,
+        );
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.

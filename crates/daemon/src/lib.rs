@@ -19,6 +19,7 @@ mod logs;
 pub mod model;
 pub mod names;
 mod network;
+mod network_v6;
 mod networks_api;
 mod registry;
 mod reload;

@@ -8,15 +8,15 @@
 //! addresses and host ports as taken and rebuilds its nftables table from them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use berth_api_types::container as ct;
 use berth_api_types::ApiError;
-use berth_network::ipam::{mac_for, Pool, Subnet};
-use berth_network::nft::{self, BridgeRules, PortRule, Proto, Ruleset};
+use berth_network::ipam::{mac_for, Pool, Pool6, Subnet, Subnet6};
+use berth_network::nft::{self, BridgeRules, PortRule, PortRule6, Proto, Ruleset};
 use berth_network::ops::{Attachment, IpCommand, LinkOps};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,13 @@ pub(crate) struct Network {
     pub internal: bool,
     #[serde(default)]
     pub ip_range: Option<Subnet>,
+    /// IPv6 (`EnableIPv6`): the network's IPv6 subnet, gateway and `--ip-range`.
+    #[serde(default)]
+    pub subnet6: Option<Subnet6>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub ip_range6: Option<Subnet6>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -74,6 +81,13 @@ pub(crate) struct Endpoint {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// The IPv6 address on networks with IPv6 enabled, its prefix length and gateway.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 fn default_ifname() -> String {
@@ -89,6 +103,9 @@ pub(crate) struct Membership {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`: a fixed IPv6 address on this network.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     /// `--mac-address` for this network's interface.
     #[serde(default)]
     pub mac: Option<String>,
@@ -99,6 +116,8 @@ pub(crate) struct State {
     /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
     memberships: HashMap<String, Vec<Membership>>,
     pools: HashMap<String, Pool>,
+    /// IPv6 pools of the networks with IPv6 enabled.
+    pools6: HashMap<String, Pool6>,
     /// Container id → its endpoints.
     endpoints: HashMap<String, Vec<Endpoint>>,
     /// Sockets bound (not listening) on published host ports, so no one else can take them
@@ -107,6 +126,8 @@ pub(crate) struct State {
     reservations: HashMap<String, Vec<OwnedFd>>,
     /// Embedded DNS servers, one per user-defined network.
     dns: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Container id → its userland proxies for published ports on [::1].
+    proxies6: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
 
 pub(crate) struct NetService {
@@ -123,6 +144,8 @@ pub(crate) struct NetService {
 pub(crate) struct Attached {
     pub netns: PathBuf,
     pub ip: Ipv4Addr,
+    /// The IPv6 address on the first network, when it has IPv6 enabled.
+    pub ip6: Option<Ipv6Addr>,
     /// The embedded DNS server's address, for containers whose first network is user-defined.
     pub dns: Option<Ipv4Addr>,
 }
@@ -143,7 +166,9 @@ impl NetService {
             networks: BTreeMap::new(),
             memberships: HashMap::new(),
             dns: HashMap::new(),
+            proxies6: HashMap::new(),
             pools: HashMap::new(),
+            pools6: HashMap::new(),
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
         };
@@ -180,6 +205,9 @@ impl NetService {
                     gateway,
                     internal: false,
                     ip_range: None,
+                    subnet6: None,
+                    gateway6: None,
+                    ip_range6: None,
                     labels: BTreeMap::new(),
                     options,
                     created: crate::model::now_rfc3339(),
@@ -219,13 +247,30 @@ impl NetService {
                 .map(|n| BridgeRules {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet,
+                    subnet6: n.subnet6,
                     internal: n.internal,
                 })
                 .collect();
             let mut ports = Vec::new();
+            let mut ports6 = Vec::new();
             for eps in st.endpoints.values() {
                 for ep in eps {
                     for p in &ep.ports {
+                        // As with Docker, a port published on all addresses is reachable
+                        // over IPv6 too when the container has an IPv6 address.
+                        if let (Some(ip6), true) = (ep.ipv6, p.host_ip.is_unspecified()) {
+                            ports6.push(PortRule6 {
+                                proto: if p.proto == "udp" {
+                                    Proto::Udp
+                                } else {
+                                    Proto::Tcp
+                                },
+                                host_ip: None,
+                                host_port: p.host_port,
+                                container_ip: ip6,
+                                container_port: p.container_port,
+                            });
+                        }
                         ports.push(PortRule {
                             proto: if p.proto == "udp" {
                                 Proto::Udp
@@ -244,6 +289,7 @@ impl NetService {
                 table: self.table.clone(),
                 bridges,
                 ports,
+                ports6,
             }
             .script()
         };
@@ -262,7 +308,13 @@ impl NetService {
     fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), String> {
         self.ops
             .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let (Some(subnet6), Some(gw6)) = (n.subnet6, n.gateway6) {
+            self.ops
+                .ensure_bridge_v6(&n.bridge, gw6, subnet6.prefix(), !n.internal)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
@@ -292,6 +344,13 @@ impl NetService {
                                     tracing::warn!(container = %id, "re-marking {}: {e}", ep.ip);
                                 }
                             }
+                            if let (Some(ip6), Some(pool)) =
+                                (ep.ipv6, st.pools6.get_mut(&ep.network_id))
+                            {
+                                if let Err(e) = pool.reserve(ip6) {
+                                    tracing::warn!(container = %id, "re-marking {ip6}: {e}");
+                                }
+                            }
                             for p in &ep.ports {
                                 match reserve_port(&p.proto, p.host_ip, p.host_port) {
                                     Ok((fd, _)) => fds.push(fd),
@@ -303,6 +362,8 @@ impl NetService {
                             keep.push(ep.host_ifname.clone());
                         }
                         st.reservations.insert(id.clone(), fds);
+                        let proxies = crate::network_v6::loopback_proxies(&id, &eps);
+                        st.proxies6.insert(id.clone(), proxies);
                         st.endpoints.insert(id, eps);
                     }
                     other => {
@@ -399,6 +460,7 @@ impl NetService {
             network_id: n.id.clone(),
             aliases: Vec::new(),
             ipv4: None,
+            ipv6: None,
             mac: None,
         };
         if !matches!(mode, "none" | "host") && !mode.starts_with("container:") {
@@ -472,10 +534,11 @@ impl NetService {
                 .map_err(|e| internal(format!("publishing ports: {e}")))?;
         }
         let first = &plan[0].0;
-        let ip = self.endpoints(&c.id)[0].ip;
+        let ep0 = &self.endpoints(&c.id)[0];
         Ok(Attached {
             netns: ns,
-            ip,
+            ip: ep0.ip,
+            ip6: ep0.ipv6,
             dns: (first.name != DEFAULT_NETWORK).then_some(first.gateway),
         })
     }
@@ -490,13 +553,13 @@ impl NetService {
         ifname: &str,
         default_route: bool,
     ) -> crate::Result<Endpoint> {
-        let ip = {
+        let (ip, ipv6) = {
             let mut st = lock(&self.state);
             let pool = st
                 .pools
                 .get_mut(&net.id)
                 .ok_or_else(|| internal("network has no address pool"))?;
-            match m.ipv4 {
+            let ip = match m.ipv4 {
                 Some(ip) => {
                     pool.reserve(ip).map_err(|e| {
                         ApiError::invalid(format!(
@@ -507,6 +570,16 @@ impl NetService {
                     ip
                 }
                 None => pool.allocate().map_err(internal)?,
+            };
+            match allocate_v6(&mut st, net, m) {
+                Ok(ipv6) => (ip, ipv6),
+                Err(e) => {
+                    // Not registered yet: `release` would not give this one back.
+                    if let Some(pool) = st.pools.get_mut(&net.id) {
+                        pool.release(ip);
+                    }
+                    return Err(e);
+                }
             }
         };
         let mut dns_names = Vec::new();
@@ -530,6 +603,9 @@ impl NetService {
             dns_names,
             aliases: m.aliases.clone(),
             ports: Vec::new(),
+            ipv6,
+            prefix6: net.subnet6.map_or(0, |s| s.prefix()),
+            gateway6: ipv6.and(net.gateway6),
         };
         lock(&self.state)
             .endpoints
@@ -547,6 +623,8 @@ impl NetService {
                 prefix: ep.prefix,
                 gateway: (!net.internal && default_route).then_some(net.gateway),
                 mac: ep.mac.clone(),
+                address6: ep.ipv6.map(|ip| (ip, ep.prefix6)),
+                gateway6: ep.gateway6.filter(|_| !net.internal && default_route),
             })
             .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
         Ok(ep)
@@ -569,7 +647,10 @@ impl NetService {
                 container_port: w.container_port,
             });
         }
-        lock(&self.state).reservations.insert(c.id.clone(), fds);
+        let proxies = crate::network_v6::loopback_proxies(&c.id, std::slice::from_ref(ep));
+        let mut st = lock(&self.state);
+        st.reservations.insert(c.id.clone(), fds);
+        st.proxies6.insert(c.id.clone(), proxies);
         Ok(())
     }
 
@@ -613,6 +694,9 @@ impl NetService {
             if let Some(pool) = st.pools.get_mut(network_id) {
                 pool.release(ep.ip);
             }
+            if let (Some(ip6), Some(pool)) = (ep.ipv6, st.pools6.get_mut(network_id)) {
+                pool.release(ip6);
+            }
             ep
         };
         if let Err(e) = self.ops.delete_link(&ep.host_ifname) {
@@ -626,10 +710,16 @@ impl NetService {
         let (eps, had_ports) = {
             let mut st = lock(&self.state);
             st.reservations.remove(id);
+            for p in st.proxies6.remove(id).unwrap_or_default() {
+                p.abort();
+            }
             let eps = st.endpoints.remove(id).unwrap_or_default();
             for ep in &eps {
                 if let Some(pool) = st.pools.get_mut(&ep.network_id) {
                     pool.release(ep.ip);
+                }
+                if let (Some(ip6), Some(pool)) = (ep.ipv6, st.pools6.get_mut(&ep.network_id)) {
+                    pool.release(ip6);
                 }
             }
             let had_ports = eps.iter().any(|e| !e.ports.is_empty());
@@ -720,7 +810,12 @@ impl NetService {
     }
 
     /// Brings up a user-defined network: its bridge, its DNS server and its rules.
-    pub(crate) fn add_network(&self, n: Network, pool: Pool) -> std::result::Result<(), String> {
+    pub(crate) fn add_network(
+        &self,
+        n: Network,
+        pool: Pool,
+        pool6: Option<Pool6>,
+    ) -> std::result::Result<(), String> {
         // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
         let _ = std::fs::create_dir_all(self.bridges_dir());
         let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
@@ -729,6 +824,9 @@ impl NetService {
         {
             let mut st = lock(&self.state);
             st.pools.insert(n.id.clone(), pool);
+            if let Some(p) = pool6 {
+                st.pools6.insert(n.id.clone(), p);
+            }
             st.networks.insert(n.id.clone(), n.clone());
             match dns {
                 Ok(task) => {
@@ -748,6 +846,7 @@ impl NetService {
                 task.abort();
             }
             st.pools.remove(id);
+            st.pools6.remove(id);
             for ms in st.memberships.values_mut() {
                 ms.retain(|m| m.network_id != id);
             }
@@ -955,7 +1054,32 @@ impl Daemon {
             let Some(net) = self.net.network(&ep.network_id) else {
                 continue;
             };
+            let fixed = self
+                .net
+                .memberships(&c.id)
+                .into_iter()
+                .find(|m| m.network_id == net.id)
+                .filter(|m| m.ipv4.is_some() || m.ipv6.is_some())
+                .map(|m| {
+                    let mut cfg = serde_json::Map::new();
+                    if let Some(ip) = m.ipv4 {
+                        cfg.insert("IPv4Address".into(), ip.to_string().into());
+                    }
+                    if let Some(ip) = m.ipv6 {
+                        cfg.insert("IPv6Address".into(), ip.to_string().into());
+                    }
+                    serde_json::Value::Object(cfg)
+                });
+            let base = ns.networks.get(&net.name).cloned().unwrap_or_default();
             let settings = ct::EndpointSettings {
+                ipam_config: fixed.or(base.ipam_config.clone()),
+                global_ipv6_address: ep.ipv6.map(|ip| ip.to_string()).unwrap_or_default(),
+                global_ipv6_prefix_len: if ep.ipv6.is_some() {
+                    i64::from(ep.prefix6)
+                } else {
+                    0
+                },
+                ipv6_gateway: ep.gateway6.map(|ip| ip.to_string()).unwrap_or_default(),
                 mac_address: ep.mac.clone(),
                 network_id: net.id.clone(),
                 endpoint_id: ep.endpoint_id.clone(),
@@ -964,7 +1088,7 @@ impl Daemon {
                 ip_prefix_len: i64::from(ep.prefix),
                 aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
                 dns_names: (!ep.dns_names.is_empty()).then(|| ep.dns_names.clone()),
-                ..ns.networks.get(&net.name).cloned().unwrap_or_default()
+                ..base
             };
             if net.name == DEFAULT_NETWORK {
                 ns.bridge = net.bridge.clone();
@@ -976,14 +1100,20 @@ impl Daemon {
             }
             ns.networks.insert(net.name.clone(), settings);
             for p in &ep.ports {
-                ports
+                let list = ports
                     .entry(format!("{}/{}", p.container_port, p.proto))
                     .or_insert(None)
-                    .get_or_insert_with(Vec::new)
-                    .push(ct::PortBinding {
-                        host_ip: p.host_ip.to_string(),
+                    .get_or_insert_with(Vec::new);
+                list.push(ct::PortBinding {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port.to_string(),
+                });
+                if crate::network_v6::also_on_v6(ep, p) {
+                    list.push(ct::PortBinding {
+                        host_ip: "::".to_string(),
                         host_port: p.host_port.to_string(),
                     });
+                }
             }
         }
         if !eps.is_empty() {
@@ -1007,6 +1137,14 @@ impl Daemon {
                     public_port: Some(p.host_port),
                     kind: p.proto.clone(),
                 });
+                if crate::network_v6::also_on_v6(&ep, p) {
+                    out.push(ct::Port {
+                        ip: "::".to_string(),
+                        private_port: p.container_port,
+                        public_port: Some(p.host_port),
+                        kind: p.proto.clone(),
+                    });
+                }
             }
         }
         out
@@ -1265,7 +1403,7 @@ fn lookup(
     client: Ipv4Addr,
     name: &str,
     search: &[String],
-) -> Option<Vec<Ipv4Addr>> {
+) -> Option<Vec<IpAddr>> {
     // The asking container sees the members of every network it is on (as with Docker's
     // per-container resolver), not just the one whose gateway it asked.
     let mut networks: Vec<&str> = vec![network_id];
@@ -1293,7 +1431,8 @@ fn lookup(
                 .iter()
                 .any(|n| candidates.iter().any(|c| n.eq_ignore_ascii_case(c)))
             {
-                found.push(ep.ip);
+                found.push(IpAddr::V4(ep.ip));
+                found.extend(ep.ipv6.map(IpAddr::V6));
             }
         }
     }
@@ -1328,12 +1467,16 @@ async fn serve_dns(
         let found = lookup(&lock(&state), &network_id, *src4.ip(), &q.name, &search);
         match found {
             Some(addrs) => {
-                let addrs = if q.qtype == dns::TYPE_A {
-                    addrs
-                } else {
-                    Vec::new()
-                };
-                let _ = sock.send_to(&dns::answer(&q, &addrs, 0), src).await;
+                // Only the records of the asked type; a name without one gets an empty
+                // NOERROR answer (it exists, e.g. AAAA of an IPv4-only container).
+                let addrs: Vec<IpAddr> = addrs
+                    .into_iter()
+                    .filter(|a| match a {
+                        IpAddr::V4(_) => q.qtype == dns::TYPE_A,
+                        IpAddr::V6(_) => q.qtype == dns::TYPE_AAAA,
+                    })
+                    .collect();
+                let _ = sock.send_to(&dns::answer_ips(&q, &addrs, 0), src).await;
             }
             None if upstream.is_empty() || !q.name.contains('.') => {
                 // A single-label name that is no container here: nothing upstream knows it.
@@ -1370,6 +1513,31 @@ async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8
         }
     }
     None
+}
+
+/// The IPv6 address an endpoint gets on `net`: `--ip6` when given, else the next free one;
+/// `None` on networks without IPv6.
+fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<Option<Ipv6Addr>> {
+    let Some(pool) = st.pools6.get_mut(&net.id) else {
+        return match m.ipv6 {
+            Some(ip) => Err(ApiError::invalid(format!(
+                "invalid endpoint settings: no configured subnet contains IP address {ip}"
+            ))),
+            None => Ok(None),
+        };
+    };
+    match m.ipv6 {
+        Some(ip) => {
+            pool.reserve(ip).map_err(|e| {
+                ApiError::invalid(format!(
+                    "invalid IPv6 address {ip} for network {}: {e}",
+                    net.name
+                ))
+            })?;
+            Ok(Some(ip))
+        }
+        None => pool.allocate().map(Some).map_err(internal),
+    }
 }
 
 #[cfg(test)]
@@ -1517,6 +1685,9 @@ mod tests {
             dns_names: names.iter().map(|s| s.to_string()).collect(),
             aliases: Vec::new(),
             ports: Vec::new(),
+            ipv6: None,
+            prefix6: 0,
+            gateway6: None,
         }
     }
 
@@ -1526,9 +1697,11 @@ mod tests {
             networks: BTreeMap::new(),
             memberships: HashMap::new(),
             pools: HashMap::new(),
+            pools6: HashMap::new(),
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
             dns: HashMap::new(),
+            proxies6: HashMap::new(),
         };
         st.endpoints
             .insert("a".into(), vec![ep("a", "n1", "10.0.0.2", &["a"])]);
@@ -1546,7 +1719,7 @@ mod tests {
         st.endpoints
             .insert("d".into(), vec![ep("d", "n2", "10.0.1.3", &["d"])]);
         let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(lookup(&st, "n1", a, "WEB", &[]), Some(vec![ip("10.0.0.3")]));
         assert_eq!(
             lookup(&st, "n1", a, "bbbbbbbbbbbb", &[]),
@@ -1570,5 +1743,32 @@ mod tests {
         );
         assert_eq!(servers, vec!["192.0.2.53:53".parse().unwrap()]);
         assert_eq!(search, vec!["example.com".to_string()]);
+    }
+
+    #[test]
+    fn dns_lookup_returns_both_families() {
+        let mut st = State {
+            networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            pools: HashMap::new(),
+            pools6: HashMap::new(),
+            endpoints: HashMap::new(),
+            reservations: HashMap::new(),
+            dns: HashMap::new(),
+            proxies6: HashMap::new(),
+        };
+        let mut b = ep("b", "n1", "10.0.0.3", &["b"]);
+        b.ipv6 = Some("fd00:db8:1::3".parse().unwrap());
+        st.endpoints.insert("b".into(), vec![b]);
+        st.endpoints
+            .insert("c".into(), vec![ep("c", "n1", "10.0.0.4", &["c"])]);
+        let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            lookup(&st, "n1", a, "b", &[]),
+            Some(vec![ip("10.0.0.3"), ip("fd00:db8:1::3")])
+        );
+        // An IPv4-only member still exists (AAAA gets an empty answer, not NXDOMAIN).
+        assert_eq!(lookup(&st, "n1", a, "c", &[]), Some(vec![ip("10.0.0.4")]));
     }
 }

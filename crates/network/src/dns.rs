@@ -1,7 +1,7 @@
 //! The embedded DNS server's message handling: just enough of RFC 1035 to answer `A`
-//! queries for container names and to recognise what must be forwarded upstream.
+//! and `AAAA` queries for container names and to recognise what must be forwarded upstream.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A parsed query: its id, the (lowercased, dot-joined) name, type and the raw question.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +15,7 @@ pub struct Query {
 }
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_AAAA: u16 = 28;
 pub const RCODE_SERVFAIL: u16 = 2;
 pub const RCODE_NXDOMAIN: u16 = 3;
 
@@ -60,6 +61,12 @@ pub fn parse_query(msg: &[u8]) -> Option<Query> {
 /// An answer to `q`: the given addresses as `A` records (TTL 600), or an empty answer with
 /// `rcode` (0 for "name exists, no record of this type").
 pub fn answer(q: &Query, addrs: &[Ipv4Addr], rcode: u16) -> Vec<u8> {
+    let addrs: Vec<IpAddr> = addrs.iter().copied().map(IpAddr::V4).collect();
+    answer_ips(q, &addrs, rcode)
+}
+
+/// [`answer`] with `A` records for IPv4 and `AAAA` records for IPv6 addresses.
+pub fn answer_ips(q: &Query, addrs: &[IpAddr], rcode: u16) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + q.question.len() + addrs.len() * 16);
     out.extend_from_slice(&q.id.to_be_bytes());
     // QR=1, opcode 0, AA=1, RD copied, RA=1.
@@ -72,11 +79,15 @@ pub fn answer(q: &Query, addrs: &[Ipv4Addr], rcode: u16) -> Vec<u8> {
     for ip in addrs {
         // Name: a pointer to the question's name at offset 12.
         out.extend_from_slice(&[0xc0, 0x0c]);
-        out.extend_from_slice(&TYPE_A.to_be_bytes());
+        let (ty, data) = match ip {
+            IpAddr::V4(v4) => (TYPE_A, v4.octets().to_vec()),
+            IpAddr::V6(v6) => (TYPE_AAAA, v6.octets().to_vec()),
+        };
+        out.extend_from_slice(&ty.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
         out.extend_from_slice(&600u32.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes());
-        out.extend_from_slice(&ip.octets());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(&data);
     }
     out
 }
@@ -130,5 +141,23 @@ mod tests {
         let nx = answer(&q, &[], RCODE_NXDOMAIN);
         assert_eq!(nx[3] & 0x0f, 3);
         assert_eq!(nx.len(), raw.len());
+    }
+
+    #[test]
+    fn builds_aaaa_answers() {
+        let raw = query("b", TYPE_AAAA);
+        let q = parse_query(&raw).unwrap();
+        let a = answer_ips(&q, &["fd00:db8:1::3".parse().unwrap()], 0);
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1, "one answer");
+        let rr = &a[raw.len()..];
+        assert_eq!(&rr[2..4], &TYPE_AAAA.to_be_bytes());
+        assert_eq!(&rr[10..12], &16u16.to_be_bytes());
+        let mut want = [0u8; 16];
+        want[0] = 0xfd;
+        want[2] = 0x0d;
+        want[3] = 0xb8;
+        want[5] = 1;
+        want[15] = 3;
+        assert_eq!(&rr[12..], &want);
     }
 }

@@ -4,7 +4,7 @@
 //! attachment; rtnetlink would save those spawns at the cost of an async netlink stack.
 
 use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -25,6 +25,10 @@ pub struct Attachment {
     /// Default route; `None` for internal networks.
     pub gateway: Option<Ipv4Addr>,
     pub mac: String,
+    /// The IPv6 address and prefix length on networks with IPv6 enabled.
+    pub address6: Option<(Ipv6Addr, u8)>,
+    /// Default IPv6 route; `None` for internal networks or networks without IPv6.
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// What the network service needs from the kernel.
@@ -39,6 +43,16 @@ pub trait LinkOps: Send + Sync {
     fn bridge_ports(&self, bridge: &str) -> Vec<String>;
     /// Creates the veth pair, moves one end into the namespace and configures both ends.
     fn attach(&self, a: &Attachment) -> Result<()>;
+    /// Gives an existing bridge the IPv6 address `addr/prefix` (IPv6 turned on for it), and
+    /// with `forwarding` makes the host route IPv6 (`net.ipv6.conf.all.forwarding`, which
+    /// IPv6 has only host-wide, as Docker sets it).
+    fn ensure_bridge_v6(
+        &self,
+        name: &str,
+        addr: Ipv6Addr,
+        prefix: u8,
+        forwarding: bool,
+    ) -> Result<()>;
 }
 
 /// [`LinkOps`] through the `ip` binary.
@@ -100,6 +114,28 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(crate::io_err(format!("writing {path}")))
 }
 
+/// A host that forwards IPv6 ignores router advertisements on interfaces with `accept_ra`
+/// 1, and would lose its SLAAC addresses and default route when they expire. Interfaces that
+/// accept them now are switched to 2 ("even when forwarding") before forwarding is enabled,
+/// so the host's own IPv6 keeps working as before.
+fn keep_accepting_router_advertisements() {
+    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv6/conf") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if matches!(name.as_str(), "all" | "default" | "lo") {
+            continue;
+        }
+        let path = e.path().join("accept_ra");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            if let Err(e) = std::fs::write(&path, "2") {
+                tracing::warn!("setting {}: {e}", path.display());
+            }
+        }
+    }
+}
+
 /// The host-side `ip -batch` script of an attachment.
 pub fn host_script(a: &Attachment) -> String {
     format!(
@@ -123,7 +159,29 @@ pub fn netns_script(a: &Attachment) -> String {
     if let Some(gw) = a.gateway {
         s.push_str(&format!("route add default via {gw} dev {}\n", a.ifname));
     }
+    if let Some((addr, prefix)) = a.address6 {
+        // No duplicate address detection (as libnetwork adds it): IPAM already guarantees
+        // the address is unique, and DAD would leave it "tentative", unusable, for a second
+        // or two after the container starts.
+        s.push_str(&format!(
+            "addr add {addr}/{prefix} dev {} nodad\n",
+            a.ifname
+        ));
+        if let Some(gw) = a.gateway6 {
+            s.push_str(&format!("route add ::/0 via {gw} dev {}\n", a.ifname));
+        }
+    }
     s
+}
+
+/// The IPv6 sysctls to turn on inside a container's namespace before its addresses are
+/// configured: some hosts create new namespaces (or interfaces) with IPv6 disabled, and
+/// then `::1` on `lo` and the address on `ifname` could not be added.
+pub fn netns_ipv6_sysctls(ifname: &str) -> Vec<String> {
+    ["all", "default", "lo", ifname]
+        .iter()
+        .map(|i| format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"))
+        .collect()
 }
 
 fn valid_ifname(name: &str) -> Result<()> {
@@ -179,6 +237,35 @@ impl LinkOps for IpCommand {
         )
     }
 
+    fn ensure_bridge_v6(
+        &self,
+        name: &str,
+        addr: Ipv6Addr,
+        prefix: u8,
+        forwarding: bool,
+    ) -> Result<()> {
+        valid_ifname(name)?;
+        let disable = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        if !Path::new(&disable).exists() {
+            return Err(Error::Command {
+                what: format!("enabling IPv6 on bridge {name}"),
+                detail: "IPv6 is disabled in the kernel of this host".into(),
+            });
+        }
+        write_sysctl(&disable, "0")?;
+        run_batch(
+            &["ip", "-batch", "-"],
+            &format!("addr replace {addr}/{prefix} dev {name} nodad\n"),
+            &format!("setting the IPv6 address of bridge {name}"),
+        )?;
+        let all = "/proc/sys/net/ipv6/conf/all/forwarding";
+        if forwarding && std::fs::read_to_string(all).is_ok_and(|v| v.trim() != "1") {
+            keep_accepting_router_advertisements();
+            write_sysctl(all, "1")?;
+        }
+        Ok(())
+    }
+
     fn delete_link(&self, name: &str) -> Result<()> {
         valid_ifname(name)?;
         if !self.link_exists(name) {
@@ -215,7 +302,23 @@ impl LinkOps for IpCommand {
         )?;
         let res = in_netns(&a.netns, {
             let script = netns_script(a);
+            let sysctls = if a.address6.is_some() {
+                netns_ipv6_sysctls(&a.ifname)
+            } else {
+                Vec::new()
+            };
             move || {
+                // /proc/sys/net shows the namespace of the thread that opens it: this one.
+                for path in &sysctls {
+                    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() != "0") {
+                        write_sysctl(path, "0")?;
+                    } else if !Path::new(path).exists() {
+                        return Err(Error::Command {
+                            what: "enabling IPv6 in the container".into(),
+                            detail: format!("{path} is missing: IPv6 is disabled in the kernel"),
+                        });
+                    }
+                }
                 run_batch(
                     &["ip", "-batch", "-"],
                     &script,
@@ -253,6 +356,8 @@ mod tests {
             prefix: 16,
             gateway: Some("172.30.0.1".parse().unwrap()),
             mac: "02:42:ac:1e:00:02".into(),
+            address6: None,
+            gateway6: None,
         }
     }
 
@@ -269,6 +374,18 @@ mod tests {
         let mut internal = att();
         internal.gateway = None;
         assert!(!netns_script(&internal).contains("route"));
+        let mut v6 = att();
+        v6.address6 = Some(("fd00:db8:1::2".parse().unwrap(), 64));
+        v6.gateway6 = Some("fd00:db8:1::1".parse().unwrap());
+        assert!(netns_script(&v6).ends_with(
+            "route add default via 172.30.0.1 dev eth0\naddr add fd00:db8:1::2/64 dev eth0 nodad\nroute add ::/0 via fd00:db8:1::1 dev eth0\n"
+        ));
+        v6.gateway6 = None;
+        assert!(!netns_script(&v6).contains("::/0"));
+        assert_eq!(
+            netns_ipv6_sysctls("eth1")[3],
+            "/proc/sys/net/ipv6/conf/eth1/disable_ipv6"
+        );
     }
 
     #[test]
