@@ -227,10 +227,18 @@ impl RequestHandler for Handler {
         let builder = || MessageResponseBuilder::from_message_request(request);
         let send_error = |code: ResponseCode| builder().error_msg(request.header(), code);
         if request.message_type() != MessageType::Query || request.op_code() != OpCode::Query {
-            return sent(response.send_response(send_error(ResponseCode::NotImp)).await);
+            return sent(
+                response
+                    .send_response(send_error(ResponseCode::NotImp))
+                    .await,
+            );
         }
         let Ok(info) = request.request_info() else {
-            return sent(response.send_response(send_error(ResponseCode::FormErr)).await);
+            return sent(
+                response
+                    .send_response(send_error(ResponseCode::FormErr))
+                    .await,
+            );
         };
         let query = info.query.original().clone();
         let eps = self.directory.endpoints();
@@ -250,7 +258,11 @@ impl RequestHandler for Handler {
         };
         drop(eps);
         match decision {
-            Decision::Refused => sent(response.send_response(send_error(ResponseCode::Refused)).await),
+            Decision::Refused => sent(
+                response
+                    .send_response(send_error(ResponseCode::Refused))
+                    .await,
+            ),
             Decision::NxDomain => {
                 let mut h = Header::response_from_request(request.header());
                 h.set_authoritative(true);
@@ -298,9 +310,11 @@ impl RequestHandler for Handler {
                         );
                         sent(response.send_response(resp).await)
                     }
-                    None => {
-                        sent(response.send_response(send_error(ResponseCode::ServFail)).await)
-                    }
+                    None => sent(
+                        response
+                            .send_response(send_error(ResponseCode::ServFail))
+                            .await,
+                    ),
                 }
             }
         }
@@ -344,8 +358,10 @@ async fn forward(query: &Query, up: &Upstreams, tcp: bool) -> Option<Message> {
         match res {
             Ok(Ok(r)) if r.id() == id && r.message_type() == MessageType::Response => {
                 // SERVFAIL/REFUSED from one server: try the next, as resolvers do.
-                if matches!(r.response_code(), ResponseCode::ServFail | ResponseCode::Refused)
-                    && up.servers.len() > 1
+                if matches!(
+                    r.response_code(),
+                    ResponseCode::ServFail | ResponseCode::Refused
+                ) && up.servers.len() > 1
                 {
                     continue;
                 }

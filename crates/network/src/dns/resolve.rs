@@ -103,8 +103,7 @@ pub fn resolve(
             .iter()
             .filter(|e| networks.contains(&e.network_id.as_str()))
         {
-            if e
-                .names
+            if e.names
                 .iter()
                 .any(|n| targets.iter().any(|t| n.eq_ignore_ascii_case(t)))
             {
@@ -208,10 +207,7 @@ mod tests {
             resolve(&w, "n1", a, "bbbbbbbbbbbb.", &[]),
             Some(vec![ip("10.0.0.3"), ip("fd00::3")])
         );
-        assert_eq!(
-            resolve(&w, "n1", a, "cee", &[]),
-            Some(vec![ip("10.0.0.4")])
-        );
+        assert_eq!(resolve(&w, "n1", a, "cee", &[]), Some(vec![ip("10.0.0.4")]));
         assert_eq!(resolve(&w, "n1", a, "nosuch", &[]), None);
     }
 

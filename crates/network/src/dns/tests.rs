@@ -233,7 +233,10 @@ fn serves_udp_and_tcp_forwards_and_stops() {
     // Its sockets are closed: the port can be bound again.
     std::net::UdpSocket::bind(srv2).expect("udp port released");
     std::net::TcpListener::bind(srv2).expect("tcp port released");
-    assert_eq!(addrs(&ask(srv, me, "b", RecordType::A, false)), vec!["10.0.0.3"]);
+    assert_eq!(
+        addrs(&ask(srv, me, "b", RecordType::A, false)),
+        vec!["10.0.0.3"]
+    );
 
     // Restart n1 on the same port with a silent upstream: SERVFAIL.
     servers.stop("n1");
@@ -241,7 +244,11 @@ fn serves_udp_and_tcp_forwards_and_stops() {
     let t = std::time::Instant::now();
     let r = ask(srv, me, "www.example.org.", RecordType::A, false);
     assert_eq!(r.response_code(), ResponseCode::ServFail);
-    assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
     servers.stop("n1");
     assert!(servers.serving().is_empty());
 }
