@@ -114,7 +114,7 @@ fn addrs(m: &Message) -> Vec<String> {
         .collect()
 }
 
-fn fake_answer(q: &[u8]) -> Option<Vec<u8>> {
+fn fake_answer(q: &[u8], answer: &str) -> Option<Vec<u8>> {
     let q = Message::from_vec(q).ok()?;
     let name = q.queries().first()?.name().to_ascii();
     if name.starts_with("silent.") {
@@ -129,21 +129,21 @@ fn fake_answer(q: &[u8]) -> Option<Vec<u8>> {
     r.add_answer(Record::from_rdata(
         q.queries()[0].name().clone(),
         60,
-        RData::A(A("192.0.2.77".parse().unwrap())),
+        RData::A(A(answer.parse().unwrap())),
     ));
     r.to_vec().ok()
 }
 
 /// A fake upstream DNS server on `ip:53` (UDP and TCP, threads that live as long as the
-/// test process): every name is 192.0.2.77, except `silent.*`, which never gets an answer.
-fn fake_upstream(ip: &str) {
+/// test process): every name is `answer`, except `silent.*`, which never gets an answer.
+fn fake_upstream(ip: &str, answer: &'static str) {
     let addr: SocketAddr = format!("{ip}:53").parse().unwrap();
     let udp = std::net::UdpSocket::bind(addr).expect("bind fake upstream udp");
     let tcp = std::net::TcpListener::bind(addr).expect("bind fake upstream tcp");
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, src)) = udp.recv_from(&mut buf) {
-            if let Some(a) = fake_answer(&buf[..n]) {
+            if let Some(a) = fake_answer(&buf[..n], answer) {
                 let _ = udp.send_to(&a, src);
             }
         }
@@ -158,7 +158,7 @@ fn fake_upstream(ip: &str) {
             if c.read_exact(&mut q).is_err() {
                 continue;
             }
-            if let Some(a) = fake_answer(&q) {
+            if let Some(a) = fake_answer(&q, answer) {
                 let _ = c.write_all(&[&(a.len() as u16).to_be_bytes()[..], &a].concat());
             }
         }
@@ -177,11 +177,11 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
         return;
     }
     let up = upstream_ip(0);
-    fake_upstream(&up);
+    fake_upstream(&up, "192.0.2.77");
     let d = Daemon::start_with_args(&["--dns", &up]);
     d.load_busybox();
     let sub = d.spare_subnet(0);
-    let _c = Cleanup(&d, vec!["a", "b"], vec!["dnsnet"]);
+    let _c = Cleanup(&d, vec!["a", "b", "x"], vec!["dnsnet"]);
     assert_ok(
         &d.docker(&["network", "create", "--subnet", &sub, "dnsnet"]),
         "network create",
@@ -252,6 +252,46 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
         "silent upstream"
     );
 
+    // A container's own --dns servers are its upstreams; container names still resolve.
+    // (A non-loopback address the test can serve on: the gateway of the daemon's default
+    // bridge, a host address; the fake upstream listens there.)
+    let own = d.bip.split('/').next().unwrap().to_string();
+    fake_upstream(&own, "192.0.2.88");
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "x",
+            "--network",
+            "dnsnet",
+            "--dns",
+            &own,
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run x --dns",
+    );
+    let resolv = stdout(&d.docker(&["exec", "x", "cat", "/etc/resolv.conf"]));
+    assert!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .eq([format!("nameserver {}", gw.ip())]
+                .iter()
+                .map(String::as_str)),
+        "{resolv}"
+    );
+    let out = d.docker(&["exec", "x", "nslookup", "www.outside.test"]);
+    assert!(
+        stdout(&out).contains("192.0.2.88"),
+        "own upstream: {}",
+        stdout(&out)
+    );
+    let out = d.docker(&["exec", "x", "nslookup", "b"]);
+    assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
+
     // Only members of the network get answers: the host (its source is the gateway) is
     // refused.
     let r = ask(gw, "b.", RecordType::A, false).expect("an answer");
@@ -272,7 +312,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
         return;
     }
     let up = upstream_ip(1);
-    fake_upstream(&up);
+    fake_upstream(&up, "192.0.2.77");
     let d = Daemon::start_with_args(&["--dns", &up]);
     d.load_busybox();
     let _c = Cleanup(

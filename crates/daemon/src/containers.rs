@@ -322,9 +322,10 @@ impl Daemon {
         };
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.
+        // On a user-defined network the embedded DNS (on the gateway) answers; `--dns`
+        // servers are its upstreams for this container (see network.rs), as with Docker.
         let dns = match attached.as_ref().and_then(|a| a.dns) {
-            Some(ip) if hc.dns.as_deref().unwrap_or_default().is_empty() => vec![ip.to_string()],
+            Some(ip) => vec![ip.to_string()],
             _ => hc
                 .dns
                 .clone()

@@ -78,6 +78,9 @@ pub(crate) struct Endpoint {
     /// only this container resolves.
     #[serde(default)]
     pub links: Vec<(String, String)>,
+    /// `--dns` servers of the container: the embedded DNS forwards its questions there.
+    #[serde(default)]
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 fn default_ifname() -> String {
@@ -530,11 +533,24 @@ impl NetService {
         };
         let mut dns_names = Vec::new();
         let mut links = Vec::new();
+        let mut upstreams = Vec::new();
         if net.name != DEFAULT_NETWORK {
             dns_names.push(c.name.clone());
             dns_names.extend(m.aliases.iter().cloned());
             dns_names.push(c.id[..12].to_string());
             links = crate::links::dns_links(c);
+            // As in Docker, a container on a user-defined network keeps the embedded DNS in
+            // its resolv.conf; its `--dns` servers become that server's upstreams for it
+            // (loopback ones would mean the container's own loopback: not reachable).
+            upstreams = c
+                .host_config
+                .dns
+                .iter()
+                .flatten()
+                .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+                .filter(|ip| !ip.is_loopback())
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+                .collect();
         }
         let ep = Endpoint {
             container_id: c.id.clone(),
@@ -552,6 +568,7 @@ impl NetService {
             aliases: m.aliases.clone(),
             ports: Vec::new(),
             links,
+            upstreams,
         };
         lock(&self.state)
             .endpoints
@@ -1269,6 +1286,7 @@ fn dns_endpoints(st: &State) -> Vec<berth_network::dns::DnsEndpoint> {
             addrs: vec![std::net::IpAddr::V4(ep.ip)],
             names: ep.dns_names.clone(),
             links: ep.links.clone(),
+            upstreams: ep.upstreams.clone(),
         })
         .collect()
 }
@@ -1419,6 +1437,7 @@ mod tests {
             aliases: Vec::new(),
             ports: Vec::new(),
             links: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 

@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 pub use resolve::{
-    candidates, is_member, parse_upstreams, resolve, upstream_resolvers, DnsEndpoint,
+    candidates, is_member, parse_upstreams, resolve, upstream_resolvers, upstreams_for, DnsEndpoint,
 };
 
 /// TTL of the records for containers (Docker's embedded resolver uses 600 s).
@@ -242,6 +242,14 @@ impl RequestHandler for Handler {
         };
         let query = info.query.original().clone();
         let eps = self.directory.endpoints();
+        let own = upstreams_for(&eps, &self.network_id, request.src().ip());
+        let upstreams = match own {
+            Some(servers) => std::borrow::Cow::Owned(Upstreams {
+                servers,
+                ..(*self.upstreams).clone()
+            }),
+            None => std::borrow::Cow::Borrowed(&*self.upstreams),
+        };
         let decision = if query.query_class() == DNSClass::IN {
             decide(
                 &eps,
@@ -249,7 +257,7 @@ impl RequestHandler for Handler {
                 request.src().ip(),
                 &query.name().to_ascii(),
                 query.query_type(),
-                &self.upstreams,
+                &upstreams,
             )
         } else if is_member(&eps, &self.network_id, request.src().ip()) {
             Decision::Forward
@@ -289,7 +297,7 @@ impl RequestHandler for Handler {
             }
             Decision::Forward => {
                 let tcp = request.protocol().is_stream();
-                match forward(&query, &self.upstreams, tcp).await {
+                match forward(&query, &upstreams, tcp).await {
                     Some(up) => {
                         let mut h = Header::response_from_request(request.header());
                         h.set_recursion_available(true);

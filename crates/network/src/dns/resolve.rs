@@ -18,6 +18,8 @@ pub struct DnsEndpoint {
     /// this container resolves the alias (Docker's rule), to the addresses the target name
     /// has on the networks this container is on.
     pub links: Vec<(String, String)>,
+    /// The container's own upstream servers (`docker run --dns`); empty: the network's.
+    pub upstreams: Vec<SocketAddr>,
 }
 
 /// The names a query may mean: the name itself (lowercase, no final dot), plus the name
@@ -122,6 +124,20 @@ pub fn resolve(
     (!found.is_empty()).then_some(found)
 }
 
+/// The upstream servers for names `client` (a member of `network_id`) asks about that are no
+/// container: its own `--dns` servers if it has any.
+pub fn upstreams_for(
+    eps: &[DnsEndpoint],
+    network_id: &str,
+    client: IpAddr,
+) -> Option<Vec<SocketAddr>> {
+    let client = unmap(client);
+    eps.iter()
+        .find(|e| e.network_id == network_id && e.addrs.contains(&client))
+        .filter(|e| !e.upstreams.is_empty())
+        .map(|e| e.upstreams.clone())
+}
+
 /// The upstream servers and search domains from a resolv.conf: loopback nameservers are
 /// skipped (they are the host's stub resolvers, unreachable from where containers' queries
 /// would have gone).
@@ -173,6 +189,7 @@ mod tests {
             addrs: ips.iter().map(|s| s.parse().unwrap()).collect(),
             names: names.iter().map(|s| s.to_string()).collect(),
             links: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 
@@ -256,6 +273,18 @@ mod tests {
         // A link to a container on no shared network resolves to nothing.
         w[0].links.push(("far".into(), "d".into()));
         assert_eq!(resolve(&w, "n1", ip("10.0.0.2"), "far", &[]), None);
+    }
+
+    #[test]
+    fn a_containers_own_dns_servers_are_its_upstreams() {
+        let mut w = world();
+        w[0].upstreams = vec!["192.0.2.9:53".parse().unwrap()];
+        assert_eq!(
+            upstreams_for(&w, "n1", ip("10.0.0.2")),
+            Some(vec!["192.0.2.9:53".parse().unwrap()])
+        );
+        assert_eq!(upstreams_for(&w, "n1", ip("10.0.0.3")), None);
+        assert_eq!(upstreams_for(&w, "n2", ip("10.0.0.2")), None);
     }
 
     #[test]

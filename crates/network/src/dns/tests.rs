@@ -20,6 +20,7 @@ fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
         addrs: ips.iter().map(|s| s.parse().unwrap()).collect(),
         names: names.iter().map(|s| s.to_string()).collect(),
         links: Vec::new(),
+        upstreams: Vec::new(),
     }
 }
 
