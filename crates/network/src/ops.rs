@@ -147,8 +147,14 @@ impl LinkOps for IpCommand {
         if !self.link_exists(name) {
             script.push_str(&format!("link add name {name} type bridge\n"));
         }
+        // A bridge whose address was never set takes the lowest MAC of its ports, so it
+        // changes whenever a container's veth with a lower (random) MAC joins; the containers
+        // already there keep the old one in their neighbour cache and their packets to the
+        // gateway (DNS, routed traffic) go nowhere until that entry goes stale, seconds
+        // later. A MAC set explicitly never changes (Docker sets one too).
+        let mac = crate::ipam::mac_for(addr);
         script.push_str(&format!(
-            "addr replace {addr}/{prefix} dev {name}\nlink set {name} up\n"
+            "link set {name} address {mac}\naddr replace {addr}/{prefix} dev {name}\nlink set {name} up\n"
         ));
         run_batch(
             &["ip", "-batch", "-"],
