@@ -157,6 +157,20 @@ mod tests {
     }
 
     #[test]
+    fn dns_links_from_stored_and_plain_forms() {
+        let mut c = Container::default();
+        c.host_config.links = Some(s(&["/srv:/cli/db", "web", "cache:kv"]));
+        assert_eq!(
+            dns_links(&c),
+            vec![
+                ("db".to_string(), "srv".to_string()),
+                ("web".to_string(), "web".to_string()),
+                ("kv".to_string(), "cache".to_string()),
+            ]
+        );
+    }
+
+    #[test]
     fn env_like_docker() {
         let env = env_vars(
             "/parent/my-db",
