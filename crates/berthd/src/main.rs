@@ -61,6 +61,10 @@ struct Args {
     /// Verify TLS for loopback registries and never fall back to HTTP (testing).
     #[arg(long = "registry-verify-loopback", hide = true)]
     registry_verify_loopback: bool,
+    /// DNS server for containers and upstream of the embedded DNS (repeatable; `ip` or
+    /// `ip:port`).
+    #[arg(long = "dns")]
+    dns: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -81,6 +85,7 @@ struct FileConfig {
     insecure_registries: Vec<String>,
     registry_mirrors: Vec<String>,
     certs_dir: Option<PathBuf>,
+    dns: Vec<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -207,6 +212,11 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| PathBuf::from("/etc/berth/certs.d")),
         registry_chunk_size: args.registry_chunk_size,
         registry_verify_loopback: args.registry_verify_loopback,
+        dns: if args.dns.is_empty() {
+            file.dns
+        } else {
+            args.dns
+        },
     };
     let pidfile = args
         .pidfile

@@ -198,29 +198,21 @@ fn valid_ifname(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The MAC address a bridge is created with. A Linux bridge without one of its own takes the
-/// lowest MAC of its ports and changes it whenever a port with a lower one joins: every
-/// container's ARP entry for the gateway would then point at an address nobody answers for
-/// (DNS and outbound traffic stall until the entry expires). Derived from the name, so a
-/// bridge recreated after a restart keeps its address; locally administered, unicast.
-pub fn bridge_mac(name: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    name.hash(&mut h);
-    let b = h.finish().to_be_bytes();
-    format!("02:b3:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
-}
-
 impl LinkOps for IpCommand {
     fn ensure_bridge(&self, name: &str, addr: Ipv4Addr, prefix: u8) -> Result<()> {
         valid_ifname(name)?;
         let mut script = String::new();
         if !self.link_exists(name) {
-            let mac = bridge_mac(name);
-            script.push_str(&format!("link add name {name} address {mac} type bridge\n"));
+            script.push_str(&format!("link add name {name} type bridge\n"));
         }
+        // A bridge whose address was never set takes the lowest MAC of its ports, so it
+        // changes whenever a container's veth with a lower (random) MAC joins; the containers
+        // already there keep the old one in their neighbour cache and their packets to the
+        // gateway (DNS, routed traffic) go nowhere until that entry goes stale, seconds
+        // later. A MAC set explicitly never changes (Docker sets one too).
+        let mac = crate::ipam::mac_for(addr);
         script.push_str(&format!(
-            "addr replace {addr}/{prefix} dev {name}\nlink set {name} up\n"
+            "link set {name} address {mac}\naddr replace {addr}/{prefix} dev {name}\nlink set {name} up\n"
         ));
         run_batch(
             &["ip", "-batch", "-"],
@@ -335,15 +327,6 @@ impl LinkOps for IpCommand {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn bridge_macs_are_stable_local_unicast_and_differ_by_name() {
-        let a = super::bridge_mac("berth0");
-        assert_eq!(a, super::bridge_mac("berth0"));
-        assert_ne!(a, super::bridge_mac("br-0123456789ab"));
-        assert!(a.starts_with("02:b3:"), "{a}");
-        assert_eq!(a.len(), 17);
-    }
-
     use super::*;
 
     fn att() -> Attachment {
