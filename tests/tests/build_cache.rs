@@ -122,7 +122,38 @@ fn step_images_are_intermediate_images() {
     assert_eq!(step_ids(&again), ids);
 
     // Removing the image removes the steps only it needed, newest first.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs_f64()
+    };
+    let since = format!("{:.3}", now() - 1.0);
     let rmi = ok(&d.docker(&["rmi", "im:1"]), "rmi");
+    let until = format!("{:.3}", now() + 1.0);
+    let events = ok(
+        &d.docker(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=delete",
+            "--format",
+            "{{.ID}}",
+        ]),
+        "events",
+    );
+    for id in &ids[1..] {
+        assert!(
+            events.contains(id.as_str()),
+            "a delete event for {id}: {events}"
+        );
+    }
+    assert_eq!(events.lines().count(), 3, "{events}");
     let deleted: Vec<&str> = rmi
         .lines()
         .filter_map(|l| l.strip_prefix("Deleted: sha256:"))

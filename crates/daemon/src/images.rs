@@ -464,14 +464,20 @@ impl Daemon {
         force: bool,
         noprune: bool,
     ) -> Result<Vec<DeleteItem>> {
+        // Images (the one named and the untagged parents that go with it) get a delete
+        // event; the layers listed after each get none.
+        let images: std::collections::HashSet<String> = self
+            .store
+            .images::<ImageRecord>()
+            .map_err(internal)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         let items = self.image_remove_inner(name, force, noprune).await?;
-        // The first `Deleted` is the image itself; the rest are its layers, which get no event.
-        let mut image_deleted = false;
         for item in &items {
             match item {
                 DeleteItem::Untagged(r) => self.emit_image(r, "untag", r),
-                DeleteItem::Deleted(id) if !image_deleted => {
-                    image_deleted = true;
+                DeleteItem::Deleted(id) if images.contains(id) => {
                     self.emit_image(id, "delete", id);
                 }
                 DeleteItem::Deleted(_) => {}
