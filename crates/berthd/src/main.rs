@@ -177,15 +177,24 @@ fn main() -> Result<()> {
             .map(|d| d.join("berth-shim"))
             .context("locating berth-shim")?,
     };
+    // Relative roots are taken from the current directory, as dockerd does: the paths end up in
+    // bundles and mount options that are resolved from elsewhere.
+    let absolute = |p: PathBuf, what: &str| {
+        std::path::absolute(&p).with_context(|| format!("{what} {}", p.display()))
+    };
     let cfg = DaemonConfig {
-        data_root: args
-            .data_root
-            .or(file.data_root)
-            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
-        exec_root: args
-            .exec_root
-            .or(file.exec_root)
-            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+        data_root: absolute(
+            args.data_root
+                .or(file.data_root)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            "--data-root",
+        )?,
+        exec_root: absolute(
+            args.exec_root
+                .or(file.exec_root)
+                .unwrap_or_else(|| PathBuf::from("/run/berth")),
+            "--exec-root",
+        )?,
         shim_path,
         cgroup_parent: args
             .cgroup_parent
