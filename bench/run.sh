@@ -13,13 +13,17 @@ cd "$(dirname "$0")/.."
 N=${1:-20}
 cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
 root=$(mktemp -d /var/tmp/berth-bench.XXXX)
+# Exec roots on tmpfs, as the defaults are in a real deployment (/run/berth, /var/run/docker):
+# runtime state is not meant to reach the disk.
+xroot=$(mktemp -d /run/berth-bench.XXXX)
 sock=$root/berth.sock
 cleanup() {
   [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null || true
   [ -f "$root/berthd.pid" ] && kill "$(cat "$root/berthd.pid")" 2>/dev/null || true
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$root"
+  grep " $xroot" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$root" "$xroot"
   ip link del bbench0 2>/dev/null || true
   ip link del dbench0 2>/dev/null || true
   nft delete table ip berth_bbench0 2>/dev/null || true
@@ -28,7 +32,7 @@ cleanup() {
   done
 }
 trap cleanup EXIT
-target/release/berthd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
+target/release/berthd --data-root "$root/data" --exec-root "$xroot/exec" -H "unix://$sock" \
   --pidfile "$root/berthd.pid" --cgroup-parent berth-bench --bridge bbench0 --bip 10.250.0.1/24 \
   >"$root/berthd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -59,7 +63,7 @@ echo "idle berthd RSS: $(rss_kb "$berthd_pid") kB (PSS $(pss_kb "$berthd_pid") k
 cids=()
 for _ in 1 2 3 4 5; do cids+=("$(target/release/berth run -d --network none busybox sleep 60)"); done
 sleep 0.5
-shim_pid=$(cat "$root/exec/containers/${cids[0]}/shim.pid")
+shim_pid=$(cat "$xroot/exec/containers/${cids[0]}/shim.pid")
 echo "shim per running container (5 running): RSS $(rss_kb "$shim_pid") kB, PSS $(pss_kb "$shim_pid") kB, private dirty $(awk '/^Private_Dirty:/ {s+=$2} END {print s}' "/proc/$shim_pid/smaps_rollup") kB"
 target/release/berth rm -f "${cids[@]}" >/dev/null
 
@@ -69,7 +73,7 @@ if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then
   # dockerd's default bridge, private to the benchmark (no iptables rules: the setup cost of
   # veth + address is what is compared).
   ip link add dbench0 type bridge && ip addr add 10.249.0.1/24 dev dbench0 && ip link set dbench0 up
-  /usr/sbin/dockerd -H "$dsock" --data-root "$root/docker" --exec-root "$root/docker-exec" \
+  /usr/sbin/dockerd -H "$dsock" --data-root "$root/docker" --exec-root "$xroot/docker-exec" \
     --pidfile "$root/docker.pid" --bridge dbench0 --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 1 200); do DOCKER_HOST=$dsock docker version >/dev/null 2>&1 && break; sleep 0.1; done

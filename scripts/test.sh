@@ -13,4 +13,5 @@ echo "== rustfmt"; cargo fmt --all --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== build"; cargo build --workspace --bins
 echo "== tests"; cargo test --workspace -- --test-threads=4
+echo "== fuzz"; scripts/fuzz.sh
 echo "== quickstart"; BERTH_PROFILE=debug BERTH_QUICKSTART_ROOT=/var/tmp/berth-quickstart-ci scripts/quickstart-check.sh

@@ -427,10 +427,12 @@ pub fn remove_network_leftovers(exec_root: &Path, bridge: &str) {
         "berth_{}",
         bridge.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     );
-    let _ = Command::new("nft")
-        .args(["delete", "table", "ip", &table])
-        .stderr(Stdio::null())
-        .status();
+    for family in ["ip", "ip6"] {
+        let _ = Command::new("nft")
+            .args(["delete", "table", family, &table])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {

@@ -145,6 +145,14 @@ fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
     let ping = d.docker(&["exec", "c2", "ping", "-c1", "-W2", &fields[0]]);
     assert_ok(&ping, "c2 pings c1 on the default bridge");
     assert_eq!(bridge_ports(&d.bridge).len(), 2);
+    // The bridge has a MAC of its own, derived from the gateway (as Docker sets one): without it the kernel gives it
+    // the lowest MAC of its ports, which changes as containers join and leaves the others'
+    // ARP entries for the gateway pointing nowhere (DNS and outbound traffic stall).
+    let sys = std::path::Path::new("/sys/class/net").join(&d.bridge);
+    let assign = std::fs::read_to_string(sys.join("addr_assign_type")).unwrap();
+    assert_eq!(assign.trim(), "3", "bridge MAC not set explicitly");
+    let mac = std::fs::read_to_string(sys.join("address")).unwrap();
+    assert!(mac.starts_with("02:42:"), "{mac}");
 
     // Removing releases the veth and the namespace.
     assert_ok(&d.docker(&["rm", "-f", "c1", "c2"]), "rm");
@@ -582,14 +590,16 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         "network connect",
     );
     assert!(eventually(Duration::from_secs(5), || fetch("c", "b") == "hello-b\n"));
-    // Retried: under heavy parallel load one lookup was seen to go unanswered (see report).
     assert!(
         eventually(Duration::from_secs(20), || d
             .docker(&["exec", "a", "ping", "-c1", "-W2", "cee"])
             .status
             .success()),
         "ping the alias from a: {}",
-        stderr(&d.docker(&["exec", "a", "nslookup", "cee"]))
+        {
+            let o = d.docker(&["exec", "a", "nslookup", "cee"]);
+            format!("{}{}", stdout(&o), stderr(&o))
+        }
     );
     let out = d.docker(&["exec", "c", "ip", "-4", "-o", "addr"]);
     assert!(

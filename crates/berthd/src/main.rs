@@ -61,6 +61,10 @@ struct Args {
     /// Verify TLS for loopback registries and never fall back to HTTP (testing).
     #[arg(long = "registry-verify-loopback", hide = true)]
     registry_verify_loopback: bool,
+    /// DNS server for containers and upstream of the embedded DNS (repeatable; `ip` or
+    /// `ip:port`).
+    #[arg(long = "dns")]
+    dns: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -81,6 +85,7 @@ struct FileConfig {
     insecure_registries: Vec<String>,
     registry_mirrors: Vec<String>,
     certs_dir: Option<PathBuf>,
+    dns: Vec<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -172,15 +177,24 @@ fn main() -> Result<()> {
             .map(|d| d.join("berth-shim"))
             .context("locating berth-shim")?,
     };
+    // Relative roots are taken from the current directory, as dockerd does: the paths end up in
+    // bundles and mount options that are resolved from elsewhere.
+    let absolute = |p: PathBuf, what: &str| {
+        std::path::absolute(&p).with_context(|| format!("{what} {}", p.display()))
+    };
     let cfg = DaemonConfig {
-        data_root: args
-            .data_root
-            .or(file.data_root)
-            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
-        exec_root: args
-            .exec_root
-            .or(file.exec_root)
-            .unwrap_or_else(|| PathBuf::from("/run/berth")),
+        data_root: absolute(
+            args.data_root
+                .or(file.data_root)
+                .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            "--data-root",
+        )?,
+        exec_root: absolute(
+            args.exec_root
+                .or(file.exec_root)
+                .unwrap_or_else(|| PathBuf::from("/run/berth")),
+            "--exec-root",
+        )?,
         shim_path,
         cgroup_parent: args
             .cgroup_parent
@@ -207,6 +221,11 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| PathBuf::from("/etc/berth/certs.d")),
         registry_chunk_size: args.registry_chunk_size,
         registry_verify_loopback: args.registry_verify_loopback,
+        dns: if args.dns.is_empty() {
+            file.dns
+        } else {
+            args.dns
+        },
     };
     let pidfile = args
         .pidfile

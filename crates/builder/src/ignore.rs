@@ -120,78 +120,151 @@ impl Ignore {
     }
 }
 
-/// Glob match of a whole path (`/`-separated) against a pattern.
-pub fn glob(p: &[u8], s: &[u8]) -> bool {
-    if p.is_empty() {
-        return s.is_empty();
-    }
-    match p[0] {
-        b'*' if p.get(1) == Some(&b'*') => {
-            let rest = &p[2..];
-            if rest.is_empty() {
-                return true;
-            }
-            if rest[0] == b'/' {
-                // `**/x`: zero or more whole directories, then x.
-                let after = &rest[1..];
-                if glob(after, s) {
-                    return true;
-                }
-                for (i, c) in s.iter().enumerate() {
-                    if *c == b'/' && glob(after, &s[i + 1..]) {
-                        return true;
-                    }
-                }
-                return false;
-            }
-            (0..=s.len()).any(|i| glob(rest, &s[i..]))
-        }
-        b'*' => {
-            let rest = &p[1..];
-            for i in 0..=s.len() {
-                if glob(rest, &s[i..]) {
-                    return true;
-                }
-                if i < s.len() && s[i] == b'/' {
-                    break;
-                }
-            }
-            false
-        }
-        b'?' => !s.is_empty() && s[0] != b'/' && glob(&p[1..], &s[1..]),
-        b'[' => {
-            if s.is_empty() || s[0] == b'/' {
-                return false;
-            }
-            let Some(end) = p.iter().skip(1).position(|c| *c == b']').map(|e| e + 1) else {
-                return !s.is_empty() && s[0] == b'[' && glob(&p[1..], &s[1..]);
-            };
-            let mut class = &p[1..end];
-            let negate = matches!(class.first(), Some(b'^' | b'!'));
-            if negate {
-                class = &class[1..];
-            }
-            let c = s[0];
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    if class[i] <= c && c <= class[i + 2] {
-                        hit = true;
-                    }
+/// One element of a compiled glob.
+#[derive(Debug, Clone)]
+enum Tok {
+    /// A literal byte.
+    Lit(u8),
+    /// `?`: one byte other than `/`.
+    Any,
+    /// `[...]` / `[^...]`: one byte other than `/`, in (or not in) the ranges.
+    Class(Vec<(u8, u8)>, bool),
+    /// `*`: any run without `/`.
+    Star,
+    /// `**` not followed by `/`: any run.
+    DStar,
+    /// `**/` is two states: this one consumes nothing and leads both into the group and
+    /// past it (`(.*/)?`)...
+    DStarSlash,
+    /// ...and this one is the group: any run, left only through a `/`.
+    DStarSlashBody,
+}
+
+fn compile(p: &[u8]) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            b'*' if p.get(i + 1) == Some(&b'*') => {
+                if p.get(i + 2) == Some(&b'/') {
+                    toks.push(Tok::DStarSlash);
+                    toks.push(Tok::DStarSlashBody);
                     i += 3;
                 } else {
-                    if class[i] == c {
-                        hit = true;
-                    }
-                    i += 1;
+                    toks.push(Tok::DStar);
+                    i += 2;
                 }
             }
-            hit != negate && glob(&p[end + 1..], &s[1..])
+            b'*' => {
+                toks.push(Tok::Star);
+                i += 1;
+            }
+            b'?' => {
+                toks.push(Tok::Any);
+                i += 1;
+            }
+            b'[' => match p[i + 1..].iter().position(|c| *c == b']') {
+                // No closing bracket: a literal `[`.
+                None => {
+                    toks.push(Tok::Lit(b'['));
+                    i += 1;
+                }
+                Some(len) => {
+                    let mut class = &p[i + 1..i + 1 + len];
+                    let negate = matches!(class.first(), Some(b'^' | b'!'));
+                    if negate {
+                        class = &class[1..];
+                    }
+                    let mut ranges = Vec::new();
+                    let mut j = 0;
+                    while j < class.len() {
+                        if j + 2 < class.len() && class[j + 1] == b'-' {
+                            ranges.push((class[j], class[j + 2]));
+                            j += 3;
+                        } else {
+                            ranges.push((class[j], class[j]));
+                            j += 1;
+                        }
+                    }
+                    toks.push(Tok::Class(ranges, negate));
+                    i += len + 2;
+                }
+            },
+            b'\\' if i + 1 < p.len() => {
+                toks.push(Tok::Lit(p[i + 1]));
+                i += 2;
+            }
+            c => {
+                toks.push(Tok::Lit(c));
+                i += 1;
+            }
         }
-        b'\\' if p.len() > 1 => !s.is_empty() && s[0] == p[1] && glob(&p[2..], &s[1..]),
-        c => !s.is_empty() && s[0] == c && glob(&p[1..], &s[1..]),
     }
+    toks
+}
+
+/// Glob match of a whole path (`/`-separated) against a pattern.
+///
+/// The pattern is compiled to a small automaton and run over the name once, keeping the set
+/// of live positions (no backtracking, no recursion): a `.dockerignore` is untrusted input,
+/// and a pattern full of stars must cost linear time, as moby's regexp-based matcher does.
+pub fn glob(p: &[u8], s: &[u8]) -> bool {
+    let toks = compile(p);
+    let n = toks.len();
+    // `seen[i] == step` marks state `i` as live in the set being built for `step`, so a
+    // step costs the number of live states, not the pattern's length.
+    let mut seen = vec![usize::MAX; n + 1];
+    // Adds state `i` and everything reachable from it without consuming a byte.
+    fn close(toks: &[Tok], seen: &mut [usize], live: &mut Vec<usize>, step: usize, mut i: usize) {
+        loop {
+            if seen[i] == step {
+                return;
+            }
+            seen[i] = step;
+            live.push(i);
+            match toks.get(i) {
+                Some(Tok::Star | Tok::DStar) => i += 1,
+                Some(Tok::DStarSlash) => {
+                    close(toks, seen, live, step, i + 1);
+                    i += 2;
+                }
+                _ => return,
+            }
+        }
+    }
+    let mut cur = Vec::new();
+    close(&toks, &mut seen, &mut cur, 0, 0);
+    let mut next = Vec::new();
+    for (k, &c) in s.iter().enumerate() {
+        let step = k + 1;
+        next.clear();
+        for &i in &cur {
+            let Some(tok) = toks.get(i) else { continue };
+            let (stay, advance) = match tok {
+                Tok::Lit(l) => (false, *l == c),
+                Tok::Any => (false, c != b'/'),
+                Tok::Class(ranges, negate) => (
+                    false,
+                    c != b'/' && ranges.iter().any(|(a, b)| *a <= c && c <= *b) != *negate,
+                ),
+                Tok::Star => (c != b'/', false),
+                Tok::DStar => (true, false),
+                Tok::DStarSlash => (false, false),
+                Tok::DStarSlashBody => (true, c == b'/'),
+            };
+            if stay {
+                close(&toks, &mut seen, &mut next, step, i);
+            }
+            if advance {
+                close(&toks, &mut seen, &mut next, step, i + 1);
+            }
+        }
+        if next.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    cur.contains(&n)
 }
 
 #[cfg(test)]
@@ -247,6 +320,47 @@ mod tests {
         assert!(glob(b"\\*", b"*"));
         assert!(!glob(b"\\*", b"x"));
         assert!(glob(b"**", b"anything/at/all"));
+    }
+
+    #[test]
+    fn glob_edge_cases() {
+        assert!(glob(b"a[b", b"a[b"), "an unclosed [ is literal");
+        assert!(!glob(b"a[b", b"ab"));
+        assert!(glob(b"\\", b"\\"), "a trailing escape is literal");
+        assert!(glob(b"*", b""));
+        assert!(!glob(b"*", b"a/b"));
+        assert!(glob(b"***", b"a/b"), "** then * still crosses directories");
+        assert!(glob(b"**/", b"a/"));
+        assert!(!glob(b"**/x", b"ax"));
+        assert!(glob(b"**/x", b"x"));
+        assert!(glob(b"a*b*c", b"aXbYbZc"));
+        assert!(!glob(b"a*b*c", b"aXbYbZ"));
+        assert!(glob(b"[!x]", b"y") && !glob(b"[!x]", b"x") && !glob(b"[!x]", b"/"));
+        assert!(!glob(b"", b"a") && glob(b"", b""));
+    }
+
+    /// Found by thinking like the fuzzer: star-heavy patterns used to backtrack
+    /// exponentially, and long patterns recursed once per byte (a stack overflow aborts the
+    /// whole daemon). Both are untrusted `.dockerignore` input.
+    #[test]
+    fn hostile_patterns_are_cheap() {
+        let t = std::time::Instant::now();
+        let p = "*a".repeat(40) + "b";
+        let s = "a".repeat(200);
+        assert!(!glob(p.as_bytes(), s.as_bytes()));
+        let p = "**a".repeat(40) + "b";
+        assert!(!glob(p.as_bytes(), s.as_bytes()));
+        let long = "*".repeat(1_000_000);
+        assert!(glob(long.as_bytes(), b"abc"));
+        let lits = "a".repeat(1_000_000);
+        assert!(glob(lits.as_bytes(), lits.as_bytes()));
+        let i = Ignore::parse(&format!("{}\n!{}\n", "*x".repeat(500), "**/y".repeat(500)));
+        assert!(!i.excluded(&"x/".repeat(500)));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

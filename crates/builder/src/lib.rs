@@ -4,18 +4,24 @@
 //! ([`shell`]), `.dockerignore` matching ([`ignore`]), the file operations of `COPY`/`ADD`
 //! ([`copy`]) and the build itself ([`engine`]) over a small [`engine::Backend`] trait that
 //! the daemon implements with real containers and its image store.
+//!
+//! The `engine` feature (on by default) carries [`copy`] and [`engine`]; without it the
+//! crate is just the parsers, for the fuzz package.
 
+#[cfg(feature = "engine")]
 pub mod copy;
+#[cfg(feature = "engine")]
 pub mod engine;
 pub mod ignore;
 pub mod parser;
 pub mod shell;
 
+#[cfg(feature = "engine")]
 pub use engine::{build, Backend, BuildError, ImageState, Options, RunConfig};
 pub use ignore::Ignore;
 pub use parser::{parse, Dockerfile, Instruction, ParseError};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "engine"))]
 mod engine_tests;
 #[cfg(test)]
 mod parser_tests;

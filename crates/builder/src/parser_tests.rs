@@ -311,3 +311,26 @@ fn fuzz_parser_never_panics() {
     }
     eprintln!("fuzz: {runs} inputs, seed {seed}");
 }
+
+/// `${a:-${a:-...}}` recursed once per level: 100k levels overflowed the stack of the thread
+/// expanding it (an abort of the whole daemon). Nesting is bounded now, and the error is a
+/// value; ordinary nesting still works.
+#[test]
+fn deeply_nested_substitution_is_an_error_not_a_stack_overflow() {
+    let r = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            let vars = crate::shell::Vars::new();
+            let deep = "${a:-".repeat(100_000) + "x" + &"}".repeat(100_000);
+            let e = expand_word(&deep, &vars, '\\').unwrap_err();
+            assert!(e.contains("nested more than 64 levels"), "{e}");
+            assert!(expand_words(&deep, &vars, '\\').is_err());
+            let ok = "${a:-${b:-${c:-deep}}}";
+            assert_eq!(expand_word(ok, &vars, '\\').unwrap(), "deep");
+            let df = parse(&format!("FROM x\nENV A={deep}\n")).unwrap();
+            assert_eq!(df.instructions.len(), 2);
+        })
+        .unwrap()
+        .join();
+    assert!(r.is_ok());
+}

@@ -11,16 +11,27 @@ pub type Vars = HashMap<String, String>;
 
 /// Expands one word (quotes removed, no splitting).
 pub fn expand_word(s: &str, vars: &Vars, escape: char) -> Result<String, String> {
-    let words = lex(s, vars, escape, false)?;
+    let words = lex(s, vars, escape, false, 0)?;
     Ok(words.into_iter().next().unwrap_or_default())
 }
 
 /// Expands and splits on unquoted whitespace (values of unquoted variables split too).
 pub fn expand_words(s: &str, vars: &Vars, escape: char) -> Result<Vec<String>, String> {
-    lex(s, vars, escape, true)
+    lex(s, vars, escape, true, 0)
 }
 
-fn lex(s: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec<String>, String> {
+/// How deep `${a:-${b:-...}}` may nest. Each level recurses; without a bound a hostile
+/// Dockerfile could overflow the stack of the daemon thread parsing it (an abort, not an
+/// error). Real Dockerfiles nest two or three levels.
+const MAX_NESTING: usize = 64;
+
+fn lex(
+    s: &str,
+    vars: &Vars,
+    escape: char,
+    split: bool,
+    depth: usize,
+) -> Result<Vec<String>, String> {
     let chars: Vec<char> = s.chars().collect();
     let mut words = Vec::new();
     let mut cur = String::new();
@@ -75,7 +86,7 @@ fn lex(s: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec<String>, S
                     continue;
                 }
                 if d == '$' {
-                    let (v, n) = dollar(&chars[i..], vars, escape)?;
+                    let (v, n) = dollar(&chars[i..], vars, escape, depth)?;
                     cur.push_str(&v);
                     i += n;
                     continue;
@@ -97,7 +108,7 @@ fn lex(s: &str, vars: &Vars, escape: char, split: bool) -> Result<Vec<String>, S
             continue;
         }
         if c == '$' {
-            let (v, n) = dollar(&chars[i..], vars, escape)?;
+            let (v, n) = dollar(&chars[i..], vars, escape, depth)?;
             i += n;
             if split {
                 // An unquoted expansion splits on whitespace like the shell.
@@ -138,7 +149,12 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Expands a `$...` at the start of `s`; returns the value and the characters consumed.
-fn dollar(s: &[char], vars: &Vars, escape: char) -> Result<(String, usize), String> {
+fn dollar(
+    s: &[char],
+    vars: &Vars,
+    escape: char,
+    nesting: usize,
+) -> Result<(String, usize), String> {
     debug_assert_eq!(s.first(), Some(&'$'));
     if s.len() < 2 {
         return Ok(("$".into(), 1));
@@ -190,7 +206,15 @@ fn dollar(s: &[char], vars: &Vars, escape: char) -> Result<(String, usize), Stri
             } else {
                 return Err(format!("unsupported modifier ({op}) in substitution"));
             };
-            let word = expand_word(word, vars, escape)?;
+            if nesting >= MAX_NESTING {
+                return Err(format!(
+                    "variable substitution nested more than {MAX_NESTING} levels deep"
+                ));
+            }
+            let word = lex(word, vars, escape, false, nesting + 1)?
+                .into_iter()
+                .next()
+                .unwrap_or_default();
             let set = val.is_some();
             let nonempty = val.is_some_and(|v| !v.is_empty());
             match kind {

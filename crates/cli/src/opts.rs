@@ -55,6 +55,12 @@ pub struct ContainerOpts {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", value_name = "list")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long, value_name = "string")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long, value_name = "string")]
+    pub ip6: Option<String>,
     /// Give extended privileges to this container
     #[arg(long)]
     pub privileged: bool,
@@ -579,11 +585,16 @@ pub fn build_create(
     let mut endpoints = Map::new();
     let builtin = ["bridge", "host", "none", "default"].contains(&network.as_str())
         || network.starts_with("container:");
-    if o.network.is_some() && (!builtin || !o.network_alias.is_empty()) {
-        endpoints.insert(
-            network.clone(),
-            json!({"Aliases": list_or_null(&o.network_alias)}),
-        );
+    let fixed_ip = o.ip.is_some() || o.ip6.is_some();
+    if (o.network.is_some() && (!builtin || !o.network_alias.is_empty())) || fixed_ip {
+        let mut ep = json!({"Aliases": list_or_null(&o.network_alias)});
+        if fixed_ip {
+            ep["IPAMConfig"] = json!({
+                "IPv4Address": o.ip.clone().unwrap_or_default(),
+                "IPv6Address": o.ip6.clone().unwrap_or_default(),
+            });
+        }
+        endpoints.insert(network.clone(), ep);
     }
 
     let mut host_config = json!({

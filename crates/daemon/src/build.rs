@@ -159,6 +159,35 @@ impl Daemon {
         })
     }
 
+    /// Records a build step's (or a commit's) image as an untagged image whose parent is
+    /// `parent`, as Docker's legacy builder leaves one per step (`docker images -a`,
+    /// `.Parent`); the final step's record is the built image itself.
+    fn register_step(&self, img: &ImageState, parent: &str) -> Result<()> {
+        let existing: Option<ImageRecord> = self.store.image(&img.id).map_err(internal)?;
+        let size = self.layers_size(&img.layers);
+        let rec = ImageRecord {
+            id: img.id.clone(),
+            layers: img.layers.clone(),
+            size: size as i64,
+            loaded_at: existing
+                .as_ref()
+                .map(|r| r.loaded_at.clone())
+                .unwrap_or_else(now_rfc3339),
+            repo_digests: existing.map(|r| r.repo_digests).unwrap_or_default(),
+            parent: parent.to_string(),
+        };
+        self.store.put_image(&img.id, &rec).map_err(internal)
+    }
+
+    fn layers_size(&self, layers: &[String]) -> u64 {
+        layers
+            .iter()
+            .filter_map(|l| Digest::parse(l).ok())
+            .filter_map(|d| self.images.layer_info(&d).ok())
+            .map(|i| i.size)
+            .sum()
+    }
+
     /// Records a built or committed image and tags it; returns the familiar tag names.
     fn register_built(&self, img: &ImageState, tags: &[String]) -> Result<Vec<String>> {
         let mut size = 0u64;
@@ -319,31 +348,84 @@ impl Daemon {
         })
     }
 
-    /// The layer cache as `GET /system/df` reports it (`BuildCache`): one record per cache
-    /// entry. A step's size is the layer it added; it is `Shared` when an image also holds
-    /// that layer (prune would not free it), so the docker CLI's size and reclaimable
-    /// columns count exactly what `builder prune` frees.
-    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+    /// The build cache entries (step key → step image) whose image still exists, by key.
+    fn cache_entries(&self) -> Vec<(String, CacheEntry, std::fs::Metadata)> {
         let dir = self.builder_dir().join("cache");
-        let images: Vec<ImageRecord> = self.store.images().unwrap_or_default();
-        let used: std::collections::HashSet<&String> =
-            images.iter().flat_map(|r| r.layers.iter()).collect();
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .collect();
-        files.sort_by_key(|e| e.file_name());
-        let mut counted = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for e in files {
-            let Ok(entry) =
-                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
-            else {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let key = e.file_name().to_string_lossy().into_owned();
+            if key.starts_with('.') {
+                continue;
+            }
+            let (Ok(raw), Ok(meta)) = (std::fs::read(e.path()), e.metadata()) else {
                 continue;
             };
-            let key = e.file_name().to_string_lossy().into_owned();
+            if let Ok(entry) = serde_json::from_slice::<CacheEntry>(&raw) {
+                out.push((key, entry, meta));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Images something other than the build cache keeps: tagged ones, those containers
+    /// use, and every ancestor of those (the step images a tagged image was built on).
+    fn images_kept(&self, records: &[ImageRecord]) -> std::collections::HashSet<String> {
+        let by_id: std::collections::HashMap<&str, &ImageRecord> =
+            records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut seeds: Vec<String> = self
+            .store
+            .tags()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, id, _)| id)
+            .collect();
+        seeds.extend(
+            crate::lock(&self.containers)
+                .values()
+                .map(|c| c.image_id.clone()),
+        );
+        // Images that did not come from a build (loaded, pulled, imported) are never
+        // the cache's to remove, tagged or not.
+        let built: std::collections::HashSet<String> = self
+            .cache_entries()
+            .into_iter()
+            .map(|(_, e, _)| e.id)
+            .collect();
+        seeds.extend(
+            records
+                .iter()
+                .filter(|r| !built.contains(&r.id))
+                .map(|r| r.id.clone()),
+        );
+        let mut kept = std::collections::HashSet::new();
+        for mut id in seeds {
+            while !id.is_empty() && kept.insert(id.clone()) {
+                id = by_id
+                    .get(id.as_str())
+                    .map(|r| r.parent.clone())
+                    .unwrap_or_default();
+            }
+        }
+        kept
+    }
+
+    /// The build cache as `GET /system/df` reports it (`BuildCache`): one record per cache
+    /// entry whose step image exists. A step's size is the layer it added (0 for a config
+    /// step); it is `Shared` when something besides the cache keeps its image (a tag, a
+    /// container, a tagged image built on it), so the docker CLI's size and reclaimable
+    /// columns count exactly what `builder prune` frees.
+    pub(crate) fn build_cache_usage(&self) -> Vec<serde_json::Value> {
+        let records: Vec<ImageRecord> = self.store.images().unwrap_or_default();
+        let by_id: std::collections::HashMap<&str, &ImageRecord> =
+            records.iter().map(|r| (r.id.as_str(), r)).collect();
+        let kept = self.images_kept(&records);
+        let mut counted = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (key, entry, meta) in self.cache_entries() {
+            let Some(rec) = by_id.get(entry.id.as_str()) else {
+                continue;
+            };
             let config = Digest::parse(&entry.id)
                 .ok()
                 .and_then(|d| self.images.get_blob(&d).ok())
@@ -357,25 +439,26 @@ impl Daemon {
                 .as_ref()
                 .and_then(|c| c.created.clone())
                 .unwrap_or_else(now_rfc3339);
-            let last_used = e
-                .metadata()
-                .and_then(|m| m.modified())
+            let last_used = meta
+                .modified()
                 .map(|t| {
                     chrono::DateTime::<chrono::Utc>::from(t)
                         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
                 })
                 .unwrap_or_else(|_| created.clone());
-            // A config-only step adds no layer: its top layer is its parent step's.
-            let (size, shared) = match entry.layers.last() {
-                Some(top) if counted.insert(top.clone()) => {
-                    let size = Digest::parse(top)
+            // A config-only step adds no layer: its top layer is its parent's.
+            let parent_top = by_id
+                .get(rec.parent.as_str())
+                .and_then(|p| p.layers.last().cloned());
+            let size = match rec.layers.last() {
+                Some(top) if Some(top) != parent_top.as_ref() && counted.insert(top.clone()) => {
+                    Digest::parse(top)
                         .ok()
                         .and_then(|d| self.images.layer_info(&d).ok())
                         .map(|i| i.size)
-                        .unwrap_or(0);
-                    (size, used.contains(top))
+                        .unwrap_or(0)
                 }
-                _ => (0, false),
+                _ => 0,
             };
             out.push(serde_json::json!({
                 "ID": key.chars().take(25).collect::<String>(),
@@ -383,7 +466,7 @@ impl Daemon {
                 "Type": "regular",
                 "Description": description,
                 "InUse": false,
-                "Shared": shared,
+                "Shared": kept.contains(&entry.id),
                 "Size": size,
                 "CreatedAt": created,
                 "LastUsedAt": last_used,
@@ -439,51 +522,49 @@ impl Daemon {
         out
     }
 
-    /// `POST /build/prune`: forgets every cache entry and removes the layers and configs
-    /// that only the cache kept (intermediate steps, earlier stages).
+    /// `POST /build/prune`: forgets every cache entry and removes the step images only the
+    /// cache kept (an earlier stage's steps, a failed build's steps, the steps of an image
+    /// whose tag moved on), children first, with the layers no other image uses. Images a
+    /// tag or container keeps, and the steps they were built on, stay.
     pub async fn build_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
         let _g = self.image_lock.lock().await;
-        let dir = self.builder_dir().join("cache");
-        let images: Vec<ImageRecord> = self.store.images().map_err(internal)?;
-        let used: std::collections::HashSet<&String> =
-            images.iter().flat_map(|r| r.layers.iter()).collect();
-        let ids: std::collections::HashSet<&String> = images.iter().map(|r| &r.id).collect();
+        let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let kept = self.images_kept(&records);
+        let entries = self.cache_entries();
         let mut deleted = Vec::new();
-        let mut chains = std::collections::BTreeSet::new();
-        let mut configs = std::collections::BTreeSet::new();
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if let Ok(entry) =
-                serde_json::from_slice::<CacheEntry>(&std::fs::read(e.path()).unwrap_or_default())
-            {
-                chains.extend(entry.layers.into_iter().filter(|l| !used.contains(l)));
-                if !ids.contains(&entry.id) {
-                    configs.insert(entry.id);
-                }
+        let mut candidates = std::collections::BTreeSet::new();
+        let dir = self.builder_dir().join("cache");
+        for (key, entry, _) in &entries {
+            if !kept.contains(&entry.id) && records.iter().any(|r| r.id == entry.id) {
+                candidates.insert(entry.id.clone());
             }
-            let _ = std::fs::remove_file(e.path());
-            deleted.push(e.file_name().to_string_lossy().into_owned());
+            let _ = std::fs::remove_file(dir.join(key));
+            deleted.push(key.clone());
         }
-        // Build containers still running hold their layers' directories as lowerdirs.
-        let in_use: std::collections::HashSet<String> = crate::lock(&self.containers)
-            .values()
-            .filter_map(|c| c.top_layer.clone())
-            .collect();
         let mut space = 0u64;
-        for chain in chains.iter().rev() {
-            if in_use.contains(chain) {
-                continue;
-            }
-            if let Ok(d) = Digest::parse(chain) {
-                if let Ok(info) = self.images.layer_info(&d) {
-                    space += info.size;
-                    let _ = self.images.delete_blob(&info.diff_id);
-                    let _ = self.images.remove_layer(&d);
+        loop {
+            let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+            let parents: std::collections::HashSet<&String> =
+                records.iter().map(|r| &r.parent).collect();
+            let Some(rec) = records
+                .iter()
+                .find(|r| candidates.contains(&r.id) && !parents.contains(&r.id))
+            else {
+                break;
+            };
+            candidates.remove(&rec.id);
+            let sizes: std::collections::HashMap<String, u64> = rec
+                .layers
+                .iter()
+                .filter_map(|l| {
+                    let d = Digest::parse(l).ok()?;
+                    Some((l.clone(), self.images.layer_info(&d).ok()?.size))
+                })
+                .collect();
+            for item in self.delete_image_and_layers(rec)? {
+                if let berth_api_types::image::DeleteItem::Deleted(x) = item {
+                    space += sizes.get(&x).copied().unwrap_or(0);
                 }
-            }
-        }
-        for c in configs {
-            if let Ok(d) = Digest::parse(&c) {
-                let _ = self.images.delete_blob(&d);
             }
         }
         Ok((deleted, space))
@@ -591,6 +672,7 @@ impl Daemon {
         let mut layers = base.layers.clone();
         layers.push(layer.chain_id.to_string());
         let img = self.store_config(&cfg, layers)?;
+        self.register_step(&img, &base.id)?;
         let tags: Vec<String> = tag.into_iter().collect();
         self.register_built(&img, &tags)?;
         self.emit_image(
@@ -859,6 +941,9 @@ impl berth_builder::Backend for BuildBackend {
             .daemon
             .store_config(&config, layers)
             .map_err(|e| e.message)?;
+        self.daemon
+            .register_step(&img, &parent.id)
+            .map_err(|e| e.message)?;
         Ok((img, layered))
     }
 
@@ -867,9 +952,14 @@ impl berth_builder::Backend for BuildBackend {
         parent: &ImageState,
         config: ImageConfig,
     ) -> std::result::Result<ImageState, String> {
-        self.daemon
+        let img = self
+            .daemon
             .store_config(&config, parent.layers.clone())
-            .map_err(|e| e.message)
+            .map_err(|e| e.message)?;
+        self.daemon
+            .register_step(&img, &parent.id)
+            .map_err(|e| e.message)?;
+        Ok(img)
     }
 
     async fn remove_container(&self, id: &str) {
@@ -882,6 +972,9 @@ impl berth_builder::Backend for BuildBackend {
         let path = self.daemon.builder_dir().join("cache").join(key);
         let raw = std::fs::read(&path).ok()?;
         let entry: CacheEntry = serde_json::from_slice(&raw).ok()?;
+        // The cache is the step images: once one is deleted (`rmi` of the image built on
+        // it, `builder prune`), its entry no longer hits.
+        let _: ImageRecord = self.daemon.store.image(&entry.id).ok()??;
         let digest = Digest::parse(&entry.id).ok()?;
         let images = &self.daemon.images;
         for l in &entry.layers {

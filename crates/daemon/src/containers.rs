@@ -320,12 +320,23 @@ impl Daemon {
                 hc.extra_hosts.as_deref().unwrap_or_default(),
             ),
         };
+        let hosts = crate::network_v6::hosts_with_ipv6(
+            hosts,
+            attached.as_ref(),
+            &c.config.hostname,
+            &c.config.domainname,
+        );
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // On a user-defined network the embedded DNS (on the gateway) answers unless --dns.
+        // On a user-defined network the embedded DNS (on the gateway) answers; `--dns`
+        // servers are its upstreams for this container (see network.rs), as with Docker.
         let dns = match attached.as_ref().and_then(|a| a.dns) {
-            Some(ip) if hc.dns.as_deref().unwrap_or_default().is_empty() => vec![ip.to_string()],
-            _ => hc.dns.clone().unwrap_or_default(),
+            Some(ip) => vec![ip.to_string()],
+            _ => hc
+                .dns
+                .clone()
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| crate::network::daemon_nameservers(&self.cfg.dns)),
         };
         let resolv = spec::resolv_conf_contents(
             &host_resolv,
@@ -340,6 +351,11 @@ impl Daemon {
         let mut hosts_path = rt.hosts_path(id);
         let mut resolv_path = rt.resolv_conf_path(id);
         let mut config = std::borrow::Cow::Borrowed(&c.config);
+        let link_env = self.link_env(c)?;
+        if !link_env.is_empty() {
+            let env = config.to_mut().env.get_or_insert_with(Vec::new);
+            *env = [link_env, std::mem::take(env)].concat();
+        }
         if let Some(j) = &joined {
             // `--network container:` shares the target's /etc files and hostname, as Docker does.
             hostname_path = rt.hostname_path(&j.id);

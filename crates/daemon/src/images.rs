@@ -21,7 +21,7 @@ use crate::model::{now_rfc3339, unix_seconds};
 use crate::{internal, Daemon, Result};
 
 /// The record kept in the metadata store for each image.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageRecord {
     /// `sha256:<config digest>`.
     pub id: String,
@@ -32,6 +32,10 @@ pub struct ImageRecord {
     /// `domain/path@sha256:...` of the manifests this image was pulled as or pushed as.
     #[serde(default)]
     pub repo_digests: Vec<String>,
+    /// The image this one was built or committed on (`Parent` in inspect): each build step
+    /// is an image whose parent is the previous step's, as with Docker's legacy builder.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub parent: String,
 }
 
 /// A resolved image: its record plus the parsed config.
@@ -235,6 +239,8 @@ impl Daemon {
     pub fn image_list(&self, opts: ImageListOptions) -> Result<Vec<it::Summary>> {
         let tags = self.tags_by_image()?;
         let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let parents: std::collections::HashSet<String> =
+            records.iter().map(|r| r.parent.clone()).collect();
         let mut entries = Vec::new();
         for r in records {
             entries.push(self.entry(r)?);
@@ -289,8 +295,14 @@ impl Daemon {
                 .as_ref()
                 .and_then(|c| c.labels.clone())
                 .unwrap_or_default();
+            // Untagged images with children are a build's intermediate steps: only `-a`
+            // lists them, and they are not dangling (Docker's `Heads`).
+            let has_children = parents.contains(&e.id);
+            if repo_tags.is_empty() && has_children && !opts.all {
+                continue;
+            }
             if let Some(d) = dangling {
-                if d != repo_tags.is_empty() {
+                if d != (repo_tags.is_empty() && !has_children) {
                     continue;
                 }
             }
@@ -313,7 +325,7 @@ impl Daemon {
             }
             out.push(it::Summary {
                 id: e.id.clone(),
-                parent_id: String::new(),
+                parent_id: e.record.parent.clone(),
                 repo_tags,
                 repo_digests: crate::registry::familiar_digests(&e.record.repo_digests),
                 created,
@@ -347,7 +359,7 @@ impl Daemon {
             id: e.id.clone(),
             repo_tags: tags,
             repo_digests: crate::registry::familiar_digests(&e.record.repo_digests),
-            parent: String::new(),
+            parent: e.record.parent.clone(),
             comment: e.config.comment.clone().unwrap_or_default(),
             created: e.config.created.clone().unwrap_or_default(),
             docker_version: e.config.docker_version.clone().unwrap_or_default(),
@@ -452,14 +464,20 @@ impl Daemon {
         force: bool,
         noprune: bool,
     ) -> Result<Vec<DeleteItem>> {
+        // Images (the one named and the untagged parents that go with it) get a delete
+        // event; the layers listed after each get none.
+        let images: std::collections::HashSet<String> = self
+            .store
+            .images::<ImageRecord>()
+            .map_err(internal)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         let items = self.image_remove_inner(name, force, noprune).await?;
-        // The first `Deleted` is the image itself; the rest are its layers, which get no event.
-        let mut image_deleted = false;
         for item in &items {
             match item {
                 DeleteItem::Untagged(r) => self.emit_image(r, "untag", r),
-                DeleteItem::Deleted(id) if !image_deleted => {
-                    image_deleted = true;
+                DeleteItem::Deleted(id) if images.contains(id) => {
                     self.emit_image(id, "delete", id);
                 }
                 DeleteItem::Deleted(_) => {}
@@ -472,7 +490,7 @@ impl Daemon {
         &self,
         name: &str,
         force: bool,
-        _noprune: bool,
+        noprune: bool,
     ) -> Result<Vec<DeleteItem>> {
         let _g = self.image_lock.lock().await;
         let e = self.resolve_image(name)?;
@@ -491,13 +509,20 @@ impl Daemon {
             .ok()
             .filter(|r| my_tags.contains(&r.to_string()));
         let mut out = Vec::new();
+        let has_children = self.image_has_children(&e.id)?;
         if let Some(r) = &by_reference {
             // A reference that is not the image's last tag is only untagged; removing the last
-            // one is an image delete, with the checks below.
-            if my_tags.len() > 1 {
+            // one is an image delete, with the checks below. An image other images were built
+            // on loses its tag but stays (as an intermediate image), as with Docker.
+            if my_tags.len() > 1 || (has_children && users.is_empty()) {
                 self.store.delete_tag(&r.to_string()).map_err(internal)?;
                 return Ok(vec![DeleteItem::Untagged(r.familiar_string())]);
             }
+        } else if has_children {
+            return Err(ApiError::conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image has dependent child images",
+                &e.id.trim_start_matches("sha256:")[..12]
+            )));
         } else if my_tags.len() > 1 && !force {
             return Err(ApiError::conflict(format!(
                 "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
@@ -541,11 +566,48 @@ impl Daemon {
         for d in crate::registry::familiar_digests(&e.record.repo_digests) {
             out.push(DeleteItem::Untagged(d));
         }
+        out.extend(self.delete_image_and_layers(&e.record)?);
+        // Its untagged parents that nothing else needs go too (a build's intermediate step
+        // images), as Docker's delete does unless `noprune`.
+        let mut parent = e.record.parent.clone();
+        while !noprune && !parent.is_empty() {
+            let Some(rec) = self.image_record(&parent)? else {
+                break;
+            };
+            let tagged = self
+                .store
+                .tags()
+                .map_err(internal)?
+                .iter()
+                .any(|(_, id, _)| *id == rec.id);
+            let used = crate::lock(&self.containers)
+                .values()
+                .any(|c| c.image_id == rec.id);
+            if tagged || used || self.image_has_children(&rec.id)? {
+                break;
+            }
+            out.extend(self.delete_image_and_layers(&rec)?);
+            parent = rec.parent.clone();
+        }
+        Ok(out)
+    }
+
+    /// Whether another image names `id` as its parent.
+    pub(crate) fn image_has_children(&self, id: &str) -> Result<bool> {
+        let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        Ok(all.iter().any(|r| r.parent == id))
+    }
+
+    /// Deletes an image record, the layers no other image uses and its config blob;
+    /// returns the `Deleted` items (the image, then each freed layer). The caller holds
+    /// `image_lock` and has done the checks.
+    pub(crate) fn delete_image_and_layers(&self, e: &ImageRecord) -> Result<Vec<DeleteItem>> {
+        let mut out = Vec::new();
         self.store.delete_image(&e.id).map_err(internal)?;
         out.push(DeleteItem::Deleted(e.id.clone()));
         // Layers no other image uses go too; blobs last so a crash leaves only garbage, never a hole.
         let remaining: Vec<ImageRecord> = self.store.images().map_err(internal)?;
-        for chain in e.record.layers.iter().rev() {
+        for chain in e.layers.iter().rev() {
             if remaining.iter().any(|r| r.layers.contains(chain)) {
                 continue;
             }
@@ -576,6 +638,10 @@ impl Daemon {
             repo_digests: existing
                 .as_ref()
                 .map(|r| r.repo_digests.clone())
+                .unwrap_or_default(),
+            parent: existing
+                .as_ref()
+                .map(|r| r.parent.clone())
                 .unwrap_or_default(),
             loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
         };

@@ -14,11 +14,13 @@ mod exec;
 mod health;
 mod housekeeping;
 mod images;
+mod links;
 mod logdriver;
 mod logs;
 pub mod model;
 pub mod names;
 mod network;
+mod network_v6;
 mod networks_api;
 mod registry;
 mod reload;
@@ -67,6 +69,9 @@ pub struct DaemonConfig {
     pub registry_chunk_size: Option<u64>,
     /// Verify TLS for loopback registries too (hidden `--registry-verify-loopback`, tests).
     pub registry_verify_loopback: bool,
+    /// `--dns`: upstream servers of the embedded DNS and default nameservers of containers
+    /// (empty: the host's resolv.conf).
+    pub dns: Vec<String>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

@@ -8,15 +8,15 @@
 //! addresses and host ports as taken and rebuilds its nftables table from them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use berth_api_types::container as ct;
 use berth_api_types::ApiError;
-use berth_network::ipam::{mac_for, Pool, Subnet};
-use berth_network::nft::{self, BridgeRules, PortRule, Proto, Ruleset};
+use berth_network::ipam::{mac_for, Pool, Pool6, Subnet, Subnet6};
+use berth_network::nft::{self, BridgeRules, PortRule, PortRule6, Proto, Ruleset};
 use berth_network::ops::{Attachment, LinkOps, Rtnetlink};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,13 @@ pub(crate) struct Network {
     pub internal: bool,
     #[serde(default)]
     pub ip_range: Option<Subnet>,
+    /// IPv6 (`EnableIPv6`): the network's IPv6 subnet, gateway and `--ip-range`.
+    #[serde(default)]
+    pub subnet6: Option<Subnet6>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub ip_range6: Option<Subnet6>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -74,6 +81,20 @@ pub(crate) struct Endpoint {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// The IPv6 address on networks with IPv6 enabled, its prefix length and gateway.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Legacy `--link`s on a user-defined network: `(alias, linked container's name)`, names
+    /// only this container resolves.
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
+    /// `--dns` servers of the container: the embedded DNS forwards its questions there.
+    #[serde(default)]
+    pub upstreams: Vec<std::net::SocketAddr>,
 }
 
 fn default_ifname() -> String {
@@ -89,6 +110,9 @@ pub(crate) struct Membership {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`: a fixed IPv6 address on this network.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     /// `--mac-address` for this network's interface.
     #[serde(default)]
     pub mac: Option<String>,
@@ -99,14 +123,16 @@ pub(crate) struct State {
     /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
     memberships: HashMap<String, Vec<Membership>>,
     pools: HashMap<String, Pool>,
+    /// IPv6 pools of the networks with IPv6 enabled.
+    pools6: HashMap<String, Pool6>,
     /// Container id → its endpoints.
     endpoints: HashMap<String, Vec<Endpoint>>,
     /// Sockets bound (not listening) on published host ports, so no one else can take them
     /// while the container runs; the traffic itself is redirected by DNAT before it could
     /// reach them.
     reservations: HashMap<String, Vec<OwnedFd>>,
-    /// Embedded DNS servers, one per user-defined network.
-    dns: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Container id → its userland proxies for published ports on [::1].
+    proxies6: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
 
 pub(crate) struct NetService {
@@ -117,12 +143,18 @@ pub(crate) struct NetService {
     state: std::sync::Arc<Mutex<State>>,
     /// Serializes nft table replacements so an older ruleset never lands after a newer one.
     apply_lock: Mutex<()>,
+    /// The embedded DNS servers of user-defined networks (their own thread and runtime).
+    dns: berth_network::dns::DnsServers,
+    /// Where the DNS servers send names that are no container.
+    dns_upstreams: berth_network::dns::Upstreams,
 }
 
 /// What a started container's spec and /etc files need from its network setup.
 pub(crate) struct Attached {
     pub netns: PathBuf,
     pub ip: Ipv4Addr,
+    /// The IPv6 address on the first network, when it has IPv6 enabled.
+    pub ip6: Option<Ipv6Addr>,
     /// The embedded DNS server's address, for containers whose first network is user-defined.
     pub dns: Option<Ipv4Addr>,
 }
@@ -142,8 +174,9 @@ impl NetService {
         let mut state = State {
             networks: BTreeMap::new(),
             memberships: HashMap::new(),
-            dns: HashMap::new(),
+            proxies6: HashMap::new(),
             pools: HashMap::new(),
+            pools6: HashMap::new(),
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
         };
@@ -180,6 +213,9 @@ impl NetService {
                     gateway,
                     internal: false,
                     ip_range: None,
+                    subnet6: None,
+                    gateway6: None,
+                    ip_range6: None,
                     labels: BTreeMap::new(),
                     options,
                     created: crate::model::now_rfc3339(),
@@ -188,7 +224,21 @@ impl NetService {
             state.pools.insert(id.clone(), pool);
             default_id = Some(id);
         }
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let (host_servers, search) = berth_network::dns::upstream_resolvers(&host_resolv);
+        let servers = if cfg.dns.is_empty() {
+            host_servers
+        } else {
+            berth_network::dns::parse_upstreams(&cfg.dns).map_err(|e| format!("--dns: {e}"))?
+        };
         Ok(NetService {
+            dns: berth_network::dns::DnsServers::new()
+                .map_err(|e| format!("starting the DNS thread: {e}"))?,
+            dns_upstreams: berth_network::dns::Upstreams {
+                servers,
+                search,
+                timeout: std::time::Duration::from_secs(3),
+            },
             ops: std::sync::Arc::new(Rtnetlink),
             table,
             exec_root: cfg.exec_root.clone(),
@@ -219,13 +269,30 @@ impl NetService {
                 .map(|n| BridgeRules {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet,
+                    subnet6: n.subnet6,
                     internal: n.internal,
                 })
                 .collect();
             let mut ports = Vec::new();
+            let mut ports6 = Vec::new();
             for eps in st.endpoints.values() {
                 for ep in eps {
                     for p in &ep.ports {
+                        // As with Docker, a port published on all addresses is reachable
+                        // over IPv6 too when the container has an IPv6 address.
+                        if let (Some(ip6), true) = (ep.ipv6, p.host_ip.is_unspecified()) {
+                            ports6.push(PortRule6 {
+                                proto: if p.proto == "udp" {
+                                    Proto::Udp
+                                } else {
+                                    Proto::Tcp
+                                },
+                                host_ip: None,
+                                host_port: p.host_port,
+                                container_ip: ip6,
+                                container_port: p.container_port,
+                            });
+                        }
                         ports.push(PortRule {
                             proto: if p.proto == "udp" {
                                 Proto::Udp
@@ -244,6 +311,7 @@ impl NetService {
                 table: self.table.clone(),
                 bridges,
                 ports,
+                ports6,
             }
             .script()
         };
@@ -262,7 +330,13 @@ impl NetService {
     fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), String> {
         self.ops
             .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if let (Some(subnet6), Some(gw6)) = (n.subnet6, n.gateway6) {
+            self.ops
+                .ensure_bridge_v6(&n.bridge, gw6, subnet6.prefix(), !n.internal)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 
     /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
@@ -292,6 +366,13 @@ impl NetService {
                                     tracing::warn!(container = %id, "re-marking {}: {e}", ep.ip);
                                 }
                             }
+                            if let (Some(ip6), Some(pool)) =
+                                (ep.ipv6, st.pools6.get_mut(&ep.network_id))
+                            {
+                                if let Err(e) = pool.reserve(ip6) {
+                                    tracing::warn!(container = %id, "re-marking {ip6}: {e}");
+                                }
+                            }
                             for p in &ep.ports {
                                 match reserve_port(&p.proto, p.host_ip, p.host_port) {
                                     Ok((fd, _)) => fds.push(fd),
@@ -303,6 +384,8 @@ impl NetService {
                             keep.push(ep.host_ifname.clone());
                         }
                         st.reservations.insert(id.clone(), fds);
+                        let proxies = crate::network_v6::loopback_proxies(&id, &eps);
+                        st.proxies6.insert(id.clone(), proxies);
                         st.endpoints.insert(id, eps);
                     }
                     other => {
@@ -399,6 +482,7 @@ impl NetService {
             network_id: n.id.clone(),
             aliases: Vec::new(),
             ipv4: None,
+            ipv6: None,
             mac: None,
         };
         if !matches!(mode, "none" | "host") && !mode.starts_with("container:") {
@@ -474,10 +558,11 @@ impl NetService {
                 .map_err(|e| internal(format!("publishing ports: {e}")))?;
         }
         let first = &plan[0].0;
-        let ip = self.endpoints(&c.id)[0].ip;
+        let ep0 = &self.endpoints(&c.id)[0];
         Ok(Attached {
             netns: ns,
-            ip,
+            ip: ep0.ip,
+            ip6: ep0.ipv6,
             dns: (first.name != DEFAULT_NETWORK).then_some(first.gateway),
         })
     }
@@ -492,13 +577,13 @@ impl NetService {
         ifname: &str,
         default_route: bool,
     ) -> crate::Result<Endpoint> {
-        let ip = {
+        let (ip, ipv6) = {
             let mut st = lock(&self.state);
             let pool = st
                 .pools
                 .get_mut(&net.id)
                 .ok_or_else(|| internal("network has no address pool"))?;
-            match m.ipv4 {
+            let ip = match m.ipv4 {
                 Some(ip) => {
                     pool.reserve(ip).map_err(|e| {
                         ApiError::invalid(format!(
@@ -509,13 +594,38 @@ impl NetService {
                     ip
                 }
                 None => pool.allocate().map_err(internal)?,
+            };
+            match allocate_v6(&mut st, net, m) {
+                Ok(ipv6) => (ip, ipv6),
+                Err(e) => {
+                    // Not registered yet: `release` would not give this one back.
+                    if let Some(pool) = st.pools.get_mut(&net.id) {
+                        pool.release(ip);
+                    }
+                    return Err(e);
+                }
             }
         };
         let mut dns_names = Vec::new();
+        let mut links = Vec::new();
+        let mut upstreams = Vec::new();
         if net.name != DEFAULT_NETWORK {
             dns_names.push(c.name.clone());
             dns_names.extend(m.aliases.iter().cloned());
             dns_names.push(c.id[..12].to_string());
+            links = crate::links::dns_links(c);
+            // As in Docker, a container on a user-defined network keeps the embedded DNS in
+            // its resolv.conf; its `--dns` servers become that server's upstreams for it
+            // (loopback ones would mean the container's own loopback: not reachable).
+            upstreams = c
+                .host_config
+                .dns
+                .iter()
+                .flatten()
+                .filter_map(|s| s.parse::<std::net::IpAddr>().ok())
+                .filter(|ip| !ip.is_loopback())
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+                .collect();
         }
         let ep = Endpoint {
             container_id: c.id.clone(),
@@ -532,6 +642,11 @@ impl NetService {
             dns_names,
             aliases: m.aliases.clone(),
             ports: Vec::new(),
+            ipv6,
+            prefix6: net.subnet6.map_or(0, |s| s.prefix()),
+            gateway6: ipv6.and(net.gateway6),
+            links,
+            upstreams,
         };
         lock(&self.state)
             .endpoints
@@ -549,6 +664,8 @@ impl NetService {
                 prefix: ep.prefix,
                 gateway: (!net.internal && default_route).then_some(net.gateway),
                 mac: ep.mac.clone(),
+                address6: ep.ipv6.map(|ip| (ip, ep.prefix6)),
+                gateway6: ep.gateway6.filter(|_| !net.internal && default_route),
             })
             .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
         Ok(ep)
@@ -571,7 +688,10 @@ impl NetService {
                 container_port: w.container_port,
             });
         }
-        lock(&self.state).reservations.insert(c.id.clone(), fds);
+        let proxies = crate::network_v6::loopback_proxies(&c.id, std::slice::from_ref(ep));
+        let mut st = lock(&self.state);
+        st.reservations.insert(c.id.clone(), fds);
+        st.proxies6.insert(c.id.clone(), proxies);
         Ok(())
     }
 
@@ -615,6 +735,9 @@ impl NetService {
             if let Some(pool) = st.pools.get_mut(network_id) {
                 pool.release(ep.ip);
             }
+            if let (Some(ip6), Some(pool)) = (ep.ipv6, st.pools6.get_mut(network_id)) {
+                pool.release(ip6);
+            }
             ep
         };
         if let Err(e) = self.ops.delete_link(&ep.host_ifname) {
@@ -628,10 +751,16 @@ impl NetService {
         let (eps, had_ports) = {
             let mut st = lock(&self.state);
             st.reservations.remove(id);
+            for p in st.proxies6.remove(id).unwrap_or_default() {
+                p.abort();
+            }
             let eps = st.endpoints.remove(id).unwrap_or_default();
             for ep in &eps {
                 if let Some(pool) = st.pools.get_mut(&ep.network_id) {
                     pool.release(ep.ip);
+                }
+                if let (Some(ip6), Some(pool)) = (ep.ipv6, st.pools6.get_mut(&ep.network_id)) {
+                    pool.release(ip6);
                 }
             }
             let had_ports = eps.iter().any(|e| !e.ports.is_empty());
@@ -722,34 +851,38 @@ impl NetService {
     }
 
     /// Brings up a user-defined network: its bridge, its DNS server and its rules.
-    pub(crate) fn add_network(&self, n: Network, pool: Pool) -> std::result::Result<(), String> {
+    pub(crate) fn add_network(
+        &self,
+        n: Network,
+        pool: Pool,
+        pool6: Option<Pool6>,
+    ) -> std::result::Result<(), String> {
         // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
         let _ = std::fs::create_dir_all(self.bridges_dir());
         let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
         self.ensure_bridge(&n)?;
-        let dns = self.start_dns(&n);
         {
             let mut st = lock(&self.state);
             st.pools.insert(n.id.clone(), pool);
-            st.networks.insert(n.id.clone(), n.clone());
-            match dns {
-                Ok(task) => {
-                    st.dns.insert(n.id.clone(), task);
-                }
-                Err(e) => tracing::warn!(network = %n.name, "embedded DNS not started: {e}"),
+            if let Some(p) = pool6 {
+                st.pools6.insert(n.id.clone(), p);
             }
+            st.networks.insert(n.id.clone(), n.clone());
+        }
+        if let Err(e) = self.start_dns(&n) {
+            tracing::error!(network = %n.name, "embedded DNS not started: {e}");
         }
         self.apply_rules()
     }
 
     /// Removes a user-defined network's bridge, DNS server and rules.
     pub(crate) fn remove_network(&self, id: &str) {
+        // First, so the sockets are closed before the gateway address goes away.
+        self.dns.stop(id);
         let net = {
             let mut st = lock(&self.state);
-            if let Some(task) = st.dns.remove(id) {
-                task.abort();
-            }
             st.pools.remove(id);
+            st.pools6.remove(id);
             for ms in st.memberships.values_mut() {
                 ms.retain(|m| m.network_id != id);
             }
@@ -770,23 +903,15 @@ impl NetService {
     }
 
     /// Serves DNS for a user-defined network on its gateway address (port 53).
-    fn start_dns(&self, n: &Network) -> std::io::Result<tokio::task::JoinHandle<()>> {
-        let std_sock = std::net::UdpSocket::bind((n.gateway, 53))?;
-        std_sock.set_nonblocking(true)?;
-        let sock = tokio::net::UdpSocket::from_std(std_sock)?;
-        let state = self.state.clone();
-        let net_id = n.id.clone();
-        let subnet = n.subnet;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let (upstream, search) = upstream_resolvers(&host_resolv);
-        Ok(tokio::spawn(serve_dns(
-            std::sync::Arc::new(sock),
-            state,
-            net_id,
-            subnet,
-            upstream,
-            search,
-        )))
+    fn start_dns(&self, n: &Network) -> std::io::Result<()> {
+        self.dns
+            .start(berth_network::dns::NetworkDns {
+                network_id: n.id.clone(),
+                listen: vec![std::net::SocketAddr::from((n.gateway, 53))],
+                directory: std::sync::Arc::new(StateDirectory(self.state.clone())),
+                upstreams: self.dns_upstreams.clone(),
+            })
+            .map(|_| ())
     }
 
     pub(crate) fn endpoints(&self, id: &str) -> Vec<Endpoint> {
@@ -957,7 +1082,32 @@ impl Daemon {
             let Some(net) = self.net.network(&ep.network_id) else {
                 continue;
             };
+            let fixed = self
+                .net
+                .memberships(&c.id)
+                .into_iter()
+                .find(|m| m.network_id == net.id)
+                .filter(|m| m.ipv4.is_some() || m.ipv6.is_some())
+                .map(|m| {
+                    let mut cfg = serde_json::Map::new();
+                    if let Some(ip) = m.ipv4 {
+                        cfg.insert("IPv4Address".into(), ip.to_string().into());
+                    }
+                    if let Some(ip) = m.ipv6 {
+                        cfg.insert("IPv6Address".into(), ip.to_string().into());
+                    }
+                    serde_json::Value::Object(cfg)
+                });
+            let base = ns.networks.get(&net.name).cloned().unwrap_or_default();
             let settings = ct::EndpointSettings {
+                ipam_config: fixed.or(base.ipam_config.clone()),
+                global_ipv6_address: ep.ipv6.map(|ip| ip.to_string()).unwrap_or_default(),
+                global_ipv6_prefix_len: if ep.ipv6.is_some() {
+                    i64::from(ep.prefix6)
+                } else {
+                    0
+                },
+                ipv6_gateway: ep.gateway6.map(|ip| ip.to_string()).unwrap_or_default(),
                 mac_address: ep.mac.clone(),
                 network_id: net.id.clone(),
                 endpoint_id: ep.endpoint_id.clone(),
@@ -966,7 +1116,7 @@ impl Daemon {
                 ip_prefix_len: i64::from(ep.prefix),
                 aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
                 dns_names: (!ep.dns_names.is_empty()).then(|| ep.dns_names.clone()),
-                ..ns.networks.get(&net.name).cloned().unwrap_or_default()
+                ..base
             };
             if net.name == DEFAULT_NETWORK {
                 ns.bridge = net.bridge.clone();
@@ -978,14 +1128,20 @@ impl Daemon {
             }
             ns.networks.insert(net.name.clone(), settings);
             for p in &ep.ports {
-                ports
+                let list = ports
                     .entry(format!("{}/{}", p.container_port, p.proto))
                     .or_insert(None)
-                    .get_or_insert_with(Vec::new)
-                    .push(ct::PortBinding {
-                        host_ip: p.host_ip.to_string(),
+                    .get_or_insert_with(Vec::new);
+                list.push(ct::PortBinding {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port.to_string(),
+                });
+                if crate::network_v6::also_on_v6(ep, p) {
+                    list.push(ct::PortBinding {
+                        host_ip: "::".to_string(),
                         host_port: p.host_port.to_string(),
                     });
+                }
             }
         }
         if !eps.is_empty() {
@@ -1009,6 +1165,14 @@ impl Daemon {
                     public_port: Some(p.host_port),
                     kind: p.proto.clone(),
                 });
+                if crate::network_v6::also_on_v6(&ep, p) {
+                    out.push(ct::Port {
+                        ip: "::".to_string(),
+                        private_port: p.container_port,
+                        public_port: Some(p.host_port),
+                        kind: p.proto.clone(),
+                    });
+                }
             }
         }
         out
@@ -1234,144 +1398,64 @@ impl Daemon {
     }
 }
 
-/// Non-loopback nameservers and the search domains of the host's resolv.conf.
-fn upstream_resolvers(resolv: &str) -> (Vec<std::net::SocketAddr>, Vec<String>) {
-    let mut servers = Vec::new();
-    let mut search = Vec::new();
-    for line in resolv.lines() {
-        let mut w = line.split_whitespace();
-        match w.next() {
-            Some("nameserver") => {
-                if let Some(ip) = w.next().and_then(|s| s.parse::<std::net::IpAddr>().ok()) {
-                    if !ip.is_loopback() {
-                        servers.push(std::net::SocketAddr::new(ip, 53));
-                    }
-                }
-            }
-            Some("search") | Some("domain") => {
-                search = w
-                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
-                    .collect()
-            }
-            _ => {}
-        }
-    }
-    (servers, search)
+/// The daemon's `--dns` servers that can go into a container's resolv.conf (which has no
+/// ports: `ip:port` entries only serve the embedded DNS).
+pub(crate) fn daemon_nameservers(dns: &[String]) -> Vec<String> {
+    dns.iter()
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        .cloned()
+        .collect()
 }
 
-/// The addresses `name` has on a network: container names, aliases and short ids of the
-/// running members. `None` when the name is unknown there.
-fn lookup(
-    st: &State,
-    network_id: &str,
-    client: Ipv4Addr,
-    name: &str,
-    search: &[String],
-) -> Option<Vec<Ipv4Addr>> {
-    // The asking container sees the members of every network it is on (as with Docker's
-    // per-container resolver), not just the one whose gateway it asked.
-    let mut networks: Vec<&str> = vec![network_id];
-    if let Some(eps) = st.endpoints.values().find(|eps| {
-        eps.iter()
-            .any(|e| e.network_id == network_id && e.ip == client)
-    }) {
-        networks = eps.iter().map(|e| e.network_id.as_str()).collect();
-    }
-    let name = name.trim_end_matches('.');
-    let mut candidates = vec![name.to_string()];
-    for dom in search {
-        if let Some(short) = name.strip_suffix(&format!(".{dom}")) {
-            candidates.push(short.to_string());
-        }
-    }
-    let mut found = Vec::new();
-    for eps in st.endpoints.values() {
-        for ep in eps
-            .iter()
-            .filter(|e| networks.contains(&e.network_id.as_str()))
-        {
-            if ep
-                .dns_names
-                .iter()
-                .any(|n| candidates.iter().any(|c| n.eq_ignore_ascii_case(c)))
-            {
-                found.push(ep.ip);
-            }
-        }
-    }
-    (!found.is_empty()).then_some(found)
-}
+/// The daemon's live endpoints, as the embedded DNS servers see them.
+struct StateDirectory(std::sync::Arc<Mutex<State>>);
 
-async fn serve_dns(
-    sock: std::sync::Arc<tokio::net::UdpSocket>,
-    state: std::sync::Arc<Mutex<State>>,
-    network_id: String,
-    subnet: Subnet,
-    upstream: Vec<std::net::SocketAddr>,
-    search: Vec<String>,
-) {
-    use berth_network::dns;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
-            continue;
-        };
-        // Only members of this network get answers: other networks stay invisible.
-        let std::net::SocketAddr::V4(src4) = src else {
-            continue;
-        };
-        if !subnet.contains(*src4.ip()) {
-            continue;
-        }
-        let msg = buf[..n].to_vec();
-        let Some(q) = dns::parse_query(&msg) else {
-            continue;
-        };
-        let found = lookup(&lock(&state), &network_id, *src4.ip(), &q.name, &search);
-        match found {
-            Some(addrs) => {
-                let addrs = if q.qtype == dns::TYPE_A {
-                    addrs
-                } else {
-                    Vec::new()
-                };
-                let _ = sock.send_to(&dns::answer(&q, &addrs, 0), src).await;
-            }
-            None if upstream.is_empty() || !q.name.contains('.') => {
-                // A single-label name that is no container here: nothing upstream knows it.
-                let _ = sock
-                    .send_to(&dns::answer(&q, &[], dns::RCODE_NXDOMAIN), src)
-                    .await;
-            }
-            None => {
-                let sock = sock.clone();
-                let upstream = upstream.clone();
-                tokio::spawn(async move {
-                    let reply = forward(&msg, &upstream).await;
-                    let out = reply.unwrap_or_else(|| dns::answer(&q, &[], dns::RCODE_SERVFAIL));
-                    let _ = sock.send_to(&out, src).await;
-                });
-            }
-        }
+impl berth_network::dns::Directory for StateDirectory {
+    fn endpoints(&self) -> Vec<berth_network::dns::DnsEndpoint> {
+        dns_endpoints(&lock(&self.0))
     }
 }
 
-/// Relays a query to the host's resolvers, first answer wins.
-async fn forward(msg: &[u8], upstream: &[std::net::SocketAddr]) -> Option<Vec<u8>> {
-    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.ok()?;
-    for server in upstream {
-        if sock.send_to(msg, server).await.is_err() {
-            continue;
+fn dns_endpoints(st: &State) -> Vec<berth_network::dns::DnsEndpoint> {
+    st.endpoints
+        .values()
+        .flatten()
+        .map(|ep| berth_network::dns::DnsEndpoint {
+            container_id: ep.container_id.clone(),
+            network_id: ep.network_id.clone(),
+            addrs: std::iter::once(std::net::IpAddr::V4(ep.ip))
+                .chain(ep.ipv6.map(std::net::IpAddr::V6))
+                .collect(),
+            names: ep.dns_names.clone(),
+            links: ep.links.clone(),
+            upstreams: ep.upstreams.clone(),
+        })
+        .collect()
+}
+
+/// The IPv6 address an endpoint gets on `net`: `--ip6` when given, else the next free one;
+/// `None` on networks without IPv6.
+fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<Option<Ipv6Addr>> {
+    let Some(pool) = st.pools6.get_mut(&net.id) else {
+        return match m.ipv6 {
+            Some(ip) => Err(ApiError::invalid(format!(
+                "invalid endpoint settings: no configured subnet contains IP address {ip}"
+            ))),
+            None => Ok(None),
+        };
+    };
+    match m.ipv6 {
+        Some(ip) => {
+            pool.reserve(ip).map_err(|e| {
+                ApiError::invalid(format!(
+                    "invalid IPv6 address {ip} for network {}: {e}",
+                    net.name
+                ))
+            })?;
+            Ok(Some(ip))
         }
-        let mut buf = vec![0u8; 4096];
-        if let Ok(Ok((n, _))) =
-            tokio::time::timeout(std::time::Duration::from_secs(2), sock.recv_from(&mut buf)).await
-        {
-            buf.truncate(n);
-            return Some(buf);
-        }
+        None => pool.allocate().map(Some).map_err(internal),
     }
-    None
 }
 
 #[cfg(test)]
@@ -1519,58 +1603,69 @@ mod tests {
             dns_names: names.iter().map(|s| s.to_string()).collect(),
             aliases: Vec::new(),
             ports: Vec::new(),
+            ipv6: None,
+            prefix6: 0,
+            gateway6: None,
+            links: Vec::new(),
+            upstreams: Vec::new(),
         }
     }
 
     #[test]
-    fn dns_lookup_sees_the_askers_networks_only() {
+    fn dns_sees_every_running_endpoint() {
         let mut st = State {
             networks: BTreeMap::new(),
             memberships: HashMap::new(),
             pools: HashMap::new(),
+            pools6: HashMap::new(),
             endpoints: HashMap::new(),
             reservations: HashMap::new(),
-            dns: HashMap::new(),
+            proxies6: HashMap::new(),
         };
-        st.endpoints
-            .insert("a".into(), vec![ep("a", "n1", "10.0.0.2", &["a"])]);
+        let mut a = ep("a", "n1", "10.0.0.2", &["a"]);
+        a.links.push(("db".into(), "b".into()));
+        st.endpoints.insert("a".into(), vec![a]);
         st.endpoints.insert(
             "b".into(),
-            vec![ep("b", "n1", "10.0.0.3", &["b", "web", "bbbbbbbbbbbb"])],
-        );
-        st.endpoints.insert(
-            "c".into(),
             vec![
-                ep("c", "n2", "10.0.1.2", &["c"]),
-                ep("c", "n1", "10.0.0.4", &["c"]),
+                ep("b", "n1", "10.0.0.3", &["b", "web"]),
+                ep("b", "n2", "10.0.1.3", &["b"]),
             ],
         );
-        st.endpoints
-            .insert("d".into(), vec![ep("d", "n2", "10.0.1.3", &["d"])]);
-        let a: Ipv4Addr = "10.0.0.2".parse().unwrap();
-        let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(lookup(&st, "n1", a, "WEB", &[]), Some(vec![ip("10.0.0.3")]));
+        let mut eps = dns_endpoints(&st);
+        eps.sort_by(|x, y| x.addrs.cmp(&y.addrs));
+        assert_eq!(eps.len(), 3);
+        assert_eq!(eps[0].links, vec![("db".to_string(), "b".to_string())]);
+        assert_eq!(eps[1].names, vec!["b", "web"]);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         assert_eq!(
-            lookup(&st, "n1", a, "bbbbbbbbbbbb", &[]),
+            berth_network::dns::resolve(&eps, "n1", ip("10.0.0.2"), "db", &[]),
             Some(vec![ip("10.0.0.3")])
         );
-        assert_eq!(
-            lookup(&st, "n1", a, "b.example.com.", &["example.com".into()]),
-            Some(vec![ip("10.0.0.3")])
-        );
-        // d is only on n2: invisible from a.
-        assert_eq!(lookup(&st, "n1", a, "d", &[]), None);
-        // c is on both networks and sees d through n1's server.
-        let c: Ipv4Addr = "10.0.0.4".parse().unwrap();
-        assert_eq!(lookup(&st, "n1", c, "d", &[]), Some(vec![ip("10.0.1.3")]));
     }
 
     #[test]
-    fn upstreams_skip_loopback() {
-        let (servers, search) = upstream_resolvers(
-            "nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch Example.com.\n",
-        );
-        assert_eq!(servers, vec!["192.0.2.53:53".parse().unwrap()]);
-        assert_eq!(search, vec!["example.com".to_string()]);
+    fn dns_lookup_returns_both_families() {
+        let mut st = State {
+            networks: BTreeMap::new(),
+            memberships: HashMap::new(),
+            pools: HashMap::new(),
+            pools6: HashMap::new(),
+            endpoints: HashMap::new(),
+            reservations: HashMap::new(),
+            proxies6: HashMap::new(),
+        };
+        let mut b = ep("b", "n1", "10.0.0.3", &["b"]);
+        b.ipv6 = Some("fd00:db8:1::3".parse().unwrap());
+        st.endpoints.insert("b".into(), vec![b]);
+        st.endpoints
+            .insert("c".into(), vec![ep("c", "n1", "10.0.0.4", &["c"])]);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let eps = dns_endpoints(&st);
+        let lookup =
+            |name: &str| berth_network::dns::resolve(&eps, "n1", ip("10.0.0.2"), name, &[]);
+        assert_eq!(lookup("b"), Some(vec![ip("10.0.0.3"), ip("fd00:db8:1::3")]));
+        // An IPv4-only member still exists (AAAA gets an empty answer, not NXDOMAIN).
+        assert_eq!(lookup("c"), Some(vec![ip("10.0.0.4")]));
     }
 }

@@ -2,13 +2,13 @@
 //! disconnect, remove, prune), stored in the metadata database.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use berth_api_types::container as ct;
 use berth_api_types::network as nt;
 use berth_api_types::ApiError;
-use berth_network::ipam::{Pool, Subnet};
+use berth_network::ipam::{Pool, Pool6, Subnet};
 
 use crate::network::{Membership, Network, DEFAULT_NETWORK};
 use crate::{internal, lock, Daemon, Result};
@@ -61,7 +61,10 @@ impl Daemon {
                         endpoint_id: ep.endpoint_id.clone(),
                         mac_address: ep.mac.clone(),
                         ipv4_address: format!("{}/{}", ep.ip, ep.prefix),
-                        ipv6_address: String::new(),
+                        ipv6_address: ep
+                            .ipv6
+                            .map(|ip| format!("{ip}/{}", ep.prefix6))
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -73,16 +76,25 @@ impl Daemon {
             scope: "local".to_string(),
             driver: "bridge".to_string(),
             enable_ipv4: true,
-            enable_ipv6: false,
+            enable_ipv6: n.subnet6.is_some(),
             ipam: nt::Ipam {
                 driver: "default".to_string(),
                 options: None,
-                config: Some(vec![nt::IpamConfig {
-                    subnet: n.subnet.to_string(),
-                    gateway: n.gateway.to_string(),
-                    ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                    ..Default::default()
-                }]),
+                config: Some(
+                    std::iter::once(nt::IpamConfig {
+                        subnet: n.subnet.to_string(),
+                        gateway: n.gateway.to_string(),
+                        ip_range: n.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                        ..Default::default()
+                    })
+                    .chain(n.subnet6.map(|s6| nt::IpamConfig {
+                        subnet: s6.to_string(),
+                        gateway: n.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+                        ip_range: n.ip_range6.map(|r| r.to_string()).unwrap_or_default(),
+                        ..Default::default()
+                    }))
+                    .collect(),
+                ),
             },
             internal: n.internal,
             attachable: false,
@@ -167,21 +179,34 @@ impl Daemon {
             "" | "bridge" => {}
             d => return Err(ApiError::not_found(format!("plugin \"{d}\" not found"))),
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(ApiError::invalid(
-                "berth does not support IPv6 networks yet",
-            ));
-        }
-        let configs = req
+        let all_configs = req
             .ipam
             .as_ref()
             .and_then(|i| i.config.clone())
             .unwrap_or_default();
-        if configs.len() > 1 {
+        // IPv6 configs are told apart by their subnet (or, without one, their gateway/range).
+        let (v6_configs, configs): (Vec<nt::IpamConfig>, Vec<nt::IpamConfig>) =
+            all_configs.into_iter().partition(|c| {
+                let key = [&c.subnet, &c.gateway, &c.ip_range]
+                    .into_iter()
+                    .find(|s| !s.is_empty());
+                key.is_some_and(|s| s.contains(':'))
+            });
+        if configs.len() > 1 || v6_configs.len() > 1 {
             return Err(ApiError::invalid(
-                "berth supports one IPv4 subnet per network",
+                "berth supports one IPv4 and one IPv6 subnet per network",
             ));
         }
+        let v6 = crate::network_v6::plan_v6(
+            req.enable_ipv6 == Some(true),
+            v6_configs.first(),
+            &self
+                .net
+                .all_networks()
+                .iter()
+                .filter_map(|n| n.subnet6)
+                .collect::<Vec<_>>(),
+        )?;
         let existing: Vec<Subnet> = self.net.all_networks().iter().map(|n| n.subnet).collect();
         let mut ip_range = None;
         let (subnet, gateway) = match configs.first().filter(|c| !c.subnet.is_empty()) {
@@ -192,11 +217,6 @@ impl Daemon {
                         cfg.subnet, cfg.subnet
                     ))
                 })?;
-                if cfg.subnet.contains(':') {
-                    return Err(ApiError::invalid(
-                        "berth does not support IPv6 networks yet",
-                    ));
-                }
                 if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
                     return Err(ApiError::new(
                         berth_api_types::ErrorKind::Forbidden,
@@ -273,6 +293,7 @@ impl Daemon {
             )));
         }
         options.insert("com.docker.network.bridge.name".to_string(), bridge.clone());
+        let pool6 = v6.as_ref().map(|p| p.pool.clone());
         let net = Network {
             id: id.clone(),
             name: name.clone(),
@@ -281,12 +302,15 @@ impl Daemon {
             gateway,
             internal: req.internal,
             ip_range,
+            subnet6: v6.as_ref().map(|p| p.subnet),
+            gateway6: v6.as_ref().map(|p| p.gateway),
+            ip_range6: v6.as_ref().and_then(|p| p.range),
             labels: req.labels.clone().unwrap_or_default(),
             options,
             created: crate::model::now_rfc3339(),
         };
         self.store.put_network(&id, &name, &net).map_err(internal)?;
-        if let Err(e) = self.net.add_network(net, pool) {
+        if let Err(e) = self.net.add_network(net, pool, pool6) {
             let _ = self.store.delete_network(&id);
             self.net.remove_network(&id);
             return Err(internal(e));
@@ -384,7 +408,24 @@ impl Daemon {
                 )));
             }
         }
-        if n.name == DEFAULT_NETWORK && (!aliases.is_empty() || ipv4.is_some()) {
+        let ipv6 = cfg
+            .and_then(|c| c.ipam_config.as_ref())
+            .and_then(|v| v.get("IPv6Address"))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Ipv6Addr>()
+                    .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {s}")))
+            })
+            .transpose()?;
+        if let Some(ip) = ipv6 {
+            if !n.subnet6.is_some_and(|s| s.contains(ip)) {
+                return Err(ApiError::invalid(format!(
+                    "invalid endpoint settings: no configured subnet contains IP address {ip}"
+                )));
+            }
+        }
+        if n.name == DEFAULT_NETWORK && (!aliases.is_empty() || ipv4.is_some() || ipv6.is_some()) {
             return Err(ApiError::invalid(
                 "network-scoped aliases and user specified IP addresses are only supported for user defined networks",
             ));
@@ -399,6 +440,7 @@ impl Daemon {
             network_id: n.id.clone(),
             aliases,
             ipv4,
+            ipv6,
             mac,
         })
     }
@@ -598,8 +640,18 @@ impl Daemon {
             if let Some(r) = n.ip_range {
                 pool = pool.with_range(r).map_err(|e| e.to_string())?;
             }
+            let pool6 = match n.subnet6.zip(n.gateway6) {
+                Some((s6, gw6)) => {
+                    let p = Pool6::new(s6, gw6).map_err(|e| e.to_string())?;
+                    Some(match n.ip_range6 {
+                        Some(r) => p.with_range(r).map_err(|e| e.to_string())?,
+                        None => p,
+                    })
+                }
+                None => None,
+            };
             let name = n.name.clone();
-            if let Err(e) = self.net.add_network(n, pool) {
+            if let Err(e) = self.net.add_network(n, pool, pool6) {
                 tracing::warn!(network = %name, "restoring network: {e}");
             }
         }

@@ -157,6 +157,7 @@ impl Daemon {
             size: p.layers.iter().map(|l| l.size as i64).sum(),
             loaded_at: now_rfc3339(),
             repo_digests: Vec::new(),
+            ..Default::default()
         });
         add_repo_digest(&mut rec, repo_digest);
         self.store.put_image(&id, &rec).map_err(internal)?;
@@ -514,6 +515,7 @@ mod tests {
             size: 0,
             loaded_at: String::new(),
             repo_digests: vec![],
+            ..Default::default()
         };
         let d1 = format!("h:5000/a@{}", Digest::sha256_of(b"1"));
         let d2 = format!("h:5000/a@{}", Digest::sha256_of(b"2"));

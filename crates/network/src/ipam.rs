@@ -1,13 +1,16 @@
-//! IPv4 address management: subnets and per-network address pools.
+//! Address management: subnets and per-network address pools, IPv4 ([`Subnet`], [`Pool`])
+//! and IPv6 ([`Subnet6`], [`Pool6`]).
 //!
 //! A [`Pool`] hands out host addresses of one subnet, never the network address, the
 //! broadcast address or the gateway, and never one address twice. Its state is the set of
 //! addresses in use, so it can be rebuilt after a restart from whatever records the daemon
-//! kept ([`Pool::reserve`] each one).
+//! kept ([`Pool::reserve`] each one). [`Pool6`] does the same for an IPv6 subnet, which has
+//! no broadcast address; its first address (the subnet-router anycast address) is never
+//! handed out either.
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -227,6 +230,217 @@ pub fn mac_for(ip: Ipv4Addr) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
+/// An IPv6 subnet in CIDR notation, always stored with host bits cleared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Subnet6 {
+    network: Ipv6Addr,
+    prefix: u8,
+}
+
+fn mask6(prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    }
+}
+
+impl Subnet6 {
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Subnet6> {
+        if prefix > 128 {
+            return Err(Error::InvalidCidr(format!("{addr}/{prefix}")));
+        }
+        Ok(Subnet6 {
+            network: Ipv6Addr::from(u128::from(addr) & mask6(prefix)),
+            prefix,
+        })
+    }
+
+    /// Parses `addr/n` into the subnet and the address as written.
+    pub fn parse_with_addr(s: &str) -> Result<(Subnet6, Ipv6Addr)> {
+        let bad = || Error::InvalidCidr(s.to_string());
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+        if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if prefix > 128 {
+            return Err(bad());
+        }
+        Ok((Subnet6::new(addr, prefix)?, addr))
+    }
+
+    pub fn network(&self) -> Ipv6Addr {
+        self.network
+    }
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    /// The subnet's last address.
+    pub fn last(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.network) | !mask6(self.prefix))
+    }
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.network)
+    }
+    pub fn overlaps(&self, other: &Subnet6) -> bool {
+        self.contains(other.network) || other.contains(self.network)
+    }
+    /// The first address after the subnet-router anycast address: Docker's default gateway.
+    pub fn first_host(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.network).saturating_add(1))
+    }
+}
+
+impl std::str::FromStr for Subnet6 {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Subnet6> {
+        Subnet6::parse_with_addr(s).map(|(n, _)| n)
+    }
+}
+
+impl TryFrom<String> for Subnet6 {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Subnet6> {
+        s.parse()
+    }
+}
+
+impl From<Subnet6> for String {
+    fn from(s: Subnet6) -> String {
+        s.to_string()
+    }
+}
+
+impl fmt::Display for Subnet6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// A ULA /64 (RFC 4193, `fdXX:XXXX:XXXX:YYYY::/64`) made from 64 bits of `seed`: what a
+/// network created with IPv6 enabled but no IPv6 subnet gets, as with Docker 28.
+pub fn ula_subnet(seed: u64) -> Subnet6 {
+    // 40-bit global id and 16-bit subnet id from the seed, under fd00::/8.
+    let bits = (0xfdu128 << 120) | (u128::from(seed & 0x00ff_ffff_ffff_ffff) << 64);
+    Subnet6 {
+        network: Ipv6Addr::from(bits),
+        prefix: 64,
+    }
+}
+
+/// The addresses of one IPv6 subnet and which of them are taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pool6 {
+    subnet: Subnet6,
+    gateway: Ipv6Addr,
+    used: BTreeSet<Ipv6Addr>,
+    /// Dynamic allocations come from this part of the subnet only (`--ip-range`).
+    #[serde(default)]
+    range: Option<Subnet6>,
+    /// Where the next search starts (see [`Pool`]).
+    next: u128,
+}
+
+/// How many candidates one allocation looks at before giving up: IPv6 subnets are far too
+/// large to walk, and a pool with this many consecutive addresses taken is effectively full.
+const SCAN_LIMIT6: u128 = 1 << 16;
+
+impl Pool6 {
+    /// A pool over `subnet` whose `gateway` (inside it) is never handed out.
+    pub fn new(subnet: Subnet6, gateway: Ipv6Addr) -> Result<Pool6> {
+        if !subnet.contains(gateway) {
+            return Err(Error::OutsideSubnet {
+                addr: gateway.to_string(),
+                subnet: subnet.to_string(),
+            });
+        }
+        if subnet.prefix() > 126 {
+            return Err(Error::InvalidCidr(format!(
+                "{subnet}: subnet too small for containers"
+            )));
+        }
+        Ok(Pool6 {
+            subnet,
+            gateway,
+            used: BTreeSet::new(),
+            range: None,
+            next: u128::from(subnet.network()) + 1,
+        })
+    }
+
+    /// Restricts dynamic allocation to `range`, which must lie inside the subnet.
+    pub fn with_range(mut self, range: Subnet6) -> Result<Pool6> {
+        if !self.subnet.contains(range.network()) || range.prefix() < self.subnet.prefix() {
+            return Err(Error::OutsideSubnet {
+                addr: range.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        self.range = Some(range);
+        Ok(self)
+    }
+
+    pub fn subnet(&self) -> Subnet6 {
+        self.subnet
+    }
+    pub fn gateway(&self) -> Ipv6Addr {
+        self.gateway
+    }
+    pub fn in_use(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.used.iter().copied()
+    }
+
+    fn assignable(&self, ip: Ipv6Addr) -> bool {
+        self.subnet.contains(ip) && ip != self.subnet.network() && ip != self.gateway
+    }
+
+    /// Takes the next free address.
+    pub fn allocate(&mut self) -> Result<Ipv6Addr> {
+        let span_of = self.range.unwrap_or(self.subnet);
+        let first = u128::from(span_of.network());
+        let last = u128::from(span_of.last());
+        // `last - first` may be u128::MAX for ::/0; the scan is bounded anyway.
+        let span = (last - first).saturating_add(1);
+        let start = if (first..=last).contains(&self.next) {
+            self.next
+        } else {
+            first
+        };
+        for i in 0..span.min(SCAN_LIMIT6) {
+            let cand = first + (start - first + i) % span;
+            let ip = Ipv6Addr::from(cand);
+            if self.assignable(ip) && !self.used.contains(&ip) {
+                self.used.insert(ip);
+                self.next = if cand == last { first } else { cand + 1 };
+                return Ok(ip);
+            }
+        }
+        Err(Error::PoolExhausted6(self.subnet.to_string()))
+    }
+
+    /// Takes a specific address (`--ip6`, or re-marking one after a restart).
+    pub fn reserve(&mut self, ip: Ipv6Addr) -> Result<()> {
+        if !self.subnet.contains(ip) {
+            return Err(Error::OutsideSubnet {
+                addr: ip.to_string(),
+                subnet: self.subnet.to_string(),
+            });
+        }
+        if !self.assignable(ip) || !self.used.insert(ip) {
+            return Err(Error::AddressInUse(ip.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Gives an address back; releasing one not in use is a no-op.
+    pub fn release(&mut self, ip: Ipv6Addr) {
+        self.used.remove(&ip);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +573,119 @@ mod tests {
     #[test]
     fn macs_follow_docker() {
         assert_eq!(mac_for(ip("172.30.0.2")), "02:42:ac:1e:00:02");
+    }
+
+    fn ip6(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_normalizes_v6_subnets() {
+        let (n, a) = Subnet6::parse_with_addr("fd00:db8:1::5/64").unwrap();
+        assert_eq!(n.to_string(), "fd00:db8:1::/64");
+        assert_eq!(a, ip6("fd00:db8:1::5"));
+        assert_eq!(n.first_host(), ip6("fd00:db8:1::1"));
+        assert_eq!(n.last(), ip6("fd00:db8:1:0:ffff:ffff:ffff:ffff"));
+        for bad in [
+            "fd00::",
+            "fd00::/129",
+            "fd00:::1/64",
+            "10.0.0.0/8",
+            "fd00::/",
+            "fd00::/x",
+            "fd00::/0064",
+        ] {
+            assert!(bad.parse::<Subnet6>().is_err(), "{bad} accepted");
+        }
+        let s: Subnet6 = "fd00:1::/0".parse().unwrap();
+        assert_eq!(s.to_string(), "::/0");
+    }
+
+    #[test]
+    fn v6_overlap_and_containment() {
+        let a: Subnet6 = "fd00:db8::/32".parse().unwrap();
+        let b: Subnet6 = "fd00:db8:1::/64".parse().unwrap();
+        let c: Subnet6 = "fd00:db9::/64".parse().unwrap();
+        assert!(a.overlaps(&b) && b.overlaps(&a));
+        assert!(!b.overlaps(&c) && !a.overlaps(&c));
+        assert!(b.contains(ip6("fd00:db8:1::ffff")) && !b.contains(ip6("fd00:db8:2::1")));
+    }
+
+    #[test]
+    fn v6_pool_allocates_without_duplicates_and_skips_reserved() {
+        let subnet: Subnet6 = "fd00:db8:1::/125".parse().unwrap();
+        let mut p = Pool6::new(subnet, subnet.first_host()).unwrap();
+        let got: Vec<Ipv6Addr> = std::iter::from_fn(|| p.allocate().ok()).collect();
+        // ::0 (subnet-router anycast) and ::1 (gateway) are never handed out; ::7 is fine.
+        assert_eq!(
+            got,
+            (2..=7)
+                .map(|i| ip6(&format!("fd00:db8:1::{i}")))
+                .collect::<Vec<_>>()
+        );
+        assert!(matches!(p.allocate(), Err(Error::PoolExhausted6(_))));
+        p.release(ip6("fd00:db8:1::4"));
+        assert_eq!(p.allocate().unwrap(), ip6("fd00:db8:1::4"));
+    }
+
+    #[test]
+    fn v6_reserve_release_and_no_immediate_reuse() {
+        let subnet: Subnet6 = "fd00:db8:1::/64".parse().unwrap();
+        let mut p = Pool6::new(subnet, ip6("fd00:db8:1::1")).unwrap();
+        p.reserve(ip6("fd00:db8:1::2")).unwrap();
+        assert!(matches!(
+            p.reserve(ip6("fd00:db8:1::2")),
+            Err(Error::AddressInUse(_))
+        ));
+        assert!(matches!(
+            p.reserve(ip6("fd00:db8:1::1")),
+            Err(Error::AddressInUse(_))
+        ));
+        assert!(matches!(
+            p.reserve(ip6("fd00:db8:2::5")),
+            Err(Error::OutsideSubnet { .. })
+        ));
+        let a = p.allocate().unwrap();
+        assert_eq!(a, ip6("fd00:db8:1::3"));
+        p.release(a);
+        assert_eq!(p.allocate().unwrap(), ip6("fd00:db8:1::4"));
+        // Round trip through the JSON the daemon persists.
+        let json = serde_json::to_string(&p).unwrap();
+        let mut back: Pool6 = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.allocate().unwrap(), ip6("fd00:db8:1::5"));
+    }
+
+    #[test]
+    fn v6_ranges_and_gateways() {
+        let subnet: Subnet6 = "fd00:db8:1::/64".parse().unwrap();
+        let p = Pool6::new(subnet, ip6("fd00:db8:1::1")).unwrap();
+        let mut p = p
+            .with_range("fd00:db8:1::100/126".parse().unwrap())
+            .unwrap();
+        let got: Vec<Ipv6Addr> = std::iter::from_fn(|| p.allocate().ok()).collect();
+        assert_eq!(
+            got,
+            [
+                "fd00:db8:1::100",
+                "fd00:db8:1::101",
+                "fd00:db8:1::102",
+                "fd00:db8:1::103"
+            ]
+            .map(ip6)
+            .to_vec()
+        );
+        let p = Pool6::new(subnet, ip6("fd00:db8:1::1")).unwrap();
+        assert!(p.with_range("fd00:db8:2::/80".parse().unwrap()).is_err());
+        assert!(Pool6::new(subnet, ip6("fd00:db8:2::1")).is_err());
+        assert!(Pool6::new("fd00::/127".parse().unwrap(), ip6("fd00::1")).is_err());
+    }
+
+    #[test]
+    fn ula_subnets_are_unique_local_64s() {
+        let s = ula_subnet(0x1234_5678_9abc_def0);
+        assert_eq!(s.prefix(), 64);
+        assert_eq!(s.to_string(), "fd34:5678:9abc:def0::/64");
+        assert!("fc00::/7".parse::<Subnet6>().unwrap().contains(s.network()));
     }
 }

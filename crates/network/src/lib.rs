@@ -22,6 +22,8 @@ pub enum Error {
     InvalidAddress(String),
     #[error("no available IPv4 addresses on this network's address pools: {0}")]
     PoolExhausted(String),
+    #[error("no available IPv6 addresses on this network's address pools: {0}")]
+    PoolExhausted6(String),
     #[error("Address already in use")]
     AddressInUse(String),
     #[error("address {addr} is not in subnet {subnet}")]

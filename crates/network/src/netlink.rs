@@ -17,7 +17,9 @@ use netlink_packet_core::{
     NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -194,6 +196,25 @@ pub fn address_message(index: u32, ip: IpAddr, prefix: u8) -> AddressMessage {
     m
 }
 
+/// Like [`address_message`], without duplicate address detection (like `ip addr add ...
+/// nodad`; it matters for IPv6, which would keep the address "tentative" for a while). The
+/// flag goes both in the header and in `IFA_FLAGS`, as iproute2 sends it.
+pub fn address_message_nodad(index: u32, ip: IpAddr, prefix: u8) -> AddressMessage {
+    let mut m = address_message(index, ip, prefix);
+    m.header.flags |= AddressHeaderFlags::Nodad;
+    m.attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
+    m
+}
+
+/// `RTM_SETLINK` giving interface `index` the MAC `mac` (like `ip link set D address M`).
+pub fn link_mac_message(index: u32, mac: [u8; 6]) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    m
+}
+
 /// `RTM_NEWROUTE` for a default route via `gateway` out of interface `index` in the main
 /// table (like `ip route add default via G dev D`).
 pub fn default_route_message(index: u32, gateway: IpAddr) -> RouteMessage {
@@ -344,6 +365,15 @@ impl Conn {
         self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
     }
 
+    /// Sets the MAC address of the interface with index `index`.
+    pub fn set_mac_index(&mut self, index: u32, mac: [u8; 6]) -> NlResult<()> {
+        self.request(
+            RouteNetlinkMessage::SetLink(link_mac_message(index, mac)),
+            0,
+        )
+        .map(drop)
+    }
+
     /// Creates a bridge; `EEXIST` when a link of that name exists.
     pub fn add_bridge(&mut self, name: &str) -> NlResult<()> {
         self.request(
@@ -369,12 +399,24 @@ impl Conn {
         prefix: u8,
         replace: bool,
     ) -> NlResult<()> {
+        self.new_address(address_message(index, ip, prefix), replace)
+    }
+
+    /// [`Conn::add_address`] without duplicate address detection.
+    pub fn add_address_nodad(
+        &mut self,
+        index: u32,
+        ip: IpAddr,
+        prefix: u8,
+        replace: bool,
+    ) -> NlResult<()> {
+        self.new_address(address_message_nodad(index, ip, prefix), replace)
+    }
+
+    fn new_address(&mut self, m: AddressMessage, replace: bool) -> NlResult<()> {
         let mode = if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
-        self.request(
-            RouteNetlinkMessage::NewAddress(address_message(index, ip, prefix)),
-            NLM_F_CREATE | mode,
-        )
-        .map(drop)
+        self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | mode)
+            .map(drop)
     }
 
     pub fn add_default_route(&mut self, index: u32, gateway: IpAddr) -> NlResult<()> {
@@ -515,6 +557,50 @@ mod tests {
             .contains(&RouteAttribute::Gateway(RouteAddress::Inet(
                 "172.30.0.1".parse().unwrap()
             ))));
+    }
+
+    #[test]
+    fn ipv6_address_without_dad_and_ipv6_default_route() {
+        use netlink_packet_route::address::AddressMessageBuffer;
+        let v6: IpAddr = "fd00:db8:1::2".parse().unwrap();
+        let m = address_message_nodad(5, v6, 64);
+        let mut buf = vec![0u8; m.buffer_len()];
+        m.emit(&mut buf);
+        let m = AddressMessage::parse(&AddressMessageBuffer::new_checked(&buf).unwrap()).unwrap();
+        assert_eq!(m.header.family, AddressFamily::Inet6);
+        assert_eq!((m.header.index, m.header.prefix_len), (5, 64));
+        assert!(m.header.flags.contains(AddressHeaderFlags::Nodad));
+        assert!(m.attributes.contains(&AddressAttribute::Address(v6)));
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+        // Plain addresses keep DAD.
+        assert!(!address_message(5, v6, 64)
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Flags(_))));
+
+        let gw6: IpAddr = "fd00:db8:1::1".parse().unwrap();
+        let r = default_route_message(5, gw6);
+        assert_eq!(r.header.address_family, AddressFamily::Inet6);
+        assert_eq!(r.header.destination_prefix_length, 0);
+        assert!(r.attributes.contains(&RouteAttribute::Oif(5)));
+        assert!(r
+            .attributes
+            .contains(&RouteAttribute::Gateway(RouteAddress::Inet6(
+                "fd00:db8:1::1".parse().unwrap()
+            ))));
+    }
+
+    #[test]
+    fn mac_request() {
+        let m = reparse(&link_mac_message(9, [2, 0x42, 0xac, 0x1e, 0, 1]));
+        assert_eq!(m.header.index, 9);
+        assert_eq!(
+            m.attributes,
+            vec![LinkAttribute::Address(vec![2, 0x42, 0xac, 0x1e, 0, 1])]
+        );
+        assert!(m.header.change_mask.is_empty());
     }
 
     fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {

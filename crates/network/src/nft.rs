@@ -5,13 +5,17 @@
 //! declares the table (so deleting it cannot fail), deletes it, then declares it again with
 //! every chain. Other tables are never named, so the host's own rules (and other daemons')
 //! stay untouched. Starting with a fresh table also drops stale rules left by a crash.
+//!
+//! IPv6 rules (masquerade, isolation, published ports of networks with an IPv6 subnet) live
+//! in a second table of the same name in the `ip6` family, replaced in the same transaction;
+//! when no network has IPv6 the script only makes sure that table is gone.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 
-use crate::ipam::Subnet;
+use crate::ipam::{Subnet, Subnet6};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,8 +38,21 @@ impl Proto {
 pub struct BridgeRules {
     pub bridge: String,
     pub subnet: Subnet,
+    /// The bridge's IPv6 subnet, for networks with IPv6 enabled.
+    pub subnet6: Option<Subnet6>,
     /// No traffic in or out of the bridge except between its members.
     pub internal: bool,
+}
+
+/// A published port over IPv6: traffic to `[host_ip]:host_port` (any local IPv6 address when
+/// `None`) goes to `[container_ip]:container_port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortRule6 {
+    pub proto: Proto,
+    pub host_ip: Option<Ipv6Addr>,
+    pub host_port: u16,
+    pub container_ip: Ipv6Addr,
+    pub container_port: u16,
 }
 
 /// A published port: traffic to `host_ip:host_port` (any local address when `None`) goes to
@@ -54,6 +71,7 @@ pub struct Ruleset {
     pub table: String,
     pub bridges: Vec<BridgeRules>,
     pub ports: Vec<PortRule>,
+    pub ports6: Vec<PortRule6>,
 }
 
 /// A table name nft accepts unquoted, derived from something like a bridge name.
@@ -143,13 +161,82 @@ impl Ruleset {
             }
         }
         s.push_str("  }\n}\n");
+        self.script6(&mut s);
         s
+    }
+
+    /// The `ip6` half of [`script`](Self::script): the same shape as the IPv4 table, for the
+    /// bridges that have an IPv6 subnet.
+    fn script6(&self, s: &mut String) {
+        let t = &self.table;
+        let _ = writeln!(s, "table ip6 {t}");
+        let _ = writeln!(s, "delete table ip6 {t}");
+        let v6: Vec<&BridgeRules> = self
+            .bridges
+            .iter()
+            .filter(|b| b.subnet6.is_some())
+            .collect();
+        if v6.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "table ip6 {t} {{");
+        s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
+        // IPv6 has no `route_localnet`: a reply to a DNATed [::1] connection would arrive on
+        // the bridge addressed to ::1 and be dropped as a martian. [::1] is left to the
+        // daemon's userland proxy instead, as Docker's docker-proxy does.
+        s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip6 daddr ::1 return\n    fib daddr type local jump ports\n  }\n");
+        s.push_str("  chain ports {\n");
+        for p in &self.ports6 {
+            let daddr = p
+                .host_ip
+                .filter(|ip| !ip.is_unspecified())
+                .map(|ip| format!("ip6 daddr {ip} "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "    {daddr}{} dport {} dnat to [{}]:{}",
+                p.proto.as_str(),
+                p.host_port,
+                p.container_ip,
+                p.container_port
+            );
+        }
+        s.push_str("  }\n");
+        s.push_str(
+            "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
+        );
+        for b in &v6 {
+            let br = quote(&b.bridge);
+            if let (Some(subnet6), false) = (b.subnet6, b.internal) {
+                // As Docker 28 does by default (ip6tables on, gateway mode "nat"): outbound
+                // traffic of a ULA or other subnet leaves with the host's address.
+                let _ = writeln!(s, "    ip6 saddr {subnet6} oifname != {br} masquerade");
+            }
+            let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
+        }
+        s.push_str("  }\n");
+        s.push_str(
+            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
+        );
+        for b in &self.bridges {
+            let br = quote(&b.bridge);
+            if b.internal {
+                let _ = writeln!(s, "    iifname {br} oifname != {br} drop");
+                let _ = writeln!(s, "    oifname {br} iifname != {br} drop");
+            }
+            for other in self.bridges.iter().filter(|o| o.bridge != b.bridge) {
+                let _ = writeln!(s, "    iifname {br} oifname {} drop", quote(&other.bridge));
+            }
+        }
+        s.push_str("  }\n}\n");
     }
 }
 
-/// The script that removes the table (nothing else), whether or not it exists.
+/// The script that removes the tables (nothing else), whether or not they exist.
 pub fn delete_script(table: &str) -> String {
-    format!("table ip {table}\ndelete table ip {table}\n")
+    format!(
+        "table ip {table}\ndelete table ip {table}\ntable ip6 {table}\ndelete table ip6 {table}\n"
+    )
 }
 
 /// Runs an nft script as one transaction.
@@ -189,11 +276,13 @@ mod tests {
                 BridgeRules {
                     bridge: "berth0".into(),
                     subnet: "172.30.0.0/16".parse().unwrap(),
+                    subnet6: None,
                     internal: false,
                 },
                 BridgeRules {
                     bridge: "br-abc".into(),
                     subnet: "10.5.0.0/24".parse().unwrap(),
+                    subnet6: None,
                     internal: true,
                 },
             ],
@@ -213,6 +302,7 @@ mod tests {
                     container_port: 53,
                 },
             ],
+            ports6: Vec::new(),
         }
     }
 
@@ -229,12 +319,15 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("table") || l.starts_with("delete"))
             .collect();
+        // Without IPv6 networks the ip6 table is only made sure to be gone.
         assert_eq!(
             tables,
             [
                 "table ip berth_berth0",
                 "delete table ip berth_berth0",
-                "table ip berth_berth0 {"
+                "table ip berth_berth0 {",
+                "table ip6 berth_berth0",
+                "delete table ip6 berth_berth0",
             ]
         );
         assert!(!s.contains("flush"));
@@ -275,7 +368,62 @@ mod tests {
     fn delete_script_names_one_table() {
         assert_eq!(
             delete_script("berth_x"),
-            "table ip berth_x\ndelete table ip berth_x\n"
+            "table ip berth_x\ndelete table ip berth_x\ntable ip6 berth_x\ndelete table ip6 berth_x\n"
         );
+    }
+
+    fn v6_rules() -> Ruleset {
+        let mut r = rules();
+        r.bridges.push(BridgeRules {
+            bridge: "br-v6".into(),
+            subnet: "10.6.0.0/24".parse().unwrap(),
+            subnet6: Some("fd00:db8:1::/64".parse().unwrap()),
+            internal: false,
+        });
+        r.bridges.push(BridgeRules {
+            bridge: "br-v6int".into(),
+            subnet: "10.7.0.0/24".parse().unwrap(),
+            subnet6: Some("fd00:db8:2::/64".parse().unwrap()),
+            internal: true,
+        });
+        r.ports6.push(PortRule6 {
+            proto: Proto::Tcp,
+            host_ip: None,
+            host_port: 18081,
+            container_ip: "fd00:db8:1::2".parse().unwrap(),
+            container_port: 80,
+        });
+        r.ports6.push(PortRule6 {
+            proto: Proto::Udp,
+            host_ip: Some("::1".parse().unwrap()),
+            host_port: 5353,
+            container_ip: "fd00:db8:1::3".parse().unwrap(),
+            container_port: 53,
+        });
+        r
+    }
+
+    #[test]
+    fn v6_networks_get_their_own_ip6_table() {
+        let s = v6_rules().script();
+        let (v4, v6) = s.split_once("table ip6 berth_berth0\n").unwrap();
+        // The IPv4 table knows nothing of IPv6 and vice versa.
+        assert!(!v4.contains("ip6 ") && !v4.contains("fd00:"), "{v4}");
+        assert!(!v6.contains("ip saddr") && !v6.contains("172.30."), "{v6}");
+        assert!(v6.starts_with("delete table ip6 berth_berth0\ntable ip6 berth_berth0 {\n"));
+        assert_eq!(v6.matches('{').count(), v6.matches('}').count());
+        // Masquerade for the non-internal v6 subnet only.
+        assert!(v6.contains("    ip6 saddr fd00:db8:1::/64 oifname != \"br-v6\" masquerade\n"));
+        assert!(!v6.contains("ip6 saddr fd00:db8:2::/64"));
+        // Isolation and the internal fence hold for IPv6 too.
+        assert!(v6.contains("iifname \"br-v6\" oifname \"br-v6int\" drop"));
+        assert!(v6.contains("iifname \"br-v6int\" oifname \"br-v6\" drop"));
+        assert!(v6.contains("iifname \"br-v6int\" oifname != \"br-v6int\" drop"));
+        assert!(v6.contains("iifname \"br-v6\" oifname \"berth0\" drop"));
+        // Published ports over IPv6.
+        assert!(v6.contains("    tcp dport 18081 dnat to [fd00:db8:1::2]:80\n"));
+        assert!(v6.contains("    ip6 daddr ::1 udp dport 5353 dnat to [fd00:db8:1::3]:53\n"));
+        assert!(v6.contains("    ip6 daddr ::1 return\n    fib daddr type local jump ports\n"));
+        assert!(!v4.contains("dnat to ["));
     }
 }

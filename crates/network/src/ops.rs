@@ -1,7 +1,7 @@
 //! Kernel link operations behind a narrow trait, and their rtnetlink implementation.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 
 use crate::netlink::{self, Conn, NlError, Veth};
 use crate::{Error, Result};
@@ -21,6 +21,10 @@ pub struct Attachment {
     /// Default route; `None` for internal networks.
     pub gateway: Option<Ipv4Addr>,
     pub mac: String,
+    /// The IPv6 address and prefix length on networks with IPv6 enabled.
+    pub address6: Option<(Ipv6Addr, u8)>,
+    /// Default IPv6 route; `None` for internal networks or networks without IPv6.
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// What the network service needs from the kernel.
@@ -35,10 +39,20 @@ pub trait LinkOps: Send + Sync {
     fn bridge_ports(&self, bridge: &str) -> Vec<String>;
     /// Creates the veth pair, moves one end into the namespace and configures both ends.
     fn attach(&self, a: &Attachment) -> Result<()>;
+    /// Gives an existing bridge the IPv6 address `addr/prefix` (IPv6 turned on for it), and
+    /// with `forwarding` makes the host route IPv6 (`net.ipv6.conf.all.forwarding`, which
+    /// IPv6 has only host-wide, as Docker sets it).
+    fn ensure_bridge_v6(
+        &self,
+        name: &str,
+        addr: Ipv6Addr,
+        prefix: u8,
+        forwarding: bool,
+    ) -> Result<()>;
 }
 
 /// [`LinkOps`] over rtnetlink ([`crate::netlink`]): no process is spawned; an attachment is
-/// two requests in the host namespace and five in the container's.
+/// two requests in the host namespace and five in the container's (two more with IPv6).
 pub struct Rtnetlink;
 
 fn nl_err(what: impl Into<String>) -> impl FnOnce(NlError) -> Error {
@@ -57,6 +71,82 @@ fn write_sysctl(path: &str, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(crate::io_err(format!("writing {path}")))
 }
 
+/// Runs `f` on a throwaway thread that has joined the network namespace `netns` (an open
+/// `nsfs` file): `/proc/sys/net` and netlink sockets opened there belong to that namespace,
+/// and no other work of the caller ever runs inside.
+pub fn in_netns<T: Send>(
+    netns: &std::fs::File,
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                Error::Io {
+                    what: what.to_string(),
+                    source: e.into(),
+                }
+            })?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(Error::Command {
+                what: "network namespace thread".into(),
+                detail: "panicked".into(),
+            })
+        })
+    })
+}
+
+/// A host that forwards IPv6 ignores router advertisements on interfaces with `accept_ra`
+/// 1, and would lose its SLAAC addresses and default route when they expire. Interfaces that
+/// accept them now are switched to 2 ("even when forwarding") before forwarding is enabled,
+/// so the host's own IPv6 keeps working as before.
+fn keep_accepting_router_advertisements() {
+    let Ok(dir) = std::fs::read_dir("/proc/sys/net/ipv6/conf") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if matches!(name.as_str(), "all" | "default" | "lo") {
+            continue;
+        }
+        let path = e.path().join("accept_ra");
+        if std::fs::read_to_string(&path).is_ok_and(|v| v.trim() == "1") {
+            if let Err(e) = std::fs::write(&path, "2") {
+                tracing::warn!("setting {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// The IPv6 sysctls to turn on inside a container's namespace before its addresses are
+/// configured: some hosts create new namespaces (or interfaces) with IPv6 disabled, and
+/// then `::1` on `lo` and the address on `ifname` could not be added.
+pub fn netns_ipv6_sysctls(ifname: &str) -> Vec<String> {
+    ["all", "default", "lo", ifname]
+        .iter()
+        .map(|i| format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"))
+        .collect()
+}
+
+/// Writes 0 to each of `paths` that is not 0 already; a missing one means the kernel has no
+/// IPv6. Must run on a thread inside the container's namespace ([`in_netns`]).
+fn enable_ipv6(paths: &[String]) -> Result<()> {
+    for path in paths {
+        if std::fs::read_to_string(path).is_ok_and(|v| v.trim() != "0") {
+            write_sysctl(path, "0")?;
+        } else if !Path::new(path).exists() {
+            return Err(Error::Command {
+                what: "enabling IPv6 in the container".into(),
+                detail: format!("{path} is missing: IPv6 is disabled in the kernel"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn valid_ifname(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 15
@@ -72,7 +162,8 @@ fn valid_ifname(name: &str) -> Result<()> {
 }
 
 /// The container side of an attachment, on a socket in its namespace: `lo` up, the
-/// address on `ifname`, `ifname` up, the default route.
+/// address on `ifname`, `ifname` up, the default route; then the IPv6 address (without
+/// duplicate address detection) and IPv6 default route when there are any.
 fn configure_inside(nl: &mut Conn, a: &Attachment) -> Result<()> {
     let what = format!("configuring {} in the container", a.ifname);
     nl.set_up("lo").map_err(nl_err(format!("{what}: lo up")))?;
@@ -94,6 +185,17 @@ fn configure_inside(nl: &mut Conn, a: &Attachment) -> Result<()> {
         nl.add_default_route(index, IpAddr::V4(gw))
             .map_err(nl_err(format!("{what}: default route via {gw}")))?;
     }
+    if let Some((addr6, prefix6)) = a.address6 {
+        // No duplicate address detection (as libnetwork adds it): IPAM already guarantees
+        // the address is unique, and DAD would leave it "tentative", unusable, for a second
+        // or two after the container starts.
+        nl.add_address_nodad(index, IpAddr::V6(addr6), prefix6, false)
+            .map_err(nl_err(format!("{what}: adding address {addr6}/{prefix6}")))?;
+        if let Some(gw6) = a.gateway6 {
+            nl.add_default_route(index, IpAddr::V6(gw6))
+                .map_err(nl_err(format!("{what}: IPv6 default route via {gw6}")))?;
+        }
+    }
     Ok(())
 }
 
@@ -113,6 +215,16 @@ impl LinkOps for Rtnetlink {
                 what: what.clone(),
                 detail: "the bridge vanished".into(),
             })?;
+        // A bridge whose address was never set takes the lowest MAC of its ports, so it
+        // changes whenever a container's veth with a lower (random) MAC joins; the containers
+        // already there keep the old one in their neighbour cache and their packets to the
+        // gateway (DNS, routed traffic) go nowhere until that entry goes stale, seconds
+        // later. A MAC set explicitly never changes (Docker sets one too).
+        let mac = crate::ipam::mac_for(addr);
+        let mac_bytes = netlink::parse_mac(&mac)
+            .ok_or_else(|| Error::InvalidAddress(format!("invalid MAC address {mac}")))?;
+        nl.set_mac_index(index, mac_bytes)
+            .map_err(nl_err(format!("{what}: MAC address {mac}")))?;
         nl.add_address(index, IpAddr::V4(addr), prefix, true)
             .map_err(nl_err(format!("{what}: address {addr}/{prefix}")))?;
         nl.set_up(name).map_err(nl_err(what))?;
@@ -124,6 +236,41 @@ impl LinkOps for Rtnetlink {
             &format!("/proc/sys/net/ipv4/conf/{name}/route_localnet"),
             "1",
         )
+    }
+
+    fn ensure_bridge_v6(
+        &self,
+        name: &str,
+        addr: Ipv6Addr,
+        prefix: u8,
+        forwarding: bool,
+    ) -> Result<()> {
+        valid_ifname(name)?;
+        let disable = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+        if !Path::new(&disable).exists() {
+            return Err(Error::Command {
+                what: format!("enabling IPv6 on bridge {name}"),
+                detail: "IPv6 is disabled in the kernel of this host".into(),
+            });
+        }
+        write_sysctl(&disable, "0")?;
+        let what = format!("setting the IPv6 address of bridge {name}");
+        let mut nl = open()?;
+        let index = nl
+            .link_index(name)
+            .map_err(nl_err(what.clone()))?
+            .ok_or_else(|| Error::Command {
+                what: what.clone(),
+                detail: format!("bridge {name} does not exist"),
+            })?;
+        nl.add_address_nodad(index, IpAddr::V6(addr), prefix, true)
+            .map_err(nl_err(format!("{what}: address {addr}/{prefix}")))?;
+        let all = "/proc/sys/net/ipv6/conf/all/forwarding";
+        if forwarding && std::fs::read_to_string(all).is_ok_and(|v| v.trim() != "1") {
+            keep_accepting_router_advertisements();
+            write_sysctl(all, "1")?;
+        }
+        Ok(())
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
@@ -178,9 +325,19 @@ impl LinkOps for Rtnetlink {
             peer_netns_fd: std::os::fd::AsRawFd::as_raw_fd(&ns),
         })
         .map_err(nl_err(what))?;
-        let res = Conn::open_in(&ns)
-            .map_err(nl_err(format!("joining {}", a.netns.display())))
-            .and_then(|mut inner| configure_inside(&mut inner, a));
+        let joining = format!("joining {}", a.netns.display());
+        let sysctls = if a.address6.is_some() {
+            netns_ipv6_sysctls(&a.ifname)
+        } else {
+            Vec::new()
+        };
+        // /proc/sys/net shows the namespace of the thread that opens it: the sysctls are
+        // written, and the socket opened, on a thread inside the container's namespace.
+        let res = in_netns(&ns, &joining, || {
+            enable_ipv6(&sysctls)?;
+            Conn::open().map_err(nl_err(joining.clone()))
+        })
+        .and_then(|mut inner| configure_inside(&mut inner, a));
         if res.is_err() {
             // Takes the peer in the namespace along.
             let _ = nl.delete_link(&a.host_ifname);
@@ -203,6 +360,8 @@ mod tests {
             prefix: 16,
             gateway: Some("172.30.0.1".parse().unwrap()),
             mac: "02:42:ac:1e:00:02".into(),
+            address6: None,
+            gateway6: None,
         }
     }
 
@@ -268,6 +427,9 @@ mod tests {
         a.gateway = Some(format!("{net}.1").parse().unwrap());
         a.prefix = 24;
         a.mac = "02:42:0a:fb:00:02".into();
+        let net6 = format!("fd00:b7:{:x}", pid % 0xffff);
+        a.address6 = Some((format!("{net6}::2").parse().unwrap(), 64));
+        a.gateway6 = Some(format!("{net6}::1").parse().unwrap());
         let _c = Cleanup {
             links: vec![a.host_ifname.clone(), bridge.clone()],
             ns: ns.clone(),
@@ -281,6 +443,33 @@ mod tests {
         ops.ensure_bridge(&bridge, gw, 24).unwrap();
         assert!(ops.link_exists(&bridge));
         assert!(ops.bridge_ports(&bridge).is_empty());
+        // The bridge's MAC is set (NET_ADDR_SET), derived from the gateway, so it cannot
+        // change when ports join.
+        let sys = |f: &str| {
+            std::fs::read_to_string(format!("/sys/class/net/{bridge}/{f}"))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(sys("addr_assign_type"), "3");
+        assert_eq!(sys("address"), crate::ipam::mac_for(gw));
+        // IPv6 on the bridge (no host-wide forwarding from a unit test), twice is fine too.
+        let gw6 = a.gateway6.unwrap();
+        ops.ensure_bridge_v6(&bridge, gw6, 64, false).unwrap();
+        ops.ensure_bridge_v6(&bridge, gw6, 64, false).unwrap();
+        let out = std::process::Command::new("ip")
+            .args(["-o", "-6", "addr", "show", "dev", &bridge])
+            .output()
+            .unwrap();
+        let addr6 = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = addr6
+            .lines()
+            .find(|l| l.contains(&format!("{gw6}/64")))
+            .unwrap_or_else(|| panic!("no {gw6}/64 on the bridge: {addr6}"));
+        assert!(
+            line.contains("nodad") && !line.contains("tentative"),
+            "{line}"
+        );
 
         ops.attach(&a).unwrap();
         assert_eq!(ops.bridge_ports(&bridge), vec![a.host_ifname.clone()]);
@@ -292,6 +481,23 @@ mod tests {
         assert!(addr.contains("lo "), "lo is up: {addr}");
         let route = in_ns(&ns, &["route", "show", "default"]);
         assert!(route.contains(&format!("via {net}.1 dev eth0")), "{route}");
+        // IPv6: the address without DAD (never "tentative"), and the default route.
+        let addr6 = in_ns(&ns, &["-o", "-6", "addr", "show", "dev", "eth0"]);
+        let line = addr6
+            .lines()
+            .find(|l| l.contains(&format!("{net6}::2/64")))
+            .unwrap_or_else(|| panic!("no {net6}::2/64 on eth0: {addr6}"));
+        assert!(
+            line.contains("nodad") && !line.contains("tentative"),
+            "{line}"
+        );
+        let route6 = in_ns(&ns, &["-6", "route", "show", "default"]);
+        assert!(
+            route6.contains(&format!("via {net6}::1 dev eth0")),
+            "{route6}"
+        );
+        // After the bridge got a port, its MAC is still the one it was given.
+        assert_eq!(sys("address"), crate::ipam::mac_for(gw));
 
         // The same interface name again: the kernel refuses, and nothing is left over.
         let mut dup = a.clone();
@@ -318,6 +524,24 @@ mod tests {
         assert!(!in_ns(&ns, &["-o", "link"]).contains("eth0"));
         ops.delete_link(&bridge).unwrap();
         assert!(!ops.link_exists(&bridge));
+    }
+
+    #[test]
+    fn ipv6_sysctls_of_the_container_namespace() {
+        assert_eq!(
+            netns_ipv6_sysctls("eth1"),
+            vec![
+                "/proc/sys/net/ipv6/conf/all/disable_ipv6",
+                "/proc/sys/net/ipv6/conf/default/disable_ipv6",
+                "/proc/sys/net/ipv6/conf/lo/disable_ipv6",
+                "/proc/sys/net/ipv6/conf/eth1/disable_ipv6",
+            ]
+        );
+        assert!(enable_ipv6(&[]).is_ok());
+        let err = enable_ipv6(&["/proc/sys/net/ipv6/conf/no-such-if/disable_ipv6".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IPv6 is disabled in the kernel"), "{err}");
     }
 
     #[test]

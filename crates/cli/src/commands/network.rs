@@ -102,6 +102,9 @@ pub struct NetCreateArgs {
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range")]
     pub ip_range: Vec<String>,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long)]
+    pub ipv6: bool,
     /// Restrict external access to the network
     #[arg(long)]
     pub internal: bool,
@@ -147,6 +150,9 @@ pub struct NetConnectArgs {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    pub ip6: Option<String>,
     pub network: String,
     pub container: String,
 }
@@ -211,6 +217,7 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> CmdResult {
                 "Name": a.name,
                 "Driver": a.driver,
                 "Internal": a.internal,
+                "EnableIPv6": a.ipv6,
                 "IPAM": { "Driver": "default", "Config": configs },
                 "Options": key_values(&a.opt),
                 "Labels": key_values(&a.label),
@@ -313,8 +320,11 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> CmdResult {
         }
         NetworkCmd::Connect(a) => {
             let mut ep = json!({ "Aliases": a.alias });
-            if let Some(ip) = &a.ip {
-                ep["IPAMConfig"] = json!({ "IPv4Address": ip });
+            if a.ip.is_some() || a.ip6.is_some() {
+                ep["IPAMConfig"] = json!({
+                    "IPv4Address": a.ip.clone().unwrap_or_default(),
+                    "IPv6Address": a.ip6.clone().unwrap_or_default(),
+                });
             }
             let body = json!({ "Container": a.container, "EndpointConfig": ep });
             ctx.client

@@ -1,0 +1,331 @@
+//! IPv6 for user-defined networks: checking a create request's IPv6 IPAM config (or picking
+//! a ULA subnet when IPv6 is enabled without one) before the network is created.
+
+use std::net::{Ipv6Addr, SocketAddr};
+
+use berth_api_types::network as nt;
+use berth_api_types::{ApiError, ErrorKind};
+use berth_network::ipam::{ula_subnet, Pool6, Subnet6};
+
+/// A new network's IPv6 side.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan6 {
+    pub subnet: Subnet6,
+    pub gateway: Ipv6Addr,
+    pub range: Option<Subnet6>,
+    pub pool: Pool6,
+}
+
+/// The IPv6 side of a network create request: `None` without `EnableIPv6`, else the subnet
+/// from `cfg` (or a fresh ULA /64 when there is none) checked against `existing` subnets.
+pub(crate) fn plan_v6(
+    enable: bool,
+    cfg: Option<&nt::IpamConfig>,
+    existing: &[Subnet6],
+) -> crate::Result<Option<Plan6>> {
+    let given = cfg.filter(|c| !c.subnet.is_empty());
+    if !enable {
+        return match given.or(cfg) {
+            Some(c) => {
+                Err(ApiError::invalid(format!(
+                "invalid network config: IPv6 subnet {} provided but IPv6 is not enabled (--ipv6)",
+                if c.subnet.is_empty() { &c.gateway } else { &c.subnet }
+            )))
+            }
+            None => Ok(None),
+        };
+    }
+    let Some(cfg) = given else {
+        if cfg.is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
+            return Err(ApiError::invalid(
+                "invalid network config: an IPv6 gateway or ip-range needs an IPv6 subnet",
+            ));
+        }
+        // Docker 28 gives an IPv6 network without a subnet a ULA /64 of its own.
+        let subnet = (0..16)
+            .map(|_| ula_subnet(rand::random()))
+            .find(|s| !existing.iter().any(|e| e.overlaps(s)))
+            .ok_or_else(|| {
+                ApiError::invalid("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")
+            })?;
+        let gateway = subnet.first_host();
+        let pool = Pool6::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+        return Ok(Some(Plan6 {
+            subnet,
+            gateway,
+            range: None,
+            pool,
+        }));
+    };
+    let subnet: Subnet6 = cfg.subnet.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid subnet {} : invalid CIDR address: {}",
+            cfg.subnet, cfg.subnet
+        ))
+    })?;
+    if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other})"),
+        ));
+    }
+    let range = if cfg.ip_range.is_empty() {
+        None
+    } else {
+        let range: Subnet6 = cfg.ip_range.parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "invalid ip-range {}: invalid CIDR address: {}",
+                cfg.ip_range, cfg.ip_range
+            ))
+        })?;
+        if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+            return Err(ApiError::invalid(format!(
+                "ip-range {range} is not within subnet {subnet}"
+            )));
+        }
+        Some(range)
+    };
+    let gateway = if cfg.gateway.is_empty() {
+        subnet.first_host()
+    } else {
+        let gw: Ipv6Addr = cfg
+            .gateway
+            .parse()
+            .map_err(|_| ApiError::invalid(format!("invalid gateway address {}", cfg.gateway)))?;
+        if !subnet.contains(gw) {
+            return Err(ApiError::invalid(format!(
+                "gateway {gw} is not in subnet {subnet}"
+            )));
+        }
+        gw
+    };
+    let mut pool = Pool6::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if let Some(r) = range {
+        pool = pool
+            .with_range(r)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+    }
+    Ok(Some(Plan6 {
+        subnet,
+        gateway,
+        range,
+        pool,
+    }))
+}
+
+/// Whether a published port of `ep` is also published over IPv6 (on `::`): ports on all
+/// addresses of a container with an IPv6 address, as Docker lists them.
+pub(crate) fn also_on_v6(ep: &crate::network::Endpoint, p: &crate::network::PublishedPort) -> bool {
+    ep.ipv6.is_some() && p.host_ip.is_unspecified()
+}
+
+/// Userland proxies from `[::1]:<host port>` to the container's IPv6 address, for the TCP
+/// ports an endpoint publishes on all addresses (what Docker's docker-proxy does for [::1]:
+/// IPv6 has no `route_localnet`, so DNAT cannot serve the loopback address). Ports whose
+/// [::1] is taken by someone else are skipped with a warning.
+pub(crate) fn loopback_proxies(
+    container: &str,
+    eps: &[crate::network::Endpoint],
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for ep in eps {
+        let Some(ip6) = ep.ipv6 else { continue };
+        for p in ep
+            .ports
+            .iter()
+            .filter(|p| p.proto == "tcp" && p.host_ip.is_unspecified())
+        {
+            let target = SocketAddr::from((ip6, p.container_port));
+            match spawn_proxy(&rt, p.host_port, target) {
+                Ok(task) => out.push(task),
+                Err(e) => {
+                    tracing::warn!(container, "no [::1]:{} proxy to {target}: {e}", p.host_port)
+                }
+            }
+        }
+    }
+    out
+}
+
+fn spawn_proxy(
+    rt: &tokio::runtime::Handle,
+    port: u16,
+    target: SocketAddr,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let _guard = rt.enter();
+    let sock = tokio::net::TcpSocket::new_v6()?;
+    // The proxy of a container's previous run is aborted asynchronously and may hold the
+    // port for a moment longer: SO_REUSEPORT lets the new one bind meanwhile.
+    sock.set_reuseport(true)?;
+    sock.bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))?;
+    let listener = sock.listen(1024)?;
+    Ok(rt.spawn(async move {
+        loop {
+            let mut inbound = match listener.accept().await {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    // E.g. out of file descriptors: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            tokio::spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    }))
+}
+
+/// Appends the `/etc/hosts` line of a container's IPv6 address (Docker writes one for each
+/// of the container's addresses on its first network).
+pub(crate) fn hosts_with_ipv6(
+    hosts: String,
+    attached: Option<&crate::network::Attached>,
+    hostname: &str,
+    domainname: &str,
+) -> String {
+    let Some(ip6) = attached.and_then(|a| a.ip6) else {
+        return hosts;
+    };
+    let names = if domainname.is_empty() {
+        hostname.to_string()
+    } else {
+        format!("{hostname}.{domainname} {hostname}")
+    };
+    format!("{hosts}{ip6}\t{names}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(subnet: &str, gateway: &str, range: &str) -> nt::IpamConfig {
+        nt::IpamConfig {
+            subnet: subnet.into(),
+            gateway: gateway.into(),
+            ip_range: range.into(),
+            ..Default::default()
+        }
+    }
+
+    fn err(enable: bool, c: &nt::IpamConfig, existing: &[Subnet6]) -> (ErrorKind, String) {
+        let e = plan_v6(enable, Some(c), existing).unwrap_err();
+        (e.kind, e.message)
+    }
+
+    #[test]
+    fn a_given_subnet_with_defaults_and_explicit_parts() {
+        let p = plan_v6(true, Some(&cfg("fd00:db8:1::/64", "", "")), &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.subnet.to_string(), "fd00:db8:1::/64");
+        assert_eq!(p.gateway.to_string(), "fd00:db8:1::1");
+        assert!(p.range.is_none());
+        let mut p = plan_v6(
+            true,
+            Some(&cfg(
+                "fd00:db8:1::/64",
+                "fd00:db8:1::fe",
+                "fd00:db8:1::100/120",
+            )),
+            &[],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.gateway.to_string(), "fd00:db8:1::fe");
+        assert_eq!(p.pool.allocate().unwrap().to_string(), "fd00:db8:1::100");
+    }
+
+    #[test]
+    fn no_ipv6_without_enable_ipv6() {
+        assert!(plan_v6(false, None, &[]).unwrap().is_none());
+        let (k, m) = err(false, &cfg("fd00:db8:1::/64", "", ""), &[]);
+        assert_eq!(k, ErrorKind::InvalidParameter);
+        assert!(m.contains("IPv6 is not enabled"), "{m}");
+    }
+
+    #[test]
+    fn a_ula_subnet_when_none_is_given() {
+        let taken: Subnet6 = "fd00:db8:9::/64".parse().unwrap();
+        let p = plan_v6(true, None, &[taken]).unwrap().unwrap();
+        assert_eq!(p.subnet.prefix(), 64);
+        assert!(p.subnet.network().segments()[0] & 0xff00 == 0xfd00);
+        assert!(!p.subnet.overlaps(&taken));
+        assert_eq!(p.gateway, p.subnet.first_host());
+        let e = plan_v6(true, Some(&cfg("", "fd00::1", "")), &[]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn bad_input_errors_like_docker() {
+        let (k, m) = err(true, &cfg("fd00:zz::/64", "", ""), &[]);
+        assert_eq!(k, ErrorKind::InvalidParameter);
+        assert_eq!(
+            m,
+            "invalid subnet fd00:zz::/64 : invalid CIDR address: fd00:zz::/64"
+        );
+        let existing: Subnet6 = "fd00:db8::/48".parse().unwrap();
+        let (k, m) = err(true, &cfg("fd00:db8:0:1::/64", "", ""), &[existing]);
+        assert_eq!(k, ErrorKind::Forbidden);
+        assert!(m.contains("Pool overlaps"), "{m}");
+        let (k, m) = err(true, &cfg("fd00:db8:1::/64", "fd00:db8:2::1", ""), &[]);
+        assert_eq!(k, ErrorKind::InvalidParameter);
+        assert_eq!(m, "gateway fd00:db8:2::1 is not in subnet fd00:db8:1::/64");
+        let (_, m) = err(true, &cfg("fd00:db8:1::/64", "nope", ""), &[]);
+        assert_eq!(m, "invalid gateway address nope");
+        let (_, m) = err(true, &cfg("fd00:db8:1::/64", "", "fd00:db8:2::/80"), &[]);
+        assert!(m.contains("is not within subnet"), "{m}");
+        let (_, m) = err(true, &cfg("fd00:db8:1::/127", "", ""), &[]);
+        assert!(m.contains("too small"), "{m}");
+    }
+
+    #[tokio::test]
+    async fn loopback_proxy_relays_to_the_target() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let upstream = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+        let target = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = upstream.accept().await.unwrap();
+            let mut buf = [0u8; 4];
+            s.read_exact(&mut buf).await.unwrap();
+            s.write_all(&buf.map(|b| b.to_ascii_uppercase()))
+                .await
+                .unwrap();
+        });
+        let free = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        let task = spawn_proxy(&tokio::runtime::Handle::current(), port, target).unwrap();
+        let mut c = tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
+        c.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"PING");
+        task.abort();
+    }
+
+    #[test]
+    fn hosts_get_an_ipv6_line() {
+        let a = crate::network::Attached {
+            netns: "/x".into(),
+            ip: "10.0.0.2".parse().unwrap(),
+            ip6: Some("fd00:db8:1::2".parse().unwrap()),
+            dns: None,
+        };
+        let base = "127.0.0.1\tlocalhost\n10.0.0.2\tabc\n".to_string();
+        assert_eq!(
+            hosts_with_ipv6(base.clone(), Some(&a), "abc", ""),
+            format!("{base}fd00:db8:1::2\tabc\n")
+        );
+        assert_eq!(
+            hosts_with_ipv6(base.clone(), Some(&a), "abc", "example.com"),
+            format!("{base}fd00:db8:1::2\tabc.example.com abc\n")
+        );
+        assert_eq!(hosts_with_ipv6(base.clone(), None, "abc", ""), base);
+    }
+}

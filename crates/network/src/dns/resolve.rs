@@ -1,0 +1,316 @@
+//! What a name means to the embedded DNS: pure functions over a snapshot of the running
+//! endpoints, so the rules (names, aliases, short ids, links, the asker's networks,
+//! search-domain stripping, who may ask) are unit-tested without sockets.
+
+use std::net::{IpAddr, SocketAddr};
+
+/// One container's endpoint on one network, as the DNS sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsEndpoint {
+    pub container_id: String,
+    pub network_id: String,
+    /// The endpoint's addresses (IPv4 and, where the network has it, IPv6).
+    pub addrs: Vec<IpAddr>,
+    /// Names every member of the network resolves to `addrs`: container name, network
+    /// aliases, short id.
+    pub names: Vec<String>,
+    /// Legacy `--link target:alias` on a user-defined network: `(alias, target name)`. Only
+    /// this container resolves the alias (Docker's rule), to the addresses the target name
+    /// has on the networks this container is on.
+    pub links: Vec<(String, String)>,
+    /// The container's own upstream servers (`docker run --dns`); empty: the network's.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// The names a query may mean: the name itself (lowercase, no final dot), plus the name
+/// with each search domain stripped, so `b.example.com` finds `b` when the host (and so the
+/// container's resolv.conf) searches `example.com`.
+pub fn candidates(name: &str, search: &[String]) -> Vec<String> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let mut out = vec![name.clone()];
+    for dom in search {
+        let dom = dom.trim_end_matches('.').to_ascii_lowercase();
+        if dom.is_empty() {
+            continue;
+        }
+        if let Some(short) = name.strip_suffix(&format!(".{dom}")) {
+            if !short.is_empty() && !out.iter().any(|c| c == short) {
+                out.push(short.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Whether `client` is a member of `network_id`, i.e. may use that network's DNS server.
+pub fn is_member(eps: &[DnsEndpoint], network_id: &str, client: IpAddr) -> bool {
+    let client = unmap(client);
+    eps.iter()
+        .any(|e| e.network_id == network_id && e.addrs.contains(&client))
+}
+
+/// `::ffff:a.b.c.d` (a v4 client seen on a dual-stack socket) as `a.b.c.d`.
+fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The addresses `name` has for `client`, which asked the server of `network_id`; `None`
+/// when the name is no container the client can see (the caller forwards or says
+/// NXDOMAIN).
+///
+/// As with Docker's per-container resolver, the asker sees the members of every network it
+/// is on, not just the one whose server it asked; its own `--link` aliases come first.
+pub fn resolve(
+    eps: &[DnsEndpoint],
+    network_id: &str,
+    client: IpAddr,
+    name: &str,
+    search: &[String],
+) -> Option<Vec<IpAddr>> {
+    let client = unmap(client);
+    let asker = eps
+        .iter()
+        .find(|e| e.network_id == network_id && e.addrs.contains(&client))
+        .map(|e| e.container_id.as_str());
+    let networks: Vec<&str> = match asker {
+        Some(id) => eps
+            .iter()
+            .filter(|e| e.container_id == id)
+            .map(|e| e.network_id.as_str())
+            .collect(),
+        None => vec![network_id],
+    };
+    let wanted = candidates(name, search);
+    let matches = |n: &str| wanted.iter().any(|w| n.eq_ignore_ascii_case(w));
+    let mut found: Vec<IpAddr> = Vec::new();
+    let mut push = |ips: &[IpAddr]| {
+        for ip in ips {
+            if !found.contains(ip) {
+                found.push(*ip);
+            }
+        }
+    };
+    if let Some(id) = asker {
+        let targets: Vec<&str> = eps
+            .iter()
+            .filter(|e| e.container_id == id)
+            .flat_map(|e| e.links.iter())
+            .filter(|(alias, _)| matches(alias))
+            .map(|(_, target)| target.as_str())
+            .collect();
+        for e in eps
+            .iter()
+            .filter(|e| networks.contains(&e.network_id.as_str()))
+        {
+            if e.names
+                .iter()
+                .any(|n| targets.iter().any(|t| n.eq_ignore_ascii_case(t)))
+            {
+                push(&e.addrs);
+            }
+        }
+    }
+    for e in eps
+        .iter()
+        .filter(|e| networks.contains(&e.network_id.as_str()))
+    {
+        if e.names.iter().any(|n| matches(n)) {
+            push(&e.addrs);
+        }
+    }
+    (!found.is_empty()).then_some(found)
+}
+
+/// The upstream servers for names `client` (a member of `network_id`) asks about that are no
+/// container: its own `--dns` servers if it has any.
+pub fn upstreams_for(
+    eps: &[DnsEndpoint],
+    network_id: &str,
+    client: IpAddr,
+) -> Option<Vec<SocketAddr>> {
+    let client = unmap(client);
+    eps.iter()
+        .find(|e| e.network_id == network_id && e.addrs.contains(&client))
+        .filter(|e| !e.upstreams.is_empty())
+        .map(|e| e.upstreams.clone())
+}
+
+/// The upstream servers and search domains from a resolv.conf: loopback nameservers are
+/// skipped (they are the host's stub resolvers, unreachable from where containers' queries
+/// would have gone).
+pub fn upstream_resolvers(resolv: &str) -> (Vec<SocketAddr>, Vec<String>) {
+    let mut servers = Vec::new();
+    let mut search = Vec::new();
+    for line in resolv.lines() {
+        let mut w = line.split_whitespace();
+        match w.next() {
+            Some("nameserver") => {
+                if let Some(ip) = w.next().and_then(|s| s.parse::<IpAddr>().ok()) {
+                    if !ip.is_loopback() {
+                        servers.push(SocketAddr::new(ip, 53));
+                    }
+                }
+            }
+            Some("search") | Some("domain") => {
+                search = w
+                    .map(|s| s.trim_end_matches('.').to_ascii_lowercase())
+                    .collect()
+            }
+            _ => {}
+        }
+    }
+    (servers, search)
+}
+
+/// Upstream servers configured explicitly (the daemon's `--dns`): `ip` or `ip:port`
+/// (`[v6]:port`); loopback addresses are kept, since the server runs in the host's
+/// namespace and can reach them.
+pub fn parse_upstreams(list: &[String]) -> Result<Vec<SocketAddr>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<SocketAddr>()
+                .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("{s} is not an ip address"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
+        DnsEndpoint {
+            container_id: cid.into(),
+            network_id: net.into(),
+            addrs: ips.iter().map(|s| s.parse().unwrap()).collect(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            links: Vec::new(),
+            upstreams: Vec::new(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn world() -> Vec<DnsEndpoint> {
+        vec![
+            ep("a", "n1", &["10.0.0.2"], &["a"]),
+            ep(
+                "b",
+                "n1",
+                &["10.0.0.3", "fd00::3"],
+                &["b", "web", "bbbbbbbbbbbb"],
+            ),
+            ep("c", "n2", &["10.0.1.2"], &["c"]),
+            ep("c", "n1", &["10.0.0.4"], &["c", "cee"]),
+            ep("d", "n2", &["10.0.1.3"], &["d"]),
+        ]
+    }
+
+    #[test]
+    fn names_aliases_and_short_ids_resolve_case_insensitively() {
+        let w = world();
+        let a = ip("10.0.0.2");
+        assert_eq!(
+            resolve(&w, "n1", a, "WEB", &[]),
+            Some(vec![ip("10.0.0.3"), ip("fd00::3")])
+        );
+        assert_eq!(
+            resolve(&w, "n1", a, "bbbbbbbbbbbb.", &[]),
+            Some(vec![ip("10.0.0.3"), ip("fd00::3")])
+        );
+        assert_eq!(resolve(&w, "n1", a, "cee", &[]), Some(vec![ip("10.0.0.4")]));
+        assert_eq!(resolve(&w, "n1", a, "nosuch", &[]), None);
+    }
+
+    #[test]
+    fn the_asker_sees_only_its_own_networks() {
+        let w = world();
+        // d is only on n2: invisible from a.
+        assert_eq!(resolve(&w, "n1", ip("10.0.0.2"), "d", &[]), None);
+        // c is on both networks and sees d through n1's server.
+        assert_eq!(
+            resolve(&w, "n1", ip("10.0.0.4"), "d", &[]),
+            Some(vec![ip("10.0.1.3")])
+        );
+        // Asked from n2 only (d), c is just its n2 address.
+        assert_eq!(
+            resolve(&w, "n2", ip("10.0.1.3"), "c", &[]),
+            Some(vec![ip("10.0.1.2")])
+        );
+    }
+
+    #[test]
+    fn search_domains_are_stripped() {
+        let w = world();
+        let search = vec!["example.com".to_string()];
+        assert_eq!(
+            resolve(&w, "n1", ip("10.0.0.2"), "b.Example.com.", &search),
+            Some(vec![ip("10.0.0.3"), ip("fd00::3")])
+        );
+        assert_eq!(
+            candidates("x.y.example.com", &search),
+            vec!["x.y.example.com".to_string(), "x.y".to_string()]
+        );
+        assert_eq!(candidates("example.com", &search), vec!["example.com"]);
+    }
+
+    #[test]
+    fn links_are_private_to_the_linking_container() {
+        let mut w = world();
+        w[0].links.push(("db".into(), "b".into()));
+        assert_eq!(
+            resolve(&w, "n1", ip("10.0.0.2"), "db", &[]),
+            Some(vec![ip("10.0.0.3"), ip("fd00::3")])
+        );
+        // c does not see a's link alias.
+        assert_eq!(resolve(&w, "n1", ip("10.0.0.4"), "db", &[]), None);
+        // A link to a container on no shared network resolves to nothing.
+        w[0].links.push(("far".into(), "d".into()));
+        assert_eq!(resolve(&w, "n1", ip("10.0.0.2"), "far", &[]), None);
+    }
+
+    #[test]
+    fn a_containers_own_dns_servers_are_its_upstreams() {
+        let mut w = world();
+        w[0].upstreams = vec!["192.0.2.9:53".parse().unwrap()];
+        assert_eq!(
+            upstreams_for(&w, "n1", ip("10.0.0.2")),
+            Some(vec!["192.0.2.9:53".parse().unwrap()])
+        );
+        assert_eq!(upstreams_for(&w, "n1", ip("10.0.0.3")), None);
+        assert_eq!(upstreams_for(&w, "n2", ip("10.0.0.2")), None);
+    }
+
+    #[test]
+    fn membership_is_by_address_on_that_network() {
+        let w = world();
+        assert!(is_member(&w, "n1", ip("10.0.0.2")));
+        assert!(is_member(&w, "n1", ip("::ffff:10.0.0.2")));
+        assert!(is_member(&w, "n1", ip("fd00::3")));
+        assert!(!is_member(&w, "n2", ip("10.0.0.2")));
+        assert!(!is_member(&w, "n1", ip("10.0.0.99")));
+    }
+
+    #[test]
+    fn upstreams_skip_loopback_unless_configured() {
+        let (servers, search) = upstream_resolvers(
+            "nameserver 127.0.0.53\nnameserver 192.0.2.53\nnameserver ::1\nsearch Example.com.\n",
+        );
+        assert_eq!(servers, vec!["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(search, vec!["example.com".to_string()]);
+        assert_eq!(
+            parse_upstreams(&["127.0.0.9".into(), "192.0.2.1:5353".into()]).unwrap(),
+            vec![
+                "127.0.0.9:53".parse().unwrap(),
+                "192.0.2.1:5353".parse().unwrap()
+            ]
+        );
+        assert!(parse_upstreams(&["nope".into()]).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! Fuzzes everything in `berth-builder` that reads untrusted text from a build context:
+//! the Dockerfile parser, the `.dockerignore` parser and matcher, heredoc detection and the
+//! shell-style variable substitution. None of them may panic (or hang) on any input; errors
+//! must come back as values.
+
+#![no_main]
+
+use std::collections::HashMap;
+
+use berth_builder::{ignore, parser, shell, Ignore};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Docker reads a Dockerfile as bytes and rejects what is not text; so does the daemon
+    // (`read_to_string`). Lossy decoding still exercises odd characters from any input.
+    let owned;
+    let text = match std::str::from_utf8(data) {
+        Ok(t) => t,
+        Err(_) => {
+            owned = String::from_utf8_lossy(data).into_owned();
+            &owned
+        }
+    };
+
+    if let Ok(df) = parser::parse(text) {
+        // Everything the engine does with a parsed instruction before running it.
+        let mut vars: shell::Vars = HashMap::new();
+        vars.insert("A".into(), "a b".into());
+        vars.insert("EMPTY".into(), String::new());
+        for inst in &df.instructions {
+            let args = inst.args.text();
+            let _ = inst.flag("from");
+            let _ = shell::expand_word(&args, &vars, df.escape);
+            let _ = shell::expand_words(&args, &vars, df.escape);
+            let _ = shell::name_values(&args, inst.cmd == "ENV");
+            let _ = shell::raw_words(&args);
+            let _ = parser::heredoc_specs(&args);
+        }
+    }
+
+    // The same text through the per-line entry points with both escape characters.
+    for line in text.lines().take(64) {
+        for escape in ['\\', '`'] {
+            let _ = parser::parse_line(line, 1, escape);
+            let _ = shell::expand_word(line, &HashMap::new(), escape);
+        }
+    }
+
+    // As a .dockerignore: parse it and match its own lines (and a few fixed paths) as paths.
+    let ign = Ignore::parse(text);
+    for path in text.lines().take(16).chain(["a", "a/b/c.log", "./x", "/"]) {
+        let _ = ign.excluded(path);
+        let _ = ign.may_include_below(path);
+    }
+    // Raw glob matching, split at the first newline into pattern and name.
+    if let Some((p, s)) = text.split_once('\n') {
+        if p.len() <= 64 && s.len() <= 256 {
+            let _ = ignore::glob(p.as_bytes(), s.as_bytes());
+        }
+    }
+});

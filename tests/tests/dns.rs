@@ -1,0 +1,512 @@
+//! The embedded DNS of user-defined networks (issue 6): A/AAAA answers, TCP, NXDOMAIN,
+//! forwarding to the daemon's `--dns` upstream (a fake server this test runs on a loopback
+//! address), SERVFAIL when the upstream is silent, members only, and that every server keeps
+//! answering through network connect/disconnect, another network's removal and parallel load.
+//!
+//! Precise checks use a small client in this file, run inside a container's network
+//! namespace (a thread that joined it); busybox's `nslookup` covers the real client path.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use berth_tests::*;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+/// Removes containers and then networks when the test ends, also on failure.
+struct Cleanup<'a>(&'a Daemon, Vec<&'static str>, Vec<&'static str>);
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["rm", "-f"];
+        args.extend_from_slice(&self.1);
+        let _ = self.0.docker(&args);
+        for n in &self.2 {
+            let _ = self.0.docker(&["network", "rm", n]);
+        }
+    }
+}
+
+fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    let out = d.docker(&["inspect", "--format", format, name]);
+    assert_ok(&out, "inspect");
+    stdout(&out).trim().to_string()
+}
+
+fn net_ip(d: &Daemon, container: &str, net: &str) -> String {
+    inspect(
+        d,
+        container,
+        &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"),
+    )
+}
+
+fn gateway(d: &Daemon, net: &str) -> String {
+    let out = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        net,
+    ]);
+    assert_ok(&out, "network inspect");
+    stdout(&out).trim().to_string()
+}
+
+/// Runs `f` on a thread that joined the network namespace of `container`'s init process.
+fn in_netns<T: Send + 'static>(
+    d: &Daemon,
+    container: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let pid = inspect(d, container, "{{.State.Pid}}");
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("netns");
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// One question to `server` over UDP or TCP; `None` when nothing came back in time.
+fn ask(server: SocketAddr, name: &str, t: RecordType, tcp: bool) -> Option<Message> {
+    let id: u16 = std::process::id() as u16 ^ (name.len() as u16) << 8;
+    let mut m = Message::new();
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query)
+        .set_recursion_desired(true)
+        .add_query(Query::query(Name::from_str(name).unwrap(), t));
+    let q = m.to_vec().unwrap();
+    let r = if tcp {
+        let mut s = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+        s.write_all(&[&(q.len() as u16).to_be_bytes()[..], &q].concat())
+            .ok()?;
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).ok()?;
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).ok()?;
+        Message::from_vec(&buf).ok()?
+    } else {
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+        s.send_to(&q, server).ok()?;
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        Message::from_vec(&buf[..n]).ok()?
+    };
+    assert_eq!(r.id(), id, "answer to another question");
+    Some(r)
+}
+
+fn addrs(m: &Message) -> Vec<String> {
+    m.answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn fake_answer(q: &[u8], answer: &str) -> Option<Vec<u8>> {
+    let q = Message::from_vec(q).ok()?;
+    let name = q.queries().first()?.name().to_ascii();
+    if name.starts_with("silent.") {
+        return None;
+    }
+    let mut r = Message::new();
+    r.set_id(q.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(OpCode::Query)
+        .set_recursion_available(true);
+    r.add_queries(q.queries().to_vec());
+    r.add_answer(Record::from_rdata(
+        q.queries()[0].name().clone(),
+        60,
+        RData::A(A(answer.parse().unwrap())),
+    ));
+    r.to_vec().ok()
+}
+
+/// A fake upstream DNS server on `ip:53` (UDP and TCP, threads that live as long as the
+/// test process): every name is `answer`, except `silent.*`, which never gets an answer.
+fn fake_upstream(ip: &str, answer: &'static str) {
+    let addr: SocketAddr = format!("{ip}:53").parse().unwrap();
+    let udp = std::net::UdpSocket::bind(addr).expect("bind fake upstream udp");
+    let tcp = std::net::TcpListener::bind(addr).expect("bind fake upstream tcp");
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, src)) = udp.recv_from(&mut buf) {
+            if let Some(a) = fake_answer(&buf[..n], answer) {
+                let _ = udp.send_to(&a, src);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for mut c in tcp.incoming().flatten() {
+            let mut len = [0u8; 2];
+            if c.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if c.read_exact(&mut q).is_err() {
+                continue;
+            }
+            if let Some(a) = fake_answer(&q, answer) {
+                let _ = c.write_all(&[&(a.len() as u16).to_be_bytes()[..], &a].concat());
+            }
+        }
+    });
+}
+
+/// A loopback address no other test process uses for its fake upstream.
+fn upstream_ip(salt: u32) -> String {
+    let k = std::process::id() * 4 + salt;
+    format!("127.53.{}.{}", (k >> 8) & 0xff, (k & 0xff).max(1))
+}
+
+#[test]
+fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
+    if !is_root() {
+        return;
+    }
+    let up = upstream_ip(0);
+    fake_upstream(&up, "192.0.2.77");
+    let d = Daemon::start_with_args(&["--dns", &up]);
+    d.load_busybox();
+    let sub = d.spare_subnet(0);
+    let _c = Cleanup(&d, vec!["a", "b", "x"], vec!["dnsnet"]);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &sub, "dnsnet"]),
+        "network create",
+    );
+    for (name, alias) in [("b", "bee"), ("a", "ay")] {
+        assert_ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "dnsnet",
+                "--network-alias",
+                alias,
+                "busybox",
+                "sleep",
+                "300",
+            ]),
+            "run",
+        );
+    }
+    let b_ip = net_ip(&d, "b", "dnsnet");
+    let gw: SocketAddr = format!("{}:53", gateway(&d, "dnsnet")).parse().unwrap();
+
+    // The real client: busybox's resolver, by name, alias and through the upstream.
+    let out = d.docker(&["exec", "a", "nslookup", "bee"]);
+    assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
+    let out = d.docker(&["exec", "a", "nslookup", "www.outside.test"]);
+    assert!(
+        stdout(&out).contains("192.0.2.77"),
+        "forwarded: {}",
+        stdout(&out)
+    );
+    assert_ok(
+        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
+        "ping b",
+    );
+
+    let results = in_netns(&d, "a", move || {
+        vec![
+            ask(gw, "b.", RecordType::A, false),
+            ask(gw, "bee.", RecordType::AAAA, false),
+            ask(gw, "nosuch.", RecordType::A, false),
+            ask(gw, "bee.", RecordType::A, true),
+            ask(gw, "www.outside.test.", RecordType::A, false),
+            ask(gw, "www.outside.test.", RecordType::A, true),
+            ask(gw, "silent.outside.test.", RecordType::A, false),
+        ]
+    });
+    let r: Vec<Message> = results
+        .into_iter()
+        .map(|m| m.expect("the embedded DNS answered"))
+        .collect();
+    assert_eq!(r[0].response_code(), ResponseCode::NoError);
+    assert!(r[0].authoritative());
+    assert_eq!(addrs(&r[0]), vec![b_ip.clone()], "A");
+    // No IPv6 address: the name exists, the answer is empty.
+    assert_eq!(r[1].response_code(), ResponseCode::NoError, "AAAA");
+    assert!(r[1].answers().is_empty(), "AAAA: {:?}", r[1].answers());
+    assert_eq!(r[2].response_code(), ResponseCode::NXDomain);
+    assert_eq!(addrs(&r[3]), vec![b_ip.clone()], "over TCP");
+    assert_eq!(addrs(&r[4]), vec!["192.0.2.77"], "forwarded over UDP");
+    assert_eq!(addrs(&r[5]), vec!["192.0.2.77"], "forwarded over TCP");
+    assert_eq!(
+        r[6].response_code(),
+        ResponseCode::ServFail,
+        "silent upstream"
+    );
+
+    // A container's own --dns servers are its upstreams; container names still resolve.
+    // (A non-loopback address the test can serve on: the gateway of the daemon's default
+    // bridge, a host address; the fake upstream listens there.)
+    let own = d.bip.split('/').next().unwrap().to_string();
+    fake_upstream(&own, "192.0.2.88");
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "x",
+            "--network",
+            "dnsnet",
+            "--dns",
+            &own,
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run x --dns",
+    );
+    let resolv = stdout(&d.docker(&["exec", "x", "cat", "/etc/resolv.conf"]));
+    assert!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .eq([format!("nameserver {}", gw.ip())]
+                .iter()
+                .map(String::as_str)),
+        "{resolv}"
+    );
+    let out = d.docker(&["exec", "x", "nslookup", "www.outside.test"]);
+    assert!(
+        stdout(&out).contains("192.0.2.88"),
+        "own upstream: {}",
+        stdout(&out)
+    );
+    let out = d.docker(&["exec", "x", "nslookup", "b"]);
+    assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
+
+    // Only members of the network get answers: the host (its source is the gateway) is
+    // refused.
+    let r = ask(gw, "b.", RecordType::A, false).expect("an answer");
+    assert_eq!(r.response_code(), ResponseCode::Refused);
+}
+
+fn bridge_mac(d: &Daemon, net: &str) -> String {
+    let out = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        net,
+    ]);
+    assert_ok(&out, "network inspect");
+    let br = stdout(&out).trim().to_string();
+    std::fs::read_to_string(format!("/sys/class/net/{br}/address"))
+        .expect("bridge address")
+        .trim()
+        .to_string()
+}
+
+fn ss_listening(addr: &str) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-H", "-uln", "src", addr])
+        .output()
+        .expect("ss");
+    stdout(&out)
+}
+
+#[test]
+fn embedded_dns_keeps_answering_through_changes_and_load() {
+    if !is_root() {
+        return;
+    }
+    let up = upstream_ip(1);
+    fake_upstream(&up, "192.0.2.77");
+    let d = Daemon::start_with_args(&["--dns", &up]);
+    d.load_busybox();
+    let _c = Cleanup(
+        &d,
+        vec!["a", "b", "c", "l1", "l2", "l3"],
+        vec!["n1", "n2", "n3"],
+    );
+    for (i, n) in ["n1", "n2"].iter().enumerate() {
+        assert_ok(
+            &d.docker(&["network", "create", "--subnet", &d.spare_subnet(i as u8), n]),
+            "network create",
+        );
+    }
+    for (name, net) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
+        assert_ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                "busybox",
+                "sleep",
+                "300",
+            ]),
+            "run",
+        );
+    }
+    let gw1 = gateway(&d, "n1");
+    let gw: SocketAddr = format!("{gw1}:53").parse().unwrap();
+    let resolves = |who: &str, name: &str| -> Option<String> {
+        let q = format!("{name}.");
+        in_netns(&d, who, move || ask(gw, &q, RecordType::A, false))
+            .filter(|m| m.response_code() == ResponseCode::NoError)
+            .and_then(|m| addrs(&m).into_iter().next())
+    };
+    let b_ip = net_ip(&d, "b", "n1");
+    assert_eq!(resolves("a", "b"), Some(b_ip.clone()));
+    let mac1 = bridge_mac(&d, "n1");
+
+    for round in 0..3 {
+        // c joins n1 with an alias: a resolves it at once.
+        assert_ok(
+            &d.docker(&["network", "connect", "--alias", "cee", "n1", "c"]),
+            "connect",
+        );
+        let c_ip = net_ip(&d, "c", "n1");
+        // The bridge keeps its MAC when ports join (else a's neighbour entry for the
+        // gateway goes stale and its DNS questions are lost for seconds).
+        assert_eq!(
+            bridge_mac(&d, "n1"),
+            mac1,
+            "round {round}: n1's MAC changed"
+        );
+        assert_eq!(
+            resolves("a", "cee"),
+            Some(c_ip),
+            "round {round}: alias after connect"
+        );
+        assert_ok(
+            &d.docker(&["exec", "a", "ping", "-c1", "-W2", "cee"]),
+            "ping the alias",
+        );
+        // Another network comes and goes.
+        assert_ok(
+            &d.docker(&["network", "create", "--subnet", &d.spare_subnet(2), "n3"]),
+            "create n3",
+        );
+        let gw3 = gateway(&d, "n3");
+        assert!(ss_listening(&format!("{gw3}:53")).contains(":53"));
+        assert_ok(&d.docker(&["network", "rm", "n3"]), "rm n3");
+        // Its server is gone with its sockets.
+        assert_eq!(ss_listening(&format!("{gw3}:53")), "", "n3's DNS socket");
+        // c leaves: the name is gone, the rest still answers.
+        assert_ok(
+            &d.docker(&["network", "disconnect", "n1", "c"]),
+            "disconnect",
+        );
+        assert_eq!(
+            resolves("a", "cee"),
+            None,
+            "round {round}: alias after disconnect"
+        );
+        assert_eq!(resolves("a", "b"), Some(b_ip.clone()), "round {round}");
+    }
+
+    // Load: three more containers and the test itself ask many questions at once.
+    for name in ["l1", "l2", "l3"] {
+        assert_ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                "n1",
+                "busybox",
+                "sleep",
+                "300",
+            ]),
+            "run",
+        );
+    }
+    let mut jobs = Vec::new();
+    for name in ["l1", "l2", "l3"] {
+        let args: Vec<String> = [
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "f=0; for i in $(seq 30); do nslookup b >/dev/null 2>&1 || f=$((f+1)); \
+             nslookup x$i.outside.test >/dev/null 2>&1 || f=$((f+1)); done; echo fails=$f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let host = d.host();
+        jobs.push(std::thread::spawn(move || {
+            let out = std::process::Command::new(DOCKER)
+                .env("DOCKER_HOST", host)
+                .args(&args)
+                .output()
+                .expect("docker exec");
+            stdout(&out)
+        }));
+    }
+    let pid = inspect(&d, "a", "{{.State.Pid}}");
+    let burst = std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("netns");
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let mut failed = Vec::new();
+        for i in 0..200 {
+            let name = if i % 2 == 0 {
+                "b.".to_string()
+            } else {
+                format!("y{i}.outside.test.")
+            };
+            let tcp = i % 5 == 0;
+            match ask(gw, &name, RecordType::A, tcp) {
+                Some(m) if addrs(&m).len() == 1 => {}
+                other => failed.push(format!(
+                    "{name} tcp={tcp}: {:?}",
+                    other.map(|m| (m.response_code(), addrs(&m)))
+                )),
+            }
+        }
+        failed
+    });
+    for j in jobs {
+        let out = j.join().expect("exec thread");
+        assert!(out.contains("fails=0"), "lookups failed under load: {out}");
+    }
+    let failed = burst.join().expect("burst");
+    assert!(failed.is_empty(), "unanswered under load: {failed:#?}");
+
+    // A network re-created on the same subnet serves again (the old sockets were closed).
+    assert_ok(
+        &d.docker(&["rm", "-f", "a", "b", "c", "l1", "l2", "l3"]),
+        "rm",
+    );
+    assert_ok(&d.docker(&["network", "rm", "n1"]), "rm n1");
+    assert_eq!(ss_listening(&format!("{gw1}:53")), "");
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &d.spare_subnet(0), "n1"]),
+        "re-create n1",
+    );
+    assert!(ss_listening(&format!("{gw1}:53")).contains(":53"));
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "n1",
+        "--name",
+        "a",
+        "busybox",
+        "nslookup",
+        "a",
+    ]);
+    assert_ok(&out, "nslookup on the re-created network");
+}
