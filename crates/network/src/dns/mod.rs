@@ -102,14 +102,10 @@ impl DnsServers {
             // The sockets register with the DNS runtime's reactor, not the caller's.
             let _rt = self.rt.enter();
             for addr in &net.listen {
-                let u = std::net::UdpSocket::bind(addr)?;
-                let addr = u.local_addr()?;
-                bound.push(addr);
+                let (u, t) = bind_pair(*addr)?;
+                bound.push(u.local_addr()?);
                 u.set_nonblocking(true)?;
                 udp.push(tokio::net::UdpSocket::from_std(u)?);
-                // std sets SO_REUSEADDR, so a network re-created right after removal can bind
-                // again while old connections sit in TIME_WAIT.
-                let t = std::net::TcpListener::bind(addr)?;
                 t.set_nonblocking(true)?;
                 tcp.push(tokio::net::TcpListener::from_std(t)?);
             }
@@ -162,6 +158,31 @@ impl DnsServers {
     /// Networks with a server.
     pub fn serving(&self) -> Vec<String> {
         lock(&self.running).keys().cloned().collect()
+    }
+}
+
+/// Binds UDP and TCP on one address. A server stopped a moment ago may still hold the port:
+/// its aborted tasks drop their sockets when the runtime gets to them, so "in use" is retried
+/// for a while. With port 0 the UDP socket picks the port and TCP may find it taken by someone
+/// else: then another port is tried.
+fn bind_pair(addr: SocketAddr) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let res = std::net::UdpSocket::bind(addr).and_then(|u| {
+            let at = u.local_addr()?;
+            // std sets SO_REUSEADDR, so a network re-created right after removal can bind
+            // again while old connections sit in TIME_WAIT.
+            std::net::TcpListener::bind(at).map(|t| (u, t))
+        });
+        match res {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(if addr.port() == 0 { 1 } else { 20 }));
+            }
+            other => return other,
+        }
     }
 }
 

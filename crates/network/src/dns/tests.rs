@@ -231,9 +231,23 @@ fn serves_udp_and_tcp_forwards_and_stops() {
     assert_eq!(dir2_member.response_code(), ResponseCode::Refused);
     servers.stop("n2");
     assert_eq!(servers.serving(), vec!["n1".to_string()]);
-    // Its sockets are closed: the port can be bound again.
-    std::net::UdpSocket::bind(srv2).expect("udp port released");
-    std::net::TcpListener::bind(srv2).expect("tcp port released");
+    // Its sockets are closed (the aborted tasks drop them as the runtime gets to them): the
+    // port can be bound again.
+    let rebound = |what: &str, f: &dyn Fn() -> std::io::Result<()>| {
+        let t = std::time::Instant::now();
+        loop {
+            match f() {
+                Ok(()) => return,
+                Err(e) if t.elapsed() < std::time::Duration::from_secs(2) => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("{what} port not released: {e}"),
+            }
+        }
+    };
+    rebound("udp", &|| std::net::UdpSocket::bind(srv2).map(drop));
+    rebound("tcp", &|| std::net::TcpListener::bind(srv2).map(drop));
     assert_eq!(
         addrs(&ask(srv, me, "b", RecordType::A, false)),
         vec!["10.0.0.3"]
