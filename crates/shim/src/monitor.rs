@@ -878,8 +878,8 @@ impl Monitor {
         // On the precompiled-seccomp path the exec loads the container's filter itself.
         let (data, executor) = match &self.seccomp {
             Some(sc) => {
-                let (data, drop) = sc.prepare_exec(process)?;
-                let ex = crate::executor::SeccompExecutor::new(sc.filter.clone(), drop);
+                let (data, filter, drop) = sc.prepare_exec(process)?;
+                let ex = crate::executor::SeccompExecutor::new(filter, drop);
                 (data, Some(ex))
             }
             None => (

@@ -152,10 +152,12 @@ pub fn allows_unconditionally(seccomp: &LinuxSeccomp, name: &str) -> bool {
 
 /// Whether the filter can be loaded by us for a process started with `process`, and which
 /// capabilities must be added for the load (and dropped right after it). Adds them to
-/// `process` when needed.
+/// `process` when needed. With `require_capset`, refuses profiles that may refuse the
+/// `capset` that drops them.
 pub fn prepare_process(
     seccomp: &LinuxSeccomp,
     process: &mut Process,
+    require_capset: bool,
 ) -> Result<CapDrop, Ineligible> {
     if is_notify(seccomp) {
         return Err(Ineligible::Notify);
@@ -183,7 +185,7 @@ pub fn prepare_process(
     if drop == CapDrop::default() {
         return Ok(drop);
     }
-    if !allows_unconditionally(seccomp, "capset") {
+    if require_capset && !allows_unconditionally(seccomp, "capset") {
         return Err(Ineligible::CapsetNotAllowed);
     }
     caps.set_effective(Some(eff)).set_permitted(Some(perm));
@@ -363,23 +365,50 @@ fn translate_arch(arch: Arch) -> ScmpArch {
     }
 }
 
-/// A fast-path container's seccomp, kept by the monitor for exec processes: libcontainer's
-/// exec spec is built from the bundle's spec, which no longer has the profile.
-#[derive(Clone)]
+/// A container's seccomp profile, kept by the monitor for exec processes. libcontainer 0.7
+/// builds an exec's spec from the bundle's but keeps only a few `linux` fields: without this
+/// an exec process would run with no filter at all (runc and Docker give it the container's).
 pub struct ExecSeccomp {
-    pub filter: Filter,
-    pub profile: LinuxSeccomp,
+    profile: LinuxSeccomp,
+    cache_dir: PathBuf,
+    filter: std::cell::OnceCell<Filter>,
 }
 
 impl ExecSeccomp {
-    /// Adapts an exec's `process` (JSON, as the daemon sends it) for the fast path and returns
-    /// it with the capabilities to drop after the load.
-    pub fn prepare_exec(&self, process: &serde_json::Value) -> Result<(Vec<u8>, CapDrop), String> {
+    fn new(profile: LinuxSeccomp, cache_dir: &Path, filter: Option<Filter>) -> Self {
+        let cell = std::cell::OnceCell::new();
+        if let Some(f) = filter {
+            let _ = cell.set(f);
+        }
+        ExecSeccomp {
+            profile,
+            cache_dir: cache_dir.to_owned(),
+            filter: cell,
+        }
+    }
+
+    /// Adapts an exec's `process` (JSON, as the daemon sends it) and returns it with the filter
+    /// and the capabilities to drop after loading it. There is no libcontainer path to fall
+    /// back to here: when `capset` may be refused the drop is attempted anyway, and a refusal
+    /// fails the exec (it never runs with the helper capability or unfiltered).
+    pub fn prepare_exec(
+        &self,
+        process: &serde_json::Value,
+    ) -> Result<(Vec<u8>, Filter, CapDrop), String> {
         let mut p: Process =
             serde_json::from_value(process.clone()).map_err(|e| format!("decode process: {e}"))?;
-        let drop = prepare_process(&self.profile, &mut p).map_err(|e| format!("seccomp: {e}"))?;
+        let drop =
+            prepare_process(&self.profile, &mut p, false).map_err(|e| format!("seccomp: {e}"))?;
+        let filter = match self.filter.get() {
+            Some(f) => f.clone(),
+            None => {
+                let f = cached_filter(&self.cache_dir, &self.profile)?;
+                let _ = self.filter.set(f.clone());
+                f
+            }
+        };
         let data = serde_json::to_vec(&p).map_err(|e| format!("encode process: {e}"))?;
-        Ok((data, drop))
+        Ok((data, filter, drop))
     }
 }
 
@@ -394,9 +423,9 @@ pub struct Prepared {
     pub bundle: PathBuf,
     /// The filter to load from the executor, with the capabilities to drop after it.
     pub init: Option<(Filter, CapDrop)>,
-    /// The container's profile and filter, for exec processes, when the fast path is taken.
+    /// The container's profile, for exec processes (none for notify profiles, left as they were).
     pub exec: Option<ExecSeccomp>,
-    /// Why libcontainer handles seccomp itself, when there is a profile and it does.
+    /// Why libcontainer handles the init's seccomp itself, when there is a profile and it does.
     pub fallback: Option<String>,
 }
 
@@ -416,33 +445,44 @@ impl Prepared {
 /// the capabilities needed for the load, rootfs made absolute) and returns that directory as
 /// the bundle. Every failure falls back (the reason is kept in [`Prepared::fallback`]).
 pub fn prepare(bundle: &Path, work_dir: &Path, cache_dir: &Path) -> Prepared {
-    match try_prepare(bundle, work_dir, cache_dir) {
-        Ok(Some(p)) => p,
-        Ok(None) => Prepared::unchanged(bundle),
-        Err(e) => Prepared {
-            fallback: Some(e),
-            ..Prepared::unchanged(bundle)
-        },
+    let mut out = Prepared::unchanged(bundle);
+    let src = bundle.join("config.json");
+    let spec = match Spec::load(&src) {
+        Ok(s) => s,
+        Err(e) => {
+            out.fallback = Some(format!("load {}: {e}", src.display()));
+            return out;
+        }
+    };
+    let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) else {
+        return out;
+    };
+    if !is_notify(&seccomp) {
+        out.exec = Some(ExecSeccomp::new(seccomp.clone(), cache_dir, None));
     }
+    match fast_path(spec, seccomp, bundle, work_dir, cache_dir) {
+        Ok(filter) => {
+            out.bundle = work_dir.to_owned();
+            out.init = Some(filter.clone());
+            if let Some(ex) = &out.exec {
+                let _ = ex.filter.set(filter.0);
+            }
+        }
+        Err(e) => out.fallback = Some(e),
+    }
+    out
 }
 
-fn try_prepare(
+fn fast_path(
+    mut spec: Spec,
+    seccomp: LinuxSeccomp,
     bundle: &Path,
     work_dir: &Path,
     cache_dir: &Path,
-) -> Result<Option<Prepared>, String> {
-    let src = bundle.join("config.json");
-    let mut spec = Spec::load(&src).map_err(|e| format!("load {}: {e}", src.display()))?;
-    let Some(mut linux) = spec.linux().clone() else {
-        return Ok(None);
-    };
-    let Some(seccomp) = linux.seccomp().clone() else {
-        return Ok(None);
-    };
-    let Some(mut process) = spec.process().clone() else {
-        return Ok(None);
-    };
-    let drop = prepare_process(&seccomp, &mut process).map_err(|e| e.to_string())?;
+) -> Result<(Filter, CapDrop), String> {
+    let mut linux = spec.linux().clone().ok_or("no linux section")?;
+    let mut process = spec.process().clone().ok_or("no process")?;
+    let drop = prepare_process(&seccomp, &mut process, true).map_err(|e| e.to_string())?;
     let filter = cached_filter(cache_dir, &seccomp)?;
     linux.set_seccomp(None);
     spec.set_linux(Some(linux)).set_process(Some(process));
@@ -459,15 +499,7 @@ fn try_prepare(
         .open(&dst)
         .and_then(|mut f| f.write_all(&data))
         .map_err(|e: io::Error| format!("write {}: {e}", dst.display()))?;
-    Ok(Some(Prepared {
-        bundle: work_dir.to_owned(),
-        init: Some((filter.clone(), drop)),
-        exec: Some(ExecSeccomp {
-            filter,
-            profile: seccomp,
-        }),
-        fallback: None,
-    }))
+    Ok((filter, drop))
 }
 
 #[cfg(test)]

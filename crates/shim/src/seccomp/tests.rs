@@ -175,7 +175,7 @@ fn flags_map_to_the_kernel_flags() {
 fn default_profile_takes_the_fast_path_with_sys_admin_added() {
     let p = profile(json!([]));
     let mut proc_ = process(Some(docker_caps()), false);
-    let drop = prepare_process(&p, &mut proc_).expect("eligible");
+    let drop = prepare_process(&p, &mut proc_, true).expect("eligible");
     assert_eq!(drop.effective, 1 << 21);
     assert_eq!(drop.permitted, 1 << 21);
     let caps = proc_.capabilities().clone().unwrap();
@@ -206,7 +206,10 @@ fn nothing_added_when_not_needed() {
     let p = profile(json!([]));
     // no_new_privileges: no capability needed for the load.
     let mut proc_ = process(Some(docker_caps()), true);
-    assert_eq!(prepare_process(&p, &mut proc_), Ok(CapDrop::default()));
+    assert_eq!(
+        prepare_process(&p, &mut proc_, true),
+        Ok(CapDrop::default())
+    );
     assert_eq!(proc_.capabilities().as_ref(), Some(&docker_caps()));
     // Already has CAP_SYS_ADMIN (--cap-add SYS_ADMIN).
     let mut caps = docker_caps();
@@ -215,7 +218,10 @@ fn nothing_added_when_not_needed() {
     caps.set_effective(Some(set.clone()))
         .set_permitted(Some(set));
     let mut proc_ = process(Some(caps.clone()), false);
-    assert_eq!(prepare_process(&p, &mut proc_), Ok(CapDrop::default()));
+    assert_eq!(
+        prepare_process(&p, &mut proc_, true),
+        Ok(CapDrop::default())
+    );
     assert_eq!(proc_.capabilities().as_ref(), Some(&caps));
 }
 
@@ -230,7 +236,7 @@ fn profiles_that_may_block_capset_fall_back() {
     assert!(!allows_unconditionally(&blocked, "capset"));
     let mut proc_ = process(Some(docker_caps()), false);
     assert_eq!(
-        prepare_process(&blocked, &mut proc_),
+        prepare_process(&blocked, &mut proc_, true),
         Err(Ineligible::CapsetNotAllowed)
     );
     assert_eq!(
@@ -285,7 +291,7 @@ fn profiles_that_may_block_capset_fall_back() {
     // With no_new_privileges the capset question does not arise.
     let mut proc_ = process(Some(docker_caps()), true);
     assert_eq!(
-        prepare_process(&blocked, &mut proc_),
+        prepare_process(&blocked, &mut proc_, true),
         Ok(CapDrop::default())
     );
 }
@@ -294,7 +300,10 @@ fn profiles_that_may_block_capset_fall_back() {
 fn notify_profiles_fall_back() {
     let p = profile(json!([{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]));
     let mut proc_ = process(Some(docker_caps()), true);
-    assert_eq!(prepare_process(&p, &mut proc_), Err(Ineligible::Notify));
+    assert_eq!(
+        prepare_process(&p, &mut proc_, true),
+        Err(Ineligible::Notify)
+    );
 }
 
 fn bundle_with(dir: &Path, seccomp: Option<LinuxSeccomp>, caps: LinuxCapabilities) {
@@ -382,20 +391,33 @@ fn prepare_leaves_other_bundles_to_libcontainer() {
     assert!(prep.init.is_none());
     assert!(prep.fallback.unwrap().contains("capset"));
     assert!(!tmp.path().join("w2").exists());
+    assert!(prep.exec.is_some(), "exec processes still get the filter");
+    // A notify profile: left alone entirely.
+    let b3 = tmp.path().join("b3");
+    let notify = profile(json!([{"names": ["mkdirat"], "action": "SCMP_ACT_NOTIFY"}]));
+    bundle_with(&b3, Some(notify), docker_caps());
+    let prep = prepare(&b3, &tmp.path().join("w3"), &cache);
+    assert_eq!(prep.bundle, b3);
+    assert!(prep.init.is_none() && prep.exec.is_none());
 }
 
 #[test]
-fn exec_processes_get_the_same_treatment() {
-    let exec = ExecSeccomp {
-        filter: Filter {
-            program: vec![],
-            flags: 0,
-        },
-        profile: profile(json!([])),
-    };
-    let p = serde_json::to_value(process(Some(docker_caps()), false)).unwrap();
-    let (data, drop) = exec.prepare_exec(&p).unwrap();
+fn exec_processes_get_the_container_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let p = profile(json!([]));
+    let exec = ExecSeccomp::new(p.clone(), &cache, None);
+    let proc_ = serde_json::to_value(process(Some(docker_caps()), false)).unwrap();
+    let (data, filter, drop) = exec.prepare_exec(&proc_).unwrap();
     assert_eq!(drop.effective, 1 << 21);
+    assert_eq!(
+        filter.program,
+        export(&build(&p).unwrap()),
+        "compiled on first use"
+    );
+    assert!(cache
+        .join(format!("{}.bpf", cache_key(&p).unwrap()))
+        .exists());
     let back: Process = serde_json::from_slice(&data).unwrap();
     let caps = back.capabilities().clone().unwrap();
     assert!(caps
@@ -403,6 +425,13 @@ fn exec_processes_get_the_same_treatment() {
         .as_ref()
         .unwrap()
         .contains(&Capability::SysAdmin));
-    let p = serde_json::to_value(process(Some(docker_caps()), true)).unwrap();
-    assert_eq!(exec.prepare_exec(&p).unwrap().1, CapDrop::default());
+    let proc_ = serde_json::to_value(process(Some(docker_caps()), true)).unwrap();
+    assert_eq!(exec.prepare_exec(&proc_).unwrap().2, CapDrop::default());
+
+    // A profile that may refuse capset: exec still gets its filter (the drop is attempted).
+    let blocked =
+        profile(json!([{"names": ["capset"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]));
+    let exec = ExecSeccomp::new(blocked, &cache, None);
+    let proc_ = serde_json::to_value(process(Some(docker_caps()), false)).unwrap();
+    assert_eq!(exec.prepare_exec(&proc_).unwrap().2.effective, 1 << 21);
 }
