@@ -92,7 +92,7 @@ fn default_container_and_exec_have_dockers_caps_and_one_filter() {
         "{files:?}"
     );
     let before = std::fs::metadata(&files[0]).expect("cache file");
-    assert!(before.len() > 0 && before.len() % 8 == 0);
+    assert!(before.len() > 0 && before.len().is_multiple_of(8));
 
     // A second container reuses it as it is, and so does an exec.
     let c = run_d(&d, &[]);
@@ -326,4 +326,29 @@ fn custom_profiles() {
     assert!(out.contains("NoNewPrivs:\t1\n"), "{out}");
     assert!(out.contains("Seccomp_filters:\t1\n"), "{out}");
     assert_eq!(caps_of(&out), DOCKER_DEFAULT_CAPS, "{out}");
+}
+
+#[test]
+fn a_filter_that_cannot_be_loaded_fails_the_start() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = run_sh(&d, &[], "true");
+    assert_eq!(out, "");
+    let files = cache_files(&d);
+    assert_eq!(files.len(), 1, "{files:?}");
+    // A cache file of the right shape that the kernel refuses (no return instruction).
+    std::fs::write(&files[0], [0xffu8; 16]).expect("corrupt cache file");
+    let out = d.docker(&["run", "--name", "bad", "busybox", "echo", "ran"]);
+    assert!(!out.status.success(), "start must fail");
+    eprintln!("start error: {}", stderr(&out));
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("seccomp"), "{}", stderr(&out));
+    let out = d.docker(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "bad"]);
+    assert_eq!(stdout(&out).trim(), "false 0", "nothing left running");
+    assert_ok(&d.docker(&["rm", "-f", "bad"]), "rm");
+    // Removing the file gets it compiled again.
+    std::fs::remove_file(&files[0]).expect("remove cache file");
+    let out = run_sh(&d, &[], "grep Seccomp_filters /proc/1/status");
+    assert_eq!(out, "Seccomp_filters:\t1\n");
+    assert_eq!(cache_files(&d), files);
 }

@@ -142,7 +142,7 @@ fn by_hand() -> ScmpFilterContext {
 fn translation_matches_libseccomp_for_the_same_rules() {
     let p = profile(json!([]));
     let ours = export(&build(&p).expect("build"));
-    assert!(!ours.is_empty() && ours.len() % 8 == 0);
+    assert!(!ours.is_empty() && ours.len().is_multiple_of(8));
     assert_eq!(ours, export(&build(&p).expect("build")), "deterministic");
     assert_eq!(
         ours,
