@@ -151,6 +151,24 @@ fn default_container_and_exec_have_dockers_caps_and_one_filter() {
     ]);
     assert_ok(&out, "unshare -U unconfined");
 
+    // An exec as another user: no capabilities left after its exec, filter on.
+    let out = d.docker(&[
+        "exec",
+        "-u",
+        "1000",
+        &c.1,
+        "grep",
+        "-E",
+        "^(Cap|Seccomp)",
+        "/proc/self/status",
+    ]);
+    assert_ok(&out, "exec -u 1000");
+    let s = stdout(&out);
+    assert!(s.contains("CapEff:\t0000000000000000\n"), "{s}");
+    assert!(s.contains("CapPrm:\t0000000000000000\n"), "{s}");
+    assert!(s.contains("CapBnd:\t00000000a80425fb\n"), "{s}");
+    assert!(s.contains("Seccomp_filters:\t1\n"), "{s}");
+
     // `docker exec --privileged`: the whole bounding set, still filtered (as runc does).
     let out = d.docker(&[
         "exec",
