@@ -6,8 +6,10 @@
 
 pub mod cgroup;
 pub mod errmap;
+mod executor;
 pub mod logs;
 mod monitor;
+pub mod seccomp;
 mod setup;
 mod sys;
 pub mod util;

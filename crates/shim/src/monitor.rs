@@ -147,6 +147,8 @@ struct Monitor {
     /// Set once cleanup is over: waits are answered and attach streams end.
     done: watch::Sender<bool>,
     finished: Notify,
+    /// The container's precompiled filter, for exec processes (see [`crate::seccomp`]).
+    seccomp: Option<crate::seccomp::ExecSeccomp>,
 }
 
 /// Runs the monitor until the container's init has exited and everything is cleaned up.
@@ -176,6 +178,7 @@ impl Monitor {
             oom_base,
             listener,
             log,
+            seccomp,
         } = created;
         listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(listener)?;
@@ -239,6 +242,7 @@ impl Monitor {
             conns_changed: Notify::new(),
             done,
             finished: Notify::new(),
+            seccomp,
         });
         if let Some(sink) = stdin_sink {
             let (tx, rx) = mpsc::channel(16);
@@ -871,7 +875,18 @@ impl Monitor {
         let dir = self.cfg.socket_dir().to_owned();
         let proc_path = dir.join(format!("exec-{n}.json"));
         let console_name = format!("exec-{n}.console");
-        let data = serde_json::to_vec(process).map_err(|e| format!("encode process: {e}"))?;
+        // On the precompiled-seccomp path the exec loads the container's filter itself.
+        let (data, executor) = match &self.seccomp {
+            Some(sc) => {
+                let (data, filter, drop) = sc.prepare_exec(process)?;
+                let ex = crate::executor::SeccompExecutor::new(filter, drop);
+                (data, Some(ex))
+            }
+            None => (
+                serde_json::to_vec(process).map_err(|e| format!("encode process: {e}"))?,
+                None,
+            ),
+        };
         // The process may carry secrets in its environment: owner-only.
         fs::OpenOptions::new()
             .write(true)
@@ -887,6 +902,9 @@ impl Monitor {
         let mut builder = ContainerBuilder::new(self.cfg.id.clone(), SyscallType::default())
             .with_root_path(&self.cfg.runtime_root)
             .map_err(|e| error_chain(&e))?;
+        if let Some(ex) = executor {
+            builder = builder.with_executor(ex);
+        }
         let mut console = None;
         let mut ours: (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>) = (None, None, None);
         if terminal {

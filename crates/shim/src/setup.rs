@@ -41,6 +41,8 @@ pub struct Created {
     pub oom_base: Option<u64>,
     pub listener: UnixListener,
     pub log: Option<JsonLog>,
+    /// The precompiled filter for exec processes (see [`crate::seccomp`]).
+    pub seccomp: Option<crate::seccomp::ExecSeccomp>,
 }
 
 /// Entry point of `berth-shim --config <path>`; returns the process exit code.
@@ -221,6 +223,16 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
         .with_root_path(&cfg.runtime_root)
         .map_err(|e| error_chain(&e))?;
+    // The seccomp profile precompiled and loaded by our executor, or left to libcontainer.
+    let prepared = match crate::seccomp::cache_dir(&cfg.runtime_root) {
+        Some(cache) => {
+            crate::seccomp::prepare(&cfg.bundle, &cfg.socket_dir().join("bundle"), &cache)
+        }
+        None => crate::seccomp::Prepared::unchanged(&cfg.bundle),
+    };
+    if let Some((filter, drop)) = prepared.init.clone() {
+        builder = builder.with_executor(crate::executor::SeccompExecutor::new(filter, drop));
+    }
     let mut console = None;
     let mut pipes = None;
     if cfg.tty {
@@ -247,7 +259,7 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
     // removes the cgroup and its state directory itself. The builder (and with it our
     // copies of the container's ends of the pipes) is consumed here.
     let container = builder
-        .as_init(&cfg.bundle)
+        .as_init(&prepared.bundle)
         .with_systemd(false)
         .with_detach(true)
         .build()
@@ -298,5 +310,6 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         oom_base,
         listener,
         log,
+        seccomp: prepared.exec,
     })
 }
