@@ -27,13 +27,16 @@ cleanup() {
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
+  ip link del bbuild0 2>/dev/null || true
+  nft delete table ip berth_bbuild0 2>/dev/null || true
   for d in /sys/fs/cgroup/*/berth-bench-build /sys/fs/cgroup/berth-bench-build; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
 trap cleanup EXIT
 "$bin/berthd" --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
-  --pidfile "$root/berthd.pid" --cgroup-parent berth-bench-build >"$root/berthd.log" 2>&1 &
+  --pidfile "$root/berthd.pid" --cgroup-parent berth-bench-build --bridge bbuild0 --bip 10.247.0.1/24 \
+  >"$root/berthd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
 python3 scripts/make-busybox-image.py "$root/busybox.tar" >/dev/null
 BERTH_HOST=unix://$sock "$bin/berth" load -q -i "$root/busybox.tar" >/dev/null

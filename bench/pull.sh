@@ -20,6 +20,11 @@ cleanup() {
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
+  ip link del bpull0 2>/dev/null || true
+  nft delete table ip berth_bpull0 2>/dev/null || true
+  for d in /sys/fs/cgroup/*/berth-pullbench /sys/fs/cgroup/berth-pullbench; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
 }
 trap cleanup EXIT
 cat >"$root/registry.yml" <<YML
@@ -40,7 +45,8 @@ python3 bench/make-pull-image.py "127.0.0.1:$port" bench/big:1 "$SIZE" 5
 
 sock=$root/berth.sock
 target/release/berthd --data-root "$root/data" --exec-root "$root/exec" -H "unix://$sock" \
-  --pidfile "$root/berthd.pid" --cgroup-parent berth-pullbench >"$root/berthd.log" 2>&1 &
+  --pidfile "$root/berthd.pid" --cgroup-parent berth-pullbench --bridge bpull0 --bip 10.248.0.1/24 \
+  >"$root/berthd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
 
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f", m}'; }
