@@ -99,6 +99,10 @@ fn quote(name: &str) -> String {
     format!("\"{clean}\"")
 }
 
+/// Destination NAT for published ports from outside, in both tables: only packets addressed
+/// to a local address qualify.
+const PREROUTING: &str = "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n";
+
 impl Ruleset {
     /// The `nft -f` script that replaces the table with these rules.
     pub fn script(&self) -> String {
@@ -109,7 +113,7 @@ impl Ruleset {
         let _ = writeln!(s, "table ip {t} {{");
         // Destination NAT for published ports, for traffic from outside (prerouting) and
         // from the host itself (output). Only packets addressed to a local address qualify.
-        s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
+        s.push_str(PREROUTING);
         s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
         s.push_str("  chain ports {\n");
         for p in &self.ports {
@@ -146,21 +150,7 @@ impl Ruleset {
             let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
         }
         s.push_str("  }\n");
-        s.push_str(
-            "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
-        );
-        for b in &self.bridges {
-            let br = quote(&b.bridge);
-            if b.internal {
-                let _ = writeln!(s, "    iifname {br} oifname != {br} drop");
-                let _ = writeln!(s, "    oifname {br} iifname != {br} drop");
-            }
-            for other in self.bridges.iter().filter(|o| o.bridge != b.bridge) {
-                // Networks are isolated from each other.
-                let _ = writeln!(s, "    iifname {br} oifname {} drop", quote(&other.bridge));
-            }
-        }
-        s.push_str("  }\n}\n");
+        self.forward_chain(&mut s);
         self.script6(&mut s);
         s
     }
@@ -180,7 +170,7 @@ impl Ruleset {
             return;
         }
         let _ = writeln!(s, "table ip6 {t} {{");
-        s.push_str("  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n");
+        s.push_str(PREROUTING);
         // IPv6 has no `route_localnet`: a reply to a DNATed [::1] connection would arrive on
         // the bridge addressed to ::1 and be dropped as a martian. [::1] is left to the
         // daemon's userland proxy instead, as Docker's docker-proxy does.
@@ -215,6 +205,13 @@ impl Ruleset {
             let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
         }
         s.push_str("  }\n");
+        self.forward_chain(s);
+    }
+
+    /// The filter chain both tables share (it matches interfaces, not addresses) and the
+    /// table's closing brace: internal bridges are fenced in, and networks are isolated from
+    /// each other.
+    fn forward_chain(&self, s: &mut String) {
         s.push_str(
             "  chain forward {\n    type filter hook forward priority filter; policy accept;\n",
         );
