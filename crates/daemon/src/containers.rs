@@ -199,6 +199,9 @@ impl Daemon {
         name: Option<String>,
         req: CreateRequest,
     ) -> Result<CreateResponse> {
+        // `docker run` sends start right after create: begin paying the start's cgroup
+        // migration cost now (see `prime_cgroup_migration`).
+        crate::runtime::prime_cgroup_migration();
         let mut warnings = Vec::new();
         let mut config = req.config;
         let mut host_config = req.host_config.unwrap_or_default();
@@ -427,6 +430,7 @@ impl Daemon {
     pub(crate) async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
+        crate::runtime::prime_cgroup_migration();
         if let Err(e) = self.prepare_bundle(&c) {
             self.runtime.unmount_rootfs(&id);
             self.record_start_failure(&id, &e.message).await;

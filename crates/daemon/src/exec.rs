@@ -315,6 +315,7 @@ impl Daemon {
             e.running = true;
             e.clone()
         };
+        crate::runtime::prime_cgroup_migration();
         let tty = e.req.tty || start.tty;
         let keys = match parse_detach_keys(if e.req.detach_keys.is_empty() {
             DEFAULT_DETACH_KEYS

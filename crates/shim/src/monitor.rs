@@ -151,6 +151,21 @@ struct Monitor {
     seccomp: Option<crate::seccomp::ExecSeccomp>,
 }
 
+/// Hands start-up memory back (see [`crate::sys::release_startup_memory`]) a moment after a
+/// container or exec process started, once the answer is out; several starts in a row release
+/// once.
+fn schedule_memory_release() {
+    thread_local!(static PENDING: Cell<bool> = const { Cell::new(false) });
+    if PENDING.with(|p| p.replace(true)) {
+        return;
+    }
+    tokio::task::spawn_local(async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        PENDING.with(|p| p.set(false));
+        crate::sys::release_startup_memory();
+    });
+}
+
 /// Runs the monitor until the container's init has exited and everything is cleaned up.
 pub fn run(cfg: ShimConfig, created: Created) -> i32 {
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -630,6 +645,7 @@ impl Monitor {
         {
             return Response::err(format!("start container: {e}"));
         }
+        schedule_memory_release();
         let started_at = format_timestamp(SystemTime::now());
         {
             let mut run = self.run.borrow_mut();
@@ -756,7 +772,10 @@ impl Monitor {
         want_stdin: bool,
     ) {
         let started = match self.spawn_exec(&exec_id, &process, want_stdin) {
-            Ok(s) => s,
+            Ok(s) => {
+                schedule_memory_release();
+                s
+            }
             Err(e) => {
                 let _ = w
                     .write_all(&encode_frame(FrameKind::Error, e.as_bytes()))
