@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 N=${1:-20}
 cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
 root=$(mktemp -d /var/tmp/berth-bench.XXXX)
-# Exec roots on tmpfs, as the defaults are in a real deployment (/run/berth, /var/run/docker):
-# runtime state is not meant to reach the disk.
+# Exec roots on a tmpfs, as the defaults are in a real deployment (/run/berth, /var/run/docker,
+# /run/containerd: systemd mounts /run as tmpfs): runtime state is not meant to reach the disk.
+# Mounted here because some machines (this VM) have /run on the root disk.
 xroot=$(mktemp -d /run/berth-bench.XXXX)
+mount -t tmpfs -o mode=0711 berth-bench "$xroot"
 sock=$root/berth.sock
 cleanup() {
   [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null || true
@@ -23,6 +25,7 @@ cleanup() {
   sleep 1
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   grep " $xroot" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  umount -l "$xroot" 2>/dev/null || true
   rm -rf "$root" "$xroot"
   ip link del bbench0 2>/dev/null || true
   ip link del dbench0 2>/dev/null || true

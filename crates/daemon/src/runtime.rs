@@ -179,9 +179,6 @@ pub fn prime_cgroup_migration() {
     use std::sync::OnceLock;
     static PROCS: OnceLock<Option<PathBuf>> = OnceLock::new();
     static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
-    if std::env::var_os("BERTH_NO_PRIME").is_some() {
-        return;
-    }
     let Some(procs) = PROCS
         .get_or_init(|| {
             let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;

@@ -1,4 +1,4 @@
-//! Small helpers: exit codes and crash-safe file writes.
+//! Small helpers: exit codes and atomic file writes.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -15,21 +15,18 @@ pub fn exit_code(status: &WaitStatus) -> Option<i32> {
     }
 }
 
-/// Writes `data` to `path` so that readers see either the old or the whole new content,
-/// even across a crash: temp file in the same directory, fsync, rename, fsync directory.
+/// Writes `data` to `path` so that readers see either the old or the whole new content:
+/// temp file in the same directory, then rename. No fsync: these files are runtime state in
+/// the exec root (the exit status and start record the daemon reads back after a crash of its
+/// own), which a power loss makes moot anyway, since it ends every container with it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     fs::create_dir_all(dir)?;
     let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    File::create(&tmp)?.write_all(data)?;
+    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
