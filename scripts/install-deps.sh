@@ -4,6 +4,8 @@ set -euo pipefail
 pkgs=(libseccomp-dev pkg-config busybox-static python3 procps util-linux iproute2 nftables curl gcc openssl)
 # Registry tests: a private docker-registry, htpasswd for basic auth, zstd for zstd layers.
 pkgs+=(docker-registry apache2-utils zstd)
+# `--init`: tini-static, the init Docker ships as docker-init.
+pkgs+=(tini)
 # The fuzz target (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer, which is C++.
 pkgs+=(g++)
 missing=()

@@ -380,3 +380,88 @@ fn ps_filters_by_volume_network_and_ports() {
     let out = d.docker(&["ps", "--filter", "publish=http"]);
     assert!(!out.status.success(), "a bad port filter is refused");
 }
+
+/// `--init`: Docker's init (tini, bind-mounted at /sbin/docker-init) is PID 1 in front of the
+/// command, passes the exit code through and forwards `docker stop`'s SIGTERM, which a shell
+/// or `sleep` as PID 1 would ignore (the stop would then wait for the 10 s SIGKILL).
+#[test]
+fn init_runs_as_pid_1_passes_exit_codes_and_forwards_signals() {
+    let d = Daemon::start();
+    d.load_busybox();
+    for cli in [Cli::Docker, Cli::Berth] {
+        let out = cli.run(
+            &d,
+            &[
+                "run",
+                "--rm",
+                "--init",
+                "busybox",
+                "sh",
+                "-c",
+                "tr '\\0' ' ' </proc/1/cmdline; echo; echo $$",
+            ],
+        );
+        assert_ok(&out, "run --init");
+        let text = stdout(&out);
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().map(str::trim_end),
+            Some("/sbin/docker-init -- sh -c tr '\\0' ' ' </proc/1/cmdline; echo; echo $$"),
+            "{cli:?}: {text}"
+        );
+        assert_ne!(lines.next(), Some("1"), "{cli:?}: the shell is not PID 1");
+        let out = cli.run(
+            &d,
+            &["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"],
+        );
+        assert_eq!(out.status.code(), Some(7), "{cli:?}: {}", stderr(&out));
+
+        let name = format!("init-{cli:?}").to_lowercase();
+        let out = cli.run(
+            &d,
+            &[
+                "run", "-d", "--init", "--name", &name, "busybox", "sleep", "300",
+            ],
+        );
+        assert_ok(&out, "run -d --init");
+        let out = cli.run(&d, &["inspect", "-f", "{{.HostConfig.Init}}", &name]);
+        assert_eq!(stdout(&out).trim(), "true");
+        let t0 = std::time::Instant::now();
+        assert_ok(&cli.run(&d, &["stop", &name]), "stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "{cli:?}: stop took {:?}: SIGTERM was not forwarded",
+            t0.elapsed()
+        );
+        let out = cli.run(&d, &["inspect", "-f", "{{.State.ExitCode}}", &name]);
+        assert_eq!(
+            stdout(&out).trim(),
+            "143",
+            "{cli:?}: sleep ended by SIGTERM"
+        );
+        assert_ok(&cli.run(&d, &["rm", &name]), "rm");
+    }
+    // Without --init the command is PID 1 itself.
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo $$"]);
+    assert_eq!(stdout(&out).trim(), "1");
+}
+
+/// A daemon whose init binary cannot be found refuses `--init` at start with Docker's error,
+/// and `--init-path` picks the binary.
+#[test]
+fn init_binary_is_configurable() {
+    let d = Daemon::start_with_args(&["--init-path", "/nonexistent/tini"]);
+    d.load_busybox();
+    let out = d.docker(&["run", "--rm", "--init", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("init binary /nonexistent/tini not found"),
+        "{}",
+        stderr(&out)
+    );
+    // Containers without --init are unaffected.
+    assert_ok(
+        &d.docker(&["run", "--rm", "busybox", "true"]),
+        "run without init",
+    );
+}

@@ -65,6 +65,13 @@ struct Args {
     /// `ip:port`).
     #[arg(long = "dns")]
     dns: Vec<String>,
+    /// Run an init inside every container that does not say otherwise (`--init=false`).
+    #[arg(long)]
+    init: bool,
+    /// The init binary bind-mounted at /sbin/docker-init by `--init` (a static executable)
+    /// [default: docker-init or tini-static from PATH].
+    #[arg(long = "init-path")]
+    init_path: Option<PathBuf>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -86,6 +93,8 @@ struct FileConfig {
     registry_mirrors: Vec<String>,
     certs_dir: Option<PathBuf>,
     dns: Vec<String>,
+    init: bool,
+    init_path: Option<PathBuf>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -226,6 +235,8 @@ fn main() -> Result<()> {
         } else {
             args.dns
         },
+        init: args.init || file.init,
+        init_path: args.init_path.or(file.init_path),
     };
     let pidfile = args
         .pidfile

@@ -2,6 +2,7 @@
 //! attach, restore after a daemon restart.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,11 +115,6 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
         return Err(ApiError::invalid(
             "can't create 'AutoRemove' container with restart policy",
-        ));
-    }
-    if hc.init == Some(true) {
-        return Err(ApiError::invalid(
-            "berth does not ship an init process yet: --init is not supported",
         ));
     }
     crate::logdriver::validate(&hc.log_config)?;
@@ -379,7 +375,13 @@ impl Daemon {
             host: &self.host,
         };
         let user_mounts = self.start_mounts(c)?;
+        let init_binary = if hc.init.unwrap_or(self.cfg.init) {
+            Some(init_binary(self.cfg.init_path.as_deref()).map_err(ApiError::invalid)?)
+        } else {
+            None
+        };
         let extras = spec::SpecExtras {
+            init_binary: init_binary.as_deref(),
             netns_path: attached
                 .as_ref()
                 .map(|a| a.netns.as_path())
@@ -1657,4 +1659,30 @@ mod tests {
         assert_eq!(top.processes.len(), 1);
         assert_eq!(top.processes[0][7], "sh -c while true");
     }
+}
+
+/// The host binary `--init` runs as the container's PID 1: the configured `init-path`, else
+/// Docker's `docker-init`, else Debian's `tini-static`, from `PATH` or Docker's libexec
+/// directories. It must be a static executable: it runs inside the container's root.
+fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = configured {
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(format!("init binary {} not found", p.display()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(
+            ["/usr/local/libexec/docker", "/usr/libexec/docker"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .collect();
+    ["docker-init", "tini-static"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "exec: \"docker-init\": executable file not found in $PATH".to_string())
 }

@@ -72,6 +72,10 @@ pub struct DaemonConfig {
     /// `--dns`: upstream servers of the embedded DNS and default nameservers of containers
     /// (empty: the host's resolv.conf).
     pub dns: Vec<String>,
+    /// Containers without an explicit `Init` get one (`--init`, `"init"` in the config file).
+    pub init: bool,
+    /// The init binary for `--init` (`--init-path`); `None`: looked up as Docker does.
+    pub init_path: Option<PathBuf>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

@@ -1188,6 +1188,8 @@ impl Daemon {
             "" | "default" | "bridge" => {
                 if self.net.default_id.is_none() {
                     warnings.push("the default bridge is disabled (--bridge none): the container gets only a loopback interface".to_string());
+                } else {
+                    warnings.extend(forwarding_warning(ipv4_forwarding()));
                 }
             }
             "none" | "host" => {}
@@ -1196,6 +1198,7 @@ impl Daemon {
                 if self.net.network_for(m).is_none() {
                     return Err(ApiError::not_found(format!("network {m} not found")));
                 }
+                warnings.extend(forwarding_warning(ipv4_forwarding()));
             }
         }
         for key in hc.port_bindings.iter().flat_map(|b| b.keys()) {
@@ -1458,9 +1461,31 @@ fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<O
     }
 }
 
+/// Whether the host forwards IPv4 (`net.ipv4.ip_forward`). berth turns forwarding on for its
+/// own bridges only; replies to containers' outbound connections arrive on the host's uplink,
+/// which forwards them only when the host does. Docker's nftables backend, too, leaves this
+/// switch to the administrator.
+pub(crate) fn ipv4_forwarding() -> bool {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1")
+}
+
+/// Docker's create warning for a container on a bridge network of a host that does not forward.
+fn forwarding_warning(forwarding: bool) -> Option<String> {
+    (!forwarding).then(|| "IPv4 forwarding is disabled. Networking will not work.".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_that_do_not_forward_get_dockers_warning() {
+        assert_eq!(
+            forwarding_warning(false).as_deref(),
+            Some("IPv4 forwarding is disabled. Networking will not work.")
+        );
+        assert_eq!(forwarding_warning(true), None);
+    }
 
     #[test]
     fn mac_addresses_parse_like_docker() {

@@ -101,6 +101,11 @@ impl Daemon {
     }
 
     pub fn info(&self) -> InfoResponse {
+        let ipv4_forwarding = crate::network::ipv4_forwarding();
+        let mut warnings = Vec::new();
+        if !ipv4_forwarding {
+            warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
+        }
         let (mut running, mut paused, mut stopped, mut total) = (0, 0, 0, 0);
         for c in lock(&self.containers).values() {
             total += 1;
@@ -152,9 +157,7 @@ impl Daemon {
             cpu_set: true,
             pids_limit: true,
             oom_kill_disable: cg == "1",
-            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-                .map(|s| s.trim() == "1")
-                .unwrap_or(false),
+            ipv4_forwarding,
             debug: false,
             n_fd: nfd,
             n_goroutines: 0,
@@ -191,7 +194,7 @@ impl Daemon {
             swarm: serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
             live_restore_enabled: true,
             isolation: String::new(),
-            init_binary: String::new(),
+            init_binary: "docker-init".into(),
             containerd_commit: Commit::default(),
             runc_commit: Commit::default(),
             init_commit: Commit::default(),
@@ -204,7 +207,7 @@ impl Daemon {
             .collect(),
             product_license: String::new(),
             default_address_pools: Vec::new(),
-            warnings: Vec::new(),
+            warnings,
             cdi_spec_dirs: Vec::new(),
         }
     }

@@ -27,8 +27,8 @@
 //! so [`build_spec`] emits them libcontainer's way; apply [`swap_masked_eq_operands`] to the
 //! spec's seccomp section before handing it to runc or crun.
 //!
-//! Documented refusals: `--init` (no init binary is shipped yet) and the `container:<id>`
-//! PID and IPC modes. `--network container:<id>` arrives here as `SpecExtras::netns_path`.
+//! Documented refusals: the `container:<id>` PID and IPC modes. `--network container:<id>`
+//! arrives here as `SpecExtras::netns_path`, `--init` as `SpecExtras::init_binary`.
 
 mod caps;
 mod etc;
@@ -95,8 +95,6 @@ pub const DEFAULT_READONLY_PATHS: [&str; 5] = [
 pub enum SpecError {
     #[error("no command specified")]
     NoCommand,
-    #[error("berth does not ship an init process yet: --init is not supported")]
-    InitUnsupported,
     #[error("unknown capability: {0:?}")]
     UnknownCapability(String),
     #[error("capability {0} is not in the daemon's bounding set, so no container can hold it")]
@@ -167,7 +165,13 @@ pub struct SpecExtras<'a> {
     /// Binds, volumes and other user mounts, already resolved to host paths. They replace a
     /// default mount with the same destination and are ordered by depth, as Docker does.
     pub extra_mounts: &'a [Mount],
+    /// `--init`: the host's init binary, bind-mounted read-only at [`INIT_PATH`] and run as the
+    /// container's PID 1 in front of its command, as Docker does.
+    pub init_binary: Option<&'a Path>,
 }
+
+/// Where `--init` puts the init binary inside the container (Docker's path).
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// `SecurityOpt` parsed the way moby's `parseSecurityOpt` does.
 #[derive(Debug, Default)]
@@ -931,9 +935,6 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
 pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, SpecError> {
     let config = input.config;
     let hc = input.host_config;
-    if hc.init == Some(true) {
-        return Err(SpecError::InitUnsupported);
-    }
     let args: Vec<String> = config
         .entrypoint
         .iter()
@@ -944,6 +945,13 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
     if args.is_empty() {
         return Err(SpecError::NoCommand);
     }
+    let args = match extras.init_binary {
+        Some(_) => [INIT_PATH.to_string(), "--".to_string()]
+            .into_iter()
+            .chain(args)
+            .collect(),
+        None => args,
+    };
     if !(-1000..=1000).contains(&hc.oom_score_adj) {
         return Err(SpecError::InvalidParameter(format!(
             "invalid value {}, range for oom score adj is [-1000, 1000]",
@@ -998,6 +1006,9 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
     // mounts
     let mut user_mounts = tmpfs_mounts(hc)?;
     user_mounts.extend(extras.extra_mounts.iter().cloned());
+    if let Some(init) = extras.init_binary {
+        user_mounts.push(bind(INIT_PATH, init, true)?);
+    }
     let mounts = merge_mounts(base_mounts(input, &ns)?, user_mounts);
 
     // devices

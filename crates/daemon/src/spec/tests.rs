@@ -246,16 +246,63 @@ fn entrypoint_cmd_env_tty_workdir_user() {
 }
 
 #[test]
-fn no_command_and_init_are_refused() {
+fn no_command_is_refused() {
     let mut f = Fixture::new();
     f.config.cmd = None;
     assert_eq!(f.build().unwrap_err().to_string(), "no command specified");
-    let mut f = Fixture::new();
-    f.host_config.init = Some(true);
+}
+
+#[test]
+fn init_runs_in_front_of_the_command_from_a_read_only_bind() {
+    let f = Fixture::new();
+    let p = f.dir.path();
+    let root = p.join("rootfs");
+    let spec = build_spec_with(
+        &SpecInput {
+            id: "0123456789abcdef",
+            config: &f.config,
+            host_config: &f.host_config,
+            rootfs: &root,
+            hostname_path: &p.join("hostname"),
+            hosts_path: &p.join("hosts"),
+            resolv_conf_path: &p.join("resolv.conf"),
+            cgroup_parent: "berth",
+            host: &f.host,
+        },
+        &SpecExtras {
+            init_binary: Some(Path::new("/usr/bin/tini-static")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let args = spec.process().as_ref().unwrap().args().clone().unwrap();
     assert_eq!(
-        f.build().unwrap_err().to_string(),
-        "berth does not ship an init process yet: --init is not supported"
+        args[..2],
+        ["/sbin/docker-init".to_string(), "--".to_string()]
     );
+    assert_eq!(
+        args[2..],
+        f.build()
+            .unwrap()
+            .process()
+            .as_ref()
+            .unwrap()
+            .args()
+            .clone()
+            .unwrap()[..]
+    );
+    let m = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/sbin/docker-init"))
+        .expect("init mount");
+    assert_eq!(
+        m.source().as_deref(),
+        Some(Path::new("/usr/bin/tini-static"))
+    );
+    assert!(m.options().as_ref().unwrap().contains(&"ro".to_string()));
 }
 
 #[test]
@@ -671,6 +718,7 @@ fn extra_mounts_replace_defaults() {
         &SpecExtras {
             netns_path: Some(Path::new("/run/berth/netns/x")),
             extra_mounts: &extra,
+            init_binary: None,
         },
     )
     .unwrap();
