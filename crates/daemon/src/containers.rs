@@ -1578,9 +1578,47 @@ fn port_filter_values(vals: &[String]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The host binary `--init` runs as the container's PID 1: the configured `init-path`, else
+/// Docker's `docker-init`, else Debian's `tini-static`, from `PATH` or Docker's libexec
+/// directories. It must be a static executable: it runs inside the container's root.
+fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = configured {
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(format!("init binary {} not found", p.display()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(
+            ["/usr/local/libexec/docker", "/usr/libexec/docker"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .collect();
+    ["docker-init", "tini-static"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "exec: \"docker-init\": executable file not found in $PATH".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_configured_init_binary_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let tini = dir.path().join("tini");
+        assert_eq!(
+            init_binary(Some(&tini)).unwrap_err(),
+            format!("init binary {} not found", tini.display())
+        );
+        std::fs::write(&tini, b"").unwrap();
+        assert_eq!(init_binary(Some(&tini)).unwrap(), tini);
+    }
 
     fn cfg(entry: Option<Vec<&str>>, cmd: Option<Vec<&str>>) -> Config {
         Config {
@@ -1659,30 +1697,4 @@ mod tests {
         assert_eq!(top.processes.len(), 1);
         assert_eq!(top.processes[0][7], "sh -c while true");
     }
-}
-
-/// The host binary `--init` runs as the container's PID 1: the configured `init-path`, else
-/// Docker's `docker-init`, else Debian's `tini-static`, from `PATH` or Docker's libexec
-/// directories. It must be a static executable: it runs inside the container's root.
-fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String> {
-    if let Some(p) = configured {
-        return if p.is_file() {
-            Ok(p.to_owned())
-        } else {
-            Err(format!("init binary {} not found", p.display()))
-        };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain(
-            ["/usr/local/libexec/docker", "/usr/libexec/docker"]
-                .iter()
-                .map(PathBuf::from),
-        )
-        .collect();
-    ["docker-init", "tini-static"]
-        .iter()
-        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
-        .find(|p| p.is_file())
-        .ok_or_else(|| "exec: \"docker-init\": executable file not found in $PATH".to_string())
 }
