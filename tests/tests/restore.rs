@@ -157,3 +157,72 @@ fn start_interrupted_by_a_crash_does_not_block_later_starts() {
     assert_ok(&out, "start after the interrupted start");
     assert_eq!(stdout(&out), "hi\n");
 }
+
+/// The super options of the overlay mounted at `target`, from the host's mount table.
+fn overlay_options(target: &std::path::Path) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let t = target.to_str()?;
+    table
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(t))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_string)
+}
+
+/// `--rm` containers run on a `volatile` overlay (nothing of theirs needs to reach the disk)
+/// and their files go through the trash, which is empty again right after; other containers
+/// keep a durable overlay; a daemon start empties a trash left by a stopped daemon.
+#[test]
+fn throwaway_containers_are_volatile_and_leave_nothing_behind() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let containers = d.root.join("data/containers");
+    let trash = d.root.join("data/trash");
+    let id_of = |name: &str| {
+        stdout(&d.docker(&["inspect", "-f", "{{.Id}}", name]))
+            .trim()
+            .to_string()
+    };
+    assert_ok(
+        &d.docker(&[
+            "run", "-d", "--rm", "--name", "tmp", "busybox", "sleep", "300",
+        ]),
+        "run --rm",
+    );
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "keep", "busybox", "sleep", "300"]),
+        "run",
+    );
+    let (tmp, keep) = (id_of("tmp"), id_of("keep"));
+    let opts =
+        overlay_options(&containers.join(&tmp).join("fs/merged")).expect("--rm rootfs mounted");
+    assert!(opts.contains("volatile"), "--rm overlay: {opts}");
+    let opts = overlay_options(&containers.join(&keep).join("fs/merged")).expect("rootfs mounted");
+    assert!(!opts.contains("volatile"), "durable overlay: {opts}");
+
+    assert_ok(&d.docker(&["kill", "tmp"]), "kill");
+    assert!(
+        eventually(Duration::from_secs(10), || !containers.join(&tmp).exists()),
+        "the --rm container's directory is gone"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_dir(&trash)
+            .map(|r| r.count() == 0)
+            .unwrap_or(true)),
+        "the trash is emptied"
+    );
+    assert_ok(&d.docker(&["rm", "-f", "keep"]), "rm");
+    assert!(
+        !containers.join(&keep).exists(),
+        "rm deletes in place before answering"
+    );
+
+    d.stop();
+    let leftover = trash.join("0123abcd-1");
+    std::fs::create_dir_all(leftover.join("fs/upper/etc")).unwrap();
+    d.restart();
+    assert!(
+        eventually(Duration::from_secs(10), || !leftover.exists()),
+        "a daemon start empties the trash"
+    );
+}

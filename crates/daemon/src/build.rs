@@ -113,7 +113,7 @@ impl Daemon {
         }
         let lowers = self.lower_dirs(record.top_layer.as_deref())?;
         self.runtime
-            .mount_rootfs(&id, &lowers)
+            .mount_rootfs(&id, &lowers, false)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         let rootfs = self.runtime.rootfs(&id);
         Ok((id, rootfs))
@@ -707,7 +707,7 @@ impl Daemon {
         let mounted_here = !self.runtime.is_mounted(&c.id);
         if mounted_here {
             self.runtime
-                .mount_rootfs(&c.id, &lowers)
+                .mount_rootfs(&c.id, &lowers, false)
                 .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         }
         let rootfs = self.runtime.rootfs(&c.id);

@@ -296,7 +296,7 @@ impl Daemon {
         let rt = &self.runtime;
         let id = &c.id;
         let lowers = self.lower_dirs(c.top_layer.as_deref())?;
-        rt.mount_rootfs(id, &lowers)
+        rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
@@ -615,7 +615,7 @@ impl Daemon {
     async fn maybe_auto_remove(self: &Arc<Self>, id: &str) {
         let Some(c) = self.get(id) else { return };
         if c.host_config.auto_remove && !c.state.status.is_active() {
-            if let Err(e) = self.remove_container(id, true).await {
+            if let Err(e) = self.remove_container_with(id, true, true).await {
                 tracing::warn!(container = id, "auto-remove: {}", e.message);
             } else {
                 self.remove_anonymous_volumes(&c);
@@ -826,6 +826,18 @@ impl Daemon {
     }
 
     pub(crate) async fn remove_container(self: &Arc<Self>, id: &str, force: bool) -> Result<()> {
+        self.remove_container_with(id, force, false).await
+    }
+
+    /// `soon`: the container's files are deleted in the background after it is gone
+    /// ([`crate::runtime::Runtime::remove_dirs_soon`]); `rm` and prune free the space before
+    /// they answer, as their callers expect.
+    async fn remove_container_with(
+        self: &Arc<Self>,
+        id: &str,
+        force: bool,
+        soon: bool,
+    ) -> Result<()> {
         if force {
             self.stop_by_user(id).await;
         }
@@ -843,9 +855,12 @@ impl Daemon {
         }
         self.emit_container(&c, "destroy", &[]);
         self.network_container_removed(id);
-        self.runtime
-            .remove_dirs(id)
-            .map_err(|e| internal(format!("removing container {id}: {e}")))?;
+        if soon {
+            self.runtime.remove_dirs_soon(id)
+        } else {
+            self.runtime.remove_dirs(id)
+        }
+        .map_err(|e| internal(format!("removing container {id}: {e}")))?;
         self.store.delete_container(id).map_err(internal)?;
         lock(&self.containers).remove(id);
         lock(&self.op_locks).remove(id);
@@ -1186,6 +1201,8 @@ impl Daemon {
         let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
         let known: std::collections::HashSet<String> =
             records.iter().map(|c| c.id.clone()).collect();
+        let rt = self.clone();
+        std::thread::spawn(move || rt.runtime.empty_trash());
         // Directories without a record are creates that were interrupted before they committed.
         if let Ok(entries) = std::fs::read_dir(self.runtime.containers_dir()) {
             for e in entries.flatten() {

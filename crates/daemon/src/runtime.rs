@@ -84,7 +84,14 @@ impl Runtime {
     }
 
     /// Mounts image layers (top first) plus the container's upper dir on `rootfs(id)`.
-    pub fn mount_rootfs(&self, id: &str, lowers: &[PathBuf]) -> std::io::Result<()> {
+    /// `throwaway`: the container is removed when it ends (`--rm`), so its upper directory
+    /// never needs to reach the disk (overlayfs `volatile`: no syncs, no sync at unmount).
+    pub fn mount_rootfs(
+        &self,
+        id: &str,
+        lowers: &[PathBuf],
+        throwaway: bool,
+    ) -> std::io::Result<()> {
         if self.is_mounted(id) {
             return Ok(());
         }
@@ -93,8 +100,13 @@ impl Runtime {
         let work = fs.join("work");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
-        berth_image::overlay::mount_overlay(lowers, &fs.join("upper"), &work, &self.rootfs(id))
-            .map_err(std::io::Error::other)
+        let (upper, rootfs) = (fs.join("upper"), self.rootfs(id));
+        if throwaway {
+            berth_image::overlay::mount_overlay_volatile(lowers, &upper, &work, &rootfs)
+        } else {
+            berth_image::overlay::mount_overlay(lowers, &upper, &work, &rootfs)
+        }
+        .map_err(std::io::Error::other)
     }
 
     pub fn unmount_rootfs(&self, id: &str) {
@@ -102,6 +114,55 @@ impl Runtime {
             if let Err(e) = berth_image::overlay::unmount(&self.rootfs(id)) {
                 tracing::warn!(container = id, "unmounting rootfs: {e}");
             }
+        }
+    }
+
+    /// Where removed containers' directories wait for their deletion (see
+    /// [`Runtime::remove_dirs_soon`]); emptied at daemon start.
+    fn trash_dir(&self) -> PathBuf {
+        self.data_root.join("trash")
+    }
+
+    /// [`Runtime::remove_dirs`] for a container removed on a latency-sensitive path (`--rm`):
+    /// its directory is renamed into the trash at once and deleted on a background thread, so
+    /// the caller does not wait for the file system to free (and, with `-o discard`, trim)
+    /// every file and directory of the container. Falls back to deleting in place.
+    pub fn remove_dirs_soon(&self, id: &str) -> std::io::Result<()> {
+        self.unmount_rootfs(id);
+        let _ = std::fs::remove_dir_all(self.run_dir(id));
+        let trash = self.trash_dir();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let dest = trash.join(format!("{id}-{nanos}"));
+        let moved = std::fs::create_dir_all(&trash)
+            .and_then(|()| std::fs::rename(self.container_dir(id), &dest));
+        match moved {
+            Ok(()) => {
+                let spawned = std::thread::Builder::new()
+                    .name("trash".into())
+                    .spawn(move || {
+                        let _ = std::fs::remove_dir_all(&dest);
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("deleting a removed container's files later: {e}");
+                }
+                Ok(())
+            }
+            Err(_) if !self.container_dir(id).exists() => Ok(()),
+            Err(_) => self.remove_dirs(id),
+        }
+    }
+
+    /// Deletes what the trash still holds (a daemon stopped before its deletions finished).
+    pub fn empty_trash(&self) {
+        for e in std::fs::read_dir(self.trash_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
         }
     }
 

@@ -68,7 +68,26 @@ pub fn overlay_options(lowers: &[PathBuf], upper: &Path, work: &Path) -> Result<
 /// Mount an overlay at `target`. `lowers` are top-most first; `upper` and `work` must
 /// exist, be empty (work) and live on the same filesystem.
 pub fn mount_overlay(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<()> {
-    mount_overlay_inner(lowers, upper, work, target, false)
+    mount_overlay_inner(lowers, upper, work, target, false, false)
+}
+
+/// [`mount_overlay`] with overlayfs' `volatile` option (Linux 5.10+; plain mount before): the
+/// overlay never syncs its upper directory, so neither `fsync` inside nor the unmount waits for
+/// the disk, and after a machine crash the upper directory cannot be mounted again. For
+/// throwaway containers (`--rm`), whose upper directory nobody needs after they end.
+pub fn mount_overlay_volatile(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    match mount_overlay_inner(lowers, upper, work, target, false, true) {
+        Err(Error::Mount {
+            source: nix::errno::Errno::EINVAL,
+            ..
+        }) => mount_overlay(lowers, upper, work, target),
+        r => r,
+    }
 }
 
 fn mount_overlay_inner(
@@ -77,9 +96,11 @@ fn mount_overlay_inner(
     work: &Path,
     target: &Path,
     force_fds: bool,
+    volatile: bool,
 ) -> Result<()> {
     let limit = page_size() - 1;
-    let mut data = overlay_options(lowers, upper, work)?;
+    let suffix = if volatile { ",volatile" } else { "" };
+    let mut data = overlay_options(lowers, upper, work)? + suffix;
     // Keeps the O_PATH descriptors alive until mount(2) has resolved them.
     let mut fds: Vec<OwnedFd> = Vec::new();
     if force_fds || data.len() > limit {
@@ -97,7 +118,7 @@ fn mount_overlay_inner(
             .iter()
             .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
             .collect();
-        data = overlay_options(&short, upper, work)?;
+        data = overlay_options(&short, upper, work)? + suffix;
         if data.len() > limit {
             return Err(Error::InvalidOverlay(format!(
                 "{} lower directories do not fit in the {limit}-byte mount option limit",
@@ -157,7 +178,7 @@ mod tests {
             && fs::read_to_string("/proc/filesystems").is_ok_and(|s| s.contains("overlay"))
     }
 
-    fn mount_two_layers(force_fds: bool) {
+    fn mount_two_layers(force_fds: bool, volatile: bool) {
         if !can_mount() {
             eprintln!("skipping: needs root and overlayfs");
             return;
@@ -184,7 +205,7 @@ mod tests {
         for d in [&upper, &work, &target] {
             fs::create_dir(d).unwrap();
         }
-        if let Err(e) = mount_overlay_inner(&lowers, &upper, &work, &target, force_fds) {
+        if let Err(e) = mount_overlay_inner(&lowers, &upper, &work, &target, force_fds, volatile) {
             if matches!(
                 e,
                 Error::Mount {
@@ -216,12 +237,18 @@ mod tests {
 
     #[test]
     fn mounts_two_layers_with_whiteouts() {
-        mount_two_layers(false);
+        mount_two_layers(false, false);
     }
 
     #[test]
     fn mounts_via_proc_fd_paths() {
-        mount_two_layers(true);
+        mount_two_layers(true, false);
+    }
+
+    #[test]
+    fn volatile_overlays_work_the_same() {
+        mount_two_layers(false, true);
+        mount_two_layers(true, true);
     }
 
     #[test]
