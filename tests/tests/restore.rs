@@ -211,6 +211,8 @@ fn throwaway_containers_are_volatile_and_leave_nothing_behind() {
             .unwrap_or(true)),
         "the trash is emptied"
     );
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!table.contains(&tmp), "the --rm rootfs is unmounted");
     assert_ok(&d.docker(&["rm", "-f", "keep"]), "rm");
     assert!(
         !containers.join(&keep).exists(),

@@ -580,7 +580,10 @@ impl Daemon {
     ) {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
-        self.runtime.unmount_rootfs(id);
+        // A `--rm` container's rootfs is unmounted with its removal, off the answer's path.
+        if !self.get(id).is_some_and(|c| c.host_config.auto_remove) {
+            self.runtime.unmount_rootfs(id);
+        }
         self.net.release(id);
         self.release_mounts(id);
         let (code, finished, oom) = match &status {

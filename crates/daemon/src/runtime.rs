@@ -124,11 +124,11 @@ impl Runtime {
     }
 
     /// [`Runtime::remove_dirs`] for a container removed on a latency-sensitive path (`--rm`):
-    /// its directory is renamed into the trash at once and deleted on a background thread, so
-    /// the caller does not wait for the file system to free (and, with `-o discard`, trim)
-    /// every file and directory of the container. Falls back to deleting in place.
+    /// its directory is renamed into the trash at once (its rootfs, if still mounted, moves
+    /// along) and unmounted and deleted on a background thread, so the caller waits neither
+    /// for the overlay's teardown nor for the file system to free (and, with `-o discard`,
+    /// trim) every file and directory of the container. Falls back to deleting in place.
     pub fn remove_dirs_soon(&self, id: &str) -> std::io::Result<()> {
-        self.unmount_rootfs(id);
         let _ = std::fs::remove_dir_all(self.run_dir(id));
         let trash = self.trash_dir();
         let nanos = std::time::SystemTime::now()
@@ -142,9 +142,7 @@ impl Runtime {
             Ok(()) => {
                 let spawned = std::thread::Builder::new()
                     .name("trash".into())
-                    .spawn(move || {
-                        let _ = std::fs::remove_dir_all(&dest);
-                    });
+                    .spawn(move || delete_trashed(&dest));
                 if let Err(e) = spawned {
                     tracing::warn!("deleting a removed container's files later: {e}");
                 }
@@ -162,7 +160,7 @@ impl Runtime {
             .flatten()
             .flatten()
         {
-            let _ = std::fs::remove_dir_all(e.path());
+            delete_trashed(&e.path());
         }
     }
 
@@ -203,6 +201,7 @@ impl Runtime {
     /// Starts the shim, which creates the container (the user's process waits for `start`).
     /// Blocks: call from `spawn_blocking`. Errors are the runtime's message.
     pub fn launch(&self, id: &str, cfg: &ShimConfig) -> Result<u32, String> {
+        self.wait_for_previous_shim(id);
         let run_dir = self.run_dir(id);
         std::fs::create_dir_all(&run_dir)
             .map_err(|e| format!("creating {}: {e}", run_dir.display()))?;
@@ -212,6 +211,29 @@ impl Runtime {
         let body = serde_json::to_vec_pretty(cfg).map_err(|e| e.to_string())?;
         std::fs::write(&path, body).map_err(|e| format!("writing {}: {e}", path.display()))?;
         berth_shim_protocol::launch(&self.shim_path, &path)
+    }
+
+    /// A shim answers its waiters before it deletes the container's runtime record and
+    /// cgroups, and removes its pid file last: a start right after an exit (a restart) waits
+    /// here until that shim has finished, so the new one never meets the old one's leftovers.
+    fn wait_for_previous_shim(&self, id: &str) {
+        let pid_file = self.run_dir(id).join("shim.pid");
+        let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0)
+        else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // A pid file that outlived its shim (a crash) names a dead or unrelated process.
+        let is_shim = || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "berth-shim")
+        };
+        while is_shim() && pid_file.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     pub fn client(&self, id: &str) -> ShimClient {
@@ -291,6 +313,20 @@ fn own_cgroup_procs(proc_cgroup: &str, root: &Path) -> Option<PathBuf> {
         }
     }
     v1
+}
+
+/// Deletes a container directory moved into the trash, unmounting its rootfs first if it was
+/// still mounted (removing through a mounted overlay would fill its upper dir with whiteouts
+/// and leave the mount point behind).
+fn delete_trashed(dir: &Path) {
+    let merged = dir.join("fs").join("merged");
+    if is_mount_point(&merged) {
+        if let Err(e) = berth_image::overlay::unmount(&merged) {
+            tracing::warn!("unmounting {}: {e}", merged.display());
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn is_mount_point(path: &Path) -> bool {

@@ -313,6 +313,12 @@ impl ServeExt for (Rc<Monitor>, UnixListener) {
             }
         })
         .await;
+        // Off the exit's critical path: libcontainer rediscovers every cgroup hierarchy to
+        // remove the container's cgroups (hundreds of system calls, milliseconds).
+        if let Ok(mut c) = m.container() {
+            let _ = c.delete(true);
+        }
+        let _ = fs::remove_file(m.cfg.pid_file());
         0
     }
 }
@@ -483,12 +489,10 @@ impl Monitor {
             })
             .await;
         }
-        // Delete before telling anyone, so a restart can create the same id right away.
-        if let Ok(mut c) = self.container() {
-            let _ = c.delete(true);
-        }
+        // The runtime's record and cgroups are deleted after the answers are out (end of
+        // `serve`); the pid file stays until then, and berthd waits for this process to end
+        // before it launches the same container again.
         let _ = fs::remove_file(&self.cfg.socket);
-        let _ = fs::remove_file(self.cfg.pid_file());
         self.attach.borrow_mut().clear();
         self.stdin_tx.borrow_mut().take();
         self.done.send_replace(true);

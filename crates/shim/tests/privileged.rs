@@ -119,12 +119,16 @@ impl TestContainer {
     }
 
     /// Waits until the shim removed its socket (it does so right before it exits).
+    /// The shim removes its socket when the container ends and its pid file last, after
+    /// deleting the container's cgroups.
     fn wait_shim_gone(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cfg.socket.exists() && Instant::now() < deadline {
+        let pid_file = self.cfg.pid_file();
+        while (self.cfg.socket.exists() || pid_file.exists()) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(!self.cfg.socket.exists(), "shim socket still there");
+        assert!(!pid_file.exists(), "shim pid file still there");
     }
 
     fn log(&self) -> Vec<serde_json::Value> {
