@@ -3,6 +3,7 @@
 //! manifest/blob/upload requests the pull and push pipelines are built from.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,12 +17,19 @@ use crate::config::{api_host, RegistryConfig};
 use crate::error::{Error, Result};
 use crate::manifest::ACCEPT_MANIFESTS;
 
+struct SharedClients {
+    verify: reqwest::Client,
+    noverify: reqwest::Client,
+}
+
 /// Talks to any number of registries; cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    /// For registries marked insecure that do speak TLS: certificates are not verified.
-    http_noverify: reqwest::Client,
+    /// The shared verifying client and, for registries marked insecure that do speak TLS, one
+    /// that does not verify certificates. Built on first use: loading the system's CA bundle
+    /// and the TLS stack costs the daemon a megabyte or more of memory it would otherwise hold
+    /// idle from its start, registries or not.
+    shared: Arc<OnceLock<std::result::Result<SharedClients, String>>>,
     config: Arc<RegistryConfig>,
     /// Chosen `scheme://host` per registry host.
     bases: Arc<Mutex<HashMap<String, String>>>,
@@ -121,27 +129,42 @@ struct TokenResponse {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Client> {
-        let http = crate::tls::with_system_roots(builder())
-            .build()
-            .map_err(|e| Error::Invalid(format!("creating HTTP client: {e}")))?;
-        let http_noverify = builder()
-            .danger_accept_invalid_certs(true)
-            .build()
-            .map_err(|e| Error::Invalid(format!("creating HTTP client: {e}")))?;
         Ok(Client {
-            http,
-            http_noverify,
+            shared: Arc::new(OnceLock::new()),
             config: Arc::new(config),
             bases: Arc::new(Mutex::new(HashMap::new())),
             host_clients: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
+    fn shared(&self) -> Result<&SharedClients> {
+        self.shared
+            .get_or_init(|| {
+                let build = |b: reqwest::ClientBuilder| {
+                    b.build().map_err(|e| format!("creating HTTP client: {e}"))
+                };
+                Ok(SharedClients {
+                    verify: build(crate::tls::with_system_roots(builder()))?,
+                    noverify: build(builder().danger_accept_invalid_certs(true))?,
+                })
+            })
+            .as_ref()
+            .map_err(|e| Error::Invalid(e.clone()))
+    }
+
+    fn http(&self) -> Result<reqwest::Client> {
+        Ok(self.shared()?.verify.clone())
+    }
+
+    fn http_noverify(&self) -> Result<reqwest::Client> {
+        Ok(self.shared()?.noverify.clone())
+    }
+
     /// The verifying client for a secure host: the shared one, or one that also trusts the
     /// CAs (and presents the client certificate) in `certs.d/<host>/`. Read on first use.
     fn secure_http(&self, host: &str) -> Result<reqwest::Client> {
         let Some(dir) = &self.config.certs_dir else {
-            return Ok(self.http.clone());
+            return self.http();
         };
         if let Some(c) = self
             .host_clients
@@ -153,7 +176,7 @@ impl Client {
         }
         let certs = crate::tls::read_host_dir(dir, host)?;
         if certs.is_empty() {
-            return Ok(self.http.clone());
+            return self.http();
         }
         let c = crate::tls::apply(crate::tls::with_system_roots(builder()), &certs)?
             .build()
@@ -181,11 +204,11 @@ impl Client {
             .cloned();
         let pick = |base: &str| -> Result<reqwest::Client> {
             if base.starts_with("https://") && !secure {
-                Ok(self.http_noverify.clone())
+                self.http_noverify()
             } else if secure {
                 self.secure_http(host)
             } else {
-                Ok(self.http.clone())
+                self.http()
             }
         };
         if let Some(b) = cached {
@@ -197,7 +220,7 @@ impl Client {
         } else {
             let https = format!("https://{host}");
             let probe = self
-                .http_noverify
+                .http_noverify()?
                 .get(format!("{https}/v2/"))
                 .timeout(Duration::from_secs(3))
                 .send()
@@ -254,16 +277,17 @@ impl Client {
                 .trim_start_matches("http://")
                 .to_string();
             let http = if !base.starts_with("https://") {
-                self.http.clone()
+                self.http()
             } else if self.config.is_insecure(&host) {
-                self.http_noverify.clone()
+                self.http_noverify()
             } else {
-                match self.secure_http(&host) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::info!("skipping registry mirror {m}: {e}");
-                        continue;
-                    }
+                self.secure_http(&host)
+            };
+            let http = match http {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!("skipping registry mirror {m}: {e}");
+                    continue;
                 }
             };
             let mut repo = Repository {
