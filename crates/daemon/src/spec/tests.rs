@@ -55,19 +55,26 @@ impl Fixture {
     }
 
     fn build(&self) -> Result<Spec, SpecError> {
+        self.build_with(&SpecExtras::default())
+    }
+
+    fn build_with(&self, extras: &SpecExtras) -> Result<Spec, SpecError> {
         let root = self.dir.path().join("rootfs");
         let p = self.dir.path();
-        build_spec(&SpecInput {
-            id: "0123456789abcdef",
-            config: &self.config,
-            host_config: &self.host_config,
-            rootfs: &root,
-            hostname_path: &p.join("hostname"),
-            hosts_path: &p.join("hosts"),
-            resolv_conf_path: &p.join("resolv.conf"),
-            cgroup_parent: "berth",
-            host: &self.host,
-        })
+        build_spec_with(
+            &SpecInput {
+                id: "0123456789abcdef",
+                config: &self.config,
+                host_config: &self.host_config,
+                rootfs: &root,
+                hostname_path: &p.join("hostname"),
+                hosts_path: &p.join("hosts"),
+                resolv_conf_path: &p.join("resolv.conf"),
+                cgroup_parent: "berth",
+                host: &self.host,
+            },
+            extras,
+        )
     }
 }
 
@@ -255,26 +262,12 @@ fn no_command_is_refused() {
 #[test]
 fn init_runs_in_front_of_the_command_from_a_read_only_bind() {
     let f = Fixture::new();
-    let p = f.dir.path();
-    let root = p.join("rootfs");
-    let spec = build_spec_with(
-        &SpecInput {
-            id: "0123456789abcdef",
-            config: &f.config,
-            host_config: &f.host_config,
-            rootfs: &root,
-            hostname_path: &p.join("hostname"),
-            hosts_path: &p.join("hosts"),
-            resolv_conf_path: &p.join("resolv.conf"),
-            cgroup_parent: "berth",
-            host: &f.host,
-        },
-        &SpecExtras {
+    let spec = f
+        .build_with(&SpecExtras {
             init_binary: Some(Path::new("/usr/bin/tini-static")),
             ..Default::default()
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let args = spec.process().as_ref().unwrap().args().clone().unwrap();
     assert_eq!(
         args[..2],
@@ -681,7 +674,6 @@ fn host_namespaces_and_cgroupns() {
 #[test]
 fn extra_mounts_replace_defaults() {
     let f = Fixture::new();
-    let root = f.dir.path().join("rootfs");
     let extra = vec![
         MountBuilder::default()
             .destination("/data/sub")
@@ -702,26 +694,13 @@ fn extra_mounts_replace_defaults() {
             .build()
             .unwrap(),
     ];
-    let p = f.dir.path();
-    let spec = build_spec_with(
-        &SpecInput {
-            id: "x",
-            config: &f.config,
-            host_config: &f.host_config,
-            rootfs: &root,
-            hostname_path: &p.join("hostname"),
-            hosts_path: &p.join("hosts"),
-            resolv_conf_path: &p.join("resolv.conf"),
-            cgroup_parent: "berth",
-            host: &f.host,
-        },
-        &SpecExtras {
+    let spec = f
+        .build_with(&SpecExtras {
             netns_path: Some(Path::new("/run/berth/netns/x")),
             extra_mounts: &extra,
             init_binary: None,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let dests: Vec<_> = spec
         .mounts()
         .as_ref()
