@@ -821,3 +821,69 @@ fn berth_cli_creates_ipv6_networks_and_fixed_addresses() {
     ]);
     assert!(stdout(&out).contains("bv6 true"), "{}", stdout(&out));
 }
+
+/// `berthd --ipv6`: the default bridge gets a ULA /64 derived from its name (the same after a
+/// restart) and its containers dual-stack addresses that reach each other and the gateway;
+/// `--fixed-cidr-v6` picks the subnet; `--fixed-cidr-v6` alone is refused at start.
+#[test]
+fn default_bridge_gets_ipv6_with_the_ipv6_flag() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start_with_args(&["--ipv6"]);
+    d.load_busybox();
+    let subnet = inspect(&d, "bridge", "{{range .IPAM.Config}}{{.Subnet}} {{end}}");
+    let subnet6 = subnet
+        .split_whitespace()
+        .find(|s| s.contains(':'))
+        .unwrap_or_else(|| panic!("no IPv6 subnet on the default bridge: {subnet}"))
+        .to_string();
+    assert!(
+        subnet6.starts_with("fd") && subnet6.ends_with("::/64"),
+        "{subnet6}"
+    );
+    assert_eq!(inspect(&d, "bridge", "{{.EnableIPv6}}"), "true");
+    d.restart();
+    let again = inspect(&d, "bridge", "{{range .IPAM.Config}}{{.Subnet}} {{end}}");
+    assert!(
+        again.contains(&subnet6),
+        "same subnet after a restart: {again}"
+    );
+    let _c = Cleanup(&d, vec!["a6", "b6"], vec![]);
+    for n in ["a6", "b6"] {
+        assert_ok(
+            &d.docker(&["run", "-d", "--name", n, "busybox", "sleep", "300"]),
+            "run",
+        );
+    }
+    let prefix = subnet6.trim_end_matches("/64");
+    let b6 = inspect(&d, "b6", "{{.NetworkSettings.GlobalIPv6Address}}");
+    assert!(b6.starts_with(prefix), "{b6} in {subnet6}");
+    assert_eq!(
+        inspect(&d, "a6", "{{.NetworkSettings.IPv6Gateway}}"),
+        format!("{prefix}1")
+    );
+    let routes = exec_out(&d, "a6", &["ip", "-6", "route"]);
+    assert!(
+        routes.contains(&format!("default via {prefix}1")),
+        "{routes}"
+    );
+    exec_out(&d, "a6", &["ping", "-6", "-c1", "-W2", &b6]);
+    exec_out(
+        &d,
+        "a6",
+        &["ping", "-6", "-c1", "-W2", &format!("{prefix}1")],
+    );
+    drop(_c);
+
+    let fixed = v6_subnet(&d, 9);
+    let d2 = Daemon::start_with_args(&["--ipv6", "--fixed-cidr-v6", &fixed]);
+    d2.load_busybox();
+    let out = d2.docker(&["run", "--rm", "busybox", "ip", "-6", "addr", "show", "eth0"]);
+    assert_ok(&out, "run on a fixed-cidr-v6 bridge");
+    assert!(
+        stdout(&out).contains(fixed.trim_end_matches("/64")),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -72,6 +72,13 @@ struct Args {
     /// [default: docker-init or tini-static from PATH].
     #[arg(long = "init-path")]
     init_path: Option<PathBuf>,
+    /// Give the default bridge and its containers IPv6 addresses.
+    #[arg(long)]
+    ipv6: bool,
+    /// The default bridge's IPv6 subnet with --ipv6 [default: a ULA /64 derived from the
+    /// bridge's name].
+    #[arg(long = "fixed-cidr-v6")]
+    fixed_cidr_v6: Option<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -95,6 +102,8 @@ struct FileConfig {
     dns: Vec<String>,
     init: bool,
     init_path: Option<PathBuf>,
+    ipv6: bool,
+    fixed_cidr_v6: Option<String>,
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -237,6 +246,8 @@ fn main() -> Result<()> {
         },
         init: args.init || file.init,
         init_path: args.init_path.or(file.init_path),
+        ipv6: args.ipv6 || file.ipv6,
+        fixed_cidr_v6: args.fixed_cidr_v6.or(file.fixed_cidr_v6),
     };
     let pidfile = args
         .pidfile

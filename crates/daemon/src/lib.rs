@@ -43,7 +43,7 @@ use tokio::sync::broadcast;
 pub use runtime::Runtime;
 
 /// What the daemon was started with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DaemonConfig {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
@@ -76,6 +76,10 @@ pub struct DaemonConfig {
     pub init: bool,
     /// The init binary for `--init` (`--init-path`); `None`: looked up as Docker does.
     pub init_path: Option<PathBuf>,
+    /// IPv6 on the default bridge (`--ipv6`), from `--fixed-cidr-v6` or a ULA /64 derived
+    /// from the bridge's name (stable across restarts).
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

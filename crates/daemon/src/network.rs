@@ -159,6 +159,32 @@ pub(crate) struct Attached {
     pub dns: Option<Ipv4Addr>,
 }
 
+/// The default bridge's IPv6 subnet and pool with `--ipv6`: `--fixed-cidr-v6`, else a ULA
+/// /64 derived from the bridge's name, so it is the same after a restart.
+fn default_bridge_v6(
+    cfg: &crate::DaemonConfig,
+) -> std::result::Result<Option<(Subnet6, Pool6)>, String> {
+    if !cfg.ipv6 {
+        return match &cfg.fixed_cidr_v6 {
+            Some(c) => Err(format!("--fixed-cidr-v6 {c} needs --ipv6")),
+            None => Ok(None),
+        };
+    }
+    let subnet: Subnet6 = match &cfg.fixed_cidr_v6 {
+        Some(c) => c
+            .parse()
+            .map_err(|_| format!("invalid --fixed-cidr-v6 {c:?}: not an IPv6 CIDR"))?,
+        None => {
+            let digest = stable_id(&format!("berth-default-bridge-v6:{}", cfg.bridge));
+            let seed = u64::from_str_radix(&digest[..16], 16).unwrap_or_default();
+            berth_network::ipam::ula_subnet(seed)
+        }
+    };
+    let pool = Pool6::new(subnet, subnet.first_host())
+        .map_err(|e| format!("--fixed-cidr-v6 {subnet}: {e}"))?;
+    Ok(Some((subnet, pool)))
+}
+
 fn stable_id(seed: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(seed.as_bytes()))
@@ -194,6 +220,7 @@ impl NetService {
                 .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
             let pool = Pool::new(subnet, gateway).map_err(|e| format!("--bip: {e}"))?;
             let id = stable_id(&format!("berth-default-bridge:{}", cfg.bridge));
+            let v6 = default_bridge_v6(cfg)?;
             let mut options = BTreeMap::new();
             options.insert(
                 "com.docker.network.bridge.default_bridge".to_string(),
@@ -213,8 +240,8 @@ impl NetService {
                     gateway,
                     internal: false,
                     ip_range: None,
-                    subnet6: None,
-                    gateway6: None,
+                    subnet6: v6.as_ref().map(|(s, _)| *s),
+                    gateway6: v6.as_ref().map(|(_, p)| p.gateway()),
                     ip_range6: None,
                     labels: BTreeMap::new(),
                     options,
@@ -222,6 +249,9 @@ impl NetService {
                 },
             );
             state.pools.insert(id.clone(), pool);
+            if let Some((_, pool6)) = v6 {
+                state.pools6.insert(id.clone(), pool6);
+            }
             default_id = Some(id);
         }
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -1125,6 +1155,9 @@ impl Daemon {
                 ns.ip_address = settings.ip_address.clone();
                 ns.ip_prefix_len = settings.ip_prefix_len;
                 ns.mac_address = settings.mac_address.clone();
+                ns.global_ipv6_address = settings.global_ipv6_address.clone();
+                ns.global_ipv6_prefix_len = settings.global_ipv6_prefix_len;
+                ns.ipv6_gateway = settings.ipv6_gateway.clone();
             }
             ns.networks.insert(net.name.clone(), settings);
             for p in &ep.ports {
@@ -1477,6 +1510,35 @@ fn forwarding_warning(forwarding: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_bridge_ipv6_comes_from_the_flags() {
+        let mut cfg = crate::DaemonConfig {
+            bridge: "berth0".into(),
+            ..Default::default()
+        };
+        assert!(default_bridge_v6(&cfg).unwrap().is_none());
+        cfg.fixed_cidr_v6 = Some("fd00:1:2:3::/64".into());
+        assert_eq!(
+            default_bridge_v6(&cfg).unwrap_err(),
+            "--fixed-cidr-v6 fd00:1:2:3::/64 needs --ipv6"
+        );
+        cfg.ipv6 = true;
+        let (subnet, pool) = default_bridge_v6(&cfg).unwrap().unwrap();
+        assert_eq!(subnet.to_string(), "fd00:1:2:3::/64");
+        assert_eq!(pool.gateway().to_string(), "fd00:1:2:3::1");
+        cfg.fixed_cidr_v6 = Some("10.0.0.0/8".into());
+        assert!(default_bridge_v6(&cfg)
+            .unwrap_err()
+            .contains("not an IPv6 CIDR"));
+        // Without a subnet: a ULA /64 that depends only on the bridge's name.
+        cfg.fixed_cidr_v6 = None;
+        let a = default_bridge_v6(&cfg).unwrap().unwrap().0;
+        assert_eq!(a, default_bridge_v6(&cfg).unwrap().unwrap().0);
+        assert!(a.to_string().starts_with("fd") && a.prefix() == 64, "{a}");
+        cfg.bridge = "berth1".into();
+        assert_ne!(a, default_bridge_v6(&cfg).unwrap().unwrap().0);
+    }
 
     #[test]
     fn hosts_that_do_not_forward_get_dockers_warning() {
