@@ -510,3 +510,163 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
     ]);
     assert_ok(&out, "nslookup on the re-created network");
 }
+
+fn ptrs(m: &Message) -> Vec<String> {
+    m.answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::PTR(p) => Some(p.0.to_ascii()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `a.b.c.d` as `d.c.b.a.in-addr.arpa.`.
+fn arpa4(ip: &str) -> String {
+    let mut o: Vec<&str> = ip.split('.').collect();
+    o.reverse();
+    format!("{}.in-addr.arpa.", o.join("."))
+}
+
+#[test]
+fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
+    if !is_root() {
+        return;
+    }
+    let up = upstream_ip(2);
+    fake_upstream(&up, "192.0.2.77");
+    let d = Daemon::start_with_args(&["--dns", &up]);
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["a", "b", "c"], vec!["ptrnet", "othernet"]);
+    // ptrnet is dual-stack where the host has IPv6, so ip6.arpa names are covered too.
+    let v6 = std::path::Path::new("/proc/net/if_inet6").exists();
+    let s6 = {
+        let key: u32 = d.bridge.trim_start_matches("bt").parse().expect("bt<key>");
+        format!("fd00:b7:{key:x}:5::/64")
+    };
+    let s4 = d.spare_subnet(0);
+    let mut create = vec!["network", "create", "--subnet", &s4];
+    if v6 {
+        create.extend(["--ipv6", "--subnet", &s6]);
+    }
+    create.push("ptrnet");
+    assert_ok(&d.docker(&create), "network create ptrnet");
+    assert_ok(
+        &d.docker(&[
+            "network",
+            "create",
+            "--subnet",
+            &d.spare_subnet(1),
+            "othernet",
+        ]),
+        "network create othernet",
+    );
+    for (name, net) in [("a", "ptrnet"), ("b", "ptrnet"), ("c", "othernet")] {
+        assert_ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--network",
+                net,
+                "busybox",
+                "sleep",
+                "300",
+            ]),
+            "run",
+        );
+    }
+    let b_ip = net_ip(&d, "b", "ptrnet");
+    let c_ip = net_ip(&d, "c", "othernet");
+
+    // The real client: busybox's nslookup of b's address names it b.ptrnet.
+    let out = d.docker(&["exec", "a", "nslookup", &b_ip]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("name = b.ptrnet"),
+        "nslookup {b_ip}: {text}{}",
+        stderr(&out)
+    );
+    if v6 {
+        let b_ip6 = inspect(
+            &d,
+            "b",
+            "{{(index .NetworkSettings.Networks \"ptrnet\").GlobalIPv6Address}}",
+        );
+        assert!(b_ip6.starts_with("fd00:b7:"), "b's IPv6 address: {b_ip6}");
+        let out = d.docker(&["exec", "a", "nslookup", &b_ip6]);
+        let text = stdout(&out);
+        assert!(
+            text.contains("name = b.ptrnet"),
+            "nslookup {b_ip6}: {text}{}",
+            stderr(&out)
+        );
+    }
+
+    // Precisely: one authoritative PTR record, TTL 600, for b's address; an address of no
+    // container (the network's .30, unused) and a container on another network (c) are
+    // forwarded to the upstream (whose answer is an A record, not authoritative).
+    let gw: SocketAddr = format!("{}:53", gateway(&d, "ptrnet")).parse().unwrap();
+    let unused = {
+        let mut o: Vec<&str> = s4.trim_end_matches("/27").split('.').collect();
+        let last: u8 = o.pop().unwrap().parse().unwrap();
+        format!("{}.{}", o.join("."), last + 30)
+    };
+    let (q_b, q_unused, q_c) = (arpa4(&b_ip), arpa4(&unused), arpa4(&c_ip));
+    let r: Vec<Message> = in_netns(&d, "a", move || {
+        vec![
+            ask(gw, &q_b, RecordType::PTR, false),
+            ask(gw, &q_b, RecordType::PTR, true),
+            ask(gw, &q_unused, RecordType::PTR, false),
+            ask(gw, &q_c, RecordType::PTR, false),
+        ]
+    })
+    .into_iter()
+    .map(|m| m.expect("the embedded DNS answered"))
+    .collect();
+    for (i, m) in r[..2].iter().enumerate() {
+        assert_eq!(m.response_code(), ResponseCode::NoError, "{i}");
+        assert!(m.authoritative(), "{i}");
+        assert_eq!(ptrs(m), vec!["b.ptrnet.".to_string()], "{i}");
+        assert_eq!(m.answers()[0].ttl(), 600);
+        assert_eq!(m.answers()[0].name().to_ascii(), arpa4(&b_ip));
+    }
+    for (what, m) in [
+        ("unused address", &r[2]),
+        ("other network's container", &r[3]),
+    ] {
+        assert!(!m.authoritative(), "{what}");
+        assert!(ptrs(m).is_empty(), "{what}: {:?}", m.answers());
+        assert_eq!(addrs(m), vec!["192.0.2.77"], "{what}: forwarded");
+    }
+
+    // From c, on the other network, b's address is not answered from the table.
+    let gw_other: SocketAddr = format!("{}:53", gateway(&d, "othernet")).parse().unwrap();
+    let q_b = arpa4(&b_ip);
+    let m = in_netns(&d, "c", move || ask(gw_other, &q_b, RecordType::PTR, false))
+        .expect("othernet's DNS answered");
+    assert!(ptrs(&m).is_empty(), "{:?}", m.answers());
+    assert_eq!(addrs(&m), vec!["192.0.2.77"], "forwarded");
+    let out = d.docker(&["exec", "c", "nslookup", &b_ip]);
+    assert!(!stdout(&out).contains("ptrnet"), "{}", stdout(&out));
+    // c's own address on othernet is c.othernet for c.
+    let out = d.docker(&["exec", "c", "nslookup", &c_ip]);
+    assert!(
+        stdout(&out).contains("name = c.othernet"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Once c joins ptrnet it sees b's name there too.
+    assert_ok(
+        &d.docker(&["network", "connect", "ptrnet", "c"]),
+        "network connect",
+    );
+    let out = d.docker(&["exec", "c", "nslookup", &b_ip]);
+    assert!(
+        stdout(&out).contains("name = b.ptrnet"),
+        "after connect: {}",
+        stdout(&out)
+    );
+}

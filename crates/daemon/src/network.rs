@@ -1465,6 +1465,12 @@ fn dns_endpoints(st: &State) -> Vec<berth_network::dns::DnsEndpoint> {
             names: ep.dns_names.clone(),
             links: ep.links.clone(),
             upstreams: ep.upstreams.clone(),
+            // Reverse lookups answer `<container>.<network>` (the first DNS name is the
+            // container's); default-bridge endpoints have none.
+            ptr_name: ep.dns_names.first().and_then(|name| {
+                let net = st.networks.get(&ep.network_id)?;
+                Some(format!("{name}.{}", net.name))
+            }),
         })
         .collect()
 }

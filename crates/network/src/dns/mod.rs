@@ -4,9 +4,10 @@
 //! What a name means comes from a [`Directory`] the daemon implements over its live
 //! container state, through the pure rules in [`resolve`]: container names, network aliases
 //! and short ids answer `A`/`AAAA` (an empty answer for a type the container has no address
-//! of), other single-label names get NXDOMAIN, everything else is forwarded to the upstream
-//! resolvers with a timeout (SERVFAIL when none answers). Only members of the network get
-//! answers.
+//! of), `PTR` questions for their addresses (`in-addr.arpa`, `ip6.arpa`) answer
+//! `<container>.<network>`, other single-label names get NXDOMAIN, everything else is
+//! forwarded to the upstream resolvers with a timeout (SERVFAIL when none answers). Only
+//! members of the network get answers.
 //!
 //! All servers run on one dedicated thread with its own single-threaded tokio runtime
 //! ([`DnsServers`]): nothing the daemon's own runtime does (blocking calls on its workers,
@@ -21,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::ServerFuture;
@@ -30,7 +31,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 pub use resolve::{
-    candidates, is_member, parse_upstreams, resolve, upstream_resolvers, upstreams_for, DnsEndpoint,
+    arpa_addr, candidates, is_member, parse_upstreams, resolve, reverse, upstream_resolvers,
+    upstreams_for, DnsEndpoint,
 };
 
 /// TTL of the records for containers (Docker's embedded resolver uses 600 s).
@@ -201,6 +203,8 @@ struct Handler {
 pub(crate) enum Decision {
     /// Answer authoritatively with these records' addresses (possibly none: NOERROR, empty).
     Local(Vec<IpAddr>),
+    /// Answer authoritatively with one PTR record: this name (no final dot).
+    Ptr(String),
     NxDomain,
     Forward,
     Refused,
@@ -217,6 +221,13 @@ pub(crate) fn decide(
 ) -> Decision {
     if !is_member(eps, network_id, client) {
         return Decision::Refused;
+    }
+    if qtype == RecordType::PTR {
+        // A container's address on a network the asker is on; any other address (a host's,
+        // the internet's) is the upstream servers' business.
+        if let Some(ptr) = arpa_addr(name).and_then(|ip| reverse(eps, network_id, client, ip)) {
+            return Decision::Ptr(ptr);
+        }
     }
     if let Some(addrs) = resolve(eps, network_id, client, name, &up.search) {
         let want: Vec<IpAddr> = addrs
@@ -313,6 +324,19 @@ impl RequestHandler for Handler {
                 let mut h = Header::response_from_request(request.header());
                 h.set_authoritative(true);
                 h.set_recursion_available(true);
+                let resp = builder().build(h, records.iter(), [], [], []);
+                sent(response.send_response(resp).await)
+            }
+            Decision::Ptr(target) => {
+                let mut h = Header::response_from_request(request.header());
+                h.set_authoritative(true);
+                h.set_recursion_available(true);
+                // Container and network names are valid labels; should one not be, the
+                // name exists with no record of this type.
+                let records: Vec<Record> = Name::from_ascii(format!("{target}."))
+                    .map(|n| Record::from_rdata(query.name().clone(), TTL, RData::PTR(PTR(n))))
+                    .into_iter()
+                    .collect();
                 let resp = builder().build(h, records.iter(), [], [], []);
                 sent(response.send_response(resp).await)
             }

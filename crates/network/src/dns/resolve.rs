@@ -1,8 +1,8 @@
 //! What a name means to the embedded DNS: pure functions over a snapshot of the running
 //! endpoints, so the rules (names, aliases, short ids, links, the asker's networks,
-//! search-domain stripping, who may ask) are unit-tested without sockets.
+//! search-domain stripping, reverse lookups, who may ask) are unit-tested without sockets.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One container's endpoint on one network, as the DNS sees it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +20,9 @@ pub struct DnsEndpoint {
     pub links: Vec<(String, String)>,
     /// The container's own upstream servers (`docker run --dns`); empty: the network's.
     pub upstreams: Vec<SocketAddr>,
+    /// What a reverse (PTR) lookup of `addrs` answers, `<container name>.<network name>`
+    /// as with Docker; `None`: the address is left to the upstream servers.
+    pub ptr_name: Option<String>,
 }
 
 /// The names a query may mean: the name itself (lowercase, no final dot), plus the name
@@ -70,19 +73,7 @@ pub fn resolve(
     name: &str,
     search: &[String],
 ) -> Option<Vec<IpAddr>> {
-    let client = unmap(client);
-    let asker = eps
-        .iter()
-        .find(|e| e.network_id == network_id && e.addrs.contains(&client))
-        .map(|e| e.container_id.as_str());
-    let networks: Vec<&str> = match asker {
-        Some(id) => eps
-            .iter()
-            .filter(|e| e.container_id == id)
-            .map(|e| e.network_id.as_str())
-            .collect(),
-        None => vec![network_id],
-    };
+    let (asker, networks) = visible_networks(eps, network_id, client);
     let wanted = candidates(name, search);
     let matches = |n: &str| wanted.iter().any(|w| n.eq_ignore_ascii_case(w));
     let mut found: Vec<IpAddr> = Vec::new();
@@ -122,6 +113,88 @@ pub fn resolve(
         }
     }
     (!found.is_empty()).then_some(found)
+}
+
+/// The container asking (`client` on `network_id`), if it is one, and the networks whose
+/// members it sees: every network it is on (just `network_id` for an unknown asker).
+fn visible_networks<'a>(
+    eps: &'a [DnsEndpoint],
+    network_id: &'a str,
+    client: IpAddr,
+) -> (Option<&'a str>, Vec<&'a str>) {
+    let client = unmap(client);
+    let asker = eps
+        .iter()
+        .find(|e| e.network_id == network_id && e.addrs.contains(&client))
+        .map(|e| e.container_id.as_str());
+    let networks = match asker {
+        Some(id) => eps
+            .iter()
+            .filter(|e| e.container_id == id)
+            .map(|e| e.network_id.as_str())
+            .collect(),
+        None => vec![network_id],
+    };
+    (asker, networks)
+}
+
+/// The address a reverse-lookup name stands for: `d.c.b.a.in-addr.arpa` (all four octets)
+/// or the 32 nibbles of an `ip6.arpa` name, any case, final dot optional. Partial names
+/// (a whole subnet's zone) and anything else are `None`.
+pub fn arpa_addr(name: &str) -> Option<IpAddr> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if let Some(labels) = name.strip_suffix(".in-addr.arpa") {
+        let mut octets = [0u8; 4];
+        let parts: Vec<&str> = labels.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        for (i, p) in parts.iter().rev().enumerate() {
+            // Decimal without leading zeros (no "01"), as the reverse names are written.
+            if p.is_empty()
+                || p.len() > 3
+                || (p.len() > 1 && p.starts_with('0'))
+                || !p.bytes().all(|b| b.is_ascii_digit())
+            {
+                return None;
+            }
+            octets[i] = p.parse().ok()?;
+        }
+        return Some(IpAddr::V4(Ipv4Addr::from(octets)));
+    }
+    if let Some(labels) = name.strip_suffix(".ip6.arpa") {
+        let parts: Vec<&str> = labels.split('.').collect();
+        if parts.len() != 32 {
+            return None;
+        }
+        let mut v: u128 = 0;
+        for p in parts.iter().rev() {
+            if p.len() != 1 {
+                return None;
+            }
+            let nibble = u128::from(char::from(p.as_bytes()[0]).to_digit(16)?);
+            v = (v << 4) | nibble;
+        }
+        return Some(IpAddr::V6(Ipv6Addr::from(v)));
+    }
+    None
+}
+
+/// The name a reverse lookup of `ip` gives `client`, which asked the server of `network_id`:
+/// the `ptr_name` of the container with that address on one of the asker's networks (the
+/// same members it resolves by name); `None` when that is no such container (the caller
+/// forwards the question).
+pub fn reverse(
+    eps: &[DnsEndpoint],
+    network_id: &str,
+    client: IpAddr,
+    ip: IpAddr,
+) -> Option<String> {
+    let (_, networks) = visible_networks(eps, network_id, client);
+    eps.iter()
+        .filter(|e| networks.contains(&e.network_id.as_str()))
+        .find(|e| e.ptr_name.is_some() && e.addrs.contains(&ip))
+        .and_then(|e| e.ptr_name.clone())
 }
 
 /// The upstream servers for names `client` (a member of `network_id`) asks about that are no
@@ -190,6 +263,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             links: Vec::new(),
             upstreams: Vec::new(),
+            ptr_name: Some(format!("{cid}.{net}")),
         }
     }
 
@@ -312,5 +386,62 @@ mod tests {
             ]
         );
         assert!(parse_upstreams(&["nope".into()]).is_err());
+    }
+
+    #[test]
+    fn arpa_names_parse_to_addresses() {
+        assert_eq!(
+            arpa_addr("3.0.18.172.in-addr.arpa."),
+            Some(ip("172.18.0.3"))
+        );
+        assert_eq!(arpa_addr("255.0.0.10.IN-ADDR.ARPA"), Some(ip("10.0.0.255")));
+        assert_eq!(
+            arpa_addr("0.18.172.in-addr.arpa."),
+            None,
+            "a zone, not an address"
+        );
+        assert_eq!(arpa_addr("1.3.0.18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("256.0.18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("03.0.18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("x.0.18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("+3.0.18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("3..18.172.in-addr.arpa."), None);
+        assert_eq!(arpa_addr("3.0.18.172.example.com."), None);
+        assert_eq!(arpa_addr("in-addr.arpa."), None);
+        let v6 = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
+        assert_eq!(arpa_addr(v6), Some(ip("fd00::3")));
+        let v6 = "B.A.9.8.7.6.5.4.3.2.1.0.f.e.d.c.b.a.9.8.7.6.5.4.8.b.d.0.1.0.0.2.ip6.arpa";
+        assert_eq!(
+            arpa_addr(v6),
+            Some(ip("2001:db8:4567:89ab:cdef:123:4567:89ab"))
+        );
+        // Too few nibbles, a two-character label, not hex.
+        assert_eq!(arpa_addr("3.0.d.f.ip6.arpa."), None);
+        let long = format!("{}ip6.arpa.", "00.".repeat(32));
+        assert_eq!(arpa_addr(&long), None);
+        let bad = format!("g.{}ip6.arpa.", "0.".repeat(31));
+        assert_eq!(arpa_addr(&bad), None);
+    }
+
+    #[test]
+    fn reverse_lookups_see_the_askers_networks_only() {
+        let w = world();
+        let a = ip("10.0.0.2");
+        assert_eq!(reverse(&w, "n1", a, ip("10.0.0.3")), Some("b.n1".into()));
+        assert_eq!(reverse(&w, "n1", a, ip("fd00::3")), Some("b.n1".into()));
+        // c's n1 address is c on n1.
+        assert_eq!(reverse(&w, "n1", a, ip("10.0.0.4")), Some("c.n1".into()));
+        // Not a container address, or one on a network a is not on.
+        assert_eq!(reverse(&w, "n1", a, ip("10.0.0.99")), None);
+        assert_eq!(reverse(&w, "n1", a, ip("10.0.1.3")), None);
+        // c is on both networks: d's address is d on n2.
+        assert_eq!(
+            reverse(&w, "n1", ip("10.0.0.4"), ip("10.0.1.3")),
+            Some("d.n2".into())
+        );
+        // An endpoint without a PTR name (the default bridge) answers nothing.
+        let mut w = w;
+        w[1].ptr_name = None;
+        assert_eq!(reverse(&w, "n1", a, ip("10.0.0.3")), None);
     }
 }

@@ -21,6 +21,7 @@ fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
         names: names.iter().map(|s| s.to_string()).collect(),
         links: Vec::new(),
         upstreams: Vec::new(),
+        ptr_name: Some(format!("{cid}.{net}")),
     }
 }
 
@@ -55,6 +56,37 @@ fn decisions() {
     assert_eq!(d("c.", RecordType::MX), Decision::Local(vec![]));
     assert_eq!(d("nosuch.", RecordType::A), Decision::NxDomain);
     assert_eq!(d("example.org.", RecordType::A), Decision::Forward);
+    // Reverse lookups of members' addresses are answered here, others go upstream.
+    assert_eq!(
+        d("3.0.0.10.in-addr.arpa.", RecordType::PTR),
+        Decision::Ptr("b.n1".into())
+    );
+    let v6 = "3.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
+    assert_eq!(d(v6, RecordType::PTR), Decision::Ptr("b.n1".into()));
+    assert_eq!(
+        d("99.0.0.10.in-addr.arpa.", RecordType::PTR),
+        Decision::Forward
+    );
+    assert_eq!(
+        d("0.0.10.in-addr.arpa.", RecordType::PTR),
+        Decision::Forward
+    );
+    assert_eq!(
+        d("3.0.0.10.in-addr.arpa.", RecordType::A),
+        Decision::Forward,
+        "only PTR questions"
+    );
+    assert_eq!(
+        decide(
+            &eps,
+            "n1",
+            "10.9.9.9".parse().unwrap(),
+            "3.0.0.10.in-addr.arpa.",
+            RecordType::PTR,
+            &up
+        ),
+        Decision::Refused
+    );
     let stranger: IpAddr = "10.9.9.9".parse().unwrap();
     assert_eq!(
         decide(&eps, "n1", stranger, "b.", RecordType::A, &up),
@@ -161,6 +193,7 @@ fn addrs(m: &Message) -> Vec<String> {
         .map(|r| match r.data() {
             RData::A(a) => a.0.to_string(),
             RData::AAAA(a) => a.0.to_string(),
+            RData::PTR(p) => format!("PTR {}", p.0),
             other => format!("{other:?}"),
         })
         .collect()
@@ -205,6 +238,23 @@ fn serves_udp_and_tcp_forwards_and_stops() {
     assert_eq!(r.response_code(), ResponseCode::NoError);
     assert_eq!(addrs(&r), vec!["192.0.2.77"], "forwarded");
     assert!(!r.authoritative());
+    // Reverse lookups: a member's address is its container on this network, over UDP and
+    // TCP; another address is forwarded.
+    for tcp in [false, true] {
+        let r = ask(srv, me, "3.0.0.10.IN-ADDR.ARPA.", RecordType::PTR, tcp);
+        assert_eq!(r.response_code(), ResponseCode::NoError);
+        assert!(r.authoritative());
+        assert_eq!(r.answers().len(), 1);
+        assert_eq!(r.answers()[0].ttl(), 600);
+        assert_eq!(
+            *r.answers()[0].name(),
+            Name::from_str("3.0.0.10.IN-ADDR.ARPA.").unwrap()
+        );
+        assert_eq!(addrs(&r), vec!["PTR b.n1."], "tcp={tcp}");
+    }
+    let r = ask(srv, me, "9.9.0.10.in-addr.arpa.", RecordType::PTR, false);
+    assert!(!r.authoritative());
+    assert_eq!(addrs(&r), vec!["192.0.2.77"], "forwarded PTR");
     // Not a member of the network: refused.
     let r = ask(srv, "127.0.0.2".parse().unwrap(), "b", RecordType::A, false);
     assert_eq!(r.response_code(), ResponseCode::Refused);
