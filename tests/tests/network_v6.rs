@@ -508,6 +508,25 @@ fn ipv6_bad_input_gets_clear_errors() {
             .any(|s| s.starts_with("fd") && s.ends_with("::/64")),
         "{cfg}"
     );
+    // A single IPv6 host address for a published port is refused at create, not ignored.
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "p6",
+        "--network",
+        "good6",
+        "-p",
+        "[::1]:8080:80",
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("publishing on the IPv6 host address ::1 is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let (st, _) = d.api("GET", "/containers/p6/json", None);
+    assert_eq!(st, 404, "p6 was created");
     // --ip6 outside the subnet, or on a network without IPv6.
     let out = d.docker(&[
         "run",

@@ -996,6 +996,22 @@ fn parse_host_ports(s: &str) -> crate::Result<(u16, u16)> {
     Ok((a, b))
 }
 
+/// A port binding's `HostIp`: empty means all addresses. A single IPv6 host address cannot be
+/// chosen yet (ports published on all addresses reach IPv6 containers over IPv6 and `[::1]`):
+/// that is said at create rather than dropped silently.
+fn parse_host_ip(s: &str) -> crate::Result<Ipv4Addr> {
+    if s.is_empty() {
+        return Ok(Ipv4Addr::UNSPECIFIED);
+    }
+    match s.parse::<Ipv4Addr>() {
+        Ok(ip) => Ok(ip),
+        Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(ApiError::invalid(format!(
+            "publishing on the IPv6 host address {s} is not supported by berth yet: publish on all addresses (IPv6 containers are then reachable over IPv6 and [::1]) or on an IPv4 address"
+        ))),
+        Err(_) => Err(ApiError::invalid(format!("invalid IP address: {s}"))),
+    }
+}
+
 /// The ports a container publishes: `PortBindings`, plus every `ExposedPorts` entry on an
 /// ephemeral host port with `PublishAllPorts` (`-P`).
 pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
@@ -1004,21 +1020,7 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
     for (key, list) in &bindings {
         let (container_port, proto) = parse_port_key(key)?;
         for b in list.clone().unwrap_or_default() {
-            let host_ip = if b.host_ip.is_empty() {
-                Ipv4Addr::UNSPECIFIED
-            } else {
-                match b.host_ip.parse::<Ipv4Addr>() {
-                    Ok(ip) => ip,
-                    // IPv6 host addresses are not published (no IPv6 NAT yet).
-                    Err(_) if b.host_ip.contains(':') => continue,
-                    Err(_) => {
-                        return Err(ApiError::invalid(format!(
-                            "invalid IP address: {}",
-                            b.host_ip
-                        )))
-                    }
-                }
-            };
+            let host_ip = parse_host_ip(&b.host_ip)?;
             out.push(WantedPort {
                 proto: proto.clone(),
                 host_ip,
@@ -1234,8 +1236,11 @@ impl Daemon {
                 warnings.extend(forwarding_warning(ipv4_forwarding()));
             }
         }
-        for key in hc.port_bindings.iter().flat_map(|b| b.keys()) {
+        for (key, list) in hc.port_bindings.iter().flatten() {
             parse_port_key(key)?;
+            for b in list.iter().flatten() {
+                parse_host_ip(&b.host_ip)?;
+            }
         }
         Ok(())
     }
