@@ -176,8 +176,10 @@ impl Daemon {
         }
     }
 
-    /// Starts the daemon again on the same roots.
+    /// Starts the daemon again on the same roots (stopping it first if it still runs: a
+    /// second daemon on the same roots would outlive the test).
     pub fn restart(&mut self) {
+        self.stop();
         self.spawn();
     }
 
