@@ -999,12 +999,15 @@ fn parse_host_ports(s: &str) -> crate::Result<(u16, u16)> {
 /// A port binding's `HostIp`: empty means all addresses. A single IPv6 host address cannot be
 /// chosen yet (ports published on all addresses reach IPv6 containers over IPv6 and `[::1]`):
 /// that is said at create rather than dropped silently.
-fn parse_host_ip(s: &str) -> crate::Result<Ipv4Addr> {
+/// `None`: the IPv6 wildcard `::`, which clients send next to `0.0.0.0` for "all addresses";
+/// the IPv4 binding already covers IPv6 (see `Ruleset`), so it adds nothing.
+fn parse_host_ip(s: &str) -> crate::Result<Option<Ipv4Addr>> {
     if s.is_empty() {
-        return Ok(Ipv4Addr::UNSPECIFIED);
+        return Ok(Some(Ipv4Addr::UNSPECIFIED));
     }
     match s.parse::<Ipv4Addr>() {
-        Ok(ip) => Ok(ip),
+        Ok(ip) => Ok(Some(ip)),
+        Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_unspecified()) => Ok(None),
         Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(ApiError::invalid(format!(
             "publishing on the IPv6 host address {s} is not supported by berth yet: publish on all addresses (IPv6 containers are then reachable over IPv6 and [::1]) or on an IPv4 address"
         ))),
@@ -1020,7 +1023,9 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
     for (key, list) in &bindings {
         let (container_port, proto) = parse_port_key(key)?;
         for b in list.clone().unwrap_or_default() {
-            let host_ip = parse_host_ip(&b.host_ip)?;
+            let Some(host_ip) = parse_host_ip(&b.host_ip)? else {
+                continue;
+            };
             out.push(WantedPort {
                 proto: proto.clone(),
                 host_ip,
@@ -1617,6 +1622,27 @@ mod tests {
             manually_stopped: false,
             health: None,
         }
+    }
+
+    #[test]
+    fn host_ips_of_port_bindings() {
+        assert_eq!(parse_host_ip("").unwrap(), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(
+            parse_host_ip("127.0.0.1").unwrap(),
+            Some(Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(parse_host_ip("::").unwrap(), None);
+        let e = parse_host_ip("::1").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("publishing on the IPv6 host address ::1 is not supported"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            parse_host_ip("nope").unwrap_err().message,
+            "invalid IP address: nope"
+        );
     }
 
     #[test]
