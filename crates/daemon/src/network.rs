@@ -118,6 +118,7 @@ pub(crate) struct Membership {
     pub mac: Option<String>,
 }
 
+#[derive(Default)]
 pub(crate) struct State {
     networks: BTreeMap<String, Network>,
     /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
@@ -197,15 +198,7 @@ fn random_id() -> String {
 
 impl NetService {
     pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<NetService, String> {
-        let mut state = State {
-            networks: BTreeMap::new(),
-            memberships: HashMap::new(),
-            proxies6: HashMap::new(),
-            pools: HashMap::new(),
-            pools6: HashMap::new(),
-            endpoints: HashMap::new(),
-            reservations: HashMap::new(),
-        };
+        let mut state = State::default();
         let mut default_id = None;
         let table = if cfg.bridge == "none" {
             nft::table_name(&format!(
@@ -1737,15 +1730,7 @@ mod tests {
 
     #[test]
     fn dns_sees_every_running_endpoint() {
-        let mut st = State {
-            networks: BTreeMap::new(),
-            memberships: HashMap::new(),
-            pools: HashMap::new(),
-            pools6: HashMap::new(),
-            endpoints: HashMap::new(),
-            reservations: HashMap::new(),
-            proxies6: HashMap::new(),
-        };
+        let mut st = State::default();
         let mut a = ep("a", "n1", "10.0.0.2", &["a"]);
         a.links.push(("db".into(), "b".into()));
         st.endpoints.insert("a".into(), vec![a]);
@@ -1770,15 +1755,7 @@ mod tests {
 
     #[test]
     fn dns_lookup_returns_both_families() {
-        let mut st = State {
-            networks: BTreeMap::new(),
-            memberships: HashMap::new(),
-            pools: HashMap::new(),
-            pools6: HashMap::new(),
-            endpoints: HashMap::new(),
-            reservations: HashMap::new(),
-            proxies6: HashMap::new(),
-        };
+        let mut st = State::default();
         let mut b = ep("b", "n1", "10.0.0.3", &["b"]);
         b.ipv6 = Some("fd00:db8:1::3".parse().unwrap());
         st.endpoints.insert("b".into(), vec![b]);
