@@ -23,7 +23,9 @@ use crate::{internal, lock, names, spec, ContainerEvent, Daemon, Result};
 /// An attach that arrived before the container started: connected to the shim at start.
 pub struct PendingAttach {
     pub opts: AttachOptions,
-    pub io: BoxedIo,
+    /// The client's connection once its upgrade is done. The entry itself is made before the
+    /// client gets its 101, so the start the client sends next always finds it.
+    pub io: tokio::sync::oneshot::Receiver<BoxedIo>,
 }
 
 pub(crate) fn no_such_container(id: &str) -> ApiError {
@@ -476,7 +478,11 @@ impl Daemon {
         let client = self.runtime.client(&id);
         let pending = lock(&self.pending_attach).remove(&id).unwrap_or_default();
         for p in pending {
-            self.connect_attach(&id, c.config.tty, p.opts, p.io).await;
+            // A client that went away before its upgrade finished drops its sender.
+            match tokio::time::timeout(Duration::from_secs(5), p.io).await {
+                Ok(Ok(io)) => self.connect_attach(&id, c.config.tty, p.opts, io).await,
+                _ => tracing::debug!(container = %id, "an attach before start never connected"),
+            }
         }
         if let Err(e) = client.start().await {
             let _ = client.kill(9, true).await;
@@ -1133,6 +1139,19 @@ impl Daemon {
                 .as_deref()
                 .unwrap_or(crate::exec::DEFAULT_DETACH_KEYS),
         )?;
+        // `docker run` and `docker start -a` attach before they start: registered now, before
+        // the client hears back, so the start it sends right after can never miss it.
+        let pending = (opts.stream && !c.state.status.is_active()).then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            lock(&self.pending_attach)
+                .entry(c.id.clone())
+                .or_default()
+                .push(PendingAttach {
+                    opts: opts.clone(),
+                    io: rx,
+                });
+            tx
+        });
         let this = self.clone();
         let id = c.id.clone();
         Ok(Session {
@@ -1158,15 +1177,12 @@ impl Daemon {
                         let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
                         return;
                     }
-                    let active = this.get(&id).is_some_and(|c| c.state.status.is_active());
-                    if active {
-                        this.connect_attach(&id, tty, opts, io).await;
-                    } else {
-                        // `docker run` and `docker start -a` attach before they start.
-                        lock(&this.pending_attach)
-                            .entry(id)
-                            .or_default()
-                            .push(PendingAttach { opts, io });
+                    match pending {
+                        // The start (or its failure) takes it from here.
+                        Some(tx) => {
+                            let _ = tx.send(io);
+                        }
+                        None => this.connect_attach(&id, tty, opts, io).await,
                     }
                 }
                 .boxed()
