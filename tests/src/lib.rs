@@ -550,3 +550,34 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// `docker inspect --format <format> <name>`, trimmed; panics when it fails.
+pub fn inspect(d: &Daemon, name: &str, format: &str) -> String {
+    let out = d.docker(&["inspect", "--format", format, name]);
+    assert_ok(&out, "inspect");
+    stdout(&out).trim().to_string()
+}
+
+/// `docker exec <name> <cmd…>`'s standard output; panics when it fails.
+pub fn exec_out(d: &Daemon, name: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["exec", name];
+    args.extend_from_slice(cmd);
+    let out = d.docker(&args);
+    assert_ok(&out, &format!("exec {cmd:?} in {name}"));
+    stdout(&out)
+}
+
+/// Removes the named containers, then the named networks, when a test ends, also when it
+/// fails.
+pub struct Cleanup<'a>(pub &'a Daemon, pub Vec<&'static str>, pub Vec<&'static str>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let mut args = vec!["rm", "-f"];
+        args.extend_from_slice(&self.1);
+        let _ = self.0.docker(&args);
+        for n in &self.2 {
+            let _ = self.0.docker(&["network", "rm", n]);
+        }
+    }
+}

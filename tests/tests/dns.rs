@@ -16,25 +16,6 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-/// Removes containers and then networks when the test ends, also on failure.
-struct Cleanup<'a>(&'a Daemon, Vec<&'static str>, Vec<&'static str>);
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let mut args = vec!["rm", "-f"];
-        args.extend_from_slice(&self.1);
-        let _ = self.0.docker(&args);
-        for n in &self.2 {
-            let _ = self.0.docker(&["network", "rm", n]);
-        }
-    }
-}
-
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    let out = d.docker(&["inspect", "--format", format, name]);
-    assert_ok(&out, "inspect");
-    stdout(&out).trim().to_string()
-}
-
 fn net_ip(d: &Daemon, container: &str, net: &str) -> String {
     inspect(
         d,

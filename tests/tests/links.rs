@@ -3,24 +3,6 @@
 
 use berth_tests::*;
 
-struct Cleanup<'a>(&'a Daemon, Vec<&'static str>, Vec<&'static str>);
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let mut args = vec!["rm", "-f"];
-        args.extend_from_slice(&self.1);
-        let _ = self.0.docker(&args);
-        for n in &self.2 {
-            let _ = self.0.docker(&["network", "rm", n]);
-        }
-    }
-}
-
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    let out = d.docker(&["inspect", "--format", format, name]);
-    assert_ok(&out, "inspect");
-    stdout(&out).trim().to_string()
-}
-
 #[test]
 fn links_set_docker_env_vars_on_the_default_bridge() {
     if !is_root() {

@@ -816,30 +816,6 @@ fn user_networks_survive_a_daemon_crash() {
     assert!(!table.contains("br-"), "{table}");
 }
 
-/// Removes containers a test started, also when it fails (before its networks go).
-struct Rm<'a>(&'a Daemon, &'static [&'static str]);
-impl Drop for Rm<'_> {
-    fn drop(&mut self) {
-        let mut args = vec!["rm", "-f"];
-        args.extend_from_slice(self.1);
-        let _ = self.0.docker(&args);
-    }
-}
-
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    let out = d.docker(&["inspect", "--format", format, name]);
-    assert_ok(&out, "inspect");
-    stdout(&out).trim().to_string()
-}
-
-fn exec_out(d: &Daemon, name: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["exec", name];
-    args.extend_from_slice(cmd);
-    let out = d.docker(&args);
-    assert_ok(&out, &format!("exec {cmd:?} in {name}"));
-    stdout(&out)
-}
-
 #[test]
 fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
     if !is_root() {
@@ -847,7 +823,7 @@ fn container_network_mode_shares_the_targets_namespace_and_etc_files() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _rm = Rm(&d, &["tgt", "joiner", "idle", "j2", "nonet"]);
+    let _rm = Cleanup(&d, vec!["tgt", "joiner", "idle", "j2", "nonet"], vec![]);
     assert_ok(
         &d.docker(&[
             "run",
@@ -1037,7 +1013,7 @@ fn mac_address_is_applied_to_eth0_and_shown_in_inspect() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _rm = Rm(&d, &["m1", "m2"]);
+    let _rm = Cleanup(&d, vec!["m1", "m2"], vec![]);
     let mac = "02:42:ac:11:00:99";
     let out = d.docker(&[
         "run",
@@ -1141,7 +1117,7 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _rm = Rm(&d, &["web", "stopped"]);
+    let _rm = Cleanup(&d, vec!["web", "stopped"], vec![]);
     assert_ok(
         &d.docker(&[
             "run",
@@ -1173,7 +1149,7 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
         hosts.lines().any(|l| l == format!("{ip}\tdb webhost web")),
         "{hosts}"
     );
-    let _rm2 = Rm(&d, &["parent"]);
+    let _rm2 = Cleanup(&d, vec!["parent"], vec![]);
     assert_ok(
         &d.docker(&[
             "run", "-d", "--name", "parent", "--link", "web:db", "busybox", "sleep", "300",

@@ -49,33 +49,6 @@ fn v6_routes() -> String {
     )
 }
 
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    let out = d.docker(&["inspect", "--format", format, name]);
-    assert_ok(&out, "inspect");
-    stdout(&out).trim().to_string()
-}
-
-fn exec_out(d: &Daemon, name: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["exec", name];
-    args.extend_from_slice(cmd);
-    let out = d.docker(&args);
-    assert_ok(&out, &format!("exec {cmd:?} in {name}"));
-    stdout(&out)
-}
-
-/// Removes containers, then networks, a test made, also when it fails.
-struct Cleanup<'a>(&'a Daemon, Vec<&'static str>, Vec<&'static str>);
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let mut args = vec!["rm", "-f"];
-        args.extend_from_slice(&self.1);
-        let _ = self.0.docker(&args);
-        for n in &self.2 {
-            let _ = self.0.docker(&["network", "rm", n]);
-        }
-    }
-}
-
 fn http_server(name: &str, net: &str, body: &str) -> Vec<String> {
     [
         "run",

@@ -1,19 +1,96 @@
-//! IPv6 for user-defined networks: checking a create request's IPv6 IPAM config (or picking
-//! a ULA subnet when IPv6 is enabled without one) before the network is created.
+//! The IPAM side of a network create request, for both families ([`plan_subnet`]), and
+//! what only IPv6 has: picking a ULA subnet when IPv6 is enabled without one
+//! ([`plan_v6`]) and the userland proxies for `[::1]`.
 
 use std::net::{Ipv6Addr, SocketAddr};
 
 use berth_api_types::network as nt;
 use berth_api_types::{ApiError, ErrorKind};
-use berth_network::ipam::{ula_subnet, Pool6, Subnet6};
+use berth_network::ipam::{ula_subnet, AddrPool, Cidr, Family, Subnet6};
 
-/// A new network's IPv6 side.
+/// A new network's subnet of one family, checked, with its pool.
 #[derive(Debug, Clone)]
-pub(crate) struct Plan6 {
-    pub subnet: Subnet6,
-    pub gateway: Ipv6Addr,
-    pub range: Option<Subnet6>,
-    pub pool: Pool6,
+pub(crate) struct Plan<A: Family> {
+    pub subnet: Cidr<A>,
+    pub gateway: A,
+    pub range: Option<Cidr<A>>,
+    pub pool: AddrPool<A>,
+}
+
+pub(crate) type Plan6 = Plan<Ipv6Addr>;
+
+impl<A: Family> Plan<A> {
+    fn new(subnet: Cidr<A>, gateway: A, range: Option<Cidr<A>>) -> crate::Result<Plan<A>> {
+        let mut pool =
+            AddrPool::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(r) = range {
+            pool = pool
+                .with_range(r)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        Ok(Plan {
+            subnet,
+            gateway,
+            range,
+            pool,
+        })
+    }
+
+    /// A subnet picked from the defaults: the gateway on its first host, no ip-range.
+    pub(crate) fn with_first_host(subnet: Cidr<A>) -> crate::Result<Plan<A>> {
+        Plan::new(subnet, subnet.first_host(), None)
+    }
+}
+
+/// The subnet, ip-range and gateway an IPAM config with a subnet asks for, checked against
+/// each other and against the `existing` subnets of the same family, with Docker's messages.
+pub(crate) fn plan_subnet<A: Family>(
+    cfg: &nt::IpamConfig,
+    existing: &[Cidr<A>],
+) -> crate::Result<Plan<A>> {
+    let subnet: Cidr<A> = cfg.subnet.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid subnet {} : invalid CIDR address: {}",
+            cfg.subnet, cfg.subnet
+        ))
+    })?;
+    if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
+        return Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other})"),
+        ));
+    }
+    let range = if cfg.ip_range.is_empty() {
+        None
+    } else {
+        let range: Cidr<A> = cfg.ip_range.parse().map_err(|_| {
+            ApiError::invalid(format!(
+                "invalid ip-range {}: invalid CIDR address: {}",
+                cfg.ip_range, cfg.ip_range
+            ))
+        })?;
+        if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
+            return Err(ApiError::invalid(format!(
+                "ip-range {range} is not within subnet {subnet}"
+            )));
+        }
+        Some(range)
+    };
+    let gateway = if cfg.gateway.is_empty() {
+        subnet.first_host()
+    } else {
+        let gw: A = cfg
+            .gateway
+            .parse()
+            .map_err(|_| ApiError::invalid(format!("invalid gateway address {}", cfg.gateway)))?;
+        if !subnet.contains(gw) {
+            return Err(ApiError::invalid(format!(
+                "gateway {gw} is not in subnet {subnet}"
+            )));
+        }
+        gw
+    };
+    Plan::new(subnet, gateway, range)
 }
 
 /// The IPv6 side of a network create request: `None` without `EnableIPv6`, else the subnet
@@ -35,82 +112,22 @@ pub(crate) fn plan_v6(
             None => Ok(None),
         };
     }
-    let Some(cfg) = given else {
-        if cfg.is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
-            return Err(ApiError::invalid(
-                "invalid network config: an IPv6 gateway or ip-range needs an IPv6 subnet",
-            ));
-        }
-        // Docker 28 gives an IPv6 network without a subnet a ULA /64 of its own.
-        let subnet = (0..16)
-            .map(|_| ula_subnet(rand::random()))
-            .find(|s| !existing.iter().any(|e| e.overlaps(s)))
-            .ok_or_else(|| {
-                ApiError::invalid("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")
-            })?;
-        let gateway = subnet.first_host();
-        let pool = Pool6::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
-        return Ok(Some(Plan6 {
-            subnet,
-            gateway,
-            range: None,
-            pool,
-        }));
-    };
-    let subnet: Subnet6 = cfg.subnet.parse().map_err(|_| {
-        ApiError::invalid(format!(
-            "invalid subnet {} : invalid CIDR address: {}",
-            cfg.subnet, cfg.subnet
-        ))
-    })?;
-    if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
-        return Err(ApiError::new(
-            ErrorKind::Forbidden,
-            format!("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other})"),
+    if let Some(cfg) = given {
+        return plan_subnet(cfg, existing).map(Some);
+    }
+    if cfg.is_some_and(|c| !c.gateway.is_empty() || !c.ip_range.is_empty()) {
+        return Err(ApiError::invalid(
+            "invalid network config: an IPv6 gateway or ip-range needs an IPv6 subnet",
         ));
     }
-    let range = if cfg.ip_range.is_empty() {
-        None
-    } else {
-        let range: Subnet6 = cfg.ip_range.parse().map_err(|_| {
-            ApiError::invalid(format!(
-                "invalid ip-range {}: invalid CIDR address: {}",
-                cfg.ip_range, cfg.ip_range
-            ))
+    // Docker 28 gives an IPv6 network without a subnet a ULA /64 of its own.
+    let subnet = (0..16)
+        .map(|_| ula_subnet(rand::random()))
+        .find(|s| !existing.iter().any(|e| e.overlaps(s)))
+        .ok_or_else(|| {
+            ApiError::invalid("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")
         })?;
-        if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-            return Err(ApiError::invalid(format!(
-                "ip-range {range} is not within subnet {subnet}"
-            )));
-        }
-        Some(range)
-    };
-    let gateway = if cfg.gateway.is_empty() {
-        subnet.first_host()
-    } else {
-        let gw: Ipv6Addr = cfg
-            .gateway
-            .parse()
-            .map_err(|_| ApiError::invalid(format!("invalid gateway address {}", cfg.gateway)))?;
-        if !subnet.contains(gw) {
-            return Err(ApiError::invalid(format!(
-                "gateway {gw} is not in subnet {subnet}"
-            )));
-        }
-        gw
-    };
-    let mut pool = Pool6::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
-    if let Some(r) = range {
-        pool = pool
-            .with_range(r)
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-    }
-    Ok(Some(Plan6 {
-        subnet,
-        gateway,
-        range,
-        pool,
-    }))
+    Plan::with_first_host(subnet).map(Some)
 }
 
 /// Whether a published port of `ep` is also published over IPv6 (on `::`): ports on all

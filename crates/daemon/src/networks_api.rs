@@ -208,50 +208,8 @@ impl Daemon {
                 .collect::<Vec<_>>(),
         )?;
         let existing: Vec<Subnet> = self.net.all_networks().iter().map(|n| n.subnet).collect();
-        let mut ip_range = None;
-        let (subnet, gateway) = match configs.first().filter(|c| !c.subnet.is_empty()) {
-            Some(cfg) => {
-                let subnet: Subnet = cfg.subnet.parse().map_err(|_| {
-                    ApiError::invalid(format!(
-                        "invalid subnet {} : invalid CIDR address: {}",
-                        cfg.subnet, cfg.subnet
-                    ))
-                })?;
-                if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
-                    return Err(ApiError::new(
-                        berth_api_types::ErrorKind::Forbidden,
-                        format!("invalid pool request: Pool overlaps with other one on this address space ({subnet} overlaps {other})"),
-                    ));
-                }
-                if !cfg.ip_range.is_empty() {
-                    let range: Subnet = cfg.ip_range.parse().map_err(|_| {
-                        ApiError::invalid(format!(
-                            "invalid ip-range {}: invalid CIDR address: {}",
-                            cfg.ip_range, cfg.ip_range
-                        ))
-                    })?;
-                    if !subnet.contains(range.network()) || range.prefix() < subnet.prefix() {
-                        return Err(ApiError::invalid(format!(
-                            "ip-range {range} is not within subnet {subnet}"
-                        )));
-                    }
-                    ip_range = Some(range);
-                }
-                let gateway = if cfg.gateway.is_empty() {
-                    subnet.first_host()
-                } else {
-                    let gw: Ipv4Addr = cfg.gateway.parse().map_err(|_| {
-                        ApiError::invalid(format!("invalid gateway address {}", cfg.gateway))
-                    })?;
-                    if !subnet.contains(gw) {
-                        return Err(ApiError::invalid(format!(
-                            "gateway {gw} is not in subnet {subnet}"
-                        )));
-                    }
-                    gw
-                };
-                (subnet, gateway)
-            }
+        let v4 = match configs.first().filter(|c| !c.subnet.is_empty()) {
+            Some(cfg) => crate::network_v6::plan_subnet(cfg, &existing)?,
             None => {
                 let routes = host_routes();
                 let subnet = candidate_subnets()
@@ -262,15 +220,9 @@ impl Daemon {
                     .ok_or_else(|| {
                         ApiError::invalid("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
                     })?;
-                (subnet, subnet.first_host())
+                crate::network_v6::Plan::with_first_host(subnet)?
             }
         };
-        let mut pool = Pool::new(subnet, gateway).map_err(|e| ApiError::invalid(e.to_string()))?;
-        if let Some(r) = ip_range {
-            pool = pool
-                .with_range(r)
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-        }
         let id = {
             let bytes: [u8; 32] = rand::random();
             hex::encode(bytes)
@@ -294,6 +246,12 @@ impl Daemon {
         }
         options.insert("com.docker.network.bridge.name".to_string(), bridge.clone());
         let pool6 = v6.as_ref().map(|p| p.pool.clone());
+        let crate::network_v6::Plan {
+            subnet,
+            gateway,
+            range: ip_range,
+            pool,
+        } = v4;
         let net = Network {
             id: id.clone(),
             name: name.clone(),

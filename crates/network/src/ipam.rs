@@ -1,5 +1,6 @@
-//! Address management: subnets and per-network address pools, IPv4 ([`Subnet`], [`Pool`])
-//! and IPv6 ([`Subnet6`], [`Pool6`]).
+//! Address management: subnets and per-network address pools, one generic implementation
+//! for both address families: [`Subnet`] and [`Pool`] for IPv4, [`Subnet6`] and [`Pool6`]
+//! for IPv6.
 //!
 //! A [`Pool`] hands out host addresses of one subnet, never the network address, the
 //! broadcast address or the gateway, and never one address twice. Its state is the set of
@@ -10,311 +11,156 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// An IPv4 subnet in CIDR notation, always stored with host bits cleared.
+/// What subnets and pools need of an address type: its width and its bits as a number.
+pub trait Family: Copy + Ord + Hash + fmt::Debug + fmt::Display + FromStr {
+    /// Address width in bits.
+    const BITS: u8;
+    /// "IPv4" or "IPv6", for messages.
+    const NAME: &'static str;
+    /// Whether a subnet's last address is its broadcast address (never handed out).
+    const BROADCAST: bool;
+    /// How many candidates one allocation looks at before giving up: IPv6 subnets are far
+    /// too large to walk, and a pool with this many consecutive addresses taken is full.
+    const SCAN_LIMIT: u128;
+    fn to_bits(self) -> u128;
+    fn from_bits(bits: u128) -> Self;
+}
+
+impl Family for Ipv4Addr {
+    const BITS: u8 = 32;
+    const NAME: &'static str = "IPv4";
+    const BROADCAST: bool = true;
+    const SCAN_LIMIT: u128 = u128::MAX;
+    fn to_bits(self) -> u128 {
+        u128::from(u32::from(self))
+    }
+    fn from_bits(bits: u128) -> Self {
+        Ipv4Addr::from(bits as u32)
+    }
+}
+
+impl Family for Ipv6Addr {
+    const BITS: u8 = 128;
+    const NAME: &'static str = "IPv6";
+    const BROADCAST: bool = false;
+    const SCAN_LIMIT: u128 = 1 << 16;
+    fn to_bits(self) -> u128 {
+        u128::from(self)
+    }
+    fn from_bits(bits: u128) -> Self {
+        Ipv6Addr::from(bits)
+    }
+}
+
+/// The host bits of an `A` address under a `prefix`-long prefix.
+fn host_bits<A: Family>(prefix: u8) -> u128 {
+    let all = u128::MAX >> (128 - u32::from(A::BITS));
+    all.checked_shr(u32::from(prefix)).unwrap_or(0)
+}
+
+/// The network bits of an `A` address under a `prefix`-long prefix.
+fn mask<A: Family>(prefix: u8) -> u128 {
+    host_bits::<A>(0) & !host_bits::<A>(prefix)
+}
+
+/// A subnet in CIDR notation, always stored with host bits cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct Subnet {
-    network: Ipv4Addr,
+pub struct Cidr<A: Family> {
+    network: A,
     prefix: u8,
 }
 
-impl Subnet {
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Subnet> {
-        if prefix > 32 {
+/// An IPv4 subnet.
+pub type Subnet = Cidr<Ipv4Addr>;
+/// An IPv6 subnet.
+pub type Subnet6 = Cidr<Ipv6Addr>;
+
+impl<A: Family> Cidr<A> {
+    pub fn new(addr: A, prefix: u8) -> Result<Cidr<A>> {
+        if prefix > A::BITS {
             return Err(Error::InvalidCidr(format!("{addr}/{prefix}")));
         }
-        Ok(Subnet {
-            network: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+        Ok(Cidr {
+            network: A::from_bits(addr.to_bits() & mask::<A>(prefix)),
             prefix,
         })
     }
 
-    /// Parses `a.b.c.d/n` into the subnet and the address as written (which may have host
+    /// Parses `addr/n` into the subnet and the address as written (which may have host
     /// bits set, as `--bip 172.30.0.1/16` does).
-    pub fn parse_with_addr(s: &str) -> Result<(Subnet, Ipv4Addr)> {
+    pub fn parse_with_addr(s: &str) -> Result<(Cidr<A>, A)> {
         let bad = || Error::InvalidCidr(s.to_string());
         let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
-        }
-        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if prefix > 32 {
-            return Err(bad());
-        }
-        Ok((Subnet::new(addr, prefix)?, addr))
-    }
-
-    pub fn network(&self) -> Ipv4Addr {
-        self.network
-    }
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network) | !mask(self.prefix))
-    }
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.prefix) == u32::from(self.network)
-    }
-    pub fn overlaps(&self, other: &Subnet) -> bool {
-        self.contains(other.network) || other.contains(self.network)
-    }
-    /// The first host address: Docker's default gateway.
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network).saturating_add(1))
-    }
-}
-
-impl std::str::FromStr for Subnet {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Subnet> {
-        Subnet::parse_with_addr(s).map(|(n, _)| n)
-    }
-}
-
-impl TryFrom<String> for Subnet {
-    type Error = Error;
-    fn try_from(s: String) -> Result<Subnet> {
-        s.parse()
-    }
-}
-
-impl From<Subnet> for String {
-    fn from(s: Subnet) -> String {
-        s.to_string()
-    }
-}
-
-impl fmt::Display for Subnet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix))
-    }
-}
-
-/// The addresses of one subnet and which of them are taken.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pool {
-    subnet: Subnet,
-    gateway: Ipv4Addr,
-    used: BTreeSet<Ipv4Addr>,
-    /// Dynamic allocations come from this part of the subnet only (`--ip-range`).
-    #[serde(default)]
-    range: Option<Subnet>,
-    /// Where the next search starts, so a released address is not handed out again at once
-    /// (as libnetwork does: a restarted container's peers may still cache the old mapping).
-    next: u32,
-}
-
-impl Pool {
-    /// A pool over `subnet` whose `gateway` (inside it) is never handed out.
-    pub fn new(subnet: Subnet, gateway: Ipv4Addr) -> Result<Pool> {
-        if !subnet.contains(gateway) {
-            return Err(Error::OutsideSubnet {
-                addr: gateway.to_string(),
-                subnet: subnet.to_string(),
-            });
-        }
-        if subnet.prefix() > 30 {
-            return Err(Error::InvalidCidr(format!(
-                "{subnet}: subnet too small for containers"
-            )));
-        }
-        Ok(Pool {
-            subnet,
-            gateway,
-            used: BTreeSet::new(),
-            range: None,
-            next: u32::from(subnet.network()) + 1,
-        })
-    }
-
-    /// Restricts dynamic allocation to `range`, which must lie inside the subnet.
-    pub fn with_range(mut self, range: Subnet) -> Result<Pool> {
-        if !self.subnet.contains(range.network()) || range.prefix() < self.subnet.prefix() {
-            return Err(Error::OutsideSubnet {
-                addr: range.to_string(),
-                subnet: self.subnet.to_string(),
-            });
-        }
-        self.range = Some(range);
-        Ok(self)
-    }
-
-    pub fn subnet(&self) -> Subnet {
-        self.subnet
-    }
-    pub fn gateway(&self) -> Ipv4Addr {
-        self.gateway
-    }
-    pub fn in_use(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.used.iter().copied()
-    }
-
-    fn assignable(&self, ip: Ipv4Addr) -> bool {
-        self.subnet.contains(ip)
-            && ip != self.subnet.network()
-            && ip != self.subnet.broadcast()
-            && ip != self.gateway
-    }
-
-    /// Takes the next free address.
-    pub fn allocate(&mut self) -> Result<Ipv4Addr> {
-        let span_of = self.range.unwrap_or(self.subnet);
-        // A range as large as the subnet still skips network and broadcast addresses; a smaller
-        // one may use all of its addresses (they are ordinary hosts of the subnet).
-        let (first, last) = if span_of.prefix() == self.subnet.prefix() {
-            (
-                u32::from(span_of.network()) + 1,
-                u32::from(span_of.broadcast()) - 1,
-            )
-        } else {
-            (u32::from(span_of.network()), u32::from(span_of.broadcast()))
-        };
-        let span = last - first + 1;
-        let start = if (first..=last).contains(&self.next) {
-            self.next
-        } else {
-            first
-        };
-        for i in 0..span {
-            let cand = first + (start - first + i) % span;
-            let ip = Ipv4Addr::from(cand);
-            if self.assignable(ip) && !self.used.contains(&ip) {
-                self.used.insert(ip);
-                self.next = if cand == last { first } else { cand + 1 };
-                return Ok(ip);
-            }
-        }
-        Err(Error::PoolExhausted(self.subnet.to_string()))
-    }
-
-    /// Takes a specific address (`--ip`, or re-marking one after a restart).
-    pub fn reserve(&mut self, ip: Ipv4Addr) -> Result<()> {
-        if !self.subnet.contains(ip) {
-            return Err(Error::OutsideSubnet {
-                addr: ip.to_string(),
-                subnet: self.subnet.to_string(),
-            });
-        }
-        if !self.assignable(ip) || !self.used.insert(ip) {
-            return Err(Error::AddressInUse(ip.to_string()));
-        }
-        Ok(())
-    }
-
-    /// Gives an address back; releasing one not in use is a no-op.
-    pub fn release(&mut self, ip: Ipv4Addr) {
-        self.used.remove(&ip);
-    }
-}
-
-/// A locally administered MAC address derived from an IPv4 address, as Docker does
-/// (`02:42:` followed by the four address bytes).
-pub fn mac_for(ip: Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-}
-
-/// An IPv6 subnet in CIDR notation, always stored with host bits cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Subnet6 {
-    network: Ipv6Addr,
-    prefix: u8,
-}
-
-fn mask6(prefix: u8) -> u128 {
-    if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(prefix))
-    }
-}
-
-impl Subnet6 {
-    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Subnet6> {
-        if prefix > 128 {
-            return Err(Error::InvalidCidr(format!("{addr}/{prefix}")));
-        }
-        Ok(Subnet6 {
-            network: Ipv6Addr::from(u128::from(addr) & mask6(prefix)),
-            prefix,
-        })
-    }
-
-    /// Parses `addr/n` into the subnet and the address as written.
-    pub fn parse_with_addr(s: &str) -> Result<(Subnet6, Ipv6Addr)> {
-        let bad = || Error::InvalidCidr(s.to_string());
-        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv6Addr = addr.parse().map_err(|_| bad())?;
+        let addr: A = addr.parse().map_err(|_| bad())?;
         if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
         let prefix: u8 = prefix.parse().map_err(|_| bad())?;
-        if prefix > 128 {
+        if prefix > A::BITS {
             return Err(bad());
         }
-        Ok((Subnet6::new(addr, prefix)?, addr))
+        Ok((Cidr::new(addr, prefix)?, addr))
     }
 
-    pub fn network(&self) -> Ipv6Addr {
+    pub fn network(&self) -> A {
         self.network
     }
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
-    /// The subnet's last address.
-    pub fn last(&self) -> Ipv6Addr {
-        Ipv6Addr::from(u128::from(self.network) | !mask6(self.prefix))
+    /// The subnet's last address (for IPv4 its broadcast address).
+    pub fn last(&self) -> A {
+        A::from_bits(self.network.to_bits() | host_bits::<A>(self.prefix))
     }
-    pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        u128::from(ip) & mask6(self.prefix) == u128::from(self.network)
+    pub fn contains(&self, ip: A) -> bool {
+        ip.to_bits() & mask::<A>(self.prefix) == self.network.to_bits()
     }
-    pub fn overlaps(&self, other: &Subnet6) -> bool {
+    pub fn overlaps(&self, other: &Cidr<A>) -> bool {
         self.contains(other.network) || other.contains(self.network)
     }
-    /// The first address after the subnet-router anycast address: Docker's default gateway.
-    pub fn first_host(&self) -> Ipv6Addr {
-        Ipv6Addr::from(u128::from(self.network).saturating_add(1))
+    /// The first host address (for IPv6 the first after the subnet-router anycast
+    /// address): Docker's default gateway.
+    pub fn first_host(&self) -> A {
+        A::from_bits(self.network.to_bits().saturating_add(1))
     }
 }
 
-impl std::str::FromStr for Subnet6 {
+impl Subnet {
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.last()
+    }
+}
+
+impl<A: Family> FromStr for Cidr<A> {
     type Err = Error;
-    fn from_str(s: &str) -> Result<Subnet6> {
-        Subnet6::parse_with_addr(s).map(|(n, _)| n)
+    fn from_str(s: &str) -> Result<Cidr<A>> {
+        Cidr::parse_with_addr(s).map(|(n, _)| n)
     }
 }
 
-impl TryFrom<String> for Subnet6 {
+impl<A: Family> TryFrom<String> for Cidr<A> {
     type Error = Error;
-    fn try_from(s: String) -> Result<Subnet6> {
+    fn try_from(s: String) -> Result<Cidr<A>> {
         s.parse()
     }
 }
 
-impl From<Subnet6> for String {
-    fn from(s: Subnet6) -> String {
+impl<A: Family> From<Cidr<A>> for String {
+    fn from(s: Cidr<A>) -> String {
         s.to_string()
     }
 }
 
-impl fmt::Display for Subnet6 {
+impl<A: Family> fmt::Display for Cidr<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.network, self.prefix)
     }
@@ -331,48 +177,49 @@ pub fn ula_subnet(seed: u64) -> Subnet6 {
     }
 }
 
-/// The addresses of one IPv6 subnet and which of them are taken.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pool6 {
-    subnet: Subnet6,
-    gateway: Ipv6Addr,
-    used: BTreeSet<Ipv6Addr>,
+/// The addresses of one subnet and which of them are taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddrPool<A: Family> {
+    subnet: Cidr<A>,
+    gateway: A,
+    used: BTreeSet<A>,
     /// Dynamic allocations come from this part of the subnet only (`--ip-range`).
-    #[serde(default)]
-    range: Option<Subnet6>,
-    /// Where the next search starts (see [`Pool`]).
+    range: Option<Cidr<A>>,
+    /// Where the next search starts, so a released address is not handed out again at once
+    /// (as libnetwork does: a restarted container's peers may still cache the old mapping).
     next: u128,
 }
 
-/// How many candidates one allocation looks at before giving up: IPv6 subnets are far too
-/// large to walk, and a pool with this many consecutive addresses taken is effectively full.
-const SCAN_LIMIT6: u128 = 1 << 16;
+/// An IPv4 address pool.
+pub type Pool = AddrPool<Ipv4Addr>;
+/// An IPv6 address pool.
+pub type Pool6 = AddrPool<Ipv6Addr>;
 
-impl Pool6 {
+impl<A: Family> AddrPool<A> {
     /// A pool over `subnet` whose `gateway` (inside it) is never handed out.
-    pub fn new(subnet: Subnet6, gateway: Ipv6Addr) -> Result<Pool6> {
+    pub fn new(subnet: Cidr<A>, gateway: A) -> Result<AddrPool<A>> {
         if !subnet.contains(gateway) {
             return Err(Error::OutsideSubnet {
                 addr: gateway.to_string(),
                 subnet: subnet.to_string(),
             });
         }
-        if subnet.prefix() > 126 {
+        if subnet.prefix() > A::BITS - 2 {
             return Err(Error::InvalidCidr(format!(
                 "{subnet}: subnet too small for containers"
             )));
         }
-        Ok(Pool6 {
+        Ok(AddrPool {
             subnet,
             gateway,
             used: BTreeSet::new(),
             range: None,
-            next: u128::from(subnet.network()) + 1,
+            next: subnet.network().to_bits() + 1,
         })
     }
 
     /// Restricts dynamic allocation to `range`, which must lie inside the subnet.
-    pub fn with_range(mut self, range: Subnet6) -> Result<Pool6> {
+    pub fn with_range(mut self, range: Cidr<A>) -> Result<AddrPool<A>> {
         if !self.subnet.contains(range.network()) || range.prefix() < self.subnet.prefix() {
             return Err(Error::OutsideSubnet {
                 addr: range.to_string(),
@@ -383,25 +230,31 @@ impl Pool6 {
         Ok(self)
     }
 
-    pub fn subnet(&self) -> Subnet6 {
+    pub fn subnet(&self) -> Cidr<A> {
         self.subnet
     }
-    pub fn gateway(&self) -> Ipv6Addr {
+    pub fn gateway(&self) -> A {
         self.gateway
     }
-    pub fn in_use(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+    pub fn in_use(&self) -> impl Iterator<Item = A> + '_ {
         self.used.iter().copied()
     }
 
-    fn assignable(&self, ip: Ipv6Addr) -> bool {
-        self.subnet.contains(ip) && ip != self.subnet.network() && ip != self.gateway
+    /// Never handed out: the network address, the broadcast address, the gateway. (A
+    /// range smaller than the subnet may use all of its addresses: they are ordinary hosts
+    /// of the subnet.)
+    fn assignable(&self, ip: A) -> bool {
+        self.subnet.contains(ip)
+            && ip != self.subnet.network()
+            && !(A::BROADCAST && ip == self.subnet.last())
+            && ip != self.gateway
     }
 
     /// Takes the next free address.
-    pub fn allocate(&mut self) -> Result<Ipv6Addr> {
+    pub fn allocate(&mut self) -> Result<A> {
         let span_of = self.range.unwrap_or(self.subnet);
-        let first = u128::from(span_of.network());
-        let last = u128::from(span_of.last());
+        let first = span_of.network().to_bits();
+        let last = span_of.last().to_bits();
         // `last - first` may be u128::MAX for ::/0; the scan is bounded anyway.
         let span = (last - first).saturating_add(1);
         let start = if (first..=last).contains(&self.next) {
@@ -409,20 +262,23 @@ impl Pool6 {
         } else {
             first
         };
-        for i in 0..span.min(SCAN_LIMIT6) {
+        for i in 0..span.min(A::SCAN_LIMIT) {
             let cand = first + (start - first + i) % span;
-            let ip = Ipv6Addr::from(cand);
+            let ip = A::from_bits(cand);
             if self.assignable(ip) && !self.used.contains(&ip) {
                 self.used.insert(ip);
                 self.next = if cand == last { first } else { cand + 1 };
                 return Ok(ip);
             }
         }
-        Err(Error::PoolExhausted6(self.subnet.to_string()))
+        Err(Error::PoolExhausted {
+            family: A::NAME,
+            subnet: self.subnet.to_string(),
+        })
     }
 
-    /// Takes a specific address (`--ip6`, or re-marking one after a restart).
-    pub fn reserve(&mut self, ip: Ipv6Addr) -> Result<()> {
+    /// Takes a specific address (`--ip`/`--ip6`, or re-marking one after a restart).
+    pub fn reserve(&mut self, ip: A) -> Result<()> {
         if !self.subnet.contains(ip) {
             return Err(Error::OutsideSubnet {
                 addr: ip.to_string(),
@@ -436,9 +292,16 @@ impl Pool6 {
     }
 
     /// Gives an address back; releasing one not in use is a no-op.
-    pub fn release(&mut self, ip: Ipv6Addr) {
+    pub fn release(&mut self, ip: A) {
         self.used.remove(&ip);
     }
+}
+
+/// A locally administered MAC address derived from an IPv4 address, as Docker does
+/// (`02:42:` followed by the four address bytes).
+pub fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
 }
 
 #[cfg(test)]
@@ -501,7 +364,7 @@ mod tests {
             .map(ip)
             .to_vec()
         );
-        assert!(matches!(p.allocate(), Err(Error::PoolExhausted(_))));
+        assert!(matches!(p.allocate(), Err(Error::PoolExhausted { .. })));
         p.release(ip("192.168.7.4"));
         assert_eq!(p.allocate().unwrap(), ip("192.168.7.4"));
     }
@@ -537,13 +400,14 @@ mod tests {
     }
 
     #[test]
-    fn state_round_trips_through_json() {
+    fn state_is_rebuilt_from_the_addresses_in_use() {
         let mut p = Pool::new("10.9.0.0/24".parse().unwrap(), ip("10.9.0.1")).unwrap();
         p.allocate().unwrap();
         p.allocate().unwrap();
-        let json = serde_json::to_string(&p).unwrap();
-        let mut back: Pool = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, p);
+        let mut back = Pool::new(p.subnet(), p.gateway()).unwrap();
+        for a in p.in_use() {
+            back.reserve(a).unwrap();
+        }
         assert_eq!(back.allocate().unwrap(), ip("10.9.0.4"));
     }
 
@@ -623,7 +487,7 @@ mod tests {
                 .map(|i| ip6(&format!("fd00:db8:1::{i}")))
                 .collect::<Vec<_>>()
         );
-        assert!(matches!(p.allocate(), Err(Error::PoolExhausted6(_))));
+        assert!(matches!(p.allocate(), Err(Error::PoolExhausted { .. })));
         p.release(ip6("fd00:db8:1::4"));
         assert_eq!(p.allocate().unwrap(), ip6("fd00:db8:1::4"));
     }
@@ -649,11 +513,12 @@ mod tests {
         assert_eq!(a, ip6("fd00:db8:1::3"));
         p.release(a);
         assert_eq!(p.allocate().unwrap(), ip6("fd00:db8:1::4"));
-        // Round trip through the JSON the daemon persists.
-        let json = serde_json::to_string(&p).unwrap();
-        let mut back: Pool6 = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, p);
-        assert_eq!(back.allocate().unwrap(), ip6("fd00:db8:1::5"));
+        // Rebuilt after a restart from the addresses in use.
+        let mut back = Pool6::new(p.subnet(), p.gateway()).unwrap();
+        for a in p.in_use() {
+            back.reserve(a).unwrap();
+        }
+        assert_eq!(back.allocate().unwrap(), ip6("fd00:db8:1::3"));
     }
 
     #[test]

@@ -20,10 +20,11 @@ pub enum Error {
     InvalidCidr(String),
     #[error("invalid address: {0}")]
     InvalidAddress(String),
-    #[error("no available IPv4 addresses on this network's address pools: {0}")]
-    PoolExhausted(String),
-    #[error("no available IPv6 addresses on this network's address pools: {0}")]
-    PoolExhausted6(String),
+    #[error("no available {family} addresses on this network's address pools: {subnet}")]
+    PoolExhausted {
+        family: &'static str,
+        subnet: String,
+    },
     #[error("Address already in use")]
     AddressInUse(String),
     #[error("address {addr} is not in subnet {subnet}")]

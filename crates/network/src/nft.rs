@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::{Command, Stdio};
 
 use crate::ipam::{Subnet, Subnet6};
@@ -44,27 +44,19 @@ pub struct BridgeRules {
     pub internal: bool,
 }
 
-/// A published port over IPv6: traffic to `[host_ip]:host_port` (any local IPv6 address when
-/// `None`) goes to `[container_ip]:container_port`.
+/// A published port: traffic to `host_ip:host_port` (any local address when `None`) goes to
+/// `container_ip:container_port`; `A` is the address family's type.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PortRule6 {
+pub struct PortRule<A = Ipv4Addr> {
     pub proto: Proto,
-    pub host_ip: Option<Ipv6Addr>,
+    pub host_ip: Option<A>,
     pub host_port: u16,
-    pub container_ip: Ipv6Addr,
+    pub container_ip: A,
     pub container_port: u16,
 }
 
-/// A published port: traffic to `host_ip:host_port` (any local address when `None`) goes to
-/// `container_ip:container_port`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PortRule {
-    pub proto: Proto,
-    pub host_ip: Option<Ipv4Addr>,
-    pub host_port: u16,
-    pub container_ip: Ipv4Addr,
-    pub container_port: u16,
-}
+/// A published port over IPv6.
+pub type PortRule6 = PortRule<Ipv6Addr>;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Ruleset {
@@ -103,6 +95,30 @@ fn quote(name: &str) -> String {
 /// to a local address qualify.
 const PREROUTING: &str = "  chain prerouting {\n    type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump ports\n  }\n";
 
+/// The head of the source NAT chain, in both tables.
+const POSTROUTING: &str =
+    "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n";
+
+/// The `ports` chain of one family's table: a DNAT rule per published port.
+fn ports_chain<A: Copy + Into<IpAddr>>(s: &mut String, ports: &[PortRule<A>]) {
+    s.push_str("  chain ports {\n");
+    for p in ports {
+        let daddr = match p.host_ip.map(Into::into) {
+            Some(IpAddr::V4(ip)) if !ip.is_unspecified() => format!("ip daddr {ip} "),
+            Some(IpAddr::V6(ip)) if !ip.is_unspecified() => format!("ip6 daddr {ip} "),
+            _ => String::new(),
+        };
+        let to = SocketAddr::new(p.container_ip.into(), p.container_port);
+        let _ = writeln!(
+            s,
+            "    {daddr}{} dport {} dnat to {to}",
+            p.proto.as_str(),
+            p.host_port
+        );
+    }
+    s.push_str("  }\n");
+}
+
 impl Ruleset {
     /// The `nft -f` script that replaces the table with these rules.
     pub fn script(&self) -> String {
@@ -115,26 +131,8 @@ impl Ruleset {
         // from the host itself (output). Only packets addressed to a local address qualify.
         s.push_str(PREROUTING);
         s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
-        s.push_str("  chain ports {\n");
-        for p in &self.ports {
-            let daddr = p
-                .host_ip
-                .filter(|ip| !ip.is_unspecified())
-                .map(|ip| format!("ip daddr {ip} "))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "    {daddr}{} dport {} dnat to {}:{}",
-                p.proto.as_str(),
-                p.host_port,
-                p.container_ip,
-                p.container_port
-            );
-        }
-        s.push_str("  }\n");
-        s.push_str(
-            "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
-        );
+        ports_chain(&mut s, &self.ports);
+        s.push_str(POSTROUTING);
         for b in &self.bridges {
             let br = quote(&b.bridge);
             if !b.internal {
@@ -175,26 +173,8 @@ impl Ruleset {
         // the bridge addressed to ::1 and be dropped as a martian. [::1] is left to the
         // daemon's userland proxy instead, as Docker's docker-proxy does.
         s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    ip6 daddr ::1 return\n    fib daddr type local jump ports\n  }\n");
-        s.push_str("  chain ports {\n");
-        for p in &self.ports6 {
-            let daddr = p
-                .host_ip
-                .filter(|ip| !ip.is_unspecified())
-                .map(|ip| format!("ip6 daddr {ip} "))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "    {daddr}{} dport {} dnat to [{}]:{}",
-                p.proto.as_str(),
-                p.host_port,
-                p.container_ip,
-                p.container_port
-            );
-        }
-        s.push_str("  }\n");
-        s.push_str(
-            "  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n",
-        );
+        ports_chain(s, &self.ports6);
+        s.push_str(POSTROUTING);
         for b in &v6 {
             let br = quote(&b.bridge);
             if let (Some(subnet6), false) = (b.subnet6, b.internal) {
