@@ -8,7 +8,7 @@
 //! addresses and host ports as taken and rebuilds its nftables table from them.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -56,7 +56,8 @@ pub(crate) struct Network {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct PublishedPort {
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    /// `0.0.0.0` for all addresses (IPv6 ones included), else one IPv4 or IPv6 address.
+    pub host_ip: IpAddr,
     pub host_port: u16,
     pub container_port: u16,
 }
@@ -301,32 +302,47 @@ impl NetService {
             for eps in st.endpoints.values() {
                 for ep in eps {
                     for p in &ep.ports {
-                        // As with Docker, a port published on all addresses is reachable
-                        // over IPv6 too when the container has an IPv6 address.
-                        if let (Some(ip6), true) = (ep.ipv6, p.host_ip.is_unspecified()) {
-                            ports6.push(PortRule6 {
-                                proto: if p.proto == "udp" {
-                                    Proto::Udp
-                                } else {
-                                    Proto::Tcp
-                                },
-                                host_ip: None,
-                                host_port: p.host_port,
-                                container_ip: ip6,
-                                container_port: p.container_port,
-                            });
+                        let proto = if p.proto == "udp" {
+                            Proto::Udp
+                        } else {
+                            Proto::Tcp
+                        };
+                        match (p.host_ip, ep.ipv6) {
+                            (IpAddr::V4(host_ip), ipv6) => {
+                                // As with Docker, a port published on all addresses is
+                                // reachable over IPv6 too when the container has an IPv6
+                                // address.
+                                if let (Some(ip6), true) = (ipv6, host_ip.is_unspecified()) {
+                                    ports6.push(PortRule6 {
+                                        proto,
+                                        host_ip: None,
+                                        host_port: p.host_port,
+                                        container_ip: ip6,
+                                        container_port: p.container_port,
+                                    });
+                                }
+                                ports.push(PortRule {
+                                    proto,
+                                    host_ip: Some(host_ip),
+                                    host_port: p.host_port,
+                                    container_ip: ep.ip,
+                                    container_port: p.container_port,
+                                });
+                            }
+                            // One IPv6 host address: DNAT when the container has an IPv6
+                            // address and the host address is not [::1]; else the
+                            // userland proxy serves it (`network_v6::proxy_target`).
+                            (IpAddr::V6(host_ip), Some(ip6)) if !host_ip.is_loopback() => {
+                                ports6.push(PortRule6 {
+                                    proto,
+                                    host_ip: Some(host_ip),
+                                    host_port: p.host_port,
+                                    container_ip: ip6,
+                                    container_port: p.container_port,
+                                });
+                            }
+                            (IpAddr::V6(_), _) => {}
                         }
-                        ports.push(PortRule {
-                            proto: if p.proto == "udp" {
-                                Proto::Udp
-                            } else {
-                                Proto::Tcp
-                            },
-                            host_ip: Some(p.host_ip),
-                            host_port: p.host_port,
-                            container_ip: ep.ip,
-                            container_port: p.container_port,
-                        });
                     }
                 }
             }
@@ -383,6 +399,7 @@ impl NetService {
                     Some(eps) if running.contains(&id) => {
                         let mut st = lock(&self.state);
                         let mut fds = Vec::new();
+                        let mut proxies = crate::network_v6::loopback_proxies(&id, &eps);
                         for ep in &eps {
                             if let Some(pool) = st.pools.get_mut(&ep.network_id) {
                                 if let Err(e) = pool.reserve(ep.ip) {
@@ -397,17 +414,23 @@ impl NetService {
                                 }
                             }
                             for p in &ep.ports {
-                                match reserve_port(&p.proto, p.host_ip, p.host_port) {
-                                    Ok((fd, _)) => fds.push(fd),
+                                let w = WantedPort {
+                                    proto: p.proto.clone(),
+                                    host_ip: p.host_ip,
+                                    host_ports: (p.host_port, p.host_port),
+                                    container_port: p.container_port,
+                                };
+                                match take_port(ep, &w) {
+                                    Ok((Held::Fd(fd), _)) => fds.push(fd),
+                                    Ok((Held::Proxy(task), _)) => proxies.push(task),
                                     Err(e) => {
-                                        tracing::warn!(container = %id, "re-reserving port {}: {e}", p.host_port)
+                                        tracing::warn!(container = %id, "re-publishing port {}: {e}", p.host_port)
                                     }
                                 }
                             }
                             keep.push(ep.host_ifname.clone());
                         }
                         st.reservations.insert(id.clone(), fds);
-                        let proxies = crate::network_v6::loopback_proxies(&id, &eps);
                         st.proxies6.insert(id.clone(), proxies);
                         st.endpoints.insert(id, eps);
                     }
@@ -696,22 +719,32 @@ impl NetService {
 
     fn publish(&self, c: &Container, ep: &mut Endpoint, ports: &[WantedPort]) -> crate::Result<()> {
         let mut fds = Vec::new();
+        let mut proxies = Vec::new();
         for w in ports {
-            let (fd, port) = reserve_any(w).map_err(|msg| {
-                ApiError::internal(format!(
-                    "driver failed programming external connectivity on endpoint {} ({}): {msg}",
-                    c.name, ep.endpoint_id
-                ))
-            })?;
-            fds.push(fd);
-            ep.ports.push(PublishedPort {
-                proto: w.proto.clone(),
-                host_ip: w.host_ip,
-                host_port: port,
-                container_port: w.container_port,
-            });
+            match take_port(ep, w) {
+                Ok((Held::Fd(fd), p)) => {
+                    fds.push(fd);
+                    ep.ports.push(p);
+                }
+                Ok((Held::Proxy(task), p)) => {
+                    proxies.push(task);
+                    ep.ports.push(p);
+                }
+                Err(msg) => {
+                    for t in proxies {
+                        t.abort();
+                    }
+                    return Err(ApiError::internal(format!(
+                        "driver failed programming external connectivity on endpoint {} ({}): {msg}",
+                        c.name, ep.endpoint_id
+                    )));
+                }
+            }
         }
-        let proxies = crate::network_v6::loopback_proxies(&c.id, std::slice::from_ref(ep));
+        proxies.extend(crate::network_v6::loopback_proxies(
+            &c.id,
+            std::slice::from_ref(ep),
+        ));
         let mut st = lock(&self.state);
         st.reservations.insert(c.id.clone(), fds);
         st.proxies6.insert(c.id.clone(), proxies);
@@ -954,7 +987,7 @@ impl NetService {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WantedPort {
     pub proto: String,
-    pub host_ip: Ipv4Addr,
+    pub host_ip: IpAddr,
     /// Inclusive range; `(0, 0)` means any free port.
     pub host_ports: (u16, u16),
     pub container_port: u16,
@@ -989,21 +1022,23 @@ fn parse_host_ports(s: &str) -> crate::Result<(u16, u16)> {
     Ok((a, b))
 }
 
-/// A port binding's `HostIp`: empty means all addresses. A single IPv6 host address cannot be
-/// chosen yet (ports published on all addresses reach IPv6 containers over IPv6 and `[::1]`):
-/// that is said at create rather than dropped silently.
+/// A port binding's `HostIp`: empty means all addresses (`0.0.0.0`, which covers IPv6 too).
 /// `None`: the IPv6 wildcard `::`, which clients send next to `0.0.0.0` for "all addresses";
 /// the IPv4 binding already covers IPv6 (see `Ruleset`), so it adds nothing.
-fn parse_host_ip(s: &str) -> crate::Result<Option<Ipv4Addr>> {
+fn parse_host_ip(s: &str) -> crate::Result<Option<IpAddr>> {
     if s.is_empty() {
-        return Ok(Some(Ipv4Addr::UNSPECIFIED));
+        return Ok(Some(Ipv4Addr::UNSPECIFIED.into()));
     }
-    match s.parse::<Ipv4Addr>() {
-        Ok(ip) => Ok(Some(ip)),
-        Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok_and(|ip| ip.is_unspecified()) => Ok(None),
-        Err(_) if s.parse::<std::net::Ipv6Addr>().is_ok() => Err(ApiError::invalid(format!(
-            "publishing on the IPv6 host address {s} is not supported by berth yet: publish on all addresses (IPv6 containers are then reachable over IPv6 and [::1]) or on an IPv4 address"
+    match s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => Ok(None),
+        Ok(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_some() => Err(ApiError::invalid(format!(
+            "invalid IP address: {s}: use the IPv4 address itself"
         ))),
+        Ok(ip) => Ok(Some(ip)),
         Err(_) => Err(ApiError::invalid(format!("invalid IP address: {s}"))),
     }
 }
@@ -1036,7 +1071,7 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
                 let (container_port, proto) = parse_port_key(key)?;
                 out.push(WantedPort {
                     proto,
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_ports: (0, 0),
                     container_port,
                 });
@@ -1046,29 +1081,81 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
     Ok(out)
 }
 
-/// Binds (without listening) a socket on `ip:port`, so the port counts as taken.
-fn reserve_port(proto: &str, ip: Ipv4Addr, port: u16) -> std::io::Result<(OwnedFd, u16)> {
+/// Binds a socket on `ip:port`, so the port counts as taken. Without `listen` it stays just
+/// bound (DNAT serves the port); with it, it is the listening socket of a userland proxy,
+/// made with `SO_REUSEADDR` so that the proxy's own finished connections (in TIME_WAIT) do
+/// not keep the port from a container's next run.
+fn reserve_port(
+    proto: &str,
+    ip: IpAddr,
+    port: u16,
+    listen: bool,
+) -> std::io::Result<(OwnedFd, u16)> {
     use nix::sys::socket::{
-        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+        bind, getsockname, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType,
+        SockaddrStorage,
     };
+    use std::os::fd::AsRawFd;
     let ty = if proto == "udp" {
         SockType::Datagram
     } else {
         SockType::Stream
     };
-    let fd = socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None)?;
-    let addr = SockaddrIn::from(std::net::SocketAddrV4::new(ip, port));
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
-    let bound: SockaddrIn = getsockname(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
-    Ok((fd, bound.port()))
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, ty, SockFlag::SOCK_CLOEXEC, None)?;
+    if ip.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    if listen {
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    let addr = SockaddrStorage::from(std::net::SocketAddr::new(ip, port));
+    bind(fd.as_raw_fd(), &addr)?;
+    if listen {
+        // Listening is what makes a second reservation of the same address fail (two
+        // sockets with SO_REUSEADDR may both be bound as long as neither listens).
+        let backlog =
+            nix::sys::socket::Backlog::new(1024).unwrap_or(nix::sys::socket::Backlog::MAXCONN);
+        nix::sys::socket::listen(&fd, backlog)?;
+    }
+    let bound: SockaddrStorage = getsockname(fd.as_raw_fd())?;
+    let port = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(|a| a.port()))
+        .unwrap_or(port);
+    Ok((fd, port))
 }
 
-fn reserve_any(w: &WantedPort) -> std::result::Result<(OwnedFd, u16), String> {
+/// `ip:port`, with IPv6 addresses in brackets, as Docker writes host bindings.
+fn host_port_text(ip: IpAddr, port: &str) -> String {
+    match ip {
+        IpAddr::V4(ip) => format!("{ip}:{port}"),
+        IpAddr::V6(ip) => format!("[{ip}]:{port}"),
+    }
+}
+
+fn reserve_any(w: &WantedPort, listen: bool) -> std::result::Result<(OwnedFd, u16), String> {
     let (lo, hi) = w.host_ports;
     let mut last = None;
     for port in lo..=hi {
-        match reserve_port(&w.proto, w.host_ip, port) {
+        match reserve_port(&w.proto, w.host_ip, port, listen) {
             Ok(r) => return Ok(r),
+            // The proxy of a container's previous run (on one IPv6 address) is stopped
+            // asynchronously and may hold its port a moment longer.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse && w.host_ip.is_ipv6() && lo == hi =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                match reserve_port(&w.proto, w.host_ip, port, listen) {
+                    Ok(r) => return Ok(r),
+                    Err(e) => last = Some(e),
+                }
+            }
             Err(e) => last = Some(e),
         }
     }
@@ -1077,14 +1164,41 @@ fn reserve_any(w: &WantedPort) -> std::result::Result<(OwnedFd, u16), String> {
     } else {
         format!("{lo}-{hi}")
     };
+    let at = host_port_text(w.host_ip, &shown);
     match last {
-        Some(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(format!(
-            "Bind for {}:{shown} failed: port is already allocated",
-            w.host_ip
-        )),
-        Some(e) => Err(format!("Bind for {}:{shown} failed: {e}", w.host_ip)),
+        Some(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(format!("Bind for {at} failed: port is already allocated"))
+        }
+        Some(e) => Err(format!("Bind for {at} failed: {e}")),
         None => Err(format!("no host port in {shown}")),
     }
+}
+
+/// What keeps a published port taken while its container runs.
+pub(crate) enum Held {
+    /// The reserving socket (the port is served by DNAT).
+    Fd(OwnedFd),
+    /// The userland proxy that listens on the reserved socket.
+    Proxy(tokio::task::JoinHandle<()>),
+}
+
+/// Takes a host port for `w` on `ep`: reserved for DNAT, or served by a userland proxy
+/// when DNAT cannot serve it ([`crate::network_v6::proxy_target`]).
+fn take_port(ep: &Endpoint, w: &WantedPort) -> std::result::Result<(Held, PublishedPort), String> {
+    let mut p = PublishedPort {
+        proto: w.proto.clone(),
+        host_ip: w.host_ip,
+        host_port: 0,
+        container_port: w.container_port,
+    };
+    let target = crate::network_v6::proxy_target(ep, &p)?;
+    let (fd, port) = reserve_any(w, target.is_some())?;
+    p.host_port = port;
+    let held = match target {
+        Some(t) => Held::Proxy(crate::network_v6::proxy_on(fd, t)?),
+        None => Held::Fd(fd),
+    };
+    Ok((held, p))
 }
 
 impl Daemon {
@@ -1619,19 +1733,16 @@ mod tests {
 
     #[test]
     fn host_ips_of_port_bindings() {
-        assert_eq!(parse_host_ip("").unwrap(), Some(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(
-            parse_host_ip("127.0.0.1").unwrap(),
-            Some(Ipv4Addr::LOCALHOST)
-        );
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(parse_host_ip("").unwrap(), ip("0.0.0.0"));
+        assert_eq!(parse_host_ip("127.0.0.1").unwrap(), ip("127.0.0.1"));
         assert_eq!(parse_host_ip("::").unwrap(), None);
-        let e = parse_host_ip("::1").unwrap_err();
-        assert!(
-            e.message
-                .starts_with("publishing on the IPv6 host address ::1 is not supported"),
-            "{}",
-            e.message
-        );
+        assert_eq!(parse_host_ip("::1").unwrap(), ip("::1"));
+        assert_eq!(parse_host_ip("[fd00::5]").unwrap(), ip("fd00::5"));
+        assert!(parse_host_ip("::ffff:10.0.0.1")
+            .unwrap_err()
+            .message
+            .contains("use the IPv4 address itself"));
         assert_eq!(
             parse_host_ip("nope").unwrap_err().message,
             "invalid IP address: nope"
@@ -1671,13 +1782,13 @@ mod tests {
                 },
                 WantedPort {
                     proto: "tcp".into(),
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_ports: (18080, 18080),
                     container_port: 80
                 },
                 WantedPort {
                     proto: "tcp".into(),
-                    host_ip: Ipv4Addr::UNSPECIFIED,
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_ports: (0, 0),
                     container_port: 443
                 },
@@ -1692,18 +1803,55 @@ mod tests {
 
     #[test]
     fn a_reserved_port_cannot_be_taken_twice() {
-        let (fd, port) = reserve_port("tcp", Ipv4Addr::LOCALHOST, 0).unwrap();
-        assert_ne!(port, 0);
-        let w = WantedPort {
-            proto: "tcp".into(),
-            host_ip: Ipv4Addr::LOCALHOST,
-            host_ports: (port, port),
+        // A proxy's listening socket (SO_REUSEADDR) conflicts with another one just the same.
+        for (host, listen) in [("127.0.0.1", false), ("::1", false), ("::1", true)] {
+            let host_ip: IpAddr = host.parse().unwrap();
+            let (fd, port) = reserve_port("tcp", host_ip, 0, listen).unwrap();
+            assert_ne!(port, 0);
+            let w = WantedPort {
+                proto: "tcp".into(),
+                host_ip,
+                host_ports: (port, port),
+                container_port: 80,
+            };
+            let err = reserve_any(&w, listen).unwrap_err();
+            assert!(err.contains("port is already allocated"), "{err}");
+            if host_ip.is_ipv6() {
+                assert!(err.contains(&format!("[::1]:{port}")), "{err}");
+            }
+            drop(fd);
+            assert!(reserve_any(&w, listen).is_ok());
+        }
+    }
+
+    #[test]
+    fn ipv6_host_addresses_are_proxied_unless_dnat_can_serve_them() {
+        let mut e = ep("c", "n", "10.0.0.2", &[]);
+        let port = |host: &str, proto: &str| PublishedPort {
+            proto: proto.into(),
+            host_ip: host.parse().unwrap(),
+            host_port: 8080,
             container_port: 80,
         };
-        let err = reserve_any(&w).unwrap_err();
-        assert!(err.contains("port is already allocated"), "{err}");
-        drop(fd);
-        assert!(reserve_any(&w).is_ok());
+        let target = |e: &Endpoint, host: &str| {
+            crate::network_v6::proxy_target(e, &port(host, "tcp"))
+                .unwrap()
+                .map(|t| t.to_string())
+        };
+        // IPv4 bindings are always DNAT's.
+        assert_eq!(target(&e, "0.0.0.0"), None);
+        assert_eq!(target(&e, "127.0.0.1"), None);
+        // A container without IPv6: the proxy forwards to its IPv4 address.
+        assert_eq!(target(&e, "::1").as_deref(), Some("10.0.0.2:80"));
+        assert_eq!(target(&e, "fd00::9").as_deref(), Some("10.0.0.2:80"));
+        assert!(crate::network_v6::proxy_target(&e, &port("::1", "udp")).is_err());
+        // With IPv6: DNAT, except for [::1].
+        e.ipv6 = Some("fd00:1::2".parse().unwrap());
+        assert_eq!(target(&e, "fd00::9"), None);
+        assert_eq!(target(&e, "::1").as_deref(), Some("[fd00:1::2]:80"));
+        assert!(crate::network_v6::proxy_target(&e, &port("fd00::9", "udp"))
+            .unwrap()
+            .is_none());
     }
 
     fn ep(cid: &str, net: &str, ip: &str, names: &[&str]) -> Endpoint {

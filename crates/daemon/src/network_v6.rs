@@ -2,7 +2,7 @@
 //! what only IPv6 has: picking a ULA subnet when IPv6 is enabled without one
 //! ([`plan_v6`]) and the userland proxies for `[::1]`.
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use berth_api_types::network as nt;
 use berth_api_types::{ApiError, ErrorKind};
@@ -136,6 +136,31 @@ pub(crate) fn also_on_v6(ep: &crate::network::Endpoint, p: &crate::network::Publ
     ep.ipv6.is_some() && p.host_ip.is_unspecified()
 }
 
+/// Where a userland proxy must forward a port published on one IPv6 host address, `None`
+/// when DNAT serves it: IPv6 has no `route_localnet`, so DNAT cannot serve `[::1]`, and a
+/// container without an IPv6 address cannot be reached by IPv6 DNAT at all; then, as
+/// Docker's docker-proxy does, a proxy forwards to the container's IPv6 address, or to its
+/// IPv4 one. The proxy speaks TCP only.
+pub(crate) fn proxy_target(
+    ep: &crate::network::Endpoint,
+    p: &crate::network::PublishedPort,
+) -> Result<Option<SocketAddr>, String> {
+    let IpAddr::V6(host_ip) = p.host_ip else {
+        return Ok(None);
+    };
+    if ep.ipv6.is_some() && !host_ip.is_loopback() {
+        return Ok(None);
+    }
+    if p.proto != "tcp" {
+        return Err(format!(
+            "publishing {}/udp on [{host_ip}] needs a container with an IPv6 address and a host address other than [::1] (berth's userland proxy speaks TCP only)",
+            p.container_port
+        ));
+    }
+    let ip = ep.ipv6.map_or(IpAddr::V4(ep.ip), IpAddr::V6);
+    Ok(Some(SocketAddr::new(ip, p.container_port)))
+}
+
 /// Userland proxies from `[::1]:<host port>` to the container's IPv6 address, for the TCP
 /// ports an endpoint publishes on all addresses (what Docker's docker-proxy does for [::1]:
 /// IPv6 has no `route_localnet`, so DNAT cannot serve the loopback address). Ports whose
@@ -144,9 +169,6 @@ pub(crate) fn loopback_proxies(
     container: &str,
     eps: &[crate::network::Endpoint],
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return Vec::new();
-    };
     let mut out = Vec::new();
     for ep in eps {
         let Some(ip6) = ep.ipv6 else { continue };
@@ -156,7 +178,7 @@ pub(crate) fn loopback_proxies(
             .filter(|p| p.proto == "tcp" && p.host_ip.is_unspecified())
         {
             let target = SocketAddr::from((ip6, p.container_port));
-            match spawn_proxy(&rt, p.host_port, target) {
+            match loopback_listener(p.host_port).and_then(|l| serve(l, target)) {
                 Ok(task) => out.push(task),
                 Err(e) => {
                     tracing::warn!(container, "no [::1]:{} proxy to {target}: {e}", p.host_port)
@@ -167,18 +189,46 @@ pub(crate) fn loopback_proxies(
     out
 }
 
-fn spawn_proxy(
-    rt: &tokio::runtime::Handle,
-    port: u16,
-    target: SocketAddr,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let _guard = rt.enter();
-    let sock = tokio::net::TcpSocket::new_v6()?;
+fn loopback_listener(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn6,
+    };
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
     // The proxy of a container's previous run is aborted asynchronously and may hold the
     // port for a moment longer: SO_REUSEPORT lets the new one bind meanwhile.
-    sock.set_reuseport(true)?;
-    sock.bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))?;
-    let listener = sock.listen(1024)?;
+    setsockopt(&fd, sockopt::ReusePort, &true)?;
+    let addr = SockaddrIn6::from(std::net::SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0));
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr)?;
+    let backlog =
+        nix::sys::socket::Backlog::new(1024).unwrap_or(nix::sys::socket::Backlog::MAXCONN);
+    nix::sys::socket::listen(&fd, backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// A proxy on `fd`, the listening socket of a published port.
+pub(crate) fn proxy_on(
+    fd: std::os::fd::OwnedFd,
+    target: SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    serve(std::net::TcpListener::from(fd), target).map_err(|e| format!("proxy to {target}: {e}"))
+}
+
+/// Accepts connections on `listener` and copies each to a new connection to `target`.
+fn serve(
+    listener: std::net::TcpListener,
+    target: SocketAddr,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let rt = tokio::runtime::Handle::try_current()
+        .map_err(|e| std::io::Error::other(format!("no runtime: {e}")))?;
+    let _guard = rt.enter();
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     Ok(rt.spawn(async move {
         loop {
             let mut inbound = match listener.accept().await {
@@ -317,7 +367,9 @@ mod tests {
         let free = std::net::TcpListener::bind("[::1]:0").unwrap();
         let port = free.local_addr().unwrap().port();
         drop(free);
-        let task = spawn_proxy(&tokio::runtime::Handle::current(), port, target).unwrap();
+        let task = loopback_listener(port)
+            .and_then(|l| serve(l, target))
+            .unwrap();
         let mut c = tokio::net::TcpStream::connect(("::1", port)).await.unwrap();
         c.write_all(b"ping").await.unwrap();
         let mut got = [0u8; 4];
