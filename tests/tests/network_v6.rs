@@ -520,6 +520,24 @@ fn ports_published_on_one_ipv6_host_address() {
         t.contains(&format!("ip6 daddr {gw} tcp dport {p2} dnat to")),
         "{t}"
     );
+    // `[::]` alone: every IPv6 address of the host ([::1] included), no IPv4 one.
+    let p4 = free_port();
+    let mut run = http_server("any6", "one6", "on-any6");
+    run.splice(4..4, ["-p".to_string(), format!("[::]:{p4}:8080")]);
+    assert_ok(&docker_s(&d, &run), "run -p [::]");
+    for host in ["[::1]".to_string(), format!("[{gw}]")] {
+        let url = format!("http://{host}:{p4}/index.html");
+        assert!(
+            eventually(Duration::from_secs(5), || curl(&url) == "on-any6\n"),
+            "{url}: {:?}",
+            curl(&url)
+        );
+    }
+    assert_eq!(curl(&format!("http://127.0.0.1:{p4}/index.html")), "");
+    assert_eq!(
+        stdout(&d.docker(&["port", "any6"])).trim(),
+        format!("8080/tcp -> [::]:{p4}")
+    );
     // A container without IPv6 (the default bridge): the proxy forwards to its IPv4 address.
     let mut run = http_server("v4only", "bridge", "v4-behind-v6");
     run.splice(4..4, ["-p".to_string(), format!("[::1]:{p3}:8080")]);
@@ -531,7 +549,10 @@ fn ports_published_on_one_ipv6_host_address() {
         curl(&url3)
     );
     // Removing the containers frees the addresses and drops the rule.
-    assert_ok(&d.docker(&["rm", "-f", "lo6", "gw6", "v4only"]), "rm");
+    assert_ok(
+        &d.docker(&["rm", "-f", "lo6", "gw6", "any6", "v4only"]),
+        "rm",
+    );
     assert!(std::net::TcpListener::bind(("::1", p1.parse::<u16>().unwrap())).is_ok());
     assert!(std::net::TcpListener::bind(("::1", p3.parse::<u16>().unwrap())).is_ok());
     let t = table6(&d).unwrap_or_default();

@@ -330,9 +330,11 @@ impl NetService {
                                 });
                             }
                             // One IPv6 host address: DNAT when the container has an IPv6
-                            // address and the host address is not [::1]; else the
+                            // address and the host address is not [::1] or [::]; else the
                             // userland proxy serves it (`network_v6::proxy_target`).
-                            (IpAddr::V6(host_ip), Some(ip6)) if !host_ip.is_loopback() => {
+                            (IpAddr::V6(host_ip), Some(ip6))
+                                if !host_ip.is_loopback() && !host_ip.is_unspecified() =>
+                            {
                                 ports6.push(PortRule6 {
                                     proto,
                                     host_ip: Some(host_ip),
@@ -1023,22 +1025,19 @@ fn parse_host_ports(s: &str) -> crate::Result<(u16, u16)> {
 }
 
 /// A port binding's `HostIp`: empty means all addresses (`0.0.0.0`, which covers IPv6 too).
-/// `None`: the IPv6 wildcard `::`, which clients send next to `0.0.0.0` for "all addresses";
-/// the IPv4 binding already covers IPv6 (see `Ruleset`), so it adds nothing.
-fn parse_host_ip(s: &str) -> crate::Result<Option<IpAddr>> {
+fn parse_host_ip(s: &str) -> crate::Result<IpAddr> {
     if s.is_empty() {
-        return Ok(Some(Ipv4Addr::UNSPECIFIED.into()));
+        return Ok(Ipv4Addr::UNSPECIFIED.into());
     }
     match s
         .trim_start_matches('[')
         .trim_end_matches(']')
         .parse::<IpAddr>()
     {
-        Ok(IpAddr::V6(ip)) if ip.is_unspecified() => Ok(None),
         Ok(IpAddr::V6(ip)) if ip.to_ipv4_mapped().is_some() => Err(ApiError::invalid(format!(
             "invalid IP address: {s}: use the IPv4 address itself"
         ))),
-        Ok(ip) => Ok(Some(ip)),
+        Ok(ip) => Ok(ip),
         Err(_) => Err(ApiError::invalid(format!("invalid IP address: {s}"))),
     }
 }
@@ -1050,10 +1049,23 @@ pub(crate) fn wanted_ports(c: &Container) -> crate::Result<Vec<WantedPort>> {
     let bindings = c.host_config.port_bindings.clone().unwrap_or_default();
     for (key, list) in &bindings {
         let (container_port, proto) = parse_port_key(key)?;
-        for b in list.clone().unwrap_or_default() {
-            let Some(host_ip) = parse_host_ip(&b.host_ip)? else {
+        let list = list.clone().unwrap_or_default();
+        let mut all_v4 = Vec::new();
+        for b in &list {
+            if parse_host_ip(&b.host_ip)? == IpAddr::from(Ipv4Addr::UNSPECIFIED) {
+                all_v4.push(b.host_port.as_str());
+            }
+        }
+        for b in &list {
+            let host_ip = parse_host_ip(&b.host_ip)?;
+            // The IPv6 wildcard `::` next to `0.0.0.0` for the same host port (as clients
+            // send "all addresses") adds nothing: the IPv4 binding covers IPv6 too (see
+            // `Ruleset`). Alone it publishes on IPv6 only.
+            if host_ip == IpAddr::from(Ipv6Addr::UNSPECIFIED)
+                && all_v4.contains(&b.host_port.as_str())
+            {
                 continue;
-            };
+            }
             out.push(WantedPort {
                 proto: proto.clone(),
                 host_ip,
@@ -1733,10 +1745,10 @@ mod tests {
 
     #[test]
     fn host_ips_of_port_bindings() {
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(parse_host_ip("").unwrap(), ip("0.0.0.0"));
         assert_eq!(parse_host_ip("127.0.0.1").unwrap(), ip("127.0.0.1"));
-        assert_eq!(parse_host_ip("::").unwrap(), None);
+        assert_eq!(parse_host_ip("::").unwrap(), ip("::"));
         assert_eq!(parse_host_ip("::1").unwrap(), ip("::1"));
         assert_eq!(parse_host_ip("[fd00::5]").unwrap(), ip("fd00::5"));
         assert!(parse_host_ip("::ffff:10.0.0.1")
@@ -1766,6 +1778,8 @@ mod tests {
                 ("80/tcp", "", "18080"),
                 ("53/udp", "127.0.0.1", ""),
                 ("81/tcp", "::", "9000"),
+                ("82/tcp", "0.0.0.0", "9001"),
+                ("82/tcp", "::", "9001"),
             ],
             &["80/tcp", "443/tcp"],
             true,
@@ -1785,6 +1799,20 @@ mod tests {
                     host_ip: Ipv4Addr::UNSPECIFIED.into(),
                     host_ports: (18080, 18080),
                     container_port: 80
+                },
+                // `::` alone: IPv6 only.
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: "::".parse().unwrap(),
+                    host_ports: (9000, 9000),
+                    container_port: 81
+                },
+                // `::` next to `0.0.0.0`: the IPv4 binding covers both.
+                WantedPort {
+                    proto: "tcp".into(),
+                    host_ip: Ipv4Addr::UNSPECIFIED.into(),
+                    host_ports: (9001, 9001),
+                    container_port: 82
                 },
                 WantedPort {
                     proto: "tcp".into(),
@@ -1844,11 +1872,13 @@ mod tests {
         // A container without IPv6: the proxy forwards to its IPv4 address.
         assert_eq!(target(&e, "::1").as_deref(), Some("10.0.0.2:80"));
         assert_eq!(target(&e, "fd00::9").as_deref(), Some("10.0.0.2:80"));
+        assert_eq!(target(&e, "::").as_deref(), Some("10.0.0.2:80"));
         assert!(crate::network_v6::proxy_target(&e, &port("::1", "udp")).is_err());
         // With IPv6: DNAT, except for [::1].
         e.ipv6 = Some("fd00:1::2".parse().unwrap());
         assert_eq!(target(&e, "fd00::9"), None);
         assert_eq!(target(&e, "::1").as_deref(), Some("[fd00:1::2]:80"));
+        assert_eq!(target(&e, "::").as_deref(), Some("[fd00:1::2]:80"));
         assert!(crate::network_v6::proxy_target(&e, &port("fd00::9", "udp"))
             .unwrap()
             .is_none());

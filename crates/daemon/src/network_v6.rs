@@ -133,14 +133,19 @@ pub(crate) fn plan_v6(
 /// Whether a published port of `ep` is also published over IPv6 (on `::`): ports on all
 /// addresses of a container with an IPv6 address, as Docker lists them.
 pub(crate) fn also_on_v6(ep: &crate::network::Endpoint, p: &crate::network::PublishedPort) -> bool {
-    ep.ipv6.is_some() && p.host_ip.is_unspecified()
+    ep.ipv6.is_some() && all_v4(p)
 }
 
-/// Where a userland proxy must forward a port published on one IPv6 host address, `None`
-/// when DNAT serves it: IPv6 has no `route_localnet`, so DNAT cannot serve `[::1]`, and a
-/// container without an IPv6 address cannot be reached by IPv6 DNAT at all; then, as
-/// Docker's docker-proxy does, a proxy forwards to the container's IPv6 address, or to its
-/// IPv4 one. The proxy speaks TCP only.
+/// Whether `p` is published on all addresses (`0.0.0.0`).
+fn all_v4(p: &crate::network::PublishedPort) -> bool {
+    p.host_ip == IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED)
+}
+
+/// Where a userland proxy must forward a port published on one IPv6 host address (or on
+/// `[::]`, all of them), `None` when DNAT serves it: IPv6 has no `route_localnet`, so DNAT
+/// cannot serve `[::1]` (nor, then, all of `[::]`), and a container without an IPv6 address
+/// cannot be reached by IPv6 DNAT at all; then, as Docker's docker-proxy does, a proxy
+/// forwards to the container's IPv6 address, or to its IPv4 one. The proxy speaks TCP only.
 pub(crate) fn proxy_target(
     ep: &crate::network::Endpoint,
     p: &crate::network::PublishedPort,
@@ -148,7 +153,7 @@ pub(crate) fn proxy_target(
     let IpAddr::V6(host_ip) = p.host_ip else {
         return Ok(None);
     };
-    if ep.ipv6.is_some() && !host_ip.is_loopback() {
+    if ep.ipv6.is_some() && !host_ip.is_loopback() && !host_ip.is_unspecified() {
         return Ok(None);
     }
     if p.proto != "tcp" {
@@ -172,11 +177,7 @@ pub(crate) fn loopback_proxies(
     let mut out = Vec::new();
     for ep in eps {
         let Some(ip6) = ep.ipv6 else { continue };
-        for p in ep
-            .ports
-            .iter()
-            .filter(|p| p.proto == "tcp" && p.host_ip.is_unspecified())
-        {
+        for p in ep.ports.iter().filter(|p| p.proto == "tcp" && all_v4(p)) {
             let target = SocketAddr::from((ip6, p.container_port));
             match loopback_listener(p.host_port).and_then(|l| serve(l, target)) {
                 Ok(task) => out.push(task),
