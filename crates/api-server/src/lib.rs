@@ -16,6 +16,7 @@ pub mod query;
 mod registry;
 pub mod resources;
 mod system;
+pub mod transport;
 mod version;
 mod volumes;
 

@@ -11,10 +11,14 @@ use crate::error::Error;
 
 /// Wraps the router with the version rewrite, which must run before routing.
 pub fn wrap(router: Router) -> axum::routing::IntoMakeService<Router> {
+    app(router).into_make_service()
+}
+
+/// `router` behind the version handling, as one service for a connection.
+pub fn app(router: Router) -> Router {
     Router::new()
         .fallback_service(router)
         .layer(axum::middleware::from_fn(rewrite))
-        .into_make_service()
 }
 
 fn parse_version(v: &str) -> Option<(u32, u32)> {

@@ -21,9 +21,27 @@ struct Args {
     /// Root of runtime state (shim sockets, runtime state).
     #[arg(long)]
     exec_root: Option<PathBuf>,
-    /// Address to serve the API on (repeatable), e.g. unix:///run/berth/berth.sock.
+    /// Address to serve the API on (repeatable): unix:///run/berth/berth.sock, or
+    /// tcp://host:port (which needs --tlsverify, --tls, or an explicit --tls=false).
     #[arg(short = 'H', long = "host")]
     hosts: Vec<String>,
+    /// Serve tcp:// hosts over TLS (implied by --tlsverify; --tls=false: plain HTTP).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tls: Option<bool>,
+    /// Serve tcp:// hosts over TLS and accept only clients with a certificate signed by
+    /// --tlscacert.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tlsverify: Option<bool>,
+    /// CA certificate clients must be signed by [default: $DOCKER_CERT_PATH/ca.pem or
+    /// ~/.docker/ca.pem].
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// The server's TLS certificate [default: $DOCKER_CERT_PATH/cert.pem or ~/.docker/cert.pem].
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// The server's TLS key [default: $DOCKER_CERT_PATH/key.pem or ~/.docker/key.pem].
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// Daemon configuration file (JSON; keys as in Docker's daemon.json).
     #[arg(long)]
     config_file: Option<PathBuf>,
@@ -104,6 +122,98 @@ struct FileConfig {
     init_path: Option<PathBuf>,
     ipv6: bool,
     fixed_cidr_v6: Option<String>,
+    tls: Option<bool>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
+}
+
+/// Where the API is served.
+#[derive(Debug, Clone, PartialEq)]
+enum Listen {
+    Unix(PathBuf),
+    /// `host:port`, resolved when bound.
+    Tcp(String),
+}
+
+/// Parses a `-H` value as dockerd does: `unix:///path`, `tcp://[host][:port]` (default host
+/// 0.0.0.0, default port 2376 with TLS and 2375 without), or `host:port` without a scheme.
+fn parse_host(host: &str, tls: bool) -> Result<Listen> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        if path.is_empty() {
+            return Ok(Listen::Unix(PathBuf::from("/run/berth/berth.sock")));
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    let rest = match host.split_once("://") {
+        Some(("tcp", rest)) => rest,
+        Some((scheme, _)) => {
+            bail!("unsupported host {host:?}: berthd serves unix:// and tcp:// (not {scheme}://)")
+        }
+        None => host,
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains('/') {
+        bail!("invalid host {host:?}: a tcp:// host has no path");
+    }
+    let default_port = if tls { 2376 } else { 2375 };
+    // [v6]:port, v6 in brackets alone, host:port, host, :port
+    let (name, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (name, after) = r
+            .split_once(']')
+            .with_context(|| format!("invalid host {host:?}"))?;
+        (name, after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((name, port)) if !name.contains(':') => (name, Some(port)),
+            _ => (rest, None),
+        }
+    };
+    let port: u16 = match port {
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("invalid host {host:?}: bad port {p:?}"))?,
+        None => default_port,
+    };
+    let name = if name.is_empty() { "0.0.0.0" } else { name };
+    Ok(Listen::Tcp(if name.contains(':') {
+        format!("[{name}]:{port}")
+    } else {
+        format!("{name}:{port}")
+    }))
+}
+
+/// The TLS files tcp:// hosts are served with, or `None` for plain HTTP, as dockerd decides:
+/// `--tlsverify` implies `--tls`; without either, a tcp:// host is refused unless TLS was
+/// turned off explicitly (`--tls=false` or `--tlsverify=false`).
+fn tls_files(
+    tls: Option<bool>,
+    verify: Option<bool>,
+    files: [Option<PathBuf>; 3],
+    tcp_hosts: &[String],
+) -> Result<Option<berth_api_server::transport::TlsFiles>> {
+    let verify_on = verify == Some(true);
+    let tls_on = verify_on || tls == Some(true);
+    if !tls_on {
+        if !tcp_hosts.is_empty() && tls.is_none() && verify.is_none() {
+            bail!(
+                "refusing to serve the API on {} without TLS: anyone who can reach it is root on this machine. Use --tlsverify (with --tlscacert, --tlscert, --tlskey), or pass --tls=false to do it anyway",
+                tcp_hosts.join(", ")
+            );
+        }
+        return Ok(None);
+    }
+    let dir = std::env::var_os("DOCKER_CERT_PATH")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+    let [ca, cert, key] = files;
+    Ok(Some(berth_api_server::transport::TlsFiles {
+        cert: cert.unwrap_or_else(|| dir.join("cert.pem")),
+        key: key.unwrap_or_else(|| dir.join("key.pem")),
+        client_ca: verify_on.then(|| ca.unwrap_or_else(|| dir.join("ca.pem"))),
+    }))
 }
 
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
@@ -187,6 +297,36 @@ fn main() -> Result<()> {
     if hosts.is_empty() {
         hosts.push(DEFAULT_HOST.to_string());
     }
+    let tls_flag = args.tls.or(file.tls);
+    let verify_flag = args.tlsverify.or(file.tlsverify);
+    let tls_wanted = tls_flag == Some(true) || verify_flag == Some(true);
+    let listens = hosts
+        .iter()
+        .map(|h| parse_host(h, tls_wanted))
+        .collect::<Result<Vec<_>>>()?;
+    let tcp_hosts: Vec<String> = hosts
+        .iter()
+        .zip(&listens)
+        .filter(|(_, l)| matches!(l, Listen::Tcp(_)))
+        .map(|(h, _)| h.clone())
+        .collect();
+    let tls = tls_files(
+        tls_flag,
+        verify_flag,
+        [
+            args.tlscacert.or(file.tlscacert),
+            args.tlscert.or(file.tlscert),
+            args.tlskey.or(file.tlskey),
+        ],
+        &tcp_hosts,
+    )?;
+    // Loaded now so that a bad file stops the daemon before it starts anything.
+    let tls = match (&tls, tcp_hosts.is_empty()) {
+        (Some(files), false) => {
+            Some(berth_api_server::transport::tls_config(files).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let shim_path = match args.shim_path.or(file.shim_path) {
         Some(p) => p,
         None => std::env::current_exe()
@@ -258,7 +398,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cfg, hosts, pidfile, reloader))
+        .block_on(run(cfg, listens, tls, pidfile, reloader))
 }
 
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
@@ -309,7 +449,8 @@ impl Reloader {
 
 async fn run(
     cfg: DaemonConfig,
-    hosts: Vec<String>,
+    listens: Vec<Listen>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     pidfile: PathBuf,
     reloader: Reloader,
 ) -> Result<()> {
@@ -328,23 +469,40 @@ async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
-    for host in &hosts {
-        let Some(path) = host.strip_prefix("unix://") else {
-            bail!("unsupported host {host:?}: only unix:// sockets are served (tcp needs TLS, not implemented yet)");
-        };
-        let path = PathBuf::from(path);
-        let listener = bind_unix(&path)?;
-        sockets.push(path.clone());
-        tracing::info!("API listening on {}", path.display());
+    for listen in listens {
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        servers.push(tokio::spawn(berth_api_server::serve_unix(
-            listener,
-            backend.clone(),
-            shutdown,
-        )));
+        match listen {
+            Listen::Unix(path) => {
+                let listener = bind_unix(&path)?;
+                sockets.push(path.clone());
+                tracing::info!("API listening on {}", path.display());
+                servers.push(tokio::spawn(berth_api_server::serve_unix(
+                    listener,
+                    backend.clone(),
+                    shutdown,
+                )));
+            }
+            Listen::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .with_context(|| format!("listening on tcp://{addr}"))?;
+                let local = listener.local_addr()?;
+                if tls.is_some() {
+                    tracing::info!("API listening on tcp://{local} (TLS)");
+                } else {
+                    tracing::warn!("API listening on tcp://{local} without TLS: anyone who can reach it is root on this machine");
+                }
+                servers.push(tokio::spawn(berth_api_server::transport::serve_tcp(
+                    listener,
+                    tls.clone(),
+                    backend.clone(),
+                    shutdown,
+                )));
+            }
+        }
     }
     tracing::info!(data_root = %cfg.data_root.display(), "berthd started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -373,4 +531,69 @@ async fn run(
     }
     let _ = std::fs::remove_file(&pidfile);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_as_dockerd_parses_them() {
+        let tcp = |s: &str| Listen::Tcp(s.to_string());
+        assert_eq!(
+            parse_host("unix:///x/y.sock", false).unwrap(),
+            Listen::Unix("/x/y.sock".into())
+        );
+        assert_eq!(
+            parse_host("tcp://127.0.0.1:2000", false).unwrap(),
+            tcp("127.0.0.1:2000")
+        );
+        assert_eq!(
+            parse_host("tcp://:2000", false).unwrap(),
+            tcp("0.0.0.0:2000")
+        );
+        assert_eq!(parse_host("tcp://", false).unwrap(), tcp("0.0.0.0:2375"));
+        assert_eq!(
+            parse_host("tcp://10.0.0.1", true).unwrap(),
+            tcp("10.0.0.1:2376")
+        );
+        assert_eq!(
+            parse_host("localhost:7", false).unwrap(),
+            tcp("localhost:7")
+        );
+        assert_eq!(parse_host("tcp://[::1]:9", false).unwrap(), tcp("[::1]:9"));
+        assert_eq!(parse_host("tcp://[::1]", false).unwrap(), tcp("[::1]:2375"));
+        assert!(parse_host("fd://", false).is_err());
+        assert!(parse_host("tcp://h:port", false).is_err());
+        assert!(parse_host("tcp://h:1/path", false).is_err());
+    }
+
+    #[test]
+    fn tls_follows_dockerds_rules() {
+        let files = || [None, None, None];
+        let tcp = vec!["tcp://:2375".to_string()];
+        // TCP without a word about TLS is refused; an explicit no is accepted.
+        assert!(tls_files(None, None, files(), &tcp).is_err());
+        assert!(tls_files(Some(false), None, files(), &tcp)
+            .unwrap()
+            .is_none());
+        assert!(tls_files(None, Some(false), files(), &tcp)
+            .unwrap()
+            .is_none());
+        assert!(tls_files(None, None, files(), &[]).unwrap().is_none());
+        // --tls: no client verification; --tlsverify: the CA, also over --tls=false.
+        let t = tls_files(Some(true), None, files(), &tcp).unwrap().unwrap();
+        assert!(t.client_ca.is_none());
+        let t = tls_files(
+            Some(false),
+            Some(true),
+            [Some("/c/ca.pem".into()), Some("/c/s.pem".into()), None],
+            &tcp,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.client_ca, Some(PathBuf::from("/c/ca.pem")));
+        assert_eq!(t.cert, PathBuf::from("/c/s.pem"));
+        assert!(t.key.ends_with("key.pem"));
+    }
 }
