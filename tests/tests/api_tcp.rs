@@ -1,6 +1,6 @@
 //! The API on TCP (`-H tcp://…`): with TLS and client certificates (`--tlsverify`), driven
-//! by the real docker CLI over TLS (a hijacked `run` included); plain HTTP only with an
-//! explicit `--tls=false` (driven by `berth`); refused at start otherwise.
+//! by the real docker CLI and by `berth` over TLS (hijacked `run`s included); plain HTTP only
+//! with an explicit `--tls=false`; refused at start otherwise.
 
 use std::path::Path;
 use std::process::Command;
@@ -175,6 +175,55 @@ fn tlsverify_serves_the_docker_cli_over_tls_with_client_certificates() {
     // Plain HTTP on the TLS port gets nothing useful.
     let out = d.berth(&["-H", &host, "version"]);
     assert!(!out.status.success());
+    // berth speaks TLS too: flags, or DOCKER_TLS_VERIFY with DOCKER_CERT_PATH as docker reads
+    // them; stdin's end reaches the container through the TLS stream (close_notify).
+    let berth_tls = |ca: &str, args: &[&str], input: Option<&[u8]>| {
+        let mut a = vec![
+            "-H".to_string(),
+            host.clone(),
+            "--tlsverify".to_string(),
+            "--tlscacert".to_string(),
+            p(ca),
+            "--tlscert".to_string(),
+            p("client-cert.pem"),
+            "--tlskey".to_string(),
+            p("client-key.pem"),
+        ];
+        a.extend(args.iter().map(|s| s.to_string()));
+        d.run(
+            &bin("berth"),
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+            input,
+        )
+    };
+    let out = berth_tls(
+        "ca.pem",
+        &["run", "-i", "--rm", "busybox", "tr", "a-z", "A-Z"],
+        Some(b"quiet please"),
+    );
+    assert_ok(&out, "berth run -i over TLS");
+    assert_eq!(stdout(&out), "QUIET PLEASE");
+    // A daemon certificate the given CA did not sign is not trusted.
+    let out = berth_tls("other-ca.pem", &["version"], None);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let certs = tmp.join("docker-cert-path");
+    std::fs::create_dir_all(&certs).unwrap();
+    for (from, to) in [
+        ("ca.pem", "ca.pem"),
+        ("client-cert.pem", "cert.pem"),
+        ("client-key.pem", "key.pem"),
+    ] {
+        std::fs::copy(tmp.join(from), certs.join(to)).unwrap();
+    }
+    let out = Command::new(bin("berth"))
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .env("DOCKER_HOST", &host)
+        .env_remove("BERTH_HOST")
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &certs)
+        .output()
+        .expect("berth");
+    assert_ok(&out, "berth with DOCKER_TLS_VERIFY");
     // The unix socket is served as before.
     assert_ok(&d.docker(&["info", "--format", "{{.ID}}"]), "info on unix");
     drop(d);

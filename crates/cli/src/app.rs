@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use berth_client::{Client, Host, DEFAULT_HOST};
+use berth_client::{Client, Host, TlsOptions, DEFAULT_HOST};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::commands::{
@@ -24,6 +24,23 @@ pub struct Cli {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host", global = true, value_name = "list")]
     pub host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the remote (default from DOCKER_TLS_VERIFY)
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA (default "$DOCKER_CERT_PATH/ca.pem", else
+    /// "~/.docker/ca.pem")
+    #[arg(long, global = true, value_name = "string")]
+    pub tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default "$DOCKER_CERT_PATH/cert.pem", else
+    /// "~/.docker/cert.pem")
+    #[arg(long, global = true, value_name = "string")]
+    pub tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default "$DOCKER_CERT_PATH/key.pem", else "~/.docker/key.pem")
+    #[arg(long, global = true, value_name = "string")]
+    pub tlskey: Option<std::path::PathBuf>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
@@ -608,6 +625,33 @@ pub fn resolve_host(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) ->
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
+/// The TLS the flags and `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` ask for, as the docker CLI
+/// reads them: `None` without `--tls`/`--tlsverify`; files not named by a flag are taken
+/// from the certificate directory when they exist there.
+pub fn tls_options(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Option<TlsOptions> {
+    let verify = cli.tlsverify || env("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    if !verify && !cli.tls {
+        return None;
+    }
+    let dir = env("DOCKER_CERT_PATH")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".docker")))
+        .unwrap_or_default();
+    let pick = |flag: &Option<std::path::PathBuf>, name: &str| {
+        flag.clone().or_else(|| {
+            let p = dir.join(name);
+            p.exists().then_some(p)
+        })
+    };
+    Some(TlsOptions {
+        verify,
+        ca: pick(&cli.tlscacert, "ca.pem"),
+        cert: pick(&cli.tlscert, "cert.pem"),
+        key: pick(&cli.tlskey, "key.pem"),
+    })
+}
+
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main_entry() -> i32 {
     let cli = match Cli::try_parse() {
@@ -644,6 +688,15 @@ pub fn main_entry() -> i32 {
             }
         };
         let mut client = Client::new(host);
+        if let Some(tls) = tls_options(&cli, &|k| std::env::var(k).ok()) {
+            client = match client.with_tls(&tls) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return 1;
+                }
+            };
+        }
         if let Ok(v) = std::env::var("DOCKER_API_VERSION") {
             client = client.with_version(&v);
         } else {
@@ -738,6 +791,32 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_options_follow_the_docker_cli() {
+        let dir = std::env::temp_dir().join(format!("berth-cli-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), "x").unwrap();
+        let d = dir.display().to_string();
+        let env = |k: &str| match k {
+            "DOCKER_CERT_PATH" => Some(d.clone()),
+            _ => None,
+        };
+        let cli =
+            |args: &[&str]| Cli::try_parse_from([&["berth"], args, &["ps"]].concat()).unwrap();
+        assert!(tls_options(&cli(&[]), &env).is_none());
+        // Files named by no flag come from the directory, when they are there.
+        let o = tls_options(&cli(&["--tlsverify"]), &env).unwrap();
+        assert!(o.verify);
+        assert_eq!(o.ca, Some(dir.join("ca.pem")));
+        assert_eq!(o.cert, None);
+        let o = tls_options(&cli(&["--tls", "--tlscert", "/c.pem"]), &env).unwrap();
+        assert!(!o.verify);
+        assert_eq!(o.cert, Some("/c.pem".into()));
+        let verify_env = |k: &str| (k == "DOCKER_TLS_VERIFY").then(|| "1".to_string());
+        assert!(tls_options(&cli(&[]), &verify_env).unwrap().verify);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn host_precedence() {

@@ -1,4 +1,5 @@
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -144,12 +145,15 @@ impl<K: AsRef<str>, V: AsRef<str>> From<&[(K, V)]> for Query {
 pub struct Client {
     host: Host,
     version: String,
+    /// TLS for a `tcp://` host.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A connected byte stream to the daemon.
 pub(crate) enum Conn {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl AsyncRead for Conn {
@@ -161,6 +165,7 @@ impl AsyncRead for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -174,6 +179,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -181,6 +187,7 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_flush(cx),
             Conn::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -188,8 +195,26 @@ impl AsyncWrite for Conn {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
+}
+
+/// Connects to `addr` (`host:port`) and does the TLS handshake, verifying the daemon's
+/// certificate for `host` when the configuration says so.
+async fn tls_connect(addr: &str, cfg: Arc<rustls::ClientConfig>) -> std::io::Result<Conn> {
+    let name = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls_pki_types::ServerName::try_from(name.to_string())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await?;
+    Ok(Conn::Tls(Box::new(tls)))
 }
 
 /// Compares dotted versions numerically (`1.9` < `1.24`).
@@ -204,7 +229,16 @@ impl Client {
         Client {
             host,
             version: MAX_API_VERSION.to_string(),
+            tls: None,
         }
+    }
+
+    /// Speaks TLS to a `tcp://` host (a unix socket is used as is).
+    pub fn with_tls(mut self, options: &crate::TlsOptions) -> Result<Client, ClientError> {
+        if matches!(self.host, Host::Tcp(_)) {
+            self.tls = Some(crate::tls::client_config(options)?);
+        }
+        Ok(self)
     }
 
     /// Parses `host` (see [`Host::parse`]) and negotiates the API version with the daemon.
@@ -256,7 +290,10 @@ impl Client {
     pub(crate) async fn dial(&self) -> Result<Conn, ClientError> {
         let res = match &self.host {
             Host::Unix(p) => UnixStream::connect(p).await.map(Conn::Unix),
-            Host::Tcp(a) => TcpStream::connect(a).await.map(Conn::Tcp),
+            Host::Tcp(a) => match &self.tls {
+                None => TcpStream::connect(a).await.map(Conn::Tcp),
+                Some(cfg) => tls_connect(a, cfg.clone()).await,
+            },
         };
         res.map_err(|source| ClientError::Connect {
             host: self.host.to_string(),

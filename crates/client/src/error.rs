@@ -26,6 +26,8 @@ pub enum ClientError {
     Json(#[from] serde_json::Error),
     #[error("protocol error: {0}")]
     Protocol(String),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl ClientError {

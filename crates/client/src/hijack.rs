@@ -190,6 +190,11 @@ pub(crate) async fn hijack(
             let (r, w) = s.into_split();
             (Box::new(r), Box::new(w))
         }
+        Conn::Tls(s) => {
+            // Shutting the write half down sends close_notify: the daemon sees stdin's end.
+            let (r, w) = tokio::io::split(*s);
+            (Box::new(r), Box::new(w))
+        }
     };
     let reader: Box<dyn AsyncRead + Send + Unpin> = Box::new(Cursor::new(leftover).chain(reader));
     Ok(Hijacked {
