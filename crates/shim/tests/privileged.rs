@@ -101,6 +101,20 @@ impl TestContainer {
         ShimClient::new(&self.cfg.socket)
     }
 
+    /// How the container ended, as the daemon learns it: from a `wait`, or from `exit.json`
+    /// when the shim was already gone (a container that exits at once may end, answer its
+    /// waiters and take its shim along before this `wait` connects).
+    async fn exit(&self, client: &ShimClient) -> ExitStatus {
+        match client.wait().await {
+            Ok(exit) => exit,
+            Err(e) => {
+                let raw = fs::read(&self.cfg.exit_file)
+                    .unwrap_or_else(|_| panic!("wait: {e}, and no exit.json"));
+                serde_json::from_slice(&raw).expect("exit.json")
+            }
+        }
+    }
+
     fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
         if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
@@ -517,7 +531,7 @@ async fn shim_is_detached_small_and_ignores_signals() {
     let st = client.state().await.expect("shim survives signals");
     assert_eq!(st.status, Some(Status::Running));
     client.kill(9, false).await.expect("kill");
-    assert_eq!(client.wait().await.expect("wait").exit_code, 137);
+    assert_eq!(c.exit(&client).await.exit_code, 137);
     c.wait_shim_gone();
 }
 
@@ -544,7 +558,7 @@ async fn exec_with_tty_and_resize() {
     assert!(out.contains("40 120"), "{out:?}");
     assert_eq!(exit.exit_code, 5);
     client.kill(9, false).await.expect("kill");
-    client.wait().await.expect("wait");
+    c.exit(&client).await;
     c.wait_shim_gone();
 }
 
@@ -575,7 +589,7 @@ async fn log_rotation_end_to_end() {
     c.launch().expect("launch");
     let client = c.client();
     client.start().await.expect("start");
-    assert_eq!(client.wait().await.expect("wait").exit_code, 0);
+    assert_eq!(c.exit(&client).await.exit_code, 0);
     let log = c.cfg.log_path.clone().expect("log path");
     let live = fs::read_to_string(&log).expect("live log");
     assert!(live.contains("line-199"), "{live}");
@@ -620,7 +634,7 @@ async fn unopenable_log_fails_launch_and_kill_before_start_works() {
     c.launch().expect("launch");
     let client = c.client();
     client.kill(9, false).await.expect("kill");
-    let exit = client.wait().await.expect("wait");
+    let exit = c.exit(&client).await;
     assert_eq!(exit.exit_code, 137);
     c.wait_shim_gone();
     assert!(c.cgroup_dirs().is_empty());
