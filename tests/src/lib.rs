@@ -581,3 +581,15 @@ impl Drop for Cleanup<'_> {
         }
     }
 }
+
+/// A TCP port nobody listens on right now, on 127.0.0.1 and (when the host has IPv6) on [::1].
+pub fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let v6 = std::net::TcpListener::bind(("::1", port));
+        if v6.is_ok() || !std::path::Path::new("/proc/net/if_inet6").exists() {
+            return port;
+        }
+    }
+}

@@ -34,15 +34,6 @@ fn nft_table(d: &Daemon) -> String {
     stdout(&out)
 }
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The host's first global IPv4 address (not loopback).
 fn host_address() -> Option<String> {
     let out = std::process::Command::new("ip")

@@ -338,22 +338,10 @@ fn published_ports_are_reachable_over_ipv6() {
         ]),
         "create",
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port();
     let mut run = http_server("web", "pubv6", "published-v6");
     run.splice(4..4, ["-p".to_string(), format!("{port}:8080")]);
     assert_ok(&docker_s(&d, &run), "run -p");
-    let curl = |url: &str| {
-        let out = Command::new("curl")
-            .args(["-s", "-m", "3", "-g", url])
-            .output()
-            .expect("curl");
-        stdout(&out)
-    };
     let url = format!("http://[::1]:{port}/index.html");
     assert!(
         eventually(Duration::from_secs(5), || curl(&url) == "published-v6\n"),
@@ -409,23 +397,30 @@ fn published_ports_are_reachable_over_ipv6() {
     assert!(!t.contains(&format!("dport {port}")), "{t}");
 }
 
-/// A free TCP port on the host's loopback addresses (both families).
-fn free_port() -> String {
-    loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("::1", port)).is_ok() {
-            return port.to_string();
-        }
-    }
-}
-
 fn curl(url: &str) -> String {
     let out = Command::new("curl")
         .args(["-s", "-m", "3", "-g", url])
         .output()
         .expect("curl");
     stdout(&out)
+}
+
+/// Starts `http_server` with `-p <publish>`.
+fn run_http(d: &Daemon, name: &str, net: &str, body: &str, publish: &str) {
+    let mut run = http_server(name, net, body);
+    run.splice(4..4, ["-p".to_string(), publish.to_string()]);
+    assert_ok(&docker_s(d, &run), &format!("run -p {publish}"));
+}
+
+/// `url` answers with `body` (and a newline) within a few seconds.
+fn assert_serves(d: &Daemon, url: &str, body: &str) {
+    let want = format!("{body}\n");
+    assert!(
+        eventually(Duration::from_secs(5), || curl(url) == want),
+        "{url}: {:?}\n{:?}",
+        curl(url),
+        table6(d)
+    );
 }
 
 #[test]
@@ -451,16 +446,16 @@ fn ports_published_on_one_ipv6_host_address() {
         "create",
     );
     // [::1] on a dual-stack container: served by the userland proxy, and only there.
-    let (p1, p2, p3) = (free_port(), free_port(), free_port());
-    let mut run = http_server("lo6", "one6", "on-loopback6");
-    run.splice(4..4, ["-p".to_string(), format!("[::1]:{p1}:8080")]);
-    assert_ok(&docker_s(&d, &run), "run -p [::1]");
-    let url1 = format!("http://[::1]:{p1}/index.html");
-    assert!(
-        eventually(Duration::from_secs(5), || curl(&url1) == "on-loopback6\n"),
-        "{url1}: {:?}",
-        curl(&url1)
+    let (p1, p2, p3, p4) = (free_port(), free_port(), free_port(), free_port());
+    run_http(
+        &d,
+        "lo6",
+        "one6",
+        "on-loopback6",
+        &format!("[::1]:{p1}:8080"),
     );
+    let url1 = format!("http://[::1]:{p1}/index.html");
+    assert_serves(&d, &url1, "on-loopback6");
     assert_eq!(curl(&format!("http://127.0.0.1:{p1}/index.html")), "");
     assert_eq!(
         stdout(&d.docker(&["port", "lo6"])).trim(),
@@ -488,50 +483,32 @@ fn ports_published_on_one_ipv6_host_address() {
         "{}",
         stderr(&out)
     );
-    // A restart gets the proxy back on the same address.
+    // A restart gets the proxy back on the same address; so does a daemon killed and started
+    // again.
     assert_ok(&d.docker(&["restart", "-t", "1", "lo6"]), "restart");
-    assert!(
-        eventually(Duration::from_secs(5), || curl(&url1) == "on-loopback6\n"),
-        "after restart {url1}: {:?}",
-        curl(&url1)
-    );
-    // So does a daemon killed and started again.
+    assert_serves(&d, &url1, "on-loopback6");
     d.kill9();
     d.restart();
-    assert!(
-        eventually(Duration::from_secs(5), || curl(&url1) == "on-loopback6\n"),
-        "after a daemon crash {url1}: {:?}",
-        curl(&url1)
-    );
+    assert_serves(&d, &url1, "on-loopback6");
     // Another local IPv6 address (the network's gateway on the host): DNAT in the ip6 table.
     let gw = v6_addr(&s6, "1");
-    let mut run = http_server("gw6", "one6", "on-gateway6");
-    run.splice(4..4, ["-p".to_string(), format!("[{gw}]:{p2}:8080")]);
-    assert_ok(&docker_s(&d, &run), "run -p [gw6]");
-    let url2 = format!("http://[{gw}]:{p2}/index.html");
-    assert!(
-        eventually(Duration::from_secs(5), || curl(&url2) == "on-gateway6\n"),
-        "{url2}: {:?}\n{:?}",
-        curl(&url2),
-        table6(&d)
+    run_http(
+        &d,
+        "gw6",
+        "one6",
+        "on-gateway6",
+        &format!("[{gw}]:{p2}:8080"),
     );
+    assert_serves(&d, &format!("http://[{gw}]:{p2}/index.html"), "on-gateway6");
     let t = table6(&d).unwrap_or_default();
     assert!(
         t.contains(&format!("ip6 daddr {gw} tcp dport {p2} dnat to")),
         "{t}"
     );
     // `[::]` alone: every IPv6 address of the host ([::1] included), no IPv4 one.
-    let p4 = free_port();
-    let mut run = http_server("any6", "one6", "on-any6");
-    run.splice(4..4, ["-p".to_string(), format!("[::]:{p4}:8080")]);
-    assert_ok(&docker_s(&d, &run), "run -p [::]");
+    run_http(&d, "any6", "one6", "on-any6", &format!("[::]:{p4}:8080"));
     for host in ["[::1]".to_string(), format!("[{gw}]")] {
-        let url = format!("http://{host}:{p4}/index.html");
-        assert!(
-            eventually(Duration::from_secs(5), || curl(&url) == "on-any6\n"),
-            "{url}: {:?}",
-            curl(&url)
-        );
+        assert_serves(&d, &format!("http://{host}:{p4}/index.html"), "on-any6");
     }
     assert_eq!(curl(&format!("http://127.0.0.1:{p4}/index.html")), "");
     assert_eq!(
@@ -539,22 +516,21 @@ fn ports_published_on_one_ipv6_host_address() {
         format!("8080/tcp -> [::]:{p4}")
     );
     // A container without IPv6 (the default bridge): the proxy forwards to its IPv4 address.
-    let mut run = http_server("v4only", "bridge", "v4-behind-v6");
-    run.splice(4..4, ["-p".to_string(), format!("[::1]:{p3}:8080")]);
-    assert_ok(&docker_s(&d, &run), "run -p [::1] on bridge");
-    let url3 = format!("http://[::1]:{p3}/index.html");
-    assert!(
-        eventually(Duration::from_secs(5), || curl(&url3) == "v4-behind-v6\n"),
-        "{url3}: {:?}",
-        curl(&url3)
+    run_http(
+        &d,
+        "v4only",
+        "bridge",
+        "v4-behind-v6",
+        &format!("[::1]:{p3}:8080"),
     );
+    assert_serves(&d, &format!("http://[::1]:{p3}/index.html"), "v4-behind-v6");
     // Removing the containers frees the addresses and drops the rule.
     assert_ok(
         &d.docker(&["rm", "-f", "lo6", "gw6", "any6", "v4only"]),
         "rm",
     );
-    assert!(std::net::TcpListener::bind(("::1", p1.parse::<u16>().unwrap())).is_ok());
-    assert!(std::net::TcpListener::bind(("::1", p3.parse::<u16>().unwrap())).is_ok());
+    assert!(std::net::TcpListener::bind(("::1", p1)).is_ok());
+    assert!(std::net::TcpListener::bind(("::1", p3)).is_ok());
     let t = table6(&d).unwrap_or_default();
     assert!(!t.contains(&format!("dport {p2}")), "{t}");
 }
@@ -768,11 +744,7 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
     // No drop guard here (the daemon is restarted below): on failure the harness's cleanup
     // of the daemon removes its containers, bridges and tables.
     {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut run = http_server("srv", "keep6", "kept-v6");
         run.splice(4..4, ["-p".to_string(), format!("{port}:8080")]);
         assert_ok(&docker_s(&d, &run), "run srv");
