@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -582,13 +582,21 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-/// A TCP port nobody listens on right now, on 127.0.0.1 and (when the host has IPv6) on [::1].
+/// A TCP port nobody listens on right now, on 127.0.0.1 and (when the host has IPv6) on [::1],
+/// and never handed to another test of this process (the kernel may offer a released port
+/// again, and tests run in parallel).
 pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     loop {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = l.local_addr().expect("local addr").port();
         let v6 = std::net::TcpListener::bind(("::1", port));
-        if v6.is_ok() || !std::path::Path::new("/proc/net/if_inet6").exists() {
+        if v6.is_err() && std::path::Path::new("/proc/net/if_inet6").exists() {
+            continue;
+        }
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
             return port;
         }
     }

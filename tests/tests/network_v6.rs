@@ -27,6 +27,20 @@ fn v6_subnet(d: &Daemon, i: u8) -> String {
     format!("fd00:b7:{key:x}:{i}::/64")
 }
 
+/// Creates a dual-stack network `name` on the daemon's spare IPv4 subnet `i4` and its IPv6
+/// subnet `i6`; returns the IPv6 subnet.
+fn dual_stack_network(d: &Daemon, name: &str, i4: u8, i6: u8) -> String {
+    let s6 = v6_subnet(d, i6);
+    let s4 = d.spare_subnet(i4);
+    assert_ok(
+        &d.docker(&[
+            "network", "create", "--ipv6", "--subnet", &s4, "--subnet", &s6, name,
+        ]),
+        &format!("network create --ipv6 {name}"),
+    );
+    s6
+}
+
 /// `subnet` (`p::/64`) with `host` as the last hextet: `p::host`.
 fn v6_addr(subnet: &str, host: &str) -> String {
     format!("{}{host}", subnet.trim_end_matches("/64"))
@@ -81,13 +95,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     d.load_busybox();
     let _c = Cleanup(&d, vec!["a", "b", "fixed", "x"], vec!["v6net", "v6other"]);
     let s4 = d.spare_subnet(0);
-    let s6 = v6_subnet(&d, 1);
-    assert_ok(
-        &d.docker(&[
-            "network", "create", "--ipv6", "--subnet", &s4, "--subnet", &s6, "v6net",
-        ]),
-        "network create --ipv6",
-    );
+    let s6 = dual_stack_network(&d, "v6net", 0, 1);
     // Inspect shows IPv6 enabled and both IPAM configs.
     assert_eq!(
         inspect(&d, "v6net", "{{.EnableIPv6}}"),
@@ -217,20 +225,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     );
 
     // A second IPv6 network: `network connect --ip6`, and isolation from the first.
-    let s6b = v6_subnet(&d, 2);
-    assert_ok(
-        &d.docker(&[
-            "network",
-            "create",
-            "--ipv6",
-            "--subnet",
-            &d.spare_subnet(1),
-            "--subnet",
-            &s6b,
-            "v6other",
-        ]),
-        "create v6other",
-    );
+    let s6b = dual_stack_network(&d, "v6other", 1, 2);
     assert_ok(
         &d.docker(&[
             "run",
@@ -324,20 +319,7 @@ fn published_ports_are_reachable_over_ipv6() {
     let d = Daemon::start();
     d.load_busybox();
     let _c = Cleanup(&d, vec!["web"], vec!["pubv6"]);
-    let s6 = v6_subnet(&d, 3);
-    assert_ok(
-        &d.docker(&[
-            "network",
-            "create",
-            "--ipv6",
-            "--subnet",
-            &d.spare_subnet(2),
-            "--subnet",
-            &s6,
-            "pubv6",
-        ]),
-        "create",
-    );
+    dual_stack_network(&d, "pubv6", 2, 3);
     let port = free_port();
     let mut run = http_server("web", "pubv6", "published-v6");
     run.splice(4..4, ["-p".to_string(), format!("{port}:8080")]);
@@ -431,20 +413,7 @@ fn ports_published_on_one_ipv6_host_address() {
     let mut d = Daemon::start();
     d.load_busybox();
     // No `Cleanup`: the daemon is restarted midway; its harness removes what is left.
-    let s6 = v6_subnet(&d, 5);
-    assert_ok(
-        &d.docker(&[
-            "network",
-            "create",
-            "--ipv6",
-            "--subnet",
-            &d.spare_subnet(4),
-            "--subnet",
-            &s6,
-            "one6",
-        ]),
-        "create",
-    );
+    let s6 = dual_stack_network(&d, "one6", 4, 5);
     // [::1] on a dual-stack container: served by the userland proxy, and only there.
     let (p1, p2, p3, p4) = (free_port(), free_port(), free_port(), free_port());
     run_http(
