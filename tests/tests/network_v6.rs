@@ -592,7 +592,7 @@ fn ipv6_bad_input_gets_clear_errors() {
     ]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("userland proxy speaks TCP only"),
+        stderr(&out).contains("userland proxy, which serves [::1], [::] alone and containers without IPv6, speaks TCP only"),
         "{}",
         stderr(&out)
     );

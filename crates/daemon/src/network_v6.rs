@@ -158,7 +158,7 @@ pub(crate) fn proxy_target(
     }
     if p.proto != "tcp" {
         return Err(format!(
-            "publishing {}/udp on [{host_ip}] needs a container with an IPv6 address and a host address other than [::1] (berth's userland proxy speaks TCP only)",
+            "publishing {}/udp on [{host_ip}] is not supported: berth's userland proxy, which serves [::1], [::] alone and containers without IPv6, speaks TCP only; publish UDP on all addresses, on an IPv4 address, or on another IPv6 address of a container with IPv6",
             p.container_port
         ));
     }
