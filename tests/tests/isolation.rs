@@ -162,3 +162,56 @@ fn cgroup_per_container_removed_with_it() {
         "cgroup removed with the container"
     );
 }
+
+/// The cgroup filesystem is read-only inside a container, as with Docker (libcontainer
+/// mounts v1 hierarchies writable; the shim seals them): a container can neither change its
+/// own limits nor make cgroups. A privileged container's stays writable.
+#[test]
+fn cgroup_filesystem_is_read_only_unless_privileged() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    // The container's pids (v1) or unified (v2) cgroup directory.
+    let pick = "c=/sys/fs/cgroup/pids; [ -d $c ] || c=/sys/fs/cgroup;";
+    let out = sh(
+        &d,
+        &["--pids-limit", "50"],
+        &format!(
+            "{pick} mkdir $c/escape 2>&1; (echo 100000 > $c/pids.max) 2>&1; cat $c/pids.max; \
+             mkdir /sys/fs/cgroup/new 2>&1; grep ' /sys/fs/cgroup' /proc/mounts"
+        ),
+    );
+    assert!(
+        out.matches("Read-only file system").count() >= 3,
+        "writes must fail: {out}"
+    );
+    assert!(
+        out.contains("\n50\n") || out.starts_with("50\n"),
+        "limit unchanged: {out}"
+    );
+    let mounts: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(1)
+                .is_some_and(|p| p.starts_with("/sys/fs/cgroup"))
+        })
+        .collect();
+    assert!(!mounts.is_empty(), "{out}");
+    for m in &mounts {
+        let opts = m.split(' ').nth(3).unwrap_or("");
+        assert!(
+            opts.split(',').any(|o| o == "ro"),
+            "cgroup mount not read-only: {m}"
+        );
+    }
+    // Privileged: writable, as Docker's.
+    let out = sh(
+        &d,
+        &["--privileged"],
+        &format!("{pick} mkdir $c/inner && rmdir $c/inner && echo made-and-removed"),
+    );
+    assert!(out.contains("made-and-removed"), "{out}");
+}

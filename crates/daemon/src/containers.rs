@@ -444,6 +444,8 @@ impl Daemon {
             self.runtime
                 .shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
         crate::logdriver::configure_shim(&c.host_config.log_config, &mut shim_cfg)?;
+        // As Docker: a privileged container's cgroup filesystem is writable.
+        shim_cfg.readonly_cgroups = !c.host_config.privileged;
         if let Some(sz) = c
             .host_config
             .console_size

@@ -195,6 +195,7 @@ impl Runtime {
             open_stdin,
             stdin_once,
             console_size: None,
+            readonly_cgroups: true,
         }
     }
 

@@ -30,6 +30,10 @@ pub struct ShimConfig {
     /// Initial `[height, width]` of the container's tty.
     #[serde(default)]
     pub console_size: Option<[u16; 2]>,
+    /// Remount the container's cgroup filesystem read-only before it starts (not for
+    /// privileged containers): see the shim's `cgroupfs` module.
+    #[serde(default)]
+    pub readonly_cgroups: bool,
 }
 
 fn default_max_file() -> u32 {

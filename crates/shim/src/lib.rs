@@ -5,6 +5,7 @@
 //! a single-threaded tokio runtime until the container's init exits.
 
 pub mod cgroup;
+pub mod cgroupfs;
 pub mod errmap;
 mod executor;
 pub mod logs;

@@ -265,10 +265,17 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         .build()
         .map_err(|e| docker_message(&error_chain(&e)));
     let _ = fs::remove_file(CONSOLE_SOCKET);
-    let container = container?;
+    let mut container = container?;
     let init_pid = container
         .pid()
         .ok_or_else(|| "shim: container has no init pid".to_string())?;
+    if cfg.readonly_cgroups {
+        if let Err(e) = crate::cgroupfs::seal(init_pid.as_raw()) {
+            // Never start a container whose limits it could change itself.
+            let _ = container.delete(true);
+            return Err(e);
+        }
+    }
 
     let io = match (console, pipes) {
         (Some(l), _) => {

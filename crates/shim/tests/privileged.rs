@@ -71,6 +71,7 @@ impl TestContainer {
             open_stdin: false,
             stdin_once: false,
             console_size: None,
+            readonly_cgroups: true,
         };
         tweak(&mut cfg);
         write_spec(&bundle, &rootfs, &id, args, cfg.tty);

@@ -1,0 +1,150 @@
+//! The container's view of the cgroup filesystem made read-only, as runc makes it for a `ro`
+//! cgroup mount. libcontainer honours `ro` for cgroup v2, but on v1 and hybrid hosts it
+//! mounts a writable tmpfs at `/sys/fs/cgroup` and bind-mounts each hierarchy into it `rw`:
+//! a container could then raise its own limits (`pids.max`, `memory.limit_in_bytes`) or make
+//! cgroups of its own. Between create and start, the shim remounts every mount at or below
+//! `/sys/fs/cgroup` in the container's mount namespace read-only (nosuid, nodev, noexec).
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{setns, CloneFlags};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::ForkResult;
+
+/// Where containers see their cgroups.
+const CGROUP_DIR: &str = "/sys/fs/cgroup";
+
+/// The mount points at or below `dir` in a `/proc/<pid>/mountinfo` text that are still
+/// writable, deepest first.
+pub fn writable_mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split(' ');
+            let point = PathBuf::from(unescape(f.nth(4)?));
+            let writable = f.next()?.split(',').any(|o| o == "rw");
+            (writable && point.starts_with(dir)).then_some(point)
+        })
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Remounts the cgroup mounts of the container whose init is `pid` read-only. Must be called
+/// while the shim is single-threaded (it forks).
+pub fn seal(pid: i32) -> Result<(), String> {
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map_err(|e| format!("reading the container's mounts: {e}"))?;
+    let targets = writable_mounts_under(&info, Path::new(CGROUP_DIR));
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .map_err(|e| format!("opening the container's mount namespace: {e}"))?;
+    let root = fs::File::open(format!("/proc/{pid}/root"))
+        .map_err(|e| format!("opening the container's root: {e}"))?;
+    // SAFETY: the caller guarantees a single-threaded process; the child only makes system
+    // calls on what is prepared above and leaves with `_exit`.
+    match unsafe { crate::sys::fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            let res = (|| -> nix::Result<()> {
+                setns(&ns, CloneFlags::CLONE_NEWNS)?;
+                // Paths are the container's: its root, not the namespace's first one.
+                nix::unistd::fchdir(root.as_raw_fd())?;
+                nix::unistd::chroot(".")?;
+                for t in &targets {
+                    mount(
+                        None::<&str>,
+                        t,
+                        None::<&str>,
+                        MsFlags::MS_REMOUNT
+                            | MsFlags::MS_BIND
+                            | MsFlags::MS_RDONLY
+                            | MsFlags::MS_NOSUID
+                            | MsFlags::MS_NODEV
+                            | MsFlags::MS_NOEXEC,
+                        None::<&str>,
+                    )?;
+                }
+                Ok(())
+            })();
+            // SAFETY: leaving the forked child without running the parent's exit handlers.
+            unsafe { nix::libc::_exit(res.map_or_else(|e| e as i32, |()| 0)) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(WaitStatus::Exited(_, errno)) => Err(format!(
+                "making the container's cgroup mounts read-only: {}",
+                nix::errno::Errno::from_raw(errno)
+            )),
+            other => Err(format!(
+                "making the container's cgroup mounts read-only: {other:?}"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "\
+1039 1010 0:130 / / rw,relatime - overlay overlay rw,lowerdir=/l
+1045 1039 0:133 / /sys ro,nosuid,nodev,noexec,relatime - sysfs sysfs ro
+1046 1045 0:134 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - tmpfs tmpfs rw,mode=755
+1047 1046 0:27 /berth/c1 /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime master:12 - cgroup cgroup rw,memory
+1048 1046 0:28 /berth/c1 /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime - cgroup cgroup rw,cpu,cpuacct
+1049 1046 0:29 / /sys/fs/cgroup/systemd ro,nosuid - cgroup cgroup rw,name=systemd
+1050 1039 0:135 / /sys/fs/cgroupx rw - tmpfs tmpfs rw
+1051 1046 0:30 / /sys/fs/cgroup/odd\\040name rw - cgroup cgroup rw,pids
+";
+
+    #[test]
+    fn finds_the_writable_cgroup_mounts_deepest_first() {
+        let got = writable_mounts_under(V1, Path::new(CGROUP_DIR));
+        assert_eq!(
+            got,
+            [
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/odd name",
+                "/sys/fs/cgroup",
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(writable_mounts_under("", Path::new(CGROUP_DIR)).is_empty());
+    }
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/plain\\09"), "/plain\\09");
+    }
+}
