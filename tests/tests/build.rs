@@ -38,7 +38,8 @@ FROM scratch
 COPY --from=b / /
 COPY app.txt /app/
 ENV GREETING=hello \
-    OTHER="two words"
+    OTHER="two words" \
+    SEEN=${GREETING:-unset}
 WORKDIR /app
 RUN chown -R 1000 /app
 USER 1000
@@ -103,9 +104,10 @@ fn docker_build_multi_stage_then_run() {
         "/bin/sh",
         "app:1",
         "-c",
-        "echo \"$OTHER\"",
+        "echo \"$OTHER\" $SEEN",
     ]);
-    assert_eq!(stdout(&env), "two words\n");
+    // Docker expands every pair of one ENV with the variables from before it.
+    assert_eq!(stdout(&env), "two words unset\n");
 
     let inspect = d.docker(&["image", "inspect", "app:1"]);
     assert_ok(&inspect, "inspect");

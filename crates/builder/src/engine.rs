@@ -674,10 +674,10 @@ async fn dispatch(
             let pairs = shell::name_values(&text, true).map_err(fail)?;
             let mut shown = Vec::new();
             let mut env = ctx.env();
-            let mut local = vars.clone();
+            // As Docker documents it, every pair is expanded with the variables as they were
+            // before this instruction: `ENV A=1 B=$A` does not see the new A.
             for (k, raw) in pairs {
-                let v = shell::expand_word(&raw, &local, escape).map_err(fail)?;
-                local.insert(k.clone(), v.clone());
+                let v = shell::expand_word(&raw, &vars, escape).map_err(fail)?;
                 let prefix = format!("{k}=");
                 env.retain(|e| !e.starts_with(&prefix) && *e != k);
                 env.push(format!("{k}={v}"));
