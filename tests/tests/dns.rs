@@ -191,6 +191,9 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
     // The real client: busybox's resolver, by name, alias and through the upstream.
     let out = d.docker(&["exec", "a", "nslookup", "bee"]);
     assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
+    // And qualified with the network's name, as with Docker.
+    let out = d.docker(&["exec", "a", "nslookup", "b.dnsnet"]);
+    assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
     let out = d.docker(&["exec", "a", "nslookup", "www.outside.test"]);
     assert!(
         stdout(&out).contains("192.0.2.77"),

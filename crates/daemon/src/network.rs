@@ -1600,6 +1600,11 @@ fn dns_endpoints(st: &State) -> Vec<berth_network::dns::DnsEndpoint> {
                 let net = st.networks.get(&ep.network_id)?;
                 Some(format!("{name}.{}", net.name))
             }),
+            network_name: st
+                .networks
+                .get(&ep.network_id)
+                .map(|n| n.name.clone())
+                .unwrap_or_default(),
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! Every network gets a [`ServerFuture`] on its gateway address(es), port 53, UDP and TCP.
 //! What a name means comes from a [`Directory`] the daemon implements over its live
 //! container state, through the pure rules in [`resolve`]: container names, network aliases
-//! and short ids answer `A`/`AAAA` (an empty answer for a type the container has no address
+//! and short ids (also as `<name>.<network>`) answer `A`/`AAAA` (an empty answer for a type the container has no address
 //! of), `PTR` questions for their addresses (`in-addr.arpa`, `ip6.arpa`) answer
 //! `<container>.<network>`, other single-label names get NXDOMAIN, everything else is
 //! forwarded to the upstream resolvers with a timeout (SERVFAIL when none answers). Only

@@ -12,8 +12,10 @@ pub struct DnsEndpoint {
     /// The endpoint's addresses (IPv4 and, where the network has it, IPv6).
     pub addrs: Vec<IpAddr>,
     /// Names every member of the network resolves to `addrs`: container name, network
-    /// aliases, short id.
+    /// aliases, short id; each also as `<name>.<network name>`, as with Docker.
     pub names: Vec<String>,
+    /// The network's name (empty: none, no `<name>.<network>` names).
+    pub network_name: String,
     /// Legacy `--link target:alias` on a user-defined network: `(alias, target name)`. Only
     /// this container resolves the alias (Docker's rule), to the addresses the target name
     /// has on the networks this container is on.
@@ -108,7 +110,17 @@ pub fn resolve(
         .iter()
         .filter(|e| networks.contains(&e.network_id.as_str()))
     {
-        if e.names.iter().any(|n| matches(n)) {
+        // `<name>.<network>`: the name on that network only.
+        let qualified = |n: &str| {
+            !e.network_name.is_empty()
+                && wanted.iter().any(|w| {
+                    w.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n))
+                        && w.get(n.len()..)
+                            .and_then(|r| r.strip_prefix('.'))
+                            .is_some_and(|r| r.eq_ignore_ascii_case(&e.network_name))
+                })
+        };
+        if e.names.iter().any(|n| matches(n) || qualified(n)) {
             push(&e.addrs);
         }
     }
@@ -264,6 +276,7 @@ mod tests {
             links: Vec::new(),
             upstreams: Vec::new(),
             ptr_name: Some(format!("{cid}.{net}")),
+            network_name: net.into(),
         }
     }
 
@@ -300,6 +313,25 @@ mod tests {
         );
         assert_eq!(resolve(&w, "n1", a, "cee", &[]), Some(vec![ip("10.0.0.4")]));
         assert_eq!(resolve(&w, "n1", a, "nosuch", &[]), None);
+    }
+
+    #[test]
+    fn names_qualified_with_the_network_resolve_on_that_network_only() {
+        let w = world();
+        let a = ip("10.0.0.2");
+        assert_eq!(
+            resolve(&w, "n1", a, "Web.N1.", &[]),
+            Some(vec![ip("10.0.0.3"), ip("fd00::3")])
+        );
+        // c is on n1 and n2: qualified, only its n1 address.
+        assert_eq!(
+            resolve(&w, "n1", a, "c.n1", &[]),
+            Some(vec![ip("10.0.0.4")])
+        );
+        // a is not on n2, and b is not on n2.
+        assert_eq!(resolve(&w, "n1", a, "c.n2", &[]), None);
+        assert_eq!(resolve(&w, "n1", a, "b.n2", &[]), None);
+        assert_eq!(resolve(&w, "n1", a, "b.n1x", &[]), None);
     }
 
     #[test]

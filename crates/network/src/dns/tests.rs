@@ -22,6 +22,7 @@ fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
         links: Vec::new(),
         upstreams: Vec::new(),
         ptr_name: Some(format!("{cid}.{net}")),
+        network_name: net.into(),
     }
 }
 
