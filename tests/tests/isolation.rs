@@ -215,3 +215,66 @@ fn cgroup_filesystem_is_read_only_unless_privileged() {
     );
     assert!(out.contains("made-and-removed"), "{out}");
 }
+
+/// `--pid container:` and `--ipc container:` join a running container's namespaces, as with
+/// Docker: the sidecar sees the target's processes and shares its IPC namespace.
+#[test]
+fn pid_and_ipc_namespaces_of_another_container() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["app", "gone"], vec![]);
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "app", "busybox", "sleep", "3131"]),
+        "run app",
+    );
+    let out = sh(&d, &["--pid", "container:app"], "ps -o pid,args");
+    assert!(out.contains("sleep 3131"), "the target's processes: {out}");
+    let ns = |args: &[&str]| {
+        let out = d.docker(args);
+        assert_ok(&out, &args.join(" "));
+        stdout(&out).trim().to_string()
+    };
+    let app_ipc = ns(&["exec", "app", "readlink", "/proc/self/ns/ipc"]);
+    let side_ipc = sh(
+        &d,
+        &["--ipc", "container:app"],
+        "readlink /proc/self/ns/ipc",
+    );
+    assert_eq!(side_ipc.trim(), app_ipc);
+    let own_ipc = sh(&d, &[], "readlink /proc/self/ns/ipc");
+    assert_ne!(own_ipc.trim(), app_ipc, "a plain container has its own");
+    // Recorded with the target's id, as Docker does.
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "gone",
+        "--pid",
+        "container:app",
+        "busybox",
+        "true",
+    ]);
+    assert_ok(&out, "create --pid container:app");
+    let id = ns(&["inspect", "-f", "{{.Id}}", "app"]);
+    assert_eq!(
+        ns(&["inspect", "-f", "{{.HostConfig.PidMode}}", "gone"]),
+        format!("container:{id}")
+    );
+    // A target that does not run cannot be joined.
+    assert_ok(&d.docker(&["stop", "-t", "0", "app"]), "stop app");
+    let out = d.docker(&["start", "gone"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot join PID of a non running container"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["run", "--rm", "--ipc", "weird", "busybox", "true"]);
+    assert!(
+        stderr(&out).contains("invalid IPC mode: weird"),
+        "{}",
+        stderr(&out)
+    );
+}

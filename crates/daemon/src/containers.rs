@@ -216,6 +216,8 @@ impl Daemon {
         }
         validate_host_config(&host_config, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
+        crate::nsjoin::validate_modes(&host_config)?;
+        self.resolve_ns_refs(&mut host_config);
         self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         merge_config(&mut config, &image.container_config());
@@ -305,6 +307,7 @@ impl Daemon {
             .map_err(internal)?;
         let attached = self.net.setup(c)?;
         let joined = self.join_target(c)?;
+        let ns_joins = self.ns_joins(c)?;
         let mut extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
         extra_hosts.extend(self.link_hosts(c)?);
         let hosts = match &attached {
@@ -388,6 +391,8 @@ impl Daemon {
                 .as_ref()
                 .map(|a| a.netns.as_path())
                 .or(joined.as_ref().map(|j| j.netns.as_path())),
+            pid_ns_path: ns_joins.pid.as_deref(),
+            ipc_ns_path: ns_joins.ipc.as_deref(),
             extra_mounts: &user_mounts,
         };
         let oci =

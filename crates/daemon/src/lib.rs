@@ -22,6 +22,7 @@ pub mod names;
 mod network;
 mod network_v6;
 mod networks_api;
+mod nsjoin;
 mod registry;
 mod reload;
 mod resources;

@@ -162,6 +162,10 @@ pub struct SpecExtras<'a> {
     /// An existing network namespace to join (set up by the network service); `None` with a
     /// non-host network mode means a fresh, empty one.
     pub netns_path: Option<&'a Path>,
+    /// `--pid container:`: the target's PID namespace (`/proc/<pid>/ns/pid`).
+    pub pid_ns_path: Option<&'a Path>,
+    /// `--ipc container:`: the target's IPC namespace.
+    pub ipc_ns_path: Option<&'a Path>,
     /// Binds, volumes and other user mounts, already resolved to host paths. They replace a
     /// default mount with the same destination and are ordered by depth, as Docker does.
     pub extra_mounts: &'a [Mount],
@@ -797,15 +801,19 @@ fn namespaces(
     ns: &NsModes,
 ) -> Result<Vec<oci_spec::runtime::LinuxNamespace>, SpecError> {
     let hc = input.host_config;
-    for (what, mode) in [
-        ("--pid container:", hc.pid_mode.as_str()),
-        ("--ipc container:", hc.ipc_mode.as_str()),
+    for (what, mode, path) in [
+        ("--pid container:", hc.pid_mode.as_str(), extras.pid_ns_path),
+        ("--ipc container:", hc.ipc_mode.as_str(), extras.ipc_ns_path),
     ] {
-        if joins_container(mode) {
-            return Err(SpecError::Unsupported(what.to_string()));
+        if joins_container(mode) && path.is_none() {
+            return Err(SpecError::Unsupported(format!("{what} without its target")));
         }
     }
-    if !hc.pid_mode.is_empty() && hc.pid_mode != "host" && hc.pid_mode != "private" {
+    if !hc.pid_mode.is_empty()
+        && hc.pid_mode != "host"
+        && hc.pid_mode != "private"
+        && !joins_container(&hc.pid_mode)
+    {
         return Err(SpecError::InvalidParameter(format!(
             "invalid PID mode: {}",
             hc.pid_mode
@@ -826,10 +834,10 @@ fn namespaces(
         out.push(ns_of(LinuxNamespaceType::Uts, None)?);
     }
     if hc.pid_mode != "host" {
-        out.push(ns_of(LinuxNamespaceType::Pid, None)?);
+        out.push(ns_of(LinuxNamespaceType::Pid, extras.pid_ns_path)?);
     }
     if !ns.host_ipc {
-        out.push(ns_of(LinuxNamespaceType::Ipc, None)?);
+        out.push(ns_of(LinuxNamespaceType::Ipc, extras.ipc_ns_path)?);
     }
     let private_cgroupns = match hc.cgroupns_mode.as_str() {
         "private" => true,

@@ -662,9 +662,26 @@ fn host_namespaces_and_cgroupns() {
         .iter()
         .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
 
+    // `--pid/--ipc container:` join the target's namespaces the daemon passes in.
     let mut f = Fixture::new();
     f.host_config.pid_mode = "container:abc".into();
+    f.host_config.ipc_mode = "container:abc".into();
     assert!(matches!(f.build().unwrap_err(), SpecError::Unsupported(_)));
+    let spec = f
+        .build_with(&SpecExtras {
+            pid_ns_path: Some(Path::new("/proc/42/ns/pid")),
+            ipc_ns_path: Some(Path::new("/proc/42/ns/ipc")),
+            ..Default::default()
+        })
+        .unwrap();
+    let nss = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+    for (typ, path) in [
+        (LinuxNamespaceType::Pid, "/proc/42/ns/pid"),
+        (LinuxNamespaceType::Ipc, "/proc/42/ns/ipc"),
+    ] {
+        let n = nss.iter().find(|n| n.typ() == typ).expect("namespace");
+        assert_eq!(n.path().as_deref(), Some(Path::new(path)));
+    }
     // `--network container:` is joined through the netns path the daemon passes in.
     let mut f = Fixture::new();
     f.host_config.network_mode = "container:abc".into();
@@ -698,7 +715,7 @@ fn extra_mounts_replace_defaults() {
         .build_with(&SpecExtras {
             netns_path: Some(Path::new("/run/berth/netns/x")),
             extra_mounts: &extra,
-            init_binary: None,
+            ..Default::default()
         })
         .unwrap();
     let dests: Vec<_> = spec
