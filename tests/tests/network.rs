@@ -635,8 +635,12 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
     assert!(!std::path::Path::new("/sys/class/net")
         .join(bridge.trim())
         .exists());
-    let out = d.docker(&["network", "ls", "-q"]);
-    assert_eq!(stdout(&out).lines().count(), 1, "only bridge is left");
+    let out = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        ["bridge", "host", "none"],
+        "only the predefined networks are left"
+    );
     // Network events, as `docker events` shows them.
     let until = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1181,4 +1185,74 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
         "{}",
         stderr(&out)
     );
+}
+
+/// `host` and `none` are listed and inspected like Docker's predefined networks, with the
+/// containers in that mode, and can be neither removed nor connected to.
+#[test]
+fn predefined_host_and_none_networks() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["onhost", "plain"], vec![]);
+    let out = d.docker(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert_ok(&out, "network ls");
+    for line in ["bridge bridge local", "host host local", "none null local"] {
+        assert!(
+            stdout(&out).lines().any(|l| l == line),
+            "{line}: {}",
+            stdout(&out)
+        );
+    }
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "onhost",
+            "--network",
+            "host",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run --network host",
+    );
+    assert_eq!(
+        inspect(
+            &d,
+            "host",
+            "{{.Driver}} {{range .Containers}}{{.Name}}{{end}}"
+        ),
+        "host onhost"
+    );
+    let none_id = stdout(&d.docker(&["network", "ls", "-q", "--filter", "driver=null"]));
+    assert_eq!(none_id.trim().len(), 12, "{none_id}");
+    assert_eq!(inspect(&d, none_id.trim(), "{{.Name}}"), "none");
+    let out = d.docker(&["network", "rm", "none"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("none is a pre-defined network and cannot be removed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]),
+        "run",
+    );
+    let out = d.docker(&["network", "connect", "host", "plain"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out)
+            .contains("cannot be disconnected from host network or connected to host network"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&d.docker(&["network", "prune", "-f"]), "prune");
+    let out = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
 }

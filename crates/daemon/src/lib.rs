@@ -23,6 +23,7 @@ mod network;
 mod network_v6;
 mod networks_api;
 mod nsjoin;
+mod predefined_networks;
 mod registry;
 mod reload;
 mod resources;

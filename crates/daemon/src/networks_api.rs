@@ -151,12 +151,34 @@ impl Daemon {
                 out.push(self.network_view(&n, false));
             }
         }
+        for (name, driver) in crate::predefined_networks::NETWORKS {
+            let id = crate::predefined_networks::id_of(name);
+            let ok = filters.iter().all(|(k, vals)| {
+                vals.iter().any(|v| match k.as_str() {
+                    "name" => name.contains(v.as_str()),
+                    "id" => id.starts_with(v.as_str()),
+                    "driver" => v == driver,
+                    "scope" => v == "local",
+                    "type" => v == "builtin",
+                    "dangling" => v == "false" || v == "0",
+                    _ => false,
+                })
+            });
+            if ok {
+                out.push(self.predefined_view(name, driver, false));
+            }
+        }
         Ok(out)
     }
 
     pub async fn network_inspect(&self, key: &str) -> Result<nt::Network> {
-        let n = self.resolve_network(key)?;
-        Ok(self.network_view(&n, true))
+        match self.resolve_network(key) {
+            Ok(n) => Ok(self.network_view(&n, true)),
+            Err(e) => match crate::predefined_networks::find(key) {
+                Some((name, driver)) => Ok(self.predefined_view(name, driver, true)),
+                None => Err(e),
+            },
+        }
     }
 
     pub async fn network_create(&self, req: nt::CreateRequest) -> Result<nt::CreateResponse> {
@@ -293,7 +315,18 @@ impl Daemon {
     }
 
     pub async fn network_remove(&self, key: &str) -> Result<()> {
-        let n = self.resolve_network(key)?;
+        let n = match self.resolve_network(key) {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match crate::predefined_networks::find(key) {
+                    Some((name, _)) => ApiError::new(
+                        berth_api_types::ErrorKind::Forbidden,
+                        format!("{name} is a pre-defined network and cannot be removed"),
+                    ),
+                    None => e,
+                })
+            }
+        };
         if n.name == DEFAULT_NETWORK {
             return Err(ApiError::new(
                 berth_api_types::ErrorKind::Forbidden,
@@ -464,7 +497,11 @@ impl Daemon {
         key: &str,
         req: nt::ConnectRequest,
     ) -> Result<()> {
-        let n = self.resolve_network(key)?;
+        let n = self.resolve_network(key).map_err(|e| {
+            crate::predefined_networks::find(key).map_or(e, |(name, _)| {
+                crate::predefined_networks::not_connectable(name)
+            })
+        })?;
         let c = self.resolve_container(&req.container)?;
         if n.name == DEFAULT_NETWORK {
             return Err(ApiError::new(
@@ -525,7 +562,11 @@ impl Daemon {
     }
 
     pub async fn network_disconnect(&self, key: &str, req: nt::DisconnectRequest) -> Result<()> {
-        let n = self.resolve_network(key)?;
+        let n = self.resolve_network(key).map_err(|e| {
+            crate::predefined_networks::find(key).map_or(e, |(name, _)| {
+                crate::predefined_networks::not_connectable(name)
+            })
+        })?;
         let c = self.resolve_container(&req.container)?;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
