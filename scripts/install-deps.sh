@@ -18,3 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The Python docker SDK test (tests/python/sdk_smoke.py): docker-py from PyPI, else Debian's.
+if ! python3 -c 'import docker' 2>/dev/null; then
+  echo "installing: the python docker SDK"
+  python3 -m pip install --quiet docker 2>/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-docker >/dev/null; }
+fi

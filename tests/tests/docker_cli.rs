@@ -465,3 +465,37 @@ fn init_binary_is_configurable() {
         "run without init",
     );
 }
+
+/// A failing `docker exec` is told over the attached stream with exit code 126, as Docker
+/// does (the process starts after the upgrade; a quick one's output is never lost).
+#[test]
+fn exec_failures_are_reported_over_the_stream_with_126() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ex"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run", "-d", "--name", "ex", "-e", "G=hi", "busybox", "sleep", "300",
+        ]),
+        "run",
+    );
+    let out = d.docker(&["exec", "ex", "nosuchcommand"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("OCI runtime exec failed") && text.contains("nosuchcommand"),
+        "{text}"
+    );
+    let out = d.docker(&["exec", "-u", "nouser", "ex", "true"]);
+    assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    assert!(
+        (stdout(&out) + &stderr(&out)).contains("unable to find user nouser"),
+        "{}",
+        stdout(&out)
+    );
+    for _ in 0..20 {
+        let out = d.docker(&["exec", "ex", "sh", "-c", "echo $G; exit 4"]);
+        assert_eq!(out.status.code(), Some(4));
+        assert_eq!(stdout(&out), "hi\n");
+    }
+}

@@ -328,33 +328,22 @@ impl Daemon {
                 return Err(err);
             }
         };
-        let process = match self.exec_process(&e, tty) {
-            Ok(p) => p,
-            Err(err) => {
-                self.exec_done(exec_id, Some(126));
-                return Err(err);
-            }
-        };
-        let client = self.runtime.client(&e.container_id);
         let cmdline = e.req.cmd.clone().unwrap_or_default().join(" ");
         self.emit_container_id(
             &e.container_id,
             &format!("exec_start: {cmdline}"),
             &[("execID", exec_id.to_string())],
         );
-        let stream = match client
-            .exec(exec_id, process, e.req.attach_stdin && !start.detach)
-            .await
-        {
-            Ok(s) => s,
-            Err(err) => {
-                self.exec_done(exec_id, Some(126));
-                return Err(internal(format!("exec failed: {err}")));
-            }
-        };
         let this = self.clone();
         let id = exec_id.to_string();
         if start.detach {
+            let stream = match self.start_exec_process(&e, tty, false).await {
+                Ok(s) => s,
+                Err(err) => {
+                    self.exec_done(exec_id, Some(126));
+                    return Err(err);
+                }
+            };
             tokio::spawn(async move {
                 let discard = tokio::io::join(tokio::io::empty(), tokio::io::sink());
                 let done = move |code| this.exec_done(&id, code);
@@ -365,14 +354,49 @@ impl Daemon {
         let stdin = e.req.attach_stdin;
         Ok(ExecStarted::Attached(Session {
             tty,
-            run: Box::new(move |io: BoxedIo| {
+            run: Box::new(move |mut io: BoxedIo| {
                 async move {
-                    let done = move |code| this.exec_done(&id, code);
-                    bridge(stream, io, tty, stdin, keys, done).await;
+                    // The process starts only now, once the client has its 101, as with
+                    // Docker: a fast process's first output must not travel with the response
+                    // headers (clients that read those with a buffered reader, like docker-py,
+                    // would lose it), and a failure is told over the stream with exit code 126.
+                    match this.start_exec_process(&e, tty, stdin).await {
+                        Ok(stream) => {
+                            let done = move |code| this.exec_done(&id, code);
+                            bridge(stream, io, tty, stdin, keys, done).await;
+                        }
+                        Err(err) => {
+                            let line = format!("{}\r\n", err.message);
+                            let bytes = if tty {
+                                line.into_bytes()
+                            } else {
+                                encode_frame(FrameKind::Stdout, line.as_bytes())
+                            };
+                            let _ = io.write_all(&bytes).await;
+                            let _ = io.flush().await;
+                            this.exec_done(&id, Some(126));
+                            let _ = io.shutdown().await;
+                        }
+                    }
                 }
                 .boxed()
             }),
         }))
+    }
+
+    /// Builds the exec's process and has the shim start it; errors carry Docker's message.
+    async fn start_exec_process(
+        &self,
+        e: &ExecInstance,
+        tty: bool,
+        stdin: bool,
+    ) -> Result<ShimStream> {
+        let process = self.exec_process(e, tty)?;
+        self.runtime
+            .client(&e.container_id)
+            .exec(&e.id, process, stdin)
+            .await
+            .map_err(|err| internal(format!("OCI runtime exec failed: {err}")))
     }
 
     fn exec_done(&self, exec_id: &str, code: Option<i64>) {
