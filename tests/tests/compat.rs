@@ -1,0 +1,67 @@
+//! Behaviours a compatibility sweep against a real dockerd found different, checked with the real
+//! docker CLI.
+
+use berth_tests::*;
+
+/// `n` bytes of noise (xorshift), covering every byte value, detach sequences included.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn binary_stdin_is_not_scanned_for_detach_keys_without_a_tty() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["bin-stdin"], vec![]);
+    let small = b"abc\x10\x11def".to_vec();
+    let mut big = noise(200 * 1024);
+    big.extend_from_slice(b"\x10\x11\x10\x11");
+    for input in [&small, &big] {
+        let out = d.docker_stdin(&["run", "-i", "--rm", "busybox", "wc", "-c"], input);
+        assert_ok(&out, "run -i wc -c");
+        assert_eq!(stdout(&out).trim(), input.len().to_string(), "run -i");
+    }
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "bin-stdin",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    for input in [&small, &big] {
+        let out = d.docker_stdin(&["exec", "-i", "bin-stdin", "wc", "-c"], input);
+        assert_ok(&out, "exec -i wc -c");
+        assert_eq!(stdout(&out).trim(), input.len().to_string(), "exec -i");
+    }
+    // The bytes arrive unchanged, not only their number.
+    let out = d.docker_stdin(&["exec", "-i", "bin-stdin", "md5sum"], &big);
+    assert_ok(&out, "exec -i md5sum");
+    let local = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(&big)?;
+            c.wait_with_output()
+        })
+        .expect("md5sum");
+    let want = String::from_utf8_lossy(&local.stdout);
+    assert_eq!(
+        stdout(&out).split_whitespace().next(),
+        want.split_whitespace().next()
+    );
+}
