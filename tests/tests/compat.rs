@@ -65,3 +65,24 @@ fn binary_stdin_is_not_scanned_for_detach_keys_without_a_tty() {
         want.split_whitespace().next()
     );
 }
+
+#[test]
+fn unknown_network_fails_the_run_without_a_pull() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["run", "--network", "nonexist", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("network nonexist not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("Unable to find image"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing was left behind.
+    let out = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&out), "");
+}
