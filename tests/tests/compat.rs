@@ -67,6 +67,41 @@ fn binary_stdin_is_not_scanned_for_detach_keys_without_a_tty() {
 }
 
 #[test]
+fn ps_limit_lists_all_states() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ps-running", "ps-exited"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "ps-running",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    assert_ok(
+        &d.docker(&["run", "--name", "ps-exited", "busybox", "true"]),
+        "run",
+    );
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        let out = d.docker(&a);
+        assert_ok(&out, "ps");
+        stdout(&out)
+    };
+    assert_eq!(names(&[]), "ps-running\n");
+    assert_eq!(names(&["-l"]), "ps-exited\n");
+    assert_eq!(names(&["-n", "2"]), "ps-exited\nps-running\n");
+    assert_eq!(names(&["-n", "1"]), "ps-exited\n");
+    assert_eq!(names(&["-a"]), "ps-exited\nps-running\n");
+}
+
+#[test]
 fn unknown_network_fails_the_run_without_a_pull() {
     let d = Daemon::start();
     d.load_busybox();

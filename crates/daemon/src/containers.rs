@@ -1078,7 +1078,12 @@ impl Daemon {
         let filters = ListFilters::parse(self, &opts.filters)?;
         let mut out = Vec::new();
         for c in &all {
-            if !opts.all && !c.state.status.is_active() && !filters.wants_stopped() {
+            // As in Docker, a limit (`ps -n`, `ps -l`) lists containers in any state.
+            if !opts.all
+                && opts.limit.is_none()
+                && !c.state.status.is_active()
+                && !filters.wants_stopped()
+            {
                 continue;
             }
             if !filters.matches(c, &all) {
