@@ -102,6 +102,36 @@ fn ps_limit_lists_all_states() {
 }
 
 #[test]
+fn empty_entrypoint_means_none() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ep-empty"], vec![]);
+    let out = d.docker(&["run", "--rm", "--entrypoint", "", "busybox", "echo", "x"]);
+    assert_ok(&out, "run --entrypoint ''");
+    assert_eq!(stdout(&out), "x\n");
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "ep-empty",
+            "--entrypoint",
+            "",
+            "busybox",
+            "echo",
+            "y",
+        ]),
+        "create",
+    );
+    assert_eq!(
+        inspect(&d, "ep-empty", "{{.Path}} {{json .Args}}"),
+        "echo [\"y\"]"
+    );
+    let out = d.docker(&["start", "-a", "ep-empty"]);
+    assert_ok(&out, "start -a");
+    assert_eq!(stdout(&out), "y\n");
+}
+
+#[test]
 fn unknown_network_fails_the_run_without_a_pull() {
     let d = Daemon::start();
     d.load_busybox();

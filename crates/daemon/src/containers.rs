@@ -98,11 +98,7 @@ pub(crate) fn merge_config(user: &mut Config, image: &Config) {
 
 /// Path and args as Docker shows them: `--entrypoint ""` means no entrypoint at all.
 pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
-    let mut argv: Vec<String> = match &cfg.entrypoint {
-        Some(e) if !(e.len() == 1 && e[0].is_empty()) => e.clone(),
-        _ => Vec::new(),
-    };
-    argv.extend(cfg.cmd.clone().unwrap_or_default());
+    let mut argv = spec::command_argv(cfg);
     if argv.is_empty() {
         return (String::new(), Vec::new());
     }
