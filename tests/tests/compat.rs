@@ -151,3 +151,61 @@ fn unknown_network_fails_the_run_without_a_pull() {
     let out = d.docker(&["ps", "-aq"]);
     assert_eq!(stdout(&out), "");
 }
+
+#[test]
+fn bind_consistency_modes_are_accepted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = tempfile_dir("consistency");
+    std::fs::write(dir.join("f"), "hello\n").expect("write");
+    let src = dir.to_str().expect("utf8");
+    for mode in ["cached", "delegated", "consistent", "ro,cached"] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{src}:/data:{mode}"),
+            "busybox",
+            "cat",
+            "/data/f",
+        ]);
+        assert_ok(&out, &format!("-v …:{mode}"));
+        assert_eq!(stdout(&out), "hello\n");
+    }
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={src},dst=/data,consistency=delegated"),
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_ok(&out, "--mount consistency=delegated");
+    assert_eq!(stdout(&out), "hello\n");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{src}:/data:bogus"),
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid mode: bogus"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A new empty directory under the system temp dir (the caller removes it).
+fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("berth-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
