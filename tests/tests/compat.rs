@@ -199,6 +199,38 @@ fn bind_consistency_modes_are_accepted() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn wait_removed_reports_the_exit_code_of_an_exited_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["wait-removed"], vec![]);
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "wait-removed",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let (status, body) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            d.api(
+                "POST",
+                "/containers/wait-removed/wait?condition=removed",
+                None,
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_ok(&d.docker(&["rm", "wait-removed"]), "rm");
+        waiter.join().expect("waiter")
+    });
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("json");
+    assert_eq!(v["StatusCode"], 3, "{body}");
+}
+
 /// A new empty directory under the system temp dir (the caller removes it).
 fn tempfile_dir(tag: &str) -> std::path::PathBuf {
     let nanos = std::time::SystemTime::now()

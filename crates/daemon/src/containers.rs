@@ -769,7 +769,11 @@ impl Daemon {
             }
         }
         Ok(async move {
-            let mut last: Option<WaitResponse> = None;
+            // Already exited: its code is the answer unless it runs (and exits) again first.
+            let mut last: Option<WaitResponse> = current
+                .as_ref()
+                .filter(|c| !c.state.status.is_active())
+                .map(ready);
             loop {
                 match events.recv().await {
                     Ok(ContainerEvent::Exited {
