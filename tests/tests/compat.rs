@@ -67,6 +67,93 @@ fn binary_stdin_is_not_scanned_for_detach_keys_without_a_tty() {
 }
 
 #[test]
+fn working_dir_is_created_at_start() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let host_dir = tempfile_dir("wd-outside");
+    let _c = Cleanup(&d, vec!["wd-base", "wd-base2", "wd-link", "wd-run"], vec![]);
+    let _i = RemoveImages(&d, vec!["wd-img", "wd-link-img"]);
+    let out = d.docker(&["run", "--rm", "-w", "/tmp/newdir/sub", "busybox", "pwd"]);
+    assert_ok(&out, "run -w /tmp/newdir/sub");
+    assert_eq!(stdout(&out), "/tmp/newdir/sub\n");
+    let out = d.docker(&[
+        "run", "--rm", "-w", "/srv/app", "busybox", "stat", "-c", "%a %u:%g", "/srv/app",
+    ]);
+    assert_ok(&out, "run -w /srv/app stat");
+    assert_eq!(stdout(&out), "755 0:0\n");
+    // It is part of the container's layer, as with Docker.
+    assert_ok(
+        &d.docker(&[
+            "run", "--name", "wd-run", "-w", "/var/wd", "busybox", "true",
+        ]),
+        "run -w /var/wd",
+    );
+    let out = d.docker(&["diff", "wd-run"]);
+    assert!(stdout(&out).contains("A /var/wd"), "{}", stdout(&out));
+    // An image WORKDIR that does not exist in its files.
+    assert_ok(
+        &d.docker(&["create", "--name", "wd-base", "busybox"]),
+        "create",
+    );
+    assert_ok(
+        &d.docker(&["commit", "-c", "WORKDIR /opt/app", "wd-base", "wd-img"]),
+        "commit WORKDIR",
+    );
+    let out = d.docker(&["run", "--rm", "wd-img", "pwd"]);
+    assert_ok(&out, "run image with missing WORKDIR");
+    assert_eq!(stdout(&out), "/opt/app\n");
+    // A symlink to a host path is followed inside the rootfs, never on the host.
+    let link_target = host_dir.to_str().expect("utf8");
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "--name",
+            "wd-link",
+            "busybox",
+            "ln",
+            "-s",
+            link_target,
+            "/link",
+        ]),
+        "ln -s",
+    );
+    assert_ok(
+        &d.docker(&["commit", "wd-link", "wd-link-img"]),
+        "commit link",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-w",
+        "/link/x",
+        "wd-link-img",
+        "sh",
+        "-c",
+        &format!("pwd && test -d {link_target}/x && echo inside"),
+    ]);
+    assert_ok(&out, "run -w through a symlink");
+    // (`pwd` shows the resolved path, as getcwd does.)
+    assert_eq!(stdout(&out), format!("{link_target}/x\ninside\n"));
+    assert_eq!(std::fs::read_dir(&host_dir).expect("host dir").count(), 0);
+    // A file in the way is an error, as in Docker.
+    let out = d.docker(&["run", "--rm", "-w", "/etc/passwd", "busybox", "pwd"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Cannot mkdir: /etc/passwd is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    // `exec -w` does not create anything.
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "wd-base2", "busybox", "sleep", "600"]),
+        "run -d",
+    );
+    let out = d.docker(&["exec", "-w", "/nonexist", "wd-base2", "pwd"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let _ = std::fs::remove_dir_all(&host_dir);
+}
+
+#[test]
 fn ps_limit_lists_all_states() {
     let d = Daemon::start();
     d.load_busybox();
@@ -229,6 +316,17 @@ fn wait_removed_reports_the_exit_code_of_an_exited_container() {
     assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(body.trim()).expect("json");
     assert_eq!(v["StatusCode"], 3, "{body}");
+}
+
+/// Removes the named images when a test ends.
+struct RemoveImages<'a>(&'a Daemon, Vec<&'static str>);
+
+impl Drop for RemoveImages<'_> {
+    fn drop(&mut self) {
+        for i in &self.1 {
+            let _ = self.0.docker(&["rmi", "-f", i]);
+        }
+    }
 }
 
 /// A new empty directory under the system temp dir (the caller removes it).

@@ -296,6 +296,7 @@ impl Daemon {
         let lowers = self.lower_dirs(c.top_layer.as_deref())?;
         rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        self.create_working_dir(c)?;
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;

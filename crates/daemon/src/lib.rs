@@ -14,6 +14,7 @@ mod exec;
 mod health;
 mod housekeeping;
 mod images;
+mod initlayer;
 mod links;
 mod logdriver;
 mod logs;
