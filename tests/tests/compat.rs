@@ -287,6 +287,69 @@ fn bind_consistency_modes_are_accepted() {
 }
 
 #[test]
+fn init_layer_files() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["init-layer"], vec![]);
+    let _i = RemoveImages(&d, vec!["init-layer-img"]);
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "init-layer",
+        "busybox",
+        "sh",
+        "-c",
+        "test -f /.dockerenv && test ! -s /.dockerenv && readlink /etc/mtab && touch /mine",
+    ]);
+    assert_ok(&out, "run");
+    assert_eq!(stdout(&out), "/proc/mounts\n");
+    // Below the container's layer: not a change…
+    let out = d.docker(&["diff", "init-layer"]);
+    assert_ok(&out, "diff");
+    let diff = stdout(&out);
+    assert!(diff.contains("A /mine"), "{diff}");
+    assert!(
+        !diff.contains(".dockerenv") && !diff.contains("mtab"),
+        "{diff}"
+    );
+    // …but part of the container's files.
+    let dir = tempfile_dir("init-layer");
+    let exported = dir.join("export.tar");
+    let out = d.docker(&[
+        "export",
+        "-o",
+        exported.to_str().expect("utf8"),
+        "init-layer",
+    ]);
+    assert_ok(&out, "export");
+    let names = tar_names(&std::fs::read(&exported).expect("export.tar"));
+    for want in [".dockerenv", "etc/mtab", "mine", "etc/passwd"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // A commit keeps only the container's own layer.
+    assert_ok(
+        &d.docker(&["commit", "init-layer", "init-layer-img"]),
+        "commit",
+    );
+    let saved = dir.join("save.tar");
+    let out = d.docker(&[
+        "save",
+        "-o",
+        saved.to_str().expect("utf8"),
+        "init-layer-img",
+    ]);
+    assert_ok(&out, "save");
+    let top = top_layer_names(&std::fs::read(&saved).expect("save.tar"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(top.iter().any(|n| n == "mine"), "{top:?}");
+    assert!(!top.iter().any(|n| n.contains("dockerenv")), "{top:?}");
+    // `docker cp` sees it too.
+    let out = d.docker(&["cp", "init-layer:/.dockerenv", "-"]);
+    assert_ok(&out, "cp");
+    assert!(tar_names(&out.stdout).iter().any(|n| n == ".dockerenv"));
+}
+
+#[test]
 fn wait_removed_reports_the_exit_code_of_an_exited_container() {
     let d = Daemon::start();
     d.load_busybox();
@@ -338,4 +401,49 @@ fn tempfile_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("berth-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// The entry names of a tar (leading `./` and trailing `/` dropped), via tar(1).
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = tar.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("tar -t");
+    let _ = writer.join();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The names in the last layer of a `docker save` archive (the top layer).
+fn top_layer_names(save: &[u8]) -> Vec<String> {
+    let dir = tempfile_dir("save");
+    let archive = dir.join("image.tar");
+    std::fs::write(&archive, save).expect("write save");
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .expect("tar -x");
+    assert!(st.success());
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json"),
+    )
+    .expect("manifest json");
+    let layers = manifest[0]["Layers"].as_array().expect("layers");
+    let top = layers.last().and_then(|l| l.as_str()).expect("top layer");
+    let names = tar_names(&std::fs::read(dir.join(top)).expect("layer"));
+    let _ = std::fs::remove_dir_all(&dir);
+    names
 }

@@ -634,7 +634,7 @@ impl Daemon {
         }
         Ok(RootPlan::Stopped {
             rootfs: self.runtime.rootfs(id),
-            lowers: self.lower_dirs(c.top_layer.as_deref())?,
+            lowers: self.container_lowers(&c)?,
             upper: self.runtime.upper_dir(id),
             mounts: c.mounts.clone(),
         })

@@ -293,7 +293,7 @@ impl Daemon {
     fn prepare_bundle(&self, c: &Container) -> Result<()> {
         let rt = &self.runtime;
         let id = &c.id;
-        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        let lowers = self.container_lowers(c)?;
         rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         self.create_working_dir(c)?;

@@ -1,10 +1,19 @@
-//! The working directory Docker creates in a container's rootfs at start.
+//! What Docker puts between a container's image and its writable layer, and the working
+//! directory it creates at start.
+//!
+//! Docker gives every container an "init layer" (`<id>-init`) made at create: `/.dockerenv`,
+//! `/etc/mtab -> /proc/mounts` and empty mount points for the files and file systems the runtime
+//! mounts (`/etc/hosts`, `/proc`, …), each only when the image lacks it. It sits below the
+//! writable layer, so `docker diff` and `docker commit` never show it, while `docker export`
+//! (the merged view) does. berth keeps it as a directory next to the container's upper dir and
+//! mounts it as the topmost lower layer.
 
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use berth_api_types::ApiError;
@@ -13,6 +22,112 @@ use crate::archive::{fstatat_nofollow, open_in_root, readlinkat};
 use crate::model::Container;
 use crate::{internal, Daemon, Result};
 
+/// What the init layer holds when the image does not: path, and `None` for an empty
+/// directory, `Some("")` for an empty file, `Some(target)` for a symlink.
+const INIT_ENTRIES: &[(&str, Option<&str>)] = &[
+    ("dev/pts", None),
+    ("dev/shm", None),
+    ("proc", None),
+    ("sys", None),
+    (".dockerenv", Some("")),
+    ("etc/resolv.conf", Some("")),
+    ("etc/hosts", Some("")),
+    ("etc/hostname", Some("")),
+    ("dev/console", Some("")),
+    ("etc/mtab", Some("/proc/mounts")),
+];
+
+/// The container's init layer directory (next to its `upper` directory).
+pub(crate) fn init_dir(upper: &Path) -> PathBuf {
+    upper.with_file_name("init")
+}
+
+/// `lowers` (top first) with the container's init layer in front, made first if it is missing
+/// (containers created before berth had init layers get theirs at their next mount).
+pub(crate) fn with_init_layer(upper: &Path, lowers: Vec<PathBuf>) -> io::Result<Vec<PathBuf>> {
+    let init = init_dir(upper);
+    if !init.is_dir() {
+        // Made aside and renamed into place: a half-made layer is never used, and two callers
+        // at once (a start and an export) do not trip over each other.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let tmp = init.with_file_name(format!("init.tmp-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&tmp)?;
+        let made = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .and_then(|()| populate(&tmp, &lowers))
+            .and_then(|()| std::fs::rename(&tmp, &init));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !init.is_dir() {
+                return Err(e);
+            }
+        }
+    }
+    Ok(std::iter::once(init).chain(lowers).collect())
+}
+
+/// How `rel` looks in the merged image layers: the topmost layer's entry, `None` when no layer
+/// has it or the topmost one deletes it (an overlay whiteout).
+fn lookup(lowers: &[PathBuf], rel: &Path) -> Option<std::fs::Metadata> {
+    for l in lowers {
+        if let Ok(md) = std::fs::symlink_metadata(l.join(rel)) {
+            let whiteout = md.file_type().is_char_device() && md.rdev() == 0;
+            return (!whiteout).then_some(md);
+        }
+    }
+    None
+}
+
+/// Fills a new init layer at `dir` for an image with `lowers` (top first).
+pub(crate) fn populate(dir: &Path, lowers: &[PathBuf]) -> io::Result<()> {
+    'entries: for (path, kind) in INIT_ENTRIES {
+        let rel = Path::new(path);
+        if lookup(lowers, rel).is_some() {
+            continue;
+        }
+        // Parents: the image's directory (its mode and owner, which the init layer's copy
+        // shadows in the overlay), or a new 0755 one; never through an image's symlink.
+        let mut parent = PathBuf::new();
+        for c in rel.parent().into_iter().flat_map(Path::components) {
+            parent.push(c);
+            let here = dir.join(&parent);
+            if here.is_dir() {
+                continue;
+            }
+            match lookup(lowers, &parent) {
+                Some(md) if md.is_dir() => {
+                    std::fs::create_dir(&here)?;
+                    std::fs::set_permissions(&here, md.permissions())?;
+                    std::os::unix::fs::lchown(&here, Some(md.uid()), Some(md.gid()))?;
+                    if let (Ok(a), Ok(m)) = (md.accessed(), md.modified()) {
+                        let times = std::fs::FileTimes::new().set_accessed(a).set_modified(m);
+                        std::fs::File::open(&here)?.set_times(times)?;
+                    }
+                }
+                Some(_) => continue 'entries,
+                None => {
+                    std::fs::create_dir(&here)?;
+                    std::fs::set_permissions(&here, std::fs::Permissions::from_mode(0o755))?;
+                }
+            }
+        }
+        let target = dir.join(rel);
+        match kind {
+            None => {
+                std::fs::create_dir(&target)?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+            }
+            Some("") => {
+                std::fs::File::create(&target)?;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+            }
+            Some(link) => std::os::unix::fs::symlink(link, &target)?,
+        }
+    }
+    Ok(())
+}
 
 /// `mkdir -p` of the absolute `path` inside `root` (new directories get mode 0755), resolving
 /// it the way Docker's secure join does: symlinks are followed as if `root` were `/` (an absolute
@@ -99,6 +214,13 @@ fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 }
 
 impl Daemon {
+    /// The lower layers of a container's overlay, top first: its init layer, then the image's.
+    pub(crate) fn container_lowers(&self, c: &Container) -> Result<Vec<PathBuf>> {
+        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        with_init_layer(&self.runtime.upper_dir(&c.id), lowers)
+            .map_err(|e| internal(format!("preparing the init layer: {e}")))
+    }
+
     /// Creates the container's working directory in its mounted rootfs, as Docker does at
     /// start (a missing `-w` or image `WORKDIR` is not an error).
     pub(crate) fn create_working_dir(&self, c: &Container) -> Result<()> {
@@ -162,5 +284,58 @@ mod tests {
             libc::umask(old);
             old
         }
+    }
+
+    #[test]
+    fn init_layer_fills_only_what_the_image_lacks() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("top");
+        let base = d.path().join("base");
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::set_permissions(top.join("etc"), std::fs::Permissions::from_mode(0o750)).unwrap();
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::fs::create_dir_all(base.join("proc")).unwrap();
+        std::fs::write(base.join("etc/hosts"), "127.0.0.1 x\n").unwrap();
+        // `dev` is a symlink in the image: nothing is made under it.
+        std::os::unix::fs::symlink("/somewhere", base.join("dev")).unwrap();
+        let upper = d.path().join("fs/upper");
+        std::fs::create_dir_all(&upper).unwrap();
+        let lowers = with_init_layer(&upper, vec![top.clone(), base.clone()]).unwrap();
+        let init = d.path().join("fs/init");
+        assert_eq!(lowers, vec![init.clone(), top, base]);
+        assert_eq!(std::fs::metadata(init.join(".dockerenv")).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::read_link(init.join("etc/mtab")).unwrap(),
+            Path::new("/proc/mounts")
+        );
+        let etc = std::fs::metadata(init.join("etc")).unwrap();
+        assert_eq!(etc.permissions().mode() & 0o7777, 0o750);
+        assert!(init.join("etc/hostname").is_file());
+        assert!(!init.join("etc/hosts").exists());
+        assert!(!init.join("proc").exists());
+        assert!(init.join("sys").is_dir());
+        assert!(std::fs::symlink_metadata(init.join("dev")).is_err());
+        assert_eq!(std::fs::read_dir(d.path().join("fs")).unwrap().count(), 2);
+        // Made once: a second mount reuses it.
+        std::fs::remove_file(init.join(".dockerenv")).unwrap();
+        with_init_layer(&upper, vec![]).unwrap();
+        assert!(!init.join(".dockerenv").exists());
+    }
+
+    #[test]
+    fn a_whiteout_hides_the_lower_entry() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("top");
+        let base = d.path().join("base");
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/proc/self/mounts", base.join("etc/mtab")).unwrap();
+        assert!(lookup(&[top.clone(), base.clone()], Path::new("etc/mtab")).is_some());
+        let c = CString::new(top.join("etc/mtab").as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid path; a 0/0 character device is overlayfs' whiteout.
+        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) } != 0 {
+            return; // not root: no device nodes
+        }
+        assert!(lookup(&[top, base], Path::new("etc/mtab")).is_none());
     }
 }
