@@ -447,3 +447,48 @@ fn top_layer_names(save: &[u8]) -> Vec<String> {
     let _ = std::fs::remove_dir_all(&dir);
     names
 }
+
+#[test]
+fn host_network_uses_the_host_name_and_hosts_file() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["hostnet"], vec![]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; echo ---; cat /etc/hosts",
+    ]);
+    assert_ok(&out, "run --network host");
+    let hosts = std::fs::read_to_string("/etc/hosts").expect("/etc/hosts");
+    assert_eq!(stdout(&out), format!("{host}{host}---\n{hosts}"));
+    assert_eq!(inspect(&d, "hostnet", "{{.Config.Hostname}}"), host.trim());
+    // An explicit name and --add-host still win.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-h",
+        "mine",
+        "--add-host",
+        "db:10.9.8.7",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; grep db /etc/hosts",
+    ]);
+    assert_ok(&out, "run --network host -h --add-host");
+    assert_eq!(stdout(&out), "mine\n10.9.8.7\tdb\n");
+    // Other modes keep the id.
+    let out = d.docker(&["run", "--rm", "busybox", "hostname"]);
+    assert_ok(&out, "run");
+    assert_ne!(stdout(&out), host);
+    assert_eq!(stdout(&out).trim().len(), 12);
+}

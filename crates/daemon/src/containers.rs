@@ -227,7 +227,7 @@ impl Daemon {
             hex::encode(bytes)
         };
         if config.hostname.is_empty() {
-            config.hostname = spec::default_hostname(&id);
+            config.hostname = crate::hostmode::default_hostname(&host_config.network_mode, &id);
         }
         let name = match name {
             Some(n) => {
@@ -324,6 +324,7 @@ impl Daemon {
             &c.config.hostname,
             &c.config.domainname,
         );
+        let hosts = crate::hostmode::hosts_file(hc, Path::new("/etc/hosts")).unwrap_or(hosts);
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         // On a user-defined network the embedded DNS (on the gateway) answers; `--dns`

@@ -12,6 +12,7 @@ mod containers;
 mod events;
 mod exec;
 mod health;
+mod hostmode;
 mod housekeeping;
 mod images;
 mod initlayer;
