@@ -343,6 +343,15 @@ fn init_layer_files() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(top.iter().any(|n| n == "mine"), "{top:?}");
     assert!(!top.iter().any(|n| n.contains("dockerenv")), "{top:?}");
+    // inspect lists it as the top lower layer.
+    let lower = inspect(&d, "init-layer", "{{.GraphDriver.Data.LowerDir}}");
+    assert!(
+        lower
+            .split(':')
+            .next()
+            .is_some_and(|l| l.ends_with("/fs/init")),
+        "{lower}"
+    );
     // `docker cp` sees it too.
     let out = d.docker(&["cp", "init-layer:/.dockerenv", "-"]);
     assert_ok(&out, "cp");

@@ -1021,7 +1021,8 @@ impl Daemon {
                 .display()
                 .to_string(),
         );
-        if let Ok(lowers) = self.lower_dirs(c.top_layer.as_deref()) {
+        if let Ok(mut lowers) = self.lower_dirs(c.top_layer.as_deref()) {
+            crate::initlayer::show_init_layer(&rt.upper_dir(&c.id), &mut lowers);
             data.insert(
                 "LowerDir".to_string(),
                 lowers

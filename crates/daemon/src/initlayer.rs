@@ -68,6 +68,15 @@ pub(crate) fn with_init_layer(upper: &Path, lowers: Vec<PathBuf>) -> io::Result<
     Ok(std::iter::once(init).chain(lowers).collect())
 }
 
+/// Puts the init layer in front of `lowers` when it exists (inspect's `GraphDriver.Data`,
+/// which must not make it).
+pub(crate) fn show_init_layer(upper: &Path, lowers: &mut Vec<PathBuf>) {
+    let init = init_dir(upper);
+    if init.is_dir() {
+        lowers.insert(0, init);
+    }
+}
+
 /// How `rel` looks in the merged image layers: the topmost layer's entry, `None` when no layer
 /// has it or the topmost one deletes it (an overlay whiteout).
 fn lookup(lowers: &[PathBuf], rel: &Path) -> Option<std::fs::Metadata> {
@@ -333,7 +342,7 @@ mod tests {
         assert!(lookup(&[top.clone(), base.clone()], Path::new("etc/mtab")).is_some());
         let c = CString::new(top.join("etc/mtab").as_os_str().as_bytes()).unwrap();
         // SAFETY: valid path; a 0/0 character device is overlayfs' whiteout.
-        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o000, 0) } != 0 {
+        if unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR, 0) } != 0 {
             return; // not root: no device nodes
         }
         assert!(lookup(&[top, base], Path::new("etc/mtab")).is_none());
