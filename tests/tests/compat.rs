@@ -134,7 +134,7 @@ fn working_dir_is_created_at_start() {
     assert_ok(&out, "run -w through a symlink");
     // (`pwd` shows the resolved path, as getcwd does.)
     assert_eq!(stdout(&out), format!("{link_target}/x\ninside\n"));
-    assert_eq!(std::fs::read_dir(&host_dir).expect("host dir").count(), 0);
+    assert_eq!(std::fs::read_dir(&*host_dir).expect("host dir").count(), 0);
     // A file in the way is an error, as in Docker.
     let out = d.docker(&["run", "--rm", "-w", "/etc/passwd", "busybox", "pwd"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
@@ -150,7 +150,6 @@ fn working_dir_is_created_at_start() {
     );
     let out = d.docker(&["exec", "-w", "/nonexist", "wd-base2", "pwd"]);
     assert!(!out.status.success(), "{}", stdout(&out));
-    let _ = std::fs::remove_dir_all(&host_dir);
 }
 
 #[test]
@@ -283,7 +282,6 @@ fn bind_consistency_modes_are_accepted() {
         "{}",
         stderr(&out)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -340,7 +338,6 @@ fn init_layer_files() {
     ]);
     assert_ok(&out, "save");
     let top = top_layer_names(&std::fs::read(&saved).expect("save.tar"));
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(top.iter().any(|n| n == "mine"), "{top:?}");
     assert!(!top.iter().any(|n| n.contains("dockerenv")), "{top:?}");
     // inspect lists it as the top lower layer.
@@ -401,15 +398,31 @@ impl Drop for RemoveImages<'_> {
     }
 }
 
-/// A new empty directory under the system temp dir (the caller removes it).
-fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+/// A new empty directory under the system temp dir, removed when dropped (also when a test
+/// fails).
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir(tag: &str) -> TempDir {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let dir = std::env::temp_dir().join(format!("berth-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    TempDir(dir)
 }
 
 /// The entry names of a tar (leading `./` and trailing `/` dropped), via tar(1).
@@ -442,7 +455,7 @@ fn top_layer_names(save: &[u8]) -> Vec<String> {
         .arg("-xf")
         .arg(&archive)
         .arg("-C")
-        .arg(&dir)
+        .arg(&*dir)
         .status()
         .expect("tar -x");
     assert!(st.success());
@@ -452,9 +465,7 @@ fn top_layer_names(save: &[u8]) -> Vec<String> {
     .expect("manifest json");
     let layers = manifest[0]["Layers"].as_array().expect("layers");
     let top = layers.last().and_then(|l| l.as_str()).expect("top layer");
-    let names = tar_names(&std::fs::read(dir.join(top)).expect("layer"));
-    let _ = std::fs::remove_dir_all(&dir);
-    names
+    tar_names(&std::fs::read(dir.join(top)).expect("layer"))
 }
 
 #[test]
