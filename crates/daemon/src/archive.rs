@@ -95,7 +95,7 @@ fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(st)
 }
 
-fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<libc::stat> {
+pub(crate) fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<libc::stat> {
     let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("nul in name"))?;
     // SAFETY: plain old data filled by the kernel.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -131,7 +131,7 @@ fn openat_nofollow(dir: BorrowedFd<'_>, name: &OsStr, flags: i32) -> io::Result<
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
+pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
     let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("nul in name"))?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: the buffer is live and its length passed; the kernel writes at most that much.
@@ -634,7 +634,7 @@ impl Daemon {
         }
         Ok(RootPlan::Stopped {
             rootfs: self.runtime.rootfs(id),
-            lowers: self.lower_dirs(c.top_layer.as_deref())?,
+            lowers: self.container_lowers(&c)?,
             upper: self.runtime.upper_dir(id),
             mounts: c.mounts.clone(),
         })

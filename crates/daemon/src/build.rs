@@ -686,7 +686,7 @@ impl Daemon {
     /// `GET /containers/{id}/changes`.
     pub fn container_changes(&self, key: &str) -> Result<Vec<ChangeItem>> {
         let c = self.resolve_container(key)?;
-        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        let lowers = self.container_lowers(&c)?;
         let upper = self.runtime.upper_dir(&c.id);
         let changes = berth_image::diff::changes(&upper, &lowers).map_err(internal)?;
         Ok(changes
@@ -701,7 +701,7 @@ impl Daemon {
     /// `GET /containers/{id}/export`: the merged filesystem as a tar.
     pub async fn container_export(self: &Arc<Self>, key: &str) -> Result<ByteStream> {
         let c = self.resolve_container(key)?;
-        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        let lowers = self.container_lowers(&c)?;
         // A stopped container's rootfs is not mounted: mount a view for the export and
         // unmount it after (only when this call mounted it).
         let mounted_here = !self.runtime.is_mounted(&c.id);

@@ -98,11 +98,7 @@ pub(crate) fn merge_config(user: &mut Config, image: &Config) {
 
 /// Path and args as Docker shows them: `--entrypoint ""` means no entrypoint at all.
 pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
-    let mut argv: Vec<String> = match &cfg.entrypoint {
-        Some(e) if !(e.len() == 1 && e[0].is_empty()) => e.clone(),
-        _ => Vec::new(),
-    };
-    argv.extend(cfg.cmd.clone().unwrap_or_default());
+    let mut argv = spec::command_argv(cfg);
     if argv.is_empty() {
         return (String::new(), Vec::new());
     }
@@ -233,7 +229,7 @@ impl Daemon {
             hex::encode(bytes)
         };
         if config.hostname.is_empty() {
-            config.hostname = spec::default_hostname(&id);
+            config.hostname = crate::hostmode::default_hostname(&host_config.network_mode, &id);
         }
         let name = match name {
             Some(n) => {
@@ -299,9 +295,10 @@ impl Daemon {
     fn prepare_bundle(&self, c: &Container) -> Result<()> {
         let rt = &self.runtime;
         let id = &c.id;
-        let lowers = self.lower_dirs(c.top_layer.as_deref())?;
+        let lowers = self.container_lowers(c)?;
         rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        self.create_working_dir(c)?;
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
@@ -330,6 +327,7 @@ impl Daemon {
             &c.config.hostname,
             &c.config.domainname,
         );
+        let hosts = crate::hostmode::hosts_file(hc, Path::new("/etc/hosts")).unwrap_or(hosts);
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         // On a user-defined network the embedded DNS (on the gateway) answers; `--dns`
@@ -780,7 +778,11 @@ impl Daemon {
             }
         }
         Ok(async move {
-            let mut last: Option<WaitResponse> = None;
+            // Already exited: its code is the answer unless it runs (and exits) again first.
+            let mut last: Option<WaitResponse> = current
+                .as_ref()
+                .filter(|c| !c.state.status.is_active())
+                .map(ready);
             loop {
                 match events.recv().await {
                     Ok(ContainerEvent::Exited {
@@ -1026,7 +1028,8 @@ impl Daemon {
                 .display()
                 .to_string(),
         );
-        if let Ok(lowers) = self.lower_dirs(c.top_layer.as_deref()) {
+        if let Ok(mut lowers) = self.lower_dirs(c.top_layer.as_deref()) {
+            crate::initlayer::show_init_layer(&rt.upper_dir(&c.id), &mut lowers);
             data.insert(
                 "LowerDir".to_string(),
                 lowers
@@ -1085,7 +1088,12 @@ impl Daemon {
         let filters = ListFilters::parse(self, &opts.filters)?;
         let mut out = Vec::new();
         for c in &all {
-            if !opts.all && !c.state.status.is_active() && !filters.wants_stopped() {
+            // As in Docker, a limit (`ps -n`, `ps -l`) lists containers in any state.
+            if !opts.all
+                && opts.limit.is_none()
+                && !c.state.status.is_active()
+                && !filters.wants_stopped()
+            {
                 continue;
             }
             if !filters.matches(c, &all) {

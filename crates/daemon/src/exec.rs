@@ -31,8 +31,9 @@ fn no_such_exec(id: &str) -> ApiError {
 /// `on_exit` gets the exit code carried by the final frame (`None` when none came or the client
 /// detached) exactly once, before the client's connection is closed: a client that inspects
 /// the exec as soon as its stream ends must find the code recorded.
-/// With `detach_keys`, that byte sequence on stdin detaches the client (the connection closes,
-/// the process runs on) and is not forwarded.
+/// With `detach_keys` and a TTY, that byte sequence on stdin detaches the client (the connection
+/// closes, the process runs on) and is not forwarded. Like Docker, a non-TTY stream is copied as
+/// it is: binary input (a tar piped into `docker run -i`) may contain any bytes.
 pub(crate) async fn bridge(
     shim: ShimStream,
     io: BoxedIo,
@@ -60,7 +61,7 @@ pub(crate) async fn bridge(
             }
             return false;
         }
-        let mut scanner = detach_keys.map(detach::Scanner::new);
+        let mut scanner = stdin_detach_keys(tty, detach_keys).map(detach::Scanner::new);
         let mut buf = vec![0u8; 32 * 1024];
         loop {
             let n = match cli_rd.read(&mut buf).await {
@@ -418,9 +419,24 @@ impl Daemon {
     }
 }
 
+/// The detach sequence to watch stdin for: Docker watches only TTY streams.
+fn stdin_detach_keys(tty: bool, keys: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    keys.filter(|_| tty)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detach_keys_only_on_a_tty() {
+        assert_eq!(
+            stdin_detach_keys(true, Some(vec![16, 17])),
+            Some(vec![16, 17])
+        );
+        assert_eq!(stdin_detach_keys(false, Some(vec![16, 17])), None);
+        assert_eq!(stdin_detach_keys(true, None), None);
+    }
 
     #[test]
     fn detach_keys_parse() {

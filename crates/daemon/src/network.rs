@@ -1355,7 +1355,8 @@ impl Daemon {
             m if m.starts_with("container:") => {}
             m => {
                 if self.net.network_for(m).is_none() {
-                    return Err(ApiError::not_found(format!("network {m} not found")));
+                    // 400, not 404: the CLI answers any 404 from a create by pulling the image.
+                    return Err(ApiError::invalid(format!("network {m} not found")));
                 }
                 warnings.extend(forwarding_warning(ipv4_forwarding()));
             }

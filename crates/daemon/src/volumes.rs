@@ -102,7 +102,7 @@ const PROPAGATIONS: [&str; 6] = [
 
 fn parse_mode(mode: &str) -> Option<Mode> {
     let mut m = Mode::default();
-    let (mut label, mut copy) = (false, false);
+    let (mut label, mut copy, mut consistency) = (false, false, false);
     if mode.is_empty() {
         return Some(m);
     }
@@ -114,6 +114,8 @@ fn parse_mode(mode: &str) -> Option<Mode> {
                 copy = true;
                 m.nocopy = true
             }
+            // Docker Desktop's file-sharing hints: accepted and ignored, as dockerd does.
+            "consistent" | "cached" | "delegated" if !consistency => consistency = true,
             p if PROPAGATIONS.contains(&p) && m.propagation.is_none() => {
                 m.propagation = Some(p.to_string())
             }
@@ -1016,6 +1018,27 @@ mod tests {
         assert!(parse_bind("/x:/y:ro,rw").is_err());
         assert!(parse_bind("/x:/y:nocopy").is_err());
         assert!(parse_bind("a:b:c:d").is_err());
+    }
+
+    #[test]
+    fn consistency_modes_are_accepted_and_ignored() {
+        for mode in [
+            "cached",
+            "delegated",
+            "consistent",
+            "ro,cached",
+            "cached,rprivate",
+        ] {
+            let m = parse_bind(&format!("/src:/dst:{mode}")).unwrap();
+            assert_eq!(m.mode, mode);
+            assert_eq!(m.rw, !mode.contains("ro"), "{mode}");
+        }
+        assert!(parse_bind("data:/dst:delegated").is_ok());
+        assert_eq!(
+            parse_bind("/src:/dst:cached,delegated").unwrap_err(),
+            "invalid mode: cached,delegated"
+        );
+        assert!(parse_bind("/src:/dst:default").is_err());
     }
 
     #[test]

@@ -934,6 +934,20 @@ fn capabilities_oci(caps: &[String]) -> Result<oci_spec::runtime::LinuxCapabilit
         .map_err(build_err)
 }
 
+/// The container's command line: entrypoint then cmd. `--entrypoint ""` (`[""]`) means no
+/// entrypoint at all, as in Docker.
+pub fn command_argv(config: &Config) -> Vec<String> {
+    let entrypoint = match &config.entrypoint {
+        Some(e) if !(e.len() == 1 && e[0].is_empty()) => e.as_slice(),
+        _ => &[],
+    };
+    entrypoint
+        .iter()
+        .chain(config.cmd.iter().flatten())
+        .cloned()
+        .collect()
+}
+
 /// Builds the OCI runtime spec for a container, the way Docker would.
 pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     build_spec_with(input, &SpecExtras::default())
@@ -943,13 +957,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
 pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, SpecError> {
     let config = input.config;
     let hc = input.host_config;
-    let args: Vec<String> = config
-        .entrypoint
-        .iter()
-        .flatten()
-        .chain(config.cmd.iter().flatten())
-        .cloned()
-        .collect();
+    let args = command_argv(config);
     if args.is_empty() {
         return Err(SpecError::NoCommand);
     }

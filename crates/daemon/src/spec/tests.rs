@@ -253,6 +253,22 @@ fn entrypoint_cmd_env_tty_workdir_user() {
 }
 
 #[test]
+fn empty_entrypoint_means_none() {
+    let mut f = Fixture::new();
+    f.config.entrypoint = Some(vec![String::new()]);
+    f.config.cmd = Some(vec!["echo".into(), "x".into()]);
+    let spec = f.build().unwrap();
+    let p = spec.process().as_ref().unwrap();
+    assert_eq!(p.args().as_ref().unwrap(), &vec!["echo", "x"]);
+    // Only a lone "" is "no entrypoint"; an empty first word among others is kept.
+    f.config.entrypoint = Some(vec![String::new(), "a".into()]);
+    assert_eq!(command_argv(&f.config), vec!["", "a", "echo", "x"]);
+    f.config.entrypoint = Some(vec![String::new()]);
+    f.config.cmd = None;
+    assert_eq!(f.build().unwrap_err().to_string(), "no command specified");
+}
+
+#[test]
 fn no_command_is_refused() {
     let mut f = Fixture::new();
     f.config.cmd = None;

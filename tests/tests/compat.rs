@@ -1,0 +1,514 @@
+//! Behaviours a compatibility sweep against a real dockerd found different, checked with the real
+//! docker CLI.
+
+use berth_tests::*;
+
+/// `n` bytes of noise (xorshift), covering every byte value, detach sequences included.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn binary_stdin_is_not_scanned_for_detach_keys_without_a_tty() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["bin-stdin"], vec![]);
+    let small = b"abc\x10\x11def".to_vec();
+    let mut big = noise(200 * 1024);
+    big.extend_from_slice(b"\x10\x11\x10\x11");
+    for input in [&small, &big] {
+        let out = d.docker_stdin(&["run", "-i", "--rm", "busybox", "wc", "-c"], input);
+        assert_ok(&out, "run -i wc -c");
+        assert_eq!(stdout(&out).trim(), input.len().to_string(), "run -i");
+    }
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "bin-stdin",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    for input in [&small, &big] {
+        let out = d.docker_stdin(&["exec", "-i", "bin-stdin", "wc", "-c"], input);
+        assert_ok(&out, "exec -i wc -c");
+        assert_eq!(stdout(&out).trim(), input.len().to_string(), "exec -i");
+    }
+    // The bytes arrive unchanged, not only their number.
+    let out = d.docker_stdin(&["exec", "-i", "bin-stdin", "md5sum"], &big);
+    assert_ok(&out, "exec -i md5sum");
+    let local = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(&big)?;
+            c.wait_with_output()
+        })
+        .expect("md5sum");
+    let want = String::from_utf8_lossy(&local.stdout);
+    assert_eq!(
+        stdout(&out).split_whitespace().next(),
+        want.split_whitespace().next()
+    );
+}
+
+#[test]
+fn working_dir_is_created_at_start() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let host_dir = tempfile_dir("wd-outside");
+    let _c = Cleanup(&d, vec!["wd-base", "wd-base2", "wd-link", "wd-run"], vec![]);
+    let _i = RemoveImages(&d, vec!["wd-img", "wd-link-img"]);
+    let out = d.docker(&["run", "--rm", "-w", "/tmp/newdir/sub", "busybox", "pwd"]);
+    assert_ok(&out, "run -w /tmp/newdir/sub");
+    assert_eq!(stdout(&out), "/tmp/newdir/sub\n");
+    let out = d.docker(&[
+        "run", "--rm", "-w", "/srv/app", "busybox", "stat", "-c", "%a %u:%g", "/srv/app",
+    ]);
+    assert_ok(&out, "run -w /srv/app stat");
+    assert_eq!(stdout(&out), "755 0:0\n");
+    // It is part of the container's layer, as with Docker.
+    assert_ok(
+        &d.docker(&[
+            "run", "--name", "wd-run", "-w", "/var/wd", "busybox", "true",
+        ]),
+        "run -w /var/wd",
+    );
+    let out = d.docker(&["diff", "wd-run"]);
+    assert!(stdout(&out).contains("A /var/wd"), "{}", stdout(&out));
+    // An image WORKDIR that does not exist in its files.
+    assert_ok(
+        &d.docker(&["create", "--name", "wd-base", "busybox"]),
+        "create",
+    );
+    assert_ok(
+        &d.docker(&["commit", "-c", "WORKDIR /opt/app", "wd-base", "wd-img"]),
+        "commit WORKDIR",
+    );
+    let out = d.docker(&["run", "--rm", "wd-img", "pwd"]);
+    assert_ok(&out, "run image with missing WORKDIR");
+    assert_eq!(stdout(&out), "/opt/app\n");
+    // A symlink to a host path is followed inside the rootfs, never on the host.
+    let link_target = host_dir.to_str().expect("utf8");
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "--name",
+            "wd-link",
+            "busybox",
+            "ln",
+            "-s",
+            link_target,
+            "/link",
+        ]),
+        "ln -s",
+    );
+    assert_ok(
+        &d.docker(&["commit", "wd-link", "wd-link-img"]),
+        "commit link",
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-w",
+        "/link/x",
+        "wd-link-img",
+        "sh",
+        "-c",
+        &format!("pwd && test -d {link_target}/x && echo inside"),
+    ]);
+    assert_ok(&out, "run -w through a symlink");
+    // (`pwd` shows the resolved path, as getcwd does.)
+    assert_eq!(stdout(&out), format!("{link_target}/x\ninside\n"));
+    assert_eq!(std::fs::read_dir(&*host_dir).expect("host dir").count(), 0);
+    // A file in the way is an error, as in Docker.
+    let out = d.docker(&["run", "--rm", "-w", "/etc/passwd", "busybox", "pwd"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Cannot mkdir: /etc/passwd is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    // `exec -w` does not create anything.
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "wd-base2", "busybox", "sleep", "600"]),
+        "run -d",
+    );
+    let out = d.docker(&["exec", "-w", "/nonexist", "wd-base2", "pwd"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn ps_limit_lists_all_states() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ps-running", "ps-exited"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "ps-running",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    assert_ok(
+        &d.docker(&["run", "--name", "ps-exited", "busybox", "true"]),
+        "run",
+    );
+    let names = |args: &[&str]| {
+        let mut a = vec!["ps", "--format", "{{.Names}}"];
+        a.extend_from_slice(args);
+        let out = d.docker(&a);
+        assert_ok(&out, "ps");
+        stdout(&out)
+    };
+    assert_eq!(names(&[]), "ps-running\n");
+    assert_eq!(names(&["-l"]), "ps-exited\n");
+    assert_eq!(names(&["-n", "2"]), "ps-exited\nps-running\n");
+    assert_eq!(names(&["-n", "1"]), "ps-exited\n");
+    assert_eq!(names(&["-a"]), "ps-exited\nps-running\n");
+}
+
+#[test]
+fn empty_entrypoint_means_none() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ep-empty"], vec![]);
+    let out = d.docker(&["run", "--rm", "--entrypoint", "", "busybox", "echo", "x"]);
+    assert_ok(&out, "run --entrypoint ''");
+    assert_eq!(stdout(&out), "x\n");
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "ep-empty",
+            "--entrypoint",
+            "",
+            "busybox",
+            "echo",
+            "y",
+        ]),
+        "create",
+    );
+    assert_eq!(
+        inspect(&d, "ep-empty", "{{.Path}} {{json .Args}}"),
+        "echo [\"y\"]"
+    );
+    let out = d.docker(&["start", "-a", "ep-empty"]);
+    assert_ok(&out, "start -a");
+    assert_eq!(stdout(&out), "y\n");
+}
+
+#[test]
+fn unknown_network_fails_the_run_without_a_pull() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&["run", "--network", "nonexist", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("network nonexist not found"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("Unable to find image"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing was left behind.
+    let out = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn bind_consistency_modes_are_accepted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = tempfile_dir("consistency");
+    std::fs::write(dir.join("f"), "hello\n").expect("write");
+    let src = dir.to_str().expect("utf8");
+    for mode in ["cached", "delegated", "consistent", "ro,cached"] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{src}:/data:{mode}"),
+            "busybox",
+            "cat",
+            "/data/f",
+        ]);
+        assert_ok(&out, &format!("-v …:{mode}"));
+        assert_eq!(stdout(&out), "hello\n");
+    }
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,src={src},dst=/data,consistency=delegated"),
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_ok(&out, "--mount consistency=delegated");
+    assert_eq!(stdout(&out), "hello\n");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{src}:/data:bogus"),
+        "busybox",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("invalid mode: bogus"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn init_layer_files() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["init-layer"], vec![]);
+    let _i = RemoveImages(&d, vec!["init-layer-img"]);
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "init-layer",
+        "busybox",
+        "sh",
+        "-c",
+        "test -f /.dockerenv && test ! -s /.dockerenv && readlink /etc/mtab && touch /mine",
+    ]);
+    assert_ok(&out, "run");
+    assert_eq!(stdout(&out), "/proc/mounts\n");
+    // Below the container's layer: not a change…
+    let out = d.docker(&["diff", "init-layer"]);
+    assert_ok(&out, "diff");
+    let diff = stdout(&out);
+    assert!(diff.contains("A /mine"), "{diff}");
+    assert!(
+        !diff.contains(".dockerenv") && !diff.contains("mtab"),
+        "{diff}"
+    );
+    // …but part of the container's files.
+    let dir = tempfile_dir("init-layer");
+    let exported = dir.join("export.tar");
+    let out = d.docker(&[
+        "export",
+        "-o",
+        exported.to_str().expect("utf8"),
+        "init-layer",
+    ]);
+    assert_ok(&out, "export");
+    let names = tar_names(&std::fs::read(&exported).expect("export.tar"));
+    for want in [".dockerenv", "etc/mtab", "mine", "etc/passwd"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // A commit keeps only the container's own layer.
+    assert_ok(
+        &d.docker(&["commit", "init-layer", "init-layer-img"]),
+        "commit",
+    );
+    let saved = dir.join("save.tar");
+    let out = d.docker(&[
+        "save",
+        "-o",
+        saved.to_str().expect("utf8"),
+        "init-layer-img",
+    ]);
+    assert_ok(&out, "save");
+    let top = top_layer_names(&std::fs::read(&saved).expect("save.tar"));
+    assert!(top.iter().any(|n| n == "mine"), "{top:?}");
+    assert!(!top.iter().any(|n| n.contains("dockerenv")), "{top:?}");
+    // inspect lists it as the top lower layer.
+    let lower = inspect(&d, "init-layer", "{{.GraphDriver.Data.LowerDir}}");
+    assert!(
+        lower
+            .split(':')
+            .next()
+            .is_some_and(|l| l.ends_with("/fs/init")),
+        "{lower}"
+    );
+    // `docker cp` sees it too.
+    let out = d.docker(&["cp", "init-layer:/.dockerenv", "-"]);
+    assert_ok(&out, "cp");
+    assert!(tar_names(&out.stdout).iter().any(|n| n == ".dockerenv"));
+}
+
+#[test]
+fn wait_removed_reports_the_exit_code_of_an_exited_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["wait-removed"], vec![]);
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "wait-removed",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let (status, body) = std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            d.api(
+                "POST",
+                "/containers/wait-removed/wait?condition=removed",
+                None,
+            )
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_ok(&d.docker(&["rm", "wait-removed"]), "rm");
+        waiter.join().expect("waiter")
+    });
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("json");
+    assert_eq!(v["StatusCode"], 3, "{body}");
+}
+
+/// Removes the named images when a test ends.
+struct RemoveImages<'a>(&'a Daemon, Vec<&'static str>);
+
+impl Drop for RemoveImages<'_> {
+    fn drop(&mut self) {
+        for i in &self.1 {
+            let _ = self.0.docker(&["rmi", "-f", i]);
+        }
+    }
+}
+
+/// A new empty directory under the system temp dir, removed when dropped (also when a test
+/// fails).
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir(tag: &str) -> TempDir {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("berth-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    TempDir(dir)
+}
+
+/// The entry names of a tar (leading `./` and trailing `/` dropped), via tar(1).
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("tar")
+        .arg("-t")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = tar.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("tar -t");
+    let _ = writer.join();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The names in the last layer of a `docker save` archive (the top layer).
+fn top_layer_names(save: &[u8]) -> Vec<String> {
+    let dir = tempfile_dir("save");
+    let archive = dir.join("image.tar");
+    std::fs::write(&archive, save).expect("write save");
+    let st = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&*dir)
+        .status()
+        .expect("tar -x");
+    assert!(st.success());
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json"),
+    )
+    .expect("manifest json");
+    let layers = manifest[0]["Layers"].as_array().expect("layers");
+    let top = layers.last().and_then(|l| l.as_str()).expect("top layer");
+    tar_names(&std::fs::read(dir.join(top)).expect("layer"))
+}
+
+#[test]
+fn host_network_uses_the_host_name_and_hosts_file() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["hostnet"], vec![]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "hostnet",
+        "--network",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; cat /etc/hostname; echo ---; cat /etc/hosts",
+    ]);
+    assert_ok(&out, "run --network host");
+    let hosts = std::fs::read_to_string("/etc/hosts").expect("/etc/hosts");
+    assert_eq!(stdout(&out), format!("{host}{host}---\n{hosts}"));
+    assert_eq!(inspect(&d, "hostnet", "{{.Config.Hostname}}"), host.trim());
+    // An explicit name and --add-host still win.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-h",
+        "mine",
+        "--add-host",
+        "db:10.9.8.7",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; grep db /etc/hosts",
+    ]);
+    assert_ok(&out, "run --network host -h --add-host");
+    assert_eq!(stdout(&out), "mine\n10.9.8.7\tdb\n");
+    // Other modes keep the id.
+    let out = d.docker(&["run", "--rm", "busybox", "hostname"]);
+    assert_ok(&out, "run");
+    assert_ne!(stdout(&out), host);
+    assert_eq!(stdout(&out).trim().len(), 12);
+}
