@@ -59,7 +59,7 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
     // SAFETY: valid nul-terminated path; the result is checked.

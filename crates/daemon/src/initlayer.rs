@@ -11,14 +11,14 @@
 use std::collections::VecDeque;
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use berth_api_types::ApiError;
 
-use crate::archive::{fstatat_nofollow, open_in_root, readlinkat};
+use crate::archive::{fstatat_nofollow, open_dir, open_in_root, readlinkat};
 use crate::model::Container;
 use crate::{internal, Daemon, Result};
 
@@ -192,23 +192,6 @@ fn components(path: &Path) -> VecDeque<OsString> {
             _ => None,
         })
         .collect()
-}
-
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
-    // SAFETY: valid nul-terminated path; the result is checked.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor from open(2).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
