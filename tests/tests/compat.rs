@@ -512,3 +512,96 @@ fn host_network_uses_the_host_name_and_hosts_file() {
     assert_ne!(stdout(&out), host);
     assert_eq!(stdout(&out).trim().len(), 12);
 }
+
+/// `docker inspect` shows the HostConfig defaults Docker 28 fills in at create.
+#[test]
+fn inspect_shows_dockers_create_defaults() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["defaults", "defaults-set"], vec![]);
+    assert_ok(
+        &d.docker(&["create", "--name", "defaults", "busybox"]),
+        "create",
+    );
+    let v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .any(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup2 "))
+                && l.split(' ').nth(4) == Some("/sys/fs/cgroup")
+        });
+    let want_cgroupns = if v2 { "private" } else { "host" };
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.IpcMode}} {{json .HostConfig.CgroupnsMode}} {{json .HostConfig.Runtime}} {{json .HostConfig.PidsLimit}} {{json .HostConfig.MemorySwappiness}}",
+        "defaults",
+    ]);
+    assert_ok(&out, "inspect");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("\"private\" \"{want_cgroupns}\" \"runc\" null null")
+    );
+    // Values asked for are kept, and the container runs with them.
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "defaults-set",
+            "--ipc",
+            "shareable",
+            "--cgroupns",
+            "private",
+            "--pids-limit",
+            "64",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "create with values",
+    );
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.IpcMode}} {{.HostConfig.CgroupnsMode}} {{.HostConfig.PidsLimit}}",
+        "defaults-set",
+    ]);
+    assert_eq!(stdout(&out).trim(), "shareable private 64");
+    // The filled-in defaults still give private IPC and the host's cgroup namespace rule.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; readlink /proc/self/ns/cgroup",
+    ]);
+    assert_ok(&out, "run readlink ns");
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").expect("ipc ns");
+    let host_cg = std::fs::read_link("/proc/self/ns/cgroup").expect("cgroup ns");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_ne!(
+        lines[0],
+        host_ipc.to_string_lossy(),
+        "private IPC namespace"
+    );
+    assert_eq!(
+        lines[1] == host_cg.to_string_lossy(),
+        !v2,
+        "cgroup namespace"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "none",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_ok(&out, "run --ipc none");
+    assert_ne!(stdout(&out).trim(), host_ipc.to_string_lossy());
+}

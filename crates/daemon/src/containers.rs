@@ -201,6 +201,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
+        crate::create_defaults::fill(&mut host_config, self.host.cgroup_v2);
         crate::logdriver::with_default(&mut host_config.log_config, &self.log_defaults());
         self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
