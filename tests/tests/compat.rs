@@ -605,3 +605,44 @@ fn inspect_shows_dockers_create_defaults() {
     assert_ok(&out, "run --ipc none");
     assert_ne!(stdout(&out).trim(), host_ipc.to_string_lossy());
 }
+
+/// `ps --filter publish=` matches the host port a running container got, ephemeral ones
+/// included; `expose=` its container port.
+#[test]
+fn ps_publish_filter_matches_a_running_containers_host_port() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ps-pub-run"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "ps-pub-run",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d -p",
+    );
+    let out = d.docker(&["port", "ps-pub-run", "80/tcp"]);
+    assert_ok(&out, "port");
+    let host_port = stdout(&out)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .expect("a binding")
+        .trim()
+        .to_string();
+    let names = |filter: &str| {
+        let out = d.docker(&["ps", "--filter", filter, "--format", "{{.Names}}"]);
+        assert_ok(&out, filter);
+        stdout(&out).trim().to_string()
+    };
+    assert_eq!(names(&format!("publish={host_port}")), "ps-pub-run");
+    assert_eq!(names(&format!("publish={host_port}/udp")), "");
+    assert_eq!(names("publish=80"), "");
+    assert_eq!(names("expose=80/tcp"), "ps-pub-run");
+}

@@ -1435,9 +1435,13 @@ struct ListFilters {
     /// containers attached to those networks.
     networks: Vec<String>,
     network_members: std::collections::HashSet<String>,
-    /// `publish=` / `expose=`: container ports as `port/proto`.
+    /// `publish=`: host ports, `expose=`: container ports, as `port/proto`.
     publish: Vec<String>,
     expose: Vec<String>,
+    /// For `publish=`: each running container's bound host ports.
+    live_ports: std::collections::HashMap<String, Vec<ct::Port>>,
+    /// `is-task=`: berth has no swarm tasks.
+    is_task: Option<bool>,
 }
 
 impl ListFilters {
@@ -1457,6 +1461,8 @@ impl ListFilters {
             network_members: Default::default(),
             publish: vec![],
             expose: vec![],
+            live_ports: Default::default(),
+            is_task: None,
         };
         for (k, vals) in filters {
             match k.as_str() {
@@ -1522,8 +1528,21 @@ impl ListFilters {
                 }
                 "publish" => f.publish.extend(port_filter_values(vals)?),
                 "expose" => f.expose.extend(port_filter_values(vals)?),
-                "isolation" | "is-task" => {}
+                "is-task" => {
+                    for v in vals {
+                        f.is_task = Some(crate::ps_filters::is_task_value(v).ok_or_else(|| {
+                            ApiError::invalid(format!("Invalid filter 'is-task={v}'"))
+                        })?);
+                    }
+                }
+                "isolation" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        if !f.publish.is_empty() {
+            let running: Vec<Container> = lock(&d.containers).values().cloned().collect();
+            for c in running.iter().filter(|c| c.state.status.is_active()) {
+                f.live_ports.insert(c.id.clone(), d.summary_ports(c));
             }
         }
         Ok(f)
@@ -1580,11 +1599,10 @@ impl ListFilters {
             return false;
         }
         if !self.volumes.is_empty()
-            && !c.mounts.iter().any(|m| {
-                self.volumes
-                    .iter()
-                    .any(|v| (!m.name.is_empty() && m.name == *v) || m.destination == *v)
-            })
+            && !self
+                .volumes
+                .iter()
+                .any(|v| crate::ps_filters::volume_matches(&c.mounts, v))
         {
             return false;
         }
@@ -1598,15 +1616,19 @@ impl ListFilters {
         {
             return false;
         }
-        let bound = c.host_config.port_bindings.iter().flat_map(|m| m.keys());
-        if !self.publish.is_empty() && !bound.into_iter().any(|k| self.publish.contains(k)) {
-            return false;
+        if !self.publish.is_empty() || !self.expose.is_empty() {
+            // As in Docker, either a published or an exposed port matching lists it.
+            let live = self.live_ports.get(&c.id).map_or(&[][..], Vec::as_slice);
+            let published =
+                crate::ps_filters::published(c.host_config.port_bindings.as_ref(), live);
+            let exposed = crate::ps_filters::exposed(c);
+            if !published.iter().any(|p| self.publish.contains(p))
+                && !exposed.iter().any(|p| self.expose.contains(p))
+            {
+                return false;
+            }
         }
-        let exposed = c.config.exposed_ports.iter().flat_map(|m| m.keys());
-        if !self.expose.is_empty() && !exposed.into_iter().any(|k| self.expose.contains(k)) {
-            return false;
-        }
-        true
+        self.is_task != Some(true)
     }
 }
 

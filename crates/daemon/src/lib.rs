@@ -27,6 +27,7 @@ mod network_v6;
 mod networks_api;
 mod nsjoin;
 mod predefined_networks;
+mod ps_filters;
 mod registry;
 mod reload;
 mod resources;
