@@ -646,3 +646,81 @@ fn ps_publish_filter_matches_a_running_containers_host_port() {
     assert_eq!(names("publish=80"), "");
     assert_eq!(names("expose=80/tcp"), "ps-pub-run");
 }
+
+/// CPUs and memory nodes the host does not have are refused at create and in `docker update`,
+/// with Docker's message, not at start with a cgroup write error.
+#[test]
+fn cpuset_beyond_the_host_is_refused_at_create_and_update() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["cpuset-bad", "cpuset-ok"], vec![]);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online cpus");
+    let online = online.trim();
+    let last: u32 = online
+        .split([',', '-'])
+        .filter_map(|n| n.parse().ok())
+        .max()
+        .expect("a cpu");
+    let beyond = (last + 1).to_string();
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "cpuset-bad",
+        "--cpuset-cpus",
+        &beyond,
+        "busybox",
+    ]);
+    assert!(!out.status.success(), "create with a missing CPU");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Requested CPUs are not available - requested {beyond}, available: {online}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = d.api(
+        "POST",
+        "/containers/create?name=cpuset-bad",
+        Some(&format!(
+            r#"{{"Image":"busybox","HostConfig":{{"CpusetCpus":"{beyond}"}}}}"#
+        )),
+    );
+    assert_eq!(status, 400, "{body}");
+    let nodes =
+        std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".into());
+    let out = d.docker(&["run", "--rm", "--cpuset-mems", "0,63", "busybox", "true"]);
+    assert!(!out.status.success(), "run with a missing memory node");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Requested memory nodes are not available - requested 0,63, available: {}",
+            nodes.trim()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["ps", "-aq", "--filter", "name=cpuset-bad"]);
+    assert_eq!(stdout(&out), "", "nothing was created");
+    // A CPU the host has still works, and update checks the same way.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "cpuset-ok",
+            "--cpuset-cpus",
+            "0",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run --cpuset-cpus 0",
+    );
+    let out = d.docker(&["update", "--cpuset-cpus", &beyond, "cpuset-ok"]);
+    assert!(!out.status.success(), "update to a missing CPU");
+    assert!(
+        stderr(&out).contains("Requested CPUs are not available"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(inspect(&d, "cpuset-ok", "{{.HostConfig.CpusetCpus}}"), "0");
+}

@@ -9,6 +9,7 @@ mod archive;
 pub mod backend;
 mod build;
 mod containers;
+mod cpuset;
 mod create_defaults;
 mod events;
 mod exec;
