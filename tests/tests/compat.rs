@@ -724,3 +724,80 @@ fn cpuset_beyond_the_host_is_refused_at_create_and_update() {
     );
     assert_eq!(inspect(&d, "cpuset-ok", "{{.HostConfig.CpusetCpus}}"), "0");
 }
+
+/// `--platform` with a local image of another platform: Docker 28 answers the create with a 404
+/// naming both platforms, and the CLI then tries to pull the image for that platform; with no
+/// registry reachable the run fails with the pull's error instead of running the wrong image.
+#[test]
+fn platform_mismatch_is_not_run() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["plat-ok"], vec![]);
+    let port = free_port();
+    let local = format!("127.0.0.1:{port}/plat/busybox:1");
+    let _i = RemoveImagesOwned(&d, vec![local.clone()]);
+    assert_ok(&d.docker(&["tag", "busybox", &local]), "tag");
+    let arch = inspect(&d, "busybox", "{{.Architecture}}");
+    let other = if arch == "arm64" { "amd64" } else { "arm64" };
+    let (status, body) = d.api(
+        "POST",
+        &format!("/containers/create?platform=linux/{other}"),
+        Some(r#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains(&format!(
+            "image with reference busybox was found but its platform (linux/{arch}) does not match the specified platform (linux/{other})"
+        )),
+        "{body}"
+    );
+    let started = std::time::Instant::now();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--platform",
+        &format!("linux/{other}"),
+        &local,
+        "echo",
+        "ran",
+    ]);
+    assert!(!out.status.success(), "the wrong platform ran");
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("Unable to find image '{local}' locally")),
+        "the CLI pulls after the 404: {}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let out = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&out), "", "no container was created");
+    // The image's own platform, and a bad one.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "plat-ok",
+        "--platform",
+        &format!("linux/{arch}"),
+        "busybox",
+        "echo",
+        "ran",
+    ]);
+    assert_ok(&out, "run --platform of the image");
+    assert_eq!(stdout(&out), "ran\n");
+    let (status, body) = d.api(
+        "POST",
+        "/containers/create?platform=linux//x",
+        Some(r#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+struct RemoveImagesOwned<'a>(&'a Daemon, Vec<String>);
+
+impl Drop for RemoveImagesOwned<'_> {
+    fn drop(&mut self) {
+        for i in &self.1 {
+            let _ = self.0.docker(&["rmi", "-f", i]);
+        }
+    }
+}

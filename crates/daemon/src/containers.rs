@@ -217,6 +217,9 @@ impl Daemon {
         self.resolve_ns_refs(&mut host_config);
         self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
+        if let Some(p) = req.platform.as_deref() {
+            crate::platform_check::check(&config.image, p, &image.config)?;
+        }
         merge_config(&mut config, &image.container_config());
         let (path, args) = path_and_args(&config);
         if path.is_empty() {

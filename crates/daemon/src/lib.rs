@@ -27,6 +27,7 @@ mod network;
 mod network_v6;
 mod networks_api;
 mod nsjoin;
+mod platform_check;
 mod predefined_networks;
 mod ps_filters;
 mod registry;
