@@ -801,3 +801,49 @@ impl Drop for RemoveImagesOwned<'_> {
         }
     }
 }
+
+/// `docker exec -w` with a directory the container does not have fails with runc's message
+/// as Docker prints it; directories in volumes are found.
+#[test]
+fn exec_with_a_missing_working_dir_says_so() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["exec-wd"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "exec-wd",
+            "-v",
+            "exec-wd-vol:/data",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    let out = d.docker(&["exec", "-w", "/nonexist", "exec-wd", "true"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        all.contains("OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nonexist\") set in config.json failed: no such file or directory: unknown"),
+        "{all}"
+    );
+    let out = d.docker(&["exec", "-w", "/etc/passwd", "exec-wd", "true"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert!(
+        format!("{}{}", stdout(&out), stderr(&out)).contains("failed: not a directory: unknown"),
+        "{out:?}"
+    );
+    // A directory only the container's volume has, and one made after the start.
+    assert_ok(
+        &d.docker(&["exec", "exec-wd", "mkdir", "-p", "/data/sub", "/made/later"]),
+        "mkdir",
+    );
+    for dir in ["/data/sub", "/made/later"] {
+        let out = d.docker(&["exec", "-w", dir, "exec-wd", "pwd"]);
+        assert_ok(&out, dir);
+        assert_eq!(stdout(&out).trim(), dir);
+    }
+}

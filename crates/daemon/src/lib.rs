@@ -13,6 +13,7 @@ mod cpuset;
 mod create_defaults;
 mod events;
 mod exec;
+mod exec_cwd;
 mod health;
 mod hostmode;
 mod housekeeping;
