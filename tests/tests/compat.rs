@@ -847,3 +847,109 @@ fn exec_with_a_missing_working_dir_says_so() {
         assert_eq!(stdout(&out).trim(), dir);
     }
 }
+
+/// `docker network connect bridge` adds the default bridge to a container on a user-defined
+/// network (running: a new interface at once; stopped: at its next start), and
+/// `network disconnect bridge` takes it away again.
+#[test]
+fn network_connect_and_disconnect_the_default_bridge() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["nb-run", "nb-stopped", "nb-peer"], vec!["nbnet"]);
+    let subnet = d.spare_subnet(0);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "nbnet"]),
+        "network create",
+    );
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "nb-peer", "busybox", "sleep", "600"]),
+        "run peer on the default bridge",
+    );
+    let peer_ip = inspect(&d, "nb-peer", "{{.NetworkSettings.IPAddress}}");
+    assert!(!peer_ip.is_empty());
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "nb-run",
+            "--network",
+            "nbnet",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run on nbnet",
+    );
+    let ping = |c: &str| {
+        d.docker(&["exec", c, "ping", "-c1", "-W2", &peer_ip])
+            .status
+            .success()
+    };
+    assert!(!ping("nb-run"), "not on the default bridge yet");
+    assert_ok(
+        &d.docker(&["network", "connect", "bridge", "nb-run"]),
+        "connect bridge (running)",
+    );
+    let bridge_ip = inspect(
+        &d,
+        "nb-run",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+    );
+    assert!(!bridge_ip.is_empty(), "inspect shows the bridge");
+    assert!(!inspect(
+        &d,
+        "nb-run",
+        "{{.NetworkSettings.Networks.nbnet.IPAddress}}"
+    )
+    .is_empty());
+    assert!(
+        exec_out(&d, "nb-run", &["ip", "-4", "-o", "addr"]).contains(&format!("inet {bridge_ip}/")),
+    );
+    assert!(ping("nb-run"), "reaches the default bridge");
+    let out = d.docker(&["network", "connect", "bridge", "nb-run"]);
+    assert!(!out.status.success(), "connected twice");
+    assert!(
+        stderr(&out).contains("endpoint with name nb-run already exists in network bridge"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["network", "connect", "bridge", "nb-peer"]);
+    assert!(
+        stderr(&out).contains("already exists in network bridge"),
+        "a container of the default bridge: {}",
+        stderr(&out)
+    );
+    assert_ok(
+        &d.docker(&["network", "disconnect", "bridge", "nb-run"]),
+        "disconnect bridge",
+    );
+    assert!(!exec_out(&d, "nb-run", &["ip", "-4", "-o", "addr"]).contains(&bridge_ip));
+    assert!(!ping("nb-run"), "cut off again");
+    // A stopped container gets it at its next start.
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "nb-stopped",
+            "--network",
+            "nbnet",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "create on nbnet",
+    );
+    assert_ok(
+        &d.docker(&["network", "connect", "bridge", "nb-stopped"]),
+        "connect bridge (stopped)",
+    );
+    assert_ok(&d.docker(&["start", "nb-stopped"]), "start");
+    assert!(ping("nb-stopped"), "reaches the default bridge after start");
+    assert!(!inspect(
+        &d,
+        "nb-stopped",
+        "{{.NetworkSettings.Networks.nbnet.IPAddress}}"
+    )
+    .is_empty());
+}
