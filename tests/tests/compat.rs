@@ -769,6 +769,29 @@ fn platform_mismatch_is_not_run() {
         stderr(&out)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // berth's CLI does the same, pulling for the platform asked for.
+    let plat = format!("linux/{other}");
+    let out = d.berth(&["run", "--rm", "--platform", &plat, &local, "echo", "ran"]);
+    assert!(!out.status.success(), "the wrong platform ran (berth)");
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("Unable to find image '{local}' locally")),
+        "{}",
+        stderr(&out)
+    );
+    let log = d.log();
+    let pulls: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("/images/create?"))
+        .collect();
+    assert_eq!(pulls.len(), 2, "one pull per CLI: {pulls:?}");
+    assert!(
+        pulls
+            .iter()
+            .all(|l| l.contains(&format!("platform=linux%2F{other}"))
+                || l.contains(&format!("platform=linux/{other}"))),
+        "the pulls ask for the platform: {pulls:?}"
+    );
     let out = d.docker(&["ps", "-aq"]);
     assert_eq!(stdout(&out), "", "no container was created");
     // The image's own platform, and a bad one.
