@@ -512,3 +512,467 @@ fn host_network_uses_the_host_name_and_hosts_file() {
     assert_ne!(stdout(&out), host);
     assert_eq!(stdout(&out).trim().len(), 12);
 }
+
+/// `docker inspect` shows the HostConfig defaults Docker 28 fills in at create.
+#[test]
+fn inspect_shows_dockers_create_defaults() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["defaults", "defaults-set"], vec![]);
+    assert_ok(
+        &d.docker(&["create", "--name", "defaults", "busybox"]),
+        "create",
+    );
+    let v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .any(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("cgroup2 "))
+                && l.split(' ').nth(4) == Some("/sys/fs/cgroup")
+        });
+    let want_cgroupns = if v2 { "private" } else { "host" };
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{json .HostConfig.IpcMode}} {{json .HostConfig.CgroupnsMode}} {{json .HostConfig.Runtime}} {{json .HostConfig.PidsLimit}} {{json .HostConfig.MemorySwappiness}}",
+        "defaults",
+    ]);
+    assert_ok(&out, "inspect");
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("\"private\" \"{want_cgroupns}\" \"runc\" null null")
+    );
+    // Values asked for are kept, and the container runs with them.
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "defaults-set",
+            "--ipc",
+            "shareable",
+            "--cgroupns",
+            "private",
+            "--pids-limit",
+            "64",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "create with values",
+    );
+    let out = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.IpcMode}} {{.HostConfig.CgroupnsMode}} {{.HostConfig.PidsLimit}}",
+        "defaults-set",
+    ]);
+    assert_eq!(stdout(&out).trim(), "shareable private 64");
+    // The filled-in defaults still give private IPC and the host's cgroup namespace rule.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/ipc; readlink /proc/self/ns/cgroup",
+    ]);
+    assert_ok(&out, "run readlink ns");
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").expect("ipc ns");
+    let host_cg = std::fs::read_link("/proc/self/ns/cgroup").expect("cgroup ns");
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_ne!(
+        lines[0],
+        host_ipc.to_string_lossy(),
+        "private IPC namespace"
+    );
+    assert_eq!(
+        lines[1] == host_cg.to_string_lossy(),
+        !v2,
+        "cgroup namespace"
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "none",
+        "busybox",
+        "readlink",
+        "/proc/self/ns/ipc",
+    ]);
+    assert_ok(&out, "run --ipc none");
+    assert_ne!(stdout(&out).trim(), host_ipc.to_string_lossy());
+}
+
+/// `ps --filter publish=` matches the host port a running container got, ephemeral ones
+/// included; `expose=` its container port.
+#[test]
+fn ps_publish_filter_matches_a_running_containers_host_port() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["ps-pub-run"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "ps-pub-run",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d -p",
+    );
+    let out = d.docker(&["port", "ps-pub-run", "80/tcp"]);
+    assert_ok(&out, "port");
+    let host_port = stdout(&out)
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .expect("a binding")
+        .trim()
+        .to_string();
+    let names = |filter: &str| {
+        let out = d.docker(&["ps", "--filter", filter, "--format", "{{.Names}}"]);
+        assert_ok(&out, filter);
+        stdout(&out).trim().to_string()
+    };
+    assert_eq!(names(&format!("publish={host_port}")), "ps-pub-run");
+    assert_eq!(names(&format!("publish={host_port}/udp")), "");
+    assert_eq!(names("publish=80"), "");
+    assert_eq!(names("expose=80/tcp"), "ps-pub-run");
+}
+
+/// CPUs and memory nodes the host does not have are refused at create and in `docker update`,
+/// with Docker's message, not at start with a cgroup write error.
+#[test]
+fn cpuset_beyond_the_host_is_refused_at_create_and_update() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["cpuset-bad", "cpuset-ok"], vec![]);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").expect("online cpus");
+    let online = online.trim();
+    let last: u32 = online
+        .split([',', '-'])
+        .filter_map(|n| n.parse().ok())
+        .max()
+        .expect("a cpu");
+    let beyond = (last + 1).to_string();
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "cpuset-bad",
+        "--cpuset-cpus",
+        &beyond,
+        "busybox",
+    ]);
+    assert!(!out.status.success(), "create with a missing CPU");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Requested CPUs are not available - requested {beyond}, available: {online}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let (status, body) = d.api(
+        "POST",
+        "/containers/create?name=cpuset-bad",
+        Some(&format!(
+            r#"{{"Image":"busybox","HostConfig":{{"CpusetCpus":"{beyond}"}}}}"#
+        )),
+    );
+    assert_eq!(status, 400, "{body}");
+    let nodes =
+        std::fs::read_to_string("/sys/devices/system/node/online").unwrap_or_else(|_| "0".into());
+    let out = d.docker(&["run", "--rm", "--cpuset-mems", "0,63", "busybox", "true"]);
+    assert!(!out.status.success(), "run with a missing memory node");
+    assert!(
+        stderr(&out).contains(&format!(
+            "Requested memory nodes are not available - requested 0,63, available: {}",
+            nodes.trim()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["ps", "-aq", "--filter", "name=cpuset-bad"]);
+    assert_eq!(stdout(&out), "", "nothing was created");
+    // A CPU the host has still works, and update checks the same way.
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "cpuset-ok",
+            "--cpuset-cpus",
+            "0",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run --cpuset-cpus 0",
+    );
+    let out = d.docker(&["update", "--cpuset-cpus", &beyond, "cpuset-ok"]);
+    assert!(!out.status.success(), "update to a missing CPU");
+    assert!(
+        stderr(&out).contains("Requested CPUs are not available"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(inspect(&d, "cpuset-ok", "{{.HostConfig.CpusetCpus}}"), "0");
+}
+
+/// `--platform` with a local image of another platform: Docker 28 answers the create with a 404
+/// naming both platforms, and the CLI then tries to pull the image for that platform; with no
+/// registry reachable the run fails with the pull's error instead of running the wrong image.
+#[test]
+fn platform_mismatch_is_not_run() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["plat-ok"], vec![]);
+    let port = free_port();
+    let local = format!("127.0.0.1:{port}/plat/busybox:1");
+    let _i = RemoveImagesOwned(&d, vec![local.clone()]);
+    assert_ok(&d.docker(&["tag", "busybox", &local]), "tag");
+    let arch = inspect(&d, "busybox", "{{.Architecture}}");
+    let other = if arch == "arm64" { "amd64" } else { "arm64" };
+    let (status, body) = d.api(
+        "POST",
+        &format!("/containers/create?platform=linux/{other}"),
+        Some(r#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains(&format!(
+            "image with reference busybox was found but its platform (linux/{arch}) does not match the specified platform (linux/{other})"
+        )),
+        "{body}"
+    );
+    let started = std::time::Instant::now();
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--platform",
+        &format!("linux/{other}"),
+        &local,
+        "echo",
+        "ran",
+    ]);
+    assert!(!out.status.success(), "the wrong platform ran");
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("Unable to find image '{local}' locally")),
+        "the CLI pulls after the 404: {}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // berth's CLI does the same, pulling for the platform asked for.
+    let plat = format!("linux/{other}");
+    let out = d.berth(&["run", "--rm", "--platform", &plat, &local, "echo", "ran"]);
+    assert!(!out.status.success(), "the wrong platform ran (berth)");
+    assert!(!stdout(&out).contains("ran"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("Unable to find image '{local}' locally")),
+        "{}",
+        stderr(&out)
+    );
+    let log = d.log();
+    let pulls: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("/images/create?"))
+        .collect();
+    assert_eq!(pulls.len(), 2, "one pull per CLI: {pulls:?}");
+    assert!(
+        pulls
+            .iter()
+            .all(|l| l.contains(&format!("platform=linux%2F{other}"))
+                || l.contains(&format!("platform=linux/{other}"))),
+        "the pulls ask for the platform: {pulls:?}"
+    );
+    let out = d.docker(&["ps", "-aq"]);
+    assert_eq!(stdout(&out), "", "no container was created");
+    // The image's own platform, and a bad one.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "plat-ok",
+        "--platform",
+        &format!("linux/{arch}"),
+        "busybox",
+        "echo",
+        "ran",
+    ]);
+    assert_ok(&out, "run --platform of the image");
+    assert_eq!(stdout(&out), "ran\n");
+    let (status, body) = d.api(
+        "POST",
+        "/containers/create?platform=linux//x",
+        Some(r#"{"Image":"busybox"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+}
+
+struct RemoveImagesOwned<'a>(&'a Daemon, Vec<String>);
+
+impl Drop for RemoveImagesOwned<'_> {
+    fn drop(&mut self) {
+        for i in &self.1 {
+            let _ = self.0.docker(&["rmi", "-f", i]);
+        }
+    }
+}
+
+/// `docker exec -w` with a directory the container does not have fails with runc's message
+/// as Docker prints it; directories in volumes are found.
+#[test]
+fn exec_with_a_missing_working_dir_says_so() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["exec-wd"], vec![]);
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "exec-wd",
+            "-v",
+            "exec-wd-vol:/data",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run -d",
+    );
+    let out = d.docker(&["exec", "-w", "/nonexist", "exec-wd", "true"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    let all = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        all.contains("OCI runtime exec failed: exec failed: unable to start container process: chdir to cwd (\"/nonexist\") set in config.json failed: no such file or directory: unknown"),
+        "{all}"
+    );
+    let out = d.docker(&["exec", "-w", "/etc/passwd", "exec-wd", "true"]);
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+    assert!(
+        format!("{}{}", stdout(&out), stderr(&out)).contains("failed: not a directory: unknown"),
+        "{out:?}"
+    );
+    // A directory only the container's volume has, and one made after the start.
+    assert_ok(
+        &d.docker(&["exec", "exec-wd", "mkdir", "-p", "/data/sub", "/made/later"]),
+        "mkdir",
+    );
+    for dir in ["/data/sub", "/made/later"] {
+        let out = d.docker(&["exec", "-w", dir, "exec-wd", "pwd"]);
+        assert_ok(&out, dir);
+        assert_eq!(stdout(&out).trim(), dir);
+    }
+}
+
+/// `docker network connect bridge` adds the default bridge to a container on a user-defined
+/// network (running: a new interface at once; stopped: at its next start), and
+/// `network disconnect bridge` takes it away again.
+#[test]
+fn network_connect_and_disconnect_the_default_bridge() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["nb-run", "nb-stopped", "nb-peer"], vec!["nbnet"]);
+    let subnet = d.spare_subnet(0);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "nbnet"]),
+        "network create",
+    );
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "nb-peer", "busybox", "sleep", "600"]),
+        "run peer on the default bridge",
+    );
+    let peer_ip = inspect(&d, "nb-peer", "{{.NetworkSettings.IPAddress}}");
+    assert!(!peer_ip.is_empty());
+    assert_ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "nb-run",
+            "--network",
+            "nbnet",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "run on nbnet",
+    );
+    let ping = |c: &str| {
+        d.docker(&["exec", c, "ping", "-c1", "-W2", &peer_ip])
+            .status
+            .success()
+    };
+    assert!(!ping("nb-run"), "not on the default bridge yet");
+    assert_ok(
+        &d.docker(&["network", "connect", "bridge", "nb-run"]),
+        "connect bridge (running)",
+    );
+    let bridge_ip = inspect(
+        &d,
+        "nb-run",
+        "{{.NetworkSettings.Networks.bridge.IPAddress}}",
+    );
+    assert!(!bridge_ip.is_empty(), "inspect shows the bridge");
+    assert!(!inspect(
+        &d,
+        "nb-run",
+        "{{.NetworkSettings.Networks.nbnet.IPAddress}}"
+    )
+    .is_empty());
+    assert!(
+        exec_out(&d, "nb-run", &["ip", "-4", "-o", "addr"]).contains(&format!("inet {bridge_ip}/")),
+    );
+    assert!(ping("nb-run"), "reaches the default bridge");
+    let out = d.docker(&["network", "connect", "bridge", "nb-run"]);
+    assert!(!out.status.success(), "connected twice");
+    assert!(
+        stderr(&out).contains("endpoint with name nb-run already exists in network bridge"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["network", "connect", "bridge", "nb-peer"]);
+    assert!(
+        stderr(&out).contains("already exists in network bridge"),
+        "a container of the default bridge: {}",
+        stderr(&out)
+    );
+    assert_ok(
+        &d.docker(&["network", "disconnect", "bridge", "nb-run"]),
+        "disconnect bridge",
+    );
+    assert!(!exec_out(&d, "nb-run", &["ip", "-4", "-o", "addr"]).contains(&bridge_ip));
+    assert!(!ping("nb-run"), "cut off again");
+    // A stopped container gets it at its next start.
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "nb-stopped",
+            "--network",
+            "nbnet",
+            "busybox",
+            "sleep",
+            "600",
+        ]),
+        "create on nbnet",
+    );
+    assert_ok(
+        &d.docker(&["network", "connect", "bridge", "nb-stopped"]),
+        "connect bridge (stopped)",
+    );
+    assert_ok(&d.docker(&["start", "nb-stopped"]), "start");
+    assert!(ping("nb-stopped"), "reaches the default bridge after start");
+    assert!(!inspect(
+        &d,
+        "nb-stopped",
+        "{{.NetworkSettings.Networks.nbnet.IPAddress}}"
+    )
+    .is_empty());
+}

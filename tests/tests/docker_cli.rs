@@ -331,8 +331,9 @@ fn events_since_until_and_filters() {
     assert!(!out.status.success());
 }
 
-/// `ps --filter volume=|network=|publish=|expose=` select the containers Docker selects
-/// (they were accepted and ignored before, listing every container).
+/// `ps --filter volume=|network=|publish=|expose=|is-task=` select the containers Docker
+/// selects: `publish=` is the published (host) port, `expose=` the container port, `volume=` a
+/// volume name, a bind's host path or a destination.
 #[test]
 fn ps_filters_by_volume_network_and_ports() {
     let d = Daemon::start();
@@ -344,6 +345,14 @@ fn ps_filters_by_volume_network_and_ports() {
     );
     for args in [
         &["create", "--name", "vol", "-v", "psvol:/data", "busybox"][..],
+        &[
+            "create",
+            "--name",
+            "bind",
+            "-v",
+            "/etc:/hostetc:ro",
+            "busybox",
+        ][..],
         &["create", "--name", "net", "--network", "psnet", "busybox"][..],
         &["create", "--name", "pub", "-p", "18181:80/udp", "busybox"][..],
         &[
@@ -367,16 +376,24 @@ fn ps_filters_by_volume_network_and_ports() {
     };
     assert_eq!(names("volume=psvol"), "vol");
     assert_eq!(names("volume=/data"), "vol");
+    assert_eq!(names("volume=/etc"), "bind", "a bind by its host path");
+    assert_eq!(names("volume=/hostetc"), "bind");
     assert_eq!(names("network=psnet"), "net");
-    assert_eq!(names("publish=80/udp"), "pub");
-    assert_eq!(names("publish=80"), "");
+    assert_eq!(names("publish=18181/udp"), "pub", "the host port");
+    assert_eq!(names("publish=18000-18200/udp"), "pub");
+    assert_eq!(names("publish=80/udp"), "", "not the container port");
+    assert_eq!(names("publish=18181"), "", "tcp by default");
+    assert_eq!(names("expose=80/udp"), "pub");
+    assert_eq!(names("expose=18181/udp"), "");
     assert_eq!(names("expose=9001"), "exp");
     assert_eq!(names("expose=8000-9000/tcp"), "exp");
     assert_eq!(
         names("network=bridge"),
-        "exp,plain,pub,vol",
+        "bind,exp,plain,pub,vol",
         "the default network by name"
     );
+    assert_eq!(names("is-task=true"), "", "berth runs no swarm tasks");
+    assert_eq!(names("is-task=false"), "bind,exp,net,plain,pub,vol");
     let out = d.docker(&["ps", "--filter", "publish=http"]);
     assert!(!out.status.success(), "a bad port filter is refused");
 }

@@ -19,10 +19,11 @@ pub async fn create(
     body: Bytes,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
-    let req: CreateRequest = json_body(
+    let mut req: CreateRequest = json_body(
         &body,
         "config cannot be empty in order to create a container",
     )?;
+    req.platform = q.string("platform");
     let resp = b.container_create(q.string("name"), req).await?;
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }

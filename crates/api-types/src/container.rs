@@ -63,6 +63,9 @@ pub struct CreateRequest {
     pub config: Config,
     pub host_config: Option<HostConfig>,
     pub networking_config: Option<NetworkingConfig>,
+    /// The `platform` query parameter (`os[/arch[/variant]]`), not part of the body.
+    #[serde(skip)]
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -201,6 +201,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
+        crate::create_defaults::fill(&mut host_config, self.host.cgroup_v2);
         crate::logdriver::with_default(&mut host_config.log_config, &self.log_defaults());
         self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
@@ -216,6 +217,9 @@ impl Daemon {
         self.resolve_ns_refs(&mut host_config);
         self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
+        if let Some(p) = req.platform.as_deref() {
+            crate::platform_check::check(&config.image, p, &image.config)?;
+        }
         merge_config(&mut config, &image.container_config());
         let (path, args) = path_and_args(&config);
         if path.is_empty() {
@@ -1434,9 +1438,13 @@ struct ListFilters {
     /// containers attached to those networks.
     networks: Vec<String>,
     network_members: std::collections::HashSet<String>,
-    /// `publish=` / `expose=`: container ports as `port/proto`.
+    /// `publish=`: host ports, `expose=`: container ports, as `port/proto`.
     publish: Vec<String>,
     expose: Vec<String>,
+    /// For `publish=`: each running container's bound host ports.
+    live_ports: std::collections::HashMap<String, Vec<ct::Port>>,
+    /// `is-task=`: berth has no swarm tasks.
+    is_task: Option<bool>,
 }
 
 impl ListFilters {
@@ -1456,6 +1464,8 @@ impl ListFilters {
             network_members: Default::default(),
             publish: vec![],
             expose: vec![],
+            live_ports: Default::default(),
+            is_task: None,
         };
         for (k, vals) in filters {
             match k.as_str() {
@@ -1521,8 +1531,21 @@ impl ListFilters {
                 }
                 "publish" => f.publish.extend(port_filter_values(vals)?),
                 "expose" => f.expose.extend(port_filter_values(vals)?),
-                "isolation" | "is-task" => {}
+                "is-task" => {
+                    for v in vals {
+                        f.is_task = Some(crate::ps_filters::is_task_value(v).ok_or_else(|| {
+                            ApiError::invalid(format!("Invalid filter 'is-task={v}'"))
+                        })?);
+                    }
+                }
+                "isolation" => {}
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        if !f.publish.is_empty() {
+            let running: Vec<Container> = lock(&d.containers).values().cloned().collect();
+            for c in running.iter().filter(|c| c.state.status.is_active()) {
+                f.live_ports.insert(c.id.clone(), d.summary_ports(c));
             }
         }
         Ok(f)
@@ -1579,11 +1602,10 @@ impl ListFilters {
             return false;
         }
         if !self.volumes.is_empty()
-            && !c.mounts.iter().any(|m| {
-                self.volumes
-                    .iter()
-                    .any(|v| (!m.name.is_empty() && m.name == *v) || m.destination == *v)
-            })
+            && !self
+                .volumes
+                .iter()
+                .any(|v| crate::ps_filters::volume_matches(&c.mounts, v))
         {
             return false;
         }
@@ -1597,15 +1619,19 @@ impl ListFilters {
         {
             return false;
         }
-        let bound = c.host_config.port_bindings.iter().flat_map(|m| m.keys());
-        if !self.publish.is_empty() && !bound.into_iter().any(|k| self.publish.contains(k)) {
-            return false;
+        if !self.publish.is_empty() || !self.expose.is_empty() {
+            // As in Docker, either a published or an exposed port matching lists it.
+            let live = self.live_ports.get(&c.id).map_or(&[][..], Vec::as_slice);
+            let published =
+                crate::ps_filters::published(c.host_config.port_bindings.as_ref(), live);
+            let exposed = crate::ps_filters::exposed(c);
+            if !published.iter().any(|p| self.publish.contains(p))
+                && !exposed.iter().any(|p| self.expose.contains(p))
+            {
+                return false;
+            }
         }
-        let exposed = c.config.exposed_ports.iter().flat_map(|m| m.keys());
-        if !self.expose.is_empty() && !exposed.into_iter().any(|k| self.expose.contains(k)) {
-            return false;
-        }
-        true
+        self.is_task != Some(true)
     }
 }
 

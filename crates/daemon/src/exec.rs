@@ -393,6 +393,12 @@ impl Daemon {
         stdin: bool,
     ) -> Result<ShimStream> {
         let process = self.exec_process(e, tty)?;
+        if e.req.working_dir.starts_with('/') {
+            if let Some(c) = self.get(&e.container_id).filter(|c| c.state.pid > 0) {
+                let root = std::path::PathBuf::from(format!("/proc/{}/root", c.state.pid));
+                crate::exec_cwd::check(&root, &e.req.working_dir).map_err(internal)?;
+            }
+        }
         self.runtime
             .client(&e.container_id)
             .exec(&e.id, process, stdin)

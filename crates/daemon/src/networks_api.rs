@@ -503,12 +503,6 @@ impl Daemon {
             })
         })?;
         let c = self.resolve_container(&req.container)?;
-        if n.name == DEFAULT_NETWORK {
-            return Err(ApiError::new(
-                berth_api_types::ErrorKind::Forbidden,
-                "berth connects containers to user-defined networks only",
-            ));
-        }
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
         let already = self
@@ -519,7 +513,9 @@ impl Daemon {
             || self
                 .net
                 .find(&c.host_config.network_mode)
-                .is_some_and(|m| m.id == n.id);
+                .is_some_and(|m| m.id == n.id)
+            || (n.name == DEFAULT_NETWORK
+                && matches!(c.host_config.network_mode.as_str(), "" | "default"));
         if already {
             return Err(ApiError::new(
                 berth_api_types::ErrorKind::Forbidden,

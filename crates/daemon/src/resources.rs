@@ -83,6 +83,7 @@ pub(crate) fn validate(hc: &HostConfig, ncpu: i64, warnings: &mut Vec<String>) -
             return bad(format!("Invalid value {list} for cpuset {what}"));
         }
     }
+    crate::cpuset::check_host(&hc.cpuset_cpus, &hc.cpuset_mems).map_err(ApiError::invalid)?;
     if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
         return bad("Range of blkio weight is from 10 to 1000".into());
     }

@@ -144,7 +144,8 @@ impl Platform {
         }
     }
 
-    fn matches(&self, other: &Platform) -> bool {
+    /// Whether an image of platform `other` serves this one (a missing variant matches any).
+    pub fn matches(&self, other: &Platform) -> bool {
         let (arch, variant) = normalize_arch(&other.architecture, other.variant.clone());
         let variant = variant.filter(|v| !(arch == "arm64" && v == "v8"));
         if self.os != other.os || self.architecture != arch {

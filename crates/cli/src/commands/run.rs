@@ -60,14 +60,17 @@ pub fn full_ref(image: &str) -> String {
     }
 }
 
-async fn pull(ctx: &Ctx, image: &str) -> Result<(), CliError> {
+async fn pull(ctx: &Ctx, image: &str, platform: Option<&str>) -> Result<(), CliError> {
     let (repo, tag) = if let Some((r, d)) = image.split_once('@') {
         (r.to_string(), d.to_string())
     } else {
         let (r, t) = crate::util::split_ref(image);
         (r, t.unwrap_or_else(|| "latest".into()))
     };
-    let q = Query::new().add("fromImage", repo).add("tag", tag);
+    let q = Query::new()
+        .add("fromImage", repo)
+        .add("tag", tag)
+        .add_opt("platform", platform.map(str::to_string));
     let mut stream = ctx
         .client
         .json_stream(Method::POST, "/images/create", &q, Body::Empty)
@@ -117,14 +120,18 @@ async fn create_container(
         .add_opt("platform", req.platform.clone());
     let body = Body::json(&req.body).map_err(|e| run_failure(cmd_name, &e))?;
     if o.pull == "always" {
-        pull(ctx, image).await.map_err(|e| help_wrap(cmd_name, e))?;
+        pull(ctx, image, req.platform.as_deref())
+            .await
+            .map_err(|e| help_wrap(cmd_name, e))?;
     }
     let created: Result<Value, ClientError> =
         ctx.client.post_json("/containers/create", &q, body).await;
     let created = match created {
         Err(e) if e.is_not_found() && o.pull != "never" => {
             eprintln!("Unable to find image '{}' locally", full_ref(image));
-            pull(ctx, image).await.map_err(|e| help_wrap(cmd_name, e))?;
+            pull(ctx, image, req.platform.as_deref())
+                .await
+                .map_err(|e| help_wrap(cmd_name, e))?;
             let body = Body::json(&req.body).map_err(|e| run_failure(cmd_name, &e))?;
             ctx.client
                 .post_json("/containers/create", &q, body)

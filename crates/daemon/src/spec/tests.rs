@@ -851,3 +851,25 @@ fn adapt_host_config_fills_dockers_defaults() {
     adapt_host_config(&mut hc);
     assert!(hc.masked_paths.is_none());
 }
+
+#[test]
+fn filled_in_ipc_and_cgroupns_defaults_keep_private_namespaces() {
+    for ipc in ["", "private", "shareable", "none"] {
+        let mut f = Fixture::new();
+        f.host_config.ipc_mode = ipc.into();
+        f.host_config.cgroupns_mode = "private".into();
+        let spec = f.build().unwrap();
+        let ns: Vec<_> = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|n| n.typ())
+            .collect();
+        assert!(ns.contains(&LinuxNamespaceType::Ipc), "{ipc:?}: {ns:?}");
+        assert!(ns.contains(&LinuxNamespaceType::Cgroup), "{ipc:?}: {ns:?}");
+    }
+}
