@@ -90,6 +90,19 @@ fn cap_names(set: &oci_spec::runtime::Capabilities) -> Vec<String> {
         .collect()
 }
 
+/// The types of the namespaces a spec asks for, in order.
+fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+    spec.linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|n| n.typ())
+        .collect()
+}
+
 #[test]
 fn defaults_match_docker() {
     let f = Fixture::new();
@@ -645,16 +658,7 @@ fn host_namespaces_and_cgroupns() {
     f.host_config.uts_mode = "host".into();
     f.host_config.cgroupns_mode = "host".into();
     let spec = f.build().unwrap();
-    let ns: Vec<_> = spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
+    let ns: Vec<_> = namespace_types(&spec);
     assert_eq!(
         ns,
         [
@@ -859,16 +863,7 @@ fn filled_in_ipc_and_cgroupns_defaults_keep_private_namespaces() {
         f.host_config.ipc_mode = ipc.into();
         f.host_config.cgroupns_mode = "private".into();
         let spec = f.build().unwrap();
-        let ns: Vec<_> = spec
-            .linux()
-            .as_ref()
-            .unwrap()
-            .namespaces()
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|n| n.typ())
-            .collect();
+        let ns: Vec<_> = namespace_types(&spec);
         assert!(ns.contains(&LinuxNamespaceType::Ipc), "{ipc:?}: {ns:?}");
         assert!(ns.contains(&LinuxNamespaceType::Cgroup), "{ipc:?}: {ns:?}");
     }
