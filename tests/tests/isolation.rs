@@ -278,3 +278,49 @@ fn pid_and_ipc_namespaces_of_another_container() {
         stderr(&out)
     );
 }
+
+/// On a cgroup v1 host with a `name=systemd` hierarchy, the container has a cgroup of its own
+/// there (as with runc), not the host's root: it does not see the host's systemd cgroups, and
+/// the cgroup goes with the container.
+#[test]
+fn systemd_hierarchy_shows_the_containers_own_cgroup() {
+    if !is_root() || !std::path::Path::new("/sys/fs/cgroup/systemd/cgroup.procs").exists() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "sd",
+        "busybox",
+        "sh",
+        "-c",
+        "grep name=systemd /proc/self/cgroup; ls /sys/fs/cgroup/systemd; sleep 300",
+    ]);
+    assert_ok(&out, "run");
+    let id = stdout(&out).trim().to_string();
+    let rel = format!("{}/{id}", d.cgroup_parent);
+    let log = || stdout(&d.docker(&["logs", "sd"]));
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || log()
+            .contains("cgroup.procs")),
+        "{}",
+        log()
+    );
+    let text = log();
+    assert!(
+        text.contains(&format!(":name=systemd:/{rel}\n")),
+        "its own cgroup: {text}"
+    );
+    assert!(!text.contains("release_agent"), "the host's root: {text}");
+    let host_dir = std::path::Path::new("/sys/fs/cgroup/systemd").join(&rel);
+    assert!(host_dir.is_dir(), "{}", host_dir.display());
+    assert_ok(&d.docker(&["rm", "-f", "sd"]), "rm");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || !host_dir.exists()),
+        "{} is left",
+        host_dir.display()
+    );
+}

@@ -453,6 +453,11 @@ impl Daemon {
         crate::logdriver::configure_shim(&c.host_config.log_config, &mut shim_cfg)?;
         // As Docker: a privileged container's cgroup filesystem is writable.
         shim_cfg.readonly_cgroups = !c.host_config.privileged;
+        shim_cfg.systemd_cgroup = Some(spec::container_cgroup_path(
+            &c.host_config.cgroup_parent,
+            &self.cfg.cgroup_parent,
+            &id,
+        ));
         if let Some(sz) = c
             .host_config
             .console_size

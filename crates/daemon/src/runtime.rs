@@ -196,6 +196,7 @@ impl Runtime {
             stdin_once,
             console_size: None,
             readonly_cgroups: true,
+            systemd_cgroup: None,
         }
     }
 

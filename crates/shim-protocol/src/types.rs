@@ -34,6 +34,11 @@ pub struct ShimConfig {
     /// privileged containers): see the shim's `cgroupfs` module.
     #[serde(default)]
     pub readonly_cgroups: bool,
+    /// The container's cgroup path (`/<parent>/<id>`) in a cgroup v1 `name=systemd`
+    /// hierarchy, when the host has one: the runtime does not manage that hierarchy, so the
+    /// shim puts the container there itself (as runc does), instead of leaving it in the root.
+    #[serde(default)]
+    pub systemd_cgroup: Option<PathBuf>,
 }
 
 fn default_max_file() -> u32 {

@@ -148,3 +148,50 @@ mod tests {
         assert_eq!(unescape("/plain\\09"), "/plain\\09");
     }
 }
+
+/// The host's cgroup v1 `name=systemd` hierarchy, when mounted.
+const SYSTEMD_HIERARCHY: &str = "/sys/fs/cgroup/systemd";
+
+/// Where the shim went in the `name=systemd` hierarchy: the container's cgroup there (made
+/// by the shim) and the shim's own cgroup before, to go back to.
+#[derive(Debug)]
+pub struct SystemdCgroup {
+    dir: PathBuf,
+    own: PathBuf,
+}
+
+impl SystemdCgroup {
+    /// Moves the shim into `rel` (`/<parent>/<id>`) of the `name=systemd` hierarchy, so the
+    /// container's processes, created next, start there (and see only that cgroup in their
+    /// /sys/fs/cgroup/systemd). `None` on hosts without that hierarchy, or on any error:
+    /// the container then stays where the shim is, as before.
+    pub fn enter(rel: &Path) -> Option<SystemdCgroup> {
+        let root = Path::new(SYSTEMD_HIERARCHY);
+        if !root.join("cgroup.procs").exists() {
+            return None;
+        }
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let own = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+            (ctrls == "name=systemd").then(|| root.join(path.trim_start_matches('/')))
+        })?;
+        let dir = root.join(rel.strip_prefix("/").unwrap_or(rel));
+        fs::create_dir_all(&dir).ok()?;
+        fs::write(dir.join("cgroup.procs"), std::process::id().to_string()).ok()?;
+        Some(SystemdCgroup { dir, own })
+    }
+
+    /// The shim goes back to its own cgroup (its children stay).
+    pub fn leave(&self) {
+        let _ = fs::write(
+            self.own.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+    }
+
+    /// Removes the container's cgroup once nothing is left in it.
+    pub fn remove(&self) {
+        let _ = fs::remove_dir(&self.dir);
+    }
+}

@@ -149,6 +149,8 @@ struct Monitor {
     finished: Notify,
     /// The container's precompiled filter, for exec processes (see [`crate::seccomp`]).
     seccomp: Option<crate::seccomp::ExecSeccomp>,
+    /// The container's `name=systemd` cgroup, removed with the container.
+    systemd: Option<crate::cgroupfs::SystemdCgroup>,
 }
 
 /// Hands start-up memory back (see [`crate::sys::release_startup_memory`]) a moment after a
@@ -194,6 +196,7 @@ impl Monitor {
             listener,
             log,
             seccomp,
+            systemd,
         } = created;
         listener.set_nonblocking(true)?;
         let listener = UnixListener::from_std(listener)?;
@@ -258,6 +261,7 @@ impl Monitor {
             done,
             finished: Notify::new(),
             seccomp,
+            systemd,
         });
         if let Some(sink) = stdin_sink {
             let (tx, rx) = mpsc::channel(16);
@@ -317,6 +321,9 @@ impl ServeExt for (Rc<Monitor>, UnixListener) {
         // remove the container's cgroups (hundreds of system calls, milliseconds).
         if let Ok(mut c) = m.container() {
             let _ = c.delete(true);
+        }
+        if let Some(s) = &m.systemd {
+            s.remove();
         }
         let _ = fs::remove_file(m.cfg.pid_file());
         0

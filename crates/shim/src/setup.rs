@@ -43,6 +43,8 @@ pub struct Created {
     pub log: Option<JsonLog>,
     /// The precompiled filter for exec processes (see [`crate::seccomp`]).
     pub seccomp: Option<crate::seccomp::ExecSeccomp>,
+    /// The container's cgroup in the `name=systemd` hierarchy, removed at the end.
+    pub systemd: Option<crate::cgroupfs::SystemdCgroup>,
 }
 
 /// Entry point of `berth-shim --config <path>`; returns the process exit code.
@@ -255,6 +257,11 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         pipes = Some((out_r, err_r, stdin));
     }
 
+    // The container's processes inherit the shim's name=systemd cgroup (cgroup v1 hosts).
+    let systemd = cfg
+        .systemd_cgroup
+        .as_deref()
+        .and_then(crate::cgroupfs::SystemdCgroup::enter);
     // Blocks until the init is set up and waits on the exec fifo; on failure libcontainer
     // removes the cgroup and its state directory itself. The builder (and with it our
     // copies of the container's ends of the pipes) is consumed here.
@@ -265,6 +272,12 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         .build()
         .map_err(|e| docker_message(&error_chain(&e)));
     let _ = fs::remove_file(CONSOLE_SOCKET);
+    if let Some(s) = &systemd {
+        s.leave();
+        if container.is_err() {
+            s.remove();
+        }
+    }
     let mut container = container?;
     let init_pid = container
         .pid()
@@ -273,6 +286,9 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         if let Err(e) = crate::cgroupfs::seal(init_pid.as_raw()) {
             // Never start a container whose limits it could change itself.
             let _ = container.delete(true);
+            if let Some(s) = &systemd {
+                s.remove();
+            }
             return Err(e);
         }
     }
@@ -318,5 +334,6 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         listener,
         log,
         seccomp: prepared.exec,
+        systemd,
     })
 }

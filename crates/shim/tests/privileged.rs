@@ -72,6 +72,7 @@ impl TestContainer {
             stdin_once: false,
             console_size: None,
             readonly_cgroups: true,
+            systemd_cgroup: None,
         };
         tweak(&mut cfg);
         write_spec(&bundle, &rootfs, &id, args, cfg.tty);

@@ -856,14 +856,24 @@ fn namespaces(
 }
 
 fn cgroups_path(input: &SpecInput) -> PathBuf {
-    let parent = if input.host_config.cgroup_parent.is_empty() {
-        input.cgroup_parent
+    container_cgroup_path(
+        &input.host_config.cgroup_parent,
+        input.cgroup_parent,
+        input.id,
+    )
+}
+
+/// The container's cgroup, relative to each hierarchy's root: `/<parent>/<id>`, the parent
+/// being `--cgroup-parent` (`own_parent`) or else the daemon's.
+pub fn container_cgroup_path(own_parent: &str, daemon_parent: &str, id: &str) -> PathBuf {
+    let parent = if own_parent.is_empty() {
+        daemon_parent
     } else {
-        input.host_config.cgroup_parent.as_str()
+        own_parent
     };
     let mut p = PathBuf::from("/");
     p.push(parent.trim_start_matches('/'));
-    p.push(input.id);
+    p.push(id);
     p
 }
 
