@@ -90,17 +90,19 @@ fn cap_names(set: &oci_spec::runtime::Capabilities) -> Vec<String> {
         .collect()
 }
 
-/// The types of the namespaces a spec asks for, in order.
-fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+/// The namespaces a spec asks for, in order.
+fn namespaces(spec: &Spec) -> &[oci_spec::runtime::LinuxNamespace] {
     spec.linux()
         .as_ref()
         .unwrap()
         .namespaces()
         .as_ref()
         .unwrap()
-        .iter()
-        .map(|n| n.typ())
-        .collect()
+}
+
+/// The types of the namespaces a spec asks for, in order.
+fn namespace_types(spec: &Spec) -> Vec<LinuxNamespaceType> {
+    namespaces(spec).iter().map(|n| n.typ()).collect()
 }
 
 #[test]
@@ -176,13 +178,7 @@ fn defaults_match_docker() {
         linux.cgroups_path().as_ref().unwrap(),
         Path::new("/berth/0123456789abcdef")
     );
-    let ns: Vec<_> = linux
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|n| n.typ())
-        .collect();
+    let ns = namespace_types(&spec);
     assert_eq!(
         ns,
         [
@@ -536,15 +532,7 @@ fn sysctl_validation() {
         .as_ref()
         .unwrap()
         .is_empty());
-    assert!(!spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::Network));
+    assert!(!namespace_types(&spec).contains(&LinuxNamespaceType::Network));
 
     let mut f = Fixture::new();
     f.host_config.ipc_mode = "host".into();
@@ -658,7 +646,7 @@ fn host_namespaces_and_cgroupns() {
     f.host_config.uts_mode = "host".into();
     f.host_config.cgroupns_mode = "host".into();
     let spec = f.build().unwrap();
-    let ns: Vec<_> = namespace_types(&spec);
+    let ns = namespace_types(&spec);
     assert_eq!(
         ns,
         [
@@ -672,15 +660,7 @@ fn host_namespaces_and_cgroupns() {
     let mut f = Fixture::new();
     f.host.cgroup_v2 = false;
     let spec = f.build().unwrap();
-    assert!(!spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .namespaces()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    assert!(!namespace_types(&spec).contains(&LinuxNamespaceType::Cgroup));
 
     // `--pid/--ipc container:` join the target's namespaces the daemon passes in.
     let mut f = Fixture::new();
@@ -694,12 +674,14 @@ fn host_namespaces_and_cgroupns() {
             ..Default::default()
         })
         .unwrap();
-    let nss = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
     for (typ, path) in [
         (LinuxNamespaceType::Pid, "/proc/42/ns/pid"),
         (LinuxNamespaceType::Ipc, "/proc/42/ns/ipc"),
     ] {
-        let n = nss.iter().find(|n| n.typ() == typ).expect("namespace");
+        let n = namespaces(&spec)
+            .iter()
+            .find(|n| n.typ() == typ)
+            .expect("namespace");
         assert_eq!(n.path().as_deref(), Some(Path::new(path)));
     }
     // `--network container:` is joined through the netns path the daemon passes in.
@@ -748,16 +730,9 @@ fn extra_mounts_replace_defaults() {
     assert_eq!(dests.iter().filter(|d| *d == "/dev/shm").count(), 1);
     let tail: Vec<_> = dests[dests.len() - 3..].to_vec();
     assert_eq!(tail, ["/data", "/data/sub", "/dev/shm"]);
-    let net = spec
-        .linux()
-        .as_ref()
-        .unwrap()
-        .namespaces()
-        .as_ref()
-        .unwrap()
+    let net = namespaces(&spec)
         .iter()
         .find(|n| n.typ() == LinuxNamespaceType::Network)
-        .cloned()
         .unwrap();
     assert_eq!(net.path().as_deref(), Some(Path::new("/run/berth/netns/x")));
 }
@@ -863,7 +838,7 @@ fn filled_in_ipc_and_cgroupns_defaults_keep_private_namespaces() {
         f.host_config.ipc_mode = ipc.into();
         f.host_config.cgroupns_mode = "private".into();
         let spec = f.build().unwrap();
-        let ns: Vec<_> = namespace_types(&spec);
+        let ns = namespace_types(&spec);
         assert!(ns.contains(&LinuxNamespaceType::Ipc), "{ipc:?}: {ns:?}");
         assert!(ns.contains(&LinuxNamespaceType::Cgroup), "{ipc:?}: {ns:?}");
     }
