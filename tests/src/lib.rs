@@ -601,3 +601,12 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// `docker run -d --name <name> <args…> busybox sleep 300`: a container that stays up for the
+/// test; panics when the run fails.
+pub fn run_sleeper(d: &Daemon, name: &str, args: &[&str]) {
+    let mut a = vec!["run", "-d", "--name", name];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["busybox", "sleep", "300"]);
+    assert_ok(&d.docker(&a), &format!("run -d --name {name}"));
+}

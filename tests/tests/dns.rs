@@ -168,22 +168,7 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
         "network create",
     );
     for (name, alias) in [("b", "bee"), ("a", "ay")] {
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                "dnsnet",
-                "--network-alias",
-                alias,
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run",
-        );
+        run_sleeper(&d, name, &["--network", "dnsnet", "--network-alias", alias]);
     }
     let b_ip = net_ip(&d, "b", "dnsnet");
     let gw: SocketAddr = format!("{}:53", gateway(&d, "dnsnet")).parse().unwrap();
@@ -241,22 +226,7 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
     // bridge, a host address; the fake upstream listens there.)
     let own = d.bip.split('/').next().unwrap().to_string();
     fake_upstream(&own, "192.0.2.88");
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "x",
-            "--network",
-            "dnsnet",
-            "--dns",
-            &own,
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run x --dns",
-    );
+    run_sleeper(&d, "x", &["--network", "dnsnet", "--dns", &own]);
     let resolv = stdout(&d.docker(&["exec", "x", "cat", "/etc/resolv.conf"]));
     assert!(
         resolv
@@ -327,20 +297,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
         );
     }
     for (name, net) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                net,
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run",
-        );
+        run_sleeper(&d, name, &["--network", net]);
     }
     let gw1 = gateway(&d, "n1");
     let gw: SocketAddr = format!("{gw1}:53").parse().unwrap();
@@ -402,20 +359,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
 
     // Load: three more containers and the test itself ask many questions at once.
     for name in ["l1", "l2", "l3"] {
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                "n1",
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run",
-        );
+        run_sleeper(&d, name, &["--network", "n1"]);
     }
     let mut jobs = Vec::new();
     for name in ["l1", "l2", "l3"] {
@@ -546,20 +490,7 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
         "network create othernet",
     );
     for (name, net) in [("a", "ptrnet"), ("b", "ptrnet"), ("c", "othernet")] {
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                net,
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run",
-        );
+        run_sleeper(&d, name, &["--network", net]);
     }
     let b_ip = net_ip(&d, "b", "ptrnet");
     let c_ip = net_ip(&d, "c", "othernet");

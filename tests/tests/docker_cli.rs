@@ -490,12 +490,7 @@ fn exec_failures_are_reported_over_the_stream_with_126() {
     let d = Daemon::start();
     d.load_busybox();
     let _c = Cleanup(&d, vec!["ex"], vec![]);
-    assert_ok(
-        &d.docker(&[
-            "run", "-d", "--name", "ex", "-e", "G=hi", "busybox", "sleep", "300",
-        ]),
-        "run",
-    );
+    run_sleeper(&d, "ex", &["-e", "G=hi"]);
     let out = d.docker(&["exec", "ex", "nosuchcommand"]);
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
     let text = stdout(&out) + &stderr(&out);

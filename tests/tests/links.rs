@@ -11,41 +11,24 @@ fn links_set_docker_env_vars_on_the_default_bridge() {
     let d = Daemon::start();
     d.load_busybox();
     let _c = Cleanup(&d, vec!["my-db", "parent"], vec![]);
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "my-db",
+    run_sleeper(
+        &d,
+        "my-db",
+        &[
             "-e",
             "PASSWORD=gordon",
             "--expose",
             "6379",
             "--expose",
             "53/udp",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run my-db",
+        ],
     );
     let ip = inspect(&d, "my-db", "{{.NetworkSettings.IPAddress}}");
     assert!(!ip.is_empty());
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "parent",
-            "--link",
-            "my-db:db-1",
-            "-e",
-            "DB_1_ENV_PASSWORD=mine",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run parent",
+    run_sleeper(
+        &d,
+        "parent",
+        &["--link", "my-db:db-1", "-e", "DB_1_ENV_PASSWORD=mine"],
     );
     let out = d.docker(&["exec", "parent", "env"]);
     assert_ok(&out, "env");
@@ -94,23 +77,10 @@ fn links_on_a_user_network_are_private_dns_aliases() {
         &d.docker(&["network", "create", "--subnet", &d.spare_subnet(0), "lnet"]),
         "network create",
     );
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "srv",
-            "--network",
-            "lnet",
-            "-e",
-            "SECRET=x",
-            "--expose",
-            "80",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run srv",
+    run_sleeper(
+        &d,
+        "srv",
+        &["--network", "lnet", "-e", "SECRET=x", "--expose", "80"],
     );
     let srv_ip = inspect(
         &d,

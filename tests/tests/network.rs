@@ -84,10 +84,7 @@ fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
     assert!(text.contains("lo:") && !text.contains("eth0"), "{text}");
 
     // A running container: inspect fields, default route, /etc/hosts, reaching the gateway.
-    assert_ok(
-        &d.docker(&["run", "-d", "--name", "c1", "busybox", "sleep", "300"]),
-        "run c1",
-    );
+    run_sleeper(&d, "c1", &[]);
     let out = d.docker(&[
         "inspect",
         "-f",
@@ -127,10 +124,7 @@ fn default_bridge_gives_eth0_in_the_subnet_and_none_only_lo() {
     assert_ok(&ping, "ping the gateway");
 
     // Two containers never share an address.
-    assert_ok(
-        &d.docker(&["run", "-d", "--name", "c2", "busybox", "sleep", "300"]),
-        "run c2",
-    );
+    run_sleeper(&d, "c2", &[]);
     let ip2 = stdout(&d.docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "c2"]));
     assert!(ip2.starts_with(&prefix) && ip2.trim() != fields[0], "{ip2}");
     let ping = d.docker(&["exec", "c2", "ping", "-c1", "-W2", &fields[0]]);
@@ -456,20 +450,7 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         ]),
         "run b",
     );
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "a",
-            "--network",
-            "appnet",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run a",
-    );
+    run_sleeper(&d, "a", &["--network", "appnet"]);
     assert_ok(
         &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
         "ping b by name",
@@ -505,20 +486,7 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
     assert_eq!(stdout(&out), "[webalias]\n");
 
     // A container on another network reaches neither the names nor the addresses.
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "c",
-            "--network",
-            "othernet",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run c",
-    );
+    run_sleeper(&d, "c", &["--network", "othernet"]);
     let b_ip = stdout(&d.docker(&[
         "inspect",
         "-f",
@@ -759,20 +727,7 @@ fn user_networks_survive_a_daemon_crash() {
         ]),
         "run srv",
     );
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "cli",
-            "--network",
-            "keep",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run cli",
-    );
+    run_sleeper(&d, "cli", &["--network", "keep"]);
     let srv_ip = stdout(&d.docker(&[
         "inspect",
         "-f",
@@ -1022,20 +977,7 @@ fn mac_address_is_applied_to_eth0_and_shown_in_inspect() {
     assert_ok(&out, "run --mac-address");
     assert_eq!(stdout(&out).trim(), mac);
 
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "m1",
-            "--mac-address",
-            mac,
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run -d --mac-address",
-    );
+    run_sleeper(&d, "m1", &["--mac-address", mac]);
     assert_eq!(inspect(&d, "m1", "{{.NetworkSettings.MacAddress}}"), mac);
     assert_eq!(
         inspect(&d, "m1", "{{.NetworkSettings.Networks.bridge.MacAddress}}"),
@@ -1060,22 +1002,7 @@ fn mac_address_is_applied_to_eth0_and_shown_in_inspect() {
     );
     let _g = NetGuard(&d, "macnet");
     let mac2 = "02:42:0a:0b:0c:0d";
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "m2",
-            "--network",
-            "macnet",
-            "--mac-address",
-            mac2,
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run --network macnet --mac-address",
-    );
+    run_sleeper(&d, "m2", &["--network", "macnet", "--mac-address", mac2]);
     assert_eq!(
         exec_out(&d, "m2", &["cat", "/sys/class/net/eth0/address"]).trim(),
         mac2
@@ -1113,20 +1040,7 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
     let d = Daemon::start();
     d.load_busybox();
     let _rm = Cleanup(&d, vec!["web", "stopped"], vec![]);
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "web",
-            "--hostname",
-            "webhost",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run web",
-    );
+    run_sleeper(&d, "web", &["--hostname", "webhost"]);
     let ip = inspect(&d, "web", "{{.NetworkSettings.IPAddress}}");
     assert!(!ip.is_empty());
     let out = d.docker(&[
@@ -1145,12 +1059,7 @@ fn legacy_links_write_hosts_entries_on_the_default_bridge() {
         "{hosts}"
     );
     let _rm2 = Cleanup(&d, vec!["parent"], vec![]);
-    assert_ok(
-        &d.docker(&[
-            "run", "-d", "--name", "parent", "--link", "web:db", "busybox", "sleep", "300",
-        ]),
-        "run -d --link",
-    );
+    run_sleeper(&d, "parent", &["--link", "web:db"]);
     assert_eq!(
         inspect(&d, "parent", "{{json .HostConfig.Links}}"),
         r#"["/web:/parent/db"]"#
@@ -1208,20 +1117,7 @@ fn predefined_host_and_none_networks() {
             stdout(&out)
         );
     }
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "onhost",
-            "--network",
-            "host",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run --network host",
-    );
+    run_sleeper(&d, "onhost", &["--network", "host"]);
     assert_eq!(
         inspect(
             &d,
@@ -1240,10 +1136,7 @@ fn predefined_host_and_none_networks() {
         "{}",
         stderr(&out)
     );
-    assert_ok(
-        &d.docker(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]),
-        "run",
-    );
+    run_sleeper(&d, "plain", &[]);
     let out = d.docker(&["network", "connect", "host", "plain"]);
     assert!(!out.status.success());
     assert!(

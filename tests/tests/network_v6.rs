@@ -115,20 +115,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
         &docker_s(&d, &http_server("b", "v6net", "hello-v6")),
         "run b",
     );
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "a",
-            "--network",
-            "v6net",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run a",
-    );
+    run_sleeper(&d, "a", &["--network", "v6net"]);
     // Container inspect: the IPv6 fields of the endpoint.
     let f = inspect(
         &d,
@@ -182,22 +169,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
 
     // --ip6: a fixed address, shown in IPAMConfig.
     let fixed = v6_addr(&s6, "99");
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "fixed",
-            "--network",
-            "v6net",
-            "--ip6",
-            &fixed,
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run --ip6",
-    );
+    run_sleeper(&d, "fixed", &["--network", "v6net", "--ip6", &fixed]);
     let f = inspect(
         &d,
         "fixed",
@@ -226,20 +198,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
 
     // A second IPv6 network: `network connect --ip6`, and isolation from the first.
     let s6b = dual_stack_network(&d, "v6other", 1, 2);
-    assert_ok(
-        &d.docker(&[
-            "run",
-            "-d",
-            "--name",
-            "x",
-            "--network",
-            "v6other",
-            "busybox",
-            "sleep",
-            "300",
-        ]),
-        "run x",
-    );
+    run_sleeper(&d, "x", &["--network", "v6other"]);
     let ping = d.docker(&["exec", "x", "ping6", "-c1", "-W1", &b6]);
     assert!(
         !ping.status.success(),
@@ -717,20 +676,7 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
         let mut run = http_server("srv", "keep6", "kept-v6");
         run.splice(4..4, ["-p".to_string(), format!("{port}:8080")]);
         assert_ok(&docker_s(&d, &run), "run srv");
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                "cli",
-                "--network",
-                "keep6",
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run cli",
-        );
+        run_sleeper(&d, "cli", &["--network", "keep6"]);
         let fmt = "{{(index .NetworkSettings.Networks \"keep6\").GlobalIPv6Address}}";
         let srv6 = inspect(&d, "srv", fmt);
         let cli6 = inspect(&d, "cli", fmt);
@@ -775,20 +721,7 @@ fn ipv6_addresses_survive_a_daemon_crash_without_duplicates_or_leftovers() {
             curl()
         );
         // A new member never gets an IPv6 address already in use.
-        assert_ok(
-            &d.docker(&[
-                "run",
-                "-d",
-                "--name",
-                "new",
-                "--network",
-                "keep6",
-                "busybox",
-                "sleep",
-                "300",
-            ]),
-            "run new",
-        );
+        run_sleeper(&d, "new", &["--network", "keep6"]);
         let new6 = inspect(&d, "new", fmt);
         assert!(!new6.is_empty() && new6 != srv6 && new6 != cli6, "{new6}");
         assert_ok(
@@ -936,10 +869,7 @@ fn default_bridge_gets_ipv6_with_the_ipv6_flag() {
     );
     let _c = Cleanup(&d, vec!["a6", "b6"], vec![]);
     for n in ["a6", "b6"] {
-        assert_ok(
-            &d.docker(&["run", "-d", "--name", n, "busybox", "sleep", "300"]),
-            "run",
-        );
+        run_sleeper(&d, n, &[]);
     }
     let prefix = subnet6.trim_end_matches("/64");
     let b6 = inspect(&d, "b6", "{{.NetworkSettings.GlobalIPv6Address}}");

@@ -189,10 +189,7 @@ fn throwaway_containers_are_volatile_and_leave_nothing_behind() {
         ]),
         "run --rm",
     );
-    assert_ok(
-        &d.docker(&["run", "-d", "--name", "keep", "busybox", "sleep", "300"]),
-        "run",
-    );
+    run_sleeper(&d, "keep", &[]);
     let (tmp, keep) = (id_of("tmp"), id_of("keep"));
     let opts =
         overlay_options(&containers.join(&tmp).join("fs/merged")).expect("--rm rootfs mounted");
