@@ -187,7 +187,7 @@ fn default_bridge_v6(
     Ok(Some((subnet, pool)))
 }
 
-fn stable_id(seed: &str) -> String {
+pub(crate) fn stable_id(seed: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(seed.as_bytes()))
 }

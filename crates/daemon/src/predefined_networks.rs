@@ -14,10 +14,7 @@ pub(crate) const NETWORKS: [(&str, &str); 2] = [("host", "host"), ("none", "null
 
 /// The stable id of predefined network `name`.
 pub(crate) fn id_of(name: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(format!(
-        "berth-predefined-network:{name}"
-    )))
+    crate::network::stable_id(&format!("berth-predefined-network:{name}"))
 }
 
 /// The predefined network `key` names (name, full id or id prefix), if any.
