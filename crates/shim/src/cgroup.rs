@@ -29,6 +29,16 @@ pub struct CgroupInfo {
     pub oom: Option<OomCounter>,
 }
 
+/// The `(controllers, path)` pairs of a `/proc/<pid>/cgroup` text (`hierarchy:controllers:path`
+/// lines; controllers are empty for the unified hierarchy).
+pub fn entries(proc_cgroup: &str) -> impl Iterator<Item = (&str, &str)> {
+    proc_cgroup.lines().filter_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((ctrls, path))
+    })
+}
+
 impl CgroupInfo {
     /// Reads `/proc/<pid>/cgroup`; `mount_root` is normally `/sys/fs/cgroup`.
     pub fn for_pid(pid: i32, mount_root: &Path) -> io::Result<Self> {
@@ -42,12 +52,7 @@ impl CgroupInfo {
         let join = |base: PathBuf, rel: &str| base.join(rel.trim_start_matches('/'));
         let mut v1_memory = None;
         let mut v1_pids = None;
-        for line in proc_cgroup.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+        for (ctrls, path) in entries(proc_cgroup) {
             if ctrls.is_empty() {
                 if unified_only {
                     let dir = join(root.to_owned(), path);

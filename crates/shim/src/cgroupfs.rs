@@ -171,11 +171,9 @@ impl SystemdCgroup {
             return None;
         }
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let own = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            (ctrls == "name=systemd").then(|| root.join(path.trim_start_matches('/')))
-        })?;
+        let own = crate::cgroup::entries(&own)
+            .find(|(ctrls, _)| *ctrls == "name=systemd")
+            .map(|(_, path)| root.join(path.trim_start_matches('/')))?;
         let dir = root.join(rel.strip_prefix("/").unwrap_or(rel));
         fs::create_dir_all(&dir).ok()?;
         fs::write(dir.join("cgroup.procs"), std::process::id().to_string()).ok()?;
