@@ -424,7 +424,7 @@ impl Daemon {
         let mac = cfg
             .map(|c| c.mac_address.as_str())
             .filter(|m| !m.is_empty())
-            .map(crate::network::parse_mac)
+            .map(crate::network_refs::parse_mac)
             .transpose()?;
         Ok(Membership {
             container_id: container_id.to_string(),
@@ -479,7 +479,7 @@ impl Daemon {
         self.get(id)
             .and_then(|c| c.config.mac_address.clone())
             .filter(|m| !m.is_empty())
-            .map(|m| crate::network::parse_mac(&m))
+            .map(|m| crate::network_refs::parse_mac(&m))
             .transpose()
     }
 

@@ -101,7 +101,7 @@ impl Daemon {
     }
 
     pub fn info(&self) -> InfoResponse {
-        let ipv4_forwarding = crate::network::ipv4_forwarding();
+        let ipv4_forwarding = crate::network_view::ipv4_forwarding();
         let mut warnings = Vec::new();
         if !ipv4_forwarding {
             warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
