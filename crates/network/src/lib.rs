@@ -7,6 +7,7 @@
 //! ([`netlink`]), and nftables rules are applied as one atomic script through the `nft` binary.
 
 pub mod dns;
+pub mod hostfw;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;

@@ -230,6 +230,21 @@ pub fn default_route_message(index: u32, gateway: IpAddr) -> RouteMessage {
     m
 }
 
+/// `RTM_DELROUTE` for a default route of one family in the main table, whatever its gateway
+/// and interface (like `ip route del default` / `ip -6 route del default`).
+pub fn default_route_delete_message(v6: bool) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    // "Any scope", as iproute2 sends it for a delete.
+    m.header.scope = RouteScope::NoWhere;
+    m
+}
+
 fn by_name(name: &str) -> LinkMessage {
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
@@ -427,6 +442,23 @@ impl Conn {
         .map(drop)
     }
 
+    /// Removes every default route of one family from the main table.
+    pub fn delete_default_routes(&mut self, v6: bool) -> NlResult<()> {
+        // One per request; a namespace berth manages has at most one or two.
+        for _ in 0..16 {
+            match self.request(
+                RouteNetlinkMessage::DelRoute(default_route_delete_message(v6)),
+                0,
+            ) {
+                Ok(_) => {}
+                // IPv4 says ESRCH when none is left, IPv6 ENOENT.
+                Err(e) if e.errno == libc::ESRCH || e.errno == libc::ENOENT => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes the link `name` (a veth takes its peer along); `ENODEV` when there is none.
     pub fn delete_link(&mut self, name: &str) -> NlResult<()> {
         self.request(RouteNetlinkMessage::DelLink(by_name(name)), 0)
@@ -528,6 +560,23 @@ mod tests {
                 InfoKind::Bridge
             )])));
         assert!(!m.header.flags.contains(LinkFlags::Up));
+    }
+
+    #[test]
+    fn default_route_deletes_name_only_the_family_and_table() {
+        for v6 in [false, true] {
+            let m = default_route_delete_message(v6);
+            let family = if v6 {
+                AddressFamily::Inet6
+            } else {
+                AddressFamily::Inet
+            };
+            assert_eq!(m.header.address_family, family);
+            assert_eq!(m.header.table, RouteHeader::RT_TABLE_MAIN);
+            assert_eq!(m.header.destination_prefix_length, 0);
+            assert_eq!(m.header.scope, RouteScope::NoWhere);
+            assert!(m.attributes.is_empty());
+        }
     }
 
     #[test]

@@ -39,6 +39,16 @@ pub trait LinkOps: Send + Sync {
     fn bridge_ports(&self, bridge: &str) -> Vec<String>;
     /// Creates the veth pair, moves one end into the namespace and configures both ends.
     fn attach(&self, a: &Attachment) -> Result<()>;
+    /// Points the default routes of the namespace `netns` at `v4` and `v6` (an interface in
+    /// there and its gateway), replacing whatever default routes it had; `None` leaves that
+    /// family without one. Moves a running container's default route when the endpoint that
+    /// provides its gateway changes.
+    fn set_default_routes(
+        &self,
+        netns: &Path,
+        v4: Option<(&str, Ipv4Addr)>,
+        v6: Option<(&str, Ipv6Addr)>,
+    ) -> Result<()>;
     /// Gives an existing bridge the IPv6 address `addr/prefix` (IPv6 turned on for it), and
     /// with `forwarding` makes the host route IPv6 (`net.ipv6.conf.all.forwarding`, which
     /// IPv6 has only host-wide, as Docker sets it).
@@ -97,6 +107,19 @@ pub fn in_netns<T: Send>(
             })
         })
     })
+}
+
+/// Turns on IPv4 forwarding for the host (`net.ipv4.ip_forward`), as dockerd does at start
+/// unless `--ip-forward=false`: replies to containers' outbound connections arrive on the
+/// host's uplink and are forwarded to a bridge only when the host forwards. Returns whether
+/// it was off before.
+pub fn enable_ipv4_forwarding() -> Result<bool> {
+    let path = "/proc/sys/net/ipv4/ip_forward";
+    if std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1") {
+        return Ok(false);
+    }
+    write_sysctl(path, "1")?;
+    Ok(true)
 }
 
 /// A host that forwards IPv6 ignores router advertisements on interfaces with `accept_ra`
@@ -269,6 +292,42 @@ impl LinkOps for Rtnetlink {
         if forwarding && std::fs::read_to_string(all).is_ok_and(|v| v.trim() != "1") {
             keep_accepting_router_advertisements();
             write_sysctl(all, "1")?;
+        }
+        Ok(())
+    }
+
+    fn set_default_routes(
+        &self,
+        netns: &Path,
+        v4: Option<(&str, Ipv4Addr)>,
+        v6: Option<(&str, Ipv6Addr)>,
+    ) -> Result<()> {
+        for name in v4.map(|r| r.0).into_iter().chain(v6.map(|r| r.0)) {
+            valid_ifname(name)?;
+        }
+        let ns = std::fs::File::open(netns)
+            .map_err(crate::io_err(format!("opening {}", netns.display())))?;
+        let what = format!("setting the default routes in {}", netns.display());
+        let mut nl = Conn::open_in(&ns).map_err(nl_err(what.clone()))?;
+        let routes = [
+            (false, v4.map(|(i, gw)| (i, IpAddr::V4(gw)))),
+            (true, v6.map(|(i, gw)| (i, IpAddr::V6(gw)))),
+        ];
+        for (v6, route) in routes {
+            nl.delete_default_routes(v6)
+                .map_err(nl_err(format!("{what}: removing the old one")))?;
+            let Some((ifname, gw)) = route else {
+                continue;
+            };
+            let index = nl
+                .link_index(ifname)
+                .map_err(nl_err(what.clone()))?
+                .ok_or_else(|| Error::Command {
+                    what: what.clone(),
+                    detail: format!("no interface {ifname}"),
+                })?;
+            nl.add_default_route(index, gw)
+                .map_err(nl_err(format!("{what}: via {gw} dev {ifname}")))?;
         }
         Ok(())
     }
@@ -524,6 +583,88 @@ mod tests {
         assert!(!in_ns(&ns, &["-o", "link"]).contains("eth0"));
         ops.delete_link(&bridge).unwrap();
         assert!(!ops.link_exists(&bridge));
+    }
+
+    #[test]
+    fn default_routes_move_between_interfaces() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let pid = std::process::id();
+        let tag = format!("{:06x}", pid & 0xff_ffff);
+        let dir = std::env::temp_dir().join(format!("berth-gw-test-{pid}"));
+        let ns = dir.join("ns");
+        let (b1, b2) = (format!("bgwa{tag}"), format!("bgwb{tag}"));
+        let _c = Cleanup {
+            links: vec![
+                format!("vgwa{tag}"),
+                format!("vgwb{tag}"),
+                b1.clone(),
+                b2.clone(),
+            ],
+            ns: ns.clone(),
+        };
+        crate::netns::create(&ns).unwrap();
+        let net = |i: u32| format!("10.{}.{}", 240 + i, pid % 256);
+        let net6 = format!("fd00:b8:{:x}", pid % 0xffff);
+        let ops = Rtnetlink;
+        let mut atts = Vec::new();
+        for (i, br) in [&b1, &b2].into_iter().enumerate() {
+            let gw: Ipv4Addr = format!("{}.1", net(i as u32)).parse().unwrap();
+            ops.ensure_bridge(br, gw, 24).unwrap();
+            let mut a = att();
+            a.bridge = br.clone();
+            a.host_ifname = format!("vgw{}{tag}", if i == 0 { 'a' } else { 'b' });
+            a.netns = ns.clone();
+            a.ifname = format!("eth{i}");
+            a.address = format!("{}.2", net(i as u32)).parse().unwrap();
+            a.prefix = 24;
+            a.mac = format!("02:42:0a:f{i}:00:02");
+            // Only the first one gets the default routes when it is attached.
+            a.gateway = (i == 0).then_some(gw);
+            if i == 0 {
+                ops.ensure_bridge_v6(br, format!("{net6}::1").parse().unwrap(), 64, false)
+                    .unwrap();
+                a.address6 = Some((format!("{net6}::2").parse().unwrap(), 64));
+                a.gateway6 = Some(format!("{net6}::1").parse().unwrap());
+            }
+            ops.attach(&a).unwrap();
+            atts.push(a);
+        }
+        let route = || in_ns(&ns, &["route", "show", "default"]);
+        let route6 = || in_ns(&ns, &["-6", "route", "show", "default"]);
+        assert!(route().contains("dev eth0"), "{}", route());
+        // The gateway moves to eth1; IPv6 has no gateway there and loses its default route.
+        let gw1: Ipv4Addr = format!("{}.1", net(1)).parse().unwrap();
+        ops.set_default_routes(&ns, Some(("eth1", gw1)), None)
+            .unwrap();
+        let r = route();
+        assert!(r.contains(&format!("via {gw1} dev eth1")), "{r}");
+        assert_eq!(r.lines().count(), 1, "{r}");
+        assert!(route6().trim().is_empty(), "{}", route6());
+        // And back, both families; then none at all.
+        let gw0 = atts[0].gateway.unwrap();
+        let gw6 = atts[0].gateway6.unwrap();
+        ops.set_default_routes(&ns, Some(("eth0", gw0)), Some(("eth0", gw6)))
+            .unwrap();
+        assert!(
+            route().contains(&format!("via {gw0} dev eth0")),
+            "{}",
+            route()
+        );
+        assert!(
+            route6().contains(&format!("via {gw6} dev eth0")),
+            "{}",
+            route6()
+        );
+        ops.set_default_routes(&ns, None, None).unwrap();
+        assert!(route().trim().is_empty() && route6().trim().is_empty());
+        // An interface the namespace does not have is an error that names it.
+        let err = ops
+            .set_default_routes(&ns, Some(("eth7", gw0)), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no interface eth7"), "{err}");
     }
 
     #[test]
