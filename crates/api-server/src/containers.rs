@@ -2,8 +2,9 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
-use berth_api_types::container::CreateRequest;
+use berth_api_types::container::{CreateRequest, NetworkingConfig};
 use berth_api_types::ApiError;
 use bytes::Bytes;
 
@@ -11,11 +12,32 @@ use crate::backend::{AttachOptions, ContainerListOptions, LogsOptions, WaitCondi
 use crate::error::{json_body, Error, HandlerResult};
 use crate::hijack::{content_type, hijack, take_upgrade};
 use crate::query::Query;
+use crate::version::ApiVersion;
 use crate::AppState;
+
+/// Docker's refusal of a create naming several networks below API 1.44 (the message of
+/// Docker 25+; 20.10 said "Container cannot be connected to network endpoints: ...").
+fn check_endpoint_count(
+    version: Option<ApiVersion>,
+    nc: Option<&NetworkingConfig>,
+) -> Result<(), ApiError> {
+    let Some(eps) = nc.and_then(|nc| nc.endpoints_config.as_ref()) else {
+        return Ok(());
+    };
+    if eps.len() > 1 && version.is_some_and(|v| v < ApiVersion(1, 44)) {
+        let names: Vec<&str> = eps.keys().map(String::as_str).collect();
+        return Err(ApiError::invalid(format!(
+            "Container cannot be created with multiple network endpoints: {}",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
 
 pub async fn create(
     State(b): State<AppState>,
     RawQuery(q): RawQuery,
+    version: Option<Extension<ApiVersion>>,
     body: Bytes,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
@@ -23,6 +45,7 @@ pub async fn create(
         &body,
         "config cannot be empty in order to create a container",
     )?;
+    check_endpoint_count(version.map(|v| v.0), req.networking_config.as_ref())?;
     req.platform = q.string("platform");
     let resp = b.container_create(q.string("name"), req).await?;
     Ok((StatusCode::CREATED, Json(resp)).into_response())
@@ -250,4 +273,27 @@ pub async fn unpause(
 ) -> HandlerResult<StatusCode> {
     b.container_unpause(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_endpoints_need_api_1_44() {
+        let nc: NetworkingConfig =
+            serde_json::from_str(r#"{"EndpointsConfig":{"b":{},"a":{}}}"#).unwrap();
+        let e = check_endpoint_count(Some(ApiVersion(1, 43)), Some(&nc)).unwrap_err();
+        assert_eq!(e.kind, berth_api_types::ErrorKind::InvalidParameter);
+        assert_eq!(
+            e.message,
+            "Container cannot be created with multiple network endpoints: a, b"
+        );
+        assert!(check_endpoint_count(Some(ApiVersion(1, 44)), Some(&nc)).is_ok());
+        assert!(check_endpoint_count(None, Some(&nc)).is_ok());
+        let one: NetworkingConfig =
+            serde_json::from_str(r#"{"EndpointsConfig":{"a":{}}}"#).unwrap();
+        assert!(check_endpoint_count(Some(ApiVersion(1, 24)), Some(&one)).is_ok());
+        assert!(check_endpoint_count(Some(ApiVersion(1, 24)), None).is_ok());
+    }
 }

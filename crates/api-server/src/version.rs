@@ -21,6 +21,11 @@ pub fn app(router: Router) -> Router {
         .layer(axum::middleware::from_fn(rewrite))
 }
 
+/// The API version of a request's `/vX.Y` prefix, in its extensions (absent for an
+/// unversioned path, which means the newest), for the few behaviours that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
 fn parse_version(v: &str) -> Option<(u32, u32)> {
     let (a, b) = v.split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
@@ -59,6 +64,9 @@ async fn rewrite(mut req: Request, next: Next) -> Response {
                 )))
                 .into_response(),
             );
+        }
+        if let Some((major, minor)) = parsed {
+            req.extensions_mut().insert(ApiVersion(major, minor));
         }
         let pq = match req.uri().query() {
             Some(q) => format!("{rest}?{q}"),

@@ -97,6 +97,10 @@ struct Args {
     /// bridge's name].
     #[arg(long = "fixed-cidr-v6")]
     fixed_cidr_v6: Option<String>,
+    /// Turn on the host's IP forwarding (net.ipv4.ip_forward; IPv6 forwarding when an IPv6
+    /// network comes up), which containers' outbound traffic needs [default: true].
+    #[arg(long = "ip-forward", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    ip_forward: Option<bool>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -122,6 +126,7 @@ struct FileConfig {
     init_path: Option<PathBuf>,
     ipv6: bool,
     fixed_cidr_v6: Option<String>,
+    ip_forward: Option<bool>,
     tls: Option<bool>,
     tlsverify: Option<bool>,
     tlscacert: Option<PathBuf>,
@@ -388,6 +393,7 @@ fn main() -> Result<()> {
         init_path: args.init_path.or(file.init_path),
         ipv6: args.ipv6 || file.ipv6,
         fixed_cidr_v6: args.fixed_cidr_v6.or(file.fixed_cidr_v6),
+        ip_forward: args.ip_forward.or(file.ip_forward).unwrap_or(true),
     };
     let pidfile = args
         .pidfile
@@ -566,6 +572,20 @@ mod tests {
         assert!(parse_host("fd://", false).is_err());
         assert!(parse_host("tcp://h:port", false).is_err());
         assert!(parse_host("tcp://h:1/path", false).is_err());
+    }
+
+    #[test]
+    fn ip_forward_is_a_flag_with_an_optional_value_and_a_config_key() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("berthd").chain(args.iter().copied()))
+                .unwrap()
+                .ip_forward
+        };
+        assert_eq!(parse(&[]), None);
+        assert_eq!(parse(&["--ip-forward"]), Some(true));
+        assert_eq!(parse(&["--ip-forward=false"]), Some(false));
+        let file: FileConfig = serde_json::from_str(r#"{"ip-forward": false}"#).unwrap();
+        assert_eq!(file.ip_forward, Some(false));
     }
 
     #[test]

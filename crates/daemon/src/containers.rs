@@ -309,48 +309,11 @@ impl Daemon {
         let attached = self.net.setup(c)?;
         let joined = self.join_target(c)?;
         let ns_joins = self.ns_joins(c)?;
-        let mut extra_hosts = hc.extra_hosts.clone().unwrap_or_default();
-        extra_hosts.extend(self.link_hosts(c)?);
-        let hosts = match &attached {
-            Some(a) => spec::hosts_file_with_address(
-                &c.config.hostname,
-                &c.config.domainname,
-                &extra_hosts,
-                Some(&a.ip.to_string()),
-            )
-            .map_err(|e| ApiError::invalid(e.to_string()))?,
-            None => spec::hosts_file_contents(
-                &c.config.hostname,
-                &c.config.domainname,
-                hc.extra_hosts.as_deref().unwrap_or_default(),
-            ),
-        };
-        let hosts = crate::network_v6::hosts_with_ipv6(
-            hosts,
-            attached.as_ref(),
-            &c.config.hostname,
-            &c.config.domainname,
-        );
-        let hosts = crate::hostmode::hosts_file(hc, Path::new("/etc/hosts")).unwrap_or(hosts);
+        let hosts = self.hosts_for_start(c, attached.as_ref())?;
         std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        // On a user-defined network the embedded DNS (on the gateway) answers; `--dns`
+        // On a user-defined network the embedded DNS (on a gateway) answers; `--dns`
         // servers are its upstreams for this container (see network.rs), as with Docker.
-        let dns = match attached.as_ref().and_then(|a| a.dns) {
-            Some(ip) => vec![ip.to_string()],
-            _ => hc
-                .dns
-                .clone()
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| crate::network::daemon_nameservers(&self.cfg.dns)),
-        };
-        let resolv = spec::resolv_conf_contents(
-            &host_resolv,
-            &dns,
-            hc.dns_search.as_deref().unwrap_or_default(),
-            hc.dns_options.as_deref().unwrap_or_default(),
-            hc.network_mode != "host",
-        );
+        let resolv = self.resolv_conf_for(c, attached.as_ref().and_then(|a| a.dns));
         std::fs::write(rt.resolv_conf_path(id), resolv).map_err(internal)?;
         let rootfs = rt.rootfs(id);
         let mut hostname_path = rt.hostname_path(id);
@@ -1087,7 +1050,7 @@ impl Daemon {
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),
             mounts: self.mount_points(&c),
             config: c.config.clone(),
-            network_settings: self.with_network(&c, network_settings(&c)),
+            network_settings: self.with_network(&c, self.network_settings(&c)),
         })
     }
 
@@ -1123,7 +1086,7 @@ impl Daemon {
             .collect::<Vec<_>>()
             .join(" ");
         let size_rw = size.then(|| dir_size(&self.runtime.upper_dir(&c.id)) as i64);
-        let ns = self.with_network(c, network_settings(c));
+        let ns = self.with_network(c, self.network_settings(c));
         Summary {
             id: c.id.clone(),
             names: vec![format!("/{}", c.name)],
@@ -1290,32 +1253,6 @@ impl Daemon {
             }
         }
         Ok(())
-    }
-}
-
-fn network_settings(c: &Container) -> ct::NetworkSettings {
-    let mode = if c.host_config.network_mode.is_empty() {
-        "bridge"
-    } else {
-        c.host_config.network_mode.as_str()
-    };
-    let mut networks = BTreeMap::new();
-    let name = match mode {
-        "default" => "bridge",
-        m => m,
-    };
-    networks.insert(
-        name.to_string(),
-        ct::EndpointSettings {
-            network_id: String::new(),
-            ..Default::default()
-        },
-    );
-    ct::NetworkSettings {
-        sandbox_key: String::new(),
-        ports: BTreeMap::new(),
-        networks,
-        ..Default::default()
     }
 }
 
@@ -1528,6 +1465,14 @@ impl ListFilters {
                     for v in vals {
                         f.networks.push(v.clone());
                         if let Some(n) = d.net.find(v) {
+                            // Running or not, the containers whose networks name it.
+                            f.network_members.extend(
+                                d.net
+                                    .all_memberships()
+                                    .into_iter()
+                                    .filter(|m| m.is_of(&n))
+                                    .map(|m| m.container_id),
+                            );
                             f.network_members
                                 .extend(d.net.members(&n.id).into_iter().map(|(id, _)| id));
                             f.networks.extend([n.id, n.name]);
@@ -1617,9 +1562,9 @@ impl ListFilters {
         if !self.networks.is_empty()
             && !self.network_members.contains(&c.id)
             && !self.networks.iter().any(|n| {
-                // A container not started yet is on the network its mode names.
+                // `host` and `none` containers are on the network their mode names.
                 let mode = c.host_config.network_mode.as_str();
-                n == mode || (mode == "default" && n == "bridge")
+                matches!(mode, "host" | "none") && n == mode
             })
         {
             return false;

@@ -11,6 +11,7 @@ mod build;
 mod containers;
 mod cpuset;
 mod create_defaults;
+mod etcfiles;
 mod events;
 mod exec;
 mod exec_cwd;
@@ -25,6 +26,7 @@ mod logs;
 pub mod model;
 pub mod names;
 mod network;
+mod network_connect;
 mod network_ports;
 mod network_refs;
 mod network_v6;
@@ -92,6 +94,9 @@ pub struct DaemonConfig {
     /// from the bridge's name (stable across restarts).
     pub ipv6: bool,
     pub fixed_cidr_v6: Option<String>,
+    /// Turn on the host's IPv4 forwarding at start, and IPv6 forwarding when an IPv6 network
+    /// comes up (`--ip-forward`, on by default in berthd as in dockerd).
+    pub ip_forward: bool,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

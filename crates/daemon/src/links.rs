@@ -9,13 +9,12 @@ use crate::model::Container;
 use crate::network::DEFAULT_NETWORK;
 use crate::Daemon;
 
-/// `(alias, linked container's name)` for each of `c`'s links, from `HostConfig.Links`
-/// (`/child:/parent/alias` as stored, or a plain `child[:alias]`).
-pub(crate) fn dns_links(c: &Container) -> Vec<(String, String)> {
-    c.host_config
-        .links
+/// `(alias, linked container's name)` for each link of an endpoint (`EndpointSettings.Links`,
+/// or `HostConfig.Links` copied at create): `/child:/parent/alias` as Docker stores them, or a
+/// plain `child[:alias]`.
+pub(crate) fn dns_links(links: &[String]) -> Vec<(String, String)> {
+    links
         .iter()
-        .flatten()
         .map(|link| {
             let (child, alias) = link.split_once(':').unwrap_or((link, link));
             let child = child.trim_start_matches('/');
@@ -119,7 +118,7 @@ impl Daemon {
         if !on_default {
             return Ok(out);
         }
-        for (alias, child) in dns_links(c) {
+        for (alias, child) in dns_links(c.host_config.links.as_deref().unwrap_or_default()) {
             let Ok(child) = self.resolve_container(&child) else {
                 continue;
             };
@@ -158,10 +157,8 @@ mod tests {
 
     #[test]
     fn dns_links_from_stored_and_plain_forms() {
-        let mut c = Container::default();
-        c.host_config.links = Some(s(&["/srv:/cli/db", "web", "cache:kv"]));
         assert_eq!(
-            dns_links(&c),
+            dns_links(&s(&["/srv:/cli/db", "web", "cache:kv"])),
             vec![
                 ("db".to_string(), "srv".to_string()),
                 ("web".to_string(), "web".to_string()),

@@ -19,6 +19,8 @@ use berth_network::nft::{self, BridgeRules, PortRule, PortRule6, Proto, Ruleset}
 use berth_network::ops::{Attachment, LinkOps, Rtnetlink};
 use serde::{Deserialize, Serialize};
 
+mod gateway;
+
 use crate::model::Container;
 use crate::network_ports::{take_port, wanted_ports, Held, WantedPort};
 use crate::{internal, lock, DaemonConfig};
@@ -96,17 +98,30 @@ pub(crate) struct Endpoint {
     /// `--dns` servers of the container: the embedded DNS forwards its questions there.
     #[serde(default)]
     pub upstreams: Vec<std::net::SocketAddr>,
+    /// `GwPriority` of the membership (see [`gateway`]).
+    #[serde(default)]
+    pub gw_priority: i64,
 }
 
 fn default_ifname() -> String {
     "eth0".to_string()
 }
 
-/// A container's configured membership of a user-defined network (stored in SQLite).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A container's configured membership of one network: Docker's
+/// `NetworkSettings.Networks[name]` of a container, running or not (stored in SQLite). A
+/// container joins the networks of its memberships at start, in their order; create records
+/// them (from `NetworkingConfig`, else `NetworkMode`), `network connect`/`disconnect` add and
+/// remove them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub(crate) struct Membership {
     pub container_id: String,
+    /// Empty for a network that did not exist when it was named: as with Docker, it is
+    /// looked up by name at start (and the start fails when there is none).
     pub network_id: String,
+    /// The network's name when recorded: names a missing network, and finds the default
+    /// bridge again after `--bridge` gave it another id.
+    #[serde(default)]
+    pub network_name: String,
     #[serde(default)]
     pub aliases: Vec<String>,
     #[serde(default)]
@@ -117,12 +132,41 @@ pub(crate) struct Membership {
     /// `--mac-address` for this network's interface.
     #[serde(default)]
     pub mac: Option<String>,
+    /// `EndpointSettings.Links` (`name:alias`): on a user-defined network, names only this
+    /// container resolves.
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub driver_opts: BTreeMap<String, String>,
+    /// `GwPriority` (API 1.48): which endpoint gives the default gateway.
+    #[serde(default)]
+    pub gw_priority: i64,
+}
+
+impl Membership {
+    /// The key of its row in the database.
+    pub(crate) fn key(&self) -> String {
+        if self.network_id.is_empty() {
+            format!("name:{}", self.network_name)
+        } else {
+            self.network_id.clone()
+        }
+    }
+
+    /// Whether it is the membership of `n` (by id, or by name for one recorded by name).
+    pub(crate) fn is_of(&self, n: &Network) -> bool {
+        if self.network_id.is_empty() {
+            self.network_name == n.name
+        } else {
+            self.network_id == n.id
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct State {
     networks: BTreeMap<String, Network>,
-    /// Container id → user-defined networks it belongs to (besides its `NetworkMode`'s).
+    /// Container id → the networks it belongs to, in the order it joins them.
     memberships: HashMap<String, Vec<Membership>>,
     pools: HashMap<String, Pool>,
     /// IPv6 pools of the networks with IPv6 enabled.
@@ -145,19 +189,23 @@ pub(crate) struct NetService {
     state: std::sync::Arc<Mutex<State>>,
     /// Serializes nft table replacements so an older ruleset never lands after a newer one.
     apply_lock: Mutex<()>,
+    /// The same for berth's chain in the host's iptables filter table.
+    fw_lock: Mutex<()>,
     /// The embedded DNS servers of user-defined networks (their own thread and runtime).
     dns: berth_network::dns::DnsServers,
     /// Where the DNS servers send names that are no container.
     dns_upstreams: berth_network::dns::Upstreams,
+    /// Turn on the host's IP forwarding (`--ip-forward`, on by default as with dockerd).
+    ip_forward: bool,
 }
 
 /// What a started container's spec and /etc files need from its network setup.
 pub(crate) struct Attached {
     pub netns: PathBuf,
-    pub ip: Ipv4Addr,
-    /// The IPv6 address on the first network, when it has IPv6 enabled.
-    pub ip6: Option<Ipv6Addr>,
-    /// The embedded DNS server's address, for containers whose first network is user-defined.
+    /// The addresses of its endpoints, in the order it joined them (IPv4, then IPv6 when the
+    /// network has it): each gets an `/etc/hosts` line with the container's hostname.
+    pub addrs: Vec<IpAddr>,
+    /// The embedded DNS server's address, for containers on a user-defined network.
     pub dns: Option<Ipv4Addr>,
 }
 
@@ -269,6 +317,8 @@ impl NetService {
             default_id,
             state: std::sync::Arc::new(Mutex::new(state)),
             apply_lock: Mutex::new(()),
+            fw_lock: Mutex::new(()),
+            ip_forward: cfg.ip_forward,
         })
     }
 
@@ -359,6 +409,27 @@ impl NetService {
         nft::apply(&script).map_err(|e| e.to_string())
     }
 
+    /// Keeps berth's bridges working where the host's iptables filter table drops forwarded
+    /// traffic (Docker beside berth; see `berth_network::hostfw`).
+    pub(crate) fn refresh_host_firewall(&self) {
+        let _g = lock(&self.fw_lock);
+        let bridges: Vec<String> = lock(&self.state)
+            .networks
+            .values()
+            .map(|n| n.bridge.clone())
+            .collect();
+        let chain = berth_network::hostfw::chain_name(&self.table);
+        match berth_network::hostfw::refresh(&chain, &bridges) {
+            Ok(changed) if !changed.is_empty() => tracing::info!(
+                ?changed,
+                %chain,
+                "the host's iptables FORWARD chain drops: berth's bridges are accepted in {chain}"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("the host's iptables filter table: {e}"),
+        }
+    }
+
     fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), String> {
         // On the start path: a bridge that is there was set up at daemon start or network
         // create, and checking costs no process.
@@ -374,7 +445,12 @@ impl NetService {
             .map_err(|e| e.to_string())?;
         if let (Some(subnet6), Some(gw6)) = (n.subnet6, n.gateway6) {
             self.ops
-                .ensure_bridge_v6(&n.bridge, gw6, subnet6.prefix(), !n.internal)
+                .ensure_bridge_v6(
+                    &n.bridge,
+                    gw6,
+                    subnet6.prefix(),
+                    !n.internal && self.ip_forward,
+                )
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -383,10 +459,19 @@ impl NetService {
     /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
     /// still running (`running`), removes what a crash left behind, and installs the rules.
     pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), String> {
+        if self.ip_forward {
+            // As dockerd does at start (`--ip-forward`, on by default).
+            match berth_network::ops::enable_ipv4_forwarding() {
+                Ok(true) => tracing::info!("turned on IPv4 forwarding (net.ipv4.ip_forward)"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("turning on IPv4 forwarding: {e}"),
+            }
+        }
         let networks: Vec<Network> = lock(&self.state).networks.values().cloned().collect();
         for n in &networks {
             self.bring_up_bridge(n)?;
         }
+        self.refresh_host_firewall();
         let mut keep = Vec::new();
         if let Ok(dir) = std::fs::read_dir(self.endpoints_dir()) {
             for e in dir.flatten() {
@@ -501,73 +586,49 @@ impl NetService {
         }
     }
 
-    /// The network a container's `NetworkMode` names, if it is a bridge network berth runs.
-    pub(crate) fn network_for(&self, mode: &str) -> Option<Network> {
-        match mode {
-            "" | "default" | "bridge" => {
-                let st = lock(&self.state);
-                self.default_id
-                    .as_ref()
-                    .and_then(|id| st.networks.get(id).cloned())
-            }
-            "none" | "host" => None,
-            m if m.starts_with("container:") => None,
-            m => self.find(m),
+    /// The network a membership names: by id, else (recorded by name, or the default bridge
+    /// under another `--bridge`) by name.
+    pub(crate) fn network_of(&self, m: &Membership) -> Option<Network> {
+        let st = lock(&self.state);
+        if let Some(n) = st.networks.get(&m.network_id) {
+            return Some(n.clone());
         }
+        st.networks
+            .values()
+            .find(|n| n.name == m.network_name)
+            .cloned()
     }
 
-    /// The networks a container joins at start, first one first (it gets the default route).
+    /// The networks a container joins at start, in the order of its memberships.
     fn plan(&self, c: &Container) -> crate::Result<Vec<(Network, Membership)>> {
-        let mut out = Vec::new();
-        let mode = c.host_config.network_mode.as_str();
-        let members = lock(&self.state)
-            .memberships
-            .get(&c.id)
-            .cloned()
-            .unwrap_or_default();
-        let plain = |n: &Network| Membership {
-            container_id: c.id.clone(),
-            network_id: n.id.clone(),
-            aliases: Vec::new(),
-            ipv4: None,
-            ipv6: None,
-            mac: None,
-        };
-        if !matches!(mode, "none" | "host") && !mode.starts_with("container:") {
-            match self.network_for(mode) {
-                Some(n) => {
-                    let m = members
-                        .iter()
-                        .find(|m| m.network_id == n.id)
-                        .cloned()
-                        .unwrap_or_else(|| plain(&n));
-                    out.push((n, m));
+        let mut out: Vec<(Network, Membership)> = Vec::new();
+        for m in self.memberships(&c.id) {
+            match self.network_of(&m) {
+                Some(n) if out.iter().any(|(o, _)| o.id == n.id) => {}
+                Some(n) => out.push((n, m)),
+                // `--bridge none`: the container gets no network, as with dockerd's
+                // `--bridge=none`.
+                None if m.network_name == DEFAULT_NETWORK => {}
+                None => {
+                    return Err(ApiError::not_found(format!(
+                        "network {} not found",
+                        m.network_name
+                    )))
                 }
-                None if matches!(mode, "" | "default" | "bridge") => {}
-                None => return Err(ApiError::not_found(format!("network {mode} not found"))),
-            }
-        }
-        for m in members {
-            if out.iter().any(|(n, _)| n.id == m.network_id) {
-                continue;
-            }
-            if let Some(n) = self.network(&m.network_id) {
-                out.push((n, m));
             }
         }
         Ok(out)
     }
 
     /// Prepares the namespace of a container about to start, or `None` when the container
-    /// needs no bridge (host, none, or the default bridge disabled).
+    /// has no namespace berth manages (`host`, `none`, `container:`). A container on no
+    /// network gets a namespace with just `lo`, which `network connect` can add to.
     pub(crate) fn setup(&self, c: &Container) -> crate::Result<Option<Attached>> {
-        if matches!(c.host_config.network_mode.as_str(), "none" | "host") {
+        let mode = c.host_config.network_mode.as_str();
+        if matches!(mode, "none" | "host") || mode.starts_with("container:") {
             return Ok(None);
         }
         let plan = self.plan(c)?;
-        if plan.is_empty() {
-            return Ok(None);
-        }
         let t0 = std::time::Instant::now();
         // A previous run may have left its endpoint behind (e.g. a start that failed late).
         self.release(&c.id);
@@ -589,15 +650,35 @@ impl NetService {
         let ns = self.netns_path(&c.id);
         berth_network::netns::create(&ns)
             .map_err(|e| internal(format!("network namespace: {e}")))?;
+        let cands: Vec<gateway::Candidate> = plan
+            .iter()
+            .map(|(n, m)| gateway::Candidate {
+                network: &n.name,
+                priority: m.gw_priority,
+                internal: n.internal,
+                ipv6: n.subnet6.is_some() && n.gateway6.is_some(),
+            })
+            .collect();
+        let (g4, g6) = gateway::gateways(&cands);
+        let mut eps = Vec::new();
         for (i, (net, m)) in plan.iter().enumerate() {
-            let ep = self.attach_one(c, net, m, &format!("eth{i}"), i == 0)?;
-            if i == 0 {
-                let mut ep = ep;
-                self.publish(c, &mut ep, ports)?;
-                let mut st = lock(&self.state);
-                if let Some(eps) = st.endpoints.get_mut(&c.id) {
-                    eps[0] = ep;
-                }
+            eps.push(self.attach_one(
+                c,
+                net,
+                m,
+                &format!("eth{i}"),
+                g4 == Some(i),
+                g6 == Some(i),
+            )?);
+        }
+        // Published ports go to the endpoint that gives the IPv4 gateway; a container on
+        // internal networks only publishes nothing, as with Docker.
+        if let Some(i) = g4 {
+            let mut ep = eps[i].clone();
+            self.publish(c, &mut ep, ports)?;
+            let mut st = lock(&self.state);
+            if let Some(list) = st.endpoints.get_mut(&c.id) {
+                list[i] = ep;
             }
         }
         self.persist(&c.id).map_err(internal)?;
@@ -605,13 +686,14 @@ impl NetService {
             self.apply_rules()
                 .map_err(|e| internal(format!("publishing ports: {e}")))?;
         }
-        let first = &plan[0].0;
-        let ep0 = &self.endpoints(&c.id)[0];
+        let gws: Vec<Ipv4Addr> = plan.iter().map(|(n, _)| n.gateway).collect();
         Ok(Attached {
             netns: ns,
-            ip: ep0.ip,
-            ip6: ep0.ipv6,
-            dns: (first.name != DEFAULT_NETWORK).then_some(first.gateway),
+            addrs: eps
+                .iter()
+                .flat_map(|e| std::iter::once(IpAddr::V4(e.ip)).chain(e.ipv6.map(IpAddr::V6)))
+                .collect(),
+            dns: gateway::dns_address(&cands, &gws),
         })
     }
 
@@ -623,7 +705,8 @@ impl NetService {
         net: &Network,
         m: &Membership,
         ifname: &str,
-        default_route: bool,
+        default_route4: bool,
+        default_route6: bool,
     ) -> crate::Result<Endpoint> {
         let (ip, ipv6) = {
             let mut st = lock(&self.state);
@@ -661,7 +744,7 @@ impl NetService {
             dns_names.push(c.name.clone());
             dns_names.extend(m.aliases.iter().cloned());
             dns_names.push(c.id[..12].to_string());
-            links = crate::links::dns_links(c);
+            links = crate::links::dns_links(&m.links);
             // As in Docker, a container on a user-defined network keeps the embedded DNS in
             // its resolv.conf; its `--dns` servers become that server's upstreams for it
             // (loopback ones would mean the container's own loopback: not reachable).
@@ -695,6 +778,7 @@ impl NetService {
             gateway6: ipv6.and(net.gateway6),
             links,
             upstreams,
+            gw_priority: m.gw_priority,
         };
         lock(&self.state)
             .endpoints
@@ -710,10 +794,10 @@ impl NetService {
                 ifname: ifname.to_string(),
                 address: ep.ip,
                 prefix: ep.prefix,
-                gateway: (!net.internal && default_route).then_some(net.gateway),
+                gateway: (!net.internal && default_route4).then_some(net.gateway),
                 mac: ep.mac.clone(),
                 address6: ep.ipv6.map(|ip| (ip, ep.prefix6)),
-                gateway6: ep.gateway6.filter(|_| !net.internal && default_route),
+                gateway6: ep.gateway6.filter(|_| !net.internal && default_route6),
             })
             .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
         Ok(ep)
@@ -753,7 +837,21 @@ impl NetService {
         Ok(())
     }
 
-    /// Connects a running container to one more network (a new `ethN` in its namespace).
+    /// Gives up a running container's published ports (their host sockets and proxies, and
+    /// the records on its endpoints); the caller applies the rules.
+    fn unpublish(&self, id: &str) {
+        let mut st = lock(&self.state);
+        st.reservations.remove(id);
+        for p in st.proxies6.remove(id).unwrap_or_default() {
+            p.abort();
+        }
+        for ep in st.endpoints.get_mut(id).into_iter().flatten() {
+            ep.ports.clear();
+        }
+    }
+
+    /// Connects a running container to one more network (a new `ethN` in its namespace);
+    /// the default route and published ports follow the gateway endpoint.
     pub(crate) fn hot_attach(
         &self,
         c: &Container,
@@ -771,9 +869,14 @@ impl NetService {
         while eps.iter().any(|e| e.ifname == format!("eth{n}")) {
             n += 1;
         }
-        let res = self.attach_one(c, net, m, &format!("eth{n}"), eps.is_empty());
+        let res = self
+            .attach_one(c, net, m, &format!("eth{n}"), false, false)
+            .and_then(|_| self.follow_gateway(c));
         if let Err(e) = res {
             self.detach_one(&c.id, &net.id);
+            if let Err(e) = self.follow_gateway(c) {
+                tracing::warn!(container = %c.id, "restoring the gateway: {}", e.message);
+            }
             return Err(e);
         }
         self.persist(&c.id).map_err(internal)
@@ -873,6 +976,16 @@ impl NetService {
             .any(|ms| ms.iter().any(|m| m.network_id == network_id))
     }
 
+    /// Every container's memberships.
+    pub(crate) fn all_memberships(&self) -> Vec<Membership> {
+        lock(&self.state)
+            .memberships
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn memberships(&self, id: &str) -> Vec<Membership> {
         lock(&self.state)
             .memberships
@@ -893,14 +1006,15 @@ impl NetService {
     pub(crate) fn add_membership(&self, m: Membership) {
         let mut st = lock(&self.state);
         let list = st.memberships.entry(m.container_id.clone()).or_default();
-        list.retain(|x| x.network_id != m.network_id);
+        list.retain(|x| x.key() != m.key());
         list.push(m);
     }
 
-    pub(crate) fn remove_membership(&self, id: &str, network_id: &str) {
+    /// Forgets the membership whose key ([`Membership::key`]) is `key`.
+    pub(crate) fn remove_membership(&self, id: &str, key: &str) {
         let mut st = lock(&self.state);
         if let Some(list) = st.memberships.get_mut(id) {
-            list.retain(|x| x.network_id != network_id);
+            list.retain(|x| x.key() != key);
         }
     }
 
@@ -941,8 +1055,13 @@ impl NetService {
             let mut st = lock(&self.state);
             st.pools.remove(id);
             st.pools6.remove(id);
+            // Containers that still name it keep it, by name, as Docker keeps it in their
+            // `NetworkSettings`: they fail to start until it exists again or they are
+            // disconnected from it.
             for ms in st.memberships.values_mut() {
-                ms.retain(|m| m.network_id != id);
+                for m in ms.iter_mut().filter(|m| m.network_id == id) {
+                    m.network_id.clear();
+                }
             }
             st.networks.remove(id)
         };
@@ -954,6 +1073,7 @@ impl NetService {
                 tracing::warn!(network = %n.name, "deleting bridge: {e}");
             }
             let _ = std::fs::remove_file(self.bridges_dir().join(&n.bridge));
+            self.refresh_host_firewall();
         }
         if let Err(e) = self.apply_rules() {
             tracing::warn!("updating rules: {e}");
@@ -1140,6 +1260,7 @@ mod tests {
             gateway6: None,
             links: Vec::new(),
             upstreams: Vec::new(),
+            gw_priority: 0,
         }
     }
 

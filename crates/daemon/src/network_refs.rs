@@ -144,12 +144,13 @@ impl Daemon {
     pub(crate) fn link_hosts(&self, c: &Container) -> crate::Result<Vec<String>> {
         let mut out = Vec::new();
         let links = c.host_config.links.clone().unwrap_or_default();
-        if links.is_empty()
-            || self
-                .net
-                .network_for(&c.host_config.network_mode)
-                .is_none_or(|n| n.name != DEFAULT_NETWORK)
-        {
+        // Legacy links are the default bridge's (the container's endpoints exist by now).
+        let on_default = self.net.endpoints(&c.id).iter().any(|ep| {
+            self.net
+                .network(&ep.network_id)
+                .is_some_and(|n| n.name == DEFAULT_NETWORK)
+        });
+        if links.is_empty() || !on_default {
             return Ok(out);
         }
         for link in &links {

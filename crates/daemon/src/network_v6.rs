@@ -249,25 +249,6 @@ fn serve(
     }))
 }
 
-/// Appends the `/etc/hosts` line of a container's IPv6 address (Docker writes one for each
-/// of the container's addresses on its first network).
-pub(crate) fn hosts_with_ipv6(
-    hosts: String,
-    attached: Option<&crate::network::Attached>,
-    hostname: &str,
-    domainname: &str,
-) -> String {
-    let Some(ip6) = attached.and_then(|a| a.ip6) else {
-        return hosts;
-    };
-    let names = if domainname.is_empty() {
-        hostname.to_string()
-    } else {
-        format!("{hostname}.{domainname} {hostname}")
-    };
-    format!("{hosts}{ip6}\t{names}\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,25 +358,5 @@ mod tests {
         c.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"PING");
         task.abort();
-    }
-
-    #[test]
-    fn hosts_get_an_ipv6_line() {
-        let a = crate::network::Attached {
-            netns: "/x".into(),
-            ip: "10.0.0.2".parse().unwrap(),
-            ip6: Some("fd00:db8:1::2".parse().unwrap()),
-            dns: None,
-        };
-        let base = "127.0.0.1\tlocalhost\n10.0.0.2\tabc\n".to_string();
-        assert_eq!(
-            hosts_with_ipv6(base.clone(), Some(&a), "abc", ""),
-            format!("{base}fd00:db8:1::2\tabc\n")
-        );
-        assert_eq!(
-            hosts_with_ipv6(base.clone(), Some(&a), "abc", "example.com"),
-            format!("{base}fd00:db8:1::2\tabc.example.com abc\n")
-        );
-        assert_eq!(hosts_with_ipv6(base.clone(), None, "abc", ""), base);
     }
 }

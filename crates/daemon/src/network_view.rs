@@ -4,14 +4,63 @@
 use std::collections::BTreeMap;
 
 use berth_api_types::container as ct;
-use berth_api_types::ApiError;
 
 use crate::model::Container;
 use crate::network::{stable_id, DEFAULT_NETWORK};
 use crate::network_ports::{parse_host_ip, parse_port_key};
 use crate::Daemon;
 
+/// A membership as Docker shows a container's network before it runs: what was configured,
+/// and Go's zero values for what the endpoint will tell.
+fn configured(m: &crate::network::Membership) -> ct::EndpointSettings {
+    let ipam_config = (m.ipv4.is_some() || m.ipv6.is_some()).then(|| {
+        let mut cfg = serde_json::Map::new();
+        if let Some(ip) = m.ipv4 {
+            cfg.insert("IPv4Address".into(), ip.to_string().into());
+        }
+        if let Some(ip) = m.ipv6 {
+            cfg.insert("IPv6Address".into(), ip.to_string().into());
+        }
+        serde_json::Value::Object(cfg)
+    });
+    ct::EndpointSettings {
+        ipam_config,
+        links: (!m.links.is_empty()).then(|| m.links.clone()),
+        aliases: (!m.aliases.is_empty()).then(|| m.aliases.clone()),
+        mac_address: m.mac.clone().unwrap_or_default(),
+        driver_opts: (!m.driver_opts.is_empty()).then(|| m.driver_opts.clone()),
+        gw_priority: m.gw_priority,
+        ..Default::default()
+    }
+}
+
 impl Daemon {
+    /// `NetworkSettings` before the endpoints are filled in ([`with_network`]): the
+    /// container's networks as configured (its memberships), or for `host`, `none` and
+    /// `container:` modes the mode.
+    pub(crate) fn network_settings(&self, c: &Container) -> ct::NetworkSettings {
+        let mode = match c.host_config.network_mode.as_str() {
+            "" | "default" => DEFAULT_NETWORK,
+            m => m,
+        };
+        let mut networks = BTreeMap::new();
+        if matches!(mode, "host" | "none") || mode.starts_with("container:") {
+            networks.insert(mode.to_string(), ct::EndpointSettings::default());
+        } else {
+            for m in self.net.memberships(&c.id) {
+                let name = self
+                    .net
+                    .network_of(&m)
+                    .map_or_else(|| m.network_name.clone(), |n| n.name);
+                networks.insert(name, configured(&m));
+            }
+        }
+        ct::NetworkSettings {
+            networks,
+            ..Default::default()
+        }
+    }
+
     /// Fills `NetworkSettings` from the container's endpoints (and the legacy top-level
     /// fields from the default network, which API ≤ 1.51 clients still read).
     pub(crate) fn with_network(
@@ -36,25 +85,10 @@ impl Daemon {
             let Some(net) = self.net.network(&ep.network_id) else {
                 continue;
             };
-            let fixed = self
-                .net
-                .memberships(&c.id)
-                .into_iter()
-                .find(|m| m.network_id == net.id)
-                .filter(|m| m.ipv4.is_some() || m.ipv6.is_some())
-                .map(|m| {
-                    let mut cfg = serde_json::Map::new();
-                    if let Some(ip) = m.ipv4 {
-                        cfg.insert("IPv4Address".into(), ip.to_string().into());
-                    }
-                    if let Some(ip) = m.ipv6 {
-                        cfg.insert("IPv6Address".into(), ip.to_string().into());
-                    }
-                    serde_json::Value::Object(cfg)
-                });
+            // The configured part (aliases, links, fixed addresses, ...) is the
+            // membership's, from `network_settings`.
             let base = ns.networks.get(&net.name).cloned().unwrap_or_default();
             let settings = ct::EndpointSettings {
-                ipam_config: fixed.or(base.ipam_config.clone()),
                 global_ipv6_address: ep.ipv6.map(|ip| ip.to_string()).unwrap_or_default(),
                 global_ipv6_prefix_len: if ep.ipv6.is_some() {
                     i64::from(ep.prefix6)
@@ -151,13 +185,9 @@ impl Daemon {
             }
             "none" | "host" => {}
             m if m.starts_with("container:") => {}
-            m => {
-                if self.net.network_for(m).is_none() {
-                    // 400, not 404: the CLI answers any 404 from a create by pulling the image.
-                    return Err(ApiError::invalid(format!("network {m} not found")));
-                }
-                warnings.extend(forwarding_warning(ipv4_forwarding()));
-            }
+            // As with Docker, a network that does not exist (yet) fails the start, not the
+            // create (see `NetService::plan`).
+            _ => warnings.extend(forwarding_warning(ipv4_forwarding())),
         }
         for (key, list) in hc.port_bindings.iter().flatten() {
             parse_port_key(key)?;

@@ -2,8 +2,7 @@
 //! disconnect, remove, prune), stored in the metadata database.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::net::Ipv4Addr;
 
 use berth_api_types::container as ct;
 use berth_api_types::network as nt;
@@ -107,7 +106,7 @@ impl Daemon {
         }
     }
 
-    fn resolve_network(&self, key: &str) -> Result<Network> {
+    pub(crate) fn resolve_network(&self, key: &str) -> Result<Network> {
         self.net.find(key).ok_or_else(|| no_such_network(key))
     }
 
@@ -295,6 +294,7 @@ impl Daemon {
             self.net.remove_network(&id);
             return Err(internal(e));
         }
+        self.net.refresh_host_firewall();
         self.emit_network(
             &id,
             "create",
@@ -339,8 +339,26 @@ impl Daemon {
                 n.name, n.id
             )));
         }
+        // Stopped containers on it keep it by name, as with Docker (their start fails until
+        // a network of that name exists again, or they are disconnected from it).
+        let kept: Vec<Membership> = self
+            .net
+            .all_memberships()
+            .into_iter()
+            .filter(|m| m.network_id == n.id)
+            .map(|mut m| {
+                m.network_id.clear();
+                m.network_name = n.name.clone();
+                m
+            })
+            .collect();
         self.store.delete_network(&n.id).map_err(internal)?;
         self.net.remove_network(&n.id);
+        for m in &kept {
+            if let Err(e) = self.store.put_attachment(&m.container_id, &m.key(), m) {
+                tracing::warn!(container = %m.container_id, "keeping network {}: {e}", n.name);
+            }
+        }
         self.emit_network(
             &n.id,
             "destroy",
@@ -373,234 +391,6 @@ impl Daemon {
         Ok(nt::PruneResponse {
             networks_deleted: (!deleted.is_empty()).then_some(deleted),
         })
-    }
-
-    fn membership_from(
-        &self,
-        container_id: &str,
-        n: &Network,
-        cfg: Option<&ct::EndpointSettings>,
-    ) -> Result<Membership> {
-        let aliases = cfg.and_then(|c| c.aliases.clone()).unwrap_or_default();
-        let ipv4 = cfg
-            .and_then(|c| c.ipam_config.as_ref())
-            .and_then(|v| v.get("IPv4Address"))
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<Ipv4Addr>()
-                    .map_err(|_| ApiError::invalid(format!("invalid IPv4 address: {s}")))
-            })
-            .transpose()?;
-        if let Some(ip) = ipv4 {
-            if !n.subnet.contains(ip) {
-                return Err(ApiError::invalid(format!(
-                    "invalid endpoint settings: no configured subnet contains IP address {ip}"
-                )));
-            }
-        }
-        let ipv6 = cfg
-            .and_then(|c| c.ipam_config.as_ref())
-            .and_then(|v| v.get("IPv6Address"))
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse::<Ipv6Addr>()
-                    .map_err(|_| ApiError::invalid(format!("invalid IPv6 address: {s}")))
-            })
-            .transpose()?;
-        if let Some(ip) = ipv6 {
-            if !n.subnet6.is_some_and(|s| s.contains(ip)) {
-                return Err(ApiError::invalid(format!(
-                    "invalid endpoint settings: no configured subnet contains IP address {ip}"
-                )));
-            }
-        }
-        if n.name == DEFAULT_NETWORK && (!aliases.is_empty() || ipv4.is_some() || ipv6.is_some()) {
-            return Err(ApiError::invalid(
-                "network-scoped aliases and user specified IP addresses are only supported for user defined networks",
-            ));
-        }
-        let mac = cfg
-            .map(|c| c.mac_address.as_str())
-            .filter(|m| !m.is_empty())
-            .map(crate::network_refs::parse_mac)
-            .transpose()?;
-        Ok(Membership {
-            container_id: container_id.to_string(),
-            network_id: n.id.clone(),
-            aliases,
-            ipv4,
-            ipv6,
-            mac,
-        })
-    }
-
-    /// Records the `NetworkingConfig` of a create request (aliases, fixed addresses) for the
-    /// container's user-defined networks.
-    pub(crate) fn record_create_networks(
-        &self,
-        id: &str,
-        mode: &str,
-        nc: Option<&ct::NetworkingConfig>,
-    ) -> Result<()> {
-        let mut members = Vec::new();
-        if let Some(n) = self.net.find(mode).filter(|n| n.name != DEFAULT_NETWORK) {
-            let cfg = nc
-                .and_then(|nc| nc.endpoints_config.as_ref())
-                .and_then(|e| e.get(mode).or_else(|| e.get(&n.name)));
-            let mut m = self.membership_from(id, &n, cfg)?;
-            m.mac = m.mac.or(self.legacy_mac(id)?);
-            members.push(m);
-        } else if matches!(mode, "" | "default" | DEFAULT_NETWORK) {
-            // The default bridge keeps a membership only to carry a `--mac-address`.
-            if let Some(n) = self.net.find(DEFAULT_NETWORK) {
-                let cfg = nc
-                    .and_then(|nc| nc.endpoints_config.as_ref())
-                    .and_then(|e| e.get(mode).or_else(|| e.get(DEFAULT_NETWORK)));
-                let mut m = self.membership_from(id, &n, cfg)?;
-                m.mac = m.mac.or(self.legacy_mac(id)?);
-                if m.mac.is_some() {
-                    members.push(m);
-                }
-            }
-        }
-        for m in &members {
-            self.store
-                .put_attachment(id, &m.network_id, m)
-                .map_err(internal)?;
-        }
-        self.net.set_memberships(id, members);
-        Ok(())
-    }
-
-    /// The deprecated `Config.MacAddress` of a just-created container.
-    fn legacy_mac(&self, id: &str) -> Result<Option<String>> {
-        self.get(id)
-            .and_then(|c| c.config.mac_address.clone())
-            .filter(|m| !m.is_empty())
-            .map(|m| crate::network_refs::parse_mac(&m))
-            .transpose()
-    }
-
-    /// Forgets a removed container's networks.
-    pub(crate) fn network_container_removed(&self, id: &str) {
-        self.net.release(id);
-        self.net.set_memberships(id, Vec::new());
-        if let Err(e) = self.store.delete_attachment(id, None) {
-            tracing::warn!(container = id, "forgetting network memberships: {e}");
-        }
-    }
-
-    pub async fn network_connect(
-        self: &Arc<Self>,
-        key: &str,
-        req: nt::ConnectRequest,
-    ) -> Result<()> {
-        let n = self.resolve_network(key).map_err(|e| {
-            crate::predefined_networks::find(key).map_or(e, |(name, _)| {
-                crate::predefined_networks::not_connectable(name)
-            })
-        })?;
-        let c = self.resolve_container(&req.container)?;
-        let guard = self.op_lock(&c.id);
-        let _g = guard.lock().await;
-        let already = self
-            .net
-            .memberships(&c.id)
-            .iter()
-            .any(|m| m.network_id == n.id)
-            || self
-                .net
-                .find(&c.host_config.network_mode)
-                .is_some_and(|m| m.id == n.id)
-            || (n.name == DEFAULT_NETWORK
-                && matches!(c.host_config.network_mode.as_str(), "" | "default"));
-        if already {
-            return Err(ApiError::new(
-                berth_api_types::ErrorKind::Forbidden,
-                format!(
-                    "endpoint with name {} already exists in network {}",
-                    c.name, n.name
-                ),
-            ));
-        }
-        if c.host_config.network_mode.starts_with("container:") {
-            return Err(ApiError::new(
-                berth_api_types::ErrorKind::Forbidden,
-                "container sharing network namespace with another container or host cannot be connected to any other network",
-            ));
-        }
-        if matches!(c.host_config.network_mode.as_str(), "host" | "none") {
-            return Err(ApiError::invalid(format!(
-                "container cannot be disconnected from host network or connected to host network (network mode {})",
-                c.host_config.network_mode
-            )));
-        }
-        let m = self.membership_from(&c.id, &n, req.endpoint_config.as_ref())?;
-        if c.state.status.is_active() {
-            self.net.hot_attach(&c, &n, &m)?;
-        }
-        self.store
-            .put_attachment(&c.id, &n.id, &m)
-            .map_err(internal)?;
-        self.net.add_membership(m);
-        self.emit_network(
-            &n.id,
-            "connect",
-            &[
-                ("container", c.id.clone()),
-                ("name", n.name.clone()),
-                ("type", "bridge".to_string()),
-            ],
-        );
-        Ok(())
-    }
-
-    pub async fn network_disconnect(&self, key: &str, req: nt::DisconnectRequest) -> Result<()> {
-        let n = self.resolve_network(key).map_err(|e| {
-            crate::predefined_networks::find(key).map_or(e, |(name, _)| {
-                crate::predefined_networks::not_connectable(name)
-            })
-        })?;
-        let c = self.resolve_container(&req.container)?;
-        let guard = self.op_lock(&c.id);
-        let _g = guard.lock().await;
-        let member = self
-            .net
-            .memberships(&c.id)
-            .iter()
-            .any(|m| m.network_id == n.id);
-        if !member {
-            return Err(ApiError::new(
-                berth_api_types::ErrorKind::Forbidden,
-                format!("container {} is not connected to network {}", c.id, n.name),
-            ));
-        }
-        if c.host_config.network_mode == n.name || c.host_config.network_mode == n.id {
-            return Err(ApiError::new(
-                berth_api_types::ErrorKind::Forbidden,
-                format!(
-                    "berth cannot disconnect container {} from its primary network {}",
-                    c.name, n.name
-                ),
-            ));
-        }
-        self.net.detach_one(&c.id, &n.id);
-        self.store
-            .delete_attachment(&c.id, Some(&n.id))
-            .map_err(internal)?;
-        self.net.remove_membership(&c.id, &n.id);
-        self.emit_network(
-            &n.id,
-            "disconnect",
-            &[
-                ("container", c.id.clone()),
-                ("name", n.name.clone()),
-                ("type", "bridge".to_string()),
-            ],
-        );
-        Ok(())
     }
 
     /// `--add-host name:host-gateway` means the default bridge's address, as in Docker.
@@ -654,6 +444,6 @@ impl Daemon {
         for m in members {
             self.net.add_membership(m);
         }
-        Ok(())
+        self.migrate_memberships()
     }
 }

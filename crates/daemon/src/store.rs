@@ -136,7 +136,9 @@ impl Store {
         self.all("SELECT id, data FROM networks")
     }
 
-    /// A container's membership of a user-defined network (aliases, fixed address).
+    /// A container's membership of a network (aliases, fixed address, ...), under `network_id`
+    /// (a network id, or another key for a network known by name only). A new row goes last
+    /// in [`attachments`](Self::attachments); an update keeps its place.
     pub fn put_attachment<T: Serialize>(
         &self,
         container_id: &str,
@@ -170,8 +172,20 @@ impl Store {
         })
     }
 
+    /// Every membership, in the order they were recorded (a container joins its networks in
+    /// that order).
     pub fn attachments<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
-        self.all("SELECT container_id, data FROM network_attachments")
+        self.all("SELECT container_id, data FROM network_attachments ORDER BY rowid")
+    }
+
+    /// The schema version of the records (SQLite's `user_version`, 0 in a new database):
+    /// what one-time migrations of old records already ran.
+    pub fn user_version(&self) -> Result<i64> {
+        self.with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+    }
+
+    pub fn set_user_version(&self, v: i64) -> Result<()> {
+        self.with(|c| Ok(c.pragma_update(None, "user_version", v)?))
     }
 
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {

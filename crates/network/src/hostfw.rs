@@ -322,7 +322,10 @@ mod tests {
                 "{user}"
             );
             let ours = ipt(&["-S", "BERTH-FWD-t"]);
-            assert!(ours.contains("-A BERTH-FWD-t -i berth0 -j ACCEPT"), "{ours}");
+            assert!(
+                ours.contains("-A BERTH-FWD-t -i berth0 -j ACCEPT"),
+                "{ours}"
+            );
             assert!(ours.contains("-o br-0123456789ab"), "{ours}");
             // One network less: its rules go, the jump stays single.
             refresh("BERTH-FWD-t", &bridges()[..1]).unwrap();

@@ -69,19 +69,46 @@ pub fn hosts_file_with_address(
     extra_hosts: &[String],
     container_ip: Option<&str>,
 ) -> Result<String, SpecError> {
+    let addrs: Vec<IpAddr> = container_ip
+        .map(|ip| {
+            ip.parse()
+                .map_err(|_| SpecError::InvalidExtraHost(ip.to_string()))
+        })
+        .transpose()?
+        .into_iter()
+        .collect();
+    hosts_file_with_addresses(hostname, domainname, extra_hosts, &addrs)
+}
+
+/// [`hosts_file_contents`] plus one [`hosts_entry`] line for each of the container's
+/// addresses, in order: libnetwork adds one for every address of every endpoint the
+/// container joins.
+pub fn hosts_file_with_addresses(
+    hostname: &str,
+    domainname: &str,
+    extra_hosts: &[String],
+    addrs: &[IpAddr],
+) -> Result<String, SpecError> {
     let mut out = String::from(DEFAULT_HOSTS);
     for entry in extra_hosts {
         let (name, ip) = parse_extra_host(entry)?;
         out.push_str(&format!("{ip}\t{name}\n"));
     }
-    if let Some(ip) = container_ip {
-        if domainname.is_empty() {
-            out.push_str(&format!("{ip}\t{hostname}\n"));
-        } else {
-            out.push_str(&format!("{ip}\t{hostname}.{domainname} {hostname}\n"));
-        }
+    for ip in addrs {
+        out.push_str(&hosts_entry(ip, hostname, domainname));
+        out.push('\n');
     }
     Ok(out)
+}
+
+/// The `/etc/hosts` line (without its newline) of one of the container's own addresses:
+/// `ip\thostname`, or `ip\thostname.domainname hostname`.
+pub fn hosts_entry(ip: &IpAddr, hostname: &str, domainname: &str) -> String {
+    if domainname.is_empty() {
+        format!("{ip}\t{hostname}")
+    } else {
+        format!("{ip}\t{hostname}.{domainname} {hostname}")
+    }
 }
 
 /// Google's public resolvers: Docker's fallback when no usable nameserver remains.

@@ -51,8 +51,8 @@ use oci_spec::runtime::{
 
 pub use caps::{caps_to_mask, container_capabilities, ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
 pub use etc::{
-    default_hostname, hostname_file_contents, hosts_file_contents, hosts_file_with_address,
-    resolv_conf_contents, validate_extra_hosts,
+    default_hostname, hostname_file_contents, hosts_entry, hosts_file_contents,
+    hosts_file_with_address, hosts_file_with_addresses, resolv_conf_contents, validate_extra_hosts,
 };
 pub use host::{host_devices, HostFacts};
 pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_PROFILE_JSON};
