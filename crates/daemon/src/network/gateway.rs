@@ -120,9 +120,11 @@ impl NetService {
             .map_err(|e| internal(format!("moving the default route: {e}")))?;
         let wanted = wanted_ports(c)?;
         let holder = eps.iter().position(|e| !e.ports.is_empty());
-        if wanted.is_empty() || holder == g4 {
+        if wanted.is_empty() || (holder.is_some() && holder == g4) {
             return Ok(());
         }
+        // The endpoint that had them may be gone already (it left): its host sockets still
+        // hold the ports, and the rules name its address until they are applied again.
         self.unpublish(&c.id);
         if let Some(i) = g4 {
             let mut ep = eps[i].clone();
