@@ -8,6 +8,9 @@ pkgs+=(docker-registry apache2-utils zstd)
 pkgs+=(tini)
 # The fuzz target (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer, which is C++.
 pkgs+=(g++)
+# The coexistence test (tests/tests/coexist.rs) starts Debian's dockerd privately, with its
+# iptables rules, in a network namespace of its own; iptables for berth's rules beside them.
+pkgs+=(docker.io iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,7 +19,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Installing docker.io must not start a system dockerd (it would set the host's FORWARD
+  # policy to DROP): services stay stopped while this installs (policy-rc.d), and Docker's
+  # units are disabled afterwards.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  if printf '%s\n' "${missing[@]}" | grep -qx docker.io && command -v systemctl >/dev/null; then
+    systemctl disable --now docker.socket docker.service >/dev/null 2>&1 || true
+  fi
 fi
 # The Python docker SDK test (tests/python/sdk_smoke.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then

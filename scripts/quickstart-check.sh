@@ -20,4 +20,8 @@ mkdir -p "$root"
 out=$(scripts/quickstart.sh 2>&1)
 echo "$out" | tail -3
 echo "$out" | grep -qx "hello from berth" || { echo "quickstart did not print 'hello from berth'" >&2; exit 1; }
+# berthd turns IP forwarding on, as dockerd does: no "IPv4 forwarding is disabled" warning.
+if echo "$out" | grep -qi "forwarding is disabled"; then
+  echo "quickstart warned about IP forwarding" >&2; exit 1
+fi
 echo "1 passed, 0 failed: quickstart"

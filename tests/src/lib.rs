@@ -74,6 +74,9 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra berthd flags (see [`Daemon::start_with_args`]).
     extra_args: Vec<String>,
+    /// The network namespace berthd runs in (see [`Daemon::start_in_netns`]); `None`: the
+    /// host's.
+    netns: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -83,6 +86,18 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
+        Self::start_with(extra, None)
+    }
+
+    /// A daemon in the network namespace `netns` (a bind-mounted nsfs file such as
+    /// `/run/netns/<name>`), entered with `nsenter --net` so that it shares the host's mount
+    /// namespace. Its bridges, rules and sysctls live in that namespace: the test that made
+    /// it deletes it, and nothing of the daemon's networking is left on the host.
+    pub fn start_in_netns(netns: &Path, extra: &[&str]) -> Daemon {
+        Self::start_with(extra, Some(netns.to_path_buf()))
+    }
+
+    fn start_with(extra: &[&str], netns: Option<PathBuf>) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -100,6 +115,7 @@ impl Daemon {
             bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            netns,
         };
         d.spawn();
         d
@@ -111,7 +127,16 @@ impl Daemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .expect("daemon log");
-        let child = Command::new(bin("berthd"))
+        let mut command = match &self.netns {
+            Some(ns) => {
+                // nsenter execs berthd (no fork for a network namespace): the child is berthd.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(bin("berthd"));
+                c
+            }
+            None => Command::new(bin("berthd")),
+        };
+        let child = command
             .arg("--data-root")
             .arg(self.root.join("data"))
             .arg("--exec-root")
@@ -338,7 +363,9 @@ impl Daemon {
             }
         }
         self.stop();
-        remove_network_leftovers(&self.root.join("exec"), &self.bridge);
+        if self.netns.is_none() {
+            remove_network_leftovers(&self.root.join("exec"), &self.bridge);
+        }
         unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
         let _ = std::fs::remove_dir_all(&self.root);

@@ -233,9 +233,10 @@ fn unknown_network_fails_the_run_without_a_pull() {
         "{}",
         stderr(&out)
     );
-    // Nothing was left behind.
-    let out = d.docker(&["ps", "-aq"]);
-    assert_eq!(stdout(&out), "");
+    // As with dockerd (20.10 and 28), the create succeeded and the start failed: the
+    // container is left, created.
+    let out = d.docker(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert_eq!(stdout(&out), "Created\n");
 }
 
 #[test]
