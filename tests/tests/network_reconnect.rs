@@ -108,9 +108,26 @@ fn docker_cli_reconnects_created_and_running_containers() {
     );
 
     // Running: joining rb keeps the route on ra (it sorts first); /etc/hosts gets a line.
+    // With an interface sysctl (DriverOpts, API 1.46), set on the new eth1.
     assert_ok(
-        &d.docker(&["network", "connect", "rb", "web"]),
+        &d.docker(&[
+            "network",
+            "connect",
+            "--driver-opt",
+            "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1",
+            "rb",
+            "web",
+        ]),
         "connect running",
+    );
+    assert_eq!(
+        exec_out(
+            &d,
+            "web",
+            &["cat", "/proc/sys/net/ipv4/conf/eth1/log_martians"]
+        )
+        .trim(),
+        "1"
     );
     let ipb = inspect(&d, "web", "{{.NetworkSettings.Networks.rb.IPAddress}}");
     assert!(routes(&d, "web").contains(&format!("default via {gwa}")));
@@ -255,6 +272,16 @@ fn several_networks_at_create_and_missing_ones_at_start() {
         "ma sorts first: {r}"
     );
     assert!(exec_out(&d, "multi", &["ip", "-o", "link"]).contains("eth1"));
+    // Below API 1.45 dockerd adds the short id and hostname to a user network's aliases.
+    let id = inspect(&d, "multi", "{{.Id}}");
+    let aliases = |v: &str| {
+        let (st, body) = d.api("GET", &format!("/{v}/containers/multi/json"), None);
+        assert_eq!(st, 200, "{body}");
+        let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+        j["NetworkSettings"]["Networks"]["ma"]["Aliases"].to_string()
+    };
+    assert_eq!(aliases("v1.44"), format!("[\"mm\",\"{}\"]", &id[..12]));
+    assert_eq!(aliases("v1.45"), "[\"mm\"]");
     run_sleeper(&d, "probe", &["--network", "ma"]);
     assert!(d
         .docker(&["exec", "probe", "ping", "-c1", "-W2", "mm"])

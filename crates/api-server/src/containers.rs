@@ -4,7 +4,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use berth_api_types::container::{CreateRequest, NetworkingConfig};
+use berth_api_types::container::{CreateRequest, InspectResponse, NetworkingConfig};
 use berth_api_types::ApiError;
 use bytes::Bytes;
 
@@ -66,13 +66,39 @@ pub async fn list(
     Ok(Json(b.container_list(opts).await?))
 }
 
+/// Below API 1.45 dockerd lists the container's short id and hostname among the `Aliases`
+/// of each user-defined network (moby's `getContainersByName`); clients of that era (compose
+/// v1) look for the short id there to tell whether a container's network is set up.
+fn legacy_aliases(resp: &mut InspectResponse) {
+    let short: String = resp.id.chars().take(12).collect();
+    let hostname = resp.config.hostname.clone();
+    for (name, ep) in resp.network_settings.networks.iter_mut() {
+        let predefined = matches!(name.as_str(), "bridge" | "default" | "host" | "none")
+            || name.starts_with("container:");
+        if predefined {
+            continue;
+        }
+        let aliases = ep.aliases.get_or_insert_with(Vec::new);
+        for extra in [&short, &hostname] {
+            if !extra.is_empty() && !aliases.contains(extra) {
+                aliases.push(extra.clone());
+            }
+        }
+    }
+}
+
 pub async fn inspect(
     State(b): State<AppState>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
+    version: Option<Extension<ApiVersion>>,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    Ok(Json(b.container_inspect(&id, q.bool("size")?).await?))
+    let mut resp = b.container_inspect(&id, q.bool("size")?).await?;
+    if version.is_some_and(|v| v.0 < ApiVersion(1, 45)) {
+        legacy_aliases(&mut resp);
+    }
+    Ok(Json(resp))
 }
 
 pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
@@ -278,6 +304,31 @@ pub async fn unpause(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_clients_see_the_short_id_and_hostname_among_aliases() {
+        let mut resp: InspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "0123456789abcdef0123",
+            "Config": {"Hostname": "web"},
+            "NetworkSettings": {"Networks": {
+                "app": {"Aliases": ["x", "web"]},
+                "other": {"Aliases": null},
+                "bridge": {"Aliases": null}
+            }}
+        }))
+        .unwrap();
+        legacy_aliases(&mut resp);
+        let nets = &resp.network_settings.networks;
+        assert_eq!(
+            nets["app"].aliases.as_deref(),
+            Some(&["x".to_string(), "web".into(), "0123456789ab".into()][..])
+        );
+        assert_eq!(
+            nets["other"].aliases.as_deref(),
+            Some(&["0123456789ab".to_string(), "web".into()][..])
+        );
+        assert_eq!(nets["bridge"].aliases, None);
+    }
 
     #[test]
     fn several_endpoints_need_api_1_44() {

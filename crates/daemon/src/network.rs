@@ -798,6 +798,14 @@ impl NetService {
                 mac: ep.mac.clone(),
                 address6: ep.ipv6.map(|ip| (ip, ep.prefix6)),
                 gateway6: ep.gateway6.filter(|_| !net.internal && default_route6),
+                sysctls: match m.driver_opts.get(berth_network::ops::ENDPOINT_SYSCTLS) {
+                    Some(spec) => {
+                        berth_network::ops::endpoint_sysctls(spec, ifname).map_err(|e| {
+                            ApiError::invalid(format!("invalid endpoint settings:\n{e}"))
+                        })?
+                    }
+                    None => Vec::new(),
+                },
             })
             .map_err(|e| internal(format!("attaching to network {}: {e}", net.name)))?;
         Ok(ep)

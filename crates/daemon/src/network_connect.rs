@@ -75,6 +75,11 @@ pub(crate) fn membership_from(
             "network-scoped aliases and user specified IP addresses are only supported for user defined networks",
         ));
     }
+    let driver_opts = cfg.and_then(|c| c.driver_opts.clone()).unwrap_or_default();
+    if let Some(spec) = driver_opts.get(berth_network::ops::ENDPOINT_SYSCTLS) {
+        berth_network::ops::endpoint_sysctls(spec, "eth0")
+            .map_err(|e| ApiError::invalid(format!("invalid endpoint settings:\n{e}")))?;
+    }
     let mac = cfg
         .map(|c| c.mac_address.as_str())
         .filter(|m| !m.is_empty())
@@ -98,7 +103,7 @@ pub(crate) fn membership_from(
         ipv6,
         mac,
         links: cfg.and_then(|c| c.links.clone()).unwrap_or_default(),
-        driver_opts: cfg.and_then(|c| c.driver_opts.clone()).unwrap_or_default(),
+        driver_opts,
         gw_priority: cfg.map_or(0, |c| c.gw_priority),
     })
 }
@@ -491,6 +496,20 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.message, "invalid MAC address zz");
+        let e = membership_from(
+            "c",
+            Some(&n),
+            "app",
+            Some(&settings(
+                r#"{"DriverOpts":{"com.docker.network.endpoint.sysctls":"net.ipv4.conf.eth0.x=1"}}"#,
+            )),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("invalid endpoint settings:\nunrecognised network interface sysctl 'net.ipv4.conf.eth0.x=1'"),
+            "{}",
+            e.message
+        );
         let bridge = net(DEFAULT_NETWORK);
         let alias = settings(r#"{"Aliases":["x"]}"#);
         for (n, name) in [(Some(&bridge), "bridge"), (None, "default")] {

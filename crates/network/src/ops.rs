@@ -25,6 +25,50 @@ pub struct Attachment {
     pub address6: Option<(Ipv6Addr, u8)>,
     /// Default IPv6 route; `None` for internal networks or networks without IPv6.
     pub gateway6: Option<Ipv6Addr>,
+    /// Sysctls of the interface (`DriverOpts` `com.docker.network.endpoint.sysctls`, see
+    /// [`endpoint_sysctls`]): `/proc/sys` paths and values, written inside the namespace
+    /// before the addresses go on.
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// The `DriverOpts` key of per-interface sysctls (API 1.46).
+pub const ENDPOINT_SYSCTLS: &str = "com.docker.network.endpoint.sysctls";
+
+/// Docker's per-interface sysctls: `net.X.Y.IFNAME.Z=V[,...]`, `X` one of `ipv4`, `ipv6`,
+/// `mpls` (`ifname` is accepted too, as the docker CLI lowercases it). Each becomes the
+/// `/proc/sys` path of interface `ifname` and its value; anything else is refused with
+/// dockerd's message.
+pub fn endpoint_sysctls(
+    spec: &str,
+    ifname: &str,
+) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for item in spec.split(',') {
+        let bad = || {
+            format!(
+                "unrecognised network interface sysctl '{item}'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"
+            )
+        };
+        let (key, value) = item.split_once('=').ok_or_else(bad)?;
+        let parts: Vec<&str> = key.splitn(5, '.').collect();
+        let ok = parts.len() == 5
+            && parts[0] == "net"
+            && matches!(parts[1], "ipv4" | "ipv6" | "mpls")
+            && matches!(parts[3], "IFNAME" | "ifname")
+            && !parts[4].is_empty()
+            && !parts.iter().any(|p| p.contains('/') || *p == "..");
+        if !ok {
+            return Err(bad());
+        }
+        let path = format!(
+            "/proc/sys/net/{}/{}/{ifname}/{}",
+            parts[1],
+            parts[2],
+            parts[4].replace('.', "/")
+        );
+        out.push((path, value.to_string()));
+    }
+    Ok(out)
 }
 
 /// What the network service needs from the kernel.
@@ -394,6 +438,9 @@ impl LinkOps for Rtnetlink {
         // written, and the socket opened, on a thread inside the container's namespace.
         let res = in_netns(&ns, &joining, || {
             enable_ipv6(&sysctls)?;
+            for (path, value) in &a.sysctls {
+                write_sysctl(path, value)?;
+            }
             Conn::open().map_err(nl_err(joining.clone()))
         })
         .and_then(|mut inner| configure_inside(&mut inner, a));
@@ -421,6 +468,7 @@ mod tests {
             mac: "02:42:ac:1e:00:02".into(),
             address6: None,
             gateway6: None,
+            sysctls: Vec::new(),
         }
     }
 
@@ -683,6 +731,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("IPv6 is disabled in the kernel"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_sysctls_as_docker_takes_them() {
+        assert_eq!(
+            endpoint_sysctls(
+                "net.ipv4.conf.IFNAME.log_martians=1,net.ipv6.conf.ifname.accept_ra=2",
+                "eth1"
+            )
+            .unwrap(),
+            vec![
+                (
+                    "/proc/sys/net/ipv4/conf/eth1/log_martians".to_string(),
+                    "1".to_string()
+                ),
+                (
+                    "/proc/sys/net/ipv6/conf/eth1/accept_ra".to_string(),
+                    "2".to_string()
+                ),
+            ]
+        );
+        for bad in [
+            "net.ipv4.conf.eth0.forwarding=1",
+            "net.core.somaxconn=5",
+            "net.ipv4.conf.IFNAME.forwarding",
+            "kernel.x.y.IFNAME.z=1",
+            "net.ipv4.conf.IFNAME.../x=1",
+        ] {
+            let e = endpoint_sysctls(bad, "eth0").unwrap_err();
+            assert!(
+                e.starts_with(&format!("unrecognised network interface sysctl '{bad}'")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
