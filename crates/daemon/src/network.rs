@@ -19,7 +19,11 @@ use berth_network::nft::{self, BridgeRules, PortRule, PortRule6, Proto, Ruleset}
 use berth_network::ops::{Attachment, LinkOps, Rtnetlink};
 use serde::{Deserialize, Serialize};
 
+mod dns;
 mod gateway;
+mod memberships;
+mod restore;
+mod rules;
 
 use crate::model::Container;
 use crate::network_ports::{take_port, wanted_ports, Held, WantedPort};
@@ -325,110 +329,6 @@ impl NetService {
     pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
         self.exec_root.join("netns").join(id)
     }
-    fn endpoints_dir(&self) -> PathBuf {
-        self.exec_root.join("network").join("endpoints")
-    }
-    fn endpoint_file(&self, id: &str) -> PathBuf {
-        self.endpoints_dir().join(format!("{id}.json"))
-    }
-
-    /// Replaces berth's nftables table with one built from the current state.
-    fn apply_rules(&self) -> std::result::Result<(), String> {
-        let _g = lock(&self.apply_lock);
-        let script = {
-            let st = lock(&self.state);
-            let bridges = st
-                .networks
-                .values()
-                .map(|n| BridgeRules {
-                    bridge: n.bridge.clone(),
-                    subnet: n.subnet,
-                    subnet6: n.subnet6,
-                    internal: n.internal,
-                })
-                .collect();
-            let mut ports = Vec::new();
-            let mut ports6 = Vec::new();
-            for eps in st.endpoints.values() {
-                for ep in eps {
-                    for p in &ep.ports {
-                        let proto = if p.proto == "udp" {
-                            Proto::Udp
-                        } else {
-                            Proto::Tcp
-                        };
-                        match (p.host_ip, ep.ipv6) {
-                            (IpAddr::V4(host_ip), ipv6) => {
-                                // As with Docker, a port published on all addresses is
-                                // reachable over IPv6 too when the container has an IPv6
-                                // address.
-                                if let (Some(ip6), true) = (ipv6, host_ip.is_unspecified()) {
-                                    ports6.push(PortRule6 {
-                                        proto,
-                                        host_ip: None,
-                                        host_port: p.host_port,
-                                        container_ip: ip6,
-                                        container_port: p.container_port,
-                                    });
-                                }
-                                ports.push(PortRule {
-                                    proto,
-                                    host_ip: Some(host_ip),
-                                    host_port: p.host_port,
-                                    container_ip: ep.ip,
-                                    container_port: p.container_port,
-                                });
-                            }
-                            // One IPv6 host address: DNAT when the container has an IPv6
-                            // address and the host address is not [::1] or [::]; else the
-                            // userland proxy serves it (`network_v6::proxy_target`).
-                            (IpAddr::V6(host_ip), Some(ip6))
-                                if !host_ip.is_loopback() && !host_ip.is_unspecified() =>
-                            {
-                                ports6.push(PortRule6 {
-                                    proto,
-                                    host_ip: Some(host_ip),
-                                    host_port: p.host_port,
-                                    container_ip: ip6,
-                                    container_port: p.container_port,
-                                });
-                            }
-                            (IpAddr::V6(_), _) => {}
-                        }
-                    }
-                }
-            }
-            Ruleset {
-                table: self.table.clone(),
-                bridges,
-                ports,
-                ports6,
-            }
-            .script()
-        };
-        nft::apply(&script).map_err(|e| e.to_string())
-    }
-
-    /// Keeps berth's bridges working where the host's iptables filter table drops forwarded
-    /// traffic (Docker beside berth; see `berth_network::hostfw`).
-    pub(crate) fn refresh_host_firewall(&self) {
-        let _g = lock(&self.fw_lock);
-        let bridges: Vec<String> = lock(&self.state)
-            .networks
-            .values()
-            .map(|n| n.bridge.clone())
-            .collect();
-        let chain = berth_network::hostfw::chain_name(&self.table);
-        match berth_network::hostfw::refresh(&chain, &bridges) {
-            Ok(changed) if !changed.is_empty() => tracing::info!(
-                ?changed,
-                %chain,
-                "the host's iptables FORWARD chain drops: berth's bridges are accepted in {chain}"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("the host's iptables filter table: {e}"),
-        }
-    }
 
     fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), String> {
         // On the start path: a bridge that is there was set up at daemon start or network
@@ -454,120 +354,6 @@ impl NetService {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
-    }
-
-    /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
-    /// still running (`running`), removes what a crash left behind, and installs the rules.
-    pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), String> {
-        if self.ip_forward {
-            // As dockerd does at start (`--ip-forward`, on by default).
-            match berth_network::ops::enable_ipv4_forwarding() {
-                Ok(true) => tracing::info!("turned on IPv4 forwarding (net.ipv4.ip_forward)"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("turning on IPv4 forwarding: {e}"),
-            }
-        }
-        let networks: Vec<Network> = lock(&self.state).networks.values().cloned().collect();
-        for n in &networks {
-            self.bring_up_bridge(n)?;
-        }
-        self.refresh_host_firewall();
-        let mut keep = Vec::new();
-        if let Ok(dir) = std::fs::read_dir(self.endpoints_dir()) {
-            for e in dir.flatten() {
-                let path = e.path();
-                let Some(id) = path.file_stem().map(|s| s.to_string_lossy().to_string()) else {
-                    continue;
-                };
-                let eps: Option<Vec<Endpoint>> = std::fs::read(&path)
-                    .ok()
-                    .and_then(|raw| serde_json::from_slice(&raw).ok());
-                match eps {
-                    Some(eps) if running.contains(&id) => {
-                        let mut st = lock(&self.state);
-                        let mut fds = Vec::new();
-                        let mut proxies = crate::network_v6::loopback_proxies(&id, &eps);
-                        for ep in &eps {
-                            if let Some(pool) = st.pools.get_mut(&ep.network_id) {
-                                if let Err(e) = pool.reserve(ep.ip) {
-                                    tracing::warn!(container = %id, "re-marking {}: {e}", ep.ip);
-                                }
-                            }
-                            if let (Some(ip6), Some(pool)) =
-                                (ep.ipv6, st.pools6.get_mut(&ep.network_id))
-                            {
-                                if let Err(e) = pool.reserve(ip6) {
-                                    tracing::warn!(container = %id, "re-marking {ip6}: {e}");
-                                }
-                            }
-                            for p in &ep.ports {
-                                let w = WantedPort {
-                                    proto: p.proto.clone(),
-                                    host_ip: p.host_ip,
-                                    host_ports: (p.host_port, p.host_port),
-                                    container_port: p.container_port,
-                                };
-                                match take_port(ep, &w) {
-                                    Ok((Held::Fd(fd), _)) => fds.push(fd),
-                                    Ok((Held::Proxy(task), _)) => proxies.push(task),
-                                    Err(e) => {
-                                        tracing::warn!(container = %id, "re-publishing port {}: {e}", p.host_port)
-                                    }
-                                }
-                            }
-                            keep.push(ep.host_ifname.clone());
-                        }
-                        st.reservations.insert(id.clone(), fds);
-                        st.proxies6.insert(id.clone(), proxies);
-                        st.endpoints.insert(id, eps);
-                    }
-                    other => {
-                        for ep in other.unwrap_or_default() {
-                            let _ = self.ops.delete_link(&ep.host_ifname);
-                        }
-                        let _ = berth_network::netns::remove(&self.netns_path(&id));
-                        let _ = std::fs::remove_file(&path);
-                    }
-                }
-            }
-        }
-        // Interfaces on our bridges that no running container owns are leftovers.
-        for n in &networks {
-            for port in self.ops.bridge_ports(&n.bridge) {
-                if !keep.contains(&port) {
-                    tracing::info!(interface = %port, "removing a stale interface");
-                    let _ = self.ops.delete_link(&port);
-                }
-            }
-        }
-        // Namespaces of containers that are gone.
-        if let Ok(dir) = std::fs::read_dir(self.exec_root.join("netns")) {
-            for e in dir.flatten() {
-                let id = e.file_name().to_string_lossy().to_string();
-                if !running.contains(&id) {
-                    let _ = berth_network::netns::remove(&e.path());
-                }
-            }
-        }
-        self.apply_rules()
-    }
-
-    fn persist(&self, id: &str) -> std::result::Result<(), String> {
-        let eps = lock(&self.state).endpoints.get(id).cloned();
-        let path = self.endpoint_file(id);
-        match eps {
-            Some(eps) => {
-                std::fs::create_dir_all(self.endpoints_dir()).map_err(|e| e.to_string())?;
-                let tmp = path.with_extension("tmp");
-                let body = serde_json::to_vec(&eps).map_err(|e| e.to_string())?;
-                std::fs::write(&tmp, body).map_err(|e| e.to_string())?;
-                std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
-            }
-            None => {
-                let _ = std::fs::remove_file(&path);
-                Ok(())
-            }
-        }
     }
 
     /// Finds a network by full id, name, or unique id prefix (Docker's lookup order).
@@ -977,55 +763,6 @@ impl NetService {
         out
     }
 
-    pub(crate) fn has_memberships(&self, network_id: &str) -> bool {
-        lock(&self.state)
-            .memberships
-            .values()
-            .any(|ms| ms.iter().any(|m| m.network_id == network_id))
-    }
-
-    /// Every container's memberships.
-    pub(crate) fn all_memberships(&self) -> Vec<Membership> {
-        lock(&self.state)
-            .memberships
-            .values()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    pub(crate) fn memberships(&self, id: &str) -> Vec<Membership> {
-        lock(&self.state)
-            .memberships
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub(crate) fn set_memberships(&self, id: &str, ms: Vec<Membership>) {
-        let mut st = lock(&self.state);
-        if ms.is_empty() {
-            st.memberships.remove(id);
-        } else {
-            st.memberships.insert(id.to_string(), ms);
-        }
-    }
-
-    pub(crate) fn add_membership(&self, m: Membership) {
-        let mut st = lock(&self.state);
-        let list = st.memberships.entry(m.container_id.clone()).or_default();
-        list.retain(|x| x.key() != m.key());
-        list.push(m);
-    }
-
-    /// Forgets the membership whose key ([`Membership::key`]) is `key`.
-    pub(crate) fn remove_membership(&self, id: &str, key: &str) {
-        let mut st = lock(&self.state);
-        if let Some(list) = st.memberships.get_mut(id) {
-            list.retain(|x| x.key() != key);
-        }
-    }
-
     fn bridges_dir(&self) -> PathBuf {
         self.exec_root.join("network").join("bridges")
     }
@@ -1088,18 +825,6 @@ impl NetService {
         }
     }
 
-    /// Serves DNS for a user-defined network on its gateway address (port 53).
-    fn start_dns(&self, n: &Network) -> std::io::Result<()> {
-        self.dns
-            .start(berth_network::dns::NetworkDns {
-                network_id: n.id.clone(),
-                listen: vec![std::net::SocketAddr::from((n.gateway, 53))],
-                directory: std::sync::Arc::new(StateDirectory(self.state.clone())),
-                upstreams: self.dns_upstreams.clone(),
-            })
-            .map(|_| ())
-    }
-
     pub(crate) fn endpoints(&self, id: &str) -> Vec<Endpoint> {
         lock(&self.state)
             .endpoints
@@ -1119,43 +844,6 @@ pub(crate) fn daemon_nameservers(dns: &[String]) -> Vec<String> {
     dns.iter()
         .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
         .cloned()
-        .collect()
-}
-
-/// The daemon's live endpoints, as the embedded DNS servers see them.
-struct StateDirectory(std::sync::Arc<Mutex<State>>);
-
-impl berth_network::dns::Directory for StateDirectory {
-    fn endpoints(&self) -> Vec<berth_network::dns::DnsEndpoint> {
-        dns_endpoints(&lock(&self.0))
-    }
-}
-
-fn dns_endpoints(st: &State) -> Vec<berth_network::dns::DnsEndpoint> {
-    st.endpoints
-        .values()
-        .flatten()
-        .map(|ep| berth_network::dns::DnsEndpoint {
-            container_id: ep.container_id.clone(),
-            network_id: ep.network_id.clone(),
-            addrs: std::iter::once(std::net::IpAddr::V4(ep.ip))
-                .chain(ep.ipv6.map(std::net::IpAddr::V6))
-                .collect(),
-            names: ep.dns_names.clone(),
-            links: ep.links.clone(),
-            upstreams: ep.upstreams.clone(),
-            // Reverse lookups answer `<container>.<network>` (the first DNS name is the
-            // container's); default-bridge endpoints have none.
-            ptr_name: ep.dns_names.first().and_then(|name| {
-                let net = st.networks.get(&ep.network_id)?;
-                Some(format!("{name}.{}", net.name))
-            }),
-            network_name: st
-                .networks
-                .get(&ep.network_id)
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
-        })
         .collect()
 }
 
@@ -1184,8 +872,34 @@ fn allocate_v6(st: &mut State, net: &Network, m: &Membership) -> crate::Result<O
     }
 }
 
+/// An endpoint for unit tests.
+#[cfg(test)]
+pub(crate) fn test_endpoint(cid: &str, net: &str, ip: &str, names: &[&str]) -> Endpoint {
+    Endpoint {
+        container_id: cid.into(),
+        network_id: net.into(),
+        endpoint_id: String::new(),
+        ip: ip.parse().unwrap(),
+        prefix: 24,
+        gateway: "10.0.0.1".parse().unwrap(),
+        mac: String::new(),
+        host_ifname: String::new(),
+        ifname: "eth0".into(),
+        dns_names: names.iter().map(|s| s.to_string()).collect(),
+        aliases: Vec::new(),
+        ports: Vec::new(),
+        ipv6: None,
+        prefix6: 0,
+        gateway6: None,
+        links: Vec::new(),
+        upstreams: Vec::new(),
+        gw_priority: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_endpoint as ep;
     use super::*;
 
     #[test]
@@ -1247,70 +961,5 @@ mod tests {
         assert!(crate::network_v6::proxy_target(&e, &port("fd00::9", "udp"))
             .unwrap()
             .is_none());
-    }
-
-    fn ep(cid: &str, net: &str, ip: &str, names: &[&str]) -> Endpoint {
-        Endpoint {
-            container_id: cid.into(),
-            network_id: net.into(),
-            endpoint_id: String::new(),
-            ip: ip.parse().unwrap(),
-            prefix: 24,
-            gateway: "10.0.0.1".parse().unwrap(),
-            mac: String::new(),
-            host_ifname: String::new(),
-            ifname: "eth0".into(),
-            dns_names: names.iter().map(|s| s.to_string()).collect(),
-            aliases: Vec::new(),
-            ports: Vec::new(),
-            ipv6: None,
-            prefix6: 0,
-            gateway6: None,
-            links: Vec::new(),
-            upstreams: Vec::new(),
-            gw_priority: 0,
-        }
-    }
-
-    #[test]
-    fn dns_sees_every_running_endpoint() {
-        let mut st = State::default();
-        let mut a = ep("a", "n1", "10.0.0.2", &["a"]);
-        a.links.push(("db".into(), "b".into()));
-        st.endpoints.insert("a".into(), vec![a]);
-        st.endpoints.insert(
-            "b".into(),
-            vec![
-                ep("b", "n1", "10.0.0.3", &["b", "web"]),
-                ep("b", "n2", "10.0.1.3", &["b"]),
-            ],
-        );
-        let mut eps = dns_endpoints(&st);
-        eps.sort_by(|x, y| x.addrs.cmp(&y.addrs));
-        assert_eq!(eps.len(), 3);
-        assert_eq!(eps[0].links, vec![("db".to_string(), "b".to_string())]);
-        assert_eq!(eps[1].names, vec!["b", "web"]);
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        assert_eq!(
-            berth_network::dns::resolve(&eps, "n1", ip("10.0.0.2"), "db", &[]),
-            Some(vec![ip("10.0.0.3")])
-        );
-    }
-
-    #[test]
-    fn dns_lookup_returns_both_families() {
-        let mut st = State::default();
-        let mut b = ep("b", "n1", "10.0.0.3", &["b"]);
-        b.ipv6 = Some("fd00:db8:1::3".parse().unwrap());
-        st.endpoints.insert("b".into(), vec![b]);
-        st.endpoints
-            .insert("c".into(), vec![ep("c", "n1", "10.0.0.4", &["c"])]);
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        let eps = dns_endpoints(&st);
-        let lookup =
-            |name: &str| berth_network::dns::resolve(&eps, "n1", ip("10.0.0.2"), name, &[]);
-        assert_eq!(lookup("b"), Some(vec![ip("10.0.0.3"), ip("fd00:db8:1::3")]));
-        // An IPv4-only member still exists (AAAA gets an empty answer, not NXDOMAIN).
-        assert_eq!(lookup("c"), Some(vec![ip("10.0.0.4")]));
     }
 }
