@@ -30,6 +30,14 @@ fn http_get(addr: &str) -> Option<String> {
     out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
+fn network_names(d: &Daemon, c: &str) -> String {
+    inspect(
+        d,
+        c,
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+    )
+}
+
 fn routes(d: &Daemon, c: &str) -> String {
     exec_out(d, c, &["ip", "route"])
 }
@@ -384,4 +392,71 @@ fn docker_py_disconnects_and_connects_like_compose() {
             "step {step} did not pass:\n{text}"
         );
     }
+}
+
+#[test]
+fn records_of_earlier_versions_keep_their_network() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let subnet = d.spare_subnet(2);
+    assert_ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "old"]),
+        "network create",
+    );
+    assert_ok(
+        &d.docker(&["create", "--name", "plain", "busybox", "sleep", "300"]),
+        "create",
+    );
+    assert_ok(
+        &d.docker(&[
+            "create",
+            "--name",
+            "onold",
+            "--network",
+            "old",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "create",
+    );
+    d.stop();
+    // What berth wrote before networks were memberships: no row for the default bridge of a
+    // default-mode container, and a database without a schema version.
+    let db = d.root.join("data/berth.db");
+    let py = r#"
+import json, sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for cid, nid, data in list(c.execute("SELECT container_id, network_id, data FROM network_attachments")):
+    if json.loads(data).get("network_name") == "bridge":
+        c.execute("DELETE FROM network_attachments WHERE container_id = ? AND network_id = ?", (cid, nid))
+c.execute("PRAGMA user_version = 0")
+c.commit()
+print(c.execute("SELECT count(*) FROM network_attachments").fetchone()[0])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", py])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    assert_ok(&out, "rewrite the database");
+    assert_eq!(stdout(&out).trim(), "1", "only onold's row is left");
+    d.restart();
+    assert_eq!(network_names(&d, "plain"), "bridge");
+    assert_eq!(network_names(&d, "onold"), "old");
+    assert_ok(&d.docker(&["start", "plain", "onold"]), "start");
+    assert!(
+        routes(&d, "plain").contains(&format!("default via {}", d.bip.split('/').next().unwrap()))
+    );
+    assert!(routes(&d, "onold").contains(&format!("default via {}", nth(&subnet, 1))));
+    // Once migrated, a disconnect from the default bridge sticks across restarts.
+    assert_ok(
+        &d.docker(&["network", "disconnect", "bridge", "plain"]),
+        "disconnect",
+    );
+    d.restart();
+    assert_eq!(network_names(&d, "plain"), "");
 }
