@@ -106,8 +106,12 @@ pub(crate) fn path_and_args(cfg: &Config) -> (String, Vec<String>) {
     (path, argv)
 }
 
-fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<()> {
-    crate::resources::validate(hc, crate::resources::ncpu(), warnings)?;
+fn validate_host_config(
+    hc: &mut HostConfig,
+    sys: &crate::sysinfo::SysInfo,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    crate::resource_checks::verify(hc, sys, false, warnings)?;
     // Network modes are checked by the network service (`check_network_mode`).
     crate::restart::validate_policy(&hc.restart_policy)?;
     if hc.auto_remove && !matches!(hc.restart_policy.name.as_str(), "" | "no") {
@@ -201,7 +205,7 @@ impl Daemon {
         let mut host_config = req.host_config.unwrap_or_default();
         // Docker fills these defaults in at create, so inspect shows them.
         spec::adapt_host_config(&mut host_config);
-        crate::create_defaults::fill(&mut host_config, self.host.cgroup_v2);
+        crate::create_defaults::fill(&mut host_config, self.host.cgroup_v2());
         crate::logdriver::with_default(&mut host_config.log_config, &self.log_defaults());
         self.substitute_host_gateway(&mut host_config)?;
         spec::validate_extra_hosts(host_config.extra_hosts.as_deref().unwrap_or_default())
@@ -211,7 +215,7 @@ impl Daemon {
                 "config cannot be empty in order to create a container",
             ));
         }
-        validate_host_config(&host_config, &mut warnings)?;
+        validate_host_config(&mut host_config, &self.host.sys, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
         crate::nsjoin::validate_modes(&host_config)?;
         self.resolve_ns_refs(&mut host_config);

@@ -33,12 +33,14 @@ mod predefined_networks;
 mod ps_filters;
 mod registry;
 mod reload;
+mod resource_checks;
 mod resources;
 mod restart;
 mod runtime;
 pub mod spec;
 mod stats;
 pub mod store;
+pub mod sysinfo;
 mod system;
 mod volumes;
 
