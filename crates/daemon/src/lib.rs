@@ -8,6 +8,7 @@
 mod archive;
 pub mod backend;
 mod build;
+mod cgroup_kill;
 mod containers;
 mod cpuset;
 mod create_defaults;
