@@ -92,10 +92,19 @@ mod tests {
         let cases = [
             (CriError::not_found("container", "abc"), Code::NotFound),
             (CriError::missing("config.metadata"), Code::InvalidArgument),
-            (CriError::FailedPrecondition("x".into()), Code::FailedPrecondition),
+            (
+                CriError::FailedPrecondition("x".into()),
+                Code::FailedPrecondition,
+            ),
             (CriError::AlreadyExists("x".into()), Code::AlreadyExists),
-            (CriError::Unimplemented("CheckpointContainer".into()), Code::Unimplemented),
-            (CriError::DeadlineExceeded("x".into()), Code::DeadlineExceeded),
+            (
+                CriError::Unimplemented("CheckpointContainer".into()),
+                Code::Unimplemented,
+            ),
+            (
+                CriError::DeadlineExceeded("x".into()),
+                Code::DeadlineExceeded,
+            ),
             (CriError::internal("boom"), Code::Unknown),
         ];
         for (e, code) in cases {
@@ -108,6 +117,9 @@ mod tests {
         let s = CriError::not_found("pod sandbox", "p1").into_status();
         assert_eq!(s.message(), "pod sandbox \"p1\" not found");
         let s = CriError::missing("config.metadata.name").into_status();
-        assert_eq!(s.message(), "invalid argument config.metadata.name: must be set");
+        assert_eq!(
+            s.message(),
+            "invalid argument config.metadata.name: must be set"
+        );
     }
 }

@@ -34,22 +34,33 @@ impl ImageService for CriServer {
 
     type StreamImagesStream = GrpcStream<StreamImagesResponse>;
 
-    async fn stream_images(&self, req: Request<StreamImagesRequest>) -> R<Self::StreamImagesStream> {
+    async fn stream_images(
+        &self,
+        req: Request<StreamImagesRequest>,
+    ) -> R<Self::StreamImagesStream> {
         let filter = filter_spec(req.into_inner().filter);
         let images = self.backends.images.list_images(filter.as_ref()).await?;
-        Ok(Response::new(chunked(images, |images| StreamImagesResponse {
-            images,
+        Ok(Response::new(chunked(images, |images| {
+            StreamImagesResponse { images }
         })))
     }
 
     async fn image_status(&self, req: Request<ImageStatusRequest>) -> R<ImageStatusResponse> {
         let req = req.into_inner();
         let spec = image_spec(req.image)?;
-        let status = self.backends.images.image_status(&spec, req.verbose).await?;
+        let status = self
+            .backends
+            .images
+            .image_status(&spec, req.verbose)
+            .await?;
         Ok(Response::new(match status {
             Some(s) => ImageStatusResponse {
                 image: Some(s.status),
-                info: if req.verbose { s.info } else { Default::default() },
+                info: if req.verbose {
+                    s.info
+                } else {
+                    Default::default()
+                },
             },
             // Not present: an empty answer, which the kubelet reads as "pull it".
             None => ImageStatusResponse::default(),

@@ -83,7 +83,10 @@ impl RuntimeService for CriServer {
         })
     }
 
-    async fn run_pod_sandbox(&self, req: Request<RunPodSandboxRequest>) -> R<RunPodSandboxResponse> {
+    async fn run_pod_sandbox(
+        &self,
+        req: Request<RunPodSandboxRequest>,
+    ) -> R<RunPodSandboxResponse> {
         let req = req.into_inner();
         let config = validate_pod_config(req.config)?;
         let id = self
@@ -130,9 +133,17 @@ impl RuntimeService for CriServer {
             .await?;
         ok(PodSandboxStatusResponse {
             status: Some(s.status),
-            info: if req.verbose { s.info } else { Default::default() },
+            info: if req.verbose {
+                s.info
+            } else {
+                Default::default()
+            },
             containers_statuses: s.containers_statuses,
-            timestamp: if s.timestamp == 0 { now_nanos() } else { s.timestamp },
+            timestamp: if s.timestamp == 0 {
+                now_nanos()
+            } else {
+                s.timestamp
+            },
         })
     }
 
@@ -177,7 +188,10 @@ impl RuntimeService for CriServer {
         ok(CreateContainerResponse { container_id: id })
     }
 
-    async fn start_container(&self, req: Request<StartContainerRequest>) -> R<StartContainerResponse> {
+    async fn start_container(
+        &self,
+        req: Request<StartContainerRequest>,
+    ) -> R<StartContainerResponse> {
         let id = req.into_inner().container_id;
         require(&id, "container_id")?;
         self.backends.containers.start_container(&id).await?;
@@ -207,7 +221,10 @@ impl RuntimeService for CriServer {
         ok(RemoveContainerResponse {})
     }
 
-    async fn list_containers(&self, req: Request<ListContainersRequest>) -> R<ListContainersResponse> {
+    async fn list_containers(
+        &self,
+        req: Request<ListContainersRequest>,
+    ) -> R<ListContainersResponse> {
         let filter = types::ContainerFilter::from_proto(req.into_inner().filter);
         let containers = self.backends.containers.list_containers(&filter).await?;
         ok(ListContainersResponse { containers })
@@ -239,7 +256,11 @@ impl RuntimeService for CriServer {
             .await?;
         ok(ContainerStatusResponse {
             status: Some(s.status),
-            info: if req.verbose { s.info } else { Default::default() },
+            info: if req.verbose {
+                s.info
+            } else {
+                Default::default()
+            },
         })
     }
 
@@ -327,16 +348,15 @@ impl RuntimeService for CriServer {
     async fn port_forward(&self, req: Request<PortForwardRequest>) -> R<PortForwardResponse> {
         let req = req.into_inner();
         require(&req.pod_sandbox_id, "pod_sandbox_id")?;
-        let ports = req
-            .port
-            .iter()
-            .map(|&p| {
-                u16::try_from(p)
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| CriError::invalid("port", format!("{p} is not a valid port")))
-            })
-            .collect::<CriResult<Vec<u16>>>()?;
+        let ports =
+            req.port
+                .iter()
+                .map(|&p| {
+                    u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                        CriError::invalid("port", format!("{p} is not a valid port"))
+                    })
+                })
+                .collect::<CriResult<Vec<u16>>>()?;
         self.backends
             .stream_check
             .check_pod_ready(&req.pod_sandbox_id)
@@ -348,7 +368,10 @@ impl RuntimeService for CriServer {
         ok(PortForwardResponse { url })
     }
 
-    async fn container_stats(&self, req: Request<ContainerStatsRequest>) -> R<ContainerStatsResponse> {
+    async fn container_stats(
+        &self,
+        req: Request<ContainerStatsRequest>,
+    ) -> R<ContainerStatsResponse> {
         let id = req.into_inner().container_id;
         require(&id, "container_id")?;
         let stats = self.backends.containers.container_stats(&id).await?;
@@ -360,7 +383,11 @@ impl RuntimeService for CriServer {
         req: Request<ListContainerStatsRequest>,
     ) -> R<ListContainerStatsResponse> {
         let filter = types::ContainerStatsFilter::from_proto(req.into_inner().filter);
-        let stats = self.backends.containers.list_container_stats(&filter).await?;
+        let stats = self
+            .backends
+            .containers
+            .list_container_stats(&filter)
+            .await?;
         ok(ListContainerStatsResponse { stats })
     }
 
@@ -371,9 +398,13 @@ impl RuntimeService for CriServer {
         req: Request<StreamContainerStatsRequest>,
     ) -> R<Self::StreamContainerStatsStream> {
         let filter = types::ContainerStatsFilter::from_proto(req.into_inner().filter);
-        let stats = self.backends.containers.list_container_stats(&filter).await?;
-        ok(chunked(stats, |container_stats| StreamContainerStatsResponse {
-            container_stats,
+        let stats = self
+            .backends
+            .containers
+            .list_container_stats(&filter)
+            .await?;
+        ok(chunked(stats, |container_stats| {
+            StreamContainerStatsResponse { container_stats }
         }))
     }
 
@@ -404,8 +435,8 @@ impl RuntimeService for CriServer {
     ) -> R<Self::StreamPodSandboxStatsStream> {
         let filter = types::PodStatsFilter::from_proto(req.into_inner().filter);
         let stats = self.backends.pods.list_pod_sandbox_stats(&filter).await?;
-        ok(chunked(stats, |pod_sandbox_stats| StreamPodSandboxStatsResponse {
-            pod_sandbox_stats,
+        ok(chunked(stats, |pod_sandbox_stats| {
+            StreamPodSandboxStatsResponse { pod_sandbox_stats }
         }))
     }
 
@@ -419,7 +450,10 @@ impl RuntimeService for CriServer {
             .and_then(|c| c.network_config)
             .map(|n| n.pod_cidr)
             .unwrap_or_default();
-        self.backends.runtime.update_runtime_config(pod_cidr).await?;
+        self.backends
+            .runtime
+            .update_runtime_config(pod_cidr)
+            .await?;
         ok(UpdateRuntimeConfigResponse {})
     }
 
@@ -453,7 +487,11 @@ impl RuntimeService for CriServer {
         require(&req.container_id, "container_id")?;
         self.backends
             .containers
-            .checkpoint_container(&req.container_id, &req.location, timeout_from_secs(req.timeout))
+            .checkpoint_container(
+                &req.container_id,
+                &req.location,
+                timeout_from_secs(req.timeout),
+            )
             .await?;
         ok(CheckpointContainerResponse {})
     }
@@ -499,7 +537,10 @@ impl RuntimeService for CriServer {
         }))
     }
 
-    async fn runtime_config(&self, _req: Request<RuntimeConfigRequest>) -> R<RuntimeConfigResponse> {
+    async fn runtime_config(
+        &self,
+        _req: Request<RuntimeConfigRequest>,
+    ) -> R<RuntimeConfigResponse> {
         let driver = match self.backends.runtime.cgroup_driver().await? {
             CgroupDriver::Systemd => CgroupDriver_::Systemd,
             CgroupDriver::Cgroupfs => CgroupDriver_::Cgroupfs,
