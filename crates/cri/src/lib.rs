@@ -17,6 +17,7 @@ pub mod api {
 pub mod backend;
 pub mod error;
 pub mod grpc;
+pub mod log;
 pub mod streaming;
 pub mod types;
 
