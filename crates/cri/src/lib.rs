@@ -15,6 +15,7 @@ pub mod api {
 }
 
 pub mod backend;
+pub mod cni;
 pub mod error;
 pub mod grpc;
 pub mod log;
