@@ -53,3 +53,5 @@ impl StreamRequest {
         }
     }
 }
+
+pub mod spdy;
