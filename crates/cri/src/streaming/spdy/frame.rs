@@ -245,7 +245,11 @@ impl Frame {
             return Err(FrameError::Version(version));
         }
         let ty = u16::from_be_bytes([head[2], head[3]]);
-        let id = |name| word(0).map(|w| w & 0x7fff_ffff).ok_or(FrameError::Malformed(name));
+        let id = |name| {
+            word(0)
+                .map(|w| w & 0x7fff_ffff)
+                .ok_or(FrameError::Malformed(name))
+        };
         let mut block = |at: usize, name| -> Result<Headers, FrameError> {
             let raw = z.inflate(p.get(at..).ok_or(FrameError::Malformed(name))?)?;
             decode_headers(&raw).ok_or(FrameError::Malformed(name))
@@ -348,7 +352,10 @@ mod tests {
         let mut r = &wire[..];
         let mut inf = Inflater::default();
         for f in &frames {
-            assert_eq!(Frame::read(&mut r, &mut inf).await.unwrap().as_ref(), Some(f));
+            assert_eq!(
+                Frame::read(&mut r, &mut inf).await.unwrap().as_ref(),
+                Some(f)
+            );
         }
         assert!(Frame::read(&mut r, &mut inf).await.unwrap().is_none());
     }
@@ -369,7 +376,9 @@ mod tests {
             .unwrap()
             .unwrap();
         match f {
-            Frame::SynStream { stream_id, headers, .. } => {
+            Frame::SynStream {
+                stream_id, headers, ..
+            } => {
                 assert_eq!(stream_id, 1);
                 assert_eq!(
                     headers,
@@ -387,7 +396,9 @@ mod tests {
     #[tokio::test]
     async fn refuses_other_versions() {
         let wire = [0x80, 2, 0, 6, 0, 0, 0, 4, 0, 0, 0, 1];
-        let e = Frame::read(&mut &wire[..], &mut Inflater::default()).await.unwrap_err();
+        let e = Frame::read(&mut &wire[..], &mut Inflater::default())
+            .await
+            .unwrap_err();
         assert!(matches!(e, FrameError::Version(2)));
     }
 }

@@ -3,5 +3,6 @@
 //! windows are not enforced: Go's spdystream, the peer in practice, neither sends nor awaits
 //! WINDOW_UPDATE.
 
+pub mod conn;
 pub mod frame;
 pub mod zlib;

@@ -7,8 +7,7 @@
 //! referring to the dictionary (valid for any peer) under a zlib header that names it.
 
 use miniz_oxide::deflate::core::{
-    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush,
-    TDEFLStatus,
+    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
 };
 use miniz_oxide::inflate::core::inflate_flags::{
     TINFL_FLAG_HAS_MORE_INPUT, TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
@@ -192,7 +191,9 @@ mod tests {
         let out1 = inf.inflate(&b1).unwrap();
         assert_eq!(out1.len(), 93);
         assert!(out1.windows(6).any(|w| w == b"stdout"));
-        assert!(out1.windows(13).any(|w| w == b"gzip,deflate\0") || out1.ends_with(b"gzip,deflate"));
+        assert!(
+            out1.windows(13).any(|w| w == b"gzip,deflate\0") || out1.ends_with(b"gzip,deflate")
+        );
         let out2 = inf.inflate(&b2).unwrap();
         assert_eq!(out2.len(), 57);
         assert!(out2.windows(5).any(|w| w == b"stdin"));
@@ -203,7 +204,8 @@ mod tests {
         let mut def = Deflater::default();
         let mut inf = Inflater::default();
         for i in 0..2000 {
-            let block = format!("block {i} streamtype data port {} requestid {i}", i % 7).repeat(1 + i % 5);
+            let block =
+                format!("block {i} streamtype data port {} requestid {i}", i % 7).repeat(1 + i % 5);
             let z = def.deflate(block.as_bytes());
             assert_eq!(inf.inflate(&z).unwrap(), block.as_bytes(), "block {i}");
         }
@@ -212,7 +214,10 @@ mod tests {
     #[test]
     fn rejects_other_dictionaries_and_garbage() {
         let mut inf = Inflater::default();
-        assert_eq!(inf.inflate(&[0x78, 0xf9, 1, 2, 3, 4, 0]), Err(ZlibError::Dictionary));
+        assert_eq!(
+            inf.inflate(&[0x78, 0xf9, 1, 2, 3, 4, 0]),
+            Err(ZlibError::Dictionary)
+        );
         let mut inf = Inflater::default();
         assert_eq!(inf.inflate(&[0x12, 0x34]), Err(ZlibError::Header));
     }
