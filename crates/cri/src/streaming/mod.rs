@@ -3,8 +3,18 @@
 //! SPDY/3.1 or WebSocket, speaking Kubernetes' remotecommand or portforward protocol. The
 //! daemon supplies the actual exec/attach/port-forward through [`StreamRuntime`].
 
+mod portforward;
+mod remotecommand;
+mod runtime;
+mod server;
+pub mod spdy;
+pub mod status;
 mod tokens;
+pub mod websocket;
 
+pub use remotecommand::STREAM_CREATION_TIMEOUT;
+pub use runtime::{connect_in_netns, pump, BoxRead, BoxWrite, StreamIo, StreamRuntime, TermSize};
+pub use server::{StreamingServer, SPDY_REMOTECOMMAND};
 pub use tokens::{StreamUrls, TokenCache, MAX_IN_FLIGHT, TOKEN_TTL};
 
 /// An Exec request as the kubelet sent it.
@@ -53,5 +63,3 @@ impl StreamRequest {
         }
     }
 }
-
-pub mod spdy;

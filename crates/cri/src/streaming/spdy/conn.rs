@@ -51,7 +51,7 @@ impl Shared {
 
 /// The receiving half of a stream: EOF when the peer half-closes (FIN) or resets it.
 pub type StreamRead = StreamReader<
-    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = io::Result<Bytes>> + Send>>,
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = io::Result<Bytes>> + Send + Sync>>,
     Bytes,
 >;
 
@@ -123,6 +123,23 @@ impl AsyncWrite for StreamWrite {
     }
 }
 
+impl Drop for StreamWrite {
+    /// A stream dropped without shutdown still ends with a FIN, so the peer's reader sees EOF
+    /// (best effort: skipped if the writer queue is full or gone).
+    fn drop(&mut self) {
+        if self.fin_sent || self.reset.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(tx) = self.tx.get_ref() {
+            let _ = tx.try_send(Cmd::Frame(Frame::Data {
+                stream_id: self.id,
+                flags: FLAG_FIN,
+                data: Vec::new(),
+            }));
+        }
+    }
+}
+
 /// A SPDY session. Dropping it does not end the connection; [`Session::close`] does.
 #[derive(Clone)]
 pub struct Session {
@@ -160,7 +177,7 @@ impl Session {
         reset: Arc<AtomicBool>,
         data: mpsc::UnboundedReceiver<Bytes>,
     ) -> SpdyStream {
-        let body: Pin<Box<dyn tokio_stream::Stream<Item = io::Result<Bytes>> + Send>> =
+        let body: Pin<Box<dyn tokio_stream::Stream<Item = io::Result<Bytes>> + Send + Sync>> =
             Box::pin(UnboundedReceiverStream::new(data).map(Ok));
         SpdyStream {
             id,
