@@ -4,20 +4,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api_types::{ApiError, ErrorKind};
-use futures_util::TryStreamExt;
 
 use crate::backend::{ByteStream, ImageListOptions, ImportOptions};
 use crate::error::{Error, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
-
-fn body_stream(req: Request) -> ByteStream {
-    Box::pin(
-        req.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
-    )
-}
 
 pub(crate) fn json_stream(stream: ByteStream) -> Response {
     (
@@ -61,7 +52,10 @@ pub async fn load(
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
     let quiet = q.bool("quiet")?;
-    Ok(json_stream(b.image_load(body_stream(req), quiet).await?))
+    let (body, upload) = crate::upload::upload(req);
+    Ok(json_stream(
+        upload.then_drain(b.image_load(body, quiet).await?),
+    ))
 }
 
 pub async fn save_many(
@@ -97,7 +91,10 @@ pub async fn create(
             message: q.string("message").unwrap_or_default(),
             changes: q.all("changes"),
         };
-        return Ok(json_stream(b.image_import(body_stream(req), opts).await?));
+        let (body, upload) = crate::upload::upload(req);
+        return Ok(json_stream(
+            upload.then_drain(b.image_import(body, opts).await?),
+        ));
     }
     if let Some(image) = q.string("fromImage") {
         return crate::registry::pull(b, &q, &headers, image).await;

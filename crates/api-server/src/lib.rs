@@ -17,6 +17,7 @@ mod registry;
 pub mod resources;
 mod system;
 pub mod transport;
+mod upload;
 mod version;
 mod volumes;
 

@@ -9,7 +9,6 @@ use base64::Engine;
 use berth_api_types::volume::{CreateRequest, PathStat};
 use berth_api_types::ApiError;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 
 use crate::error::{json_body, Error, HandlerResult};
 use crate::query::Query;
@@ -110,11 +109,7 @@ pub async fn archive_put(
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
     let path = archive_path(&q)?;
-    let body = Box::pin(
-        req.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
-    );
+    let (body, upload) = crate::upload::upload(req);
     b.container_archive_put(
         &id,
         &path,
@@ -123,6 +118,7 @@ pub async fn archive_put(
         body,
     )
     .await?;
+    upload.drain().await;
     Ok(StatusCode::OK)
 }
 
