@@ -1,7 +1,7 @@
 //! Housekeeping: `POST /containers/prune`, `POST /images/prune`, `GET /system/df`
 //! (`/volumes/prune` lives with the volumes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_api_server::backend::{ContainerListOptions, DiskUsageOptions, ImageListOptions};
@@ -168,19 +168,11 @@ impl Daemon {
     pub fn system_df(&self, opts: DiskUsageOptions) -> Result<DiskUsage> {
         let mut out = DiskUsage::default();
         if opts.images {
-            let mut per_image: HashMap<String, i64> = HashMap::new();
-            for c in lock(&self.containers).values() {
-                *per_image.entry(c.image_id.clone()).or_default() += 1;
-            }
-            let mut images = self.image_list(ImageListOptions {
+            let images = self.image_list(ImageListOptions {
                 all: true,
                 filters: Vec::new(),
             })?;
-            for i in &mut images {
-                i.containers = per_image.get(&i.id).copied().unwrap_or(0);
-                i.virtual_size = i.size;
-                out.layers_size += i.size;
-            }
+            out.layers_size = images.iter().map(|i| i.size).sum();
             out.images = images;
         }
         if opts.containers {

@@ -285,6 +285,12 @@ impl Daemon {
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
+        // Docker 28 (API 1.51) counts the containers of each image; the api-server shows -1
+        // to older clients.
+        let mut per_image: HashMap<String, i64> = HashMap::new();
+        for c in crate::lock(&self.containers).values() {
+            *per_image.entry(c.image_id.clone()).or_default() += 1;
+        }
         let mut out = Vec::new();
         for e in entries {
             let repo_tags = tags.get(&e.id).cloned().unwrap_or_default();
@@ -333,7 +339,7 @@ impl Daemon {
                 shared_size: -1,
                 virtual_size: e.record.size,
                 labels: img_labels,
-                containers: -1,
+                containers: per_image.get(&e.id).copied().unwrap_or(0),
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
