@@ -691,6 +691,42 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// The host-side directory of a controller for a running container (v1), or its v2 directory.
+pub fn cgroup_dir(d: &Daemon, name: &str, controller: &str) -> PathBuf {
+    let out = d.docker(&["inspect", "-f", "{{.State.Pid}}", name]);
+    assert_ok(&out, "inspect pid");
+    let pid = stdout(&out).trim().to_string();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
+    let v2_only = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for line in text.lines() {
+        let mut p = line.splitn(3, ':');
+        let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
+        let rel = path.trim_start_matches('/');
+        if v2_only && ctrls.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(rel);
+        }
+        if !v2_only && ctrls.split(',').any(|c| c == controller) {
+            return PathBuf::from("/sys/fs/cgroup").join(ctrls).join(rel);
+        }
+    }
+    panic!("no {controller} cgroup for {name}: {text}");
+}
+
+/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
+pub fn host_disk() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("/dev/{n}"))
+        .find(|p| Path::new(p).exists())
+}
+
 /// `docker run -d --name <name> <args…> busybox sleep 300`: a container that stays up for the
 /// test; panics when the run fails.
 pub fn run_sleeper(d: &Daemon, name: &str, args: &[&str]) {

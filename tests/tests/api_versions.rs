@@ -516,6 +516,39 @@ fn disk_usage_and_images_by_version() {
     let inspect52 = get_json(&d, "/v1.52/images/busybox/json");
     assert!(inspect52.get("VirtualSize").is_none() && inspect52.get("ContainerConfig").is_none());
     assert!(inspect52["Config"].get("Hostname").is_none());
+    // `platform` on inspect from 1.49: another platform than the image's is a 404.
+    let arch = inspect52["Architecture"]
+        .as_str()
+        .expect("architecture")
+        .to_string();
+    let other = if arch == "s390x" { "riscv64" } else { "s390x" };
+    let (st, _) = d.api(
+        "GET",
+        &format!(
+            "/v1.49/images/busybox/json?platform={}",
+            platform_param(other)
+        ),
+        None,
+    );
+    assert_eq!(st, 404);
+    let (st, _) = d.api(
+        "GET",
+        &format!(
+            "/v1.49/images/busybox/json?platform={}",
+            platform_param(&arch)
+        ),
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, _) = d.api(
+        "GET",
+        &format!(
+            "/v1.48/images/busybox/json?platform={}",
+            platform_param(other)
+        ),
+        None,
+    );
+    assert_eq!(st, 200, "ignored before 1.49");
 
     // Attestations: none for an image berth has, 404 for one it does not.
     let (st, body) = d.api("GET", "/images/busybox/attestations", None);
@@ -625,4 +658,138 @@ fn image_save_and_load_with_platforms() {
         "{}",
         stderr(&out)
     );
+}
+
+/// tests/python/api_versions.py: docker-py pinned to 1.41 and negotiating (1.55).
+#[test]
+fn python_sdk_pinned_and_negotiated() {
+    if !is_root() {
+        return;
+    }
+    let has_sdk = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_sdk {
+        eprintln!("skipping: python3 has no docker module (scripts/install-deps.sh installs it)");
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/api_versions.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .env("DOCKER_HOST", d.host())
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_API_VERSION")
+        .output()
+        .expect("python3");
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "api_versions.py failed\nstdout:\n{text}\nstderr:\n{}",
+        stderr(&out)
+    );
+    for step in [
+        "versions",
+        "prune at 1.55 keeps named volumes",
+        "prune at 1.41 removes named volumes",
+        "swarm",
+        "shapes",
+    ] {
+        assert!(
+            text.lines().any(|l| l == format!("ok {step}")),
+            "step {step} did not pass:\n{text}"
+        );
+    }
+}
+
+/// API 1.55: update applies per-device blkio rules (null keeps, [] clears); older clients'
+/// are ignored as before.
+#[test]
+fn update_blkio_device_rules_from_1_55() {
+    if !is_root() {
+        return;
+    }
+    let Some(disk) = host_disk() else {
+        eprintln!("no host disk: skipping");
+        return;
+    };
+    let d = Daemon::start();
+    d.load_busybox();
+    run_sleeper(&d, "io", &[]);
+    let rdev = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&disk).expect("disk").rdev()
+    };
+    let majmin = format!(
+        "{}:{}",
+        nix::sys::stat::major(rdev),
+        nix::sys::stat::minor(rdev)
+    );
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let read_rule = || {
+        if v2 {
+            std::fs::read_to_string(cgroup_dir(&d, "io", "io").join("io.max")).unwrap_or_default()
+        } else {
+            std::fs::read_to_string(
+                cgroup_dir(&d, "io", "blkio").join("blkio.throttle.read_bps_device"),
+            )
+            .unwrap_or_default()
+        }
+    };
+    let limited = |text: &str| {
+        if v2 {
+            text.contains(&format!("{majmin} rbps=1048576"))
+        } else {
+            text.contains(&format!("{majmin} 1048576"))
+        }
+    };
+    let set = format!(r#"{{"BlkioDeviceReadBps":[{{"Path":"{disk}","Rate":1048576}}]}}"#);
+    let (st, body) = d.api("POST", "/v1.54/containers/io/update", Some(&set));
+    assert_eq!(st, 200, "{body}");
+    assert!(
+        !limited(&read_rule()),
+        "1.54 ignores the field: {}",
+        read_rule()
+    );
+    let hc = get_json(&d, "/containers/io/json")["HostConfig"].clone();
+    assert!(
+        hc["BlkioDeviceReadBps"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{hc}"
+    );
+
+    let (st, body) = d.api("POST", "/v1.55/containers/io/update", Some(&set));
+    assert_eq!(st, 200, "{body}");
+    assert!(limited(&read_rule()), "{}", read_rule());
+    let hc = get_json(&d, "/containers/io/json")["HostConfig"].clone();
+    assert_eq!(hc["BlkioDeviceReadBps"][0]["Rate"], 1048576, "{hc}");
+    // null keeps the rule; another field's update does not touch it.
+    let (st, _) = d.api(
+        "POST",
+        "/v1.55/containers/io/update",
+        Some(r#"{"BlkioDeviceReadBps":null,"CpuShares":512}"#),
+    );
+    assert_eq!(st, 200);
+    assert!(limited(&read_rule()), "{}", read_rule());
+    // [] clears it, in the cgroup too.
+    let (st, _) = d.api(
+        "POST",
+        "/v1.55/containers/io/update",
+        Some(r#"{"BlkioDeviceReadBps":[]}"#),
+    );
+    assert_eq!(st, 200);
+    assert!(!limited(&read_rule()), "{}", read_rule());
+    let hc = get_json(&d, "/containers/io/json")["HostConfig"].clone();
+    assert_eq!(hc["BlkioDeviceReadBps"], serde_json::json!([]));
+    // A device that does not exist is refused.
+    let (st, body) = d.api(
+        "POST",
+        "/v1.55/containers/io/update",
+        Some(r#"{"BlkioDeviceWriteIOps":[{"Path":"/dev/nope","Rate":5}]}"#),
+    );
+    assert_eq!(st, 400, "{body}");
 }

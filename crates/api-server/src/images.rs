@@ -253,7 +253,11 @@ pub async fn get_dispatch(
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
     if let Some(name) = rest.strip_suffix("/json") {
-        let mut v = to_value(&b.image_inspect(name).await?)?;
+        let wanted = match q.string("platform") {
+            Some(p) if be.has(Change::ImageInspectPlatform) => Some(decode_platform(&p)?),
+            _ => None,
+        };
+        let mut v = image_of_platform(&b, name, wanted.as_ref()).await?;
         shape::image_inspect(&mut v, be);
         return Ok(Json(v).into_response());
     }

@@ -50,13 +50,13 @@ pub enum Change {
     // images
     ImageCreatePlatform,
     ImageListFilterParamRemoved,
-    ImageListSharedSize,
     ImageListNoneTagsRemoved,
     VirtualSizeRemoved,
     ImageInspectCreatedOmitted,
     ImageInspectContainerFieldsRemoved,
     ImageSaveLoadPlatform,
     ImageHistoryPlatform,
+    ImageInspectPlatform,
     ImageConfigContainerFieldsRemoved,
     ImageListContainersCount,
     ImageInspectEmptyFieldsOmitted,
@@ -117,13 +117,13 @@ impl Change {
         Change::ExecConsoleSize,
         Change::ImageCreatePlatform,
         Change::ImageListFilterParamRemoved,
-        Change::ImageListSharedSize,
         Change::ImageListNoneTagsRemoved,
         Change::VirtualSizeRemoved,
         Change::ImageInspectCreatedOmitted,
         Change::ImageInspectContainerFieldsRemoved,
         Change::ImageSaveLoadPlatform,
         Change::ImageHistoryPlatform,
+        Change::ImageInspectPlatform,
         Change::ImageConfigContainerFieldsRemoved,
         Change::ImageListContainersCount,
         Change::ImageInspectEmptyFieldsOmitted,
@@ -210,7 +210,7 @@ pub const fn row(c: Change) -> Row {
         StopSignal => r(42, "POST /containers/{id}/stop and /restart: `signal` is honoured; ignored for older clients"),
         MultiplexedStreamContentType => r(42, "logs, attach and exec start say `application/vnd.docker.multiplexed-stream` for a non-TTY stream; older clients get `application/vnd.docker.raw-stream` for both"),
         ExecConsoleSize => r(42, "POST /containers/{id}/exec: ConsoleSize is honoured; ignored for older clients"),
-        ImageListSharedSize => r(42, "GET /images/json: `shared-size` is honoured"),
+        // 1.42 image list `shared-size`: berth does not compute shared sizes (SharedSize is -1).
         VolumePruneAnonymousOnly => r(42, "POST /volumes/prune removes anonymous volumes only unless filter all=true; older clients prune named volumes too"),
         DiskUsageTypeParam => r(42, "GET /system/df: `type` selects the object types computed; ignored for older clients"),
         BuildCacheParentRemoved => r(42, "GET /system/df: BuildCache records have `Parents` and no `Parent`"),
@@ -226,9 +226,9 @@ pub const fn row(c: Change) -> Row {
         EndpointMacAddress => r(44, "create: EndpointSettings.MacAddress is honoured and Config.MacAddress is deprecated (moved to the main network's endpoint with a warning); older clients' Config.MacAddress moves silently and endpoint MACs are ignored"),
         VirtualSizeRemoved => r(44, "images list, inspect and system df: no VirtualSize; older clients get it (= Size)"),
         ImageInspectCreatedOmitted => r(44, "image inspect: Created is omitted when the config has none; older clients get 0001-01-01T00:00:00Z"),
-        // 1.44 read-only binds recursively read-only (berth mounts read-only binds as runc
-        // does, non-recursively, at every version; ReadOnlyForceRecursive is not supported),
-        // /info CDISpecDirs and Runtimes status, DNSNames: unversioned.
+        // 1.44 recursively read-only binds and BindOptions.ReadOnlyNonRecursive /
+        // ReadOnlyForceRecursive: not implemented by berth (its read-only binds are the same at
+        // every version). /info CDISpecDirs and Runtimes status, DNSNames: unversioned.
         // ---- v1.45 ----
         VolumeSubpath => r(45, "create: VolumeOptions.Subpath is accepted by the API; older clients get 400 (berth has no subpath support itself)"),
         AliasesAsSubmitted => r(45, "container inspect: Aliases are those submitted; older clients also get the short id and hostname on user-defined networks"),
@@ -255,7 +255,7 @@ pub const fn row(c: Change) -> Row {
         // ---- v1.49 ----
         InfoCommitExpectedRemoved => r(49, "GET /info: ContainerdCommit/RuncCommit/InitCommit have no Expected; older clients get it"),
         InfoFirewallBackend => r(49, "GET /info: FirewallBackend says berth's nftables"),
-        // 1.49 image inspect `platform`: single-platform store (an image has one platform).
+        ImageInspectPlatform => r(49, "image inspect: `platform` (JSON OCI platform) must be the image's (berth keeps one platform per image), else 404; ignored for older clients"),
         // ---- v1.50 ----
         ImageConfigContainerFieldsRemoved => r(50, "image inspect: Config has no Hostname, Domainname, Attach*, Tty, OpenStdin, StdinOnce, Image; older clients get them empty"),
         InfoBridgeNfRemoved => r(50, "GET /info: no BridgeNfIptables/BridgeNfIp6tables; older clients get false"),
@@ -284,8 +284,9 @@ pub const fn row(c: Change) -> Row {
         // 1.53 /info NRI (berth has no NRI), image inspect Identity (no signature
         // verification), /grpc and /session deprecated (not served).
         // ---- v1.54 ----
-        // 1.54 image list `identity` (no identity data); network connect MacAddress (the
-        // network connect handler applies EndpointSettings.MacAddress at every version).
+        // 1.54 image list `identity` (no identity data). Network connect MacAddress: berth's
+        // connect reads EndpointSettings.MacAddress at every version (moby leaves the 1.54
+        // gate as a TODO too).
         // ---- v1.55 ----
         UpdateBlkioDevices => r(55, "POST /containers/{id}/update: BlkioWeightDevice and BlkioDevice{Read,Write}{Bps,IOps} are applied (null keeps, [] clears); ignored for older clients"),
         // 1.55 GET /images/{name}/attestations is served at every version: berth keeps no
