@@ -4,7 +4,6 @@
 //! rules written into its cgroup, and the rules of devices no longer listed reset.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use berth_api_types::container::{HostConfig, ThrottleDevice, WeightDevice};
 
@@ -104,7 +103,7 @@ fn throttles(hc: &HostConfig) -> Throttles<'_> {
 
 /// The cgroup writes that take a running container from `old`'s per-device rules to `new`'s.
 /// `dev` turns a device path into (major, minor). cgroup v1: one file per throttle and
-/// `blkio.weight_device` (when the scheduler provides it), rate or weight 0 removing a rule;
+/// a weight-device file (CFQ's or BFQ's, when the scheduler has one), 0 removing a rule;
 /// v2: one `io.max` line per device, `max` where unlimited, and `io.bfq.weight` when present.
 pub fn plan(
     old: &HostConfig,
@@ -172,31 +171,36 @@ pub fn plan(
             }
         }
     }
-    if has_weight_file(dir) {
-        let mut kept = BTreeSet::new();
-        for wd in new.blkio_weight_device.iter().flatten() {
-            let k = key(&wd.path)?;
-            kept.insert(k.clone());
-            out.push(w(dir, "blkio.weight_device", format!("{k} {}", wd.weight)));
-        }
+    // CFQ's `blkio.weight_device` (weight 0 removes a rule), else BFQ's own file (which has
+    // no removal, so only the new rules are written).
+    let (file, removable) = if dir.join("blkio.weight_device").exists() {
+        ("blkio.weight_device", true)
+    } else if dir.join("blkio.bfq.weight_device").exists() {
+        ("blkio.bfq.weight_device", false)
+    } else {
+        return Ok(out);
+    };
+    let mut kept = BTreeSet::new();
+    for wd in new.blkio_weight_device.iter().flatten() {
+        let k = key(&wd.path)?;
+        kept.insert(k.clone());
+        out.push(w(dir, file, format!("{k} {}", wd.weight)));
+    }
+    if removable {
         for wd in old.blkio_weight_device.iter().flatten() {
             let k = key(&wd.path)?;
             if !kept.contains(&k) {
-                out.push(w(dir, "blkio.weight_device", format!("{k} 0")));
+                out.push(w(dir, file, format!("{k} 0")));
             }
         }
     }
     Ok(out)
 }
 
-fn has_weight_file(dir: &Path) -> bool {
-    dir.join("blkio.weight_device").exists()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     fn dev(path: &str) -> Result<(i64, i64), String> {
         match path {
