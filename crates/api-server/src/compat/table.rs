@@ -248,9 +248,9 @@ pub const fn row(c: Change) -> Row {
         VolumeDriverWarning => r(48, "create: HostConfig.VolumeDriver with Mounts of type volume gives a warning"),
         ImageSaveLoadPlatform => r(48, "image save and load: `platform` (JSON OCI platform) selects what is saved or loaded; ignored for older clients"),
         ImageHistoryPlatform => r(48, "image history: `platform` is honoured"),
-        // 1.48 ImageManifestDescriptor, Descriptor, image inspect `manifests`, EnableIPv4
-        // experimental, /debug on versioned paths, build prune reserved-space: berth has no
-        // multi-platform store, no debug endpoints, and its build prune takes no sizes.
+        // 1.48 ImageManifestDescriptor, Descriptor, image inspect `manifests`, /debug on
+        // versioned paths, build prune reserved-space: berth has no multi-platform store, no
+        // debug endpoints, and its build prune takes no sizes.
         NetworkEnableIpv4 => r(48, "POST /networks/create: EnableIPv4 is honoured; ignored for older clients"),
         // ---- v1.49 ----
         InfoCommitExpectedRemoved => r(49, "GET /info: ContainerdCommit/RuncCommit/InitCommit have no Expected; older clients get it"),
