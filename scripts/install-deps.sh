@@ -21,7 +21,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# The Python docker SDK test (tests/python/sdk_smoke.py): docker-py from PyPI, else Debian's.
+# The Python docker SDK tests (tests/python/sdk_smoke.py, api_versions.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then
   echo "installing: the python docker SDK"
   python3 -m pip install --quiet docker 2>/dev/null ||

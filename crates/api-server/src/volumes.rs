@@ -10,6 +10,7 @@ use berth_api_types::volume::{CreateRequest, PathStat};
 use berth_api_types::ApiError;
 use bytes::Bytes;
 
+use crate::compat::{Behaviour, Change};
 use crate::error::{json_body, Error, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
@@ -49,12 +50,15 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Before API 1.42 every unused volume is pruned, named ones too.
 pub async fn prune(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    Ok(Json(b.volume_prune(q.filters()?).await?))
+    let named_too = !be.has(Change::VolumePruneAnonymousOnly);
+    Ok(Json(b.volume_prune(q.filters()?, named_too).await?))
 }
 
 /// The `X-Docker-Container-Path-Stat` header value: base64 of the stat's JSON.
@@ -136,8 +140,4 @@ pub async fn images_prune(
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
     Ok(Json(b.images_prune(q.filters()?).await?))
-}
-
-pub async fn system_df(State(b): State<AppState>) -> HandlerResult<impl IntoResponse> {
-    Ok(Json(b.system_df().await?))
 }

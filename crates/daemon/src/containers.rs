@@ -1189,11 +1189,13 @@ impl Daemon {
                 } else {
                     c.host_config.network_mode.clone()
                 },
+                annotations: c.host_config.annotations.clone().filter(|a| !a.is_empty()),
             },
             network_settings: ct::SummaryNetworkSettings {
                 networks: ns.networks,
             },
             mounts: self.mount_points(c),
+            health: Some(crate::health::summary(c)),
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod archive;
 pub mod backend;
+mod blkio;
 mod build;
 mod cgroup_kill;
 mod containers;
