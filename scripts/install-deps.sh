@@ -8,9 +8,12 @@ pkgs+=(docker-registry apache2-utils zstd)
 pkgs+=(tini)
 # The fuzz target (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer, which is C++.
 pkgs+=(g++)
+# The CRI's CNI test (crates/cri/tests/cni_plugins.rs): the standard plugins in /usr/lib/cni,
+# and iptables, which their portmap plugin drives.
+pkgs+=(containernetworking-plugins iptables)
 # The coexistence test (tests/tests/coexist.rs) starts Debian's dockerd privately, with its
-# iptables rules, in a network namespace of its own; iptables for berth's rules beside them.
-pkgs+=(docker.io iptables)
+# iptables rules, in a network namespace of its own.
+pkgs+=(docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     systemctl disable --now docker.socket docker.service >/dev/null 2>&1 || true
   fi
 fi
-# The Python docker SDK test (tests/python/sdk_smoke.py): docker-py from PyPI, else Debian's.
+# The Python docker SDK tests (tests/python/sdk_smoke.py, api_versions.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then
   echo "installing: the python docker SDK"
   python3 -m pip install --quiet docker 2>/dev/null ||

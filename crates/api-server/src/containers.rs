@@ -2,42 +2,27 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use axum::Json;
-use berth_api_types::container::{CreateRequest, InspectResponse, NetworkingConfig};
+use berth_api_types::container::CreateRequest;
 use berth_api_types::ApiError;
 use bytes::Bytes;
 
 use crate::backend::{AttachOptions, ContainerListOptions, LogsOptions, WaitCondition};
+use crate::compat::{shape, Behaviour, Change};
 use crate::error::{json_body, Error, HandlerResult};
 use crate::hijack::{content_type, hijack, take_upgrade};
 use crate::query::Query;
-use crate::version::ApiVersion;
 use crate::AppState;
 
-/// Docker's refusal of a create naming several networks below API 1.44 (the message of
-/// Docker 25+; 20.10 said "Container cannot be connected to network endpoints: ...").
-fn check_endpoint_count(
-    version: Option<ApiVersion>,
-    nc: Option<&NetworkingConfig>,
-) -> Result<(), ApiError> {
-    let Some(eps) = nc.and_then(|nc| nc.endpoints_config.as_ref()) else {
-        return Ok(());
-    };
-    if eps.len() > 1 && version.is_some_and(|v| v < ApiVersion(1, 44)) {
-        let names: Vec<&str> = eps.keys().map(String::as_str).collect();
-        return Err(ApiError::invalid(format!(
-            "Container cannot be created with multiple network endpoints: {}",
-            names.join(", ")
-        )));
-    }
-    Ok(())
+/// A response value as JSON, for [`shape`] to give it its version's fields.
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error(ApiError::internal(e.to_string())))
 }
 
 pub async fn create(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
-    version: Option<Extension<ApiVersion>>,
     body: Bytes,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
@@ -45,14 +30,16 @@ pub async fn create(
         &body,
         "config cannot be empty in order to create a container",
     )?;
-    check_endpoint_count(version.map(|v| v.0), req.networking_config.as_ref())?;
     req.platform = q.string("platform");
-    let resp = b.container_create(q.string("name"), req).await?;
+    let warnings = crate::compat::create::adjust(&mut req, be)?;
+    let mut resp = b.container_create(q.string("name"), req).await?;
+    resp.warnings.extend(warnings);
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 
 pub async fn list(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
@@ -63,42 +50,28 @@ pub async fn list(
         size: q.bool("size")?,
         filters: q.filters()?,
     };
-    Ok(Json(b.container_list(opts).await?))
-}
-
-/// Below API 1.45 dockerd lists the container's short id and hostname among the `Aliases`
-/// of each user-defined network (moby's `getContainersByName`); clients of that era (compose
-/// v1) look for the short id there to tell whether a container's network is set up.
-fn legacy_aliases(resp: &mut InspectResponse) {
-    let short: String = resp.id.chars().take(12).collect();
-    let hostname = resp.config.hostname.clone();
-    for (name, ep) in resp.network_settings.networks.iter_mut() {
-        let predefined = matches!(name.as_str(), "bridge" | "default" | "host" | "none")
-            || name.starts_with("container:");
-        if predefined {
-            continue;
-        }
-        let aliases = ep.aliases.get_or_insert_with(Vec::new);
-        for extra in [&short, &hostname] {
-            if !extra.is_empty() && !aliases.contains(extra) {
-                aliases.push(extra.clone());
-            }
-        }
-    }
+    let mut v = to_value(&b.container_list(opts).await?)?;
+    shape::container_summaries(&mut v, be);
+    Ok(Json(v))
 }
 
 pub async fn inspect(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
-    version: Option<Extension<ApiVersion>>,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    let mut resp = b.container_inspect(&id, q.bool("size")?).await?;
-    if version.is_some_and(|v| v.0 < ApiVersion(1, 45)) {
-        legacy_aliases(&mut resp);
-    }
-    Ok(Json(resp))
+    let mut v = to_value(&b.container_inspect(&id, q.bool("size")?).await?)?;
+    shape::container_inspect(&mut v, be);
+    Ok(Json(v))
+}
+
+/// `signal` of stop and restart: API 1.42+.
+fn stop_signal(q: &Query, be: Behaviour) -> Option<String> {
+    be.has(Change::StopSignal)
+        .then(|| q.string("signal"))
+        .flatten()
 }
 
 pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
@@ -108,22 +81,24 @@ pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> Handler
 
 pub async fn stop(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
-    b.container_stop(&id, q.string("signal"), q.int("t")?)
+    b.container_stop(&id, stop_signal(&q, be), q.int("t")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn restart(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
-    b.container_restart(&id, q.string("signal"), q.int("t")?)
+    b.container_restart(&id, stop_signal(&q, be), q.int("t")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -139,30 +114,46 @@ pub async fn kill(
 }
 
 /// Answers with headers at once and writes the body when the condition is met: `docker run`
-/// waits for these headers before it starts the container.
+/// waits for these headers before it starts the container. Clients older than API 1.30 know no
+/// conditions and get the headers with the body.
 pub async fn wait(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
-    let condition = match q.get("condition").unwrap_or("") {
-        "" | "not-running" => WaitCondition::NotRunning,
-        "next-exit" => WaitCondition::NextExit,
-        "removed" => WaitCondition::Removed,
-        other => {
-            return Err(Error(ApiError::invalid(format!(
-                "invalid condition: {other:?}"
-            ))))
+    let condition = if !be.has(Change::WaitCondition) {
+        WaitCondition::NotRunning
+    } else {
+        match q.get("condition").unwrap_or("") {
+            "" | "not-running" => WaitCondition::NotRunning,
+            "next-exit" => WaitCondition::NextExit,
+            "removed" => WaitCondition::Removed,
+            other => {
+                return Err(Error(ApiError::invalid(format!(
+                    "invalid condition: {other:?}"
+                ))))
+            }
         }
     };
+    // Before 1.34 a failed removal could only be told by an empty answer.
+    let silent_error = condition == WaitCondition::Removed && !be.has(Change::WaitRemovalError);
     let fut = b.container_wait(&id, condition).await?;
-    let stream = futures_util::stream::once(async move {
+    let body = async move {
         let resp = fut.await;
+        if silent_error && resp.error.is_some() {
+            return Bytes::new();
+        }
         let mut line = serde_json::to_vec(&resp).unwrap_or_default();
         line.push(b'\n');
-        Ok::<_, std::io::Error>(Bytes::from(line))
-    });
+        Bytes::from(line)
+    };
+    if !be.has(Change::WaitCondition) {
+        let body = body.await;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body.await) });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(stream),
@@ -235,6 +226,7 @@ fn unix_time(q: &Query, key: &str) -> Result<f64, Error> {
 
 pub async fn logs(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
@@ -262,7 +254,7 @@ pub async fn logs(
     }
     let (tty, stream) = b.container_logs(&id, opts).await?;
     Ok((
-        [(header::CONTENT_TYPE, content_type(tty))],
+        [(header::CONTENT_TYPE, content_type(tty, be))],
         Body::from_stream(stream),
     )
         .into_response())
@@ -270,6 +262,7 @@ pub async fn logs(
 
 pub async fn attach(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     req: Request,
@@ -285,7 +278,7 @@ pub async fn attach(
     };
     let session = b.container_attach(&id, opts).await?;
     let (up, wants, body) = take_upgrade(req);
-    Ok(hijack(up, wants, body, session))
+    Ok(hijack(up, wants, body, session, be))
 }
 
 pub async fn pause(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
@@ -299,52 +292,4 @@ pub async fn unpause(
 ) -> HandlerResult<StatusCode> {
     b.container_unpause(&id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn old_clients_see_the_short_id_and_hostname_among_aliases() {
-        let mut resp: InspectResponse = serde_json::from_value(serde_json::json!({
-            "Id": "0123456789abcdef0123",
-            "Config": {"Hostname": "web"},
-            "NetworkSettings": {"Networks": {
-                "app": {"Aliases": ["x", "web"]},
-                "other": {"Aliases": null},
-                "bridge": {"Aliases": null}
-            }}
-        }))
-        .unwrap();
-        legacy_aliases(&mut resp);
-        let nets = &resp.network_settings.networks;
-        assert_eq!(
-            nets["app"].aliases.as_deref(),
-            Some(&["x".to_string(), "web".into(), "0123456789ab".into()][..])
-        );
-        assert_eq!(
-            nets["other"].aliases.as_deref(),
-            Some(&["0123456789ab".to_string(), "web".into()][..])
-        );
-        assert_eq!(nets["bridge"].aliases, None);
-    }
-
-    #[test]
-    fn several_endpoints_need_api_1_44() {
-        let nc: NetworkingConfig =
-            serde_json::from_str(r#"{"EndpointsConfig":{"b":{},"a":{}}}"#).unwrap();
-        let e = check_endpoint_count(Some(ApiVersion(1, 43)), Some(&nc)).unwrap_err();
-        assert_eq!(e.kind, berth_api_types::ErrorKind::InvalidParameter);
-        assert_eq!(
-            e.message,
-            "Container cannot be created with multiple network endpoints: a, b"
-        );
-        assert!(check_endpoint_count(Some(ApiVersion(1, 44)), Some(&nc)).is_ok());
-        assert!(check_endpoint_count(None, Some(&nc)).is_ok());
-        let one: NetworkingConfig =
-            serde_json::from_str(r#"{"EndpointsConfig":{"a":{}}}"#).unwrap();
-        assert!(check_endpoint_count(Some(ApiVersion(1, 24)), Some(&one)).is_ok());
-        assert!(check_endpoint_count(Some(ApiVersion(1, 24)), None).is_ok());
-    }
 }
