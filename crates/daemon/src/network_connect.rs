@@ -155,7 +155,12 @@ impl Daemon {
             if matches!(key.as_str(), "none" | "host") {
                 continue;
             }
-            let net = self.net.find(key);
+            // `default` is the default bridge's other name in `NetworkMode`.
+            let net = self.net.find(if key == "default" {
+                DEFAULT_NETWORK
+            } else {
+                key
+            });
             let mut m = membership_from(id, net.as_ref(), key, cfg.as_ref())?;
             if members.iter().any(|x| x.key() == m.key()) {
                 continue;
