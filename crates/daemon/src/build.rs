@@ -26,7 +26,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::images::ImageRecord;
 use crate::model::{now_rfc3339, Container, RunState, Status};
-use crate::{internal, spec, Daemon, Result};
+use crate::{internal, lock, spec, Daemon, Result};
 
 /// The daemon as the builder's backend for one build.
 struct BuildBackend {
@@ -108,6 +108,13 @@ impl Daemon {
         };
         self.runtime.create_dirs(&id).map_err(internal)?;
         if let Err(e) = self.save(&record) {
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
+        // A step runs on the build's network, as a created container does on its own.
+        if let Err(e) = self.record_create_networks(&id, network_mode, None) {
+            let _ = self.store.delete_container(&id);
+            lock(&self.containers).remove(&id);
             let _ = self.runtime.remove_dirs(&id);
             return Err(e);
         }
