@@ -121,9 +121,7 @@ pub async fn get_dispatch(
     if let Some(name) = rest.strip_suffix("/get") {
         return Ok(tar_stream(b.image_save(vec![name.to_string()]).await?));
     }
-    Err(Error(ApiError::not_found(format!(
-        "page not found: /images/{rest}"
-    ))))
+    Err(Error(ApiError::not_found("page not found")))
 }
 
 pub async fn post_dispatch(
@@ -144,9 +142,7 @@ pub async fn post_dispatch(
     if let Some(name) = rest.strip_suffix("/push") {
         return crate::registry::push(b, &q, &headers, name).await;
     }
-    Err(Error(ApiError::not_found(format!(
-        "page not found: /images/{rest}"
-    ))))
+    Err(Error(ApiError::not_found("page not found")))
 }
 
 pub async fn remove(

@@ -104,6 +104,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::not_found_route)
         .with_state(backend)
 }
 

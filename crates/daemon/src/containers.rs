@@ -116,6 +116,14 @@ fn validate_host_config(hc: &HostConfig, warnings: &mut Vec<String>) -> Result<(
         ));
     }
     crate::logdriver::validate(&hc.log_config)?;
+    // dockerd refuses unknown capabilities at create, naming the list:
+    // `invalid CapAdd: unknown capability: "CAP_NOT_A_CAP"`.
+    for (what, caps) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
+        for cap in caps.as_deref().unwrap_or_default() {
+            spec::caps::normalize(cap)
+                .map_err(|e| ApiError::invalid(format!("invalid {what}: {e}")))?;
+        }
+    }
     Ok(())
 }
 
@@ -208,7 +216,7 @@ impl Daemon {
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
             return Err(ApiError::invalid(
-                "config cannot be empty in order to create a container",
+                "Config cannot be empty in order to create a container",
             ));
         }
         validate_host_config(&host_config, &mut warnings)?;
@@ -1522,7 +1530,16 @@ impl ListFilters {
                         .map(|v| d.resolve_container(v).map(|c| c.created))
                         .transpose()?
                 }
-                "health" => f.health.extend(vals.iter().cloned()),
+                "health" => {
+                    if let Some(v) = vals.iter().find(|v| {
+                        !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none")
+                    }) {
+                        return Err(ApiError::invalid(format!(
+                            "Unrecognised filter value for health: {v}"
+                        )));
+                    }
+                    f.health.extend(vals.iter().cloned())
+                }
                 "volume" => f.volumes.extend(vals.iter().cloned()),
                 "network" => {
                     for v in vals {

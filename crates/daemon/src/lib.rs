@@ -8,6 +8,7 @@
 mod archive;
 pub mod backend;
 mod build;
+mod commit_merge;
 mod containers;
 mod cpuset;
 mod create_defaults;

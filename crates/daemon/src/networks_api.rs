@@ -115,12 +115,36 @@ impl Daemon {
         &self,
         filters: Vec<(String, Vec<String>)>,
     ) -> Result<Vec<nt::Network>> {
-        for (k, _) in &filters {
+        for (k, vals) in &filters {
             if !matches!(
                 k.as_str(),
                 "name" | "id" | "driver" | "type" | "label" | "scope" | "dangling"
             ) {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+            // dockerd's checks of the values (daemon/network/filter.go), its status and words.
+            if k == "type" {
+                if let Some(v) = vals
+                    .iter()
+                    .find(|v| !matches!(v.as_str(), "builtin" | "custom"))
+                {
+                    return Err(ApiError::internal(format!("invalid filter: 'type'='{v}'")));
+                }
+            }
+            if k == "dangling" {
+                if vals.len() > 1 {
+                    return Err(ApiError::invalid(
+                        "got more than one value for filter key \"dangling\"",
+                    ));
+                }
+                if vals
+                    .iter()
+                    .any(|v| !matches!(v.as_str(), "0" | "1" | "true" | "false"))
+                {
+                    return Err(ApiError::invalid(
+                        "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")",
+                    ));
+                }
             }
         }
         let mut out = Vec::new();
@@ -351,13 +375,19 @@ impl Daemon {
 
     pub async fn network_prune(
         &self,
-        _filters: Vec<(String, Vec<String>)>,
+        filters: Vec<(String, Vec<String>)>,
     ) -> Result<nt::PruneResponse> {
+        // dockerd takes `until`, `label` and `label!` here and refuses other filters.
+        let f = crate::housekeeping::PruneFilters::parse(&filters, false)?;
         let mut deleted = Vec::new();
         for n in self.net.all_networks() {
+            let created = chrono::DateTime::parse_from_rfc3339(&n.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
             if n.name == DEFAULT_NETWORK
                 || !self.net.members(&n.id).is_empty()
                 || self.network_referenced(&n)
+                || !f.matches(created, &n.labels)
             {
                 continue;
             }

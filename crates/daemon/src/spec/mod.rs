@@ -30,7 +30,7 @@
 //! Documented refusals: the `container:<id>` PID and IPC modes. `--network container:<id>`
 //! arrives here as `SpecExtras::netns_path`, `--init` as `SpecExtras::init_binary`.
 
-mod caps;
+pub(crate) mod caps;
 mod etc;
 mod host;
 mod seccomp;
