@@ -208,6 +208,23 @@ fn create_commit_and_exec_as_dockerd() {
         r#"invalid CapDrop: unknown capability: "CAP_BOGUS""#
     );
 
+    // Fixed-size and always-present fields: ConsoleSize [0,0]; a stopped container's stats
+    // carry dockerd's zero CPU fields and null blkio lists.
+    create(&d, "par-s", r#"{"Image":"busybox","Cmd":["true"]}"#);
+    assert_eq!(
+        inspect(&d, "par-s", "{{json .HostConfig.ConsoleSize}}"),
+        "[0,0]"
+    );
+    let (st, body) = d.api("GET", "/containers/par-s/stats?stream=0", None);
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("stats json");
+    for cpu in ["cpu_stats", "precpu_stats"] {
+        assert_eq!(v[cpu]["cpu_usage"]["usage_in_kernelmode"], 0, "{body}");
+        assert_eq!(v[cpu]["throttling_data"]["throttled_time"], 0, "{body}");
+    }
+    let blkio = v["blkio_stats"].as_object().expect("blkio_stats");
+    assert!(blkio.contains_key("sectors_recursive"), "{body}");
+
     // Commit with a config body: the container's config fills what the body leaves out.
     create(
         &d,
