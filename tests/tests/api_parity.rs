@@ -140,6 +140,23 @@ fn queries_routes_and_filters_as_dockerd() {
     );
     assert_eq!(st, 400, "{body}");
 
+    // Predefined networks as dockerd shows them.
+    let (_, body) = d.api("GET", "/networks/bridge", None);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("bridge json");
+    assert_eq!(
+        v["Options"]["com.docker.network.bridge.enable_icc"], "true",
+        "{body}"
+    );
+    assert_eq!(
+        v["Options"]["com.docker.network.driver.mtu"], "1500",
+        "{body}"
+    );
+    for name in ["host", "none"] {
+        let (_, body) = d.api("GET", &format!("/networks/{name}"), None);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("network json");
+        assert_eq!(v["IPAM"]["Config"], serde_json::json!([]), "{body}");
+    }
+
     // Network prune: only what the filters select, and unknown filters refused.
     for (name, label) in [
         ("par-keep", ""),
