@@ -242,6 +242,44 @@ fn create_commit_and_exec_as_dockerd() {
     let blkio = v["blkio_stats"].as_object().expect("blkio_stats");
     assert!(blkio.contains_key("sectors_recursive"), "{body}");
 
+    // Messages in dockerd's words.
+    let (st, body) = d.api("POST", "/containers/par-s/kill", None);
+    assert_eq!(st, 409, "{body}");
+    let m = message(&body);
+    assert!(
+        m.starts_with("Cannot kill container: par-s: Container ") && m.ends_with(" is not running"),
+        "{m}"
+    );
+    let (st, body) = d.api("POST", "/containers/par-s/kill?signal=BOGUS", None);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(message(&body), "Invalid signal: BOGUS");
+    create(&d, "par-t", r#"{"Image":"busybox"}"#);
+    let (st, body) = d.api("POST", "/containers/par-t/rename?name=par-s", None);
+    assert_eq!(st, 409, "{body}");
+    assert!(
+        message(&body)
+            .starts_with("Error when allocating new name: Conflict. The container name \"/par-s\""),
+        "{body}"
+    );
+    let (st, body) = d.api("POST", "/containers/par-t/rename?name=bad/name", None);
+    assert_eq!(st, 400, "{body}");
+    assert_eq!(
+        message(&body),
+        "Error when allocating new name: Invalid container name (/bad/name), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    );
+    let (st, body) = d.api(
+        "POST",
+        "/volumes/create",
+        Some(r#"{"Name":"par-v","Driver":"nope"}"#),
+    );
+    assert_eq!(st, 404, "{body}");
+    assert_eq!(
+        message(&body),
+        r#"create par-v: error looking up volume plugin nope: plugin "nope" not found"#
+    );
+    let (_, body) = d.api("GET", "/info", None);
+    assert!(body.contains("\"KernelMemoryTCP\":"), "{body}");
+
     // Commit with a config body: the container's config fills what the body leaves out.
     create(
         &d,

@@ -754,9 +754,18 @@ impl Daemon {
     }
 
     pub async fn container_kill(&self, key: &str, signal: Option<String>) -> Result<()> {
-        let c = self.resolve_container(key)?;
         let signo = spec::parse_signal(signal.as_deref().unwrap_or("SIGKILL"))
             .map_err(|e| ApiError::invalid(e.to_string()))?;
+        // dockerd's kill route wraps every failure after the signal parse in
+        // "Cannot kill container: <name as given>: …" (the status stays the inner one's).
+        self.kill_checked(key, signo).await.map_err(|mut e| {
+            e.message = format!("Cannot kill container: {key}: {}", e.message);
+            e
+        })
+    }
+
+    async fn kill_checked(&self, key: &str, signo: i32) -> Result<()> {
+        let c = self.resolve_container(key)?;
         if !c.state.status.can_kill() {
             return Err(not_running(&c.id));
         }
@@ -909,17 +918,24 @@ impl Daemon {
 
     pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
         let c = self.resolve_container(key)?;
-        let n = names::validate(new_name).map_err(ApiError::invalid)?;
+        // dockerd reserves "/<name>" and wraps what goes wrong in "Error when allocating new
+        // name: …", the name in the message with its slash.
+        let allocating = |m: String| format!("Error when allocating new name: {m}");
+        let n = names::validate(new_name).map_err(|_| {
+            ApiError::invalid(allocating(format!(
+                "Invalid container name (/{new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )))
+        })?;
         if n == c.name {
             return Err(ApiError::conflict(
                 "Renaming a container with the same name as its current name",
             ));
         }
         if let Some(other) = lock(&self.containers).values().find(|o| o.name == n) {
-            return Err(ApiError::conflict(format!(
+            return Err(ApiError::conflict(allocating(format!(
                 "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 other.id
-            )));
+            ))));
         }
         let renamed = self.update_state(&c.id, |c| c.name = n)?;
         self.emit_container(&renamed, "rename", &[("oldName", format!("/{}", c.name))]);

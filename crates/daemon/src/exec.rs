@@ -179,7 +179,7 @@ impl Daemon {
             if c.state.status == crate::model::Status::Paused {
                 return Err(ApiError::conflict(format!(
                     "Container {} is paused, unpause the container before exec",
-                    c.id
+                    key
                 )));
             }
             return Err(ApiError::conflict(format!(

@@ -103,7 +103,7 @@ pub enum SpecError {
     Seccomp(String),
     #[error("{0}")]
     User(String),
-    #[error("invalid signal: {0}")]
+    #[error("Invalid signal: {0}")]
     InvalidSignal(String),
     #[error("invalid extra host {0:?}: expected name:ip")]
     InvalidExtraHost(String),
