@@ -284,9 +284,11 @@ class Spec:
             schema = dict(node, **extra)
             seen += 1
         if isinstance(schema, dict) and "allOf" in schema:
-            merged = {"type": "object", "properties": {}, "required": []}
+            merged = {"properties": {}, "required": []}
             for part in schema["allOf"]:
                 part = self.resolve(part)
+                if "type" in part:
+                    merged.setdefault("type", part["type"])
                 merged["properties"].update(part.get("properties", {}))
                 merged["required"] += part.get("required", [])
                 if "additionalProperties" in part:
@@ -297,6 +299,8 @@ class Spec:
                         merged["properties"].update(v)
                     else:
                         merged.setdefault(k, v)
+            if not merged["properties"]:
+                del merged["properties"]
             schema = merged
         return schema
 

@@ -129,7 +129,7 @@ def images():
         content_type="application/x-tar",
         kind="ndjson",
     )
-    yield G("/images/diff-imported:1/json", values=["RepoTags", "Config", "Os"])
+    yield G("/images/diff-imported:1/json", values=["RepoTags", "Config.Cmd", "Config.Env", "Os"])
     yield D("/images/diff-imported:1")
     yield P("/images/create")
     yield P(q("/images/create", fromImage="localhost:1/diff-nope", tag="1"), kind="ndjson")
@@ -183,7 +183,7 @@ INSPECT_VALUES = [
     "Config.StopSignal", "HostConfig.Memory", "HostConfig.RestartPolicy", "HostConfig.Binds",
     "HostConfig.PortBindings", "HostConfig.CapAdd", "HostConfig.CapDrop", "HostConfig.Tmpfs",
     "HostConfig.NetworkMode", "HostConfig.Ulimits", "HostConfig.ExtraHosts", "HostConfig.Dns",
-    "Driver", "Platform", "RestartCount", "Mounts",
+    "Driver", "Platform", "RestartCount", "Mounts.0.Name", "Mounts.0.Destination", "Mounts.0.Mode",
 ]
 
 
@@ -461,7 +461,7 @@ def volumes():
     for v in OLD:
         yield G("/volumes", version=v)
         yield G("/volumes/diff-vol", version=v)
-    yield G(q("/volumes", filters={"name": ["diff-vol"]}), values=["Volumes"])
+    yield G(q("/volumes", filters={"name": ["diff-vol"]}), values=["Volumes.0.Name", "Volumes.0.Labels"])
     yield G(q("/volumes", filters={"label": ["a=b"]}))
     yield G(q("/volumes", filters={"dangling": ["true"]}))
     yield G(q("/volumes", filters={"dangling": ["maybe"]}))
@@ -471,7 +471,7 @@ def volumes():
     yield G("/volumes/diff-vol", values=["Name", "Driver", "Labels", "Scope", "Options"])
     yield G("/volumes/nope")
     yield P("/containers/create?name=diff-volc", dict(BUSYBOX, HostConfig={"Binds": ["diff-vol:/data"]}))
-    yield G("/containers/diff-volc/json", values=["Mounts", "HostConfig.Binds"])
+    yield G("/containers/diff-volc/json", values=["Mounts.0.Name", "Mounts.0.Destination", "Mounts.0.Mode", "Mounts.0.RW", "HostConfig.Binds"])
     yield D("/volumes/diff-vol")
     yield D("/containers/diff-volc")
     yield D("/volumes/diff-vol")
