@@ -242,6 +242,24 @@ fn create_commit_and_exec_as_dockerd() {
     let blkio = v["blkio_stats"].as_object().expect("blkio_stats");
     assert!(blkio.contains_key("sectors_recursive"), "{body}");
 
+    // export: the root's entries, no entry for the root itself.
+    let tarball = d.root.join("par-s.tar");
+    assert_ok(
+        &d.docker(&["export", "-o", tarball.to_str().expect("utf8"), "par-s"]),
+        "docker export",
+    );
+    let out = std::process::Command::new("tar")
+        .arg("tf")
+        .arg(&tarball)
+        .output()
+        .expect("tar");
+    let names = stdout(&out);
+    assert!(names.lines().any(|l| l == ".dockerenv"), "{names}");
+    assert!(
+        !names.lines().any(|l| l == "./" || l == "."),
+        "a root entry: {names}"
+    );
+
     // Messages in dockerd's words.
     let (st, body) = d.api("POST", "/containers/par-s/kill", None);
     assert_eq!(st, 409, "{body}");

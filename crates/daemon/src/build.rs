@@ -726,7 +726,9 @@ impl Daemon {
             let mut writer = SyncIoBridge::new(wr);
             let mut b = tar::Builder::new(&mut writer);
             b.follow_symlinks(false);
-            if let Err(e) = b.append_dir_all(".", &rootfs).and_then(|_| b.finish()) {
+            if let Err(e) =
+                crate::archive::append_root_entries(&mut b, &rootfs).and_then(|_| b.finish())
+            {
                 tracing::warn!(container = %id, "export: {e}");
             }
             drop(b);

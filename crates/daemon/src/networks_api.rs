@@ -358,10 +358,14 @@ impl Daemon {
             ));
         }
         if !self.net.members(&n.id).is_empty() {
-            return Err(ApiError::conflict(format!(
-                "error while removing network: network {} id {} has active endpoints",
-                n.name, n.id
-            )));
+            // libnetwork's ActiveEndpointsError is a "forbidden" error: dockerd answers 403.
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    n.name, n.id
+                ),
+            ));
         }
         self.store.delete_network(&n.id).map_err(internal)?;
         self.net.remove_network(&n.id);
