@@ -81,6 +81,16 @@ fn queries_routes_and_filters_as_dockerd() {
     assert!(body.contains("one") && body.contains("three"), "{body}");
     let (_, body) = d.api("GET", "/containers/par-a/logs?stdout=1&tail=1", None);
     assert!(!body.contains("one") && body.contains("three"), "{body}");
+    // The tail counts the entries of both streams before the stream filter, as dockerd's.
+    create(
+        &d,
+        "par-l",
+        r#"{"Image":"busybox","Cmd":["sh","-c","echo o1; sleep 0.3; echo e1 >&2; sleep 0.3; echo o2"]}"#,
+    );
+    assert_eq!(d.api("POST", "/containers/par-l/start", None).0, 204);
+    assert_eq!(d.api("POST", "/containers/par-l/wait", None).0, 200);
+    let (_, body) = d.api("GET", "/containers/par-l/logs?stdout=1&tail=2", None);
+    assert!(body.contains("o2") && !body.contains("o1"), "{body}");
 
     // Unknown paths and methods: dockerd's 404 "page not found".
     for (method, path) in [
