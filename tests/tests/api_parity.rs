@@ -314,6 +314,9 @@ fn create_commit_and_exec_as_dockerd() {
         "par-c",
         r#"{"Image":"busybox","Cmd":["sleep","300"],"Env":["KEEP=1"],"Labels":{"team":"a"}}"#,
     );
+    // The user's variables first, then the image's (PATH).
+    let env = inspect(&d, "par-c", "{{json .Config.Env}}");
+    assert!(env.starts_with(r#"["KEEP=1","PATH="#), "{env}");
     let (st, body) = d.api(
         "POST",
         "/commit?container=par-c&repo=par-img&tag=1",

@@ -56,11 +56,14 @@ pub(crate) fn merge_config(user: &mut Config, image: &Config) {
     let mut ports = image.exposed_ports.clone().unwrap_or_default();
     ports.extend(user.exposed_ports.take().unwrap_or_default());
     user.exposed_ports = (!ports.is_empty()).then_some(ports);
-    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
-    for e in user.env.take().unwrap_or_default() {
-        let key = e.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next().unwrap_or("") != key);
-        env.push(e);
+    // The user's variables first, then the image's that the user did not set (dockerd's
+    // order: `-e A=2` on an image with PATH gives ["A=2", "PATH=…"]).
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut env: Vec<String> = user.env.take().unwrap_or_default();
+    for e in image.env.iter().flatten() {
+        if !env.iter().any(|u| key(u) == key(e)) {
+            env.push(e.clone());
+        }
     }
     user.env = Some(env);
     let mut labels = image.labels.clone().unwrap_or_default();
@@ -1758,7 +1761,7 @@ mod tests {
         assert_eq!(user.cmd, Some(vec!["sh".to_string()]));
         assert_eq!(
             user.env,
-            Some(vec!["PATH=/bin".to_string(), "A=2".to_string()])
+            Some(vec!["A=2".to_string(), "PATH=/bin".to_string()])
         );
         assert_eq!(user.user, "nobody");
         assert_eq!(user.working_dir, "/w");
