@@ -218,13 +218,17 @@ impl Daemon {
         let until = opts.until.map(|u| (u * 1e9) as i64);
         let (past, mut live) = {
             let recent = lock(&self.event_log.recent);
-            let past: Vec<Message> = match since {
-                Some(s) => recent
+            // dockerd replays its buffer when either bound is given: `--until` alone lists
+            // the past events up to it.
+            let past: Vec<Message> = if since.is_some() || until.is_some() {
+                let s = since.unwrap_or(0);
+                recent
                     .iter()
                     .filter(|m| m.time_nano >= s)
                     .cloned()
-                    .collect(),
-                None => Vec::new(),
+                    .collect()
+            } else {
+                Vec::new()
             };
             (past, self.event_log.tx.subscribe())
         };
