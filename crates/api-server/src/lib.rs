@@ -7,6 +7,7 @@
 pub mod backend;
 mod build;
 mod containers;
+mod drain;
 pub mod error;
 mod exec;
 mod hijack;

@@ -39,7 +39,28 @@ pub fn split_version(path: &str) -> (Option<&str>, &str) {
     (None, path)
 }
 
-async fn rewrite(mut req: Request, next: Next) -> Response {
+async fn rewrite(req: Request, next: Next) -> Response {
+    let has_body = req
+        .headers()
+        .contains_key(axum::http::header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    if !has_body {
+        return route(req, next).await;
+    }
+    // An error answer may come before the handler read the body: read it then (drain.rs).
+    let (req, slot) = crate::drain::share(req);
+    let resp = route(req, next).await;
+    if resp.status().is_client_error() || resp.status().is_server_error() {
+        slot.drain().await;
+    }
+    resp
+}
+
+async fn route(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let (version, rest) = split_version(&path);
     if let Some(v) = version {
