@@ -14,6 +14,8 @@ pkgs+=(containernetworking-plugins iptables)
 # The coexistence test (tests/tests/coexist.rs) starts Debian's dockerd privately, with its
 # iptables rules, in a network namespace of its own.
 pkgs+=(docker.io)
+# The dockerode test (tests/node): Node.js and npm, Debian's unless a newer one is installed.
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,4 +41,10 @@ if ! python3 -c 'import docker' 2>/dev/null; then
   echo "installing: the python docker SDK"
   python3 -m pip install --quiet docker 2>/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-docker >/dev/null; }
+fi
+# dockerode and tar-stream for tests/node/dockerode_smoke.js, at the versions of its lockfile.
+node_dir="$(dirname "$0")/../tests/node"
+if [ ! -d "$node_dir/node_modules/dockerode" ] || [ ! -d "$node_dir/node_modules/tar-stream" ]; then
+  echo "installing: the npm packages of tests/node"
+  (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi

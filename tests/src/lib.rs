@@ -270,6 +270,17 @@ impl Daemon {
 
     /// Runs a CLI with a time bound (a hang fails the test instead of blocking it).
     pub fn run(&self, program: &Path, args: &[&str], input: Option<&[u8]>) -> Output {
+        self.run_for(program, args, input, Duration::from_secs(60))
+    }
+
+    /// [`Daemon::run`] with another time bound (a whole client suite in one process).
+    pub fn run_for(
+        &self,
+        program: &Path,
+        args: &[&str],
+        input: Option<&[u8]>,
+        limit: Duration,
+    ) -> Output {
         let mut c = self.cmd(program, args);
         c.stdin(if input.is_some() {
             Stdio::piped()
@@ -287,7 +298,7 @@ impl Daemon {
         }
         wait_bounded(
             child,
-            Duration::from_secs(60),
+            limit,
             &format!("{} {}", program.display(), args.join(" ")),
         )
     }

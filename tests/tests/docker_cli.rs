@@ -326,9 +326,19 @@ fn events_since_until_and_filters() {
     std::thread::sleep(Duration::from_millis(500));
     let _ = d.docker(&["run", "--rm", "busybox", "sh", "-c", "exit 5"]);
     let out = watcher.join().unwrap();
-    assert_eq!(stdout(&out), "5\n", "{}", stderr(&out));
+    // `--until` alone also replays the past events (earlier dies), as dockerd does; the live
+    // one comes last.
+    assert_eq!(
+        stdout(&out).lines().last(),
+        Some("5"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // dockerd does not check the names of event filters: an unknown one filters nothing.
     let out = d.docker(&["events", "--filter", "nope=1", "--until", &until]);
-    assert!(!out.status.success());
+    assert_ok(&out, "events with a filter dockerd does not know");
+    assert!(stdout(&out).contains("container"), "{}", stdout(&out));
 }
 
 /// `ps --filter volume=|network=|publish=|expose=|is-task=` select the containers Docker

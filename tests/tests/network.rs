@@ -575,7 +575,7 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         stderr(&out)
     );
     let (status, body) = d.api("DELETE", "/networks/appnet", None);
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(status, 403, "dockerd's status for active endpoints: {body}");
     assert!(body.contains("has active endpoints"), "{body}");
     // disconnect cuts it off again.
     assert_ok(

@@ -53,8 +53,8 @@ pub async fn build(
             })?,
         },
     };
-    let (body, upload) = crate::upload::upload(req);
-    let stream = upload.then_drain(b.image_build(body, opts).await?);
+    let body = crate::drain::body_stream(req);
+    let stream = b.image_build(body, opts).await?;
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(stream),

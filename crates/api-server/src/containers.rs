@@ -28,7 +28,7 @@ pub async fn create(
     let q = Query::parse(q.as_deref());
     let mut req: CreateRequest = json_body(
         &body,
-        "config cannot be empty in order to create a container",
+        "Config cannot be empty in order to create a container",
     )?;
     req.platform = q.string("platform");
     let warnings = crate::compat::create::adjust(&mut req, be)?;
@@ -231,13 +231,12 @@ pub async fn logs(
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
-    let tail = match q.get("tail") {
-        None | Some("") | Some("all") => None,
-        Some(v) => Some(
-            v.parse::<usize>()
-                .map_err(|_| Error(ApiError::invalid(format!("invalid tail value {v:?}"))))?,
-        ),
-    };
+    // dockerd reads `tail` with strconv.Atoi and shows everything when that fails ("all",
+    // "abc") or gives a negative count; it never refuses the value.
+    let tail = q
+        .get("tail")
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|n| usize::try_from(n).ok());
     let opts = LogsOptions {
         follow: q.bool("follow")?,
         stdout: q.bool("stdout")?,

@@ -60,13 +60,11 @@ pub fn decide(q: &Query, b: Behaviour) -> Result<DfShape, ApiError> {
             items: false,
         });
     }
-    let verbose = match q.get("verbose").filter(|v| !v.is_empty()) {
-        Some(v) => Some(
-            crate::query::parse_bool(v)
-                .ok_or_else(|| ApiError::invalid(format!("invalid value for verbose: {v}")))?,
-        ),
-        None => None,
-    };
+    // A query boolean as dockerd reads one (see query.rs); absent means "not asked".
+    let verbose = q
+        .get("verbose")
+        .filter(|v| !v.is_empty())
+        .map(crate::query::parse_bool);
     let legacy = verbose.is_none() && !b.has(Change::DiskUsageLegacyFieldsRemoved);
     Ok(DfShape {
         types,
@@ -315,6 +313,16 @@ mod tests {
         assert!(!s.legacy && !s.items);
         let v = render(&usage(), s, at("1.53")).unwrap();
         assert!(v.get("LayersSize").is_none() && v.get("Images").is_none());
-        assert!(decide(&Query::parse(Some("verbose=maybe")), at("1.53")).is_err());
+        // A query boolean as dockerd's BoolValue reads it: anything but a false word is true.
+        assert!(
+            decide(&Query::parse(Some("verbose=maybe")), at("1.53"))
+                .unwrap()
+                .items
+        );
+        assert!(
+            !decide(&Query::parse(Some("verbose=no")), at("1.53"))
+                .unwrap()
+                .items
+        );
     }
 }

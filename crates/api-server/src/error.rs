@@ -46,11 +46,10 @@ impl IntoResponse for Error {
 
 pub type HandlerResult<T> = Result<T, Error>;
 
-pub async fn not_found_route(uri: axum::http::Uri) -> Error {
-    Error(ApiError::not_found(format!(
-        "page not found: {}",
-        uri.path()
-    )))
+/// dockerd's answer to a path it has no route for, or a method a route does not take
+/// (its router sends both to the same handler): 404 "page not found".
+pub async fn not_found_route() -> Error {
+    Error(ApiError::not_found("page not found"))
 }
 
 /// Parses a JSON body, with a 400 that says what was wrong.

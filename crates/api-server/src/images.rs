@@ -123,10 +123,8 @@ pub async fn load(
         quiet: q.bool("quiet")?,
         platforms: save_load_platforms(&q, be)?,
     };
-    let (body, upload) = crate::upload::upload(req);
-    Ok(json_stream(
-        upload.then_drain(b.image_load(body, opts).await?),
-    ))
+    let body = crate::drain::body_stream(req);
+    Ok(json_stream(b.image_load(body, opts).await?))
 }
 
 pub async fn save_many(
@@ -165,10 +163,8 @@ pub async fn create(
             message: q.string("message").unwrap_or_default(),
             changes: q.all("changes"),
         };
-        let (body, upload) = crate::upload::upload(req);
-        return Ok(json_stream(
-            upload.then_drain(b.image_import(body, opts).await?),
-        ));
+        let body = crate::drain::body_stream(req);
+        return Ok(json_stream(b.image_import(body, opts).await?));
     }
     if let Some(image) = q.string("fromImage") {
         return crate::registry::pull(b, be, &q, &headers, image).await;
@@ -275,9 +271,7 @@ pub async fn get_dispatch(
     if let Some(name) = rest.strip_suffix("/attestations") {
         return attestations(&b, name, &q).await;
     }
-    Err(Error(ApiError::not_found(format!(
-        "page not found: /images/{rest}"
-    ))))
+    Err(Error(ApiError::not_found("page not found")))
 }
 
 pub async fn post_dispatch(
@@ -298,9 +292,7 @@ pub async fn post_dispatch(
     if let Some(name) = rest.strip_suffix("/push") {
         return crate::registry::push(b, &q, &headers, name).await;
     }
-    Err(Error(ApiError::not_found(format!(
-        "page not found: /images/{rest}"
-    ))))
+    Err(Error(ApiError::not_found("page not found")))
 }
 
 pub async fn remove(

@@ -11,6 +11,7 @@ mod build;
 pub mod compat;
 mod containers;
 mod df;
+mod drain;
 pub mod error;
 mod exec;
 mod hijack;
@@ -22,7 +23,6 @@ pub mod resources;
 mod swarm;
 mod system;
 pub mod transport;
-mod upload;
 pub mod version;
 mod volumes;
 
@@ -114,6 +114,7 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .merge(swarm::routes())
         .fallback(error::not_found_route)
+        .method_not_allowed_fallback(error::not_found_route)
         .with_state(backend)
 }
 

@@ -29,14 +29,11 @@ impl Query {
             .collect()
     }
 
-    /// Booleans arrive as `1`/`0` (docker CLI) or `true`/`false`/`True`/`False` (SDKs).
+    /// Booleans as dockerd reads them (its `httputils.BoolValue`): absent, empty, `0`, `no`,
+    /// `false` and `none` (any case, spaces trimmed) are false, every other value is true.
+    /// The docker CLI sends `1`/`0`, the SDKs `true`/`false`/`True`; nothing is refused.
     pub fn bool(&self, key: &str) -> Result<bool, ApiError> {
-        match self.get(key) {
-            None | Some("") => Ok(false),
-            Some(v) => parse_bool(v).ok_or_else(|| {
-                ApiError::invalid(format!("invalid boolean value for {key}: {v:?}"))
-            }),
-        }
+        Ok(self.get(key).is_some_and(parse_bool))
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool, ApiError> {
@@ -91,12 +88,10 @@ impl Query {
     }
 }
 
-pub fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "true" | "True" | "TRUE" | "t" | "T" => Some(true),
-        "0" | "false" | "False" | "FALSE" | "f" | "F" => Some(false),
-        _ => None,
-    }
+/// dockerd's reading of a boolean query value (see [`Query::bool`]).
+pub fn parse_bool(v: &str) -> bool {
+    let v = v.trim().to_ascii_lowercase();
+    !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
 }
 
 #[cfg(test)]
@@ -105,10 +100,15 @@ mod tests {
 
     #[test]
     fn booleans_in_every_spelling() {
-        let q = Query::parse(Some("a=1&b=true&c=True&d=0&e=false&f=yes"));
-        assert!(q.bool("a").unwrap() && q.bool("b").unwrap() && q.bool("c").unwrap());
-        assert!(!q.bool("d").unwrap() && !q.bool("e").unwrap() && !q.bool("zz").unwrap());
-        assert!(q.bool("f").is_err());
+        let q = Query::parse(Some(
+            "a=1&b=true&c=True&d=0&e=false&f=yes&g=maybe&h=No&i=NONE&j=%20false%20&k=",
+        ));
+        for key in ["a", "b", "c", "f", "g"] {
+            assert!(q.bool(key).unwrap(), "{key}");
+        }
+        for key in ["d", "e", "h", "i", "j", "k", "zz"] {
+            assert!(!q.bool(key).unwrap(), "{key}");
+        }
     }
 
     #[test]

@@ -148,6 +148,17 @@ pub async fn events(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
         be,
     );
+    if let Some(until) = opts.until {
+        if until < opts.since.unwrap_or(0.0) {
+            return Err(crate::error::Error(berth_api_types::ApiError::invalid(
+                format!(
+                    "`since` time ({}) cannot be after `until` time ({})",
+                    q.get("since").unwrap_or_default(),
+                    q.get("until").unwrap_or_default()
+                ),
+            )));
+        }
+    }
     let stream = b.events(opts).await?;
     Ok((
         [(header::CONTENT_TYPE, ctype)],

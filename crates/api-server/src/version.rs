@@ -160,7 +160,17 @@ pub fn negotiate(raw: Option<&str>, versions: Versions) -> Result<ApiVersion, Ap
     Ok(v)
 }
 
-async fn rewrite(versions: Versions, mut req: Request, next: Next) -> Response {
+async fn rewrite(versions: Versions, req: Request, next: Next) -> Response {
+    if !crate::drain::has_body(&req) {
+        return route(versions, req, next).await;
+    }
+    // What the handler leaves of the body is read before the answer ends (drain.rs).
+    let (req, slot) = crate::drain::share(req);
+    let resp = route(versions, req, next).await;
+    slot.after(resp).await
+}
+
+async fn route(versions: Versions, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let (raw, rest) = split_version(&path);
     let version = match negotiate(raw, versions) {

@@ -113,7 +113,7 @@ pub async fn archive_put(
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
     let path = archive_path(&q)?;
-    let (body, upload) = crate::upload::upload(req);
+    let body = crate::drain::body_stream(req);
     b.container_archive_put(
         &id,
         &path,
@@ -122,7 +122,6 @@ pub async fn archive_put(
         body,
     )
     .await?;
-    upload.drain().await;
     Ok(StatusCode::OK)
 }
 

@@ -66,6 +66,7 @@ pub struct InfoResponse {
     pub plugins: Value,
     pub memory_limit: bool,
     pub swap_limit: bool,
+    #[serde(rename = "KernelMemoryTCP")]
     pub kernel_memory_tcp: bool,
     pub cpu_cfs_period: bool,
     pub cpu_cfs_quota: bool,

@@ -742,6 +742,25 @@ impl Daemon {
     }
 }
 
+/// The root filesystem's entries, each with its subtree, named relative to the root and
+/// without an entry for the root itself (dockerd's export has none).
+pub(crate) fn append_root_entries<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    rootfs: &std::path::Path,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(rootfs)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if e.file_type()?.is_dir() {
+            b.append_dir_all(&name, e.path())?;
+        } else {
+            b.append_path_with_name(e.path(), &name)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -640,7 +640,10 @@ impl Daemon {
         // The new image's config: the container's config (what Docker does), then `changes`.
         let mut cfg = base.config.clone();
         let mut cc = cfg.config.clone().unwrap_or_default();
-        let source = opts.config.clone().unwrap_or_else(|| c.config.clone());
+        let source = match &opts.config {
+            Some(body) => crate::commit_merge::merge(body, &c.config),
+            None => c.config.clone(),
+        };
         cc.cmd = source.cmd.clone().map(berth_image::config::StrSlice);
         cc.entrypoint = source.entrypoint.clone().map(berth_image::config::StrSlice);
         cc.env = source.env.clone().or(cc.env);
@@ -682,10 +685,15 @@ impl Daemon {
         self.register_step(&img, &base.id)?;
         let tags: Vec<String> = tag.into_iter().collect();
         self.register_built(&img, &tags)?;
-        self.emit_image(
-            &img.id,
+        // A container event, as dockerd records a commit.
+        self.emit_container(
+            &c,
             "commit",
-            tags.first().map(String::as_str).unwrap_or(&img.id),
+            &[
+                ("comment", opts.comment.clone()),
+                ("imageID", img.id.clone()),
+                ("imageRef", tags.first().cloned().unwrap_or_default()),
+            ],
         );
         Ok(img.id)
     }
@@ -725,7 +733,9 @@ impl Daemon {
             let mut writer = SyncIoBridge::new(wr);
             let mut b = tar::Builder::new(&mut writer);
             b.follow_symlinks(false);
-            if let Err(e) = b.append_dir_all(".", &rootfs).and_then(|_| b.finish()) {
+            if let Err(e) =
+                crate::archive::append_root_entries(&mut b, &rootfs).and_then(|_| b.finish())
+            {
                 tracing::warn!(container = %id, "export: {e}");
             }
             drop(b);

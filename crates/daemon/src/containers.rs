@@ -56,11 +56,14 @@ pub(crate) fn merge_config(user: &mut Config, image: &Config) {
     let mut ports = image.exposed_ports.clone().unwrap_or_default();
     ports.extend(user.exposed_ports.take().unwrap_or_default());
     user.exposed_ports = (!ports.is_empty()).then_some(ports);
-    let mut env: Vec<String> = image.env.clone().unwrap_or_default();
-    for e in user.env.take().unwrap_or_default() {
-        let key = e.split('=').next().unwrap_or("").to_string();
-        env.retain(|x| x.split('=').next().unwrap_or("") != key);
-        env.push(e);
+    // The user's variables first, then the image's that the user did not set (dockerd's
+    // order: `-e A=2` on an image with PATH gives ["A=2", "PATH=…"]).
+    let key = |e: &str| e.split('=').next().unwrap_or("").to_string();
+    let mut env: Vec<String> = user.env.take().unwrap_or_default();
+    for e in image.env.iter().flatten() {
+        if !env.iter().any(|u| key(u) == key(e)) {
+            env.push(e.clone());
+        }
     }
     user.env = Some(env);
     let mut labels = image.labels.clone().unwrap_or_default();
@@ -120,6 +123,14 @@ fn validate_host_config(
         ));
     }
     crate::logdriver::validate(&hc.log_config)?;
+    // dockerd refuses unknown capabilities at create, naming the list:
+    // `invalid CapAdd: unknown capability: "CAP_NOT_A_CAP"`.
+    for (what, caps) in [("CapAdd", &hc.cap_add), ("CapDrop", &hc.cap_drop)] {
+        for cap in caps.as_deref().unwrap_or_default() {
+            spec::caps::normalize(cap)
+                .map_err(|e| ApiError::invalid(format!("invalid {what}: {e}")))?;
+        }
+    }
     Ok(())
 }
 
@@ -212,7 +223,7 @@ impl Daemon {
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         if config.image.is_empty() {
             return Err(ApiError::invalid(
-                "config cannot be empty in order to create a container",
+                "Config cannot be empty in order to create a container",
             ));
         }
         validate_host_config(&mut host_config, &self.host.sys, &mut warnings)?;
@@ -752,9 +763,18 @@ impl Daemon {
     }
 
     pub async fn container_kill(&self, key: &str, signal: Option<String>) -> Result<()> {
-        let c = self.resolve_container(key)?;
         let signo = spec::parse_signal(signal.as_deref().unwrap_or("SIGKILL"))
             .map_err(|e| ApiError::invalid(e.to_string()))?;
+        // dockerd's kill route wraps every failure after the signal parse in
+        // "Cannot kill container: <name as given>: …" (the status stays the inner one's).
+        self.kill_checked(key, signo).await.map_err(|mut e| {
+            e.message = format!("Cannot kill container: {key}: {}", e.message);
+            e
+        })
+    }
+
+    async fn kill_checked(&self, key: &str, signo: i32) -> Result<()> {
+        let c = self.resolve_container(key)?;
         if !c.state.status.can_kill() {
             return Err(not_running(&c.id));
         }
@@ -910,17 +930,24 @@ impl Daemon {
 
     pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
         let c = self.resolve_container(key)?;
-        let n = names::validate(new_name).map_err(ApiError::invalid)?;
+        // dockerd reserves "/<name>" and wraps what goes wrong in "Error when allocating new
+        // name: …", the name in the message with its slash.
+        let allocating = |m: String| format!("Error when allocating new name: {m}");
+        let n = names::validate(new_name).map_err(|_| {
+            ApiError::invalid(allocating(format!(
+                "Invalid container name (/{new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )))
+        })?;
         if n == c.name {
             return Err(ApiError::conflict(
                 "Renaming a container with the same name as its current name",
             ));
         }
         if let Some(other) = lock(&self.containers).values().find(|o| o.name == n) {
-            return Err(ApiError::conflict(format!(
+            return Err(ApiError::conflict(allocating(format!(
                 "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
                 other.id
-            )));
+            ))));
         }
         let renamed = self.update_state(&c.id, |c| c.name = n)?;
         self.emit_container(&renamed, "rename", &[("oldName", format!("/{}", c.name))]);
@@ -1507,7 +1534,16 @@ impl ListFilters {
                         .map(|v| d.resolve_container(v).map(|c| c.created))
                         .transpose()?
                 }
-                "health" => f.health.extend(vals.iter().cloned()),
+                "health" => {
+                    if let Some(v) = vals.iter().find(|v| {
+                        !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none")
+                    }) {
+                        return Err(ApiError::invalid(format!(
+                            "Unrecognised filter value for health: {v}"
+                        )));
+                    }
+                    f.health.extend(vals.iter().cloned())
+                }
                 "volume" => f.volumes.extend(vals.iter().cloned()),
                 "network" => {
                     for v in vals {
@@ -1718,7 +1754,7 @@ mod tests {
         assert_eq!(user.cmd, Some(vec!["sh".to_string()]));
         assert_eq!(
             user.env,
-            Some(vec!["PATH=/bin".to_string(), "A=2".to_string()])
+            Some(vec!["A=2".to_string(), "PATH=/bin".to_string()])
         );
         assert_eq!(user.user, "nobody");
         assert_eq!(user.working_dir, "/w");

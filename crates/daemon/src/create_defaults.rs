@@ -11,7 +11,8 @@ pub(crate) const DEFAULT_RUNTIME: &str = "runc";
 /// - `CgroupnsMode` "" becomes "private" on a cgroup v2 host, "host" on v1/hybrid;
 /// - `Runtime` "" becomes "runc";
 /// - `PidsLimit` 0 or negative (the CLI sends 0 when unset) means unlimited and is stored null;
-/// - `MemorySwappiness` -1 (the CLI's "unset") is stored null.
+/// - `MemorySwappiness` -1 (the CLI's "unset") is stored null;
+/// - `ConsoleSize` unset is `[0, 0]` (a fixed-size array in Go, never null).
 pub(crate) fn fill(hc: &mut HostConfig, cgroup_v2: bool) {
     if hc.ipc_mode.is_empty() {
         hc.ipc_mode = "private".into();
@@ -27,6 +28,9 @@ pub(crate) fn fill(hc: &mut HostConfig, cgroup_v2: bool) {
     }
     if hc.memory_swappiness == Some(-1) {
         hc.memory_swappiness = None;
+    }
+    if hc.console_size.is_none() {
+        hc.console_size = Some(vec![0, 0]);
     }
 }
 

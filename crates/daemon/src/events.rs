@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_api_server::backend::{ByteStream, EventsOptions};
-use berth_api_types::ApiError;
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -92,26 +91,6 @@ fn now_nanos() -> i64 {
 struct Filters(Vec<(String, Vec<String>)>);
 
 impl Filters {
-    fn check(filters: &[(String, Vec<String>)]) -> Result<()> {
-        for (k, _) in filters {
-            if !matches!(
-                k.as_str(),
-                "type"
-                    | "event"
-                    | "container"
-                    | "image"
-                    | "label"
-                    | "network"
-                    | "volume"
-                    | "daemon"
-                    | "scope"
-            ) {
-                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
-            }
-        }
-        Ok(())
-    }
-
     fn matches(&self, m: &Message) -> bool {
         self.0.iter().all(|(k, vals)| {
             let attrs = &m.actor.attributes;
@@ -135,7 +114,9 @@ impl Filters {
                     },
                     "scope" => v == "local",
                     "volume" => m.kind == "volume" && m.actor.id == *v,
-                    _ => false,
+                    // dockerd does not check the names of event filters: one it does not
+                    // know filters nothing.
+                    _ => true,
                 })
         })
     }
@@ -233,7 +214,6 @@ impl Daemon {
     }
 
     pub fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
-        Filters::check(&opts.filters)?;
         let format = opts.format;
         let filters = Filters(opts.filters);
         // What this client is sent at all (image create events are API 1.46+).
@@ -245,13 +225,17 @@ impl Daemon {
         let until = opts.until.map(|u| (u * 1e9) as i64);
         let (past, mut live) = {
             let recent = lock(&self.event_log.recent);
-            let past: Vec<Message> = match since {
-                Some(s) => recent
+            // dockerd replays its buffer when either bound is given: `--until` alone lists
+            // the past events up to it.
+            let past: Vec<Message> = if since.is_some() || until.is_some() {
+                let s = since.unwrap_or(0);
+                recent
                     .iter()
                     .filter(|m| m.time_nano >= s)
                     .cloned()
-                    .collect(),
-                None => Vec::new(),
+                    .collect()
+            } else {
+                Vec::new()
             };
             (past, self.event_log.tx.subscribe())
         };

@@ -162,6 +162,16 @@ pub(crate) fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
 
 pub(crate) const DEFAULT_DETACH_KEYS: &str = detach::DEFAULT;
 
+/// The command in `exec_create: …` / `exec_start: …` event actions, as dockerd writes it: the
+/// program, a space, then the arguments joined by spaces (so a command without arguments
+/// leaves a trailing space: `exec_create: ls `).
+fn event_cmdline(cmd: &[String]) -> String {
+    match cmd.split_first() {
+        Some((program, args)) => format!("{program} {}", args.join(" ")),
+        None => " ".to_string(),
+    }
+}
+
 impl Daemon {
     pub async fn exec_create(&self, key: &str, req: CreateRequest) -> Result<String> {
         let c = self.resolve_container(key)?;
@@ -169,7 +179,7 @@ impl Daemon {
             if c.state.status == crate::model::Status::Paused {
                 return Err(ApiError::conflict(format!(
                     "Container {} is paused, unpause the container before exec",
-                    c.id
+                    key
                 )));
             }
             return Err(ApiError::conflict(format!(
@@ -197,7 +207,7 @@ impl Daemon {
         let _ = self.update_exec_ids(&cid, |ids| ids.push(id.clone()));
         let cmdline = lock(&self.execs)
             .get(&id)
-            .map(|e| e.req.cmd.clone().unwrap_or_default().join(" "))
+            .map(|e| event_cmdline(e.req.cmd.as_deref().unwrap_or_default()))
             .unwrap_or_default();
         self.emit_container(
             &c,
@@ -329,7 +339,7 @@ impl Daemon {
                 return Err(err);
             }
         };
-        let cmdline = e.req.cmd.clone().unwrap_or_default().join(" ");
+        let cmdline = event_cmdline(e.req.cmd.as_deref().unwrap_or_default());
         self.emit_container_id(
             &e.container_id,
             &format!("exec_start: {cmdline}"),
@@ -403,7 +413,14 @@ impl Daemon {
             .client(&e.container_id)
             .exec(&e.id, process, stdin)
             .await
-            .map_err(|err| internal(format!("OCI runtime exec failed: {err}")))
+            // runc's wording, which dockerd passes on: `OCI runtime exec failed: exec failed:
+            // unable to start container process: exec: "x": executable file not found in
+            // $PATH: unknown`.
+            .map_err(|err| {
+                internal(format!(
+                    "OCI runtime exec failed: exec failed: unable to start container process: {err}: unknown"
+                ))
+            })
     }
 
     fn exec_done(&self, exec_id: &str, code: Option<i64>) {

@@ -43,7 +43,7 @@ pub fn parse_until(v: &str, now: i64) -> Option<i64> {
 }
 
 /// The `until`, `label` and `label!` filters shared by the prune endpoints.
-struct PruneFilters {
+pub(crate) struct PruneFilters {
     until: Option<i64>,
     labels: Vec<String>,
     not_labels: Vec<String>,
@@ -51,7 +51,10 @@ struct PruneFilters {
 }
 
 impl PruneFilters {
-    fn parse(filters: &[(String, Vec<String>)], allow_dangling: bool) -> Result<PruneFilters> {
+    pub(crate) fn parse(
+        filters: &[(String, Vec<String>)],
+        allow_dangling: bool,
+    ) -> Result<PruneFilters> {
         let now = chrono::Utc::now().timestamp();
         let mut f = PruneFilters {
             until: None,
@@ -87,7 +90,7 @@ impl PruneFilters {
         Ok(f)
     }
 
-    fn matches(&self, created: i64, labels: &BTreeMap<String, String>) -> bool {
+    pub(crate) fn matches(&self, created: i64, labels: &BTreeMap<String, String>) -> bool {
         let has = |l: &String| match l.split_once('=') {
             Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
             None => labels.contains_key(l),

@@ -10,6 +10,7 @@ pub mod backend;
 mod blkio;
 mod build;
 mod cgroup_kill;
+mod commit_merge;
 mod containers;
 mod cpuset;
 mod create_defaults;

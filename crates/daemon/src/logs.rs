@@ -149,13 +149,18 @@ impl Daemon {
                 mut offset,
                 mut inode,
             } = read_past(&path);
-            let rendered: Vec<Vec<u8>> =
-                lines.iter().filter_map(|l| render(l, &opts, tty)).collect();
+            // dockerd's tail takes the last N entries of the log, both streams, and only then
+            // drops the stream not asked for: `--tail 2` of out3, err3 shows out3 alone.
             let skip = match opts.tail {
-                Some(n) => rendered.len().saturating_sub(n),
+                Some(n) => lines.len().saturating_sub(n),
                 None => 0,
             };
-            for chunk in rendered.into_iter().skip(skip) {
+            let rendered: Vec<Vec<u8>> = lines
+                .iter()
+                .skip(skip)
+                .filter_map(|l| render(l, &opts, tty))
+                .collect();
+            for chunk in rendered {
                 if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                     return;
                 }

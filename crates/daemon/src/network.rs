@@ -276,6 +276,17 @@ impl NetService {
                 "com.docker.network.bridge.name".to_string(),
                 cfg.bridge.clone(),
             );
+            // The driver options dockerd shows for its default bridge, with berth's values:
+            // containers on it reach each other, outbound traffic is masqueraded, ports are
+            // published on every address, the MTU is Ethernet's.
+            for (k, v) in [
+                ("com.docker.network.bridge.enable_icc", "true"),
+                ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+                ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+                ("com.docker.network.driver.mtu", "1500"),
+            ] {
+                options.insert(k.to_string(), v.to_string());
+            }
             state.networks.insert(
                 id.clone(),
                 Network {

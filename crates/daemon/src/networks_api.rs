@@ -116,12 +116,36 @@ impl Daemon {
         filters: Vec<(String, Vec<String>)>,
         members: bool,
     ) -> Result<Vec<nt::Network>> {
-        for (k, _) in &filters {
+        for (k, vals) in &filters {
             if !matches!(
                 k.as_str(),
                 "name" | "id" | "driver" | "type" | "label" | "scope" | "dangling"
             ) {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+            // dockerd's checks of the values (daemon/network/filter.go), its status and words.
+            if k == "type" {
+                if let Some(v) = vals
+                    .iter()
+                    .find(|v| !matches!(v.as_str(), "builtin" | "custom"))
+                {
+                    return Err(ApiError::internal(format!("invalid filter: 'type'='{v}'")));
+                }
+            }
+            if k == "dangling" {
+                if vals.len() > 1 {
+                    return Err(ApiError::invalid(
+                        "got more than one value for filter key \"dangling\"",
+                    ));
+                }
+                if vals
+                    .iter()
+                    .any(|v| !matches!(v.as_str(), "0" | "1" | "true" | "false"))
+                {
+                    return Err(ApiError::invalid(
+                        "invalid value for filter 'dangling', must be \"true\" (or \"1\"), or \"false\" (or \"0\")",
+                    ));
+                }
             }
         }
         let mut out = Vec::new();
@@ -336,10 +360,14 @@ impl Daemon {
             ));
         }
         if !self.net.members(&n.id).is_empty() {
-            return Err(ApiError::conflict(format!(
-                "error while removing network: network {} id {} has active endpoints",
-                n.name, n.id
-            )));
+            // libnetwork's ActiveEndpointsError is a "forbidden" error: dockerd answers 403.
+            return Err(ApiError::new(
+                berth_api_types::ErrorKind::Forbidden,
+                format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    n.name, n.id
+                ),
+            ));
         }
         // Stopped containers on it keep it by name, as with Docker (their start fails until
         // a network of that name exists again, or they are disconnected from it).
@@ -371,13 +399,19 @@ impl Daemon {
 
     pub async fn network_prune(
         &self,
-        _filters: Vec<(String, Vec<String>)>,
+        filters: Vec<(String, Vec<String>)>,
     ) -> Result<nt::PruneResponse> {
+        // dockerd takes `until`, `label` and `label!` here and refuses other filters.
+        let f = crate::housekeeping::PruneFilters::parse(&filters, false)?;
         let mut deleted = Vec::new();
         for n in self.net.all_networks() {
+            let created = chrono::DateTime::parse_from_rfc3339(&n.created)
+                .map(|t| t.timestamp())
+                .unwrap_or(0);
             if n.name == DEFAULT_NETWORK
                 || !self.net.members(&n.id).is_empty()
                 || self.network_referenced(&n)
+                || !f.matches(created, &n.labels)
             {
                 continue;
             }

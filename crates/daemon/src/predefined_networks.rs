@@ -69,7 +69,8 @@ impl Daemon {
             ipam: nt::Ipam {
                 driver: "default".to_string(),
                 options: None,
-                config: None,
+                // An empty list, not null, as dockerd answers for host and none.
+                config: Some(Vec::new()),
             },
             containers,
             ..Default::default()

@@ -233,9 +233,16 @@ fn sample(paths: &CgroupPaths) -> (Value, Value, Value, Value) {
                     .map(|t| parse_blkio_v1(&t))
                     .unwrap_or_default()
             };
+            // The other lists come from the CFQ/BFQ scheduler files, empty without them.
             json!({
                 "io_service_bytes_recursive": f("blkio.throttle.io_service_bytes"),
                 "io_serviced_recursive": f("blkio.throttle.io_serviced"),
+                "io_queue_recursive": f("blkio.io_queued"),
+                "io_service_time_recursive": f("blkio.io_service_time"),
+                "io_wait_time_recursive": f("blkio.io_wait_time"),
+                "io_merged_recursive": f("blkio.io_merged"),
+                "io_time_recursive": f("blkio.time"),
+                "sectors_recursive": f("blkio.sectors"),
             })
         }
         None => json!({}),
@@ -251,6 +258,29 @@ fn sample(paths: &CgroupPaths) -> (Value, Value, Value, Value) {
         None => json!({}),
     };
     (cpu_stats, memory_stats, blkio, pids)
+}
+
+/// `cpu_stats` with nothing measured (no sample yet, or not running): dockerd's zero values,
+/// every field present.
+fn empty_cpu() -> Value {
+    json!({
+        "cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
+        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+    })
+}
+
+/// `blkio_stats` of a container that is not running: dockerd's keys, all null.
+fn empty_blkio() -> Value {
+    json!({
+        "io_service_bytes_recursive": null,
+        "io_serviced_recursive": null,
+        "io_queue_recursive": null,
+        "io_service_time_recursive": null,
+        "io_wait_time_recursive": null,
+        "io_merged_recursive": null,
+        "io_time_recursive": null,
+        "sectors_recursive": null,
+    })
 }
 
 /// Docker's zero time, what `preread` says before the first sample.
@@ -279,20 +309,11 @@ impl Sampler {
                     .unwrap_or_default();
                 (c, m, b, pi, nets)
             }
-            None => (
-                json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
-                json!({}),
-                json!({}),
-                json!({}),
-                Map::new(),
-            ),
+            None => (empty_cpu(), json!({}), empty_blkio(), json!({}), Map::new()),
         };
         let (preread, precpu) = match self.prev.take() {
             Some((t, c)) => (t, c),
-            None => (
-                ZERO_TIME.to_string(),
-                json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
-            ),
+            None => (ZERO_TIME.to_string(), empty_cpu()),
         };
         self.prev = Some((read_at.clone(), cpu.clone()));
         let mut v = json!({

@@ -559,8 +559,8 @@ impl Daemon {
     pub fn volume_create(&self, req: CreateRequest) -> Result<Volume> {
         if !matches!(req.driver.as_str(), "" | "local") {
             return Err(ApiError::not_found(format!(
-                "error looking up volume plugin {}: plugin {:?} not found",
-                req.driver, req.driver
+                "create {}: error looking up volume plugin {}: plugin {:?} not found",
+                req.name, req.driver, req.driver
             )));
         }
         let name = if req.name.is_empty() {

@@ -90,7 +90,7 @@ pub fn caps_to_mask<S: AsRef<str>>(caps: &[S]) -> u64 {
 
 /// Normalizes a user-supplied capability name the way Docker does: case-insensitive, `CAP_`
 /// prefix optional, `ALL` kept as is.
-fn normalize(cap: &str) -> Result<String, SpecError> {
+pub(crate) fn normalize(cap: &str) -> Result<String, SpecError> {
     let upper = cap.trim().to_ascii_uppercase();
     if upper == "ALL" {
         return Ok(upper);

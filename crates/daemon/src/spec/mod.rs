@@ -30,7 +30,7 @@
 //! Documented refusals: the `container:<id>` PID and IPC modes. `--network container:<id>`
 //! arrives here as `SpecExtras::netns_path`, `--init` as `SpecExtras::init_binary`.
 
-mod caps;
+pub(crate) mod caps;
 mod etc;
 mod host;
 mod seccomp;
@@ -106,7 +106,7 @@ pub enum SpecError {
     Seccomp(String),
     #[error("{0}")]
     User(String),
-    #[error("invalid signal: {0}")]
+    #[error("Invalid signal: {0}")]
     InvalidSignal(String),
     #[error("invalid extra host {0:?}: expected name:ip")]
     InvalidExtraHost(String),

@@ -103,7 +103,7 @@ mod tests {
             "0", "-1", "65", "SIGFOO", "", "RTMIN+16", "RTMAX-15", "RTMIN+x",
         ] {
             let err = parse_signal(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("invalid signal: {bad}"));
+            assert_eq!(err.to_string(), format!("Invalid signal: {bad}"));
         }
     }
 }
