@@ -74,6 +74,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra berthd flags (see [`Daemon::start_with_args`]).
     extra_args: Vec<String>,
+    /// The daemon's `RLIMIT_NOFILE` (soft and hard), when the test sets one.
+    nofile: Option<u64>,
 }
 
 impl Daemon {
@@ -83,6 +85,16 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
+        Self::start_limited(extra, None)
+    }
+
+    /// [`Daemon::start_with_args`] with the daemon's open-file limit (soft and hard) set to
+    /// `nofile`, as `ulimit -n` would.
+    pub fn start_with_nofile(nofile: u64, extra: &[&str]) -> Daemon {
+        Self::start_limited(extra, Some(nofile))
+    }
+
+    fn start_limited(extra: &[&str], nofile: Option<u64>) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -100,6 +112,7 @@ impl Daemon {
             bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            nofile,
         };
         d.spawn();
         d
@@ -111,7 +124,19 @@ impl Daemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .expect("daemon log");
-        let child = Command::new(bin("berthd"))
+        let mut cmd = Command::new(bin("berthd"));
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the forked child before exec and only makes the
+            // setrlimit system call, which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let child = cmd
             .arg("--data-root")
             .arg(self.root.join("data"))
             .arg("--exec-root")
@@ -156,6 +181,11 @@ impl Daemon {
 
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket.display())
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
     }
 
     /// Sends `signal` (e.g. `HUP`) to the running daemon.

@@ -12,9 +12,11 @@ mod exec;
 mod hijack;
 mod images;
 mod networks;
+mod normalize;
 pub mod query;
 mod registry;
 pub mod resources;
+pub mod serve;
 mod system;
 pub mod transport;
 mod version;
@@ -107,14 +109,21 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .with_state(backend)
 }
 
-/// Serves `router` on a unix socket until `shutdown` resolves.
+/// The whole API as one service for a connection: the router behind version handling, with
+/// paths decoded as Go decodes them and every error answered as JSON.
+pub fn app(backend: Arc<dyn Backend>) -> Router {
+    version::app(router(backend))
+        .layer(axum::middleware::from_fn(normalize::json_errors))
+        .layer(axum::middleware::from_fn(normalize::lossy_path))
+}
+
+/// Serves the API on a unix socket until `shutdown` resolves; `conns` counts and limits the
+/// connections of all listeners.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     backend: Arc<dyn Backend>,
+    conns: Arc<serve::Connections>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = version::wrap(router(backend));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, None, app(backend), conns, shutdown).await
 }

@@ -9,12 +9,8 @@ use berth_api_types::{ApiError, API_VERSION, MIN_API_VERSION};
 
 use crate::error::Error;
 
-/// Wraps the router with the version rewrite, which must run before routing.
-pub fn wrap(router: Router) -> axum::routing::IntoMakeService<Router> {
-    app(router).into_make_service()
-}
-
-/// `router` behind the version handling, as one service for a connection.
+/// `router` behind the version handling (the rewrite must run before routing), as one service
+/// for a connection.
 pub fn app(router: Router) -> Router {
     Router::new()
         .fallback_service(router)
