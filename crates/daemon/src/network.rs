@@ -182,6 +182,8 @@ fn default_bridge_v6(
             berth_network::ipam::ula_subnet(seed)
         }
     };
+    crate::network_v6::refuse_reserved(&subnet)
+        .map_err(|e| format!("invalid --fixed-cidr-v6 {subnet}: {e}"))?;
     let pool = Pool6::new(subnet, subnet.first_host())
         .map_err(|e| format!("--fixed-cidr-v6 {subnet}: {e}"))?;
     Ok(Some((subnet, pool)))
@@ -211,6 +213,8 @@ impl NetService {
         };
         if cfg.bridge != "none" {
             let (subnet, gateway) = Subnet::parse_with_addr(&cfg.bip)
+                .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
+            crate::network_v6::refuse_reserved(&subnet)
                 .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
             let pool = Pool::new(subnet, gateway).map_err(|e| format!("--bip: {e}"))?;
             let id = stable_id(&format!("berth-default-bridge:{}", cfg.bridge));
@@ -918,7 +922,15 @@ impl NetService {
         // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
         let _ = std::fs::create_dir_all(self.bridges_dir());
         let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
-        self.ensure_bridge(&n)?;
+        let existed = self.ops.link_exists(&n.bridge);
+        if let Err(e) = self.ensure_bridge(&n) {
+            // A bridge made here whose address could not be set must not stay behind.
+            if !existed {
+                let _ = self.ops.delete_link(&n.bridge);
+                let _ = std::fs::remove_file(self.bridges_dir().join(&n.bridge));
+            }
+            return Err(e);
+        }
         {
             let mut st = lock(&self.state);
             st.pools.insert(n.id.clone(), pool);
@@ -1410,8 +1422,8 @@ fn conflict_opt(what: &str) -> ApiError {
 
 impl Daemon {
     /// Create-time resolution of the containers a new container's network settings name:
-    /// `container:<name>` becomes `container:<id>` (with Docker's conflicting-option checks)
-    /// and every `--link` target must exist.
+    /// `container:<name>` becomes `container:<id>` and every `--link` target must exist (the
+    /// options that conflict with the network mode were refused by `create_checks`).
     pub(crate) fn resolve_network_refs(
         &self,
         config: &ct::Config,
@@ -1421,24 +1433,6 @@ impl Daemon {
             // As in Docker a missing target fails the start, not the create (a 404 here
             // would make the CLI try to pull the image).
             let target = self.resolve_container(key).ok();
-            if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
-                return Err(conflict_opt(
-                    "container type network can't be used with links. This would result in undefined behavior",
-                ));
-            }
-            if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports {
-                return Err(conflict_opt(
-                    "port publishing and the container type network mode",
-                ));
-            }
-            if hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(conflict_opt("dns and the network mode"));
-            }
-            if hc.extra_hosts.as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(conflict_opt(
-                    "custom host-to-IP mapping and the network mode",
-                ));
-            }
             if config.mac_address.as_ref().is_some_and(|m| !m.is_empty()) {
                 return Err(conflict_opt("mac-address and the network mode"));
             }
