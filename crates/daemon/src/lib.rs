@@ -16,6 +16,7 @@ mod events;
 mod exec;
 mod exec_cwd;
 mod health;
+mod host_paths;
 mod hostmode;
 mod housekeeping;
 mod images;
