@@ -368,7 +368,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             name,
             "sh",
             "-c",
-            "f=0; for i in $(seq 30); do nslookup b >/dev/null 2>&1 || f=$((f+1)); \
+            "f=0; for i in $(seq 30); do nslookup bb >/dev/null 2>&1 || f=$((f+1)); \
              nslookup x$i.outside.test >/dev/null 2>&1 || f=$((f+1)); done; echo fails=$f",
         ]
         .iter()

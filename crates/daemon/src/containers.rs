@@ -211,7 +211,7 @@ impl Daemon {
                 "config cannot be empty in order to create a container",
             ));
         }
-        crate::create_checks::verify(&mut config, &host_config)?;
+        crate::create_checks::verify(&mut config, &host_config, &mut warnings)?;
         validate_host_config(&host_config, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
         crate::nsjoin::validate_modes(&host_config)?;

@@ -22,15 +22,24 @@ fn invalid(msg: impl Into<String>) -> ApiError {
 }
 
 /// Every check below, in moby's order. `config` is the request's (before the image's config is
-/// merged in); its `WorkingDir` is cleaned as Docker 29 stores it.
-pub(crate) fn verify(config: &mut Config, hc: &HostConfig) -> Result<()> {
+/// merged in); its `WorkingDir` is cleaned as Docker 29 stores it. Docker's warnings for what
+/// is accepted but ignored go to `warnings`.
+pub(crate) fn verify(
+    config: &mut Config,
+    hc: &HostConfig,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     validate_net_mode(config, hc)?;
     validate_isolation(&hc.isolation)?;
     validate_qos(hc)?;
     validate_realtime(hc)?;
     validate_container_config(config)?;
     validate_host_config(hc)?;
-    verify_platform(hc)
+    verify_platform(hc)?;
+    if hc.network_mode == "host" && hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) {
+        warnings.push("Published ports are discarded when using host network mode".into());
+    }
+    Ok(())
 }
 
 fn non_empty<T>(v: &Option<Vec<T>>) -> bool {
@@ -297,7 +306,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn err(mut c: Config, hc: HostConfig) -> String {
-        verify(&mut c, &hc).unwrap_err().message
+        verify(&mut c, &hc, &mut Vec::new()).unwrap_err().message
     }
 
     fn hc() -> HostConfig {
@@ -308,7 +317,7 @@ mod tests {
     fn container_config_checks() {
         let ok = |c: Config| {
             let mut c = c;
-            verify(&mut c, &hc()).map(|_| c.working_dir)
+            verify(&mut c, &hc(), &mut Vec::new()).map(|_| c.working_dir)
         };
         let c = Config {
             working_dir: "rel".into(),
@@ -372,7 +381,7 @@ mod tests {
             "Retries in Healthcheck cannot be negative"
         );
         let mut c = hcfg(|h| h.interval = 1_000_000);
-        assert!(verify(&mut c, &hc()).is_ok());
+        assert!(verify(&mut c, &hc(), &mut Vec::new()).is_ok());
     }
 
     #[test]
@@ -401,7 +410,7 @@ mod tests {
             );
         }
         for (key, hp) in [("80/tcp", ""), ("80/tcp", "8000-8001"), ("80", "80/udp")] {
-            assert!(verify(&mut Config::default(), &with(key, hp)).is_ok());
+            assert!(verify(&mut Config::default(), &with(key, hp), &mut Vec::new()).is_ok());
         }
     }
 
@@ -422,7 +431,8 @@ mod tests {
         );
         assert!(verify(
             &mut Config::default(),
-            &caps(&["all", "net_admin", "CAP_SYS_ADMIN"], &["ALL"])
+            &caps(&["all", "net_admin", "CAP_SYS_ADMIN"], &["ALL"]),
+            &mut Vec::new()
         )
         .is_ok());
         type Case = (fn(&mut HostConfig), &'static str);
@@ -495,7 +505,7 @@ mod tests {
             "no-new-privileges".into(),
             "seccomp=unconfined".into(),
         ]);
-        assert!(verify(&mut Config::default(), &h).is_ok());
+        assert!(verify(&mut Config::default(), &h, &mut Vec::new()).is_ok());
     }
 
     #[test]
@@ -540,7 +550,14 @@ mod tests {
             err(named.clone(), h),
             "conflicting options: hostname and the UTS mode"
         );
-        assert!(verify(&mut named.clone(), &net("host")).is_ok());
+        let mut warnings = Vec::new();
+        let mut published = net("host");
+        published.port_bindings = Some(BTreeMap::from([("80/tcp".into(), None)]));
+        assert!(verify(&mut named.clone(), &published, &mut warnings).is_ok());
+        assert_eq!(
+            warnings,
+            ["Published ports are discarded when using host network mode"]
+        );
     }
 
     #[test]
