@@ -327,10 +327,6 @@ fn create_refuses_what_dockerd_refuses() {
             "conflicting options: port exposing and the container type network mode",
         ),
         (
-            r#""HostConfig":{"IOMaximumBandwidth":5}"#,
-            "invalid option: QoS maximum bandwidth configuration is not supported on linux",
-        ),
-        (
             r#""HostConfig":{"Annotations":{"":"x"}}"#,
             "invalid Annotations: the empty string is not permitted as an annotation key",
         ),

@@ -1,33 +1,14 @@
 //! Issue 4, acceptance 3 and 4: resource limits, `docker update`, `docker stats`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_daemon::sysinfo::SysInfo;
 use berth_tests::*;
 
 fn quiet_run(d: &Daemon, args: &[&str]) -> String {
     let out = d.docker(args);
     assert_ok(&out, &args.join(" "));
     stdout(&out).trim().to_string()
-}
-
-/// The host-side directory of a controller for a running container (v1), or its v2 directory.
-fn cgroup_dir(d: &Daemon, name: &str, controller: &str) -> PathBuf {
-    let pid = quiet_run(d, &["inspect", "-f", "{{.State.Pid}}", name]);
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
-    let v2_only = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    for line in text.lines() {
-        let mut p = line.splitn(3, ':');
-        let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
-        let rel = path.trim_start_matches('/');
-        if v2_only && ctrls.is_empty() {
-            return PathBuf::from("/sys/fs/cgroup").join(rel);
-        }
-        if !v2_only && ctrls.split(',').any(|c| c == controller) {
-            return PathBuf::from("/sys/fs/cgroup").join(ctrls).join(rel);
-        }
-    }
-    panic!("no {controller} cgroup for {name}: {text}");
 }
 
 fn v2() -> bool {
@@ -224,12 +205,31 @@ fn bad_limits_are_refused_like_docker() {
         "{}",
         stderr(&out)
     );
-    let out = d.docker(&["create", "--blkio-weight", "5", "busybox", "true"]);
-    assert!(
-        stderr(&out).contains("Range of blkio weight is from 10 to 1000"),
-        "{}",
-        stderr(&out)
-    );
+    // dockerd discards a weight the kernel cannot apply before it checks its range.
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "w5",
+        "--blkio-weight",
+        "5",
+        "busybox",
+        "true",
+    ]);
+    if SysInfo::detect().cgroup.blkio_weight {
+        assert!(
+            stderr(&out).contains("Range of blkio weight is from 10 to 1000"),
+            "{}",
+            stderr(&out)
+        );
+    } else {
+        assert_ok(&out, "create with a discarded weight");
+        assert!(
+            stderr(&out).contains("Weight discarded."),
+            "{}",
+            stderr(&out)
+        );
+        assert_ok(&d.docker(&["rm", "w5"]), "rm w5");
+    }
     // Nothing was created.
     assert_eq!(quiet_run(&d, &["ps", "-aq"]), "");
     let (code, _) = d.api("POST", "/containers/nosuch/update", Some(r#"{"Memory":1}"#));
@@ -307,21 +307,6 @@ fn stats_no_stream_shows_cpu_memory_and_pids() {
     d.docker(&["rm", "-f", "busy"]);
 }
 
-/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
-fn host_disk() -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| format!("/dev/{n}"))
-        .find(|p| std::path::Path::new(p).exists())
-}
-
 #[test]
 fn devices_and_blkio_throttles() {
     let d = Daemon::start();
@@ -372,27 +357,37 @@ fn devices_and_blkio_throttles() {
         eprintln!("no host disk: skipping the throttle part");
         return;
     };
-    // Throttles land in the blkio cgroup (v1) / io.max (v2).
+    // Throttles land in the blkio cgroup (v1) / io.max (v2); the weight only where the
+    // kernel has a proportional-weight I/O scheduler (BFQ, or blk-iocost on v2). What the
+    // host lacks is discarded with dockerd's warning, and the container still runs.
+    let sys = SysInfo::detect();
     let rbps = format!("{disk}:1mb");
     let wiops = format!("{disk}:100");
-    quiet_run(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "io",
-            "--device-read-bps",
-            &rbps,
-            "--device-write-iops",
-            &wiops,
-            "--blkio-weight",
-            "300",
-            "busybox",
-            "sleep",
-            "300",
-        ],
+    let out = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "io",
+        "--device-read-bps",
+        &rbps,
+        "--device-write-iops",
+        &wiops,
+        "--blkio-weight",
+        "300",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_ok(&out, "run with block I/O limits");
+    let warned = stderr(&out);
+    const NO_WEIGHT: &str = "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.";
+    assert_eq!(
+        warned.contains(NO_WEIGHT),
+        !sys.cgroup.blkio_weight,
+        "weight supported: {}; stderr: {warned}",
+        sys.cgroup.blkio_weight
     );
+    let stored = inspect(&d, "io", "{{.HostConfig.BlkioWeight}}");
     let rdev = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata(&disk).expect("disk").rdev()
@@ -402,20 +397,87 @@ fn devices_and_blkio_throttles() {
         nix::sys::stat::major(rdev),
         nix::sys::stat::minor(rdev)
     );
+    let read = |dir: &std::path::Path, files: &[&str]| {
+        files
+            .iter()
+            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .unwrap_or_default()
+    };
     if v2() {
-        let io =
-            std::fs::read_to_string(cgroup_dir(&d, "io", "io").join("io.max")).unwrap_or_default();
+        let dir = cgroup_dir(&d, "io", "io");
+        let io = read(&dir, &["io.max"]);
         assert!(io.contains(&format!("{majmin} rbps=1048576")), "{io}");
+        assert!(io.contains("wiops=100"), "{io}");
+        let weight = read(&dir, &["io.bfq.weight", "io.weight"]);
+        if sys.cgroup.blkio_weight {
+            assert!(
+                weight.contains("300") || weight.contains("2930"),
+                "{weight}"
+            );
+        }
     } else {
         let dir = cgroup_dir(&d, "io", "blkio");
-        let r =
-            std::fs::read_to_string(dir.join("blkio.throttle.read_bps_device")).expect("read_bps");
+        let r = read(&dir, &["blkio.throttle.read_bps_device"]);
         assert!(r.contains(&format!("{majmin} 1048576")), "{r}");
-        let w = std::fs::read_to_string(dir.join("blkio.throttle.write_iops_device"))
-            .expect("write_iops");
+        let w = read(&dir, &["blkio.throttle.write_iops_device"]);
         assert!(w.contains(&format!("{majmin} 100")), "{w}");
+        if sys.cgroup.blkio_weight {
+            let weight = read(&dir, &["blkio.bfq.weight", "blkio.weight"]);
+            assert!(weight.contains("300"), "{weight}");
+        }
+    }
+    if sys.cgroup.blkio_weight {
+        assert_eq!(stored, "300");
+    } else {
+        // dockerd stores what it applied: the discarded weight is gone from the config.
+        assert_eq!(stored, "0");
+        let out = d.docker(&["update", "--blkio-weight", "400", "io"]);
+        assert_ok(&out, "update the weight");
+        // The CLI prints update warnings on stdout.
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(said.contains("Weight discarded."), "{said}");
+        assert_eq!(inspect(&d, "io", "{{.HostConfig.BlkioWeight}}"), "0");
     }
     d.docker(&["rm", "-f", "io"]);
+}
+
+/// `docker info` names what the kernel lacks with dockerd's `WARNING:` lines, the same
+/// sysinfo the daemon applies at create.
+#[test]
+fn info_warns_of_what_the_kernel_lacks() {
+    let d = Daemon::start();
+    let sys = SysInfo::detect();
+    let out = d.docker(&["info", "--format", "{{json .Warnings}}"]);
+    assert_ok(&out, "info");
+    let warnings: Vec<String> = serde_json::from_str(stdout(&out).trim()).expect("warnings");
+    for w in sys.info_warnings() {
+        assert!(warnings.contains(&w), "{w} missing from {warnings:?}");
+    }
+    let cgroup_warnings = warnings
+        .iter()
+        .filter(|w| !w.contains("forwarding"))
+        .count();
+    assert_eq!(cgroup_warnings, sys.info_warnings().len(), "{warnings:?}");
+    let fields = inspect_info(
+        &d,
+        "{{.CgroupVersion}} {{.PidsLimit}} {{.CPUSet}} {{.OomKillDisable}}",
+    );
+    assert_eq!(
+        fields,
+        format!(
+            "{} {} {} {}",
+            sys.cgroup_version.as_str(),
+            sys.cgroup.pids_limit,
+            sys.cgroup.cpuset,
+            sys.cgroup.oom_kill_disable
+        )
+    );
+}
+
+fn inspect_info(d: &Daemon, format: &str) -> String {
+    let out = d.docker(&["info", "--format", format]);
+    assert_ok(&out, "info");
+    stdout(&out).trim().to_string()
 }
 
 #[test]

@@ -76,8 +76,16 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<ServerConfig>>,
     backend: Arc<dyn Backend>,
+    versions: crate::Versions,
     conns: Arc<crate::serve::Connections>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::serve::serve(listener, tls, crate::app(backend), conns, shutdown).await
+    crate::serve::serve(
+        listener,
+        tls,
+        crate::app(backend, versions),
+        conns,
+        shutdown,
+    )
+    .await
 }

@@ -1,11 +1,8 @@
-//! `--cpuset-cpus` / `--cpuset-mems` against what the host has: Docker refuses CPUs and memory
-//! nodes the host does not have at create (and in `docker update`) with a 400, instead of
-//! failing the start on the cgroup write.
+//! `--cpuset-cpus` / `--cpuset-mems` against what the host has (`SysInfo`'s cpuset): Docker
+//! refuses CPUs and memory nodes the host does not have at create (and in `docker update`) with
+//! a 400, instead of failing the start on the cgroup write.
 
 use std::collections::BTreeSet;
-
-const CPUS_ONLINE: &str = "/sys/devices/system/cpu/online";
-const NODES_ONLINE: &str = "/sys/devices/system/node/online";
 
 /// A cpuset list (`0-3,5`) as its members; `None` when malformed.
 pub(crate) fn parse_list(s: &str) -> Option<BTreeSet<u32>> {
@@ -42,21 +39,6 @@ pub(crate) fn check(requested: &str, available: &str, what: &str) -> Result<(), 
             available.trim()
         ))
     }
-}
-
-/// Checks `cpuset_cpus` / `cpuset_mems` (either may be empty) against the host's online CPUs
-/// and memory nodes (`0` when the host has no NUMA node directory).
-pub(crate) fn check_host(cpus: &str, mems: &str) -> Result<(), String> {
-    if !cpus.is_empty() {
-        if let Ok(online) = std::fs::read_to_string(CPUS_ONLINE) {
-            check(cpus, &online, "CPUs")?;
-        }
-    }
-    if !mems.is_empty() {
-        let online = std::fs::read_to_string(NODES_ONLINE).unwrap_or_else(|_| "0".into());
-        check(mems, &online, "memory nodes")?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Docker's create-time checks of a container's `Config` and `HostConfig` that are not about
-//! resource limits (those are in `resources.rs`), with dockerd's messages: moby's decode-time
-//! `runconfig` checks (network-mode conflicts, isolation, QoS, real-time CPU) and
-//! `daemon.verifyContainerSettings` (working directory, environment, health check, port
-//! bindings, capabilities, annotations; UTS and cgroup namespace modes, `/dev/shm` size,
-//! runtime, tmpfs destinations, security options, storage options).
+//! resource limits (those are in `resource_checks.rs`, QoS and real-time CPU included), with
+//! dockerd's messages: moby's decode-time `runconfig` checks (network-mode conflicts,
+//! isolation) and `daemon.verifyContainerSettings` (working directory, environment, health
+//! check, port bindings, capabilities, annotations; UTS and cgroup namespace modes, `/dev/shm`
+//! size, runtime, tmpfs destinations, security options, storage options).
 //!
 //! Everything here is refused with a 400 when the container is created, so nothing invalid is
 //! stored and fails only at start (or, for a health check, runs with a negative interval).
@@ -31,8 +31,6 @@ pub(crate) fn verify(
 ) -> Result<()> {
     validate_net_mode(config, hc)?;
     validate_isolation(&hc.isolation)?;
-    validate_qos(hc)?;
-    validate_realtime(hc)?;
     validate_container_config(config)?;
     validate_host_config(hc)?;
     verify_platform(hc)?;
@@ -97,33 +95,6 @@ fn validate_isolation(isolation: &str) -> Result<()> {
     Err(invalid(format!(
         "invalid isolation ({isolation}): linux only supports 'default'"
     )))
-}
-
-/// Windows-only I/O limits.
-fn validate_qos(hc: &HostConfig) -> Result<()> {
-    if hc.io_maximum_bandwidth != 0 {
-        return Err(invalid(
-            "invalid option: QoS maximum bandwidth configuration is not supported on linux",
-        ));
-    }
-    if hc.io_maximum_iops != 0 {
-        return Err(invalid(
-            "invalid option: QoS maximum IOPs configuration is not supported on linux",
-        ));
-    }
-    Ok(())
-}
-
-fn validate_realtime(hc: &HostConfig) -> Result<()> {
-    if hc.cpu_realtime_period != 0
-        && hc.cpu_realtime_runtime != 0
-        && hc.cpu_realtime_runtime > hc.cpu_realtime_period
-    {
-        return Err(invalid(
-            "cpu real-time runtime cannot be higher than cpu real-time period",
-        ));
-    }
-    Ok(())
 }
 
 /// moby `validateContainerConfig` (the stop signal is checked after the image's config is
@@ -440,21 +411,6 @@ mod tests {
             (
                 |h| h.isolation = "hyperv".into(),
                 "invalid isolation (hyperv): linux only supports 'default'",
-            ),
-            (
-                |h| h.io_maximum_bandwidth = 5,
-                "invalid option: QoS maximum bandwidth configuration is not supported on linux",
-            ),
-            (
-                |h| h.io_maximum_iops = 5,
-                "invalid option: QoS maximum IOPs configuration is not supported on linux",
-            ),
-            (
-                |h| {
-                    h.cpu_realtime_runtime = 5000;
-                    h.cpu_realtime_period = 1000;
-                },
-                "cpu real-time runtime cannot be higher than cpu real-time period",
             ),
             (|h| h.uts_mode = "foo".into(), "invalid UTS mode: foo"),
             (|h| h.shm_size = -1, "SHM size can not be less than 0"),

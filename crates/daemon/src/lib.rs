@@ -7,7 +7,9 @@
 
 mod archive;
 pub mod backend;
+mod blkio;
 mod build;
+mod cgroup_kill;
 mod containers;
 mod cpuset;
 mod create_checks;
@@ -36,12 +38,14 @@ mod predefined_networks;
 mod ps_filters;
 mod registry;
 mod reload;
+mod resource_checks;
 mod resources;
 mod restart;
 mod runtime;
 pub mod spec;
 mod stats;
 pub mod store;
+pub mod sysinfo;
 mod system;
 mod volumes;
 

@@ -21,92 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::model::Status;
 use crate::{Daemon, Result};
 
-/// The smallest memory limit the kernel handles without killing the container at once.
-const MIN_MEMORY: i64 = 6 * 1024 * 1024;
-
-/// Docker's checks of the resource fields (moby `verifyPlatformContainerResources`), with its
-/// messages. `ncpu` is the number of CPUs the host has.
-pub(crate) fn validate(hc: &HostConfig, ncpu: i64, warnings: &mut Vec<String>) -> Result<()> {
-    let bad = |m: String| Err(ApiError::invalid(m));
-    if hc.memory != 0 && hc.memory < MIN_MEMORY {
-        return bad("Minimum memory limit allowed is 6MB".into());
-    }
-    if hc.memory_swap > 0 && hc.memory == 0 {
-        return bad(
-            "You should always set the Memory limit when using Memoryswap limit, see usage".into(),
-        );
-    }
-    if hc.memory > 0 && hc.memory_swap > 0 && hc.memory_swap < hc.memory {
-        return bad(
-            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
-        );
-    }
-    if hc.memory_swap < -1 {
-        return bad(format!("invalid memory swap limit: {}", hc.memory_swap));
-    }
-    if hc.memory_reservation != 0 && hc.memory_reservation < MIN_MEMORY {
-        return bad("Minimum memory reservation allowed is 6MB".into());
-    }
-    if hc.memory > 0 && hc.memory_reservation > 0 && hc.memory < hc.memory_reservation {
-        return bad(
-            "Minimum memory limit can not be less than memory reservation limit, see usage".into(),
-        );
-    }
-    if hc.oom_kill_disable == Some(true) && hc.memory == 0 {
-        warnings.push("OOM killer is disabled for the container, but no memory limit is set, this can result in the system running out of resources.".into());
-    }
-    if hc.nano_cpus > 0 && hc.cpu_period > 0 {
-        return bad("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
-    }
-    if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
-        return bad("Conflicting options: Nano CPUs and CPU Quota cannot both be set".into());
-    }
-    if hc.nano_cpus < 0 || hc.nano_cpus > ncpu * 1_000_000_000 {
-        return bad(format!(
-            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-        ));
-    }
-    if hc.cpu_shares < 0 {
-        return bad(format!("invalid CPU shares: {}", hc.cpu_shares));
-    }
-    if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
-        return bad(
-            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
-                .into(),
-        );
-    }
-    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
-        return bad("CPU cfs quota can not be less than 1ms (i.e. 1000)".into());
-    }
-    for (what, list) in [("cpus", &hc.cpuset_cpus), ("mems", &hc.cpuset_mems)] {
-        if !list.is_empty() && !valid_cpuset(list) {
-            return bad(format!("Invalid value {list} for cpuset {what}"));
-        }
-    }
-    crate::cpuset::check_host(&hc.cpuset_cpus, &hc.cpuset_mems).map_err(ApiError::invalid)?;
-    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
-        return bad("Range of blkio weight is from 10 to 1000".into());
-    }
-    if !(-1000..=1000).contains(&hc.oom_score_adj) {
-        return bad(format!(
-            "Invalid value {}, range for oom score adj is [-1000, 1000]",
-            hc.oom_score_adj
-        ));
-    }
-    if let Some(p) = hc.pids_limit.filter(|p| *p < -1) {
-        return bad(format!("invalid pids limit: {p}"));
-    }
-    Ok(())
-}
-
-/// `0-3,5`: ranges and single numbers, ascending within a range.
-fn valid_cpuset(s: &str) -> bool {
-    s.split(',').all(|part| match part.split_once('-') {
-        Some((a, b)) => matches!((a.parse::<u32>(), b.parse::<u32>()), (Ok(a), Ok(b)) if a <= b),
-        None => part.parse::<u32>().is_ok(),
-    })
-}
-
 /// The body of `POST /containers/{id}/update` (Docker's `UpdateConfig`): zero means "leave as is".
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
@@ -123,6 +37,9 @@ pub struct UpdateRequest {
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
     pub restart_policy: Option<RestartPolicy>,
+    /// The per-device block I/O rules (applied from API 1.55).
+    #[serde(flatten)]
+    pub devices: crate::blkio::DeviceRules,
 }
 
 /// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
@@ -249,7 +166,7 @@ pub(crate) struct CgroupWrite {
     pub value: String,
 }
 
-fn w(dir: &Path, file: &str, value: impl ToString) -> CgroupWrite {
+pub(crate) fn w(dir: &Path, file: &str, value: impl ToString) -> CgroupWrite {
     CgroupWrite {
         file: dir.join(file),
         value: value.to_string(),
@@ -306,7 +223,7 @@ pub(crate) fn plan_writes(hc: &HostConfig, paths: &CgroupPaths) -> Vec<CgroupWri
             out.push(w(dir, "pids.max", pids_value(p)));
         }
         if hc.blkio_weight > 0 {
-            out.push(w(dir, "io.bfq.weight", hc.blkio_weight));
+            out.push(blkio_weight_write(dir, hc.blkio_weight, true));
         }
         return out;
     }
@@ -346,11 +263,31 @@ pub(crate) fn plan_writes(hc: &HostConfig, paths: &CgroupPaths) -> Vec<CgroupWri
         out.push(w(dir, "pids.max", pids_value(p)));
     }
     if let Some(dir) = paths.v1("blkio") {
-        if hc.blkio_weight > 0 && dir.join("blkio.weight").exists() {
-            out.push(w(dir, "blkio.weight", hc.blkio_weight));
+        if hc.blkio_weight > 0 {
+            out.push(blkio_weight_write(dir, hc.blkio_weight, false));
         }
     }
     out
+}
+
+/// The file a blkio weight (10..1000) goes to, as the runtime chooses it: BFQ's own file
+/// where the group has one (same scale on v1; 1..10000 on v2 for `io.weight`, blk-iocost),
+/// else the CFQ-era `blkio.weight` (v1) or `io.weight` (v2).
+fn blkio_weight_write(dir: &Path, weight: u16, v2: bool) -> CgroupWrite {
+    match (
+        v2,
+        dir.join(if v2 { "io.bfq.weight" } else { "blkio.weight" })
+            .exists(),
+    ) {
+        (true, true) => w(dir, "io.bfq.weight", weight),
+        (true, false) => w(
+            dir,
+            "io.weight",
+            1 + u32::from(weight.saturating_sub(10)) * 9999 / 990,
+        ),
+        (false, true) => w(dir, "blkio.weight", weight),
+        (false, false) => w(dir, "blkio.bfq.weight", weight),
+    }
 }
 
 fn pids_value(p: i64) -> String {
@@ -379,20 +316,47 @@ fn apply_writes(writes: &[CgroupWrite]) -> std::result::Result<(), String> {
 }
 
 impl Daemon {
-    /// What the runtime leaves out: libcontainer 0.7 never passes `disableOOMKiller` to its v1
-    /// memory controller, so `--oom-kill-disable` is written here, right after the start.
+    /// What the runtime leaves out on cgroup v1, written here right after the start:
+    /// libcontainer 0.7 never passes `disableOOMKiller` to its v1 memory controller, and its
+    /// v1 blkio controller ignores per-device weights.
     pub(crate) fn post_start_limits(&self, id: &str) {
         let Some(c) = self.get(id) else { return };
-        if c.host_config.oom_kill_disable != Some(true) {
+        let hc = &c.host_config;
+        let weights = hc.blkio_weight_device.as_deref().unwrap_or_default();
+        if hc.oom_kill_disable != Some(true) && weights.is_empty() {
             return;
         }
-        let Some(dir) =
-            CgroupPaths::for_pid(c.state.pid).and_then(|p| p.v1("memory").map(Path::to_path_buf))
-        else {
+        let Some(paths) = CgroupPaths::for_pid(c.state.pid) else {
             return;
         };
-        if let Err(e) = std::fs::write(dir.join("memory.oom_control"), "1") {
-            tracing::warn!(container = id, "--oom-kill-disable: {e}");
+        let mut writes = Vec::new();
+        if let (Some(dir), Some(true)) = (paths.v1("memory"), hc.oom_kill_disable) {
+            writes.push(w(dir, "memory.oom_control", 1));
+        }
+        if let Some(dir) = paths.v1("blkio") {
+            let file = if dir.join("blkio.bfq.weight_device").exists() {
+                "blkio.bfq.weight_device"
+            } else {
+                "blkio.weight_device"
+            };
+            for wd in weights {
+                match device_node(&wd.path) {
+                    Ok((_, major, minor, ..)) => {
+                        writes.push(w(dir, file, format!("{major}:{minor} {}", wd.weight)));
+                    }
+                    Err(e) => tracing::warn!(container = id, "--blkio-weight-device: {e}"),
+                }
+            }
+        }
+        for wr in writes {
+            if let Err(e) = std::fs::write(&wr.file, &wr.value) {
+                tracing::warn!(
+                    container = id,
+                    "writing {} to {}: {e}",
+                    wr.value,
+                    wr.file.display()
+                );
+            }
         }
     }
 
@@ -401,9 +365,17 @@ impl Daemon {
         self: &Arc<Self>,
         key: &str,
         body: serde_json::Value,
+        opts: berth_api_server::backend::UpdateOptions,
     ) -> Result<Vec<String>> {
-        let req: UpdateRequest = serde_json::from_value(body)
+        let mut req: UpdateRequest = serde_json::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
+        // Fields the client's API version does not have are not read (as dockerd).
+        if !opts.pids_limit {
+            req.pids_limit = None;
+        }
+        if !opts.blkio_devices {
+            req.devices = crate::blkio::DeviceRules::default();
+        }
         let c = self.resolve_container(key)?;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
@@ -418,8 +390,10 @@ impl Daemon {
         }
         let mut hc = c.host_config.clone();
         merge_update(&mut hc, &req)?;
+        req.devices.merge_into(&mut hc);
+        crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
         let mut warnings = Vec::new();
-        validate(&hc, ncpu(), &mut warnings)?;
+        crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
         if c.state.status.is_active() && c.state.pid > 0 {
             let paths = CgroupPaths::for_pid(c.state.pid).ok_or_else(|| {
                 ApiError::internal(format!(
@@ -427,7 +401,13 @@ impl Daemon {
                     c.id
                 ))
             })?;
-            let writes = plan_writes(&hc, &paths);
+            let mut writes = plan_writes(&hc, &paths);
+            if !req.devices.is_empty() {
+                writes.extend(
+                    crate::blkio::plan(&c.host_config, &hc, &paths, &device_number)
+                        .map_err(ApiError::invalid)?,
+                );
+            }
             tokio::task::spawn_blocking(move || apply_writes(&writes))
                 .await
                 .map_err(crate::internal)?
@@ -440,6 +420,11 @@ impl Daemon {
         self.emit_container_id(&c.id, "update", &[]);
         Ok(warnings)
     }
+}
+
+/// A host device's (major, minor).
+fn device_number(path: &str) -> std::result::Result<(i64, i64), String> {
+    device_node(path).map(|(_, major, minor, ..)| (major, minor))
 }
 
 /// A host device node: (type, major, minor, mode, uid, gid).
@@ -602,44 +587,6 @@ mod tests {
 
     fn hc() -> HostConfig {
         HostConfig::default()
-    }
-
-    fn err(h: &HostConfig) -> String {
-        validate(h, 2, &mut Vec::new()).unwrap_err().message
-    }
-
-    #[test]
-    fn docker_validation_messages() {
-        let mut h = hc();
-        h.memory = -5;
-        assert_eq!(err(&h), "Minimum memory limit allowed is 6MB");
-        h.memory = 4 * 1024 * 1024;
-        assert_eq!(err(&h), "Minimum memory limit allowed is 6MB");
-        h.memory = 32 * 1024 * 1024;
-        h.memory_swap = 16 * 1024 * 1024;
-        assert!(err(&h).starts_with("Minimum memoryswap limit"));
-        h.memory_swap = 0;
-        assert!(validate(&h, 2, &mut Vec::new()).is_ok());
-        h.nano_cpus = 3_000_000_000;
-        assert_eq!(
-            err(&h),
-            "Range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
-        );
-        h.nano_cpus = 500_000_000;
-        h.cpu_period = 50_000;
-        assert!(err(&h).starts_with("Conflicting options"));
-        let mut h = hc();
-        h.cpuset_cpus = "0-x".into();
-        assert_eq!(err(&h), "Invalid value 0-x for cpuset cpus");
-        let mut h = hc();
-        h.blkio_weight = 5;
-        assert_eq!(err(&h), "Range of blkio weight is from 10 to 1000");
-        let mut h = hc();
-        h.oom_score_adj = 1001;
-        assert!(err(&h).contains("range for oom score adj"));
-        let mut h = hc();
-        h.memory_reservation = 1024;
-        assert_eq!(err(&h), "Minimum memory reservation allowed is 6MB");
     }
 
     #[test]

@@ -44,15 +44,6 @@ fn mem_total() -> i64 {
         .unwrap_or(0)
 }
 
-/// `"2"` on a unified-only host, `"1"` on legacy and hybrid hosts (as Docker reports them).
-pub(crate) fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        "2"
-    } else {
-        "1"
-    }
-}
-
 fn arch() -> &'static str {
     berth_image::config::host_platform().0
 }
@@ -102,7 +93,8 @@ impl Daemon {
 
     pub fn info(&self) -> InfoResponse {
         let ipv4_forwarding = crate::network::ipv4_forwarding();
-        let mut warnings = Vec::new();
+        let sys = &self.host.sys;
+        let mut warnings = sys.info_warnings();
         if !ipv4_forwarding {
             warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
         }
@@ -119,7 +111,6 @@ impl Daemon {
         let hostname = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().to_string())
             .unwrap_or_default();
-        let cg = cgroup_version();
         let nfd = std::fs::read_dir("/proc/self/fd")
             .map(|d| d.count() as i64)
             .unwrap_or(0);
@@ -148,15 +139,15 @@ impl Daemon {
             ],
             docker_root_dir: self.cfg.data_root.display().to_string(),
             plugins: serde_json::json!({"Volume": ["local"], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file"]}),
-            memory_limit: true,
-            swap_limit: true,
-            kernel_memory_tcp: false,
-            cpu_cfs_period: true,
-            cpu_cfs_quota: true,
-            cpu_shares: true,
-            cpu_set: true,
-            pids_limit: true,
-            oom_kill_disable: cg == "1",
+            memory_limit: sys.cgroup.memory_limit,
+            swap_limit: sys.cgroup.swap_limit,
+            kernel_memory_tcp: sys.cgroup.kernel_memory_tcp,
+            cpu_cfs_period: sys.cgroup.cpu_cfs_period,
+            cpu_cfs_quota: sys.cgroup.cpu_cfs_quota,
+            cpu_shares: sys.cgroup.cpu_shares,
+            cpu_set: sys.cgroup.cpuset,
+            pids_limit: sys.cgroup.pids_limit,
+            oom_kill_disable: sys.cgroup.oom_kill_disable,
             ipv4_forwarding,
             debug: false,
             n_fd: nfd,
@@ -164,16 +155,14 @@ impl Daemon {
             system_time: crate::model::now_rfc3339(),
             logging_driver: "json-file".to_string(),
             cgroup_driver: "cgroupfs".to_string(),
-            cgroup_version: cg.to_string(),
+            cgroup_version: sys.cgroup_version.as_str().to_string(),
             n_events_listener: self.event_log.listeners() as i64,
             kernel_version: kernel_version(),
             operating_system: os,
             os_version,
             os_type: "linux".to_string(),
             architecture: std::env::consts::ARCH.to_string(),
-            ncpu: std::thread::available_parallelism()
-                .map(|n| n.get() as i64)
-                .unwrap_or(1),
+            ncpu: sys.ncpu,
             mem_total: mem_total(),
             index_server_address: "https://index.docker.io/v1/".to_string(),
             registry_config: serde_json::json!({
@@ -198,13 +187,7 @@ impl Daemon {
             containerd_commit: Commit::default(),
             runc_commit: Commit::default(),
             init_commit: Commit::default(),
-            security_options: vec![
-                "name=seccomp,profile=builtin".to_string(),
-                format!("name=cgroupns"),
-            ]
-            .into_iter()
-            .filter(|s| cg == "2" || !s.contains("cgroupns"))
-            .collect(),
+            security_options: sys.security_options(),
             product_license: String::new(),
             default_address_pools: Vec::new(),
             warnings,

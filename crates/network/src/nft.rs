@@ -224,7 +224,17 @@ pub fn apply(script: &str) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(crate::io_err("running nft"))?;
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::Command {
+                    what: "applying nftables rules".to_string(),
+                    detail: "the nft command was not found: install the nftables package"
+                        .to_string(),
+                }
+            } else {
+                crate::io_err("running nft")(e)
+            }
+        })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(script.as_bytes())
@@ -234,9 +244,14 @@ pub fn apply(script: &str) -> Result<()> {
         .wait_with_output()
         .map_err(crate::io_err("running nft"))?;
     if !out.status.success() {
+        let mut detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // What nft says when the kernel has no nf_tables (module missing or not loadable).
+        if detail.contains("Operation not supported") || detail.contains("Protocol not supported") {
+            detail.push_str(" (does this kernel have nf_tables? berth's networks need it)");
+        }
         return Err(Error::Command {
             what: "applying nftables rules".to_string(),
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            detail,
         });
     }
     Ok(())

@@ -9,6 +9,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType};
 
 use super::caps::{caps_from_mask, ALL_CAPABILITIES};
 use super::seccomp::parse_kernel_version;
+use crate::sysinfo::{CgroupVersion, SysInfo};
 
 /// What the daemon's own process and kernel look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +19,8 @@ pub struct HostFacts {
     /// The daemon's rlimits as (`RLIMIT_NOFILE`-style name, soft, hard); containers inherit
     /// them and cannot be raised above the hard limits.
     pub rlimits: Vec<(String, u64, u64)>,
-    /// The host mounts only the unified cgroup v2 hierarchy at `/sys/fs/cgroup`.
-    pub cgroup_v2: bool,
+    /// What the kernel and cgroups support (the cgroup version among it).
+    pub sys: SysInfo,
     /// The running kernel's (major, minor, patch), for seccomp `minKernel`.
     pub kernel_version: (u32, u32, u32),
 }
@@ -45,8 +46,8 @@ pub(crate) const RLIMITS: [(&str, Resource); 16] = [
 ];
 
 impl HostFacts {
-    /// Reads `CapBnd` from `/proc/self/status`, every rlimit, the cgroup layout and the kernel
-    /// release. Anything unreadable degrades to "unknown" (empty caps, no rlimits, v1, 0.0.0).
+    /// Reads `CapBnd` from `/proc/self/status`, every rlimit, what the kernel and cgroups
+    /// support ([`SysInfo`]) and the kernel release. Anything unreadable degrades to "unknown" (empty caps, no rlimits, v1, 0.0.0).
     pub fn detect() -> HostFacts {
         let bounding_caps = fs::read_to_string("/proc/self/status")
             .ok()
@@ -64,9 +65,6 @@ impl HostFacts {
                     .map(|(soft, hard)| ((*name).to_string(), soft, hard))
             })
             .collect();
-        let cgroup_v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
-            .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-            .unwrap_or(false);
         let kernel_version = fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
             .and_then(|r| parse_kernel_version(&r))
@@ -74,9 +72,14 @@ impl HostFacts {
         HostFacts {
             bounding_caps,
             rlimits,
-            cgroup_v2,
+            sys: SysInfo::detect(),
             kernel_version,
         }
+    }
+
+    /// The host mounts only the unified cgroup v2 hierarchy at `/sys/fs/cgroup`.
+    pub fn cgroup_v2(&self) -> bool {
+        self.sys.cgroup_v2()
     }
 
     /// Facts for tests and for callers that want Docker's view of an unrestricted host:
@@ -85,7 +88,7 @@ impl HostFacts {
         HostFacts {
             bounding_caps: ALL_CAPABILITIES.iter().map(|c| (*c).to_string()).collect(),
             rlimits: Vec::new(),
-            cgroup_v2: true,
+            sys: SysInfo::all_supported(CgroupVersion::V2),
             kernel_version: (6, 1, 0),
         }
     }

@@ -58,7 +58,10 @@ pub use etc::{
     resolv_conf_contents, validate_extra_hosts,
 };
 pub use host::{host_devices, HostFacts};
-pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_PROFILE_JSON};
+pub use seccomp::{
+    native_arch, parse_kernel_version, swap_masked_eq_operands, SeccompContext,
+    DEFAULT_PROFILE_JSON,
+};
 pub use signal::parse_signal;
 pub use user::{additional_groups, resolve_in_root, resolve_user, ResolvedUser};
 
@@ -709,8 +712,12 @@ fn resources(
     input: &SpecInput,
     device_rules: Vec<LinuxDeviceCgroup>,
 ) -> Result<oci_spec::runtime::LinuxResources, SpecError> {
-    let hc = input.host_config;
-    let v2 = input.host.cgroup_v2;
+    // Create and update already discarded what the host lacks (`resource_checks`); a
+    // container made on another host (or before a kernel change) may still ask for it, and
+    // the runtime fails on a cgroup file that does not exist: such knobs are left out here.
+    let mut hc = input.host_config.clone();
+    crate::resource_checks::discard_unsupported(&mut hc, &input.host.sys);
+    let hc = &hc;
     let mut mem = LinuxMemoryBuilder::default();
     if hc.memory > 0 {
         mem = mem.limit(hc.memory);
@@ -737,15 +744,11 @@ fn resources(
                 "invalid value: {sw}, valid memory swappiness range is 0-100"
             )));
         }
-        // cgroup v2 has no per-group swappiness; Docker drops it with a warning.
-        if !v2 {
-            mem = mem.swappiness(sw as u64);
-        }
+        mem = mem.swappiness(sw as u64);
     }
-    if hc.oom_kill_disable == Some(true) && !v2 {
+    if hc.oom_kill_disable == Some(true) {
         mem = mem.disable_oom_killer(true);
     }
-
     let mut cpu = LinuxCpuBuilder::default();
     if hc.nano_cpus > 0 {
         if hc.cpu_period > 0 || hc.cpu_quota > 0 {
@@ -791,11 +794,6 @@ fn resources(
                 .build()
                 .map_err(build_err)?,
         );
-    }
-    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
-        return Err(SpecError::InvalidParameter(
-            "range of blkio weight is from 10 to 1000".into(),
-        ));
     }
     if let Some(bio) = crate::resources::block_io(hc).map_err(SpecError::InvalidParameter)? {
         res = res.block_io(bio);
@@ -855,7 +853,7 @@ fn namespaces(
     let private_cgroupns = match hc.cgroupns_mode.as_str() {
         "private" => true,
         "host" => false,
-        "" => input.host.cgroup_v2,
+        "" => input.host.cgroup_v2(),
         other => {
             return Err(SpecError::InvalidParameter(format!(
                 "invalid cgroup namespace mode: {other}"

@@ -2,10 +2,11 @@
 
 use std::fs;
 
-use berth_api_types::container::Ulimit;
+use berth_api_types::container::{ThrottleDevice, Ulimit};
 use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
 
 use super::*;
+use crate::sysinfo::{CgroupVersion, SysInfo};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -43,7 +44,7 @@ impl Fixture {
                 ("RLIMIT_NOFILE".into(), 1024, 4096),
                 ("RLIMIT_NPROC".into(), u64::MAX, u64::MAX),
             ],
-            cgroup_v2: true,
+            sys: SysInfo::all_supported(CgroupVersion::V2),
             kernel_version: (6, 1, 0),
         };
         Fixture {
@@ -599,6 +600,44 @@ fn resources_and_cgroups() {
     assert!(f.build().is_err(), "NanoCpus and CpuQuota conflict");
 }
 
+/// A container created where a knob existed never makes the runtime write a cgroup file the
+/// host it starts on lacks (the data root moved, BFQ went away): the spec leaves it out.
+#[test]
+fn resources_the_host_lacks_stay_out_of_the_spec() {
+    let mut f = Fixture::new();
+    f.host.sys.cgroup_version = CgroupVersion::V1;
+    f.host.sys.cgroup.blkio_weight = false;
+    f.host.sys.cgroup.pids_limit = false;
+    f.host.sys.cgroup.memory_swappiness = false;
+    f.host.sys.cgroup.oom_kill_disable = false;
+    f.host_config.blkio_weight = 300;
+    f.host_config.pids_limit = Some(100);
+    f.host_config.memory_swappiness = Some(10);
+    f.host_config.oom_kill_disable = Some(true);
+    f.host_config.blkio_device_read_bps = Some(vec![ThrottleDevice {
+        path: "/dev/null".into(),
+        rate: 1 << 20,
+    }]);
+    let spec = f.build().unwrap();
+    let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+    let bio = r.block_io().as_ref().expect("throttles are supported");
+    assert_eq!(bio.weight(), None);
+    assert_eq!(
+        bio.throttle_read_bps_device().as_ref().map(Vec::len),
+        Some(1)
+    );
+    assert!(r.pids().is_none());
+    let mem = r.memory().as_ref().unwrap();
+    assert_eq!((mem.swappiness(), mem.disable_oom_killer()), (None, None));
+    // The same config on a host with the knobs keeps them.
+    f.host.sys = SysInfo::all_supported(CgroupVersion::V1);
+    let spec = f.build().unwrap();
+    let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
+    assert_eq!(r.block_io().as_ref().unwrap().weight(), Some(300));
+    assert_eq!(r.pids().as_ref().unwrap().limit(), 100);
+    assert_eq!(r.memory().as_ref().unwrap().swappiness(), Some(10));
+}
+
 #[test]
 fn readonly_rootfs_tmpfs_and_shm() {
     let mut f = Fixture::new();
@@ -658,7 +697,7 @@ fn host_namespaces_and_cgroupns() {
     assert!(spec.hostname().is_none());
 
     let mut f = Fixture::new();
-    f.host.cgroup_v2 = false;
+    f.host.sys.cgroup_version = CgroupVersion::V1;
     let spec = f.build().unwrap();
     assert!(!namespace_types(&spec).contains(&LinuxNamespaceType::Cgroup));
 
