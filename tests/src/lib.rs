@@ -79,6 +79,8 @@ pub struct Daemon {
     /// The network namespace berthd runs in (see [`Daemon::start_in_netns`]); `None`: the
     /// host's.
     netns: Option<PathBuf>,
+    /// The daemon's `RLIMIT_NOFILE` (soft and hard), when the test sets one.
+    nofile: Option<u64>,
 }
 
 impl Daemon {
@@ -88,13 +90,19 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
-        Self::start_with(extra, &[], None)
+        Self::start_with(extra, &[], None, None)
     }
 
     /// [`Daemon::start`] with extra berthd flags and environment variables (e.g.
     /// `DOCKER_MIN_API_VERSION`).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Self::start_with(extra, env, None)
+        Self::start_with(extra, env, None, None)
+    }
+
+    /// [`Daemon::start_with_args`] with the daemon's open-file limit (soft and hard) set to
+    /// `nofile`, as `ulimit -n` would.
+    pub fn start_with_nofile(nofile: u64, extra: &[&str]) -> Daemon {
+        Self::start_with(extra, &[], None, Some(nofile))
     }
 
     /// A daemon in the network namespace `netns` (a bind-mounted nsfs file such as
@@ -102,10 +110,15 @@ impl Daemon {
     /// namespace. Its bridges, rules and sysctls live in that namespace: the test that made
     /// it deletes it, and nothing of the daemon's networking is left on the host.
     pub fn start_in_netns(netns: &Path, extra: &[&str]) -> Daemon {
-        Self::start_with(extra, &[], Some(netns.to_path_buf()))
+        Self::start_with(extra, &[], Some(netns.to_path_buf()), None)
     }
 
-    fn start_with(extra: &[&str], env: &[(&str, &str)], netns: Option<PathBuf>) -> Daemon {
+    fn start_with(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        netns: Option<PathBuf>,
+        nofile: Option<u64>,
+    ) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -128,6 +141,7 @@ impl Daemon {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             netns,
+            nofile,
         };
         d.spawn();
         d
@@ -148,6 +162,17 @@ impl Daemon {
             }
             None => Command::new(bin("berthd")),
         };
+        if let Some(n) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: the closure runs in the forked child before exec and only makes the
+            // setrlimit system call, which is async-signal-safe.
+            unsafe {
+                command.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
         let child = command
             .arg("--data-root")
             .arg(self.root.join("data"))
@@ -204,6 +229,11 @@ impl Daemon {
             .status()
             .expect("kill");
         assert!(st.success(), "kill -{signal} {pid}");
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
     }
 
     /// SIGKILLs the daemon (containers and shims live on).

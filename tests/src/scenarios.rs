@@ -110,7 +110,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
             "run",
             "-d",
             "--name",
-            "t",
+            "tt",
             "busybox",
             "sh",
             "-c",
@@ -122,7 +122,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
     assert_eq!(id.len(), 64, "full id printed: {id}");
 
     assert!(eventually(Duration::from_secs(10), || stdout(
-        &cli.run(d, &["logs", "t"])
+        &cli.run(d, &["logs", "tt"])
     )
     .contains("tick")));
 
@@ -130,7 +130,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
     let path = cli.path();
     let out = d.run(
         "/usr/bin/timeout".as_ref(),
-        &["3", path.to_str().expect("utf8"), "logs", "-f", "t"],
+        &["3", path.to_str().expect("utf8"), "logs", "-f", "tt"],
         None,
     );
     assert_eq!(
@@ -144,7 +144,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
         stdout(&out)
     );
 
-    let out = cli.run(d, &["exec", "t", "ps"]);
+    let out = cli.run(d, &["exec", "tt", "ps"]);
     assert_ok(&out, "exec ps");
     let first = stdout(&out).lines().nth(1).unwrap_or_default().to_string();
     assert!(
@@ -153,17 +153,17 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
         stdout(&out)
     );
 
-    let out = cli.run(d, &["exec", "t", "sh", "-c", "exit 4"]);
+    let out = cli.run(d, &["exec", "tt", "sh", "-c", "exit 4"]);
     assert_eq!(out.status.code(), Some(4));
 
-    let out = cli.run_tty(d, "exec -it t tty");
+    let out = cli.run_tty(d, "exec -it tt tty");
     assert!(
         stdout(&out).contains("/dev/pts/"),
         "exec -it gets a tty: {}",
         stdout(&out)
     );
 
-    let out = cli.run(d, &["top", "t"]);
+    let out = cli.run(d, &["top", "tt"]);
     assert_ok(&out, "top");
     assert!(
         stdout(&out).starts_with("UID") && stdout(&out).contains("while :"),
@@ -173,10 +173,10 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
 
     let out = cli.run(d, &["ps"]);
     assert!(stdout(&out).starts_with("CONTAINER ID"), "{}", stdout(&out));
-    assert!(stdout(&out).contains(" t\n"), "{}", stdout(&out));
+    assert!(stdout(&out).contains(" tt\n"), "{}", stdout(&out));
 
     let started = std::time::Instant::now();
-    assert_ok(&cli.run(d, &["stop", "-t", "2", "t"]), "stop");
+    assert_ok(&cli.run(d, &["stop", "-t", "2", "tt"]), "stop");
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "stop honours its timeout"
@@ -188,7 +188,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
             "inspect",
             "-f",
             "{{.State.Status}} {{.Config.User}} {{.State.ExitCode}}",
-            "t",
+            "tt",
         ],
     );
     assert_eq!(stdout(&out), "exited  137\n");
@@ -198,7 +198,7 @@ pub fn detached_lifecycle(d: &Daemon, cli: Cli) {
     let out = cli.run(d, &["ps", "-q"]);
     assert_eq!(stdout(&out).trim(), "", "nothing running");
 
-    assert_ok(&cli.run(d, &["rename", "t", "t2"]), "rename");
+    assert_ok(&cli.run(d, &["rename", "tt", "t2"]), "rename");
     assert_ok(&cli.run(d, &["rm", "t2"]), "rm");
     assert!(!cli.run(d, &["inspect", "t2"]).status.success());
 }

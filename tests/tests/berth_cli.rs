@@ -37,23 +37,23 @@ fn pause_and_unpause() {
     let d = Daemon::start();
     d.load_busybox();
     assert_ok(
-        &d.berth(&["run", "-d", "--name", "p", "busybox", "sleep", "100"]),
+        &d.berth(&["run", "-d", "--name", "pp", "busybox", "sleep", "100"]),
         "run -d",
     );
-    let out = d.berth(&["pause", "p"]);
+    let out = d.berth(&["pause", "pp"]);
     assert_ok(&out, "berth pause");
-    assert_eq!(stdout(&out), "p\n");
-    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "p"]);
+    assert_eq!(stdout(&out), "pp\n");
+    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "pp"]);
     assert_eq!(stdout(&out), "paused\n");
     assert!(
-        !d.berth(&["pause", "p"]).status.success(),
+        !d.berth(&["pause", "pp"]).status.success(),
         "pausing twice fails"
     );
     assert_ok(
-        &d.berth(&["container", "unpause", "p"]),
+        &d.berth(&["container", "unpause", "pp"]),
         "berth container unpause",
     );
-    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "p"]);
+    let out = d.berth(&["inspect", "-f", "{{.State.Status}}", "pp"]);
     assert_eq!(stdout(&out), "running\n");
-    assert_ok(&d.berth(&["rm", "-f", "p"]), "rm -f");
+    assert_ok(&d.berth(&["rm", "-f", "pp"]), "rm -f");
 }

@@ -591,7 +591,7 @@ fn berth_build_commit_diff_export_history() {
         &d.berth(&[
             "run",
             "--name",
-            "m",
+            "mm",
             "busybox",
             "sh",
             "-c",
@@ -599,13 +599,13 @@ fn berth_build_commit_diff_export_history() {
         ]),
         "run",
     );
-    let diff = stdout(&d.berth(&["diff", "m"]));
+    let diff = stdout(&d.berth(&["diff", "mm"]));
     assert_eq!(diff, "A /made\n");
-    let c = d.berth(&["commit", "-c", "CMD [\"cat\", \"/made\"]", "m", "made:1"]);
+    let c = d.berth(&["commit", "-c", "CMD [\"cat\", \"/made\"]", "mm", "made:1"]);
     assert_ok(&c, "commit");
     assert_eq!(stdout(&d.berth(&["run", "--rm", "made:1"])), "x\n");
-    let tarfile = d.root.join("m.tar");
-    assert_ok(&d.berth(&["export", "-o", s(&tarfile), "m"]), "export");
+    let tarfile = d.root.join("mm.tar");
+    assert_ok(&d.berth(&["export", "-o", s(&tarfile), "mm"]), "export");
     let list = std::process::Command::new("tar")
         .args(["tf", s(&tarfile)])
         .output()
@@ -613,7 +613,7 @@ fn berth_build_commit_diff_export_history() {
     assert!(String::from_utf8_lossy(&list.stdout)
         .lines()
         .any(|l| l.trim_start_matches("./") == "made"));
-    assert_ok(&d.berth(&["rm", "m"]), "rm");
+    assert_ok(&d.berth(&["rm", "mm"]), "rm");
     assert!(stdout(&d.berth(&["ps", "-aq"])).trim().is_empty());
 }
 

@@ -162,37 +162,37 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
     let d = Daemon::start_with_args(&["--dns", &up]);
     d.load_busybox();
     let sub = d.spare_subnet(0);
-    let _c = Cleanup(&d, vec!["a", "b", "x"], vec!["dnsnet"]);
+    let _c = Cleanup(&d, vec!["aa", "bb", "xx"], vec!["dnsnet"]);
     assert_ok(
         &d.docker(&["network", "create", "--subnet", &sub, "dnsnet"]),
         "network create",
     );
-    for (name, alias) in [("b", "bee"), ("a", "ay")] {
+    for (name, alias) in [("bb", "bee"), ("aa", "ay")] {
         run_sleeper(&d, name, &["--network", "dnsnet", "--network-alias", alias]);
     }
-    let b_ip = net_ip(&d, "b", "dnsnet");
+    let b_ip = net_ip(&d, "bb", "dnsnet");
     let gw: SocketAddr = format!("{}:53", gateway(&d, "dnsnet")).parse().unwrap();
 
     // The real client: busybox's resolver, by name, alias and through the upstream.
-    let out = d.docker(&["exec", "a", "nslookup", "bee"]);
+    let out = d.docker(&["exec", "aa", "nslookup", "bee"]);
     assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
     // And qualified with the network's name, as with Docker.
-    let out = d.docker(&["exec", "a", "nslookup", "b.dnsnet"]);
+    let out = d.docker(&["exec", "aa", "nslookup", "bb.dnsnet"]);
     assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
-    let out = d.docker(&["exec", "a", "nslookup", "www.outside.test"]);
+    let out = d.docker(&["exec", "aa", "nslookup", "www.outside.test"]);
     assert!(
         stdout(&out).contains("192.0.2.77"),
         "forwarded: {}",
         stdout(&out)
     );
     assert_ok(
-        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
-        "ping b",
+        &d.docker(&["exec", "aa", "ping", "-c1", "-W2", "bb"]),
+        "ping bb",
     );
 
-    let results = in_netns(&d, "a", move || {
+    let results = in_netns(&d, "aa", move || {
         vec![
-            ask(gw, "b.", RecordType::A, false),
+            ask(gw, "bb.", RecordType::A, false),
             ask(gw, "bee.", RecordType::AAAA, false),
             ask(gw, "nosuch.", RecordType::A, false),
             ask(gw, "bee.", RecordType::A, true),
@@ -226,8 +226,8 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
     // bridge, a host address; the fake upstream listens there.)
     let own = d.bip.split('/').next().unwrap().to_string();
     fake_upstream(&own, "192.0.2.88");
-    run_sleeper(&d, "x", &["--network", "dnsnet", "--dns", &own]);
-    let resolv = stdout(&d.docker(&["exec", "x", "cat", "/etc/resolv.conf"]));
+    run_sleeper(&d, "xx", &["--network", "dnsnet", "--dns", &own]);
+    let resolv = stdout(&d.docker(&["exec", "xx", "cat", "/etc/resolv.conf"]));
     assert!(
         resolv
             .lines()
@@ -237,18 +237,18 @@ fn embedded_dns_answers_a_aaaa_tcp_and_forwards() {
                 .map(String::as_str)),
         "{resolv}"
     );
-    let out = d.docker(&["exec", "x", "nslookup", "www.outside.test"]);
+    let out = d.docker(&["exec", "xx", "nslookup", "www.outside.test"]);
     assert!(
         stdout(&out).contains("192.0.2.88"),
         "own upstream: {}",
         stdout(&out)
     );
-    let out = d.docker(&["exec", "x", "nslookup", "b"]);
+    let out = d.docker(&["exec", "xx", "nslookup", "bb"]);
     assert!(stdout(&out).contains(&b_ip), "{}", stdout(&out));
 
     // Only members of the network get answers: the host (its source is the gateway) is
     // refused.
-    let r = ask(gw, "b.", RecordType::A, false).expect("an answer");
+    let r = ask(gw, "bb.", RecordType::A, false).expect("an answer");
     assert_eq!(r.response_code(), ResponseCode::Refused);
 }
 
@@ -287,7 +287,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
     d.load_busybox();
     let _c = Cleanup(
         &d,
-        vec!["a", "b", "c", "l1", "l2", "l3"],
+        vec!["aa", "bb", "cc", "l1", "l2", "l3"],
         vec!["n1", "n2", "n3"],
     );
     for (i, n) in ["n1", "n2"].iter().enumerate() {
@@ -296,7 +296,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             "network create",
         );
     }
-    for (name, net) in [("a", "n1"), ("b", "n1"), ("c", "n2")] {
+    for (name, net) in [("aa", "n1"), ("bb", "n1"), ("cc", "n2")] {
         run_sleeper(&d, name, &["--network", net]);
     }
     let gw1 = gateway(&d, "n1");
@@ -307,17 +307,17 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             .filter(|m| m.response_code() == ResponseCode::NoError)
             .and_then(|m| addrs(&m).into_iter().next())
     };
-    let b_ip = net_ip(&d, "b", "n1");
-    assert_eq!(resolves("a", "b"), Some(b_ip.clone()));
+    let b_ip = net_ip(&d, "bb", "n1");
+    assert_eq!(resolves("aa", "bb"), Some(b_ip.clone()));
     let mac1 = bridge_mac(&d, "n1");
 
     for round in 0..3 {
         // c joins n1 with an alias: a resolves it at once.
         assert_ok(
-            &d.docker(&["network", "connect", "--alias", "cee", "n1", "c"]),
+            &d.docker(&["network", "connect", "--alias", "cee", "n1", "cc"]),
             "connect",
         );
-        let c_ip = net_ip(&d, "c", "n1");
+        let c_ip = net_ip(&d, "cc", "n1");
         // The bridge keeps its MAC when ports join (else a's neighbour entry for the
         // gateway goes stale and its DNS questions are lost for seconds).
         assert_eq!(
@@ -326,12 +326,12 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             "round {round}: n1's MAC changed"
         );
         assert_eq!(
-            resolves("a", "cee"),
+            resolves("aa", "cee"),
             Some(c_ip),
             "round {round}: alias after connect"
         );
         assert_ok(
-            &d.docker(&["exec", "a", "ping", "-c1", "-W2", "cee"]),
+            &d.docker(&["exec", "aa", "ping", "-c1", "-W2", "cee"]),
             "ping the alias",
         );
         // Another network comes and goes.
@@ -346,15 +346,15 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
         assert_eq!(ss_listening(&format!("{gw3}:53")), "", "n3's DNS socket");
         // c leaves: the name is gone, the rest still answers.
         assert_ok(
-            &d.docker(&["network", "disconnect", "n1", "c"]),
+            &d.docker(&["network", "disconnect", "n1", "cc"]),
             "disconnect",
         );
         assert_eq!(
-            resolves("a", "cee"),
+            resolves("aa", "cee"),
             None,
             "round {round}: alias after disconnect"
         );
-        assert_eq!(resolves("a", "b"), Some(b_ip.clone()), "round {round}");
+        assert_eq!(resolves("aa", "bb"), Some(b_ip.clone()), "round {round}");
     }
 
     // Load: three more containers and the test itself ask many questions at once.
@@ -368,7 +368,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             name,
             "sh",
             "-c",
-            "f=0; for i in $(seq 30); do nslookup b >/dev/null 2>&1 || f=$((f+1)); \
+            "f=0; for i in $(seq 30); do nslookup bb >/dev/null 2>&1 || f=$((f+1)); \
              nslookup x$i.outside.test >/dev/null 2>&1 || f=$((f+1)); done; echo fails=$f",
         ]
         .iter()
@@ -384,14 +384,14 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
             stdout(&out)
         }));
     }
-    let pid = inspect(&d, "a", "{{.State.Pid}}");
+    let pid = inspect(&d, "aa", "{{.State.Pid}}");
     let burst = std::thread::spawn(move || {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("netns");
         nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
         let mut failed = Vec::new();
         for i in 0..200 {
             let name = if i % 2 == 0 {
-                "b.".to_string()
+                "bb.".to_string()
             } else {
                 format!("y{i}.outside.test.")
             };
@@ -415,7 +415,7 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
 
     // A network re-created on the same subnet serves again (the old sockets were closed).
     assert_ok(
-        &d.docker(&["rm", "-f", "a", "b", "c", "l1", "l2", "l3"]),
+        &d.docker(&["rm", "-f", "aa", "bb", "cc", "l1", "l2", "l3"]),
         "rm",
     );
     assert_ok(&d.docker(&["network", "rm", "n1"]), "rm n1");
@@ -431,10 +431,10 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
         "--network",
         "n1",
         "--name",
-        "a",
+        "aa",
         "busybox",
         "nslookup",
-        "a",
+        "aa",
     ]);
     assert_ok(&out, "nslookup on the re-created network");
 }
@@ -465,7 +465,7 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
     fake_upstream(&up, "192.0.2.77");
     let d = Daemon::start_with_args(&["--dns", &up]);
     d.load_busybox();
-    let _c = Cleanup(&d, vec!["a", "b", "c"], vec!["ptrnet", "othernet"]);
+    let _c = Cleanup(&d, vec!["aa", "bb", "cc"], vec!["ptrnet", "othernet"]);
     // ptrnet is dual-stack where the host has IPv6, so ip6.arpa names are covered too.
     let v6 = std::path::Path::new("/proc/net/if_inet6").exists();
     let s6 = {
@@ -489,31 +489,31 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
         ]),
         "network create othernet",
     );
-    for (name, net) in [("a", "ptrnet"), ("b", "ptrnet"), ("c", "othernet")] {
+    for (name, net) in [("aa", "ptrnet"), ("bb", "ptrnet"), ("cc", "othernet")] {
         run_sleeper(&d, name, &["--network", net]);
     }
-    let b_ip = net_ip(&d, "b", "ptrnet");
-    let c_ip = net_ip(&d, "c", "othernet");
+    let b_ip = net_ip(&d, "bb", "ptrnet");
+    let c_ip = net_ip(&d, "cc", "othernet");
 
     // The real client: busybox's nslookup of b's address names it b.ptrnet.
-    let out = d.docker(&["exec", "a", "nslookup", &b_ip]);
+    let out = d.docker(&["exec", "aa", "nslookup", &b_ip]);
     let text = stdout(&out);
     assert!(
-        text.contains("name = b.ptrnet"),
+        text.contains("name = bb.ptrnet"),
         "nslookup {b_ip}: {text}{}",
         stderr(&out)
     );
     if v6 {
         let b_ip6 = inspect(
             &d,
-            "b",
+            "bb",
             "{{(index .NetworkSettings.Networks \"ptrnet\").GlobalIPv6Address}}",
         );
-        assert!(b_ip6.starts_with("fd00:b7:"), "b's IPv6 address: {b_ip6}");
-        let out = d.docker(&["exec", "a", "nslookup", &b_ip6]);
+        assert!(b_ip6.starts_with("fd00:b7:"), "bb's IPv6 address: {b_ip6}");
+        let out = d.docker(&["exec", "aa", "nslookup", &b_ip6]);
         let text = stdout(&out);
         assert!(
-            text.contains("name = b.ptrnet"),
+            text.contains("name = bb.ptrnet"),
             "nslookup {b_ip6}: {text}{}",
             stderr(&out)
         );
@@ -529,7 +529,7 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
         format!("{}.{}", o.join("."), last + 30)
     };
     let (q_b, q_unused, q_c) = (arpa4(&b_ip), arpa4(&unused), arpa4(&c_ip));
-    let r: Vec<Message> = in_netns(&d, "a", move || {
+    let r: Vec<Message> = in_netns(&d, "aa", move || {
         vec![
             ask(gw, &q_b, RecordType::PTR, false),
             ask(gw, &q_b, RecordType::PTR, true),
@@ -543,7 +543,7 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
     for (i, m) in r[..2].iter().enumerate() {
         assert_eq!(m.response_code(), ResponseCode::NoError, "{i}");
         assert!(m.authoritative(), "{i}");
-        assert_eq!(ptrs(m), vec!["b.ptrnet.".to_string()], "{i}");
+        assert_eq!(ptrs(m), vec!["bb.ptrnet.".to_string()], "{i}");
         assert_eq!(m.answers()[0].ttl(), 600);
         assert_eq!(m.answers()[0].name().to_ascii(), arpa4(&b_ip));
     }
@@ -559,28 +559,30 @@ fn embedded_dns_answers_reverse_lookups_of_container_addresses() {
     // From c, on the other network, b's address is not answered from the table.
     let gw_other: SocketAddr = format!("{}:53", gateway(&d, "othernet")).parse().unwrap();
     let q_b = arpa4(&b_ip);
-    let m = in_netns(&d, "c", move || ask(gw_other, &q_b, RecordType::PTR, false))
-        .expect("othernet's DNS answered");
+    let m = in_netns(&d, "cc", move || {
+        ask(gw_other, &q_b, RecordType::PTR, false)
+    })
+    .expect("othernet's DNS answered");
     assert!(ptrs(&m).is_empty(), "{:?}", m.answers());
     assert_eq!(addrs(&m), vec!["192.0.2.77"], "forwarded");
-    let out = d.docker(&["exec", "c", "nslookup", &b_ip]);
+    let out = d.docker(&["exec", "cc", "nslookup", &b_ip]);
     assert!(!stdout(&out).contains("ptrnet"), "{}", stdout(&out));
     // c's own address on othernet is c.othernet for c.
-    let out = d.docker(&["exec", "c", "nslookup", &c_ip]);
+    let out = d.docker(&["exec", "cc", "nslookup", &c_ip]);
     assert!(
-        stdout(&out).contains("name = c.othernet"),
+        stdout(&out).contains("name = cc.othernet"),
         "{}",
         stdout(&out)
     );
 
     // Once c joins ptrnet it sees b's name there too.
     assert_ok(
-        &d.docker(&["network", "connect", "ptrnet", "c"]),
+        &d.docker(&["network", "connect", "ptrnet", "cc"]),
         "network connect",
     );
-    let out = d.docker(&["exec", "c", "nslookup", &b_ip]);
+    let out = d.docker(&["exec", "cc", "nslookup", &b_ip]);
     assert!(
-        stdout(&out).contains("name = b.ptrnet"),
+        stdout(&out).contains("name = bb.ptrnet"),
         "after connect: {}",
         stdout(&out)
     );

@@ -59,7 +59,7 @@ fn image_commands() {
     assert_eq!(stdout(&out), "linux/amd64 [\"sh\"]\n");
 
     // A container blocks removal of its image.
-    assert_ok(&d.docker(&["create", "--name", "c", "busybox"]), "create");
+    assert_ok(&d.docker(&["create", "--name", "cc", "busybox"]), "create");
     let out = d.docker(&["rmi", "busybox"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
@@ -95,13 +95,13 @@ fn kill_wait_restart_and_log_rotation() {
     let d = Daemon::start();
     d.load_busybox();
     let out = d.docker(&[
-        "run", "-d", "--name", "r", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
+        "run", "-d", "--name", "rr", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox", "sh", "-c",
         "i=0; while [ $i -lt 200 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; sleep 100",
     ]);
     assert_ok(&out, "run with log opts");
     let id = stdout(&out).trim().to_string();
     assert!(eventually(Duration::from_secs(10), || stdout(
-        &d.docker(&["logs", "--tail", "1", "r"])
+        &d.docker(&["logs", "--tail", "1", "rr"])
     )
         == "line-199-xxxxxxxxxxxxxxxxxxxxxxxx\n"));
     let dir = d.root.join("data/containers").join(&id);
@@ -118,16 +118,16 @@ fn kill_wait_restart_and_log_rotation() {
         std::fs::metadata(&log).unwrap().len() <= 2048,
         "current log stays near max-size"
     );
-    let all = stdout(&d.docker(&["logs", "r"]));
+    let all = stdout(&d.docker(&["logs", "rr"]));
     assert!(all.lines().count() < 200, "old lines rotated away");
 
-    assert_ok(&d.docker(&["kill", "r"]), "kill");
-    let out = d.docker(&["wait", "r"]);
+    assert_ok(&d.docker(&["kill", "rr"]), "kill");
+    let out = d.docker(&["wait", "rr"]);
     assert_eq!(stdout(&out), "137\n");
-    assert_ok(&d.docker(&["restart", "-t", "1", "r"]), "restart");
-    let out = d.docker(&["inspect", "-f", "{{.State.Running}}", "r"]);
+    assert_ok(&d.docker(&["restart", "-t", "1", "rr"]), "restart");
+    let out = d.docker(&["inspect", "-f", "{{.State.Running}}", "rr"]);
     assert_eq!(stdout(&out), "true\n");
-    assert_ok(&d.docker(&["rm", "-f", "r"]), "rm -f running");
+    assert_ok(&d.docker(&["rm", "-f", "rr"]), "rm -f running");
 
     let out = d.docker(&["run", "-d", "busybox", "sh", "-c", "sleep 1; exit 7"]);
     let id = stdout(&out).trim().to_string();

@@ -91,7 +91,7 @@ fn cpus_and_update_show_in_cgroup_files() {
             "run",
             "-d",
             "--name",
-            "c",
+            "cc",
             "--cpus",
             "0.5",
             "--memory",
@@ -108,7 +108,7 @@ fn cpus_and_update_show_in_cgroup_files() {
         ],
     );
     let read = |ctl: &str, file: &str| {
-        std::fs::read_to_string(cgroup_dir(&d, "c", ctl).join(file))
+        std::fs::read_to_string(cgroup_dir(&d, "cc", ctl).join(file))
             .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
             .trim()
             .to_string()
@@ -126,7 +126,7 @@ fn cpus_and_update_show_in_cgroup_files() {
 
     // docker update on the running container: raising memory above the current swap limit
     // without raising swap is refused and changes nothing.
-    let out = d.docker(&["update", "--memory", "128m", "c"]);
+    let out = d.docker(&["update", "--memory", "128m", "cc"]);
     assert!(!out.status.success(), "memory above memory-swap");
     assert!(
         stderr(&out).contains("Memory limit should be smaller than already set memoryswap limit"),
@@ -143,7 +143,7 @@ fn cpus_and_update_show_in_cgroup_files() {
         "1",
         "--pids-limit",
         "50",
-        "c",
+        "cc",
     ]);
     assert_ok(&out, "docker update");
     if v2() {
@@ -160,22 +160,22 @@ fn cpus_and_update_show_in_cgroup_files() {
             "inspect",
             "-f",
             "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
-            "c",
+            "cc",
         ],
     );
     assert_eq!(hc, "134217728 268435456 1000000000 50");
 
     // berth update does the same, and the limit survives a restart of the container.
-    let out = d.berth(&["update", "--memory", "96m", "c"]);
+    let out = d.berth(&["update", "--memory", "96m", "cc"]);
     assert_ok(&out, "berth update");
-    assert_eq!(stdout(&out).trim(), "c");
-    d.docker(&["restart", "-t", "0", "c"]);
+    assert_eq!(stdout(&out).trim(), "cc");
+    d.docker(&["restart", "-t", "0", "cc"]);
     if v2() {
         assert_eq!(read("memory", "memory.max"), "100663296");
     } else {
         assert_eq!(read("memory", "memory.limit_in_bytes"), "100663296");
     }
-    d.docker(&["rm", "-f", "c"]);
+    d.docker(&["rm", "-f", "cc"]);
 }
 
 #[test]
@@ -510,7 +510,7 @@ fn other_limits_reach_the_container() {
             "run",
             "-d",
             "--name",
-            "m",
+            "mm",
             "--memory",
             "64m",
             "--memory-reservation",
@@ -528,7 +528,7 @@ fn other_limits_reach_the_container() {
         ],
     );
     let read = |ctl: &str, file: &str| {
-        std::fs::read_to_string(cgroup_dir(&d, "m", ctl).join(file))
+        std::fs::read_to_string(cgroup_dir(&d, "mm", ctl).join(file))
             .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
             .trim()
             .to_string()
@@ -546,7 +546,7 @@ fn other_limits_reach_the_container() {
             "oom killer disabled"
         );
     }
-    let out = d.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "m"]);
+    let out = d.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "mm"]);
     assert!(stdout(&out).trim().ends_with("/ 64MiB"), "{}", stdout(&out));
-    d.docker(&["rm", "-f", "m"]);
+    d.docker(&["rm", "-f", "mm"]);
 }

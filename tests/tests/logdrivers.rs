@@ -130,7 +130,7 @@ fn daemon_config_sets_the_default_driver() {
     let out = d.docker(&[
         "run",
         "--name",
-        "c",
+        "cc",
         "busybox",
         "sh",
         "-c",
@@ -141,10 +141,10 @@ fn daemon_config_sets_the_default_driver() {
         "inspect",
         "-f",
         "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}",
-        "c",
+        "cc",
     ]);
     assert_eq!(stdout(&out).trim(), "json-file 2k");
-    let id = id_of(&d, "c");
+    let id = id_of(&d, "cc");
     assert!(log_file(&d, &id, ".1").exists());
     assert!(!log_file(&d, &id, ".2").exists());
 }

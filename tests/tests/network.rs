@@ -438,7 +438,7 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
             "run",
             "-d",
             "--name",
-            "b",
+            "bb",
             "--network",
             "appnet",
             "--network-alias",
@@ -448,12 +448,12 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
             "-c",
             "echo hello-b > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
         ]),
-        "run b",
+        "run bb",
     );
-    run_sleeper(&d, "a", &["--network", "appnet"]);
+    run_sleeper(&d, "aa", &["--network", "appnet"]);
     assert_ok(
-        &d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"]),
-        "ping b by name",
+        &d.docker(&["exec", "aa", "ping", "-c1", "-W2", "bb"]),
+        "ping bb by name",
     );
     let fetch = |who: &str, host: &str| {
         let out = d.docker(&[
@@ -466,13 +466,13 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         stdout(&out)
     };
     assert!(
-        eventually(Duration::from_secs(5), || fetch("a", "b") == "hello-b\n"),
+        eventually(Duration::from_secs(5), || fetch("aa", "bb") == "hello-b\n"),
         "wget by name: {}",
-        fetch("a", "b")
+        fetch("aa", "bb")
     );
-    assert_eq!(fetch("a", "webalias"), "hello-b\n", "by alias");
-    let b_id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "b"]));
-    assert_eq!(fetch("a", &b_id[..12]), "hello-b\n", "by short id");
+    assert_eq!(fetch("aa", "webalias"), "hello-b\n", "by alias");
+    let b_id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "bb"]));
+    assert_eq!(fetch("aa", &b_id[..12]), "hello-b\n", "by short id");
 
     // Inspect: the network lists both containers; the container lists the network.
     let out = d.docker(&["network", "inspect", "-f", "{{len .Containers}}", "appnet"]);
@@ -481,24 +481,24 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         "inspect",
         "-f",
         "{{(index .NetworkSettings.Networks \"appnet\").Aliases}}",
-        "b",
+        "bb",
     ]);
     assert_eq!(stdout(&out), "[webalias]\n");
 
     // A container on another network reaches neither the names nor the addresses.
-    run_sleeper(&d, "c", &["--network", "othernet"]);
+    run_sleeper(&d, "cc", &["--network", "othernet"]);
     let b_ip = stdout(&d.docker(&[
         "inspect",
         "-f",
         "{{(index .NetworkSettings.Networks \"appnet\").IPAddress}}",
-        "b",
+        "bb",
     ]));
-    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    let out = d.docker(&["exec", "cc", "ping", "-c1", "-W1", b_ip.trim()]);
     assert!(!out.status.success(), "othernet reached appnet by address");
-    let out = d.docker(&["exec", "c", "nslookup", "b"]);
+    let out = d.docker(&["exec", "cc", "nslookup", "bb"]);
     assert!(
         !stdout(&out).contains(b_ip.trim()),
-        "othernet resolved b: {}",
+        "othernet resolved bb: {}",
         stdout(&out)
     );
 
@@ -544,30 +544,30 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
     };
     assert_ok(
         &d.berth(&[
-            "network", "connect", "--alias", "cee", "--ip", &fixed, "appnet", "c",
+            "network", "connect", "--alias", "cee", "--ip", &fixed, "appnet", "cc",
         ]),
         "network connect",
     );
-    assert!(eventually(Duration::from_secs(5), || fetch("c", "b") == "hello-b\n"));
+    assert!(eventually(Duration::from_secs(5), || fetch("cc", "bb") == "hello-b\n"));
     assert!(
         eventually(Duration::from_secs(20), || d
-            .docker(&["exec", "a", "ping", "-c1", "-W2", "cee"])
+            .docker(&["exec", "aa", "ping", "-c1", "-W2", "cee"])
             .status
             .success()),
-        "ping the alias from a: {}",
+        "ping the alias from aa: {}",
         {
-            let o = d.docker(&["exec", "a", "nslookup", "cee"]);
+            let o = d.docker(&["exec", "aa", "nslookup", "cee"]);
             format!("{}{}", stdout(&o), stderr(&o))
         }
     );
-    let out = d.docker(&["exec", "c", "ip", "-4", "-o", "addr"]);
+    let out = d.docker(&["exec", "cc", "ip", "-4", "-o", "addr"]);
     assert!(
         stdout(&out).contains(&format!("inet {fixed}/")),
         "{}",
         stdout(&out)
     );
     // Twice is an error; removing a network in use too.
-    let out = d.docker(&["network", "connect", "appnet", "c"]);
+    let out = d.docker(&["network", "connect", "appnet", "cc"]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("already exists in network appnet"),
@@ -579,10 +579,10 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
     assert!(body.contains("has active endpoints"), "{body}");
     // disconnect cuts it off again.
     assert_ok(
-        &d.docker(&["network", "disconnect", "appnet", "c"]),
+        &d.docker(&["network", "disconnect", "appnet", "cc"]),
         "disconnect",
     );
-    let out = d.docker(&["exec", "c", "ping", "-c1", "-W1", b_ip.trim()]);
+    let out = d.docker(&["exec", "cc", "ping", "-c1", "-W1", b_ip.trim()]);
     assert!(
         !out.status.success(),
         "disconnected container still reaches appnet"
@@ -596,7 +596,7 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         "{{index .Options \"com.docker.network.bridge.name\"}}",
         "appnet",
     ]));
-    assert_ok(&d.docker(&["rm", "-f", "a", "b", "c"]), "rm");
+    assert_ok(&d.docker(&["rm", "-f", "aa", "bb", "cc"]), "rm");
     assert_ok(&d.docker(&["network", "rm", "appnet"]), "network rm");
     let out = d.berth(&["network", "prune", "-f"]);
     assert!(stdout(&out).contains("othernet"), "{}", stdout(&out));

@@ -93,7 +93,11 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     }
     let d = Daemon::start();
     d.load_busybox();
-    let _c = Cleanup(&d, vec!["a", "b", "fixed", "x"], vec!["v6net", "v6other"]);
+    let _c = Cleanup(
+        &d,
+        vec!["aa", "bb", "fixed", "xx"],
+        vec!["v6net", "v6other"],
+    );
     let s4 = d.spare_subnet(0);
     let s6 = dual_stack_network(&d, "v6net", 0, 1);
     // Inspect shows IPv6 enabled and both IPAM configs.
@@ -112,14 +116,14 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     assert!(ipam.contains(&format!("{s4} ")), "{ipam}");
 
     assert_ok(
-        &docker_s(&d, &http_server("b", "v6net", "hello-v6")),
-        "run b",
+        &docker_s(&d, &http_server("bb", "v6net", "hello-v6")),
+        "run bb",
     );
-    run_sleeper(&d, "a", &["--network", "v6net"]);
+    run_sleeper(&d, "aa", &["--network", "v6net"]);
     // Container inspect: the IPv6 fields of the endpoint.
     let f = inspect(
         &d,
-        "b",
+        "bb",
         "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}} {{.GlobalIPv6PrefixLen}} {{.IPv6Gateway}} {{.IPAddress}}{{end}}",
     );
     let fields: Vec<&str> = f.split_whitespace().collect();
@@ -134,29 +138,29 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     assert!(!fields[3].is_empty(), "still has IPv4: {f}");
 
     // The interface, the default IPv6 route and /etc/hosts inside the container.
-    let addr = exec_out(&d, "b", &["ip", "-6", "addr", "show", "eth0"]);
+    let addr = exec_out(&d, "bb", &["ip", "-6", "addr", "show", "eth0"]);
     assert!(addr.contains(&format!("inet6 {b6}/64")), "{addr}");
     assert!(!addr.contains("tentative\n    inet6 fd"), "{addr}");
-    let route = exec_out(&d, "a", &["ip", "-6", "route"]);
+    let route = exec_out(&d, "aa", &["ip", "-6", "route"]);
     assert!(route.contains(&format!("default via {gw6}")), "{route}");
-    let hosts = exec_out(&d, "b", &["cat", "/etc/hosts"]);
+    let hosts = exec_out(&d, "bb", &["cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("{b6}\t")), "{hosts}");
 
     // ping6 by name (AAAA from the embedded DNS) and by address, and HTTP over IPv6.
-    let ping = d.docker(&["exec", "a", "ping", "-6", "-c1", "-W2", "b"]);
-    assert_ok(&ping, "ping -6 b");
+    let ping = d.docker(&["exec", "aa", "ping", "-6", "-c1", "-W2", "bb"]);
+    assert_ok(&ping, "ping -6 bb");
     assert!(stdout(&ping).contains(&b6), "{}", stdout(&ping));
     assert_ok(
-        &d.docker(&["exec", "a", "ping6", "-c1", "-W2", &b6]),
+        &d.docker(&["exec", "aa", "ping6", "-c1", "-W2", &b6]),
         "ping6 by address",
     );
     let body = exec_out(
         &d,
-        "a",
+        "aa",
         &["wget", "-qO-", &format!("http://[{b6}]:8080/index.html")],
     );
     assert_eq!(body, "hello-v6\n");
-    let ns = exec_out(&d, "a", &["nslookup", "-type=aaaa", "b"]);
+    let ns = exec_out(&d, "aa", &["nslookup", "-type=aaaa", "bb"]);
     assert!(ns.contains(&b6), "{ns}");
 
     // network inspect lists the members with their IPv6 addresses.
@@ -165,7 +169,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
         "v6net",
         "{{range .Containers}}{{.Name}}={{.IPv6Address}};{{end}}",
     );
-    assert!(members.contains(&format!("b={b6}/64;")), "{members}");
+    assert!(members.contains(&format!("bb={b6}/64;")), "{members}");
 
     // --ip6: a fixed address, shown in IPAMConfig.
     let fixed = v6_addr(&s6, "99");
@@ -198,38 +202,38 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
 
     // A second IPv6 network: `network connect --ip6`, and isolation from the first.
     let s6b = dual_stack_network(&d, "v6other", 1, 2);
-    run_sleeper(&d, "x", &["--network", "v6other"]);
-    let ping = d.docker(&["exec", "x", "ping6", "-c1", "-W1", &b6]);
+    run_sleeper(&d, "xx", &["--network", "v6other"]);
+    let ping = d.docker(&["exec", "xx", "ping6", "-c1", "-W1", &b6]);
     assert!(
         !ping.status.success(),
         "v6other reached v6net over IPv6\n{}",
         stdout(&ping)
     );
-    let ping = d.docker(&["exec", "x", "ping", "-6", "-c1", "-W1", "b"]);
-    assert!(!ping.status.success(), "b resolved from another network");
+    let ping = d.docker(&["exec", "xx", "ping", "-6", "-c1", "-W1", "bb"]);
+    assert!(!ping.status.success(), "bb resolved from another network");
     let t = table6(&d).expect("ip6 table while IPv6 networks exist");
     assert!(t.contains(&format!("ip6 saddr {s6} oifname")), "{t}");
     assert!(t.contains("masquerade"), "{t}");
 
     let conn_ip = v6_addr(&s6b, "42");
     assert_ok(
-        &d.docker(&["network", "connect", "--ip6", &conn_ip, "v6other", "a"]),
+        &d.docker(&["network", "connect", "--ip6", &conn_ip, "v6other", "aa"]),
         "network connect --ip6",
     );
-    let addr = exec_out(&d, "a", &["ip", "-6", "addr", "show", "eth1"]);
+    let addr = exec_out(&d, "aa", &["ip", "-6", "addr", "show", "eth1"]);
     assert!(addr.contains(&format!("inet6 {conn_ip}/64")), "{addr}");
     assert_ok(
-        &d.docker(&["exec", "x", "ping6", "-c1", "-W2", &conn_ip]),
-        "x reaches a over the shared network",
+        &d.docker(&["exec", "xx", "ping6", "-c1", "-W2", &conn_ip]),
+        "xx reaches aa over the shared network",
     );
     let f = inspect(
         &d,
-        "a",
+        "aa",
         "{{(index .NetworkSettings.Networks \"v6other\").IPAMConfig.IPv6Address}}",
     );
     assert_eq!(f, conn_ip);
     assert_ok(
-        &d.docker(&["network", "disconnect", "v6other", "a"]),
+        &d.docker(&["network", "disconnect", "v6other", "aa"]),
         "disconnect",
     );
     // The address went back to the pool: it can be taken again.
@@ -248,7 +252,7 @@ fn ipv6_network_gives_dual_stack_containers_that_talk_by_name_and_address() {
     );
 
     // Removing everything leaves no IPv6 rules or routes behind.
-    assert_ok(&d.docker(&["rm", "-f", "a", "b", "fixed", "x"]), "rm");
+    assert_ok(&d.docker(&["rm", "-f", "aa", "bb", "fixed", "xx"]), "rm");
     assert_ok(
         &d.docker(&["network", "rm", "v6net", "v6other"]),
         "network rm",

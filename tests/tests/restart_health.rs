@@ -25,7 +25,7 @@ fn on_failure_restarts_exactly_n_times() {
         &d,
         &[
             "--name",
-            "f",
+            "ff",
             "--restart",
             "on-failure:2",
             "busybox",
@@ -38,10 +38,10 @@ fn on_failure_restarts_exactly_n_times() {
         eventually(Duration::from_secs(10), || inspect(
             &d,
             "{{.State.Status}} {{.RestartCount}}",
-            "f"
+            "ff"
         ) == "exited 2"),
         "two restarts: {}",
-        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "f")
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "ff")
     );
     // And no third one (the next backoff would be 400 ms).
     std::thread::sleep(Duration::from_millis(1500));
@@ -49,7 +49,7 @@ fn on_failure_restarts_exactly_n_times() {
         inspect(
             &d,
             "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
-            "f"
+            "ff"
         ),
         "exited 2 3 on-failure:2"
     );
@@ -64,9 +64,9 @@ fn on_failure_restarts_exactly_n_times() {
         "exited 0"
     );
     // The starts show in the event log: three starts, three dies. The filter
-    // takes the full id: like Docker's, it also matches id prefixes, and "f"
-    // is one for a sixteenth of all ids (the "ok" container's among them).
-    let id = inspect(&d, "{{.Id}}", "f");
+    // takes the full id: like Docker's, it also matches id prefixes, and "ff"
+    // is one for one id in 256 (the "ok" container's perhaps among them).
+    let id = inspect(&d, "{{.Id}}", "ff");
     let filter = format!("container={id}");
     let out = d.docker(&[
         "events",
@@ -88,7 +88,14 @@ fn on_failure_restarts_exactly_n_times() {
 fn unknown_policy_is_refused() {
     let d = Daemon::start();
     d.load_busybox();
-    let out = d.docker(&["create", "--name", "x", "--restart", "sometimes", "busybox"]);
+    let out = d.docker(&[
+        "create",
+        "--name",
+        "xx",
+        "--restart",
+        "sometimes",
+        "busybox",
+    ]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
@@ -114,7 +121,7 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
         &d,
         &[
             "--name",
-            "a",
+            "aa",
             "--restart",
             "always",
             "busybox",
@@ -122,7 +129,7 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
             "300",
         ],
     );
-    let pid1 = inspect(&d, "{{.State.Pid}}", "a");
+    let pid1 = inspect(&d, "{{.State.Pid}}", "aa");
     // The process dies on its own: the policy brings it back.
     let _ = std::process::Command::new("kill")
         .args(["-9", &pid1])
@@ -132,16 +139,16 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
             let s = inspect(
                 &d,
                 "{{.State.Status}} {{.RestartCount}} {{.State.Pid}}",
-                "a",
+                "aa",
             );
             s.starts_with("running 1 ") && !s.ends_with(&format!(" {pid1}"))
         }),
         "restarted: {}",
-        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "a")
+        inspect(&d, "{{.State.Status}} {{.RestartCount}}", "aa")
     );
 
     // berthd restarts while it runs: reconnected, not started twice.
-    let pid2 = inspect(&d, "{{.State.Pid}}", "a");
+    let pid2 = inspect(&d, "{{.State.Pid}}", "aa");
     d.kill9();
     d.restart();
     std::thread::sleep(Duration::from_millis(500));
@@ -149,7 +156,7 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
         inspect(
             &d,
             "{{.State.Status}} {{.State.Pid}} {{.RestartCount}}",
-            "a"
+            "aa"
         ),
         format!("running {pid2} 1")
     );
@@ -163,17 +170,17 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
     d.restart();
     assert!(
         eventually(Duration::from_secs(10), || {
-            let s = inspect(&d, "{{.State.Status}} {{.State.Pid}}", "a");
+            let s = inspect(&d, "{{.State.Status}} {{.State.Pid}}", "aa");
             s.starts_with("running ") && !s.ends_with(&format!(" {pid2}"))
         }),
         "back after berthd restart: {}",
-        inspect(&d, "{{.State.Status}} {{.State.Pid}}", "a")
+        inspect(&d, "{{.State.Status}} {{.State.Pid}}", "aa")
     );
 
     // docker stop is never undone by the policy.
-    assert_ok(&d.docker(&["stop", "-t", "1", "a"]), "stop");
+    assert_ok(&d.docker(&["stop", "-t", "1", "aa"]), "stop");
     std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(inspect(&d, "{{.State.Status}}", "a"), "exited");
+    assert_eq!(inspect(&d, "{{.State.Status}}", "aa"), "exited");
 
     // unless-stopped: stopped by the user, it stays down across a daemon restart; always
     // comes back (Docker's documented difference).
@@ -181,7 +188,7 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
         &d,
         &[
             "--name",
-            "u",
+            "uu",
             "--restart",
             "unless-stopped",
             "busybox",
@@ -189,20 +196,20 @@ fn always_restarts_but_stop_is_final_and_daemon_restart_brings_it_back() {
             "300",
         ],
     );
-    assert_ok(&d.docker(&["stop", "-t", "1", "u"]), "stop u");
+    assert_ok(&d.docker(&["stop", "-t", "1", "uu"]), "stop uu");
     d.stop();
     d.restart();
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(inspect(&d, "{{.State.Status}}", "u"), "exited");
+    assert_eq!(inspect(&d, "{{.State.Status}}", "uu"), "exited");
     assert!(
         eventually(Duration::from_secs(5), || inspect(
             &d,
             "{{.State.Status}}",
-            "a"
+            "aa"
         ) == "running"),
         "always comes back at daemon start"
     );
-    d.docker(&["rm", "-f", "a", "u"]);
+    d.docker(&["rm", "-f", "aa", "uu"]);
 }
 
 #[test]
@@ -213,7 +220,7 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
         &d,
         &[
             "--name",
-            "h",
+            "hh",
             "--health-cmd",
             "test -e /tmp/ok && echo fine",
             "--health-interval",
@@ -225,7 +232,7 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
             "300",
         ],
     );
-    assert_eq!(inspect(&d, "{{.State.Health.Status}}", "h"), "starting");
+    assert_eq!(inspect(&d, "{{.State.Health.Status}}", "hh"), "starting");
     let out = d.docker(&["ps", "--format", "{{.Status}}"]);
     assert!(
         stdout(&out).contains("(health: starting)"),
@@ -236,11 +243,11 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
         eventually(Duration::from_secs(10), || inspect(
             &d,
             "{{.State.Health.Status}}",
-            "h"
+            "hh"
         ) == "unhealthy"),
         "two failures make it unhealthy"
     );
-    let streak = inspect(&d, "{{.State.Health.FailingStreak}}", "h");
+    let streak = inspect(&d, "{{.State.Health.FailingStreak}}", "hh");
     assert!(
         streak.parse::<i64>().unwrap_or(0) >= 2,
         "failing streak {streak}"
@@ -253,21 +260,21 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
         "{{.Names}} {{.Status}}",
     ]);
     assert!(
-        stdout(&out).contains("h Up") && stdout(&out).contains("(unhealthy)"),
+        stdout(&out).contains("hh Up") && stdout(&out).contains("(unhealthy)"),
         "{}",
         stdout(&out)
     );
-    assert_ok(&d.docker(&["exec", "h", "touch", "/tmp/ok"]), "exec");
+    assert_ok(&d.docker(&["exec", "hh", "touch", "/tmp/ok"]), "exec");
     assert!(
         eventually(Duration::from_secs(10), || inspect(
             &d,
             "{{.State.Health.Status}}",
-            "h"
+            "hh"
         ) == "healthy"),
         "a success makes it healthy"
     );
     let out = d.docker(&["ps", "--filter", "health=healthy", "--format", "{{.Names}}"]);
-    assert_eq!(stdout(&out).trim(), "h");
+    assert_eq!(stdout(&out).trim(), "hh");
     let out = d.docker(&[
         "ps",
         "--filter",
@@ -278,9 +285,9 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
     assert_eq!(stdout(&out).trim(), "");
     // The log keeps the last 5 probes, with output.
     std::thread::sleep(Duration::from_millis(4500));
-    let log = inspect(&d, "{{len .State.Health.Log}}", "h");
+    let log = inspect(&d, "{{len .State.Health.Log}}", "hh");
     assert_eq!(log, "5");
-    let last = inspect(&d, "{{(index .State.Health.Log 4).Output}}", "h");
+    let last = inspect(&d, "{{(index .State.Health.Log 4).Output}}", "hh");
     assert_eq!(last, "fine");
     let out = d.docker(&[
         "events",
@@ -303,10 +310,17 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
     // --no-healthcheck turns off an image's or a flag's check.
     run_d(
         &d,
-        &["--name", "n", "--no-healthcheck", "busybox", "sleep", "300"],
+        &[
+            "--name",
+            "nn",
+            "--no-healthcheck",
+            "busybox",
+            "sleep",
+            "300",
+        ],
     );
-    assert_eq!(inspect(&d, "{{.State.Health}}", "n"), "<nil>");
-    d.docker(&["rm", "-f", "h", "n"]);
+    assert_eq!(inspect(&d, "{{.State.Health}}", "nn"), "<nil>");
+    d.docker(&["rm", "-f", "hh", "nn"]);
 }
 
 #[test]
@@ -358,7 +372,7 @@ fn berth_cli_health_flags_and_policies() {
         "run",
         "-d",
         "--name",
-        "b",
+        "bb",
         "--health-cmd",
         "true",
         "--health-interval",
@@ -374,7 +388,7 @@ fn berth_cli_health_flags_and_policies() {
         inspect(
             &d,
             "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.HostConfig.RestartPolicy.Name}}",
-            "b"
+            "bb"
         ),
         "[CMD-SHELL true] 500ms on-unhealthy"
     );
@@ -382,7 +396,7 @@ fn berth_cli_health_flags_and_policies() {
         eventually(Duration::from_secs(10), || inspect(
             &d,
             "{{.State.Health.Status}}",
-            "b"
+            "bb"
         ) == "healthy"),
         "healthy"
     );
@@ -397,12 +411,12 @@ fn berth_cli_health_flags_and_policies() {
     );
     // berth update changes the policy of an existing container.
     assert_ok(
-        &d.berth(&["update", "--restart", "always", "b"]),
+        &d.berth(&["update", "--restart", "always", "bb"]),
         "update restart",
     );
     assert_eq!(
-        inspect(&d, "{{.HostConfig.RestartPolicy.Name}}", "b"),
+        inspect(&d, "{{.HostConfig.RestartPolicy.Name}}", "bb"),
         "always"
     );
-    d.docker(&["rm", "-f", "b"]);
+    d.docker(&["rm", "-f", "bb"]);
 }

@@ -98,14 +98,14 @@ fn start_interrupted_by_a_crash_does_not_block_later_starts() {
     let mut d = Daemon::start();
     d.load_busybox();
     assert_ok(
-        &d.docker(&["create", "--name", "c", "busybox", "echo", "hi"]),
+        &d.docker(&["create", "--name", "cc", "busybox", "echo", "hi"]),
         "create",
     );
-    assert_ok(&d.docker(&["start", "-a", "c"]), "first start");
-    let id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "c"]))
+    assert_ok(&d.docker(&["start", "-a", "cc"]), "first start");
+    let id = stdout(&d.docker(&["inspect", "-f", "{{.Id}}", "cc"]))
         .trim()
         .to_string();
-    let lower = stdout(&d.docker(&["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "c"]))
+    let lower = stdout(&d.docker(&["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", "cc"]))
         .trim()
         .to_string();
     d.kill9();
@@ -153,7 +153,7 @@ fn start_interrupted_by_a_crash_does_not_block_later_starts() {
         stdout(&out)
     );
     d.restart();
-    let out = d.docker(&["start", "-a", "c"]);
+    let out = d.docker(&["start", "-a", "cc"]);
     assert_ok(&out, "start after the interrupted start");
     assert_eq!(stdout(&out), "hi\n");
 }

@@ -167,7 +167,7 @@ fn image_volumes_copy_up_and_anonymous_volumes() {
         &d.docker(&[
             "run",
             "--name",
-            "a",
+            "aa",
             "volimg",
             "/bin/busybox",
             "stat",
@@ -188,7 +188,7 @@ fn image_volumes_copy_up_and_anonymous_volumes() {
             "inspect",
             "-f",
             "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}",
-            "a",
+            "aa",
         ]),
         "inspect",
     );
@@ -244,7 +244,7 @@ fn image_volumes_copy_up_and_anonymous_volumes() {
     );
     assert_eq!(out, "");
     // rm -v removes the anonymous volume, never a named one.
-    assert_ok(&d.docker(&["rm", "-v", "a"]), "rm -v");
+    assert_ok(&d.docker(&["rm", "-v", "aa"]), "rm -v");
     let mut vols = volume_names(&d);
     vols.sort();
     assert_eq!(vols, vec!["empty".to_string(), "named".to_string()]);
@@ -714,11 +714,11 @@ fn docker_cp_both_ways_with_hostile_symlinks() {
 fn archive_api_stat_header() {
     let d = Daemon::start();
     d.load_busybox();
-    assert_ok(&d.docker(&["create", "--name", "s", "busybox"]), "create");
+    assert_ok(&d.docker(&["create", "--name", "ss", "busybox"]), "create");
     use std::io::{Read, Write};
     let mut sock = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     sock.write_all(
-        b"HEAD /containers/s/archive?path=/etc/passwd HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
+        b"HEAD /containers/ss/archive?path=/etc/passwd HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let mut raw = String::new();
@@ -749,9 +749,9 @@ fn archive_api_stat_header() {
     assert_eq!(json["mode"], 0o644);
     assert!(json["size"].as_i64().unwrap() > 0);
     assert_eq!(json["linkTarget"], "");
-    let (st, _) = d.api("HEAD", "/containers/s/archive?path=/nope", None);
+    let (st, _) = d.api("HEAD", "/containers/ss/archive?path=/nope", None);
     assert_eq!(st, 404);
-    let (st, body) = d.api("PUT", "/containers/s/archive?path=/etc/passwd", Some(""));
+    let (st, body) = d.api("PUT", "/containers/ss/archive?path=/etc/passwd", Some(""));
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not a directory"), "{body}");
 }
@@ -1100,21 +1100,21 @@ fn docker_cp_ownership_with_and_without_archive_mode() {
     std::fs::write(&f, "x\n").unwrap();
     std::os::unix::fs::chown(&f, Some(1234), Some(4321)).unwrap();
     assert_ok(
-        &d.docker(&["run", "-d", "--name", "o", "busybox", "sleep", "1000"]),
+        &d.docker(&["run", "-d", "--name", "oo", "busybox", "sleep", "1000"]),
         "run",
     );
     assert_ok(
-        &d.docker(&["cp", f.to_str().unwrap(), "o:/tmp/plain"]),
+        &d.docker(&["cp", f.to_str().unwrap(), "oo:/tmp/plain"]),
         "cp",
     );
     assert_ok(
-        &d.docker(&["cp", "-a", f.to_str().unwrap(), "o:/tmp/archived"]),
+        &d.docker(&["cp", "-a", f.to_str().unwrap(), "oo:/tmp/archived"]),
         "cp -a",
     );
     let out = quiet_ok(
         &d.docker(&[
             "exec",
-            "o",
+            "oo",
             "stat",
             "-c",
             "%u:%g %n",
@@ -1124,5 +1124,5 @@ fn docker_cp_ownership_with_and_without_archive_mode() {
         "stat",
     );
     assert_eq!(out, "0:0 /tmp/plain\n1234:4321 /tmp/archived\n");
-    assert_ok(&d.docker(&["rm", "-f", "o"]), "rm");
+    assert_ok(&d.docker(&["rm", "-f", "oo"]), "rm");
 }

@@ -17,9 +17,11 @@ mod exec;
 mod hijack;
 mod images;
 mod networks;
+mod normalize;
 pub mod query;
 mod registry;
 pub mod resources;
+pub mod serve;
 mod swarm;
 mod system;
 pub mod transport;
@@ -118,15 +120,22 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .with_state(backend)
 }
 
-/// Serves `router` with the API versions `versions` on a unix socket until `shutdown` resolves.
+/// The whole API as one service for a connection: the router behind version handling, with
+/// paths decoded as Go decodes them and every error answered as JSON.
+pub fn app(backend: Arc<dyn Backend>, versions: Versions) -> Router {
+    version::app(router(backend), versions)
+        .layer(axum::middleware::from_fn(normalize::json_errors))
+        .layer(axum::middleware::from_fn(normalize::lossy_path))
+}
+
+/// Serves the API with the API versions `versions` on a unix socket until `shutdown`
+/// resolves; `conns` counts and limits the connections of all listeners.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     backend: Arc<dyn Backend>,
     versions: Versions,
+    conns: Arc<serve::Connections>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = version::wrap(router(backend), versions);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve::serve(listener, None, app(backend, versions), conns, shutdown).await
 }

@@ -3,9 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -72,60 +70,22 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, String> {
     Ok(Arc::new(cfg))
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, over TLS when `tls` is given.
+/// Serves the API on `listener` until `shutdown` resolves, over TLS when `tls` is given;
+/// `conns` counts and limits the connections of all listeners.
 pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<ServerConfig>>,
     backend: Arc<dyn Backend>,
     versions: crate::Versions,
+    conns: Arc<crate::serve::Connections>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return axum::serve(
-            listener,
-            crate::version::wrap(crate::router(backend), versions),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let service = hyper_util::service::TowerToHyperService::new(crate::version::app(
-        crate::router(backend),
-        versions,
-    ));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // E.g. out of file descriptors: do not spin.
-                    tracing::warn!("accepting an API connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let service = service.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                .await;
-        });
-    }
+    crate::serve::serve(
+        listener,
+        tls,
+        crate::app(backend, versions),
+        conns,
+        shutdown,
+    )
+    .await
 }

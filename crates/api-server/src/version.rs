@@ -111,11 +111,6 @@ impl Versions {
     }
 }
 
-/// Wraps the router with the version handling of `versions`, which must run before routing.
-pub fn wrap(router: Router, versions: Versions) -> axum::routing::IntoMakeService<Router> {
-    app(router, versions).into_make_service()
-}
-
 /// `router` behind the version handling, as one service for a connection.
 pub fn app(router: Router, versions: Versions) -> Router {
     Router::new()

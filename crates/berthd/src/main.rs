@@ -3,6 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use berth_daemon::{Daemon, DaemonConfig};
@@ -90,6 +91,18 @@ struct Args {
     /// [default: docker-init or tini-static from PATH].
     #[arg(long = "init-path")]
     init_path: Option<PathBuf>,
+    /// How long a client may take to send a request head (`30s`, `500ms`).
+    #[arg(long = "api-header-timeout", hide = true, value_parser = parse_duration)]
+    api_header_timeout: Option<Duration>,
+    /// How long a keep-alive API connection may sit idle between requests.
+    #[arg(long = "api-idle-timeout", hide = true, value_parser = parse_duration)]
+    api_idle_timeout: Option<Duration>,
+    /// The longest pause in a request body (attach and exec stdin excepted).
+    #[arg(long = "api-body-timeout", hide = true, value_parser = parse_duration)]
+    api_body_timeout: Option<Duration>,
+    /// Open API connections before the idlest is closed [default: from RLIMIT_NOFILE].
+    #[arg(long = "api-max-connections", hide = true)]
+    api_max_connections: Option<usize>,
     /// Give the default bridge and its containers IPv6 addresses.
     #[arg(long)]
     ipv6: bool,
@@ -221,6 +234,47 @@ fn tls_files(
     }))
 }
 
+/// `30s`, `500ms`, `2m` or plain seconds (`30`, `0.5`).
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .map(|n| Duration::from_secs_f64(n * scale))
+        .ok_or_else(|| format!("invalid duration {s:?} (e.g. 30s, 500ms, 2m)"))
+}
+
+/// The API's connection limits: the flags, else the defaults with a connection cap below the
+/// soft open-file limit.
+fn api_limits(args: &Args) -> berth_api_server::serve::Limits {
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let mut limits = berth_api_server::serve::Limits::for_fd_limit(nofile);
+    if let Some(d) = args.api_header_timeout {
+        limits.header_read_timeout = d;
+    }
+    if let Some(d) = args.api_idle_timeout {
+        limits.idle_timeout = d;
+    }
+    if let Some(d) = args.api_body_timeout {
+        limits.body_timeout = d;
+    }
+    if let Some(n) = args.api_max_connections {
+        limits.max_connections = n.max(1);
+    }
+    limits
+}
+
 fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
     let Some(path) = path else {
         let default = Path::new("/etc/berth/daemon.json");
@@ -275,6 +329,7 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let limits = api_limits(&args);
     let file = load_file_config(args.config_file.as_deref())?;
     let level = args
         .log_level
@@ -407,7 +462,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cfg, listens, tls, versions, pidfile, reloader))
+        .block_on(run(cfg, listens, tls, versions, limits, pidfile, reloader))
 }
 
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
@@ -461,6 +516,7 @@ async fn run(
     listens: Vec<Listen>,
     tls: Option<Arc<rustls::ServerConfig>>,
     versions: berth_api_server::Versions,
+    limits: berth_api_server::serve::Limits,
     pidfile: PathBuf,
     reloader: Reloader,
 ) -> Result<()> {
@@ -477,6 +533,8 @@ async fn run(
     let backend: Arc<dyn berth_api_server::Backend> =
         Arc::new(berth_daemon::backend::Api(daemon.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tracing::debug!(?limits, "API connection limits");
+    let conns = berth_api_server::serve::Connections::new(limits);
     let mut servers = Vec::new();
     let mut sockets = Vec::new();
     for listen in listens {
@@ -493,6 +551,7 @@ async fn run(
                     listener,
                     backend.clone(),
                     versions,
+                    conns.clone(),
                     shutdown,
                 )));
             }
@@ -511,6 +570,7 @@ async fn run(
                     tls.clone(),
                     backend.clone(),
                     versions,
+                    conns.clone(),
                     shutdown,
                 )));
             }
@@ -540,7 +600,7 @@ async fn run(
     let _ = stop_tx.send(true);
     for s in servers {
         // Hijacked connections may outlive the graceful shutdown; don't wait on them forever.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), s).await;
     }
     for s in sockets {
         let _ = std::fs::remove_file(s);

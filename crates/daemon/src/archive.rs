@@ -451,6 +451,36 @@ pub fn extract_in_root(
     Ok(())
 }
 
+/// The uploaded tar as a plain tar: the API takes it uncompressed or compressed with gzip,
+/// bzip2 or xz (zstd too), told apart by their magic bytes. A compressed upload is inflated
+/// into a second spool file, since extraction reads the archive twice.
+fn decompressed(
+    mut spool: std::fs::File,
+    tmp_dir: &Path,
+) -> std::result::Result<std::fs::File, ApiError> {
+    spool.rewind().map_err(internal)?;
+    let mut magic = [0u8; 6];
+    let n = spool.read(&mut magic).map_err(internal)?;
+    spool.rewind().map_err(internal)?;
+    let compressed = [
+        &[0x1f, 0x8b][..],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ]
+    .iter()
+    .any(|m| magic[..n].starts_with(m));
+    if !compressed {
+        return Ok(spool);
+    }
+    let mut plain = tempfile::tempfile_in(tmp_dir).map_err(internal)?;
+    let mut reader = berth_image::store::decompress(io::BufReader::new(spool))
+        .map_err(|e| ApiError::invalid(format!("decompressing archive: {e}")))?;
+    io::copy(&mut reader, &mut plain)
+        .map_err(|e| ApiError::invalid(format!("decompressing archive: {e}")))?;
+    Ok(plain)
+}
+
 /// Opens `rel` below `dir` for a look only, refusing symlinks and escapes.
 fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| io::Error::other("nul"))?;
@@ -712,6 +742,9 @@ impl Daemon {
             let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading upload: {e}")))?;
             spool.write_all(&chunk).map_err(internal)?;
         }
+        let mut spool = tokio::task::spawn_blocking(move || decompressed(spool, &tmp_dir))
+            .await
+            .map_err(internal)??;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
         let plan = self.root_plan(&c.id)?;

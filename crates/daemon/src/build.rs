@@ -273,9 +273,9 @@ impl Daemon {
                             }
                         }
                     }
-                    Err(e) => send(error_message(e.message, None)).await,
+                    Err(e) => send(error_message(this.build_error(&e.message, &work), None)).await,
                 },
-                Err(e) => send(error_message(e.0, e.1)).await,
+                Err(e) => send(error_message(this.build_error(&e.0, &work), e.1)).await,
             }
             // The client has its answer; the unpacked context goes after it.
             drop(tx);

@@ -226,6 +226,7 @@ impl Daemon {
                 "Config cannot be empty in order to create a container",
             ));
         }
+        crate::create_checks::verify(&mut config, &host_config, &mut warnings)?;
         validate_host_config(&mut host_config, &self.host.sys, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
         crate::nsjoin::validate_modes(&host_config)?;

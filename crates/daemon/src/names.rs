@@ -248,11 +248,12 @@ pub fn random_name(retry: u32) -> String {
     }
 }
 
-/// Docker's characters `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one-letter names are accepted). Returns the name without a leading slash.
+/// Docker's container names, `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`: at least two characters.
+/// Returns the name without a leading slash.
 pub fn validate(name: &str) -> Result<String, String> {
     let n = name.strip_prefix('/').unwrap_or(name);
     let mut chars = n.chars();
-    let ok = !n.is_empty()
+    let ok = n.len() >= 2
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
@@ -271,7 +272,11 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(validate("/web").unwrap(), "web");
-        assert_eq!(validate("t").unwrap(), "t");
+        assert_eq!(validate("t2").unwrap(), "t2");
+        assert_eq!(
+            validate("t").unwrap_err(),
+            "Invalid container name (t), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        );
         assert!(validate("").is_err() && validate("/").is_err());
         assert!(validate("-a").is_err());
         assert!(validate("a b").is_err());

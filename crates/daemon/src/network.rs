@@ -234,6 +234,8 @@ fn default_bridge_v6(
             berth_network::ipam::ula_subnet(seed)
         }
     };
+    crate::network_v6::refuse_reserved(&subnet)
+        .map_err(|e| format!("invalid --fixed-cidr-v6 {subnet}: {e}"))?;
     let pool = Pool6::new(subnet, subnet.first_host())
         .map_err(|e| format!("--fixed-cidr-v6 {subnet}: {e}"))?;
     Ok(Some((subnet, pool)))
@@ -263,6 +265,8 @@ impl NetService {
         };
         if cfg.bridge != "none" {
             let (subnet, gateway) = Subnet::parse_with_addr(&cfg.bip)
+                .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
+            crate::network_v6::refuse_reserved(&subnet)
                 .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
             let pool = Pool::new(subnet, gateway).map_err(|e| format!("--bip: {e}"))?;
             let id = stable_id(&format!("berth-default-bridge:{}", cfg.bridge));
@@ -788,7 +792,15 @@ impl NetService {
         // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
         let _ = std::fs::create_dir_all(self.bridges_dir());
         let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
-        self.ensure_bridge(&n)?;
+        let existed = self.ops.link_exists(&n.bridge);
+        if let Err(e) = self.ensure_bridge(&n) {
+            // A bridge made here whose address could not be set must not stay behind.
+            if !existed {
+                let _ = self.ops.delete_link(&n.bridge);
+                let _ = std::fs::remove_file(self.bridges_dir().join(&n.bridge));
+            }
+            return Err(e);
+        }
         {
             let mut st = lock(&self.state);
             st.pools.insert(n.id.clone(), pool);

@@ -37,8 +37,8 @@ fn conflict_opt(what: &str) -> ApiError {
 
 impl Daemon {
     /// Create-time resolution of the containers a new container's network settings name:
-    /// `container:<name>` becomes `container:<id>` (with Docker's conflicting-option checks)
-    /// and every `--link` target must exist.
+    /// `container:<name>` becomes `container:<id>` and every `--link` target must exist (the
+    /// options that conflict with the network mode were refused by `create_checks`).
     pub(crate) fn resolve_network_refs(
         &self,
         config: &ct::Config,
@@ -48,24 +48,6 @@ impl Daemon {
             // As in Docker a missing target fails the start, not the create (a 404 here
             // would make the CLI try to pull the image).
             let target = self.resolve_container(key).ok();
-            if hc.links.as_ref().is_some_and(|l| !l.is_empty()) {
-                return Err(conflict_opt(
-                    "container type network can't be used with links. This would result in undefined behavior",
-                ));
-            }
-            if hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty()) || hc.publish_all_ports {
-                return Err(conflict_opt(
-                    "port publishing and the container type network mode",
-                ));
-            }
-            if hc.dns.as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(conflict_opt("dns and the network mode"));
-            }
-            if hc.extra_hosts.as_ref().is_some_and(|d| !d.is_empty()) {
-                return Err(conflict_opt(
-                    "custom host-to-IP mapping and the network mode",
-                ));
-            }
             if config.mac_address.as_ref().is_some_and(|m| !m.is_empty()) {
                 return Err(conflict_opt("mac-address and the network mode"));
             }

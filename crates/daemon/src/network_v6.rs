@@ -42,8 +42,44 @@ impl<A: Family> Plan<A> {
     }
 }
 
+/// The address blocks no network may use, by family: a bridge with an address in one of them
+/// would capture the host's own loopback or multicast traffic (`local 127.0.0.1` routes on the
+/// bridge), or hold an address no host can be reached at.
+const RESERVED_V4: [(&str, &str); 4] = [
+    ("0.0.0.0/8", "unspecified"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+];
+const RESERVED_V6: [(&str, &str); 4] = [
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// Refuses a subnet that overlaps a reserved block, naming the block's kind.
+pub(crate) fn refuse_reserved<A: Family>(subnet: &Cidr<A>) -> Result<(), String> {
+    let blocks: &[(&str, &str)] = if A::BITS == 32 {
+        &RESERVED_V4
+    } else {
+        &RESERVED_V6
+    };
+    match blocks.iter().find(|(block, _)| {
+        block
+            .parse::<Cidr<A>>()
+            .is_ok_and(|block| block.overlaps(subnet))
+    }) {
+        Some((block, kind)) => Err(format!(
+            "{subnet} overlaps the {kind} range {block}, which cannot be used for a network"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The subnet, ip-range and gateway an IPAM config with a subnet asks for, checked against
-/// each other and against the `existing` subnets of the same family, with Docker's messages.
+/// each other, the reserved address blocks and the `existing` subnets of the same family,
+/// with Docker's messages where it has them.
 pub(crate) fn plan_subnet<A: Family>(
     cfg: &nt::IpamConfig,
     existing: &[Cidr<A>],
@@ -54,6 +90,8 @@ pub(crate) fn plan_subnet<A: Family>(
             cfg.subnet, cfg.subnet
         ))
     })?;
+    refuse_reserved(&subnet)
+        .map_err(|e| ApiError::invalid(format!("invalid subnet {}: {e}", cfg.subnet)))?;
     if let Some(other) = existing.iter().find(|s| s.overlaps(&subnet)) {
         return Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -331,6 +369,39 @@ mod tests {
         assert!(m.contains("is not within subnet"), "{m}");
         let (_, m) = err(true, &cfg("fd00:db8:1::/127", "", ""), &[]);
         assert!(m.contains("too small"), "{m}");
+    }
+
+    #[test]
+    fn reserved_ranges_are_refused() {
+        for (subnet, kind) in [
+            ("::1/128", "loopback"),
+            ("::/64", "unspecified"),
+            ("fe80::/64", "link-local"),
+            ("ff02::/16", "multicast"),
+            ("ff00::/8", "multicast"),
+        ] {
+            let (k, m) = err(true, &cfg(subnet, "", ""), &[]);
+            assert_eq!(k, ErrorKind::InvalidParameter, "{subnet}");
+            assert!(
+                m.starts_with(&format!("invalid subnet {subnet}: ")) && m.contains(kind),
+                "{subnet}: {m}"
+            );
+        }
+        for (subnet, kind) in [
+            ("127.0.0.0/8", "loopback"),
+            ("127.1.0.0/16", "loopback"),
+            ("224.0.0.0/4", "multicast"),
+            ("239.1.0.0/16", "multicast"),
+            ("0.0.0.0/8", "unspecified"),
+            ("0.0.0.0/0", "unspecified"),
+            ("169.254.0.0/16", "link-local"),
+        ] {
+            let e = plan_subnet::<std::net::Ipv4Addr>(&cfg(subnet, "", ""), &[]).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidParameter, "{subnet}");
+            assert!(e.message.contains(kind), "{subnet}: {}", e.message);
+        }
+        assert!(plan_subnet::<std::net::Ipv4Addr>(&cfg("10.77.0.0/16", "", ""), &[]).is_ok());
+        assert!(plan_v6(true, Some(&cfg("fd00:1::/64", "", "")), &[]).is_ok());
     }
 
     #[tokio::test]

@@ -20,6 +20,9 @@ use oci_spec::runtime::{Mount, MountBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Container;
+use crate::mount_spec::{
+    check_target, clean, parse_api_mount, parse_bind, validate_driver_opts, validate_volume_name,
+};
 use crate::{internal, lock, Daemon, Result};
 
 /// The label Docker puts on anonymous volumes (prune without `all` only removes these).
@@ -57,241 +60,6 @@ pub struct MountRecord {
     pub create_source: bool,
     /// tmpfs mount options (`size=`, `mode=`).
     pub tmpfs_options: Vec<String>,
-}
-
-/// Docker's rule for local volume names.
-pub fn validate_volume_name(name: &str) -> std::result::Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if name.len() < 2 || !first_ok || !rest_ok {
-        return Err(format!(
-            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        ));
-    }
-    Ok(())
-}
-
-fn validate_driver_opts(opts: &BTreeMap<String, String>) -> std::result::Result<(), String> {
-    for k in opts.keys() {
-        if !matches!(k.as_str(), "type" | "device" | "o") {
-            return Err(format!("invalid option key: {k:?}"));
-        }
-    }
-    let has = |k: &str| opts.get(k).is_some_and(|v| !v.is_empty());
-    if (has("device") || has("o")) && !has("type") {
-        return Err("missing required option: \"type\"".into());
-    }
-    if has("type") && !has("device") {
-        return Err("missing required option: \"device\"".into());
-    }
-    Ok(())
-}
-
-/// A mount mode list (`ro,z,nocopy,rshared`) as Docker's `ValidMountMode` accepts it.
-#[derive(Debug, Default, PartialEq)]
-struct Mode {
-    rw: Option<bool>,
-    propagation: Option<String>,
-    nocopy: bool,
-}
-
-const PROPAGATIONS: [&str; 6] = [
-    "private", "rprivate", "shared", "rshared", "slave", "rslave",
-];
-
-fn parse_mode(mode: &str) -> Option<Mode> {
-    let mut m = Mode::default();
-    let (mut label, mut copy, mut consistency) = (false, false, false);
-    if mode.is_empty() {
-        return Some(m);
-    }
-    for o in mode.split(',') {
-        match o {
-            "rw" | "ro" if m.rw.is_none() => m.rw = Some(o == "rw"),
-            "z" | "Z" if !label => label = true,
-            "nocopy" if !copy => {
-                copy = true;
-                m.nocopy = true
-            }
-            // Docker Desktop's file-sharing hints: accepted and ignored, as dockerd does.
-            "consistent" | "cached" | "delegated" if !consistency => consistency = true,
-            p if PROPAGATIONS.contains(&p) && m.propagation.is_none() => {
-                m.propagation = Some(p.to_string())
-            }
-            _ => return None,
-        }
-    }
-    Some(m)
-}
-
-fn check_target(kind: &str, target: &str) -> std::result::Result<(), String> {
-    if !target.starts_with('/') {
-        return Err(format!(
-            "invalid mount config for type {kind:?}: invalid mount path: '{target}' mount path must be absolute"
-        ));
-    }
-    if Path::new(target).components().count() == 1 {
-        return Err("invalid specification: destination can't be '/'".into());
-    }
-    Ok(())
-}
-
-/// One `Binds` entry (`src:dst[:mode]`, `dst`) parsed the way Docker's linux parser does.
-pub fn parse_bind(raw: &str) -> std::result::Result<MountRecord, String> {
-    let invalid = || format!("invalid volume specification: '{raw}'");
-    let parts: Vec<&str> = raw.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [t] => ("", *t, ""),
-        [s, t] => {
-            if parse_mode(t).is_some() && !t.starts_with('/') {
-                return Err(invalid());
-            }
-            (*s, *t, "")
-        }
-        [s, t, m] => (*s, *t, *m),
-        _ => return Err(invalid()),
-    };
-    if target.is_empty() {
-        return Err(invalid());
-    }
-    let m = parse_mode(mode).ok_or_else(|| format!("invalid mode: {mode}"))?;
-    let bind = source.starts_with('/');
-    let kind = if bind { "bind" } else { "volume" };
-    check_target(kind, target)?;
-    if bind && m.nocopy {
-        return Err(format!("invalid mode: {mode}"));
-    }
-    if !bind && !source.is_empty() {
-        validate_volume_name(source)?;
-    }
-    if !bind && m.propagation.is_some() {
-        return Err(format!("invalid mode: {mode}"));
-    }
-    Ok(MountRecord {
-        kind: kind.to_string(),
-        name: if bind {
-            String::new()
-        } else {
-            source.to_string()
-        },
-        source: if bind { clean(source) } else { String::new() },
-        destination: clean(target),
-        mode: mode.to_string(),
-        rw: m.rw.unwrap_or(true),
-        propagation: if bind {
-            m.propagation.unwrap_or_else(|| "rprivate".into())
-        } else {
-            String::new()
-        },
-        copy_data: !bind && !m.nocopy,
-        anonymous: source.is_empty(),
-        create_source: bind,
-        tmpfs_options: Vec::new(),
-    })
-}
-
-/// One `HostConfig.Mounts` entry (`--mount`) validated like Docker's.
-pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String> {
-    let kind = m.kind.as_str();
-    let cfg_err = |msg: &str| format!("invalid mount config for type {kind:?}: {msg}");
-    if m.target.is_empty() {
-        return Err(cfg_err("field Target must not be empty"));
-    }
-    check_target(kind, &m.target)?;
-    let opt = |v: &Option<serde_json::Value>, key: &str| -> Option<serde_json::Value> {
-        v.as_ref().and_then(|o| o.get(key)).cloned()
-    };
-    let mut rec = MountRecord {
-        kind: kind.to_string(),
-        destination: clean(&m.target),
-        rw: !m.read_only,
-        ..Default::default()
-    };
-    match kind {
-        "bind" => {
-            if m.source.is_empty() {
-                return Err(cfg_err("field Source must not be empty"));
-            }
-            if !m.source.starts_with('/') {
-                return Err(cfg_err(&format!(
-                    "invalid mount path: '{}' mount path must be absolute",
-                    m.source
-                )));
-            }
-            if m.volume_options.is_some() {
-                return Err(cfg_err("field VolumeOptions must not be specified"));
-            }
-            if std::fs::metadata(&m.source).is_err() {
-                return Err(cfg_err(&format!(
-                    "bind source path does not exist: {}",
-                    m.source
-                )));
-            }
-            rec.source = clean(&m.source);
-            let prop = opt(&m.bind_options, "Propagation")
-                .and_then(|v| v.as_str().map(str::to_string))
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "rprivate".into());
-            if !PROPAGATIONS.contains(&prop.as_str()) {
-                return Err(cfg_err(&format!("invalid propagation mode: {prop}")));
-            }
-            rec.propagation = prop;
-        }
-        "volume" => {
-            if m.bind_options.is_some() {
-                return Err(cfg_err("field BindOptions must not be specified"));
-            }
-            if !m.source.is_empty() {
-                validate_volume_name(&m.source)?;
-            }
-            rec.name = m.source.clone();
-            rec.anonymous = m.source.is_empty();
-            rec.copy_data = !opt(&m.volume_options, "NoCopy")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-        }
-        "tmpfs" => {
-            if !m.source.is_empty() {
-                return Err(cfg_err("Source must not be specified"));
-            }
-            let mut opts = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
-            if let Some(size) = opt(&m.tmpfs_options, "SizeBytes").and_then(|v| v.as_i64()) {
-                if size < 0 {
-                    return Err(cfg_err("invalid tmpfs size"));
-                }
-                if size > 0 {
-                    opts.push(format!("size={size}"));
-                }
-            }
-            if let Some(mode) = opt(&m.tmpfs_options, "Mode").and_then(|v| v.as_u64()) {
-                if mode > 0 {
-                    opts.push(format!("mode={:o}", mode & 0o7777));
-                }
-            }
-            if m.read_only {
-                opts.push("ro".into());
-            }
-            rec.tmpfs_options = opts;
-        }
-        other => return Err(format!("mount type unknown: {other:?}")),
-    }
-    Ok(rec)
-}
-
-/// Lexical clean of an absolute path (`/a//b/` → `/a/b`).
-fn clean(p: &str) -> String {
-    let mut out = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    format!("/{}", out.join("/"))
 }
 
 fn random_name() -> String {
@@ -685,7 +453,11 @@ impl Daemon {
                     )))
                 }
             };
-            let from = self.resolve_container(who)?;
+            // 400, as dockerd answers: the CLI takes any 404 from a create for a missing
+            // image and tries to pull it.
+            let from = self
+                .resolve_container(who)
+                .map_err(|e| ApiError::invalid(e.message))?;
             for m in from.mounts.iter().filter(|m| m.kind != "tmpfs") {
                 let mut m = m.clone();
                 if let Some(rw) = force_ro {
@@ -738,6 +510,22 @@ impl Daemon {
                     ..Default::default()
                 },
             );
+        }
+        // New volumes get the container's volume driver; only the local one exists.
+        if !matches!(hc.volume_driver.as_str(), "" | "local") {
+            for m in planned.values().filter(|m| m.kind == "volume") {
+                if m.name.is_empty() || self.volume_record(&m.name)?.is_none() {
+                    let name = if m.name.is_empty() {
+                        &m.destination
+                    } else {
+                        &m.name
+                    };
+                    return Err(ApiError::invalid(format!(
+                        "create {name}: error looking up volume plugin {0}: plugin {0:?} not found",
+                        hc.volume_driver
+                    )));
+                }
+            }
         }
         // Validation is over: create what is missing.
         let mut out = Vec::new();
@@ -976,141 +764,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volume_names() {
-        assert!(validate_volume_name("data").is_ok());
-        assert!(validate_volume_name("my_vol-1.x").is_ok());
-        assert!(validate_volume_name("a").is_err());
-        assert!(validate_volume_name("a/b").is_err());
-        assert!(validate_volume_name("_x").is_err());
-        assert!(validate_volume_name("x y").is_err());
-    }
-
-    #[test]
-    fn binds_parse_like_docker() {
-        let m = parse_bind("data:/srv:ro").unwrap();
-        assert_eq!(
-            (
-                m.kind.as_str(),
-                m.name.as_str(),
-                m.destination.as_str(),
-                m.rw
-            ),
-            ("volume", "data", "/srv", false)
-        );
-        assert!(m.copy_data);
-        let m = parse_bind("data:/srv:nocopy").unwrap();
-        assert!(!m.copy_data && m.rw);
-        let m = parse_bind("/host/dir/:/c:rw,Z,rshared").unwrap();
-        assert_eq!(
-            (m.kind.as_str(), m.source.as_str(), m.propagation.as_str()),
-            ("bind", "/host/dir", "rshared")
-        );
-        let m = parse_bind("/anon").unwrap();
-        assert!(m.anonymous && m.kind == "volume");
-        assert_eq!(
-            parse_bind("a/b:/x").unwrap_err(),
-            "\"a/b\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        );
-        assert_eq!(
-            parse_bind("/x:/y:bogus").unwrap_err(),
-            "invalid mode: bogus"
-        );
-        assert_eq!(
-            parse_bind("/x:ro").unwrap_err(),
-            "invalid volume specification: '/x:ro'"
-        );
-        assert!(parse_bind("/x:/").is_err());
-        assert!(parse_bind("/x:rel").is_err());
-        assert!(parse_bind("/x:/y:ro,rw").is_err());
-        assert!(parse_bind("/x:/y:nocopy").is_err());
-        assert!(parse_bind("a:b:c:d").is_err());
-    }
-
-    #[test]
-    fn consistency_modes_are_accepted_and_ignored() {
-        for mode in [
-            "cached",
-            "delegated",
-            "consistent",
-            "ro,cached",
-            "cached,rprivate",
-        ] {
-            let m = parse_bind(&format!("/src:/dst:{mode}")).unwrap();
-            assert_eq!(m.mode, mode);
-            assert_eq!(m.rw, !mode.contains("ro"), "{mode}");
-        }
-        assert!(parse_bind("data:/dst:delegated").is_ok());
-        assert_eq!(
-            parse_bind("/src:/dst:cached,delegated").unwrap_err(),
-            "invalid mode: cached,delegated"
-        );
-        assert!(parse_bind("/src:/dst:default").is_err());
-    }
-
-    #[test]
-    fn api_mounts_validate() {
-        let missing = ct::Mount {
-            kind: "bind".into(),
-            source: "/definitely/not/here".into(),
-            target: "/x".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            parse_api_mount(&missing).unwrap_err(),
-            "invalid mount config for type \"bind\": bind source path does not exist: /definitely/not/here"
-        );
-        let t = ct::Mount {
-            kind: "tmpfs".into(),
-            target: "/t".into(),
-            tmpfs_options: Some(serde_json::json!({"SizeBytes": 1048576, "Mode": 0o1777})),
-            ..Default::default()
-        };
-        let m = parse_api_mount(&t).unwrap();
-        assert!(m.tmpfs_options.contains(&"size=1048576".to_string()));
-        assert!(m.tmpfs_options.contains(&"mode=1777".to_string()));
-        let b = ct::Mount {
-            kind: "bind".into(),
-            source: "/tmp".into(),
-            target: "/h".into(),
-            read_only: true,
-            bind_options: Some(serde_json::json!({"Propagation": "rslave"})),
-            ..Default::default()
-        };
-        let m = parse_api_mount(&b).unwrap();
-        assert_eq!((m.rw, m.propagation.as_str()), (false, "rslave"));
-        let v = ct::Mount {
-            kind: "volume".into(),
-            target: "/v".into(),
-            volume_options: Some(serde_json::json!({"NoCopy": true})),
-            ..Default::default()
-        };
-        let m = parse_api_mount(&v).unwrap();
-        assert!(m.anonymous && !m.copy_data);
-        let bad = ct::Mount {
-            kind: "floppy".into(),
-            target: "/v".into(),
-            ..Default::default()
-        };
-        assert!(parse_api_mount(&bad).is_err());
-    }
-
-    #[test]
-    fn driver_options() {
-        let o = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        assert!(validate_driver_opts(&o(&[])).is_ok());
-        assert!(validate_driver_opts(&o(&[
-            ("type", "tmpfs"),
-            ("device", "tmpfs"),
-            ("o", "size=1m")
-        ]))
-        .is_ok());
-        assert!(validate_driver_opts(&o(&[("foo", "x")])).is_err());
-        assert!(validate_driver_opts(&o(&[("device", "/x")])).is_err());
+    fn mount_options() {
         let (flags, data) = mount_flags("bind,ro,size=10m,uid=1");
         assert!(flags.contains(nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_RDONLY));
         assert_eq!(data, "size=10m,uid=1");

@@ -212,7 +212,35 @@ impl ShimClient {
 /// Connects to a unix socket whose path may exceed `sun_path` (108 bytes): a long path is
 /// reached through its directory's `/proc/self/fd/N` link, which the kernel resolves like any
 /// other path, so only the short link goes into the socket address.
+/// Connects to a shim's socket. Failures that say nothing about the shim are retried for up to
+/// two seconds: the daemon briefly out of file descriptors, or the shim's accept backlog full
+/// while it serves a burst (a daemon restart, when every container's monitor reconnects). A
+/// missing socket or a refused connection means the shim is gone and is answered at once.
 async fn connect(path: &Path) -> io::Result<UnixStream> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match connect_once(path).await {
+            Err(e) if transient(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    ) || matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+async fn connect_once(path: &Path) -> io::Result<UnixStream> {
     const SUN_PATH_MAX: usize = 100;
     if path.as_os_str().len() < SUN_PATH_MAX {
         return UnixStream::connect(path).await;

@@ -107,6 +107,13 @@ pub(crate) fn normalize(cap: &str) -> Result<String, SpecError> {
     }
 }
 
+/// Checks `CapAdd`/`CapDrop` names at create (moby `NormalizeLegacyCapabilities`): `ALL` or a
+/// capability the kernel defines, any case, `CAP_` optional. The error names the first unknown
+/// one, normalized (`unknown capability: "CAP_FOO"`).
+pub fn validate_capability_names(caps: &[String]) -> Result<(), SpecError> {
+    normalize_all(caps).map(|_| ())
+}
+
 fn normalize_all(caps: &[String]) -> Result<Vec<String>, SpecError> {
     caps.iter().map(|c| normalize(c)).collect()
 }

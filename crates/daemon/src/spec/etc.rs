@@ -23,13 +23,20 @@ ff02::1\tip6-allnodes\n\
 ff02::2\tip6-allrouters\n";
 
 fn parse_extra_host(entry: &str) -> Result<(&str, &str), SpecError> {
+    // `name=ip`, else `name:ip` split at the first colon (an IPv6 address keeps its own).
     let (name, ip) = entry
         .split_once('=')
         .or_else(|| entry.split_once(':'))
         .ok_or_else(|| SpecError::InvalidExtraHost(entry.to_string()))?;
-    let ip = ip.trim_start_matches('[').trim_end_matches(']');
-    if name.is_empty() || ip.parse::<IpAddr>().is_err() {
+    if name.is_empty() || name.contains(':') {
         return Err(SpecError::InvalidExtraHost(entry.to_string()));
+    }
+    let ip = match ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')) {
+        Some(inner) if !inner.is_empty() => inner,
+        _ => ip,
+    };
+    if ip.parse::<IpAddr>().is_err() {
+        return Err(SpecError::InvalidExtraHostIp(ip.to_string()));
     }
     Ok((name, ip))
 }

@@ -49,7 +49,10 @@ use oci_spec::runtime::{
     Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
-pub use caps::{caps_to_mask, container_capabilities, ALL_CAPABILITIES, DEFAULT_CAPABILITIES};
+pub use caps::{
+    caps_to_mask, container_capabilities, validate_capability_names, ALL_CAPABILITIES,
+    DEFAULT_CAPABILITIES,
+};
 pub use etc::{
     default_hostname, hostname_file_contents, hosts_entry, hosts_file_contents,
     hosts_file_with_address, hosts_file_with_addresses, resolv_conf_contents, validate_extra_hosts,
@@ -108,14 +111,19 @@ pub enum SpecError {
     User(String),
     #[error("Invalid signal: {0}")]
     InvalidSignal(String),
-    #[error("invalid extra host {0:?}: expected name:ip")]
+    /// moby's `ValidateExtraHost`: no name, or a name with a colon.
+    #[error("bad format for add-host: {0:?}")]
     InvalidExtraHost(String),
+    #[error("invalid IP address in add-host: {0:?}")]
+    InvalidExtraHostIp(String),
     #[error("{0}")]
     Ulimit(String),
     #[error("{0}")]
     Sysctl(String),
-    #[error("invalid --security-opt: {0:?}")]
-    InvalidSecurityOpt(String),
+    /// moby's `parseSecurityOpt`: 1 is an option without a `=`/`:` separator, 2 an unknown
+    /// key or a bad value.
+    #[error("invalid --security-opt {0}: {1:?}")]
+    InvalidSecurityOpt(u8, String),
     #[error("{0}")]
     InvalidParameter(String),
     #[error("{0} is not supported yet")]
@@ -205,22 +213,27 @@ fn parse_security_opts(opts: &[String]) -> Result<SecurityOpts, SpecError> {
             opt.split_once(':')
         };
         let Some((key, value)) = split else {
-            return Err(SpecError::InvalidSecurityOpt(opt.clone()));
+            return Err(SpecError::InvalidSecurityOpt(1, opt.clone()));
         };
         match key {
             "seccomp" => out.seccomp = Some(value.to_string()),
             "no-new-privileges" => {
                 out.no_new_privileges = parse_go_bool(value)
-                    .ok_or_else(|| SpecError::InvalidSecurityOpt(opt.clone()))?
+                    .ok_or_else(|| SpecError::InvalidSecurityOpt(2, opt.clone()))?
             }
             "systempaths" if value == "unconfined" => out.systempaths_unconfined = true,
             "label" | "apparmor" => {
                 tracing::debug!(opt, "security option ignored: berth applies no LSM profile");
             }
-            _ => return Err(SpecError::InvalidSecurityOpt(opt.clone())),
+            _ => return Err(SpecError::InvalidSecurityOpt(2, opt.clone())),
         }
     }
     Ok(out)
+}
+
+/// Checks `SecurityOpt` at create, as moby's `setSecurityOptions` does.
+pub fn validate_security_opts(opts: &[String]) -> Result<(), SpecError> {
+    parse_security_opts(opts).map(|_| ())
 }
 
 /// Go's `strconv.ParseBool`.

@@ -430,7 +430,7 @@ fn seccomp_security_opts() {
     f.host_config.security_opt = Some(vec!["bogus".into()]);
     assert!(matches!(
         f.build().unwrap_err(),
-        SpecError::InvalidSecurityOpt(_)
+        SpecError::InvalidSecurityOpt(..)
     ));
 }
 
