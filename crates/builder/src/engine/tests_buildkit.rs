@@ -1,0 +1,1 @@
+//! BuildKit features over the fake backend.
