@@ -8,6 +8,13 @@
 mod archive;
 pub mod backend;
 mod build;
+mod build_backend;
+mod build_cache;
+mod build_cache_mounts;
+mod build_context;
+mod build_fetch;
+mod build_mounts;
+mod build_options;
 mod containers;
 mod cpuset;
 mod create_defaults;
@@ -91,6 +98,9 @@ pub struct DaemonConfig {
     /// from the bridge's name (stable across restarts).
     pub ipv6: bool,
     pub fixed_cidr_v6: Option<String>,
+    /// `RUN --security=insecure` is allowed in builds (`--allow-insecure-entitlement
+    /// security.insecure`, `builder.entitlements.security-insecure` in the config file).
+    pub builder_insecure: bool,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
