@@ -153,7 +153,10 @@ fn concurrent_builds_with_a_locked_cache_take_turns() {
     let ob = cb.wait_with_output().expect("wait b");
     assert!(oa.status.success(), "build a: {}", text(&oa));
     assert!(ob.status.success(), "build b: {}", text(&ob));
-    assert!(start.elapsed() >= Duration::from_secs(2), "the steps took turns");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "the steps took turns"
+    );
     let check = context(
         &d,
         "lock-check",
@@ -194,9 +197,17 @@ fn secrets_stay_out_of_layers_history_and_logs() {
     assert_ok(&out, "build with a secret");
     assert!(!text(&out).contains(value), "not in the build output");
     assert_eq!(run_in(&d, "sec:1", "cat /mode").trim(), "400");
-    assert_eq!(run_in(&d, "sec:1", "cat /env /opt"), "env-ok\noptional-skipped\n");
     assert_eq!(
-        run_in(&d, "sec:1", "test -e /run/secrets && echo there || echo gone").trim(),
+        run_in(&d, "sec:1", "cat /env /opt"),
+        "env-ok\noptional-skipped\n"
+    );
+    assert_eq!(
+        run_in(
+            &d,
+            "sec:1",
+            "test -e /run/secrets && echo there || echo gone"
+        )
+        .trim(),
         "gone"
     );
     let hist = d.docker(&["history", "--no-trunc", "sec:1"]);
@@ -215,18 +226,37 @@ fn secrets_stay_out_of_layers_history_and_logs() {
     // The same secret from the environment, and a changed value does not miss the cache
     // (the value is not part of the key).
     let out = Command::new(bin("berth"))
-        .args(["build", "-t", "sec:2", "--secret", "id=tok,env=MY_TOKEN", s(&ctx)])
+        .args([
+            "build",
+            "-t",
+            "sec:2",
+            "--secret",
+            "id=tok,env=MY_TOKEN",
+            s(&ctx),
+        ])
         .env("BERTH_HOST", d.host())
         .env("MY_TOKEN", value)
         .output()
         .expect("berth build");
     assert_ok(&out, "build with an env secret");
-    assert_eq!(stdout(&out).matches("Using cache").count(), 3, "{}", text(&out));
-    assert!(!d.log().contains(value), "the secret is not in the daemon's log");
+    assert_eq!(
+        stdout(&out).matches("Using cache").count(),
+        3,
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !d.log().contains(value),
+        "the secret is not in the daemon's log"
+    );
     // Without the secret, a required one fails with a message naming it.
     let out = legacy_build(&d, &["--no-cache", s(&ctx)]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("secret tok not found"), "{}", text(&out));
+    assert!(
+        text(&out).contains("secret tok not found"),
+        "{}",
+        text(&out)
+    );
     no_containers_left(&d);
 }
 
@@ -245,7 +275,11 @@ fn bind_and_tmpfs_mounts() {
     let out = legacy_build(&d, &["-t", "bind:1", s(&ctx)]);
     assert_ok(&out, "build with bind mounts");
     assert_eq!(
-        run_in(&d, "bind:1", "cat /from-stage /from-ctx /ro /rw /img-ok /tmpfs"),
+        run_in(
+            &d,
+            "bind:1",
+            "cat /from-stage /from-ctx /ro /rw /img-ok /tmpfs"
+        ),
         "from-stage\nfrom-context\nrefused\nchanged\nimage-ok\ntmpfs-ok\n"
     );
     assert_eq!(
@@ -321,7 +355,11 @@ fn independent_stages_run_in_parallel_and_unused_ones_are_skipped() {
     );
     let out = d.berth(&["build", s(&bad)]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("returned a non-zero code: 4"), "{}", text(&out));
+    assert!(
+        text(&out).contains("returned a non-zero code: 4"),
+        "{}",
+        text(&out)
+    );
     no_containers_left(&d);
 }
 
@@ -425,7 +463,11 @@ fn refusals_name_what_is_not_supported() {
         );
         let out = legacy_build(&d, &[s(&ctx)]);
         assert!(!out.status.success(), "case {i} must fail: {df}");
-        assert!(text(&out).contains(want), "case {i}: want {want:?} in {}", text(&out));
+        assert!(
+            text(&out).contains(want),
+            "case {i}: want {want:?} in {}",
+            text(&out)
+        );
     }
     no_containers_left(&d);
     // Accepted spellings of the builtin frontend, `# check=` and automatic platform ARGs.
@@ -552,7 +594,11 @@ fn add_urls_and_git_repositories() {
     let out = legacy_build(&d, &["-t", "add:1", s(&ctx)]);
     assert_ok(&out, "ADD url and git");
     assert_eq!(
-        run_in(&d, "add:1", "cat /dl/file.txt /checked.txt /v1/readme /head/docs/readme"),
+        run_in(
+            &d,
+            "add:1",
+            "cat /dl/file.txt /checked.txt /v1/readme /head/docs/readme"
+        ),
         "downloaded body\ndownloaded body\nv1 docs\nv2 docs\n"
     );
     assert_eq!(
@@ -561,7 +607,12 @@ fn add_urls_and_git_repositories() {
         "mode 0600, mtime from Last-Modified"
     );
     assert_eq!(
-        run_in(&d, "add:1", "test -d /head/.git && test ! -e /v1/.git && echo ok").trim(),
+        run_in(
+            &d,
+            "add:1",
+            "test -d /head/.git && test ! -e /v1/.git && echo ok"
+        )
+        .trim(),
         "ok"
     );
     let bad = context(
@@ -600,7 +651,11 @@ fn named_contexts_and_outputs() {
     let extra = context(
         &d,
         "extra",
-        &[("lib/util.txt", "from the named context\n"), (".dockerignore", "lib/ignored\n"), ("lib/ignored", "no\n")],
+        &[
+            ("lib/util.txt", "from the named context\n"),
+            (".dockerignore", "lib/ignored\n"),
+            ("lib/ignored", "no\n"),
+        ],
     );
     let df = "FROM busybox AS build\nCOPY --from=extra lib /lib2\nRUN --mount=from=extra,target=/x cat /x/lib/util.txt > /via-mount\nFROM base\nCOPY --from=build /lib2 /out/lib2\nCOPY --from=build /via-mount /out/\n";
     let ctx = context(&d, "main", &[("Dockerfile", df)]);
@@ -616,7 +671,11 @@ fn named_contexts_and_outputs() {
     ]);
     assert_ok(&out, "named contexts");
     assert_eq!(
-        run_in(&d, "nc:1", "cat /out/lib2/util.txt /out/via-mount; ls /out/lib2"),
+        run_in(
+            &d,
+            "nc:1",
+            "cat /out/lib2/util.txt /out/via-mount; ls /out/lib2"
+        ),
         "from the named context\nfrom the named context\nutil.txt\n"
     );
     let dest = d.root.join("exported");
@@ -655,10 +714,6 @@ fn named_contexts_and_outputs() {
         .arg(&tar)
         .output()
         .expect("tar -t");
-    assert!(
-        stdout(&list).contains("out/via-mount"),
-        "{}",
-        stdout(&list)
-    );
+    assert!(stdout(&list).contains("out/via-mount"), "{}", stdout(&list));
     no_containers_left(&d);
 }

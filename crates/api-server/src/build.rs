@@ -50,9 +50,8 @@ pub async fn build(
         build_contexts: q.all("buildcontext"),
         outputs: match q.string("outputs").filter(|s| !s.is_empty()) {
             None => Vec::new(),
-            Some(s) => serde_json::from_str(&s).map_err(|e| {
-                Error(ApiError::invalid(format!("invalid outputs parameter: {e}")))
-            })?,
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| Error(ApiError::invalid(format!("invalid outputs parameter: {e}"))))?,
         },
         cache_from: match q.string("cachefrom").filter(|s| !s.is_empty()) {
             None => Vec::new(),

@@ -50,7 +50,11 @@ impl Daemon {
         })
     }
 
-    pub(crate) fn store_config(&self, config: &ImageConfig, layers: Vec<String>) -> Result<ImageState> {
+    pub(crate) fn store_config(
+        &self,
+        config: &ImageConfig,
+        layers: Vec<String>,
+    ) -> Result<ImageState> {
         let bytes = config.to_vec().map_err(internal)?;
         let id = self.images.put_blob(&bytes).map_err(internal)?;
         Ok(ImageState {
@@ -196,8 +200,8 @@ impl Daemon {
             .map_err(|e| (format!("creating build context: {e}"), None))?;
         // berth's extensions are checked before the context is read.
         let contexts_dir = work.join("contexts");
-        let contexts = build_options::contexts(&opts.build_contexts, &contexts_dir)
-            .map_err(|e| (e, None))?;
+        let contexts =
+            build_options::contexts(&opts.build_contexts, &contexts_dir).map_err(|e| (e, None))?;
         let secrets = build_options::secrets(&opts.secrets).map_err(|e| (e, None))?;
         let ssh = build_options::ssh_sockets(&opts.ssh).map_err(|e| (e, None))?;
         let reader = SyncIoBridge::new(StreamReader::new(body));
@@ -491,4 +495,3 @@ fn error_message(message: String, code: Option<i64>) -> ProgressMessage {
         ..Default::default()
     }
 }
-

@@ -15,10 +15,10 @@ use berth_builder::{ImageState, RunConfig};
 use berth_image::config::ImageConfig;
 use berth_image::digest::Digest;
 
+use crate::build::random_id;
 use crate::build_cache::CacheEntry;
 use crate::images::ImageRecord;
 use crate::model::{now_rfc3339, Container, RunState};
-use crate::build::random_id;
 use crate::{internal, spec, Daemon, Result};
 
 /// The daemon as the builder's backend for one build.
@@ -33,7 +33,11 @@ pub(crate) struct BuildBackend {
 }
 
 impl BuildBackend {
-    pub(crate) fn new(daemon: Arc<Daemon>, cache_from: Vec<ImageState>, network_mode: String) -> Self {
+    pub(crate) fn new(
+        daemon: Arc<Daemon>,
+        cache_from: Vec<ImageState>,
+        network_mode: String,
+    ) -> Self {
         BuildBackend {
             daemon,
             cache_from,
@@ -144,7 +148,6 @@ impl Daemon {
             .map_err(internal)?;
         Ok(Some(info))
     }
-
 }
 
 #[async_trait]
@@ -172,8 +175,10 @@ impl berth_builder::Backend for BuildBackend {
             .create_build_container(image, run, &self.network_mode)
             .map_err(|e| e.message)?;
         if let Some(r) = run.filter(|r| !r.mounts.is_empty()) {
-            crate::lock(&self.mount_targets)
-                .insert(id.clone(), r.mounts.iter().map(|m| m.target.clone()).collect());
+            crate::lock(&self.mount_targets).insert(
+                id.clone(),
+                r.mounts.iter().map(|m| m.target.clone()).collect(),
+            );
         }
         Ok((id, root))
     }
@@ -232,11 +237,12 @@ impl berth_builder::Backend for BuildBackend {
         let stubs = crate::lock(&self.mount_targets)
             .remove(container)
             .unwrap_or_default();
-        let layer =
-            tokio::task::spawn_blocking(move || d.commit_upper(&id, top.as_deref(), allow_empty, &stubs))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.message)?;
+        let layer = tokio::task::spawn_blocking(move || {
+            d.commit_upper(&id, top.as_deref(), allow_empty, &stubs)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.message)?;
         let mut layers = parent.layers.clone();
         let layered = layer.is_some();
         match layer {
@@ -282,7 +288,11 @@ impl berth_builder::Backend for BuildBackend {
         self.daemon.cache_mount_lease(req).await
     }
 
-    async fn fetch(&self, url: &str, dir: &Path) -> std::result::Result<berth_builder::Fetched, String> {
+    async fn fetch(
+        &self,
+        url: &str,
+        dir: &Path,
+    ) -> std::result::Result<berth_builder::Fetched, String> {
         crate::build_fetch::fetch(url, dir).await
     }
 

@@ -32,7 +32,11 @@ pub(crate) fn parse_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
             "env" => env = Some(v.to_string()),
             "data" => data = Some(v.to_string()),
             "type" => kind = Some(v.to_string()),
-            _ => return Err(format!("invalid secret key {k:?}: use id, src, env or data")),
+            _ => {
+                return Err(format!(
+                    "invalid secret key {k:?}: use id, src, env or data"
+                ))
+            }
         }
     }
     let id = id
@@ -53,7 +57,8 @@ pub(crate) fn parse_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
         (_, _, e) => e,
     };
     if let Some(var) = env {
-        let v = std::env::var_os(&var).ok_or_else(|| format!("secret {id}: env {var} is not set"))?;
+        let v =
+            std::env::var_os(&var).ok_or_else(|| format!("secret {id}: env {var} is not set"))?;
         return Ok((id, v.into_encoded_bytes()));
     }
     let path = src.unwrap_or_else(|| id.clone());
@@ -81,7 +86,9 @@ pub(crate) fn ssh_sockets(specs: &[String]) -> Result<BTreeMap<String, PathBuf>,
                 s.clone(),
                 std::env::var_os("SSH_AUTH_SOCK")
                     .map(PathBuf::from)
-                    .ok_or_else(|| format!("ssh {s}: no socket given and SSH_AUTH_SOCK is not set"))?,
+                    .ok_or_else(|| {
+                        format!("ssh {s}: no socket given and SSH_AUTH_SOCK is not set")
+                    })?,
             ),
         };
         if id.is_empty() {
@@ -164,15 +171,20 @@ mod tests {
     #[test]
     fn contexts_and_outputs() {
         let c = contexts(
-            &["Lib=local".into(), "base=docker-image://busybox:latest".into()],
+            &[
+                "Lib=local".into(),
+                "base=docker-image://busybox:latest".into(),
+            ],
             Path::new("/w"),
         )
         .unwrap();
         assert_eq!(c["lib"], NamedContext::Dir(PathBuf::from("/w/Lib")));
         assert_eq!(c["base"], NamedContext::Image("busybox:latest".into()));
-        assert!(contexts(&["x=https://example.com/a.git".into()], Path::new("/w"))
-            .unwrap_err()
-            .contains("unsupported build context"));
+        assert!(
+            contexts(&["x=https://example.com/a.git".into()], Path::new("/w"))
+                .unwrap_err()
+                .contains("unsupported build context")
+        );
         assert!(contexts(&["../x=local".into()], Path::new("/w")).is_err());
         let o = |k: &str| BuildOutput {
             kind: k.into(),

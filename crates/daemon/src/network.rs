@@ -1746,6 +1746,7 @@ mod tests {
             mounts: Vec::new(),
             manually_stopped: false,
             health: None,
+            ..Default::default()
         }
     }
 

@@ -55,12 +55,15 @@ pub fn secret_param(spec: &str) -> Result<String, CliError> {
     };
     let value = match env {
         Some(var) => std::env::var_os(&var)
-            .ok_or_else(|| bad(format!("secret {id}: environment variable {var} is not set")))?
+            .ok_or_else(|| {
+                bad(format!(
+                    "secret {id}: environment variable {var} is not set"
+                ))
+            })?
             .into_encoded_bytes(),
         None => {
             let path = src.unwrap_or_else(|| id.clone());
-            std::fs::read(&path)
-                .map_err(|e| bad(format!("secret {id}: reading {path}: {e}")))?
+            std::fs::read(&path).map_err(|e| bad(format!("secret {id}: reading {path}: {e}")))?
         }
     };
     Ok(format!(
@@ -96,9 +99,11 @@ pub enum NamedContext {
 }
 
 pub fn parse_context(spec: &str) -> Result<NamedContext, CliError> {
-    let (name, value) = spec
-        .split_once('=')
-        .ok_or_else(|| bad(format!("invalid build context {spec:?}: expected NAME=VALUE")))?;
+    let (name, value) = spec.split_once('=').ok_or_else(|| {
+        bad(format!(
+            "invalid build context {spec:?}: expected NAME=VALUE"
+        ))
+    })?;
     if name.is_empty() || name.contains(['/', '\\', '=']) || name.starts_with('.') {
         return Err(bad(format!("invalid build context name {name:?}")));
     }
@@ -201,8 +206,9 @@ impl Output {
                 o.write_all(&tar)?;
                 o.flush()?;
             }
-            Output::Tar(Some(p)) => std::fs::write(p, &tar)
-                .map_err(|e| bad(format!("writing {}: {e}", p.display())))?,
+            Output::Tar(Some(p)) => {
+                std::fs::write(p, &tar).map_err(|e| bad(format!("writing {}: {e}", p.display())))?
+            }
             Output::Local(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| bad(format!("creating {}: {e}", dir.display())))?;
