@@ -42,7 +42,7 @@ mod run;
 mod stage;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_buildkit;
 

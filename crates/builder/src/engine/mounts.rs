@@ -91,6 +91,34 @@ fn source_rel(spec: &MountSpec) -> String {
     spec.source.clone().unwrap_or_else(|| "/".into())
 }
 
+/// Refuses a step whose required secrets or SSH sockets were not given, before the cache is
+/// asked (a cached step must not hide a missing secret).
+pub(crate) fn check_available(b: &Build<'_>, mounts: &[Resolved]) -> Result<(), BuildError> {
+    for m in mounts {
+        let s = &m.spec;
+        match s.kind {
+            MountType::Secret if s.required => {
+                let id = s.secret_id().unwrap_or_default();
+                if !b.opts.secrets.contains_key(&id) {
+                    return Err(fail(format!(
+                        "secret {id} not found: pass it with berth build --secret id={id},src=FILE (or env=VAR)"
+                    )));
+                }
+            }
+            MountType::Ssh => {
+                let id = s.id.clone().unwrap_or_else(|| "default".into());
+                if !b.opts.ssh.contains_key(&id) {
+                    return Err(fail(format!(
+                        "RUN --mount=type=ssh needs an SSH agent socket for id {id:?}: pass one with berth build --ssh {id}[=SOCKET] (the docker CLI's legacy builder has no way to give one)"
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// What the mounts add to the step's cache key (never a secret's value).
 pub(crate) async fn fingerprint(b: &Build<'_>, mounts: &[Resolved]) -> Result<String, BuildError> {
     let mut h = Sha256::new();
@@ -98,8 +126,9 @@ pub(crate) async fn fingerprint(b: &Build<'_>, mounts: &[Resolved]) -> Result<St
         let s = &m.spec;
         h.update(
             format!(
-                "{}|{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}\n",
+                "{}|{}|{}|{}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}\n",
                 s.kind,
+                s.required,
                 m.target,
                 s.readonly,
                 s.id,

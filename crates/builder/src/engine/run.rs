@@ -91,6 +91,7 @@ pub(crate) async fn run(
         created_by = format!("|{} {} {created_by}", arg_env.len(), arg_env.join(" "));
     }
     let resolved = mounts::resolve(b, ctx, specs).await?;
+    mounts::check_available(b, &resolved)?;
     // Mounts, network and security key the step too (never a secret's value); history
     // keeps Docker's plain `created_by`.
     let mut key_text = created_by.clone();
