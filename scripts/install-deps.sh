@@ -8,6 +8,8 @@ pkgs+=(docker-registry apache2-utils zstd)
 pkgs+=(tini)
 # The fuzz target (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer, which is C++.
 pkgs+=(g++)
+# `ADD` of git repositories in builds (and its tests).
+pkgs+=(git)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
