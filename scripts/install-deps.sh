@@ -10,6 +10,9 @@ pkgs+=(tini)
 pkgs+=(g++)
 # `ADD` of git repositories in builds (and its tests).
 pkgs+=(git)
+# The CRI's CNI test (crates/cri/tests/cni_plugins.rs): the standard plugins in /usr/lib/cni,
+# and iptables, which their portmap plugin drives.
+pkgs+=(containernetworking-plugins iptables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# The Python docker SDK test (tests/python/sdk_smoke.py): docker-py from PyPI, else Debian's.
+# The Python docker SDK tests (tests/python/sdk_smoke.py, api_versions.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then
   echo "installing: the python docker SDK"
   python3 -m pip install --quiet docker 2>/dev/null ||

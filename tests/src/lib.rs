@@ -74,6 +74,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra berthd flags (see [`Daemon::start_with_args`]).
     extra_args: Vec<String>,
+    /// Extra environment of berthd (see [`Daemon::start_with_env`]).
+    extra_env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -83,6 +85,12 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra berthd flags and environment variables (e.g.
+    /// `DOCKER_MIN_API_VERSION`).
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -100,6 +108,10 @@ impl Daemon {
             bip: format!("10.{}.{}.1/25", key >> 8, key & 0xff),
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -127,6 +139,7 @@ impl Daemon {
             .arg("--log-level")
             .arg("debug")
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -299,6 +312,61 @@ impl Daemon {
         Ok((status, body))
     }
 
+    /// Raw HTTP/1.1 with extra request headers and a binary body: (status, response headers
+    /// with lowercase names, body). `Content-Type: application/json` is sent with a body unless
+    /// `headers` names a Content-Type.
+    pub fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut s = UnixStream::connect(&self.socket).expect("connect to berthd");
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n");
+        let named_type = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        let body = body.unwrap_or_default();
+        if !body.is_empty() && !named_type {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut raw_req = req.into_bytes();
+        raw_req.extend_from_slice(body);
+        s.write_all(&raw_req).expect("send request");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read answer");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a header block");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let mut rest = raw[split + 4..].to_vec();
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let hdrs: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        if hdrs
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+        {
+            rest = dechunk_bytes(&rest);
+        }
+        (status, hdrs, rest)
+    }
+
     /// Loads the busybox fixture with the docker CLI.
     pub fn load_busybox(&self) {
         let archive = busybox_archive();
@@ -375,6 +443,27 @@ fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> Output {
             _ => std::thread::sleep(Duration::from_millis(20)),
         }
     }
+}
+
+/// A chunked body's data.
+fn dechunk_bytes(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..pos]).to_string();
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        let after = &rest[pos + 2..];
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.extend_from_slice(&after[..n]);
+        rest = &after[n..];
+        if rest.starts_with(b"\r\n") {
+            rest = &rest[2..];
+        }
+    }
+    out
 }
 
 fn dechunk(s: &str) -> String {
@@ -600,6 +689,42 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// The host-side directory of a controller for a running container (v1), or its v2 directory.
+pub fn cgroup_dir(d: &Daemon, name: &str, controller: &str) -> PathBuf {
+    let out = d.docker(&["inspect", "-f", "{{.State.Pid}}", name]);
+    assert_ok(&out, "inspect pid");
+    let pid = stdout(&out).trim().to_string();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
+    let v2_only = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for line in text.lines() {
+        let mut p = line.splitn(3, ':');
+        let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
+        let rel = path.trim_start_matches('/');
+        if v2_only && ctrls.is_empty() {
+            return PathBuf::from("/sys/fs/cgroup").join(rel);
+        }
+        if !v2_only && ctrls.split(',').any(|c| c == controller) {
+            return PathBuf::from("/sys/fs/cgroup").join(ctrls).join(rel);
+        }
+    }
+    panic!("no {controller} cgroup for {name}: {text}");
+}
+
+/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
+pub fn host_disk() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| format!("/dev/{n}"))
+        .find(|p| Path::new(p).exists())
 }
 
 /// `docker run -d --name <name> <args…> busybox sleep 300`: a container that stays up for the

@@ -886,3 +886,64 @@ fn run_steps_use_the_build_network() {
     assert!(!out.status.success(), "berth build --network none");
     assert_eq!(all_containers(&d), "", "step containers are removed");
 }
+
+/// Issue 16, item 8: a fully cached build answers at once; the daemon must still read the
+/// client's whole request body first (the context tar's second end block and record padding
+/// come after the point where the archive reader stops), or the server closes the connection
+/// under a client still writing and the docker CLI fails with "use of closed network
+/// connection". The trailer is held back until the build could long have answered.
+#[test]
+fn a_build_reads_the_whole_request_before_it_answers() {
+    use std::io::{Read, Write};
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "trailer",
+        &[("Dockerfile", "FROM busybox\nLABEL cached=yes\n")],
+    );
+    // Cache the step first, so the build below has nothing to wait for.
+    assert_ok(
+        &d.docker(&["build", "-q", "-t", "trailer", s(&dir)]),
+        "first build",
+    );
+    // GNU tar pads the archive to a 10 KiB record: well beyond the end-of-archive block.
+    let tar = std::process::Command::new("tar")
+        .args(["-cf", "-", "-C", s(&dir), "Dockerfile"])
+        .output()
+        .expect("tar");
+    assert!(tar.status.success() && tar.stdout.len() >= 10240);
+    let (head, tail) = tar.stdout.split_at(tar.stdout.len() - 512);
+    for round in 0..3 {
+        let mut conn = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        let chunk = |c: &mut std::os::unix::net::UnixStream, b: &[u8]| -> std::io::Result<()> {
+            write!(c, "{:x}\r\n", b.len())?;
+            c.write_all(b)?;
+            c.write_all(b"\r\n")
+        };
+        write!(
+            conn,
+            "POST /v1.41/build?t=trailer HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request head");
+        chunk(&mut conn, head).expect("context");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let rest = chunk(&mut conn, tail).and_then(|()| conn.write_all(b"0\r\n\r\n"));
+        assert!(
+            rest.is_ok(),
+            "round {round}: the daemon stopped reading before the body ended: {rest:?}"
+        );
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "round {round}: {answer}"
+        );
+        assert!(
+            answer.contains("Successfully built"),
+            "round {round}: {answer}"
+        );
+    }
+}

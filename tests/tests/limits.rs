@@ -1,6 +1,5 @@
 //! Issue 4, acceptance 3 and 4: resource limits, `docker update`, `docker stats`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_daemon::sysinfo::SysInfo;
@@ -10,25 +9,6 @@ fn quiet_run(d: &Daemon, args: &[&str]) -> String {
     let out = d.docker(args);
     assert_ok(&out, &args.join(" "));
     stdout(&out).trim().to_string()
-}
-
-/// The host-side directory of a controller for a running container (v1), or its v2 directory.
-fn cgroup_dir(d: &Daemon, name: &str, controller: &str) -> PathBuf {
-    let pid = quiet_run(d, &["inspect", "-f", "{{.State.Pid}}", name]);
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
-    let v2_only = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    for line in text.lines() {
-        let mut p = line.splitn(3, ':');
-        let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
-        let rel = path.trim_start_matches('/');
-        if v2_only && ctrls.is_empty() {
-            return PathBuf::from("/sys/fs/cgroup").join(rel);
-        }
-        if !v2_only && ctrls.split(',').any(|c| c == controller) {
-            return PathBuf::from("/sys/fs/cgroup").join(ctrls).join(rel);
-        }
-    }
-    panic!("no {controller} cgroup for {name}: {text}");
 }
 
 fn v2() -> bool {
@@ -325,21 +305,6 @@ fn stats_no_stream_shows_cpu_memory_and_pids() {
     assert!(text.starts_with("CONTAINER ID"), "{text}");
     assert!(text.contains("busy") && text.contains("/ 64MiB"), "{text}");
     d.docker(&["rm", "-f", "busy"]);
-}
-
-/// A whole-disk block device of the host (`/dev/vda`, `/dev/sda`, ...), if there is one.
-fn host_disk() -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with("loop") && !n.starts_with("zram") && !n.starts_with("ram"))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| format!("/dev/{n}"))
-        .find(|p| std::path::Path::new(p).exists())
 }
 
 #[test]

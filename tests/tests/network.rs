@@ -1013,10 +1013,11 @@ fn mac_address_is_applied_to_eth0_and_shown_in_inspect() {
     );
     let _ = d.docker(&["rm", "-f", "m2"]);
 
-    // A malformed address (the CLI checks it too, so go through the API).
+    // A malformed address (the CLI checks it too, so go through the API). The container-wide
+    // Config.MacAddress is read until API 1.51 only.
     let (st, body) = d.api(
         "POST",
-        "/containers/create",
+        "/v1.51/containers/create",
         Some(r#"{"Image":"busybox","Cmd":["true"],"MacAddress":"02:42:zz"}"#),
     );
     assert_eq!(st, 400, "{body}");

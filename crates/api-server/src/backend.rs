@@ -106,6 +106,99 @@ pub struct EventsOptions {
     pub since: Option<f64>,
     pub until: Option<f64>,
     pub filters: Vec<(String, Vec<String>)>,
+    pub format: EventFormat,
+}
+
+/// What an event message carries, decided by the request's API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventFormat {
+    /// The deprecated `status`, `id` and `from` of container and image events (API < 1.52).
+    pub legacy_fields: bool,
+    /// Image `create` events (API 1.46+).
+    pub image_create: bool,
+}
+
+impl Default for EventFormat {
+    fn default() -> Self {
+        EventFormat {
+            legacy_fields: false,
+            image_create: true,
+        }
+    }
+}
+
+/// `GET /containers/{id}/stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsOptions {
+    pub stream: bool,
+    /// With `stream` false: one sample at once instead of two a second apart.
+    pub one_shot: bool,
+    /// Each sample says `os_type` (API 1.52+).
+    pub os_type: bool,
+}
+
+/// Which fields of an update body apply, decided by the request's API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateOptions {
+    /// `PidsLimit` (API 1.40+).
+    pub pids_limit: bool,
+    /// `BlkioWeightDevice`, `BlkioDevice{Read,Write}{Bps,IOps}` (API 1.55+).
+    pub blkio_devices: bool,
+}
+
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        UpdateOptions {
+            pids_limit: true,
+            blkio_devices: true,
+        }
+    }
+}
+
+/// An OCI platform as the `platform` query parameters give it (JSON).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformSpec {
+    pub os: String,
+    pub architecture: String,
+    pub variant: String,
+}
+
+impl std::fmt::Display for PlatformSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /images/load`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub quiet: bool,
+    /// Only images of these platforms are loaded; empty: all.
+    pub platforms: Vec<PlatformSpec>,
+}
+
+/// `GET /system/df`: the object types to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskUsageOptions {
+    pub containers: bool,
+    pub images: bool,
+    pub volumes: bool,
+    pub build_cache: bool,
+}
+
+impl Default for DiskUsageOptions {
+    fn default() -> Self {
+        DiskUsageOptions {
+            containers: true,
+            images: true,
+            volumes: true,
+            build_cache: true,
+        }
+    }
 }
 
 /// `POST /build` query parameters.
@@ -234,15 +327,21 @@ pub trait Backend: Send + Sync + 'static {
         noprune: bool,
     ) -> Result<Vec<image::DeleteItem>>;
     /// Streams newline-delimited JSON progress.
-    async fn image_load(&self, body: ByteStream, quiet: bool) -> Result<ByteStream>;
-    /// Streams a tar archive.
-    async fn image_save(&self, names: Vec<String>) -> Result<ByteStream>;
+    async fn image_load(&self, body: ByteStream, opts: LoadOptions) -> Result<ByteStream>;
+    /// Streams a tar archive of `names`, each of which must be of one of `platforms` (when any).
+    async fn image_save(
+        &self,
+        names: Vec<String>,
+        platforms: Vec<PlatformSpec>,
+    ) -> Result<ByteStream>;
     /// Streams newline-delimited JSON progress.
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream>;
 
+    /// With `containers`, each network lists its members as inspect does (API < 1.28).
     async fn network_list(
         &self,
         filters: Vec<(String, Vec<String>)>,
+        containers: bool,
     ) -> Result<Vec<berth_api_types::network::Network>>;
     async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network>;
     async fn network_create(
@@ -304,9 +403,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<volume::ListResponse>;
     async fn volume_inspect(&self, name: &str) -> Result<volume::Volume>;
     async fn volume_remove(&self, name: &str, force: bool) -> Result<()>;
+    /// With `named_too`, named volumes are pruned as well as anonymous ones (API < 1.42, or
+    /// the `all=true` filter).
     async fn volume_prune(
         &self,
         filters: Vec<(String, Vec<String>)>,
+        named_too: bool,
     ) -> Result<volume::PruneResponse>;
     /// `HEAD /containers/{id}/archive`.
     async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat>;
@@ -333,11 +435,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         filters: Vec<(String, Vec<String>)>,
     ) -> Result<prune::ImagePruneResponse>;
-    async fn system_df(&self) -> Result<prune::DiskUsage>;
+    /// The lists of `system df` for the object types `opts` asks for (the others empty).
+    async fn system_df(&self, opts: DiskUsageOptions) -> Result<prune::DiskUsage>;
     /// Changes resource limits (Docker's `UpdateConfig` body); returns warnings.
-    async fn container_update(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>>;
+    async fn container_update(
+        &self,
+        id: &str,
+        body: serde_json::Value,
+        opts: UpdateOptions,
+    ) -> Result<Vec<String>>;
     /// Docker's stats JSON objects, one per line; a single one unless `stream`.
-    async fn container_stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ByteStream>;
+    async fn container_stats(&self, id: &str, opts: StatsOptions) -> Result<ByteStream>;
     /// `POST /build`: the context tar in, newline-delimited JSON progress out.
     async fn image_build(&self, _body: ByteStream, _opts: BuildOptions) -> Result<ByteStream> {
         Err(not_implemented("build"))

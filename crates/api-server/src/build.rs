@@ -8,9 +8,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api_types::ApiError;
-use futures_util::TryStreamExt;
 
-use crate::backend::{BuildOptions, ByteStream, CommitOptions};
+use crate::backend::{BuildOptions, CommitOptions};
 use crate::error::{Error, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
@@ -62,12 +61,8 @@ pub async fn build(
             })?,
         },
     };
-    let body: ByteStream = Box::pin(
-        req.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
-    );
-    let stream = b.image_build(body, opts).await?;
+    let (body, upload) = crate::upload::upload(req);
+    let stream = upload.then_drain(b.image_build(body, opts).await?);
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(stream),

@@ -8,13 +8,20 @@ use berth_api_types::ApiError;
 use bytes::Bytes;
 
 use crate::backend::{AttachOptions, ContainerListOptions, LogsOptions, WaitCondition};
+use crate::compat::{shape, Behaviour, Change};
 use crate::error::{json_body, Error, HandlerResult};
 use crate::hijack::{content_type, hijack, take_upgrade};
 use crate::query::Query;
 use crate::AppState;
 
+/// A response value as JSON, for [`shape`] to give it its version's fields.
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error(ApiError::internal(e.to_string())))
+}
+
 pub async fn create(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> HandlerResult<Response> {
@@ -24,12 +31,15 @@ pub async fn create(
         "config cannot be empty in order to create a container",
     )?;
     req.platform = q.string("platform");
-    let resp = b.container_create(q.string("name"), req).await?;
+    let warnings = crate::compat::create::adjust(&mut req, be)?;
+    let mut resp = b.container_create(q.string("name"), req).await?;
+    resp.warnings.extend(warnings);
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
 
 pub async fn list(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
@@ -40,16 +50,28 @@ pub async fn list(
         size: q.bool("size")?,
         filters: q.filters()?,
     };
-    Ok(Json(b.container_list(opts).await?))
+    let mut v = to_value(&b.container_list(opts).await?)?;
+    shape::container_summaries(&mut v, be);
+    Ok(Json(v))
 }
 
 pub async fn inspect(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    Ok(Json(b.container_inspect(&id, q.bool("size")?).await?))
+    let mut v = to_value(&b.container_inspect(&id, q.bool("size")?).await?)?;
+    shape::container_inspect(&mut v, be);
+    Ok(Json(v))
+}
+
+/// `signal` of stop and restart: API 1.42+.
+fn stop_signal(q: &Query, be: Behaviour) -> Option<String> {
+    be.has(Change::StopSignal)
+        .then(|| q.string("signal"))
+        .flatten()
 }
 
 pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {
@@ -59,22 +81,24 @@ pub async fn start(State(b): State<AppState>, Path(id): Path<String>) -> Handler
 
 pub async fn stop(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
-    b.container_stop(&id, q.string("signal"), q.int("t")?)
+    b.container_stop(&id, stop_signal(&q, be), q.int("t")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn restart(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
-    b.container_restart(&id, q.string("signal"), q.int("t")?)
+    b.container_restart(&id, stop_signal(&q, be), q.int("t")?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -90,30 +114,46 @@ pub async fn kill(
 }
 
 /// Answers with headers at once and writes the body when the condition is met: `docker run`
-/// waits for these headers before it starts the container.
+/// waits for these headers before it starts the container. Clients older than API 1.30 know no
+/// conditions and get the headers with the body.
 pub async fn wait(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
-    let condition = match q.get("condition").unwrap_or("") {
-        "" | "not-running" => WaitCondition::NotRunning,
-        "next-exit" => WaitCondition::NextExit,
-        "removed" => WaitCondition::Removed,
-        other => {
-            return Err(Error(ApiError::invalid(format!(
-                "invalid condition: {other:?}"
-            ))))
+    let condition = if !be.has(Change::WaitCondition) {
+        WaitCondition::NotRunning
+    } else {
+        match q.get("condition").unwrap_or("") {
+            "" | "not-running" => WaitCondition::NotRunning,
+            "next-exit" => WaitCondition::NextExit,
+            "removed" => WaitCondition::Removed,
+            other => {
+                return Err(Error(ApiError::invalid(format!(
+                    "invalid condition: {other:?}"
+                ))))
+            }
         }
     };
+    // Before 1.34 a failed removal could only be told by an empty answer.
+    let silent_error = condition == WaitCondition::Removed && !be.has(Change::WaitRemovalError);
     let fut = b.container_wait(&id, condition).await?;
-    let stream = futures_util::stream::once(async move {
+    let body = async move {
         let resp = fut.await;
+        if silent_error && resp.error.is_some() {
+            return Bytes::new();
+        }
         let mut line = serde_json::to_vec(&resp).unwrap_or_default();
         line.push(b'\n');
-        Ok::<_, std::io::Error>(Bytes::from(line))
-    });
+        Bytes::from(line)
+    };
+    if !be.has(Change::WaitCondition) {
+        let body = body.await;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body.await) });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(stream),
@@ -186,6 +226,7 @@ fn unix_time(q: &Query, key: &str) -> Result<f64, Error> {
 
 pub async fn logs(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
@@ -213,7 +254,7 @@ pub async fn logs(
     }
     let (tty, stream) = b.container_logs(&id, opts).await?;
     Ok((
-        [(header::CONTENT_TYPE, content_type(tty))],
+        [(header::CONTENT_TYPE, content_type(tty, be))],
         Body::from_stream(stream),
     )
         .into_response())
@@ -221,6 +262,7 @@ pub async fn logs(
 
 pub async fn attach(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
     req: Request,
@@ -236,7 +278,7 @@ pub async fn attach(
     };
     let session = b.container_attach(&id, opts).await?;
     let (up, wants, body) = take_upgrade(req);
-    Ok(hijack(up, wants, body, session))
+    Ok(hijack(up, wants, body, session, be))
 }
 
 pub async fn pause(State(b): State<AppState>, Path(id): Path<String>) -> HandlerResult<StatusCode> {

@@ -7,6 +7,7 @@ use berth_api_types::IdResponse;
 use bytes::Bytes;
 
 use crate::backend::ExecStarted;
+use crate::compat::{Behaviour, Change};
 use crate::containers::size_params;
 use crate::error::{json_body, HandlerResult};
 use crate::hijack::{collect, hijack, take_upgrade};
@@ -15,29 +16,39 @@ use crate::AppState;
 
 pub async fn create(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     body: Bytes,
 ) -> HandlerResult<Response> {
-    let req: CreateRequest = json_body(&body, "No exec command specified")?;
+    let mut req: CreateRequest = json_body(&body, "No exec command specified")?;
+    if !be.has(Change::ExecConsoleSize) {
+        req.console_size = None;
+    }
     let exec_id = b.exec_create(&id, req).await?;
     Ok((StatusCode::CREATED, Json(IdResponse { id: exec_id })).into_response())
 }
 
 pub async fn start(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(id): Path<String>,
     req: Request,
 ) -> HandlerResult<Response> {
     let (up, wants, body) = take_upgrade(req);
     let raw = collect(body).await?;
-    let start: StartRequest = if raw.iter().all(u8::is_ascii_whitespace) {
+    let mut start: StartRequest = if raw.iter().all(u8::is_ascii_whitespace) {
         StartRequest::default()
     } else {
         json_body(&raw, "")?
     };
+    if !be.has(Change::ExecConsoleSize) {
+        start.console_size = None;
+    }
     match b.exec_start(&id, start).await? {
         ExecStarted::Detached => Ok(StatusCode::OK.into_response()),
-        ExecStarted::Attached(session) => Ok(hijack(up, wants, axum::body::Body::empty(), session)),
+        ExecStarted::Attached(session) => {
+            Ok(hijack(up, wants, axum::body::Body::empty(), session, be))
+        }
     }
 }
 

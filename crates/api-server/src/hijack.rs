@@ -9,9 +9,12 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 use crate::backend::Session;
+use crate::compat::{Behaviour, Change};
 
-pub fn content_type(tty: bool) -> &'static str {
-    if tty {
+/// The Content-Type of an output stream: multiplexed (8-byte frames) without a TTY, said as
+/// such from API 1.42; older clients are told `raw-stream` for both.
+pub fn content_type(tty: bool, b: Behaviour) -> &'static str {
+    if tty || !b.has(Change::MultiplexedStreamContentType) {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
@@ -26,8 +29,9 @@ pub fn hijack(
     wants_upgrade: bool,
     body: Body,
     session: Session,
+    b: Behaviour,
 ) -> Response<Body> {
-    let ctype = HeaderValue::from_static(content_type(session.tty));
+    let ctype = HeaderValue::from_static(content_type(session.tty, b));
     match on_upgrade {
         Some(on_upgrade) if wants_upgrade => {
             tokio::spawn(async move {
@@ -58,7 +62,11 @@ pub fn hijack(
             });
             tokio::spawn((session.run)(Box::new(theirs)));
             let mut resp = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(rd)));
-            resp.headers_mut().insert(header::CONTENT_TYPE, ctype);
+            // Without an upgrade dockerd says raw-stream whatever the framing.
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.docker.raw-stream"),
+            );
             resp
         }
     }

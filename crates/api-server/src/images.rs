@@ -4,20 +4,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api_types::{ApiError, ErrorKind};
-use futures_util::TryStreamExt;
 
-use crate::backend::{ByteStream, ImageListOptions, ImportOptions};
+use crate::backend::{ByteStream, ImageListOptions, ImportOptions, LoadOptions, PlatformSpec};
+use crate::compat::{shape, Behaviour, Change};
+use crate::containers::to_value;
 use crate::error::{Error, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
-
-fn body_stream(req: Request) -> ByteStream {
-    Box::pin(
-        req.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
-    )
-}
 
 pub(crate) fn json_stream(stream: ByteStream) -> Response {
     (
@@ -37,35 +30,108 @@ fn tar_stream(stream: ByteStream) -> Response {
 
 pub async fn list(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
     let mut filters = q.filters()?;
-    // API < 1.41 sent the reference as `filter=`.
-    if let Some(f) = q.string("filter") {
-        filters.push(("reference".to_string(), vec![f]));
+    // Old clients sent the reference as `filter=`.
+    if !be.has(Change::ImageListFilterParamRemoved)
+        && !filters.iter().any(|(k, _)| k == "reference")
+    {
+        if let Some(f) = q.string("filter") {
+            filters.push(("reference".to_string(), vec![f]));
+        }
     }
-    Ok(Json(
-        b.image_list(ImageListOptions {
+    let list = b
+        .image_list(ImageListOptions {
             all: q.bool("all")?,
             filters,
         })
-        .await?,
-    ))
+        .await?;
+    let mut v = to_value(&list)?;
+    shape::image_summaries(&mut v, be);
+    Ok(Json(v))
+}
+
+/// dockerd's `DecodePlatform`: a JSON OCI platform with both `os` and `architecture`.
+pub fn decode_platform(raw: &str) -> Result<PlatformSpec, Error> {
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| Error(ApiError::invalid(format!("failed to parse platform: {e}"))))?;
+    let obj = v.as_object().ok_or_else(|| {
+        Error(ApiError::invalid(
+            "failed to parse platform: json: cannot unmarshal into Go value of type v1.Platform",
+        ))
+    })?;
+    // Go matches JSON keys case-insensitively.
+    let get = |key: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let p = PlatformSpec {
+        os: get("os"),
+        architecture: get("architecture"),
+        variant: get("variant"),
+    };
+    let optional = !p.variant.is_empty()
+        || !get("os.version").is_empty()
+        || obj.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("os.features") && v.as_array().is_some_and(|a| !a.is_empty())
+        });
+    if p.os.is_empty() && p.architecture.is_empty() && optional {
+        return Err(Error(ApiError::invalid(
+            "optional platform fields provided, but OS and Architecture are missing",
+        )));
+    }
+    if p.os.is_empty() || p.architecture.is_empty() {
+        return Err(Error(ApiError::invalid(
+            "both OS and Architecture must be provided",
+        )));
+    }
+    Ok(p)
+}
+
+/// The `platform` values of save and load: from API 1.48, several from 1.52.
+fn save_load_platforms(q: &Query, be: Behaviour) -> Result<Vec<PlatformSpec>, Error> {
+    if !be.has(Change::ImageSaveLoadPlatform) {
+        return Ok(Vec::new());
+    }
+    let raw: Vec<String> = q
+        .all("platform")
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .collect();
+    if raw.len() > 1 && !be.has(Change::ImageSaveLoadPlatforms) {
+        return Err(Error(ApiError::invalid(
+            "multiple platform parameters are not supported in this API version; use API version 1.52 or later",
+        )));
+    }
+    raw.iter().map(|p| decode_platform(p)).collect()
 }
 
 pub async fn load(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
     req: Request,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
-    let quiet = q.bool("quiet")?;
-    Ok(json_stream(b.image_load(body_stream(req), quiet).await?))
+    let opts = LoadOptions {
+        quiet: q.bool("quiet")?,
+        platforms: save_load_platforms(&q, be)?,
+    };
+    let (body, upload) = crate::upload::upload(req);
+    Ok(json_stream(
+        upload.then_drain(b.image_load(body, opts).await?),
+    ))
 }
 
 pub async fn save_many(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
     let q = Query::parse(q.as_deref());
@@ -73,12 +139,14 @@ pub async fn save_many(
     if names.is_empty() {
         return Err(Error(ApiError::invalid("no image names given")));
     }
-    Ok(tar_stream(b.image_save(names).await?))
+    let platforms = save_load_platforms(&q, be)?;
+    Ok(tar_stream(b.image_save(names, platforms).await?))
 }
 
 /// `POST /images/create`: `fromSrc` imports a rootfs tarball; `fromImage` pulls (a later issue).
 pub async fn create(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
     headers: axum::http::HeaderMap,
     req: Request,
@@ -97,29 +165,115 @@ pub async fn create(
             message: q.string("message").unwrap_or_default(),
             changes: q.all("changes"),
         };
-        return Ok(json_stream(b.image_import(body_stream(req), opts).await?));
+        let (body, upload) = crate::upload::upload(req);
+        return Ok(json_stream(
+            upload.then_drain(b.image_import(body, opts).await?),
+        ));
     }
     if let Some(image) = q.string("fromImage") {
-        return crate::registry::pull(b, &q, &headers, image).await;
+        return crate::registry::pull(b, be, &q, &headers, image).await;
     }
     Err(Error(ApiError::invalid(
         "either fromSrc or fromImage must be given",
     )))
 }
 
-/// `/images/{name}/json|history|get` where the name itself may contain slashes.
+/// Whether image `img` (inspect JSON) is of `wanted`; a wanted variant must match, an image
+/// that does not say its architecture matches anything.
+fn platform_matches(img: &serde_json::Value, wanted: &PlatformSpec) -> bool {
+    let field = |k: &str| img.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let arch = field("Architecture");
+    if arch.is_empty() {
+        return true;
+    }
+    let os = match field("Os") {
+        "" => "linux",
+        os => os,
+    };
+    os == wanted.os
+        && arch == wanted.architecture
+        && (wanted.variant.is_empty() || wanted.variant == field("Variant"))
+}
+
+fn image_platform(img: &serde_json::Value) -> String {
+    let field = |k: &str| img.get(k).and_then(|v| v.as_str()).unwrap_or("");
+    let p = PlatformSpec {
+        os: field("Os").to_string(),
+        architecture: field("Architecture").to_string(),
+        variant: field("Variant").to_string(),
+    };
+    p.to_string()
+}
+
+/// The image `name` as inspect shows it, refused with dockerd's 404 when `wanted` (a
+/// `platform` query parameter) names another platform.
+async fn image_of_platform(
+    b: &AppState,
+    name: &str,
+    wanted: Option<&PlatformSpec>,
+) -> Result<serde_json::Value, Error> {
+    let img = to_value(&b.image_inspect(name).await?)?;
+    if let Some(w) = wanted {
+        if !platform_matches(&img, w) {
+            return Err(Error(ApiError::not_found(format!(
+                "image with reference {name} was found but does not match the specified platform: wanted {w}, actual: {}",
+                image_platform(&img)
+            ))));
+        }
+    }
+    Ok(img)
+}
+
+/// `GET /images/{name}/attestations` (API 1.55, served at every version): berth keeps no
+/// attestation manifests, so an image it has has none.
+async fn attestations(b: &AppState, name: &str, q: &Query) -> Result<Response, Error> {
+    let platforms: Vec<String> = q.all("platform");
+    if platforms.len() > 1 {
+        return Err(Error(ApiError::invalid(
+            "only one platform value is currently supported",
+        )));
+    }
+    let wanted = match platforms.first().filter(|p| !p.is_empty()) {
+        Some(p) => Some(decode_platform(p)?),
+        None => None,
+    };
+    image_of_platform(b, name, wanted.as_ref()).await?;
+    Ok(Json(serde_json::json!([])).into_response())
+}
+
+/// `/images/{name}/json|history|get|attestations` where the name itself may contain slashes.
 pub async fn get_dispatch(
     State(b): State<AppState>,
+    be: Behaviour,
     Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
 ) -> HandlerResult<Response> {
+    let q = Query::parse(q.as_deref());
     if let Some(name) = rest.strip_suffix("/json") {
-        return Ok(Json(b.image_inspect(name).await?).into_response());
+        let wanted = match q.string("platform") {
+            Some(p) if be.has(Change::ImageInspectPlatform) => Some(decode_platform(&p)?),
+            _ => None,
+        };
+        let mut v = image_of_platform(&b, name, wanted.as_ref()).await?;
+        shape::image_inspect(&mut v, be);
+        return Ok(Json(v).into_response());
     }
     if let Some(name) = rest.strip_suffix("/history") {
+        if be.has(Change::ImageHistoryPlatform) {
+            if let Some(p) = q.string("platform") {
+                image_of_platform(&b, name, Some(&decode_platform(&p)?)).await?;
+            }
+        }
         return Ok(Json(b.image_history(name).await?).into_response());
     }
     if let Some(name) = rest.strip_suffix("/get") {
-        return Ok(tar_stream(b.image_save(vec![name.to_string()]).await?));
+        let platforms = save_load_platforms(&q, be)?;
+        return Ok(tar_stream(
+            b.image_save(vec![name.to_string()], platforms).await?,
+        ));
+    }
+    if let Some(name) = rest.strip_suffix("/attestations") {
+        return attestations(&b, name, &q).await;
     }
     Err(Error(ApiError::not_found(format!(
         "page not found: /images/{rest}"

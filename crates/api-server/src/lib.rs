@@ -1,12 +1,16 @@
 //! The Engine API over HTTP: routes → typed requests → [`Backend`] calls → responses.
 //!
-//! Versioned (`/v1.51/...`) and unversioned paths are served alike; the version is checked against
-//! the supported range before routing. Errors are `{"message": ...}` with the status chosen by
+//! Versioned (`/v1.41/...`) and unversioned paths (the highest version) are served alike; the
+//! version is checked against the served range ([`Versions`]) before routing, and what changed
+//! between versions is decided from one table ([`compat::table`]) into typed options and
+//! response shapes. Errors are `{"message": ...}` with the status chosen by
 //! [`error::status_of`], in one place. Attach and exec start hijack the connection (`Upgrade: tcp`).
 
 pub mod backend;
 mod build;
+pub mod compat;
 mod containers;
+mod df;
 pub mod error;
 mod exec;
 mod hijack;
@@ -15,9 +19,11 @@ mod networks;
 pub mod query;
 mod registry;
 pub mod resources;
+mod swarm;
 mod system;
 pub mod transport;
-mod version;
+mod upload;
+pub mod version;
 mod volumes;
 
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use backend::Backend;
+pub use version::{ApiVersion, Versions};
 
 pub type AppState = Arc<dyn Backend>;
 
@@ -67,12 +74,14 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         .route("/volumes", get(volumes::list))
         .route("/containers/prune", post(volumes::containers_prune))
         .route("/images/prune", post(volumes::images_prune))
-        .route("/system/df", get(volumes::system_df))
+        .route("/system/df", get(df::system_df))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
         .route(
             "/volumes/{name}",
-            get(volumes::inspect).delete(volumes::remove),
+            get(volumes::inspect)
+                .delete(volumes::remove)
+                .put(swarm::volume_update),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
@@ -103,17 +112,19 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .merge(swarm::routes())
         .fallback(error::not_found_route)
         .with_state(backend)
 }
 
-/// Serves `router` on a unix socket until `shutdown` resolves.
+/// Serves `router` with the API versions `versions` on a unix socket until `shutdown` resolves.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     backend: Arc<dyn Backend>,
+    versions: Versions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = version::wrap(router(backend));
+    let app = version::wrap(router(backend), versions);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -7,16 +7,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api_types::network::{ConnectRequest, CreateRequest, DisconnectRequest};
 
+use crate::compat::{Behaviour, Change};
 use crate::error::{json_body, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
 
 pub async fn list(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    Ok(Json(b.network_list(q.filters()?).await?))
+    let with_members = !be.has(Change::NetworkListSummaries);
+    Ok(Json(b.network_list(q.filters()?, with_members).await?))
 }
 
 pub async fn inspect(
@@ -26,8 +29,15 @@ pub async fn inspect(
     Ok(Json(b.network_inspect(&id).await?))
 }
 
-pub async fn create(State(b): State<AppState>, body: Bytes) -> HandlerResult<Response> {
-    let req: CreateRequest = json_body(&body, "network name cannot be empty")?;
+pub async fn create(
+    State(b): State<AppState>,
+    be: Behaviour,
+    body: Bytes,
+) -> HandlerResult<Response> {
+    let mut req: CreateRequest = json_body(&body, "network name cannot be empty")?;
+    if !be.has(Change::NetworkEnableIpv4) {
+        req.enable_ipv4 = None;
+    }
     let resp = b.network_create(req).await?;
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }

@@ -8,6 +8,7 @@ use axum::Json;
 use berth_api_types::ApiError;
 
 use crate::backend::{PullOptions, PushOptions};
+use crate::compat::{Behaviour, Change};
 use crate::error::{Error, HandlerResult};
 use crate::images::json_stream;
 use crate::query::Query;
@@ -23,14 +24,20 @@ fn registry_auth(headers: &HeaderMap) -> Option<String> {
 
 pub(crate) async fn pull(
     b: AppState,
+    be: Behaviour,
     q: &Query,
     headers: &HeaderMap,
     from_image: String,
 ) -> HandlerResult<Response> {
+    let platform = if be.has(Change::ImageCreatePlatform) {
+        q.string("platform").unwrap_or_default()
+    } else {
+        String::new()
+    };
     let opts = PullOptions {
         from_image,
         tag: q.string("tag").unwrap_or_default(),
-        platform: q.string("platform").unwrap_or_default(),
+        platform,
         registry_auth: registry_auth(headers),
     };
     Ok(json_stream(b.image_pull(opts).await?))

@@ -77,16 +77,22 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<ServerConfig>>,
     backend: Arc<dyn Backend>,
+    versions: crate::Versions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(tls) = tls else {
-        return axum::serve(listener, crate::version::wrap(crate::router(backend)))
-            .with_graceful_shutdown(shutdown)
-            .await;
+        return axum::serve(
+            listener,
+            crate::version::wrap(crate::router(backend), versions),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let service =
-        hyper_util::service::TowerToHyperService::new(crate::version::app(crate::router(backend)));
+    let service = hyper_util::service::TowerToHyperService::new(crate::version::app(
+        crate::router(backend),
+        versions,
+    ));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -9,8 +9,8 @@ use base64::Engine;
 use berth_api_types::volume::{CreateRequest, PathStat};
 use berth_api_types::ApiError;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 
+use crate::compat::{Behaviour, Change};
 use crate::error::{json_body, Error, HandlerResult};
 use crate::query::Query;
 use crate::AppState;
@@ -50,12 +50,15 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Before API 1.42 every unused volume is pruned, named ones too.
 pub async fn prune(
     State(b): State<AppState>,
+    be: Behaviour,
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    Ok(Json(b.volume_prune(q.filters()?).await?))
+    let named_too = !be.has(Change::VolumePruneAnonymousOnly);
+    Ok(Json(b.volume_prune(q.filters()?, named_too).await?))
 }
 
 /// The `X-Docker-Container-Path-Stat` header value: base64 of the stat's JSON.
@@ -110,11 +113,7 @@ pub async fn archive_put(
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
     let path = archive_path(&q)?;
-    let body = Box::pin(
-        req.into_body()
-            .into_data_stream()
-            .map_err(std::io::Error::other),
-    );
+    let (body, upload) = crate::upload::upload(req);
     b.container_archive_put(
         &id,
         &path,
@@ -123,6 +122,7 @@ pub async fn archive_put(
         body,
     )
     .await?;
+    upload.drain().await;
     Ok(StatusCode::OK)
 }
 
@@ -140,8 +140,4 @@ pub async fn images_prune(
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
     Ok(Json(b.images_prune(q.filters()?).await?))
-}
-
-pub async fn system_df(State(b): State<AppState>) -> HandlerResult<impl IntoResponse> {
-    Ok(Json(b.system_df().await?))
 }

@@ -425,12 +425,26 @@ pub struct Summary {
     pub host_config: SummaryHostConfig,
     pub network_settings: SummaryNetworkSettings,
     pub mounts: Vec<MountPoint>,
+    /// API 1.52+ (the api-server leaves it out for older clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<SummaryHealth>,
+}
+
+/// The health of a listed container: `none` without a health check or when not running.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SummaryHealth {
+    pub status: String,
+    pub failing_streak: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct SummaryHostConfig {
     pub network_mode: String,
+    /// API 1.46+; omitted when the container has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

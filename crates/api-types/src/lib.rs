@@ -1,4 +1,4 @@
-//! Docker Engine API wire types (v1.24–v1.51), shared by the server, the daemon, the client and tests.
+//! Docker Engine API wire types (v1.24–v1.55), shared by the server, the daemon, the client and tests.
 //!
 //! Inspect-shaped types serialize **every** field with Go's zero value when unset: `docker inspect -f`
 //! templates fail on a missing key. Request types accept what real clients send, including Docker's
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 /// Lowest API version served.
 pub const MIN_API_VERSION: &str = "1.24";
 /// Highest (default) API version served.
-pub const API_VERSION: &str = "1.51";
+pub const API_VERSION: &str = "1.55";
 
 /// `{"message": "..."}`: the body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -114,6 +114,8 @@ pub enum ErrorKind {
     NotImplemented,
     /// 401: a registry refused the credentials.
     Unauthorized,
+    /// 503: the node cannot do it in its present state (e.g. swarm endpoints off a swarm).
+    Unavailable,
     /// 500
     Internal,
 }

@@ -422,12 +422,15 @@ fn main() -> Result<()> {
         .pidfile
         .or(file.pidfile)
         .unwrap_or_else(|| cfg.exec_root.join("berthd.pid"));
+    // As dockerd: `DOCKER_MIN_API_VERSION` raises the oldest API version served; a bad value
+    // stops the daemon before it listens.
+    let versions = berth_api_server::Versions::from_env().map_err(anyhow::Error::msg)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?
-        .block_on(run(cfg, listens, tls, pidfile, reloader))
+        .block_on(run(cfg, listens, tls, versions, pidfile, reloader))
 }
 
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
@@ -480,6 +483,7 @@ async fn run(
     cfg: DaemonConfig,
     listens: Vec<Listen>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    versions: berth_api_server::Versions,
     pidfile: PathBuf,
     reloader: Reloader,
 ) -> Result<()> {
@@ -511,6 +515,7 @@ async fn run(
                 servers.push(tokio::spawn(berth_api_server::serve_unix(
                     listener,
                     backend.clone(),
+                    versions,
                     shutdown,
                 )));
             }
@@ -528,12 +533,17 @@ async fn run(
                     listener,
                     tls.clone(),
                     backend.clone(),
+                    versions,
                     shutdown,
                 )));
             }
         }
     }
-    tracing::info!(data_root = %cfg.data_root.display(), "berthd started");
+    tracing::info!(
+        data_root = %cfg.data_root.display(),
+        api_versions = %format!("{}-{}", versions.min, versions.max),
+        "berthd started"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

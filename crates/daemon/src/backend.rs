@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use berth_api_server::backend::{
     AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions,
-    EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LogsOptions, PullOptions,
-    PushOptions, Result, Session, WaitCondition,
+    DiskUsageOptions, EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LoadOptions,
+    LogsOptions, PlatformSpec, PullOptions, PushOptions, Result, Session, StatsOptions,
+    UpdateOptions, WaitCondition,
 };
 use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
@@ -129,11 +130,15 @@ impl Backend for Api {
     ) -> Result<Vec<image::DeleteItem>> {
         self.0.image_remove(name, force, noprune).await
     }
-    async fn image_load(&self, body: ByteStream, quiet: bool) -> Result<ByteStream> {
-        self.0.image_load(body, quiet).await
+    async fn image_load(&self, body: ByteStream, opts: LoadOptions) -> Result<ByteStream> {
+        self.0.image_load(body, opts).await
     }
-    async fn image_save(&self, names: Vec<String>) -> Result<ByteStream> {
-        self.0.image_save(names).await
+    async fn image_save(
+        &self,
+        names: Vec<String>,
+        platforms: Vec<PlatformSpec>,
+    ) -> Result<ByteStream> {
+        self.0.image_save(names, platforms).await
     }
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
         self.0.image_import(body, opts).await
@@ -174,8 +179,9 @@ impl Backend for Api {
     async fn network_list(
         &self,
         filters: Vec<(String, Vec<String>)>,
+        containers: bool,
     ) -> Result<Vec<berth_api_types::network::Network>> {
-        self.0.network_list(filters).await
+        self.0.network_list(filters, containers).await
     }
     async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network> {
         self.0.network_inspect(id).await
@@ -227,8 +233,9 @@ impl Backend for Api {
     async fn volume_prune(
         &self,
         filters: Vec<(String, Vec<String>)>,
+        named_too: bool,
     ) -> Result<volume::PruneResponse> {
-        self.0.volume_prune(&filters)
+        self.0.volume_prune(&filters, named_too)
     }
     async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat> {
         self.0.container_archive_stat(id, path).await
@@ -264,13 +271,18 @@ impl Backend for Api {
     ) -> Result<prune::ImagePruneResponse> {
         self.0.images_prune(&filters).await
     }
-    async fn system_df(&self) -> Result<prune::DiskUsage> {
-        self.0.system_df()
+    async fn system_df(&self, opts: DiskUsageOptions) -> Result<prune::DiskUsage> {
+        self.0.system_df(opts)
     }
-    async fn container_update(&self, id: &str, body: serde_json::Value) -> Result<Vec<String>> {
-        self.0.container_update(id, body).await
+    async fn container_update(
+        &self,
+        id: &str,
+        body: serde_json::Value,
+        opts: UpdateOptions,
+    ) -> Result<Vec<String>> {
+        self.0.container_update(id, body, opts).await
     }
-    async fn container_stats(&self, id: &str, stream: bool, one_shot: bool) -> Result<ByteStream> {
-        self.0.container_stats(id, stream, one_shot).await
+    async fn container_stats(&self, id: &str, opts: StatsOptions) -> Result<ByteStream> {
+        self.0.container_stats(id, opts).await
     }
 }

@@ -608,6 +608,13 @@ impl Daemon {
     ) {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
+        // Without an exit status the shim died (SIGKILL, OOM, a crash) and its container's
+        // processes may live on, re-parented to init: they are killed through the cgroups
+        // before anything they use (rootfs, network) is released.
+        let lost_monitor = status.is_none();
+        if lost_monitor {
+            self.kill_by_cgroup(id, true).await;
+        }
         // A `--rm` container's rootfs is unmounted with its removal, off the answer's path.
         if !self.get(id).is_some_and(|c| c.host_config.auto_remove) {
             self.runtime.unmount_rootfs(id);
@@ -616,7 +623,8 @@ impl Daemon {
         self.release_mounts(id);
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
-            None => (255, now_rfc3339(), false),
+            // Killed above with SIGKILL: 128 + 9, as Docker reports a killed container.
+            None => (137, now_rfc3339(), false),
         };
         let res = self.update_state(id, |c| {
             c.state.status = Status::Exited;
@@ -624,8 +632,8 @@ impl Daemon {
             c.state.exit_code = code;
             c.state.finished_at = finished;
             c.state.oom_killed = oom;
-            if status.is_none() {
-                c.state.error = "container monitor lost".to_string();
+            if lost_monitor {
+                c.state.error = "container monitor lost: its processes were killed".to_string();
             }
         });
         if res.is_err() {
@@ -641,6 +649,37 @@ impl Daemon {
         self.schedule_restart(id);
         drop(_g);
         self.maybe_auto_remove(id).await;
+    }
+
+    /// Kills whatever still runs in the container's cgroups (see `cgroup_kill`). `owned`: the
+    /// shim is gone, so its cgroup directories are berthd's to remove; otherwise they are left
+    /// to the runtime and only touched when processes were found.
+    pub(crate) async fn kill_by_cgroup(self: &Arc<Self>, id: &str, owned: bool) {
+        let Some(c) = self.get(id) else { return };
+        let path =
+            spec::container_cgroup_path(&c.host_config.cgroup_parent, &self.cfg.cgroup_parent, id);
+        let this = self.clone();
+        let id = id.to_string();
+        let res = tokio::task::spawn_blocking(move || {
+            let cgroups = crate::cgroup_kill::ContainerCgroups::find(&this.host.sys, &path);
+            if !owned && cgroups.pids().is_empty() {
+                return Ok(0);
+            }
+            let n = cgroups.kill_all(&mut crate::cgroup_kill::sigkill, Duration::from_secs(10))?;
+            cgroups.remove()?;
+            Ok::<usize, String>(n)
+        })
+        .await;
+        match res {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => {
+                tracing::warn!(container = %id, "killed {n} processes left without their shim")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(container = %id, "killing the container's processes: {e}")
+            }
+            Err(e) => tracing::error!(container = %id, "killing the container's processes: {e}"),
+        }
     }
 
     async fn maybe_auto_remove(self: &Arc<Self>, id: &str) {
@@ -888,6 +927,9 @@ impl Daemon {
                 c.name
             )));
         }
+        // The record says the container ended; its cgroups decide: nothing of it may outlive
+        // its removal, whatever happened to its shim.
+        self.kill_by_cgroup(id, false).await;
         self.emit_container(&c, "destroy", &[]);
         self.network_container_removed(id);
         if soon {
@@ -1151,11 +1193,13 @@ impl Daemon {
                 } else {
                     c.host_config.network_mode.clone()
                 },
+                annotations: c.host_config.annotations.clone().filter(|a| !a.is_empty()),
             },
             network_settings: ct::SummaryNetworkSettings {
                 networks: ns.networks,
             },
             mounts: self.mount_points(c),
+            health: Some(crate::health::summary(c)),
         }
     }
 

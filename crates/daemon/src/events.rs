@@ -24,7 +24,8 @@ pub struct Actor {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// One event as the API shows it (with the legacy `status`/`id`/`from` fields clients still read).
+/// One event as the API shows it (with the legacy `status`/`id`/`from` fields of container and
+/// image events, which API < 1.52 clients still read).
 #[derive(Debug, Clone, Serialize)]
 pub struct Message {
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -233,7 +234,13 @@ impl Daemon {
 
     pub fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
         Filters::check(&opts.filters)?;
+        let format = opts.format;
         let filters = Filters(opts.filters);
+        // What this client is sent at all (image create events are API 1.46+).
+        let wanted = move |m: &Message| {
+            (format.image_create || !(m.kind == "image" && m.action == "create"))
+                && filters.matches(m)
+        };
         let since = opts.since.map(|s| (s * 1e9) as i64);
         let until = opts.until.map(|u| (u * 1e9) as i64);
         let (past, mut live) = {
@@ -251,13 +258,24 @@ impl Daemon {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(64);
         tokio::spawn(async move {
             let line = |m: &Message| {
-                let mut v = serde_json::to_vec(m).unwrap_or_default();
+                let mut v = if format.legacy_fields {
+                    serde_json::to_vec(m)
+                } else {
+                    // API 1.52 dropped `status`, `id` and `from`.
+                    serde_json::to_vec(&Message {
+                        status: String::new(),
+                        id: String::new(),
+                        from: String::new(),
+                        ..m.clone()
+                    })
+                }
+                .unwrap_or_default();
                 v.push(b'\n');
                 Bytes::from(v)
             };
             for m in past
                 .iter()
-                .filter(|m| filters.matches(m) && until.is_none_or(|u| m.time_nano <= u))
+                .filter(|m| wanted(m) && until.is_none_or(|u| m.time_nano <= u))
             {
                 if tx.send(Ok(line(m))).await.is_err() {
                     return;
@@ -276,7 +294,7 @@ impl Daemon {
                 };
                 match tokio::time::timeout(wait, live.recv()).await {
                     Ok(Ok(m)) => {
-                        if filters.matches(&m) && tx.send(Ok(line(&m))).await.is_err() {
+                        if wanted(&m) && tx.send(Ok(line(&m))).await.is_err() {
                             return;
                         }
                     }

@@ -104,6 +104,19 @@ pub(crate) fn status_suffix(c: &Container) -> String {
     }
 }
 
+/// `Health` of a `GET /containers/json` entry (API 1.52+): `none` without a health check or
+/// when the container is not running.
+pub(crate) fn summary(c: &Container) -> berth_api_types::container::SummaryHealth {
+    let h = c
+        .health
+        .as_ref()
+        .filter(|h| !h.status.is_empty() && c.state.status == Status::Running);
+    berth_api_types::container::SummaryHealth {
+        status: h.map_or("none", |h| h.status.as_str()).to_string(),
+        failing_streak: h.map_or(0, |h| h.failing_streak),
+    }
+}
+
 /// The `health=` filter of `docker ps`: starting, healthy, unhealthy or none.
 pub(crate) fn filter_matches(c: &Container, wanted: &[String]) -> bool {
     let status = c

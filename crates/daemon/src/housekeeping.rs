@@ -1,10 +1,10 @@
 //! Housekeeping: `POST /containers/prune`, `POST /images/prune`, `GET /system/df`
 //! (`/volumes/prune` lives with the volumes).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_api_server::backend::{ContainerListOptions, ImageListOptions};
+use berth_api_server::backend::{ContainerListOptions, DiskUsageOptions, ImageListOptions};
 use berth_api_types::image::DeleteItem;
 use berth_api_types::prune::{ContainerPruneResponse, DiskUsage, ImagePruneResponse};
 use berth_api_types::ApiError;
@@ -164,35 +164,32 @@ impl Daemon {
         Ok(out)
     }
 
-    pub fn system_df(&self) -> Result<DiskUsage> {
-        let mut per_image: HashMap<String, i64> = HashMap::new();
-        for c in lock(&self.containers).values() {
-            *per_image.entry(c.image_id.clone()).or_default() += 1;
+    /// `system df`: the lists of the object types `opts` asks for (the others left empty).
+    pub fn system_df(&self, opts: DiskUsageOptions) -> Result<DiskUsage> {
+        let mut out = DiskUsage::default();
+        if opts.images {
+            let images = self.image_list(ImageListOptions {
+                all: true,
+                filters: Vec::new(),
+            })?;
+            out.layers_size = images.iter().map(|i| i.size).sum();
+            out.images = images;
         }
-        let mut images = self.image_list(ImageListOptions {
-            all: true,
-            filters: Vec::new(),
-        })?;
-        let mut layers_size = 0;
-        for i in &mut images {
-            i.containers = per_image.get(&i.id).copied().unwrap_or(0);
-            // Clients older than API 1.44 still compute reclaimable space from VirtualSize.
-            i.virtual_size = i.size;
-            layers_size += i.size;
+        if opts.containers {
+            out.containers = self.container_list(ContainerListOptions {
+                all: true,
+                limit: None,
+                size: true,
+                filters: Vec::new(),
+            })?;
         }
-        let containers = self.container_list(ContainerListOptions {
-            all: true,
-            limit: None,
-            size: true,
-            filters: Vec::new(),
-        })?;
-        Ok(DiskUsage {
-            layers_size,
-            images,
-            containers,
-            volumes: self.volume_usage()?,
-            build_cache: self.build_cache_usage(),
-        })
+        if opts.volumes {
+            out.volumes = self.volume_usage()?;
+        }
+        if opts.build_cache {
+            out.build_cache = self.build_cache_usage();
+        }
+        Ok(out)
     }
 }
 

@@ -285,6 +285,12 @@ impl Daemon {
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
             }
         }
+        // Docker 28 (API 1.51) counts the containers of each image; the api-server shows -1
+        // to older clients.
+        let mut per_image: HashMap<String, i64> = HashMap::new();
+        for c in crate::lock(&self.containers).values() {
+            *per_image.entry(c.image_id.clone()).or_default() += 1;
+        }
         let mut out = Vec::new();
         for e in entries {
             let repo_tags = tags.get(&e.id).cloned().unwrap_or_default();
@@ -333,7 +339,7 @@ impl Daemon {
                 shared_size: -1,
                 virtual_size: e.record.size,
                 labels: img_labels,
-                containers: -1,
+                containers: per_image.get(&e.id).copied().unwrap_or(0),
             });
         }
         out.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
@@ -683,7 +689,15 @@ impl Daemon {
         Ok(messages)
     }
 
-    pub async fn image_load(self: &Arc<Self>, body: ByteStream, quiet: bool) -> Result<ByteStream> {
+    /// `POST /images/load`: images of none of `opts.platforms` (when given) are not registered,
+    /// each with dockerd's error in the stream.
+    pub async fn image_load(
+        self: &Arc<Self>,
+        body: ByteStream,
+        opts: berth_api_server::backend::LoadOptions,
+    ) -> Result<ByteStream> {
+        let quiet = opts.quiet;
+        let platforms = opts.platforms;
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
         tokio::spawn(async move {
@@ -730,6 +744,17 @@ impl Daemon {
             match result {
                 Ok(Ok(images)) => {
                     for img in &images {
+                        let name = img
+                            .repo_tags
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| img.id.to_string());
+                        if let Err(e) =
+                            crate::platform_check::check_any(&name, &platforms, &img.config)
+                        {
+                            send(&tx, &ProgressMessage::error(e.message)).await;
+                            continue;
+                        }
                         match this.register(img, &img.repo_tags) {
                             Ok(msgs) => {
                                 let name = img
@@ -753,11 +778,17 @@ impl Daemon {
         Ok(crate::channel_stream(rx))
     }
 
-    pub async fn image_save(self: &Arc<Self>, names: Vec<String>) -> Result<ByteStream> {
+    /// `GET /images/get`: each of `names` must be of one of `platforms` (when given).
+    pub async fn image_save(
+        self: &Arc<Self>,
+        names: Vec<String>,
+        platforms: Vec<berth_api_server::backend::PlatformSpec>,
+    ) -> Result<ByteStream> {
         let tag_map = self.store.tags().map_err(internal)?;
         let mut items: Vec<berth_image::archive::SaveItem> = Vec::new();
         for n in &names {
             let e = self.resolve_image(n)?;
+            crate::platform_check::check_any(n, &platforms, &e.config)?;
             let by_ref = Reference::parse(n).ok().filter(|r| {
                 tag_map
                     .iter()

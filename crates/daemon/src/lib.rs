@@ -7,6 +7,7 @@
 
 mod archive;
 pub mod backend;
+mod blkio;
 mod build;
 mod build_backend;
 mod build_cache;
@@ -15,6 +16,7 @@ mod build_context;
 mod build_fetch;
 mod build_mounts;
 mod build_options;
+mod cgroup_kill;
 mod containers;
 mod cpuset;
 mod create_defaults;

@@ -111,9 +111,11 @@ impl Daemon {
         self.net.find(key).ok_or_else(|| no_such_network(key))
     }
 
+    /// With `members`, each network lists its containers (API < 1.28 clients get that).
     pub async fn network_list(
         &self,
         filters: Vec<(String, Vec<String>)>,
+        members: bool,
     ) -> Result<Vec<nt::Network>> {
         for (k, _) in &filters {
             if !matches!(
@@ -148,7 +150,7 @@ impl Daemon {
                 })
             });
             if ok {
-                out.push(self.network_view(&n, false));
+                out.push(self.network_view(&n, members));
             }
         }
         for (name, driver) in crate::predefined_networks::NETWORKS {
@@ -165,7 +167,7 @@ impl Daemon {
                 })
             });
             if ok {
-                out.push(self.predefined_view(name, driver, false));
+                out.push(self.predefined_view(name, driver, members));
             }
         }
         Ok(out)

@@ -1,6 +1,8 @@
 //! `POST /containers/create?platform=`: a local image of another platform is not used.
 //! Docker 28 answers 404 (the CLI then pulls the image for that platform, and create again).
+//! Also the `platform` selection of image save and load.
 
+use berth_api_server::backend::PlatformSpec;
 use berth_api_types::ApiError;
 use berth_image::config::ImageConfig;
 use berth_registry::Platform;
@@ -26,6 +28,50 @@ pub(crate) fn check(reference: &str, wanted: &str, config: &ImageConfig) -> Resu
     }
     Err(ApiError::not_found(format!(
         "image with reference {reference} was found but its platform ({have}) does not match the specified platform ({want})"
+    )))
+}
+
+/// The platform an image config says it is of (`None` when it names no architecture).
+fn platform_of(config: &ImageConfig) -> Option<Platform> {
+    if config.architecture.is_empty() {
+        return None;
+    }
+    Some(Platform {
+        architecture: config.architecture.clone(),
+        os: if config.os.is_empty() {
+            "linux".into()
+        } else {
+            config.os.clone()
+        },
+        variant: config.variant.clone().filter(|v| !v.is_empty()),
+    })
+}
+
+/// Whether an image with `config` is of one of `wanted` (any image when `wanted` is empty);
+/// otherwise dockerd's 404, naming `reference`.
+pub(crate) fn check_any(
+    reference: &str,
+    wanted: &[PlatformSpec],
+    config: &ImageConfig,
+) -> Result<(), ApiError> {
+    let Some(have) = platform_of(config) else {
+        return Ok(());
+    };
+    let matches = |w: &PlatformSpec| {
+        Platform {
+            architecture: w.architecture.clone(),
+            os: w.os.clone(),
+            variant: Some(w.variant.clone()).filter(|v| !v.is_empty()),
+        }
+        .matches(&have)
+    };
+    if wanted.is_empty() || wanted.iter().any(matches) {
+        return Ok(());
+    }
+    let wanted: Vec<String> = wanted.iter().map(ToString::to_string).collect();
+    Err(ApiError::not_found(format!(
+        "image with reference {reference} was found but does not match the specified platform: wanted {}, actual: {have}",
+        wanted.join(", ")
     )))
 }
 
@@ -58,5 +104,35 @@ mod tests {
         assert!(check("x", "linux/arm64", &ImageConfig::default()).is_ok());
         let e = check("busybox", "linux//", &cfg("amd64", None)).unwrap_err();
         assert_eq!(e.kind, berth_api_types::ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn save_and_load_platforms() {
+        let spec = |os: &str, arch: &str, variant: &str| PlatformSpec {
+            os: os.into(),
+            architecture: arch.into(),
+            variant: variant.into(),
+        };
+        let amd64 = cfg("amd64", None);
+        assert!(check_any("busybox", &[], &amd64).is_ok());
+        assert!(check_any("busybox", &[spec("linux", "amd64", "")], &amd64).is_ok());
+        assert!(check_any(
+            "busybox",
+            &[spec("linux", "arm64", ""), spec("linux", "amd64", "")],
+            &amd64
+        )
+        .is_ok());
+        let e = check_any(
+            "busybox",
+            &[spec("linux", "arm64", ""), spec("linux", "s390x", "")],
+            &amd64,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, berth_api_types::ErrorKind::NotFound);
+        assert_eq!(
+            e.message,
+            "image with reference busybox was found but does not match the specified platform: wanted linux/arm64, linux/s390x, actual: linux/amd64"
+        );
+        assert!(check_any("x", &[spec("linux", "arm64", "")], &ImageConfig::default()).is_ok());
     }
 }

@@ -37,6 +37,9 @@ pub struct UpdateRequest {
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
     pub restart_policy: Option<RestartPolicy>,
+    /// The per-device block I/O rules (applied from API 1.55).
+    #[serde(flatten)]
+    pub devices: crate::blkio::DeviceRules,
 }
 
 /// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
@@ -163,7 +166,7 @@ pub(crate) struct CgroupWrite {
     pub value: String,
 }
 
-fn w(dir: &Path, file: &str, value: impl ToString) -> CgroupWrite {
+pub(crate) fn w(dir: &Path, file: &str, value: impl ToString) -> CgroupWrite {
     CgroupWrite {
         file: dir.join(file),
         value: value.to_string(),
@@ -362,9 +365,17 @@ impl Daemon {
         self: &Arc<Self>,
         key: &str,
         body: serde_json::Value,
+        opts: berth_api_server::backend::UpdateOptions,
     ) -> Result<Vec<String>> {
-        let req: UpdateRequest = serde_json::from_value(body)
+        let mut req: UpdateRequest = serde_json::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
+        // Fields the client's API version does not have are not read (as dockerd).
+        if !opts.pids_limit {
+            req.pids_limit = None;
+        }
+        if !opts.blkio_devices {
+            req.devices = crate::blkio::DeviceRules::default();
+        }
         let c = self.resolve_container(key)?;
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
@@ -379,6 +390,8 @@ impl Daemon {
         }
         let mut hc = c.host_config.clone();
         merge_update(&mut hc, &req)?;
+        req.devices.merge_into(&mut hc);
+        crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
         let mut warnings = Vec::new();
         crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
         if c.state.status.is_active() && c.state.pid > 0 {
@@ -388,7 +401,13 @@ impl Daemon {
                     c.id
                 ))
             })?;
-            let writes = plan_writes(&hc, &paths);
+            let mut writes = plan_writes(&hc, &paths);
+            if !req.devices.is_empty() {
+                writes.extend(
+                    crate::blkio::plan(&c.host_config, &hc, &paths, &device_number)
+                        .map_err(ApiError::invalid)?,
+                );
+            }
             tokio::task::spawn_blocking(move || apply_writes(&writes))
                 .await
                 .map_err(crate::internal)?
@@ -401,6 +420,11 @@ impl Daemon {
         self.emit_container_id(&c.id, "update", &[]);
         Ok(warnings)
     }
+}
+
+/// A host device's (major, minor).
+fn device_number(path: &str) -> std::result::Result<(i64, i64), String> {
+    device_node(path).map(|(_, major, minor, ..)| (major, minor))
 }
 
 /// A host device node: (type, major, minor, mode, uid, gid).

@@ -325,9 +325,22 @@ impl Daemon {
     pub async fn container_stats(
         self: &Arc<Self>,
         key: &str,
-        stream: bool,
-        one_shot: bool,
+        opts: berth_api_server::backend::StatsOptions,
     ) -> Result<berth_api_server::backend::ByteStream> {
+        let berth_api_server::backend::StatsOptions {
+            stream,
+            one_shot,
+            os_type,
+        } = opts;
+        let line = move |v: &Value| {
+            if os_type {
+                let mut v = v.clone();
+                v["os_type"] = Value::from("linux");
+                line(&v)
+            } else {
+                line(v)
+            }
+        };
         let c = self.resolve_container(key)?;
         let running = c.state.status.is_active();
         let mut s = Sampler {

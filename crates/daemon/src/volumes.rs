@@ -639,12 +639,18 @@ impl Daemon {
         Ok(())
     }
 
-    pub fn volume_prune(&self, filters: &[(String, Vec<String>)]) -> Result<PruneResponse> {
+    /// Removes unused volumes: anonymous ones, and named ones too with `named_too` (API < 1.42)
+    /// or the filter `all=true`.
+    pub fn volume_prune(
+        &self,
+        filters: &[(String, Vec<String>)],
+        named_too: bool,
+    ) -> Result<PruneResponse> {
         let f = VolumeFilters::parse(filters, true)?;
         let all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
         let mut out = PruneResponse::default();
         for v in all {
-            if !f.all && !v.labels.contains_key(ANONYMOUS_LABEL) {
+            if !f.all && !named_too && !v.labels.contains_key(ANONYMOUS_LABEL) {
                 continue;
             }
             if !self.volume_users(&v.name).is_empty() || !f.matches(&v, false) {

@@ -11,7 +11,7 @@
 
 mod probe;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use probe::Probe;
 
@@ -92,6 +92,9 @@ pub struct SysInfo {
     pub kernel: KernelFeatures,
     /// CPUs the daemon may use (`--cpus` is checked against it).
     pub ncpu: i64,
+    /// Where every cgroup hierarchy is mounted (v1 controllers, named hierarchies such as
+    /// `name=systemd`, the unified one): a container's cgroup is `<mount>/<its path>` in each.
+    pub cgroup_mounts: Vec<PathBuf>,
 }
 
 impl SysInfo {
@@ -143,6 +146,7 @@ impl SysInfo {
                 openat2: true,
             },
             ncpu: 64,
+            cgroup_mounts: Vec::new(),
         }
     }
 

@@ -98,6 +98,7 @@ impl Probe {
             cgroup,
             kernel,
             ncpu,
+            cgroup_mounts: mounts.all,
         }
     }
 
@@ -120,6 +121,9 @@ impl Probe {
                 continue;
             };
             let mount_point = self.path(&unescape_mount_path(mount_point));
+            if fstype == "cgroup" || fstype == "cgroup2" {
+                out.all.push(mount_point.clone());
+            }
             match fstype {
                 "cgroup2" if mount_point == self.path("/sys/fs/cgroup") => {
                     out.unified_root = Some(mount_point);
@@ -289,6 +293,8 @@ struct CgroupMounts {
     unified_root: Option<PathBuf>,
     /// v1 controller → mount point.
     v1: BTreeMap<String, PathBuf>,
+    /// Every cgroup hierarchy's mount point (v1 controllers, named ones, the unified one).
+    all: Vec<PathBuf>,
 }
 
 fn read_trim(p: &Path) -> String {
@@ -448,6 +454,10 @@ mod tests {
         assert_eq!(s.ncpu, 2);
         assert!(s.kernel.seccomp && !s.kernel.apparmor && !s.kernel.selinux);
         assert!(!s.kernel.clone_into_cgroup && !s.kernel.cgroup_kill && s.kernel.openat2);
+        let mounts = &s.cgroup_mounts;
+        assert_eq!(mounts.len(), 7, "{mounts:?}");
+        assert!(mounts.iter().any(|m| m.ends_with("sys/fs/cgroup/unified")));
+        assert!(mounts.iter().any(|m| m.ends_with("sys/fs/cgroup/pids")));
     }
 
     #[test]
