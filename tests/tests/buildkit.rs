@@ -93,7 +93,7 @@ fn cache_mounts_persist_and_are_pruned() {
         "{}",
         stdout(&df_out)
     );
-    let (code, body) = d.api("GET", "/system/df", None);
+    let (code, body) = d.api("GET", "/v1.51/system/df", None);
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_str(&body).expect("df json");
     let mount = v["BuildCache"]
