@@ -717,3 +717,34 @@ fn named_contexts_and_outputs() {
     assert!(stdout(&list).contains("out/via-mount"), "{}", stdout(&list));
     no_containers_left(&d);
 }
+
+/// `berth build --ssh default=SOCKET`: the socket is mounted for `RUN --mount=type=ssh`
+/// with `SSH_AUTH_SOCK` pointing at it, and is not left in the image.
+#[test]
+fn ssh_agent_socket_is_mounted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let sock = d.root.join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("agent socket");
+    let df = "FROM busybox\nRUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /sock\nRUN --mount=type=ssh,id=other,target=/agent test -S /agent && echo other > /other\n";
+    let ctx = context(&d, "ssh", &[("Dockerfile", df)]);
+    let out = d.berth(&[
+        "build",
+        "-t",
+        "ssh:1",
+        "--ssh",
+        &format!("default={}", sock.display()),
+        "--ssh",
+        &format!("other={}", sock.display()),
+        s(&ctx),
+    ]);
+    assert_ok(&out, "build with an ssh socket");
+    assert_eq!(
+        run_in(
+            &d,
+            "ssh:1",
+            "cat /sock /other; test -e /run/buildkit || echo clean"
+        ),
+        "/run/buildkit/ssh_agent.0\nother\nclean\n"
+    );
+}
