@@ -90,9 +90,19 @@ RUN --mount=type=cache,target=/cache \
     wc -c < /cache/warm > /app/cache-size
 CMD ["cat", "/app/cache-size"]
 DF
-sed 's/--mount=type=cache,target=\/cache //' "$mctx/Dockerfile" >"$mctx/Dockerfile.legacy"
+# Without the mount, the legacy builder keeps the cache in a directory of the step (removed
+# at its end, so both images have the same files).
+sed -e 's|--mount=type=cache,target=/cache |mkdir -p /cache \&\& |' \
+  -e 's|> /app/cache-size|> /app/cache-size \&\& rm -rf /cache|' "$mctx/Dockerfile" >"$mctx/Dockerfile.legacy"
 
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+# Milliseconds a command takes; a failed build stops the benchmark (a failure is not a time).
+ms() {
+  local s e
+  s=$(date +%s%N)
+  "$@" >"$root/last.log" 2>&1 || { echo "failed: $*" >&2; tail -5 "$root/last.log" >&2; return 1; }
+  e=$(date +%s%N)
+  echo $(( (e - s) / 1000000 ))
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 measure() { # name, context, dockerfile, cli...
