@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side build benchmark: a cold build (empty cache) and a warm rebuild (everything
-# cached) of the same Dockerfile with berth and, when a dockerd is available, Docker's legacy
+# cached) of the same Dockerfiles with berth and, when a dockerd is available, Docker's legacy
 # builder (DOCKER_BUILDKIT=0, which is what the docker CLI uses without buildx), in one run.
+#
+# Two workloads:
+#   classic  a two-stage Dockerfile (300 context files, 3 RUN, 4 COPY incl. two COPY --from)
+#   modern   BuildKit syntax: two independent 1-second stages (berth runs them in parallel)
+#            and a RUN --mount=type=cache step that fills its cache once (2 s) and reuses it.
+#            Docker 20.10's legacy builder has no RUN --mount: it builds the same Dockerfile
+#            with the --mount flags removed (so it does the cache's work every cold build).
+#            Its cold build is timed twice: the first (empty cache mounts) and a --no-cache
+#            rebuild (cache mounts warm).
 #
 #   bench/build.sh [N]      N warm rebuilds each (median reported, default 5); needs root
 #
@@ -28,6 +37,7 @@ cleanup() {
   grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$root"
   ip link del bbuild0 2>/dev/null || true
+  ip link del bbdock0 2>/dev/null || true
   nft delete table ip berth_bbuild0 2>/dev/null || true
   for d in /sys/fs/cgroup/*/berth-bench-build /sys/fs/cgroup/berth-bench-build; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
@@ -61,34 +71,77 @@ WORKDIR /app
 CMD ["cat", "/app/count"]
 DF
 
-ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
+# The modern workload (BuildKit syntax) and its --mount-less twin for Docker's legacy builder.
+mctx=$root/mctx
+mkdir -p "$mctx/src"
+for i in $(seq 1 50); do head -c 1024 /dev/urandom | base64 >"$mctx/src/f$i.txt"; done
+cat >"$mctx/Dockerfile" <<'DF'
+# syntax=docker/dockerfile:1
+FROM busybox AS deps
+RUN sleep 1 && mkdir /deps && seq 1 20000 > /deps/list
+FROM busybox AS assets
+COPY src/ /assets/
+RUN sleep 1 && cat /assets/*.txt | md5sum > /assets.sum
+FROM busybox
+COPY --from=deps /deps /app/deps
+COPY --from=assets /assets.sum /app/
+RUN --mount=type=cache,target=/cache \
+    if [ ! -f /cache/warm ]; then sleep 2 && head -c 4000000 /dev/zero > /cache/warm; fi && \
+    wc -c < /cache/warm > /app/cache-size
+CMD ["cat", "/app/cache-size"]
+DF
+# Without the mount, the legacy builder keeps the cache in a directory of the step (removed
+# at its end, so both images have the same files).
+sed -e 's|--mount=type=cache,target=/cache |mkdir -p /cache \&\& |' \
+  -e 's|> /app/cache-size|> /app/cache-size \&\& rm -rf /cache|' "$mctx/Dockerfile" >"$mctx/Dockerfile.legacy"
+
+# Milliseconds a command takes; a failed build stops the benchmark (a failure is not a time).
+ms() {
+  local s e
+  s=$(date +%s%N)
+  "$@" >"$root/last.log" 2>&1 || { echo "failed: $*" >&2; tail -5 "$root/last.log" >&2; return 1; }
+  e=$(date +%s%N)
+  echo $(( (e - s) / 1000000 ))
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-measure() { # name, cli...
-  local name=$1; shift
-  local cold warm
-  cold=$(ms "$@" build --no-cache -t bench:1 "$ctx")
-  "$@" build -t bench:1 "$ctx" >/dev/null 2>&1
-  warm=$(for _ in $(seq 1 "$N"); do ms "$@" build -t bench:1 "$ctx"; done | median)
-  echo "$name cold build: ${cold} ms, warm (all cached) rebuild: median ${warm} ms over $N"
-  eval "${name}_cold=$cold ${name}_warm=$warm"
+measure() { # name, context, dockerfile, cli...
+  local name=$1 dir=$2 file=$3; shift 3
+  local cold cold2 warm
+  cold=$(ms "$@" build --no-cache -f "$dir/$file" -t "bench-$name:1" "$dir")
+  cold2=$(ms "$@" build --no-cache -f "$dir/$file" -t "bench-$name:1" "$dir")
+  "$@" build -f "$dir/$file" -t "bench-$name:1" "$dir" >/dev/null 2>&1
+  warm=$(for _ in $(seq 1 "$N"); do ms "$@" build -f "$dir/$file" -t "bench-$name:1" "$dir"; done | median)
+  echo "$name: cold ${cold} ms, --no-cache again ${cold2} ms, warm (all cached) median ${warm} ms over $N"
+  eval "${name}_cold=$cold ${name}_cold2=$cold2 ${name}_warm=$warm"
 }
 
-measure berth env BERTH_HOST="unix://$sock" "$bin/berth"
+berth_cli=(env BERTH_HOST="unix://$sock" "$bin/berth")
+measure berth_classic "$ctx" Dockerfile "${berth_cli[@]}"
+measure berth_modern "$mctx" Dockerfile "${berth_cli[@]}"
 
 dsock=${DOCKERD_HOST:-}
 if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then
   dsock=unix://$root/docker.sock
+  # A private dockerd on a bridge of its own (never --bridge=none: its containers need one).
+  ip link add bbdock0 type bridge
+  ip addr add 10.248.0.1/24 dev bbdock0
+  ip link set bbdock0 up
   /usr/sbin/dockerd -H "$dsock" --data-root "$root/docker" --exec-root "$root/docker-exec" \
-    --pidfile "$root/docker.pid" --bridge none --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
+    --pidfile "$root/docker.pid" -b bbdock0 --iptables=false --ip6tables=false >"$root/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 1 200); do DOCKER_HOST=$dsock docker version >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 if [ -n "$dsock" ]; then
   DOCKER_HOST=$dsock docker load -q -i "$root/busybox.tar" >/dev/null
-  measure docker env DOCKER_HOST="$dsock" DOCKER_BUILDKIT=0 docker
-  awk -v bc="$berth_cold" -v dc="$docker_cold" -v bw="$berth_warm" -v dw="$docker_warm" 'BEGIN {
-    printf "cold berth/docker: %.2f (target <= 1)\nwarm berth/docker: %.2f (target <= 0.5)\n", bc/dc, bw/dw }'
+  docker_cli=(env DOCKER_HOST="$dsock" DOCKER_BUILDKIT=0 docker)
+  measure docker_classic "$ctx" Dockerfile "${docker_cli[@]}"
+  measure docker_modern "$mctx" Dockerfile.legacy "${docker_cli[@]}"
+  for w in classic modern; do
+    eval "bc=\$berth_${w}_cold bc2=\$berth_${w}_cold2 bw=\$berth_${w}_warm dc=\$docker_${w}_cold dc2=\$docker_${w}_cold2 dw=\$docker_${w}_warm"
+    awk -v w="$w" -v bc="$bc" -v bc2="$bc2" -v bw="$bw" -v dc="$dc" -v dc2="$dc2" -v dw="$dw" 'BEGIN {
+      printf "%s berth/docker: cold %.2f, --no-cache again %.2f, warm %.2f\n", w, bc/dc, bc2/dc2, bw/dw }'
+  done
 else
   echo "docker: no dockerd available (install docker.io or set DOCKERD_HOST) — berth numbers only"
 fi

@@ -8,6 +8,8 @@ pkgs+=(docker-registry apache2-utils zstd)
 pkgs+=(tini)
 # The fuzz target (scripts/fuzz.sh): libfuzzer-sys compiles libFuzzer, which is C++.
 pkgs+=(g++)
+# `ADD` of git repositories in builds (and its tests).
+pkgs+=(git)
 # The CRI's CNI test (crates/cri/tests/cni_plugins.rs): the standard plugins in /usr/lib/cni,
 # and iptables, which their portmap plugin drives.
 pkgs+=(containernetworking-plugins iptables)

@@ -1,13 +1,14 @@
 //! Fuzzes everything in `berth-builder` that reads untrusted text from a build context:
-//! the Dockerfile parser, the `.dockerignore` parser and matcher, heredoc detection and the
-//! shell-style variable substitution. None of them may panic (or hang) on any input; errors
-//! must come back as values.
+//! the Dockerfile parser, the typed instructions and BuildKit flag parsers (`RUN --mount`
+//! CSV records, `--network`, `--security`, `# syntax=`), the `.dockerignore` parser and
+//! matcher, heredoc detection and the shell-style variable substitution. None of them may
+//! panic (or hang) on any input; errors must come back as values.
 
 #![no_main]
 
 use std::collections::HashMap;
 
-use berth_builder::{ignore, parser, shell, Ignore};
+use berth_builder::{flags, ignore, instruction, parser, shell, Ignore};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     };
 
     if let Ok(df) = parser::parse(text) {
+        if let Some(s) = &df.syntax {
+            let _ = flags::check_syntax(s);
+        }
         // Everything the engine does with a parsed instruction before running it.
         let mut vars: shell::Vars = HashMap::new();
         vars.insert("A".into(), "a b".into());
@@ -35,7 +39,28 @@ fuzz_target!(|data: &[u8]| {
             let _ = shell::name_values(&args, inst.cmd == "ENV");
             let _ = shell::raw_words(&args);
             let _ = parser::heredoc_specs(&args);
+            // The typed instruction, and every flag value through its parser, raw and
+            // expanded (the engine parses mounts after substitution).
+            let _ = instruction::command(inst);
+            for (_, v) in &inst.flags {
+                let Some(v) = v else { continue };
+                let _ = flags::parse_mount(v);
+                if let Ok(e) = shell::expand_word(v, &vars, df.escape) {
+                    let _ = flags::parse_mount(&e);
+                }
+                let _ = flags::parse_network(v);
+                let _ = flags::parse_security(v);
+                let _ = flags::parse_size(v);
+            }
         }
+    }
+    // Each line as a mount spec, a CSV record and a frontend name on its own.
+    for line in text.lines().take(32) {
+        if let Ok(m) = flags::parse_mount(line) {
+            let _ = m.secret_id();
+        }
+        let _ = flags::csv_fields(line);
+        let _ = flags::check_syntax(line);
     }
 
     // The same text through the per-line entry points with both escape characters.

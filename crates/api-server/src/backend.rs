@@ -222,6 +222,25 @@ pub struct BuildOptions {
     pub cache_from: Vec<String>,
     /// `networkmode=`: the network of RUN steps (empty: the default bridge, as Docker).
     pub network_mode: String,
+    /// berth extension, `secret=` (repeated): `id=ID,src=PATH|env=VAR|data=BASE64`.
+    pub secrets: Vec<String>,
+    /// berth extension, `ssh=` (repeated): `ID=SOCKET` (an SSH agent socket on the daemon's host).
+    pub ssh: Vec<String>,
+    /// berth extension, `buildcontext=` (repeated): `NAME=docker-image://REF`, or `NAME=local`
+    /// for a directory sent inside the context tar under `.berth-build-contexts/NAME/`.
+    pub build_contexts: Vec<String>,
+    /// `outputs=` (JSON `[{"Type":"local"|"tar"}]`): stream the final stage's files as a
+    /// tar instead of making an image (berth's answer to BuildKit's exporters).
+    pub outputs: Vec<BuildOutput>,
+}
+
+/// One `outputs=` entry.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct BuildOutput {
+    #[serde(rename = "Type", alias = "type")]
+    pub kind: String,
+    #[serde(rename = "Attrs", alias = "attrs", default)]
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /commit` query parameters (+ the optional config body).

@@ -44,6 +44,14 @@ pub async fn build(
         quiet: q.bool("q")?,
         remote: q.string("remote").unwrap_or_default(),
         network_mode: q.string("networkmode").unwrap_or_default(),
+        secrets: q.all("secret"),
+        ssh: q.all("ssh"),
+        build_contexts: q.all("buildcontext"),
+        outputs: match q.string("outputs").filter(|s| !s.is_empty()) {
+            None => Vec::new(),
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| Error(ApiError::invalid(format!("invalid outputs parameter: {e}"))))?,
+        },
         cache_from: match q.string("cachefrom").filter(|s| !s.is_empty()) {
             None => Vec::new(),
             Some(s) => serde_json::from_str(&s).map_err(|e| {

@@ -183,7 +183,7 @@ async fn route(versions: Versions, mut req: Request, next: Next) -> Response {
     }
     req.extensions_mut().insert(version);
     req.extensions_mut().insert(versions);
-    tracing::debug!(method = %req.method(), uri = %req.uri(), %version, "request");
+    tracing::debug!(method = %req.method(), uri = %redacted(req.uri()), %version, "request");
     let resp = next.run(req).await;
     if resp.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         // axum's body limit answers in plain text; clients expect Docker's error shape.
@@ -305,5 +305,36 @@ mod tests {
             "minimum supported API version is 1.24: abc"
         );
         assert_eq!(Versions::with_min("1.24").unwrap(), Versions::default());
+    }
+}
+
+/// The request URI for the log, with the values of `POST /build`'s `secret=` parameters
+/// (build secrets, a berth extension) replaced: secrets never reach the daemon's log.
+fn redacted(uri: &Uri) -> String {
+    let Some(q) = uri.query() else {
+        return uri.to_string();
+    };
+    let parts: Vec<String> = q
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k == "secret" => format!("{k}=<redacted>"),
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), parts.join("&"))
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::*;
+
+    #[test]
+    fn build_secrets_are_not_logged() {
+        let uri: Uri = "/v1.51/build?t=x&secret=id%3Da%2Cdata%3DczNjcjN0&q=1"
+            .parse()
+            .unwrap();
+        let shown = redacted(&uri);
+        assert_eq!(shown, "/v1.51/build?t=x&secret=<redacted>&q=1");
+        assert!(!shown.contains("czNjcjN0"));
     }
 }

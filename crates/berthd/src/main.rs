@@ -114,6 +114,10 @@ struct Args {
     /// network comes up), which containers' outbound traffic needs [default: true].
     #[arg(long = "ip-forward", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     ip_forward: Option<bool>,
+    /// Allow a build entitlement (repeatable): security.insecure lets builds use
+    /// RUN --security=insecure (a privileged step).
+    #[arg(long = "allow-insecure-entitlement", value_name = "ENTITLEMENT")]
+    allow_insecure_entitlement: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -145,6 +149,21 @@ struct FileConfig {
     tlscacert: Option<PathBuf>,
     tlscert: Option<PathBuf>,
     tlskey: Option<PathBuf>,
+    builder: BuilderFileConfig,
+}
+
+/// `"builder"` in daemon.json: only its entitlements are read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct BuilderFileConfig {
+    #[serde(alias = "Entitlements")]
+    entitlements: EntitlementsFileConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", default)]
+struct EntitlementsFileConfig {
+    security_insecure: Option<bool>,
 }
 
 /// Where the API is served.
@@ -449,7 +468,17 @@ fn main() -> Result<()> {
         ipv6: args.ipv6 || file.ipv6,
         fixed_cidr_v6: args.fixed_cidr_v6.or(file.fixed_cidr_v6),
         ip_forward: args.ip_forward.or(file.ip_forward).unwrap_or(true),
+        builder_insecure: args
+            .allow_insecure_entitlement
+            .iter()
+            .any(|e| e == "security.insecure")
+            || file.builder.entitlements.security_insecure == Some(true),
     };
+    for e in &args.allow_insecure_entitlement {
+        if !matches!(e.as_str(), "security.insecure" | "network.host") {
+            anyhow::bail!("invalid entitlement {e:?}: use security.insecure or network.host");
+        }
+    }
     let pidfile = args
         .pidfile
         .or(file.pidfile)

@@ -85,16 +85,32 @@ pub fn host_path(root: &Path, rel: &Path) -> PathBuf {
     in_root(root, &rel.to_string_lossy())
 }
 
+/// Which paths (relative to the source root) a `COPY --exclude` leaves out.
+pub type Excluded<'a> = &'a (dyn Fn(&Path) -> bool + Sync);
+
+/// Excludes nothing.
+pub fn keep_all(_: &Path) -> bool {
+    false
+}
+
 /// A content hash of files (names, modes, contents, link targets — not times or owners).
 pub fn hash_paths(root: &Path, rels: &[PathBuf]) -> io::Result<String> {
+    hash_paths_except(root, rels, &keep_all)
+}
+
+/// [`hash_paths`] without the paths `excluded` names.
+pub fn hash_paths_except(root: &Path, rels: &[PathBuf], excluded: Excluded) -> io::Result<String> {
     let mut h = Sha256::new();
     for rel in rels {
-        hash_one(&mut h, &host_path(root, rel), rel)?;
+        hash_one(&mut h, &host_path(root, rel), rel, excluded)?;
     }
     Ok(hex::encode(h.finalize()))
 }
 
-fn hash_one(h: &mut Sha256, path: &Path, rel: &Path) -> io::Result<()> {
+fn hash_one(h: &mut Sha256, path: &Path, rel: &Path, excluded: Excluded) -> io::Result<()> {
+    if excluded(rel) {
+        return Ok(());
+    }
     let md = fs::symlink_metadata(path)?;
     h.update(rel.to_string_lossy().as_bytes());
     h.update([0]);
@@ -109,7 +125,7 @@ fn hash_one(h: &mut Sha256, path: &Path, rel: &Path) -> io::Result<()> {
             .collect();
         names.sort();
         for n in names {
-            hash_one(h, &path.join(&n), &rel.join(&n))?;
+            hash_one(h, &path.join(&n), &rel.join(&n), excluded)?;
         }
     } else if ft.is_file() {
         let mut f = fs::File::open(path)?;
@@ -267,6 +283,21 @@ fn set_mtime(path: &Path, md: &fs::Metadata) {
 
 /// Copies `src` (file, dir or symlink) to exactly `dst`, recursively.
 pub fn copy_tree(src: &Path, dst: &Path, owner: Owner) -> io::Result<()> {
+    copy_tree_except(src, dst, owner, Path::new(""), &keep_all)
+}
+
+/// [`copy_tree`] leaving out what `excluded` names; `rel` is `src` relative to the source
+/// root (what `excluded` is asked about).
+pub fn copy_tree_except(
+    src: &Path,
+    dst: &Path,
+    owner: Owner,
+    rel: &Path,
+    excluded: Excluded,
+) -> io::Result<()> {
+    if !rel.as_os_str().is_empty() && excluded(rel) {
+        return Ok(());
+    }
     let md = fs::symlink_metadata(src)?;
     let ft = md.file_type();
     if ft.is_symlink() {
@@ -285,7 +316,13 @@ pub fn copy_tree(src: &Path, dst: &Path, owner: Owner) -> io::Result<()> {
         }
         for e in fs::read_dir(src)? {
             let e = e?;
-            copy_tree(&e.path(), &dst.join(e.file_name()), owner)?;
+            copy_tree_except(
+                &e.path(),
+                &dst.join(e.file_name()),
+                owner,
+                &rel.join(e.file_name()),
+                excluded,
+            )?;
         }
         apply_owner(dst, owner, true, false)?;
         set_mtime(dst, &md);

@@ -103,7 +103,7 @@ pub enum Cmd {
     /// Get real time events from the server
     Events(EventsArgs),
     /// Build an image from a Dockerfile
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Create a new image from a container's changes
     Commit(build::CommitArgs),
     /// Inspect changes to files or directories on a container's filesystem
@@ -225,7 +225,7 @@ pub enum ImageCmd {
     #[command(visible_aliases = ["list"])]
     Ls(ImagesArgs),
     /// Build an image from a Dockerfile
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Show the history of an image
     History(build::HistoryArgs),
     /// Load an image from a tar archive or STDIN
@@ -765,7 +765,7 @@ async fn dispatch(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             container::pause(ctx, a, "unpause").await
         }
         Cmd::Top(a) | Cmd::Container(ContainerCmd::Top(a)) => container::top(ctx, a).await,
-        Cmd::Build(a) | Cmd::Image(ImageCmd::Build(a)) => build::build(ctx, a).await,
+        Cmd::Build(a) | Cmd::Image(ImageCmd::Build(a)) => build::build(ctx, *a).await,
         Cmd::History(a) | Cmd::Image(ImageCmd::History(a)) => build::history(ctx, a).await,
         Cmd::Commit(a) | Cmd::Container(ContainerCmd::Commit(a)) => build::commit(ctx, a).await,
         Cmd::Diff(a) | Cmd::Container(ContainerCmd::Diff(a)) => build::diff(ctx, a).await,

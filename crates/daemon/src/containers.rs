@@ -341,6 +341,10 @@ impl Daemon {
             let env = config.to_mut().env.get_or_insert_with(Vec::new);
             *env = [link_env, std::mem::take(env)].concat();
         }
+        if !c.secret_env.is_empty() {
+            let env = config.to_mut().env.get_or_insert_with(Vec::new);
+            env.extend(c.secret_env.iter().cloned());
+        }
         if let Some(j) = &joined {
             // `--network container:` shares the target's /etc files and hostname, as Docker does.
             hostname_path = rt.hostname_path(&j.id);

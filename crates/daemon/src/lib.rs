@@ -9,6 +9,13 @@ mod archive;
 pub mod backend;
 mod blkio;
 mod build;
+mod build_backend;
+mod build_cache;
+mod build_cache_mounts;
+mod build_context;
+mod build_fetch;
+mod build_mounts;
+mod build_options;
 mod cgroup_kill;
 mod commit_merge;
 mod containers;
@@ -105,6 +112,9 @@ pub struct DaemonConfig {
     /// Turn on the host's IPv4 forwarding at start, and IPv6 forwarding when an IPv6 network
     /// comes up (`--ip-forward`, on by default in berthd as in dockerd).
     pub ip_forward: bool,
+    /// `RUN --security=insecure` is allowed in builds (`--allow-insecure-entitlement
+    /// security.insecure`, `builder.entitlements.security-insecure` in the config file).
+    pub builder_insecure: bool,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

@@ -103,6 +103,10 @@ pub struct Container {
     /// `State.Health` of a container with a healthcheck.
     #[serde(default)]
     pub health: Option<berth_api_types::container::Health>,
+    /// `NAME=value` build secrets (`RUN --mount=type=secret,env=`) added to the process's
+    /// environment at start: kept in memory only, never written with the record.
+    #[serde(skip)]
+    pub secret_env: Vec<String>,
 }
 
 pub fn now_rfc3339() -> String {

@@ -289,6 +289,7 @@ mod tests {
             mounts: Vec::new(),
             manually_stopped: false,
             health: None,
+            ..Default::default()
         }
     }
 

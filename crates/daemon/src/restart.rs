@@ -281,6 +281,7 @@ mod tests {
             mounts: vec![],
             manually_stopped: true,
             health: None,
+            ..Default::default()
         };
         assert!(restart_on_boot(&c), "always comes back even when stopped");
         c.host_config = hc("unless-stopped", 0);

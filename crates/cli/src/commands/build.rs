@@ -11,6 +11,7 @@ use http::Method;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use super::build_extras;
 use crate::format;
 use crate::progress;
 use crate::util::{CliError, CmdResult, Ctx};
@@ -59,6 +60,19 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long, value_name = "string")]
     pub network: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or
+    /// "id=mysecret,env=VAR")
+    #[arg(long = "secret", value_name = "stringArray")]
+    pub secrets: Vec<String>,
+    /// SSH agent socket to expose to the build (format: "default|<id>[=<socket>]")
+    #[arg(long = "ssh", value_name = "stringArray")]
+    pub ssh: Vec<String>,
+    /// Additional build contexts (e.g., name=path or name=docker-image://ref)
+    #[arg(long = "build-context", value_name = "stringArray")]
+    pub build_contexts: Vec<String>,
+    /// Output destination (format: "type=local,dest=path" or "type=tar,dest=file|-")
+    #[arg(short = 'o', long = "output", value_name = "stringArray")]
+    pub output: Option<String>,
     /// PATH | -
     pub context: String,
 }
@@ -113,13 +127,38 @@ pub struct HistoryArgs {
     pub image: String,
 }
 
-/// Appends `dir` to a tar, skipping what `.dockerignore` excludes (the daemon checks again).
-fn tar_context(dir: &Path, extra: Option<(&str, &[u8])>) -> std::io::Result<Vec<u8>> {
+/// `dir` as a tar, skipping what `.dockerignore` excludes (the daemon checks again), with
+/// `extra` (a Dockerfile from elsewhere) and the named contexts under
+/// `.berth-build-contexts/<name>/` (each with its own `.dockerignore`).
+fn tar_context(
+    dir: &Path,
+    extra: Option<(&str, &[u8])>,
+    named: &[(String, PathBuf)],
+) -> std::io::Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    append_dir(&mut b, dir, Path::new(""))?;
+    for (name, d) in named {
+        let prefix = Path::new(".berth-build-contexts").join(name);
+        append_dir(&mut b, d, &prefix)?;
+    }
+    if let Some((name, data)) = extra {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        b.append_data(&mut h, name, data)?;
+    }
+    b.into_inner()
+}
+
+fn append_dir(b: &mut tar::Builder<Vec<u8>>, dir: &Path, prefix: &Path) -> std::io::Result<()> {
     let ignore = std::fs::read_to_string(dir.join(".dockerignore"))
         .map(|t| berth_builder::Ignore::parse(&t))
         .unwrap_or_default();
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
+    if !prefix.as_os_str().is_empty() {
+        b.append_dir(prefix, dir)?;
+    }
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(dir.join(&rel))?
@@ -135,21 +174,14 @@ fn tar_context(dir: &Path, extra: Option<(&str, &[u8])>) -> std::io::Result<Vec<
                 continue;
             }
             if is_dir {
-                b.append_dir(&r, e.path())?;
+                b.append_dir(prefix.join(&r), e.path())?;
                 stack.push(r);
             } else {
-                b.append_path_with_name(e.path(), &r)?;
+                b.append_path_with_name(e.path(), prefix.join(&r))?;
             }
         }
     }
-    if let Some((name, data)) = extra {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o600);
-        h.set_cksum();
-        b.append_data(&mut h, name, data)?;
-    }
-    b.into_inner()
+    Ok(())
 }
 
 fn kv(list: &[String], from_env: bool) -> serde_json::Map<String, Value> {
@@ -181,6 +213,34 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         ));
     }
     let mut q = Query::new();
+    let mut named = Vec::new();
+    for c in &a.build_contexts {
+        let c = build_extras::parse_context(c)?;
+        q = q.add("buildcontext", c.param());
+        if let build_extras::NamedContext::Dir(n, d) = c {
+            named.push((n, d));
+        }
+    }
+    for s in &a.secrets {
+        q = q.add("secret", build_extras::secret_param(s)?);
+    }
+    for s in &a.ssh {
+        q = q.add("ssh", build_extras::ssh_param(s)?);
+    }
+    let output = a
+        .output
+        .as_deref()
+        .map(build_extras::parse_output)
+        .transpose()?;
+    if let Some(o) = &output {
+        q = o.add_to(q);
+    }
+    if a.context == "-" && !named.is_empty() {
+        return Err(CliError::new(
+            1,
+            "--build-context with a local directory needs a context directory, not -",
+        ));
+    }
     let body = if a.context == "-" {
         Body::reader(tokio::io::stdin(), "application/x-tar")
     } else {
@@ -225,6 +285,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
             tar_context(
                 &dir,
                 extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())),
+                &named,
             )
         })
         .await
@@ -266,11 +327,16 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
         a.quiet,
         std::io::IsTerminal::is_terminal(&std::io::stdout()),
     );
-    let res = if live {
+    let to_stderr = output.as_ref().is_some_and(|o| o.uses_stdout());
+    let res = if live && !to_stderr {
         super::build_progress::display(&mut stream).await?
     } else {
-        progress::display(&mut stream, false, false).await?
+        progress::display(&mut stream, false, to_stderr).await?
     };
+    if let Some(o) = &output {
+        o.write(&res.aux)?;
+        return Ok(0);
+    }
     let id = res
         .aux
         .iter()

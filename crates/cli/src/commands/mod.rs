@@ -1,4 +1,5 @@
 pub mod build;
+pub mod build_extras;
 pub mod build_progress;
 pub mod container;
 pub mod image;

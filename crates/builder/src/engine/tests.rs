@@ -2,28 +2,40 @@
 //! cache, multi-stage and targets, ONBUILD, errors — no root, no containers.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use berth_image::config::{ContainerConfig, ImageConfig};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::unbounded_channel;
 
-use crate::engine::{build, Backend, ImageState, Options, RunConfig};
+use crate::engine::{
+    build, Backend, CacheMountLease, CacheMountRequest, Fetched, ImageState, Options, Output,
+    RunConfig,
+};
 
+/// A recording backend: containers are directories, `RUN` "runs" by printing its command
+/// (`sleep N` sleeps N×100 ms, `exit N` fails with N), commits are made-up layers.
 #[derive(Default)]
-struct Fake {
-    dir: PathBuf,
-    images: HashMap<String, ImageState>,
-    runs: Mutex<Vec<RunConfig>>,
+pub(super) struct Fake {
+    pub dir: PathBuf,
+    pub images: HashMap<String, ImageState>,
+    pub runs: Mutex<Vec<RunConfig>>,
+    pub by_container: Mutex<HashMap<String, RunConfig>>,
     next: Mutex<u64>,
     cache: Mutex<HashMap<String, ImageState>>,
-    live: Mutex<Vec<String>>,
-    creates: Mutex<usize>,
+    pub live: Mutex<Vec<String>>,
+    pub creates: Mutex<usize>,
+    pub cache_mounts: Mutex<Vec<CacheMountRequest>>,
+    /// What `fetch` serves, by URL.
+    pub urls: HashMap<String, Vec<u8>>,
+    /// Mount sources as they were while the step ran (path → exists).
+    pub seen_sources: Mutex<Vec<(PathBuf, bool)>>,
 }
 
 impl Fake {
-    fn new(dir: PathBuf) -> Fake {
+    pub(super) fn new(dir: PathBuf) -> Fake {
         let mut images = HashMap::new();
         images.insert(
             "busybox".to_string(),
@@ -74,18 +86,34 @@ impl Backend for Fake {
         std::fs::create_dir_all(&root).unwrap();
         if let Some(r) = run {
             self.runs.lock().unwrap().push(r.clone());
+            self.by_container
+                .lock()
+                .unwrap()
+                .insert(id.clone(), r.clone());
         }
         self.live.lock().unwrap().push(id.clone());
         Ok((id, root))
     }
-    async fn run_container(
-        &self,
-        _id: &str,
-        output: &UnboundedSender<String>,
-    ) -> Result<i64, String> {
-        let last = self.runs.lock().unwrap().last().cloned().unwrap();
-        let script = last.cmd.join(" ");
-        let _ = output.send(format!("ran: {script}\n"));
+    async fn run_container(&self, id: &str, output: &dyn Output) -> Result<i64, String> {
+        let rc = self.by_container.lock().unwrap()[id].clone();
+        for m in &rc.mounts {
+            if let crate::engine::RunMountKind::Bind(p) = &m.kind {
+                self.seen_sources
+                    .lock()
+                    .unwrap()
+                    .push((p.clone(), p.exists()));
+            }
+        }
+        let script = rc.cmd.join(" ");
+        if let Some(n) = script
+            .split("sleep ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            tokio::time::sleep(Duration::from_millis(100 * n)).await;
+        }
+        output.send(format!("ran: {script}\n"));
         Ok(script
             .rsplit_once("exit ")
             .and_then(|(_, c)| c.trim().parse().ok())
@@ -137,9 +165,30 @@ impl Backend for Fake {
             .unwrap()
             .insert(key.to_string(), image.clone());
     }
+    async fn cache_mount(&self, req: &CacheMountRequest) -> Result<CacheMountLease, String> {
+        self.cache_mounts.lock().unwrap().push(req.clone());
+        let path = self.dir.join("cachemounts").join(req.id.replace('/', "_"));
+        std::fs::create_dir_all(&path).unwrap();
+        Ok(CacheMountLease {
+            path,
+            _guard: Box::new(()),
+        })
+    }
+    async fn fetch(&self, url: &str, dir: &Path) -> Result<Fetched, String> {
+        let body = self
+            .urls
+            .get(url)
+            .ok_or_else(|| format!("{url}: 404 Not Found"))?;
+        let path = dir.join("download");
+        std::fs::write(&path, body).unwrap();
+        Ok(Fetched {
+            path,
+            modified: Some(1_000_000_000),
+        })
+    }
 }
 
-async fn go(
+pub(super) async fn go(
     fake: &Fake,
     dockerfile: &str,
     tweak: impl FnOnce(&mut Options),
@@ -162,7 +211,7 @@ async fn go(
     (res, out)
 }
 
-fn cc(img: &ImageState) -> ContainerConfig {
+pub(super) fn cc(img: &ImageState) -> ContainerConfig {
     img.config.config.clone().unwrap_or_default()
 }
 
@@ -382,10 +431,7 @@ async fn errors_name_the_line() {
         |_| {},
     )
     .await;
-    assert!(res
-        .unwrap_err()
-        .message
-        .contains("does not fetch remote sources"));
+    assert!(res.unwrap_err().message.contains("404 Not Found"));
     let (res, _) = go(&f, "FROM busybox\nCOPY --bogus=1 a /b\n", |_| {}).await;
     assert!(res.unwrap_err().message.contains("Unknown flag: bogus"));
     assert!(

@@ -1,0 +1,355 @@
+//! The daemon as the builder's [`berth_builder::Backend`]: build containers are ordinary
+//! container records (so `ps -a` shows them while a step runs and the usual
+//! start/wait/remove paths serve them), their changes are the overlay upper directory
+//! turned into a layer tar (`berth_image::diff`), and the layer cache maps a step's key to
+//! the image it produced (`<data-root>/builder/cache/<key>`).
+
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use berth_api_server::backend::WaitCondition;
+use berth_api_types::container::{Config, HostConfig};
+use berth_builder::{ImageState, RunConfig};
+use berth_image::config::ImageConfig;
+use berth_image::digest::Digest;
+
+use crate::build::random_id;
+use crate::build_cache::CacheEntry;
+use crate::images::ImageRecord;
+use crate::model::{now_rfc3339, Container, RunState};
+use crate::{internal, spec, Daemon, Result};
+
+/// The daemon as the builder's backend for one build.
+pub(crate) struct BuildBackend {
+    pub daemon: Arc<Daemon>,
+    /// `--cache-from` images that exist (others are ignored, as Docker does).
+    pub cache_from: Vec<ImageState>,
+    /// The network mode of RUN steps (`networkmode=`; the default bridge unless given).
+    pub network_mode: String,
+    /// The mount targets of each `RUN` container, whose stubs stay out of its layer.
+    pub mount_targets: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+}
+
+impl BuildBackend {
+    pub(crate) fn new(
+        daemon: Arc<Daemon>,
+        cache_from: Vec<ImageState>,
+        network_mode: String,
+    ) -> Self {
+        BuildBackend {
+            daemon,
+            cache_from,
+            network_mode,
+            mount_targets: Default::default(),
+        }
+    }
+}
+
+impl Daemon {
+    /// Creates a container record for a build step (not started) and mounts its rootfs.
+    fn create_build_container(
+        &self,
+        image: &ImageState,
+        run: Option<&RunConfig>,
+        network_mode: &str,
+    ) -> Result<(String, PathBuf)> {
+        let id = random_id();
+        let mut config = Config {
+            image: image.id.clone(),
+            hostname: spec::default_hostname(&id),
+            ..Default::default()
+        };
+        let (path, args) = match run {
+            Some(r) => {
+                config.cmd = Some(r.cmd.clone());
+                config.env = Some(r.env.clone());
+                config.user = r.user.clone();
+                config.working_dir = r.workdir.clone();
+                let path = r.cmd.first().cloned().unwrap_or_default();
+                (path, r.cmd.iter().skip(1).cloned().collect())
+            }
+            None => (String::new(), Vec::new()),
+        };
+        let mut host_config = HostConfig {
+            network_mode: run
+                .and_then(|r| r.network.clone())
+                .unwrap_or_else(|| network_mode.into()),
+            privileged: run.is_some_and(|r| r.privileged),
+            ..Default::default()
+        };
+        spec::adapt_host_config(&mut host_config);
+        let mounts = run
+            .map(crate::build_mounts::mount_records)
+            .unwrap_or_default();
+        let name = format!("berth_build_{}", &id[..12]);
+        let record = Container {
+            id: id.clone(),
+            name,
+            created: now_rfc3339(),
+            path,
+            args,
+            config,
+            host_config,
+            image_id: image.id.clone(),
+            top_layer: image.layers.last().cloned(),
+            state: RunState::created(),
+            mounts,
+            secret_env: run.map(|r| r.secret_env.clone()).unwrap_or_default(),
+            ..Default::default()
+        };
+        self.runtime.create_dirs(&id).map_err(internal)?;
+        if let Err(e) = self.save(&record) {
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
+        // A step runs on the build's network, as a created container does on its own.
+        if let Err(e) = self.record_create_networks(&id, &record.host_config.network_mode, None) {
+            let _ = self.store.delete_container(&id);
+            crate::lock(&self.containers).remove(&id);
+            let _ = self.runtime.remove_dirs(&id);
+            return Err(e);
+        }
+        let lowers = self.lower_dirs(record.top_layer.as_deref())?;
+        self.runtime
+            .mount_rootfs(&id, &lowers, false)
+            .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        let rootfs = self.runtime.rootfs(&id);
+        Ok((id, rootfs))
+    }
+
+    /// Writes the container's upper directory as a layer on `parent_top`; `None` when
+    /// there were no changes and `allow_empty` is set.
+    /// The mount points made for `stubs` (a step's mount targets) are left out.
+    fn commit_upper(
+        &self,
+        id: &str,
+        parent_top: Option<&str>,
+        allow_empty: bool,
+        stubs: &[String],
+    ) -> Result<Option<berth_image::LayerInfo>> {
+        self.runtime.unmount_rootfs(id);
+        let upper = self.runtime.upper_dir(id);
+        if !stubs.is_empty() {
+            let top = self.get(id).and_then(|c| c.top_layer);
+            let lowers = self.lower_dirs(top.as_deref())?;
+            crate::build_mounts::remove_mount_stubs(&upper, &lowers, stubs);
+        }
+        let mut tmp = tempfile::tempfile_in(self.images.tmp_dir()).map_err(internal)?;
+        let n = {
+            let w = std::io::BufWriter::new(&mut tmp);
+            berth_image::diff::write_layer_tar(&upper, w).map_err(internal)?
+        };
+        if n == 0 && allow_empty {
+            return Ok(None);
+        }
+        tmp.seek(SeekFrom::Start(0)).map_err(internal)?;
+        let parent = parent_top
+            .map(Digest::parse)
+            .transpose()
+            .map_err(internal)?;
+        let info = self
+            .images
+            .apply_layer(parent.as_ref(), std::io::BufReader::new(tmp))
+            .map_err(internal)?;
+        Ok(Some(info))
+    }
+}
+
+#[async_trait]
+impl berth_builder::Backend for BuildBackend {
+    async fn image(&self, name: &str) -> std::result::Result<ImageState, String> {
+        self.daemon.image_state(name).map_err(|e| {
+            if e.message.starts_with("No such image") {
+                format!(
+                    "pull access denied for {name}, repository does not exist or may require 'docker login': berth cannot pull from registries yet ({})",
+                    e.message
+                )
+            } else {
+                e.message
+            }
+        })
+    }
+
+    async fn create_container(
+        &self,
+        image: &ImageState,
+        run: Option<&RunConfig>,
+    ) -> std::result::Result<(String, PathBuf), String> {
+        let (id, root) = self
+            .daemon
+            .create_build_container(image, run, &self.network_mode)
+            .map_err(|e| e.message)?;
+        if let Some(r) = run.filter(|r| !r.mounts.is_empty()) {
+            crate::lock(&self.mount_targets).insert(
+                id.clone(),
+                r.mounts.iter().map(|m| m.target.clone()).collect(),
+            );
+        }
+        Ok((id, root))
+    }
+
+    async fn run_container(
+        &self,
+        id: &str,
+        output: &dyn berth_builder::Output,
+    ) -> std::result::Result<i64, String> {
+        let d = &self.daemon;
+        let wait = d
+            .container_wait(id, WaitCondition::NextExit)
+            .await
+            .map_err(|e| e.message)?;
+        // The build step's rootfs was mounted for inspection; start mounts it again.
+        d.runtime.unmount_rootfs(id);
+        d.container_start(id).await.map_err(|e| e.message)?;
+        // Forward output while the step runs by following the log file.
+        let log = d.runtime.log_path(id);
+        let mut sent = 0usize;
+        let mut wait = wait;
+        let resp = loop {
+            tokio::select! {
+                r = &mut wait => break r,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
+                    let all = crate::logs::replay(&log, true, true, true);
+                    if all.len() > sent {
+                        output.send(String::from_utf8_lossy(&all[sent..]).into_owned());
+                        sent = all.len();
+                    }
+                }
+            }
+        };
+        let all = crate::logs::replay(&log, true, true, true);
+        if all.len() > sent {
+            output.send(String::from_utf8_lossy(&all[sent..]).into_owned());
+        }
+        if let Some(err) = resp.error {
+            if !err.message.is_empty() {
+                return Err(err.message);
+            }
+        }
+        Ok(resp.status_code)
+    }
+
+    async fn commit(
+        &self,
+        container: &str,
+        parent: &ImageState,
+        mut config: ImageConfig,
+        allow_empty: bool,
+    ) -> std::result::Result<(ImageState, bool), String> {
+        let d = self.daemon.clone();
+        let id = container.to_string();
+        let top = parent.layers.last().cloned();
+        let stubs = crate::lock(&self.mount_targets)
+            .remove(container)
+            .unwrap_or_default();
+        let layer = tokio::task::spawn_blocking(move || {
+            d.commit_upper(&id, top.as_deref(), allow_empty, &stubs)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.message)?;
+        let mut layers = parent.layers.clone();
+        let layered = layer.is_some();
+        match layer {
+            Some(info) => {
+                config.rootfs.diff_ids.push(info.diff_id.clone());
+                layers.push(info.chain_id.to_string());
+            }
+            None => {
+                if let Some(h) = config.history.last_mut() {
+                    h.empty_layer = Some(true);
+                }
+            }
+        }
+        let img = self
+            .daemon
+            .store_config(&config, layers)
+            .map_err(|e| e.message)?;
+        self.daemon
+            .register_step(&img, &parent.id)
+            .map_err(|e| e.message)?;
+        Ok((img, layered))
+    }
+
+    async fn commit_config(
+        &self,
+        parent: &ImageState,
+        config: ImageConfig,
+    ) -> std::result::Result<ImageState, String> {
+        let img = self
+            .daemon
+            .store_config(&config, parent.layers.clone())
+            .map_err(|e| e.message)?;
+        self.daemon
+            .register_step(&img, &parent.id)
+            .map_err(|e| e.message)?;
+        Ok(img)
+    }
+
+    async fn cache_mount(
+        &self,
+        req: &berth_builder::CacheMountRequest,
+    ) -> std::result::Result<berth_builder::CacheMountLease, String> {
+        self.daemon.cache_mount_lease(req).await
+    }
+
+    async fn fetch(
+        &self,
+        url: &str,
+        dir: &Path,
+    ) -> std::result::Result<berth_builder::Fetched, String> {
+        crate::build_fetch::fetch(url, dir).await
+    }
+
+    async fn remove_container(&self, id: &str) {
+        crate::lock(&self.mount_targets).remove(id);
+        if let Err(e) = self.daemon.remove_container(id, true).await {
+            tracing::warn!(container = id, "removing build container: {}", e.message);
+        }
+    }
+
+    async fn cache_get(&self, key: &str) -> Option<ImageState> {
+        let path = self.daemon.builder_dir().join("cache").join(key);
+        let raw = std::fs::read(&path).ok()?;
+        let entry: CacheEntry = serde_json::from_slice(&raw).ok()?;
+        // The cache is the step images: once one is deleted (`rmi` of the image built on
+        // it, `builder prune`), its entry no longer hits.
+        let _: ImageRecord = self.daemon.store.image(&entry.id).ok()??;
+        let digest = Digest::parse(&entry.id).ok()?;
+        let images = &self.daemon.images;
+        for l in &entry.layers {
+            if !images.has_layer(&Digest::parse(l).ok()?) {
+                return None;
+            }
+        }
+        let config = ImageConfig::from_slice(&images.get_blob(&digest).ok()?).ok()?;
+        Some(ImageState {
+            id: entry.id,
+            config,
+            layers: entry.layers,
+        })
+    }
+
+    fn cache_sources(&self) -> &[ImageState] {
+        &self.cache_from
+    }
+
+    async fn cache_put(&self, key: &str, image: &ImageState) {
+        let dir = self.daemon.builder_dir().join("cache");
+        let entry = CacheEntry {
+            id: image.id.clone(),
+            layers: image.layers.clone(),
+        };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = dir.join(format!(".{key}.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec(&entry).unwrap_or_default())?;
+            std::fs::rename(&tmp, dir.join(key))
+        };
+        if let Err(e) = write() {
+            tracing::warn!("writing build cache entry: {e}");
+        }
+    }
+}
