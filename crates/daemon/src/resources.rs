@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api_types::container::{HostConfig, RestartPolicy};
+use berth_api_types::container::{HostConfig, RestartPolicy, ThrottleDevice, WeightDevice};
 use berth_api_types::ApiError;
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
@@ -23,7 +23,7 @@ use crate::{Daemon, Result};
 
 /// The body of `POST /containers/{id}/update` (Docker's `UpdateConfig`): zero means "leave as is".
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename = "UpdateConfig", rename_all = "PascalCase", default)]
 pub struct UpdateRequest {
     pub cpu_shares: i64,
     pub memory: i64,
@@ -37,9 +37,37 @@ pub struct UpdateRequest {
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
     pub restart_policy: Option<RestartPolicy>,
-    /// The per-device block I/O rules (applied from API 1.55).
-    #[serde(flatten)]
-    pub devices: crate::blkio::DeviceRules,
+    // The per-device block I/O rules (applied from API 1.55), listed here rather than as a
+    // flattened `DeviceRules`: serde's flatten would decode them without Go's rules.
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+}
+
+impl UpdateRequest {
+    /// The per-device rules of the update.
+    pub fn devices(&self) -> crate::blkio::DeviceRules {
+        crate::blkio::DeviceRules {
+            blkio_weight_device: self.blkio_weight_device.clone(),
+            blkio_device_read_bps: self.blkio_device_read_bps.clone(),
+            blkio_device_write_bps: self.blkio_device_write_bps.clone(),
+            blkio_device_read_iops: self.blkio_device_read_iops.clone(),
+            blkio_device_write_iops: self.blkio_device_write_iops.clone(),
+        }
+    }
+
+    /// Ignores the per-device rules (clients older than API 1.55 could not send them).
+    fn drop_devices(&mut self) {
+        self.blkio_weight_device = None;
+        self.blkio_device_read_bps = None;
+        self.blkio_device_write_bps = None;
+        self.blkio_device_read_iops = None;
+        self.blkio_device_write_iops = None;
+    }
 }
 
 /// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
@@ -367,14 +395,15 @@ impl Daemon {
         body: serde_json::Value,
         opts: berth_api_server::backend::UpdateOptions,
     ) -> Result<Vec<String>> {
-        let mut req: UpdateRequest = serde_json::from_value(body)
+        // Decoded by Go's rules, as dockerd decodes `UpdateConfig`.
+        let mut req: UpdateRequest = berth_api_types::gojson::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
         // Fields the client's API version does not have are not read (as dockerd).
         if !opts.pids_limit {
             req.pids_limit = None;
         }
         if !opts.blkio_devices {
-            req.devices = crate::blkio::DeviceRules::default();
+            req.drop_devices();
         }
         let c = self.resolve_container(key)?;
         let guard = self.op_lock(&c.id);
@@ -390,7 +419,8 @@ impl Daemon {
         }
         let mut hc = c.host_config.clone();
         merge_update(&mut hc, &req)?;
-        req.devices.merge_into(&mut hc);
+        let devices = req.devices();
+        devices.merge_into(&mut hc);
         crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
         let mut warnings = Vec::new();
         crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
@@ -402,7 +432,7 @@ impl Daemon {
                 ))
             })?;
             let mut writes = plan_writes(&hc, &paths);
-            if !req.devices.is_empty() {
+            if !devices.is_empty() {
                 writes.extend(
                     crate::blkio::plan(&c.host_config, &hc, &paths, &device_number)
                         .map_err(ApiError::invalid)?,
@@ -587,6 +617,47 @@ mod tests {
 
     fn hc() -> HostConfig {
         HostConfig::default()
+    }
+
+    /// Issue 18's property test for the update body (the type lives here, the fixtures with
+    /// the other recorded bodies): every variant Go would not notice decodes alike.
+    #[test]
+    fn recorded_update_bodies_under_go_rules() {
+        use berth_api_types::gojson;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../api-types/tests/fixtures/container-update");
+        let mut checked = 0;
+        for e in std::fs::read_dir(&dir).expect("update fixtures") {
+            let path = e.expect("entry").path();
+            let raw = std::fs::read(&path).expect("fixture");
+            let original: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+            let base: UpdateRequest = gojson::from_slice(&raw).expect("original decodes");
+            assert!(base != UpdateRequest::default(), "{}", path.display());
+            let structs = gojson::struct_pointers::<UpdateRequest>(&raw).expect("trace");
+            for v in gojson::variants::variants(&original, &structs) {
+                let body = serde_json::to_vec(&v.body).expect("JSON");
+                let got: UpdateRequest = gojson::from_slice(&body)
+                    .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), v.what));
+                let want: UpdateRequest = gojson::from_value(v.expect).expect("expected body");
+                assert_eq!(got, want, "{}: {}", path.display(), v.what);
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} variants");
+    }
+
+    #[test]
+    fn update_numbers_follow_go() {
+        use berth_api_types::gojson;
+        let e = gojson::from_slice::<UpdateRequest>(br#"{"Memory":1e9}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "json: cannot unmarshal number 1e9 into Go struct field UpdateConfig.Memory of type int64"
+        );
+        let u: UpdateRequest =
+            gojson::from_slice(br#"{"memory":1024,"BlkioWeightDevice":null,"pidslimit":null}"#)
+                .expect("decodes");
+        assert_eq!((u.memory, u.pids_limit), (1024, None));
     }
 
     #[test]
