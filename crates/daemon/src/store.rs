@@ -14,6 +14,9 @@ use serde::Serialize;
 pub enum StoreError {
     #[error("metadata database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// `SQLITE_FULL` even after the reserve was released (see `store_reserve`).
+    #[error("metadata database: no space left on device (the write was not made)")]
+    Full,
     #[error("metadata record {id}: {source}")]
     Json {
         id: String,
@@ -27,6 +30,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     conn: Mutex<Connection>,
+    reserve: crate::store_reserve::Reserve,
 }
 
 impl Store {
@@ -46,12 +50,30 @@ impl Store {
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reserve: crate::store_reserve::Reserve::new(path),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the connection. A write that fails for lack of space releases a chunk
+    /// of the reserve and is tried again (a failed statement or transaction changed nothing,
+    /// so running it again is safe); with the reserve spent the caller gets
+    /// [`StoreError::Full`].
+    fn with<T>(&self, mut f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        f(&mut conn)
+        loop {
+            match f(&mut conn) {
+                Err(StoreError::Sqlite(e)) if crate::store_reserve::is_disk_full(&e) => {
+                    if !self.reserve.release() {
+                        return Err(StoreError::Full);
+                    }
+                }
+                Ok(v) => {
+                    self.reserve.replenish();
+                    return Ok(v);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     fn encode<T: Serialize>(id: &str, v: &T) -> Result<String> {
