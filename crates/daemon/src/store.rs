@@ -54,16 +54,27 @@ impl Store {
         })
     }
 
-    /// Runs `f` on the connection. A write that fails for lack of space releases a chunk
-    /// of the reserve and is tried again (a failed statement or transaction changed nothing,
-    /// so running it again is safe); with the reserve spent the caller gets
-    /// [`StoreError::Full`].
-    fn with<T>(&self, mut f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the connection, allowed to spend the reserve (see [`Self::with_reserve`]):
+    /// for removals, which free space, and updates of existing records (an exit).
+    fn with<T>(&self, f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with_reserve(true, f)
+    }
+
+    /// Runs `f` on the connection. With `use_reserve`, a write that fails for lack of space
+    /// releases a chunk of the reserve and is tried again (a failed statement or transaction
+    /// changed nothing, so running it again is safe); without it, or with the reserve spent,
+    /// the caller gets [`StoreError::Full`]. New records do not use the reserve: the room it
+    /// gives back is for everybody, and a create on a full disk is to fail, not to fill it.
+    fn with_reserve<T>(
+        &self,
+        use_reserve: bool,
+        mut f: impl FnMut(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         loop {
             match f(&mut conn) {
                 Err(StoreError::Sqlite(e)) if crate::store_reserve::is_disk_full(&e) => {
-                    if !self.reserve.release() {
+                    if !use_reserve || !self.reserve.release() {
                         return Err(StoreError::Full);
                     }
                 }
@@ -74,6 +85,16 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether `table` has a row whose `key` column is `value`.
+    fn exists(&self, table: &str, key: &str, value: &str) -> Result<bool> {
+        let q = format!("SELECT 1 FROM {table} WHERE {key} = ?1");
+        self.with_reserve(false, |c| {
+            Ok(c.query_row(&q, params![value], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
     }
 
     fn encode<T: Serialize>(id: &str, v: &T) -> Result<String> {
@@ -92,7 +113,8 @@ impl Store {
 
     pub fn put_container<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        let update = self.exists("containers", "id", id)?;
+        self.with_reserve(update, |c| {
             c.execute(
                 "INSERT INTO containers (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
@@ -130,7 +152,7 @@ impl Store {
 
     pub fn put_network<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
@@ -168,7 +190,7 @@ impl Store {
         record: &T,
     ) -> Result<()> {
         let data = Self::encode(container_id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data",
@@ -212,7 +234,7 @@ impl Store {
 
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO images (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                 params![id, data],
@@ -247,7 +269,7 @@ impl Store {
 
     /// Points `name` at `image_id`; returns the image it pointed at before, if another.
     pub fn set_tag(&self, name: &str, image_id: &str, created: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             let tx = c.transaction()?;
             let old: Option<String> = tx
                 .query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
@@ -290,7 +312,7 @@ impl Store {
 impl Store {
     pub fn put_volume<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(name, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
                 params![name, data],
