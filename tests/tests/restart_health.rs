@@ -457,7 +457,16 @@ fn on_failure_logs_hold_every_run_once_it_reads_exited() {
                 "containers never settled: {pending:?}"
             );
             pending.retain(|n| {
-                let st = inspect(&d, "{{.State.Status}} {{.RestartCount}}", n);
+                // Raw API polls (a millisecond each, where a docker CLI call takes tens)
+                // catch a transient state the CLI would rarely see.
+                let (code, body) = d.api("GET", &format!("/containers/{n}/json"), None);
+                assert_eq!(code, 200, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).expect("inspect json");
+                let st = format!(
+                    "{} {}",
+                    v["State"]["Status"].as_str().unwrap_or(""),
+                    v["RestartCount"]
+                );
                 if st != "exited 2" {
                     return true;
                 }
@@ -467,7 +476,7 @@ fn on_failure_logs_hold_every_run_once_it_reads_exited() {
                 assert_eq!(runs, 3, "{n} read `{st}` with the logs of {runs} runs");
                 false
             });
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(1));
         }
         let mut rm = vec!["rm", "-f"];
         rm.extend(names.iter().map(String::as_str));
