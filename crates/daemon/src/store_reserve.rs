@@ -82,7 +82,7 @@ impl Reserve {
             }
             let dir = chunk.parent().unwrap_or_else(|| Path::new("."));
             let room = nix::sys::statvfs::statvfs(dir)
-                .map(|st| (st.blocks_available() as u64) * (st.fragment_size() as u64))
+                .map(|st| st.blocks_available() * st.fragment_size())
                 .unwrap_or(0);
             if room < ROOM {
                 all = false;
