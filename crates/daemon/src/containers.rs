@@ -495,7 +495,8 @@ impl Daemon {
             ),
             Err(_) => (0, now_rfc3339()),
         };
-        self.update_state(&id, |c| {
+        // The process runs now, whether or not the database can take it (a full disk).
+        self.update_observed(&id, |c| {
             c.state = RunState {
                 status: Status::Running,
                 pid,
