@@ -90,19 +90,19 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
-        Self::start_with(extra, &[], None, None)
+        Self::start_with(extra, &[], None, None, None)
     }
 
     /// [`Daemon::start`] with extra berthd flags and environment variables (e.g.
     /// `DOCKER_MIN_API_VERSION`).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        Self::start_with(extra, env, None, None)
+        Self::start_with(extra, env, None, None, None)
     }
 
     /// [`Daemon::start_with_args`] with the daemon's open-file limit (soft and hard) set to
     /// `nofile`, as `ulimit -n` would.
     pub fn start_with_nofile(nofile: u64, extra: &[&str]) -> Daemon {
-        Self::start_with(extra, &[], None, Some(nofile))
+        Self::start_with(extra, &[], None, Some(nofile), None)
     }
 
     /// A daemon in the network namespace `netns` (a bind-mounted nsfs file such as
@@ -110,7 +110,19 @@ impl Daemon {
     /// namespace. Its bridges, rules and sysctls live in that namespace: the test that made
     /// it deletes it, and nothing of the daemon's networking is left on the host.
     pub fn start_in_netns(netns: &Path, extra: &[&str]) -> Daemon {
-        Self::start_with(extra, &[], Some(netns.to_path_buf()), None)
+        Self::start_with(extra, &[], Some(netns.to_path_buf()), None, None)
+    }
+
+    /// A daemon whose data root and exec root share one small filesystem (a tmpfs of
+    /// `mib` MiB at `<root>/disk`, bind-mounted as `<root>/data` and `<root>/exec`), for
+    /// tests that fill it up. Unmounted with the rest at cleanup.
+    pub fn start_on_small_fs(mib: u64) -> Daemon {
+        Self::start_with(&[], &[], None, None, Some(mib))
+    }
+
+    /// Where [`Daemon::start_on_small_fs`] mounted the small filesystem.
+    pub fn disk(&self) -> PathBuf {
+        self.root.join("disk")
     }
 
     fn start_with(
@@ -118,6 +130,7 @@ impl Daemon {
         env: &[(&str, &str)],
         netns: Option<PathBuf>,
         nofile: Option<u64>,
+        small_fs: Option<u64>,
     ) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
@@ -143,8 +156,40 @@ impl Daemon {
             netns,
             nofile,
         };
+        if let Some(mib) = small_fs {
+            d.mount_small_fs(mib);
+        }
         d.spawn();
         d
+    }
+
+    fn mount_small_fs(&self, mib: u64) {
+        let disk = self.disk();
+        std::fs::create_dir_all(&disk).expect("disk dir");
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&disk)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mounting a tmpfs at {}", disk.display());
+        for dir in ["data", "exec"] {
+            let (src, dst) = (disk.join(dir), self.root.join(dir));
+            std::fs::create_dir_all(&src).expect("dir on the small fs");
+            std::fs::create_dir_all(&dst).expect("mount point");
+            let st = Command::new("mount")
+                .arg("--bind")
+                .arg(&src)
+                .arg(&dst)
+                .status()
+                .expect("mount --bind");
+            assert!(st.success(), "bind-mounting {}", src.display());
+        }
     }
 
     fn spawn(&mut self) {
@@ -278,6 +323,11 @@ impl Daemon {
             .env("DOCKER_CONFIG", self.root.join("docker-config"))
             .env_remove("DOCKER_CONTEXT");
         c
+    }
+
+    /// A `docker` command against this daemon, for a test that runs it in the background.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        self.cmd(DOCKER.as_ref(), args)
     }
 
     /// Runs the real docker CLI against this daemon (stdin closed).

@@ -420,3 +420,66 @@ fn berth_cli_health_flags_and_policies() {
     );
     d.docker(&["rm", "-f", "bb"]);
 }
+
+/// Issue 16, item 8: `RestartCount` reached 2 and the container read `exited`, but the logs
+/// held two runs' output instead of three. The count used to go up with a transient `exited`
+/// right before the last run started, so a client that waited for `exited 2` read the logs
+/// before that run wrote them. A bounded loop of the reported scenario, several containers
+/// at a time: once a container reads `exited 2` its logs hold all three runs, at once.
+#[test]
+fn on_failure_logs_hold_every_run_once_it_reads_exited() {
+    let d = Daemon::start();
+    d.load_busybox();
+    const ROUNDS: usize = 5;
+    const PARALLEL: usize = 10;
+    for round in 0..ROUNDS {
+        let names: Vec<String> = (0..PARALLEL).map(|i| format!("rl{round}-{i}")).collect();
+        for n in &names {
+            run_d(
+                &d,
+                &[
+                    "--name",
+                    n,
+                    "--restart",
+                    "on-failure:2",
+                    "busybox",
+                    "sh",
+                    "-c",
+                    "echo run; exit 1",
+                ],
+            );
+        }
+        let mut pending = names.clone();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !pending.is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containers never settled: {pending:?}"
+            );
+            pending.retain(|n| {
+                // Raw API polls (a millisecond each, where a docker CLI call takes tens)
+                // catch a transient state the CLI would rarely see.
+                let (code, body) = d.api("GET", &format!("/containers/{n}/json"), None);
+                assert_eq!(code, 200, "{body}");
+                let v: serde_json::Value = serde_json::from_str(&body).expect("inspect json");
+                let st = format!(
+                    "{} {}",
+                    v["State"]["Status"].as_str().unwrap_or(""),
+                    v["RestartCount"]
+                );
+                if st != "exited 2" {
+                    return true;
+                }
+                let out = d.docker(&["logs", n]);
+                assert_ok(&out, "docker logs");
+                let runs = stdout(&out).lines().filter(|l| *l == "run").count();
+                assert_eq!(runs, 3, "{n} read `{st}` with the logs of {runs} runs");
+                false
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut rm = vec!["rm", "-f"];
+        rm.extend(names.iter().map(String::as_str));
+        assert_ok(&d.docker(&rm), "docker rm");
+    }
+}

@@ -321,8 +321,16 @@ fn write_pidfile(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(path, format!("{}", std::process::id()))
-        .with_context(|| format!("writing {}", path.display()))
+    match std::fs::write(path, format!("{}", std::process::id())) {
+        // A daemon must come back on a full disk (to let the user free it): the pid file is
+        // a convenience, the socket check guards against a second daemon.
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+            let _ = std::fs::remove_file(path);
+            tracing::warn!("pid file {} not written: {e}", path.display());
+            Ok(())
+        }
+        res => res.with_context(|| format!("writing {}", path.display())),
+    }
 }
 
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {

@@ -740,7 +740,16 @@ impl Daemon {
         let mut body = body;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ApiError::invalid(format!("reading upload: {e}")))?;
-            spool.write_all(&chunk).map_err(internal)?;
+            if let Err(e) = spool.write_all(&chunk) {
+                // A client still sending would get a broken pipe instead of this answer (a
+                // full disk): the rest of the upload is read and dropped first, for a bounded
+                // time.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+                    while let Some(Ok(_)) = body.next().await {}
+                })
+                .await;
+                return Err(internal(format!("spooling the upload: {e}")));
+            }
         }
         let mut spool = tokio::task::spawn_blocking(move || decompressed(spool, &tmp_dir))
             .await

@@ -147,6 +147,8 @@ impl Daemon {
                 }
             };
             let work = this.builder_dir().join("tmp").join(random_id());
+            let work_lease = this.lease_work_dir(&work);
+            let _writer = this.image_writer_lease();
             let res = this.run_build(body, &opts, &work, &tx).await;
             match res {
                 Ok(img) if export => {
@@ -184,6 +186,7 @@ impl Daemon {
             // The client has its answer; the unpacked context goes after it.
             drop(tx);
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&work)).await;
+            drop(work_lease);
         });
         Ok(crate::channel_stream(rx))
     }
@@ -325,6 +328,7 @@ impl Daemon {
 
     /// `POST /commit`.
     pub async fn container_commit(self: &Arc<Self>, opts: CommitOptions) -> Result<String> {
+        let _writer = self.image_writer_lease();
         let c = self.resolve_container(&opts.container)?;
         let tag = if opts.repo.is_empty() {
             None

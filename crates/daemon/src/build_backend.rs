@@ -99,6 +99,7 @@ impl Daemon {
             secret_env: run.map(|r| r.secret_env.clone()).unwrap_or_default(),
             ..Default::default()
         };
+        self.lease_build_container(&id);
         self.runtime.create_dirs(&id).map_err(internal)?;
         if let Err(e) = self.save(&record) {
             let _ = self.runtime.remove_dirs(&id);
@@ -308,6 +309,7 @@ impl berth_builder::Backend for BuildBackend {
         if let Err(e) = self.daemon.remove_container(id, true).await {
             tracing::warn!(container = id, "removing build container: {}", e.message);
         }
+        self.daemon.release_build_container(id);
     }
 
     async fn cache_get(&self, key: &str) -> Option<ImageState> {

@@ -199,6 +199,17 @@ impl Daemon {
     /// whose tag moved on), children first, with the layers no other image uses. Images a
     /// tag or container keeps, and the steps they were built on, stay.
     pub async fn build_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
+        let (mut deleted, mut space) = self.build_cache_prune().await?;
+        // What interrupted builds and pulls left (see `crash_gc`), after the image lock is
+        // free again (the collection takes it).
+        let c = self.collect_leftovers(false).await?;
+        deleted.extend(c.containers);
+        deleted.extend(c.layers);
+        space += c.space;
+        Ok((deleted, space))
+    }
+
+    async fn build_cache_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
         let _g = self.image_lock.lock().await;
         let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
         let kept = self.images_kept(&records);

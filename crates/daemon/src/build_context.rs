@@ -32,7 +32,7 @@ pub(crate) fn unpack_context(
         // unpack_in refuses paths that would leave `dir`.
         entry
             .unpack_in(dir)
-            .map_err(|e| format!("unpacking build context: {e}"))?;
+            .map_err(|e| format!("unpacking build context: {}", with_causes(&e)))?;
     }
     if let Some(to) = named {
         let from = dir.join(crate::build_options::CONTEXTS_DIR);
@@ -113,6 +113,22 @@ fn prune(root: &Path, dir: &Path, ignore: &berth_builder::Ignore) {
             let _ = std::fs::remove_file(&p);
         }
     }
+}
+
+/// An error with its causes (the tar crate keeps the system error, e.g. `no space left on
+/// device`, behind its own message).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 #[cfg(test)]

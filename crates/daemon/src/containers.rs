@@ -499,7 +499,8 @@ impl Daemon {
             ),
             Err(_) => (0, now_rfc3339()),
         };
-        self.update_state(&id, |c| {
+        // The process runs now, whether or not the database can take it (a full disk).
+        self.update_observed(&id, |c| {
             c.state = RunState {
                 status: Status::Running,
                 pid,
@@ -580,7 +581,7 @@ impl Daemon {
         });
     }
 
-    async fn handle_exit(
+    pub(crate) async fn handle_exit(
         self: &Arc<Self>,
         id: &str,
         status: Option<berth_shim_protocol::ExitStatus>,
@@ -600,12 +601,18 @@ impl Daemon {
         }
         self.net.release(id);
         self.release_mounts(id);
+        if let Some(n) = status.as_ref().map(|s| s.log_dropped).filter(|n| *n > 0) {
+            tracing::warn!(
+                container = id,
+                "{n} log messages dropped: no space left on device"
+            );
+        }
         let (code, finished, oom) = match &status {
             Some(s) => (s.exit_code as i64, s.finished_at.clone(), s.oom_killed),
             // Killed above with SIGKILL: 128 + 9, as Docker reports a killed container.
             None => (137, now_rfc3339(), false),
         };
-        let res = self.update_state(id, |c| {
+        let res = self.update_observed(id, |c| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
             c.state.exit_code = code;
@@ -1284,59 +1291,6 @@ impl Daemon {
             }
             Err(e) => tracing::warn!(container = id, "attach: {e}"),
         }
-    }
-
-    /// Reconciles the records with what is running after a daemon (re)start.
-    pub(crate) async fn restore(self: &Arc<Self>) -> std::result::Result<(), String> {
-        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
-        let known: std::collections::HashSet<String> =
-            records.iter().map(|c| c.id.clone()).collect();
-        let rt = self.clone();
-        std::thread::spawn(move || rt.runtime.empty_trash());
-        // Directories without a record are creates that were interrupted before they committed.
-        if let Ok(entries) = std::fs::read_dir(self.runtime.containers_dir()) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().to_string();
-                if !known.contains(&name) {
-                    tracing::info!(container = %name, "removing a half-created container");
-                    let _ = self.runtime.remove_dirs(&name);
-                }
-            }
-        }
-        for c in records {
-            lock(&self.containers).insert(c.id.clone(), c.clone());
-            if !c.state.status.is_active() {
-                // A daemon killed in the middle of a start can leave a shim holding a created,
-                // never-started container; it would block every later start of this container.
-                let client = self.runtime.client(&c.id);
-                if client.state().await.is_ok() {
-                    tracing::info!(container = %c.id, "removing a start interrupted by a daemon crash");
-                    let _ = client.kill(9, true).await;
-                    for _ in 0..50 {
-                        if client.state().await.is_err() {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-                // A crash between mount and exit bookkeeping can leave the rootfs mounted.
-                self.runtime.unmount_rootfs(&c.id);
-                continue;
-            }
-            let client = self.runtime.client(&c.id);
-            match client.state().await {
-                Ok(_) => {
-                    tracing::info!(container = %c.id, "reconnected to running container");
-                    self.spawn_monitor(c.id.clone());
-                }
-                Err(_) => {
-                    let status = self.runtime.read_exit(&c.id);
-                    tracing::info!(container = %c.id, "container exited while the daemon was down");
-                    self.handle_exit(&c.id, status).await;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

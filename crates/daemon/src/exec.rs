@@ -109,6 +109,7 @@ pub(crate) async fn bridge(
                         exit_code: crate::containers::exit_code_for_start_error(&msg) as i32,
                         finished_at: crate::model::now_rfc3339(),
                         oom_killed: false,
+                        log_dropped: 0,
                     });
                     let line = format!("{msg}\n");
                     let _ = if tty {

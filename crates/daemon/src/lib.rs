@@ -20,6 +20,7 @@ mod cgroup_kill;
 mod commit_merge;
 mod containers;
 mod cpuset;
+mod crash_gc;
 mod create_checks;
 mod create_defaults;
 mod etcfiles;
@@ -46,6 +47,7 @@ mod network_v6;
 mod network_view;
 mod networks_api;
 mod nsjoin;
+mod observed;
 mod platform_check;
 mod predefined_networks;
 mod ps_filters;
@@ -54,10 +56,12 @@ mod reload;
 mod resource_checks;
 mod resources;
 mod restart;
+mod restore;
 mod runtime;
 pub mod spec;
 mod stats;
 pub mod store;
+mod store_reserve;
 pub mod sysinfo;
 mod system;
 mod volumes;
@@ -156,6 +160,8 @@ pub struct Daemon {
     /// Serializes volume creation and removal.
     pub(crate) volume_lock: Mutex<()>,
     pub(crate) restarts: restart::Restarts,
+    /// What running builds and image writers hold (see `crash_gc`).
+    pub(crate) leases: crash_gc::Leases,
     /// What a `SIGHUP` reload may change.
     pub(crate) reloadable: Mutex<reload::Reloadable>,
 }
@@ -216,6 +222,7 @@ impl Daemon {
                 log_config: cfg_log_config,
             }),
             restarts: Default::default(),
+            leases: Default::default(),
         });
         daemon
             .restore_network()
@@ -224,6 +231,10 @@ impl Daemon {
             .restore()
             .await
             .map_err(|e| format!("restoring containers: {e}"))?;
+        // Before the API serves: nothing can race the sweep yet.
+        if let Err(e) = daemon.collect_leftovers(true).await {
+            tracing::warn!("collecting leftovers of interrupted work: {}", e.message);
+        }
         daemon.restart_on_daemon_start().await;
         Ok(daemon)
     }

@@ -148,6 +148,29 @@ impl Daemon {
         tag: Option<&Reference>,
         repo_digest: String,
     ) -> Result<bool> {
+        let had_config = self.images.has_blob(&p.id);
+        let res = self.record_pulled_inner(p, tag, repo_digest);
+        // A record the database refused (a full disk) leaves no config blob behind.
+        if res.is_err()
+            && !had_config
+            && self
+                .store
+                .image::<ImageRecord>(p.id.as_str())
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            let _ = self.images.delete_blob(&p.id);
+        }
+        res
+    }
+
+    fn record_pulled_inner(
+        &self,
+        p: &PulledImage,
+        tag: Option<&Reference>,
+        repo_digest: String,
+    ) -> Result<bool> {
         self.images
             .put_blob_expected(&p.config[..], &p.id)
             .map_err(internal)?;
@@ -250,7 +273,9 @@ impl Daemon {
     ) -> ByteStream {
         let (tx, rx) = mpsc::channel(64);
         let this = self.clone();
+        let writer = self.image_writer_lease();
         tokio::spawn(async move {
+            let _writer = writer;
             let (out, forward) = Out::new(tx);
             for (r, resolved) in targets {
                 let key = ref_key(&r);

@@ -84,19 +84,41 @@ impl Daemon {
             d.insert(id.to_string(), next);
             next
         };
+        // As dockerd's monitor does, the count goes up with the move to `restarting`, and the
+        // container stays `restarting` until the next run is up: a client waiting for
+        // `exited` with the final `RestartCount` must never see that pair while a run is
+        // still to come (it would read the logs before the last run wrote them).
         if self
-            .update_state_pub(id, |c| c.state.status = Status::Restarting)
+            .update_state_pub(id, |c| {
+                c.restart_count += 1;
+                c.state.status = Status::Restarting;
+            })
             .is_err()
         {
             return;
         }
         tracing::debug!(container = id, ?delay, "restart policy: restarting");
+        self.spawn_policy_start(id, delay);
+    }
+
+    /// Starts a `restarting` container once `delay` has passed.
+    pub(crate) fn spawn_policy_start(self: &Arc<Self>, id: &str, delay: Duration) {
         let this = self.clone();
         let id = id.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             this.policy_start(&id).await;
         });
+    }
+
+    /// A container the daemon found `restarting` at its start (it was killed during the
+    /// backoff delay): its exit was handled and counted already, so only the start is left.
+    pub(crate) fn resume_policy_restart(self: &Arc<Self>, id: &str) {
+        tracing::info!(
+            container = id,
+            "restart policy: resuming a restart cut by a daemon stop"
+        );
+        self.spawn_policy_start(id, DEFAULT_DELAY);
     }
 
     async fn policy_start(self: &Arc<Self>, id: &str) {
@@ -107,12 +129,8 @@ impl Daemon {
         if c.state.status != Status::Restarting || c.manually_stopped {
             return;
         }
-        let Ok(c) = self.update_state_pub(id, |c| {
-            c.restart_count += 1;
-            c.state.status = Status::Exited;
-        }) else {
-            return;
-        };
+        // Still `restarting` here: `start_locked` records `running` once the process is up,
+        // or the exit (`exited`) when the start fails.
         if let Err(e) = self.start_locked(c).await {
             tracing::warn!(
                 container = id,

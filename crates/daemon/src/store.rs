@@ -14,6 +14,9 @@ use serde::Serialize;
 pub enum StoreError {
     #[error("metadata database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// `SQLITE_FULL` even after the reserve was released (see `store_reserve`).
+    #[error("metadata database: no space left on device (the write was not made)")]
+    Full,
     #[error("metadata record {id}: {source}")]
     Json {
         id: String,
@@ -27,6 +30,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     conn: Mutex<Connection>,
+    reserve: crate::store_reserve::Reserve,
 }
 
 impl Store {
@@ -46,12 +50,51 @@ impl Store {
         )?;
         Ok(Store {
             conn: Mutex::new(conn),
+            reserve: crate::store_reserve::Reserve::new(path),
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on the connection, allowed to spend the reserve (see [`Self::with_reserve`]):
+    /// for removals, which free space, and updates of existing records (an exit).
+    fn with<T>(&self, f: impl FnMut(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with_reserve(true, f)
+    }
+
+    /// Runs `f` on the connection. With `use_reserve`, a write that fails for lack of space
+    /// releases a chunk of the reserve and is tried again (a failed statement or transaction
+    /// changed nothing, so running it again is safe); without it, or with the reserve spent,
+    /// the caller gets [`StoreError::Full`]. New records do not use the reserve: the room it
+    /// gives back is for everybody, and a create on a full disk is to fail, not to fill it.
+    fn with_reserve<T>(
+        &self,
+        use_reserve: bool,
+        mut f: impl FnMut(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        f(&mut conn)
+        loop {
+            match f(&mut conn) {
+                Err(StoreError::Sqlite(e)) if crate::store_reserve::is_disk_full(&e) => {
+                    if !use_reserve || !self.reserve.release() {
+                        return Err(StoreError::Full);
+                    }
+                }
+                Ok(v) => {
+                    self.reserve.replenish();
+                    return Ok(v);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether `table` has a row whose `key` column is `value`.
+    fn exists(&self, table: &str, key: &str, value: &str) -> Result<bool> {
+        let q = format!("SELECT 1 FROM {table} WHERE {key} = ?1");
+        self.with_reserve(false, |c| {
+            Ok(c.query_row(&q, params![value], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
     }
 
     fn encode<T: Serialize>(id: &str, v: &T) -> Result<String> {
@@ -70,7 +113,8 @@ impl Store {
 
     pub fn put_container<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        let update = self.exists("containers", "id", id)?;
+        self.with_reserve(update, |c| {
             c.execute(
                 "INSERT INTO containers (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
@@ -108,7 +152,7 @@ impl Store {
 
     pub fn put_network<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
@@ -146,7 +190,7 @@ impl Store {
         record: &T,
     ) -> Result<()> {
         let data = Self::encode(container_id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data",
@@ -190,7 +234,7 @@ impl Store {
 
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO images (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                 params![id, data],
@@ -225,7 +269,7 @@ impl Store {
 
     /// Points `name` at `image_id`; returns the image it pointed at before, if another.
     pub fn set_tag(&self, name: &str, image_id: &str, created: &str) -> Result<Option<String>> {
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             let tx = c.transaction()?;
             let old: Option<String> = tx
                 .query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
@@ -268,7 +312,7 @@ impl Store {
 impl Store {
     pub fn put_volume<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(name, record)?;
-        self.with(|c| {
+        self.with_reserve(false, |c| {
             c.execute(
                 "INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
                 params![name, data],

@@ -84,6 +84,14 @@ pub struct ExitStatus {
     pub finished_at: String,
     #[serde(default)]
     pub oom_killed: bool,
+    /// Log messages the shim could not write (a full disk): dropped, as Docker's
+    /// non-blocking log mode drops them, rather than blocking or killing the container.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Content of `state.json`, written once the user's command runs.
@@ -315,6 +323,7 @@ mod tests {
             exit_code: 137,
             finished_at: "2026-01-01T00:00:00.000000000Z".into(),
             oom_killed: true,
+            log_dropped: 0,
         };
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(

@@ -155,7 +155,12 @@ impl JsonLog {
         if self.max_size > 0 && self.size >= self.max_size {
             self.rotate()?;
         }
-        self.file.write_all(&line)?;
+        if let Err(e) = self.file.write_all(&line) {
+            // A write cut short (a full disk) must not leave half an entry that would glue
+            // itself to the next one: the file goes back to its last whole entry.
+            let _ = self.file.set_len(self.size);
+            return Err(e);
+        }
         self.size += line.len() as u64;
         Ok(())
     }

@@ -33,7 +33,12 @@ use crate::errmap::{docker_message, error_chain};
 use crate::logs::{JsonLog, LineSplitter, Stream};
 use crate::setup::{Created, InitIo};
 use crate::sys;
-use crate::util::{exit_code, write_atomic};
+use crate::util::{exit_code, write_reserved};
+
+mod output;
+mod stdio;
+
+use stdio::{pty_fd, read_opt, Sink, Source};
 
 const READ_BUF: usize = 32 * 1024;
 /// How long output may keep flowing after the process it belongs to exited.
@@ -41,72 +46,6 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const EXEC_DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 type FrameBytes = Rc<Vec<u8>>;
-
-/// A readable end of a process's output: a pipe, or a pty master (EIO = hang-up = EOF).
-enum Source {
-    Pipe(pipe::Receiver),
-    Pty(Rc<AsyncFd<OwnedFd>>),
-}
-
-impl Source {
-    async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Pipe(r) => r.read(buf).await,
-            Source::Pty(fd) => loop {
-                let mut guard = fd.readable().await?;
-                match guard.try_io(|fd| {
-                    nix::unistd::read(fd.get_ref().as_raw_fd(), buf).map_err(io::Error::from)
-                }) {
-                    Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                    Ok(res) => return res,
-                    Err(_would_block) => continue,
-                }
-            },
-        }
-    }
-}
-
-async fn read_opt(src: &mut Option<Source>, buf: &mut [u8]) -> io::Result<usize> {
-    match src {
-        Some(s) => s.read(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// A writable end of a process's stdin.
-enum Sink {
-    Pipe(pipe::Sender),
-    Pty(Rc<AsyncFd<OwnedFd>>),
-}
-
-impl Sink {
-    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        match self {
-            Sink::Pipe(w) => w.write_all(data).await,
-            Sink::Pty(fd) => {
-                while !data.is_empty() {
-                    let mut guard = fd.writable().await?;
-                    match guard.try_io(|fd| {
-                        nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from)
-                    }) {
-                        Ok(Ok(n)) => data = &data[n..],
-                        Ok(Err(e)) => return Err(e),
-                        Err(_would_block) => continue,
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-fn pty_fd(master: OwnedFd) -> io::Result<Rc<AsyncFd<OwnedFd>>> {
-    sys::set_nonblocking(master.as_raw_fd())?;
-    // SAFETY: `OwnedFd` owns the descriptor and always reports the same one; it stays open
-    // until the `AsyncFd` (which owns it) is dropped.
-    let fd = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
-    Ok(Rc::new(fd))
-}
 
 enum StdinMsg {
     Data(Vec<u8>),
@@ -135,6 +74,8 @@ struct Monitor {
     attach: RefCell<Vec<AttachClient>>,
     stdin_tx: RefCell<Option<mpsc::Sender<StdinMsg>>>,
     log: RefCell<Option<JsonLog>>,
+    /// Log messages that could not be written (see `output`).
+    log_dropped: Cell<u64>,
     splitters: RefCell<[LineSplitter; 2]>,
     /// Exec processes by pid: whoever waits for their exit status.
     execs: RefCell<HashMap<i32, oneshot::Sender<WaitStatus>>>,
@@ -250,6 +191,7 @@ impl Monitor {
             attach: RefCell::new(Vec::new()),
             stdin_tx: RefCell::new(None),
             log: RefCell::new(log),
+            log_dropped: Cell::new(0),
             splitters: RefCell::new(Default::default()),
             execs: RefCell::new(HashMap::new()),
             exec_ttys: RefCell::new(HashMap::new()),
@@ -358,61 +300,6 @@ impl Monitor {
         Container::load(self.cfg.runtime_root.join(&self.cfg.id)).map_err(|e| error_chain(&e))
     }
 
-    // ---- output -------------------------------------------------------------------
-
-    async fn pump(self: Rc<Self>, stream: Stream, mut src: Source) {
-        let mut buf = vec![0u8; READ_BUF];
-        loop {
-            match src.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => self.emit(stream, &buf[..n]).await,
-            }
-        }
-        if let Some(rest) = self.splitters.borrow_mut()[stream as usize].finish() {
-            self.log_message(stream, &rest);
-        }
-        self.pumps_open.set(self.pumps_open.get() - 1);
-        self.pumps_changed.notify_waiters();
-    }
-
-    fn log_message(&self, stream: Stream, msg: &[u8]) {
-        if let Some(log) = self.log.borrow_mut().as_mut() {
-            // A full disk must not stop the container: drop the entry.
-            let _ = log.write(msg, stream, SystemTime::now());
-        }
-    }
-
-    async fn emit(&self, stream: Stream, data: &[u8]) {
-        let mut msgs = Vec::new();
-        self.splitters.borrow_mut()[stream as usize].push(data, &mut msgs);
-        for msg in msgs {
-            self.log_message(stream, &msg);
-        }
-        let kind = match (stream, self.tty.is_some()) {
-            (Stream::Stderr, false) => FrameKind::Stderr,
-            _ => FrameKind::Stdout,
-        };
-        let tty = self.tty.is_some();
-        let frame = Rc::new(encode_frame(kind, data));
-        let targets: Vec<_> = self
-            .attach
-            .borrow()
-            .iter()
-            .filter(|c| match stream {
-                _ if tty => c.stdout || c.stderr,
-                Stream::Stdout => c.stdout,
-                Stream::Stderr => c.stderr,
-            })
-            .map(|c| c.tx.clone())
-            .collect();
-        // Like Docker's broadcaster, a slow attached client slows the container's output
-        // down rather than losing any of it; a client that went away is dropped.
-        for tx in targets {
-            let _ = tx.send(frame.clone()).await;
-        }
-        self.attach.borrow_mut().retain(|c| !c.tx.is_closed());
-    }
-
     // ---- processes ----------------------------------------------------------------
 
     async fn reaper(self: Rc<Self>) {
@@ -463,9 +350,10 @@ impl Monitor {
             exit_code: exit_code(&st).unwrap_or(255),
             finished_at: format_timestamp(SystemTime::now()),
             oom_killed,
+            log_dropped: self.log_dropped.get(),
         };
         if let Ok(data) = serde_json::to_vec(&exit) {
-            let _ = write_atomic(&self.cfg.exit_file, &data);
+            let _ = write_reserved(&self.cfg.exit_file, &data);
         }
         {
             let mut run = self.run.borrow_mut();
@@ -499,6 +387,10 @@ impl Monitor {
         // The runtime's record and cgroups are deleted after the answers are out (end of
         // `serve`); the pid file stays until then, and berthd waits for this process to end
         // before it launches the same container again.
+        // Messages dropped while draining count too (the exit file has the earlier count).
+        if let Some(exit) = self.run.borrow_mut().exit.as_mut() {
+            exit.log_dropped = self.log_dropped.get();
+        }
         let _ = fs::remove_file(&self.cfg.socket);
         self.attach.borrow_mut().clear();
         self.stdin_tx.borrow_mut().take();
@@ -671,7 +563,7 @@ impl Monitor {
             started_at,
         };
         if let Ok(data) = serde_json::to_vec(&state) {
-            if let Err(e) = write_atomic(&self.cfg.state_file, &data) {
+            if let Err(e) = write_reserved(&self.cfg.state_file, &data) {
                 return Response::err(format!("write {}: {e}", self.cfg.state_file.display()));
             }
         }
@@ -871,6 +763,7 @@ impl Monitor {
             exit_code: exit_code(&st).unwrap_or(137),
             finished_at: format_timestamp(SystemTime::now()),
             oom_killed: false,
+            log_dropped: 0,
         };
         if client_ok {
             let payload = serde_json::to_vec(&status).unwrap_or_default();

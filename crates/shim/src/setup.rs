@@ -212,6 +212,14 @@ fn clear_stale_state(cfg: &ShimConfig) -> Result<(), String> {
 
 fn create(cfg: &ShimConfig) -> Result<Created, String> {
     clear_stale_state(cfg)?;
+    // The records written when the container starts and ends get their space now, while
+    // a full disk can still fail the start (see `util::reserve`).
+    for (what, path) in [
+        ("exit status", &cfg.exit_file),
+        ("start record", &cfg.state_file),
+    ] {
+        crate::util::reserve(path).map_err(|e| format!("reserving space for the {what}: {e}"))?;
+    }
     // Like Docker, a log that cannot be opened fails the start.
     let log = match &cfg.log_path {
         Some(p) => Some(
