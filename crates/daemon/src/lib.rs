@@ -47,6 +47,7 @@ mod network_view;
 mod networks_api;
 mod nsjoin;
 mod platform_check;
+pub mod pods;
 mod predefined_networks;
 mod ps_filters;
 mod registry;
