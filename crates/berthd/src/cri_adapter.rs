@@ -77,6 +77,10 @@ pub async fn start(
         tracing::info!("CRI disabled (--cri-socket \"\")");
         return Ok(None);
     };
+    // A live daemon answers on the socket; a stale file from a crash does not.
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        anyhow::bail!("another daemon is already serving {}", socket.display());
+    }
     let svc = PodService::open(
         daemon,
         PodConfig {
