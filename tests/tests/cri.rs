@@ -378,6 +378,46 @@ async fn pod_and_container_lifecycle() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
 
+    // Stats from the cgroups: CPU time and memory of the running one; the pod sums its two.
+    let st =
+        c.rt.container_stats(api::ContainerStatsRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .expect("ContainerStats")
+        .into_inner()
+        .stats
+        .expect("stats");
+    assert_eq!(st.attributes.as_ref().unwrap().id, id);
+    let mem = st.memory.expect("memory of a running container");
+    assert!(mem.usage_bytes.unwrap().value > 0);
+    assert!(mem.working_set_bytes.is_some());
+    assert!(st.cpu.expect("cpu").usage_core_nano_seconds.unwrap().value > 0);
+    let listed =
+        c.rt.list_container_stats(api::ListContainerStatsRequest {
+            filter: Some(api::ContainerStatsFilter {
+                label_selector: [("app".to_string(), "side".to_string())].into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("ListContainerStats")
+        .into_inner()
+        .stats;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].attributes.as_ref().unwrap().id, side);
+    let ps =
+        c.rt.pod_sandbox_stats(api::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("PodSandboxStats")
+        .into_inner()
+        .stats
+        .expect("pod stats");
+    assert_eq!(ps.attributes.unwrap().id, pod);
+    assert_eq!(ps.linux.unwrap().containers.len(), 2);
+
     // The CRI log: `<RFC3339Nano> stdout|stderr F <line>` at log_directory/log_path.
     let log_file = logs.join("app.log");
     until("the CRI log", async || {
