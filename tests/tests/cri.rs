@@ -286,6 +286,11 @@ async fn pod_and_container_lifecycle() {
     .await;
     assert_eq!(not_ready, vec![other.clone()]);
 
+    let mut events =
+        c.rt.get_container_events(api::GetEventsRequest {})
+            .await
+            .expect("GetContainerEvents")
+            .into_inner();
     // Containers: created, started, in the pod's network namespace.
     let script = "echo hello; echo oops >&2; exec sleep 1000";
     let id = create(&mut c, &pod, &pod_cfg, container_config("app", script))
@@ -524,6 +529,30 @@ async fn pod_and_container_lifecycle() {
     assert!(stdout(&d.docker(&["ps", "-aq", "--no-trunc"]))
         .lines()
         .all(|l| l != id));
+
+    // GetContainerEvents told the whole life of the container, in order.
+    let mut kinds = Vec::new();
+    while let Ok(Ok(Some(ev))) =
+        tokio::time::timeout(Duration::from_secs(5), events.message()).await
+    {
+        if ev.container_id == id {
+            kinds.push(ev.container_event_type);
+            if ev.container_event_type == api::ContainerEventType::ContainerDeletedEvent as i32 {
+                break;
+            }
+        }
+    }
+    use api::ContainerEventType as E;
+    assert_eq!(
+        kinds,
+        [
+            E::ContainerCreatedEvent,
+            E::ContainerStartedEvent,
+            E::ContainerStoppedEvent,
+            E::ContainerDeletedEvent
+        ]
+        .map(|e| e as i32)
+    );
 
     // A created container of a stopped pod: creating another is refused.
     c.rt.stop_pod_sandbox(api::StopPodSandboxRequest {
