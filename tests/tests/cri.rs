@@ -383,6 +383,35 @@ async fn pod_and_container_lifecycle() {
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
 
+    // UpdateContainerResources: a new memory limit, in the cgroup and in the status.
+    c.rt.update_container_resources(api::UpdateContainerResourcesRequest {
+        container_id: id.clone(),
+        linux: Some(api::LinuxContainerResources {
+            memory_limit_in_bytes: 64 << 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("UpdateContainerResources");
+    let r = exec(
+        &mut c,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ],
+        5,
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), "67108864");
+    let s = status(&mut c, &id).await;
+    assert_eq!(
+        s.resources.unwrap().linux.unwrap().memory_limit_in_bytes,
+        64 << 20
+    );
+
     // Stats from the cgroups: CPU time and memory of the running one; the pod sums its two.
     let st =
         c.rt.container_stats(api::ContainerStatsRequest {
