@@ -2,6 +2,7 @@
 //! exec root and cgroup parent, drives it with the real `docker` CLI or `berth`, and cleans up
 //! (containers, mounts, cgroups, files) when dropped — also when the test fails.
 
+pub mod cri;
 pub mod registry;
 pub mod scenarios;
 

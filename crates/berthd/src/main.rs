@@ -1,4 +1,7 @@
-//! `berthd`: the daemon. Parses flags, wires the daemon services to the API server, handles signals.
+//! `berthd`: the daemon. Parses flags, wires the daemon services to the API server (and the
+//! CRI, see `cri_adapter`), handles signals.
+
+mod cri_adapter;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -118,6 +121,16 @@ struct Args {
     /// RUN --security=insecure (a privileged step).
     #[arg(long = "allow-insecure-entitlement", value_name = "ENTITLEMENT")]
     allow_insecure_entitlement: Vec<String>,
+    /// The Kubernetes CRI socket [default: <exec-root>/cri.sock]; "" turns the CRI off.
+    #[arg(long = "cri-socket", value_name = "PATH")]
+    cri_socket: Option<String>,
+    /// Directory of CNI network configs for pods [default: /etc/cni/net.d].
+    #[arg(long = "cni-conf-dir", value_name = "DIR")]
+    cni_conf_dir: Option<PathBuf>,
+    /// Directories of CNI plugin binaries, colon-separated or repeated
+    /// [default: /opt/cni/bin:/usr/lib/cni].
+    #[arg(long = "cni-bin-dir", value_name = "DIRS")]
+    cni_bin_dir: Vec<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -150,6 +163,9 @@ struct FileConfig {
     tlscert: Option<PathBuf>,
     tlskey: Option<PathBuf>,
     builder: BuilderFileConfig,
+    cri_socket: Option<String>,
+    cni_conf_dir: Option<PathBuf>,
+    cni_bin_dir: Option<String>,
 }
 
 /// `"builder"` in daemon.json: only its entitlements are read.
@@ -372,6 +388,7 @@ fn main() -> Result<()> {
             .init();
     }
     let reloader = Reloader {
+        cri: cri_adapter::CriOptions::resolve(Some(String::new()), Path::new("/"), None, vec![]),
         config_file: args.config_file.clone(),
         flag_log_level: args.log_level.clone(),
         filter: filter_handle,
@@ -494,6 +511,17 @@ fn main() -> Result<()> {
     // As dockerd: `DOCKER_MIN_API_VERSION` raises the oldest API version served; a bad value
     // stops the daemon before it listens.
     let versions = berth_api_server::Versions::from_env().map_err(anyhow::Error::msg)?;
+    let cri = cri_adapter::CriOptions::resolve(
+        args.cri_socket.or(file.cri_socket),
+        &cfg.exec_root,
+        args.cni_conf_dir.or(file.cni_conf_dir),
+        if args.cni_bin_dir.is_empty() {
+            file.cni_bin_dir.into_iter().collect()
+        } else {
+            args.cni_bin_dir
+        },
+    );
+    let reloader = Reloader { cri, ..reloader };
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -508,6 +536,9 @@ fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
 
 /// What a `SIGHUP` needs to re-read the config file and apply it.
 struct Reloader {
+    /// Not reloadable: where the CRI is served, read once at start (it rides along here to
+    /// keep `run`'s arguments few).
+    cri: cri_adapter::CriOptions,
     config_file: Option<PathBuf>,
     /// `--log-level` given on the command line wins over the file, as at start.
     flag_log_level: Option<String>,
@@ -570,6 +601,13 @@ async fn run(
     let backend: Arc<dyn berth_api_server::Backend> =
         Arc::new(berth_daemon::backend::Api(daemon.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let cri = {
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        cri_adapter::start(daemon.clone(), reloader.cri.clone(), shutdown).await?
+    };
     tracing::debug!(?limits, "API connection limits");
     let conns = berth_api_server::serve::Connections::new(limits);
     let mut servers = Vec::new();
@@ -635,6 +673,11 @@ async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    if let Some(cri) = cri {
+        cri.stop();
+        let _ = tokio::time::timeout(Duration::from_secs(2), cri.server).await;
+        let _ = std::fs::remove_file(&cri.socket);
+    }
     for s in servers {
         // Hijacked connections may outlive the graceful shutdown; don't wait on them forever.
         let _ = tokio::time::timeout(Duration::from_secs(2), s).await;

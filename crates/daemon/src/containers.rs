@@ -374,14 +374,19 @@ impl Daemon {
         } else {
             None
         };
+        let pod_join = c.pod_join.as_ref();
         let extras = spec::SpecExtras {
             init_binary: init_binary.as_deref(),
             netns_path: attached
                 .as_ref()
                 .map(|a| a.netns.as_path())
-                .or(joined.as_ref().map(|j| j.netns.as_path())),
+                .or(joined.as_ref().map(|j| j.netns.as_path()))
+                .or(pod_join.and_then(|p| p.netns.as_deref())),
             pid_ns_path: ns_joins.pid.as_deref(),
-            ipc_ns_path: ns_joins.ipc.as_deref(),
+            ipc_ns_path: ns_joins
+                .ipc
+                .as_deref()
+                .or(pod_join.and_then(|p| p.ipc.as_deref())),
             extra_mounts: &user_mounts,
         };
         let oci =

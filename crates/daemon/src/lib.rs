@@ -49,6 +49,7 @@ mod networks_api;
 mod nsjoin;
 mod observed;
 mod platform_check;
+pub mod pods;
 mod predefined_networks;
 mod ps_filters;
 mod registry;

@@ -107,6 +107,19 @@ pub struct Container {
     /// environment at start: kept in memory only, never written with the record.
     #[serde(skip)]
     pub secret_env: Vec<String>,
+    /// A CRI pod's pinned namespaces the container joins (set by the pods service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_join: Option<PodJoin>,
+}
+
+/// Namespaces of a CRI pod sandbox, pinned by bind mounts, that a pod's container joins
+/// instead of making its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PodJoin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<std::path::PathBuf>,
 }
 
 pub fn now_rfc3339() -> String {

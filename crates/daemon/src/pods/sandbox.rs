@@ -1,0 +1,282 @@
+//! RunPodSandbox and the rest of a pod's lifecycle: pinned namespaces, CNI ADD/DEL, the pod
+//! record; stop and remove take the pod's containers with them.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use berth_cri::api;
+use berth_cri::backend::PodBackend;
+use berth_cri::cni::{NetworkConfigList, PortMapping, RuntimeConf};
+use berth_cri::types::{PodFilter, PodState, PodStatsFilter, PodStatus, RunPodSandbox};
+use berth_cri::{CriError, CriResult};
+
+use super::store::{encode, PodRecord};
+use super::{new_id, now_nanos, nsfs, PodService};
+
+/// `NamespaceMode::Node` as the proto numbers it.
+pub(crate) const NODE: i32 = api::NamespaceMode::Node as i32;
+
+/// The pod's namespace options (all POD when unset).
+pub(crate) fn ns_options(cfg: &api::PodSandboxConfig) -> api::NamespaceOption {
+    cfg.linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default()
+}
+
+fn port_mappings(cfg: &api::PodSandboxConfig) -> Vec<PortMapping> {
+    cfg.port_mappings
+        .iter()
+        .filter(|p| p.host_port > 0 && p.container_port > 0)
+        .map(|p| PortMapping {
+            host_port: p.host_port as u16,
+            container_port: p.container_port as u16,
+            protocol: match api::Protocol::try_from(p.protocol) {
+                Ok(api::Protocol::Udp) => "udp",
+                Ok(api::Protocol::Sctp) => "sctp",
+                _ => "tcp",
+            }
+            .to_string(),
+            host_ip: p.host_ip.clone(),
+        })
+        .collect()
+}
+
+impl PodService {
+    pub(crate) fn pod_or_not_found(&self, id: &str) -> CriResult<PodRecord> {
+        self.store
+            .find_pod(id)
+            .ok_or_else(|| CriError::not_found("pod sandbox", id))
+    }
+
+    fn pod_summary(&self, r: &PodRecord) -> api::PodSandbox {
+        let cfg = r.config();
+        api::PodSandbox {
+            id: r.id.clone(),
+            metadata: cfg.metadata.clone(),
+            state: if r.ready {
+                PodState::Ready
+            } else {
+                PodState::NotReady
+            }
+            .to_proto(),
+            created_at: r.created_at,
+            labels: cfg.labels,
+            annotations: cfg.annotations,
+            runtime_handler: r.runtime_handler.clone(),
+        }
+    }
+
+    /// Undoes what a (partial) RunPodSandbox set up: CNI, pinned namespaces, the directory.
+    async fn teardown_network(&self, r: &mut PodRecord) -> CriResult<()> {
+        if let Some(att) = &r.attachment {
+            self.cni
+                .del(att)
+                .await
+                .map_err(|e| CriError::Internal(format!("CNI DEL of pod {}: {e}", r.id)))?;
+            r.attachment = None;
+        }
+        for p in [r.netns.as_deref(), r.ipc.as_deref()].into_iter().flatten() {
+            nsfs::unpin(p).map_err(CriError::Internal)?;
+        }
+        Ok(())
+    }
+
+    async fn setup_pod(&self, r: &mut PodRecord, cfg: &api::PodSandboxConfig) -> CriResult<()> {
+        let dir = self.ns_dir.join(&r.id);
+        std::fs::create_dir_all(&dir).map_err(CriError::internal)?;
+        let ns = ns_options(cfg);
+        if ns.ipc != NODE {
+            let p = dir.join("ipc");
+            nsfs::pin_ipc(&p).map_err(CriError::Internal)?;
+            r.ipc = Some(p);
+        }
+        if ns.network == NODE {
+            return Ok(());
+        }
+        let p = dir.join("net");
+        nsfs::pin_net(&p).map_err(CriError::Internal)?;
+        r.netns = Some(p.clone());
+        let list = NetworkConfigList::load_dir(&self.cfg.cni_conf_dir)
+            .map_err(|e| CriError::Internal(e.to_string()))?
+            .ok_or_else(|| {
+                CriError::FailedPrecondition(format!(
+                    "network not ready: no CNI network config in {}",
+                    self.cfg.cni_conf_dir.display()
+                ))
+            })?;
+        let md = cfg.metadata.clone().unwrap_or_default();
+        let mut rt = RuntimeConf::for_pod(&r.id, &p, &md.namespace, &md.name, &md.uid);
+        rt.port_mappings = port_mappings(cfg);
+        match self.cni.add(&list, &rt).await {
+            Ok((result, att)) => {
+                r.ips = result
+                    .pod_ips(&rt.ifname)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                r.attachment = Some(att);
+                Ok(())
+            }
+            Err(e) => {
+                // Whatever the plugins did before failing goes too.
+                let _ = self.cni.del_with(&list, &rt, None).await;
+                Err(CriError::Internal(format!(
+                    "setting up the network of pod {}: {e}",
+                    md.name
+                )))
+            }
+        }
+    }
+
+    /// Stops the pod's containers at once and tears its network down (idempotent).
+    async fn stop_pod(&self, r: &mut PodRecord) -> CriResult<()> {
+        for c in self.store.containers_of(&r.id) {
+            self.stop_cri_container(&c.id, Duration::ZERO).await?;
+        }
+        self.teardown_network(r).await?;
+        r.ready = false;
+        self.store.put_pod(r).map_err(CriError::internal)
+    }
+}
+
+#[async_trait]
+impl PodBackend for PodService {
+    async fn run_pod_sandbox(&self, req: RunPodSandbox) -> CriResult<String> {
+        let _g = self.pod_lock.lock().await;
+        let cfg = req.config;
+        let md = cfg.metadata.clone().unwrap_or_default();
+        if let Some(other) = self.store.pods().into_iter().find(|p| {
+            let m = p.config().metadata.unwrap_or_default();
+            m.name == md.name
+                && m.namespace == md.namespace
+                && m.uid == md.uid
+                && m.attempt == md.attempt
+        }) {
+            return Err(CriError::AlreadyExists(format!(
+                "pod sandbox name {}_{}_{}_{} is reserved for {}",
+                md.name, md.namespace, md.uid, md.attempt, other.id
+            )));
+        }
+        let mut r = PodRecord {
+            id: new_id(),
+            created_at: now_nanos(),
+            ready: true,
+            config: encode(&cfg),
+            runtime_handler: req.runtime_handler,
+            netns: None,
+            ipc: None,
+            attachment: None,
+            ips: Vec::new(),
+        };
+        let res = match self.setup_pod(&mut r, &cfg).await {
+            Ok(()) => self.store.put_pod(&r).map_err(CriError::internal),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = res {
+            let _ = self.teardown_network(&mut r).await;
+            let _ = std::fs::remove_dir_all(self.ns_dir.join(&r.id));
+            let _ = self.store.delete_pod(&r.id);
+            return Err(e);
+        }
+        tracing::info!(pod = %r.id, name = %md.name, ips = ?r.ips, "pod sandbox ready");
+        Ok(r.id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()> {
+        let _g = self.pod_lock.lock().await;
+        let mut r = self.pod_or_not_found(id)?;
+        self.stop_pod(&mut r).await
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()> {
+        let _g = self.pod_lock.lock().await;
+        let mut r = self.pod_or_not_found(id)?;
+        self.stop_pod(&mut r).await?;
+        for c in self.store.containers_of(&r.id) {
+            self.remove_cri_container(&c.id).await?;
+        }
+        let _ = std::fs::remove_dir_all(self.ns_dir.join(&r.id));
+        self.store.delete_pod(&r.id).map_err(CriError::internal)
+    }
+
+    async fn pod_sandbox_status(&self, id: &str, verbose: bool) -> CriResult<PodStatus> {
+        let r = self.pod_or_not_found(id)?;
+        let cfg = r.config();
+        let mut ips = r.ips.iter();
+        let network = api::PodSandboxNetworkStatus {
+            ip: ips.next().cloned().unwrap_or_default(),
+            additional_ips: ips.map(|ip| api::PodIp { ip: ip.clone() }).collect(),
+        };
+        let status = api::PodSandboxStatus {
+            id: r.id.clone(),
+            metadata: cfg.metadata.clone(),
+            state: if r.ready {
+                PodState::Ready
+            } else {
+                PodState::NotReady
+            }
+            .to_proto(),
+            created_at: r.created_at,
+            network: Some(network),
+            linux: Some(api::LinuxPodSandboxStatus {
+                namespaces: Some(api::Namespace {
+                    options: Some(ns_options(&cfg)),
+                }),
+            }),
+            labels: cfg.labels.clone(),
+            annotations: cfg.annotations.clone(),
+            runtime_handler: r.runtime_handler.clone(),
+        };
+        let mut info = std::collections::HashMap::new();
+        if verbose {
+            let netns = r.netns.as_ref().map(|p| p.display().to_string());
+            info.insert(
+                "info".to_string(),
+                serde_json::json!({
+                    "netns": netns,
+                    "ipc": r.ipc.as_ref().map(|p| p.display().to_string()),
+                    "cni": r.attachment.as_ref().map(|a| &a.result),
+                })
+                .to_string(),
+            );
+        }
+        Ok(PodStatus {
+            status,
+            info,
+            containers_statuses: Vec::new(),
+            timestamp: 0,
+        })
+    }
+
+    async fn list_pod_sandboxes(&self, filter: &PodFilter) -> CriResult<Vec<api::PodSandbox>> {
+        let mut out: Vec<api::PodSandbox> = self
+            .store
+            .pods()
+            .iter()
+            .map(|r| self.pod_summary(r))
+            .filter(|p| filter.matches(p))
+            .collect();
+        out.sort_by_key(|p| p.created_at);
+        Ok(out)
+    }
+
+    async fn pod_sandbox_stats(&self, id: &str) -> CriResult<api::PodSandboxStats> {
+        let r = self.pod_or_not_found(id)?;
+        Ok(self.pod_stats(&r))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        filter: &PodStatsFilter,
+    ) -> CriResult<Vec<api::PodSandboxStats>> {
+        Ok(self
+            .store
+            .pods()
+            .iter()
+            .filter(|r| r.ready && filter.matches(&self.pod_summary(r)))
+            .map(|r| self.pod_stats(r))
+            .collect())
+    }
+}

@@ -1,0 +1,171 @@
+//! ContainerStats and PodSandboxStats from the containers' cgroups (v2 or v1): CPU time and
+//! memory (usage, working set, RSS, page faults). Network and filesystem usage are not
+//! reported yet.
+
+use std::path::Path;
+
+use berth_cri::api;
+
+use super::store::{ContainerRecord, PodRecord};
+use super::{now_nanos, PodService};
+use crate::resources::CgroupPaths;
+use crate::stats::parse_flat;
+
+fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join(file))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn u64v(v: u64) -> Option<api::UInt64Value> {
+    Some(api::UInt64Value { value: v })
+}
+
+/// CPU nanoseconds and memory of a running process's cgroup.
+fn sample(pid: i64) -> (Option<api::CpuUsage>, Option<api::MemoryUsage>) {
+    let Some(paths) = CgroupPaths::for_pid(pid) else {
+        return (None, None);
+    };
+    let ts = now_nanos();
+    let (cpu_ns, usage, stat) = if let Some(dir) = &paths.v2 {
+        let cpu = std::fs::read_to_string(dir.join("cpu.stat"))
+            .ok()
+            .map(|t| parse_flat(&t))
+            .and_then(|m| m.get("usage_usec").copied())
+            .map(|us| us * 1000);
+        let stat = std::fs::read_to_string(dir.join("memory.stat"))
+            .map(|t| parse_flat(&t))
+            .unwrap_or_default();
+        (cpu, read_u64(dir, "memory.current"), stat)
+    } else {
+        let dir_of = |c: &str| {
+            paths
+                .v1
+                .iter()
+                .find(|(n, _)| n.split(',').any(|x| x == c))
+                .map(|(_, d)| d.clone())
+        };
+        let cpu = dir_of("cpuacct").and_then(|d| read_u64(&d, "cpuacct.usage"));
+        let mem = dir_of("memory");
+        let stat = mem
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("memory.stat")).ok())
+            .map(|t| {
+                parse_flat(&t)
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.strip_prefix("total_")?.to_string(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (
+            cpu,
+            mem.and_then(|d| read_u64(&d, "memory.usage_in_bytes")),
+            stat,
+        )
+    };
+    let cpu = cpu_ns.map(|n| api::CpuUsage {
+        timestamp: ts,
+        usage_core_nano_seconds: u64v(n),
+        ..Default::default()
+    });
+    let mem = usage.map(|u| {
+        let inactive = stat.get("inactive_file").copied().unwrap_or(0);
+        let rss = stat
+            .get("anon")
+            .or_else(|| stat.get("rss"))
+            .copied()
+            .unwrap_or(0);
+        api::MemoryUsage {
+            timestamp: ts,
+            working_set_bytes: u64v(u.saturating_sub(inactive)),
+            usage_bytes: u64v(u),
+            rss_bytes: u64v(rss),
+            page_faults: stat.get("pgfault").copied().and_then(u64v),
+            major_page_faults: stat.get("pgmajfault").copied().and_then(u64v),
+            ..Default::default()
+        }
+    });
+    (cpu, mem)
+}
+
+impl PodService {
+    pub(crate) fn stats_of(&self, r: &ContainerRecord) -> api::ContainerStats {
+        let cfg = r.config();
+        let pid = self
+            .daemon
+            .get(&r.id)
+            .filter(|c| c.state.status.is_active())
+            .map(|c| c.state.pid)
+            .unwrap_or(0);
+        let (cpu, memory) = if pid > 0 { sample(pid) } else { (None, None) };
+        api::ContainerStats {
+            attributes: Some(api::ContainerAttributes {
+                id: r.id.clone(),
+                metadata: cfg.metadata,
+                labels: cfg.labels,
+                annotations: cfg.annotations,
+            }),
+            cpu,
+            memory,
+            writable_layer: None,
+            swap: None,
+            io: None,
+        }
+    }
+
+    pub(crate) fn pod_stats(&self, r: &PodRecord) -> api::PodSandboxStats {
+        let cfg = r.config();
+        let containers: Vec<api::ContainerStats> = self
+            .store
+            .containers_of(&r.id)
+            .iter()
+            .map(|c| self.stats_of(c))
+            .collect();
+        let ts = now_nanos();
+        let sum = |f: &dyn Fn(&api::ContainerStats) -> Option<u64>| -> u64 {
+            containers.iter().filter_map(f).sum()
+        };
+        let cpu = api::CpuUsage {
+            timestamp: ts,
+            usage_core_nano_seconds: u64v(sum(&|c| {
+                c.cpu
+                    .as_ref()?
+                    .usage_core_nano_seconds
+                    .as_ref()
+                    .map(|v| v.value)
+            })),
+            ..Default::default()
+        };
+        let memory = api::MemoryUsage {
+            timestamp: ts,
+            working_set_bytes: u64v(sum(&|c| {
+                c.memory
+                    .as_ref()?
+                    .working_set_bytes
+                    .as_ref()
+                    .map(|v| v.value)
+            })),
+            usage_bytes: u64v(sum(&|c| {
+                c.memory.as_ref()?.usage_bytes.as_ref().map(|v| v.value)
+            })),
+            ..Default::default()
+        };
+        api::PodSandboxStats {
+            attributes: Some(api::PodSandboxAttributes {
+                id: r.id.clone(),
+                metadata: cfg.metadata,
+                labels: cfg.labels,
+                annotations: cfg.annotations,
+            }),
+            linux: Some(api::LinuxPodSandboxStats {
+                cpu: Some(cpu),
+                memory: Some(memory),
+                containers,
+                ..Default::default()
+            }),
+            windows: None,
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! A CRI container config (with its pod's config) as the Docker create request berth's
+//! container code understands: command/args as Entrypoint/Cmd, mounts, devices, security
+//! context, resources, namespaces, DNS, and the `io.kubernetes.*` labels `docker ps` shows.
+
+use std::collections::BTreeMap;
+
+use berth_api_types::container as ct;
+use berth_cri::api;
+use berth_cri::{CriError, CriResult};
+
+use super::sandbox::{ns_options, NODE};
+
+pub(crate) const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+pub(crate) const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+pub(crate) const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+pub(crate) const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+pub(crate) const LABEL_SANDBOX_ID: &str = "io.kubernetes.sandbox.id";
+
+/// The Docker name of a pod's container, as dockershim named them.
+pub(crate) fn container_name(c: &api::ContainerMetadata, pod: &api::PodSandboxMetadata) -> String {
+    format!(
+        "k8s_{}_{}_{}_{}_{}",
+        c.name, pod.name, pod.namespace, pod.uid, c.attempt
+    )
+}
+
+fn propagation(p: i32) -> &'static str {
+    match api::MountPropagation::try_from(p) {
+        Ok(api::MountPropagation::PropagationHostToContainer) => "rslave",
+        Ok(api::MountPropagation::PropagationBidirectional) => "rshared",
+        _ => "rprivate",
+    }
+}
+
+/// The OOM score adjustment clamped to what this daemon may set: without CAP_SYS_RESOURCE
+/// nothing below the daemon's own value is allowed (a negative score would fail the start).
+fn clamp_oom_score_adj(v: i64) -> i64 {
+    let own = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    v.clamp(own.min(1000), 1000)
+}
+
+fn user_of(sc: &api::LinuxContainerSecurityContext) -> String {
+    let group = sc.run_as_group.as_ref().map(|g| g.value);
+    match (&sc.run_as_user, sc.run_as_username.as_str(), group) {
+        (Some(u), _, Some(g)) => format!("{}:{g}", u.value),
+        (Some(u), _, None) => u.value.to_string(),
+        (None, name, Some(g)) if !name.is_empty() => format!("{name}:{g}"),
+        (None, name, _) => name.to_string(),
+    }
+}
+
+fn seccomp_opt(p: Option<&api::SecurityProfile>) -> CriResult<Option<String>> {
+    let Some(p) = p else { return Ok(None) };
+    match api::security_profile::ProfileType::try_from(p.profile_type) {
+        Ok(api::security_profile::ProfileType::Unconfined) => Ok(Some("seccomp=unconfined".into())),
+        Ok(api::security_profile::ProfileType::Localhost) => {
+            let body = std::fs::read_to_string(&p.localhost_ref).map_err(|e| {
+                CriError::invalid(
+                    "config.linux.security_context.seccomp.localhost_ref",
+                    format!("{}: {e}", p.localhost_ref),
+                )
+            })?;
+            Ok(Some(format!("seccomp={body}")))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The pod's namespaces a container joins (set on the daemon's record after create).
+#[derive(Debug)]
+pub(crate) struct Joins {
+    pub netns: bool,
+    pub ipc: bool,
+}
+
+/// Builds the create request of a pod's container.
+pub(crate) fn create_request(
+    pod_id: &str,
+    pod: &api::PodSandboxConfig,
+    cfg: &api::ContainerConfig,
+    image: &str,
+) -> CriResult<(ct::CreateRequest, Joins)> {
+    let pod_md = pod.metadata.clone().unwrap_or_default();
+    let md = cfg.metadata.clone().unwrap_or_default();
+    let mut labels: BTreeMap<String, String> = cfg.labels.clone().into_iter().collect();
+    labels.insert(LABEL_CONTAINER_NAME.into(), md.name.clone());
+    labels.insert(LABEL_POD_NAME.into(), pod_md.name.clone());
+    labels.insert(LABEL_POD_NAMESPACE.into(), pod_md.namespace.clone());
+    labels.insert(LABEL_POD_UID.into(), pod_md.uid.clone());
+    labels.insert(LABEL_SANDBOX_ID.into(), pod_id.into());
+    let pod_ns = ns_options(pod);
+    let linux = cfg.linux.clone().unwrap_or_default();
+    let sc = linux.security_context.clone().unwrap_or_default();
+    let res = linux.resources.clone().unwrap_or_default();
+    let ns = sc.namespace_options.clone().unwrap_or_default();
+    let host_network = pod_ns.network == NODE;
+
+    let mut config = ct::Config {
+        image: image.to_string(),
+        entrypoint: (!cfg.command.is_empty()).then(|| cfg.command.clone()),
+        cmd: (!cfg.args.is_empty()).then(|| cfg.args.clone()),
+        working_dir: cfg.working_dir.clone(),
+        env: Some(
+            cfg.envs
+                .iter()
+                .map(|kv| format!("{}={}", kv.key, String::from_utf8_lossy(&kv.value)))
+                .collect(),
+        ),
+        labels: Some(labels),
+        tty: cfg.tty,
+        open_stdin: cfg.stdin,
+        stdin_once: cfg.stdin_once,
+        user: user_of(&sc),
+        ..Default::default()
+    };
+    if !host_network {
+        config.hostname = if pod.hostname.is_empty() {
+            pod_md.name.clone()
+        } else {
+            pod.hostname.clone()
+        };
+    }
+
+    let mut mounts = Vec::new();
+    for (i, m) in cfg.mounts.iter().enumerate() {
+        if m.container_path.is_empty() || m.host_path.is_empty() {
+            return Err(CriError::invalid(
+                format!("config.mounts[{i}]"),
+                "container_path and host_path must be set",
+            ));
+        }
+        if !std::path::Path::new(&m.host_path).exists() {
+            return Err(CriError::invalid(
+                format!("config.mounts[{i}].host_path"),
+                format!("{} does not exist", m.host_path),
+            ));
+        }
+        mounts.push(ct::Mount {
+            target: m.container_path.clone(),
+            source: m.host_path.clone(),
+            kind: "bind".into(),
+            read_only: m.readonly,
+            bind_options: Some(serde_json::json!({ "Propagation": propagation(m.propagation) })),
+            ..Default::default()
+        });
+    }
+
+    let mut security_opt = Vec::new();
+    if sc.no_new_privs {
+        security_opt.push("no-new-privileges".to_string());
+    }
+    if let Some(s) = seccomp_opt(sc.seccomp.as_ref())? {
+        security_opt.push(s);
+    }
+    let caps = sc.capabilities.clone().unwrap_or_default();
+    let dns = pod.dns_config.clone().unwrap_or_default();
+    let non_empty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    let pod_linux = pod.linux.clone().unwrap_or_default();
+
+    let mut hc = ct::HostConfig {
+        network_mode: if host_network { "host" } else { "none" }.into(),
+        privileged: sc.privileged,
+        readonly_rootfs: sc.readonly_rootfs,
+        cap_add: non_empty(caps.add_capabilities.clone()),
+        cap_drop: non_empty(caps.drop_capabilities.clone()),
+        group_add: non_empty(
+            sc.supplemental_groups
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        ),
+        security_opt: non_empty(security_opt),
+        masked_paths: non_empty(sc.masked_paths.clone()),
+        readonly_paths: non_empty(sc.readonly_paths.clone()),
+        dns: non_empty(dns.servers),
+        dns_search: non_empty(dns.searches),
+        dns_options: non_empty(dns.options),
+        cpu_period: res.cpu_period,
+        cpu_quota: res.cpu_quota,
+        cpu_shares: res.cpu_shares,
+        memory: res.memory_limit_in_bytes,
+        cpuset_cpus: res.cpuset_cpus.clone(),
+        cpuset_mems: res.cpuset_mems.clone(),
+        oom_score_adj: clamp_oom_score_adj(res.oom_score_adj),
+        cgroup_parent: pod_linux.cgroup_parent.clone(),
+        sysctls: (!pod_linux.sysctls.is_empty())
+            .then(|| pod_linux.sysctls.clone().into_iter().collect()),
+        ..Default::default()
+    };
+    if !mounts.is_empty() {
+        hc.mounts = Some(mounts);
+    }
+    if !cfg.devices.is_empty() {
+        hc.devices = Some(
+            cfg.devices
+                .iter()
+                .map(|d| ct::DeviceMapping {
+                    path_on_host: d.host_path.clone(),
+                    path_in_container: d.container_path.clone(),
+                    cgroup_permissions: if d.permissions.is_empty() {
+                        "rwm".into()
+                    } else {
+                        d.permissions.clone()
+                    },
+                })
+                .collect(),
+        );
+    }
+    hc.pid_mode = match api::NamespaceMode::try_from(ns.pid) {
+        Ok(api::NamespaceMode::Node) => "host".into(),
+        Ok(api::NamespaceMode::Target) if !ns.target_id.is_empty() => {
+            format!("container:{}", ns.target_id)
+        }
+        _ => String::new(),
+    };
+    let ipc_host = ns.ipc == NODE || pod_ns.ipc == NODE;
+    if ipc_host {
+        hc.ipc_mode = "host".into();
+    } else {
+        hc.ipc_mode = "private".into();
+    }
+    let joins = Joins {
+        netns: !host_network,
+        ipc: !ipc_host,
+    };
+    Ok((
+        ct::CreateRequest {
+            config,
+            host_config: Some(hc),
+            networking_config: None,
+            platform: None,
+        },
+        joins,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod() -> api::PodSandboxConfig {
+        api::PodSandboxConfig {
+            metadata: Some(api::PodSandboxMetadata {
+                name: "web".into(),
+                namespace: "default".into(),
+                uid: "u1".into(),
+                attempt: 0,
+            }),
+            hostname: "webhost".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn command_args_labels_and_namespaces() {
+        let cfg = api::ContainerConfig {
+            metadata: Some(api::ContainerMetadata {
+                name: "app".into(),
+                attempt: 2,
+            }),
+            command: vec!["/bin/sh".into()],
+            args: vec!["-c".into(), "true".into()],
+            envs: vec![api::KeyValue {
+                key: "A".into(),
+                value: b"b".to_vec(),
+            }],
+            labels: [("tier".to_string(), "x".to_string())].into(),
+            ..Default::default()
+        };
+        let (req, joins) = create_request("pod1", &pod(), &cfg, "busybox").unwrap();
+        assert_eq!(req.config.entrypoint, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(req.config.cmd.as_ref().unwrap().len(), 2);
+        assert_eq!(req.config.env, Some(vec!["A=b".to_string()]));
+        assert_eq!(req.config.hostname, "webhost");
+        let labels = req.config.labels.unwrap();
+        assert_eq!(labels[LABEL_SANDBOX_ID], "pod1");
+        assert_eq!(labels[LABEL_POD_NAMESPACE], "default");
+        assert_eq!(labels["tier"], "x");
+        let hc = req.host_config.unwrap();
+        assert_eq!(hc.network_mode, "none");
+        assert!(joins.netns && joins.ipc);
+        let md = cfg.metadata.unwrap();
+        assert_eq!(
+            container_name(&md, &pod().metadata.unwrap()),
+            "k8s_app_web_default_u1_2"
+        );
+    }
+
+    #[test]
+    fn missing_mount_source_is_invalid() {
+        let cfg = api::ContainerConfig {
+            mounts: vec![api::Mount {
+                container_path: "/data".into(),
+                host_path: "/nonexistent/berth-cri".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let e = create_request("p", &pod(), &cfg, "busybox").unwrap_err();
+        assert!(
+            matches!(e, CriError::InvalidArgument { ref field, .. } if field == "config.mounts[0].host_path"),
+            "{e}"
+        );
+    }
+}
