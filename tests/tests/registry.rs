@@ -989,3 +989,36 @@ fn large_blobs_are_uploaded_in_chunks() {
     );
     rmi_pull_run(&d, &image);
 }
+
+/// A build whose `FROM` names an image that is not here pulls it first, as dockerd's builder
+/// does; a base the registry lacks fails the build with the registry's answer.
+#[test]
+fn build_pulls_a_missing_base_image() {
+    let reg = TestRegistry::start();
+    let d = Daemon::start();
+    let (image, _) = push_busybox(&d, &reg, "base/bb");
+    assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
+    let ctx = d.root.join("from-registry");
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {image}\nRUN echo built > /built\n"),
+    )
+    .expect("Dockerfile");
+    let out = d.berth(&["build", "-t", "pulled-base:1", &ctx.display().to_string()]);
+    assert_ok(&out, "build FROM an image that is only in the registry");
+    assert!(!inspect(&d, "{{.Id}}", &image).is_empty(), "the base was pulled");
+    let out = d.docker(&["run", "--rm", "pulled-base:1", "cat", "/built"]);
+    assert_ok(&out, "run the built image");
+    assert_eq!(stdout(&out), "built\n");
+
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {}/base/nope:1\n", reg.addr()),
+    )
+    .expect("Dockerfile");
+    let out = d.berth(&["build", "-t", "nope:1", &ctx.display().to_string()]);
+    assert!(!out.status.success(), "a base the registry lacks");
+    let err = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(err.contains("base/nope"), "{err}");
+}

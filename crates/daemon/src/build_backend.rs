@@ -158,19 +158,45 @@ impl Daemon {
     }
 }
 
+impl BuildBackend {
+    /// Pulls `name` (its tag, `latest` when it names none) through the daemon's pull, with
+    /// the registry's error when it fails.
+    async fn pull_base(&self, name: &str) -> std::result::Result<(), String> {
+        use futures_util::StreamExt;
+        let r = berth_image::reference::Reference::parse_named(name)
+            .map_err(|e| e.to_string())?
+            .with_default_tag();
+        let opts = berth_api_server::backend::PullOptions {
+            from_image: r.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.daemon.image_pull(opts).await.map_err(|e| e.message)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| format!("pulling {name}: {e}"))?;
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if let Some(msg) = v.get("errorDetail").and_then(|d| d.get("message")) {
+                    return Err(msg.as_str().unwrap_or("pull failed").to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl berth_builder::Backend for BuildBackend {
     async fn image(&self, name: &str) -> std::result::Result<ImageState, String> {
-        self.daemon.image_state(name).map_err(|e| {
-            if e.message.starts_with("No such image") {
-                format!(
-                    "pull access denied for {name}, repository does not exist or may require 'docker login': berth cannot pull from registries yet ({})",
-                    e.message
-                )
-            } else {
-                e.message
+        match self.daemon.image_state(name) {
+            Err(e) if e.message.starts_with("No such image") => {
+                // As dockerd's builder: a base image that is not here is pulled.
+                self.pull_base(name).await?;
+                self.daemon.image_state(name).map_err(|e| e.message)
             }
-        })
+            r => r.map_err(|e| e.message),
+        }
     }
 
     async fn create_container(
