@@ -692,7 +692,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs.
+    /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs. Each
+    /// signal is a `kill` event (with `signal=`) before the `die`, as dockerd's stop, `rm -f`
+    /// and restart emit them.
     pub(crate) async fn stop_with(&self, id: &str, signo: i32, timeout: i64) -> Result<()> {
         let client = self.runtime.client(id);
         if self
@@ -701,6 +703,7 @@ impl Daemon {
         {
             let _ = client.resume().await;
         }
+        self.emit_container_id(id, "kill", &[("signal", signo.to_string())]);
         if let Err(e) = client.kill(signo, false).await {
             tracing::debug!(container = id, "stop signal: {e}");
         }
@@ -713,6 +716,7 @@ impl Daemon {
                 .is_ok()
         };
         if !done {
+            self.emit_container_id(id, "kill", &[("signal", "9".to_string())]);
             let _ = client.kill(9, true).await;
             let _ = tokio::time::timeout(Duration::from_secs(30), self.exited(id)).await;
         }
@@ -787,12 +791,14 @@ impl Daemon {
         if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id).await {
             return Ok(());
         }
+        // Announced before the signal goes out, so the `die` it may cause always follows it
+        // (dockerd holds the container's lock across both; its exit handling waits for it).
+        self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
         self.runtime
             .client(&c.id)
             .kill(signo, false)
             .await
             .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))?;
-        self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
         Ok(())
     }
 
@@ -1272,6 +1278,7 @@ impl Daemon {
                 tokio::spawn(crate::exec::bridge(
                     stream,
                     io,
+                    tty,
                     tty,
                     opts.stdin,
                     keys,
