@@ -117,8 +117,12 @@ fn docker_cli_details() {
     );
 
     // docker kill: `kill` (signal 9) comes before `die`.
+    // dockerd's SIGKILL waits for the exit: the container is found exited at once.
     let out = d.docker(&["kill", "cli-ex"]);
     assert_ok(&out, "kill");
+    assert_eq!(inspect(&d, "cli-ex", "{{.State.Status}}"), "exited");
+    // The CLI turns `--until 0s` into whole seconds: wait for the next one.
+    std::thread::sleep(Duration::from_millis(1100));
     let out = d.docker(&[
         "events",
         "--since",

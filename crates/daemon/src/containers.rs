@@ -791,6 +791,10 @@ impl Daemon {
         if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id).await {
             return Ok(());
         }
+        // SIGKILL (the default) is dockerd's `Kill`: the answer waits for the container to be
+        // gone (up to 10 s), so a client that inspects right after finds it exited. Watched
+        // from before the signal goes out.
+        let exited = (signo == 9).then(|| self.exited(&c.id));
         // Announced before the signal goes out, so the `die` it may cause always follows it
         // (dockerd holds the container's lock across both; its exit handling waits for it).
         self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
@@ -799,6 +803,9 @@ impl Daemon {
             .kill(signo, false)
             .await
             .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))?;
+        if let Some(exited) = exited {
+            let _ = tokio::time::timeout(Duration::from_secs(10), exited).await;
+        }
         Ok(())
     }
 
