@@ -237,12 +237,13 @@ pub struct BuildOptions {
     pub outputs: Vec<BuildOutput>,
 }
 
-/// One `outputs=` entry.
+/// One `outputs=` entry (keys in any case, by Go's rules).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
 pub struct BuildOutput {
-    #[serde(rename = "Type", alias = "type")]
+    #[serde(rename = "Type")]
     pub kind: String,
-    #[serde(rename = "Attrs", alias = "attrs", default)]
+    #[serde(rename = "Attrs")]
     pub attrs: std::collections::BTreeMap<String, String>,
 }
 

@@ -8,7 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use berth_api_types::container::{HostConfig, Ulimit};
-use berth_api_types::ApiError;
+use berth_api_types::{gojson, ApiError};
 
 use crate::backend::{BuildOptions, CommitOptions};
 use crate::error::{Error, HandlerResult};
@@ -22,7 +22,7 @@ fn json_map<V: serde::de::DeserializeOwned>(
 ) -> Result<BTreeMap<String, V>, Error> {
     match q.string(key).filter(|s| !s.is_empty()) {
         None => Ok(BTreeMap::new()),
-        Some(s) => serde_json::from_str(&s)
+        Some(s) => gojson::from_str(&s)
             .map_err(|e| Error(ApiError::invalid(format!("invalid {key} parameter: {e}")))),
     }
 }
@@ -34,7 +34,7 @@ fn step_host_config(q: &Query) -> Result<HostConfig, Error> {
     let int = |k: &str| -> Result<i64, Error> { Ok(q.int(k).map_err(Error)?.unwrap_or(0)) };
     let ulimits: Vec<Ulimit> = match q.string("ulimits") {
         None => Vec::new(),
-        Some(s) => serde_json::from_str::<Option<Vec<Ulimit>>>(&s)
+        Some(s) => gojson::from_str::<Option<Vec<Ulimit>>>(&s)
             .map_err(|e| Error(ApiError::invalid(format!("invalid ulimits parameter: {e}"))))?
             .unwrap_or_default(),
     };
@@ -83,12 +83,12 @@ pub async fn build(
         build_contexts: q.all("buildcontext"),
         outputs: match q.string("outputs").filter(|s| !s.is_empty()) {
             None => Vec::new(),
-            Some(s) => serde_json::from_str(&s)
+            Some(s) => gojson::from_str(&s)
                 .map_err(|e| Error(ApiError::invalid(format!("invalid outputs parameter: {e}"))))?,
         },
         cache_from: match q.string("cachefrom").filter(|s| !s.is_empty()) {
             None => Vec::new(),
-            Some(s) => serde_json::from_str(&s).map_err(|e| {
+            Some(s) => gojson::from_str(&s).map_err(|e| {
                 Error(ApiError::invalid(format!(
                     "invalid cachefrom parameter: {e}"
                 )))
@@ -114,19 +114,12 @@ pub async fn commit(
         .string("container")
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error(ApiError::invalid("container name or id must be given")))?;
+    // A body of `null` means no config, as an empty one does (Go leaves the pointer nil).
     let config = if body.iter().all(|c| c.is_ascii_whitespace()) {
         None
     } else {
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| Error(ApiError::invalid(format!("invalid commit config: {e}"))))?;
-        if v.is_null() {
-            None
-        } else {
-            Some(
-                serde_json::from_value(v)
-                    .map_err(|e| Error(ApiError::invalid(format!("invalid commit config: {e}"))))?,
-            )
-        }
+        gojson::from_slice::<Option<berth_api_types::container::Config>>(&body)
+            .map_err(|e| Error(ApiError::invalid(format!("invalid commit config: {e}"))))?
     };
     let opts = CommitOptions {
         container,

@@ -52,7 +52,8 @@ pub async fn not_found_route() -> Error {
     Error(ApiError::not_found("page not found"))
 }
 
-/// Parses a JSON body, with a 400 that says what was wrong.
+/// Parses a JSON body by Go's encoding/json rules ([`berth_api_types::gojson`]), as dockerd
+/// does, with a 400 that says what was wrong.
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
     empty_message: &str,
@@ -60,5 +61,6 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error(ApiError::invalid(empty_message)));
     }
-    serde_json::from_slice(body).map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
+    berth_api_types::gojson::from_slice(body)
+        .map_err(|e| Error(ApiError::invalid(format!("invalid JSON: {e}"))))
 }

@@ -56,31 +56,26 @@ pub async fn list(
 
 /// dockerd's `DecodePlatform`: a JSON OCI platform with both `os` and `architecture`.
 pub fn decode_platform(raw: &str) -> Result<PlatformSpec, Error> {
-    let v: serde_json::Value = serde_json::from_str(raw)
+    /// The OCI `v1.Platform` JSON.
+    #[derive(serde::Deserialize)]
+    #[serde(rename = "v1.Platform")]
+    struct Platform {
+        os: String,
+        architecture: String,
+        variant: String,
+        #[serde(rename = "os.version")]
+        os_version: String,
+        #[serde(rename = "os.features")]
+        os_features: Vec<String>,
+    }
+    let v: Platform = berth_api_types::gojson::from_str(raw)
         .map_err(|e| Error(ApiError::invalid(format!("failed to parse platform: {e}"))))?;
-    let obj = v.as_object().ok_or_else(|| {
-        Error(ApiError::invalid(
-            "failed to parse platform: json: cannot unmarshal into Go value of type v1.Platform",
-        ))
-    })?;
-    // Go matches JSON keys case-insensitively.
-    let get = |key: &str| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| v.as_str())
-            .unwrap_or("")
-            .to_string()
-    };
     let p = PlatformSpec {
-        os: get("os"),
-        architecture: get("architecture"),
-        variant: get("variant"),
+        os: v.os,
+        architecture: v.architecture,
+        variant: v.variant,
     };
-    let optional = !p.variant.is_empty()
-        || !get("os.version").is_empty()
-        || obj.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("os.features") && v.as_array().is_some_and(|a| !a.is_empty())
-        });
+    let optional = !p.variant.is_empty() || !v.os_version.is_empty() || !v.os_features.is_empty();
     if p.os.is_empty() && p.architecture.is_empty() && optional {
         return Err(Error(ApiError::invalid(
             "optional platform fields provided, but OS and Architecture are missing",

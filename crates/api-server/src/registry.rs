@@ -62,7 +62,7 @@ pub async fn auth(State(b): State<AppState>, body: Bytes) -> HandlerResult<Respo
     let v: serde_json::Value = if body.is_empty() {
         serde_json::json!({})
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        berth_api_types::gojson::from_slice(&body).map_err(|e| {
             Error(ApiError::invalid(format!(
                 "invalid auth configuration: {e}"
             )))

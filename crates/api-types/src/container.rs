@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::go_typed;
+
 pub type Labels = BTreeMap<String, String>;
 /// `{"80/tcp": {}}` style sets.
 pub type PortSet = BTreeMap<String, Value>;
@@ -55,9 +57,11 @@ pub struct HealthConfig {
     pub start_interval: i64,
 }
 
-/// `POST /containers/create` body: `Config` fields at the top level plus host and network config.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
+/// `POST /containers/create` body: `Config` fields at the top level plus host and network config
+/// (moby's `ContainerConfigWrapper`, which embeds `*Config`). Deserialized by hand with
+/// [`crate::gojson::promoted`] rather than `flatten`, so the promoted fields keep Go's rules.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
 pub struct CreateRequest {
     #[serde(flatten)]
     pub config: Config,
@@ -66,6 +70,46 @@ pub struct CreateRequest {
     /// The `platform` query parameter (`os[/arch[/variant]]`), not part of the body.
     #[serde(skip)]
     pub platform: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for CreateRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        static FIELDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+        let fields = crate::gojson::concat_fields(
+            &FIELDS,
+            crate::gojson::fields_of::<Config>(),
+            &["HostConfig", "NetworkingConfig"],
+        );
+        d.deserialize_struct("ContainerConfigWrapper", fields, CreateVisitor)
+    }
+}
+
+struct CreateVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CreateVisitor {
+    type Value = CreateRequest;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a container create body")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<CreateRequest, A::Error> {
+        let (mut host_config, mut networking_config) = (None, None);
+        let config = crate::gojson::promoted(map, |key, map: &mut A| {
+            match key {
+                "HostConfig" => host_config = map.next_value()?,
+                "NetworkingConfig" => networking_config = map.next_value()?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(CreateRequest {
+            config,
+            host_config,
+            networking_config,
+            platform: None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -139,11 +183,20 @@ pub struct Mount {
     pub read_only: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub consistency: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "go_typed::typed::<_, go_typed::BindOptions>"
+    )]
     pub bind_options: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "go_typed::typed::<_, go_typed::VolumeOptions>"
+    )]
     pub volume_options: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "go_typed::typed::<_, go_typed::TmpfsOptions>"
+    )]
     pub tmpfs_options: Option<Value>,
 }
 
@@ -212,6 +265,7 @@ pub struct HostConfig {
     pub cpuset_mems: String,
     pub devices: Option<Vec<DeviceMapping>>,
     pub device_cgroup_rules: Option<Vec<String>>,
+    #[serde(deserialize_with = "go_typed::typed_list::<_, go_typed::DeviceRequest>")]
     pub device_requests: Option<Vec<Value>>,
     pub memory_reservation: i64,
     pub memory_swap: i64,
@@ -232,7 +286,10 @@ pub struct HostConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
-    #[serde(rename = "IPAMConfig")]
+    #[serde(
+        rename = "IPAMConfig",
+        deserialize_with = "go_typed::typed::<_, go_typed::EndpointIpamConfig>"
+    )]
     pub ipam_config: Option<Value>,
     pub links: Option<Vec<String>>,
     pub mac_address: String,
@@ -488,7 +545,8 @@ mod tests {
 
     #[test]
     fn parses_docker_cli_create_fixture() {
-        let body = include_str!("../tests/fixtures/docker-cli-28.2.2-create-body.json");
+        let body =
+            include_str!("../tests/fixtures/container-create/docker-cli-28.2.2-create-body.json");
         let req: CreateRequest = serde_json::from_str(body).expect("fixture parses");
         assert_eq!(req.config.image, "nginx:alpine");
         assert_eq!(req.config.entrypoint, Some(vec!["/bin/sh".to_string()]));

@@ -7,6 +7,8 @@
 pub mod container;
 pub mod detach;
 pub mod exec;
+pub mod go_typed;
+pub mod gojson;
 pub mod image;
 pub mod network;
 pub mod prune;

@@ -62,8 +62,11 @@ pub(crate) fn registry_error(e: berth_registry::Error) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
+/// `X-Registry-Auth`: base64 JSON, decoded by Go's rules as dockerd does.
 fn decode_auth(header: Option<&str>) -> Option<AuthConfig> {
-    header.and_then(AuthConfig::from_header)
+    header.and_then(|h| {
+        AuthConfig::from_header_with(h, |raw| berth_api_types::gojson::from_slice(raw).ok())
+    })
 }
 
 fn to_message(ev: ProgressEvent) -> ProgressMessage {
@@ -430,7 +433,7 @@ impl Daemon {
     }
 
     pub async fn registry_login(&self, body: serde_json::Value) -> Result<serde_json::Value> {
-        let mut auth: AuthConfig = serde_json::from_value(body)
+        let mut auth: AuthConfig = berth_api_types::gojson::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid auth configuration: {e}")))?;
         auth.fill_from_auth();
         let domain = server_domain(&auth.serveraddress);

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api_types::container::{HostConfig, RestartPolicy};
+use berth_api_types::container::{HostConfig, RestartPolicy, ThrottleDevice, WeightDevice};
 use berth_api_types::ApiError;
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
@@ -37,9 +37,37 @@ pub struct UpdateRequest {
     pub pids_limit: Option<i64>,
     pub blkio_weight: u16,
     pub restart_policy: Option<RestartPolicy>,
-    /// The per-device block I/O rules (applied from API 1.55).
-    #[serde(flatten)]
-    pub devices: crate::blkio::DeviceRules,
+    // The per-device block I/O rules (applied from API 1.55), listed here rather than as a
+    // flattened `DeviceRules`: serde's flatten would decode them without Go's rules.
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+}
+
+impl UpdateRequest {
+    /// The per-device rules of the update.
+    pub fn devices(&self) -> crate::blkio::DeviceRules {
+        crate::blkio::DeviceRules {
+            blkio_weight_device: self.blkio_weight_device.clone(),
+            blkio_device_read_bps: self.blkio_device_read_bps.clone(),
+            blkio_device_write_bps: self.blkio_device_write_bps.clone(),
+            blkio_device_read_iops: self.blkio_device_read_iops.clone(),
+            blkio_device_write_iops: self.blkio_device_write_iops.clone(),
+        }
+    }
+
+    /// Ignores the per-device rules (clients older than API 1.55 could not send them).
+    fn drop_devices(&mut self) {
+        self.blkio_weight_device = None;
+        self.blkio_device_read_bps = None;
+        self.blkio_device_write_bps = None;
+        self.blkio_device_read_iops = None;
+        self.blkio_device_write_iops = None;
+    }
 }
 
 /// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
@@ -367,14 +395,15 @@ impl Daemon {
         body: serde_json::Value,
         opts: berth_api_server::backend::UpdateOptions,
     ) -> Result<Vec<String>> {
-        let mut req: UpdateRequest = serde_json::from_value(body)
+        // Decoded by Go's rules, as dockerd decodes `UpdateConfig`.
+        let mut req: UpdateRequest = berth_api_types::gojson::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
         // Fields the client's API version does not have are not read (as dockerd).
         if !opts.pids_limit {
             req.pids_limit = None;
         }
         if !opts.blkio_devices {
-            req.devices = crate::blkio::DeviceRules::default();
+            req.drop_devices();
         }
         let c = self.resolve_container(key)?;
         let guard = self.op_lock(&c.id);
@@ -390,7 +419,8 @@ impl Daemon {
         }
         let mut hc = c.host_config.clone();
         merge_update(&mut hc, &req)?;
-        req.devices.merge_into(&mut hc);
+        let devices = req.devices();
+        devices.merge_into(&mut hc);
         crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
         let mut warnings = Vec::new();
         crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
@@ -402,7 +432,7 @@ impl Daemon {
                 ))
             })?;
             let mut writes = plan_writes(&hc, &paths);
-            if !req.devices.is_empty() {
+            if !devices.is_empty() {
                 writes.extend(
                     crate::blkio::plan(&c.host_config, &hc, &paths, &device_number)
                         .map_err(ApiError::invalid)?,

@@ -30,6 +30,15 @@ impl AuthConfig {
     /// Decodes an `X-Registry-Auth` header: base64url JSON (padded or not; some clients send
     /// standard base64). An empty or `{}` header means anonymous.
     pub fn from_header(value: &str) -> Option<AuthConfig> {
+        Self::from_header_with(value, |raw| serde_json::from_slice(raw).ok())
+    }
+
+    /// [`AuthConfig::from_header`] with the JSON decoder given (the daemon decodes by Go's
+    /// rules, as dockerd does).
+    pub fn from_header_with(
+        value: &str,
+        decode: impl FnOnce(&[u8]) -> Option<AuthConfig>,
+    ) -> Option<AuthConfig> {
         let v = value.trim();
         if v.is_empty() {
             return None;
@@ -41,7 +50,7 @@ impl AuthConfig {
             base64::engine::general_purpose::STANDARD_NO_PAD,
         ];
         let raw = engines.iter().find_map(|e| e.decode(v).ok())?;
-        let mut a: AuthConfig = serde_json::from_slice(&raw).ok()?;
+        let mut a = decode(&raw)?;
         a.fill_from_auth();
         (!a.is_empty()).then_some(a)
     }
