@@ -66,7 +66,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     let mut raw = String::new();
     s.read_to_string(&mut raw).ok()?;
     let (head, body) = raw.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then(|| body.to_string())
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
 }
 
 fn lines(text: &str) -> Vec<String> {

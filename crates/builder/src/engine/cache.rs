@@ -169,3 +169,49 @@ pub(crate) async fn config_step(
     ctx.state = next;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_image::digest::Digest;
+
+    fn state(id: &str, steps: &[&str]) -> ImageState {
+        let mut s = ImageState {
+            id: id.into(),
+            ..Default::default()
+        };
+        for (i, c) in steps.iter().enumerate() {
+            s.config.history.push(History {
+                created_by: Some(c.to_string()),
+                created: Some(format!("t{i}")),
+                ..Default::default()
+            });
+            s.config
+                .rootfs
+                .diff_ids
+                .push(Digest::sha256_of(c.as_bytes()));
+            s.layers.push(format!("layer-{c}"));
+        }
+        s
+    }
+
+    #[test]
+    fn cache_from_sources_limit_local_hits_and_end_on_the_source() {
+        let base = state("sha256:base", &["ADD rootfs"]);
+        let src = state("sha256:src", &["ADD rootfs", "RUN a", "RUN b"]);
+        let sources = vec![src.clone()];
+        // The source's own ancestors (same history, times included, and layers) are on its
+        // chain; a rebuild of the same steps elsewhere is not.
+        let mid = state("sha256:mid", &["ADD rootfs", "RUN a"]);
+        assert!(on_chain_of(&mid, &src));
+        assert!(on_chain_of(&src, &src));
+        let mut elsewhere = mid.clone();
+        elsewhere.config.history[1].created = Some("later".into());
+        assert!(!on_chain_of(&elsewhere, &src));
+        // Only the step that ends the source completes it, and gives the source itself.
+        assert!(completed_source(&sources, &base, "RUN a").is_none());
+        let done = completed_source(&sources, &mid, "RUN b").expect("the source");
+        assert_eq!(done.id, "sha256:src");
+        assert!(completed_source(&sources, &mid, "RUN c").is_none());
+    }
+}
