@@ -65,5 +65,5 @@ if ! "$venv/bin/python3" -c 'import ansible, testcontainers, requests' 2>/dev/nu
    [ ! -x "$venv/bin/ansible-playbook" ]; then
   echo "installing: ansible and testcontainers into $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check ansible==12.3.0 testcontainers requests
+  "$venv/bin/pip" install --quiet --disable-pip-version-check ansible==12.3.0 testcontainers==4.15.0 requests
 fi
