@@ -336,8 +336,11 @@ fn create_commit_and_exec_as_dockerd() {
         message(&body),
         r#"create par-v: error looking up volume plugin nope: plugin "nope" not found"#
     );
-    let (_, body) = d.api("GET", "/info", None);
+    // KernelMemoryTCP is in /info up to API 1.51 and gone from 1.52 (Docker 29).
+    let (_, body) = d.api("GET", "/v1.51/info", None);
     assert!(body.contains("\"KernelMemoryTCP\":"), "{body}");
+    let (_, body) = d.api("GET", "/v1.55/info", None);
+    assert!(!body.contains("\"KernelMemoryTCP\":"), "{body}");
 
     // Commit with a config body: the container's config fills what the body leaves out.
     create(

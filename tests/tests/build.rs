@@ -144,7 +144,7 @@ fn docker_build_multi_stage_then_run() {
     ]);
     assert_ok(&hist, "history");
     let h = stdout(&hist);
-    assert!(h.contains("EXPOSE 8080/tcp"), "{h}");
+    assert!(h.contains("#(nop)  EXPOSE 8080\n"), "{h}");
     assert!(h.contains("/bin/sh -c chown -R 1000 /app"), "{h}");
     assert!(h.contains("COPY file:"), "{h}");
 }

@@ -259,14 +259,14 @@ fn berth_networks_work_beside_dockerds_iptables_rules() {
         &d.docker(&["network", "create", "--subnet", &subnet, "cx"]),
         "network create",
     );
-    run_sleeper(&d, "a", &["--network", "cx"]);
-    run_sleeper(&d, "b", &["--network", "cx"]);
+    run_sleeper(&d, "cxa", &["--network", "cx"]);
+    run_sleeper(&d, "cxb", &["--network", "cx"]);
     let ping = || {
-        d.docker(&["exec", "a", "ping", "-c1", "-W2", "b"])
+        d.docker(&["exec", "cxa", "ping", "-c1", "-W2", "cxb"])
             .status
             .success()
     };
-    assert!(ping(), "a reaches b by name through FORWARD DROP");
+    assert!(ping(), "cxa reaches cxb by name through FORWARD DROP");
 
     // A published port, from a client outside (another namespace, through a veth): DNAT,
     // then forwarded into the bridge.

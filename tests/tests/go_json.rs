@@ -216,6 +216,6 @@ print("ok")
     );
     assert_eq!(
         inspect(&d, "gj-py2", "{{.Config.Healthcheck.Timeout}}"),
-        "0"
+        "0s"
     );
 }

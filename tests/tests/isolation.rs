@@ -271,6 +271,16 @@ fn pid_and_ipc_namespaces_of_another_container() {
         "{}",
         stderr(&out)
     );
+    // A target that does not exist is refused at create, as dockerd does.
+    for flag in ["--pid", "--ipc"] {
+        let out = d.docker(&["create", flag, "container:nope", "busybox", "true"]);
+        assert!(!out.status.success(), "{flag} container:nope");
+        assert!(
+            stderr(&out).contains("No such container: nope"),
+            "{}",
+            stderr(&out)
+        );
+    }
     let out = d.docker(&["run", "--rm", "--ipc", "weird", "busybox", "true"]);
     assert!(
         stderr(&out).contains("invalid IPC mode: weird"),

@@ -53,6 +53,17 @@ fn named_volume_shared_survives_rm_and_daemon_restart() {
         ]),
         "writer",
     );
+    // As dockerd shows a named volume given with `-v` and no mode: "z".
+    let mode = quiet_ok(
+        &d.docker(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Name}}:{{.Mode}}{{end}}",
+            "writer",
+        ]),
+        "inspect mounts",
+    );
+    assert_eq!(mode.trim(), "webdata:z");
     // A volume in use cannot be removed, not even with force; nothing changes.
     let out = d.docker(&["volume", "rm", "-f", "webdata"]);
     assert!(!out.status.success());

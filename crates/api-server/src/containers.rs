@@ -217,9 +217,26 @@ pub async fn top(
     Ok(Json(b.container_top(&id, q.string("ps_args")).await?))
 }
 
+/// `h` and `w` of a resize, read as dockerd reads them (`strconv.Atoi`, its error text).
 pub fn size_params(q: &Query) -> Result<(u16, u16), Error> {
-    let h = q.int("h")?.unwrap_or(0);
-    let w = q.int("w")?.unwrap_or(0);
+    let atoi = |key: &str| -> Result<i64, Error> {
+        match q.get(key) {
+            None | Some("") => Ok(0),
+            Some(v) => v.parse::<i64>().map_err(|e| {
+                let why = match e.kind() {
+                    std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                        "value out of range"
+                    }
+                    _ => "invalid syntax",
+                };
+                Error(ApiError::invalid(format!(
+                    "strconv.Atoi: parsing {v:?}: {why}"
+                )))
+            }),
+        }
+    };
+    let h = atoi("h")?;
+    let w = atoi("w")?;
     let (Ok(h), Ok(w)) = (u16::try_from(h), u16::try_from(w)) else {
         return Err(Error(ApiError::invalid("invalid terminal size")));
     };

@@ -102,7 +102,7 @@ pub struct TmpfsOptions {
 
 /// moby `network.EndpointIPAMConfig`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename = "EndpointIPAMConfig", rename_all = "PascalCase", default)]
 pub struct EndpointIpamConfig {
     #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
     pub ipv4_address: String,

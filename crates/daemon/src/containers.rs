@@ -226,11 +226,15 @@ impl Daemon {
                 "Config cannot be empty in order to create a container",
             ));
         }
+        // dockerd parses `platform` before anything else (400 for one it does not know).
+        if let Some(p) = req.platform.as_deref() {
+            berth_registry::Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
         crate::create_checks::verify(&mut config, &host_config, &mut warnings)?;
         validate_host_config(&mut host_config, &self.host.sys, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
         crate::nsjoin::validate_modes(&host_config)?;
-        self.resolve_ns_refs(&mut host_config);
+        self.resolve_ns_refs(&mut host_config)?;
         self.check_network_mode(&host_config, &mut warnings)?;
         let image = self.resolve_image(&config.image)?;
         if let Some(p) = req.platform.as_deref() {
@@ -1047,10 +1051,10 @@ impl Daemon {
             .await
             .map_err(|e| internal(format!("running ps: {e}")))?;
         if !out.status.success() {
-            return Err(internal(format!(
-                "ps: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
+            // As dockerd: the first line of ps's stderr says why it failed.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let why = stderr.trim().lines().next().unwrap_or("failed");
+            return Err(internal(format!("ps: {why}")));
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }

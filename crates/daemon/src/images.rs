@@ -93,12 +93,14 @@ fn image_error(e: berth_image::Error) -> ApiError {
     use berth_image::Error as E;
     match e {
         E::InvalidReferenceFormat
+        | E::InvalidTagFormat
         | E::ReferenceNotLowercase(_)
         | E::InvalidReference(_)
         | E::InvalidDigest { .. } => ApiError::invalid(e.to_string()),
         E::UnsafePath { .. }
         | E::InvalidArchive(_)
         | E::InvalidChange { .. }
+        | E::UnknownChange(_)
         | E::DigestMismatch { .. }
         | E::Tar { .. } => ApiError::invalid(e.to_string()),
         other => internal(other),
@@ -169,14 +171,15 @@ impl Daemon {
 
     /// Resolves a reference (`busybox`, `busybox:1`, `docker.io/library/busybox`) or an id (prefix).
     pub(crate) fn resolve_image(&self, name: &str) -> Result<ImageEntry> {
-        if let Ok(r) = Reference::parse(name) {
+        let parsed = Reference::parse(name);
+        if let Ok(r) = &parsed {
             if r.digest().is_none() {
                 if let Some(id) = self.store.tag_target(&r.to_string()).map_err(internal)? {
                     if let Some(rec) = self.image_record(&id)? {
                         return self.entry(rec);
                     }
                 }
-            } else if let Some(rec) = self.by_repo_digest(&r)? {
+            } else if let Some(rec) = self.by_repo_digest(r)? {
                 return self.entry(rec);
             }
         }
@@ -194,6 +197,13 @@ impl Daemon {
                         "multiple IDs found with provided prefix: {name}"
                     )))
                 }
+            }
+        }
+        // Neither an id nor a valid reference: dockerd's GetImage answers the parse error
+        // (400), not "No such image".
+        if let Err(e) = parsed {
+            if reference::id_prefix(name).is_none() && !name.starts_with("sha256:") {
+                return Err(ApiError::invalid(e.to_string()));
             }
         }
         Err(no_such_image(name))

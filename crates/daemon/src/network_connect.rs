@@ -298,7 +298,19 @@ impl Daemon {
 
     pub async fn network_disconnect(&self, key: &str, req: nt::DisconnectRequest) -> Result<()> {
         let found = self.resolve_network(key);
-        let c = self.resolve_container(&req.container)?;
+        let c = match self.resolve_container(&req.container) {
+            Ok(c) => c,
+            // dockerd's ForceEndpointDelete: a forced disconnect of a container it does not know
+            // looks for a stale endpoint of that name in the network. berth keeps none.
+            Err(_) if req.force => {
+                found?;
+                return Err(ApiError::not_found(format!(
+                    "endpoint {} not found",
+                    req.container
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         let guard = self.op_lock(&c.id);
         let _g = guard.lock().await;
         let c = self

@@ -222,7 +222,8 @@ impl Daemon {
         if PREDEFINED.contains(&name.as_str()) {
             return Err(ApiError::new(
                 berth_api_types::ErrorKind::Forbidden,
-                format!("{name} is a pre-defined network and cannot be created"),
+                // dockerd's PredefinedNetworkError, trailing space included.
+                format!("operation is not permitted on predefined {name} network "),
             ));
         }
         if self.net.all_networks().iter().any(|n| n.name == name) {

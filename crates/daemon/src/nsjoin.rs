@@ -45,16 +45,19 @@ pub(crate) fn validate_modes(hc: &ct::HostConfig) -> Result<()> {
 }
 
 impl Daemon {
-    /// `container:<name>` becomes `container:<id>` when the target exists (a missing one
-    /// fails the start, as in Docker).
-    pub(crate) fn resolve_ns_refs(&self, hc: &mut ct::HostConfig) {
+    /// `container:<name>` becomes `container:<id>`; a target that does not exist is refused at
+    /// create with a 400, as dockerd does (`No such container: <name>`). One removed later
+    /// fails the start.
+    pub(crate) fn resolve_ns_refs(&self, hc: &mut ct::HostConfig) -> Result<()> {
         for mode in [&mut hc.pid_mode, &mut hc.ipc_mode] {
             if let Some(key) = mode.strip_prefix("container:") {
-                if let Ok(t) = self.resolve_container(key) {
-                    *mode = format!("container:{}", t.id);
-                }
+                let t = self
+                    .resolve_container(key)
+                    .map_err(|e| ApiError::invalid(e.message))?;
+                *mode = format!("container:{}", t.id);
             }
         }
+        Ok(())
     }
 
     /// For a container about to start: the running targets' namespaces it joins.

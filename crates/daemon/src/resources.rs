@@ -23,7 +23,7 @@ use crate::{Daemon, Result};
 
 /// The body of `POST /containers/{id}/update` (Docker's `UpdateConfig`): zero means "leave as is".
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
+#[serde(rename = "UpdateConfig", rename_all = "PascalCase", default)]
 pub struct UpdateRequest {
     pub cpu_shares: i64,
     pub memory: i64,
@@ -617,6 +617,47 @@ mod tests {
 
     fn hc() -> HostConfig {
         HostConfig::default()
+    }
+
+    /// Issue 18's property test for the update body (the type lives here, the fixtures with
+    /// the other recorded bodies): every variant Go would not notice decodes alike.
+    #[test]
+    fn recorded_update_bodies_under_go_rules() {
+        use berth_api_types::gojson;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../api-types/tests/fixtures/container-update");
+        let mut checked = 0;
+        for e in std::fs::read_dir(&dir).expect("update fixtures") {
+            let path = e.expect("entry").path();
+            let raw = std::fs::read(&path).expect("fixture");
+            let original: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+            let base: UpdateRequest = gojson::from_slice(&raw).expect("original decodes");
+            assert!(base != UpdateRequest::default(), "{}", path.display());
+            let structs = gojson::struct_pointers::<UpdateRequest>(&raw).expect("trace");
+            for v in gojson::variants::variants(&original, &structs) {
+                let body = serde_json::to_vec(&v.body).expect("JSON");
+                let got: UpdateRequest = gojson::from_slice(&body)
+                    .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), v.what));
+                let want: UpdateRequest = gojson::from_value(v.expect).expect("expected body");
+                assert_eq!(got, want, "{}: {}", path.display(), v.what);
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} variants");
+    }
+
+    #[test]
+    fn update_numbers_follow_go() {
+        use berth_api_types::gojson;
+        let e = gojson::from_slice::<UpdateRequest>(br#"{"Memory":1e9}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "json: cannot unmarshal number 1e9 into Go struct field UpdateConfig.Memory of type int64"
+        );
+        let u: UpdateRequest =
+            gojson::from_slice(br#"{"memory":1024,"BlkioWeightDevice":null,"pidslimit":null}"#)
+                .expect("decodes");
+        assert_eq!((u.memory, u.pids_limit), (1024, None));
     }
 
     #[test]

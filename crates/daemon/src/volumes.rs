@@ -471,7 +471,12 @@ impl Daemon {
         }
         let mut explicit: Vec<String> = Vec::new();
         for b in hc.binds.iter().flatten() {
-            let m = parse_bind(b).map_err(ApiError::invalid)?;
+            let mut m = parse_bind(b).map_err(ApiError::invalid)?;
+            // dockerd's setBindModeIfNull: a named volume of the local driver given in `-v`
+            // without a mode shows "z" (SELinux shared label) in inspect's Mounts.
+            if m.kind == "volume" && m.mode.is_empty() {
+                m.mode = "z".into();
+            }
             if explicit.contains(&m.destination) {
                 return Err(ApiError::invalid(format!(
                     "Duplicate mount point: {}",

@@ -714,7 +714,7 @@ fn apply_change(cc: &mut ContainerConfig, line: &str) -> Result<()> {
                 .get_or_insert_with(Vec::new)
                 .push(format!("{trigger} {}", args.trim()).trim_end().to_string());
         }
-        _ => return Err(bad(format!("{instr} is not a valid change command"))),
+        _ => return Err(Error::UnknownChange(instr.to_ascii_lowercase())),
     }
     Ok(())
 }

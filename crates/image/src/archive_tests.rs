@@ -378,16 +378,13 @@ fn import_makes_a_single_layer_image_with_changes() {
         assert!(
             matches!(
                 apply_changes(&mut cc, &[bad.to_string()]),
-                Err(Error::InvalidChange { .. })
+                Err(Error::InvalidChange { .. } | Error::UnknownChange(_))
             ),
             "{bad}"
         );
     }
     let e = apply_changes(&mut cc, &["FROM x".into()]).unwrap_err();
-    assert!(
-        e.to_string().contains("FROM is not a valid change command"),
-        "{e}"
-    );
+    assert!(e.to_string() == "from is not a valid change command", "{e}");
 }
 
 #[test]

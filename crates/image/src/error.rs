@@ -18,6 +18,9 @@ pub enum Error {
     /// A reference's repository part contained upper-case letters.
     #[error("invalid reference format: repository name ({0}) must be lowercase")]
     ReferenceNotLowercase(String),
+    /// A tag given on its own (`?tag=`) did not match the tag grammar.
+    #[error("invalid tag format")]
+    InvalidTagFormat,
     /// A reference was syntactically fine but violated another rule (length, 64-hex name...).
     #[error("{0}")]
     InvalidReference(String),
@@ -75,6 +78,10 @@ pub enum Error {
     /// A `--change` line for import could not be applied.
     #[error("invalid change {line:?}: {reason}")]
     InvalidChange { line: String, reason: String },
+    /// A `--change` line whose instruction commit/import do not take (dockerd's words, with
+    /// the instruction lowercased as its parser leaves it).
+    #[error("{0} is not a valid change command")]
+    UnknownChange(String),
     /// A mount or unmount syscall failed.
     #[error("{op} {target}: {source}")]
     Mount {

@@ -124,7 +124,7 @@ impl Reference {
     /// Same repository with a different tag (digest dropped).
     pub fn with_tag(&self, tag: &str) -> Result<Self> {
         if !is_valid_tag(tag) {
-            return Err(Error::InvalidReferenceFormat);
+            return Err(Error::InvalidTagFormat);
         }
         Ok(Reference {
             domain: self.domain.clone(),

@@ -118,7 +118,19 @@ impl Platform {
             )));
         }
         let (os, arch) = if parts.len() == 1 {
-            ("linux".to_string(), parts[0].to_lowercase())
+            // containerd's platforms.Parse: one word is a known OS (on this host's
+            // architecture) or a known architecture (on linux); anything else is refused.
+            let word = parts[0].to_lowercase();
+            if KNOWN_OS.contains(&word.as_str()) {
+                let host = Platform::host();
+                return Ok(Platform { os: word, ..host });
+            }
+            if !KNOWN_ARCH.contains(&normalize_arch(&word, None).0.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "\"{s}\": unknown operating system or architecture: invalid argument"
+                )));
+            }
+            ("linux".to_string(), word)
         } else {
             (parts[0].to_lowercase(), parts[1].to_lowercase())
         };
@@ -168,6 +180,53 @@ impl std::fmt::Display for Platform {
         Ok(())
     }
 }
+
+/// The operating systems and architectures Go knows (containerd's `platforms` database).
+const KNOWN_OS: [&str; 17] = [
+    "aix",
+    "android",
+    "darwin",
+    "dragonfly",
+    "freebsd",
+    "hurd",
+    "illumos",
+    "ios",
+    "js",
+    "linux",
+    "nacl",
+    "netbsd",
+    "openbsd",
+    "plan9",
+    "solaris",
+    "windows",
+    "zos",
+];
+const KNOWN_ARCH: [&str; 24] = [
+    "386",
+    "amd64",
+    "amd64p32",
+    "arm",
+    "armbe",
+    "arm64",
+    "arm64be",
+    "ppc64",
+    "ppc64le",
+    "loong64",
+    "mips",
+    "mipsle",
+    "mips64",
+    "mips64le",
+    "mips64p32",
+    "mips64p32le",
+    "ppc",
+    "riscv",
+    "riscv64",
+    "s390",
+    "s390x",
+    "sparc",
+    "sparc64",
+    "wasm",
+];
 
 fn normalize_arch(arch: &str, variant: Option<String>) -> (String, Option<String>) {
     match arch {
@@ -259,6 +318,13 @@ mod tests {
             "no matching manifest for linux/s390x in the manifest list entries"
         );
         assert!(Platform::parse("linux//x").is_err());
+        // One word: a known OS or a known architecture, as containerd's platforms.Parse.
+        assert_eq!(
+            Platform::parse("bogus").unwrap_err().to_string(),
+            "\"bogus\": unknown operating system or architecture: invalid argument"
+        );
+        assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
+        assert_eq!(Platform::parse("linux").unwrap(), Platform::host());
     }
 
     #[test]

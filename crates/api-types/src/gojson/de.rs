@@ -112,13 +112,13 @@ impl De {
     fn int(&self, signed: bool, bits: u32, go_type: &str) -> Result<i128, Error> {
         let n = match &self.node {
             Node::Null => return Ok(0),
-            Node::Num(n) => *n,
+            Node::Num(n) => n,
             _ => return Err(self.wrong(go_type)),
         };
         let v = match n {
-            Num::U(u) => i128::from(u),
-            Num::I(i) => i128::from(i),
-            Num::F(_) => {
+            Num::U(u) => i128::from(*u),
+            Num::I(i) => i128::from(*i),
+            Num::F(..) => {
                 return Err(self
                     .ctx
                     .mismatch(&format!("number {}", n.literal()), go_type))
@@ -169,7 +169,7 @@ impl<'de> Deserializer<'de> for De {
             Node::Bool(b) => v.visit_bool(b),
             Node::Num(Num::U(u)) => v.visit_u64(u),
             Node::Num(Num::I(i)) => v.visit_i64(i),
-            Node::Num(Num::F(f)) => v.visit_f64(f),
+            Node::Num(Num::F(f, _)) => v.visit_f64(f),
             Node::Str(s) => v.visit_string(s),
             Node::Arr(a) => v.visit_seq(Seq::new(a, ctx)),
             Node::Obj(o) => v.visit_map(Map::raw(o, ctx)),

@@ -67,7 +67,7 @@ impl serde::de::Error for Error {
 /// Decodes `T` from a JSON document by Go's rules. Malformed JSON, and text after the
 /// document, fail with serde_json's message.
 pub fn from_slice<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    let node: Node = serde_json::from_slice(body).map_err(|e| Error {
+    let node = node::parse(body).map_err(|e| Error {
         syntax: true,
         message: e.to_string(),
     })?;
@@ -89,7 +89,7 @@ pub fn from_value<T: DeserializeOwned>(v: serde_json::Value) -> Result<T, Error>
 /// reads as structs: the objects Go's key rules apply to. Maps (labels, options, endpoint
 /// names) and untyped JSON are not listed. For tests that vary bodies ([`variants`]).
 pub fn struct_pointers<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<String>, Error> {
-    let node: Node = serde_json::from_slice(body).map_err(|e| Error {
+    let node = node::parse(body).map_err(|e| Error {
         syntax: true,
         message: e.to_string(),
     })?;

@@ -8,34 +8,99 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// A JSON number as written.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Num {
     /// A non-negative integer literal that fits in u64.
     U(u64),
     /// A negative integer literal that fits in i64.
     I(i64),
-    /// A literal with a fraction or an exponent, or an integer beyond 64 bits.
-    F(f64),
+    /// A literal with a fraction or an exponent, or an integer beyond 64 bits, with its text
+    /// when the document was parsed here (Go's errors quote it: `number 1e9`).
+    F(f64, Option<Box<str>>),
 }
 
 impl Num {
-    /// The literal as Go's error messages quote it (`number 1.5`); a float is written back in
-    /// its shortest form since the original text is not kept.
-    pub(crate) fn literal(self) -> String {
+    /// The literal as Go's error messages quote it (`number 1.5`).
+    pub(crate) fn literal(&self) -> String {
         match self {
             Num::U(u) => u.to_string(),
             Num::I(i) => i.to_string(),
-            Num::F(f) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{f:.1}"),
-            Num::F(f) => f.to_string(),
+            Num::F(_, Some(text)) => text.to_string(),
+            Num::F(f, None) if f.fract() == 0.0 && f.abs() < 1e21 => format!("{f:.1}"),
+            Num::F(f, None) => f.to_string(),
         }
     }
 
-    pub(crate) fn as_f64(self) -> f64 {
+    pub(crate) fn as_f64(&self) -> f64 {
         match self {
-            Num::U(u) => u as f64,
-            Num::I(i) => i as f64,
-            Num::F(f) => f,
+            Num::U(u) => *u as f64,
+            Num::I(i) => *i as f64,
+            Num::F(f, _) => *f,
         }
+    }
+}
+
+/// The number literals of a JSON document, in document order (strings skipped).
+fn number_literals(body: &[u8]) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i += 1;
+                while i < body.len() && body[i] != b'"' {
+                    if body[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < body.len()
+                    && matches!(body[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                {
+                    i += 1;
+                }
+                out.push(std::str::from_utf8(&body[start..i]).unwrap_or_default());
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Parses `body`, keeping the text of non-integer number literals.
+pub(crate) fn parse(body: &[u8]) -> serde_json::Result<Node> {
+    let mut node: Node = serde_json::from_slice(body)?;
+    let literals = number_literals(body);
+    if count_numbers(&node) == literals.len() {
+        attach(&mut node, &mut literals.into_iter());
+    }
+    Ok(node)
+}
+
+fn count_numbers(n: &Node) -> usize {
+    match n {
+        Node::Num(_) => 1,
+        Node::Arr(a) => a.iter().map(count_numbers).sum(),
+        Node::Obj(o) => o.iter().map(|(_, v)| count_numbers(v)).sum(),
+        _ => 0,
+    }
+}
+
+fn attach<'a>(n: &mut Node, literals: &mut impl Iterator<Item = &'a str>) {
+    match n {
+        Node::Num(num) => {
+            let text = literals.next();
+            if let (Num::F(_, slot), Some(text)) = (num, text) {
+                *slot = Some(text.into());
+            }
+        }
+        Node::Arr(a) => a.iter_mut().for_each(|v| attach(v, literals)),
+        Node::Obj(o) => o.iter_mut().for_each(|(_, v)| attach(v, literals)),
+        _ => {}
     }
 }
 
@@ -74,7 +139,7 @@ impl Node {
             } else if let Some(i) = n.as_i64() {
                 Num::I(i)
             } else {
-                Num::F(n.as_f64().unwrap_or(f64::NAN))
+                Num::F(n.as_f64().unwrap_or(f64::NAN), None)
             }),
             Value::String(s) => Node::Str(s),
             Value::Array(a) => Node::Arr(a.into_iter().map(Node::from_value).collect()),
@@ -118,7 +183,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::Num(if i >= 0 { Num::U(i as u64) } else { Num::I(i) }))
     }
     fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
-        Ok(Node::Num(Num::F(f)))
+        Ok(Node::Num(Num::F(f, None)))
     }
     fn visit_str<E>(self, s: &str) -> Result<Node, E> {
         Ok(Node::Str(s.to_string()))

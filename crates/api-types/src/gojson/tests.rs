@@ -82,7 +82,13 @@ fn integer_fields_refuse_fractions_exponents_and_overflow_as_go() {
     for (body, what) in [
         (r#"{"Count":1.5}"#, "number 1.5"),
         (r#"{"Count":1.0}"#, "number 1.0"),
-        (r#"{"Count":1e9}"#, "number 1000000000.0"),
+        (r#"{"Count":1e9}"#, "number 1e9"),
+        (r#"{"Count":1E+2}"#, "number 1E+2"),
+        (r#"{"Count":-0.0}"#, "number -0.0"),
+        (
+            r#"{"Count":123456789012345678901234}"#,
+            "number 123456789012345678901234",
+        ),
         (
             r#"{"Count":9223372036854775808}"#,
             "number 9223372036854775808",
@@ -97,6 +103,10 @@ fn integer_fields_refuse_fractions_exponents_and_overflow_as_go() {
             )
         );
     }
+    // The literal quoted is the one at the failing field, past strings that look numeric.
+    let e = from_str::<Strict>(r#"{"Name":"1.5 -2e3","List":["7"],"Ratio":2.5,"Count":3.25}"#)
+        .unwrap_err();
+    assert!(e.to_string().contains("number 3.25 into"), "{e}");
     let e = from_str::<Strict>(r#"{"Small":65536}"#).unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -10,10 +10,10 @@ use serde_json::json;
 use super::cache::{cache_key, config_step, lookup, new_config, push_history};
 use super::output::StepOut;
 use super::stage::{declare_args, StageCtx};
-use super::{fail, healthcheck as hc, shell_quote, short, Build, BuildError};
+use super::{fail, gofmt, healthcheck as hc, shell_quote, short, Build, BuildError};
 use crate::copy::{self, Owner};
 use crate::instruction::HealthcheckCmd;
-use crate::parser::{Args, Instruction};
+use crate::parser::Args;
 use crate::shell;
 
 fn nop(s: String) -> String {
@@ -136,7 +136,8 @@ pub(crate) async fn expose(
     for p in &ports {
         map.insert(p.clone(), json!({}));
     }
-    config_step(b, ctx, nop(format!("EXPOSE {}", ports.join(" "))), out).await
+    // History shows the ports as written (after expansion), as dockerd does.
+    config_step(b, ctx, nop(format!("EXPOSE {}", words.join(" "))), out).await
 }
 
 pub(crate) async fn user(
@@ -178,7 +179,7 @@ pub(crate) async fn volume(
     for v in &vols {
         map.insert(v.clone(), json!({}));
     }
-    config_step(b, ctx, nop(format!("VOLUME {vols:?}")), out).await
+    config_step(b, ctx, nop(format!("VOLUME {}", gofmt::list(&vols))), out).await
 }
 
 pub(crate) async fn shell(
@@ -188,8 +189,7 @@ pub(crate) async fn shell(
     out: &StepOut<'_, '_>,
 ) -> Result<(), BuildError> {
     ctx.cc().shell = Some(StrSlice(argv.to_vec()));
-    let text = serde_json::to_string(argv).unwrap_or_default();
-    config_step(b, ctx, nop(format!("SHELL {text}")), out).await
+    config_step(b, ctx, nop(format!("SHELL {}", gofmt::list(argv))), out).await
 }
 
 /// The argv of `CMD`/`ENTRYPOINT`: JSON as is, shell form through the stage's `SHELL`.
@@ -212,7 +212,7 @@ pub(crate) async fn cmd(
     out: &StepOut<'_, '_>,
 ) -> Result<(), BuildError> {
     let v = command_form(ctx, args);
-    let shown = serde_json::to_string(&v).unwrap_or_default();
+    let shown = gofmt::quote_list(&v);
     ctx.cc().cmd = Some(StrSlice(v));
     ctx.cmd_set = true;
     config_step(b, ctx, nop(format!("CMD {shown}")), out).await
@@ -225,7 +225,7 @@ pub(crate) async fn entrypoint(
     out: &StepOut<'_, '_>,
 ) -> Result<(), BuildError> {
     let v = command_form(ctx, args);
-    let shown = serde_json::to_string(&v).unwrap_or_default();
+    let shown = gofmt::quote_list(&v);
     ctx.cc().entrypoint = if v.is_empty() {
         None
     } else {
@@ -242,16 +242,12 @@ pub(crate) async fn healthcheck(
     b: &Build<'_>,
     ctx: &mut StageCtx,
     h: &HealthcheckCmd,
-    inst: &Instruction,
     out: &StepOut<'_, '_>,
 ) -> Result<(), BuildError> {
-    ctx.cc().healthcheck = Some(hc::healthcheck(h)?);
-    // History shows the flags too (`--interval=5s CMD ...`).
-    let shown = inst
-        .original
-        .split_once(char::is_whitespace)
-        .map(|(_, r)| r.trim().to_string())
-        .unwrap_or_default();
+    let health = hc::healthcheck(h)?;
+    // History shows Go's `%q` of the health config, as dockerd writes it.
+    let shown = gofmt::healthcheck(&health);
+    ctx.cc().healthcheck = Some(health);
     config_step(b, ctx, nop(format!("HEALTHCHECK {shown}")), out).await
 }
 

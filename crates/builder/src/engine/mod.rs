@@ -33,6 +33,7 @@ pub mod backend;
 mod cache;
 mod config_cmds;
 mod copy_cmd;
+mod gofmt;
 mod healthcheck;
 mod mounts;
 pub mod output;

@@ -249,7 +249,7 @@ pub(crate) async fn dispatch(
         Command::Shell(v) => config_cmds::shell(b, ctx, v, out).await,
         Command::Cmd(args) => config_cmds::cmd(b, ctx, args, out).await,
         Command::Entrypoint(args) => config_cmds::entrypoint(b, ctx, args, out).await,
-        Command::Healthcheck(h) => config_cmds::healthcheck(b, ctx, h, inst, out).await,
+        Command::Healthcheck(h) => config_cmds::healthcheck(b, ctx, h, out).await,
         Command::Onbuild(text) => config_cmds::onbuild(b, ctx, text, out).await,
         Command::Workdir(text) => config_cmds::workdir(b, ctx, text, out).await,
         Command::Run(r) => run::run(b, ctx, r, inst, out).await,

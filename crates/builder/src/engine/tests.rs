@@ -247,6 +247,22 @@ async fn config_instructions() {
         .iter()
         .all(|h| h.empty_layer == Some(true)));
     assert_eq!(img.config.history.len(), 12);
+    // The history text as dockerd's legacy builder writes it (Go's %q and %v).
+    let by: Vec<&str> = img
+        .config
+        .history
+        .iter()
+        .filter_map(|h| h.created_by.as_deref())
+        .collect();
+    for want in [
+        "/bin/sh -c #(nop)  EXPOSE 80 53/udp",
+        "/bin/sh -c #(nop)  VOLUME [/data]",
+        "/bin/sh -c #(nop)  SHELL [/bin/bash -c]",
+        r#"/bin/sh -c #(nop)  CMD ["/bin/bash" "-c" "echo hi"]"#,
+        r#"/bin/sh -c #(nop)  HEALTHCHECK &{["CMD" "check"] "0s" "3s" "0s" "0s" '\x00'}"#,
+    ] {
+        assert!(by.contains(&want), "{want} not in {by:#?}");
+    }
 }
 
 #[tokio::test]
