@@ -16,6 +16,13 @@ pkgs+=(containernetworking-plugins iptables)
 # The coexistence test (tests/tests/coexist.rs) starts Debian's dockerd privately, with its
 # iptables rules, in a network namespace of its own.
 pkgs+=(docker.io)
+# The docker-compose suite (tests/tests/compose.rs): Debian's compose 1.29, which runs on
+# Debian's /usr/bin/python3 and its python3-docker (the pip-installed SDK below is another
+# interpreter's, or a newer one compose also works with).
+pkgs+=(docker-compose)
+# The client environment of the Ansible and testcontainers suites (python3-venv: Debian's
+# python3 needs it for `python3 -m venv`).
+pkgs+=(python3-venv)
 # The dockerode test (tests/node): Node.js and npm, Debian's unless a newer one is installed.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
@@ -49,4 +56,14 @@ node_dir="$(dirname "$0")/../tests/node"
 if [ ! -d "$node_dir/node_modules/dockerode" ] || [ ! -d "$node_dir/node_modules/tar-stream" ]; then
   echo "installing: the npm packages of tests/node"
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# Ansible (community.docker) and testcontainers-python for tests/tests/ansible.rs and
+# testcontainers.rs, in a virtual environment of their own (ansible is large: installed once;
+# BERTH_CLIENTS_VENV moves it).
+venv=${BERTH_CLIENTS_VENV:-/opt/berth-clients}
+if ! "$venv/bin/python3" -c 'import ansible, testcontainers, requests' 2>/dev/null ||
+   [ ! -x "$venv/bin/ansible-playbook" ]; then
+  echo "installing: ansible and testcontainers into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check ansible==12.3.0 testcontainers==4.15.0 requests
 fi

@@ -362,7 +362,20 @@ impl Daemon {
         input: Option<&[u8]>,
         limit: Duration,
     ) -> Output {
+        self.run_env_for(program, args, &[], input, limit)
+    }
+
+    /// [`Daemon::run_for`] with extra environment variables (a client's own settings).
+    pub fn run_env_for(
+        &self,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        input: Option<&[u8]>,
+        limit: Duration,
+    ) -> Output {
         let mut c = self.cmd(program, args);
+        c.envs(env.iter().copied());
         c.stdin(if input.is_some() {
             Stdio::piped()
         } else {

@@ -257,7 +257,8 @@ fn bridge_mac(d: &Daemon, net: &str) -> String {
         "network",
         "inspect",
         "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        // berth names a network's bridge `br-<first 12 of its id>`, as dockerd does.
+        "br-{{printf \"%.12s\" .Id}}",
         net,
     ]);
     assert_ok(&out, "network inspect");

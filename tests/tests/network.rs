@@ -593,7 +593,8 @@ fn user_defined_networks_resolve_names_and_are_isolated() {
         "network",
         "inspect",
         "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
+        // berth names a network's bridge `br-<first 12 of its id>`, as dockerd does.
+        "br-{{printf \"%.12s\" .Id}}",
         "appnet",
     ]));
     assert_ok(&d.docker(&["rm", "-f", "aa", "bb", "cc"]), "rm");

@@ -220,8 +220,11 @@ pub struct BuildOptions {
     pub remote: String,
     /// `cachefrom=` (JSON array of image names).
     pub cache_from: Vec<String>,
-    /// `networkmode=`: the network of RUN steps (empty: the default bridge, as Docker).
-    pub network_mode: String,
+    /// The host configuration of RUN steps' containers, from `networkmode=` (empty: the
+    /// default bridge, as Docker), `extrahosts=`, `shmsize=`, `memory=`, `memswap=`,
+    /// `cpushares=`, `cpuperiod=`, `cpuquota=`, `cpusetcpus=`, `cpusetmems=`, `cgroupparent=`
+    /// and `ulimits=` (dockerd's `hostConfigFromOptions`).
+    pub step_host: berth_api_types::container::HostConfig,
     /// berth extension, `secret=` (repeated): `id=ID,src=PATH|env=VAR|data=BASE64`.
     pub secrets: Vec<String>,
     /// berth extension, `ssh=` (repeated): `ID=SOCKET` (an SSH agent socket on the daemon's host).
@@ -298,6 +301,9 @@ pub trait Backend: Send + Sync + 'static {
         condition: WaitCondition,
     ) -> Result<BoxFuture<'static, container::WaitResponse>>;
     async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()>;
+    /// `DELETE /containers/{parent}/{alias}?link=1`: removes the legacy link `name`
+    /// (`parent/alias`).
+    async fn container_remove_link(&self, name: &str) -> Result<()>;
     async fn container_rename(&self, id: &str, name: &str) -> Result<()>;
     async fn container_top(
         &self,

@@ -7,6 +7,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use berth_api_types::container::{HostConfig, Ulimit};
 use berth_api_types::{gojson, ApiError};
 
 use crate::backend::{BuildOptions, CommitOptions};
@@ -26,6 +27,39 @@ fn json_map<V: serde::de::DeserializeOwned>(
     }
 }
 
+/// The host configuration a legacy build gives its RUN steps' containers, from the query as
+/// dockerd reads it (`extrahosts` repeated, `ulimits` a JSON array, the rest numbers and
+/// strings).
+fn step_host_config(q: &Query) -> Result<HostConfig, Error> {
+    let int = |k: &str| -> Result<i64, Error> { Ok(q.int(k).map_err(Error)?.unwrap_or(0)) };
+    let ulimits: Vec<Ulimit> = match q.string("ulimits") {
+        None => Vec::new(),
+        Some(s) => gojson::from_str::<Option<Vec<Ulimit>>>(&s)
+            .map_err(|e| Error(ApiError::invalid(format!("invalid ulimits parameter: {e}"))))?
+            .unwrap_or_default(),
+    };
+    let extra_hosts: Vec<String> = q
+        .all("extrahosts")
+        .into_iter()
+        .filter(|h| !h.is_empty())
+        .collect();
+    Ok(HostConfig {
+        network_mode: q.string("networkmode").unwrap_or_default(),
+        extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
+        shm_size: int("shmsize")?,
+        memory: int("memory")?,
+        memory_swap: int("memswap")?,
+        cpu_shares: int("cpushares")?,
+        cpu_period: int("cpuperiod")?,
+        cpu_quota: int("cpuquota")?,
+        cpuset_cpus: q.string("cpusetcpus").unwrap_or_default(),
+        cpuset_mems: q.string("cpusetmems").unwrap_or_default(),
+        cgroup_parent: q.string("cgroupparent").unwrap_or_default(),
+        ulimits: (!ulimits.is_empty()).then_some(ulimits),
+        ..Default::default()
+    })
+}
+
 pub async fn build(
     State(b): State<AppState>,
     RawQuery(q): RawQuery,
@@ -43,7 +77,7 @@ pub async fn build(
         force_rm: q.bool("forcerm")?,
         quiet: q.bool("q")?,
         remote: q.string("remote").unwrap_or_default(),
-        network_mode: q.string("networkmode").unwrap_or_default(),
+        step_host: step_host_config(&q)?,
         secrets: q.all("secret"),
         ssh: q.all("ssh"),
         build_contexts: q.all("buildcontext"),

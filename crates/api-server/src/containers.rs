@@ -167,8 +167,31 @@ pub async fn remove(
     RawQuery(q): RawQuery,
 ) -> HandlerResult<StatusCode> {
     let q = Query::parse(q.as_deref());
-    b.container_remove(&id, q.bool("force")?, q.bool("v")?)
-        .await?;
+    if q.bool("link")? {
+        b.container_remove_link(&id).await?;
+    } else {
+        b.container_remove(&id, q.bool("force")?, q.bool("v")?)
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}`: a name with a slash is a legacy link's
+/// (`docker rm --link web/db`); without `link=1` dockerd would remove the linked container,
+/// which berth does not name that way (404).
+pub async fn remove_nested(
+    State(b): State<AppState>,
+    Path((parent, alias)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+) -> HandlerResult<StatusCode> {
+    let q = Query::parse(q.as_deref());
+    let name = format!("{parent}/{alias}");
+    if !q.bool("link")? {
+        return Err(Error(ApiError::not_found(format!(
+            "No such container: {name}"
+        ))));
+    }
+    b.container_remove_link(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

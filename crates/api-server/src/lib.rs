@@ -68,6 +68,10 @@ pub fn router(backend: Arc<dyn Backend>) -> Router {
             axum::routing::delete(containers::remove),
         )
         .route(
+            "/containers/{parent}/{alias}",
+            axum::routing::delete(containers::remove_nested),
+        )
+        .route(
             "/containers/{id}/archive",
             get(volumes::archive_get)
                 .head(volumes::archive_head)

@@ -73,6 +73,9 @@ impl Backend for Api {
     async fn container_remove(&self, id: &str, force: bool, volumes: bool) -> Result<()> {
         self.0.container_remove(id, force, volumes).await
     }
+    async fn container_remove_link(&self, name: &str) -> Result<()> {
+        self.0.remove_link(name)
+    }
     async fn container_rename(&self, id: &str, name: &str) -> Result<()> {
         self.0.container_rename(id, name).await
     }

@@ -259,9 +259,12 @@ impl Daemon {
                 .iter()
                 .filter_map(|n| self.image_state(n).ok())
                 .collect(),
-            match opts.network_mode.as_str() {
-                "" => "default".to_string(),
-                m => m.to_string(),
+            {
+                let mut host = opts.step_host.clone();
+                if host.network_mode.is_empty() {
+                    host.network_mode = "default".to_string();
+                }
+                host
             },
         );
         let res = berth_builder::build(&backend, &bopts, &otx).await;
@@ -285,7 +288,14 @@ impl Daemon {
         img: &ImageState,
         tx: &mpsc::Sender<std::io::Result<Bytes>>,
     ) -> Result<()> {
-        let backend = BuildBackend::new(self.clone(), Vec::new(), "none".into());
+        let backend = BuildBackend::new(
+            self.clone(),
+            Vec::new(),
+            berth_api_types::container::HostConfig {
+                network_mode: "none".into(),
+                ..Default::default()
+            },
+        );
         let (cid, rootfs) = berth_builder::Backend::create_container(&backend, img, None)
             .await
             .map_err(internal)?;

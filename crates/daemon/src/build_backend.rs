@@ -26,8 +26,9 @@ pub(crate) struct BuildBackend {
     pub daemon: Arc<Daemon>,
     /// `--cache-from` images that exist (others are ignored, as Docker does).
     pub cache_from: Vec<ImageState>,
-    /// The network mode of RUN steps (`networkmode=`; the default bridge unless given).
-    pub network_mode: String,
+    /// The host configuration of RUN steps (network mode, extra hosts, resources: the build
+    /// request's; the default bridge unless it names a network).
+    pub step_host: HostConfig,
     /// The mount targets of each `RUN` container, whose stubs stay out of its layer.
     pub mount_targets: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
@@ -36,16 +37,42 @@ impl BuildBackend {
     pub(crate) fn new(
         daemon: Arc<Daemon>,
         cache_from: Vec<ImageState>,
-        network_mode: String,
+        step_host: HostConfig,
     ) -> Self {
         BuildBackend {
             daemon,
             cache_from,
-            network_mode,
+            step_host,
             mount_targets: Default::default(),
         }
     }
 }
+
+/// Sends a step's log entries after the first `sent` to the build's output, each as dockerd's
+/// legacy builder writes them: stdout as it is, stderr in its red escape
+/// (`\x1b[91m…\x1b[0m`, moby's `streamformatter.NewStderrWriter`). The number of entries
+/// sent so far is the answer.
+fn forward_step_output(log: &Path, sent: usize, output: &dyn berth_builder::Output) -> usize {
+    let all = crate::logs::entries(log);
+    let mut text = String::new();
+    for (stderr, line) in all.iter().skip(sent) {
+        if *stderr {
+            text.push_str(STDERR_START);
+            text.push_str(line);
+            text.push_str(STDERR_END);
+        } else {
+            text.push_str(line);
+        }
+    }
+    if !text.is_empty() {
+        output.send(text);
+    }
+    all.len().max(sent)
+}
+
+/// How dockerd's legacy builder marks a RUN step's standard error in the build stream.
+const STDERR_START: &str = "\x1b[91m";
+const STDERR_END: &str = "\x1b[0m";
 
 impl Daemon {
     /// Creates a container record for a build step (not started) and mounts its rootfs.
@@ -53,7 +80,7 @@ impl Daemon {
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
-        network_mode: &str,
+        step_host: &HostConfig,
     ) -> Result<(String, PathBuf)> {
         let id = random_id();
         let mut config = Config {
@@ -75,9 +102,9 @@ impl Daemon {
         let mut host_config = HostConfig {
             network_mode: run
                 .and_then(|r| r.network.clone())
-                .unwrap_or_else(|| network_mode.into()),
+                .unwrap_or_else(|| step_host.network_mode.clone()),
             privileged: run.is_some_and(|r| r.privileged),
-            ..Default::default()
+            ..step_host.clone()
         };
         spec::adapt_host_config(&mut host_config);
         let mounts = run
@@ -206,7 +233,7 @@ impl berth_builder::Backend for BuildBackend {
     ) -> std::result::Result<(String, PathBuf), String> {
         let (id, root) = self
             .daemon
-            .create_build_container(image, run, &self.network_mode)
+            .create_build_container(image, run, &self.step_host)
             .map_err(|e| e.message)?;
         if let Some(r) = run.filter(|r| !r.mounts.is_empty()) {
             crate::lock(&self.mount_targets).insert(
@@ -238,18 +265,11 @@ impl berth_builder::Backend for BuildBackend {
             tokio::select! {
                 r = &mut wait => break r,
                 _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
-                    let all = crate::logs::replay(&log, true, true, true);
-                    if all.len() > sent {
-                        output.send(String::from_utf8_lossy(&all[sent..]).into_owned());
-                        sent = all.len();
-                    }
+                    sent = forward_step_output(&log, sent, output);
                 }
             }
         };
-        let all = crate::logs::replay(&log, true, true, true);
-        if all.len() > sent {
-            output.send(String::from_utf8_lossy(&all[sent..]).into_owned());
-        }
+        forward_step_output(&log, sent, output);
         if let Some(err) = resp.error {
             if !err.message.is_empty() {
                 return Err(err.message);

@@ -708,7 +708,9 @@ impl Daemon {
         Ok(())
     }
 
-    /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs.
+    /// Sends `signo`, waits up to `timeout` seconds (negative: forever), then SIGKILLs. Each
+    /// signal is a `kill` event (with `signal=`) before the `die`, as dockerd's stop, `rm -f`
+    /// and restart emit them.
     pub(crate) async fn stop_with(&self, id: &str, signo: i32, timeout: i64) -> Result<()> {
         let client = self.runtime.client(id);
         if self
@@ -717,6 +719,7 @@ impl Daemon {
         {
             let _ = client.resume().await;
         }
+        self.emit_container_id(id, "kill", &[("signal", signo.to_string())]);
         if let Err(e) = client.kill(signo, false).await {
             tracing::debug!(container = id, "stop signal: {e}");
         }
@@ -729,6 +732,7 @@ impl Daemon {
                 .is_ok()
         };
         if !done {
+            self.emit_container_id(id, "kill", &[("signal", "9".to_string())]);
             let _ = client.kill(9, true).await;
             let _ = tokio::time::timeout(Duration::from_secs(30), self.exited(id)).await;
         }
@@ -803,12 +807,21 @@ impl Daemon {
         if matches!(signo, 2 | 3 | 9 | 15) && self.stop_by_user(&c.id).await {
             return Ok(());
         }
+        // SIGKILL (the default) is dockerd's `Kill`: the answer waits for the container to be
+        // gone (up to 10 s), so a client that inspects right after finds it exited. Watched
+        // from before the signal goes out.
+        let exited = (signo == 9).then(|| self.exited(&c.id));
+        // Announced before the signal goes out, so the `die` it may cause always follows it
+        // (dockerd holds the container's lock across both; its exit handling waits for it).
+        self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
         self.runtime
             .client(&c.id)
             .kill(signo, false)
             .await
             .map_err(|e| internal(format!("cannot kill container {}: {e}", c.id)))?;
-        self.emit_container(&c, "kill", &[("signal", signo.to_string())]);
+        if let Some(exited) = exited {
+            let _ = tokio::time::timeout(Duration::from_secs(10), exited).await;
+        }
         Ok(())
     }
 
@@ -1288,6 +1301,7 @@ impl Daemon {
                 tokio::spawn(crate::exec::bridge(
                     stream,
                     io,
+                    tty,
                     tty,
                     opts.stdin,
                     keys,

@@ -34,10 +34,15 @@ fn no_such_exec(id: &str) -> ApiError {
 /// With `detach_keys` and a TTY, that byte sequence on stdin detaches the client (the connection
 /// closes, the process runs on) and is not forwarded. Like Docker, a non-TTY stream is copied as
 /// it is: binary input (a tar piped into `docker run -i`) may contain any bytes.
+/// `tty` is whether the process has a terminal; `raw` whether the client gets its output
+/// unframed. They differ only for an exec whose start request's `Tty` differs from its create
+/// request's: dockerd frames by the start request, and with a raw stream it drops the stderr of
+/// a process without a terminal.
 pub(crate) async fn bridge(
     shim: ShimStream,
     io: BoxedIo,
     tty: bool,
+    raw: bool,
     stdin: bool,
     detach_keys: Option<Vec<u8>>,
     on_exit: impl FnOnce(Option<i64>) + Send + 'static,
@@ -87,8 +92,9 @@ pub(crate) async fn bridge(
         let mut exit = None;
         while let Ok(Some(frame)) = reader.next_frame().await {
             match frame.kind {
+                FrameKind::Stderr if raw && !tty => {}
                 FrameKind::Stdout | FrameKind::Stderr => {
-                    let res = if tty {
+                    let res = if raw {
                         cli_wr.write_all(&frame.payload).await
                     } else {
                         cli_wr
@@ -112,7 +118,7 @@ pub(crate) async fn bridge(
                         log_dropped: 0,
                     });
                     let line = format!("{msg}\n");
-                    let _ = if tty {
+                    let _ = if raw {
                         cli_wr.write_all(line.as_bytes()).await
                     } else {
                         cli_wr
@@ -328,7 +334,10 @@ impl Daemon {
             e.clone()
         };
         crate::runtime::prime_cgroup_migration();
-        let tty = e.req.tty || start.tty;
+        // The process has a terminal as its create request said; the stream is raw or
+        // multiplexed as the start request says (dockerd's `ExecStartCheck.Tty`).
+        let tty = e.req.tty;
+        let raw = start.tty;
         let keys = match parse_detach_keys(if e.req.detach_keys.is_empty() {
             DEFAULT_DETACH_KEYS
         } else {
@@ -359,13 +368,13 @@ impl Daemon {
             tokio::spawn(async move {
                 let discard = tokio::io::join(tokio::io::empty(), tokio::io::sink());
                 let done = move |code| this.exec_done(&id, code);
-                bridge(stream, Box::new(discard), tty, false, None, done).await;
+                bridge(stream, Box::new(discard), tty, raw, false, None, done).await;
             });
             return Ok(ExecStarted::Detached);
         }
         let stdin = e.req.attach_stdin;
         Ok(ExecStarted::Attached(Session {
-            tty,
+            tty: raw,
             run: Box::new(move |mut io: BoxedIo| {
                 async move {
                     // The process starts only now, once the client has its 101, as with
@@ -375,11 +384,11 @@ impl Daemon {
                     match this.start_exec_process(&e, tty, stdin).await {
                         Ok(stream) => {
                             let done = move |code| this.exec_done(&id, code);
-                            bridge(stream, io, tty, stdin, keys, done).await;
+                            bridge(stream, io, tty, raw, stdin, keys, done).await;
                         }
                         Err(err) => {
                             let line = format!("{}\r\n", err.message);
-                            let bytes = if tty {
+                            let bytes = if raw {
                                 line.into_bytes()
                             } else {
                                 encode_frame(FrameKind::Stdout, line.as_bytes())

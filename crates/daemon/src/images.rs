@@ -881,7 +881,8 @@ impl Daemon {
                         Ok(_) => {
                             let name = tags.first().cloned().unwrap_or_else(|| img.id.to_string());
                             this.emit_image(img.id.as_str(), "import", &name);
-                            send(&tx, &ProgressMessage::status(format!("{}\n", img.id))).await
+                            // dockerd's one status message: the bare id (clients parse it).
+                            send(&tx, &ProgressMessage::status(img.id.to_string())).await
                         }
                         Err(e) => send(&tx, &ProgressMessage::error(e.message)).await,
                     }

@@ -7,7 +7,7 @@
 
 use crate::model::Container;
 use crate::network::DEFAULT_NETWORK;
-use crate::Daemon;
+use crate::{lock, Daemon};
 
 /// `(alias, linked container's name)` for each link of an endpoint (`EndpointSettings.Links`,
 /// or `HostConfig.Links` copied at create): `/child:/parent/alias` as Docker stores them, or a
@@ -105,7 +105,70 @@ pub(crate) fn env_vars(
     env
 }
 
+/// The `/parent/alias` a stored link (`/child:/parent/alias`, or a plain `child[:alias]` of
+/// container `parent`) is known by.
+fn link_name(link: &str, parent: &str) -> String {
+    let (child, alias) = link.split_once(':').unwrap_or((link, link));
+    if alias.starts_with('/') {
+        alias.to_string()
+    } else {
+        let alias = if alias.is_empty() { child } else { alias };
+        format!("/{parent}/{}", alias.trim_start_matches('/'))
+    }
+}
+
 impl Daemon {
+    /// `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): removes the legacy
+    /// link `/parent/alias` from the parent's configuration and from its endpoints', with
+    /// dockerd's answers: the link name must exist (404 `No such container: <name>`), and a
+    /// plain container name is "the default link name" (500). The parent's running network
+    /// keeps the link until its next start.
+    pub(crate) fn remove_link(&self, key: &str) -> crate::Result<()> {
+        use berth_api_types::ApiError;
+        let name = format!("/{}", key.trim_start_matches('/'));
+        let (parent_name, _) = name.rsplit_once('/').unwrap_or(("", &name));
+        if parent_name.is_empty() {
+            self.resolve_container(key)?;
+            return Err(ApiError::internal(
+                "Conflict, cannot remove the default link name of the container",
+            ));
+        }
+        let parent = lock(&self.containers)
+            .values()
+            .find(|c| format!("/{}", c.name) == parent_name)
+            .cloned();
+        let Some(mut parent) = parent else {
+            return Err(crate::containers::no_such_container(key));
+        };
+        let links = parent.host_config.links.clone().unwrap_or_default();
+        let keep: Vec<String> = links
+            .iter()
+            .filter(|l| link_name(l, &parent.name) != name)
+            .cloned()
+            .collect();
+        let mut members = self.net.memberships(&parent.id);
+        let mut members_changed = false;
+        for m in &mut members {
+            let before = m.links.len();
+            m.links.retain(|l| link_name(l, &parent.name) != name);
+            members_changed |= m.links.len() != before;
+        }
+        if keep.len() == links.len() && !members_changed {
+            return Err(crate::containers::no_such_container(key));
+        }
+        parent.host_config.links = (!keep.is_empty()).then_some(keep);
+        self.save(&parent)?;
+        if members_changed {
+            for m in &members {
+                self.store
+                    .put_attachment(&parent.id, &m.key(), m)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            self.net.set_memberships(&parent.id, members);
+        }
+        Ok(())
+    }
+
     /// The link environment of a default-bridge container about to start (nothing on other
     /// networks, as with Docker). Goes before the container's own `Env`, which wins.
     pub(crate) fn link_env(&self, c: &Container) -> crate::Result<Vec<String>> {
@@ -153,6 +216,13 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn link_names_of_stored_and_plain_forms() {
+        assert_eq!(link_name("/db:/web/d", "web"), "/web/d");
+        assert_eq!(link_name("db:d", "web"), "/web/d");
+        assert_eq!(link_name("db", "web"), "/web/db");
     }
 
     #[test]

@@ -29,6 +29,57 @@ const JSON_FILE_OPTS: &[&str] = &[
     "max-buffer-size",
 ];
 
+/// The log drivers dockerd has built in: a name outside them is looked up as a logging plugin
+/// there, which berth has none of; one inside them that berth lacks is refused as unsupported.
+const DOCKERD_DRIVERS: &[&str] = &[
+    "awslogs",
+    "etwlogs",
+    "fluentd",
+    "gcplogs",
+    "gelf",
+    "journald",
+    "json-file",
+    "local",
+    "logentries",
+    "none",
+    "splunk",
+    "syslog",
+];
+
+/// dockerd's driver-independent checks (moby `logger.ValidateLogOpts`), in its order and
+/// words: the delivery mode, the buffer size (non-blocking mode only), then whether the
+/// driver exists (as a built-in driver or, for dockerd, a plugin).
+fn validate_common(driver: &str, opts: &BTreeMap<String, String>) -> Result<()> {
+    if driver == "none" {
+        return Ok(());
+    }
+    let mode = opts.get("mode").map(String::as_str).unwrap_or("");
+    if !matches!(mode, "" | "blocking" | "non-blocking") {
+        return Err(ApiError::invalid(format!(
+            "logger: logging mode not supported: {mode}"
+        )));
+    }
+    if let Some(size) = opts.get("max-buffer-size") {
+        if mode != "non-blocking" {
+            return Err(ApiError::invalid(
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'",
+            ));
+        }
+        if crate::containers::parse_size(size).is_none() {
+            return Err(ApiError::invalid(format!(
+                "error parsing option max-buffer-size: invalid size: '{size}'"
+            )));
+        }
+    }
+    if !DOCKERD_DRIVERS.contains(&driver) {
+        // What dockerd answers when its plugin lookup finds nothing (20.10 measured).
+        return Err(ApiError::invalid(format!(
+            "error looking up logging plugin {driver}: plugin \"{driver}\" not found"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a container's (or the daemon's) log configuration with Docker's messages.
 pub(crate) fn validate(lc: &LogConfig) -> Result<()> {
     let driver = if lc.kind.is_empty() {
@@ -36,6 +87,7 @@ pub(crate) fn validate(lc: &LogConfig) -> Result<()> {
     } else {
         lc.kind.as_str()
     };
+    validate_common(driver, &lc.config)?;
     let allowed: &[&str] = match driver {
         "json-file" => JSON_FILE_OPTS,
         "none" => &["mode", "max-buffer-size"],
@@ -142,6 +194,27 @@ mod tests {
             "unknown log opt 'bogus' for json-file log driver"
         );
         assert!(validate(&lc("syslog", &[])).is_err());
+        assert_eq!(
+            validate(&lc("x", &[])).unwrap_err().message,
+            "error looking up logging plugin x: plugin \"x\" not found"
+        );
+        assert_eq!(
+            validate(&lc("json-file", &[("mode", "fast")]))
+                .unwrap_err()
+                .message,
+            "logger: logging mode not supported: fast"
+        );
+        assert_eq!(
+            validate(&lc("json-file", &[("max-buffer-size", "1m")]))
+                .unwrap_err()
+                .message,
+            "logger: max-buffer-size option is only supported with 'mode=non-blocking'"
+        );
+        assert!(validate(&lc(
+            "json-file",
+            &[("mode", "non-blocking"), ("max-buffer-size", "1m")]
+        ))
+        .is_ok());
         assert!(validate(&lc("json-file", &[("max-file", "0")])).is_err());
         let mut c = lc("", &[]);
         with_default(&mut c, &lc("json-file", &[("max-size", "1m")]));

@@ -115,6 +115,16 @@ fn read_past(path: &Path) -> Past {
     past
 }
 
+/// The log's entries so far, oldest first: `(from stderr, text)`.
+pub(crate) fn entries(path: &Path) -> Vec<(bool, String)> {
+    read_past(path)
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
+        .map(|e| (e.stream == "stderr", e.log))
+        .collect()
+}
+
 /// The whole log so far, rendered for an attach with `logs=1`.
 pub(crate) fn replay(path: &Path, stdout: bool, stderr: bool, tty: bool) -> Vec<u8> {
     let opts = LogsOptions {

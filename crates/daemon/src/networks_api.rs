@@ -101,7 +101,15 @@ impl Daemon {
             config_from: nt::ConfigReference::default(),
             config_only: false,
             containers,
-            options: n.options.clone(),
+            options: {
+                // Records of earlier berth versions stored the bridge name berth chose.
+                let mut o = n.options.clone();
+                let auto = format!("br-{}", n.id.get(..12).unwrap_or(&n.id));
+                if o.get("com.docker.network.bridge.name") == Some(&auto) {
+                    o.remove("com.docker.network.bridge.name");
+                }
+                o
+            },
             labels: n.labels.clone(),
         }
     }
@@ -275,7 +283,7 @@ impl Daemon {
             let bytes: [u8; 32] = rand::random();
             hex::encode(bytes)
         };
-        let mut options = req.options.clone().unwrap_or_default();
+        let options = req.options.clone().unwrap_or_default();
         let bridge = options
             .get("com.docker.network.bridge.name")
             .cloned()
@@ -292,7 +300,8 @@ impl Daemon {
                 "bridge {bridge} is already in use"
             )));
         }
-        options.insert("com.docker.network.bridge.name".to_string(), bridge.clone());
+        // The interface name stays the network's own (`bridge`): like dockerd, `Options` shows
+        // only what the request gave (compose compares them to its file's `driver_opts`).
         let pool6 = v6.as_ref().map(|p| p.pool.clone());
         let crate::network_v6::Plan {
             subnet,

@@ -32,17 +32,26 @@ pub(crate) fn cache_key(parent: &ImageState, created_by: &str) -> String {
 
 /// The layer cache, then the `--cache-from` images (as Docker's legacy builder does): a
 /// source image whose history and layers extend the parent's with this very step gives the
-/// step's result without running it.
+/// step's result without running it. With sources, dockerd's rules: a local hit counts only
+/// when it lies on a source's chain, and a step that completes a source is that very image
+/// (so the build ends on the source's id).
 pub(crate) async fn lookup(
     backend: &dyn Backend,
     key: &str,
     parent: &ImageState,
     created_by: &str,
 ) -> Option<ImageState> {
+    let sources = backend.cache_sources();
     if let Some(hit) = backend.cache_get(key).await {
-        return Some(hit);
+        if sources.is_empty() || sources.iter().any(|s| on_chain_of(&hit, s)) {
+            return Some(hit);
+        }
     }
-    let (cfg, layers) = match_cache_from(backend.cache_sources(), parent, created_by)?;
+    if let Some(src) = completed_source(sources, parent, created_by) {
+        backend.cache_put(key, src).await;
+        return Some(src.clone());
+    }
+    let (cfg, layers) = match_cache_from(sources, parent, created_by)?;
     let base = ImageState {
         layers,
         ..parent.clone()
@@ -97,6 +106,32 @@ pub fn match_cache_from(
     None
 }
 
+/// Whether `img` is `src` or one of the images it was built on: its history entries (times
+/// included) and its layers begin `src`'s.
+fn on_chain_of(img: &ImageState, src: &ImageState) -> bool {
+    if img.id == src.id {
+        return true;
+    }
+    let (ih, sh) = (&img.config.history, &src.config.history);
+    ih.len() < sh.len()
+        && ih.iter().zip(sh.iter()).all(|(a, b)| a == b)
+        && src.layers.starts_with(&img.layers)
+}
+
+/// The `--cache-from` image this step completes: it matches (see [`match_cache_from`]) and
+/// the step is its last.
+fn completed_source<'a>(
+    sources: &'a [ImageState],
+    parent: &ImageState,
+    created_by: &str,
+) -> Option<&'a ImageState> {
+    sources.iter().find(|src| {
+        src.config.history.len() == parent.config.history.len() + 1
+            && match_cache_from(std::slice::from_ref(src), parent, created_by)
+                .is_some_and(|(_, layers)| layers == src.layers)
+    })
+}
+
 pub(crate) fn push_history(cfg: &mut ImageConfig, created_by: &str, empty: bool) {
     cfg.history.push(History {
         created: cfg.created.clone(),
@@ -133,4 +168,50 @@ pub(crate) async fn config_step(
     b.backend.cache_put(&key, &next).await;
     ctx.state = next;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_image::digest::Digest;
+
+    fn state(id: &str, steps: &[&str]) -> ImageState {
+        let mut s = ImageState {
+            id: id.into(),
+            ..Default::default()
+        };
+        for (i, c) in steps.iter().enumerate() {
+            s.config.history.push(History {
+                created_by: Some(c.to_string()),
+                created: Some(format!("t{i}")),
+                ..Default::default()
+            });
+            s.config
+                .rootfs
+                .diff_ids
+                .push(Digest::sha256_of(c.as_bytes()));
+            s.layers.push(format!("layer-{c}"));
+        }
+        s
+    }
+
+    #[test]
+    fn cache_from_sources_limit_local_hits_and_end_on_the_source() {
+        let base = state("sha256:base", &["ADD rootfs"]);
+        let src = state("sha256:src", &["ADD rootfs", "RUN a", "RUN b"]);
+        let sources = vec![src.clone()];
+        // The source's own ancestors (same history, times included, and layers) are on its
+        // chain; a rebuild of the same steps elsewhere is not.
+        let mid = state("sha256:mid", &["ADD rootfs", "RUN a"]);
+        assert!(on_chain_of(&mid, &src));
+        assert!(on_chain_of(&src, &src));
+        let mut elsewhere = mid.clone();
+        elsewhere.config.history[1].created = Some("later".into());
+        assert!(!on_chain_of(&elsewhere, &src));
+        // Only the step that ends the source completes it, and gives the source itself.
+        assert!(completed_source(&sources, &base, "RUN a").is_none());
+        let done = completed_source(&sources, &mid, "RUN b").expect("the source");
+        assert_eq!(done.id, "sha256:src");
+        assert!(completed_source(&sources, &mid, "RUN c").is_none());
+    }
 }
