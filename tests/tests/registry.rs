@@ -1007,7 +1007,10 @@ fn build_pulls_a_missing_base_image() {
     .expect("Dockerfile");
     let out = d.berth(&["build", "-t", "pulled-base:1", &ctx.display().to_string()]);
     assert_ok(&out, "build FROM an image that is only in the registry");
-    assert!(!inspect(&d, "{{.Id}}", &image).is_empty(), "the base was pulled");
+    assert!(
+        !inspect(&d, "{{.Id}}", &image).is_empty(),
+        "the base was pulled"
+    );
     let out = d.docker(&["run", "--rm", "pulled-base:1", "cat", "/built"]);
     assert_ok(&out, "run the built image");
     assert_eq!(stdout(&out), "built\n");
