@@ -189,7 +189,6 @@ impl BuildBackend {
     /// Pulls `name` (its tag, `latest` when it names none) through the daemon's pull, with
     /// the registry's error when it fails.
     async fn pull_base(&self, name: &str) -> std::result::Result<(), String> {
-        use futures_util::StreamExt;
         let r = berth_image::reference::Reference::parse_named(name)
             .map_err(|e| e.to_string())?
             .with_default_tag();
@@ -197,19 +196,7 @@ impl BuildBackend {
             from_image: r.to_string(),
             ..Default::default()
         };
-        let mut stream = self.daemon.image_pull(opts).await.map_err(|e| e.message)?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("pulling {name}: {e}"))?;
-            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-                    continue;
-                };
-                if let Some(msg) = v.get("errorDetail").and_then(|d| d.get("message")) {
-                    return Err(msg.as_str().unwrap_or("pull failed").to_string());
-                }
-            }
-        }
-        Ok(())
+        self.daemon.pull_to_end(opts).await.map_err(|e| e.message)?
     }
 }
 

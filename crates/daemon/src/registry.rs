@@ -129,6 +129,16 @@ fn ref_key(r: &Reference) -> String {
         .unwrap_or_else(|| "latest".to_string())
 }
 
+/// The error a pull's progress stream reported on one line (`{"error": ...}` /
+/// `{"errorDetail": {"message": ...}}`), if any.
+pub(crate) fn stream_error(line: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
+    v.get("error")
+        .or_else(|| v.get("errorDetail").and_then(|d| d.get("message")))
+        .and_then(|e| e.as_str())
+        .map(str::to_string)
+}
+
 impl Daemon {
     /// The image whose `RepoDigests` holds `repo@digest`.
     pub(crate) fn by_repo_digest(&self, r: &Reference) -> Result<Option<ImageRecord>> {
@@ -198,6 +208,32 @@ impl Daemon {
             }
         }
         Ok(changed)
+    }
+
+    /// A pull for the daemon's own callers (a build's base image, the CRI), read to its end:
+    /// `Err` when it could not start, `Ok(Err(message))` with the first error its progress
+    /// stream reported (lines may span chunks).
+    pub(crate) async fn pull_to_end(
+        self: &Arc<Self>,
+        opts: PullOptions,
+    ) -> Result<std::result::Result<(), String>> {
+        use futures_util::StreamExt;
+        let mut stream = self.image_pull(opts).await?;
+        let mut rest: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            rest.extend_from_slice(&chunk);
+            while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = rest.drain(..=nl).collect();
+                if let Some(e) = stream_error(&line) {
+                    return Ok(Err(e));
+                }
+            }
+        }
+        Ok(stream_error(&rest).map_or(Ok(()), Err))
     }
 
     pub async fn image_pull(self: &Arc<Self>, opts: PullOptions) -> Result<ByteStream> {
@@ -526,6 +562,19 @@ fn server_domain(server: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_errors_of_a_pull() {
+        assert_eq!(
+            stream_error(br#"{"error":"boom","errorDetail":{"message":"boom"}}"#),
+            Some("boom".into())
+        );
+        assert_eq!(
+            stream_error(br#"{"errorDetail":{"message":"detail only"}}"#),
+            Some("detail only".into())
+        );
+        assert_eq!(stream_error(br#"{"status":"Pull complete"}"#), None);
+    }
 
     #[test]
     fn server_addresses() {

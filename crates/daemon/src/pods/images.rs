@@ -9,7 +9,6 @@ use berth_cri::api;
 use berth_cri::backend::ImageBackend;
 use berth_cri::types::{FsInfo, PullImage, RegistryAuth, WithInfo};
 use berth_cri::{CriError, CriResult};
-use futures_util::StreamExt;
 
 use super::{cri_err, now_nanos, PodService};
 
@@ -34,15 +33,6 @@ fn auth_header(a: &RegistryAuth) -> String {
         "registrytoken": a.registry_token,
     });
     base64::engine::general_purpose::URL_SAFE.encode(body.to_string())
-}
-
-/// Errors a pull's progress stream reported (`{"error": ...}` lines).
-fn stream_error(line: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
-    v.get("error")
-        .or_else(|| v.get("errorDetail").and_then(|d| d.get("message")))
-        .and_then(|e| e.as_str())
-        .map(str::to_string)
 }
 
 impl PodService {
@@ -123,23 +113,12 @@ impl ImageBackend for PodService {
             Ok(_) => opts,
             Err(e) => return Err(CriError::invalid("image.image", e.to_string())),
         };
-        let mut stream = self
+        let pulled = self
             .daemon
-            .image_pull(opts)
+            .pull_to_end(opts)
             .await
             .map_err(|e| cri_err("image", &name, e))?;
-        let mut rest: Vec<u8> = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(CriError::internal)?;
-            rest.extend_from_slice(&chunk);
-            while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = rest.drain(..=nl).collect();
-                if let Some(e) = stream_error(&line) {
-                    return Err(CriError::Internal(format!("pulling {name}: {e}")));
-                }
-            }
-        }
-        if let Some(e) = stream_error(&rest) {
+        if let Err(e) = pulled {
             return Err(CriError::Internal(format!("pulling {name}: {e}")));
         }
         let pulled = if name.contains('@') || has_tag(&name) {
@@ -218,9 +197,5 @@ mod tests {
         assert_eq!(uid_or_name("nobody"), (None, "nobody".to_string()));
         assert!(has_tag("127.0.0.1:5000/busybox:1"));
         assert!(!has_tag("127.0.0.1:5000/busybox"));
-        assert_eq!(
-            stream_error(br#"{"error":"boom","errorDetail":{"message":"boom"}}"#),
-            Some("boom".into())
-        );
     }
 }
