@@ -121,13 +121,13 @@ impl TestContainer {
         let mut out = Vec::new();
         if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
             for e in rd.flatten() {
-                let p = e.path().join("berth-test").join(&self.id);
+                let p = e.path().join(cgroup_name(&self.id));
                 if p.exists() {
                     out.push(p);
                 }
             }
         }
-        let p = Path::new("/sys/fs/cgroup/berth-test").join(&self.id);
+        let p = Path::new("/sys/fs/cgroup").join(cgroup_name(&self.id));
         if p.exists() {
             out.push(p);
         }
@@ -182,14 +182,14 @@ impl Drop for TestContainer {
             std::thread::sleep(Duration::from_millis(50));
             let _ = fs::remove_dir(&d);
         }
-        // The shared parent goes once empty (rmdir fails while other tests use it).
-        if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
-            for e in rd.flatten() {
-                let _ = fs::remove_dir(e.path().join("berth-test"));
-            }
-        }
-        let _ = fs::remove_dir("/sys/fs/cgroup/berth-test");
     }
+}
+
+/// Each test container's cgroup sits at the top of every hierarchy, with no parent shared
+/// between tests: one test removing an emptied shared parent raced another creating its
+/// cgroup under it (ENOENT at launch).
+fn cgroup_name(id: &str) -> String {
+    format!("berth-test-{id}")
 }
 
 fn write_spec(bundle: &Path, rootfs: &Path, id: &str, args: &[&str], tty: bool) {
@@ -200,7 +200,7 @@ fn write_spec(bundle: &Path, rootfs: &Path, id: &str, args: &[&str], tty: bool) 
     spec["process"]["terminal"] = serde_json::json!(tty);
     spec["process"]["env"] = serde_json::json!([PATH_ENV, "TERM=xterm"]);
     spec["process"]["cwd"] = serde_json::json!("/");
-    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/berth-test/{id}"));
+    spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}", cgroup_name(id)));
     spec["linux"]["namespaces"] = serde_json::json!([
         {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "network"}
     ]);
