@@ -760,6 +760,21 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Seconds since the epoch, with their fraction.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// An `--until` (or `until=`) for `docker events` that covers every event recorded so far: a
+/// fractional timestamp, since the CLI turns `0s` into whole seconds and so leaves out the
+/// events of the current second.
+pub fn events_until_now() -> String {
+    format!("{:.3}", unix_now())
+}
+
 /// Polls `f` until it returns true or `limit` passes.
 pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

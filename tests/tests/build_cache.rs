@@ -122,12 +122,7 @@ fn step_images_are_intermediate_images() {
     assert_eq!(step_ids(&again), ids);
 
     // Removing the image removes the steps only it needed, newest first.
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs_f64()
-    };
+    let now = unix_now;
     let since = format!("{:.3}", now() - 1.0);
     let rmi = ok(&d.docker(&["rmi", "im:1"]), "rmi");
     let until = format!("{:.3}", now() + 1.0);

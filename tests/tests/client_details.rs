@@ -121,14 +121,13 @@ fn docker_cli_details() {
     let out = d.docker(&["kill", "cli-ex"]);
     assert_ok(&out, "kill");
     assert_eq!(inspect(&d, "cli-ex", "{{.State.Status}}"), "exited");
-    // The CLI turns `--until 0s` into whole seconds: wait for the next one.
-    std::thread::sleep(Duration::from_millis(1100));
+    let until = events_until_now();
     let out = d.docker(&[
         "events",
         "--since",
         "1m",
         "--until",
-        "0s",
+        &until,
         "--filter",
         "container=cli-ex",
         "--format",

@@ -137,12 +137,15 @@ fn docker_compose_project() {
     let db = name("db", 1);
     let web = name("web", 1);
     assert_eq!(inspect(&d, &db, "{{.State.Health.Status}}"), "healthy");
+    // An explicit fractional `--until`: the CLI turns `0s` into whole seconds, which leaves out
+    // the events of the current second (web's start, a moment ago).
+    let until = events_until_now();
     let out = d.docker(&[
         "events",
         "--since",
         "5m",
         "--until",
-        "0s",
+        &until,
         "--filter",
         &format!("container={db}"),
         "--filter",

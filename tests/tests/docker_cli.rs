@@ -224,22 +224,14 @@ fn detach_keys_leave_the_container_running() {
 #[test]
 fn events_since_until_and_filters() {
     let d = Daemon::start();
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        - 1.0;
+    let t0 = unix_now() - 1.0;
     d.load_busybox();
     assert_ok(
         &d.docker(&["run", "--rm", "--name", "ev", "busybox", "true"]),
         "run",
     );
     assert_ok(&d.docker(&["tag", "busybox", "other:1"]), "tag");
-    let t1 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 1.0;
+    let t1 = unix_now() + 1.0;
     let since = format!("{t0:.3}");
     let until = format!("{t1:.3}");
     let out = d.docker(&[
@@ -302,11 +294,7 @@ fn events_since_until_and_filters() {
         assert_eq!(stdout(&ours), stdout(&theirs));
     }
     // A live subscriber sees events as they happen.
-    let live_until = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-        + 4.0;
+    let live_until = unix_now() + 4.0;
     let host = d.host();
     let watcher = std::thread::spawn(move || {
         std::process::Command::new(DOCKER)

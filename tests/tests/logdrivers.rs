@@ -169,12 +169,7 @@ fn sighup_reloads_log_defaults_and_emits_a_daemon_event() {
         assert_ok(&out, "inspect");
         stdout(&out).trim().to_string()
     };
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-    };
+    let now = unix_now;
     let since = format!("{:.3}", now() - 1.0);
     assert_ok(
         &d.docker(&["run", "-d", "--name", "before", "busybox", "sleep", "60"]),

@@ -68,12 +68,13 @@ fn on_failure_restarts_exactly_n_times() {
     // is one for one id in 256 (the "ok" container's perhaps among them).
     let id = inspect(&d, "{{.Id}}", "ff");
     let filter = format!("container={id}");
+    let until = events_until_now();
     let out = d.docker(&[
         "events",
         "--since",
         "0",
         "--until",
-        "0s",
+        &until,
         "--filter",
         &filter,
         "--format",
@@ -289,12 +290,13 @@ fn health_cmd_turns_healthy_and_unhealthy_with_events() {
     assert_eq!(log, "5");
     let last = inspect(&d, "{{(index .State.Health.Log 4).Output}}", "hh");
     assert_eq!(last, "fine");
+    let until = events_until_now();
     let out = d.docker(&[
         "events",
         "--since",
         "0",
         "--until",
-        "0s",
+        &until,
         "--filter",
         "event=health_status",
         "--format",
