@@ -153,27 +153,12 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
     }
 }
 
-/// A size with an optional binary unit (`64m`, `1g`, `4096`), as go-units' RAMInBytes.
+/// A size with an optional binary unit (`64m`, `1g`, `4096`): go-units' `RAMInBytes`.
 pub fn parse_size(v: &str) -> Result<u64, String> {
-    let t = v.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid size: {v:?}"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("invalid size: {v:?}")),
-    };
-    let bytes = n * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size: {v:?}"));
-    }
-    Ok(bytes as u64)
+    berth_go::ram_in_bytes(v.trim())
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("invalid size: {v:?}"))
 }
 
 fn parse_u32(key: &str, v: &str, radix: u32) -> Result<u32, String> {

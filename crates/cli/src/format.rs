@@ -5,44 +5,7 @@ use serde_json::Value;
 
 use crate::template::{unescape_format, Template, TemplateError};
 
-/// go-units `HumanDuration`, for a duration in seconds.
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let minutes = secs / 60;
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Go rounds hours: int(d.Hours() + 0.5).
-    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", secs / 3600 / 24 / 365)
-}
+pub use berth_go::{bytes_size, human_duration, human_size_prec};
 
 /// Seconds since `unix` (negative clock skew counts as zero).
 pub fn since(unix: i64) -> i64 {
@@ -54,66 +17,9 @@ pub fn ago(unix: i64) -> String {
     format!("{} ago", human_duration(since(unix)))
 }
 
-/// Formats `v` with `prec` significant digits like Go's `%.{prec}g`.
-fn go_g(v: f64, prec: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let exp = v.abs().log10().floor() as i32;
-    // Round to `prec` significant digits first; rounding can carry into a new digit.
-    let scale = 10f64.powi(prec as i32 - 1 - exp);
-    let rounded = (v * scale).round() / scale;
-    let exp = if rounded == 0.0 {
-        exp
-    } else {
-        rounded.abs().log10().floor() as i32
-    };
-    if exp < -4 || exp >= prec as i32 {
-        // Go switches to exponent form: 1e+03
-        let mantissa = rounded / 10f64.powi(exp);
-        let m = trim_zeros(format!("{:.*}", prec.saturating_sub(1), mantissa));
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{m}e{sign}{:02}", exp.abs());
-    }
-    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-    trim_zeros(format!("{rounded:.decimals$}"))
-}
-
-fn trim_zeros(s: String) -> String {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
-
-/// go-units `HumanSizeWithPrecision`: decimal units (kB, MB, ...).
-pub fn human_size_prec(size: f64, prec: usize) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut size = size;
-    let mut i = 0;
-    while size >= 1000.0 && i < UNITS.len() - 1 {
-        size /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", go_g(size, prec), UNITS[i])
-}
-
 /// Sizes as `docker images` and `docker ps -s` show them (`4.26MB`).
 pub fn human_size(size: i64) -> String {
     human_size_prec(size as f64, 3)
-}
-
-/// go-units `BytesSize`: binary units (KiB, MiB, ...), as in `docker info`'s memory.
-pub fn bytes_size(size: f64) -> String {
-    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-    let mut size = size;
-    let mut i = 0;
-    while size >= 1024.0 && i < UNITS.len() - 1 {
-        size /= 1024.0;
-        i += 1;
-    }
-    format!("{}{}", go_g(size, 4), UNITS[i])
 }
 
 /// The short id: without a `sha256:` prefix, 12 characters.
@@ -136,25 +42,7 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-/// Go's `strconv.Quote` for the strings the CLI shows (commands).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use berth_go::quote as go_quote;
 
 /// Go's `time.Time.String()` for a unix time in the local zone: `2024-05-01 10:00:00 +0000 UTC`.
 pub fn go_time(unix: i64) -> String {

@@ -145,9 +145,10 @@ pub fn parse_timestamp(v: &str) -> String {
     if v.is_empty() {
         return String::new();
     }
-    if let Some(d) = parse_go_duration(v) {
-        let t = chrono::Utc::now().timestamp() - d;
-        return t.to_string();
+    // A Go duration before now, in whole seconds (GetTimestamp excludes a plain `0`).
+    if let Some(ns) = berth_go::parse_duration(v).ok().filter(|_| v != "0") {
+        let t = chrono::Utc::now() - chrono::Duration::nanoseconds(ns);
+        return t.timestamp().to_string();
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos());
@@ -161,45 +162,6 @@ pub fn parse_timestamp(v: &str) -> String {
         }
     }
     v.to_string()
-}
-
-/// Parses Go durations like `1h30m`, `10m`, `45s`, `500ms` into whole seconds.
-pub fn parse_go_duration(v: &str) -> Option<i64> {
-    let mut total = 0f64;
-    let mut num = String::new();
-    let mut chars = v.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() || n == 'µ' {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000001,
-            "ns" => 0.000000001,
-            _ => return None,
-        };
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        return None;
-    }
-    Some(total as i64)
 }
 
 /// Splits `name[:tag]` into name and tag (the tag is after the last `:` that follows the last `/`).
@@ -241,11 +203,10 @@ mod tests {
 
     #[test]
     fn durations_and_refs() {
-        assert_eq!(parse_go_duration("10m"), Some(600));
-        assert_eq!(parse_go_duration("1h30m"), Some(5400));
-        assert_eq!(parse_go_duration("45s"), Some(45));
-        assert_eq!(parse_go_duration("123"), None);
         assert_eq!(parse_timestamp("1700000000"), "1700000000");
+        let ago: i64 = parse_timestamp("1h30m").parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - 5400 - ago).abs() <= 1);
+        assert_eq!(parse_timestamp("0"), "0");
         assert_eq!(
             parse_timestamp("2023-11-14T22:13:20Z"),
             "1700000000.000000000"

@@ -281,7 +281,9 @@ impl Daemon {
                 }
                 fail(format!(
                     "Health check exceeded timeout ({})",
-                    go_duration(probe.timeout)
+                    berth_go::format_duration(
+                        i64::try_from(probe.timeout.as_nanos()).unwrap_or(i64::MAX)
+                    )
                 ))
             }
         }
@@ -292,15 +294,6 @@ fn rand_hex() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")
-}
-
-/// Go's `time.Duration.String()` for whole seconds and milliseconds.
-fn go_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
 }
 
 #[cfg(test)]

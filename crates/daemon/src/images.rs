@@ -132,24 +132,7 @@ pub(crate) fn progress_bar(current: u64, total: u64) -> String {
 
 /// Go's `units.HumanSizeWithPrecision(n, 3)`: decimal units, `%.3g`.
 pub(crate) fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    let int_digits = if v < 1.0 {
-        1
-    } else {
-        (v.log10().floor() as usize) + 1
-    };
-    let decimals = 3usize.saturating_sub(int_digits);
-    let mut s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", units[i])
+    berth_go::human_size_prec(n as f64, 3)
 }
 
 impl Daemon {

@@ -5,51 +5,6 @@ use berth_image::config::HealthConfig;
 use super::{fail, BuildError};
 use crate::instruction::HealthcheckCmd;
 
-/// A Go duration (`1h2m3s`, `500ms`, `1.5s`) in nanoseconds.
-pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
-    let mut total: f64 = 0.0;
-    let mut num = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    if s.is_empty() {
-        return Err("invalid duration \"\"".into());
-    }
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            i += 1;
-            continue;
-        }
-        let mut unit = String::new();
-        while i < chars.len() && !(chars[i].is_ascii_digit() || chars[i] == '.') {
-            unit.push(chars[i]);
-            i += 1;
-        }
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("time: invalid duration \"{s}\""))?;
-        num.clear();
-        let mult = match unit.as_str() {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(format!("time: unknown unit \"{unit}\" in duration \"{s}\"")),
-        };
-        total += n * mult;
-    }
-    if !num.is_empty() {
-        if num == "0" {
-            return Ok(0);
-        }
-        return Err(format!("time: missing unit in duration \"{s}\""));
-    }
-    Ok(total as i64)
-}
-
 pub(crate) fn healthcheck(h: &HealthcheckCmd) -> Result<HealthConfig, BuildError> {
     let trimmed = h.body.trim();
     let (kind, rest) = trimmed
@@ -66,7 +21,7 @@ pub(crate) fn healthcheck(h: &HealthcheckCmd) -> Result<HealthConfig, BuildError
     let dur = |name: &str, v: &Option<String>| -> Result<Option<i64>, BuildError> {
         match v {
             Some(v) => {
-                let d = parse_duration(v).map_err(fail)?;
+                let d = berth_go::parse_duration(v).map_err(fail)?;
                 if d != 0 && d < 1_000_000 {
                     return Err(fail(format!("Interval \"{name}\" cannot be less than 1ms")));
                 }
@@ -109,17 +64,12 @@ mod tests {
     use berth_image::archive::expand_port;
 
     #[test]
-    fn ports_and_durations() {
+    fn ports() {
         assert_eq!(expand_port("80").unwrap(), vec!["80/tcp"]);
         assert_eq!(expand_port("53/UDP").unwrap(), vec!["53/udp"]);
         assert_eq!(expand_port("8000-8002").unwrap().len(), 3);
         assert!(expand_port("x").is_err());
         assert!(expand_port("80/icmp").is_err());
-        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
-        assert_eq!(parse_duration("0").unwrap(), 0);
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("5y").is_err());
     }
 
     #[test]
