@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: `berth run --rm busybox true` against `docker run --rm` with the same
-# image, in one run: with `--network none` and on each engine's default bridge. Also reports idle
-# berthd RSS and per-container shim RSS. The bridges are private to the benchmark (`bbench0`,
+# image, in one run: with `--network none` and on each engine's default bridge; the docker CLI
+# driving each daemon (what most users run); 20 such runs started at once (wall time until all
+# are done). Also reports idle berthd RSS and per-container shim RSS. The bridges are private to the benchmark (`bbench0`,
 # 10.250.0.0/24 for berth; `dbench0`, 10.249.0.0/24 for the private dockerd) and removed after.
 #
 #   bench/run.sh [N]       N runs each (default 20); needs root and a release build
@@ -43,6 +44,19 @@ export BERTH_HOST=unix://$sock
 python3 scripts/make-busybox-image.py "$root/busybox.tar" >/dev/null
 target/release/berth load -q -i "$root/busybox.tar" >/dev/null
 
+parallel_ms() { # command... → median over 5 rounds of the wall time of 20 concurrent runs
+  local times=()
+  for _ in 1 2 3 4 5; do
+    local s e
+    s=$(date +%s%N)
+    for _ in $(seq 1 20); do "$@" >/dev/null 2>&1 & done
+    wait
+    e=$(date +%s%N)
+    times+=($(( (e - s) / 1000 )))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[3]/1000}'
+}
+
 median_ms() { # command... → median wall time in ms over N runs
   local times=()
   for _ in $(seq 1 "$N"); do
@@ -60,6 +74,13 @@ berth_ms=$(median_ms target/release/berth run --rm --network none busybox true)
 echo "berth  run --rm --network none busybox true: median ${berth_ms} ms over $N runs"
 berth_br_ms=$(median_ms target/release/berth run --rm busybox true)
 echo "berth  run --rm busybox true (default bridge): median ${berth_br_ms} ms over $N runs"
+# The docker CLI against berthd: the user-facing number.
+dcli_ms=$(DOCKER_HOST=unix://$sock median_ms docker run --rm --network none busybox true)
+echo "docker CLI -> berthd: run --rm --network none busybox true: median ${dcli_ms} ms over $N runs"
+dcli_br_ms=$(DOCKER_HOST=unix://$sock median_ms docker run --rm busybox true)
+echo "docker CLI -> berthd: run --rm busybox true (default bridge): median ${dcli_br_ms} ms over $N runs"
+par_ms=$(DOCKER_HOST=unix://$sock parallel_ms docker run --rm --network none busybox true)
+echo "docker CLI -> berthd: 20 x run --rm --network none busybox true at once: median wall ${par_ms} ms over 5 rounds"
 berthd_pid=$(cat "$root/berthd.pid")
 echo "idle berthd RSS: $(rss_kb "$berthd_pid") kB (PSS $(pss_kb "$berthd_pid") kB)"
 # With several containers the shims share the binary's pages: PSS is each one's fair share.
@@ -89,6 +110,11 @@ if [ -n "$dsock" ]; then
   docker_br_ms=$(DOCKER_HOST=$dsock median_ms docker run --rm busybox true)
   echo "docker run --rm busybox true (default bridge): median ${docker_br_ms} ms over $N runs"
   awk -v b="$berth_br_ms" -v d="$docker_br_ms" 'BEGIN {printf "ratio berth/docker (bridge): %.3f (target <= 0.1)\n", b/d}'
+  awk -v b="$dcli_ms" -v d="$docker_ms" 'BEGIN {printf "ratio with the docker CLI driving both (none): %.3f (target <= 0.1)\n", b/d}'
+  awk -v b="$dcli_br_ms" -v d="$docker_br_ms" 'BEGIN {printf "ratio with the docker CLI driving both (bridge): %.3f (target <= 0.1)\n", b/d}'
+  dpar_ms=$(DOCKER_HOST=$dsock parallel_ms docker run --rm --network none busybox true)
+  echo "docker CLI -> dockerd: 20 x run --rm --network none busybox true at once: median wall ${dpar_ms} ms over 5 rounds"
+  awk -v b="$par_ms" -v d="$dpar_ms" 'BEGIN {printf "ratio 20 parallel runs (docker CLI, none): %.3f (target <= 0.1)\n", b/d}'
 else
   echo "docker: no dockerd available (install docker.io or set DOCKERD_HOST) — berth numbers only"
 fi
