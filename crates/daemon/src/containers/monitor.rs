@@ -70,7 +70,7 @@ impl Daemon {
             None => (137, now_rfc3339(), false),
         };
         let res = self.update_observed(id, |c| {
-            c.state.status = Status::Exited;
+            c.transition(Status::Exited)?;
             c.state.pid = 0;
             c.state.exit_code = code;
             c.state.finished_at = finished;
@@ -78,6 +78,7 @@ impl Daemon {
             if lost_monitor {
                 c.state.error = "container monitor lost: its processes were killed".to_string();
             }
+            Ok(())
         });
         if res.is_err() {
             return;

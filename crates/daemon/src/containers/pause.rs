@@ -42,12 +42,12 @@ impl Daemon {
                 c.id
             ))
         })?;
-        self.update_state(&c.id, |c| {
-            c.state.status = if pause {
+        self.try_update_state(&c.id, |c| {
+            c.transition(if pause {
                 Status::Paused
             } else {
                 Status::Running
-            };
+            })
         })?;
         self.emit_container(&c, if pause { "pause" } else { "unpause" }, &[]);
         Ok(())

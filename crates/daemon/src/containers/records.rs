@@ -54,13 +54,26 @@ impl Daemon {
         Ok(())
     }
 
-    pub(super) fn update_state(
+    pub(crate) fn update_state(
         &self,
         id: &str,
         f: impl FnOnce(&mut Container),
     ) -> Result<Container> {
+        self.try_update_state(id, |c| {
+            f(c);
+            Ok(())
+        })
+    }
+
+    /// [`Self::update_state`] for a change that can be refused (a state transition): when `f`
+    /// fails, nothing is saved.
+    pub(crate) fn try_update_state(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Container) -> Result<()>,
+    ) -> Result<Container> {
         let mut c = self.get(id).ok_or_else(|| no_such_container(id))?;
-        f(&mut c);
+        f(&mut c)?;
         self.save(&c)?;
         Ok(c)
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use berth_api_types::ApiError;
 
 use super::no_such_container;
-use crate::model::{now_rfc3339, Container, RunState, Status};
+use crate::model::{now_rfc3339, Container, Status};
 use crate::{internal, lock, spec, ContainerEvent, Daemon, Result};
 
 /// Docker's exit code for a process that could not be started, from the runtime's message.
@@ -130,15 +130,13 @@ impl Daemon {
         };
         // The process runs now, whether or not the database can take it (a full disk).
         self.update_observed(&id, |c| {
-            c.state = RunState {
-                status: Status::Running,
-                pid,
-                exit_code: 0,
-                error: String::new(),
-                started_at,
-                finished_at: c.state.finished_at.clone(),
-                oom_killed: false,
-            };
+            c.transition(Status::Running)?;
+            c.state.pid = pid;
+            c.state.exit_code = 0;
+            c.state.error = String::new();
+            c.state.started_at = started_at;
+            c.state.oom_killed = false;
+            Ok(())
         })?;
         tracing::debug!(container = %id, ?t_launched, total = ?t0.elapsed(), "started");
         self.emit_container_id(&id, "start", &[]);
@@ -153,16 +151,17 @@ impl Daemon {
     async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
         self.net.release(id);
         let code = exit_code_for_start_error(msg);
-        let res = self.update_state(id, |c| {
-            c.state.status = if c.state.status == Status::Created {
-                Status::Created
-            } else {
-                Status::Exited
-            };
+        let res = self.try_update_state(id, |c| {
+            // A created container stays created; an exited one stays exited; a policy
+            // restart that failed to start is an exit.
+            if !matches!(c.state.status, Status::Created | Status::Exited) {
+                c.transition(Status::Exited)?;
+            }
             c.state.exit_code = code;
             c.state.error = msg.to_string();
             c.state.pid = 0;
             c.state.finished_at = now_rfc3339();
+            Ok(())
         });
         lock(&self.pending_attach).remove(id);
         if res.is_ok() {
