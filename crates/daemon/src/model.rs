@@ -1,6 +1,7 @@
 //! The persisted container record and its lifecycle state machine.
 
 use berth_api_types::container::{Config, HostConfig};
+use berth_api_types::ApiError;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle states, as Docker names them.
@@ -46,10 +47,30 @@ impl Status {
     pub fn can_remove_without_force(self) -> bool {
         matches!(self, Status::Created | Status::Exited | Status::Dead)
     }
+
+    /// The lifecycle's legal moves (moby's `container.State` setters). Whether a verb may ask
+    /// for a move is the verb's own check (`can_start`, ...): `paused → running` is an
+    /// unpause, never a start. A record is made `created`; nothing moves back there.
+    pub fn can_transition_to(self, to: Status) -> bool {
+        use Status::*;
+        matches!(
+            (self, to),
+            // start (user, policy, daemon start) and unpause
+            (Created | Exited | Restarting | Paused, Running)
+                | (Running, Paused)
+                // the process ended, or a policy restart was cancelled or failed to start
+                | (Running | Paused | Restarting, Exited)
+                // a restart policy picks up an exit
+                | (Exited, Restarting)
+                | (Created | Exited | Dead, Removing)
+                | (Removing, Dead)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunState {
+    /// Changed only through [`Container::transition`].
     pub status: Status,
     pub pid: i64,
     pub exit_code: i64,
@@ -122,6 +143,48 @@ pub struct PodJoin {
     pub ipc: Option<std::path::PathBuf>,
 }
 
+impl Container {
+    /// Moves the container to `to`: every change of `state.status` goes through here, so an
+    /// illegal move is refused (with Docker's error for it) and leaves the record as it was.
+    pub fn transition(&mut self, to: Status) -> Result<(), ApiError> {
+        let from = self.state.status;
+        if !from.can_transition_to(to) {
+            return Err(refusal(&self.id, from, to));
+        }
+        self.state.status = to;
+        Ok(())
+    }
+}
+
+/// Docker's answer to a move the lifecycle does not allow (moby `daemon/start.go`,
+/// `pause.go`, `kill.go`, `container/state.go`).
+fn refusal(id: &str, from: Status, to: Status) -> ApiError {
+    use Status::*;
+    match (from, to) {
+        (Running, Running) => ApiError::not_modified(),
+        (Removing | Dead, Running) => ApiError::conflict(format!(
+            "container {id} is marked for removal and cannot be started"
+        )),
+        (Paused, Paused) => ApiError::conflict(format!("Container {id} is already paused")),
+        (Restarting, Paused) => ApiError::conflict(format!(
+            "Container {id} is restarting, wait until the container is running"
+        )),
+        (_, Paused | Exited) => ApiError::conflict(format!("Container {id} is not running")),
+        (Removing, Removing) => {
+            ApiError::conflict(format!("removal of container {id} is already in progress"))
+        }
+        (Running | Paused | Restarting, Removing) => ApiError::conflict(format!(
+            "cannot remove container {id}: container is {}",
+            from.as_str()
+        )),
+        _ => ApiError::conflict(format!(
+            "container {id} cannot go from {} to {}",
+            from.as_str(),
+            to.as_str()
+        )),
+    }
+}
+
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -147,6 +210,101 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Status::Exited).unwrap(),
             "\"exited\""
+        );
+    }
+
+    const ALL: [Status; 7] = [
+        Status::Created,
+        Status::Running,
+        Status::Paused,
+        Status::Restarting,
+        Status::Removing,
+        Status::Exited,
+        Status::Dead,
+    ];
+
+    fn in_state(status: Status) -> Container {
+        Container {
+            id: "c1".into(),
+            state: RunState {
+                status,
+                ..RunState::created()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_transition_table() {
+        use Status::*;
+        let legal = [
+            (Created, Running),
+            (Exited, Running),
+            (Restarting, Running),
+            (Paused, Running),
+            (Running, Paused),
+            (Running, Exited),
+            (Paused, Exited),
+            (Restarting, Exited),
+            (Exited, Restarting),
+            (Created, Removing),
+            (Exited, Removing),
+            (Dead, Removing),
+            (Removing, Dead),
+        ];
+        for from in ALL {
+            for to in ALL {
+                let want = legal.contains(&(from, to));
+                assert_eq!(from.can_transition_to(to), want, "{from:?} -> {to:?}");
+                let mut c = in_state(from);
+                assert_eq!(c.transition(to).is_ok(), want, "{from:?} -> {to:?}");
+                // A refused move leaves the record as it was.
+                assert_eq!(c.state.status, if want { to } else { from });
+            }
+        }
+        // Nothing stays put through a transition, and nothing goes back to `created`.
+        for s in ALL {
+            assert!(!s.can_transition_to(s), "{s:?} -> itself");
+            assert!(!s.can_transition_to(Created), "{s:?} -> created");
+        }
+    }
+
+    #[test]
+    fn refusals_answer_as_docker() {
+        use berth_api_types::ErrorKind;
+        let refused = |from, to| in_state(from).transition(to).unwrap_err();
+        assert_eq!(
+            refused(Status::Running, Status::Running).kind,
+            ErrorKind::NotModified
+        );
+        let e = refused(Status::Dead, Status::Running);
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert_eq!(
+            e.message,
+            "container c1 is marked for removal and cannot be started"
+        );
+        assert_eq!(
+            refused(Status::Paused, Status::Paused).message,
+            "Container c1 is already paused"
+        );
+        for from in [Status::Created, Status::Exited] {
+            let e = refused(from, Status::Paused);
+            assert_eq!(
+                (e.kind, e.message.as_str()),
+                (ErrorKind::Conflict, "Container c1 is not running")
+            );
+            assert_eq!(
+                refused(from, Status::Exited).message,
+                "Container c1 is not running"
+            );
+        }
+        assert_eq!(
+            refused(Status::Removing, Status::Removing).message,
+            "removal of container c1 is already in progress"
+        );
+        assert_eq!(
+            refused(Status::Running, Status::Restarting).message,
+            "container c1 cannot go from running to restarting"
         );
     }
 }

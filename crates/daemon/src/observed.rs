@@ -17,16 +17,17 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 impl Daemon {
     /// Applies `f` to container `id` and saves it; when saving fails, the change is kept
-    /// in memory and saved later (see the module comment).
+    /// in memory and saved later (see the module comment). When `f` fails (a refused state
+    /// transition), nothing changes.
     pub(crate) fn update_observed(
         self: &Arc<Self>,
         id: &str,
-        f: impl FnOnce(&mut Container),
+        f: impl FnOnce(&mut Container) -> Result<()>,
     ) -> Result<Container> {
         let mut c = self
             .get(id)
             .ok_or_else(|| crate::containers::no_such_container(id))?;
-        f(&mut c);
+        f(&mut c)?;
         if let Err(e) = self.save(&c) {
             tracing::warn!(
                 container = id,

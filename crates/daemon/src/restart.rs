@@ -89,9 +89,10 @@ impl Daemon {
         // `exited` with the final `RestartCount` must never see that pair while a run is
         // still to come (it would read the logs before the last run wrote them).
         if self
-            .update_state_pub(id, |c| {
+            .try_update_state(id, |c| {
+                c.transition(Status::Restarting)?;
                 c.restart_count += 1;
-                c.state.status = Status::Restarting;
+                Ok(())
             })
             .is_err()
         {
@@ -147,12 +148,13 @@ impl Daemon {
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         let mut was_restarting = false;
-        let _ = self.update_state_pub(id, |c| {
+        let _ = self.try_update_state(id, |c| {
             c.manually_stopped = true;
             if c.state.status == Status::Restarting {
-                c.state.status = Status::Exited;
+                c.transition(Status::Exited)?;
                 was_restarting = true;
             }
+            Ok(())
         });
         if was_restarting {
             lock(&self.restarts.delays).remove(id);
@@ -168,7 +170,7 @@ impl Daemon {
     /// A start by the user clears the stop mark and, as Docker does, the restart count.
     pub(crate) fn start_by_user(&self, id: &str) {
         lock(&self.restarts.delays).remove(id);
-        let _ = self.update_state_pub(id, |c| {
+        let _ = self.update_state(id, |c| {
             c.manually_stopped = false;
             c.restart_count = 0;
         });
@@ -189,7 +191,7 @@ impl Daemon {
                 if c.state.status.is_active() {
                     continue;
                 }
-                let Ok(c) = self.update_state_pub(&c.id, |c| c.manually_stopped = false) else {
+                let Ok(c) = self.update_state(&c.id, |c| c.manually_stopped = false) else {
                     continue;
                 };
                 if let Err(e) = self.start_locked(c).await {
@@ -197,19 +199,6 @@ impl Daemon {
                 }
             }
         }
-    }
-
-    fn update_state_pub(
-        &self,
-        id: &str,
-        f: impl FnOnce(&mut Container),
-    ) -> crate::Result<Container> {
-        let mut c = self
-            .get(id)
-            .ok_or_else(|| crate::containers::no_such_container(id))?;
-        f(&mut c);
-        self.save(&c)?;
-        Ok(c)
     }
 }
 

@@ -35,6 +35,7 @@ fn blobs_round_trip_and_verify() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn diff_id_is_sha_of_uncompressed_tar_for_every_compression() {
     let plain = tar_bytes(&[E::Dir("etc/"), E::File("etc/hostname", b"box\n")]);
     let want = sha256_of(&plain);
@@ -56,6 +57,7 @@ fn diff_id_is_sha_of_uncompressed_tar_for_every_compression() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn apply_is_idempotent_and_chains() {
     let (_t, s) = store();
     let l1 = tar_bytes(&[E::File("a", b"1")]);
@@ -97,6 +99,7 @@ fn apply_is_idempotent_and_chains() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn expected_diff_id_mismatch_registers_nothing() {
     let (_t, s) = store();
     let l = tar_bytes(&[E::File("a", b"1")]);
@@ -110,6 +113,7 @@ fn expected_diff_id_mismatch_registers_nothing() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn whiteouts_and_opaque_dirs_become_overlay_form() {
     let (_t, s) = store();
     let l1 = tar_bytes(&[
@@ -178,6 +182,7 @@ fn parent_dir_breakout_is_rejected() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn absolute_paths_are_made_relative() {
     let (_t, s) = store();
     let l = tar_bytes(&[E::File("/abs/file", b"in"), E::File("/../rooted", b"r")]);
@@ -188,6 +193,7 @@ fn absolute_paths_are_made_relative() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn symlinks_are_never_followed_during_unpack() {
     let t = tempfile::tempdir().unwrap();
     let outside = t.path().join("outside");
@@ -221,6 +227,7 @@ fn symlinks_are_never_followed_during_unpack() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn hardlinks_must_stay_inside_the_layer() {
     let (_t, s) = store();
     for target in ["../../../../etc/passwd", "/etc/passwd", "missing"] {
@@ -251,6 +258,7 @@ fn hardlinks_must_stay_inside_the_layer() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn devices_skipped_fifos_kept_metadata_preserved() {
     let (_t, s) = store();
     let l = tar_bytes(&[
@@ -276,6 +284,7 @@ fn devices_skipped_fifos_kept_metadata_preserved() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn xattrs_from_pax_headers_are_applied() {
     let (_t, s) = store();
     let mut b = tar::Builder::new(Vec::new());
@@ -298,6 +307,7 @@ fn xattrs_from_pax_headers_are_applied() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn corrupt_and_truncated_tars_are_clear_errors() {
     let (_t, s) = store();
     let l = tar_bytes(&[E::File("big", &[7u8; 5000])]);
@@ -313,6 +323,7 @@ fn corrupt_and_truncated_tars_are_clear_errors() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn busybox_rootfs_layer() {
     let bb = std::path::Path::new("/bin/busybox");
     if !bb.exists() {
@@ -339,6 +350,7 @@ fn busybox_rootfs_layer() {
 }
 
 #[test]
+#[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
 fn pax_uid_gid_override_header_fields() {
     let (_t, s) = store();
     let mut b = tar::Builder::new(Vec::new());

@@ -3,7 +3,7 @@
 use std::fs;
 
 use berth_api_types::container::{ThrottleDevice, Ulimit};
-use oci_spec::runtime::{Capability, LinuxNamespaceType, PosixRlimitType};
+use oci_spec::runtime::{Capability, LinuxNamespaceType, MountBuilder, PosixRlimitType, Spec};
 
 use super::*;
 use crate::sysinfo::{CgroupVersion, SysInfo};

@@ -1,0 +1,136 @@
+//! The bundle a start hands the shim: rootfs, the generated /etc files and the OCI spec.
+
+use std::path::{Path, PathBuf};
+
+use berth_api_types::ApiError;
+
+use crate::model::Container;
+use crate::{internal, spec, Daemon, Result};
+
+impl Daemon {
+    /// Writes the generated /etc files and the OCI spec for a start.
+    pub(super) fn prepare_bundle(&self, c: &Container) -> Result<()> {
+        let rt = &self.runtime;
+        let id = &c.id;
+        let lowers = self.container_lowers(c)?;
+        rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
+            .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
+        self.create_working_dir(c)?;
+        let hc = &c.host_config;
+        std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
+            .map_err(internal)?;
+        let attached = self.net.setup(c)?;
+        let joined = self.join_target(c)?;
+        let ns_joins = self.ns_joins(c)?;
+        let hosts = self.hosts_for_start(c, attached.as_ref())?;
+        std::fs::write(rt.hosts_path(id), hosts).map_err(internal)?;
+        // On a user-defined network the embedded DNS (on a gateway) answers; `--dns`
+        // servers are its upstreams for this container (see network.rs), as with Docker.
+        let resolv = self.resolv_conf_for(c, attached.as_ref().and_then(|a| a.dns));
+        std::fs::write(rt.resolv_conf_path(id), resolv).map_err(internal)?;
+        let rootfs = rt.rootfs(id);
+        let mut hostname_path = rt.hostname_path(id);
+        let mut hosts_path = rt.hosts_path(id);
+        let mut resolv_path = rt.resolv_conf_path(id);
+        let mut config = std::borrow::Cow::Borrowed(&c.config);
+        let link_env = self.link_env(c)?;
+        if !link_env.is_empty() {
+            let env = config.to_mut().env.get_or_insert_with(Vec::new);
+            *env = [link_env, std::mem::take(env)].concat();
+        }
+        if !c.secret_env.is_empty() {
+            let env = config.to_mut().env.get_or_insert_with(Vec::new);
+            env.extend(c.secret_env.iter().cloned());
+        }
+        if let Some(j) = &joined {
+            // `--network container:` shares the target's /etc files and hostname, as Docker does.
+            hostname_path = rt.hostname_path(&j.id);
+            hosts_path = rt.hosts_path(&j.id);
+            resolv_path = rt.resolv_conf_path(&j.id);
+            config.to_mut().hostname = j.hostname.clone();
+            config.to_mut().domainname = j.domainname.clone();
+        }
+        let input = spec::SpecInput {
+            id,
+            config: &config,
+            host_config: hc,
+            rootfs: &rootfs,
+            hostname_path: &hostname_path,
+            hosts_path: &hosts_path,
+            resolv_conf_path: &resolv_path,
+            cgroup_parent: &self.cfg.cgroup_parent,
+            host: &self.host,
+        };
+        let user_mounts = self.start_mounts(c)?;
+        let init_binary = if hc.init.unwrap_or(self.cfg.init) {
+            Some(init_binary(self.cfg.init_path.as_deref()).map_err(ApiError::invalid)?)
+        } else {
+            None
+        };
+        let pod_join = c.pod_join.as_ref();
+        let extras = spec::SpecExtras {
+            init_binary: init_binary.as_deref(),
+            netns_path: attached
+                .as_ref()
+                .map(|a| a.netns.as_path())
+                .or(joined.as_ref().map(|j| j.netns.as_path()))
+                .or(pod_join.and_then(|p| p.netns.as_deref())),
+            pid_ns_path: ns_joins.pid.as_deref(),
+            ipc_ns_path: ns_joins
+                .ipc
+                .as_deref()
+                .or(pod_join.and_then(|p| p.ipc.as_deref())),
+            extra_mounts: &user_mounts,
+        };
+        let oci =
+            spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
+        let path = rt.bundle_dir(id).join("config.json");
+        std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
+        std::fs::write(&path, body).map_err(internal)?;
+        Ok(())
+    }
+}
+
+/// The host binary `--init` runs as the container's PID 1: the configured `init-path`, else
+/// Docker's `docker-init`, else Debian's `tini-static`, from `PATH` or Docker's libexec
+/// directories. It must be a static executable: it runs inside the container's root.
+fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = configured {
+        return if p.is_file() {
+            Ok(p.to_owned())
+        } else {
+            Err(format!("init binary {} not found", p.display()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(
+            ["/usr/local/libexec/docker", "/usr/libexec/docker"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .collect();
+    ["docker-init", "tini-static"]
+        .iter()
+        .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| "exec: \"docker-init\": executable file not found in $PATH".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_init_binary_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let tini = dir.path().join("tini");
+        assert_eq!(
+            init_binary(Some(&tini)).unwrap_err(),
+            format!("init binary {} not found", tini.display())
+        );
+        std::fs::write(&tini, b"").unwrap();
+        assert_eq!(init_binary(Some(&tini)).unwrap(), tini);
+    }
+}

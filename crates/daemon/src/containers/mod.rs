@@ -1,0 +1,44 @@
+//! Container lifecycle, one file per verb: create, start, stop, kill, wait, remove, restart,
+//! rename, pause, list (+ filters), inspect, top, attach; `monitor` records a container's exit;
+//! restore after a daemon restart is `crate::restore`.
+
+mod attach;
+mod bundle;
+mod create;
+mod filters;
+mod inspect;
+mod kill;
+mod list;
+mod monitor;
+mod pause;
+mod records;
+mod remove;
+mod rename;
+mod restart;
+mod start;
+mod stop;
+mod top;
+mod units;
+mod wait;
+
+use berth_api_server::backend::{AttachOptions, BoxedIo};
+use berth_api_types::ApiError;
+
+pub(crate) use start::exit_code_for_start_error;
+pub(crate) use units::{dir_size, parse_size};
+
+/// An attach that arrived before the container started: connected to the shim at start.
+pub struct PendingAttach {
+    pub opts: AttachOptions,
+    /// The client's connection once its upgrade is done. The entry itself is made before the
+    /// client gets its 101, so the start the client sends next always finds it.
+    pub io: tokio::sync::oneshot::Receiver<BoxedIo>,
+}
+
+pub(crate) fn no_such_container(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such container: {id}"))
+}
+
+pub(super) fn not_running(id: &str) -> ApiError {
+    ApiError::conflict(format!("Container {id} is not running"))
+}
