@@ -1,48 +1,14 @@
-//! Sizes and durations as Docker's `go-units` writes and parses them.
+//! Sizes and durations as Docker's `go-units` writes and parses them (berth-go), and the
+//! size of a directory tree.
 
-/// `max-size` as Docker parses it (`10m`, `1k`, `200`).
+/// `max-size` as Docker parses it (`10m`, `1k`, `200`): go-units' `RAMInBytes`.
 pub(crate) fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_lowercase();
-    let (num, mult) = match s.trim_end_matches('b').chars().last()? {
-        'k' => (&s[..s.trim_end_matches('b').len() - 1], 1024u64),
-        'm' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024),
-        'g' => (&s[..s.trim_end_matches('b').len() - 1], 1024 * 1024 * 1024),
-        _ => (s.trim_end_matches('b'), 1),
-    };
-    num.trim()
-        .parse::<f64>()
+    berth_go::ram_in_bytes(s)
         .ok()
-        .filter(|n| *n >= 0.0)
-        .map(|n| (n * mult as f64) as u64)
+        .and_then(|n| u64::try_from(n).ok())
 }
 
-/// Go's `units.HumanDuration`.
-pub(crate) fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 1 {
-        "Less than a second".to_string()
-    } else if s == 1 {
-        "1 second".to_string()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if s / 60 == 1 {
-        "About a minute".to_string()
-    } else if s < 3600 {
-        format!("{} minutes", s / 60)
-    } else if (s as f64 / 3600.0).round() as i64 == 1 {
-        "About an hour".to_string()
-    } else if s < 48 * 3600 {
-        format!("{} hours", (s as f64 / 3600.0).round() as i64)
-    } else if s < 7 * 24 * 3600 * 2 {
-        format!("{} days", s / 86400)
-    } else if s < 30 * 24 * 3600 * 3 {
-        format!("{} weeks", s / (7 * 86400))
-    } else if s < 365 * 24 * 3600 * 2 {
-        format!("{} months", s / (30 * 86400))
-    } else {
-        format!("{} years", s / (365 * 86400))
-    }
-}
+pub(crate) use berth_go::human_duration;
 
 pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -69,13 +35,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_durations() {
+    fn sizes() {
         assert_eq!(parse_size("1m"), Some(1024 * 1024));
         assert_eq!(parse_size("10k"), Some(10240));
         assert_eq!(parse_size("200"), Some(200));
         assert_eq!(parse_size("x"), None);
-        assert_eq!(human_duration(3), "3 seconds");
-        assert_eq!(human_duration(70), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(parse_size("-1"), None);
     }
 }
