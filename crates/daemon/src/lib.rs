@@ -1,12 +1,11 @@
 //! berthd's services: container lifecycle, images, exec, the metadata store, restore on start,
 //! and the translation of Docker's `Config` + `HostConfig` into an OCI runtime spec (`spec`).
 //!
-//! [`Daemon`] implements the api-server's `Backend` trait (see `backend.rs`); the `berthd` binary
-//! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
+//! [`Daemon`] offers the services of `berth-services`; the `berthd` binary's adapter joins them
+//! to the API server. The kernel-facing parts (overlay mounts, talking to shims) sit in
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
 mod archive;
-pub mod backend;
 mod blkio;
 mod build;
 mod build_backend;
