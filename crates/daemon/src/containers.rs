@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api_server::backend::{
-    AttachOptions, BoxedIo, ContainerListOptions, Session, WaitCondition,
-};
 use berth_api_types::container::{
     self as ct, Config, CreateRequest, CreateResponse, HostConfig, InspectResponse, Summary,
     WaitResponse,
 };
 use berth_api_types::{ApiError, ErrorKind};
+use berth_services::{AttachOptions, BoxedIo, ContainerListOptions, Session, WaitCondition};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 

@@ -174,7 +174,7 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
 /// A response body fed by a task through a channel (progress, logs, events).
 pub(crate) fn channel_stream(
     rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-) -> berth_api_server::backend::ByteStream {
+) -> berth_services::ByteStream {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))
