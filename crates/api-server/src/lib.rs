@@ -6,7 +6,6 @@
 //! response shapes. Errors are `{"message": ...}` with the status chosen by
 //! [`error::status_of`], in one place. Attach and exec start hijack the connection (`Upgrade: tcp`).
 
-pub mod backend;
 mod build;
 pub mod compat;
 mod containers;
@@ -34,6 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use backend::Backend;
+pub use berth_services as backend;
 pub use version::{ApiVersion, Versions};
 
 pub type AppState = Arc<dyn Backend>;

@@ -283,6 +283,49 @@ pub struct HostConfig {
     pub io_maximum_bandwidth: u64,
 }
 
+/// `POST /containers/{id}/update` body as clients send it (moby's `UpdateConfig`: the
+/// `Resources` fields at the top level plus `RestartPolicy`), every field written as Go writes
+/// it (`KernelMemory`/`KernelMemoryTCP`, `omitempty` and deprecated, are left out). Zero
+/// values and a `RestartPolicy` without a name mean "leave as is".
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateConfig {
+    pub cpu_shares: i64,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub cgroup_parent: String,
+    pub blkio_weight: u16,
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub cpu_realtime_period: i64,
+    pub cpu_realtime_runtime: i64,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    pub devices: Option<Vec<DeviceMapping>>,
+    pub device_cgroup_rules: Option<Vec<String>>,
+    pub device_requests: Option<Vec<Value>>,
+    pub memory_reservation: i64,
+    pub memory_swap: i64,
+    pub memory_swappiness: Option<i64>,
+    pub oom_kill_disable: Option<bool>,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Option<Vec<Ulimit>>,
+    pub cpu_count: i64,
+    pub cpu_percent: i64,
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
+    pub restart_policy: RestartPolicy,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {

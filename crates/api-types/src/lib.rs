@@ -12,6 +12,7 @@ pub mod gojson;
 pub mod image;
 pub mod network;
 pub mod prune;
+pub mod registry;
 pub mod strslice;
 pub mod system;
 pub mod volume;

@@ -1,6 +1,7 @@
 //! `berthd`: the daemon. Parses flags, wires the daemon services to the API server (and the
 //! CRI, see `cri_adapter`), handles signals.
 
+mod adapter;
 mod cri_adapter;
 
 use std::os::unix::fs::PermissionsExt;
@@ -598,8 +599,7 @@ async fn run(
     let daemon = Daemon::open(cfg.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    let backend: Arc<dyn berth_api_server::Backend> =
-        Arc::new(berth_daemon::backend::Api(daemon.clone()));
+    let backend: Arc<dyn berth_api_server::Backend> = Arc::new(adapter::Api(daemon.clone()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let cri = {
         let mut rx = stop_rx.clone();

@@ -19,9 +19,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use berth_api_server::backend::ByteStream;
 use berth_api_types::volume::{go_mode, PathStat};
 use berth_api_types::ApiError;
+use berth_services::ByteStream;
 
 use crate::containers::no_such_container;
 use crate::{internal, Daemon, Result};

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use berth_api_server::backend::{BuildOptions, ByteStream, CommitOptions};
 use berth_api_types::container::ChangeItem;
 use berth_api_types::{ApiError, ErrorDetail, ProgressMessage};
 use berth_builder::ImageState;
 use berth_image::config::ImageConfig;
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
+use berth_services::{BuildOptions, ByteStream, CommitOptions};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_api_server::backend::WaitCondition;
 use berth_api_types::container::{Config, HostConfig};
 use berth_builder::{ImageState, RunConfig};
 use berth_image::config::ImageConfig;
 use berth_image::digest::Digest;
+use berth_services::WaitCondition;
 
 use crate::build::random_id;
 use crate::build_cache::CacheEntry;
@@ -192,7 +192,7 @@ impl BuildBackend {
         let r = berth_image::reference::Reference::parse_named(name)
             .map_err(|e| e.to_string())?
             .with_default_tag();
-        let opts = berth_api_server::backend::PullOptions {
+        let opts = berth_services::PullOptions {
             from_image: r.to_string(),
             ..Default::default()
         };

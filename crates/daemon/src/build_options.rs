@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use berth_api_server::backend::BuildOutput;
 use berth_builder::NamedContext;
+use berth_services::BuildOutput;
 
 /// Where the berth CLI puts named contexts inside the context tar
 /// (`.berth-build-contexts/<name>/...`).

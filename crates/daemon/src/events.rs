@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use berth_api_server::backend::{ByteStream, EventsOptions};
+use berth_services::{ByteStream, EventsOptions};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use berth_api_server::backend::{BoxedIo, ExecStarted, Session};
 use berth_api_types::exec::{CreateRequest, InspectResponse, ProcessConfig, StartRequest};
 use berth_api_types::{detach, ApiError};
+use berth_services::{BoxedIo, ExecStarted, Session};
 use berth_shim_protocol::{encode_frame, ExitStatus, FrameKind, ShimStream};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_api_server::backend::{ContainerListOptions, DiskUsageOptions, ImageListOptions};
 use berth_api_types::image::DeleteItem;
 use berth_api_types::prune::{ContainerPruneResponse, DiskUsage, ImagePruneResponse};
 use berth_api_types::ApiError;
+use berth_services::{ContainerListOptions, DiskUsageOptions, ImageListOptions};
 
 use crate::model::unix_seconds;
 use crate::{lock, Daemon, Result};

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_api_server::backend::{ByteStream, ImageListOptions, ImportOptions};
 use berth_api_types::container::{Config, HealthConfig};
 use berth_api_types::image::{self as it, DeleteItem, HistoryItem};
 use berth_api_types::{ApiError, ProgressDetail, ProgressMessage};
 use berth_image::config::ImageConfig;
 use berth_image::digest::Digest;
 use berth_image::reference::{self, Reference};
+use berth_services::{ByteStream, ImageListOptions, ImportOptions};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -687,7 +687,7 @@ impl Daemon {
     pub async fn image_load(
         self: &Arc<Self>,
         body: ByteStream,
-        opts: berth_api_server::backend::LoadOptions,
+        opts: berth_services::LoadOptions,
     ) -> Result<ByteStream> {
         let quiet = opts.quiet;
         let platforms = opts.platforms;
@@ -775,7 +775,7 @@ impl Daemon {
     pub async fn image_save(
         self: &Arc<Self>,
         names: Vec<String>,
-        platforms: Vec<berth_api_server::backend::PlatformSpec>,
+        platforms: Vec<berth_services::PlatformSpec>,
     ) -> Result<ByteStream> {
         let tag_map = self.store.tags().map_err(internal)?;
         let mut items: Vec<berth_image::archive::SaveItem> = Vec::new();

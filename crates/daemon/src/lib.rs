@@ -1,12 +1,11 @@
 //! berthd's services: container lifecycle, images, exec, the metadata store, restore on start,
 //! and the translation of Docker's `Config` + `HostConfig` into an OCI runtime spec (`spec`).
 //!
-//! [`Daemon`] implements the api-server's `Backend` trait (see `backend.rs`); the `berthd` binary
-//! wires the two together. The kernel-facing parts (overlay mounts, talking to shims) sit in
+//! [`Daemon`] offers the services of `berth-services`; the `berthd` binary's adapter joins them
+//! to the API server. The kernel-facing parts (overlay mounts, talking to shims) sit in
 //! `runtime.rs`; libcontainer itself is only ever called from `berth-shim`.
 
 mod archive;
-pub mod backend;
 mod blkio;
 mod build;
 mod build_backend;
@@ -175,7 +174,7 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
 /// A response body fed by a task through a channel (progress, logs, events).
 pub(crate) fn channel_stream(
     rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-) -> berth_api_server::backend::ByteStream {
+) -> berth_services::ByteStream {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     }))

@@ -123,7 +123,7 @@ impl Daemon {
     /// dockerd's answers: the link name must exist (404 `No such container: <name>`), and a
     /// plain container name is "the default link name" (500). The parent's running network
     /// keeps the link until its next start.
-    pub(crate) fn remove_link(&self, key: &str) -> crate::Result<()> {
+    pub fn remove_link(&self, key: &str) -> crate::Result<()> {
         use berth_api_types::ApiError;
         let name = format!("/{}", key.trim_start_matches('/'));
         let (parent_name, _) = name.rsplit_once('/').unwrap_or(("", &name));

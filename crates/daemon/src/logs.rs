@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api_server::backend::{ByteStream, LogsOptions};
+use berth_services::{ByteStream, LogsOptions};
 use bytes::Bytes;
 use serde::Deserialize;
 

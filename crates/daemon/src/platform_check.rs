@@ -2,10 +2,10 @@
 //! Docker 28 answers 404 (the CLI then pulls the image for that platform, and create again).
 //! Also the `platform` selection of image save and load.
 
-use berth_api_server::backend::PlatformSpec;
 use berth_api_types::ApiError;
 use berth_image::config::ImageConfig;
 use berth_registry::Platform;
+use berth_services::PlatformSpec;
 
 /// Checks that the image `reference` (with config `config`) is of the platform `wanted`
 /// (`os[/arch[/variant]]`). Images that do not say their architecture are accepted.

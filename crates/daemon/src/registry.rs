@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use berth_api_server::backend::{ByteStream, PullOptions, PushOptions};
 use berth_api_types::{ApiError, ErrorKind, ProgressDetail, ProgressMessage};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use berth_registry::pull::{pull_image, resolve, PulledImage, Resolved};
 use berth_registry::{AuthConfig, DistributionCache, Platform, ProgressEvent, ProgressFn};
+use berth_services::{ByteStream, PullOptions, PushOptions};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 

@@ -393,7 +393,7 @@ impl Daemon {
         self: &Arc<Self>,
         key: &str,
         body: serde_json::Value,
-        opts: berth_api_server::backend::UpdateOptions,
+        opts: berth_services::UpdateOptions,
     ) -> Result<Vec<String>> {
         // Decoded by Go's rules, as dockerd decodes `UpdateConfig`.
         let mut req: UpdateRequest = berth_api_types::gojson::from_value(body)

@@ -346,9 +346,9 @@ impl Daemon {
     pub async fn container_stats(
         self: &Arc<Self>,
         key: &str,
-        opts: berth_api_server::backend::StatsOptions,
-    ) -> Result<berth_api_server::backend::ByteStream> {
-        let berth_api_server::backend::StatsOptions {
+        opts: berth_services::StatsOptions,
+    ) -> Result<berth_services::ByteStream> {
+        let berth_services::StatsOptions {
             stream,
             one_shot,
             os_type,

@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use base64::Engine as _;
+use berth_api_types::registry::AuthConfig;
 use berth_client::{Body, JsonStream, Query};
 use clap::Args;
 use http::Method;
@@ -197,10 +198,15 @@ fn stored_credentials(key: &str) -> Option<(String, String)> {
 fn registry_auth_header(name: &str) -> String {
     let key = auth_key(registry_of(name));
     let v = match stored_credentials(&key) {
-        Some((u, p)) => json!({"username": u, "password": p, "serveraddress": key}),
-        None => json!({}),
+        Some((u, p)) => AuthConfig {
+            username: u,
+            password: p,
+            serveraddress: key,
+            ..AuthConfig::default()
+        },
+        None => AuthConfig::default(),
     };
-    base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&v).unwrap_or_default())
+    v.to_header()
 }
 
 async fn stream_progress(
@@ -359,7 +365,12 @@ pub async fn login(ctx: &Ctx, a: LoginArgs) -> CmdResult {
     if username.is_empty() || password.is_empty() {
         return Err(CliError::new(1, "Error: Non-null Username Required"));
     }
-    let body = json!({"username": username, "password": password, "serveraddress": key});
+    let body = AuthConfig {
+        username: username.clone(),
+        password: password.clone(),
+        serveraddress: key.clone(),
+        ..AuthConfig::default()
+    };
     let _: Value = ctx
         .client
         .post_json("/auth", &Query::new(), Body::json(&body)?)

@@ -5,6 +5,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_api_types::container::{
+    Config, HealthConfig, HostConfig, RestartPolicy, ThrottleDevice, UpdateConfig, WeightDevice,
+};
 use berth_client::{Body, Query};
 use clap::Args;
 use http::Method;
@@ -57,7 +60,7 @@ pub struct UpdateArgs {
 }
 
 /// The `UpdateConfig` body docker's CLI sends for these flags.
-pub fn update_body(a: &UpdateArgs) -> Result<Value, CliError> {
+pub fn update_body(a: &UpdateArgs) -> Result<UpdateConfig, CliError> {
     let bytes = |v: &Option<String>| -> Result<i64, CliError> {
         match v.as_deref() {
             None => Ok(0),
@@ -65,21 +68,22 @@ pub fn update_body(a: &UpdateArgs) -> Result<Value, CliError> {
             Some(s) => Ok(parse_bytes(s)?),
         }
     };
-    let mut body = json!({
-        "BlkioWeight": a.blkio_weight.unwrap_or(0),
-        "CpuPeriod": a.cpu_period.unwrap_or(0),
-        "CpuQuota": a.cpu_quota.unwrap_or(0),
-        "CpuShares": a.cpu_shares.unwrap_or(0),
-        "NanoCpus": a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
-        "CpusetCpus": a.cpuset_cpus.clone().unwrap_or_default(),
-        "CpusetMems": a.cpuset_mems.clone().unwrap_or_default(),
-        "Memory": bytes(&a.memory)?,
-        "MemoryReservation": bytes(&a.memory_reservation)?,
-        "MemorySwap": bytes(&a.memory_swap)?,
-    });
-    if let Some(p) = a.pids_limit {
-        body["PidsLimit"] = json!(p);
-    }
+    let mut body = UpdateConfig {
+        blkio_weight: a.blkio_weight.unwrap_or(0),
+        cpu_period: a.cpu_period.unwrap_or(0),
+        cpu_quota: a.cpu_quota.unwrap_or(0),
+        cpu_shares: a.cpu_shares.unwrap_or(0),
+        nano_cpus: a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
+        cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
+        cpuset_mems: a.cpuset_mems.clone().unwrap_or_default(),
+        memory: bytes(&a.memory)?,
+        memory_reservation: bytes(&a.memory_reservation)?,
+        memory_swap: bytes(&a.memory_swap)?,
+        // Unset: `null`, "leave as is".
+        pids_limit: a.pids_limit,
+        ..UpdateConfig::default()
+    };
+    // Unset: a policy without a name, "leave as is".
     if let Some(r) = &a.restart {
         let (name, count) = match r.split_once(':') {
             Some((n, c)) => (
@@ -89,7 +93,10 @@ pub fn update_body(a: &UpdateArgs) -> Result<Value, CliError> {
             ),
             None => (r.as_str(), 0),
         };
-        body["RestartPolicy"] = json!({"Name": name, "MaximumRetryCount": count});
+        body.restart_policy = RestartPolicy {
+            name: name.to_string(),
+            maximum_retry_count: count,
+        };
     }
     Ok(body)
 }
@@ -232,7 +239,7 @@ pub fn go_duration_ns(s: &str) -> Option<i64> {
 }
 
 /// Puts the health flags into a create body's `Healthcheck`, as docker's CLI does.
-pub fn apply_health(o: &HealthOpts, body: &mut Map<String, Value>) -> Result<(), OptsError> {
+pub fn apply_health(o: &HealthOpts, config: &mut Config) -> Result<(), OptsError> {
     let dur = |flag: &str, v: &Option<String>| -> Result<i64, OptsError> {
         match v {
             None => Ok(0),
@@ -254,7 +261,10 @@ pub fn apply_health(o: &HealthOpts, body: &mut Map<String, Value>) -> Result<(),
                 "--no-healthcheck conflicts with --health-* options".into(),
             ));
         }
-        body.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+        config.healthcheck = Some(HealthConfig {
+            test: Some(vec!["NONE".to_string()]),
+            ..HealthConfig::default()
+        });
         return Ok(());
     }
     if !any {
@@ -264,18 +274,22 @@ pub fn apply_health(o: &HealthOpts, body: &mut Map<String, Value>) -> Result<(),
         return Err(OptsError("--health-retries cannot be negative".into()));
     }
     let test = match &o.health_cmd {
-        Some(c) if !c.is_empty() => json!(["CMD-SHELL", c]),
-        _ => Value::Null,
+        Some(c) if !c.is_empty() => Some(vec!["CMD-SHELL".to_string(), c.clone()]),
+        _ => None,
     };
-    body.insert(
-        "Healthcheck".into(),
-        json!({"Test": test, "Interval": interval, "Timeout": timeout, "StartPeriod": start, "Retries": retries}),
-    );
+    config.healthcheck = Some(HealthConfig {
+        test,
+        interval,
+        timeout,
+        start_period: start,
+        retries,
+        start_interval: 0,
+    });
     Ok(())
 }
 
 /// `/dev/sda:1mb` (bytes) or `/dev/sda:100` (iops) → `{"Path", "Rate"}`.
-fn throttle(s: &str, bytes: bool) -> Result<Value, OptsError> {
+fn throttle(s: &str, bytes: bool) -> Result<ThrottleDevice, OptsError> {
     let bad = || {
         OptsError(format!(
             "invalid argument {s:?}: bad format for device throttle"
@@ -286,41 +300,41 @@ fn throttle(s: &str, bytes: bool) -> Result<Value, OptsError> {
         return Err(bad());
     }
     let rate = if bytes {
-        parse_bytes(rate).map_err(|_| bad())?
+        u64::try_from(parse_bytes(rate).map_err(|_| bad())?).map_err(|_| bad())?
     } else {
-        rate.parse::<i64>().map_err(|_| bad())?
+        rate.parse::<u64>().map_err(|_| bad())?
     };
-    Ok(json!({"Path": path, "Rate": rate}))
+    Ok(ThrottleDevice {
+        path: path.to_string(),
+        rate,
+    })
 }
 
 /// Puts the `LimitOpts` into a create body's `HostConfig`.
-pub fn apply_limits(o: &LimitOpts, hc: &mut Map<String, Value>) -> Result<(), OptsError> {
-    let mut set = |k: &str, v: Value| {
-        hc.insert(k.to_string(), v);
-    };
+pub fn apply_limits(o: &LimitOpts, hc: &mut HostConfig) -> Result<(), OptsError> {
     if let Some(r) = &o.memory_reservation {
-        set("MemoryReservation", json!(parse_bytes(r)?));
+        hc.memory_reservation = parse_bytes(r)?;
     }
     if o.oom_kill_disable {
-        set("OomKillDisable", json!(true));
+        hc.oom_kill_disable = Some(true);
     }
     if let Some(v) = o.memory_swappiness {
-        set("MemorySwappiness", json!(v));
+        hc.memory_swappiness = Some(v);
     }
     if let Some(v) = o.cpu_period {
-        set("CpuPeriod", json!(v));
+        hc.cpu_period = v;
     }
     if let Some(v) = o.cpu_quota {
-        set("CpuQuota", json!(v));
+        hc.cpu_quota = v;
     }
     if let Some(v) = &o.cpuset_cpus {
-        set("CpusetCpus", json!(v));
+        hc.cpuset_cpus = v.clone();
     }
     if let Some(v) = &o.cpuset_mems {
-        set("CpusetMems", json!(v));
+        hc.cpuset_mems = v.clone();
     }
     if let Some(v) = o.blkio_weight {
-        set("BlkioWeight", json!(v));
+        hc.blkio_weight = v;
     }
     let mut weights = Vec::new();
     for w in &o.blkio_weight_device {
@@ -332,23 +346,24 @@ pub fn apply_limits(o: &LimitOpts, hc: &mut Map<String, Value>) -> Result<(), Op
                     "invalid argument {w:?}: bad format for blkio-weight-device"
                 ))
             })?;
-        weights.push(json!({"Path": path, "Weight": weight}));
+        weights.push(WeightDevice {
+            path: path.to_string(),
+            weight,
+        });
     }
-    set("BlkioWeightDevice", Value::Array(weights));
-    for (key, list, bytes) in [
-        ("BlkioDeviceReadBps", &o.device_read_bps, true),
-        ("BlkioDeviceWriteBps", &o.device_write_bps, true),
-        ("BlkioDeviceReadIOps", &o.device_read_iops, false),
-        ("BlkioDeviceWriteIOps", &o.device_write_iops, false),
-    ] {
-        let v = list
-            .iter()
+    hc.blkio_weight_device = Some(weights);
+    let throttles = |list: &[String], bytes: bool| {
+        list.iter()
             .map(|s| throttle(s, bytes))
-            .collect::<Result<Vec<_>, _>>()?;
-        set(key, Value::Array(v));
-    }
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    hc.blkio_device_read_bps = throttles(&o.device_read_bps, true)?;
+    hc.blkio_device_write_bps = throttles(&o.device_write_bps, true)?;
+    hc.blkio_device_read_iops = throttles(&o.device_read_iops, false)?;
+    hc.blkio_device_write_iops = throttles(&o.device_write_iops, false)?;
     if !o.device_cgroup_rule.is_empty() {
-        set("DeviceCgroupRules", json!(o.device_cgroup_rule));
+        hc.device_cgroup_rules = Some(o.device_cgroup_rule.clone());
     }
     Ok(())
 }
@@ -568,24 +583,26 @@ mod tests {
         assert_eq!(go_duration_ns("1m30s"), Some(90_000_000_000));
         assert_eq!(go_duration_ns("500ms"), Some(500_000_000));
         assert_eq!(go_duration_ns("5x"), None);
-        let mut body = Map::new();
+        let mut config = Config::default();
         let o = HealthOpts {
             health_cmd: Some("true".into()),
             health_interval: Some("2s".into()),
             health_retries: Some(4),
             ..Default::default()
         };
-        apply_health(&o, &mut body).unwrap();
-        assert_eq!(body["Healthcheck"]["Test"], json!(["CMD-SHELL", "true"]));
-        assert_eq!(body["Healthcheck"]["Interval"], 2_000_000_000i64);
-        assert_eq!(body["Healthcheck"]["Retries"], 4);
-        let mut body = Map::new();
+        apply_health(&o, &mut config).unwrap();
+        let h = config.healthcheck.unwrap();
+        assert_eq!(h.test, Some(vec!["CMD-SHELL".into(), "true".into()]));
+        assert_eq!(h.interval, 2_000_000_000i64);
+        assert_eq!(h.retries, 4);
+        let mut config = Config::default();
         let o = HealthOpts {
             no_healthcheck: true,
             ..Default::default()
         };
-        apply_health(&o, &mut body).unwrap();
-        assert_eq!(body["Healthcheck"]["Test"], json!(["NONE"]));
+        apply_health(&o, &mut config).unwrap();
+        let h = serde_json::to_value(config.healthcheck.unwrap()).unwrap();
+        assert_eq!(h["Test"], json!(["NONE"]));
     }
 
     #[test]
@@ -605,11 +622,27 @@ mod tests {
             restart: Some("on-failure:3".into()),
             containers: vec!["c".into()],
         };
-        let b = update_body(&a).unwrap();
+        let b = serde_json::to_value(update_body(&a).unwrap()).unwrap();
         assert_eq!(b["Memory"], 64 << 20);
         assert_eq!(b["MemorySwap"], -1);
         assert_eq!(b["NanoCpus"], 500_000_000);
         assert_eq!(b["PidsLimit"], 10);
         assert_eq!(b["RestartPolicy"]["MaximumRetryCount"], 3);
+        // Unset flags: Go's zero values, a nameless policy and a null `PidsLimit`.
+        let b = serde_json::to_value(
+            update_body(&UpdateArgs {
+                pids_limit: None,
+                restart: None,
+                ..a
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(b["PidsLimit"], Value::Null);
+        assert_eq!(
+            b["RestartPolicy"],
+            json!({"Name": "", "MaximumRetryCount": 0})
+        );
+        assert_eq!(b["CpuQuota"], 0);
     }
 }

@@ -118,7 +118,7 @@ async fn create_container(
     let q = Query::new()
         .add_opt("name", req.name.clone())
         .add_opt("platform", req.platform.clone());
-    let body = Body::json(&req.body).map_err(|e| run_failure(cmd_name, &e))?;
+    let body = Body::json(&req.wire()).map_err(|e| run_failure(cmd_name, &e))?;
     if o.pull == "always" {
         pull(ctx, image, req.platform.as_deref())
             .await
@@ -132,7 +132,7 @@ async fn create_container(
             pull(ctx, image, req.platform.as_deref())
                 .await
                 .map_err(|e| help_wrap(cmd_name, e))?;
-            let body = Body::json(&req.body).map_err(|e| run_failure(cmd_name, &e))?;
+            let body = Body::json(&req.wire()).map_err(|e| run_failure(cmd_name, &e))?;
             ctx.client
                 .post_json("/containers/create", &q, body)
                 .await

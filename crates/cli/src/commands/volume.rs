@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use berth_api_types::container::Mount;
 use berth_client::{Body, Query};
 use clap::Args;
 use serde_json::{json, Map, Value};
@@ -286,14 +287,14 @@ pub async fn prune(ctx: &Ctx, a: VolumePruneArgs) -> CmdResult {
 
 /// One `--mount` value (CSV of `key=value`) as a `HostConfig.Mounts` entry, like docker's
 /// `opts.MountOpt`.
-pub fn parse_mount_flag(spec: &str) -> Result<Value, OptsError> {
+pub fn parse_mount_flag(spec: &str) -> Result<Mount, OptsError> {
     let bad = |m: String| {
         OptsError(format!(
             "invalid argument \"{spec}\" for \"--mount\" flag: {m}"
         ))
     };
     let mut kind = "volume".to_string();
-    let mut m = Map::new();
+    let mut consistency = String::new();
     let mut bind = Map::new();
     let mut vol = Map::new();
     let mut tmpfs = Map::new();
@@ -323,9 +324,7 @@ pub fn parse_mount_flag(spec: &str) -> Result<Value, OptsError> {
             "source" | "src" => source = need()?,
             "target" | "dst" | "destination" => target = need()?,
             "readonly" | "ro" => read_only = boolean(value.clone())?,
-            "consistency" => {
-                m.insert("Consistency".into(), json!(need()?));
-            }
+            "consistency" => consistency = need()?,
             "bind-propagation" => {
                 bind.insert("Propagation".into(), json!(need()?));
             }
@@ -365,20 +364,17 @@ pub fn parse_mount_flag(spec: &str) -> Result<Value, OptsError> {
     if !labels.is_empty() {
         vol.insert("Labels".into(), Value::Object(labels));
     }
-    m.insert("Type".into(), json!(kind));
-    m.insert("Source".into(), json!(source));
-    m.insert("Target".into(), json!(target));
-    m.insert("ReadOnly".into(), json!(read_only));
-    if !bind.is_empty() {
-        m.insert("BindOptions".into(), Value::Object(bind));
-    }
-    if !vol.is_empty() {
-        m.insert("VolumeOptions".into(), Value::Object(vol));
-    }
-    if !tmpfs.is_empty() {
-        m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
-    }
-    Ok(Value::Object(m))
+    let options = |m: Map<String, Value>| (!m.is_empty()).then_some(Value::Object(m));
+    Ok(Mount {
+        target,
+        source,
+        kind,
+        read_only,
+        consistency,
+        bind_options: options(bind),
+        volume_options: options(vol),
+        tmpfs_options: options(tmpfs),
+    })
 }
 
 /// `container:path` split, or `None` for a local path (docker's `splitCpArg`).
@@ -630,19 +626,19 @@ mod tests {
 
     #[test]
     fn mount_flag_like_docker() {
-        let m =
-            parse_mount_flag("type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave").unwrap();
+        let mount = |spec| serde_json::to_value(parse_mount_flag(spec).unwrap()).unwrap();
+        let m = mount("type=bind,src=/a,dst=/b,readonly,bind-propagation=rslave");
         assert_eq!(
             m,
             json!({"Type":"bind","Source":"/a","Target":"/b","ReadOnly":true,
                    "BindOptions":{"Propagation":"rslave"}})
         );
-        let m = parse_mount_flag("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770").unwrap();
+        let m = mount("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770");
         assert_eq!(
             m["TmpfsOptions"],
             json!({"SizeBytes": 1048576, "Mode": 0o1770})
         );
-        let m = parse_mount_flag("source=v,target=/v,volume-nocopy").unwrap();
+        let m = mount("source=v,target=/v,volume-nocopy");
         assert_eq!(m["Type"], "volume");
         assert_eq!(m["VolumeOptions"]["NoCopy"], true);
         assert!(parse_mount_flag("type=bind,src=/a").is_err());

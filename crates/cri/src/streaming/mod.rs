@@ -3,17 +3,24 @@
 //! SPDY/3.1 or WebSocket, speaking Kubernetes' remotecommand or portforward protocol. The
 //! daemon supplies the actual exec/attach/port-forward through [`StreamRuntime`].
 
+#[cfg(feature = "server")]
 mod portforward;
+#[cfg(feature = "server")]
 mod remotecommand;
 mod runtime;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 pub mod spdy;
 pub mod status;
 mod tokens;
+#[cfg(feature = "server")]
 pub mod websocket;
 
+#[cfg(feature = "server")]
 pub use remotecommand::STREAM_CREATION_TIMEOUT;
 pub use runtime::{connect_in_netns, pump, BoxRead, BoxWrite, StreamIo, StreamRuntime, TermSize};
+#[cfg(feature = "server")]
 pub use server::{StreamingServer, SPDY_REMOTECOMMAND};
 pub use tokens::{StreamUrls, TokenCache, MAX_IN_FLIGHT, TOKEN_TTL};
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use berth_api_server::backend::{AttachOptions, BoxedIo, Session};
+use berth_services::{AttachOptions, BoxedIo, Session};
 use futures_util::FutureExt;
 
 use super::{not_running, PendingAttach};

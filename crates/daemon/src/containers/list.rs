@@ -1,7 +1,7 @@
 //! `GET /containers/json`: the summaries and their `Status` text.
 
-use berth_api_server::backend::ContainerListOptions;
 use berth_api_types::container::{self as ct, Summary};
+use berth_services::ContainerListOptions;
 
 use super::filters::ListFilters;
 use super::units::{dir_size, human_duration};

@@ -21,8 +21,8 @@ mod top;
 mod units;
 mod wait;
 
-use berth_api_server::backend::{AttachOptions, BoxedIo};
 use berth_api_types::ApiError;
+use berth_services::{AttachOptions, BoxedIo};
 
 pub(crate) use start::exit_code_for_start_error;
 pub(crate) use units::{dir_size, parse_size};

@@ -1,7 +1,7 @@
 //! `POST /containers/{id}/wait`.
 
-use berth_api_server::backend::WaitCondition;
 use berth_api_types::container::{self as ct, WaitResponse};
+use berth_services::WaitCondition;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use berth_api_server::backend::{AttachOptions, ExecStarted, Session};
 use berth_api_types::exec as et;
 use berth_cri::backend::StreamCheck;
 use berth_cri::streaming::{connect_in_netns, pump, BoxRead, BoxWrite, StreamIo, StreamRuntime};
 use berth_cri::types::{ContainerState, ExecSyncOutput};
 use berth_cri::{CriError, CriResult};
+use berth_services::{AttachOptions, ExecStarted, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::containers::cri_state;

@@ -3,12 +3,12 @@
 
 use async_trait::async_trait;
 use base64::Engine;
-use berth_api_server::backend::{ImageListOptions, PullOptions};
 use berth_api_types::ErrorKind;
 use berth_cri::api;
 use berth_cri::backend::ImageBackend;
 use berth_cri::types::{FsInfo, PullImage, RegistryAuth, WithInfo};
 use berth_cri::{CriError, CriResult};
+use berth_services::{ImageListOptions, PullOptions};
 
 use super::{cri_err, now_nanos, PodService};
 

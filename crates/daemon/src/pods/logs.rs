@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_api_server::backend::LogsOptions;
 use berth_cri::log::{CriLog, LogStream};
 use berth_cri::{CriError, CriResult};
+use berth_services::LogsOptions;
 use futures_util::StreamExt;
 use std::io::Write;
 

@@ -1,24 +1,27 @@
-//! The api-server's `Backend` implemented by the daemon's services.
+//! The daemon's services as the API server calls them: each service trait of `berth-services`
+//! forwarded to [`Daemon`]. This is where HTTP (berth-api-server) and the daemon meet; neither
+//! crate depends on the other.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use berth_api_server::backend::{
-    AttachOptions, Backend, BuildOptions, ByteStream, CommitOptions, ContainerListOptions,
-    DiskUsageOptions, EventsOptions, ExecStarted, ImageListOptions, ImportOptions, LoadOptions,
-    LogsOptions, PlatformSpec, PullOptions, PushOptions, Result, Session, StatsOptions,
-    UpdateOptions, WaitCondition,
+use berth_api_types::{container, exec, image, network, prune, system, volume};
+use berth_daemon::Daemon;
+use berth_services::{
+    AttachOptions, BuildBackend, BuildOptions, ByteStream, CommitOptions, ContainerBackend,
+    ContainerListOptions, DiskUsageOptions, EventsOptions, ExecBackend, ExecStarted, ImageBackend,
+    ImageListOptions, ImportOptions, LoadOptions, LogsOptions, NetworkBackend, PlatformSpec,
+    PullOptions, PushOptions, Result, Session, StatsOptions, SystemBackend, UpdateOptions,
+    VolumeBackend, WaitCondition,
 };
-use berth_api_types::{container, exec, image, prune, system, volume};
 use futures_util::future::BoxFuture;
 
-use crate::Daemon;
-
-/// The daemon as the API server sees it.
+/// The daemon as the API server sees it (a newtype: the traits and `Daemon` are both foreign
+/// here).
 pub struct Api(pub Arc<Daemon>);
 
 #[async_trait]
-impl Backend for Api {
+impl SystemBackend for Api {
     async fn version(&self) -> Result<system::VersionResponse> {
         Ok(self.0.version())
     }
@@ -28,6 +31,16 @@ impl Backend for Api {
     async fn events(&self, opts: EventsOptions) -> Result<ByteStream> {
         self.0.events(opts)
     }
+    async fn system_df(&self, opts: DiskUsageOptions) -> Result<prune::DiskUsage> {
+        self.0.system_df(opts)
+    }
+    async fn registry_login(&self, body: serde_json::Value) -> Result<serde_json::Value> {
+        self.0.registry_login(body).await
+    }
+}
+
+#[async_trait]
+impl ContainerBackend for Api {
     async fn container_create(
         &self,
         name: Option<String>,
@@ -101,6 +114,58 @@ impl Backend for Api {
     async fn container_attach(&self, id: &str, opts: AttachOptions) -> Result<Session> {
         self.0.container_attach(id, opts).await
     }
+    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat> {
+        self.0.container_archive_stat(id, path).await
+    }
+    async fn container_archive_get(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<(volume::PathStat, ByteStream)> {
+        self.0.container_archive_get(id, path).await
+    }
+    async fn container_archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: ByteStream,
+    ) -> Result<()> {
+        self.0
+            .container_archive_put(id, path, no_overwrite_dir_non_dir, copy_uid_gid, body)
+            .await
+    }
+    async fn containers_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ContainerPruneResponse> {
+        self.0.containers_prune(&filters).await
+    }
+    async fn container_update(
+        &self,
+        id: &str,
+        body: serde_json::Value,
+        opts: UpdateOptions,
+    ) -> Result<Vec<String>> {
+        self.0.container_update(id, body, opts).await
+    }
+    async fn container_stats(&self, id: &str, opts: StatsOptions) -> Result<ByteStream> {
+        self.0.container_stats(id, opts).await
+    }
+    async fn container_commit(&self, opts: CommitOptions) -> Result<String> {
+        self.0.container_commit(opts).await
+    }
+    async fn container_changes(&self, id: &str) -> Result<Vec<container::ChangeItem>> {
+        self.0.container_changes(id)
+    }
+    async fn container_export(&self, id: &str) -> Result<ByteStream> {
+        self.0.container_export(id).await
+    }
+}
+
+#[async_trait]
+impl ExecBackend for Api {
     async fn exec_create(&self, id: &str, req: exec::CreateRequest) -> Result<String> {
         self.0.exec_create(id, req).await
     }
@@ -113,6 +178,10 @@ impl Backend for Api {
     async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> Result<()> {
         self.0.exec_resize(exec_id, height, width).await
     }
+}
+
+#[async_trait]
+impl ImageBackend for Api {
     async fn image_list(&self, opts: ImageListOptions) -> Result<Vec<image::Summary>> {
         self.0.image_list(opts)
     }
@@ -146,14 +215,17 @@ impl Backend for Api {
     async fn image_import(&self, body: ByteStream, opts: ImportOptions) -> Result<ByteStream> {
         self.0.image_import(body, opts).await
     }
+    async fn images_prune(
+        &self,
+        filters: Vec<(String, Vec<String>)>,
+    ) -> Result<prune::ImagePruneResponse> {
+        self.0.images_prune(&filters).await
+    }
     async fn image_pull(&self, opts: PullOptions) -> Result<ByteStream> {
         self.0.image_pull(opts).await
     }
     async fn image_push(&self, opts: PushOptions) -> Result<ByteStream> {
         self.0.image_push(opts).await
-    }
-    async fn registry_login(&self, body: serde_json::Value) -> Result<serde_json::Value> {
-        self.0.registry_login(body).await
     }
     async fn image_search(
         &self,
@@ -163,61 +235,52 @@ impl Backend for Api {
     ) -> Result<Vec<serde_json::Value>> {
         self.0.image_search(term, limit, registry_auth).await
     }
+}
+
+#[async_trait]
+impl BuildBackend for Api {
     async fn image_build(&self, body: ByteStream, opts: BuildOptions) -> Result<ByteStream> {
         self.0.image_build(body, opts).await
-    }
-    async fn container_commit(&self, opts: CommitOptions) -> Result<String> {
-        self.0.container_commit(opts).await
-    }
-    async fn container_changes(&self, id: &str) -> Result<Vec<container::ChangeItem>> {
-        self.0.container_changes(id)
     }
     async fn build_prune(&self) -> Result<(Vec<String>, u64)> {
         self.0.build_prune().await
     }
-    async fn container_export(&self, id: &str) -> Result<ByteStream> {
-        self.0.container_export(id).await
-    }
+}
 
+#[async_trait]
+impl NetworkBackend for Api {
     async fn network_list(
         &self,
         filters: Vec<(String, Vec<String>)>,
         containers: bool,
-    ) -> Result<Vec<berth_api_types::network::Network>> {
+    ) -> Result<Vec<network::Network>> {
         self.0.network_list(filters, containers).await
     }
-    async fn network_inspect(&self, id: &str) -> Result<berth_api_types::network::Network> {
+    async fn network_inspect(&self, id: &str) -> Result<network::Network> {
         self.0.network_inspect(id).await
     }
-    async fn network_create(
-        &self,
-        req: berth_api_types::network::CreateRequest,
-    ) -> Result<berth_api_types::network::CreateResponse> {
+    async fn network_create(&self, req: network::CreateRequest) -> Result<network::CreateResponse> {
         self.0.network_create(req).await
     }
     async fn network_remove(&self, id: &str) -> Result<()> {
         self.0.network_remove(id).await
     }
-    async fn network_connect(
-        &self,
-        id: &str,
-        req: berth_api_types::network::ConnectRequest,
-    ) -> Result<()> {
+    async fn network_connect(&self, id: &str, req: network::ConnectRequest) -> Result<()> {
         self.0.network_connect(id, req).await
     }
-    async fn network_disconnect(
-        &self,
-        id: &str,
-        req: berth_api_types::network::DisconnectRequest,
-    ) -> Result<()> {
+    async fn network_disconnect(&self, id: &str, req: network::DisconnectRequest) -> Result<()> {
         self.0.network_disconnect(id, req).await
     }
     async fn network_prune(
         &self,
         filters: Vec<(String, Vec<String>)>,
-    ) -> Result<berth_api_types::network::PruneResponse> {
+    ) -> Result<network::PruneResponse> {
         self.0.network_prune(filters).await
     }
+}
+
+#[async_trait]
+impl VolumeBackend for Api {
     async fn volume_create(&self, req: volume::CreateRequest) -> Result<volume::Volume> {
         self.0.volume_create(req)
     }
@@ -239,53 +302,5 @@ impl Backend for Api {
         named_too: bool,
     ) -> Result<volume::PruneResponse> {
         self.0.volume_prune(&filters, named_too)
-    }
-    async fn container_archive_stat(&self, id: &str, path: &str) -> Result<volume::PathStat> {
-        self.0.container_archive_stat(id, path).await
-    }
-    async fn container_archive_get(
-        &self,
-        id: &str,
-        path: &str,
-    ) -> Result<(volume::PathStat, ByteStream)> {
-        self.0.container_archive_get(id, path).await
-    }
-    async fn container_archive_put(
-        &self,
-        id: &str,
-        path: &str,
-        no_overwrite_dir_non_dir: bool,
-        copy_uid_gid: bool,
-        body: ByteStream,
-    ) -> Result<()> {
-        self.0
-            .container_archive_put(id, path, no_overwrite_dir_non_dir, copy_uid_gid, body)
-            .await
-    }
-    async fn containers_prune(
-        &self,
-        filters: Vec<(String, Vec<String>)>,
-    ) -> Result<prune::ContainerPruneResponse> {
-        self.0.containers_prune(&filters).await
-    }
-    async fn images_prune(
-        &self,
-        filters: Vec<(String, Vec<String>)>,
-    ) -> Result<prune::ImagePruneResponse> {
-        self.0.images_prune(&filters).await
-    }
-    async fn system_df(&self, opts: DiskUsageOptions) -> Result<prune::DiskUsage> {
-        self.0.system_df(opts)
-    }
-    async fn container_update(
-        &self,
-        id: &str,
-        body: serde_json::Value,
-        opts: UpdateOptions,
-    ) -> Result<Vec<String>> {
-        self.0.container_update(id, body, opts).await
-    }
-    async fn container_stats(&self, id: &str, opts: StatsOptions) -> Result<ByteStream> {
-        self.0.container_stats(id, opts).await
     }
 }
