@@ -278,7 +278,35 @@ async fn namespace_options() {
     let c3 = e.run(&pod, "ccc", sc_with_ns(Pod)).await;
     let ps = e.out(&c3, "ps -o args").await;
     assert!(ps.contains("sleep 102") && ps.contains("sleep 103"), "{ps}");
+    // The namespace's init is berth's own (no pause image); it goes with the pod.
+    let info =
+        e.c.rt
+            .pod_sandbox_status(api::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.0.clone(),
+                verbose: true,
+            })
+            .await
+            .expect("PodSandboxStatus")
+            .into_inner()
+            .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    let init = info["pidInit"].as_i64().expect("pidInit");
+    let comm = |pid: i64| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm(init).trim(), "berth-pod-init");
     e.remove_pod(&pod.0).await;
+    let gone = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+            .unwrap_or(true)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gone(init) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        gone(init),
+        "pod init {init} still runs after RemovePodSandbox"
+    );
 
     // NODE: the host's network, PID and IPC namespaces.
     let pod = e.pod("nodepod", ns_opts(Node, Node, Node), &[]).await;
