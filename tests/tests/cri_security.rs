@@ -262,11 +262,15 @@ async fn namespace_options() {
     let pod = e.pod("pidpod", ns_opts(Pod, Pod, Pod), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Pod)).await;
     let b = e.run(&pod, "bb", sc_with_ns(Pod)).await;
+    // Started before any exec: on cgroup v1 a start fails when its PID in the pod is not
+    // also a host PID (libcontainer's cgroup v1 mount, see docs/cri.md), and execs use PIDs.
+    let c3 = e.run(&pod, "ccc", sc_with_ns(Pod)).await;
     let (pa, pb) = (ns(&mut e, &a, "pid").await, ns(&mut e, &b, "pid").await);
     assert_eq!(pa, pb, "PID POD: one namespace for the pod");
     assert_ne!(pa, host_ns("pid"));
     let ps = e.out(&a, "ps -o args").await;
     assert!(ps.contains("sleep 101") && ps.contains("sleep 102"), "{ps}");
+    assert!(ps.contains("sleep 103"), "{ps}");
     // The first container ending does not take the pod's PID namespace with it.
     e.c.rt
         .stop_container(api::StopContainerRequest {
@@ -275,9 +279,9 @@ async fn namespace_options() {
         })
         .await
         .unwrap();
-    let c3 = e.run(&pod, "ccc", sc_with_ns(Pod)).await;
     let ps = e.out(&c3, "ps -o args").await;
     assert!(ps.contains("sleep 102") && ps.contains("sleep 103"), "{ps}");
+    assert!(!ps.contains("sleep 101"), "{ps}");
     // The namespace's init is berth's own (no pause image); it goes with the pod.
     let info =
         e.c.rt
