@@ -360,4 +360,39 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn seccomp_profiles_and_run_as_group() {
+        use api::security_profile::ProfileType;
+        let p = |t: ProfileType| api::SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: String::new(),
+        };
+        assert_eq!(
+            seccomp_opt(None, "").unwrap().as_deref(),
+            Some("seccomp=unconfined")
+        );
+        assert_eq!(
+            seccomp_opt(Some(&p(ProfileType::RuntimeDefault)), "").unwrap(),
+            None
+        );
+        assert_eq!(
+            seccomp_opt(Some(&p(ProfileType::Unconfined)), "")
+                .unwrap()
+                .as_deref(),
+            Some("seccomp=unconfined")
+        );
+        assert_eq!(seccomp_opt(None, "runtime/default").unwrap(), None);
+        assert!(seccomp_opt(None, "bogus").is_err());
+        let sc = api::LinuxContainerSecurityContext {
+            run_as_group: Some(api::Int64Value { value: 5 }),
+            ..Default::default()
+        };
+        let e = user_of(&sc).unwrap_err();
+        assert!(
+            matches!(e, CriError::InvalidArgument { ref field, .. } if field.ends_with("run_as_group")),
+            "{e}"
+        );
+        assert!(clamp_oom_score_adj(5000) == 1000 && clamp_oom_score_adj(500) == 500);
+    }
 }
