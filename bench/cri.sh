@@ -52,6 +52,8 @@ cleanup() {
   umount -l "$xroot" 2>/dev/null || true
   rm -rf "$root" "$xroot"
   ip link del bcribench0 2>/dev/null || true
+  ip link del bcbberth0 2>/dev/null || true
+  nft delete table ip berth_bcbberth0 2>/dev/null || true
   for d in /sys/fs/cgroup/berth-cri-bench /sys/fs/cgroup/*/berth-cri-bench; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
