@@ -35,6 +35,10 @@ for b in containerd ctr runc; do
 done
 [ -x /usr/lib/cni/bridge ] || { echo "needs containernetworking-plugins" >&2; exit 1; }
 
+# containerd puts pods under a `k8s.io` cgroup and runc state under /run/containerd/runc:
+# removed at the end only when this run made them (a system containerd may use them too).
+k8s_cg_existed=$( { ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true; } | head -1)
+runc_dir_existed=$( [ -e /run/containerd/runc ] && echo yes || true)
 root=$(mktemp -d /var/tmp/berth-cri-bench.XXXX)
 xroot=$(mktemp -d /run/berth-cri-bench.XXXX)
 mount -t tmpfs -o mode=0711 berth-cri-bench "$xroot"
@@ -54,6 +58,12 @@ cleanup() {
   ip link del bcribench0 2>/dev/null || true
   ip link del bcbberth0 2>/dev/null || true
   nft delete table ip berth_bcbberth0 2>/dev/null || true
+  if [ -z "$k8s_cg_existed" ]; then
+    for d in /sys/fs/cgroup/k8s.io /sys/fs/cgroup/*/k8s.io; do
+      [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+  fi
+  [ -z "$runc_dir_existed" ] && rm -rf /run/containerd/runc 2>/dev/null || true
   for d in /sys/fs/cgroup/berth-cri-bench /sys/fs/cgroup/*/berth-cri-bench; do
     [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
