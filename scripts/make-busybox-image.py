@@ -3,6 +3,9 @@
 
 Usage: make-busybox-image.py OUT.tar [TAG]
 
+BUSYBOX_CMD (a JSON list) replaces the image's Cmd ["sh"]: bench/cri.sh makes containerd's
+sandbox ("pause") image this way, `["sleep", "2147483647"]`.
+
 No registry is needed: the single layer holds /bin/busybox, a symlink for every applet, a
 minimal /etc (passwd, group with root, nobody and a `berth` user 1000:1000) and the usual empty
 directories. Timestamps are fixed, so the same busybox binary always gives the same image id.
@@ -17,6 +20,7 @@ import tarfile
 
 MTIME = 1700000000
 BUSYBOX = os.environ.get("BUSYBOX", "/bin/busybox")
+CMD = json.loads(os.environ.get("BUSYBOX_CMD", '["sh"]'))
 
 
 def add_dir(tar, name, mode=0o755):
@@ -81,12 +85,12 @@ def main():
         "created": "2023-11-14T22:13:20Z",
         "config": {
             "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-            "Cmd": ["sh"],
+            "Cmd": CMD,
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [
             {"created": "2023-11-14T22:13:20Z", "created_by": "make-busybox-image.py: COPY busybox /bin/busybox"},
-            {"created": "2023-11-14T22:13:20Z", "created_by": "CMD [\"sh\"]", "empty_layer": True},
+            {"created": "2023-11-14T22:13:20Z", "created_by": "CMD " + json.dumps(CMD), "empty_layer": True},
         ],
     }
     config_bytes = json.dumps(config, separators=(",", ":"), sort_keys=True).encode()

@@ -147,7 +147,8 @@ impl Drop for CniNet {
     }
 }
 
-/// A pod config with the given name and labels, logging into `log_dir`.
+/// A pod config with the given name and labels, logging into `log_dir`; namespaces as a
+/// kubelet sets them for a pod without `shareProcessNamespace` (PID per container).
 pub fn pod_config(name: &str, labels: &[(&str, &str)], log_dir: &Path) -> api::PodSandboxConfig {
     api::PodSandboxConfig {
         metadata: Some(api::PodSandboxMetadata {
@@ -162,6 +163,16 @@ pub fn pod_config(name: &str, labels: &[(&str, &str)], log_dir: &Path) -> api::P
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        linux: Some(api::LinuxPodSandboxConfig {
+            security_context: Some(api::LinuxSandboxSecurityContext {
+                namespace_options: Some(api::NamespaceOption {
+                    pid: api::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }

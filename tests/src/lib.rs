@@ -522,6 +522,23 @@ impl Daemon {
             }
         }
         kill_cgroup_members(&self.cgroup_parent);
+        // The inits of CRI pods' shared PID namespaces (forked by berthd, outside cgroups).
+        if let Ok(entries) = std::fs::read_dir(self.root.join("data/cri/pods")) {
+            for e in entries.flatten() {
+                let Ok(raw) = std::fs::read_to_string(e.path()) else {
+                    continue;
+                };
+                let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
+                let pid = v["pid_init"].as_i64().unwrap_or(0) as i32;
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if pid > 0 && comm.trim() == "berth-pod-init" {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
         std::thread::sleep(Duration::from_millis(300));
         if let Ok(entries) = std::fs::read_dir(self.root.join("exec/containers")) {
             for e in entries.flatten() {

@@ -75,7 +75,10 @@ impl Daemon {
                 .map(|a| a.netns.as_path())
                 .or(joined.as_ref().map(|j| j.netns.as_path()))
                 .or(pod_join.and_then(|p| p.netns.as_deref())),
-            pid_ns_path: ns_joins.pid.as_deref(),
+            pid_ns_path: ns_joins
+                .pid
+                .as_deref()
+                .or(pod_join.and_then(|p| p.pid.as_deref())),
             ipc_ns_path: ns_joins
                 .ipc
                 .as_deref()

@@ -21,6 +21,7 @@ mod exec;
 mod images;
 mod logs;
 mod nsfs;
+mod pidns;
 mod runtime;
 mod sandbox;
 mod stats;

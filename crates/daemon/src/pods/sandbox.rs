@@ -11,10 +11,12 @@ use berth_cri::types::{PodFilter, PodState, PodStatsFilter, PodStatus, RunPodSan
 use berth_cri::{CriError, CriResult};
 
 use super::store::{encode, PodRecord};
-use super::{new_id, now_nanos, nsfs, PodService};
+use super::{new_id, now_nanos, nsfs, pidns, PodService};
 
 /// `NamespaceMode::Node` as the proto numbers it.
 pub(crate) const NODE: i32 = api::NamespaceMode::Node as i32;
+/// `NamespaceMode::Pod`, the default.
+pub(crate) const POD: i32 = api::NamespaceMode::Pod as i32;
 
 /// The pod's namespace options (all POD when unset).
 pub(crate) fn ns_options(cfg: &api::PodSandboxConfig) -> api::NamespaceOption {
@@ -80,6 +82,10 @@ impl PodService {
         for p in [r.netns.as_deref(), r.ipc.as_deref()].into_iter().flatten() {
             nsfs::unpin(p).map_err(CriError::Internal)?;
         }
+        if let Some(p) = r.pid_ns.take() {
+            pidns::stop(r.pid_init, &p).map_err(CriError::Internal)?;
+            r.pid_init = 0;
+        }
         Ok(())
     }
 
@@ -91,6 +97,11 @@ impl PodService {
             let p = dir.join("ipc");
             nsfs::pin_ipc(&p).map_err(CriError::Internal)?;
             r.ipc = Some(p);
+        }
+        if ns.pid == POD {
+            let p = dir.join("pid");
+            r.pid_init = pidns::start(&p).map_err(CriError::Internal)?;
+            r.pid_ns = Some(p);
         }
         if ns.network == NODE {
             return Ok(());
@@ -167,6 +178,8 @@ impl PodBackend for PodService {
             runtime_handler: req.runtime_handler,
             netns: None,
             ipc: None,
+            pid_ns: None,
+            pid_init: 0,
             attachment: None,
             ips: Vec::new(),
         };
@@ -237,6 +250,8 @@ impl PodBackend for PodService {
                 serde_json::json!({
                     "netns": netns,
                     "ipc": r.ipc.as_ref().map(|p| p.display().to_string()),
+                    "pid": r.pid_ns.as_ref().map(|p| p.display().to_string()),
+                    "pidInit": r.pid_init,
                     "cni": r.attachment.as_ref().map(|a| &a.result),
                 })
                 .to_string(),

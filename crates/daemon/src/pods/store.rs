@@ -32,6 +32,11 @@ pub(crate) struct PodRecord {
     /// The pinned IPC namespace (`None`: the host's).
     #[serde(default)]
     pub ipc: Option<PathBuf>,
+    /// The pod's shared PID namespace (PID `POD`), pinned, and its init's pid.
+    #[serde(default)]
+    pub pid_ns: Option<PathBuf>,
+    #[serde(default)]
+    pub pid_init: i32,
     /// What CNI ADD set up, for DEL (also after a restart); `None` once torn down.
     #[serde(default)]
     pub attachment: Option<Attachment>,
@@ -226,6 +231,8 @@ mod tests {
             runtime_handler: String::new(),
             netns: Some("/run/x/net".into()),
             ipc: None,
+            pid_ns: None,
+            pid_init: 0,
             attachment: None,
             ips: vec!["10.1.0.2".into()],
         };

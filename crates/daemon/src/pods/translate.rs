@@ -8,7 +8,7 @@ use berth_api_types::container as ct;
 use berth_cri::api;
 use berth_cri::{CriError, CriResult};
 
-use super::sandbox::{ns_options, NODE};
+use super::sandbox::{ns_options, NODE, POD};
 
 pub(crate) const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
 pub(crate) const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -32,40 +32,90 @@ fn propagation(p: i32) -> &'static str {
     }
 }
 
+/// Whether this process has CAP_SYS_RESOURCE in its effective set (needed to lower an
+/// OOM score adjustment below its own floor).
+fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
 /// The OOM score adjustment clamped to what this daemon may set: without CAP_SYS_RESOURCE
-/// nothing below the daemon's own value is allowed (a negative score would fail the start).
-fn clamp_oom_score_adj(v: i64) -> i64 {
+/// (as on VMs and in unprivileged containers) nothing below the daemon's own value is allowed,
+/// and a kubelet's negative score (-997 for a Guaranteed pod's container) would fail the start.
+pub(crate) fn clamp_oom_score_adj(v: i64) -> i64 {
+    let v = v.clamp(-1000, 1000);
+    if has_cap_sys_resource() {
+        return v;
+    }
     let own = std::fs::read_to_string("/proc/self/oom_score_adj")
         .ok()
         .and_then(|s| s.trim().parse::<i64>().ok())
         .unwrap_or(0);
-    v.clamp(own.min(1000), 1000)
+    v.max(own.min(1000))
 }
 
-fn user_of(sc: &api::LinuxContainerSecurityContext) -> String {
+fn user_of(sc: &api::LinuxContainerSecurityContext) -> CriResult<String> {
     let group = sc.run_as_group.as_ref().map(|g| g.value);
-    match (&sc.run_as_user, sc.run_as_username.as_str(), group) {
-        (Some(u), _, Some(g)) => format!("{}:{g}", u.value),
-        (Some(u), _, None) => u.value.to_string(),
-        (None, name, Some(g)) if !name.is_empty() => format!("{name}:{g}"),
-        (None, name, _) => name.to_string(),
-    }
+    Ok(
+        match (&sc.run_as_user, sc.run_as_username.as_str(), group) {
+            (Some(u), _, Some(g)) => format!("{}:{g}", u.value),
+            (Some(u), _, None) => u.value.to_string(),
+            (None, name, Some(g)) if !name.is_empty() => format!("{name}:{g}"),
+            (None, _, Some(_)) => {
+                return Err(CriError::invalid(
+                    "config.linux.security_context.run_as_group",
+                    "run_as_group is set without run_as_user or run_as_username",
+                ))
+            }
+            (None, name, None) => name.to_string(),
+        },
+    )
 }
 
-fn seccomp_opt(p: Option<&api::SecurityProfile>) -> CriResult<Option<String>> {
-    let Some(p) = p else { return Ok(None) };
-    match api::security_profile::ProfileType::try_from(p.profile_type) {
-        Ok(api::security_profile::ProfileType::Unconfined) => Ok(Some("seccomp=unconfined".into())),
-        Ok(api::security_profile::ProfileType::Localhost) => {
-            let body = std::fs::read_to_string(&p.localhost_ref).map_err(|e| {
-                CriError::invalid(
-                    "config.linux.security_context.seccomp.localhost_ref",
-                    format!("{}: {e}", p.localhost_ref),
-                )
-            })?;
-            Ok(Some(format!("seccomp={body}")))
-        }
-        _ => Ok(None),
+/// The seccomp profile of a container as a Docker security option: `RuntimeDefault` is the
+/// daemon's default profile, `Unconfined` and no profile at all (as containerd) none, a
+/// `Localhost` profile the file's JSON. The deprecated `seccomp_profile_path`
+/// (`runtime/default`, `unconfined`, `localhost/<path>`) is read when `seccomp` is unset.
+fn seccomp_opt(p: Option<&api::SecurityProfile>, deprecated: &str) -> CriResult<Option<String>> {
+    use api::security_profile::ProfileType;
+    let field = "config.linux.security_context.seccomp.localhost_ref";
+    let local = |path: &str, field: &str| -> CriResult<Option<String>> {
+        let body = std::fs::read_to_string(path)
+            .map_err(|e| CriError::invalid(field, format!("{path}: {e}")))?;
+        Ok(Some(format!("seccomp={body}")))
+    };
+    let unconfined = Ok(Some("seccomp=unconfined".into()));
+    let Some(p) = p else {
+        return match deprecated {
+            "runtime/default" | "docker/default" => Ok(None),
+            "" | "unconfined" => unconfined,
+            other => match other.strip_prefix("localhost/") {
+                Some(path) => local(path, "config.linux.security_context.seccomp_profile_path"),
+                None => Err(CriError::invalid(
+                    "config.linux.security_context.seccomp_profile_path",
+                    format!("unknown seccomp profile {other:?}"),
+                )),
+            },
+        };
+    };
+    match ProfileType::try_from(p.profile_type) {
+        Ok(ProfileType::Unconfined) => unconfined,
+        Ok(ProfileType::Localhost) => local(&p.localhost_ref, field),
+        Ok(ProfileType::RuntimeDefault) => Ok(None),
+        Err(_) => Err(CriError::invalid(
+            "config.linux.security_context.seccomp.profile_type",
+            format!("unknown profile type {}", p.profile_type),
+        )),
     }
 }
 
@@ -74,6 +124,8 @@ fn seccomp_opt(p: Option<&api::SecurityProfile>) -> CriResult<Option<String>> {
 pub(crate) struct Joins {
     pub netns: bool,
     pub ipc: bool,
+    /// The pod's shared PID namespace (PID `POD`, when the pod has one).
+    pub pid: bool,
 }
 
 /// Builds the create request of a pod's container.
@@ -113,7 +165,7 @@ pub(crate) fn create_request(
         tty: cfg.tty,
         open_stdin: cfg.stdin,
         stdin_once: cfg.stdin_once,
-        user: user_of(&sc),
+        user: user_of(&sc)?,
         ..Default::default()
     };
     if !host_network {
@@ -152,7 +204,9 @@ pub(crate) fn create_request(
     if sc.no_new_privs {
         security_opt.push("no-new-privileges".to_string());
     }
-    if let Some(s) = seccomp_opt(sc.seccomp.as_ref())? {
+    #[allow(deprecated)] // still sent by older kubelets
+    let deprecated_seccomp = &sc.seccomp_profile_path;
+    if let Some(s) = seccomp_opt(sc.seccomp.as_ref(), deprecated_seccomp)? {
         security_opt.push(s);
     }
     let caps = sc.capabilities.clone().unwrap_or_default();
@@ -225,6 +279,7 @@ pub(crate) fn create_request(
     let joins = Joins {
         netns: !host_network,
         ipc: !ipc_host,
+        pid: ns.pid == POD && hc.pid_mode.is_empty(),
     };
     Ok((
         ct::CreateRequest {
@@ -304,5 +359,40 @@ mod tests {
             matches!(e, CriError::InvalidArgument { ref field, .. } if field == "config.mounts[0].host_path"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn seccomp_profiles_and_run_as_group() {
+        use api::security_profile::ProfileType;
+        let p = |t: ProfileType| api::SecurityProfile {
+            profile_type: t as i32,
+            localhost_ref: String::new(),
+        };
+        assert_eq!(
+            seccomp_opt(None, "").unwrap().as_deref(),
+            Some("seccomp=unconfined")
+        );
+        assert_eq!(
+            seccomp_opt(Some(&p(ProfileType::RuntimeDefault)), "").unwrap(),
+            None
+        );
+        assert_eq!(
+            seccomp_opt(Some(&p(ProfileType::Unconfined)), "")
+                .unwrap()
+                .as_deref(),
+            Some("seccomp=unconfined")
+        );
+        assert_eq!(seccomp_opt(None, "runtime/default").unwrap(), None);
+        assert!(seccomp_opt(None, "bogus").is_err());
+        let sc = api::LinuxContainerSecurityContext {
+            run_as_group: Some(api::Int64Value { value: 5 }),
+            ..Default::default()
+        };
+        let e = user_of(&sc).unwrap_err();
+        assert!(
+            matches!(e, CriError::InvalidArgument { ref field, .. } if field.ends_with("run_as_group")),
+            "{e}"
+        );
+        assert!(clamp_oom_score_adj(5000) == 1000 && clamp_oom_score_adj(500) == 500);
     }
 }
