@@ -204,50 +204,20 @@ pub struct HealthOpts {
     pub no_healthcheck: bool,
 }
 
-/// Go's `time.ParseDuration` in nanoseconds (`1s`, `500ms`, `1m30s`, `0`).
-pub fn go_duration_ns(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|n| *n > 0)?;
-        let num: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += num * mult;
-        rest = &rest[u..];
-    }
-    Some(total as i64)
-}
-
 /// Puts the health flags into a create body's `Healthcheck`, as docker's CLI does.
 pub fn apply_health(o: &HealthOpts, config: &mut Config) -> Result<(), OptsError> {
     let dur = |flag: &str, v: &Option<String>| -> Result<i64, OptsError> {
         match v {
             None => Ok(0),
-            Some(s) => go_duration_ns(s).filter(|d| *d >= 0).ok_or_else(|| {
-                OptsError(format!(
+            Some(s) => match berth_go::parse_duration(s) {
+                Ok(d) if d >= 0 => Ok(d),
+                Ok(_) => Err(OptsError(format!(
                     "invalid argument {s:?} for \"--{flag}\" flag: time: invalid duration {s:?}"
-                ))
-            }),
+                ))),
+                Err(e) => Err(OptsError(format!(
+                    "invalid argument {s:?} for \"--{flag}\" flag: {e}"
+                ))),
+            },
         }
     };
     let interval = dur("health-interval", &o.health_interval)?;
@@ -579,10 +549,6 @@ mod tests {
 
     #[test]
     fn health_flags() {
-        assert_eq!(go_duration_ns("1s"), Some(1_000_000_000));
-        assert_eq!(go_duration_ns("1m30s"), Some(90_000_000_000));
-        assert_eq!(go_duration_ns("500ms"), Some(500_000_000));
-        assert_eq!(go_duration_ns("5x"), None);
         let mut config = Config::default();
         let o = HealthOpts {
             health_cmd: Some("true".into()),
@@ -603,6 +569,16 @@ mod tests {
         apply_health(&o, &mut config).unwrap();
         let h = serde_json::to_value(config.healthcheck.unwrap()).unwrap();
         assert_eq!(h["Test"], json!(["NONE"]));
+        // Go's ParseDuration errors, as the docker CLI's flag parsing prints them.
+        let o = HealthOpts {
+            health_timeout: Some("5x".into()),
+            ..Default::default()
+        };
+        let e = apply_health(&o, &mut Config::default()).unwrap_err();
+        assert_eq!(
+            e.0,
+            r#"invalid argument "5x" for "--health-timeout" flag: time: unknown unit "x" in duration "5x""#
+        );
     }
 
     #[test]

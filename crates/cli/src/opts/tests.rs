@@ -300,4 +300,5 @@ fn byte_sizes() {
     assert_eq!(parse_bytes("100").unwrap(), 100);
     assert_eq!(parse_bytes("1.5GB").unwrap(), 1610612736);
     assert!(parse_bytes("abc").is_err());
+    assert_eq!(parse_bytes("1q").unwrap_err().0, "invalid suffix: 'q'");
 }

@@ -80,30 +80,10 @@ pub fn parse_env_file(
     Ok(out)
 }
 
-/// Parses sizes like `64m`, `1g`, `512k`, `100` (binary units, as docker's `RAMInBytes`).
+/// Parses sizes like `64m`, `1g`, `512k`, `100`: go-units' `RAMInBytes` (binary units), with its
+/// errors (`invalid size: 'x'`, `invalid suffix: 'q'`).
 pub fn parse_bytes(s: &str) -> Result<i64, OptsError> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|r| !r.is_empty() && r.ends_with(|c: char| c.is_alphabetic()))
-        .unwrap_or(&t)
-        .to_string();
-    let t = t.strip_suffix("ib").map(|r| r.to_string()).unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (&t[..], 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| OptsError(format!("invalid size: '{s}'")))?;
-    if n < 0.0 {
-        return bad(format!("invalid size: '{s}'"));
-    }
-    Ok((n * mult as f64) as i64)
+    berth_go::ram_in_bytes(s).map_err(OptsError)
 }
 
 /// `nofile=1024:2048` or `nofile=1024` → `{"Name","Soft","Hard"}`.
