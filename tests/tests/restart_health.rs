@@ -86,6 +86,57 @@ fn on_failure_restarts_exactly_n_times() {
 }
 
 #[test]
+fn a_restarting_container_cannot_be_paused() {
+    let d = Daemon::start();
+    d.load_busybox();
+    run_d(
+        &d,
+        &["--name", "rr", "--restart", "always", "busybox", "false"],
+    );
+    // Between runs the container waits out its backoff in `restarting`.
+    assert!(
+        eventually(Duration::from_secs(10), || inspect(
+            &d,
+            "{{.State.Status}}",
+            "rr"
+        ) == "restarting"),
+        "never seen restarting"
+    );
+    let id = inspect(&d, "{{.Id}}", "rr");
+    // dockerd answers a conflict asking to wait until the container runs (not "is not
+    // running"). The container runs for a moment between backoffs: a pause that lands then
+    // is legitimate, so try a few times, each while it is seen restarting.
+    let want = format!("Container {id} is restarting, wait until the container is running");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        assert!(
+            eventually(Duration::from_secs(10), || inspect(
+                &d,
+                "{{.State.Status}}",
+                "rr"
+            ) == "restarting"),
+            "never seen restarting"
+        );
+        let (code, body) = d.api("POST", "/containers/rr/pause", None);
+        if code == 409 && body.contains(&want) {
+            let out = d.docker(&["pause", "rr"]);
+            if !out.status.success() && stderr(&out).contains(&want) {
+                seen.clear();
+                break;
+            }
+            seen.push(stderr(&out));
+        } else {
+            seen.push(format!("{code} {body}"));
+            if code == 204 {
+                let _ = d.docker(&["unpause", "rr"]);
+            }
+        }
+    }
+    assert!(seen.is_empty(), "never refused as dockerd does: {seen:?}");
+    assert_ok(&d.docker(&["rm", "-f", "rr"]), "rm");
+}
+
+#[test]
 fn unknown_policy_is_refused() {
     let d = Daemon::start();
     d.load_busybox();

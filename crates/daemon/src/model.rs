@@ -150,12 +150,20 @@ impl Container {
     /// Moves the container to `to`: every change of `state.status` goes through here, so an
     /// illegal move is refused (with Docker's error for it) and leaves the record as it was.
     pub fn transition(&mut self, to: Status) -> Result<(), ApiError> {
-        let from = self.state.status;
-        if !from.can_transition_to(to) {
-            return Err(refusal(&self.id, from, to));
-        }
+        self.may_transition(to)?;
         self.state.status = to;
         Ok(())
+    }
+
+    /// Whether `transition(to)` would be allowed, with Docker's refusal when not: for verbs
+    /// that check before doing the work the move records.
+    pub fn may_transition(&self, to: Status) -> Result<(), ApiError> {
+        let from = self.state.status;
+        if from.can_transition_to(to) {
+            Ok(())
+        } else {
+            Err(refusal(&self.id, from, to))
+        }
     }
 }
 

@@ -15,12 +15,8 @@ impl Daemon {
         let c = self.get(&c.id).ok_or_else(|| no_such_container(key))?;
         match (pause, c.state.status) {
             (true, Status::Running) | (false, Status::Paused) => {}
-            (true, Status::Paused) => {
-                return Err(ApiError::conflict(format!(
-                    "Container {} is already paused",
-                    c.id
-                )))
-            }
+            // Already paused, restarting, not running: the lifecycle table's refusals.
+            (true, _) => c.may_transition(Status::Paused)?,
             (false, Status::Running) => {
                 return Err(ApiError::conflict(format!(
                     "Container {} is not paused",
