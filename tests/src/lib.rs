@@ -777,6 +777,18 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether `python3` can import the Docker SDK (`docker`); says why the caller skips when not.
+pub fn has_python_sdk() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import docker"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: python3 has no docker module (scripts/install-deps.sh installs it)");
+    }
+    ok
+}
+
 /// Seconds since the epoch, with their fraction.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()

@@ -666,12 +666,7 @@ fn python_sdk_pinned_and_negotiated() {
     if !is_root() {
         return;
     }
-    let has_sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        eprintln!("skipping: python3 has no docker module (scripts/install-deps.sh installs it)");
+    if !has_python_sdk() {
         return;
     }
     let d = Daemon::start();

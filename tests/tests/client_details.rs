@@ -4,7 +4,6 @@
 //! with changes; legacy link removal; kill events; unknown log drivers; legacy build options
 //! and RUN's stderr), and the docker CLI for the same answers where it has the command.
 
-use std::process::Command;
 use std::time::Duration;
 
 use berth_tests::*;
@@ -25,12 +24,7 @@ fn python_sdk_details() {
     if !is_root() {
         return;
     }
-    let has_sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        eprintln!("skipping: python3 has no docker module (pip install docker)");
+    if !has_python_sdk() {
         return;
     }
     let d = Daemon::start();

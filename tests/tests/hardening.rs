@@ -13,12 +13,7 @@ use berth_tests::*;
 /// back with `get_archive`.
 #[test]
 fn compressed_archives_can_be_put_into_a_container() {
-    let has_sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        eprintln!("skipping: python3 has no docker module (scripts/install-deps.sh installs it)");
+    if !has_python_sdk() {
         return;
     }
     let d = Daemon::start();

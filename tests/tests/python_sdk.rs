@@ -30,12 +30,7 @@ fn python_docker_sdk_everyday_calls() {
     if !is_root() {
         return;
     }
-    let has_sdk = Command::new("python3")
-        .args(["-c", "import docker"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sdk {
-        eprintln!("skipping: python3 has no docker module (pip install docker)");
+    if !has_python_sdk() {
         return;
     }
     let d = Daemon::start();
