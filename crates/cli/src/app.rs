@@ -426,19 +426,9 @@ pub struct RunArgs {
     /// Proxy received signals to the process
     #[arg(long = "sig-proxy", default_value = "true", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub sig_proxy: bool,
+    /// Every option and argument of `create`.
     #[command(flatten)]
-    pub opts: ContainerOpts,
-    /// Print usage
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
-    /// IMAGE [COMMAND] [ARG...]
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "IMAGE [COMMAND] [ARG...]"
-    )]
-    pub args: Vec<String>,
+    pub create: CreateArgs,
 }
 
 #[derive(Args, Debug)]
@@ -839,14 +829,14 @@ mod tests {
         ])
         .unwrap();
         let Cmd::Run(r) = cli.cmd else { panic!() };
-        assert!(r.opts.rm && r.opts.interactive && r.opts.tty);
-        assert_eq!(r.opts.hostname.as_deref(), Some("box"));
-        assert_eq!(r.args, ["busybox", "sh", "-c", "echo -d"]);
+        assert!(r.create.opts.rm && r.create.opts.interactive && r.create.opts.tty);
+        assert_eq!(r.create.opts.hostname.as_deref(), Some("box"));
+        assert_eq!(r.create.args, ["busybox", "sh", "-c", "echo -d"]);
         // Flags after the image belong to the command.
         let cli = Cli::try_parse_from(["berth", "run", "busybox", "-d"]).unwrap();
         let Cmd::Run(r) = cli.cmd else { panic!() };
         assert!(!r.detach);
-        assert_eq!(r.args, ["busybox", "-d"]);
+        assert_eq!(r.create.args, ["busybox", "-d"]);
         let cli =
             Cli::try_parse_from(["berth", "-H", "unix:///x", "container", "ls", "-a"]).unwrap();
         assert_eq!(cli.host.as_deref(), Some("unix:///x"));

@@ -91,6 +91,115 @@ pub fn tabwrite_min(text: &str, minwidth: usize) -> String {
     out
 }
 
+/// Re-indents raw JSON the way Go's `json.Indent(..., "", "    ")` does, keeping key order and
+/// string contents byte for byte.
+pub fn indent_json(raw: &[u8], indent: &str) -> String {
+    let mut out = String::with_capacity(raw.len() * 2);
+    let mut depth = 0usize;
+    let mut i = 0;
+    let s = String::from_utf8_lossy(raw);
+    let b = s.as_bytes();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str(indent);
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                out.push_str(&s[start..(i + 1).min(b.len())]);
+            }
+            b'{' | b'[' => {
+                let close = if c == b'{' { b'}' } else { b']' };
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if j < b.len() && b[j] == close {
+                    out.push(c as char);
+                    out.push(close as char);
+                    i = j;
+                } else {
+                    out.push(c as char);
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c as char);
+            }
+            b',' => {
+                out.push(',');
+                newline(&mut out, depth);
+            }
+            b':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            _ => {
+                // Numbers, true/false/null: copy up to the next structural character.
+                let start = i;
+                while i + 1 < b.len() && !b"{}[],:\" \t\r\n".contains(&b[i + 1]) {
+                    i += 1;
+                }
+                out.push_str(&s[start..=i]);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// An inspect command's `--format`: `None` (also for `json` and an empty value) prints the
+/// objects as an indented JSON array.
+pub fn inspect_template(format: Option<&str>) -> Result<Option<Template>, TemplateError> {
+    match format.map(str::trim) {
+        None | Some("") | Some("json") => Ok(None),
+        Some(f) => Template::parse(&unescape_format(f))
+            .map(Some)
+            .map_err(|e| TemplateError(format!("template parsing error: {}", e.0))),
+    }
+}
+
+/// Prints what an inspect command found (each object's raw JSON as the daemon sent it): a JSON
+/// array indented as Go's `json.Indent` does, or the template rendered once per object.
+pub fn print_inspected<B: AsRef<[u8]>>(
+    found: &[B],
+    template: Option<&Template>,
+) -> Result<(), TemplateError> {
+    match template {
+        None => {
+            let mut raw = b"[".to_vec();
+            for (i, b) in found.iter().enumerate() {
+                if i > 0 {
+                    raw.push(b',');
+                }
+                raw.extend_from_slice(b.as_ref());
+            }
+            raw.push(b']');
+            println!("{}", indent_json(&raw, "    "));
+        }
+        Some(t) => {
+            for b in found {
+                let v: Value =
+                    serde_json::from_slice(b.as_ref()).map_err(|e| TemplateError(e.to_string()))?;
+                println!("{}", t.render(&v)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A parsed `--format` value for list commands.
 pub enum ListFormat {
     /// `table [template]`: header row plus rows, aligned.
@@ -153,6 +262,26 @@ impl ListFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indents_like_go() {
+        let raw = br#"{"Id":"a","Args":[],"Config":{"Labels":{},"Env":["A=1","B=\"x,y\""]},"N":1.5,"T":true,"Z":null}"#;
+        let want = r#"{
+    "Id": "a",
+    "Args": [],
+    "Config": {
+        "Labels": {},
+        "Env": [
+            "A=1",
+            "B=\"x,y\""
+        ]
+    },
+    "N": 1.5,
+    "T": true,
+    "Z": null
+}"#;
+        assert_eq!(indent_json(raw, "    "), want);
+    }
     use serde_json::json;
 
     #[test]

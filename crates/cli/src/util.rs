@@ -70,75 +70,6 @@ pub struct Ctx {
     pub client: Client,
 }
 
-/// Re-indents raw JSON the way Go's `json.Indent(..., "", "    ")` does, keeping key order and
-/// string contents byte for byte.
-pub fn indent_json(raw: &[u8], indent: &str) -> String {
-    let mut out = String::with_capacity(raw.len() * 2);
-    let mut depth = 0usize;
-    let mut i = 0;
-    let s = String::from_utf8_lossy(raw);
-    let b = s.as_bytes();
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        for _ in 0..depth {
-            out.push_str(indent);
-        }
-    };
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'"' => {
-                let start = i;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                out.push_str(&s[start..(i + 1).min(b.len())]);
-            }
-            b'{' | b'[' => {
-                let close = if c == b'{' { b'}' } else { b']' };
-                let mut j = i + 1;
-                while j < b.len() && b[j].is_ascii_whitespace() {
-                    j += 1;
-                }
-                if j < b.len() && b[j] == close {
-                    out.push(c as char);
-                    out.push(close as char);
-                    i = j;
-                } else {
-                    out.push(c as char);
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c as char);
-            }
-            b',' => {
-                out.push(',');
-                newline(&mut out, depth);
-            }
-            b':' => out.push_str(": "),
-            c if c.is_ascii_whitespace() => {}
-            _ => {
-                // Numbers, true/false/null: copy up to the next structural character.
-                let start = i;
-                while i + 1 < b.len() && !b"{}[],:\" \t\r\n".contains(&b[i + 1]) {
-                    i += 1;
-                }
-                out.push_str(&s[start..=i]);
-            }
-        }
-        i += 1;
-    }
-    out
-}
-
 /// `--since`/`--until` values: unix seconds (with optional fraction), RFC 3339 times, or Go
 /// durations relative to now (`10m`, `1h30m`, `45s`), as docker's `GetTimestamp`.
 pub fn parse_timestamp(v: &str) -> String {
@@ -180,26 +111,6 @@ pub fn split_ref(r: &str) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn indents_like_go() {
-        let raw = br#"{"Id":"a","Args":[],"Config":{"Labels":{},"Env":["A=1","B=\"x,y\""]},"N":1.5,"T":true,"Z":null}"#;
-        let want = r#"{
-    "Id": "a",
-    "Args": [],
-    "Config": {
-        "Labels": {},
-        "Env": [
-            "A=1",
-            "B=\"x,y\""
-        ]
-    },
-    "N": 1.5,
-    "T": true,
-    "Z": null
-}"#;
-        assert_eq!(indent_json(raw, "    "), want);
-    }
 
     #[test]
     fn durations_and_refs() {

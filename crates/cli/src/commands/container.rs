@@ -11,8 +11,7 @@ use crate::app::{
 };
 use crate::commands::image::filters_json;
 use crate::format::{ago, ellipsis, go_quote, go_time, human_size, short_id, ListFormat};
-use crate::template::{unescape_format, Template};
-use crate::util::{daemon_err, indent_json, parse_timestamp, CliError, CmdResult, Ctx};
+use crate::util::{daemon_err, parse_timestamp, CliError, CmdResult, Ctx};
 
 fn ps_headers() -> Value {
     json!({
@@ -403,13 +402,7 @@ async fn inspect_objects(
     format: Option<&str>,
     size: bool,
 ) -> CmdResult {
-    let template = match format.map(str::trim) {
-        None | Some("") | Some("json") => None,
-        Some(f) => Some(
-            Template::parse(&unescape_format(f))
-                .map_err(|e| CliError::new(1, format!("template parsing error: {}", e.0)))?,
-        ),
-    };
+    let template = crate::format::inspect_template(format)?;
     if let Some(k) = kind {
         if !["container", "image", "network", "volume"].contains(&k) {
             return Err(CliError::new(
@@ -479,29 +472,7 @@ async fn inspect_objects(
             }),
         }
     }
-    match template {
-        None => {
-            let mut raw = Vec::from(&b"["[..]);
-            for (i, b) in found.iter().enumerate() {
-                if i > 0 {
-                    raw.push(b',');
-                }
-                raw.extend_from_slice(b);
-            }
-            raw.push(b']');
-            println!("{}", indent_json(&raw, "    "));
-        }
-        Some(t) => {
-            for b in &found {
-                let v: Value =
-                    serde_json::from_slice(b).map_err(|e| CliError::new(1, e.to_string()))?;
-                match t.render(&v) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => return Err(CliError::new(1, e.0)),
-                }
-            }
-        }
-    }
+    crate::format::print_inspected(&found, template.as_ref())?;
     if errors.is_empty() {
         Ok(0)
     } else {

@@ -269,15 +269,7 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> CmdResult {
             Ok(0)
         }
         NetworkCmd::Inspect(a) => {
-            let template = match a.format.as_deref().map(str::trim) {
-                None | Some("") | Some("json") => None,
-                Some(f) => Some(
-                    crate::template::Template::parse(&crate::template::unescape_format(f))
-                        .map_err(|e| {
-                            CliError::new(1, format!("template parsing error: {}", e.0))
-                        })?,
-                ),
-            };
+            let template = crate::format::inspect_template(a.format.as_deref())?;
             let mut found = Vec::new();
             let mut code = 0;
             for n in &a.networks {
@@ -293,26 +285,7 @@ pub async fn network(ctx: &Ctx, cmd: NetworkCmd) -> CmdResult {
                     }
                 }
             }
-            match template {
-                None => {
-                    let mut raw = b"[".to_vec();
-                    for (i, b) in found.iter().enumerate() {
-                        if i > 0 {
-                            raw.push(b',');
-                        }
-                        raw.extend_from_slice(b);
-                    }
-                    raw.push(b']');
-                    println!("{}", crate::util::indent_json(&raw, "    "));
-                }
-                Some(t) => {
-                    for b in &found {
-                        let v: Value = serde_json::from_slice(b)
-                            .map_err(|e| CliError::new(1, e.to_string()))?;
-                        println!("{}", t.render(&v).map_err(|e| CliError::new(1, e.0))?);
-                    }
-                }
-            }
+            crate::format::print_inspected(&found, template.as_ref())?;
             if code != 0 {
                 return Err(CliError::status(code));
             }

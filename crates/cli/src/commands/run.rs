@@ -433,12 +433,12 @@ async fn attach_start_wait(
 }
 
 pub async fn run(ctx: &Ctx, a: RunArgs) -> CmdResult {
-    let o = &a.opts;
+    let o = &a.create.opts;
     if o.tty && o.interactive && !a.detach && !std::io::stdin().is_terminal() {
         return Err(CliError::new(1, "the input device is not a TTY"));
     }
     let keys = detach_keys(a.detach_keys.as_deref())?;
-    let id = create_container(ctx, o, &a.args, a.detach, true, "run").await?;
+    let id = create_container(ctx, o, &a.create.args, a.detach, true, "run").await?;
     if a.detach {
         ctx.client
             .post(

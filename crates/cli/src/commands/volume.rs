@@ -12,8 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::commands::image::filters_json;
 use crate::format::{human_size, ListFormat};
 use crate::opts::OptsError;
-use crate::template::Template;
-use crate::util::{daemon_err, indent_json, CliError, CmdResult, Ctx};
+use crate::util::{daemon_err, CliError, CmdResult, Ctx};
 
 #[derive(Args, Debug)]
 pub struct VolumeCreateArgs {
@@ -181,13 +180,7 @@ pub async fn ls(ctx: &Ctx, a: VolumeLsArgs) -> CmdResult {
 }
 
 pub async fn inspect(ctx: &Ctx, a: VolumeInspectArgs) -> CmdResult {
-    let template = match a.format.as_deref().map(str::trim) {
-        None | Some("") | Some("json") => None,
-        Some(f) => Some(
-            Template::parse(&crate::template::unescape_format(f))
-                .map_err(|e| CliError::new(1, format!("template parsing error: {}", e.0)))?,
-        ),
-    };
+    let template = crate::format::inspect_template(a.format.as_deref())?;
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for n in &a.names {
@@ -200,26 +193,7 @@ pub async fn inspect(ctx: &Ctx, a: VolumeInspectArgs) -> CmdResult {
             Err(e) => errors.push(daemon_err(&e)),
         }
     }
-    match template {
-        None => {
-            let mut raw = Vec::from(&b"["[..]);
-            for (i, b) in found.iter().enumerate() {
-                if i > 0 {
-                    raw.push(b',');
-                }
-                raw.extend_from_slice(b);
-            }
-            raw.push(b']');
-            println!("{}", indent_json(&raw, "    "));
-        }
-        Some(t) => {
-            for b in &found {
-                let v: Value =
-                    serde_json::from_slice(b).map_err(|e| CliError::new(1, e.to_string()))?;
-                println!("{}", t.render(&v)?);
-            }
-        }
-    }
+    crate::format::print_inspected(&found, template.as_ref())?;
     if errors.is_empty() {
         Ok(0)
     } else {
