@@ -200,130 +200,124 @@ pub struct Mount {
     pub tmpfs_options: Option<Value>,
 }
 
-/// `HostConfig` with Docker's resource fields inlined.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct HostConfig {
-    pub binds: Option<Vec<String>>,
-    #[serde(rename = "ContainerIDFile")]
-    pub container_id_file: String,
-    pub log_config: LogConfig,
-    pub network_mode: String,
-    pub port_bindings: Option<PortMap>,
-    pub restart_policy: RestartPolicy,
-    pub auto_remove: bool,
-    pub volume_driver: String,
-    pub volumes_from: Option<Vec<String>>,
-    pub mounts: Option<Vec<Mount>>,
-    pub console_size: Option<Vec<u32>>,
-    pub annotations: Option<BTreeMap<String, String>>,
-    pub cap_add: Option<Vec<String>>,
-    pub cap_drop: Option<Vec<String>>,
-    pub cgroupns_mode: String,
-    pub dns: Option<Vec<String>>,
-    pub dns_options: Option<Vec<String>>,
-    pub dns_search: Option<Vec<String>>,
-    pub extra_hosts: Option<Vec<String>>,
-    pub group_add: Option<Vec<String>>,
-    pub ipc_mode: String,
-    pub cgroup: String,
-    pub links: Option<Vec<String>>,
-    pub oom_score_adj: i64,
-    pub pid_mode: String,
-    pub privileged: bool,
-    pub publish_all_ports: bool,
-    pub readonly_rootfs: bool,
-    pub security_opt: Option<Vec<String>>,
-    pub storage_opt: Option<BTreeMap<String, String>>,
-    pub tmpfs: Option<BTreeMap<String, String>>,
-    #[serde(rename = "UTSMode")]
-    pub uts_mode: String,
-    pub userns_mode: String,
-    pub shm_size: i64,
-    pub sysctls: Option<BTreeMap<String, String>>,
-    pub runtime: String,
-    pub isolation: String,
-    pub masked_paths: Option<Vec<String>>,
-    pub readonly_paths: Option<Vec<String>>,
-    // Resources
-    pub cpu_shares: i64,
-    pub memory: i64,
-    pub cgroup_parent: String,
-    pub blkio_weight: u16,
-    pub blkio_weight_device: Option<Vec<WeightDevice>>,
-    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
-    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceReadIOps")]
-    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceWriteIOps")]
-    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
-    pub cpu_period: i64,
-    pub cpu_quota: i64,
-    pub cpu_realtime_period: i64,
-    pub cpu_realtime_runtime: i64,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub devices: Option<Vec<DeviceMapping>>,
-    pub device_cgroup_rules: Option<Vec<String>>,
-    #[serde(deserialize_with = "go_typed::typed_list::<_, go_typed::DeviceRequest>")]
-    pub device_requests: Option<Vec<Value>>,
-    pub memory_reservation: i64,
-    pub memory_swap: i64,
-    pub memory_swappiness: Option<i64>,
-    pub nano_cpus: i64,
-    pub oom_kill_disable: Option<bool>,
-    pub init: Option<bool>,
-    pub pids_limit: Option<i64>,
-    pub ulimits: Option<Vec<Ulimit>>,
-    pub cpu_count: i64,
-    pub cpu_percent: i64,
-    #[serde(rename = "IOMaximumIOps")]
-    pub io_maximum_iops: u64,
-    #[serde(rename = "IOMaximumBandwidth")]
-    pub io_maximum_bandwidth: u64,
+/// Defines a struct whose fields are the given ones, then moby's `container.Resources` fields in
+/// Go's order (the fields `HostConfig` embeds and `UpdateConfig` sends at its top level), then the
+/// `then` ones: one list of the resource fields for every body that carries them.
+/// (`KernelMemory`/`KernelMemoryTCP`, deprecated and `omitempty` in Go, are left out.)
+macro_rules! with_resources {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $( $(#[$fattr:meta])* pub $field:ident : $ty:ty, )*
+        }
+        then { $( $(#[$tattr:meta])* pub $tfield:ident : $tty:ty, )* }
+    ) => {
+        $(#[$attr])*
+        pub struct $name {
+            $( $(#[$fattr])* pub $field: $ty, )*
+            pub cpu_shares: i64,
+            pub memory: i64,
+            pub nano_cpus: i64,
+            pub cgroup_parent: String,
+            pub blkio_weight: u16,
+            pub blkio_weight_device: Option<Vec<WeightDevice>>,
+            pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+            pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+            #[serde(rename = "BlkioDeviceReadIOps")]
+            pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+            #[serde(rename = "BlkioDeviceWriteIOps")]
+            pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+            pub cpu_period: i64,
+            pub cpu_quota: i64,
+            pub cpu_realtime_period: i64,
+            pub cpu_realtime_runtime: i64,
+            pub cpuset_cpus: String,
+            pub cpuset_mems: String,
+            pub devices: Option<Vec<DeviceMapping>>,
+            pub device_cgroup_rules: Option<Vec<String>>,
+            #[serde(deserialize_with = "go_typed::typed_list::<_, go_typed::DeviceRequest>")]
+            pub device_requests: Option<Vec<Value>>,
+            pub memory_reservation: i64,
+            pub memory_swap: i64,
+            pub memory_swappiness: Option<i64>,
+            pub oom_kill_disable: Option<bool>,
+            pub pids_limit: Option<i64>,
+            pub ulimits: Option<Vec<Ulimit>>,
+            pub cpu_count: i64,
+            pub cpu_percent: i64,
+            #[serde(rename = "IOMaximumIOps")]
+            pub io_maximum_iops: u64,
+            #[serde(rename = "IOMaximumBandwidth")]
+            pub io_maximum_bandwidth: u64,
+            $( $(#[$tattr])* pub $tfield: $tty, )*
+        }
+    };
 }
 
-/// `POST /containers/{id}/update` body as clients send it (moby's `UpdateConfig`: the
-/// `Resources` fields at the top level plus `RestartPolicy`), every field written as Go writes
-/// it (`KernelMemory`/`KernelMemoryTCP`, `omitempty` and deprecated, are left out). Zero
-/// values and a `RestartPolicy` without a name mean "leave as is".
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct UpdateConfig {
-    pub cpu_shares: i64,
-    pub memory: i64,
-    pub nano_cpus: i64,
-    pub cgroup_parent: String,
-    pub blkio_weight: u16,
-    pub blkio_weight_device: Option<Vec<WeightDevice>>,
-    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
-    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceReadIOps")]
-    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceWriteIOps")]
-    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
-    pub cpu_period: i64,
-    pub cpu_quota: i64,
-    pub cpu_realtime_period: i64,
-    pub cpu_realtime_runtime: i64,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub devices: Option<Vec<DeviceMapping>>,
-    pub device_cgroup_rules: Option<Vec<String>>,
-    pub device_requests: Option<Vec<Value>>,
-    pub memory_reservation: i64,
-    pub memory_swap: i64,
-    pub memory_swappiness: Option<i64>,
-    pub oom_kill_disable: Option<bool>,
-    pub pids_limit: Option<i64>,
-    pub ulimits: Option<Vec<Ulimit>>,
-    pub cpu_count: i64,
-    pub cpu_percent: i64,
-    #[serde(rename = "IOMaximumIOps")]
-    pub io_maximum_iops: u64,
-    #[serde(rename = "IOMaximumBandwidth")]
-    pub io_maximum_bandwidth: u64,
-    pub restart_policy: RestartPolicy,
+with_resources! {
+    /// `HostConfig` with Docker's resource fields inlined.
+    #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct HostConfig {
+        pub binds: Option<Vec<String>>,
+        #[serde(rename = "ContainerIDFile")]
+        pub container_id_file: String,
+        pub log_config: LogConfig,
+        pub network_mode: String,
+        pub port_bindings: Option<PortMap>,
+        pub restart_policy: RestartPolicy,
+        pub auto_remove: bool,
+        pub volume_driver: String,
+        pub volumes_from: Option<Vec<String>>,
+        pub mounts: Option<Vec<Mount>>,
+        pub console_size: Option<Vec<u32>>,
+        pub annotations: Option<BTreeMap<String, String>>,
+        pub cap_add: Option<Vec<String>>,
+        pub cap_drop: Option<Vec<String>>,
+        pub cgroupns_mode: String,
+        pub dns: Option<Vec<String>>,
+        pub dns_options: Option<Vec<String>>,
+        pub dns_search: Option<Vec<String>>,
+        pub extra_hosts: Option<Vec<String>>,
+        pub group_add: Option<Vec<String>>,
+        pub ipc_mode: String,
+        pub cgroup: String,
+        pub links: Option<Vec<String>>,
+        pub oom_score_adj: i64,
+        pub pid_mode: String,
+        pub privileged: bool,
+        pub publish_all_ports: bool,
+        pub readonly_rootfs: bool,
+        pub security_opt: Option<Vec<String>>,
+        pub storage_opt: Option<BTreeMap<String, String>>,
+        pub tmpfs: Option<BTreeMap<String, String>>,
+        #[serde(rename = "UTSMode")]
+        pub uts_mode: String,
+        pub userns_mode: String,
+        pub shm_size: i64,
+        pub sysctls: Option<BTreeMap<String, String>>,
+        pub runtime: String,
+        pub isolation: String,
+        pub masked_paths: Option<Vec<String>>,
+        pub readonly_paths: Option<Vec<String>>,
+    }
+    then {
+        pub init: Option<bool>,
+    }
+}
+
+with_resources! {
+    /// `POST /containers/{id}/update` body as clients send it (moby's `UpdateConfig`: the
+    /// `Resources` fields at the top level plus `RestartPolicy`), every field written as Go writes
+    /// it (`KernelMemory`/`KernelMemoryTCP`, `omitempty` and deprecated, are left out). Zero
+    /// values and a `RestartPolicy` without a name mean "leave as is".
+    #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(rename_all = "PascalCase", default)]
+    pub struct UpdateConfig {
+    }
+    then {
+        pub restart_policy: RestartPolicy,
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

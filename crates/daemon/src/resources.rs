@@ -9,69 +9,40 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_api_types::container::{HostConfig, RestartPolicy, ThrottleDevice, WeightDevice};
+use berth_api_types::container::{HostConfig, UpdateConfig};
 use berth_api_types::ApiError;
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
     LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxThrottleDeviceBuilder,
     LinuxWeightDeviceBuilder,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::model::Status;
 use crate::{Daemon, Result};
 
-/// The body of `POST /containers/{id}/update` (Docker's `UpdateConfig`): zero means "leave as is".
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename = "UpdateConfig", rename_all = "PascalCase", default)]
-pub struct UpdateRequest {
-    pub cpu_shares: i64,
-    pub memory: i64,
-    pub memory_reservation: i64,
-    pub memory_swap: i64,
-    pub nano_cpus: i64,
-    pub cpu_period: i64,
-    pub cpu_quota: i64,
-    pub cpuset_cpus: String,
-    pub cpuset_mems: String,
-    pub pids_limit: Option<i64>,
-    pub blkio_weight: u16,
-    pub restart_policy: Option<RestartPolicy>,
-    // The per-device block I/O rules (applied from API 1.55), listed here rather than as a
-    // flattened `DeviceRules`: serde's flatten would decode them without Go's rules.
-    pub blkio_weight_device: Option<Vec<WeightDevice>>,
-    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
-    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceReadIOps")]
-    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
-    #[serde(rename = "BlkioDeviceWriteIOps")]
-    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
+/// The per-device rules of an update (`UpdateConfig` is Docker's update body: zero means
+/// "leave as is").
+fn device_rules(u: &UpdateConfig) -> crate::blkio::DeviceRules {
+    crate::blkio::DeviceRules {
+        blkio_weight_device: u.blkio_weight_device.clone(),
+        blkio_device_read_bps: u.blkio_device_read_bps.clone(),
+        blkio_device_write_bps: u.blkio_device_write_bps.clone(),
+        blkio_device_read_iops: u.blkio_device_read_iops.clone(),
+        blkio_device_write_iops: u.blkio_device_write_iops.clone(),
+    }
 }
 
-impl UpdateRequest {
-    /// The per-device rules of the update.
-    pub fn devices(&self) -> crate::blkio::DeviceRules {
-        crate::blkio::DeviceRules {
-            blkio_weight_device: self.blkio_weight_device.clone(),
-            blkio_device_read_bps: self.blkio_device_read_bps.clone(),
-            blkio_device_write_bps: self.blkio_device_write_bps.clone(),
-            blkio_device_read_iops: self.blkio_device_read_iops.clone(),
-            blkio_device_write_iops: self.blkio_device_write_iops.clone(),
-        }
-    }
-
-    /// Ignores the per-device rules (clients older than API 1.55 could not send them).
-    fn drop_devices(&mut self) {
-        self.blkio_weight_device = None;
-        self.blkio_device_read_bps = None;
-        self.blkio_device_write_bps = None;
-        self.blkio_device_read_iops = None;
-        self.blkio_device_write_iops = None;
-    }
+/// Ignores an update's per-device rules (clients older than API 1.55 could not send them).
+fn drop_devices(u: &mut UpdateConfig) {
+    u.blkio_weight_device = None;
+    u.blkio_device_read_bps = None;
+    u.blkio_device_write_bps = None;
+    u.blkio_device_read_iops = None;
+    u.blkio_device_write_iops = None;
 }
 
 /// Merges an update into a stored `HostConfig` as moby's `UpdateResources` does.
-pub(crate) fn merge_update(hc: &mut HostConfig, u: &UpdateRequest) -> Result<()> {
+pub(crate) fn merge_update(hc: &mut HostConfig, u: &UpdateConfig) -> Result<()> {
     if u.memory != 0 {
         if hc.memory_swap > 0 && u.memory > hc.memory_swap && u.memory_swap == 0 {
             return Err(ApiError::conflict("Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"));
@@ -117,16 +88,15 @@ pub(crate) fn merge_update(hc: &mut HostConfig, u: &UpdateRequest) -> Result<()>
     if u.blkio_weight != 0 {
         hc.blkio_weight = u.blkio_weight;
     }
-    if let Some(rp) = &u.restart_policy {
-        if !rp.name.is_empty() {
-            crate::restart::validate_policy(rp)?;
-            if hc.auto_remove && !matches!(rp.name.as_str(), "no") {
-                return Err(ApiError::invalid(
-                    "Restart policy cannot be updated because AutoRemove is enabled for the container",
-                ));
-            }
-            hc.restart_policy = rp.clone();
+    let rp = &u.restart_policy;
+    if !rp.name.is_empty() {
+        crate::restart::validate_policy(rp)?;
+        if hc.auto_remove && !matches!(rp.name.as_str(), "no") {
+            return Err(ApiError::invalid(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container",
+            ));
         }
+        hc.restart_policy = rp.clone();
     }
     Ok(())
 }
@@ -396,14 +366,14 @@ impl Daemon {
         opts: berth_services::UpdateOptions,
     ) -> Result<Vec<String>> {
         // Decoded by Go's rules, as dockerd decodes `UpdateConfig`.
-        let mut req: UpdateRequest = berth_api_types::gojson::from_value(body)
+        let mut req: UpdateConfig = berth_api_types::gojson::from_value(body)
             .map_err(|e| ApiError::invalid(format!("invalid update request: {e}")))?;
         // Fields the client's API version does not have are not read (as dockerd).
         if !opts.pids_limit {
             req.pids_limit = None;
         }
         if !opts.blkio_devices {
-            req.drop_devices();
+            drop_devices(&mut req);
         }
         let c = self.resolve_container(key)?;
         let guard = self.op_lock(&c.id);
@@ -419,7 +389,7 @@ impl Daemon {
         }
         let mut hc = c.host_config.clone();
         merge_update(&mut hc, &req)?;
-        let devices = req.devices();
+        let devices = device_rules(&req);
         devices.merge_into(&mut hc);
         crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
         let mut warnings = Vec::new();
@@ -631,14 +601,14 @@ mod tests {
             let path = e.expect("entry").path();
             let raw = std::fs::read(&path).expect("fixture");
             let original: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
-            let base: UpdateRequest = gojson::from_slice(&raw).expect("original decodes");
-            assert!(base != UpdateRequest::default(), "{}", path.display());
-            let structs = gojson::struct_pointers::<UpdateRequest>(&raw).expect("trace");
+            let base: UpdateConfig = gojson::from_slice(&raw).expect("original decodes");
+            assert!(base != UpdateConfig::default(), "{}", path.display());
+            let structs = gojson::struct_pointers::<UpdateConfig>(&raw).expect("trace");
             for v in gojson::variants::variants(&original, &structs) {
                 let body = serde_json::to_vec(&v.body).expect("JSON");
-                let got: UpdateRequest = gojson::from_slice(&body)
+                let got: UpdateConfig = gojson::from_slice(&body)
                     .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), v.what));
-                let want: UpdateRequest = gojson::from_value(v.expect).expect("expected body");
+                let want: UpdateConfig = gojson::from_value(v.expect).expect("expected body");
                 assert_eq!(got, want, "{}: {}", path.display(), v.what);
                 checked += 1;
             }
@@ -649,12 +619,12 @@ mod tests {
     #[test]
     fn update_numbers_follow_go() {
         use berth_api_types::gojson;
-        let e = gojson::from_slice::<UpdateRequest>(br#"{"Memory":1e9}"#).unwrap_err();
+        let e = gojson::from_slice::<UpdateConfig>(br#"{"Memory":1e9}"#).unwrap_err();
         assert_eq!(
             e.to_string(),
             "json: cannot unmarshal number 1e9 into Go struct field UpdateConfig.Memory of type int64"
         );
-        let u: UpdateRequest =
+        let u: UpdateConfig =
             gojson::from_slice(br#"{"memory":1024,"BlkioWeightDevice":null,"pidslimit":null}"#)
                 .expect("decodes");
         assert_eq!((u.memory, u.pids_limit), (1024, None));
@@ -665,12 +635,12 @@ mod tests {
         let mut h = hc();
         h.memory = 32 << 20;
         h.memory_swap = 64 << 20;
-        let u = UpdateRequest {
+        let u = UpdateConfig {
             memory: 128 << 20,
             ..Default::default()
         };
         assert!(merge_update(&mut h.clone(), &u).is_err(), "above memsw");
-        let u = UpdateRequest {
+        let u = UpdateConfig {
             memory: 128 << 20,
             memory_swap: 256 << 20,
             pids_limit: Some(0),
@@ -681,7 +651,7 @@ mod tests {
         assert_eq!(h.pids_limit, Some(-1));
         let mut h = hc();
         h.cpu_quota = 50_000;
-        let u = UpdateRequest {
+        let u = UpdateConfig {
             nano_cpus: 1_000_000_000,
             ..Default::default()
         };
