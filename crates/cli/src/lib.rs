@@ -2,6 +2,7 @@
 //! The `berth` command: docker's commands, flags, exit codes and output over the Engine API.
 
 pub mod app;
+pub mod args;
 pub mod commands;
 pub mod format;
 pub mod opts;

@@ -5,7 +5,7 @@ use http::Method;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::{
+use crate::args::{
     InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RenameArgs, RmArgs, StopArgs, TopArgs,
     TypedInspectArgs,
 };

@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::{ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
+use crate::args::{ImagesArgs, ImportArgs, LoadArgs, RmiArgs, SaveArgs, TagArgs};
 use crate::format::{ago, go_time, human_size, human_size_prec, short_id, ListFormat};
 use crate::progress;
 use crate::util::{daemon_err, split_ref, CliError, CmdResult, Ctx};

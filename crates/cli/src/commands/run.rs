@@ -8,7 +8,7 @@ use http::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::app::{AttachArgs, CreateArgs, ExecArgs, RunArgs, StartArgs};
+use crate::args::{AttachArgs, CreateArgs, ExecArgs, RunArgs, StartArgs};
 use crate::opts::{build_create, expand_env, parse_env_file, ContainerOpts, Local, RealLocal};
 use crate::progress;
 use crate::term;
@@ -715,8 +715,15 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{Cli, Cmd};
     use clap::Parser;
+
+    /// `berth exec`'s arguments alone.
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct Exec {
+        #[command(flatten)]
+        a: ExecArgs,
+    }
 
     struct NoLocal;
     impl Local for NoLocal {
@@ -755,13 +762,12 @@ mod tests {
 
     #[test]
     fn exec_body_shape() {
-        let cli = Cli::try_parse_from([
-            "berth", "exec", "-i", "-e", "A=1", "-e", "HOME", "-u", "nobody", "-w", "/tmp", "c1",
-            "sh", "-c", "id",
+        let cli = Exec::try_parse_from([
+            "exec", "-i", "-e", "A=1", "-e", "HOME", "-u", "nobody", "-w", "/tmp", "c1", "sh",
+            "-c", "id",
         ])
         .unwrap();
-        let Cmd::Exec(a) = cli.cmd else { panic!() };
-        let b = exec_body(&a, &NoLocal, (0, 0)).unwrap();
+        let b = exec_body(&cli.a, &NoLocal, (0, 0)).unwrap();
         assert_eq!(b["Cmd"], json!(["sh", "-c", "id"]));
         assert_eq!(b["Env"], json!(["A=1", "HOME=/root"]));
         assert_eq!(b["AttachStdin"], true);
@@ -769,9 +775,8 @@ mod tests {
         assert_eq!(b["Tty"], false);
         assert_eq!(b["User"], "nobody");
         assert_eq!(b["WorkingDir"], "/tmp");
-        let cli = Cli::try_parse_from(["berth", "exec", "-d", "c1", "true"]).unwrap();
-        let Cmd::Exec(a) = cli.cmd else { panic!() };
-        let b = exec_body(&a, &NoLocal, (0, 0)).unwrap();
+        let cli = Exec::try_parse_from(["exec", "-d", "c1", "true"]).unwrap();
+        let b = exec_body(&cli.a, &NoLocal, (0, 0)).unwrap();
         assert_eq!(b["AttachStdout"], false);
         assert_eq!(b["Detach"], true);
     }

@@ -3,7 +3,7 @@
 use berth_client::Query;
 use serde_json::{json, Value};
 
-use crate::app::{InfoArgs, VersionArgs};
+use crate::args::{InfoArgs, VersionArgs};
 use crate::format::bytes_size;
 use crate::template::{go_string, unescape_format, Template};
 use crate::util::{daemon_err, CmdResult, Ctx};
@@ -242,7 +242,7 @@ pub async fn info(ctx: &Ctx, a: InfoArgs) -> CmdResult {
 }
 
 /// `berth events`: the daemon's event stream, printed as docker prints it.
-pub async fn events(ctx: &Ctx, a: crate::app::EventsArgs) -> CmdResult {
+pub async fn events(ctx: &Ctx, a: crate::args::EventsArgs) -> CmdResult {
     let template = match a.format.as_deref() {
         Some(f) => Some(Template::parse(&unescape_format(f)).map_err(|e| {
             crate::util::CliError::new(125, format!("template parsing error: {e}"))

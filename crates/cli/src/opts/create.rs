@@ -357,12 +357,12 @@ pub fn build_create(
         runtime: o.runtime.clone().unwrap_or_default(),
         ..HostConfig::default()
     };
-    crate::commands::resources::apply_limits(&o.limits, &mut hc)?;
+    super::apply_limits(&o.limits, &mut hc)?;
     if !o.mount.is_empty() {
         let mounts = o
             .mount
             .iter()
-            .map(|m| crate::commands::volume::parse_mount_flag(m))
+            .map(|m| super::parse_mount_flag(m))
             .collect::<Result<Vec<_>, _>>()?;
         hc.mounts = Some(mounts);
     }
@@ -390,7 +390,7 @@ pub fn build_create(
         mac_address: o.mac_address.clone(),
         ..Config::default()
     };
-    crate::commands::resources::apply_health(&o.health, &mut config)?;
+    super::apply_health(&o.health, &mut config)?;
     let body = container::CreateRequest {
         config,
         host_config: Some(hc),

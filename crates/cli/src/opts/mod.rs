@@ -2,6 +2,8 @@
 //! the typed create body in `create`.
 
 mod create;
+mod limits;
+mod mounts;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -9,6 +11,8 @@ mod values;
 use clap::Args;
 
 pub use create::{build_create, CreateRequest};
+pub use limits::{apply_health, apply_limits, HealthOpts, LimitOpts};
+pub use mounts::parse_mount_flag;
 pub use values::{
     expand_env, parse_bytes, parse_env_file, parse_publish, parse_security_opt, parse_ulimit,
     Local, OptsError, RealLocal,
@@ -177,9 +181,9 @@ pub struct ContainerOpts {
     #[arg(long, value_name = "list")]
     pub device: Vec<String>,
     #[command(flatten)]
-    pub limits: crate::commands::resources::LimitOpts,
+    pub limits: LimitOpts,
     #[command(flatten)]
-    pub health: crate::commands::resources::HealthOpts,
+    pub health: HealthOpts,
     /// Container MAC address
     #[arg(long = "mac-address", value_name = "string")]
     pub mac_address: Option<String>,
