@@ -23,136 +23,12 @@ use berth_api_types::volume::{go_mode, PathStat};
 use berth_api_types::ApiError;
 use berth_services::ByteStream;
 
-use crate::containers::no_such_container;
+use crate::model::no_such_container;
 use crate::{internal, Daemon, Result};
 
-/// `openat2(2)` with `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS`: `path` is resolved as if `root`
-/// were `/` (absolute symlinks and `..` never leave it).
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result<OwnedFd> {
-    let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    let c = CString::new(rel.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
-    // SAFETY: `open_how` is plain old data; all-zero is valid and the fields are set below.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size is
-    // passed with it; the kernel returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
-    // SAFETY: valid nul-terminated path; the result is checked.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor from open(2).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    // SAFETY: `stat` is plain old data, filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let empty = c"";
-    // SAFETY: `fd` is open; AT_EMPTY_PATH stats the fd itself (also an O_PATH symlink fd).
-    let rc = unsafe {
-        libc::fstatat(
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            &mut st,
-            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
-pub(crate) fn fstatat_nofollow(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<libc::stat> {
-    let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("nul in name"))?;
-    // SAFETY: plain old data filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and nul-terminated name; never follows a symlink.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
-fn openat_nofollow(dir: BorrowedFd<'_>, name: &OsStr, flags: i32) -> io::Result<OwnedFd> {
-    let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("nul in name"))?;
-    // SAFETY: valid fd and nul-terminated name; O_NOFOLLOW refuses a symlink.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor from openat(2).
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBuf> {
-    let c = CString::new(name.as_bytes()).map_err(|_| io::Error::other("nul in name"))?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: the buffer is live and its length passed; the kernel writes at most that much.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(PathBuf::from(OsStr::from_bytes(&buf)))
-}
-
-fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
+use crate::sys::{
+    fd_path, fstat, fstatat_nofollow, open_dir, open_in_root, openat_nofollow, readlinkat,
+};
 
 /// Go's `os.FileMode` from a `st_mode`.
 pub fn go_file_mode(st_mode: u32) -> u32 {
@@ -214,7 +90,7 @@ pub fn stat_in_root(root: &Path, root_fd: BorrowedFd<'_>, path: &str) -> io::Res
     let mut link_target = String::new();
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         // The fully resolved target, as a path inside the container (only shown, never used).
-        if let Ok(resolved) = crate::spec::resolve_in_root(root, Path::new(path)) {
+        if let Ok(resolved) = crate::sys::resolve_in_root(root, Path::new(path)) {
             if let Ok(rel) = resolved.strip_prefix(root) {
                 link_target = Path::new("/").join(rel).display().to_string();
             }
@@ -533,7 +409,7 @@ enum RootPlan {
         rootfs: PathBuf,
         lowers: Vec<PathBuf>,
         upper: PathBuf,
-        mounts: Vec<crate::volumes::MountRecord>,
+        mounts: Vec<crate::model::MountRecord>,
     },
 }
 
@@ -598,7 +474,7 @@ fn run_in_root<T>(
 }
 
 /// Bind-mounts a volume or bind source at its destination inside `root` (private namespace).
-fn bind_into_root(root: &Path, root_fd: BorrowedFd<'_>, m: &crate::volumes::MountRecord) {
+fn bind_into_root(root: &Path, root_fd: BorrowedFd<'_>, m: &crate::model::MountRecord) {
     use nix::mount::MsFlags;
     let src = Path::new(&m.source);
     let Ok(src_md) = std::fs::metadata(src) else {
@@ -606,7 +482,7 @@ fn bind_into_root(root: &Path, root_fd: BorrowedFd<'_>, m: &crate::volumes::Moun
     };
     // Create the mount point inside the root, resolved without leaving it.
     if open_in_root(root_fd, Path::new(&m.destination), libc::O_PATH).is_err() {
-        let Ok(target) = crate::spec::resolve_in_root(root, Path::new(&m.destination)) else {
+        let Ok(target) = crate::sys::resolve_in_root(root, Path::new(&m.destination)) else {
             return;
         };
         let made = if src_md.is_dir() {

@@ -132,7 +132,7 @@ impl Daemon {
                 "Description": meta.description,
                 "InUse": in_use,
                 "Shared": false,
-                "Size": crate::containers::dir_size(&dir.join("data")),
+                "Size": crate::sys::dir_size(&dir.join("data")),
                 "CreatedAt": meta.created,
                 "LastUsedAt": meta.last_used,
                 "UsageCount": meta.usage_count,
@@ -150,7 +150,7 @@ impl Daemon {
             let Ok(_held) = lock.try_write() else {
                 continue;
             };
-            let size = crate::containers::dir_size(&dir.join("data"));
+            let size = crate::sys::dir_size(&dir.join("data"));
             if std::fs::remove_dir_all(&dir).is_ok() {
                 ids.push(name);
                 space += size;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use berth_builder::{RunConfig, RunMountKind};
 
-use crate::volumes::MountRecord;
+use crate::model::MountRecord;
 
 /// The container mounts of a step's `RunConfig`.
 pub(crate) fn mount_records(run: &RunConfig) -> Vec<MountRecord> {

@@ -9,7 +9,7 @@ use berth_shim_protocol::{encode_frame, ExitStatus, FrameKind, ShimStream};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::containers::no_such_container;
+use crate::model::no_such_container;
 use crate::{internal, lock, spec, Daemon, Result};
 
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub(crate) async fn bridge(
                 FrameKind::Error => {
                     let msg = String::from_utf8_lossy(&frame.payload).to_string();
                     exit = Some(ExitStatus {
-                        exit_code: crate::containers::exit_code_for_start_error(&msg) as i32,
+                        exit_code: crate::runtime::exit_code_for_start_error(&msg) as i32,
                         finished_at: crate::model::now_rfc3339(),
                         oom_killed: false,
                         log_dropped: 0,

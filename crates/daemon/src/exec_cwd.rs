@@ -12,7 +12,7 @@ pub(crate) fn check(root: &Path, cwd: &str) -> Result<(), String> {
     let Ok(root_dir) = std::fs::File::open(root) else {
         return Ok(());
     };
-    match crate::archive::open_in_root(
+    match crate::sys::open_in_root(
         root_dir.as_fd(),
         Path::new(cwd),
         libc::O_PATH | libc::O_DIRECTORY,

@@ -118,7 +118,7 @@ impl Daemon {
             if !f.matches(unix_seconds(&c.created), &labels) {
                 continue;
             }
-            let size = crate::containers::dir_size(&self.runtime.upper_dir(&c.id));
+            let size = crate::sys::dir_size(&self.runtime.upper_dir(&c.id));
             if self.remove_container(&c.id, false).await.is_ok() {
                 out.containers_deleted.push(c.id.clone());
                 out.space_reclaimed += size;

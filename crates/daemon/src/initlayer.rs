@@ -18,8 +18,8 @@ use std::path::{Component, Path, PathBuf};
 
 use berth_api_types::ApiError;
 
-use crate::archive::{fstatat_nofollow, open_dir, open_in_root, readlinkat};
 use crate::model::Container;
+use crate::sys::{fstatat_nofollow, open_dir, open_in_root, readlinkat};
 use crate::{internal, Daemon, Result};
 
 /// What the init layer holds when the image does not: path, and `None` for an empty

@@ -40,6 +40,7 @@ mod mount_spec;
 pub mod names;
 mod network;
 mod network_connect;
+mod network_model;
 mod network_ports;
 mod network_refs;
 mod network_v6;
@@ -62,8 +63,10 @@ pub mod spec;
 mod stats;
 pub mod store;
 mod store_reserve;
+pub mod sys;
 pub mod sysinfo;
 mod system;
+mod units;
 mod volumes;
 
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 //! ([`dns_links`]).
 
 use crate::model::Container;
-use crate::network::DEFAULT_NETWORK;
+use crate::network_model::DEFAULT_NETWORK;
 use crate::{lock, Daemon};
 
 /// `(alias, linked container's name)` for each link of an endpoint (`EndpointSettings.Links`,
@@ -138,7 +138,7 @@ impl Daemon {
             .find(|c| format!("/{}", c.name) == parent_name)
             .cloned();
         let Some(mut parent) = parent else {
-            return Err(crate::containers::no_such_container(key));
+            return Err(crate::model::no_such_container(key));
         };
         let links = parent.host_config.links.clone().unwrap_or_default();
         let keep: Vec<String> = links
@@ -154,7 +154,7 @@ impl Daemon {
             members_changed |= m.links.len() != before;
         }
         if keep.len() == links.len() && !members_changed {
-            return Err(crate::containers::no_such_container(key));
+            return Err(crate::model::no_such_container(key));
         }
         parent.host_config.links = (!keep.is_empty()).then_some(keep);
         self.save(&parent)?;

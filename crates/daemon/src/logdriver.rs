@@ -65,7 +65,7 @@ fn validate_common(driver: &str, opts: &BTreeMap<String, String>) -> Result<()> 
                 "logger: max-buffer-size option is only supported with 'mode=non-blocking'",
             ));
         }
-        if crate::containers::parse_size(size).is_none() {
+        if crate::units::parse_size(size).is_none() {
             return Err(ApiError::invalid(format!(
                 "error parsing option max-buffer-size: invalid size: '{size}'"
             )));
@@ -105,7 +105,7 @@ pub(crate) fn validate(lc: &LogConfig) -> Result<()> {
         }
     }
     if let Some(sz) = lc.config.get("max-size") {
-        if sz != "-1" && crate::containers::parse_size(sz).is_none() {
+        if sz != "-1" && crate::units::parse_size(sz).is_none() {
             return Err(ApiError::invalid(format!("invalid max-size {sz:?}")));
         }
     }
@@ -143,7 +143,7 @@ pub(crate) fn configure_shim(lc: &LogConfig, cfg: &mut ShimConfig) -> Result<()>
     cfg.log_max_size = match opts.get("max-size") {
         // An explicit `-1` keeps Docker's unbounded log.
         Some(s) if s == "-1" => 0,
-        Some(s) => crate::containers::parse_size(s)
+        Some(s) => crate::units::parse_size(s)
             .ok_or_else(|| ApiError::invalid(format!("invalid max-size {s:?}")))?,
         None => DEFAULT_MAX_SIZE,
     };

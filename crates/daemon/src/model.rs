@@ -116,7 +116,7 @@ pub struct Container {
     pub exec_ids: Vec<String>,
     /// Volumes, binds and tmpfs mounts planned at create.
     #[serde(default)]
-    pub mounts: Vec<crate::volumes::MountRecord>,
+    pub mounts: Vec<crate::model::MountRecord>,
     /// Set by stop/kill/rm -f: the restart policy does not undo it (Docker's
     /// `HasBeenManuallyStopped`).
     #[serde(default)]
@@ -206,6 +206,35 @@ pub fn unix_seconds(t: &str) -> i64 {
         .map(|d| d.timestamp())
         .unwrap_or(0)
         .max(0)
+}
+
+/// One mount of a container, resolved at create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountRecord {
+    /// `volume`, `bind` or `tmpfs`.
+    pub kind: String,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// Host path: the bind source or the volume's `_data`.
+    pub source: String,
+    pub destination: String,
+    /// The mode string as given (`ro`, `z`, `nocopy`...), shown by inspect.
+    pub mode: String,
+    pub rw: bool,
+    pub propagation: String,
+    /// Populate an empty volume from the image's content at `destination` on start.
+    pub copy_data: bool,
+    /// A volume created for this container alone (`-v /path`, image `VOLUME`).
+    pub anonymous: bool,
+    /// A `-v` bind whose missing source is created (`--mount` refuses instead).
+    pub create_source: bool,
+    /// tmpfs mount options (`size=`, `mode=`).
+    pub tmpfs_options: Vec<String>,
+}
+
+/// Docker's 404 for a container name or id that matches none.
+pub(crate) fn no_such_container(id: &str) -> ApiError {
+    ApiError::not_found(format!("No such container: {id}"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use berth_api_types::container as ct;
 
-use crate::volumes::MountRecord;
+use crate::model::MountRecord;
 
 /// The longest volume name: it is a directory name under `<data-root>/volumes`.
 pub const MAX_VOLUME_NAME: usize = 255;

@@ -245,7 +245,7 @@ impl Daemon {
         let _g = guard.lock().await;
         let c = self
             .get(&c.id)
-            .ok_or_else(|| crate::containers::no_such_container(&req.container))?;
+            .ok_or_else(|| crate::model::no_such_container(&req.container))?;
         self.check_connectable(&c)?;
         let running = is_running(&c);
         if self.net.memberships(&c.id).iter().any(|m| m.is_of(&n)) {
@@ -315,7 +315,7 @@ impl Daemon {
         let _g = guard.lock().await;
         let c = self
             .get(&c.id)
-            .ok_or_else(|| crate::containers::no_such_container(&req.container))?;
+            .ok_or_else(|| crate::model::no_such_container(&req.container))?;
         let running = is_running(&c);
         let n = match found {
             Ok(n) => Some(n),

@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use berth_api_types::ApiError;
 
 use crate::model::Container;
-use crate::network::{Endpoint, PublishedPort};
+use crate::network_model::{Endpoint, PublishedPort};
 
 /// A port the container asks to publish, before a host port is picked.
 #[derive(Debug, Clone, PartialEq)]

@@ -170,12 +170,15 @@ pub(crate) fn plan_v6(
 
 /// Whether a published port of `ep` is also published over IPv6 (on `::`): ports on all
 /// addresses of a container with an IPv6 address, as Docker lists them.
-pub(crate) fn also_on_v6(ep: &crate::network::Endpoint, p: &crate::network::PublishedPort) -> bool {
+pub(crate) fn also_on_v6(
+    ep: &crate::network_model::Endpoint,
+    p: &crate::network_model::PublishedPort,
+) -> bool {
     ep.ipv6.is_some() && all_v4(p)
 }
 
 /// Whether `p` is published on all addresses (`0.0.0.0`).
-fn all_v4(p: &crate::network::PublishedPort) -> bool {
+fn all_v4(p: &crate::network_model::PublishedPort) -> bool {
     p.host_ip == IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED)
 }
 
@@ -185,8 +188,8 @@ fn all_v4(p: &crate::network::PublishedPort) -> bool {
 /// cannot be reached by IPv6 DNAT at all; then, as Docker's docker-proxy does, a proxy
 /// forwards to the container's IPv6 address, or to its IPv4 one. The proxy speaks TCP only.
 pub(crate) fn proxy_target(
-    ep: &crate::network::Endpoint,
-    p: &crate::network::PublishedPort,
+    ep: &crate::network_model::Endpoint,
+    p: &crate::network_model::PublishedPort,
 ) -> Result<Option<SocketAddr>, String> {
     let IpAddr::V6(host_ip) = p.host_ip else {
         return Ok(None);
@@ -210,7 +213,7 @@ pub(crate) fn proxy_target(
 /// [::1] is taken by someone else are skipped with a warning.
 pub(crate) fn loopback_proxies(
     container: &str,
-    eps: &[crate::network::Endpoint],
+    eps: &[crate::network_model::Endpoint],
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut out = Vec::new();
     for ep in eps {

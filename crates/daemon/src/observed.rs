@@ -26,7 +26,7 @@ impl Daemon {
     ) -> Result<Container> {
         let mut c = self
             .get(id)
-            .ok_or_else(|| crate::containers::no_such_container(id))?;
+            .ok_or_else(|| crate::model::no_such_container(id))?;
         f(&mut c)?;
         if let Err(e) = self.save(&c) {
             tracing::warn!(

@@ -4,7 +4,7 @@
 
 use berth_api_types::container as ct;
 
-use crate::volumes::MountRecord;
+use crate::model::MountRecord;
 
 /// The container ports a container exposes, as `port/proto`: its `ExposedPorts` and the
 /// ports its bindings publish.

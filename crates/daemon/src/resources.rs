@@ -380,7 +380,7 @@ impl Daemon {
         let _g = guard.lock().await;
         let mut c = self
             .get(&c.id)
-            .ok_or_else(|| crate::containers::no_such_container(key))?;
+            .ok_or_else(|| crate::model::no_such_container(key))?;
         if matches!(c.state.status, Status::Removing | Status::Dead) {
             return Err(ApiError::conflict(format!(
                 "Cannot update container {}: container is marked for removal and cannot be \"update\"",
@@ -573,12 +573,6 @@ pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlock
         b = b.throttle_write_iops_device(wi);
     }
     b.build().map(Some).map_err(|e| e.to_string())
-}
-
-pub(crate) fn ncpu() -> i64 {
-    std::thread::available_parallelism()
-        .map(|n| n.get() as i64)
-        .unwrap_or(1)
 }
 
 #[cfg(test)]

@@ -390,6 +390,18 @@ fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Docker's exit code for a process that could not be started, from the runtime's message.
+pub(crate) fn exit_code_for_start_error(msg: &str) -> i64 {
+    let m = msg.to_lowercase();
+    if m.contains("executable file not found") || m.contains("no such file or directory") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        128
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

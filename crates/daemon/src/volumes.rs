@@ -20,6 +20,7 @@ use oci_spec::runtime::{Mount, MountBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::model::Container;
+use crate::model::MountRecord;
 use crate::mount_spec::{
     check_target, clean, parse_api_mount, parse_bind, validate_driver_opts, validate_volume_name,
 };
@@ -36,30 +37,6 @@ pub struct VolumeRecord {
     pub created_at: String,
     pub labels: BTreeMap<String, String>,
     pub options: BTreeMap<String, String>,
-}
-
-/// One mount of a container, resolved at create.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct MountRecord {
-    /// `volume`, `bind` or `tmpfs`.
-    pub kind: String,
-    /// The volume's name (volumes only).
-    pub name: String,
-    /// Host path: the bind source or the volume's `_data`.
-    pub source: String,
-    pub destination: String,
-    /// The mode string as given (`ro`, `z`, `nocopy`...), shown by inspect.
-    pub mode: String,
-    pub rw: bool,
-    pub propagation: String,
-    /// Populate an empty volume from the image's content at `destination` on start.
-    pub copy_data: bool,
-    /// A volume created for this container alone (`-v /path`, image `VOLUME`).
-    pub anonymous: bool,
-    /// A `-v` bind whose missing source is created (`--mount` refuses instead).
-    pub create_source: bool,
-    /// tmpfs mount options (`size=`, `mode=`).
-    pub tmpfs_options: Vec<String>,
 }
 
 fn random_name() -> String {
@@ -268,7 +245,7 @@ impl Daemon {
             scope: "local".into(),
             usage_data: usage.then(|| UsageData {
                 size: if v.options.is_empty() {
-                    crate::containers::dir_size(&data) as i64
+                    crate::sys::dir_size(&data) as i64
                 } else {
                     -1
                 },
@@ -425,7 +402,7 @@ impl Daemon {
                 continue;
             }
             let size = if v.options.is_empty() {
-                crate::containers::dir_size(&self.volume_data(&v.name))
+                crate::sys::dir_size(&self.volume_data(&v.name))
             } else {
                 0
             };
@@ -683,7 +660,7 @@ impl Daemon {
         if !empty {
             return;
         }
-        let Ok(src) = crate::spec::resolve_in_root(rootfs, Path::new(dest)) else {
+        let Ok(src) = crate::sys::resolve_in_root(rootfs, Path::new(dest)) else {
             return;
         };
         if !std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()) {

@@ -89,6 +89,7 @@ pub mod config;
 pub mod diff;
 pub mod digest;
 pub mod error;
+pub mod inroot;
 pub mod overlay;
 pub mod reference;
 pub mod store;

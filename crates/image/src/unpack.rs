@@ -456,60 +456,18 @@ fn apply_metadata<R: Read>(
 }
 
 /// Resolve `rel` inside `root`, following symlinks but treating `root` as `/` (Docker's
-/// `FollowSymlinkInScope`): the result never leaves `root`.
+/// `FollowSymlinkInScope`, [`crate::inroot`]): the result never leaves `root`.
 pub(crate) fn resolve_in_root(root: &Path, rel: &str) -> Result<PathBuf> {
-    enum C {
-        Up,
-        Name(OsString),
-    }
-    fn push_reversed(stack: &mut Vec<C>, p: &Path) {
-        let comps: Vec<C> = p
-            .components()
-            .filter_map(|c| match c {
-                Component::ParentDir => Some(C::Up),
-                Component::Normal(n) => Some(C::Name(n.to_os_string())),
-                _ => None,
-            })
-            .collect();
-        stack.extend(comps.into_iter().rev());
-    }
-    let mut stack = Vec::new();
-    push_reversed(&mut stack, Path::new(rel));
-    let mut resolved: Vec<OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = stack.pop() {
-        let name = match c {
-            C::Up => {
-                resolved.pop();
-                continue;
+    crate::inroot::resolve_in_root(root, Path::new(rel)).map_err(|e| {
+        if crate::inroot::is_loop(&e) {
+            Error::UnsafePath {
+                path: rel.to_string(),
+                reason: "too many levels of symbolic links",
             }
-            C::Name(n) => n,
-        };
-        let mut candidate = root.to_path_buf();
-        candidate.extend(&resolved);
-        candidate.push(&name);
-        match fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() => {
-                links += 1;
-                if links > 255 {
-                    return Err(Error::UnsafePath {
-                        path: rel.to_string(),
-                        reason: "too many levels of symbolic links",
-                    });
-                }
-                let target =
-                    fs::read_link(&candidate).map_err(|e| Error::io("read link", &candidate, e))?;
-                if target.is_absolute() {
-                    resolved.clear();
-                }
-                push_reversed(&mut stack, &target);
-            }
-            _ => resolved.push(name),
+        } else {
+            Error::io("resolve", root.join(rel), e)
         }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(&resolved);
-    Ok(out)
+    })
 }
 
 /// Open a file inside an extracted archive, resolving symlinks within `root`.

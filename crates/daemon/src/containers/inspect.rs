@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use berth_api_types::container::{self as ct, InspectResponse};
 
-use super::dir_size;
 use crate::model::Status;
+use crate::sys::dir_size;
 use crate::{Daemon, Result};
 
 impl Daemon {

@@ -4,8 +4,9 @@ use berth_api_types::container::{self as ct, Summary};
 use berth_services::ContainerListOptions;
 
 use super::filters::ListFilters;
-use super::units::{dir_size, human_duration};
 use crate::model::{unix_seconds, Container, Status};
+use crate::sys::dir_size;
+use crate::units::human_duration;
 use crate::{lock, Daemon, Result};
 
 impl Daemon {

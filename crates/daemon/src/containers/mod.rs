@@ -18,14 +18,12 @@ mod restart;
 mod start;
 mod stop;
 mod top;
-mod units;
 mod wait;
 
 use berth_api_types::ApiError;
 use berth_services::{AttachOptions, BoxedIo};
 
-pub(crate) use start::exit_code_for_start_error;
-pub(crate) use units::{dir_size, parse_size};
+pub(crate) use crate::model::no_such_container;
 
 /// An attach that arrived before the container started: connected to the shim at start.
 pub struct PendingAttach {
@@ -33,10 +31,6 @@ pub struct PendingAttach {
     /// The client's connection once its upgrade is done. The entry itself is made before the
     /// client gets its 101, so the start the client sends next always finds it.
     pub io: tokio::sync::oneshot::Receiver<BoxedIo>,
-}
-
-pub(crate) fn no_such_container(id: &str) -> ApiError {
-    ApiError::not_found(format!("No such container: {id}"))
 }
 
 pub(super) fn not_running(id: &str) -> ApiError {

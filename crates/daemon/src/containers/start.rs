@@ -7,19 +7,8 @@ use berth_api_types::ApiError;
 
 use super::no_such_container;
 use crate::model::{now_rfc3339, Container, Status};
+use crate::runtime::exit_code_for_start_error;
 use crate::{internal, lock, spec, ContainerEvent, Daemon, Result};
-
-/// Docker's exit code for a process that could not be started, from the runtime's message.
-pub(crate) fn exit_code_for_start_error(msg: &str) -> i64 {
-    let m = msg.to_lowercase();
-    if m.contains("executable file not found") || m.contains("no such file or directory") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") {
-        126
-    } else {
-        128
-    }
-}
 
 impl Daemon {
     pub async fn container_start(self: &Arc<Self>, key: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use nix::sys::resource::{getrlimit, Resource};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceBuilder, LinuxDeviceType};
 
 use super::caps::{caps_from_mask, ALL_CAPABILITIES};
-use super::seccomp::parse_kernel_version;
+use crate::sysinfo::parse_kernel_version;
 use crate::sysinfo::{CgroupVersion, SysInfo};
 
 /// What the daemon's own process and kernel look like.

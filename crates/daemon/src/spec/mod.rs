@@ -56,6 +56,7 @@ use std::path::{Path, PathBuf};
 use berth_api_types::container::{Config, HostConfig};
 use oci_spec::runtime::Mount;
 
+pub use crate::sysinfo::parse_kernel_version;
 pub use caps::{
     caps_to_mask, container_capabilities, validate_capability_names, ALL_CAPABILITIES,
     DEFAULT_CAPABILITIES,
@@ -65,10 +66,7 @@ pub use etc::{
     hosts_file_with_address, hosts_file_with_addresses, resolv_conf_contents, validate_extra_hosts,
 };
 pub use host::{host_devices, HostFacts};
-pub use seccomp::{
-    native_arch, parse_kernel_version, swap_masked_eq_operands, SeccompContext,
-    DEFAULT_PROFILE_JSON,
-};
+pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_PROFILE_JSON};
 pub use signal::parse_signal;
 pub use user::{additional_groups, resolve_in_root, resolve_user, ResolvedUser};
 

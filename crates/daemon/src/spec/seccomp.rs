@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::SpecError;
+use crate::sysinfo::parse_kernel_version;
 
 /// Docker's default profile, byte for byte (`profiles/seccomp/default.json`).
 pub const DEFAULT_PROFILE_JSON: &str = include_str!("seccomp-default.json");
@@ -120,20 +121,6 @@ fn seccomp_arch(native: &str) -> Option<&'static str> {
         "loong64" => "SCMP_ARCH_LOONGARCH64",
         _ => return None,
     })
-}
-
-/// Parses a kernel release such as `5.15.0-101-generic` or a profile's `minKernel` (`4.8`).
-pub fn parse_kernel_version(release: &str) -> Option<(u32, u32, u32)> {
-    let mut parts = release.trim().splitn(3, '.');
-    let num = |s: Option<&str>| -> Option<u32> {
-        let s = s?;
-        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse().ok()
-    };
-    let major = num(parts.next())?;
-    let minor = num(parts.next()).unwrap_or(0);
-    let patch = num(parts.next()).unwrap_or(0);
-    Some((major, minor, patch))
 }
 
 fn kernel_at_least(ctx: &SeccompContext, min: &str) -> Result<bool, SpecError> {

@@ -3,13 +3,9 @@
 
 use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use super::SpecError;
-
-/// The most symlinks followed while resolving one path, like the kernel's `MAXSYMLINKS`-ish limit
-/// used by securejoin.
-const MAX_SYMLINKS: usize = 255;
 
 /// Largest uid/gid Docker accepts (moby/sys/user `maxID`).
 const MAX_ID: u64 = 2_147_483_647;
@@ -27,61 +23,7 @@ pub struct ResolvedUser {
     pub name: Option<String>,
 }
 
-/// Resolves `path` (as seen inside the container) to a host path under `root`, following
-/// symlinks component by component and treating every absolute link target and every `..` as
-/// relative to `root`, so the result can never name a file outside the rootfs.
-///
-/// This is a userspace walk (like securejoin): it reads the tree as it is now, so it guards
-/// against hostile image content, not against a process concurrently rewriting the rootfs.
-pub fn resolve_in_root(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    // Components still to walk, stored reversed so `pop` yields the next one.
-    let mut pending: Vec<std::ffi::OsString> = components(path);
-    pending.reverse();
-    let mut resolved: Vec<std::ffi::OsString> = Vec::new();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            resolved.pop();
-            continue;
-        }
-        let mut candidate = root.to_path_buf();
-        candidate.extend(&resolved);
-        candidate.push(&part);
-        match fs::symlink_metadata(&candidate) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(io::Error::other(format!(
-                        "too many levels of symbolic links resolving {}",
-                        path.display()
-                    )));
-                }
-                let target = fs::read_link(&candidate)?;
-                if target.is_absolute() {
-                    resolved.clear();
-                }
-                let mut more = components(&target);
-                more.reverse();
-                pending.extend(more);
-            }
-            // Missing components are kept as they are: the caller's open reports ENOENT.
-            Ok(_) | Err(_) => resolved.push(part),
-        }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(&resolved);
-    Ok(out)
-}
-
-fn components(path: &Path) -> Vec<std::ffi::OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(p) => Some(p.to_os_string()),
-            Component::ParentDir => Some("..".into()),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect()
-}
+pub use berth_image::inroot::resolve_in_root;
 
 /// Reads a file of the container; a missing file reads as empty, like moby treats a missing
 /// passwd or group file.

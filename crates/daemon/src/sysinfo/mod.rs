@@ -218,6 +218,27 @@ impl SysInfo {
     }
 }
 
+/// CPUs this process may run on.
+pub(crate) fn ncpu() -> i64 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1)
+}
+
+/// Parses a kernel release such as `5.15.0-101-generic` or a profile's `minKernel` (`4.8`).
+pub fn parse_kernel_version(release: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = release.trim().splitn(3, '.');
+    let num = |s: Option<&str>| -> Option<u32> {
+        let s = s?;
+        let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    let major = num(parts.next())?;
+    let minor = num(parts.next()).unwrap_or(0);
+    let patch = num(parts.next()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{CgroupFeatures, CgroupVersion, KernelFeatures, SysInfo};
-use crate::spec::parse_kernel_version;
+use crate::sysinfo::parse_kernel_version;
 
 /// The v1 controllers a container's limits use.
 const V1_CONTROLLERS: [&str; 8] = [
@@ -89,7 +89,7 @@ impl Probe {
             },
         };
         let ncpu = if self.root == Path::new("/") {
-            crate::resources::ncpu()
+            crate::sysinfo::ncpu()
         } else {
             crate::cpuset::parse_list(&cgroup.cpus).map_or(1, |s| s.len().max(1) as i64)
         };
@@ -357,11 +357,11 @@ fn hugepage_size_name(kb: u64) -> String {
 
 /// `openat2(2)` on `/`: ENOSYS on kernels before 5.6 (or where seccomp hides it).
 fn openat2_works() -> bool {
-    let Ok(root) = crate::archive::open_dir(Path::new("/")) else {
+    let Ok(root) = crate::sys::open_dir(Path::new("/")) else {
         return false;
     };
     use std::os::fd::AsFd;
-    crate::archive::open_in_root(root.as_fd(), Path::new("/"), libc::O_PATH).is_ok()
+    crate::sys::open_in_root(root.as_fd(), Path::new("/"), libc::O_PATH).is_ok()
 }
 
 #[cfg(test)]
