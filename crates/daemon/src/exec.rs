@@ -333,7 +333,7 @@ impl Daemon {
             e.running = true;
             e.clone()
         };
-        crate::runtime::prime_cgroup_migration();
+        self.runtime.ops.prime_cgroup_migration();
         // The process has a terminal as its create request said; the stream is raw or
         // multiplexed as the start request says (dockerd's `ExecStartCheck.Tty`).
         let tty = e.req.tty;

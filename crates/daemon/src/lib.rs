@@ -27,6 +27,7 @@ mod events;
 mod exec;
 mod exec_cwd;
 mod health;
+mod host;
 mod host_paths;
 mod hostmode;
 mod housekeeping;
@@ -148,6 +149,8 @@ pub struct Daemon {
     pub(crate) images: berth_image::store::ImageStore,
     pub(crate) runtime: Runtime,
     pub(crate) host: spec::HostFacts,
+    /// Writes into running containers' cgroup files (see [`host::CgroupFiles`]).
+    pub(crate) cgroups: Arc<dyn host::CgroupFiles>,
     pub(crate) containers: Mutex<HashMap<String, model::Container>>,
     pub(crate) op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) pending_attach: Mutex<HashMap<String, Vec<containers::PendingAttach>>>,
@@ -191,6 +194,14 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Daemon {
     /// Opens (or creates) the data root and restores containers left by an earlier run.
     pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, String> {
+        Daemon::open_with(cfg, host::Host::real()).await
+    }
+
+    /// [`Daemon::open`] over the given kernel seams (fakes in unit tests).
+    pub(crate) async fn open_with(
+        cfg: DaemonConfig,
+        host: host::Host,
+    ) -> std::result::Result<Arc<Daemon>, String> {
         for dir in [&cfg.data_root, &cfg.exec_root] {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
@@ -200,13 +211,19 @@ impl Daemon {
             store::Store::open(&cfg.data_root.join("berth.db")).map_err(|e| e.to_string())?;
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
             .map_err(|e| format!("opening image store: {e}"))?;
-        let runtime = Runtime::new(&cfg);
+        let runtime = Runtime::new(&cfg, host.runtime.clone());
         let cfg_registry = cfg.clone();
         let cfg_log_config = cfg.log_config.clone();
         let (events, _) = broadcast::channel(1024);
-        let net = network::NetService::new(&cfg)?;
+        let net = network::NetService::new(
+            &cfg,
+            host.links.clone(),
+            host.netns.clone(),
+            host.firewall.clone(),
+        )?;
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
+            cgroups: host.cgroups.clone(),
             cfg,
             store,
             images,

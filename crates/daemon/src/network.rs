@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use berth_api_types::ApiError;
 use berth_network::ipam::{mac_for, Pool, Pool6, Subnet, Subnet6};
 use berth_network::nft::{self, BridgeRules, PortRule, PortRule6, Proto, Ruleset};
-use berth_network::ops::{Attachment, LinkOps, Rtnetlink};
+use berth_network::ops::{Attachment, LinkOps};
 use serde::{Deserialize, Serialize};
 
 mod dns;
@@ -107,6 +107,10 @@ pub(crate) struct State {
 
 pub(crate) struct NetService {
     ops: std::sync::Arc<dyn LinkOps>,
+    /// Pinned network namespaces (see [`crate::host::Netns`]).
+    pub(crate) netns: std::sync::Arc<dyn crate::host::Netns>,
+    /// berth's nftables table and host iptables chain (see [`crate::host::Firewall`]).
+    firewall: std::sync::Arc<dyn crate::host::Firewall>,
     table: String,
     exec_root: PathBuf,
     pub(crate) default_id: Option<String>,
@@ -172,7 +176,12 @@ fn random_id() -> String {
 }
 
 impl NetService {
-    pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<NetService, String> {
+    pub(crate) fn new(
+        cfg: &DaemonConfig,
+        links: std::sync::Arc<dyn LinkOps>,
+        netns: std::sync::Arc<dyn crate::host::Netns>,
+        firewall: std::sync::Arc<dyn crate::host::Firewall>,
+    ) -> std::result::Result<NetService, String> {
         let mut state = State::default();
         let mut default_id = None;
         let table = if cfg.bridge == "none" {
@@ -250,7 +259,9 @@ impl NetService {
                 search,
                 timeout: std::time::Duration::from_secs(3),
             },
-            ops: std::sync::Arc::new(Rtnetlink),
+            ops: links,
+            netns,
+            firewall,
             table,
             exec_root: cfg.exec_root.clone(),
             default_id,
@@ -369,7 +380,8 @@ impl NetService {
         ports: &[WantedPort],
     ) -> crate::Result<Attached> {
         let ns = self.netns_path(&c.id);
-        berth_network::netns::create(&ns)
+        self.netns
+            .create(&ns)
             .map_err(|e| internal(format!("network namespace: {e}")))?;
         let cands: Vec<gateway::Candidate> = plan
             .iter()
@@ -588,7 +600,7 @@ impl NetService {
         m: &Membership,
     ) -> crate::Result<()> {
         let eps = self.endpoints(&c.id);
-        if eps.is_empty() && !berth_network::netns::is_mounted(&self.netns_path(&c.id)) {
+        if eps.is_empty() && !self.netns.is_mounted(&self.netns_path(&c.id)) {
             return Err(ApiError::conflict(format!(
                 "container {} has no network namespace berth manages (network mode {:?})",
                 c.name, c.host_config.network_mode
@@ -676,7 +688,7 @@ impl NetService {
                 tracing::warn!(container = id, "removing port rules: {e}");
             }
         }
-        if let Err(e) = berth_network::netns::remove(&self.netns_path(id)) {
+        if let Err(e) = self.netns.remove(&self.netns_path(id)) {
             tracing::warn!(container = id, "removing network namespace: {e}");
         }
         let _ = std::fs::remove_file(self.endpoint_file(id));

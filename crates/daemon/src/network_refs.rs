@@ -108,7 +108,7 @@ impl Daemon {
             )));
         }
         let mounted = self.net.netns_path(&t.id);
-        let netns = if berth_network::netns::is_mounted(&mounted) {
+        let netns = if self.net.netns.is_mounted(&mounted) {
             mounted
         } else {
             PathBuf::from(format!("/proc/{}/ns/net", t.state.pid))

@@ -17,6 +17,7 @@ use oci_spec::runtime::{
     LinuxWeightDeviceBuilder,
 };
 
+use crate::host::CgroupFiles;
 use crate::model::Status;
 use crate::{Daemon, Result};
 
@@ -296,18 +297,22 @@ fn pids_value(p: i64) -> String {
     }
 }
 
-fn apply_writes(writes: &[CgroupWrite]) -> std::result::Result<(), String> {
+fn apply_writes(
+    files: &dyn CgroupFiles,
+    writes: &[CgroupWrite],
+) -> std::result::Result<(), String> {
     let mut pending: Vec<&CgroupWrite> = writes.iter().collect();
     // memory.limit_in_bytes must stay ≤ memsw: a raise of both fails in the planned order and
     // succeeds in the other, so failed writes are retried once after the rest.
     let mut failed = Vec::new();
     for wr in pending.drain(..) {
-        if std::fs::write(&wr.file, &wr.value).is_err() {
+        if files.write(&wr.file, &wr.value).is_err() {
             failed.push(wr);
         }
     }
     for wr in failed {
-        std::fs::write(&wr.file, &wr.value)
+        files
+            .write(&wr.file, &wr.value)
             .map_err(|e| format!("writing {} to {}: {e}", wr.value, wr.file.display()))?;
     }
     Ok(())
@@ -324,7 +329,7 @@ impl Daemon {
         if hc.oom_kill_disable != Some(true) && weights.is_empty() {
             return;
         }
-        let Some(paths) = CgroupPaths::for_pid(c.state.pid) else {
+        let Some(paths) = self.cgroups.paths_of(c.state.pid) else {
             return;
         };
         let mut writes = Vec::new();
@@ -347,7 +352,7 @@ impl Daemon {
             }
         }
         for wr in writes {
-            if let Err(e) = std::fs::write(&wr.file, &wr.value) {
+            if let Err(e) = self.cgroups.write(&wr.file, &wr.value) {
                 tracing::warn!(
                     container = id,
                     "writing {} to {}: {e}",
@@ -395,7 +400,7 @@ impl Daemon {
         let mut warnings = Vec::new();
         crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
         if c.state.status.is_active() && c.state.pid > 0 {
-            let paths = CgroupPaths::for_pid(c.state.pid).ok_or_else(|| {
+            let paths = self.cgroups.paths_of(c.state.pid).ok_or_else(|| {
                 ApiError::internal(format!(
                     "Cannot update container {}: its cgroups are gone",
                     c.id
@@ -408,7 +413,8 @@ impl Daemon {
                         .map_err(ApiError::invalid)?,
                 );
             }
-            tokio::task::spawn_blocking(move || apply_writes(&writes))
+            let files = self.cgroups.clone();
+            tokio::task::spawn_blocking(move || apply_writes(&*files, &writes))
                 .await
                 .map_err(crate::internal)?
                 .map_err(|e| {

@@ -2,23 +2,28 @@
 //! per-container shim and talking to it. Everything above this module is plain logic.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_shim_protocol::{ShimClient, ShimConfig};
 
+use crate::host::RuntimeOps;
 use crate::DaemonConfig;
 
 pub struct Runtime {
     data_root: PathBuf,
     exec_root: PathBuf,
     shim_path: PathBuf,
+    /// The kernel behind mounts and shim launches (a fake in unit tests).
+    pub(crate) ops: Arc<dyn RuntimeOps>,
 }
 
 impl Runtime {
-    pub fn new(cfg: &DaemonConfig) -> Runtime {
+    pub fn new(cfg: &DaemonConfig, ops: Arc<dyn RuntimeOps>) -> Runtime {
         Runtime {
             data_root: cfg.data_root.clone(),
             exec_root: cfg.exec_root.clone(),
             shim_path: cfg.shim_path.clone(),
+            ops,
         }
     }
 
@@ -80,7 +85,7 @@ impl Runtime {
     }
 
     pub fn is_mounted(&self, id: &str) -> bool {
-        is_mount_point(&self.rootfs(id))
+        self.ops.is_mount_point(&self.rootfs(id))
     }
 
     /// Mounts image layers (top first) plus the container's upper dir on `rootfs(id)`.
@@ -101,17 +106,13 @@ impl Runtime {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
         let (upper, rootfs) = (fs.join("upper"), self.rootfs(id));
-        if throwaway {
-            berth_image::overlay::mount_overlay_volatile(lowers, &upper, &work, &rootfs)
-        } else {
-            berth_image::overlay::mount_overlay(lowers, &upper, &work, &rootfs)
-        }
-        .map_err(std::io::Error::other)
+        self.ops
+            .mount_overlay(lowers, &upper, &work, &rootfs, throwaway)
     }
 
     pub fn unmount_rootfs(&self, id: &str) {
         if self.is_mounted(id) {
-            if let Err(e) = berth_image::overlay::unmount(&self.rootfs(id)) {
+            if let Err(e) = self.ops.unmount(&self.rootfs(id)) {
                 tracing::warn!(container = id, "unmounting rootfs: {e}");
             }
         }
@@ -140,9 +141,10 @@ impl Runtime {
             .and_then(|()| std::fs::rename(self.container_dir(id), &dest));
         match moved {
             Ok(()) => {
+                let ops = self.ops.clone();
                 let spawned = std::thread::Builder::new()
                     .name("trash".into())
-                    .spawn(move || delete_trashed(&dest));
+                    .spawn(move || delete_trashed(&*ops, &dest));
                 if let Err(e) = spawned {
                     tracing::warn!("deleting a removed container's files later: {e}");
                 }
@@ -160,7 +162,7 @@ impl Runtime {
             .flatten()
             .flatten()
         {
-            delete_trashed(&e.path());
+            delete_trashed(&*self.ops, &e.path());
         }
     }
 
@@ -212,7 +214,7 @@ impl Runtime {
         let path = run_dir.join("shim.json");
         let body = serde_json::to_vec_pretty(cfg).map_err(|e| e.to_string())?;
         std::fs::write(&path, body).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        berth_shim_protocol::launch(&self.shim_path, &path)
+        self.ops.launch_shim(&self.shim_path, &path, cfg)
     }
 
     /// A shim answers its waiters before it deletes the container's runtime record and
@@ -249,145 +251,18 @@ impl Runtime {
     }
 }
 
-/// Starts the kernel's cgroup migration lock on its way, off the caller's path.
-///
-/// Every container start and exec moves a new process into the container's cgroup (the runtime
-/// writes its pid to `cgroup.procs`). The first such write after a quiet spell waits for a full
-/// RCU grace period before it gets the kernel's global cgroup threadgroup lock — 5 to 20 ms on a
-/// small VM, the largest single cost of a container start. Writes that come while another one is
-/// in flight, or within a grace period after it, get the lock at once. So at the start of a
-/// container start (and of an exec) berthd moves itself into the cgroup it is already in, on a
-/// background thread: a no-op move that pays the grace period while the bundle, network and
-/// shim are being prepared. Best effort: any error is ignored.
-pub fn prime_cgroup_migration() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::OnceLock;
-    static PROCS: OnceLock<Option<PathBuf>> = OnceLock::new();
-    static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
-    let Some(procs) = PROCS
-        .get_or_init(|| {
-            let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-            own_cgroup_procs(&text, Path::new("/sys/fs/cgroup"))
-        })
-        .clone()
-    else {
-        return;
-    };
-    if IN_FLIGHT.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("cgroup-prime".into())
-        .spawn(move || {
-            let _ = std::fs::write(&procs, std::process::id().to_string());
-            IN_FLIGHT.store(false, Ordering::Release);
-        });
-    if spawned.is_err() {
-        IN_FLIGHT.store(false, Ordering::Release);
-    }
-}
-
-/// The `cgroup.procs` file of the cgroup this process is in, from `/proc/self/cgroup`: the
-/// unified hierarchy's when it is mounted, else the first v1 controller hierarchy's.
-fn own_cgroup_procs(proc_cgroup: &str, root: &Path) -> Option<PathBuf> {
-    let mut v1 = None;
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let rel = path.trim_start_matches('/');
-        if ctrls.is_empty() {
-            let base = if root.join("cgroup.controllers").exists() {
-                root.to_owned()
-            } else {
-                root.join("unified")
-            };
-            let dir = base.join(rel);
-            if dir.join("cgroup.procs").exists() {
-                return Some(dir.join("cgroup.procs"));
-            }
-        } else if v1.is_none() && !ctrls.starts_with("name=") {
-            let dir = root.join(ctrls).join(rel);
-            if dir.join("cgroup.procs").exists() {
-                v1 = Some(dir.join("cgroup.procs"));
-            }
-        }
-    }
-    v1
-}
-
 /// Deletes a container directory moved into the trash, unmounting its rootfs first if it was
 /// still mounted (removing through a mounted overlay would fill its upper dir with whiteouts
 /// and leave the mount point behind).
-fn delete_trashed(dir: &Path) {
+fn delete_trashed(ops: &dyn RuntimeOps, dir: &Path) {
     let merged = dir.join("fs").join("merged");
-    if is_mount_point(&merged) {
-        if let Err(e) = berth_image::overlay::unmount(&merged) {
+    if ops.is_mount_point(&merged) {
+        if let Err(e) = ops.unmount(&merged) {
             tracing::warn!("unmounting {}: {e}", merged.display());
             return;
         }
     }
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn is_mount_point(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
-        return false;
-    };
-    match std::fs::metadata(parent) {
-        // overlayfs reports its own device number, so a mounted rootfs differs from its parent.
-        Ok(p) => p.dev() != me.dev(),
-        Err(_) => false,
-    }
-}
-
-/// Brings the loopback interface up inside the network namespace of process `pid`, as Docker
-/// does for every container with its own network namespace (a new namespace starts with `lo`
-/// down). Runs on a throwaway OS thread: `setns` changes only the calling thread's namespace,
-/// and the thread ends right after, so no other task ever runs in the container's namespace.
-pub fn loopback_up(pid: u32) -> std::io::Result<()> {
-    std::thread::spawn(move || -> std::io::Result<()> {
-        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)?;
-        set_lo_up_raw()
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("loopback thread panicked"))?
-}
-
-fn set_lo_up_raw() -> std::io::Result<()> {
-    // SAFETY: plain socket(2) call; the returned fd is owned below and closed on drop.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nobody else owns.
-    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    set_lo_up(std::os::fd::AsRawFd::as_raw_fd(&owned))
-}
-
-fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
-    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFFLAGS reads the flags of the interface named in `req` into `req`.
-    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the union member `ifru_flags` is the one SIOCGIFFLAGS filled in.
-    unsafe {
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-    }
-    // SAFETY: SIOCSIFFLAGS sets the flags from `req`, which names `lo`.
-    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// Docker's exit code for a process that could not be started, from the runtime's message.
@@ -399,45 +274,5 @@ pub(crate) fn exit_code_for_start_error(msg: &str) -> i64 {
         126
     } else {
         128
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_cgroup_procs_prefers_unified_then_v1_controllers() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        let hybrid = "5:pids:/berth/d\n1:name=systemd:/berth/d\n0::/berth/d\n";
-        std::fs::create_dir_all(r.join("systemd/berth/d")).unwrap();
-        std::fs::write(r.join("systemd/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            None,
-            "named hierarchies are not used"
-        );
-        std::fs::create_dir_all(r.join("pids/berth/d")).unwrap();
-        std::fs::write(r.join("pids/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            Some(r.join("pids/berth/d/cgroup.procs"))
-        );
-        std::fs::create_dir_all(r.join("unified/berth/d")).unwrap();
-        std::fs::write(r.join("unified/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            Some(r.join("unified/berth/d/cgroup.procs"))
-        );
-        // Pure v2: the hierarchy is mounted at the root itself.
-        let v2 = tempfile::tempdir().unwrap();
-        std::fs::write(v2.path().join("cgroup.controllers"), "").unwrap();
-        std::fs::create_dir_all(v2.path().join("system.slice")).unwrap();
-        std::fs::write(v2.path().join("system.slice/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs("0::/system.slice\n", v2.path()),
-            Some(v2.path().join("system.slice/cgroup.procs"))
-        );
     }
 }

@@ -100,7 +100,7 @@ impl Daemon {
     ) -> Result<CreateResponse> {
         // `docker run` sends start right after create: begin paying the start's cgroup
         // migration cost now (see `prime_cgroup_migration`).
-        crate::runtime::prime_cgroup_migration();
+        self.runtime.ops.prime_cgroup_migration();
         let mut warnings = Vec::new();
         let mut config = req.config;
         let mut host_config = req.host_config.unwrap_or_default();

@@ -17,6 +17,8 @@ mod rename;
 mod restart;
 mod start;
 mod stop;
+#[cfg(test)]
+mod tests;
 mod top;
 mod wait;
 

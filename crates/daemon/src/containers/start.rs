@@ -46,7 +46,7 @@ impl Daemon {
     pub(crate) async fn start_locked(self: &Arc<Self>, c: Container) -> Result<()> {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
-        crate::runtime::prime_cgroup_migration();
+        self.runtime.ops.prime_cgroup_migration();
         if let Err(e) = self.prepare_bundle(&c) {
             self.runtime.unmount_rootfs(&id);
             self.record_start_failure(&id, &e.message).await;
@@ -89,7 +89,7 @@ impl Daemon {
         };
         // A namespace the network service plumbed has `lo` up already.
         if c.host_config.network_mode != "host" && self.net.endpoints(&id).is_empty() {
-            if let Err(e) = crate::runtime::loopback_up(init_pid) {
+            if let Err(e) = self.runtime.ops.loopback_up(init_pid) {
                 tracing::warn!(container = %id, "bringing up lo: {e}");
             }
         }

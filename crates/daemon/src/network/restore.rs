@@ -82,7 +82,7 @@ impl NetService {
                         for ep in other.unwrap_or_default() {
                             let _ = self.ops.delete_link(&ep.host_ifname);
                         }
-                        let _ = berth_network::netns::remove(&self.netns_path(&id));
+                        let _ = self.netns.remove(&self.netns_path(&id));
                         let _ = std::fs::remove_file(&path);
                     }
                 }
@@ -102,7 +102,7 @@ impl NetService {
             for e in dir.flatten() {
                 let id = e.file_name().to_string_lossy().to_string();
                 if !running.contains(&id) {
-                    let _ = berth_network::netns::remove(&e.path());
+                    let _ = self.netns.remove(&e.path());
                 }
             }
         }

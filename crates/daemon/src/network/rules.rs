@@ -78,7 +78,7 @@ impl NetService {
             }
             .script()
         };
-        nft::apply(&script).map_err(|e| e.to_string())
+        self.firewall.apply_nft(&script)
     }
 
     /// Keeps berth's bridges working where the host's iptables filter table drops forwarded
@@ -91,7 +91,7 @@ impl NetService {
             .map(|n| n.bridge.clone())
             .collect();
         let chain = berth_network::hostfw::chain_name(&self.table);
-        match berth_network::hostfw::refresh(&chain, &bridges) {
+        match self.firewall.refresh_host_chain(&chain, &bridges) {
             Ok(changed) if !changed.is_empty() => tracing::info!(
                 ?changed,
                 %chain,

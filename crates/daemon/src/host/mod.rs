@@ -1,0 +1,101 @@
+//! The daemon's kernel seams: every kernel interface the services use, behind a small trait,
+//! gathered in one [`Host`] given to [`crate::Daemon::open_with`]. berthd opens the daemon
+//! with [`Host::real`]; unit tests give recording fakes (`host::fake`), so a container verb
+//! runs without root, kernel features or a shim process.
+//!
+//! | seam | what it covers | real implementation |
+//! | --- | --- | --- |
+//! | [`RuntimeOps`] | the rootfs overlay mounts, launching a shim, `lo` up in a new netns, the cgroup-migration primer | overlayfs, `berth-shim`, `setns` + ioctl |
+//! | [`LinkOps`] | bridges, veth pairs, addresses, routes, network namespaces of endpoints | rtnetlink (`berth_network::ops::Rtnetlink`) |
+//! | [`Netns`] | pinned network namespaces of containers | `unshare` + bind mount (`berth_network::netns`) |
+//! | [`Firewall`] | berth's nftables table, its chain in the host's iptables filter table | `nft -f -`, `iptables-restore` |
+//! | [`CgroupFiles`] | writes of resource limits into a running container's cgroup files | `write(2)` on cgroupfs |
+//!
+//! The shim client needs no trait: it speaks the shim protocol over the shim's socket, and the
+//! fake launcher serves that socket in-process (`host::fake_shim`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use berth_network::ops::LinkOps;
+use berth_shim_protocol::ShimConfig;
+
+mod real;
+
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+pub(crate) mod fake_shim;
+#[cfg(test)]
+pub(crate) mod testkit;
+
+/// What the container runtime layer (`runtime.rs`) asks of the kernel.
+pub trait RuntimeOps: Send + Sync {
+    /// Mounts an overlay of `lowers` (top first) and `upper` on `target`; `volatile` skips
+    /// syncs (a container removed when it ends).
+    fn mount_overlay(
+        &self,
+        lowers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+        volatile: bool,
+    ) -> io::Result<()>;
+    fn unmount(&self, target: &Path) -> io::Result<()>;
+    fn is_mount_point(&self, path: &Path) -> bool;
+    /// Starts the shim `shim` with the config file `config` (whose contents are `cfg`); the
+    /// shim creates the container, whose init waits for `start`. Returns the init's pid; an
+    /// error is the runtime's message.
+    fn launch_shim(&self, shim: &Path, config: &Path, cfg: &ShimConfig) -> Result<u32, String>;
+    /// Brings `lo` up in the network namespace of process `pid`.
+    fn loopback_up(&self, pid: u32) -> io::Result<()>;
+    /// Pays the kernel's cgroup migration grace period ahead of a start (see `runtime.rs`).
+    fn prime_cgroup_migration(&self);
+}
+
+/// berth's packet filtering: its own nftables table and its chain in the host's iptables.
+pub trait Firewall: Send + Sync {
+    /// Replaces berth's nftables table with `script` (one `nft -f` transaction).
+    fn apply_nft(&self, script: &str) -> Result<(), String>;
+    /// Makes the host's iptables FORWARD chain accept `bridges` through `chain` where it drops
+    /// (see `berth_network::hostfw`); returns what it changed.
+    fn refresh_host_chain(&self, chain: &str, bridges: &[String]) -> Result<Vec<String>, String>;
+}
+
+/// Network namespaces pinned by a bind mount (a container's, at `<exec-root>/netns/<id>`).
+pub trait Netns: Send + Sync {
+    fn create(&self, path: &Path) -> io::Result<()>;
+    fn is_mounted(&self, path: &Path) -> bool;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+}
+
+/// A running container's cgroup files: where they are, and writes of its limits.
+pub trait CgroupFiles: Send + Sync {
+    /// The cgroup directories of process `pid` (`None` when it is gone).
+    fn paths_of(&self, pid: i64) -> Option<crate::resources::CgroupPaths>;
+    fn write(&self, file: &Path, value: &str) -> io::Result<()>;
+}
+
+/// Every kernel seam of the daemon.
+#[derive(Clone)]
+pub struct Host {
+    pub runtime: Arc<dyn RuntimeOps>,
+    pub links: Arc<dyn LinkOps>,
+    pub netns: Arc<dyn Netns>,
+    pub firewall: Arc<dyn Firewall>,
+    pub cgroups: Arc<dyn CgroupFiles>,
+}
+
+impl Host {
+    /// The running kernel.
+    pub fn real() -> Host {
+        Host {
+            runtime: Arc::new(real::Kernel),
+            links: Arc::new(berth_network::ops::Rtnetlink),
+            netns: Arc::new(real::Kernel),
+            firewall: Arc::new(real::Kernel),
+            cgroups: Arc::new(real::Kernel),
+        }
+    }
+}

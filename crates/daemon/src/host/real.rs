@@ -1,0 +1,250 @@
+//! The real kernel behind the seams of [`super::Host`].
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use berth_shim_protocol::ShimConfig;
+
+use super::{CgroupFiles, Firewall, Netns, RuntimeOps};
+
+/// The running kernel (and the `berth-shim`, `nft` and `iptables-restore` programs).
+pub(super) struct Kernel;
+
+impl RuntimeOps for Kernel {
+    fn mount_overlay(
+        &self,
+        lowers: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+        volatile: bool,
+    ) -> io::Result<()> {
+        if volatile {
+            berth_image::overlay::mount_overlay_volatile(lowers, upper, work, target)
+        } else {
+            berth_image::overlay::mount_overlay(lowers, upper, work, target)
+        }
+        .map_err(io::Error::other)
+    }
+
+    fn unmount(&self, target: &Path) -> io::Result<()> {
+        berth_image::overlay::unmount(target).map_err(io::Error::other)
+    }
+
+    fn is_mount_point(&self, path: &Path) -> bool {
+        is_mount_point(path)
+    }
+
+    fn launch_shim(&self, shim: &Path, config: &Path, _cfg: &ShimConfig) -> Result<u32, String> {
+        berth_shim_protocol::launch(shim, config)
+    }
+
+    fn loopback_up(&self, pid: u32) -> io::Result<()> {
+        loopback_up(pid)
+    }
+
+    fn prime_cgroup_migration(&self) {
+        prime_cgroup_migration()
+    }
+}
+
+impl Firewall for Kernel {
+    fn apply_nft(&self, script: &str) -> Result<(), String> {
+        berth_network::nft::apply(script).map_err(|e| e.to_string())
+    }
+
+    fn refresh_host_chain(&self, chain: &str, bridges: &[String]) -> Result<Vec<String>, String> {
+        berth_network::hostfw::refresh(chain, bridges).map_err(|e| e.to_string())
+    }
+}
+
+impl Netns for Kernel {
+    fn create(&self, path: &Path) -> io::Result<()> {
+        berth_network::netns::create(path).map_err(io::Error::other)
+    }
+
+    fn is_mounted(&self, path: &Path) -> bool {
+        berth_network::netns::is_mounted(path)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        berth_network::netns::remove(path).map_err(io::Error::other)
+    }
+}
+
+impl CgroupFiles for Kernel {
+    fn paths_of(&self, pid: i64) -> Option<crate::resources::CgroupPaths> {
+        crate::resources::CgroupPaths::for_pid(pid)
+    }
+
+    fn write(&self, file: &Path, value: &str) -> io::Result<()> {
+        std::fs::write(file, value)
+    }
+}
+
+/// Starts the kernel's cgroup migration lock on its way, off the caller's path.
+///
+/// Every container start and exec moves a new process into the container's cgroup (the runtime
+/// writes its pid to `cgroup.procs`). The first such write after a quiet spell waits for a full
+/// RCU grace period before it gets the kernel's global cgroup threadgroup lock — 5 to 20 ms on a
+/// small VM, the largest single cost of a container start. Writes that come while another one is
+/// in flight, or within a grace period after it, get the lock at once. So at the start of a
+/// container start (and of an exec) berthd moves itself into the cgroup it is already in, on a
+/// background thread: a no-op move that pays the grace period while the bundle, network and
+/// shim are being prepared. Best effort: any error is ignored.
+fn prime_cgroup_migration() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::OnceLock;
+    static PROCS: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
+    let Some(procs) = PROCS
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+            own_cgroup_procs(&text, Path::new("/sys/fs/cgroup"))
+        })
+        .clone()
+    else {
+        return;
+    };
+    if IN_FLIGHT.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("cgroup-prime".into())
+        .spawn(move || {
+            let _ = std::fs::write(&procs, std::process::id().to_string());
+            IN_FLIGHT.store(false, Ordering::Release);
+        });
+    if spawned.is_err() {
+        IN_FLIGHT.store(false, Ordering::Release);
+    }
+}
+
+/// The `cgroup.procs` file of the cgroup this process is in, from `/proc/self/cgroup`: the
+/// unified hierarchy's when it is mounted, else the first v1 controller hierarchy's.
+fn own_cgroup_procs(proc_cgroup: &str, root: &Path) -> Option<PathBuf> {
+    let mut v1 = None;
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let rel = path.trim_start_matches('/');
+        if ctrls.is_empty() {
+            let base = if root.join("cgroup.controllers").exists() {
+                root.to_owned()
+            } else {
+                root.join("unified")
+            };
+            let dir = base.join(rel);
+            if dir.join("cgroup.procs").exists() {
+                return Some(dir.join("cgroup.procs"));
+            }
+        } else if v1.is_none() && !ctrls.starts_with("name=") {
+            let dir = root.join(ctrls).join(rel);
+            if dir.join("cgroup.procs").exists() {
+                v1 = Some(dir.join("cgroup.procs"));
+            }
+        }
+    }
+    v1
+}
+
+pub(crate) fn is_mount_point(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    match std::fs::metadata(parent) {
+        // overlayfs reports its own device number, so a mounted rootfs differs from its parent.
+        Ok(p) => p.dev() != me.dev(),
+        Err(_) => false,
+    }
+}
+
+/// Brings the loopback interface up inside the network namespace of process `pid`, as Docker
+/// does for every container with its own network namespace (a new namespace starts with `lo`
+/// down). Runs on a throwaway OS thread: `setns` changes only the calling thread's namespace,
+/// and the thread ends right after, so no other task ever runs in the container's namespace.
+fn loopback_up(pid: u32) -> std::io::Result<()> {
+    std::thread::spawn(move || -> std::io::Result<()> {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        set_lo_up_raw()
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("loopback thread panicked"))?
+}
+
+fn set_lo_up_raw() -> std::io::Result<()> {
+    // SAFETY: plain socket(2) call; the returned fd is owned below and closed on drop.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nobody else owns.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    set_lo_up(std::os::fd::AsRawFd::as_raw_fd(&owned))
+}
+
+fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: `ifreq` is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the flags of the interface named in `req` into `req`.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the union member `ifru_flags` is the one SIOCGIFFLAGS filled in.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS sets the flags from `req`, which names `lo`.
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroup_procs_prefers_unified_then_v1_controllers() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let hybrid = "5:pids:/berth/d\n1:name=systemd:/berth/d\n0::/berth/d\n";
+        std::fs::create_dir_all(r.join("systemd/berth/d")).unwrap();
+        std::fs::write(r.join("systemd/berth/d/cgroup.procs"), "").unwrap();
+        assert_eq!(
+            own_cgroup_procs(hybrid, r),
+            None,
+            "named hierarchies are not used"
+        );
+        std::fs::create_dir_all(r.join("pids/berth/d")).unwrap();
+        std::fs::write(r.join("pids/berth/d/cgroup.procs"), "").unwrap();
+        assert_eq!(
+            own_cgroup_procs(hybrid, r),
+            Some(r.join("pids/berth/d/cgroup.procs"))
+        );
+        std::fs::create_dir_all(r.join("unified/berth/d")).unwrap();
+        std::fs::write(r.join("unified/berth/d/cgroup.procs"), "").unwrap();
+        assert_eq!(
+            own_cgroup_procs(hybrid, r),
+            Some(r.join("unified/berth/d/cgroup.procs"))
+        );
+        // Pure v2: the hierarchy is mounted at the root itself.
+        let v2 = tempfile::tempdir().unwrap();
+        std::fs::write(v2.path().join("cgroup.controllers"), "").unwrap();
+        std::fs::create_dir_all(v2.path().join("system.slice")).unwrap();
+        std::fs::write(v2.path().join("system.slice/cgroup.procs"), "").unwrap();
+        assert_eq!(
+            own_cgroup_procs("0::/system.slice\n", v2.path()),
+            Some(v2.path().join("system.slice/cgroup.procs"))
+        );
+    }
+}
