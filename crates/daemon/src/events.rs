@@ -72,6 +72,15 @@ impl EventLog {
     pub fn listeners(&self) -> usize {
         self.tx.receiver_count()
     }
+
+    /// The buffered events as `(type, action, actor id)`, oldest first (unit tests).
+    #[cfg(test)]
+    pub(crate) fn recent(&self) -> Vec<(String, String, String)> {
+        lock(&self.recent)
+            .iter()
+            .map(|m| (m.kind.clone(), m.action.clone(), m.actor.id.clone()))
+            .collect()
+    }
 }
 
 impl Default for EventLog {
