@@ -4,6 +4,8 @@
 
 mod attach;
 mod bundle;
+#[cfg(test)]
+mod bundle_tests;
 mod create;
 mod filters;
 mod inspect;

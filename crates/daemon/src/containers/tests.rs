@@ -591,3 +591,137 @@ async fn an_unknown_image_is_not_found_at_create() {
         e.message
     );
 }
+
+/// Waits (up to 10 s) until the container's shim was launched `n` times in all.
+async fn launched(t: &TestDaemon, n: usize) {
+    for _ in 0..1000 {
+        if t.fake.count("launch_shim") >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} launches, wanted {n}", t.fake.count("launch_shim"));
+}
+
+fn policy(name: &str, retries: i64) -> impl FnOnce(&mut berth_api_types::container::HostConfig) {
+    let name = name.to_string();
+    move |hc| {
+        hc.restart_policy = berth_api_types::container::RestartPolicy {
+            name,
+            maximum_retry_count: retries,
+        }
+    }
+}
+
+#[tokio::test]
+async fn always_restarts_a_container_that_exits() {
+    let t = TestDaemon::new().await;
+    let id = t.run("always", policy("always", 0)).await;
+    t.fake.shim(&id).unwrap().exit(0);
+    launched(&t, 2).await;
+    t.wait_status(&id, Status::Running).await;
+    assert_eq!(t.d.get(&id).unwrap().restart_count, 1);
+}
+
+#[tokio::test]
+async fn on_failure_restarts_exactly_n_times() {
+    let t = TestDaemon::new().await;
+    let id = t.run("flaky", policy("on-failure", 2)).await;
+    for n in 2..=3 {
+        t.fake.shim(&id).unwrap().exit(1);
+        launched(&t, n).await;
+        t.wait_status(&id, Status::Running).await;
+    }
+    t.fake.shim(&id).unwrap().exit(1);
+    t.wait_status(&id, Status::Exited).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(t.fake.count("launch_shim"), 3, "no third restart");
+    let c = t.d.get(&id).unwrap();
+    assert_eq!((c.state.status, c.restart_count), (Status::Exited, 2));
+}
+
+#[tokio::test]
+async fn on_failure_leaves_a_clean_exit_alone() {
+    let t = TestDaemon::new().await;
+    let id = t.run("clean", policy("on-failure", 0)).await;
+    t.fake.shim(&id).unwrap().exit(0);
+    t.wait_status(&id, Status::Exited).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.fake.count("launch_shim"), 1);
+}
+
+#[tokio::test]
+async fn a_stopped_container_is_not_restarted_by_its_policy() {
+    for p in ["always", "unless-stopped", "on-failure"] {
+        let t = TestDaemon::new().await;
+        let id = t.run("stopped", policy(p, 0)).await;
+        t.d.container_stop(&id, None, Some(1)).await.expect("stop");
+        t.wait_status(&id, Status::Exited).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(t.fake.count("launch_shim"), 1, "{p}");
+        assert_eq!(t.status(&id), Status::Exited, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn a_killed_container_is_not_restarted_by_its_policy() {
+    let t = TestDaemon::new().await;
+    let id = t.run("killed", policy("always", 0)).await;
+    t.d.container_kill(&id, None).await.expect("kill");
+    t.wait_status(&id, Status::Exited).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.fake.count("launch_shim"), 1);
+}
+
+#[tokio::test]
+async fn the_policy_applies_after_a_lost_shim() {
+    let t = TestDaemon::new().await;
+    let id = t.run("phoenix", policy("always", 0)).await;
+    t.fake.shim(&id).unwrap().die();
+    launched(&t, 2).await;
+    t.wait_status(&id, Status::Running).await;
+}
+
+#[tokio::test]
+async fn restart_policies_are_validated_at_create() {
+    let t = TestDaemon::new().await;
+    let mut req = request(crate::host::testkit::IMAGE);
+    req.host_config = Some(berth_api_types::container::HostConfig {
+        restart_policy: berth_api_types::container::RestartPolicy {
+            name: "sometimes".into(),
+            maximum_retry_count: 0,
+        },
+        ..Default::default()
+    });
+    let e = t.d.container_create(None, req).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidParameter);
+    assert!(e.message.contains("sometimes"), "{}", e.message);
+    let mut req = request(crate::host::testkit::IMAGE);
+    req.host_config = Some(berth_api_types::container::HostConfig {
+        auto_remove: true,
+        restart_policy: berth_api_types::container::RestartPolicy {
+            name: "always".into(),
+            maximum_retry_count: 0,
+        },
+        ..Default::default()
+    });
+    let e = t.d.container_create(None, req).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidParameter);
+    assert!(e.message.contains("AutoRemove"), "{}", e.message);
+}
+
+#[tokio::test]
+async fn update_changes_the_restart_policy() {
+    let t = TestDaemon::new().await;
+    let id = t.run("later", |_| {}).await;
+    t.d.container_update(
+        &id,
+        serde_json::json!({"RestartPolicy": {"Name": "always"}}),
+        berth_services::UpdateOptions::default(),
+    )
+    .await
+    .expect("update");
+    t.fake.shim(&id).unwrap().exit(3);
+    launched(&t, 2).await;
+    t.wait_status(&id, Status::Running).await;
+}
