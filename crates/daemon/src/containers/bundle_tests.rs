@@ -80,8 +80,8 @@ async fn the_process_gets_the_image_command_env_and_user() {
 async fn cmd_and_entrypoint_of_the_request_replace_the_images() {
     let t = TestDaemon::new().await;
     let id = started(&t, "cmd", |r| {
-        r.config.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()].into());
-        r.config.cmd = Some(vec!["echo hi".into()].into());
+        r.config.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+        r.config.cmd = Some(vec!["echo hi".into()]);
     })
     .await;
     assert_eq!(
