@@ -110,9 +110,10 @@ pub(crate) async fn bridge(
                     break;
                 }
                 FrameKind::Error => {
-                    let msg = String::from_utf8_lossy(&frame.payload).to_string();
+                    let err = berth_shim_protocol::StartError::from_payload(&frame.payload);
+                    let msg = err.message;
                     exit = Some(ExitStatus {
-                        exit_code: crate::runtime::exit_code_for_start_error(&msg) as i32,
+                        exit_code: err.cause.exit_code(),
                         finished_at: crate::model::now_rfc3339(),
                         oom_killed: false,
                         log_dropped: 0,

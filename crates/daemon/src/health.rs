@@ -253,7 +253,8 @@ impl Daemon {
                         break;
                     }
                     FrameKind::Error => {
-                        output.extend_from_slice(&frame.payload);
+                        let err = berth_shim_protocol::StartError::from_payload(&frame.payload);
+                        output.extend_from_slice(err.message.as_bytes());
                         code = 126;
                         break;
                     }

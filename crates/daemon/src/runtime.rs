@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_shim_protocol::{ShimClient, ShimConfig};
+use berth_shim_protocol::{ShimClient, ShimConfig, StartError};
 
 use crate::host::RuntimeOps;
 use crate::DaemonConfig;
@@ -204,7 +204,7 @@ impl Runtime {
 
     /// Starts the shim, which creates the container (the user's process waits for `start`).
     /// Blocks: call from `spawn_blocking`. Errors are the runtime's message.
-    pub fn launch(&self, id: &str, cfg: &ShimConfig) -> Result<u32, String> {
+    pub fn launch(&self, id: &str, cfg: &ShimConfig) -> Result<u32, StartError> {
         self.wait_for_previous_shim(id);
         let run_dir = self.run_dir(id);
         std::fs::create_dir_all(&run_dir)
@@ -263,16 +263,4 @@ fn delete_trashed(ops: &dyn RuntimeOps, dir: &Path) {
         }
     }
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// Docker's exit code for a process that could not be started, from the runtime's message.
-pub(crate) fn exit_code_for_start_error(msg: &str) -> i64 {
-    let m = msg.to_lowercase();
-    if m.contains("executable file not found") || m.contains("no such file or directory") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") {
-        126
-    } else {
-        128
-    }
 }

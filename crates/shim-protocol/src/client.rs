@@ -6,7 +6,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
 use crate::frame::{FrameKind, FrameReader};
-use crate::types::{ExecStarted, ExitStatus, Request, Response};
+use crate::types::{ExecStarted, ExitStatus, Request, Response, StartError};
 
 /// Errors of the shim client.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +26,9 @@ pub enum ClientError {
     /// The shim refused the request; the message is meant for the user.
     #[error("{0}")]
     Shim(String),
+    /// The process of an exec could not be started (Docker's message and the cause).
+    #[error("{0}")]
+    Start(StartError),
 }
 
 /// A streaming connection (`attach` or `exec`) after the shim accepted it.
@@ -199,9 +202,7 @@ impl ShimClient {
                     pid: started.pid,
                 })
             }
-            FrameKind::Error => Err(ClientError::Shim(
-                String::from_utf8_lossy(&first.payload).into_owned(),
-            )),
+            FrameKind::Error => Err(ClientError::Start(StartError::from_payload(&first.payload))),
             k => Err(ClientError::Protocol(format!(
                 "expected a started frame, got {k:?}"
             ))),

@@ -13,5 +13,5 @@ pub use frame::{encode_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN, M
 pub use launch::launch;
 pub use types::{
     format_timestamp, ExecStarted, ExitStatus, LaunchStatus, Request, Response, RunState,
-    ShimConfig, Status,
+    ShimConfig, StartCause, StartError, Status,
 };

@@ -197,6 +197,89 @@ pub struct LaunchStatus {
     pub pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why the process could not be created (absent from shims older than the field: the
+    /// daemon then classifies `error` by its text, as dockerd does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<StartCause>,
+}
+
+/// Why a container's or an exec's process could not be started, as the runtime found it. It
+/// decides Docker's exit code: 127 for a command that is not there, 126 for one that cannot be
+/// executed, 128 for anything else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartCause {
+    NotFound,
+    PermissionDenied,
+    #[default]
+    Other,
+}
+
+impl StartCause {
+    /// Docker's exit code for a process that could not be started for this cause.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            StartCause::NotFound => 127,
+            StartCause::PermissionDenied => 126,
+            StartCause::Other => 128,
+        }
+    }
+
+    /// The cause of an error known only by its text: dockerd's own rule for the exit code of a
+    /// failed start (`daemon/start.go`), for errors that come without a cause (an older shim,
+    /// a failure before the runtime ran).
+    pub fn from_message(msg: &str) -> StartCause {
+        let m = msg.to_lowercase();
+        if m.contains("executable file not found") || m.contains("no such file or directory") {
+            StartCause::NotFound
+        } else if m.contains("permission denied") || m.contains("is a directory") {
+            StartCause::PermissionDenied
+        } else {
+            StartCause::Other
+        }
+    }
+}
+
+/// A process that could not be started: the message for the user (Docker's wording, e.g.
+/// `exec: "x": executable file not found in $PATH`) and its cause. The payload of an exec's
+/// error frame (JSON; older shims sent the bare message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct StartError {
+    pub message: String,
+    #[serde(default)]
+    pub cause: StartCause,
+}
+
+impl StartError {
+    pub fn new(cause: StartCause, message: impl Into<String>) -> StartError {
+        StartError {
+            message: message.into(),
+            cause,
+        }
+    }
+
+    /// An error frame's payload: a JSON `StartError`, or an older shim's bare message
+    /// (classified by its text).
+    pub fn from_payload(payload: &[u8]) -> StartError {
+        serde_json::from_slice(payload).unwrap_or_else(|_| {
+            let message = String::from_utf8_lossy(payload).into_owned();
+            StartError::new(StartCause::from_message(&message), message)
+        })
+    }
+}
+
+/// Failures that say nothing about the process's command (a pipe, the config, the shim itself).
+impl From<String> for StartError {
+    fn from(message: String) -> StartError {
+        StartError::new(StartCause::Other, message)
+    }
+}
+
+impl From<&str> for StartError {
+    fn from(message: &str) -> StartError {
+        StartError::new(StartCause::Other, message)
+    }
 }
 
 /// Formats a time as RFC 3339 UTC with exactly nine fractional digits.

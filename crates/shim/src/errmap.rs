@@ -1,5 +1,7 @@
 //! Turns libcontainer's error chains into the messages Docker users know.
 
+use berth_shim_protocol::{StartCause, StartError};
+
 /// Joins an error and its sources into one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut msg = err.to_string();
@@ -21,21 +23,41 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
 /// correct permissions`; those become `exec: "x": executable file not found in $PATH` and
 /// `exec: "x": permission denied`. Anything else is returned unchanged.
 pub fn docker_message(chain: &str) -> String {
+    docker_error(chain).message
+}
+
+/// [`docker_message`] with the failure's cause, which the status line and exec error frames
+/// carry to the daemon (it decides the exit code: 127, 126 or 128).
+pub fn docker_error(chain: &str) -> StartError {
     if let Some(name) = between(chain, "executable '", "' not found in $PATH") {
-        return format!("exec: \"{name}\": executable file not found in $PATH");
+        return StartError::new(
+            StartCause::NotFound,
+            format!("exec: \"{name}\": executable file not found in $PATH"),
+        );
     }
     if let Some(name) = between(chain, "executable '", "' at path") {
         if chain.contains("does not have correct permissions") {
-            return format!("exec: \"{name}\": permission denied");
+            return StartError::new(
+                StartCause::PermissionDenied,
+                format!("exec: \"{name}\": permission denied"),
+            );
         }
     }
     if let Some(name) = between(chain, "failed to check permissions for executable '", "'") {
-        return format!("exec: \"{name}\": stat {name}: no such file or directory");
+        return StartError::new(
+            StartCause::NotFound,
+            format!("exec: \"{name}\": stat {name}: no such file or directory"),
+        );
     }
     if chain.contains("PATH environment variable is not set") {
-        return "exec: PATH environment variable is not set".into();
+        return StartError::new(
+            StartCause::Other,
+            "exec: PATH environment variable is not set",
+        );
     }
-    chain.to_owned()
+    // Anything else gets the cause dockerd would give its text (`daemon/start.go`), so the
+    // exit code stays what dockerd reports for the same failure.
+    StartError::new(StartCause::from_message(chain), chain)
 }
 
 fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
@@ -78,5 +100,23 @@ mod tests {
     fn chain_joins_sources() {
         let e = std::io::Error::other("inner");
         assert_eq!(error_chain(&e), "inner");
+    }
+
+    #[test]
+    fn errors_carry_their_cause() {
+        let not_found = docker_error("invalid executable: executable 'nope' not found in $PATH");
+        assert_eq!(not_found.cause, StartCause::NotFound);
+        let denied =
+            docker_error("executable 'x' at path '\"/x\"' does not have correct permissions");
+        assert_eq!(denied.cause, StartCause::PermissionDenied);
+        assert_eq!(denied.message, "exec: \"x\": permission denied");
+        let other = docker_error("failed to prepare rootfs: operation not permitted");
+        assert_eq!(other.cause, StartCause::Other);
+        let as_dockerd = docker_error("failed to prepare rootfs: no such file or directory");
+        assert_eq!(
+            as_dockerd.cause,
+            StartCause::NotFound,
+            "dockerd's rule on the text"
+        );
     }
 }

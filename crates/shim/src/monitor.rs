@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_shim_protocol::{
     encode_frame, format_timestamp, ExecStarted, ExitStatus, FrameKind, Request, Response,
-    RunState, ShimConfig, Status,
+    RunState, ShimConfig, StartError, Status,
 };
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -29,7 +29,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::cgroup::CgroupInfo;
-use crate::errmap::{docker_message, error_chain};
+use crate::errmap::{docker_error, error_chain};
 use crate::logs::{JsonLog, LineSplitter, Stream};
 use crate::setup::{Created, InitIo};
 use crate::sys;
@@ -680,9 +680,9 @@ impl Monitor {
                 s
             }
             Err(e) => {
-                let _ = w
-                    .write_all(&encode_frame(FrameKind::Error, e.as_bytes()))
-                    .await;
+                // A JSON `StartError`: the daemon takes the exit code from its cause.
+                let payload = serde_json::to_vec(&e).unwrap_or_else(|_| e.message.into_bytes());
+                let _ = w.write_all(&encode_frame(FrameKind::Error, &payload)).await;
                 let _ = w.shutdown().await;
                 return;
             }
@@ -778,16 +778,17 @@ impl Monitor {
         exec_id: &str,
         process: &serde_json::Value,
         want_stdin: bool,
-    ) -> Result<SpawnedExec, String> {
+    ) -> Result<SpawnedExec, StartError> {
         match self.status() {
             Status::Running => {}
             Status::Paused => {
                 return Err(format!(
                     "container {} is paused, unpause the container before exec",
                     self.cfg.id
-                ))
+                )
+                .into())
             }
-            _ => return Err(format!("container {} is not running", self.cfg.id)),
+            _ => return Err(format!("container {} is not running", self.cfg.id).into()),
         }
         let terminal = process
             .get("terminal")
@@ -852,7 +853,7 @@ impl Monitor {
             .with_process(Some(&proc_path))
             .with_detach(true)
             .build()
-            .map_err(|e| docker_message(&error_chain(&e)))?;
+            .map_err(|e| docker_error(&error_chain(&e)))?;
         // Registered before this task yields, so the reaper cannot miss the exit.
         let (tx, exit_rx) = oneshot::channel();
         self.execs.borrow_mut().insert(pid.as_raw(), tx);

@@ -7,14 +7,14 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_shim_protocol::{LaunchStatus, ShimConfig};
+use berth_shim_protocol::{LaunchStatus, ShimConfig, StartError};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::{pipe2, setsid, ForkResult, Pid};
 
 use crate::cgroup::CgroupInfo;
-use crate::errmap::{docker_message, error_chain};
+use crate::errmap::{docker_error, error_chain};
 use crate::logs::JsonLog;
 use crate::sys;
 
@@ -50,19 +50,19 @@ pub struct Created {
 /// Entry point of `berth-shim --config <path>`; returns the process exit code.
 pub fn main_entry(args: Vec<String>) -> i32 {
     if let Err(e) = sys::neutralize_signals() {
-        return report(&mut io::stdout(), Err(format!("shim: signals: {e}")));
+        return report(&mut io::stdout(), Err(format!("shim: signals: {e}").into()));
     }
     let cfg = match parse_args(&args).and_then(|p| load_config(&p)) {
         Ok(c) => c,
-        Err(e) => return report(&mut io::stdout(), Err(e)),
+        Err(e) => return report(&mut io::stdout(), Err(e.into())),
     };
     let (status_r, status_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return report(&mut io::stdout(), Err(format!("shim: pipe: {e}"))),
+        Err(e) => return report(&mut io::stdout(), Err(format!("shim: pipe: {e}").into())),
     };
     // SAFETY: nothing has started a thread yet; the tokio runtime is built after the fork.
     match unsafe { sys::fork() } {
-        Err(e) => report(&mut io::stdout(), Err(format!("shim: fork: {e}"))),
+        Err(e) => report(&mut io::stdout(), Err(format!("shim: fork: {e}").into())),
         Ok(ForkResult::Parent { .. }) => {
             drop(status_w);
             relay_status(status_r)
@@ -133,13 +133,14 @@ fn relay_status(status_r: OwnedFd) -> i32 {
 }
 
 /// Writes the status line; returns the launcher's exit code.
-fn report(out: &mut dyn Write, res: Result<u32, String>) -> i32 {
+fn report(out: &mut dyn Write, res: Result<u32, StartError>) -> i32 {
     let (st, code) = match res {
         Ok(pid) => (
             LaunchStatus {
                 ok: true,
                 pid: Some(pid),
                 error: None,
+                cause: None,
             },
             0,
         ),
@@ -147,7 +148,8 @@ fn report(out: &mut dyn Write, res: Result<u32, String>) -> i32 {
             LaunchStatus {
                 ok: false,
                 pid: None,
-                error: Some(e),
+                error: Some(e.message),
+                cause: Some(e.cause),
             },
             1,
         ),
@@ -160,7 +162,10 @@ fn report(out: &mut dyn Write, res: Result<u32, String>) -> i32 {
 
 /// The monitor process: new session, subreaper, create the container, report, monitor.
 fn monitor_main(cfg: ShimConfig, status: &mut fs::File) -> i32 {
-    match become_monitor(&cfg).and_then(|_| create(&cfg)) {
+    match become_monitor(&cfg)
+        .map_err(StartError::from)
+        .and_then(|_| create(&cfg))
+    {
         Err(e) => {
             cleanup_files(&cfg);
             report(status, Err(e))
@@ -213,7 +218,7 @@ fn clear_stale_state(cfg: &ShimConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn create(cfg: &ShimConfig) -> Result<Created, String> {
+fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
     clear_stale_state(cfg)?;
     // The records written when the container starts and ends get their space now, while
     // a full disk can still fail the start (see `util::reserve`).
@@ -281,7 +286,7 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
         .with_systemd(false)
         .with_detach(true)
         .build()
-        .map_err(|e| docker_message(&error_chain(&e)));
+        .map_err(|e| docker_error(&error_chain(&e)));
     let _ = fs::remove_file(CONSOLE_SOCKET);
     if let Some(s) = &systemd {
         s.leave();
@@ -300,7 +305,7 @@ fn create(cfg: &ShimConfig) -> Result<Created, String> {
             if let Some(s) = &systemd {
                 s.remove();
             }
-            return Err(e);
+            return Err(e.into());
         }
     }
 

@@ -92,7 +92,7 @@ impl TestContainer {
         let bin = std::env::var_os("BERTH_SHIM_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth-shim")));
-        let r = launch(&bin, &self.cfg_path);
+        let r = launch(&bin, &self.cfg_path).map_err(|e| e.message);
         if let Ok(pid) = r {
             self.init_pid = Some(pid);
         }

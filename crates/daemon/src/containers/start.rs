@@ -7,8 +7,8 @@ use berth_api_types::ApiError;
 
 use super::no_such_container;
 use crate::model::{now_rfc3339, Container, Status};
-use crate::runtime::exit_code_for_start_error;
 use crate::{internal, lock, spec, ContainerEvent, Daemon, Result};
+use berth_shim_protocol::StartCause;
 
 impl Daemon {
     pub async fn container_start(self: &Arc<Self>, key: &str) -> Result<()> {
@@ -49,7 +49,7 @@ impl Daemon {
         self.runtime.ops.prime_cgroup_migration();
         if let Err(e) = self.prepare_bundle(&c) {
             self.runtime.unmount_rootfs(&id);
-            self.record_start_failure(&id, &e.message).await;
+            self.record_start_failure(&id, &e.message, None).await;
             return Err(e);
         }
         let mut shim_cfg =
@@ -80,10 +80,10 @@ impl Daemon {
                 .map_err(internal)?;
         let init_pid = match launched {
             Ok(pid) => pid,
-            Err(msg) => {
+            Err(e) => {
                 self.runtime.unmount_rootfs(&id);
-                let msg = format!("failed to create task for container: {msg}");
-                self.record_start_failure(&id, &msg).await;
+                let msg = format!("failed to create task for container: {}", e.message);
+                self.record_start_failure(&id, &msg, Some(e.cause)).await;
                 return Err(ApiError::invalid(msg));
             }
         };
@@ -107,7 +107,7 @@ impl Daemon {
             let _ = client.kill(9, true).await;
             self.runtime.unmount_rootfs(&id);
             let msg = format!("failed to start container: {e}");
-            self.record_start_failure(&id, &msg).await;
+            self.record_start_failure(&id, &msg, None).await;
             return Err(ApiError::internal(msg));
         }
         let (pid, started_at) = match client.state().await {
@@ -137,9 +137,19 @@ impl Daemon {
     }
 
     /// A start that failed before the process ran: Docker records it as an exit with 126/127/128.
-    async fn record_start_failure(self: &Arc<Self>, id: &str, msg: &str) {
+    /// `cause`: the runtime's, when it reported one; else dockerd's rule on the message.
+    async fn record_start_failure(
+        self: &Arc<Self>,
+        id: &str,
+        msg: &str,
+        cause: Option<StartCause>,
+    ) {
         self.net.release(id);
-        let code = exit_code_for_start_error(msg);
+        let code = i64::from(
+            cause
+                .unwrap_or_else(|| StartCause::from_message(msg))
+                .exit_code(),
+        );
         let res = self.try_update_state(id, |c| {
             // A created container stays created; an exited one stays exited; a policy
             // restart that failed to start is an exit.
@@ -165,23 +175,5 @@ impl Daemon {
             let id = id.to_string();
             tokio::spawn(async move { this.maybe_auto_remove(&id).await });
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_for_start_errors() {
-        assert_eq!(
-            exit_code_for_start_error("exec: \"x\": executable file not found in $PATH"),
-            127
-        );
-        assert_eq!(
-            exit_code_for_start_error("exec /etc: permission denied"),
-            126
-        );
-        assert_eq!(exit_code_for_start_error("boom"), 128);
     }
 }

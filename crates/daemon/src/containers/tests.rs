@@ -725,3 +725,32 @@ async fn update_changes_the_restart_policy() {
     launched(&t, 2).await;
     t.wait_status(&id, Status::Running).await;
 }
+
+#[tokio::test]
+async fn the_exit_code_of_a_failed_create_comes_from_the_runtimes_cause() {
+    use berth_shim_protocol::{StartCause, StartError};
+    // The message alone would say 127 (dockerd's text rule); the cause the shim sent wins.
+    for (cause, code) in [
+        (StartCause::PermissionDenied, 126),
+        (StartCause::NotFound, 127),
+        (StartCause::Other, 128),
+    ] {
+        let t = TestDaemon::new().await;
+        t.fake.set_behaviour(Behaviour {
+            launch_error: Some(StartError::new(
+                cause,
+                "exec: \"/x\": no such file or directory",
+            )),
+            ..Behaviour::default()
+        });
+        let id = t.create("caused", |_| {}).await;
+        let e = t.d.container_start(&id).await.unwrap_err();
+        assert!(
+            e.message
+                .starts_with("failed to create task for container: exec:"),
+            "{}",
+            e.message
+        );
+        assert_eq!(t.d.get(&id).unwrap().state.exit_code, code, "{cause:?}");
+    }
+}

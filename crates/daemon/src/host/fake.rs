@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use berth_network::ops::Attachment;
-use berth_shim_protocol::ShimConfig;
+use berth_shim_protocol::{ShimConfig, StartError};
 
 use super::fake_shim::{Behaviour, FakeShim};
 use super::{CgroupFiles, Firewall, Host, LinkOps, Netns, RuntimeOps};
@@ -151,11 +151,19 @@ impl RuntimeOps for FakeHost {
         lock(&self.mounts).contains(path)
     }
 
-    fn launch_shim(&self, _shim: &Path, _config: &Path, cfg: &ShimConfig) -> Result<u32, String> {
+    fn launch_shim(
+        &self,
+        _shim: &Path,
+        _config: &Path,
+        cfg: &ShimConfig,
+    ) -> Result<u32, StartError> {
         self.record("launch_shim", &cfg.id)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| StartError::from(e.to_string()))?;
         let behaviour = lock(&self.behaviour).clone();
-        let shim = FakeShim::serve(cfg, behaviour).map_err(|e| e.to_string())?;
+        if let Some(e) = behaviour.launch_error.clone() {
+            return Err(e);
+        }
+        let shim = FakeShim::serve(cfg, behaviour).map_err(|e| StartError::from(e.to_string()))?;
         lock(&self.shims).insert(cfg.id.clone(), shim);
         Ok(FAKE_PID)
     }

@@ -24,8 +24,11 @@ pub(crate) struct Behaviour {
     pub ignore_sigterm: bool,
     /// The process exits with this code as soon as it starts.
     pub exit_at_start: Option<i32>,
-    /// `start` fails with this message (as the runtime's exec of a missing command does).
+    /// `start` fails with this message.
     pub start_error: Option<String>,
+    /// The launch fails with this error (as the runtime's create of a container whose command
+    /// is missing does).
+    pub launch_error: Option<berth_shim_protocol::StartError>,
     /// Lines the process writes to stdout when it starts (into the json-file log).
     pub output: Vec<String>,
     /// What every exec prints on stdout, and its exit code.

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use berth_network::ops::LinkOps;
-use berth_shim_protocol::ShimConfig;
+use berth_shim_protocol::{ShimConfig, StartError};
 
 mod real;
 
@@ -46,8 +46,8 @@ pub trait RuntimeOps: Send + Sync {
     fn is_mount_point(&self, path: &Path) -> bool;
     /// Starts the shim `shim` with the config file `config` (whose contents are `cfg`); the
     /// shim creates the container, whose init waits for `start`. Returns the init's pid; an
-    /// error is the runtime's message.
-    fn launch_shim(&self, shim: &Path, config: &Path, cfg: &ShimConfig) -> Result<u32, String>;
+    /// error is the runtime's message with its cause.
+    fn launch_shim(&self, shim: &Path, config: &Path, cfg: &ShimConfig) -> Result<u32, StartError>;
     /// Brings `lo` up in the network namespace of process `pid`.
     fn loopback_up(&self, pid: u32) -> io::Result<()>;
     /// Pays the kernel's cgroup migration grace period ahead of a start (see `runtime.rs`).

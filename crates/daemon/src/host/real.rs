@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use berth_shim_protocol::ShimConfig;
+use berth_shim_protocol::{ShimConfig, StartError};
 
 use super::{CgroupFiles, Firewall, Netns, RuntimeOps};
 
@@ -35,7 +35,12 @@ impl RuntimeOps for Kernel {
         is_mount_point(path)
     }
 
-    fn launch_shim(&self, shim: &Path, config: &Path, _cfg: &ShimConfig) -> Result<u32, String> {
+    fn launch_shim(
+        &self,
+        shim: &Path,
+        config: &Path,
+        _cfg: &ShimConfig,
+    ) -> Result<u32, StartError> {
         berth_shim_protocol::launch(shim, config)
     }
 
