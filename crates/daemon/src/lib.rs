@@ -60,6 +60,8 @@ mod resources;
 mod restart;
 mod restore;
 mod runtime;
+#[cfg(test)]
+mod service_tests;
 pub mod spec;
 mod stats;
 pub mod store;

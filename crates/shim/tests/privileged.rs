@@ -390,10 +390,14 @@ async fn exec_pids_pause_and_kill() {
         .exec("e4", exec_process(&["nosuchcmd"], false), false)
         .await
     {
-        Err(berth_shim_protocol::ClientError::Shim(m)) => assert!(
-            m.contains("executable file not found"),
-            "unexpected message {m}"
-        ),
+        Err(berth_shim_protocol::ClientError::Start(e)) => {
+            assert!(
+                e.message.contains("executable file not found"),
+                "unexpected message {}",
+                e.message
+            );
+            assert_eq!(e.cause, berth_shim_protocol::StartCause::NotFound);
+        }
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("exec of a missing command succeeded"),
     }

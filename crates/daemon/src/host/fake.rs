@@ -40,6 +40,9 @@ pub(crate) struct FakeHost {
     writes: Mutex<Vec<(PathBuf, String)>>,
     /// The last nftables script applied.
     nft: Mutex<Option<String>>,
+    /// The runtime shims are served on (`None`: the launching task's), so that they can
+    /// outlive a daemon whose runtime is dropped (a daemon restart).
+    shim_runtime: Mutex<Option<tokio::runtime::Handle>>,
 }
 
 impl FakeHost {
@@ -76,6 +79,12 @@ impl FakeHost {
     /// How shims launched from now on behave.
     pub(crate) fn set_behaviour(&self, b: Behaviour) {
         *lock(&self.behaviour) = b;
+    }
+
+    /// Shims launched from now on are served on `rt`, not on the daemon's runtime: a test can
+    /// drop the daemon's runtime (berthd going away) while they run on.
+    pub(crate) fn serve_shims_on(&self, rt: tokio::runtime::Handle) {
+        *lock(&self.shim_runtime) = Some(rt);
     }
 
     /// The running fake shim of container `id`.
@@ -163,6 +172,8 @@ impl RuntimeOps for FakeHost {
         if let Some(e) = behaviour.launch_error.clone() {
             return Err(e);
         }
+        let rt = lock(&self.shim_runtime).clone();
+        let _entered = rt.as_ref().map(tokio::runtime::Handle::enter);
         let shim = FakeShim::serve(cfg, behaviour).map_err(|e| StartError::from(e.to_string()))?;
         lock(&self.shims).insert(cfg.id.clone(), shim);
         Ok(FAKE_PID)
