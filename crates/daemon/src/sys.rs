@@ -155,8 +155,25 @@ pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 
 /// The bytes of the regular files below `path` (unreadable parts count as empty).
 pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
+    tree_usage(path).bytes
+}
+
+/// What a tree holds: the bytes of its regular files and its inodes (every entry below it, the
+/// root included, hard links once per name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TreeUsage {
+    pub bytes: u64,
+    pub inodes: u64,
+}
+
+/// Walks `path` without following symlinks; unreadable parts count as empty.
+pub(crate) fn tree_usage(path: &std::path::Path) -> TreeUsage {
     use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
+    let mut usage = TreeUsage::default();
+    if std::fs::symlink_metadata(path).is_err() {
+        return usage;
+    }
+    usage.inodes = 1;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&p) else {
@@ -164,12 +181,32 @@ pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
         };
         for e in entries.flatten() {
             let Ok(md) = e.metadata() else { continue };
+            usage.inodes += 1;
             if md.is_dir() {
                 stack.push(e.path());
             } else if md.is_file() {
-                total += md.size();
+                usage.bytes += md.size();
             }
         }
     }
-    total
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_usage_counts_bytes_and_inodes() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(tree_usage(&d.path().join("none")), TreeUsage::default());
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/a"), b"12345").unwrap();
+        std::fs::write(d.path().join("b"), b"123").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("l")).unwrap();
+        let u = tree_usage(d.path());
+        assert_eq!(u.bytes, 8, "symlinks are not followed");
+        assert_eq!(u.inodes, 5, "root, sub, sub/a, b, l");
+        assert_eq!(dir_size(d.path()), 8);
+    }
 }
