@@ -12,6 +12,26 @@ pub(crate) fn pin_net(path: &Path) -> Result<(), String> {
 
 /// Creates a new IPC namespace bind-mounted on `path`.
 pub(crate) fn pin_ipc(path: &Path) -> Result<(), String> {
+    pin(path, CloneFlags::CLONE_NEWIPC, "ipc", |_| Ok(()))
+}
+
+/// Creates a new UTS namespace whose hostname is `hostname`, bind-mounted on `path`: the pod's
+/// containers join it, so they share the pod's hostname as in a Kubernetes pod.
+pub(crate) fn pin_uts(path: &Path, hostname: &str) -> Result<(), String> {
+    let hostname = hostname.to_string();
+    pin(path, CloneFlags::CLONE_NEWUTS, "uts", move |_| {
+        nix::unistd::sethostname(&hostname).map_err(|e| format!("sethostname({hostname}): {e}"))
+    })
+}
+
+/// Makes a namespace of `flag` on a throwaway thread, lets `setup` configure it from inside, and
+/// bind-mounts the thread's nsfs file (`/proc/self/task/<tid>/ns/<kind>`) on `path`.
+fn pin(
+    path: &Path,
+    flag: CloneFlags,
+    kind: &'static str,
+    setup: impl FnOnce(&Path) -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
     std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -20,9 +40,9 @@ pub(crate) fn pin_ipc(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
     let target = path.to_path_buf();
     let res = std::thread::spawn(move || -> Result<(), String> {
-        nix::sched::unshare(CloneFlags::CLONE_NEWIPC)
-            .map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"))?;
-        let own = format!("/proc/self/task/{}/ns/ipc", nix::unistd::gettid());
+        nix::sched::unshare(flag).map_err(|e| format!("unshare({flag:?}): {e}"))?;
+        setup(&target)?;
+        let own = format!("/proc/self/task/{}/ns/{kind}", nix::unistd::gettid());
         nix::mount::mount(
             Some(own.as_str()),
             &target,
@@ -30,10 +50,15 @@ pub(crate) fn pin_ipc(path: &Path) -> Result<(), String> {
             nix::mount::MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| format!("bind-mounting IPC namespace on {}: {e}", target.display()))
+        .map_err(|e| {
+            format!(
+                "bind-mounting {kind} namespace on {}: {e}",
+                target.display()
+            )
+        })
     })
     .join()
-    .unwrap_or_else(|_| Err("pinning IPC namespace: thread panicked".into()));
+    .unwrap_or_else(|_| Err(format!("pinning {kind} namespace: thread panicked")));
     if res.is_err() {
         let _ = std::fs::remove_file(path);
     }
