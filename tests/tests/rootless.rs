@@ -1,0 +1,252 @@
+//! Rootless berth (issue 14): berthd started by an ordinary user (a throwaway one with
+//! subordinate ids) runs in a user namespace with its per-user defaults; the docker CLI drives
+//! it through the user's socket. Containers run as root inside and as the user's ids on the
+//! host, a published port is reachable on the host's loopback, containers on a user network
+//! resolve each other, limits are refused with Docker rootless's (runc's) message, `docker
+//! info` says `rootless`, and a missing prerequisite stops berthd with a clear error.
+//!
+//! Each test skips with a printed reason where the host lacks a prerequisite.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use berth_tests::rootless::{missing_prerequisite, proc_uid, RootlessDaemon, User};
+use berth_tests::*;
+
+fn skip() -> bool {
+    match missing_prerequisite() {
+        Some(why) => {
+            eprintln!("skipping rootless test: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+fn ok(o: &std::process::Output, what: &str) -> String {
+    assert_ok(o, what);
+    stdout(o).trim().to_string()
+}
+
+/// The rootless daemon's essentials, in one daemon's life.
+#[test]
+fn rootless_daemon_runs_containers_as_the_user() {
+    if skip() {
+        return;
+    }
+    let mut d = RootlessDaemon::start();
+    // Per-user defaults: the socket in XDG_RUNTIME_DIR, data in ~/.local/share/berth,
+    // both owned by the user on the host.
+    let sock_uid = nix::sys::stat::stat(&d.socket()).expect("socket").st_uid;
+    assert_eq!(sock_uid, d.user.uid, "the socket belongs to the user");
+    let data = d.data_home.join("berth");
+    assert!(
+        data.join("berth.db").exists(),
+        "data root at {}",
+        data.display()
+    );
+
+    // docker info: rootless in the security options, no cgroups here (v1/hybrid).
+    let opts = ok(
+        &d.docker(&["info", "--format", "{{json .SecurityOptions}}"]),
+        "docker info",
+    );
+    assert!(opts.contains("name=rootless"), "{opts}");
+
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    // Image files keep their owners inside; on the host they are the user's.
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; stat -c %u /bin/busybox",
+        ]),
+        "docker run id",
+    );
+    assert_eq!(out, "0\n0", "root inside, and root-owned image files");
+
+    // A running container: uid 0 inside, the user's uid on the host.
+    ok(
+        &d.docker(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "300"]),
+        "docker run -d",
+    );
+    let pid: u32 = ok(
+        &d.docker(&["inspect", "-f", "{{.State.Pid}}", "sleeper"]),
+        "inspect pid",
+    )
+    .parse()
+    .expect("pid");
+    assert_eq!(
+        proc_uid(pid),
+        Some(d.user.uid),
+        "container root is the user"
+    );
+    // A non-root user of the container is one of the user's subordinate ids.
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "nobody",
+            "--user",
+            "1000:1000",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run --user",
+    );
+    let pid2: u32 = ok(
+        &d.docker(&["inspect", "-f", "{{.State.Pid}}", "nobody"]),
+        "inspect pid",
+    )
+    .parse()
+    .expect("pid");
+    // uid 1000 inside is the 1000th subordinate id (0 is the user, 1.. the range).
+    assert_eq!(proc_uid(pid2), Some(d.user.sub_start + 999));
+    // Files the container writes are owned by the user's ids on the host.
+    assert_eq!(
+        ok(
+            &d.docker(&[
+                "exec",
+                "sleeper",
+                "sh",
+                "-c",
+                "echo hi > /made && cat /made"
+            ]),
+            "exec"
+        ),
+        "hi"
+    );
+    ok(&d.docker(&["rm", "-f", "sleeper", "nobody"]), "rm -f");
+
+    // A published port, reached from the host's loopback.
+    let port = free_port();
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-rootless > /index.html; exec httpd -f -p 80 -h /",
+        ]),
+        "docker run -p",
+    );
+    let mut body = String::new();
+    let reached = eventually(Duration::from_secs(10), || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+        body.clear();
+        let _ = s.read_to_string(&mut body);
+        body.contains("hello-rootless")
+    });
+    assert!(
+        reached,
+        "published port not reachable: {body:?}\n{}",
+        d.log()
+    );
+    // The host port is opened by the user's own process, not by root.
+    ok(&d.docker(&["rm", "-f", "web"]), "rm web");
+    assert!(
+        eventually(Duration::from_secs(5), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()),
+        "the host port outlived its container"
+    );
+
+    // A user network with DNS between two containers.
+    ok(&d.docker(&["network", "create", "rlnet"]), "network create");
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "rlnet",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run srv",
+    );
+    let ping = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "rlnet",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "3",
+        "srv",
+    ]);
+    assert_ok(&ping, "ping srv by name");
+    ok(&d.docker(&["rm", "-f", "srv"]), "rm srv");
+    ok(&d.docker(&["network", "rm", "rlnet"]), "network rm");
+
+    // Limits need cgroups this user may write; without them, runc's message.
+    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let out = d.docker(&["run", "--rm", "--memory", "64m", "busybox", "true"]);
+        assert!(!out.status.success(), "a memory limit must be refused");
+        assert!(
+            stderr(&out)
+                .contains("cannot set memory limit: container could not join or create cgroup"),
+            "{}",
+            stderr(&out)
+        );
+        let info = ok(
+            &d.docker(&["info", "--format", "{{.CgroupDriver}}"]),
+            "info",
+        );
+        assert_eq!(info, "none");
+    }
+
+    // Stopping the user's berthd ends the whole daemon: the outer process exits with it,
+    // and the socket is gone.
+    let st = d.stop().expect("daemon was running");
+    assert!(st.success(), "rootless berthd exit: {st}\n{}", d.log());
+    assert!(!d.socket().exists(), "socket left behind");
+}
+
+/// Without subordinate ids berthd refuses to start, says what is missing and what to do, and
+/// leaves no daemon, socket or process behind.
+#[test]
+fn a_missing_prerequisite_is_a_clear_error() {
+    if skip() {
+        return;
+    }
+    let d = RootlessDaemon::prepare(User::without_ranges());
+    let out = d
+        .user_command(&bin("berthd"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("berthd");
+    assert!(!out.status.success(), "berthd must not start");
+    let err = stderr(&out);
+    assert!(err.contains("/etc/subuid"), "{err}");
+    assert!(err.contains("usermod --add-subuids"), "{err}");
+    assert!(
+        !d.socket().exists(),
+        "no socket for a daemon that did not start"
+    );
+}
