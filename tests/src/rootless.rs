@@ -311,6 +311,23 @@ impl RootlessDaemon {
             .expect("docker")
     }
 
+    /// `docker args` with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker");
+        let _ = child.stdin.take().expect("stdin").write_all(input);
+        child.wait_with_output().expect("docker")
+    }
+
     /// SIGTERM and wait (the outer process passes it on and exits with the daemon).
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;

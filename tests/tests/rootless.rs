@@ -250,3 +250,143 @@ fn a_missing_prerequisite_is_a_clear_error() {
         "no socket for a daemon that did not start"
     );
 }
+
+/// Exec, logs, cp, volumes and binds (owned by the user on the host; a root-owned host file
+/// stays unwritable), a build, `berth` finding the user's socket by itself, and a daemon
+/// restart: the outer process takes the namespace's containers down with it, and a restart
+/// policy brings them back with the next daemon.
+#[test]
+fn rootless_storage_build_and_restart() {
+    if skip() {
+        return;
+    }
+    let mut d = RootlessDaemon::start();
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    // exec, logs, cp.
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "--restart",
+            "always",
+            "-v",
+            "vol:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; exec sleep 300",
+        ]),
+        "run box",
+    );
+    assert_eq!(ok(&d.docker(&["exec", "box", "id", "-u"]), "exec"), "0");
+    assert!(
+        eventually(Duration::from_secs(5), || stdout(
+            &d.docker(&["logs", "box"])
+        )
+        .contains("started")),
+        "logs"
+    );
+    let cp_src = d.root.join("cp-in.txt");
+    std::fs::write(&cp_src, "copied\n").expect("cp source");
+    ok(
+        &d.docker(&["cp", cp_src.to_str().expect("utf8"), "box:/cp.txt"]),
+        "docker cp in",
+    );
+    assert_eq!(
+        ok(&d.docker(&["exec", "box", "cat", "/cp.txt"]), "cat"),
+        "copied"
+    );
+
+    // A named volume: written by container root, owned by the user on the host.
+    ok(
+        &d.docker(&["exec", "box", "sh", "-c", "echo v > /data/f"]),
+        "write volume",
+    );
+    let vol_file = d.data_home.join("berth/volumes/vol/_data/f");
+    let st = nix::sys::stat::stat(&vol_file).expect("volume file on the host");
+    assert_eq!(st.st_uid, d.user.uid, "volume files belong to the user");
+
+    // Binds: a directory of the user's is writable, a root-owned host file is not.
+    let mine = d.root.join("mine");
+    std::fs::create_dir_all(&mine).expect("bind dir");
+    nix::unistd::chown(
+        &mine,
+        Some(nix::unistd::Uid::from_raw(d.user.uid)),
+        Some(nix::unistd::Gid::from_raw(d.user.gid)),
+    )
+    .expect("chown");
+    let rootfile = d.root.join("rootfile");
+    std::fs::write(&rootfile, "root's\n").expect("root file");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/mine", mine.display()),
+        "-v",
+        &format!("{}:/rootfile", rootfile.display()),
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /mine/new; echo pwned >> /rootfile; echo rc=$?",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("rc=1"),
+        "a root-owned host file was writable: {text}"
+    );
+    assert_eq!(std::fs::read_to_string(&rootfile).unwrap(), "root's\n");
+    let st = nix::sys::stat::stat(&mine.join("new")).expect("file written through the bind");
+    assert_eq!(st.st_uid, d.user.uid);
+
+    // A build.
+    let ctx = d.root.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("context");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo built-rootless > /b && chown 1000:1000 /b\n",
+    )
+    .expect("Dockerfile");
+    ok(
+        &d.docker(&["build", "-t", "rl:1", ctx.to_str().expect("utf8")]),
+        "docker build",
+    );
+    assert_eq!(
+        ok(
+            &d.docker(&["run", "--rm", "rl:1", "sh", "-c", "cat /b; stat -c %u /b"]),
+            "run built"
+        ),
+        "built-rootless\n1000"
+    );
+
+    // `berth`, run by the user with no host configured, finds the user's socket.
+    let out = d.run_as_user(&bin("berth"), &["ps", "--format", "{{.Names}}"]);
+    if !std::path::Path::new("/run/berth/berth.sock").exists() {
+        assert_eq!(ok(&out, "berth ps as the user"), "box");
+    }
+
+    // Restart: the containers go with the daemon and come back by their policy.
+    let st = d.stop().expect("running");
+    assert!(st.success(), "stop: {st}");
+    d.spawn();
+    assert!(
+        eventually(Duration::from_secs(20), || ok(
+            &d.docker(&["inspect", "-f", "{{.State.Running}}", "box"]),
+            "inspect"
+        ) == "true"),
+        "box did not come back:\n{}",
+        d.log()
+    );
+    assert_eq!(
+        ok(
+            &d.docker(&["exec", "box", "cat", "/data/f", "/cp.txt"]),
+            "after restart"
+        ),
+        "v\ncopied"
+    );
+}

@@ -527,6 +527,9 @@ fn main() -> Result<()> {
             .then(|| rootless::daemon_config(&cfg.exec_root)),
         ..cfg
     };
+    if cfg.rootless.is_some() {
+        rootless::storage::probe_overlay(&cfg.data_root)?;
+    }
     for e in &args.allow_insecure_entitlement {
         if !matches!(e.as_str(), "security.insecure" | "network.host") {
             anyhow::bail!("invalid entitlement {e:?}: use security.insecure or network.host");

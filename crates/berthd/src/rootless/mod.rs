@@ -12,6 +12,7 @@ pub mod child;
 pub mod parent;
 pub mod paths;
 pub mod ports;
+pub mod storage;
 pub mod subid;
 
 /// Set by the outer half for the inner one: the sync pipe's two ends, `READ:WRITE`.

@@ -54,11 +54,15 @@ pub fn run(exec_root: &Path) -> Result<i32> {
         .write_all(b"1")
         .context("releasing the inner daemon")?;
     drop((to_child, from_child));
+    let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
     let code = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?
         .block_on(supervise(child, &state));
+    if let Some(ns) = userns {
+        end_namespace(&ns);
+    }
     drop(slirp);
     let _ = std::fs::remove_file(state.join(ports::DRIVER_SOCKET));
     code
@@ -208,6 +212,41 @@ async fn supervise(mut child: Child, state: &Path) -> Result<i32> {
     };
     driver.abort();
     Ok(exit_code(status))
+}
+
+/// Ends what the daemon leaves in its user namespace (shims and containers): nothing in there
+/// is reachable once the namespace's network and mounts lose their daemon, and a restarted
+/// daemon makes new namespaces (as with Docker rootless, containers do not outlive their
+/// daemon; restart policies bring them back with the next one). SIGTERM, then SIGKILL.
+fn end_namespace(ns: &Path) {
+    let members = || -> Vec<Pid> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == ns))
+            .map(Pid::from_raw)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut signal = Signal::SIGTERM;
+    loop {
+        let left = members();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            signal = Signal::SIGKILL;
+        }
+        for p in left {
+            let _ = kill(p, signal);
+        }
+        if signal == Signal::SIGKILL && Instant::now() > deadline + Duration::from_secs(5) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn exit_code(st: std::process::ExitStatus) -> i32 {
