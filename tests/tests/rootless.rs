@@ -171,6 +171,36 @@ fn rootless_daemon_runs_containers_as_the_user() {
         "the host port outlived its container"
     );
 
+    // Host ports below net.ipv4.ip_unprivileged_port_start: refused, saying what to do.
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start > 81 {
+        let out = d.docker(&["run", "--rm", "-p", "127.0.0.1:81:80", "busybox", "true"]);
+        assert!(!out.status.success(), "port 81 must be refused");
+        assert!(
+            stderr(&out).contains("net.ipv4.ip_unprivileged_port_start"),
+            "{}",
+            stderr(&out)
+        );
+    }
+
+    // --privileged keeps its meaning inside the user namespace: all capabilities there (a
+    // mount), where an ordinary container has not.
+    let mount = "mkdir -p /m && mount -t tmpfs t /m && echo mounted";
+    assert_eq!(
+        ok(
+            &d.docker(&["run", "--rm", "--privileged", "busybox", "sh", "-c", mount]),
+            "docker run --privileged"
+        ),
+        "mounted"
+    );
+    assert!(!d
+        .docker(&["run", "--rm", "busybox", "sh", "-c", mount])
+        .status
+        .success());
+
     // A user network with DNS between two containers.
     ok(&d.docker(&["network", "create", "rlnet"]), "network create");
     ok(
@@ -388,5 +418,46 @@ fn rootless_storage_build_and_restart() {
             "after restart"
         ),
         "v\ncopied"
+    );
+}
+
+fn setup_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rootless-setup.sh")
+}
+
+/// scripts/rootless-setup.sh, run by the user: what is missing with its fix, or everything in
+/// place and what to export.
+#[test]
+fn setup_script_checks_and_explains() {
+    if skip() {
+        return;
+    }
+    let bare = RootlessDaemon::prepare(User::without_ranges());
+    let out = bare.run_as_user(
+        std::path::Path::new("/bin/bash"),
+        &[setup_script().to_str().expect("utf8")],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("no range for") && text.contains("/etc/subuid"),
+        "{text}"
+    );
+    assert!(text.contains("usermod --add-subuids"), "{text}");
+    drop(bare);
+
+    let ready = RootlessDaemon::prepare(User::create());
+    let out = ready.run_as_user(
+        std::path::Path::new("/bin/bash"),
+        &[setup_script().to_str().expect("utf8")],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "export DOCKER_HOST=unix://{}",
+            ready.socket().display()
+        )),
+        "{text}"
     );
 }
