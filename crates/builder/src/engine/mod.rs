@@ -263,8 +263,8 @@ pub async fn build(
     let escape = df.escape;
     let mut commands = Vec::with_capacity(df.instructions.len());
     for inst in &df.instructions {
-        commands.push(instruction::command(inst).map_err(|m| BuildError {
-            message: m,
+        commands.push(instruction::command(inst).map_err(|e| BuildError {
+            message: e.to_string(),
             line: Some(inst.line),
             code: None,
         })?);
