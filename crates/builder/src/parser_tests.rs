@@ -195,6 +195,7 @@ fn substitution() {
     assert_eq!(x("a$"), "a$");
     assert!(expand_word("${U:?must be set}", &v, '\\')
         .unwrap_err()
+        .to_string()
         .contains("must be set"));
     assert!(expand_word("${A", &v, '\\').is_err());
     assert!(expand_word("'open", &v, '\\').is_err());
@@ -322,7 +323,7 @@ fn deeply_nested_substitution_is_an_error_not_a_stack_overflow() {
         .spawn(|| {
             let vars = crate::shell::Vars::new();
             let deep = "${a:-".repeat(100_000) + "x" + &"}".repeat(100_000);
-            let e = expand_word(&deep, &vars, '\\').unwrap_err();
+            let e = expand_word(&deep, &vars, '\\').unwrap_err().to_string();
             assert!(e.contains("nested more than 64 levels"), "{e}");
             assert!(expand_words(&deep, &vars, '\\').is_err());
             let ok = "${a:-${b:-${c:-deep}}}";

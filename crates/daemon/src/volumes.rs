@@ -316,7 +316,7 @@ impl Daemon {
         validate_volume_name(&name)
             .map_err(|e| ApiError::invalid(format!("create {name}: {e}")))?;
         let opts = req.driver_opts.unwrap_or_default();
-        validate_driver_opts(&opts).map_err(ApiError::invalid)?;
+        validate_driver_opts(&opts)?;
         let v = self.create_volume_record(&name, req.labels.unwrap_or_default(), opts)?;
         Ok(self.volume_view(&v, false))
     }
@@ -448,7 +448,7 @@ impl Daemon {
         }
         let mut explicit: Vec<String> = Vec::new();
         for b in hc.binds.iter().flatten() {
-            let mut m = parse_bind(b).map_err(ApiError::invalid)?;
+            let mut m = parse_bind(b)?;
             // dockerd's setBindModeIfNull: a named volume of the local driver given in `-v`
             // without a mode shows "z" (SELinux shared label) in inspect's Mounts.
             if m.kind == "volume" && m.mode.is_empty() {
@@ -464,7 +464,7 @@ impl Daemon {
             planned.insert(m.destination.clone(), m);
         }
         for am in hc.mounts.iter().flatten() {
-            let m = parse_api_mount(am).map_err(ApiError::invalid)?;
+            let m = parse_api_mount(am)?;
             if explicit.contains(&m.destination) {
                 return Err(ApiError::invalid(format!(
                     "Duplicate mount point: {}",
@@ -476,7 +476,7 @@ impl Daemon {
         }
         let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(k, _)| clean(k)).collect();
         for dest in config.volumes.iter().flatten().map(|(k, _)| k) {
-            check_target("volume", dest).map_err(ApiError::invalid)?;
+            check_target("volume", dest)?;
             let dest = clean(dest);
             if planned.contains_key(&dest) || tmpfs.contains(&dest) {
                 continue;

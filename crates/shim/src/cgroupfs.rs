@@ -57,22 +57,38 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Why a container's cgroup mounts could not be made read-only (its start fails).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("reading the container's mounts: {0}")]
+    Mounts(std::io::Error),
+    #[error("opening the container's mount namespace: {0}")]
+    Namespace(std::io::Error),
+    #[error("opening the container's root: {0}")]
+    Root(std::io::Error),
+    #[error("fork: {0}")]
+    Fork(std::io::Error),
+    /// The helper in the container's mount namespace failed with this errno.
+    #[error("making the container's cgroup mounts read-only: {0}")]
+    Remount(nix::errno::Errno),
+    /// The helper did not exit normally (`waitpid`'s answer).
+    #[error("making the container's cgroup mounts read-only: {0:?}")]
+    Helper(nix::Result<WaitStatus>),
+}
+
 /// Remounts the cgroup mounts of the container whose init is `pid` read-only. Must be called
 /// while the shim is single-threaded (it forks).
-pub fn seal(pid: i32) -> Result<(), String> {
-    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .map_err(|e| format!("reading the container's mounts: {e}"))?;
+pub fn seal(pid: i32) -> Result<(), SealError> {
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(SealError::Mounts)?;
     let targets = writable_mounts_under(&info, Path::new(CGROUP_DIR));
     if targets.is_empty() {
         return Ok(());
     }
-    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt"))
-        .map_err(|e| format!("opening the container's mount namespace: {e}"))?;
-    let root = fs::File::open(format!("/proc/{pid}/root"))
-        .map_err(|e| format!("opening the container's root: {e}"))?;
+    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(SealError::Namespace)?;
+    let root = fs::File::open(format!("/proc/{pid}/root")).map_err(SealError::Root)?;
     // SAFETY: the caller guarantees a single-threaded process; the child only makes system
     // calls on what is prepared above and leaves with `_exit`.
-    match unsafe { crate::sys::fork() }.map_err(|e| format!("fork: {e}"))? {
+    match unsafe { crate::sys::fork() }.map_err(SealError::Fork)? {
         ForkResult::Child => {
             let res = (|| -> nix::Result<()> {
                 setns(&ns, CloneFlags::CLONE_NEWNS)?;
@@ -100,13 +116,10 @@ pub fn seal(pid: i32) -> Result<(), String> {
         }
         ForkResult::Parent { child } => match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(WaitStatus::Exited(_, errno)) => Err(format!(
-                "making the container's cgroup mounts read-only: {}",
-                nix::errno::Errno::from_raw(errno)
-            )),
-            other => Err(format!(
-                "making the container's cgroup mounts read-only: {other:?}"
-            )),
+            Ok(WaitStatus::Exited(_, errno)) => {
+                Err(SealError::Remount(nix::errno::Errno::from_raw(errno)))
+            }
+            other => Err(SealError::Helper(other)),
         },
     }
 }

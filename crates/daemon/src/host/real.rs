@@ -54,12 +54,16 @@ impl RuntimeOps for Kernel {
 }
 
 impl Firewall for Kernel {
-    fn apply_nft(&self, script: &str) -> Result<(), String> {
-        berth_network::nft::apply(script).map_err(|e| e.to_string())
+    fn apply_nft(&self, script: &str) -> berth_network::Result<()> {
+        berth_network::nft::apply(script)
     }
 
-    fn refresh_host_chain(&self, chain: &str, bridges: &[String]) -> Result<Vec<String>, String> {
-        berth_network::hostfw::refresh(chain, bridges).map_err(|e| e.to_string())
+    fn refresh_host_chain(
+        &self,
+        chain: &str,
+        bridges: &[String],
+    ) -> berth_network::Result<Vec<String>> {
+        berth_network::hostfw::refresh(chain, bridges)
     }
 }
 

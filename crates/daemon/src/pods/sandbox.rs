@@ -84,10 +84,10 @@ impl PodService {
             .into_iter()
             .flatten()
         {
-            nsfs::unpin(p).map_err(CriError::Internal)?;
+            nsfs::unpin(p)?;
         }
         if let Some(p) = r.pid_ns.take() {
-            pidns::stop(r.pid_init, &p).map_err(CriError::Internal)?;
+            pidns::stop(r.pid_init, &p)?;
             r.pid_init = 0;
         }
         Ok(())
@@ -99,24 +99,24 @@ impl PodService {
         let ns = ns_options(cfg);
         if ns.ipc != NODE {
             let p = dir.join("ipc");
-            nsfs::pin_ipc(&p).map_err(CriError::Internal)?;
+            nsfs::pin_ipc(&p)?;
             r.ipc = Some(p);
         }
         if ns.network != NODE {
             let p = dir.join("uts");
-            nsfs::pin_uts(&p, &pod_hostname(cfg)).map_err(CriError::Internal)?;
+            nsfs::pin_uts(&p, &pod_hostname(cfg))?;
             r.uts = Some(p);
         }
         if ns.pid == POD {
             let p = dir.join("pid");
-            r.pid_init = pidns::start(&p).map_err(CriError::Internal)?;
+            r.pid_init = pidns::start(&p)?;
             r.pid_ns = Some(p);
         }
         if ns.network == NODE {
             return Ok(());
         }
         let p = dir.join("net");
-        nsfs::pin_net(&p).map_err(CriError::Internal)?;
+        nsfs::pin_net(&p)?;
         r.netns = Some(p.clone());
         let list = NetworkConfigList::load_dir(&self.cfg.cni_conf_dir)
             .map_err(|e| CriError::Internal(e.to_string()))?

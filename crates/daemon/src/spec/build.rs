@@ -109,8 +109,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         for rule in hc.device_cgroup_rules.iter().flatten() {
             device_rules.push(parse_device_cgroup_rule(rule)?);
         }
-        let (devs, rules) =
-            crate::resources::device_mappings(hc).map_err(SpecError::InvalidParameter)?;
+        let (devs, rules) = crate::resources::device_mappings(hc)?;
         devices.retain(|d| !devs.iter().any(|n| n.path() == d.path()));
         devices.extend(devs);
         device_rules.extend(rules);

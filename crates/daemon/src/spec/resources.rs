@@ -95,7 +95,7 @@ pub(super) fn resources(
                 .map_err(build_err)?,
         );
     }
-    if let Some(bio) = crate::resources::block_io(hc).map_err(SpecError::InvalidParameter)? {
+    if let Some(bio) = crate::resources::block_io(hc)? {
         res = res.block_io(bio);
     }
     res.build().map_err(build_err)
