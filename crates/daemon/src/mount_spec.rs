@@ -72,6 +72,11 @@ pub enum ConfigProblem {
     TmpfsSize,
     #[error("mount type unknown")]
     UnknownType,
+    /// `ReadOnlyNonRecursive` or `ReadOnlyForceRecursive` on a writable mount.
+    #[error("must not set {0} when ReadOnly is false")]
+    ReadOnlyOption(&'static str),
+    #[error("must set Propagation to rprivate when ReadOnlyForceRecursive is true")]
+    ForceRecursivePropagation,
 }
 
 impl Classified for MountSpecError {
@@ -221,6 +226,7 @@ pub fn parse_bind(raw: &str) -> Result<MountRecord> {
         anonymous: source.is_empty(),
         create_source: bind,
         tmpfs_options: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -264,6 +270,24 @@ pub fn parse_api_mount(m: &ct::Mount) -> Result<MountRecord> {
                 return Err(cfg_err(ConfigProblem::Propagation(prop)));
             }
             rec.propagation = prop;
+            let flag = |key| {
+                opt(&m.bind_options, key)
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false)
+            };
+            rec.ro_non_recursive = flag("ReadOnlyNonRecursive");
+            rec.ro_force_recursive = flag("ReadOnlyForceRecursive");
+            for (set, key) in [
+                (rec.ro_non_recursive, "ReadOnlyNonRecursive"),
+                (rec.ro_force_recursive, "ReadOnlyForceRecursive"),
+            ] {
+                if set && !m.read_only {
+                    return Err(cfg_err(ConfigProblem::ReadOnlyOption(key)));
+                }
+            }
+            if rec.ro_force_recursive && rec.propagation != "rprivate" {
+                return Err(cfg_err(ConfigProblem::ForceRecursivePropagation));
+            }
         }
         "volume" => {
             if m.bind_options.is_some() {
