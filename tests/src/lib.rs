@@ -3,6 +3,7 @@
 //! (containers, mounts, cgroups, files) when dropped — also when the test fails.
 
 pub mod cri;
+pub mod cri_env;
 pub mod registry;
 pub mod rootless;
 pub mod scenarios;

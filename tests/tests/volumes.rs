@@ -1262,3 +1262,76 @@ fn recursive_read_only_binds() {
         assert!(resp.contains(want), "{resp}");
     }
 }
+
+/// Bind propagation through the docker CLI: a bind is `rprivate` unless asked (a mount the host
+/// makes later stays out), `rslave` receives it, and a privileged container's mount on an
+/// `rshared` bind reaches the host. The source is a shared mount, as `/` is under systemd.
+#[test]
+fn bind_propagation() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let src = scratch(&d, "prop");
+    let s = src.to_str().unwrap().to_string();
+    let mut cleanup = vec![Unmount(src.clone())];
+    for args in [vec!["--bind", &s, &s], vec!["--make-rshared", &s]] {
+        assert!(Command::new("mount")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let run = |name: &str, bind: String, privileged: bool| {
+        let mut args = vec!["run", "-d", "--name", name, "-v", &bind];
+        if privileged {
+            args.push("--privileged");
+        }
+        args.extend(["busybox", "sleep", "300"]);
+        assert_ok(&d.docker(&args), name);
+    };
+    run("private", format!("{s}:/m"), false);
+    run("slave", format!("{s}:/m:rslave"), false);
+    run("shared", format!("{s}:/m:rshared"), true);
+    let later = src.join("later");
+    std::fs::create_dir_all(&later).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "prop-later", later.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    cleanup.push(Unmount(later.clone()));
+    std::fs::write(later.join("mark"), "host").unwrap();
+    let look = |name: &str| {
+        stdout(&d.docker(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cat /m/later/mark 2>/dev/null || echo none",
+        ]))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        look("private"),
+        "none",
+        "rprivate (the default) receives nothing"
+    );
+    assert_eq!(look("slave"), "host");
+    assert_eq!(look("shared"), "host");
+    let ctr = src.join("from-ctr");
+    cleanup.push(Unmount(ctr.clone()));
+    assert_ok(
+        &d.docker(&[
+            "exec", "shared", "sh", "-c",
+            "mkdir -p /m/from-ctr && mount -t tmpfs prop-ctr /m/from-ctr && echo ctr > /m/from-ctr/mark",
+        ]),
+        "mount in the rshared container",
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctr.join("mark")).unwrap_or_default(),
+        "ctr\n",
+        "the rshared container's mount reaches the host"
+    );
+    assert_ok(&d.docker(&["rm", "-f", "private", "slave", "shared"]), "rm");
+    drop(cleanup);
+}

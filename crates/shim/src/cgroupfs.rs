@@ -6,13 +6,9 @@
 //! `/sys/fs/cgroup` in the container's mount namespace read-only (nosuid, nodev, noexec).
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, CloneFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::ForkResult;
 
 /// Where containers see their cgroups.
 const CGROUP_DIR: &str = "/sys/fs/cgroup";
@@ -62,18 +58,8 @@ fn unescape(s: &str) -> String {
 pub enum SealError {
     #[error("reading the container's mounts: {0}")]
     Mounts(std::io::Error),
-    #[error("opening the container's mount namespace: {0}")]
-    Namespace(std::io::Error),
-    #[error("opening the container's root: {0}")]
-    Root(std::io::Error),
-    #[error("fork: {0}")]
-    Fork(std::io::Error),
-    /// The helper in the container's mount namespace failed with this errno.
     #[error("making the container's cgroup mounts read-only: {0}")]
-    Remount(nix::errno::Errno),
-    /// The helper did not exit normally (`waitpid`'s answer).
-    #[error("making the container's cgroup mounts read-only: {0:?}")]
-    Helper(nix::Result<WaitStatus>),
+    Remount(crate::mountns::MountNsError),
 }
 
 /// Remounts the cgroup mounts of the container whose init is `pid` read-only. Must be called
@@ -84,44 +70,24 @@ pub fn seal(pid: i32) -> Result<(), SealError> {
     if targets.is_empty() {
         return Ok(());
     }
-    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(SealError::Namespace)?;
-    let root = fs::File::open(format!("/proc/{pid}/root")).map_err(SealError::Root)?;
-    // SAFETY: the caller guarantees a single-threaded process; the child only makes system
-    // calls on what is prepared above and leaves with `_exit`.
-    match unsafe { crate::sys::fork() }.map_err(SealError::Fork)? {
-        ForkResult::Child => {
-            let res = (|| -> nix::Result<()> {
-                setns(&ns, CloneFlags::CLONE_NEWNS)?;
-                // Paths are the container's: its root, not the namespace's first one.
-                nix::unistd::fchdir(root.as_raw_fd())?;
-                nix::unistd::chroot(".")?;
-                for t in &targets {
-                    mount(
-                        None::<&str>,
-                        t,
-                        None::<&str>,
-                        MsFlags::MS_REMOUNT
-                            | MsFlags::MS_BIND
-                            | MsFlags::MS_RDONLY
-                            | MsFlags::MS_NOSUID
-                            | MsFlags::MS_NODEV
-                            | MsFlags::MS_NOEXEC,
-                        None::<&str>,
-                    )?;
-                }
-                Ok(())
-            })();
-            // SAFETY: leaving the forked child without running the parent's exit handlers.
-            unsafe { nix::libc::_exit(res.map_or_else(|e| e as i32, |()| 0)) }
+    crate::mountns::run_in(pid, || {
+        for t in &targets {
+            mount(
+                None::<&str>,
+                t,
+                None::<&str>,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )?;
         }
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(WaitStatus::Exited(_, errno)) => {
-                Err(SealError::Remount(nix::errno::Errno::from_raw(errno)))
-            }
-            other => Err(SealError::Helper(other)),
-        },
-    }
+        Ok(())
+    })
+    .map_err(SealError::Remount)
 }
 
 #[cfg(test)]

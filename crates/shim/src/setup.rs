@@ -12,6 +12,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::{pipe2, setsid, ForkResult, Pid};
+use oci_spec::runtime::Spec;
 
 use crate::cgroup::CgroupInfo;
 use crate::errmap::{docker_error, error_chain};
@@ -346,6 +347,20 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
             }
             return Err(e.into());
         }
+    }
+    // Each bind's propagation, which libcontainer leaves to the source's (see `propagation`).
+    let propagated = Spec::load(prepared.bundle.join("config.json"))
+        .map_err(|e| format!("shim: reading the spec: {e}"))
+        .and_then(|spec| {
+            crate::propagation::apply(init_pid.as_raw(), &spec)
+                .map_err(|e| format!("setting the propagation of the container's mounts: {e}"))
+        });
+    if let Err(e) = propagated {
+        let _ = container.delete(true);
+        if let Some(s) = &systemd {
+            s.remove();
+        }
+        return Err(e.into());
     }
 
     let io = match (console, pipes) {

@@ -136,6 +136,9 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .sysctl(sysctls(hc, &ns)?)
         .masked_paths(masked)
         .readonly_paths(readonly);
+    if let Some(p) = rootfs_propagation(&mounts) {
+        linux = linux.rootfs_propagation(p);
+    }
     if let Some(mut sc) = seccomp_for(
         security.seccomp.as_deref(),
         hc.privileged,
@@ -171,4 +174,17 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         }
     }
     Ok(spec)
+}
+
+/// The propagation of the container's root: `shared` when a bind is shared, so that the bind
+/// (cloned in the container's namespace) can stay a peer of the host's mount, as dockerd and
+/// containerd do for `rshared` binds; otherwise the runtime's default (`slave`). The root's
+/// parent mount is made private by the runtime either way, and the shim gives each bind its
+/// own propagation (see the shim's `propagation`).
+pub(super) fn rootfs_propagation(mounts: &[oci_spec::runtime::Mount]) -> Option<String> {
+    let shared = mounts
+        .iter()
+        .flat_map(|m| m.options().iter().flatten())
+        .any(|o| o == "rshared" || o == "shared");
+    shared.then(|| "shared".to_string())
 }
