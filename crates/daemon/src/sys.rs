@@ -23,7 +23,7 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
     // SAFETY: `open_how` is plain old data; all-zero is valid and the fields are set below.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.flags = u64::from((flags | libc::O_CLOEXEC).cast_unsigned());
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size is
     // passed with it; the kernel returns a new fd or -1.
@@ -39,8 +39,9 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
@@ -131,10 +132,9 @@ pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBu
             buf.len(),
         )
     };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
+    // Negative is an error.
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    buf.truncate(n);
     Ok(PathBuf::from(OsStr::from_bytes(&buf)))
 }
 
