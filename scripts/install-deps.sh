@@ -23,6 +23,10 @@ pkgs+=(docker-compose)
 # The client environment of the Ansible and testcontainers suites (python3-venv: Debian's
 # python3 needs it for `python3 -m venv`).
 pkgs+=(python3-venv)
+# Rootless berthd (tests/tests/rootless.rs): newuidmap/newgidmap, slirp4netns for the daemon's
+# network namespace, passt and fuse-overlayfs as alternatives scripts/rootless-setup.sh
+# reports on.
+pkgs+=(uidmap slirp4netns passt fuse-overlayfs)
 # The dockerode test (tests/node): Node.js and npm, Debian's unless a newer one is installed.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
@@ -44,6 +48,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if printf '%s\n' "${missing[@]}" | grep -qx docker.io && command -v systemctl >/dev/null; then
     systemctl disable --now docker.socket docker.service >/dev/null 2>&1 || true
   fi
+fi
+# slirp4netns opens /dev/net/tun as the user; udev makes it 0666 on ordinary installs, a
+# machine without udev leaves it 0600 (opening it grants nothing without CAP_NET_ADMIN).
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+  chmod 0666 /dev/net/tun
 fi
 # The Python docker SDK tests (tests/python/sdk_smoke.py, api_versions.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then

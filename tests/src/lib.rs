@@ -4,6 +4,7 @@
 
 pub mod cri;
 pub mod registry;
+pub mod rootless;
 pub mod scenarios;
 
 use std::io::{Read, Write};

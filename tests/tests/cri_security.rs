@@ -210,11 +210,14 @@ async fn namespace_options() {
     let pod = e.pod("nspod", ns_opts(Pod, Container, Pod), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Container)).await;
     let b = e.run(&pod, "b", sc_with_ns(Container)).await;
-    for kind in ["net", "ipc"] {
+    for kind in ["net", "ipc", "uts"] {
         let (na, nb) = (ns(&mut e, &a, kind).await, ns(&mut e, &b, kind).await);
         assert_eq!(na, nb, "{kind} shared in the pod");
         assert_ne!(na, host_ns(kind), "{kind} not the host's");
     }
+    // One UTS namespace, with the pod's hostname.
+    assert_eq!(e.out(&a, "hostname").await, pod.1.hostname);
+    assert_eq!(e.out(&b, "cat /etc/hostname").await, pod.1.hostname);
     let (pa, pb) = (ns(&mut e, &a, "pid").await, ns(&mut e, &b, "pid").await);
     assert_ne!(pa, pb, "PID CONTAINER: one namespace each");
     // ...so neither sees the other's sleep (10 + name length seconds: `sleep 101`).
@@ -315,7 +318,7 @@ async fn namespace_options() {
     // NODE: the host's network, PID and IPC namespaces.
     let pod = e.pod("nodepod", ns_opts(Node, Node, Node), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Node)).await;
-    for kind in ["net", "pid", "ipc"] {
+    for kind in ["net", "pid", "ipc", "uts"] {
         assert_eq!(ns(&mut e, &a, kind).await, host_ns(kind), "{kind} NODE");
     }
     let ifaces = e.out(&a, "ls /sys/class/net").await;

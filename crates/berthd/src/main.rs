@@ -3,6 +3,7 @@
 
 mod adapter;
 mod cri_adapter;
+mod rootless;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,6 @@ use anyhow::{bail, Context, Result};
 use berth_daemon::{Daemon, DaemonConfig};
 use clap::Parser;
 use serde::Deserialize;
-
-const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
 
 /// berthd: a Docker-compatible container engine daemon.
 #[derive(Parser, Debug)]
@@ -311,11 +310,12 @@ fn api_limits(args: &Args) -> berth_api_server::serve::Limits {
     limits
 }
 
-fn load_file_config(path: Option<&Path>) -> Result<FileConfig> {
+/// The config file `path`, else `default` when it exists (`/etc/berth/daemon.json`, or the
+/// user's for a rootless daemon).
+fn load_file_config(path: Option<&Path>, default: &Path) -> Result<FileConfig> {
     let Some(path) = path else {
-        let default = Path::new("/etc/berth/daemon.json");
         if default.exists() {
-            return load_file_config(Some(default));
+            return load_file_config(Some(default), default);
         }
         return Ok(FileConfig::default());
     };
@@ -373,8 +373,32 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    // Before anything could start a thread: the inner half of a rootless daemon unshares a
+    // user namespace, which the kernel refuses to a multi-threaded process.
+    let mode = rootless::Mode::detect();
+    let defaults = if mode.rootless() {
+        rootless::paths::Defaults::user(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?
+    } else {
+        rootless::paths::Defaults::system()
+    };
     let limits = api_limits(&args);
-    let file = load_file_config(args.config_file.as_deref())?;
+    let file = load_file_config(args.config_file.as_deref(), &defaults.config_file)?;
+    let exec_root_choice = args
+        .exec_root
+        .clone()
+        .or(file.exec_root.clone())
+        .unwrap_or_else(|| defaults.exec_root.clone());
+    match &mode {
+        rootless::Mode::Root => {}
+        rootless::Mode::Parent => {
+            let code = rootless::parent::run(&std::path::absolute(&exec_root_choice)?)?;
+            #[allow(clippy::exit)]
+            std::process::exit(code);
+        }
+        rootless::Mode::Child(pipes) => {
+            rootless::child::enter(pipes, &std::path::absolute(&exec_root_choice)?)?
+        }
+    }
     let level = args
         .log_level
         .clone()
@@ -391,6 +415,7 @@ fn main() -> Result<()> {
     let reloader = Reloader {
         cri: cri_adapter::CriOptions::resolve(Some(String::new()), Path::new("/"), None, vec![]),
         config_file: args.config_file.clone(),
+        default_config_file: defaults.config_file.clone(),
         flag_log_level: args.log_level.clone(),
         filter: filter_handle,
     };
@@ -400,7 +425,7 @@ fn main() -> Result<()> {
         args.hosts
     };
     if hosts.is_empty() {
-        hosts.push(DEFAULT_HOST.to_string());
+        hosts.push(defaults.host.clone());
     }
     let tls_flag = args.tls.or(file.tls);
     let verify_flag = args.tlsverify.or(file.tlsverify);
@@ -449,15 +474,10 @@ fn main() -> Result<()> {
         data_root: absolute(
             args.data_root
                 .or(file.data_root)
-                .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+                .unwrap_or_else(|| defaults.data_root.clone()),
             "--data-root",
         )?,
-        exec_root: absolute(
-            args.exec_root
-                .or(file.exec_root)
-                .unwrap_or_else(|| PathBuf::from("/run/berth")),
-            "--exec-root",
-        )?,
+        exec_root: absolute(exec_root_choice, "--exec-root")?,
         shim_path,
         cgroup_parent: args
             .cgroup_parent
@@ -499,7 +519,17 @@ fn main() -> Result<()> {
             .iter()
             .any(|e| e == "security.insecure")
             || file.builder.entitlements.security_insecure == Some(true),
+        rootless: None,
     };
+    let cfg = DaemonConfig {
+        rootless: mode
+            .rootless()
+            .then(|| rootless::daemon_config(&cfg.exec_root)),
+        ..cfg
+    };
+    if cfg.rootless.is_some() {
+        rootless::storage::probe_overlay(&cfg.data_root)?;
+    }
     for e in &args.allow_insecure_entitlement {
         if !matches!(e.as_str(), "security.insecure" | "network.host") {
             anyhow::bail!("invalid entitlement {e:?}: use security.insecure or network.host");
@@ -541,6 +571,7 @@ struct Reloader {
     /// keep `run`'s arguments few).
     cri: cri_adapter::CriOptions,
     config_file: Option<PathBuf>,
+    default_config_file: PathBuf,
     /// `--log-level` given on the command line wins over the file, as at start.
     flag_log_level: Option<String>,
     filter: tracing_subscriber::reload::Handle<
@@ -553,7 +584,7 @@ impl Reloader {
     /// Re-reads the config file and applies its reloadable keys (`log-level`, `log-driver`,
     /// `log-opts`); a file that does not parse, or invalid values, change nothing.
     fn reload(&self, daemon: &Daemon) {
-        let file = match load_file_config(self.config_file.as_deref()) {
+        let file = match load_file_config(self.config_file.as_deref(), &self.default_config_file) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!("SIGHUP: not reloading: {e:#}");
@@ -596,6 +627,14 @@ async fn run(
         );
     }
     write_pidfile(&pidfile)?;
+    let _forward = match &cfg.rootless {
+        Some(_) => Some(rootless::ports::serve_forward(
+            &cfg.exec_root
+                .join("rootless")
+                .join(rootless::ports::FORWARD_SOCKET),
+        )?),
+        None => None,
+    };
     let daemon = Daemon::open(cfg.clone())
         .await
         .map_err(anyhow::Error::msg)?;

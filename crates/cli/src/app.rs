@@ -270,7 +270,25 @@ pub fn resolve_host(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) ->
     flag.map(str::to_string)
         .or_else(|| env("BERTH_HOST").filter(|v| !v.is_empty()))
         .or_else(|| env("DOCKER_HOST").filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_string())
+        .unwrap_or_else(|| default_host(env, &|p| p.exists()))
+}
+
+/// The system daemon's socket, or, when there is none, the user's rootless daemon's
+/// (`$XDG_RUNTIME_DIR/berth/berth.sock`) if that one exists.
+fn default_host(
+    env: &dyn Fn(&str) -> Option<String>,
+    exists: &dyn Fn(&std::path::Path) -> bool,
+) -> String {
+    let system = DEFAULT_HOST.trim_start_matches("unix://");
+    if !exists(std::path::Path::new(system)) {
+        if let Some(dir) = env("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/')) {
+            let user = std::path::Path::new(&dir).join("berth/berth.sock");
+            if exists(&user) {
+                return format!("unix://{}", user.display());
+            }
+        }
+    }
+    DEFAULT_HOST.to_string()
 }
 
 /// The TLS the flags and `DOCKER_TLS_VERIFY`/`DOCKER_CERT_PATH` ask for, as the docker CLI
@@ -478,6 +496,20 @@ mod tests {
         let env2 = |k: &str| (k == "DOCKER_HOST").then(|| "unix:///d.sock".to_string());
         assert_eq!(resolve_host(None, &env2), "unix:///d.sock");
         assert_eq!(resolve_host(None, &|_| None), DEFAULT_HOST);
+    }
+
+    #[test]
+    fn without_a_system_daemon_the_users_rootless_socket_is_the_default() {
+        let env = |k: &str| (k == "XDG_RUNTIME_DIR").then(|| "/run/user/1000".to_string());
+        let user = std::path::Path::new("/run/user/1000/berth/berth.sock");
+        assert_eq!(
+            default_host(&env, &|p| p == user),
+            "unix:///run/user/1000/berth/berth.sock"
+        );
+        // The system socket wins when it is there; a missing user socket changes nothing.
+        assert_eq!(default_host(&env, &|_| true), DEFAULT_HOST);
+        assert_eq!(default_host(&env, &|_| false), DEFAULT_HOST);
+        assert_eq!(default_host(&|_| None, &|p| p == user), DEFAULT_HOST);
     }
 
     #[test]

@@ -60,6 +60,7 @@ mod resource_checks;
 mod resources;
 mod restart;
 mod restore;
+pub mod rootless;
 mod runtime;
 #[cfg(test)]
 mod service_tests;
@@ -126,6 +127,8 @@ pub struct DaemonConfig {
     /// `RUN --security=insecure` is allowed in builds (`--allow-insecure-entitlement
     /// security.insecure`, `builder.entitlements.security-insecure` in the config file).
     pub builder_insecure: bool,
+    /// Running rootless (an unprivileged user's daemon in a user namespace); `None`: root.
+    pub rootless: Option<rootless::RootlessConfig>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

@@ -141,6 +141,9 @@ pub struct PodJoin {
     pub netns: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<std::path::PathBuf>,
+    /// The pod's UTS namespace (its hostname), shared by its containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<std::path::PathBuf>,
     /// The pod's shared PID namespace (CRI `NamespaceOption.pid = POD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<std::path::PathBuf>,

@@ -27,7 +27,7 @@ mod restore;
 mod rules;
 
 use crate::model::Container;
-use crate::network_ports::{take_port, wanted_ports, Held, WantedPort};
+use crate::network_ports::{take_port, wanted_ports, WantedPort};
 use crate::{internal, lock, DaemonConfig};
 
 pub(crate) use error::NetError;
@@ -128,6 +128,8 @@ pub(crate) struct NetService {
     dns_upstreams: berth_network::dns::Upstreams,
     /// Turn on the host's IP forwarding (`--ip-forward`, on by default as with dockerd).
     ip_forward: bool,
+    /// A rootless daemon's port driver: published ports also open on the host.
+    pub(crate) port_driver: Option<std::sync::Arc<dyn crate::rootless::PortDriver>>,
 }
 
 /// What a started container's spec and /etc files need from its network setup.
@@ -278,6 +280,7 @@ impl NetService {
             apply_lock: Mutex::new(()),
             fw_lock: Mutex::new(()),
             ip_forward: cfg.ip_forward,
+            port_driver: cfg.rootless.as_ref().map(|r| r.port_driver.clone()),
         })
     }
 
@@ -554,13 +557,10 @@ impl NetService {
         let mut fds = Vec::new();
         let mut proxies = Vec::new();
         for w in ports {
-            match take_port(ep, w) {
-                Ok((Held::Fd(fd), p)) => {
-                    fds.push(fd);
-                    ep.ports.push(p);
-                }
-                Ok((Held::Proxy(task), p)) => {
-                    proxies.push(task);
+            match take_port(ep, w, self.port_driver.as_deref()) {
+                Ok((held, p)) => {
+                    fds.extend(held.fds);
+                    proxies.extend(held.proxy);
                     ep.ports.push(p);
                 }
                 Err(msg) => {

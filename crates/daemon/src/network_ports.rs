@@ -193,6 +193,13 @@ pub(crate) enum PortError {
         container_port: u16,
         host_ip: Ipv6Addr,
     },
+    #[error(
+        "publishing {container_port}/{proto} is not supported by rootless berth: its port driver carries TCP only"
+    )]
+    RootlessProto { container_port: u16, proto: String },
+    /// The rootless port driver could not open the port on the host.
+    #[error("{0}")]
+    Driver(String),
     #[error("proxy to {target}: {source}")]
     Proxy {
         target: std::net::SocketAddr,
@@ -244,19 +251,21 @@ pub(crate) fn reserve_any(
     }
 }
 
-/// What keeps a published port taken while its container runs.
-pub(crate) enum Held {
-    /// The reserving socket (the port is served by DNAT).
-    Fd(OwnedFd),
-    /// The userland proxy that listens on the reserved socket.
-    Proxy(tokio::task::JoinHandle<()>),
+/// What keeps a published port taken while its container runs: the reserving socket (the
+/// port is served by DNAT) or the userland proxy listening on it, and for a rootless daemon
+/// the port driver's lease on the same port on the host.
+pub(crate) struct Held {
+    pub fds: Vec<OwnedFd>,
+    pub proxy: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Takes a host port for `w` on `ep`: reserved for DNAT, or served by a userland proxy
-/// when DNAT cannot serve it ([`crate::network_v6::proxy_target`]).
+/// when DNAT cannot serve it ([`crate::network_v6::proxy_target`]); with a port `driver`
+/// (rootless), also opened on the host and carried to the container.
 pub(crate) fn take_port(
     ep: &Endpoint,
     w: &WantedPort,
+    driver: Option<&dyn crate::rootless::PortDriver>,
 ) -> std::result::Result<(Held, PublishedPort), PortError> {
     let mut p = PublishedPort {
         proto: w.proto.clone(),
@@ -264,13 +273,42 @@ pub(crate) fn take_port(
         host_port: 0,
         container_port: w.container_port,
     };
+    if driver.is_some() && w.proto != "tcp" {
+        return Err(PortError::RootlessProto {
+            container_port: w.container_port,
+            proto: w.proto.clone(),
+        });
+    }
     let target = crate::network_v6::proxy_target(ep, &p)?;
     let (fd, port) = reserve_any(w, target.is_some())?;
     p.host_port = port;
-    let held = match target {
-        Some(t) => Held::Proxy(crate::network_v6::proxy_on(fd, t)?),
-        None => Held::Fd(fd),
+    let mut held = Held {
+        fds: Vec::new(),
+        proxy: None,
     };
+    match target {
+        Some(t) => held.proxy = Some(crate::network_v6::proxy_on(fd, t)?),
+        None => held.fds.push(fd),
+    }
+    if let Some(driver) = driver {
+        let to = match (w.host_ip, ep.ipv6) {
+            (IpAddr::V6(_), Some(ip6)) => IpAddr::V6(ip6),
+            _ => IpAddr::V4(ep.ip),
+        };
+        match driver.expose(
+            w.host_ip,
+            port,
+            std::net::SocketAddr::new(to, w.container_port),
+        ) {
+            Ok(lease) => held.fds.push(lease),
+            Err(e) => {
+                if let Some(t) = held.proxy {
+                    t.abort();
+                }
+                return Err(PortError::Driver(e));
+            }
+        }
+    }
     Ok((held, p))
 }
 

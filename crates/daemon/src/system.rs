@@ -98,6 +98,13 @@ impl Daemon {
         if !ipv4_forwarding {
             warnings.push("WARNING: IPv4 forwarding is disabled".to_string());
         }
+        let rootless = self.cfg.rootless.as_ref();
+        let no_cgroups = rootless.is_some_and(|r| !r.cgroups);
+        if let Some(r) = rootless.filter(|_| no_cgroups) {
+            // dockerd's words, and the limit warnings of a host without cgroups are moot.
+            warnings.retain(|w| !w.starts_with("WARNING: No "));
+            warnings.push(crate::rootless::no_cgroups_warning(r.host_cgroup_v2).to_string());
+        }
         let (mut running, mut paused, mut stopped, mut total) = (0, 0, 0, 0);
         for c in lock(&self.containers).values() {
             total += 1;
@@ -154,7 +161,7 @@ impl Daemon {
             n_goroutines: 0,
             system_time: crate::model::now_rfc3339(),
             logging_driver: "json-file".to_string(),
-            cgroup_driver: "cgroupfs".to_string(),
+            cgroup_driver: if no_cgroups { "none" } else { "cgroupfs" }.to_string(),
             cgroup_version: sys.cgroup_version.as_str().to_string(),
             n_events_listener: self.event_log.listeners() as i64,
             kernel_version: kernel_version(),
@@ -187,7 +194,13 @@ impl Daemon {
             containerd_commit: Commit::default(),
             runc_commit: Commit::default(),
             init_commit: Commit::default(),
-            security_options: sys.security_options(),
+            security_options: {
+                let mut o = sys.security_options();
+                if rootless.is_some() {
+                    o.push("name=rootless".to_string());
+                }
+                o
+            },
             product_license: String::new(),
             default_address_pools: Vec::new(),
             warnings,

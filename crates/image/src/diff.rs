@@ -39,7 +39,7 @@ fn is_whiteout(md: &fs::Metadata) -> bool {
 }
 
 fn is_opaque(path: &Path) -> bool {
-    matches!(crate::unpack::lgetxattr(path, "trusted.overlay.opaque"), Ok(Some(v)) if v == b"y")
+    matches!(crate::unpack::lgetxattr(path, crate::userns::opaque_xattr()), Ok(Some(v)) if v == b"y")
 }
 
 fn skip_mount_target(rel: &Path, md: &fs::Metadata, path: &Path) -> bool {

@@ -94,6 +94,7 @@ pub mod overlay;
 pub mod reference;
 pub mod store;
 pub mod unpack;
+pub mod userns;
 
 pub use archive::{LoadEvent, LoadedImage, SaveItem};
 pub use config::ImageConfig;

@@ -99,8 +99,12 @@ fn mount_overlay_inner(
     volatile: bool,
 ) -> Result<()> {
     let limit = page_size() - 1;
-    let suffix = if volatile { ",volatile" } else { "" };
-    let mut data = overlay_options(lowers, upper, work)? + suffix;
+    let suffix = format!(
+        "{}{}",
+        crate::userns::overlay_mount_suffix(),
+        if volatile { ",volatile" } else { "" }
+    );
+    let mut data = overlay_options(lowers, upper, work)? + &suffix;
     // Keeps the O_PATH descriptors alive until mount(2) has resolved them.
     let mut fds: Vec<OwnedFd> = Vec::new();
     if force_fds || data.len() > limit {
@@ -118,7 +122,7 @@ fn mount_overlay_inner(
             .iter()
             .map(|fd| PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())))
             .collect();
-        data = overlay_options(&short, upper, work)? + suffix;
+        data = overlay_options(&short, upper, work)? + &suffix;
         if data.len() > limit {
             return Err(Error::InvalidOverlay(format!(
                 "{} lower directories do not fit in the {limit}-byte mount option limit",

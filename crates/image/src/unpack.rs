@@ -39,7 +39,6 @@ use crate::error::{Error, Result};
 pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 pub(crate) const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
 pub(crate) const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
-pub(crate) const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// How to unpack.
 #[derive(Clone, Copy, Debug)]
@@ -275,7 +274,7 @@ fn unpack_entry<R: Read>(
     if opts.whiteouts && name_str.starts_with(WHITEOUT_PREFIX) {
         stats.whiteouts += 1;
         if name_str == WHITEOUT_OPAQUE {
-            return lsetxattr(&parent, OPAQUE_XATTR, b"y");
+            return lsetxattr(&parent, crate::userns::opaque_xattr(), b"y");
         }
         if name_str.starts_with(WHITEOUT_META_PREFIX) {
             return Ok(());
@@ -410,7 +409,9 @@ fn apply_metadata<R: Read>(
                 "gid" => pax_gid = num(),
                 _ => {
                     if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                        if !name.starts_with("trusted.overlay.") {
+                        if !name.starts_with("trusted.overlay.")
+                            && !name.starts_with("user.overlay.")
+                        {
                             xattrs.push_back((name.to_string(), ext.value_bytes().to_vec()));
                         }
                     }

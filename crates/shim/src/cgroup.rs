@@ -47,6 +47,20 @@ impl CgroupInfo {
         Ok(Self::parse(&text, mount_root, unified_only))
     }
 
+    /// The cgroups of container init `pid`, unless the runtime could not give it cgroups of
+    /// its own (a rootless daemon without delegated cgroups leaves it in the shim's): then
+    /// none, so that "every process of the container's cgroup" never names the shim, the
+    /// daemon or other containers.
+    pub fn for_container(pid: i32, mount_root: &Path) -> io::Result<Self> {
+        let theirs = fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+        let ours = fs::read_to_string("/proc/self/cgroup")?;
+        let unified_only = mount_root.join("cgroup.controllers").exists();
+        if shares_cgroups(&theirs, &ours, unified_only) {
+            return Ok(CgroupInfo::default());
+        }
+        Self::for_pid(pid, mount_root)
+    }
+
     pub fn parse(proc_cgroup: &str, root: &Path, unified_only: bool) -> Self {
         let mut info = CgroupInfo::default();
         let join = |base: PathBuf, rel: &str| base.join(rel.trim_start_matches('/'));
@@ -90,6 +104,25 @@ impl CgroupInfo {
     }
 }
 
+/// Whether two `/proc/<pid>/cgroup` texts name the same cgroup in a hierarchy [`CgroupInfo`]
+/// lists processes from (the unified one on v2 hosts, v1's `pids`/`memory` elsewhere).
+fn shares_cgroups(a: &str, b: &str, unified_only: bool) -> bool {
+    let counted = |text: &str| -> Vec<(String, String)> {
+        entries(text)
+            .filter(|(c, _)| {
+                if unified_only {
+                    c.is_empty()
+                } else {
+                    c.split(',').any(|x| x == "pids" || x == "memory")
+                }
+            })
+            .map(|(c, p)| (c.to_string(), p.to_string()))
+            .collect()
+    };
+    let (a, b) = (counted(a), counted(b));
+    a.iter().any(|e| b.contains(e))
+}
+
 fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {
     let text = match fs::read_to_string(dir.join("cgroup.procs")) {
         Ok(t) => t,
@@ -117,6 +150,18 @@ fn parse_oom_kill(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_left_in_the_shims_cgroup_has_none_of_its_own() {
+        let shim = "0::/user.slice/u/session-1.scope\n";
+        assert!(shares_cgroups(shim, shim, true));
+        assert!(!shares_cgroups("0::/berth/c1\n", shim, true));
+        // Hybrid: the unified line stays the shim's, the v1 ones are the container's own.
+        let v1 = "4:pids:/berth/c1\n3:memory:/berth/c1\n0::/x\n";
+        let v1_shim = "4:pids:/user.slice\n3:memory:/user.slice\n0::/x\n";
+        assert!(!shares_cgroups(v1, v1_shim, false));
+        assert!(shares_cgroups(v1_shim, v1_shim, false));
+    }
 
     const HYBRID: &str = "12:pids:/berth-test/c1\n11:memory:/berth-test/c1\n\
                           4:cpu,cpuacct:/berth-test/c1\n1:name=systemd:/x\n0::/user.slice\n";

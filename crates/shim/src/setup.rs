@@ -365,8 +365,8 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
         (None, None) => return Err("shim: no stdio".into()),
     };
 
-    let cgroup =
-        CgroupInfo::for_pid(init_pid.as_raw(), Path::new("/sys/fs/cgroup")).unwrap_or_default();
+    let cgroup = CgroupInfo::for_container(init_pid.as_raw(), Path::new("/sys/fs/cgroup"))
+        .unwrap_or_default();
     let oom_base = cgroup.oom.as_ref().and_then(|o| o.read());
 
     let _ = fs::remove_file(&cfg.socket);

@@ -83,6 +83,7 @@ impl Daemon {
                 .ipc
                 .as_deref()
                 .or(pod_join.and_then(|p| p.ipc.as_deref())),
+            uts_ns_path: pod_join.and_then(|p| p.uts.as_deref()),
             extra_mounts: &user_mounts,
         };
         let oci =

@@ -121,6 +121,9 @@ impl Daemon {
             berth_registry::Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
         }
         crate::create_checks::verify(&mut config, &host_config, &mut warnings)?;
+        if let Some(r) = &self.cfg.rootless {
+            crate::rootless::check_limits(&host_config, r)?;
+        }
         validate_host_config(&mut host_config, &self.host.sys, &mut warnings)?;
         self.resolve_network_refs(&config, &mut host_config)?;
         crate::nsjoin::validate_modes(&host_config)?;

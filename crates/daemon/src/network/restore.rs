@@ -64,9 +64,11 @@ impl NetService {
                                     host_ports: (p.host_port, p.host_port),
                                     container_port: p.container_port,
                                 };
-                                match take_port(ep, &w) {
-                                    Ok((Held::Fd(fd), _)) => fds.push(fd),
-                                    Ok((Held::Proxy(task), _)) => proxies.push(task),
+                                match take_port(ep, &w, self.port_driver.as_deref()) {
+                                    Ok((held, _)) => {
+                                        fds.extend(held.fds);
+                                        proxies.extend(held.proxy);
+                                    }
                                     Err(e) => {
                                         tracing::warn!(container = %id, "re-publishing port {}: {e}", p.host_port)
                                     }

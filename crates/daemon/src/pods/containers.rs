@@ -193,6 +193,7 @@ impl ContainerBackend for PodService {
             c.pod_join = Some(PodJoin {
                 netns: pod.netns.clone().filter(|_| joins.netns),
                 ipc: pod.ipc.clone().filter(|_| joins.ipc),
+                uts: pod.uts.clone().filter(|_| joins.uts),
                 pid: pod.pid_ns.clone().filter(|_| joins.pid),
             });
             self.daemon.save(&c)

@@ -36,6 +36,15 @@ fn auth_header(a: &RegistryAuth) -> String {
 }
 
 impl PodService {
+    /// The bytes the CRI's containers hold in their writable layers.
+    fn containers_layer_bytes(&self) -> u64 {
+        self.store
+            .containers()
+            .iter()
+            .map(|c| crate::sys::dir_size(&self.daemon.runtime.upper_dir(&c.id)))
+            .sum()
+    }
+
     fn image_of(&self, name: &str) -> CriResult<Option<api::Image>> {
         let i = match self.daemon.image_inspect(name) {
             Ok(i) => i,
@@ -169,7 +178,9 @@ impl ImageBackend for PodService {
                     .display()
                     .to_string(),
             }),
-            used_bytes: Some(api::UInt64Value { value: 0 }),
+            used_bytes: Some(api::UInt64Value {
+                value: self.containers_layer_bytes(),
+            }),
             ..usage.clone()
         };
         Ok(FsInfo {

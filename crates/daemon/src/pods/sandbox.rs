@@ -11,6 +11,7 @@ use berth_cri::types::{PodFilter, PodState, PodStatsFilter, PodStatus, RunPodSan
 use berth_cri::{CriError, CriResult};
 
 use super::store::{encode, PodRecord};
+use super::translate::pod_hostname;
 use super::{new_id, now_nanos, nsfs, pidns, PodService};
 
 /// `NamespaceMode::Node` as the proto numbers it.
@@ -83,7 +84,10 @@ impl PodService {
                 .map_err(|e| CriError::Internal(format!("CNI DEL of pod {}: {e}", r.id)))?;
             r.attachment = None;
         }
-        for p in [r.netns.as_deref(), r.ipc.as_deref()].into_iter().flatten() {
+        for p in [r.netns.as_deref(), r.ipc.as_deref(), r.uts.as_deref()]
+            .into_iter()
+            .flatten()
+        {
             nsfs::unpin(p)?;
         }
         if let Some(p) = r.pid_ns.take() {
@@ -101,6 +105,11 @@ impl PodService {
             let p = dir.join("ipc");
             nsfs::pin_ipc(&p)?;
             r.ipc = Some(p);
+        }
+        if ns.network != NODE {
+            let p = dir.join("uts");
+            nsfs::pin_uts(&p, &pod_hostname(cfg))?;
+            r.uts = Some(p);
         }
         if ns.pid == POD {
             let p = dir.join("pid");
@@ -182,6 +191,7 @@ impl PodBackend for PodService {
             runtime_handler: req.runtime_handler,
             netns: None,
             ipc: None,
+            uts: None,
             pid_ns: None,
             pid_init: 0,
             attachment: None,
@@ -254,6 +264,7 @@ impl PodBackend for PodService {
                 serde_json::json!({
                     "netns": netns,
                     "ipc": r.ipc.as_ref().map(|p| p.display().to_string()),
+                    "uts": r.uts.as_ref().map(|p| p.display().to_string()),
                     "pid": r.pid_ns.as_ref().map(|p| p.display().to_string()),
                     "pidInit": r.pid_init,
                     "cni": r.attachment.as_ref().map(|a| &a.result),

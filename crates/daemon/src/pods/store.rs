@@ -32,6 +32,10 @@ pub(crate) struct PodRecord {
     /// The pinned IPC namespace (`None`: the host's).
     #[serde(default)]
     pub ipc: Option<PathBuf>,
+    /// The pinned UTS namespace with the pod's hostname (`None`: the host's, or a pod made
+    /// before berth shared it; its containers then get one each).
+    #[serde(default)]
+    pub uts: Option<PathBuf>,
     /// The pod's shared PID namespace (PID `POD`), pinned, and its init's pid.
     #[serde(default)]
     pub pid_ns: Option<PathBuf>,
@@ -253,6 +257,7 @@ mod tests {
             runtime_handler: String::new(),
             netns: Some("/run/x/net".into()),
             ipc: None,
+            uts: None,
             pid_ns: None,
             pid_init: 0,
             attachment: None,

@@ -124,8 +124,22 @@ fn seccomp_opt(p: Option<&api::SecurityProfile>, deprecated: &str) -> CriResult<
 pub(crate) struct Joins {
     pub netns: bool,
     pub ipc: bool,
+    /// The pod's UTS namespace (every pod but a host-network one).
+    pub uts: bool,
     /// The pod's shared PID namespace (PID `POD`, when the pod has one).
     pub pid: bool,
+}
+
+/// The pod's hostname: the config's, else the pod's name.
+pub(crate) fn pod_hostname(pod: &api::PodSandboxConfig) -> String {
+    if pod.hostname.is_empty() {
+        pod.metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    } else {
+        pod.hostname.clone()
+    }
 }
 
 /// Builds the create request of a pod's container.
@@ -169,11 +183,7 @@ pub(crate) fn create_request(
         ..Default::default()
     };
     if !host_network {
-        config.hostname = if pod.hostname.is_empty() {
-            pod_md.name.clone()
-        } else {
-            pod.hostname.clone()
-        };
+        config.hostname = pod_hostname(pod);
     }
 
     let mut mounts = Vec::new();
@@ -263,6 +273,10 @@ pub(crate) fn create_request(
                 .collect(),
         );
     }
+    if host_network {
+        // As containerd: a host-network pod has the node's hostname and UTS namespace.
+        hc.uts_mode = "host".into();
+    }
     hc.pid_mode = match api::NamespaceMode::try_from(ns.pid) {
         Ok(api::NamespaceMode::Node) => "host".into(),
         Ok(api::NamespaceMode::Target) if !ns.target_id.is_empty() => {
@@ -279,6 +293,7 @@ pub(crate) fn create_request(
     let joins = Joins {
         netns: !host_network,
         ipc: !ipc_host,
+        uts: !host_network,
         pid: ns.pid == POD && hc.pid_mode.is_empty(),
     };
     Ok((

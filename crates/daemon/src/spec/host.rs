@@ -130,8 +130,10 @@ fn collect_devices(dir: &Path, out: &mut Vec<LinuxDevice>) {
             }
             continue;
         }
-        // The console is the container's own terminal, set up by the runtime.
-        if name == "console" {
+        // The console is the container's own terminal, set up by the runtime. In a user
+        // namespace (rootless) devices are bind-mounted, and /dev/ptmx, which the runtime
+        // makes a link to the container's own devpts, cannot take a bind of the host's.
+        if name == "console" || (name == "ptmx" && berth_image::userns::in_user_namespace()) {
             continue;
         }
         let typ = if ft.is_char_device() {

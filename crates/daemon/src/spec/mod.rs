@@ -170,6 +170,8 @@ pub struct SpecExtras<'a> {
     pub pid_ns_path: Option<&'a Path>,
     /// `--ipc container:`: the target's IPC namespace.
     pub ipc_ns_path: Option<&'a Path>,
+    /// A UTS namespace to join (a CRI pod's, with the pod's hostname).
+    pub uts_ns_path: Option<&'a Path>,
     /// Binds, volumes and other user mounts, already resolved to host paths. They replace a
     /// default mount with the same destination and are ordered by depth, as Docker does.
     pub extra_mounts: &'a [Mount],

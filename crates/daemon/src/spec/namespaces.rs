@@ -21,7 +21,11 @@ pub(super) fn sysctls(hc: &HostConfig, ns: &NsModes) -> Result<HashMap<String, S
     let mut out = HashMap::new();
     if !ns.host_network {
         out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
-        out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
+        // As dockerd: not in a user namespace (a rootless daemon), where the range must
+        // consist of mapped gids and the kernel refuses the whole 31-bit range.
+        if !berth_image::userns::in_user_namespace() {
+            out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
+        }
     }
     for (key, value) in hc.sysctls.iter().flatten() {
         let ipc = [
@@ -102,7 +106,7 @@ pub(super) fn namespaces(
         out.push(ns_of(LinuxNamespaceType::Network, extras.netns_path)?);
     }
     if !ns.host_uts {
-        out.push(ns_of(LinuxNamespaceType::Uts, None)?);
+        out.push(ns_of(LinuxNamespaceType::Uts, extras.uts_ns_path)?);
     }
     if hc.pid_mode != "host" {
         out.push(ns_of(LinuxNamespaceType::Pid, extras.pid_ns_path)?);

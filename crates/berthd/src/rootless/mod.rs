@@ -1,0 +1,97 @@
+//! Rootless berthd: a daemon started by an ordinary user runs in a user namespace that maps
+//! the user to root and the user's subordinate ids (`/etc/subuid`, `/etc/subgid`) after it,
+//! with a mount and a network namespace of its own whose outbound traffic goes through
+//! slirp4netns (docs/rootless.md).
+//!
+//! The user's `berthd` is the outer half (`parent.rs`); it re-executes itself as the inner
+//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them,
+//! `checks.rs` the prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
+
+pub mod checks;
+pub mod child;
+pub mod parent;
+pub mod paths;
+pub mod ports;
+pub mod storage;
+pub mod subid;
+
+/// Set by the outer half for the inner one: the sync pipe's two ends, `READ:WRITE`.
+pub const CHILD_ENV: &str = "_BERTH_ROOTLESS_CHILD";
+/// slirp4netns' network and the daemon's address on its tap device.
+pub const SLIRP_CIDR: &str = "10.0.2.0/24";
+pub const SLIRP_DNS: &str = "10.0.2.3";
+pub const SLIRP_MTU: u32 = 65520;
+pub const TAP: &str = "tap0";
+
+/// Which berthd this process is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Started by root: the system daemon.
+    Root,
+    /// Started by a user: the outer half of a rootless daemon.
+    Parent,
+    /// The inner half, with the value of [`CHILD_ENV`].
+    Child(String),
+}
+
+impl Mode {
+    pub fn detect() -> Mode {
+        if let Some(v) = std::env::var_os(CHILD_ENV) {
+            return Mode::Child(v.to_string_lossy().into_owned());
+        }
+        if nix::unistd::geteuid().is_root() {
+            Mode::Root
+        } else {
+            Mode::Parent
+        }
+    }
+
+    pub fn rootless(&self) -> bool {
+        *self != Mode::Root
+    }
+}
+
+/// The daemon's settings as the inner half of a rootless berthd in `exec_root`.
+pub fn daemon_config(exec_root: &std::path::Path) -> berth_daemon::rootless::RootlessConfig {
+    berth_daemon::rootless::RootlessConfig {
+        port_driver: std::sync::Arc::new(ports::Driver {
+            socket: exec_root.join("rootless").join(ports::DRIVER_SOCKET),
+        }),
+        cgroups: cgroups_writable(),
+        host_cgroup_v2: !has_v1_cgroups(),
+    }
+}
+
+/// Whether the host mounts cgroup v1 hierarchies (a v1 or hybrid host). They stay listed in
+/// the daemon's mountinfo under the unified hierarchy `child.rs` mounts over them.
+fn has_v1_cgroups() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines().any(|l| {
+            l.split_once(" - ")
+                .is_some_and(|(_, fs)| fs.split_whitespace().next() == Some("cgroup"))
+        })
+    })
+}
+
+/// Whether containers can get cgroups of their own: a cgroup v2 host whose subtree this
+/// daemon's cgroup delegates (its `cgroup.subtree_control` is writable here). On v1 and
+/// hybrid hosts an unprivileged user never can.
+fn cgroups_writable() -> bool {
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return false;
+    };
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").exists() {
+        return false;
+    }
+    own.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| root.join(p.trim_start_matches('/')))
+        .is_some_and(|dir| {
+            nix::unistd::access(
+                &dir.join("cgroup.subtree_control"),
+                nix::unistd::AccessFlags::W_OK,
+            )
+            .is_ok()
+        })
+}

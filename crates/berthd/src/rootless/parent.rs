@@ -1,0 +1,254 @@
+//! The outer half of a rootless berthd: the process the user started. It checks the
+//! prerequisites, re-executes berthd as the inner half (which unshares its namespaces,
+//! `child.rs`), writes the inner half's id maps with `newuidmap`/`newgidmap` (which only
+//! this side, outside the namespace, may do), attaches slirp4netns to its network namespace,
+//! then lets it go on. Afterwards it serves the port driver (`ports.rs`: published ports
+//! opened on the host), passes signals on, and exits with the inner daemon's status.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{pipe2, Pid};
+
+use super::checks::Prereqs;
+use super::{ports, subid, CHILD_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
+
+/// Runs the outer half until the inner daemon ends; returns the exit code to exit with.
+pub fn run(exec_root: &Path) -> Result<i32> {
+    let pre = Prereqs::check().map_err(anyhow::Error::msg)?;
+    let state = exec_root.join("rootless");
+    std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(exec_root, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod {}", exec_root.display()))?;
+    }
+    let (child_read, parent_write) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    let (parent_read, child_write) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+    let mut child = spawn_inner(&child_read, &child_write)?;
+    drop((child_read, child_write));
+    let mut from_child = File::from(parent_read);
+    let mut to_child = File::from(parent_write);
+    let pid = child.id();
+    let mut buf = [0u8; 1];
+    if from_child.read(&mut buf).unwrap_or(0) != 1 {
+        return Ok(exit_code(child.wait()?));
+    }
+    let slirp = match setup(&pre, pid, &state) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
+    to_child
+        .write_all(b"1")
+        .context("releasing the inner daemon")?;
+    drop((to_child, from_child));
+    let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+    let code = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(supervise(child, &state));
+    if let Some(ns) = userns {
+        end_namespace(&ns);
+    }
+    drop(slirp);
+    let _ = std::fs::remove_file(state.join(ports::DRIVER_SOCKET));
+    code
+}
+
+/// Re-executes this berthd with the same arguments as the inner half, the pipe ends named
+/// in `_BERTH_ROOTLESS_CHILD`.
+fn spawn_inner(read: &OwnedFd, write: &OwnedFd) -> Result<Child> {
+    let exe = std::env::current_exe().context("locating berthd")?;
+    let (r, w) = (read.as_raw_fd(), write.as_raw_fd());
+    let mut cmd = Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .env(CHILD_ENV, format!("{r}:{w}"))
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec only fcntl(2), which is async-signal-safe, is called,
+    // on two descriptors this process owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in [r, w] {
+                fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().context("starting the inner berthd")
+}
+
+/// Writes the inner daemon's id maps and attaches slirp4netns to its network namespace.
+fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
+    for (tool, own, ranges) in [
+        (&pre.newuidmap, pre.uid, &pre.subuids),
+        (&pre.newgidmap, pre.gid, &pre.subgids),
+    ] {
+        let out = Command::new(tool)
+            .arg(pid.to_string())
+            .args(subid::map_args(own, ranges))
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", tool.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed: {} (is it setuid root or does it have its file capabilities? scripts/rootless-setup.sh checks)",
+                tool.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Slirp::start(&pre.slirp4netns, pid, state)
+}
+
+/// slirp4netns, attached to the inner daemon's network namespace; it exits when this value
+/// is dropped (its exit pipe closes), also when the outer process dies.
+struct Slirp {
+    child: Child,
+    _exit: OwnedFd,
+}
+
+impl Slirp {
+    fn start(bin: &Path, pid: u32, state: &Path) -> Result<Slirp> {
+        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+        let (exit_r, exit_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+        let (rfd, efd) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
+        let log = File::create(state.join("slirp4netns.log"))
+            .with_context(|| format!("creating {}", state.join("slirp4netns.log").display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--configure",
+            &format!("--mtu={SLIRP_MTU}"),
+            &format!("--cidr={SLIRP_CIDR}"),
+            "--disable-host-loopback",
+            &format!("--ready-fd={rfd}"),
+            &format!("--exit-fd={efd}"),
+            &pid.to_string(),
+            TAP,
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+        // SAFETY: only fcntl(2), async-signal-safe, between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in [rfd, efd] {
+                    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().context("starting slirp4netns")?;
+        drop((ready_w, exit_r));
+        let mut ready = File::from(ready_r);
+        let mut b = [0u8; 1];
+        let started = Instant::now();
+        let got = ready.read(&mut b).unwrap_or(0);
+        if got != 1 {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = std::fs::read_to_string(state.join("slirp4netns.log")).unwrap_or_default();
+            bail!(
+                "slirp4netns did not come up after {:?}: {}",
+                started.elapsed(),
+                log.trim()
+            );
+        }
+        Ok(Slirp {
+            child,
+            _exit: exit_w,
+        })
+    }
+}
+
+impl Drop for Slirp {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves the port driver and passes SIGTERM, SIGINT and SIGHUP on to the inner daemon
+/// until it exits; returns its exit code.
+async fn supervise(mut child: Child, state: &Path) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let pid = Pid::from_raw(child.id() as i32);
+    let driver = ports::serve_driver(
+        &state.join(ports::DRIVER_SOCKET),
+        &state.join(ports::FORWARD_SOCKET),
+    )?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let waiter = tokio::task::spawn_blocking(move || child.wait());
+    tokio::pin!(waiter);
+    let status = loop {
+        tokio::select! {
+            st = &mut waiter => break st.context("waiting for the inner berthd")??,
+            _ = term.recv() => { let _ = kill(pid, Signal::SIGTERM); }
+            _ = int.recv() => { let _ = kill(pid, Signal::SIGINT); }
+            _ = hup.recv() => { let _ = kill(pid, Signal::SIGHUP); }
+        }
+    };
+    driver.abort();
+    Ok(exit_code(status))
+}
+
+/// Ends what the daemon leaves in its user namespace (shims and containers): nothing in there
+/// is reachable once the namespace's network and mounts lose their daemon, and a restarted
+/// daemon makes new namespaces (as with Docker rootless, containers do not outlive their
+/// daemon; restart policies bring them back with the next one). SIGTERM, then SIGKILL.
+fn end_namespace(ns: &Path) {
+    let members = || -> Vec<Pid> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == ns))
+            .map(Pid::from_raw)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut signal = Signal::SIGTERM;
+    loop {
+        let left = members();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            signal = Signal::SIGKILL;
+        }
+        for p in left {
+            let _ = kill(p, signal);
+        }
+        if signal == Signal::SIGKILL && Instant::now() > deadline + Duration::from_secs(5) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn exit_code(st: std::process::ExitStatus) -> i32 {
+    st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+}

@@ -1,0 +1,359 @@
+//! A rootless berthd for tests: a throwaway user with subordinate id ranges, its own
+//! `HOME`/`XDG_*` directories under a temporary root, and berthd started as that user with
+//! no path flags (so the per-user defaults are what is tested). The test process (root)
+//! drives it through the user's socket with the docker CLI. Dropping it stops the daemon,
+//! kills whatever the user still runs (by pid), removes the files, the user and its ranges.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{bin, DOCKER};
+
+/// Why rootless tests cannot run here, or `None` when they can.
+pub fn missing_prerequisite() -> Option<String> {
+    if !crate::is_root() {
+        return Some("needs root (to create a throwaway user)".into());
+    }
+    for (tool, pkg) in [
+        ("newuidmap", "uidmap"),
+        ("newgidmap", "uidmap"),
+        ("slirp4netns", "slirp4netns"),
+        ("useradd", "passwd"),
+    ] {
+        let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).exists());
+        if !found {
+            return Some(format!("{tool} not installed (apt-get install {pkg})"));
+        }
+    }
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let tun = std::fs::metadata("/dev/net/tun");
+    if tun
+        .map(|m| m.permissions().mode() & 0o006 != 0o006)
+        .unwrap_or(true)
+    {
+        return Some(
+            "/dev/net/tun is not open to users (scripts/install-deps.sh makes it 0666)".into(),
+        );
+    }
+    if read("/proc/sys/kernel/unprivileged_userns_clone").trim() == "0" {
+        return Some("kernel.unprivileged_userns_clone is 0".into());
+    }
+    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").trim() == "1" {
+        return Some("kernel.apparmor_restrict_unprivileged_userns is 1".into());
+    }
+    if read("/proc/sys/user/max_user_namespaces").trim() == "0" {
+        return Some("user.max_user_namespaces is 0".into());
+    }
+    // overlayfs in a user namespace (with `userxattr`) came with Linux 5.11.
+    let release = read("/proc/sys/kernel/osrelease");
+    let mut v = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    if (major, minor) < (5, 11) {
+        return Some(format!(
+            "kernel {} has no overlayfs in user namespaces (5.11+)",
+            release.trim()
+        ));
+    }
+    None
+}
+
+/// A throwaway user with subordinate uids and gids; removed (with its ranges) on drop.
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub sub_start: u32,
+    pub sub_count: u32,
+}
+
+impl User {
+    /// A user named `brl<pid><n>` with 65536 subordinate uids and gids of its own.
+    pub fn create() -> User {
+        Self::make(true)
+    }
+
+    /// A user without subordinate ids.
+    pub fn without_ranges() -> User {
+        Self::make(false)
+    }
+
+    fn make(ranges: bool) -> User {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst) % 8;
+        let name = format!("brl{}{n}", std::process::id());
+        let _ = Command::new("userdel")
+            .arg(&name)
+            .stderr(Stdio::null())
+            .status();
+        let st = Command::new("useradd")
+            // --system: no subordinate ids allocated by useradd itself (SUB_UID_COUNT).
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+                &name,
+            ])
+            .status()
+            .expect("useradd");
+        assert!(st.success(), "useradd {name}");
+        // Ranges past the usual 100000.. allocations, one 65536 block per test process.
+        let sub_start = 2_000_000 + ((std::process::id() % 4096) * 8 + n) * 65536;
+        let sub_count = 65536;
+        let range = format!("{sub_start}-{}", sub_start + sub_count - 1);
+        let mut u = User {
+            uid: 0,
+            gid: 0,
+            name,
+            sub_start,
+            sub_count,
+        };
+        if ranges {
+            let st = Command::new("usermod")
+                .args(["--add-subuids", &range, "--add-subgids", &range, &u.name])
+                .status()
+                .expect("usermod");
+            assert!(st.success(), "usermod --add-subuids {range} {}", u.name);
+        }
+        let pw = nix::unistd::User::from_name(&u.name)
+            .ok()
+            .flatten()
+            .expect("the new user");
+        u.uid = pw.uid.as_raw();
+        u.gid = pw.gid.as_raw();
+        u
+    }
+
+    /// Whether host uid `uid` is this user's or in its subordinate range.
+    pub fn owns_uid(&self, uid: u32) -> bool {
+        uid == self.uid || (self.sub_start..self.sub_start + self.sub_count).contains(&uid)
+    }
+}
+
+impl Drop for User {
+    fn drop(&mut self) {
+        kill_processes_of(self);
+        let range = format!("{}-{}", self.sub_start, self.sub_start + self.sub_count - 1);
+        let _ = Command::new("usermod")
+            .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("userdel")
+            .arg(&self.name)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The real uid of process `pid` (from `/proc/<pid>/status`).
+pub fn proc_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// SIGKILLs, by pid, every process running under the user's uid or its subordinate ids
+/// (the daemon, slirp4netns, shims and containers: all started by the test).
+fn kill_processes_of(u: &User) {
+    for _ in 0..50 {
+        let mut left = 0;
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if proc_uid(pid).is_some_and(|uid| u.owns_uid(uid)) {
+                left += 1;
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        if left == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// berthd run by a throwaway [`User`].
+pub struct RootlessDaemon {
+    pub root: PathBuf,
+    pub runtime_dir: PathBuf,
+    pub data_home: PathBuf,
+    child: Option<Child>,
+    // Dropped last: the user's processes are killed and the user removed after the files.
+    pub user: User,
+}
+
+impl RootlessDaemon {
+    pub fn start() -> RootlessDaemon {
+        let d = Self::prepare(User::create());
+        let mut d = d;
+        d.spawn();
+        d
+    }
+
+    /// The user's directories, without starting the daemon.
+    pub fn prepare(user: User) -> RootlessDaemon {
+        let root = PathBuf::from(format!("/var/tmp/berth-rootless-{}", user.name));
+        let _ = std::fs::remove_dir_all(&root);
+        let d = RootlessDaemon {
+            runtime_dir: root.join("run"),
+            data_home: root.join("home/.local/share"),
+            root,
+            child: None,
+            user,
+        };
+        for dir in [&d.root, &d.runtime_dir, &d.root.join("home")] {
+            std::fs::create_dir_all(dir).expect("test dirs");
+            nix::unistd::chown(
+                dir.as_path(),
+                Some(nix::unistd::Uid::from_raw(d.user.uid)),
+                Some(nix::unistd::Gid::from_raw(d.user.gid)),
+            )
+            .expect("chown test dir");
+        }
+        std::fs::set_permissions(&d.runtime_dir, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod runtime dir");
+        d
+    }
+
+    /// The user's environment: only what a login would give, plus `XDG_RUNTIME_DIR`.
+    pub fn user_command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("HOME", self.root.join("home"))
+            .env("USER", &self.user.name)
+            .env("LOGNAME", &self.user.name)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .current_dir(self.root.join("home"))
+            .uid(self.user.uid)
+            .gid(self.user.gid);
+        c
+    }
+
+    /// Runs `program args` as the user (not through the daemon).
+    pub fn run_as_user(&self, program: &Path, args: &[&str]) -> Output {
+        self.user_command(program)
+            .args(args)
+            .output()
+            .expect("run as the user")
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .expect("daemon log");
+        let child = self
+            .user_command(&bin("berthd"))
+            .args(["--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn rootless berthd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.socket().exists() && self.docker(&["version"]).status.success() {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("rootless berthd exited ({st}):\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("rootless berthd did not come up:\n{}", self.log());
+    }
+
+    /// The user's socket, where a rootless daemon listens by default.
+    pub fn socket(&self) -> PathBuf {
+        self.runtime_dir.join("berth/berth.sock")
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
+    }
+
+    /// The outer berthd's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .output()
+            .expect("docker")
+    }
+
+    /// `docker args` with `input` on its stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker");
+        let _ = child.stdin.take().expect("stdin").write_all(input);
+        child.wait_with_output().expect("docker")
+    }
+
+    /// SIGTERM and wait (the outer process passes it on and exits with the daemon).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+}
+
+impl Drop for RootlessDaemon {
+    fn drop(&mut self) {
+        self.stop();
+        kill_processes_of(&self.user);
+        if std::thread::panicking() {
+            eprintln!("rootless berthd log:\n{}", self.log());
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
