@@ -404,8 +404,9 @@ pub fn extract_archive(path: &Path, dest: &Path, owner: Option<Owner>) -> io::Re
         let (uid, gid) = match owner {
             Some(o) => (o.uid, o.gid),
             None => (
-                entry.header().uid().unwrap_or(0) as u32,
-                entry.header().gid().unwrap_or(0) as u32,
+                // Ids past u32 are no Linux ids: root, as an unreadable one.
+                u32::try_from(entry.header().uid().unwrap_or(0)).unwrap_or(0),
+                u32::try_from(entry.header().gid().unwrap_or(0)).unwrap_or(0),
             ),
         };
         let _ = std::os::unix::fs::lchown(&target, Some(uid), Some(gid));

@@ -236,7 +236,7 @@ impl Rng {
         self.0
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        usize::try_from(self.next() % n as u64).expect("below n, a usize")
     }
 }
 
@@ -262,7 +262,7 @@ fn fuzz_parser_never_panics() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(1)
         | 1;
     let mut rng = Rng(seed);
@@ -282,7 +282,11 @@ fn fuzz_parser_never_panics() {
                         s.insert(pos + k, c);
                     }
                 }
-                2 => s.insert(pos, char::from_u32(rng.below(0x80) as u32).unwrap_or('x')),
+                2 => s.insert(
+                    pos,
+                    char::from_u32(u32::try_from(rng.below(0x80)).expect("below 0x80"))
+                        .unwrap_or('x'),
+                ),
                 _ => {
                     let a = rng.below(s.len() + 1);
                     let b = rng.below(s.len() + 1);

@@ -73,7 +73,7 @@ fn base_name(path: &str) -> String {
 }
 
 fn rfc3339(secs: i64, nsec: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, nsec as u32)
+    chrono::DateTime::from_timestamp(secs, u32::try_from(nsec).unwrap_or(0))
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_default()
 }
@@ -157,7 +157,7 @@ fn header_for(st: &libc::stat, kind: tar::EntryType, size: u64) -> tar::Header {
     h.set_mode(st.st_mode & 0o7777);
     h.set_uid(st.st_uid as u64);
     h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_size(size);
     h
 }

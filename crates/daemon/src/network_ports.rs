@@ -198,8 +198,8 @@ pub(crate) enum PortError {
     )]
     RootlessProto { container_port: u16, proto: String },
     /// The rootless port driver could not open the port on the host.
-    #[error("{0}")]
-    Driver(String),
+    #[error(transparent)]
+    Driver(crate::rootless::PortDriverError),
     #[error("proxy to {target}: {source}")]
     Proxy {
         target: std::net::SocketAddr,

@@ -39,7 +39,8 @@ fn host_routes() -> Vec<Subnet> {
             let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
             // /proc/net/route prints addresses in host (little-endian) byte order.
             let dest = Ipv4Addr::from(u32::from_be(dest));
-            let prefix = u32::from_be(mask).leading_ones() as u8;
+            // At most 32.
+            let prefix = u8::try_from(u32::from_be(mask).leading_ones()).unwrap_or(32);
             (prefix > 0)
                 .then(|| Subnet::new(dest, prefix).ok())
                 .flatten()

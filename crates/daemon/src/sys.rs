@@ -34,7 +34,7 @@ pub fn openat2(dir: BorrowedFd<'_>, rel: &Path, flags: i32, resolve: u64) -> io:
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
     // SAFETY: `open_how` is plain old data; all-zero is valid and the fields are set below.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.flags = u64::from((flags | libc::O_CLOEXEC).cast_unsigned());
     how.resolve = resolve;
     // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size is
     // passed with it; the kernel returns a new fd or -1.
@@ -50,8 +50,9 @@ pub fn openat2(dir: BorrowedFd<'_>, rel: &Path, flags: i32, resolve: u64) -> io:
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
@@ -142,10 +143,9 @@ pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBu
             buf.len(),
         )
     };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
+    // Negative is an error.
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    buf.truncate(n);
     Ok(PathBuf::from(OsStr::from_bytes(&buf)))
 }
 

@@ -653,14 +653,15 @@ mod tests {
         let ops = Rtnetlink;
         let mut atts = Vec::new();
         for (i, br) in [&b1, &b2].into_iter().enumerate() {
-            let gw: Ipv4Addr = format!("{}.1", net(i as u32)).parse().unwrap();
+            let n = u32::try_from(i).unwrap();
+            let gw: Ipv4Addr = format!("{}.1", net(n)).parse().unwrap();
             ops.ensure_bridge(br, gw, 24).unwrap();
             let mut a = att();
             a.bridge = br.clone();
             a.host_ifname = format!("vgw{}{tag}", if i == 0 { 'a' } else { 'b' });
             a.netns = ns.clone();
             a.ifname = format!("eth{i}");
-            a.address = format!("{}.2", net(i as u32)).parse().unwrap();
+            a.address = format!("{}.2", net(n)).parse().unwrap();
             a.prefix = 24;
             a.mac = format!("02:42:0a:f{i}:00:02");
             // Only the first one gets the default routes when it is attached.

@@ -175,7 +175,12 @@ fn capset(c: &CapSets) -> std::io::Result<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    // The low and the high 32 bits, as the kernel's two `__user_cap_data_struct`s.
+    let split = |v: u64| {
+        let low = u32::try_from(v & u64::from(u32::MAX)).unwrap_or(u32::MAX);
+        let high = u32::try_from(v >> 32).unwrap_or(u32::MAX);
+        (low, high)
+    };
     let (e0, e1) = split(c.effective);
     let (p0, p1) = split(c.permitted);
     let (i0, i1) = split(c.inheritable);

@@ -454,7 +454,7 @@ impl Monitor {
                 Response {
                     ok: true,
                     status: Some(run.status),
-                    pid: Some(self.init_pid.as_raw() as u32),
+                    pid: Some(self.init_pid.as_raw().unsigned_abs()),
                     started_at: run.started_at.clone(),
                     exit: run.exit.clone(),
                     ..Default::default()
@@ -552,7 +552,7 @@ impl Monitor {
             run.started_at = Some(started_at.clone());
         }
         let state = RunState {
-            pid: self.init_pid.as_raw() as u32,
+            pid: self.init_pid.as_raw().unsigned_abs(),
             started_at,
         };
         if let Ok(data) = serde_json::to_vec(&state) {
@@ -856,8 +856,11 @@ impl Monitor {
             Some(l) => {
                 let master = sys::receive_pty_master(&l, Duration::from_secs(10)).map_err(to_io)?;
                 if let Some(size) = process.get("consoleSize") {
-                    let h = size.get("height").and_then(|v| v.as_u64()).unwrap_or(0) as u16;
-                    let w = size.get("width").and_then(|v| v.as_u64()).unwrap_or(0) as u16;
+                    let dim = |k: &str| {
+                        let n = size.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                        u16::try_from(n).unwrap_or(u16::MAX)
+                    };
+                    let (h, w) = (dim("height"), dim("width"));
                     if h > 0 && w > 0 {
                         let _ = sys::set_winsize(master.as_raw_fd(), h, w);
                     }
@@ -888,7 +891,7 @@ impl Monitor {
             }
         };
         Ok(SpawnedExec {
-            pid: pid.as_raw() as u32,
+            pid: pid.as_raw().unsigned_abs(),
             exit_rx,
             stdout,
             stderr,

@@ -338,7 +338,8 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> 
                         .iter()
                         .map(|a| {
                             ScmpArgCompare::new(
-                                a.index() as u32,
+                                // An argument index: 0-5.
+                                u32::try_from(a.index()).unwrap_or(u32::MAX),
                                 translate_op(a.op(), a.value_two()),
                                 a.value(),
                             )

@@ -204,7 +204,7 @@ fn monitor_main(cfg: ShimConfig, status: &mut fs::File) -> i32 {
             report(status, Err(e))
         }
         Ok(created) => {
-            report(status, Ok(created.init_pid.as_raw() as u32));
+            report(status, Ok(created.init_pid.as_raw().unsigned_abs()));
             crate::monitor::run(cfg, created)
         }
     }

@@ -552,7 +552,8 @@ fn url_file_finish(path: &Path, owner: Owner, modified: Option<i64>) -> std::io:
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     if let Some(t) = modified {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+        let when =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(t).unwrap_or(0));
         std::fs::File::options()
             .write(true)
             .open(path)?

@@ -61,7 +61,7 @@ impl PodService {
             Some(c) => (
                 rfc3339_nanos(&c.state.started_at),
                 rfc3339_nanos(&c.state.finished_at),
-                c.state.exit_code as i32,
+                i32::try_from(c.state.exit_code).unwrap_or(-1),
                 c.state.oom_killed,
                 c.state.error.clone(),
             ),

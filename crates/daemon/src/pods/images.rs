@@ -56,7 +56,7 @@ impl PodService {
             id: i.id.clone(),
             repo_tags: i.repo_tags,
             repo_digests: i.repo_digests,
-            size: i.size.max(0) as u64,
+            size: u64::try_from(i.size).unwrap_or(0),
             uid: uid.map(|value| api::Int64Value { value }),
             username,
             spec: Some(api::ImageSpec {
@@ -158,7 +158,7 @@ impl ImageBackend for PodService {
         let used: u64 = self
             .daemon
             .image_list(ImageListOptions::default())
-            .map(|v| v.iter().map(|s| s.size.max(0) as u64).sum())
+            .map(|v| v.iter().map(|s| u64::try_from(s.size).unwrap_or(0)).sum())
             .unwrap_or(0);
         let usage = api::FilesystemUsage {
             timestamp: now_nanos(),

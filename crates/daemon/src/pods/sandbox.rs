@@ -31,10 +31,14 @@ pub(crate) fn ns_options(cfg: &api::PodSandboxConfig) -> api::NamespaceOption {
 fn port_mappings(cfg: &api::PodSandboxConfig) -> Vec<PortMapping> {
     cfg.port_mappings
         .iter()
-        .filter(|p| p.host_port > 0 && p.container_port > 0)
-        .map(|p| PortMapping {
-            host_port: p.host_port as u16,
-            container_port: p.container_port as u16,
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port).ok().filter(|n| *n > 0)?;
+            let container_port = u16::try_from(p.container_port).ok().filter(|n| *n > 0)?;
+            Some((p, host_port, container_port))
+        })
+        .map(|(p, host_port, container_port)| PortMapping {
+            host_port,
+            container_port,
             protocol: match api::Protocol::try_from(p.protocol) {
                 Ok(api::Protocol::Udp) => "udp",
                 Ok(api::Protocol::Sctp) => "sctp",

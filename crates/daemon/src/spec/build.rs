@@ -38,12 +38,15 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
             .collect(),
         None => args,
     };
-    if !(-1000..=1000).contains(&hc.oom_score_adj) {
-        return Err(SpecError::InvalidParameter(format!(
-            "invalid value {}, range for oom score adj is [-1000, 1000]",
-            hc.oom_score_adj
-        )));
-    }
+    let oom_score_adj = i32::try_from(hc.oom_score_adj)
+        .ok()
+        .filter(|v| (-1000..=1000).contains(v))
+        .ok_or_else(|| {
+            SpecError::InvalidParameter(format!(
+                "invalid value {}, range for oom score adj is [-1000, 1000]",
+                hc.oom_score_adj
+            ))
+        })?;
     let security = parse_security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
     let ns = NsModes {
         host_network: hc.network_mode == "host",
@@ -79,7 +82,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .capabilities(capabilities_oci(&caps)?)
         .rlimits(rlimits(hc, input.host)?)
         .no_new_privileges(security.no_new_privileges)
-        .oom_score_adj(hc.oom_score_adj as i32)
+        .oom_score_adj(oom_score_adj)
         .build()
         .map_err(build_err)?;
     // libcontainer 0.7 loads the seccomp filter while it still holds CAP_SYS_ADMIN only when
