@@ -1333,5 +1333,33 @@ fn bind_propagation() {
         "the rshared container's mount reaches the host"
     );
     assert_ok(&d.docker(&["rm", "-f", "private", "slave", "shared"]), "rm");
+    // A private source cannot feed a shared or slave bind: dockerd's errors, at start.
+    let lone = scratch(&d, "lone");
+    let l = lone.to_str().unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "--make-private", "prop-lone", l])
+        .status()
+        .unwrap()
+        .success());
+    cleanup.push(Unmount(lone.clone()));
+    for (mode, want) in [
+        ("rshared", "not a shared mount"),
+        ("rslave", "not a shared or slave mount"),
+    ] {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("{l}:/m:{mode}"),
+            "busybox",
+            "true",
+        ]);
+        assert!(!out.status.success(), "{mode} of a private mount");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("path {l} is mounted on {l} but it is {want}")),
+            "{err}"
+        );
+    }
     drop(cleanup);
 }

@@ -39,6 +39,7 @@ mod logdriver;
 mod logs;
 pub mod model;
 mod mount_spec;
+mod mountinfo;
 pub mod names;
 mod network;
 mod network_connect;

@@ -24,6 +24,7 @@ use crate::model::MountRecord;
 use crate::mount_spec::{
     check_target, clean, parse_api_mount, parse_bind, validate_driver_opts, validate_volume_name,
 };
+use crate::mountinfo::is_mount_point;
 use crate::{internal, lock, Daemon, Result};
 
 /// The label Docker puts on anonymous volumes (prune without `all` only removes these).
@@ -42,36 +43,6 @@ pub struct VolumeRecord {
 fn random_name() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
-}
-
-/// Whether `path` is a mount point, from `/proc/self/mountinfo` (a bind mount of a directory on
-/// the same filesystem has the same device number as its parent, so `stat` cannot tell).
-fn is_mount_point(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == want)
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
-            let n = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(n);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).to_string()
 }
 
 /// Mount flags and data from a local volume's `o` option.
@@ -552,6 +523,7 @@ impl Daemon {
                             internal(format!("creating bind source {}: {e}", m.source))
                         })?;
                     }
+                    check_propagation_source(&m.source, &m.propagation)?;
                     opts.push("rbind".into());
                     opts.push(m.propagation.clone());
                     if !m.rw {
@@ -741,6 +713,30 @@ impl Daemon {
     }
 }
 
+/// A shared bind needs a shared source mount, a slave bind a shared or slave one (else it could
+/// not receive anything), with dockerd's errors.
+fn check_propagation_source(source: &str, propagation: &str) -> Result<()> {
+    let need_shared = matches!(propagation, "rshared" | "shared");
+    let need_receiving = matches!(propagation, "rslave" | "slave");
+    if !need_shared && !need_receiving {
+        return Ok(());
+    }
+    let Some(on) = crate::mountinfo::mount_of(Path::new(source)) else {
+        return Ok(());
+    };
+    let what = if need_shared && !on.shared {
+        "a shared"
+    } else if need_receiving && !on.shared && !on.slave {
+        "a shared or slave"
+    } else {
+        return Ok(());
+    };
+    Err(internal(format!(
+        "path {source} is mounted on {} but it is not {what} mount",
+        on.mount_point.display()
+    )))
+}
+
 /// The options of a read-only bind, as dockerd decides them: `ro`, plus `rro` (recursively
 /// read-only, through `mount_setattr`) unless the mount asked for the old non-recursive kind or
 /// the kernel cannot; `ReadOnlyForceRecursive` on such a kernel is an error.
@@ -816,15 +812,6 @@ mod tests {
             std::fs::read_link(dst.join("link")).unwrap(),
             Path::new("/etc/passwd")
         );
-    }
-
-    #[test]
-    fn mount_points_from_mountinfo() {
-        assert!(is_mount_point(Path::new("/")));
-        assert!(is_mount_point(Path::new("/proc")));
-        let dir = tempfile::tempdir().unwrap();
-        assert!(!is_mount_point(dir.path()));
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
     }
 
     #[test]
