@@ -249,6 +249,21 @@ fn rootless_daemon_runs_containers_as_the_user() {
             "info",
         );
         assert_eq!(info, "none");
+        ok(
+            &d.docker(&["run", "-d", "--name", "upd", "busybox", "sleep", "300"]),
+            "run upd",
+        );
+        let out = d.docker(&["update", "--pids-limit", "10", "upd"]);
+        assert!(
+            !out.status.success(),
+            "docker update with a limit must be refused"
+        );
+        assert!(
+            stderr(&out).contains("cannot set pids limit"),
+            "{}",
+            stderr(&out)
+        );
+        ok(&d.docker(&["rm", "-f", "upd"]), "rm upd");
     }
 
     // Stopping the user's berthd ends the whole daemon: the outer process exits with it,
