@@ -476,3 +476,23 @@ fn setup_script_checks_and_explains() {
         "{text}"
     );
 }
+
+/// The outer berthd holds the daemon's host side (slirp4netns, the port driver): when it is
+/// killed outright, the daemon inside shuts down instead of running on cut off.
+#[test]
+fn the_daemon_ends_with_its_outer_process() {
+    if skip() {
+        return;
+    }
+    let d = RootlessDaemon::start();
+    let outer = d.pid();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(outer as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || !d.socket().exists()),
+        "the inner daemon outlived its outer process:\n{}",
+        d.log()
+    );
+}
