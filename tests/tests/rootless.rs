@@ -171,6 +171,56 @@ fn rootless_daemon_runs_containers_as_the_user() {
         "the host port outlived its container"
     );
 
+    // A published UDP port: an echo server (the host's python3, its /usr bind-mounted, as
+    // busybox has no UDP server) answers a datagram sent to the host's loopback.
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        let uport = free_port();
+        let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',5353))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n";
+        ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                "udpecho",
+                "-p",
+                &format!("127.0.0.1:{uport}:5353/udp"),
+                "-v",
+                "/usr:/usr:ro",
+                "-v",
+                "/usr/lib:/lib:ro",
+                "-v",
+                "/usr/lib64:/lib64:ro",
+                "busybox",
+                "/usr/bin/python3",
+                "-c",
+                echo,
+            ]),
+            "docker run -p .../udp",
+        );
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let answered = eventually(Duration::from_secs(10), || {
+            let _ = sock.send_to(b"ping-udp", ("127.0.0.1", uport));
+            let mut b = [0u8; 64];
+            match sock.recv(&mut b) {
+                Ok(n) => {
+                    got = b[..n].to_vec();
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        assert!(
+            answered,
+            "no UDP answer through the port driver\n{}",
+            d.log()
+        );
+        assert_eq!(got, b"ping-udp");
+        ok(&d.docker(&["rm", "-f", "udpecho"]), "rm udpecho");
+    }
+
     // Host ports below net.ipv4.ip_unprivileged_port_start: refused, saying what to do.
     let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .ok()

@@ -235,9 +235,9 @@ pub(crate) fn take_port(
         host_port: 0,
         container_port: w.container_port,
     };
-    if driver.is_some() && w.proto != "tcp" {
+    if driver.is_some() && !matches!(w.proto.as_str(), "tcp" | "udp") {
         return Err(format!(
-            "publishing {}/{} is not supported by rootless berth: its port driver carries TCP only",
+            "publishing {}/{} is not supported by rootless berth: its port driver carries TCP and UDP",
             w.container_port, w.proto
         ));
     }
@@ -258,6 +258,7 @@ pub(crate) fn take_port(
             _ => IpAddr::V4(ep.ip),
         };
         match driver.expose(
+            &w.proto,
             w.host_ip,
             port,
             std::net::SocketAddr::new(to, w.container_port),

@@ -14,6 +14,7 @@ pub mod paths;
 pub mod ports;
 pub mod storage;
 pub mod subid;
+pub mod udp;
 
 /// Set by the outer half for the inner one: the sync pipe's two ends, `READ:WRITE`.
 pub const CHILD_ENV: &str = "_BERTH_ROOTLESS_CHILD";

@@ -17,7 +17,7 @@ use crate::rootless::{PortDriver, RootlessConfig};
 /// other, so a test sees when the daemon lets go of it.
 #[derive(Debug, Default)]
 struct RecordingDriver {
-    calls: Mutex<Vec<(IpAddr, u16, SocketAddr)>>,
+    calls: Mutex<Vec<(String, IpAddr, u16, SocketAddr)>>,
     peers: Mutex<Vec<UnixStream>>,
     fail: Mutex<Option<String>>,
 }
@@ -25,6 +25,7 @@ struct RecordingDriver {
 impl PortDriver for RecordingDriver {
     fn expose(
         &self,
+        proto: &str,
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
@@ -35,7 +36,7 @@ impl PortDriver for RecordingDriver {
         self.calls
             .lock()
             .unwrap()
-            .push((host_ip, host_port, target));
+            .push((proto.to_string(), host_ip, host_port, target));
         let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
         self.peers.lock().unwrap().push(theirs);
         Ok(OwnedFd::from(ours))
@@ -75,7 +76,8 @@ async fn a_published_port_is_exposed_on_the_host_until_the_container_exits() {
     let id = t.run("web", |hc| publish(hc, "80/tcp")).await;
     let calls = driver.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    let (ip, port, target) = calls[0];
+    let (proto, ip, port, target) = calls[0].clone();
+    assert_eq!(proto, "tcp");
     assert_eq!(ip, "127.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!(target, "10.77.0.2:80".parse::<SocketAddr>().unwrap());
     // The same port the container shows (and the DNAT rule inside the namespace uses).
@@ -102,13 +104,15 @@ async fn a_published_port_is_exposed_on_the_host_until_the_container_exits() {
 }
 
 #[tokio::test]
-async fn udp_and_driver_failures_refuse_the_start() {
+async fn udp_is_exposed_and_driver_failures_refuse_the_start() {
     let driver = Arc::new(RecordingDriver::default());
     let t = rootless(driver.clone(), false).await;
-    let id = t.create("dns", |hc| publish(hc, "53/udp")).await;
-    let e = t.d.container_start(&id).await.unwrap_err();
-    assert!(e.message.contains("carries TCP only"), "{}", e.message);
-    assert_ne!(t.status(&id), Status::Running);
+    t.run("dns", |hc| publish(hc, "53/udp")).await;
+    let calls = driver.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0, "udp");
+    assert_eq!(calls[0].3, "10.77.0.2:53".parse::<SocketAddr>().unwrap());
+    let launched = t.fake.count("launch_shim");
 
     *driver.fail.lock().unwrap() = Some("cannot expose privileged port 80".into());
     let id = t.create("web", |hc| publish(hc, "80/tcp")).await;
@@ -118,7 +122,8 @@ async fn udp_and_driver_failures_refuse_the_start() {
         "{}",
         e.message
     );
-    assert_eq!(t.fake.count("launch_shim"), 0);
+    assert_eq!(t.fake.count("launch_shim"), launched);
+    assert_ne!(t.status(&id), Status::Running);
 }
 
 #[tokio::test]
