@@ -527,14 +527,29 @@ fn setup_script_checks_and_explains() {
     );
 }
 
-/// The outer berthd holds the daemon's host side (slirp4netns, the port driver): when it is
-/// killed outright, the daemon inside shuts down instead of running on cut off.
+/// One rootless berthd per exec root; and the outer berthd holds the daemon's host side
+/// (slirp4netns, the port driver): when it is killed outright, the daemon inside shuts down
+/// instead of running on cut off.
 #[test]
 fn the_daemon_ends_with_its_outer_process() {
     if skip() {
         return;
     }
     let d = RootlessDaemon::start();
+    // A second berthd of the same user on the same exec root is refused and leaves the first
+    // one alone.
+    let second = d
+        .user_command(&bin("berthd"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("second berthd");
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("another rootless berthd is running"),
+        "{}",
+        stderr(&second)
+    );
+    ok(&d.docker(&["version"]), "the first daemon still answers");
     let outer = d.pid();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(outer as i32),

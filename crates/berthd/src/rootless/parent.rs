@@ -25,6 +25,15 @@ use super::{ports, subid, CHILD_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
 pub fn run(exec_root: &Path) -> Result<i32> {
     let pre = Prereqs::check().map_err(anyhow::Error::msg)?;
     let state = exec_root.join("rootless");
+    // A live port driver socket is another rootless berthd on this exec root; starting a
+    // second would take the socket from under the first one's daemon.
+    if std::os::unix::net::UnixStream::connect(state.join(ports::DRIVER_SOCKET)).is_ok() {
+        bail!(
+            "another rootless berthd is running on {} (its port driver answers at {})",
+            exec_root.display(),
+            state.join(ports::DRIVER_SOCKET).display()
+        );
+    }
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
