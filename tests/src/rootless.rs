@@ -195,14 +195,26 @@ pub struct RootlessDaemon {
     pub runtime_dir: PathBuf,
     pub data_home: PathBuf,
     child: Option<Child>,
+    /// Extra berthd flags and environment (see [`RootlessDaemon::start_with`]).
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     // Dropped last: the user's processes are killed and the user removed after the files.
     pub user: User,
 }
 
 impl RootlessDaemon {
     pub fn start() -> RootlessDaemon {
-        let d = Self::prepare(User::create());
-        let mut d = d;
+        Self::start_with(&[], &[])
+    }
+
+    /// [`RootlessDaemon::start`] with extra berthd flags and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> RootlessDaemon {
+        let mut d = Self::prepare(User::create());
+        d.extra_args = args.iter().map(|s| s.to_string()).collect();
+        d.extra_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         d.spawn();
         d
     }
@@ -216,6 +228,8 @@ impl RootlessDaemon {
             data_home: root.join("home/.local/share"),
             root,
             child: None,
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
             user,
         };
         for dir in [&d.root, &d.runtime_dir, &d.root.join("home")] {
@@ -264,6 +278,8 @@ impl RootlessDaemon {
         let child = self
             .user_command(&bin("berthd"))
             .args(["--log-level", "debug"])
+            .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -561,3 +561,36 @@ fn the_daemon_ends_with_its_outer_process() {
         d.log()
     );
 }
+
+/// Push and pull with a registry on the host's loopback: unreachable by default (the
+/// daemon's namespace has its own loopback, and slirp4netns keeps the host's closed), reached
+/// as 10.0.2.2 with `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false`, as with Docker rootless.
+#[test]
+fn push_and_pull_through_the_hosts_loopback() {
+    if skip() {
+        return;
+    }
+    let reg = berth_tests::registry::TestRegistry::start();
+    let remote = format!("10.0.2.2:{}", reg.port);
+    let d = RootlessDaemon::start_with(
+        &["--insecure-registry", &remote],
+        &[("BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK", "false")],
+    );
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    let image = format!("{remote}/rl/busybox:1");
+    ok(&d.docker(&["tag", "busybox", &image]), "tag");
+    ok(&d.docker(&["push", &image]), "docker push");
+    ok(&d.docker(&["rmi", &image]), "rmi");
+    ok(&d.docker(&["pull", &image]), "docker pull");
+    assert_eq!(
+        ok(
+            &d.docker(&["run", "--rm", &image, "echo", "pulled"]),
+            "run pulled"
+        ),
+        "pulled"
+    );
+}

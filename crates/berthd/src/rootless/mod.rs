@@ -23,6 +23,8 @@ pub const SLIRP_CIDR: &str = "10.0.2.0/24";
 pub const SLIRP_DNS: &str = "10.0.2.3";
 pub const SLIRP_MTU: u32 = 65520;
 pub const TAP: &str = "tap0";
+/// `false` lets the daemon reach the host's loopback as 10.0.2.2 (see `parent.rs`).
+pub const HOST_LOOPBACK_ENV: &str = "BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK";
 
 /// Which berthd this process is.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, Pid};
 
 use super::checks::Prereqs;
-use super::{ports, subid, CHILD_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
+use super::{ports, subid, CHILD_ENV, HOST_LOOPBACK_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
 
 /// Runs the outer half until the inner daemon ends; returns the exit code to exit with.
 pub fn run(exec_root: &Path) -> Result<i32> {
@@ -119,7 +119,15 @@ fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
             );
         }
     }
-    Slirp::start(&pre.slirp4netns, pid, state)
+    Slirp::start(&pre.slirp4netns, pid, state, host_loopback())
+}
+
+/// `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` (Docker's
+/// `DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK`) lets the daemon's namespace reach
+/// the host's loopback as 10.0.2.2 (e.g. a registry on the host's localhost). Off by
+/// default: whatever listens on the host's loopback trusts its callers to be local.
+fn host_loopback() -> bool {
+    std::env::var(HOST_LOOPBACK_ENV).is_ok_and(|v| matches!(v.as_str(), "false" | "0"))
 }
 
 /// slirp4netns, attached to the inner daemon's network namespace; it exits when this value
@@ -130,7 +138,7 @@ struct Slirp {
 }
 
 impl Slirp {
-    fn start(bin: &Path, pid: u32, state: &Path) -> Result<Slirp> {
+    fn start(bin: &Path, pid: u32, state: &Path, host_loopback: bool) -> Result<Slirp> {
         let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
         let (exit_r, exit_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
         let (rfd, efd) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
@@ -141,7 +149,11 @@ impl Slirp {
             "--configure",
             &format!("--mtu={SLIRP_MTU}"),
             &format!("--cidr={SLIRP_CIDR}"),
-            "--disable-host-loopback",
+        ]);
+        if !host_loopback {
+            cmd.arg("--disable-host-loopback");
+        }
+        cmd.args([
             &format!("--ready-fd={rfd}"),
             &format!("--exit-fd={efd}"),
             &pid.to_string(),
