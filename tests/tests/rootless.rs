@@ -361,6 +361,17 @@ fn rootless_storage_build_and_restart() {
         &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
         "docker load",
     );
+    let web_port = free_port();
+    let served = || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", web_port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /i.html HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("served")
+    };
     // exec, logs, cp.
     ok(
         &d.docker(&[
@@ -372,10 +383,12 @@ fn rootless_storage_build_and_restart() {
             "always",
             "-v",
             "vol:/data",
+            "-p",
+            &format!("127.0.0.1:{web_port}:80"),
             "busybox",
             "sh",
             "-c",
-            "echo started; exec sleep 300",
+            "echo started; echo served > /i.html; exec httpd -f -p 80 -h /",
         ]),
         "run box",
     );
@@ -475,6 +488,12 @@ fn rootless_storage_build_and_restart() {
             "inspect"
         ) == "true"),
         "box did not come back:\n{}",
+        d.log()
+    );
+    // Its published port is back on the host with it.
+    assert!(
+        eventually(Duration::from_secs(10), served),
+        "the restarted container's port is not served:\n{}",
         d.log()
     );
     assert_eq!(

@@ -59,16 +59,32 @@ pub fn run(exec_root: &Path) -> Result<i32> {
             return Err(e);
         }
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The port driver answers before the daemon runs: restoring containers publishes ports.
+    let driver = {
+        let _in_rt = rt.enter();
+        ports::serve_driver(
+            &state.join(ports::DRIVER_SOCKET),
+            &state.join(ports::FORWARD_SOCKET),
+        )
+    };
+    let driver = match driver {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     to_child
         .write_all(b"1")
         .context("releasing the inner daemon")?;
     drop((to_child, from_child));
     let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
-    let code = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(supervise(child, &state));
+    let code = rt.block_on(supervise(child, driver));
     if let Some(ns) = userns {
         end_namespace(&ns);
     }
@@ -211,13 +227,9 @@ impl Drop for Slirp {
 
 /// Serves the port driver and passes SIGTERM, SIGINT and SIGHUP on to the inner daemon
 /// until it exits; returns its exit code.
-async fn supervise(mut child: Child, state: &Path) -> Result<i32> {
+async fn supervise(mut child: Child, driver: tokio::task::JoinHandle<()>) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let pid = Pid::from_raw(child.id() as i32);
-    let driver = ports::serve_driver(
-        &state.join(ports::DRIVER_SOCKET),
-        &state.join(ports::FORWARD_SOCKET),
-    )?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
