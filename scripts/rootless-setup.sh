@@ -92,6 +92,9 @@ else
   ok "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
 fi
 
+if command -v fuse-overlayfs >/dev/null 2>&1; then
+  echo "  note  fuse-overlayfs is installed: the fallback where the kernel refuses overlayfs in a user namespace"
+fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   echo "  note  cgroup v2: resource limits work where systemd delegates controllers to $user"
 else

@@ -613,3 +613,68 @@ fn push_and_pull_through_the_hosts_loopback() {
         "pulled"
     );
 }
+
+/// fuse-overlayfs instead of the kernel's overlayfs (`BERTHD_ROOTLESS_STORAGE=fuse-overlayfs`;
+/// also what berthd falls back to where the kernel refuses overlayfs in a user namespace):
+/// containers run on it, and a commit carries a deletion (a whiteout) into the new image.
+#[test]
+fn fuse_overlayfs_storage() {
+    if skip() {
+        return;
+    }
+    let fuse_ok = std::fs::metadata("/dev/fuse")
+        .map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o006 == 0o006
+        })
+        .unwrap_or(false);
+    if !std::path::Path::new("/usr/bin/fuse-overlayfs").exists() || !fuse_ok {
+        eprintln!("skipping: fuse-overlayfs not installed or /dev/fuse not open to users (scripts/install-deps.sh)");
+        return;
+    }
+    let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_STORAGE", "fuse-overlayfs")]);
+    assert!(
+        d.log().contains("rootless storage: fuse-overlayfs"),
+        "{}",
+        d.log()
+    );
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    let fs = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' / ' /proc/mounts | cut -d' ' -f3; id -u",
+        ]),
+        "run on fuse-overlayfs",
+    );
+    assert_eq!(fs, "fuse.fuse-overlayfs\n0");
+    ok(
+        &d.docker(&[
+            "run",
+            "--name",
+            "c1",
+            "busybox",
+            "sh",
+            "-c",
+            "rm /bin/ls && echo kept > /k",
+        ]),
+        "run c1",
+    );
+    ok(&d.docker(&["commit", "c1", "committed:1"]), "commit");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "committed:1",
+        "sh",
+        "-c",
+        "cat /k; test -e /bin/ls || echo gone",
+    ]);
+    assert_eq!(ok(&out, "run committed"), "kept\ngone");
+}
