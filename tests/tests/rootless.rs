@@ -285,7 +285,8 @@ fn rootless_daemon_runs_containers_as_the_user() {
     ok(&d.docker(&["network", "rm", "rlnet"]), "network rm");
 
     // Limits need cgroups this user may write; without them, runc's message.
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    // (Refused on every host: v1/hybrid allow a user no cgroups, v2 delegation is not used.)
+    {
         let out = d.docker(&["run", "--rm", "--memory", "64m", "busybox", "true"]);
         assert!(!out.status.success(), "a memory limit must be refused");
         assert!(

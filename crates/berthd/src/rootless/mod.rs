@@ -60,7 +60,11 @@ pub fn daemon_config(exec_root: &std::path::Path) -> berth_daemon::rootless::Roo
         port_driver: std::sync::Arc::new(ports::Driver {
             socket: exec_root.join("rootless").join(ports::DRIVER_SOCKET),
         }),
-        cgroups: cgroups_writable(),
+        // Not yet: on a cgroup v2 host systemd may delegate a subtree to the user, but
+        // containers' cgroups would have to be made under it (not under `/berth`), or the
+        // runtime, finding `/berth` unwritable, would run them without their limits. Until
+        // then limits are refused on every host rather than silently dropped.
+        cgroups: false,
         host_cgroup_v2: !has_v1_cgroups(),
     }
 }
@@ -74,27 +78,4 @@ fn has_v1_cgroups() -> bool {
                 .is_some_and(|(_, fs)| fs.split_whitespace().next() == Some("cgroup"))
         })
     })
-}
-
-/// Whether containers can get cgroups of their own: a cgroup v2 host whose subtree this
-/// daemon's cgroup delegates (its `cgroup.subtree_control` is writable here). On v1 and
-/// hybrid hosts an unprivileged user never can.
-fn cgroups_writable() -> bool {
-    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return false;
-    };
-    let root = std::path::Path::new("/sys/fs/cgroup");
-    if !root.join("cgroup.controllers").exists() {
-        return false;
-    }
-    own.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| root.join(p.trim_start_matches('/')))
-        .is_some_and(|dir| {
-            nix::unistd::access(
-                &dir.join("cgroup.subtree_control"),
-                nix::unistd::AccessFlags::W_OK,
-            )
-            .is_ok()
-        })
 }
