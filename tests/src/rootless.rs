@@ -65,6 +65,10 @@ pub fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// useradd, usermod and userdel lock /etc/passwd and give up when another holds it: the
+/// tests of one process change accounts one at a time.
+static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A throwaway user with subordinate uids and gids; removed (with its ranges) on drop.
 pub struct User {
     pub name: String,
@@ -86,6 +90,7 @@ impl User {
     }
 
     fn make(ranges: bool) -> User {
+        let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst) % 8;
@@ -143,6 +148,7 @@ impl User {
 impl Drop for User {
     fn drop(&mut self) {
         kill_processes_of(self);
+        let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let range = format!("{}-{}", self.sub_start, self.sub_start + self.sub_count - 1);
         let _ = Command::new("usermod")
             .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
