@@ -3,6 +3,7 @@
 //! (containers, mounts, cgroups, files) when dropped — also when the test fails.
 
 pub mod cri;
+pub mod cri_env;
 pub mod registry;
 pub mod rootless;
 pub mod scenarios;
@@ -512,9 +513,9 @@ impl Daemon {
             for e in entries.flatten() {
                 if let Ok(raw) = std::fs::read_to_string(e.path().join("state.json")) {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&raw) {
-                        if let Some(pid) = v["pid"].as_i64() {
+                        if let Some(pid) = v["pid"].as_i64().and_then(|p| i32::try_from(p).ok()) {
                             let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(pid as i32),
+                                nix::unistd::Pid::from_raw(pid),
                                 nix::sys::signal::Signal::SIGKILL,
                             );
                         }
@@ -530,7 +531,10 @@ impl Daemon {
                     continue;
                 };
                 let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_default();
-                let pid = v["pid_init"].as_i64().unwrap_or(0) as i32;
+                let pid = v["pid_init"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .unwrap_or(0);
                 let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
                 if pid > 0 && comm.trim() == "berth-pod-init" {
                     let _ = nix::sys::signal::kill(

@@ -11,7 +11,7 @@ fn noise(n: usize) -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x >> 24) as u8
+            u8::try_from((x >> 24) & 0xff).unwrap()
         })
         .collect()
 }

@@ -413,6 +413,19 @@ async fn pod_and_container_lifecycle() {
     );
 
     // Stats from the cgroups: CPU time and memory of the running one; the pod sums its two.
+    // The writable layer counts what the container wrote (100 KiB in 3 new inodes here).
+    let r = exec(
+        &mut c,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /wl/d && dd if=/dev/zero of=/wl/d/f bs=1024 count=100 2>/dev/null",
+        ],
+        5,
+    )
+    .await;
+    assert_eq!(r.exit_code, 0, "{}", String::from_utf8_lossy(&r.stderr));
     let st =
         c.rt.container_stats(api::ContainerStatsRequest {
             container_id: id.clone(),
@@ -422,6 +435,13 @@ async fn pod_and_container_lifecycle() {
         .into_inner()
         .stats
         .expect("stats");
+    let wl = st.writable_layer.as_ref().expect("writable layer usage");
+    assert!(
+        wl.used_bytes.as_ref().unwrap().value >= 100 * 1024,
+        "{wl:?}"
+    );
+    assert!(wl.inodes_used.as_ref().unwrap().value >= 3, "{wl:?}");
+    assert!(!wl.fs_id.as_ref().unwrap().mountpoint.is_empty());
     assert_eq!(st.attributes.as_ref().unwrap().id, id);
     let mem = st.memory.expect("memory of a running container");
     assert!(mem.usage_bytes.unwrap().value > 0);

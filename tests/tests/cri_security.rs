@@ -6,6 +6,7 @@
 //! containers through ExecSync. Needs root and containernetworking-plugins.
 
 use berth_tests::cri::*;
+use berth_tests::cri_env::*;
 use berth_tests::*;
 
 fn ready() -> bool {
@@ -14,153 +15,6 @@ fn ready() -> bool {
         return false;
     }
     true
-}
-
-struct Env {
-    d: Daemon,
-    _net: CniNet,
-    c: CriClient,
-}
-
-async fn env() -> Env {
-    let net = CniNet::new();
-    let args = net.daemon_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let d = Daemon::start_with_args(&args);
-    d.load_busybox();
-    let c = CriClient::connect(&d.cri_socket()).await;
-    Env { d, _net: net, c }
-}
-
-fn ns_opts(
-    network: api::NamespaceMode,
-    pid: api::NamespaceMode,
-    ipc: api::NamespaceMode,
-) -> api::NamespaceOption {
-    api::NamespaceOption {
-        network: network as i32,
-        pid: pid as i32,
-        ipc: ipc as i32,
-        ..Default::default()
-    }
-}
-
-impl Env {
-    fn logs(&self) -> std::path::PathBuf {
-        self.d.root.join("pod-logs")
-    }
-
-    async fn pod(
-        &mut self,
-        name: &str,
-        ns: api::NamespaceOption,
-        sysctls: &[(&str, &str)],
-    ) -> (String, api::PodSandboxConfig) {
-        let mut cfg = pod_config(name, &[], &self.logs());
-        cfg.linux = Some(api::LinuxPodSandboxConfig {
-            sysctls: sysctls
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            security_context: Some(api::LinuxSandboxSecurityContext {
-                namespace_options: Some(ns),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-        let id = self
-            .c
-            .rt
-            .run_pod_sandbox(api::RunPodSandboxRequest {
-                config: Some(cfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
-        (id, cfg)
-    }
-
-    async fn create(
-        &mut self,
-        pod: &(String, api::PodSandboxConfig),
-        cfg: api::ContainerConfig,
-    ) -> Result<String, tonic::Status> {
-        self.c
-            .rt
-            .create_container(api::CreateContainerRequest {
-                pod_sandbox_id: pod.0.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(pod.1.clone()),
-            })
-            .await
-            .map(|r| r.into_inner().container_id)
-    }
-
-    /// Creates and starts a container running `sleep` with the given security context.
-    async fn run(
-        &mut self,
-        pod: &(String, api::PodSandboxConfig),
-        name: &str,
-        sc: api::LinuxContainerSecurityContext,
-    ) -> String {
-        let id = self
-            .create(pod, sleeper(name, sc))
-            .await
-            .expect("CreateContainer");
-        self.c
-            .rt
-            .start_container(api::StartContainerRequest {
-                container_id: id.clone(),
-            })
-            .await
-            .expect("StartContainer");
-        id
-    }
-
-    /// `sh -c script` in the container: (exit code, stdout + stderr).
-    async fn sh(&mut self, id: &str, script: &str) -> (i32, String) {
-        let r = self
-            .c
-            .rt
-            .exec_sync(api::ExecSyncRequest {
-                container_id: id.into(),
-                cmd: vec!["sh".into(), "-c".into(), script.into()],
-                timeout: 10,
-            })
-            .await
-            .expect("ExecSync")
-            .into_inner();
-        let mut out = String::from_utf8_lossy(&r.stdout).to_string();
-        out += &String::from_utf8_lossy(&r.stderr);
-        (r.exit_code, out)
-    }
-
-    async fn out(&mut self, id: &str, script: &str) -> String {
-        let (code, out) = self.sh(id, script).await;
-        assert_eq!(code, 0, "{script}: {out}");
-        out.trim().to_string()
-    }
-
-    async fn remove_pod(&mut self, id: &str) {
-        self.c
-            .rt
-            .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                pod_sandbox_id: id.into(),
-            })
-            .await
-            .expect("RemovePodSandbox");
-    }
-}
-
-fn sleeper(name: &str, sc: api::LinuxContainerSecurityContext) -> api::ContainerConfig {
-    let mut cfg = container_config(name, &format!("exec sleep 10{}", name.len()));
-    cfg.linux = Some(api::LinuxContainerConfig {
-        security_context: Some(sc),
-        ..Default::default()
-    });
-    cfg
 }
 
 fn sc_with_ns(pid: api::NamespaceMode) -> api::LinuxContainerSecurityContext {
@@ -210,11 +64,14 @@ async fn namespace_options() {
     let pod = e.pod("nspod", ns_opts(Pod, Container, Pod), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Container)).await;
     let b = e.run(&pod, "b", sc_with_ns(Container)).await;
-    for kind in ["net", "ipc"] {
+    for kind in ["net", "ipc", "uts"] {
         let (na, nb) = (ns(&mut e, &a, kind).await, ns(&mut e, &b, kind).await);
         assert_eq!(na, nb, "{kind} shared in the pod");
         assert_ne!(na, host_ns(kind), "{kind} not the host's");
     }
+    // One UTS namespace, with the pod's hostname.
+    assert_eq!(e.out(&a, "hostname").await, pod.1.hostname);
+    assert_eq!(e.out(&b, "cat /etc/hostname").await, pod.1.hostname);
     let (pa, pb) = (ns(&mut e, &a, "pid").await, ns(&mut e, &b, "pid").await);
     assert_ne!(pa, pb, "PID CONTAINER: one namespace each");
     // ...so neither sees the other's sleep (10 + name length seconds: `sleep 101`).
@@ -315,7 +172,7 @@ async fn namespace_options() {
     // NODE: the host's network, PID and IPC namespaces.
     let pod = e.pod("nodepod", ns_opts(Node, Node, Node), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Node)).await;
-    for kind in ["net", "pid", "ipc"] {
+    for kind in ["net", "pid", "ipc", "uts"] {
         assert_eq!(ns(&mut e, &a, kind).await, host_ns(kind), "{kind} NODE");
     }
     let ifaces = e.out(&a, "ls /sys/class/net").await;

@@ -54,7 +54,8 @@ fn in_netns<T: Send + 'static>(
 
 /// One question to `server` over UDP or TCP; `None` when nothing came back in time.
 fn ask(server: SocketAddr, name: &str, t: RecordType, tcp: bool) -> Option<Message> {
-    let id: u16 = std::process::id() as u16 ^ (name.len() as u16) << 8;
+    let id: u16 = u16::try_from(std::process::id() & 0xffff).unwrap()
+        ^ u16::try_from(name.len() & 0xff).unwrap() << 8;
     let mut m = Message::new();
     m.set_id(id)
         .set_message_type(MessageType::Query)
@@ -65,7 +66,7 @@ fn ask(server: SocketAddr, name: &str, t: RecordType, tcp: bool) -> Option<Messa
     let r = if tcp {
         let mut s = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(5)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
-        s.write_all(&[&(q.len() as u16).to_be_bytes()[..], &q].concat())
+        s.write_all(&[&u16::try_from(q.len()).unwrap().to_be_bytes()[..], &q].concat())
             .ok()?;
         let mut len = [0u8; 2];
         s.read_exact(&mut len).ok()?;
@@ -140,7 +141,8 @@ fn fake_upstream(ip: &str, answer: &'static str) {
                 continue;
             }
             if let Some(a) = fake_answer(&q, answer) {
-                let _ = c.write_all(&[&(a.len() as u16).to_be_bytes()[..], &a].concat());
+                let _ =
+                    c.write_all(&[&u16::try_from(a.len()).unwrap().to_be_bytes()[..], &a].concat());
             }
         }
     });
@@ -293,7 +295,13 @@ fn embedded_dns_keeps_answering_through_changes_and_load() {
     );
     for (i, n) in ["n1", "n2"].iter().enumerate() {
         assert_ok(
-            &d.docker(&["network", "create", "--subnet", &d.spare_subnet(i as u8), n]),
+            &d.docker(&[
+                "network",
+                "create",
+                "--subnet",
+                &d.spare_subnet(u8::try_from(i).unwrap()),
+                n,
+            ]),
             "network create",
         );
     }

@@ -62,7 +62,7 @@ impl Rng {
 fn seed() -> u64 {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(1);
     t ^ (u64::from(std::process::id()) << 32)
 }
@@ -133,7 +133,7 @@ impl Soak {
         };
         let pick = |kind: Kind, rng: &mut Rng| {
             let c = self.candidates(kind, &prefix);
-            (!c.is_empty()).then(|| c[rng.below(c.len() as u64) as usize].clone())
+            (!c.is_empty()).then(|| c[usize::try_from(rng.below(c.len() as u64)).unwrap()].clone())
         };
         match rng.below(12) {
             0 => {
@@ -173,7 +173,7 @@ impl Soak {
                     free
                 };
                 if let Some(i) = slot {
-                    let subnet = d.spare_subnet(i as u8);
+                    let subnet = d.spare_subnet(u8::try_from(i).unwrap());
                     let ok = create(
                         Kind::Network,
                         &name,
@@ -263,7 +263,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[test]
 fn soak_sigkill_during_mixed_operations_keeps_every_acknowledged_change() {
     let seconds = env_num("BERTH_SOAK_SECONDS", 40);
-    let workers = env_num("BERTH_SOAK_WORKERS", 4) as usize;
+    let workers = usize::try_from(env_num("BERTH_SOAK_WORKERS", 4)).unwrap();
     let d = Daemon::start();
     d.load_busybox();
     let ctx = d.root.join("soak-ctx");

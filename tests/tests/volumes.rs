@@ -1137,3 +1137,201 @@ fn docker_cp_ownership_with_and_without_archive_mode() {
     assert_eq!(out, "0:0 /tmp/plain\n1234:4321 /tmp/archived\n");
     assert_ok(&d.docker(&["rm", "-f", "oo"]), "rm");
 }
+
+/// Whether the running kernel has `mount_setattr(2)` (Linux ≥ 5.12), as berthd probes it.
+fn kernel_has_mount_setattr() -> bool {
+    // SAFETY: invalid fd, null attr of size 0: the kernel validates and writes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<u8>(),
+            0usize,
+        )
+    };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+}
+
+/// Unmounts the tmpfs of `recursive_read_only_binds` however the test ends.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// API 1.44: a read-only bind is recursively read-only (its submounts too) where the kernel can;
+/// `bind-recursive=writable` (ReadOnlyNonRecursive) and older clients keep the top-only kind;
+/// `bind-recursive=readonly` (ReadOnlyForceRecursive) insists; the options need `readonly`.
+#[test]
+fn recursive_read_only_binds() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let src = scratch(&d, "rro");
+    let sub = src.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "rro-test", sub.to_str().unwrap()])
+        .status()
+        .expect("mount");
+    assert!(ok.success(), "mounting a tmpfs under the bind source");
+    let _unmount = Unmount(sub.clone());
+    let src = src.to_str().unwrap();
+    // Writing into the submount: "sub-ok" or "sub-ro"; the top is read-only in every case.
+    let script = "touch /m/top 2>/dev/null && echo top-rw; \
+                  if touch /m/sub/f 2>/dev/null; then echo sub-ok; else echo sub-ro; fi";
+    let run = |mount: &str, env: &[(&str, &str)]| -> std::process::Output {
+        d.run_env_for(
+            DOCKER.as_ref(),
+            &[
+                "run", "--rm", "--mount", mount, "busybox", "sh", "-c", script,
+            ],
+            env,
+            None,
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let expect_sub = if kernel_has_mount_setattr() {
+        "sub-ro"
+    } else {
+        eprintln!("kernel without mount_setattr: read-only binds are not recursive here");
+        "sub-ok"
+    };
+    let plain = format!("type=bind,src={src},dst=/m,readonly");
+    let out = run(&plain, &[]);
+    assert_eq!(quiet_ok(&out, "readonly bind").trim(), expect_sub);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{src}:/m:ro"),
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(quiet_ok(&out, "-v :ro").trim(), expect_sub);
+    let writable = format!("{plain},bind-recursive=writable");
+    assert_eq!(quiet_ok(&run(&writable, &[]), "writable").trim(), "sub-ok");
+    // A client of API 1.43 gets the read-only binds it knew.
+    let old = run(&plain, &[("DOCKER_API_VERSION", "1.43")]);
+    assert_eq!(quiet_ok(&old, "API 1.43").trim(), "sub-ok");
+    let force = format!("{plain},bind-recursive=readonly,bind-propagation=rprivate");
+    let out = run(&force, &[]);
+    if kernel_has_mount_setattr() {
+        assert_eq!(quiet_ok(&out, "force recursive").trim(), "sub-ro");
+    } else {
+        assert!(
+            !out.status.success(),
+            "force recursive without mount_setattr"
+        );
+        assert!(stderr(&out).contains("not supported"), "{}", stderr(&out));
+    }
+    // The recursion options need a read-only mount, and forcing needs rprivate (the docker CLI
+    // checks the first itself; the API answers both with dockerd's 400).
+    let out = run(
+        &format!("type=bind,src={src},dst=/m,bind-recursive=writable"),
+        &[],
+    );
+    assert!(!out.status.success(), "the docker CLI refuses it too");
+    for (opts, read_only, want) in [
+        (
+            r#"{"ReadOnlyNonRecursive":true}"#,
+            false,
+            "must not set ReadOnlyNonRecursive when ReadOnly is false",
+        ),
+        (
+            r#"{"ReadOnlyForceRecursive":true}"#,
+            false,
+            "must not set ReadOnlyForceRecursive when ReadOnly is false",
+        ),
+        (
+            r#"{"ReadOnlyForceRecursive":true,"Propagation":"rshared"}"#,
+            true,
+            "must set Propagation to rprivate when ReadOnlyForceRecursive is true",
+        ),
+    ] {
+        let body = format!(
+            r#"{{"Image":"busybox","HostConfig":{{"Mounts":[{{"Type":"bind","Source":"{src}","Target":"/m","ReadOnly":{read_only},"BindOptions":{opts}}}]}}}}"#
+        );
+        let (st, resp) = d.api("POST", "/v1.51/containers/create", Some(&body));
+        assert_eq!(st, 400, "{resp}");
+        assert!(resp.contains(want), "{resp}");
+    }
+}
+
+/// Bind propagation through the docker CLI: a bind is `rprivate` unless asked (a mount the host
+/// makes later stays out), `rslave` receives it, and a privileged container's mount on an
+/// `rshared` bind reaches the host. The source is a shared mount, as `/` is under systemd.
+#[test]
+fn bind_propagation() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let src = scratch(&d, "prop");
+    let s = src.to_str().unwrap().to_string();
+    let mut cleanup = vec![Unmount(src.clone())];
+    for args in [vec!["--bind", &s, &s], vec!["--make-rshared", &s]] {
+        assert!(Command::new("mount")
+            .args(&args)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let run = |name: &str, bind: String, privileged: bool| {
+        let mut args = vec!["run", "-d", "--name", name, "-v", &bind];
+        if privileged {
+            args.push("--privileged");
+        }
+        args.extend(["busybox", "sleep", "300"]);
+        assert_ok(&d.docker(&args), name);
+    };
+    run("private", format!("{s}:/m"), false);
+    run("slave", format!("{s}:/m:rslave"), false);
+    run("shared", format!("{s}:/m:rshared"), true);
+    let later = src.join("later");
+    std::fs::create_dir_all(&later).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "prop-later", later.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    cleanup.push(Unmount(later.clone()));
+    std::fs::write(later.join("mark"), "host").unwrap();
+    let look = |name: &str| {
+        stdout(&d.docker(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cat /m/later/mark 2>/dev/null || echo none",
+        ]))
+        .trim()
+        .to_string()
+    };
+    assert_eq!(
+        look("private"),
+        "none",
+        "rprivate (the default) receives nothing"
+    );
+    assert_eq!(look("slave"), "host");
+    assert_eq!(look("shared"), "host");
+    let ctr = src.join("from-ctr");
+    cleanup.push(Unmount(ctr.clone()));
+    assert_ok(
+        &d.docker(&[
+            "exec", "shared", "sh", "-c",
+            "mkdir -p /m/from-ctr && mount -t tmpfs prop-ctr /m/from-ctr && echo ctr > /m/from-ctr/mark",
+        ]),
+        "mount in the rshared container",
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctr.join("mark")).unwrap_or_default(),
+        "ctr\n",
+        "the rshared container's mount reaches the host"
+    );
+    assert_ok(&d.docker(&["rm", "-f", "private", "slave", "shared"]), "rm");
+    drop(cleanup);
+}

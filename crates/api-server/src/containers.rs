@@ -43,7 +43,10 @@ pub async fn list(
     RawQuery(q): RawQuery,
 ) -> HandlerResult<impl IntoResponse> {
     let q = Query::parse(q.as_deref());
-    let limit = q.int("limit")?.filter(|n| *n > 0).map(|n| n as usize);
+    let limit = q
+        .int("limit")?
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0);
     let opts = ContainerListOptions {
         all: q.bool("all")?,
         limit,

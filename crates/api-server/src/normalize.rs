@@ -53,7 +53,8 @@ fn percent_decode(s: &str) -> Vec<u8> {
         let hex = |c: u8| (c as char).to_digit(16);
         if b[i] == b'%' && i + 2 < b.len() {
             if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
+                // Two hex digits: at most 0xff.
+                out.push(u8::try_from(h * 16 + l).unwrap_or(u8::MAX));
                 i += 3;
                 continue;
             }

@@ -81,6 +81,6 @@ pub async fn search(
     let term = q
         .string("term")
         .ok_or_else(|| Error(ApiError::invalid("term is required")))?;
-    let limit = q.int("limit")?.map(|l| l.max(0) as usize);
+    let limit = q.int("limit")?.map(|l| usize::try_from(l).unwrap_or(0));
     Ok(Json(b.image_search(term, limit, registry_auth(&headers)).await?).into_response())
 }

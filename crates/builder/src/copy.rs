@@ -150,13 +150,23 @@ pub struct Owner {
     pub chmod: Option<u32>,
 }
 
+/// A `--chown` name the destination's `/etc/passwd` or `/etc/group` does not have (BuildKit's
+/// message).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChownError {
+    #[error("unable to convert uid/gid chown string to host mapping: can't find uid for user {0}: no such user: {0}")]
+    NoUser(String),
+    #[error("unable to convert uid/gid chown string to host mapping: can't find gid for group {0}: no such group: {0}")]
+    NoGroup(String),
+}
+
 /// Resolves `--chown=user[:group]` against the destination's `/etc/passwd` and `/etc/group`.
-pub fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
+pub fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32), ChownError> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let lookup = |file: &str, name: &str| -> Result<(u32, u32), String> {
+    let lookup = |file: &str, name: &str| -> Result<(u32, u32), ChownError> {
         if let Ok(n) = name.parse::<u32>() {
             return Ok((n, n));
         }
@@ -169,7 +179,7 @@ pub fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
                 return Ok((id, gid));
             }
         }
-        Err(format!("unable to convert uid/gid chown string to host mapping: can't find uid for user {name}: no such user: {name}"))
+        Err(ChownError::NoUser(name.to_string()))
     };
     let (uid, primary_gid) = lookup("etc/passwd", user)?;
     let gid = match group {
@@ -182,7 +192,7 @@ pub fn resolve_chown(spec: &str, rootfs: &Path) -> Result<(u32, u32), String> {
                         let f: Vec<&str> = l.split(':').collect();
                         (f.len() >= 3 && f[0] == g).then(|| f[2].parse().unwrap_or(0))
                     })
-                    .ok_or_else(|| format!("unable to convert uid/gid chown string to host mapping: can't find gid for group {g}: no such group: {g}"))?
+                    .ok_or_else(|| ChownError::NoGroup(g.to_string()))?
             }
         },
         None if user.parse::<u32>().is_ok() => uid,
@@ -394,8 +404,9 @@ pub fn extract_archive(path: &Path, dest: &Path, owner: Option<Owner>) -> io::Re
         let (uid, gid) = match owner {
             Some(o) => (o.uid, o.gid),
             None => (
-                entry.header().uid().unwrap_or(0) as u32,
-                entry.header().gid().unwrap_or(0) as u32,
+                // Ids past u32 are no Linux ids: root, as an unreadable one.
+                u32::try_from(entry.header().uid().unwrap_or(0)).unwrap_or(0),
+                u32::try_from(entry.header().gid().unwrap_or(0)).unwrap_or(0),
             ),
         };
         let _ = std::os::unix::fs::lchown(&target, Some(uid), Some(gid));

@@ -95,9 +95,69 @@ impl MountSpec {
     }
 }
 
+/// A `RUN` flag or `# syntax=` directive the builder refuses, in BuildKit's words where it
+/// has them.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FlagError {
+    #[error("extraneous \" in field of {0:?}")]
+    ExtraneousQuote(String),
+    #[error("bare \" in non-quoted field of {0:?}")]
+    BareQuote(String),
+    #[error("a mount can not span lines: {0:?}")]
+    MultiLine(String),
+    #[error("extraneous or missing \" in quoted field of {0:?}")]
+    UnclosedQuote(String),
+    #[error("invalid value for {key}: {value}")]
+    Bool { key: String, value: String },
+    #[error("invalid size: {0:?}")]
+    Size(String),
+    #[error("invalid value {value} for {key}")]
+    Number { key: String, value: String },
+    #[error("unsupported mount type {0:?} (berth supports bind, cache, tmpfs, secret and ssh)")]
+    MountType(String),
+    #[error("unexpected key '{key}' for mount type '{kind}'")]
+    KeyForType { key: String, kind: MountType },
+    #[error("invalid field '{0}' must be a key=value pair")]
+    NotKeyValue(String),
+    #[error("unsupported sharing value {0:?} (shared, private or locked)")]
+    Sharing(String),
+    #[error("secret env can not be empty")]
+    EmptySecretEnv,
+    #[error("unexpected key '{key}' in '{field}' (berth does not support it)")]
+    UnknownKey { key: String, field: String },
+    #[error("{name} not allowed for \"{kind}\" type mounts")]
+    OwnerNotAllowed { name: &'static str, kind: MountType },
+    #[error("invalid cache sharing set for {0} mount")]
+    SharingNotCache(MountType),
+    #[error("secret mount should not have a from")]
+    SecretFrom,
+    #[error("both source and id can't be set")]
+    SourceAndId,
+    #[error("invalid secret mount. one of source, target required")]
+    SecretTarget,
+    #[error("ssh mount should not have a from or source")]
+    SshFrom,
+    #[error("tmpfs mount should not have a from or source")]
+    TmpfsFrom,
+    #[error("mount target can not be empty")]
+    EmptyTarget,
+    #[error("{0} mount needs a target")]
+    NoTarget(MountType),
+    #[error("unsupported network mode {0:?}: RUN --network takes default, none or host")]
+    Network(String),
+    #[error("unsupported security mode {0:?}: RUN --security takes sandbox or insecure")]
+    Security(String),
+    #[error(
+        "unsupported Dockerfile frontend {0:?}: berth builds with its own Dockerfile parser, which serves docker/dockerfile:1 (any 1.x version, -labs included); other frontends are not run"
+    )]
+    Frontend(String),
+}
+
+type Result<T> = std::result::Result<T, FlagError>;
+
 /// Splits one CSV record (Go's `encoding/csv` rules: fields may be double-quoted, `""` is a
 /// quote inside a quoted field).
-pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+pub fn csv_fields(s: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars().peekable();
@@ -113,7 +173,7 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                     quoted = false;
                     match chars.peek() {
                         None | Some(',') => {}
-                        Some(_) => return Err(format!("extraneous \" in field of {s:?}")),
+                        Some(_) => return Err(FlagError::ExtraneousQuote(s.to_string())),
                     }
                 }
             } else {
@@ -126,12 +186,12 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
                 quoted = true;
                 at_start = false;
             }
-            '"' => return Err(format!("bare \" in non-quoted field of {s:?}")),
+            '"' => return Err(FlagError::BareQuote(s.to_string())),
             ',' => {
                 out.push(std::mem::take(&mut cur));
                 at_start = true;
             }
-            '\n' | '\r' => return Err(format!("a mount can not span lines: {s:?}")),
+            '\n' | '\r' => return Err(FlagError::MultiLine(s.to_string())),
             _ => {
                 cur.push(c);
                 at_start = false;
@@ -139,34 +199,40 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
         }
     }
     if quoted {
-        return Err(format!("extraneous or missing \" in quoted field of {s:?}"));
+        return Err(FlagError::UnclosedQuote(s.to_string()));
     }
     out.push(cur);
     Ok(out)
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Ok(true),
         "0" | "f" | "false" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {v}")),
+        _ => Err(FlagError::Bool {
+            key: key.to_string(),
+            value: v.to_string(),
+        }),
     }
 }
 
 /// A size with an optional binary unit (`64m`, `1g`, `4096`): go-units' `RAMInBytes`.
-pub fn parse_size(v: &str) -> Result<u64, String> {
+pub fn parse_size(v: &str) -> Result<u64> {
     berth_go::ram_in_bytes(v.trim())
         .ok()
         .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| format!("invalid size: {v:?}"))
+        .ok_or_else(|| FlagError::Size(v.to_string()))
 }
 
-fn parse_u32(key: &str, v: &str, radix: u32) -> Result<u32, String> {
-    u32::from_str_radix(v, radix).map_err(|_| format!("invalid value {v} for {key}"))
+fn parse_u32(key: &str, v: &str, radix: u32) -> Result<u32> {
+    u32::from_str_radix(v, radix).map_err(|_| FlagError::Number {
+        key: key.to_string(),
+        value: v.to_string(),
+    })
 }
 
 /// Parses the value of one `RUN --mount=` flag (variables already expanded).
-pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
+pub fn parse_mount(value: &str) -> Result<MountSpec> {
     let fields = csv_fields(value)?;
     let mut m = MountSpec {
         kind: MountType::Bind,
@@ -195,11 +261,7 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => {
-                        return Err(format!(
-                            "unsupported mount type {v:?} (berth supports bind, cache, tmpfs, secret and ssh)"
-                        ))
-                    }
+                    _ => return Err(FlagError::MountType(v.to_string())),
                 };
             }
         }
@@ -219,12 +281,12 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
                 "readwrite" | "rw" => ro_given = Some(false),
                 "required" if secretish => m.required = true,
                 "required" => {
-                    return Err(format!(
-                        "unexpected key 'required' for mount type '{}'",
-                        m.kind
-                    ))
+                    return Err(FlagError::KeyForType {
+                        key: "required".into(),
+                        kind: m.kind,
+                    })
                 }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+                _ => return Err(FlagError::NotKeyValue(field.clone())),
             }
             continue;
         };
@@ -244,11 +306,7 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    _ => {
-                        return Err(format!(
-                            "unsupported sharing value {value:?} (shared, private or locked)"
-                        ))
-                    }
+                    _ => return Err(FlagError::Sharing(value)),
                 }
             }
             "mode" => m.mode = Some(parse_u32("mode", &value, 8)?),
@@ -256,20 +314,16 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
             "gid" => m.gid = Some(parse_u32("gid", &value, 10)?),
             "env" if m.kind == MountType::Secret => {
                 if value.is_empty() {
-                    return Err("secret env can not be empty".into());
+                    return Err(FlagError::EmptySecretEnv);
                 }
                 m.env = Some(value)
             }
-            "required" | "size" | "env" => {
-                return Err(format!(
-                    "unexpected key '{key}' for mount type '{}'",
-                    m.kind
-                ))
-            }
+            "required" | "size" | "env" => return Err(FlagError::KeyForType { key, kind: m.kind }),
             _ => {
-                return Err(format!(
-                    "unexpected key '{key}' in '{field}' (berth does not support it)"
-                ))
+                return Err(FlagError::UnknownKey {
+                    key,
+                    field: field.clone(),
+                })
             }
         }
     }
@@ -287,43 +341,43 @@ pub fn parse_mount(value: &str) -> Result<MountSpec, String> {
             ("gid", m.gid.is_some()),
         ] {
             if set {
-                return Err(format!("{name} not allowed for \"{}\" type mounts", m.kind));
+                return Err(FlagError::OwnerNotAllowed { name, kind: m.kind });
             }
         }
     }
     if sharing_given && m.kind != MountType::Cache {
-        return Err(format!("invalid cache sharing set for {} mount", m.kind));
+        return Err(FlagError::SharingNotCache(m.kind));
     }
     match m.kind {
         MountType::Secret => {
             if m.from.is_some() {
-                return Err("secret mount should not have a from".into());
+                return Err(FlagError::SecretFrom);
             }
             if m.source.is_some() && m.id.is_some() {
-                return Err("both source and id can't be set".into());
+                return Err(FlagError::SourceAndId);
             }
             if m.source.is_none() && m.target.is_none() && m.id.is_none() {
-                return Err("invalid secret mount. one of source, target required".into());
+                return Err(FlagError::SecretTarget);
             }
         }
         MountType::Ssh => {
             if m.from.is_some() || m.source.is_some() {
-                return Err("ssh mount should not have a from or source".into());
+                return Err(FlagError::SshFrom);
             }
         }
         MountType::Tmpfs => {
             if m.from.is_some() || m.source.is_some() {
-                return Err("tmpfs mount should not have a from or source".into());
+                return Err(FlagError::TmpfsFrom);
             }
         }
         MountType::Bind | MountType::Cache => {}
     }
     if let Some(t) = &m.target {
         if t.is_empty() {
-            return Err("mount target can not be empty".into());
+            return Err(FlagError::EmptyTarget);
         }
     } else if !secretish {
-        return Err(format!("{} mount needs a target", m.kind));
+        return Err(FlagError::NoTarget(m.kind));
     }
     Ok(m)
 }
@@ -337,38 +391,30 @@ pub enum RunNetwork {
     Host,
 }
 
-pub fn parse_network(v: &str) -> Result<RunNetwork, String> {
+pub fn parse_network(v: &str) -> Result<RunNetwork> {
     match v {
         "default" => Ok(RunNetwork::Default),
         "none" => Ok(RunNetwork::None),
         "host" => Ok(RunNetwork::Host),
-        _ => Err(format!(
-            "unsupported network mode {v:?}: RUN --network takes default, none or host"
-        )),
+        _ => Err(FlagError::Network(v.to_string())),
     }
 }
 
 /// `RUN --security=`: `true` for `insecure`.
-pub fn parse_security(v: &str) -> Result<bool, String> {
+pub fn parse_security(v: &str) -> Result<bool> {
     match v {
         "sandbox" => Ok(false),
         "insecure" => Ok(true),
-        _ => Err(format!(
-            "unsupported security mode {v:?}: RUN --security takes sandbox or insecure"
-        )),
+        _ => Err(FlagError::Security(v.to_string())),
     }
 }
 
 /// Checks a `# syntax=` directive. berth's own parser is the `docker/dockerfile` frontend
 /// at every 1.x version (with or without `-labs`, a digest, the `docker.io/` prefix or the
 /// `-upstream` repository); nothing is pulled. Any other frontend is refused.
-pub fn check_syntax(syntax: &str) -> Result<(), String> {
+pub fn check_syntax(syntax: &str) -> Result<()> {
     let s = syntax.trim();
-    let refuse = || {
-        Err(format!(
-            "unsupported Dockerfile frontend {s:?}: berth builds with its own Dockerfile parser, which serves docker/dockerfile:1 (any 1.x version, -labs included); other frontends are not run"
-        ))
-    };
+    let refuse = || Err(FlagError::Frontend(s.to_string()));
     let (name, digest) = match s.split_once('@') {
         Some((n, d)) => (n, Some(d)),
         None => (s, None),
@@ -449,12 +495,17 @@ mod tests {
                 .readonly
         );
         assert!(parse_mount("type=bind,target=/src,rw=maybe").is_err());
-        let e = parse_mount("type=bind,target=/x,mode=0700").unwrap_err();
+        let e = parse_mount("type=bind,target=/x,mode=0700")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "mode not allowed for \"bind\" type mounts");
-        let e = parse_mount("type=bind,target=/x,sharing=locked").unwrap_err();
+        let e = parse_mount("type=bind,target=/x,sharing=locked")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "invalid cache sharing set for bind mount");
         assert!(parse_mount("type=bind")
             .unwrap_err()
+            .to_string()
             .contains("needs a target"));
     }
 
@@ -483,11 +534,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_types_are_named() {
-        let e = parse_mount("type=cache,target=/c,bogus=1").unwrap_err();
+        let e = parse_mount("type=cache,target=/c,bogus=1")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'bogus'"), "{e}");
-        let e = parse_mount("type=nfs,target=/c").unwrap_err();
+        let e = parse_mount("type=nfs,target=/c").unwrap_err().to_string();
         assert!(e.contains("\"nfs\""), "{e}");
-        let e = parse_mount("type=cache,target=/c,weird").unwrap_err();
+        let e = parse_mount("type=cache,target=/c,weird")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key=value"), "{e}");
     }
 
@@ -551,7 +606,7 @@ mod tests {
             "docker/dockerfile:1@sha256:short",
             "docker/dockerfile:1.x",
         ] {
-            let e = check_syntax(bad).unwrap_err();
+            let e = check_syntax(bad).unwrap_err().to_string();
             assert!(e.contains("unsupported Dockerfile frontend"), "{bad}: {e}");
         }
     }

@@ -79,6 +79,30 @@ pub enum Command {
     Workdir(String),
 }
 
+/// An instruction berth cannot type: unknown, badly flagged or with the wrong arguments (the
+/// build fails at its line, before any step runs).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InstructionError {
+    #[error("{cmd} --{flag} is not supported by berth's builder")]
+    NotImplemented { cmd: String, flag: String },
+    #[error("Unknown flag: {0}")]
+    UnknownFlag(String),
+    #[error("missing a value on flag: --{0}")]
+    MissingValue(String),
+    #[error("expecting boolean value for flag {name}, not: {value}")]
+    NotBool { name: String, value: String },
+    #[error(transparent)]
+    Flag(#[from] flags::FlagError),
+    #[error("FROM requires either one or three arguments")]
+    FromArguments,
+    #[error("SHELL requires the arguments to be in JSON form")]
+    ShellNotJson,
+    #[error("unknown instruction: {0}")]
+    Unknown(String),
+}
+
+type Result<T> = std::result::Result<T, InstructionError>;
+
 /// BuildKit flags berth knows but does not implement: refused with a message naming them.
 const NOT_IMPLEMENTED: &[(&str, &str)] =
     &[("RUN", "device"), ("ADD", "unpack"), ("COPY", "unpack")];
@@ -89,7 +113,7 @@ struct Flags<'a> {
 }
 
 impl<'a> Flags<'a> {
-    fn check(inst: &'a Instruction, allowed: &[&str]) -> Result<Flags<'a>, String> {
+    fn check(inst: &'a Instruction, allowed: &[&str]) -> Result<Flags<'a>> {
         for (k, _) in &inst.flags {
             if allowed.contains(&k.as_str()) {
                 continue;
@@ -98,24 +122,24 @@ impl<'a> Flags<'a> {
                 .iter()
                 .any(|(c, f)| *c == inst.cmd && f == k)
             {
-                return Err(format!(
-                    "{} --{k} is not supported by berth's builder",
-                    inst.cmd
-                ));
+                return Err(InstructionError::NotImplemented {
+                    cmd: inst.cmd.clone(),
+                    flag: k.clone(),
+                });
             }
-            return Err(format!("Unknown flag: {k}"));
+            return Err(InstructionError::UnknownFlag(k.clone()));
         }
         Ok(Flags { inst })
     }
 
     /// The last value of `--name=value` (a bare `--name` is an error).
-    fn value(&self, name: &str) -> Result<Option<String>, String> {
+    fn value(&self, name: &str) -> Result<Option<String>> {
         let mut out = None;
         for (k, v) in &self.inst.flags {
             if k == name {
                 match v {
                     Some(v) => out = Some(v.clone()),
-                    None => return Err(format!("missing a value on flag: --{name}")),
+                    None => return Err(InstructionError::MissingValue(name.to_string())),
                 }
             }
         }
@@ -123,13 +147,13 @@ impl<'a> Flags<'a> {
     }
 
     /// Every value of a repeatable flag.
-    fn values(&self, name: &str) -> Result<Vec<String>, String> {
+    fn values(&self, name: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for (k, v) in &self.inst.flags {
             if k == name {
                 match v {
                     Some(v) => out.push(v.clone()),
-                    None => return Err(format!("missing a value on flag: --{name}")),
+                    None => return Err(InstructionError::MissingValue(name.to_string())),
                 }
             }
         }
@@ -137,7 +161,7 @@ impl<'a> Flags<'a> {
     }
 
     /// A boolean flag: `--name`, `--name=true|false`.
-    fn bool(&self, name: &str) -> Result<bool, String> {
+    fn bool(&self, name: &str) -> Result<bool> {
         let mut out = false;
         for (k, v) in &self.inst.flags {
             if k == name {
@@ -145,9 +169,10 @@ impl<'a> Flags<'a> {
                     None | Some("true") | Some("1") | Some("") => true,
                     Some("false") | Some("0") => false,
                     Some(other) => {
-                        return Err(format!(
-                            "expecting boolean value for flag {name}, not: {other}"
-                        ))
+                        return Err(InstructionError::NotBool {
+                            name: name.to_string(),
+                            value: other.to_string(),
+                        })
                     }
                 };
             }
@@ -164,7 +189,7 @@ fn words(args: &Args) -> Vec<String> {
 }
 
 /// Types one instruction.
-pub fn command(inst: &Instruction) -> Result<Command, String> {
+pub fn command(inst: &Instruction) -> Result<Command> {
     let text = inst.args.text();
     let none = |inst| Flags::check(inst, &[]).map(|_| ());
     Ok(match inst.cmd.as_str() {
@@ -176,7 +201,7 @@ pub fn command(inst: &Instruction) -> Result<Command, String> {
                 3 if w[1].eq_ignore_ascii_case("as") => {
                     (w[0].clone(), Some(w[2].to_ascii_lowercase()))
                 }
-                _ => return Err("FROM requires either one or three arguments".into()),
+                _ => return Err(InstructionError::FromArguments),
             };
             Command::From(FromCmd {
                 image,
@@ -295,7 +320,7 @@ pub fn command(inst: &Instruction) -> Result<Command, String> {
             none(inst)?;
             match &inst.args {
                 Args::Json(v) if !v.is_empty() => Command::Shell(v.clone()),
-                _ => return Err("SHELL requires the arguments to be in JSON form".into()),
+                _ => return Err(InstructionError::ShellNotJson),
             }
         }
         "CMD" => {
@@ -311,7 +336,7 @@ pub fn command(inst: &Instruction) -> Result<Command, String> {
             none(inst)?;
             Command::Workdir(text)
         }
-        other => return Err(format!("unknown instruction: {other}")),
+        other => return Err(InstructionError::Unknown(other.to_string())),
     })
 }
 
@@ -320,9 +345,9 @@ mod tests {
     use super::*;
     use crate::parser;
 
-    fn one(line: &str) -> Result<Command, String> {
+    fn one(line: &str) -> std::result::Result<Command, String> {
         let df = parser::parse(&format!("FROM x\n{line}\n")).map_err(|e| e.message)?;
-        command(&df.instructions[1])
+        command(&df.instructions[1]).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub mod shell;
 
 #[cfg(feature = "engine")]
 pub use engine::{
-    build, Backend, BuildError, CacheMountLease, CacheMountRequest, Fetched, ImageState,
-    NamedContext, Options, Output, RunConfig, RunMount, RunMountKind,
+    build, Backend, BackendError, BuildError, CacheMountLease, CacheMountRequest, Fetched,
+    ImageState, NamedContext, Options, Output, RunConfig, RunMount, RunMountKind,
 };
 pub use ignore::Ignore;
 pub use parser::{parse, Dockerfile, Instruction, ParseError};

@@ -514,7 +514,7 @@ fn validate(inst: &Instruction) -> Result<(), ParseError> {
         }
         "ENV" | "LABEL" => crate::shell::name_values(&inst.args.text(), inst.cmd == "ENV")
             .map(|_| ())
-            .map_err(|m| err(line, m)),
+            .map_err(|e| err(line, e.to_string())),
         _ => Ok(()),
     }
 }

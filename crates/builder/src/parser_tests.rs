@@ -195,6 +195,7 @@ fn substitution() {
     assert_eq!(x("a$"), "a$");
     assert!(expand_word("${U:?must be set}", &v, '\\')
         .unwrap_err()
+        .to_string()
         .contains("must be set"));
     assert!(expand_word("${A", &v, '\\').is_err());
     assert!(expand_word("'open", &v, '\\').is_err());
@@ -235,7 +236,7 @@ impl Rng {
         self.0
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        usize::try_from(self.next() % n as u64).expect("below n, a usize")
     }
 }
 
@@ -261,7 +262,7 @@ fn fuzz_parser_never_panics() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(1)
         | 1;
     let mut rng = Rng(seed);
@@ -281,7 +282,11 @@ fn fuzz_parser_never_panics() {
                         s.insert(pos + k, c);
                     }
                 }
-                2 => s.insert(pos, char::from_u32(rng.below(0x80) as u32).unwrap_or('x')),
+                2 => s.insert(
+                    pos,
+                    char::from_u32(u32::try_from(rng.below(0x80)).expect("below 0x80"))
+                        .unwrap_or('x'),
+                ),
                 _ => {
                     let a = rng.below(s.len() + 1);
                     let b = rng.below(s.len() + 1);
@@ -322,7 +327,7 @@ fn deeply_nested_substitution_is_an_error_not_a_stack_overflow() {
         .spawn(|| {
             let vars = crate::shell::Vars::new();
             let deep = "${a:-".repeat(100_000) + "x" + &"}".repeat(100_000);
-            let e = expand_word(&deep, &vars, '\\').unwrap_err();
+            let e = expand_word(&deep, &vars, '\\').unwrap_err().to_string();
             assert!(e.contains("nested more than 64 levels"), "{e}");
             assert!(expand_words(&deep, &vars, '\\').is_err());
             let ok = "${a:-${b:-${c:-deep}}}";

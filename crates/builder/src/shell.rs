@@ -6,17 +6,50 @@
 
 use std::collections::HashMap;
 
+/// An instruction argument that does not expand, or `ENV`/`LABEL` pairs that do not split;
+/// the messages are the Dockerfile frontend's.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ShellError {
+    #[error("unexpected end of statement while looking for matching single-quote")]
+    UnclosedSingleQuote,
+    #[error("unexpected end of statement while looking for matching double-quote")]
+    UnclosedDoubleQuote,
+    #[error("missing '}}' in variable substitution")]
+    MissingBrace,
+    #[error("bad substitution: ${{{0}}}")]
+    BadSubstitution(String),
+    #[error("unsupported modifier ({0}) in substitution")]
+    Modifier(String),
+    #[error("variable substitution nested more than {MAX_NESTING} levels deep")]
+    TooDeep,
+    /// `${name:?message}` of an unset (or empty) variable.
+    #[error("{name}: {message}")]
+    Unset { name: String, message: String },
+    #[error("requires at least one argument")]
+    NoArguments,
+    #[error("LABEL names can not be blank or missing '=': {0}")]
+    LabelName(String),
+    #[error("ENV must have two arguments")]
+    EnvArguments,
+    #[error("Syntax error - can't find = in \"{0}\". Must be of the form: name=value")]
+    NoEquals(String),
+    #[error("ENV names can not be blank")]
+    BlankName,
+}
+
+type Result<T> = std::result::Result<T, ShellError>;
+
 /// Variables visible to an instruction: build args and the stage's environment.
 pub type Vars = HashMap<String, String>;
 
 /// Expands one word (quotes removed, no splitting).
-pub fn expand_word(s: &str, vars: &Vars, escape: char) -> Result<String, String> {
+pub fn expand_word(s: &str, vars: &Vars, escape: char) -> Result<String> {
     let words = lex(s, vars, escape, false, 0)?;
     Ok(words.into_iter().next().unwrap_or_default())
 }
 
 /// Expands and splits on unquoted whitespace (values of unquoted variables split too).
-pub fn expand_words(s: &str, vars: &Vars, escape: char) -> Result<Vec<String>, String> {
+pub fn expand_words(s: &str, vars: &Vars, escape: char) -> Result<Vec<String>> {
     lex(s, vars, escape, true, 0)
 }
 
@@ -25,13 +58,7 @@ pub fn expand_words(s: &str, vars: &Vars, escape: char) -> Result<Vec<String>, S
 /// error). Real Dockerfiles nest two or three levels.
 const MAX_NESTING: usize = 64;
 
-fn lex(
-    s: &str,
-    vars: &Vars,
-    escape: char,
-    split: bool,
-    depth: usize,
-) -> Result<Vec<String>, String> {
+fn lex(s: &str, vars: &Vars, escape: char, split: bool, depth: usize) -> Result<Vec<String>> {
     let chars: Vec<char> = s.chars().collect();
     let mut words = Vec::new();
     let mut cur = String::new();
@@ -55,9 +82,7 @@ fn lex(
                 i += 1;
             }
             if i >= chars.len() {
-                return Err(
-                    "unexpected end of statement while looking for matching single-quote".into(),
-                );
+                return Err(ShellError::UnclosedSingleQuote);
             }
             i += 1;
             continue;
@@ -67,10 +92,7 @@ fn lex(
             i += 1;
             loop {
                 if i >= chars.len() {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    );
+                    return Err(ShellError::UnclosedDoubleQuote);
                 }
                 let d = chars[i];
                 if d == '"' {
@@ -149,12 +171,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// Expands a `$...` at the start of `s`; returns the value and the characters consumed.
-fn dollar(
-    s: &[char],
-    vars: &Vars,
-    escape: char,
-    nesting: usize,
-) -> Result<(String, usize), String> {
+fn dollar(s: &[char], vars: &Vars, escape: char, nesting: usize) -> Result<(String, usize)> {
     debug_assert_eq!(s.first(), Some(&'$'));
     if s.len() < 2 {
         return Ok(("$".into(), 1));
@@ -176,7 +193,7 @@ fn dollar(
             j += 1;
         }
         if j >= s.len() {
-            return Err("missing '}' in variable substitution".into());
+            return Err(ShellError::MissingBrace);
         }
         let inner: String = s[2..j].iter().collect();
         let name_end = inner
@@ -184,7 +201,7 @@ fn dollar(
             .unwrap_or(inner.len());
         let name = &inner[..name_end];
         if name.is_empty() {
-            return Err(format!("bad substitution: ${{{inner}}}"));
+            return Err(ShellError::BadSubstitution(inner));
         }
         let op = &inner[name_end..];
         let val = vars.get(name);
@@ -204,12 +221,10 @@ fn dollar(
             } else if let Some(w) = op.strip_prefix('?') {
                 ("?", w)
             } else {
-                return Err(format!("unsupported modifier ({op}) in substitution"));
+                return Err(ShellError::Modifier(op.to_string()));
             };
             if nesting >= MAX_NESTING {
-                return Err(format!(
-                    "variable substitution nested more than {MAX_NESTING} levels deep"
-                ));
+                return Err(ShellError::TooDeep);
             }
             let word = lex(word, vars, escape, false, nesting + 1)?
                 .into_iter()
@@ -229,12 +244,15 @@ fn dollar(
                 ":?" if nonempty => val.cloned().unwrap_or_default(),
                 "?" if set => val.cloned().unwrap_or_default(),
                 _ => {
-                    let msg = if word.is_empty() {
+                    let message = if word.is_empty() {
                         "is not allowed to be unset".to_string()
                     } else {
                         word
                     };
-                    return Err(format!("{name}: {msg}"));
+                    return Err(ShellError::Unset {
+                        name: name.to_string(),
+                        message,
+                    });
                 }
             }
         };
@@ -254,32 +272,28 @@ fn dollar(
 /// Splits `ENV`/`LABEL` arguments into raw `(key, value)` words, quotes kept in the value
 /// (they are removed when the value is expanded). `ENV key value with spaces` (the legacy
 /// form) is accepted when `legacy` allows it.
-pub fn name_values(s: &str, legacy: bool) -> Result<Vec<(String, String)>, String> {
+pub fn name_values(s: &str, legacy: bool) -> Result<Vec<(String, String)>> {
     let words = raw_words(s);
     let Some(first) = words.first() else {
-        return Err("requires at least one argument".into());
+        return Err(ShellError::NoArguments);
     };
     if !first.contains('=') {
         if !legacy {
-            return Err(format!(
-                "LABEL names can not be blank or missing '=': {first}"
-            ));
+            return Err(ShellError::LabelName(first.clone()));
         }
         let rest = s.trim_start()[first.len()..].trim();
         if rest.is_empty() {
-            return Err("ENV must have two arguments".into());
+            return Err(ShellError::EnvArguments);
         }
         return Ok(vec![(first.clone(), rest.to_string())]);
     }
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
-            ));
+            return Err(ShellError::NoEquals(w.clone()));
         };
         if k.is_empty() {
-            return Err("ENV names can not be blank".into());
+            return Err(ShellError::BlankName);
         }
         out.push((k.to_string(), v.to_string()));
     }

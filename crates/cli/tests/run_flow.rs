@@ -17,7 +17,7 @@ type Shared = Arc<(Mutex<State>, Condvar)>;
 
 fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
     let mut f = vec![stream, 0, 0, 0];
-    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    f.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
     f.extend_from_slice(data);
     f
 }

@@ -343,7 +343,10 @@ pub struct FsInfo {
 
 /// A timeout field of the CRI (seconds; 0 or negative means none).
 pub fn timeout_from_secs(secs: i64) -> Option<Duration> {
-    (secs > 0).then(|| Duration::from_secs(secs as u64))
+    u64::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
 }
 
 fn non_empty(s: String) -> Option<String> {

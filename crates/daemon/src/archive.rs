@@ -13,9 +13,9 @@
 //! binds are seen exactly as the container sees them). A stopped container's overlay is mounted
 //! for the operation and its volumes and binds are bind-mounted into it, as Docker does.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::OsStr;
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,7 @@ fn base_name(path: &str) -> String {
 }
 
 fn rfc3339(secs: i64, nsec: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, nsec as u32)
+    chrono::DateTime::from_timestamp(secs, u32::try_from(nsec).unwrap_or(0))
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_default()
 }
@@ -157,7 +157,7 @@ fn header_for(st: &libc::stat, kind: tar::EntryType, size: u64) -> tar::Header {
     h.set_mode(st.st_mode & 0o7777);
     h.set_uid(st.st_uid as u64);
     h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
     h.set_size(size);
     h
 }
@@ -359,26 +359,12 @@ fn decompressed(
 
 /// Opens `rel` below `dir` for a look only, refusing symlinks and escapes.
 fn open_beneath(dir: BorrowedFd<'_>, rel: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(rel.as_os_str().as_bytes()).map_err(|_| io::Error::other("nul"))?;
-    // SAFETY: plain old data; set below.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-    // SAFETY: as in `open_in_root`.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptor from the kernel.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::openat2(
+        dir,
+        rel,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+    )
 }
 
 fn not_found_in(e: io::Error, path: &str, container: &str) -> ApiError {

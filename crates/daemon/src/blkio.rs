@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 
 use berth_api_types::container::{HostConfig, ThrottleDevice, WeightDevice};
 
-use crate::resources::{w, CgroupPaths, CgroupWrite};
+use crate::resources::{w, CgroupPaths, CgroupWrite, DeviceError};
 
 /// Resolves a device path to its (major, minor).
-pub type DeviceNumber<'a> = &'a dyn Fn(&str) -> Result<(i64, i64), String>;
+pub type DeviceNumber<'a> = &'a dyn Fn(&str) -> Result<(i64, i64), DeviceError>;
 
 /// The per-device fields of an update body.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -56,7 +56,7 @@ impl DeviceRules {
 }
 
 /// Docker's range check of per-device weights, and every device path resolves (`dev`).
-pub fn validate(hc: &HostConfig, dev: DeviceNumber<'_>) -> Result<(), String> {
+pub(crate) fn validate(hc: &HostConfig, dev: DeviceNumber<'_>) -> Result<(), DeviceError> {
     for (list, _, _) in throttles(hc) {
         for t in list.iter().flatten() {
             dev(&t.path)?;
@@ -65,10 +65,10 @@ pub fn validate(hc: &HostConfig, dev: DeviceNumber<'_>) -> Result<(), String> {
     for wd in hc.blkio_weight_device.iter().flatten() {
         dev(&wd.path)?;
         if !(10..=1000).contains(&wd.weight) {
-            return Err(format!(
-                "invalid blkio weight device: weight {} for {} is out of the range from 10 to 1000",
-                wd.weight, wd.path
-            ));
+            return Err(DeviceError::WeightRange {
+                weight: wd.weight,
+                path: wd.path.clone(),
+            });
         }
     }
     Ok(())
@@ -105,12 +105,12 @@ fn throttles(hc: &HostConfig) -> Throttles<'_> {
 /// `dev` turns a device path into (major, minor). cgroup v1: one file per throttle and
 /// a weight-device file (CFQ's or BFQ's, when the scheduler has one), 0 removing a rule;
 /// v2: one `io.max` line per device, `max` where unlimited, and `io.bfq.weight` when present.
-pub fn plan(
+pub(crate) fn plan(
     old: &HostConfig,
     new: &HostConfig,
     paths: &CgroupPaths,
     dev: DeviceNumber<'_>,
-) -> Result<Vec<CgroupWrite>, String> {
+) -> Result<Vec<CgroupWrite>, DeviceError> {
     let key = |path: &str| dev(path).map(|(a, b)| format!("{a}:{b}"));
     let mut out = Vec::new();
     if let Some(dir) = &paths.v2 {
@@ -202,11 +202,14 @@ mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
 
-    fn dev(path: &str) -> Result<(i64, i64), String> {
+    fn dev(path: &str) -> Result<(i64, i64), DeviceError> {
         match path {
             "/dev/a" => Ok((8, 0)),
             "/dev/b" => Ok((8, 16)),
-            _ => Err(format!("no device {path}")),
+            _ => Err(DeviceError::Gather {
+                path: path.into(),
+                cause: crate::resources::GatherCause::Missing,
+            }),
         }
     }
 
@@ -250,6 +253,7 @@ mod tests {
         };
         assert!(validate(&bad, &dev)
             .unwrap_err()
+            .to_string()
             .contains("out of the range"));
         assert!(validate(&hc, &dev).is_ok());
         let missing = HostConfig {

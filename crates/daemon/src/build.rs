@@ -30,6 +30,41 @@ use crate::images::ImageRecord;
 use crate::model::{now_rfc3339, Status};
 use crate::{internal, Daemon, Result};
 
+/// Why a build ended without an image: the stream's error message, and a failed `RUN`'s
+/// exit code.
+#[derive(Debug, thiserror::Error)]
+enum BuildFailure {
+    #[error("creating build context: {0}")]
+    ContextDir(std::io::Error),
+    #[error(transparent)]
+    Option(#[from] build_options::BuildOptionError),
+    #[error(transparent)]
+    Context(#[from] crate::build_context::ContextError),
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+    /// The builder's error, with the Dockerfile line of the failing instruction.
+    #[error("{}", step_message(.0))]
+    Step(berth_builder::BuildError),
+}
+
+impl BuildFailure {
+    fn code(&self) -> Option<i64> {
+        match self {
+            BuildFailure::Step(e) => e.code,
+            _ => None,
+        }
+    }
+}
+
+fn step_message(e: &berth_builder::BuildError) -> String {
+    match e.line {
+        Some(l) if !e.message.starts_with("dockerfile parse error") => {
+            format!("{} (Dockerfile line {l})", e.message)
+        }
+        _ => e.message.clone(),
+    }
+}
+
 pub(crate) fn random_id() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
@@ -134,7 +169,7 @@ impl Daemon {
                 .map_err(|e| ApiError::invalid(format!("invalid reference format: {t}: {e}")))?;
             tags.push(r.to_string());
         }
-        let export = build_options::check_outputs(&opts.outputs).map_err(ApiError::invalid)?;
+        let export = build_options::check_outputs(&opts.outputs)?;
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(64);
         let this = self.clone();
         tokio::spawn(async move {
@@ -181,7 +216,10 @@ impl Daemon {
                     }
                     Err(e) => send(error_message(this.build_error(&e.message, &work), None)).await,
                 },
-                Err(e) => send(error_message(this.build_error(&e.0, &work), e.1)).await,
+                Err(e) => {
+                    let code = e.code();
+                    send(error_message(this.build_error(&e.to_string(), &work), code)).await
+                }
             }
             // The client has its answer; the unpacked context goes after it.
             drop(tx);
@@ -197,16 +235,14 @@ impl Daemon {
         opts: &BuildOptions,
         work: &Path,
         tx: &mpsc::Sender<std::io::Result<Bytes>>,
-    ) -> std::result::Result<ImageState, (String, Option<i64>)> {
+    ) -> std::result::Result<ImageState, BuildFailure> {
         let context = work.join("context");
-        std::fs::create_dir_all(&context)
-            .map_err(|e| (format!("creating build context: {e}"), None))?;
+        std::fs::create_dir_all(&context).map_err(BuildFailure::ContextDir)?;
         // berth's extensions are checked before the context is read.
         let contexts_dir = work.join("contexts");
-        let contexts =
-            build_options::contexts(&opts.build_contexts, &contexts_dir).map_err(|e| (e, None))?;
-        let secrets = build_options::secrets(&opts.secrets).map_err(|e| (e, None))?;
-        let ssh = build_options::ssh_sockets(&opts.ssh).map_err(|e| (e, None))?;
+        let contexts = build_options::contexts(&opts.build_contexts, &contexts_dir)?;
+        let secrets = build_options::secrets(&opts.secrets)?;
+        let ssh = build_options::ssh_sockets(&opts.ssh)?;
         let reader = SyncIoBridge::new(StreamReader::new(body));
         let ctx2 = context.clone();
         let df_name = if opts.dockerfile.is_empty() {
@@ -218,9 +254,7 @@ impl Daemon {
         let dockerfile = tokio::task::spawn_blocking(move || {
             unpack_context(reader, &ctx2, &df_name, named.as_deref())
         })
-        .await
-        .map_err(|e| (e.to_string(), None))?
-        .map_err(|e| (e, None))?;
+        .await??;
         let (otx, mut orx) = mpsc::unbounded_channel::<String>();
         let quiet = opts.quiet;
         let ftx = tx.clone();
@@ -270,15 +304,7 @@ impl Daemon {
         let res = berth_builder::build(&backend, &bopts, &otx).await;
         drop(otx);
         let _ = forward.await;
-        res.map_err(|e| {
-            let msg = match e.line {
-                Some(l) if !e.message.starts_with("dockerfile parse error") => {
-                    format!("{} (Dockerfile line {l})", e.message)
-                }
-                _ => e.message,
-            };
-            (msg, e.code)
-        })
+        res.map_err(BuildFailure::Step)
     }
 
     /// `outputs=`: the final stage's files as a tar, sent as base64 chunks in

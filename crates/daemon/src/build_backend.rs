@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use berth_api_types::container::{Config, HostConfig};
-use berth_builder::{ImageState, RunConfig};
+use berth_builder::{BackendError, ImageState, RunConfig};
 use berth_image::config::ImageConfig;
 use berth_image::digest::Digest;
 use berth_services::WaitCondition;
@@ -185,31 +185,37 @@ impl Daemon {
     }
 }
 
+/// A build step's container that failed as the runtime reported it.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    /// The wait for the step's exit carried an error (the runtime's message).
+    #[error("{0}")]
+    Wait(String),
+}
+
 impl BuildBackend {
     /// Pulls `name` (its tag, `latest` when it names none) through the daemon's pull, with
     /// the registry's error when it fails.
-    async fn pull_base(&self, name: &str) -> std::result::Result<(), String> {
-        let r = berth_image::reference::Reference::parse_named(name)
-            .map_err(|e| e.to_string())?
-            .with_default_tag();
+    async fn pull_base(&self, name: &str) -> std::result::Result<(), BackendError> {
+        let r = berth_image::reference::Reference::parse_named(name)?.with_default_tag();
         let opts = berth_services::PullOptions {
             from_image: r.to_string(),
             ..Default::default()
         };
-        self.daemon.pull_to_end(opts).await.map_err(|e| e.message)?
+        Ok(self.daemon.pull_to_end(opts).await??)
     }
 }
 
 #[async_trait]
 impl berth_builder::Backend for BuildBackend {
-    async fn image(&self, name: &str) -> std::result::Result<ImageState, String> {
+    async fn image(&self, name: &str) -> std::result::Result<ImageState, BackendError> {
         match self.daemon.image_state(name) {
             Err(e) if e.message.starts_with("No such image") => {
                 // As dockerd's builder: a base image that is not here is pulled.
                 self.pull_base(name).await?;
-                self.daemon.image_state(name).map_err(|e| e.message)
+                Ok(self.daemon.image_state(name)?)
             }
-            r => r.map_err(|e| e.message),
+            r => Ok(r?),
         }
     }
 
@@ -217,11 +223,10 @@ impl berth_builder::Backend for BuildBackend {
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
-    ) -> std::result::Result<(String, PathBuf), String> {
+    ) -> std::result::Result<(String, PathBuf), BackendError> {
         let (id, root) = self
             .daemon
-            .create_build_container(image, run, &self.step_host)
-            .map_err(|e| e.message)?;
+            .create_build_container(image, run, &self.step_host)?;
         if let Some(r) = run.filter(|r| !r.mounts.is_empty()) {
             crate::lock(&self.mount_targets).insert(
                 id.clone(),
@@ -235,15 +240,12 @@ impl berth_builder::Backend for BuildBackend {
         &self,
         id: &str,
         output: &dyn berth_builder::Output,
-    ) -> std::result::Result<i64, String> {
+    ) -> std::result::Result<i64, BackendError> {
         let d = &self.daemon;
-        let wait = d
-            .container_wait(id, WaitCondition::NextExit)
-            .await
-            .map_err(|e| e.message)?;
+        let wait = d.container_wait(id, WaitCondition::NextExit).await?;
         // The build step's rootfs was mounted for inspection; start mounts it again.
         d.runtime.unmount_rootfs(id);
-        d.container_start(id).await.map_err(|e| e.message)?;
+        d.container_start(id).await?;
         // Forward output while the step runs by following the log file.
         let log = d.runtime.log_path(id);
         let mut sent = 0usize;
@@ -259,7 +261,7 @@ impl berth_builder::Backend for BuildBackend {
         forward_step_output(&log, sent, output);
         if let Some(err) = resp.error {
             if !err.message.is_empty() {
-                return Err(err.message);
+                return Err(Box::new(StepError::Wait(err.message)));
             }
         }
         Ok(resp.status_code)
@@ -271,7 +273,7 @@ impl berth_builder::Backend for BuildBackend {
         parent: &ImageState,
         mut config: ImageConfig,
         allow_empty: bool,
-    ) -> std::result::Result<(ImageState, bool), String> {
+    ) -> std::result::Result<(ImageState, bool), BackendError> {
         let d = self.daemon.clone();
         let id = container.to_string();
         let top = parent.layers.last().cloned();
@@ -281,9 +283,7 @@ impl berth_builder::Backend for BuildBackend {
         let layer = tokio::task::spawn_blocking(move || {
             d.commit_upper(&id, top.as_deref(), allow_empty, &stubs)
         })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.message)?;
+        .await??;
         let mut layers = parent.layers.clone();
         let layered = layer.is_some();
         match layer {
@@ -297,13 +297,8 @@ impl berth_builder::Backend for BuildBackend {
                 }
             }
         }
-        let img = self
-            .daemon
-            .store_config(&config, layers)
-            .map_err(|e| e.message)?;
-        self.daemon
-            .register_step(&img, &parent.id)
-            .map_err(|e| e.message)?;
+        let img = self.daemon.store_config(&config, layers)?;
+        self.daemon.register_step(&img, &parent.id)?;
         Ok((img, layered))
     }
 
@@ -311,30 +306,25 @@ impl berth_builder::Backend for BuildBackend {
         &self,
         parent: &ImageState,
         config: ImageConfig,
-    ) -> std::result::Result<ImageState, String> {
-        let img = self
-            .daemon
-            .store_config(&config, parent.layers.clone())
-            .map_err(|e| e.message)?;
-        self.daemon
-            .register_step(&img, &parent.id)
-            .map_err(|e| e.message)?;
+    ) -> std::result::Result<ImageState, BackendError> {
+        let img = self.daemon.store_config(&config, parent.layers.clone())?;
+        self.daemon.register_step(&img, &parent.id)?;
         Ok(img)
     }
 
     async fn cache_mount(
         &self,
         req: &berth_builder::CacheMountRequest,
-    ) -> std::result::Result<berth_builder::CacheMountLease, String> {
-        self.daemon.cache_mount_lease(req).await
+    ) -> std::result::Result<berth_builder::CacheMountLease, BackendError> {
+        Ok(self.daemon.cache_mount_lease(req).await?)
     }
 
     async fn fetch(
         &self,
         url: &str,
         dir: &Path,
-    ) -> std::result::Result<berth_builder::Fetched, String> {
-        crate::build_fetch::fetch(url, dir).await
+    ) -> std::result::Result<berth_builder::Fetched, BackendError> {
+        Ok(crate::build_fetch::fetch(url, dir).await?)
     }
 
     async fn remove_container(&self, id: &str) {

@@ -53,6 +53,15 @@ fn key_of(id: &str) -> String {
     hex::encode(Sha256::digest(id.as_bytes()))[..32].to_string()
 }
 
+/// A cache mount that could not be prepared; the build's error message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CacheMountError {
+    #[error("{0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("preparing cache mount {id}: {source}")]
+    Prepare { id: String, source: std::io::Error },
+}
+
 impl Daemon {
     fn cache_mounts_dir(&self) -> PathBuf {
         self.builder_dir().join("cachemounts")
@@ -62,7 +71,7 @@ impl Daemon {
     pub(crate) async fn cache_mount_lease(
         &self,
         req: &CacheMountRequest,
-    ) -> Result<CacheMountLease, String> {
+    ) -> Result<CacheMountLease, CacheMountError> {
         let base = self.cache_mounts_dir();
         let key = key_of(&req.id);
         let primary = base.join(&key);
@@ -111,9 +120,11 @@ impl Daemon {
         let req2 = req.clone();
         let dir2 = dir.clone();
         tokio::task::spawn_blocking(move || ensure_cache_dir(&dir2, &req2))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("preparing cache mount {}: {e}", req.id))?;
+            .await?
+            .map_err(|source| CacheMountError::Prepare {
+                id: req.id.clone(),
+                source,
+            })?;
         Ok(CacheMountLease {
             path: dir.join("data"),
             _guard: Box::new(guard),

@@ -4,6 +4,24 @@
 
 use std::path::Path;
 
+/// Why the uploaded context could not be used; the build's error message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ContextError {
+    #[error("reading build context: {0}")]
+    Decompress(berth_image::Error),
+    #[error("reading build context: {0}")]
+    Read(std::io::Error),
+    /// The tar crate wraps the cause of a failed unpack: all of it is shown.
+    #[error("unpacking build context: {}", with_causes(.0))]
+    Unpack(std::io::Error),
+    #[error("moving named build contexts: {0}")]
+    MoveNamed(std::io::Error),
+    #[error("named build contexts: {0}")]
+    Named(std::io::Error),
+    #[error("Cannot locate specified Dockerfile: {0}")]
+    NoDockerfile(String),
+}
+
 /// Unpacks the (optionally compressed) context tar into `dir`, drops what `.dockerignore`
 /// excludes, and returns the Dockerfile's text.
 /// With `named` set, the named contexts the berth CLI sent under
@@ -13,9 +31,8 @@ pub(crate) fn unpack_context(
     dir: &Path,
     dockerfile: &str,
     named: Option<&Path>,
-) -> std::result::Result<String, String> {
-    let decoded = berth_image::store::decompress(reader)
-        .map_err(|e| format!("reading build context: {e}"))?;
+) -> std::result::Result<String, ContextError> {
+    let decoded = berth_image::store::decompress(reader).map_err(ContextError::Decompress)?;
     let mut ar = tar::Archive::new(ZeroPad {
         inner: decoded,
         pad: 0,
@@ -24,22 +41,18 @@ pub(crate) fn unpack_context(
     ar.set_preserve_mtime(true);
     ar.set_unpack_xattrs(false);
     ar.set_overwrite(true);
-    let entries = ar
-        .entries()
-        .map_err(|e| format!("reading build context: {e}"))?;
+    let entries = ar.entries().map_err(ContextError::Read)?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| format!("reading build context: {e}"))?;
+        let mut entry = entry.map_err(ContextError::Read)?;
         // unpack_in refuses paths that would leave `dir`.
-        entry
-            .unpack_in(dir)
-            .map_err(|e| format!("unpacking build context: {}", with_causes(&e)))?;
+        entry.unpack_in(dir).map_err(ContextError::Unpack)?;
     }
     if let Some(to) = named {
         let from = dir.join(crate::build_options::CONTEXTS_DIR);
         if from.is_dir() {
-            std::fs::rename(&from, to).map_err(|e| format!("moving named build contexts: {e}"))?;
+            std::fs::rename(&from, to).map_err(ContextError::MoveNamed)?;
         } else {
-            std::fs::create_dir_all(to).map_err(|e| format!("named build contexts: {e}"))?;
+            std::fs::create_dir_all(to).map_err(ContextError::Named)?;
         }
     }
     let rel = berth_builder::copy::clean_rel(dockerfile);
@@ -48,7 +61,7 @@ pub(crate) fn unpack_context(
         path = dir.join("dockerfile");
     }
     let text = std::fs::read_to_string(&path)
-        .map_err(|_| format!("Cannot locate specified Dockerfile: {dockerfile}"))?;
+        .map_err(|_| ContextError::NoDockerfile(dockerfile.to_string()))?;
     if let Ok(ign) = std::fs::read_to_string(dir.join(".dockerignore")) {
         let ignore = berth_builder::Ignore::parse(&ign);
         if !ignore.is_empty() {
@@ -185,7 +198,9 @@ mod tests {
         let text = unpack_context(&mut gz, d.path(), "sub/Build.file", None).unwrap();
         assert_eq!(text, "FROM x\n");
         let e = tempfile::tempdir().unwrap();
-        let err = unpack_context(&raw[..], e.path(), "Dockerfile", None).unwrap_err();
+        let err = unpack_context(&raw[..], e.path(), "Dockerfile", None)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "Cannot locate specified Dockerfile: Dockerfile");
     }
 

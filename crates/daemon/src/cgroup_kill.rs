@@ -13,6 +13,25 @@ use std::time::{Duration, Instant};
 
 use crate::sysinfo::SysInfo;
 
+/// What could not be cleaned up after a container whose shim is gone (logged, never an API
+/// error).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CgroupKillError {
+    #[error("processes {0:?} are still in the container's cgroups")]
+    Survivors(BTreeSet<i32>),
+    /// Every cgroup directory that could not be removed, and why.
+    #[error("{}", removals(.0))]
+    Remove(Vec<(PathBuf, std::io::Error)>),
+}
+
+fn removals(failed: &[(PathBuf, std::io::Error)]) -> String {
+    failed
+        .iter()
+        .map(|(d, e)| format!("{}: {e}", d.display()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A container's cgroup directories: `<mount>/<path>` in every hierarchy where it exists.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerCgroups {
@@ -44,7 +63,11 @@ impl ContainerCgroups {
     /// Kills every process of the container and waits (up to `timeout`) until none is left.
     /// `kill` sends SIGKILL to one pid (the real one is [`sigkill`]; tests record). Returns
     /// how many processes were signalled; an error names what is still there.
-    pub fn kill_all(&self, kill: &mut dyn FnMut(i32), timeout: Duration) -> Result<usize, String> {
+    pub fn kill_all(
+        &self,
+        kill: &mut dyn FnMut(i32),
+        timeout: Duration,
+    ) -> Result<usize, CgroupKillError> {
         if self.dirs.is_empty() {
             return Ok(0);
         }
@@ -77,9 +100,7 @@ impl ContainerCgroups {
                 return Ok(signalled.len());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "processes {left:?} are still in the container's cgroups"
-                ));
+                return Err(CgroupKillError::Survivors(left));
             }
         }
     }
@@ -114,17 +135,17 @@ impl ContainerCgroups {
 
     /// Removes the (empty) cgroup directories, children first. Errors are left to the
     /// caller's log: a directory that still has members cannot go.
-    pub fn remove(&self) -> Result<(), String> {
+    pub fn remove(&self) -> Result<(), CgroupKillError> {
         let mut errors = Vec::new();
         for d in &self.dirs {
             if let Err(e) = remove_tree(d) {
-                errors.push(format!("{}: {e}", d.display()));
+                errors.push((d.clone(), e));
             }
         }
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(CgroupKillError::Remove(errors))
         }
     }
 }
@@ -222,7 +243,8 @@ mod tests {
         let mut calls = 0;
         let err = cg
             .kill_all(&mut |_| calls += 1, Duration::from_millis(300))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("77"), "{err}");
         assert!(calls >= 1);
     }
@@ -232,8 +254,9 @@ mod tests {
         let cg = ContainerCgroups::find(&sys_with(&[]), Path::new("/p/c"));
         assert!(cg.dirs.is_empty());
         assert_eq!(
-            cg.kill_all(&mut |_| panic!("no kill"), Duration::ZERO),
-            Ok(0)
+            cg.kill_all(&mut |_| panic!("no kill"), Duration::ZERO)
+                .unwrap(),
+            0
         );
         assert!(cg.remove().is_ok());
     }

@@ -4,6 +4,28 @@
 
 use std::collections::BTreeSet;
 
+use berth_api_types::ErrorKind;
+
+use crate::errors::{into_api_error, Classified};
+
+/// A cpuset the host cannot give (400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Requested {what} are not available - requested {requested}, available: {available}")]
+pub(crate) struct Unavailable {
+    /// "CPUs" or "memory nodes".
+    what: String,
+    requested: String,
+    available: String,
+}
+
+impl Classified for Unavailable {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidParameter
+    }
+}
+
+into_api_error!(Unavailable);
+
 /// A cpuset list (`0-3,5`) as its members; `None` when malformed.
 pub(crate) fn parse_list(s: &str) -> Option<BTreeSet<u32>> {
     let mut out = BTreeSet::new();
@@ -25,7 +47,7 @@ pub(crate) fn parse_list(s: &str) -> Option<BTreeSet<u32>> {
 
 /// Docker's message when `requested` asks for members outside `available` (both as the
 /// user/the kernel wrote them). `what` is "CPUs" or "memory nodes".
-pub(crate) fn check(requested: &str, available: &str, what: &str) -> Result<(), String> {
+pub(crate) fn check(requested: &str, available: &str, what: &str) -> Result<(), Unavailable> {
     let (Some(req), Some(have)) = (parse_list(requested), parse_list(available)) else {
         // Malformed requests are refused by the format check; an unreadable host list
         // leaves the decision to the kernel.
@@ -34,10 +56,11 @@ pub(crate) fn check(requested: &str, available: &str, what: &str) -> Result<(), 
     if req.is_subset(&have) {
         Ok(())
     } else {
-        Err(format!(
-            "Requested {what} are not available - requested {requested}, available: {}",
-            available.trim()
-        ))
+        Err(Unavailable {
+            what: what.to_string(),
+            requested: requested.to_string(),
+            available: available.trim().to_string(),
+        })
     }
 }
 
@@ -62,11 +85,13 @@ mod tests {
     #[test]
     fn requests_beyond_the_host_are_refused_with_dockers_message() {
         assert_eq!(
-            check("7", "0-1\n", "CPUs").unwrap_err(),
+            check("7", "0-1\n", "CPUs").unwrap_err().to_string(),
             "Requested CPUs are not available - requested 7, available: 0-1"
         );
         assert_eq!(
-            check("0,1-2", "0-1", "memory nodes").unwrap_err(),
+            check("0,1-2", "0-1", "memory nodes")
+                .unwrap_err()
+                .to_string(),
             "Requested memory nodes are not available - requested 0,1-2, available: 0-1"
         );
         assert!(check("0-1", "0-1\n", "CPUs").is_ok());

@@ -92,7 +92,7 @@ impl Default for EventLog {
 fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -230,8 +230,8 @@ impl Daemon {
             (format.image_create || !(m.kind == "image" && m.action == "create"))
                 && filters.matches(m)
         };
-        let since = opts.since.map(|s| (s * 1e9) as i64);
-        let until = opts.until.map(|u| (u * 1e9) as i64);
+        let since = opts.since.map(crate::units::secs_to_nanos);
+        let until = opts.until.map(crate::units::secs_to_nanos);
         let (past, mut live) = {
             let recent = lock(&self.event_log.recent);
             // dockerd replays its buffer when either bound is given: `--until` alone lists
@@ -281,7 +281,7 @@ impl Daemon {
                         if left <= 0 {
                             return;
                         }
-                        Duration::from_nanos(left as u64)
+                        Duration::from_nanos(left.unsigned_abs())
                     }
                     None => Duration::from_secs(3600),
                 };

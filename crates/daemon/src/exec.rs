@@ -417,7 +417,7 @@ impl Daemon {
         if e.req.working_dir.starts_with('/') {
             if let Some(c) = self.get(&e.container_id).filter(|c| c.state.pid > 0) {
                 let root = std::path::PathBuf::from(format!("/proc/{}/root", c.state.pid));
-                crate::exec_cwd::check(&root, &e.req.working_dir).map_err(internal)?;
+                crate::exec_cwd::check(&root, &e.req.working_dir)?;
             }
         }
         self.runtime

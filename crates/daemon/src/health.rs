@@ -40,7 +40,7 @@ pub(crate) struct Probe {
 
 fn dur(ns: i64, default: Duration) -> Duration {
     if ns > 0 {
-        Duration::from_nanos(ns as u64)
+        Duration::from_nanos(ns.unsigned_abs())
     } else {
         default
     }
@@ -158,8 +158,9 @@ impl Daemon {
                 if c.state.started_at != run || c.state.status != Status::Running {
                     return;
                 }
-                let in_start = (unix_seconds(&result.start) - unix_seconds(&run)) as u64
-                    <= probe.start_period.as_secs()
+                // A result from before the start (the clock stepped back) is not in it.
+                let in_start = u64::try_from(unix_seconds(&result.start) - unix_seconds(&run))
+                    .is_ok_and(|d| d <= probe.start_period.as_secs())
                     && !probe.start_period.is_zero();
                 let mut h = c.health.clone().unwrap_or_else(|| Health {
                     status: STARTING.into(),

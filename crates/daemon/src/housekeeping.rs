@@ -15,7 +15,7 @@ use crate::{lock, Daemon, Result};
 /// An `until` filter value: unix seconds, RFC 3339, or a Go duration before now (`24h`, `10m`).
 pub fn parse_until(v: &str, now: i64) -> Option<i64> {
     if let Ok(n) = v.parse::<f64>() {
-        return Some(n as i64);
+        return Some(crate::units::float_to_i64(n));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
         return Some(t.timestamp());
@@ -39,7 +39,7 @@ pub fn parse_until(v: &str, now: i64) -> Option<i64> {
     if !num.is_empty() {
         return None;
     }
-    Some(now - total as i64)
+    Some(now - crate::units::float_to_i64(total))
 }
 
 /// The `until`, `label` and `label!` filters shared by the prune endpoints.
@@ -157,7 +157,7 @@ impl Daemon {
             match self.image_remove(&img.id, true, false).await {
                 Ok(items) => {
                     if items.iter().any(|i| matches!(i, DeleteItem::Deleted(_))) {
-                        out.space_reclaimed += img.size.max(0) as u64;
+                        out.space_reclaimed += u64::try_from(img.size).unwrap_or(0);
                     }
                     out.images_deleted.extend(items);
                 }

@@ -118,7 +118,9 @@ async fn send(tx: &mpsc::Sender<std::io::Result<Bytes>>, msg: &ProgressMessage) 
 pub(crate) fn progress_bar(current: u64, total: u64) -> String {
     let width = 50usize;
     let filled = if total > 0 {
-        (current.min(total) as usize * width) / total as usize
+        // At most `width`: the product cannot overflow in u128.
+        let f = u128::from(current.min(total)) * 50 / u128::from(total);
+        usize::try_from(f).unwrap_or(width)
     } else {
         0
     };

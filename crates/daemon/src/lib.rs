@@ -22,6 +22,7 @@ mod cpuset;
 mod crash_gc;
 mod create_checks;
 mod create_defaults;
+mod errors;
 mod etcfiles;
 mod events;
 mod exec;
@@ -196,9 +197,33 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why the daemon could not open its data root or restore what an earlier run left.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("creating {}: {source}", path.display())]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("creating containers directory: {0}")]
+    ContainersDir(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("opening image store: {0}")]
+    ImageStore(berth_image::Error),
+    #[error(transparent)]
+    Network(network::NetError),
+    #[error(transparent)]
+    Registry(#[from] berth_registry::Error),
+    #[error("restoring networks: {0}")]
+    RestoreNetworks(network::NetError),
+    #[error("restoring containers: {0}")]
+    RestoreContainers(store::StoreError),
+}
+
 impl Daemon {
     /// Opens (or creates) the data root and restores containers left by an earlier run.
-    pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, String> {
+    pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, OpenError> {
         Daemon::open_with(cfg, host::Host::real()).await
     }
 
@@ -206,16 +231,18 @@ impl Daemon {
     pub(crate) async fn open_with(
         cfg: DaemonConfig,
         host: host::Host,
-    ) -> std::result::Result<Arc<Daemon>, String> {
+    ) -> std::result::Result<Arc<Daemon>, OpenError> {
         for dir in [&cfg.data_root, &cfg.exec_root] {
-            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
         }
         std::fs::create_dir_all(cfg.data_root.join("containers"))
-            .map_err(|e| format!("creating containers directory: {e}"))?;
-        let store =
-            store::Store::open(&cfg.data_root.join("berth.db")).map_err(|e| e.to_string())?;
+            .map_err(OpenError::ContainersDir)?;
+        let store = store::Store::open(&cfg.data_root.join("berth.db"))?;
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
-            .map_err(|e| format!("opening image store: {e}"))?;
+            .map_err(OpenError::ImageStore)?;
         let runtime = Runtime::new(&cfg, host.runtime.clone());
         let cfg_registry = cfg.clone();
         let cfg_log_config = cfg.log_config.clone();
@@ -225,7 +252,8 @@ impl Daemon {
             host.links.clone(),
             host.netns.clone(),
             host.firewall.clone(),
-        )?;
+        )
+        .map_err(OpenError::Network)?;
         let daemon = Arc::new(Daemon {
             host: spec::HostFacts::detect(),
             cgroups: host.cgroups.clone(),
@@ -251,11 +279,11 @@ impl Daemon {
         });
         daemon
             .restore_network()
-            .map_err(|e| format!("restoring networks: {e}"))?;
+            .map_err(OpenError::RestoreNetworks)?;
         daemon
             .restore()
             .await
-            .map_err(|e| format!("restoring containers: {e}"))?;
+            .map_err(OpenError::RestoreContainers)?;
         // Before the API serves: nothing can race the sweep yet.
         if let Err(e) = daemon.collect_leftovers(true).await {
             tracing::warn!("collecting leftovers of interrupted work: {}", e.message);

@@ -48,7 +48,12 @@ fn render(line: &str, opts: &LogsOptions, tty: bool) -> Option<Vec<u8>> {
     let mut framed = Vec::with_capacity(payload.len() + 8);
     framed.push(if is_err { 2 } else { 1 });
     framed.extend_from_slice(&[0, 0, 0]);
-    framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    // One log entry: a line the shim cut at 16 KiB (`MAX_LINE`), far within the 32-bit length.
+    framed.extend_from_slice(
+        &u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     framed.extend_from_slice(&payload);
     Some(framed)
 }

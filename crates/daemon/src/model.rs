@@ -141,6 +141,9 @@ pub struct PodJoin {
     pub netns: Option<std::path::PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<std::path::PathBuf>,
+    /// The pod's UTS namespace (its hostname), shared by its containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<std::path::PathBuf>,
     /// The pod's shared PID namespace (CRI `NamespaceOption.pid = POD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<std::path::PathBuf>,
@@ -230,6 +233,14 @@ pub struct MountRecord {
     pub create_source: bool,
     /// tmpfs mount options (`size=`, `mode=`).
     pub tmpfs_options: Vec<String>,
+    /// A read-only bind that stays read-only at its top only (`BindOptions.ReadOnlyNonRecursive`,
+    /// and every read-only bind of an API client older than 1.44); otherwise read-only binds are
+    /// recursively read-only where the kernel can.
+    #[serde(default)]
+    pub ro_non_recursive: bool,
+    /// Recursively read-only or an error (`BindOptions.ReadOnlyForceRecursive`).
+    #[serde(default)]
+    pub ro_force_recursive: bool,
 }
 
 /// Docker's 404 for a container name or id that matches none.

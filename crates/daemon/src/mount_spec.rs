@@ -8,50 +8,117 @@ use std::path::Path;
 
 use berth_api_types::container as ct;
 
+use berth_api_types::ErrorKind;
+
+use crate::errors::{into_api_error, Classified};
 use crate::model::MountRecord;
 
 /// The longest volume name: it is a directory name under `<data-root>/volumes`.
 pub const MAX_VOLUME_NAME: usize = 255;
 
+/// A bind, mount or volume spec Docker would refuse; always the client's mistake (400). The
+/// messages are moby's, word for word.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MountSpecError {
+    #[error("volume name is too short, names should be at least two alphanumeric characters")]
+    NameTooShort,
+    #[error(
+        "{0:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+    )]
+    NameInvalid(String),
+    #[error(
+        "volume name is too long ({0} characters), names can be at most {MAX_VOLUME_NAME} characters"
+    )]
+    NameTooLong(usize),
+    #[error("invalid option key: {0:?}")]
+    OptionKey(String),
+    #[error("missing required option: {0:?}")]
+    MissingOption(&'static str),
+    /// A `Binds` entry that does not parse.
+    #[error("invalid volume specification: '{0}'")]
+    Spec(String),
+    /// A `Binds` entry whose destination is refused (the cause after the entry).
+    #[error("invalid volume specification: '{raw}': {cause}")]
+    SpecTarget {
+        raw: String,
+        cause: Box<MountSpecError>,
+    },
+    #[error("invalid mode: {0}")]
+    Mode(String),
+    /// A mount (`--mount`, or a destination of any kind) that moby's `validateMountConfig` refuses.
+    #[error("invalid mount config for type {kind:?}: {problem}")]
+    Config {
+        kind: String,
+        problem: ConfigProblem,
+    },
+}
+
+/// What is wrong with a mount's configuration, in moby's words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigProblem {
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    NotAbsolute(String),
+    #[error("invalid specification: destination can't be '/'")]
+    RootTarget,
+    #[error("field {0} must not be empty")]
+    Empty(&'static str),
+    #[error("field {0} must not be specified")]
+    Specified(&'static str),
+    #[error("bind source path does not exist: {0}")]
+    NoSource(String),
+    #[error("invalid propagation mode: {0}")]
+    Propagation(String),
+    #[error("invalid tmpfs size")]
+    TmpfsSize,
+    #[error("mount type unknown")]
+    UnknownType,
+    /// `ReadOnlyNonRecursive` or `ReadOnlyForceRecursive` on a writable mount.
+    #[error("must not set {0} when ReadOnly is false")]
+    ReadOnlyOption(&'static str),
+    #[error("must set Propagation to rprivate when ReadOnlyForceRecursive is true")]
+    ForceRecursivePropagation,
+}
+
+impl Classified for MountSpecError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidParameter
+    }
+}
+
+into_api_error!(MountSpecError);
+
+type Result<T> = std::result::Result<T, MountSpecError>;
+
 /// Docker's rule for local volume names (the local driver's `validateName`), plus a length
 /// limit where Docker fails later with a 500 from `mkdir`.
-pub fn validate_volume_name(name: &str) -> std::result::Result<(), String> {
+pub fn validate_volume_name(name: &str) -> Result<()> {
     if name.chars().count() == 1 {
-        return Err(
-            "volume name is too short, names should be at least two alphanumeric characters".into(),
-        );
+        return Err(MountSpecError::NameTooShort);
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !first_ok || !rest_ok {
-        return Err(format!(
-            "{name:?} includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-        ));
+        return Err(MountSpecError::NameInvalid(name.to_string()));
     }
     if name.len() > MAX_VOLUME_NAME {
-        return Err(format!(
-            "volume name is too long ({} characters), names can be at most {MAX_VOLUME_NAME} characters",
-            name.len()
-        ));
+        return Err(MountSpecError::NameTooLong(name.len()));
     }
     Ok(())
 }
 
-pub(crate) fn validate_driver_opts(
-    opts: &BTreeMap<String, String>,
-) -> std::result::Result<(), String> {
+pub(crate) fn validate_driver_opts(opts: &BTreeMap<String, String>) -> Result<()> {
     for k in opts.keys() {
         if !matches!(k.as_str(), "type" | "device" | "o") {
-            return Err(format!("invalid option key: {k:?}"));
+            return Err(MountSpecError::OptionKey(k.clone()));
         }
     }
     let has = |k: &str| opts.get(k).is_some_and(|v| !v.is_empty());
     if (has("device") || has("o")) && !has("type") {
-        return Err("missing required option: \"type\"".into());
+        return Err(MountSpecError::MissingOption("type"));
     }
     if has("type") && !has("device") {
-        return Err("missing required option: \"device\"".into());
+        return Err(MountSpecError::MissingOption("device"));
     }
     Ok(())
 }
@@ -94,23 +161,19 @@ fn parse_mode(mode: &str) -> Option<Mode> {
 }
 
 /// A mount's destination: absolute and not `/` (moby's `validateMountConfig` messages).
-pub(crate) fn check_target(kind: &str, target: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_target(kind: &str, target: &str) -> Result<()> {
     if !target.starts_with('/') {
-        return Err(format!(
-            "invalid mount config for type {kind:?}: invalid mount path: '{target}' mount path must be absolute"
-        ));
+        return Err(config(kind, ConfigProblem::NotAbsolute(target.to_string())));
     }
     if Path::new(target).components().count() == 1 {
-        return Err(format!(
-            "invalid mount config for type {kind:?}: invalid specification: destination can't be '/'"
-        ));
+        return Err(config(kind, ConfigProblem::RootTarget));
     }
     Ok(())
 }
 
 /// One `Binds` entry (`src:dst[:mode]`, `dst`) parsed the way Docker's linux parser does.
-pub fn parse_bind(raw: &str) -> std::result::Result<MountRecord, String> {
-    let invalid = || format!("invalid volume specification: '{raw}'");
+pub fn parse_bind(raw: &str) -> Result<MountRecord> {
+    let invalid = || MountSpecError::Spec(raw.to_string());
     let parts: Vec<&str> = raw.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
         [t] => ("", *t, ""),
@@ -126,18 +189,22 @@ pub fn parse_bind(raw: &str) -> std::result::Result<MountRecord, String> {
     if target.is_empty() {
         return Err(invalid());
     }
-    let m = parse_mode(mode).ok_or_else(|| format!("invalid mode: {mode}"))?;
+    let bad_mode = || MountSpecError::Mode(mode.to_string());
+    let m = parse_mode(mode).ok_or_else(bad_mode)?;
     let bind = source.starts_with('/');
     let kind = if bind { "bind" } else { "volume" };
-    check_target(kind, target).map_err(|e| format!("{}: {e}", invalid()))?;
+    check_target(kind, target).map_err(|e| MountSpecError::SpecTarget {
+        raw: raw.to_string(),
+        cause: Box::new(e),
+    })?;
     if bind && m.nocopy {
-        return Err(format!("invalid mode: {mode}"));
+        return Err(bad_mode());
     }
     if !bind && !source.is_empty() {
         validate_volume_name(source)?;
     }
     if !bind && m.propagation.is_some() {
-        return Err(format!("invalid mode: {mode}"));
+        return Err(bad_mode());
     }
     Ok(MountRecord {
         kind: kind.to_string(),
@@ -159,15 +226,16 @@ pub fn parse_bind(raw: &str) -> std::result::Result<MountRecord, String> {
         anonymous: source.is_empty(),
         create_source: bind,
         tmpfs_options: Vec::new(),
+        ..Default::default()
     })
 }
 
 /// One `HostConfig.Mounts` entry (`--mount`) validated like Docker's.
-pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String> {
+pub fn parse_api_mount(m: &ct::Mount) -> Result<MountRecord> {
     let kind = m.kind.as_str();
-    let cfg_err = |msg: &str| format!("invalid mount config for type {kind:?}: {msg}");
+    let cfg_err = |problem| config(kind, problem);
     if m.target.is_empty() {
-        return Err(cfg_err("field Target must not be empty"));
+        return Err(cfg_err(ConfigProblem::Empty("Target")));
     }
     check_target(kind, &m.target)?;
     let opt = |v: &Option<serde_json::Value>, key: &str| -> Option<serde_json::Value> {
@@ -182,22 +250,16 @@ pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String
     match kind {
         "bind" => {
             if m.source.is_empty() {
-                return Err(cfg_err("field Source must not be empty"));
+                return Err(cfg_err(ConfigProblem::Empty("Source")));
             }
             if !m.source.starts_with('/') {
-                return Err(cfg_err(&format!(
-                    "invalid mount path: '{}' mount path must be absolute",
-                    m.source
-                )));
+                return Err(cfg_err(ConfigProblem::NotAbsolute(m.source.clone())));
             }
             if m.volume_options.is_some() {
-                return Err(cfg_err("field VolumeOptions must not be specified"));
+                return Err(cfg_err(ConfigProblem::Specified("VolumeOptions")));
             }
             if std::fs::metadata(&m.source).is_err() {
-                return Err(cfg_err(&format!(
-                    "bind source path does not exist: {}",
-                    m.source
-                )));
+                return Err(cfg_err(ConfigProblem::NoSource(m.source.clone())));
             }
             rec.source = clean(&m.source);
             let prop = opt(&m.bind_options, "Propagation")
@@ -205,13 +267,31 @@ pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "rprivate".into());
             if !PROPAGATIONS.contains(&prop.as_str()) {
-                return Err(cfg_err(&format!("invalid propagation mode: {prop}")));
+                return Err(cfg_err(ConfigProblem::Propagation(prop)));
             }
             rec.propagation = prop;
+            let flag = |key| {
+                opt(&m.bind_options, key)
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false)
+            };
+            rec.ro_non_recursive = flag("ReadOnlyNonRecursive");
+            rec.ro_force_recursive = flag("ReadOnlyForceRecursive");
+            for (set, key) in [
+                (rec.ro_non_recursive, "ReadOnlyNonRecursive"),
+                (rec.ro_force_recursive, "ReadOnlyForceRecursive"),
+            ] {
+                if set && !m.read_only {
+                    return Err(cfg_err(ConfigProblem::ReadOnlyOption(key)));
+                }
+            }
+            if rec.ro_force_recursive && rec.propagation != "rprivate" {
+                return Err(cfg_err(ConfigProblem::ForceRecursivePropagation));
+            }
         }
         "volume" => {
             if m.bind_options.is_some() {
-                return Err(cfg_err("field BindOptions must not be specified"));
+                return Err(cfg_err(ConfigProblem::Specified("BindOptions")));
             }
             if !m.source.is_empty() {
                 validate_volume_name(&m.source)?;
@@ -224,12 +304,12 @@ pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String
         }
         "tmpfs" => {
             if !m.source.is_empty() {
-                return Err(cfg_err("field Source must not be specified"));
+                return Err(cfg_err(ConfigProblem::Specified("Source")));
             }
             let mut opts = vec!["noexec".into(), "nosuid".into(), "nodev".into()];
             if let Some(size) = opt(&m.tmpfs_options, "SizeBytes").and_then(|v| v.as_i64()) {
                 if size < 0 {
-                    return Err(cfg_err("invalid tmpfs size"));
+                    return Err(cfg_err(ConfigProblem::TmpfsSize));
                 }
                 if size > 0 {
                     opts.push(format!("size={size}"));
@@ -245,9 +325,16 @@ pub fn parse_api_mount(m: &ct::Mount) -> std::result::Result<MountRecord, String
             }
             rec.tmpfs_options = opts;
         }
-        _ => return Err(cfg_err("mount type unknown")),
+        _ => return Err(cfg_err(ConfigProblem::UnknownType)),
     }
     Ok(rec)
+}
+
+fn config(kind: &str, problem: ConfigProblem) -> MountSpecError {
+    MountSpecError::Config {
+        kind: kind.to_string(),
+        problem,
+    }
 }
 
 /// Lexical clean of an absolute path (`/a//b/` → `/a/b`).
@@ -302,15 +389,15 @@ mod tests {
         let m = parse_bind("/anon").unwrap();
         assert!(m.anonymous && m.kind == "volume");
         assert_eq!(
-            parse_bind("a/b:/x").unwrap_err(),
+            parse_bind("a/b:/x").unwrap_err().to_string(),
             "\"a/b\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
         );
         assert_eq!(
-            parse_bind("/x:/y:bogus").unwrap_err(),
+            parse_bind("/x:/y:bogus").unwrap_err().to_string(),
             "invalid mode: bogus"
         );
         assert_eq!(
-            parse_bind("/x:ro").unwrap_err(),
+            parse_bind("/x:ro").unwrap_err().to_string(),
             "invalid volume specification: '/x:ro'"
         );
         assert!(parse_bind("/x:/").is_err());
@@ -335,7 +422,9 @@ mod tests {
         }
         assert!(parse_bind("data:/dst:delegated").is_ok());
         assert_eq!(
-            parse_bind("/src:/dst:cached,delegated").unwrap_err(),
+            parse_bind("/src:/dst:cached,delegated")
+                .unwrap_err()
+                .to_string(),
             "invalid mode: cached,delegated"
         );
         assert!(parse_bind("/src:/dst:default").is_err());
@@ -350,7 +439,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            parse_api_mount(&missing).unwrap_err(),
+            parse_api_mount(&missing).unwrap_err().to_string(),
             "invalid mount config for type \"bind\": bind source path does not exist: /definitely/not/here"
         );
         let t = ct::Mount {
@@ -410,23 +499,24 @@ mod tests {
     #[test]
     fn volume_name_lengths() {
         assert_eq!(
-            validate_volume_name("a").unwrap_err(),
+            validate_volume_name("a").unwrap_err().to_string(),
             "volume name is too short, names should be at least two alphanumeric characters"
         );
         assert!(validate_volume_name(&"a".repeat(255)).is_ok());
         assert!(validate_volume_name(&"a".repeat(256))
             .unwrap_err()
+            .to_string()
             .contains("too long"));
     }
 
     #[test]
     fn mount_messages_are_dockers() {
         assert_eq!(
-            parse_bind("/tmp:/").unwrap_err(),
+            parse_bind("/tmp:/").unwrap_err().to_string(),
             "invalid volume specification: '/tmp:/': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
         );
         assert_eq!(
-            parse_bind("vv:rel").unwrap_err(),
+            parse_bind("vv:rel").unwrap_err().to_string(),
             "invalid volume specification: 'vv:rel': invalid mount config for type \"volume\": invalid mount path: 'rel' mount path must be absolute"
         );
         let m = |kind: &str, source: &str, target: &str| ct::Mount {
@@ -436,15 +526,19 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            parse_api_mount(&m("bind", "/tmp", "/")).unwrap_err(),
+            parse_api_mount(&m("bind", "/tmp", "/")).unwrap_err().to_string(),
             "invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
         );
         assert_eq!(
-            parse_api_mount(&m("foo", "", "/x")).unwrap_err(),
+            parse_api_mount(&m("foo", "", "/x"))
+                .unwrap_err()
+                .to_string(),
             "invalid mount config for type \"foo\": mount type unknown"
         );
         assert_eq!(
-            parse_api_mount(&m("tmpfs", "x", "/x")).unwrap_err(),
+            parse_api_mount(&m("tmpfs", "x", "/x"))
+                .unwrap_err()
+                .to_string(),
             "invalid mount config for type \"tmpfs\": field Source must not be specified"
         );
     }

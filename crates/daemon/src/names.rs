@@ -248,9 +248,22 @@ pub fn random_name(retry: u32) -> String {
     }
 }
 
+/// A container name Docker would refuse (400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+pub struct InvalidName(pub String);
+
+impl crate::errors::Classified for InvalidName {
+    fn kind(&self) -> berth_api_types::ErrorKind {
+        berth_api_types::ErrorKind::InvalidParameter
+    }
+}
+
+crate::errors::into_api_error!(InvalidName);
+
 /// Docker's container names, `/?[a-zA-Z0-9][a-zA-Z0-9_.-]+`: at least two characters.
 /// Returns the name without a leading slash.
-pub fn validate(name: &str) -> Result<String, String> {
+pub fn validate(name: &str) -> Result<String, InvalidName> {
     let n = name.strip_prefix('/').unwrap_or(name);
     let mut chars = n.chars();
     let ok = n.len() >= 2
@@ -259,9 +272,7 @@ pub fn validate(name: &str) -> Result<String, String> {
     if ok {
         Ok(n.to_string())
     } else {
-        Err(format!(
-            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        ))
+        Err(InvalidName(name.to_string()))
     }
 }
 
@@ -274,7 +285,7 @@ mod tests {
         assert_eq!(validate("/web").unwrap(), "web");
         assert_eq!(validate("t2").unwrap(), "t2");
         assert_eq!(
-            validate("t").unwrap_err(),
+            validate("t").unwrap_err().to_string(),
             "Invalid container name (t), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         );
         assert!(validate("").is_err() && validate("/").is_err());

@@ -20,6 +20,7 @@ use berth_network::ops::{Attachment, LinkOps};
 use serde::{Deserialize, Serialize};
 
 mod dns;
+mod error;
 mod gateway;
 mod memberships;
 mod restore;
@@ -28,6 +29,8 @@ mod rules;
 use crate::model::Container;
 use crate::network_ports::{take_port, wanted_ports, WantedPort};
 use crate::{internal, lock, DaemonConfig};
+
+pub(crate) use error::NetError;
 
 pub(crate) use crate::network_model::{Endpoint, Network, DEFAULT_NETWORK};
 
@@ -143,27 +146,29 @@ pub(crate) struct Attached {
 /// /64 derived from the bridge's name, so it is the same after a restart.
 fn default_bridge_v6(
     cfg: &crate::DaemonConfig,
-) -> std::result::Result<Option<(Subnet6, Pool6)>, String> {
+) -> std::result::Result<Option<(Subnet6, Pool6)>, NetError> {
     if !cfg.ipv6 {
         return match &cfg.fixed_cidr_v6 {
-            Some(c) => Err(format!("--fixed-cidr-v6 {c} needs --ipv6")),
+            Some(c) => Err(NetError::V6WithoutIpv6(c.clone())),
             None => Ok(None),
         };
     }
     let subnet: Subnet6 = match &cfg.fixed_cidr_v6 {
-        Some(c) => c
-            .parse()
-            .map_err(|_| format!("invalid --fixed-cidr-v6 {c:?}: not an IPv6 CIDR"))?,
+        Some(c) => c.parse().map_err(|_| NetError::V6NotCidr(c.clone()))?,
         None => {
             let digest = stable_id(&format!("berth-default-bridge-v6:{}", cfg.bridge));
             let seed = u64::from_str_radix(&digest[..16], 16).unwrap_or_default();
             berth_network::ipam::ula_subnet(seed)
         }
     };
-    crate::network_v6::refuse_reserved(&subnet)
-        .map_err(|e| format!("invalid --fixed-cidr-v6 {subnet}: {e}"))?;
-    let pool = Pool6::new(subnet, subnet.first_host())
-        .map_err(|e| format!("--fixed-cidr-v6 {subnet}: {e}"))?;
+    crate::network_v6::refuse_reserved(&subnet).map_err(|cause| NetError::V6Reserved {
+        subnet: subnet.to_string(),
+        cause,
+    })?;
+    let pool = Pool6::new(subnet, subnet.first_host()).map_err(|source| NetError::V6Pool {
+        subnet: subnet.to_string(),
+        source,
+    })?;
     Ok(Some((subnet, pool)))
 }
 
@@ -183,7 +188,7 @@ impl NetService {
         links: std::sync::Arc<dyn LinkOps>,
         netns: std::sync::Arc<dyn crate::host::Netns>,
         firewall: std::sync::Arc<dyn crate::host::Firewall>,
-    ) -> std::result::Result<NetService, String> {
+    ) -> std::result::Result<NetService, NetError> {
         let mut state = State::default();
         let mut default_id = None;
         let table = if cfg.bridge == "none" {
@@ -195,11 +200,16 @@ impl NetService {
             nft::table_name(&cfg.bridge)
         };
         if cfg.bridge != "none" {
-            let (subnet, gateway) = Subnet::parse_with_addr(&cfg.bip)
-                .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
-            crate::network_v6::refuse_reserved(&subnet)
-                .map_err(|e| format!("invalid --bip {:?}: {e}", cfg.bip))?;
-            let pool = Pool::new(subnet, gateway).map_err(|e| format!("--bip: {e}"))?;
+            let (subnet, gateway) =
+                Subnet::parse_with_addr(&cfg.bip).map_err(|source| NetError::Bip {
+                    bip: cfg.bip.clone(),
+                    source,
+                })?;
+            crate::network_v6::refuse_reserved(&subnet).map_err(|cause| NetError::BipReserved {
+                bip: cfg.bip.clone(),
+                cause,
+            })?;
+            let pool = Pool::new(subnet, gateway).map_err(NetError::BipPool)?;
             let id = stable_id(&format!("berth-default-bridge:{}", cfg.bridge));
             let v6 = default_bridge_v6(cfg)?;
             let mut options = BTreeMap::new();
@@ -251,11 +261,10 @@ impl NetService {
         let servers = if cfg.dns.is_empty() {
             host_servers
         } else {
-            berth_network::dns::parse_upstreams(&cfg.dns).map_err(|e| format!("--dns: {e}"))?
+            berth_network::dns::parse_upstreams(&cfg.dns).map_err(NetError::Dns)?
         };
         Ok(NetService {
-            dns: berth_network::dns::DnsServers::new()
-                .map_err(|e| format!("starting the DNS thread: {e}"))?,
+            dns: berth_network::dns::DnsServers::new().map_err(NetError::DnsThread)?,
             dns_upstreams: berth_network::dns::Upstreams {
                 servers,
                 search,
@@ -279,7 +288,7 @@ impl NetService {
         self.exec_root.join("netns").join(id)
     }
 
-    fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), String> {
+    fn ensure_bridge(&self, n: &Network) -> std::result::Result<(), NetError> {
         // On the start path: a bridge that is there was set up at daemon start or network
         // create, and checking costs no process.
         if self.ops.link_exists(&n.bridge) {
@@ -288,19 +297,16 @@ impl NetService {
         self.bring_up_bridge(n)
     }
 
-    fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), String> {
+    fn bring_up_bridge(&self, n: &Network) -> std::result::Result<(), NetError> {
         self.ops
-            .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())
-            .map_err(|e| e.to_string())?;
+            .ensure_bridge(&n.bridge, n.gateway, n.subnet.prefix())?;
         if let (Some(subnet6), Some(gw6)) = (n.subnet6, n.gateway6) {
-            self.ops
-                .ensure_bridge_v6(
-                    &n.bridge,
-                    gw6,
-                    subnet6.prefix(),
-                    !n.internal && self.ip_forward,
-                )
-                .map_err(|e| e.to_string())?;
+            self.ops.ensure_bridge_v6(
+                &n.bridge,
+                gw6,
+                subnet6.prefix(),
+                !n.internal && self.ip_forward,
+            )?;
         }
         Ok(())
     }
@@ -417,7 +423,7 @@ impl NetService {
                 list[i] = ep;
             }
         }
-        self.persist(&c.id).map_err(internal)?;
+        self.persist(&c.id)?;
         if !ports.is_empty() {
             self.apply_rules()
                 .map_err(|e| internal(format!("publishing ports: {e}")))?;
@@ -521,7 +527,7 @@ impl NetService {
             .entry(c.id.clone())
             .or_default()
             .push(ep.clone());
-        self.ensure_bridge(net).map_err(internal)?;
+        self.ensure_bridge(net)?;
         self.ops
             .attach(&Attachment {
                 bridge: net.bridge.clone(),
@@ -720,7 +726,7 @@ impl NetService {
         n: Network,
         pool: Pool,
         pool6: Option<Pool6>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<(), NetError> {
         // Recorded before the bridge exists, so whoever cleans up after a crash finds it.
         let _ = std::fs::create_dir_all(self.bridges_dir());
         let _ = std::fs::write(self.bridges_dir().join(&n.bridge), &n.id);
@@ -867,7 +873,7 @@ mod tests {
         assert!(default_bridge_v6(&cfg).unwrap().is_none());
         cfg.fixed_cidr_v6 = Some("fd00:1:2:3::/64".into());
         assert_eq!(
-            default_bridge_v6(&cfg).unwrap_err(),
+            default_bridge_v6(&cfg).unwrap_err().to_string(),
             "--fixed-cidr-v6 fd00:1:2:3::/64 needs --ipv6"
         );
         cfg.ipv6 = true;
@@ -877,6 +883,7 @@ mod tests {
         cfg.fixed_cidr_v6 = Some("10.0.0.0/8".into());
         assert!(default_bridge_v6(&cfg)
             .unwrap_err()
+            .to_string()
             .contains("not an IPv6 CIDR"));
         // Without a subnet: a ULA /64 that depends only on the bridge's name.
         cfg.fixed_cidr_v6 = None;

@@ -383,11 +383,11 @@ impl Daemon {
     /// network implicit (only its other networks, and a user-defined mode network, had
     /// memberships): gives every such container the membership it implied. Runs once: the
     /// store's version says it did.
-    pub(crate) fn migrate_memberships(&self) -> std::result::Result<(), String> {
-        if self.store.user_version().map_err(|e| e.to_string())? >= 1 {
+    pub(crate) fn migrate_memberships(&self) -> std::result::Result<(), crate::network::NetError> {
+        if self.store.user_version()? >= 1 {
             return Ok(());
         }
-        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
+        let records: Vec<Container> = self.store.containers()?;
         for c in records {
             let mode = c.host_config.network_mode.as_str();
             if matches!(mode, "none" | "host") || mode.starts_with("container:") {
@@ -424,17 +424,13 @@ impl Daemon {
             // First in the list: it used to be joined first.
             let mut list = vec![m.clone()];
             list.extend(members.into_iter().filter(|x| x.key() != m.key()));
-            self.store
-                .delete_attachment(&c.id, None)
-                .map_err(|e| e.to_string())?;
+            self.store.delete_attachment(&c.id, None)?;
             for x in &list {
-                self.store
-                    .put_attachment(&c.id, &x.key(), x)
-                    .map_err(|e| e.to_string())?;
+                self.store.put_attachment(&c.id, &x.key(), x)?;
             }
             self.net.set_memberships(&c.id, list);
         }
-        self.store.set_user_version(1).map_err(|e| e.to_string())
+        Ok(self.store.set_user_version(1)?)
     }
 }
 

@@ -4,8 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::OwnedFd;
 
-use berth_api_types::ApiError;
+use berth_api_types::{ApiError, ErrorKind};
 
+use crate::errors::{into_api_error, Classified};
 use crate::model::Container;
 use crate::network_model::{Endpoint, PublishedPort};
 
@@ -175,10 +176,49 @@ pub(crate) fn host_port_text(ip: IpAddr, port: &str) -> String {
     }
 }
 
+/// Why a published port could not be taken (a 500, as dockerd answers).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PortError {
+    /// `at` is `ip:port` (or `ip:lo-hi`), as Docker shows host bindings.
+    #[error("Bind for {at} failed: port is already allocated")]
+    Allocated { at: String },
+    #[error("Bind for {at} failed: {source}")]
+    Bind { at: String, source: std::io::Error },
+    #[error("no host port in {0}")]
+    NoPort(String),
+    #[error(
+        "publishing {container_port}/udp on [{host_ip}] is not supported: berth's userland proxy, which serves [::1], [::] alone and containers without IPv6, speaks TCP only; publish UDP on all addresses, on an IPv4 address, or on another IPv6 address of a container with IPv6"
+    )]
+    UdpProxy {
+        container_port: u16,
+        host_ip: Ipv6Addr,
+    },
+    #[error(
+        "publishing {container_port}/{proto} is not supported by rootless berth: its port driver carries TCP and UDP"
+    )]
+    RootlessProto { container_port: u16, proto: String },
+    /// The rootless port driver could not open the port on the host.
+    #[error(transparent)]
+    Driver(crate::rootless::PortDriverError),
+    #[error("proxy to {target}: {source}")]
+    Proxy {
+        target: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Classified for PortError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Internal
+    }
+}
+
+into_api_error!(PortError);
+
 pub(crate) fn reserve_any(
     w: &WantedPort,
     listen: bool,
-) -> std::result::Result<(OwnedFd, u16), String> {
+) -> std::result::Result<(OwnedFd, u16), PortError> {
     let (lo, hi) = w.host_ports;
     let mut last = None;
     for port in lo..=hi {
@@ -205,11 +245,9 @@ pub(crate) fn reserve_any(
     };
     let at = host_port_text(w.host_ip, &shown);
     match last {
-        Some(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(format!("Bind for {at} failed: port is already allocated"))
-        }
-        Some(e) => Err(format!("Bind for {at} failed: {e}")),
-        None => Err(format!("no host port in {shown}")),
+        Some(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(PortError::Allocated { at }),
+        Some(source) => Err(PortError::Bind { at, source }),
+        None => Err(PortError::NoPort(shown)),
     }
 }
 
@@ -228,7 +266,7 @@ pub(crate) fn take_port(
     ep: &Endpoint,
     w: &WantedPort,
     driver: Option<&dyn crate::rootless::PortDriver>,
-) -> std::result::Result<(Held, PublishedPort), String> {
+) -> std::result::Result<(Held, PublishedPort), PortError> {
     let mut p = PublishedPort {
         proto: w.proto.clone(),
         host_ip: w.host_ip,
@@ -236,10 +274,10 @@ pub(crate) fn take_port(
         container_port: w.container_port,
     };
     if driver.is_some() && !matches!(w.proto.as_str(), "tcp" | "udp") {
-        return Err(format!(
-            "publishing {}/{} is not supported by rootless berth: its port driver carries TCP and UDP",
-            w.container_port, w.proto
-        ));
+        return Err(PortError::RootlessProto {
+            container_port: w.container_port,
+            proto: w.proto.clone(),
+        });
     }
     let target = crate::network_v6::proxy_target(ep, &p)?;
     let (fd, port) = reserve_any(w, target.is_some())?;
@@ -268,7 +306,7 @@ pub(crate) fn take_port(
                 if let Some(t) = held.proxy {
                     t.abort();
                 }
-                return Err(e);
+                return Err(PortError::Driver(e));
             }
         }
     }
@@ -424,7 +462,7 @@ mod tests {
                 host_ports: (port, port),
                 container_port: 80,
             };
-            let err = reserve_any(&w, listen).unwrap_err();
+            let err = reserve_any(&w, listen).unwrap_err().to_string();
             assert!(err.contains("port is already allocated"), "{err}");
             if host_ip.is_ipv6() {
                 assert!(err.contains(&format!("[::1]:{port}")), "{err}");

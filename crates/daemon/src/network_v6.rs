@@ -8,6 +8,8 @@ use berth_api_types::network as nt;
 use berth_api_types::{ApiError, ErrorKind};
 use berth_network::ipam::{ula_subnet, AddrPool, Cidr, Family, Subnet6};
 
+use crate::network_ports::PortError;
+
 /// A new network's subnet of one family, checked, with its pool.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan<A: Family> {
@@ -58,9 +60,18 @@ const RESERVED_V6: [(&str, &str); 4] = [
     ("ff00::/8", "multicast"),
 ];
 
+/// A subnet that overlaps a reserved address block (its kind: "loopback", "multicast"...).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{subnet} overlaps the {kind} range {block}, which cannot be used for a network")]
+pub struct Reserved {
+    subnet: String,
+    kind: &'static str,
+    block: &'static str,
+}
+
 /// Refuses a subnet that overlaps a reserved block, naming the block's kind.
-pub(crate) fn refuse_reserved<A: Family>(subnet: &Cidr<A>) -> Result<(), String> {
-    let blocks: &[(&str, &str)] = if A::BITS == 32 {
+pub(crate) fn refuse_reserved<A: Family>(subnet: &Cidr<A>) -> Result<(), Reserved> {
+    let blocks: &[(&'static str, &'static str)] = if A::BITS == 32 {
         &RESERVED_V4
     } else {
         &RESERVED_V6
@@ -70,9 +81,11 @@ pub(crate) fn refuse_reserved<A: Family>(subnet: &Cidr<A>) -> Result<(), String>
             .parse::<Cidr<A>>()
             .is_ok_and(|block| block.overlaps(subnet))
     }) {
-        Some((block, kind)) => Err(format!(
-            "{subnet} overlaps the {kind} range {block}, which cannot be used for a network"
-        )),
+        Some((block, kind)) => Err(Reserved {
+            subnet: subnet.to_string(),
+            kind,
+            block,
+        }),
         None => Ok(()),
     }
 }
@@ -190,7 +203,7 @@ fn all_v4(p: &crate::network_model::PublishedPort) -> bool {
 pub(crate) fn proxy_target(
     ep: &crate::network_model::Endpoint,
     p: &crate::network_model::PublishedPort,
-) -> Result<Option<SocketAddr>, String> {
+) -> Result<Option<SocketAddr>, PortError> {
     let IpAddr::V6(host_ip) = p.host_ip else {
         return Ok(None);
     };
@@ -198,10 +211,10 @@ pub(crate) fn proxy_target(
         return Ok(None);
     }
     if p.proto != "tcp" {
-        return Err(format!(
-            "publishing {}/udp on [{host_ip}] is not supported: berth's userland proxy, which serves [::1], [::] alone and containers without IPv6, speaks TCP only; publish UDP on all addresses, on an IPv4 address, or on another IPv6 address of a container with IPv6",
-            p.container_port
-        ));
+        return Err(PortError::UdpProxy {
+            container_port: p.container_port,
+            host_ip,
+        });
     }
     let ip = ep.ipv6.map_or(IpAddr::V4(ep.ip), IpAddr::V6);
     Ok(Some(SocketAddr::new(ip, p.container_port)))
@@ -257,8 +270,9 @@ fn loopback_listener(port: u16) -> std::io::Result<std::net::TcpListener> {
 pub(crate) fn proxy_on(
     fd: std::os::fd::OwnedFd,
     target: SocketAddr,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    serve(std::net::TcpListener::from(fd), target).map_err(|e| format!("proxy to {target}: {e}"))
+) -> Result<tokio::task::JoinHandle<()>, PortError> {
+    serve(std::net::TcpListener::from(fd), target)
+        .map_err(|source| PortError::Proxy { target, source })
 }
 
 /// Accepts connections on `listener` and copies each to a new connection to `target`.

@@ -199,9 +199,9 @@ impl Daemon {
     }
 
     /// Re-attaches what survived a daemon restart; called before containers are restored.
-    pub(crate) fn restore_network(&self) -> std::result::Result<(), String> {
+    pub(crate) fn restore_network(&self) -> std::result::Result<(), crate::network::NetError> {
         self.load_networks()?;
-        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
+        let records: Vec<Container> = self.store.containers()?;
         let running: Vec<String> = records
             .iter()
             .filter(|c| c.state.status.is_active())

@@ -39,7 +39,8 @@ fn host_routes() -> Vec<Subnet> {
             let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
             // /proc/net/route prints addresses in host (little-endian) byte order.
             let dest = Ipv4Addr::from(u32::from_be(dest));
-            let prefix = u32::from_be(mask).leading_ones() as u8;
+            // At most 32.
+            let prefix = u8::try_from(u32::from_be(mask).leading_ones()).unwrap_or(32);
             (prefix > 0)
                 .then(|| Subnet::new(dest, prefix).ok())
                 .flatten()
@@ -464,18 +465,18 @@ impl Daemon {
     }
 
     /// Loads user-defined networks and memberships from the database (daemon start).
-    pub(crate) fn load_networks(&self) -> std::result::Result<(), String> {
-        let nets: Vec<Network> = self.store.networks().map_err(|e| e.to_string())?;
+    pub(crate) fn load_networks(&self) -> std::result::Result<(), crate::network::NetError> {
+        let nets: Vec<Network> = self.store.networks()?;
         for n in nets {
-            let mut pool = Pool::new(n.subnet, n.gateway).map_err(|e| e.to_string())?;
+            let mut pool = Pool::new(n.subnet, n.gateway)?;
             if let Some(r) = n.ip_range {
-                pool = pool.with_range(r).map_err(|e| e.to_string())?;
+                pool = pool.with_range(r)?;
             }
             let pool6 = match n.subnet6.zip(n.gateway6) {
                 Some((s6, gw6)) => {
-                    let p = Pool6::new(s6, gw6).map_err(|e| e.to_string())?;
+                    let p = Pool6::new(s6, gw6)?;
                     Some(match n.ip_range6 {
-                        Some(r) => p.with_range(r).map_err(|e| e.to_string())?,
+                        Some(r) => p.with_range(r)?,
                         None => p,
                     })
                 }
@@ -486,7 +487,7 @@ impl Daemon {
                 tracing::warn!(network = %name, "restoring network: {e}");
             }
         }
-        let members: Vec<Membership> = self.store.attachments().map_err(|e| e.to_string())?;
+        let members: Vec<Membership> = self.store.attachments()?;
         for m in members {
             self.net.add_membership(m);
         }

@@ -16,6 +16,17 @@ use crate::images::{progress_bar, ImageRecord};
 use crate::model::now_rfc3339;
 use crate::{internal, Daemon, DaemonConfig, Result};
 
+/// Why a pull for the daemon's own callers failed after it started.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PullError {
+    /// Reading the progress stream.
+    #[error("{0}")]
+    Stream(#[from] std::io::Error),
+    /// The first error the progress stream reported, as the registry client wrote it.
+    #[error("{0}")]
+    Reported(String),
+}
+
 /// The distribution client and what it remembers about blobs.
 pub(crate) struct Registry {
     client: berth_registry::Client,
@@ -23,15 +34,14 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<Registry, String> {
+    pub(crate) fn new(cfg: &DaemonConfig) -> std::result::Result<Registry, berth_registry::Error> {
         let client = berth_registry::Client::new(berth_registry::RegistryConfig {
             insecure: cfg.insecure_registries.clone(),
             mirrors: cfg.registry_mirrors.clone(),
             certs_dir: Some(cfg.registry_certs_dir.clone()),
             chunk_size: cfg.registry_chunk_size,
             verify_loopback: cfg.registry_verify_loopback,
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         Ok(Registry {
             client,
             cache: DistributionCache::new(cfg.data_root.join("distribution")),
@@ -216,24 +226,24 @@ impl Daemon {
     pub(crate) async fn pull_to_end(
         self: &Arc<Self>,
         opts: PullOptions,
-    ) -> Result<std::result::Result<(), String>> {
+    ) -> Result<std::result::Result<(), PullError>> {
         use futures_util::StreamExt;
         let mut stream = self.image_pull(opts).await?;
         let mut rest: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(e) => return Ok(Err(PullError::Stream(e))),
             };
             rest.extend_from_slice(&chunk);
             while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = rest.drain(..=nl).collect();
                 if let Some(e) = stream_error(&line) {
-                    return Ok(Err(e));
+                    return Ok(Err(PullError::Reported(e)));
                 }
             }
         }
-        Ok(stream_error(&rest).map_or(Ok(()), Err))
+        Ok(stream_error(&rest).map_or(Ok(()), |e| Err(PullError::Reported(e))))
     }
 
     pub async fn image_pull(self: &Arc<Self>, opts: PullOptions) -> Result<ByteStream> {

@@ -118,7 +118,7 @@ pub(crate) fn verify(
                 "Invalid value {list} for cpuset {what}"
             )));
         }
-        crate::cpuset::check(list, available, noun).map_err(ApiError::invalid)?;
+        crate::cpuset::check(list, available, noun)?;
     }
 
     // block I/O

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api_types::container::{HostConfig, UpdateConfig};
-use berth_api_types::ApiError;
+use berth_api_types::{ApiError, ErrorKind};
 use oci_spec::runtime::{
     LinuxBlockIo, LinuxBlockIoBuilder, LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup,
     LinuxDeviceCgroupBuilder, LinuxDeviceType, LinuxThrottleDeviceBuilder,
     LinuxWeightDeviceBuilder,
 };
 
+use crate::errors::{into_api_error, Classified};
 use crate::host::CgroupFiles;
 use crate::model::Status;
 use crate::{Daemon, Result};
@@ -297,10 +298,57 @@ fn pids_value(p: i64) -> String {
     }
 }
 
+/// A host device a container asks for (`--device`, the blkio options) that cannot be used, or a
+/// cgroup file an update could not write.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("error gathering device information while adding custom device {path:?}: {cause}")]
+    Gather { path: String, cause: GatherCause },
+    #[error("invalid device mode: {0}")]
+    Mode(String),
+    #[error(
+        "invalid blkio weight device: weight {weight} for {path} is out of the range from 10 to 1000"
+    )]
+    WeightRange { weight: u16, path: String },
+    /// oci-spec refused the device or rule built from the request.
+    #[error("{0}")]
+    Spec(#[from] oci_spec::OciSpecError),
+    #[error("writing {value} to {}: {source}", file.display())]
+    Write {
+        value: String,
+        file: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Why a device path is not a usable device node (runc's wording).
+#[derive(Debug, thiserror::Error)]
+pub enum GatherCause {
+    #[error("no such file or directory")]
+    Missing,
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("not a device node")]
+    NotDevice,
+}
+
+impl Classified for DeviceError {
+    /// Everything about the request's devices is the client's to fix; a cgroup write that fails
+    /// is the daemon's.
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DeviceError::Write { .. } => ErrorKind::Internal,
+            _ => ErrorKind::InvalidParameter,
+        }
+    }
+}
+
+into_api_error!(DeviceError);
+
 fn apply_writes(
     files: &dyn CgroupFiles,
     writes: &[CgroupWrite],
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), DeviceError> {
     let mut pending: Vec<&CgroupWrite> = writes.iter().collect();
     // memory.limit_in_bytes must stay ≤ memsw: a raise of both fails in the planned order and
     // succeeds in the other, so failed writes are retried once after the rest.
@@ -313,7 +361,11 @@ fn apply_writes(
     for wr in failed {
         files
             .write(&wr.file, &wr.value)
-            .map_err(|e| format!("writing {} to {}: {e}", wr.value, wr.file.display()))?;
+            .map_err(|source| DeviceError::Write {
+                value: wr.value.clone(),
+                file: wr.file.clone(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -396,7 +448,7 @@ impl Daemon {
         merge_update(&mut hc, &req)?;
         let devices = device_rules(&req);
         devices.merge_into(&mut hc);
-        crate::blkio::validate(&hc, &device_number).map_err(ApiError::invalid)?;
+        crate::blkio::validate(&hc, &device_number)?;
         let mut warnings = Vec::new();
         if let Some(r) = &self.cfg.rootless {
             crate::rootless::check_limits(&hc, r)?;
@@ -411,10 +463,12 @@ impl Daemon {
             })?;
             let mut writes = plan_writes(&hc, &paths);
             if !devices.is_empty() {
-                writes.extend(
-                    crate::blkio::plan(&c.host_config, &hc, &paths, &device_number)
-                        .map_err(ApiError::invalid)?,
-                );
+                writes.extend(crate::blkio::plan(
+                    &c.host_config,
+                    &hc,
+                    &paths,
+                    &device_number,
+                )?);
             }
             let files = self.cgroups.clone();
             tokio::task::spawn_blocking(move || apply_writes(&*files, &writes))
@@ -432,21 +486,24 @@ impl Daemon {
 }
 
 /// A host device's (major, minor).
-fn device_number(path: &str) -> std::result::Result<(i64, i64), String> {
+fn device_number(path: &str) -> std::result::Result<(i64, i64), DeviceError> {
     device_node(path).map(|(_, major, minor, ..)| (major, minor))
 }
 
 /// A host device node: (type, major, minor, mode, uid, gid).
 fn device_node(
     path: &str,
-) -> std::result::Result<(LinuxDeviceType, i64, i64, u32, u32, u32), String> {
+) -> std::result::Result<(LinuxDeviceType, i64, i64, u32, u32, u32), DeviceError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let gather = |cause| DeviceError::Gather {
+        path: path.to_string(),
+        cause,
+    };
     let md = std::fs::metadata(path).map_err(|e| {
-        let cause = match e.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            _ => e.to_string(),
-        };
-        format!("error gathering device information while adding custom device {path:?}: {cause}")
+        gather(match e.kind() {
+            std::io::ErrorKind::NotFound => GatherCause::Missing,
+            _ => GatherCause::Io(e),
+        })
     })?;
     let ft = md.file_type();
     let typ = if ft.is_char_device() {
@@ -454,9 +511,7 @@ fn device_node(
     } else if ft.is_block_device() {
         LinuxDeviceType::B
     } else {
-        return Err(format!(
-            "error gathering device information while adding custom device {path:?}: not a device node"
-        ));
+        return Err(gather(GatherCause::NotDevice));
     };
     let rdev = md.rdev();
     Ok((
@@ -473,7 +528,7 @@ fn device_node(
 /// them (moby `DevicesFromPath` for single nodes).
 pub(crate) fn device_mappings(
     hc: &HostConfig,
-) -> std::result::Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), String> {
+) -> std::result::Result<(Vec<LinuxDevice>, Vec<LinuxDeviceCgroup>), DeviceError> {
     let (mut devs, mut rules) = (Vec::new(), Vec::new());
     for d in hc.devices.iter().flatten() {
         let perms = if d.cgroup_permissions.is_empty() {
@@ -482,7 +537,7 @@ pub(crate) fn device_mappings(
             d.cgroup_permissions.as_str()
         };
         if perms.is_empty() || !perms.chars().all(|c| "rwm".contains(c)) {
-            return Err(format!("invalid device mode: {perms}"));
+            return Err(DeviceError::Mode(perms.to_string()));
         }
         let (typ, major, minor, mode, uid, gid) = device_node(&d.path_on_host)?;
         let target = if d.path_in_container.is_empty() {
@@ -499,8 +554,7 @@ pub(crate) fn device_mappings(
                 .file_mode(mode)
                 .uid(uid)
                 .gid(gid)
-                .build()
-                .map_err(|e| e.to_string())?,
+                .build()?,
         );
         rules.push(
             LinuxDeviceCgroupBuilder::default()
@@ -509,8 +563,7 @@ pub(crate) fn device_mappings(
                 .major(major)
                 .minor(minor)
                 .access(perms.to_string())
-                .build()
-                .map_err(|e| e.to_string())?,
+                .build()?,
         );
     }
     Ok((devs, rules))
@@ -518,7 +571,7 @@ pub(crate) fn device_mappings(
 
 /// `--blkio-weight`, `--blkio-weight-device` and the `--device-{read,write}-{bps,iops}`
 /// throttles, with device paths turned into major:minor.
-pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlockIo>, String> {
+pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlockIo>, DeviceError> {
     let throttle = |list: &Option<Vec<berth_api_types::container::ThrottleDevice>>| {
         list.iter()
             .flatten()
@@ -529,9 +582,9 @@ pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlock
                     .minor(minor)
                     .rate(t.rate)
                     .build()
-                    .map_err(|e| e.to_string())
+                    .map_err(DeviceError::from)
             })
-            .collect::<std::result::Result<Vec<_>, String>>()
+            .collect::<std::result::Result<Vec<_>, DeviceError>>()
     };
     let mut weights = Vec::new();
     for wd in hc.blkio_weight_device.iter().flatten() {
@@ -541,8 +594,7 @@ pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlock
                 .major(major)
                 .minor(minor)
                 .weight(wd.weight)
-                .build()
-                .map_err(|e| e.to_string())?,
+                .build()?,
         );
     }
     let (rb, wb) = (
@@ -581,7 +633,7 @@ pub(crate) fn block_io(hc: &HostConfig) -> std::result::Result<Option<LinuxBlock
     if !wi.is_empty() {
         b = b.throttle_write_iops_device(wi);
     }
-    b.build().map(Some).map_err(|e| e.to_string())
+    Ok(b.build().map(Some)?)
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use crate::{lock, Daemon};
 
 impl Daemon {
     /// Reconciles the records with what is running after a daemon (re)start.
-    pub(crate) async fn restore(self: &Arc<Self>) -> std::result::Result<(), String> {
-        let records: Vec<Container> = self.store.containers().map_err(|e| e.to_string())?;
+    pub(crate) async fn restore(
+        self: &Arc<Self>,
+    ) -> std::result::Result<(), crate::store::StoreError> {
+        let records: Vec<Container> = self.store.containers()?;
         let known: std::collections::HashSet<String> =
             records.iter().map(|c| c.id.clone()).collect();
         let rt = self.clone();

@@ -4,7 +4,25 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Why the port driver did not open a port on the host.
+#[derive(Debug, thiserror::Error)]
+pub enum PortDriverError {
+    /// The driver could not be reached, or broke off before answering.
+    #[error("rootless port driver at {}: {source}", socket.display())]
+    Unreachable {
+        socket: PathBuf,
+        source: std::io::Error,
+    },
+    /// The driver refused, with its reason (e.g. the host port is taken).
+    #[error("{0}")]
+    Refused(String),
+    /// An answer that is neither `ok` nor `error <reason>`.
+    #[error("rootless port driver answered {0:?}")]
+    Garbled(String),
+}
 
 /// Opens published ports on the host for a daemon whose network namespace is not the host's.
 pub trait PortDriver: Send + Sync + std::fmt::Debug {
@@ -17,7 +35,7 @@ pub trait PortDriver: Send + Sync + std::fmt::Debug {
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
-    ) -> Result<OwnedFd, String>;
+    ) -> Result<OwnedFd, PortDriverError>;
 }
 
 /// A rootless daemon's settings.
@@ -108,8 +126,14 @@ mod tests {
     #[derive(Debug)]
     struct NoDriver;
     impl PortDriver for NoDriver {
-        fn expose(&self, _: &str, _: IpAddr, _: u16, _: SocketAddr) -> Result<OwnedFd, String> {
-            Err("no".into())
+        fn expose(
+            &self,
+            _: &str,
+            _: IpAddr,
+            _: u16,
+            _: SocketAddr,
+        ) -> Result<OwnedFd, PortDriverError> {
+            Err(PortDriverError::Refused("no".into()))
         }
     }
 

@@ -135,7 +135,7 @@ fn host_memory() -> u64 {
 }
 
 fn online_cpus() -> u64 {
-    crate::sysinfo::ncpu() as u64
+    crate::sysinfo::ncpu().unsigned_abs()
 }
 
 fn max_value(s: Option<String>) -> Option<u64> {

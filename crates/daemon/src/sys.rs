@@ -19,18 +19,29 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     } else {
         rel
     };
+    openat2(
+        root,
+        rel,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `openat2(2)` of `rel` below `dir` with the given `O_*` flags (`O_CLOEXEC` is always added)
+/// and `RESOLVE_*` rules.
+pub fn openat2(dir: BorrowedFd<'_>, rel: &Path, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     let c = CString::new(rel.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a nul byte"))?;
     // SAFETY: `open_how` is plain old data; all-zero is valid and the fields are set below.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.flags = u64::from((flags | libc::O_CLOEXEC).cast_unsigned());
+    how.resolve = resolve;
     // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size is
     // passed with it; the kernel returns a new fd or -1.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
+            dir.as_raw_fd(),
             c.as_ptr(),
             &how as *const libc::open_how,
             std::mem::size_of::<libc::open_how>(),
@@ -39,8 +50,9 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
@@ -131,10 +143,9 @@ pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<PathBu
             buf.len(),
         )
     };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
+    // Negative is an error.
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    buf.truncate(n);
     Ok(PathBuf::from(OsStr::from_bytes(&buf)))
 }
 
@@ -144,8 +155,25 @@ pub(crate) fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 
 /// The bytes of the regular files below `path` (unreadable parts count as empty).
 pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
+    tree_usage(path).bytes
+}
+
+/// What a tree holds: the bytes of its regular files and its inodes (every entry below it, the
+/// root included, hard links once per name).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TreeUsage {
+    pub bytes: u64,
+    pub inodes: u64,
+}
+
+/// Walks `path` without following symlinks; unreadable parts count as empty.
+pub(crate) fn tree_usage(path: &std::path::Path) -> TreeUsage {
     use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
+    let mut usage = TreeUsage::default();
+    if std::fs::symlink_metadata(path).is_err() {
+        return usage;
+    }
+    usage.inodes = 1;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&p) else {
@@ -153,12 +181,32 @@ pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
         };
         for e in entries.flatten() {
             let Ok(md) = e.metadata() else { continue };
+            usage.inodes += 1;
             if md.is_dir() {
                 stack.push(e.path());
             } else if md.is_file() {
-                total += md.size();
+                usage.bytes += md.size();
             }
         }
     }
-    total
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_usage_counts_bytes_and_inodes() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(tree_usage(&d.path().join("none")), TreeUsage::default());
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/a"), b"12345").unwrap();
+        std::fs::write(d.path().join("b"), b"123").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("l")).unwrap();
+        let u = tree_usage(d.path());
+        assert_eq!(u.bytes, 8, "symlinks are not followed");
+        assert_eq!(u.inodes, 5, "root, sub, sub/a, b, l");
+        assert_eq!(dir_size(d.path()), 8);
+    }
 }

@@ -10,6 +10,13 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
 
 pub(crate) use berth_go::human_duration;
 
+pub(crate) use berth_go::trunc_i64 as float_to_i64;
+
+/// Float unix seconds (`--since 1700000000.5`) as nanoseconds.
+pub(crate) fn secs_to_nanos(s: f64) -> i64 {
+    float_to_i64(s * 1e9)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

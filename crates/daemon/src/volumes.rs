@@ -316,7 +316,7 @@ impl Daemon {
         validate_volume_name(&name)
             .map_err(|e| ApiError::invalid(format!("create {name}: {e}")))?;
         let opts = req.driver_opts.unwrap_or_default();
-        validate_driver_opts(&opts).map_err(ApiError::invalid)?;
+        validate_driver_opts(&opts)?;
         let v = self.create_volume_record(&name, req.labels.unwrap_or_default(), opts)?;
         Ok(self.volume_view(&v, false))
     }
@@ -448,7 +448,7 @@ impl Daemon {
         }
         let mut explicit: Vec<String> = Vec::new();
         for b in hc.binds.iter().flatten() {
-            let mut m = parse_bind(b).map_err(ApiError::invalid)?;
+            let mut m = parse_bind(b)?;
             // dockerd's setBindModeIfNull: a named volume of the local driver given in `-v`
             // without a mode shows "z" (SELinux shared label) in inspect's Mounts.
             if m.kind == "volume" && m.mode.is_empty() {
@@ -464,7 +464,7 @@ impl Daemon {
             planned.insert(m.destination.clone(), m);
         }
         for am in hc.mounts.iter().flatten() {
-            let m = parse_api_mount(am).map_err(ApiError::invalid)?;
+            let m = parse_api_mount(am)?;
             if explicit.contains(&m.destination) {
                 return Err(ApiError::invalid(format!(
                     "Duplicate mount point: {}",
@@ -476,7 +476,7 @@ impl Daemon {
         }
         let tmpfs: Vec<String> = hc.tmpfs.iter().flatten().map(|(k, _)| clean(k)).collect();
         for dest in config.volumes.iter().flatten().map(|(k, _)| k) {
-            check_target("volume", dest).map_err(ApiError::invalid)?;
+            check_target("volume", dest)?;
             let dest = clean(dest);
             if planned.contains_key(&dest) || tmpfs.contains(&dest) {
                 continue;
@@ -555,7 +555,7 @@ impl Daemon {
                     opts.push("rbind".into());
                     opts.push(m.propagation.clone());
                     if !m.rw {
-                        opts.push("ro".into());
+                        opts.extend(read_only_options(m, self.host.sys.kernel.mount_setattr)?);
                     }
                     ("bind".to_string(), m.source.clone())
                 }
@@ -741,8 +741,50 @@ impl Daemon {
     }
 }
 
+/// The options of a read-only bind, as dockerd decides them: `ro`, plus `rro` (recursively
+/// read-only, through `mount_setattr`) unless the mount asked for the old non-recursive kind or
+/// the kernel cannot; `ReadOnlyForceRecursive` on such a kernel is an error.
+pub(crate) fn read_only_options(m: &MountRecord, kernel_can: bool) -> Result<Vec<String>> {
+    let mut opts = vec!["ro".to_string()];
+    if m.ro_non_recursive {
+        return Ok(opts);
+    }
+    if kernel_can {
+        opts.push("rro".into());
+    } else if m.ro_force_recursive {
+        return Err(ApiError::invalid(format!(
+            "recursively read-only mount of {} is not supported: the kernel lacks mount_setattr (Linux 5.12 or newer)",
+            m.destination
+        )));
+    }
+    Ok(opts)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn read_only_options_follow_the_kernel_and_the_mount() {
+        use super::read_only_options;
+        let m = |non, force| crate::model::MountRecord {
+            destination: "/m".into(),
+            ro_non_recursive: non,
+            ro_force_recursive: force,
+            ..Default::default()
+        };
+        assert_eq!(
+            read_only_options(&m(false, false), true).unwrap(),
+            ["ro", "rro"]
+        );
+        assert_eq!(read_only_options(&m(false, false), false).unwrap(), ["ro"]);
+        assert_eq!(read_only_options(&m(true, false), true).unwrap(), ["ro"]);
+        assert_eq!(
+            read_only_options(&m(false, true), true).unwrap(),
+            ["ro", "rro"]
+        );
+        let e = read_only_options(&m(false, true), false).unwrap_err();
+        assert!(e.message.contains("not supported"), "{}", e.message);
+    }
+
     use super::*;
 
     #[test]

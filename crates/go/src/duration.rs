@@ -102,7 +102,7 @@ pub fn parse_duration(orig: &str) -> Result<i64, String> {
         v *= per;
         if frac > 0 {
             // Go: v += int64(float64(f) * (float64(unit) / scale)); the cast truncates.
-            let add = (frac as f64 * (per as f64 / scale)) as u64;
+            let add = crate::trunc_u64(frac as f64 * (per as f64 / scale));
             v = v
                 .checked_add(add)
                 .filter(|v| *v <= limit)

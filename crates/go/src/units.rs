@@ -22,7 +22,7 @@ pub fn human_duration(secs: i64) -> String {
         return format!("{minutes} minutes");
     }
     // Go rounds the hours: int(d.Hours() + 0.5).
-    let hours = (secs as f64 / 3600.0 + 0.5) as i64;
+    let hours = crate::trunc_i64(secs as f64 / 3600.0 + 0.5);
     if hours == 1 {
         return "About an hour".into();
     }
@@ -49,14 +49,14 @@ pub fn format_g(v: f64, prec: usize) -> String {
     }
     let prec = prec.max(1);
     let p = i32::try_from(prec).unwrap_or(i32::MAX);
-    let exp = v.abs().log10().floor() as i32;
+    let exp = crate::exponent10(v);
     // Round to `prec` significant digits first: rounding can carry into a new digit.
     let scale = 10f64.powi(p - 1 - exp);
     let rounded = (v * scale).round() / scale;
     let exp = if rounded == 0.0 {
         exp
     } else {
-        rounded.abs().log10().floor() as i32
+        crate::exponent10(rounded)
     };
     if exp < -4 || exp >= p {
         let mantissa = rounded / 10f64.powi(exp);
@@ -131,7 +131,7 @@ fn parse_size(s: &str, base: i64) -> Result<i64, String> {
     // Past i64's range Go's conversion is undefined (amd64 yields i64::MIN): refused here.
     let whole = |v: f64| {
         if v.is_finite() && v < i64::MAX as f64 {
-            Ok(v as i64)
+            Ok(crate::trunc_i64(v))
         } else {
             Err(format!("invalid size: '{s}'"))
         }

@@ -120,7 +120,7 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(0);
             h.set_mode(0o644);
-            h.set_mtime(md.mtime().max(0) as u64);
+            h.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
             b.append_data(&mut h, &wh, io::empty()).map_err(tar_err)?;
             n += 1;
             continue;
@@ -136,7 +136,7 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
                 o.set_entry_type(tar::EntryType::Regular);
                 o.set_size(0);
                 o.set_mode(0o644);
-                o.set_mtime(md.mtime().max(0) as u64);
+                o.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
                 b.append_data(&mut o, rel.join(".wh..wh..opq"), io::empty())
                     .map_err(tar_err)?;
                 n += 1;

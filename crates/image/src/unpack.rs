@@ -220,14 +220,15 @@ pub fn lgetxattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: pointers are valid C strings; `buf` is a writable buffer of the given length.
     let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if rc < 0 {
+    // Negative is an error.
+    let Ok(len) = usize::try_from(rc) else {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ENODATA) {
             return Ok(None);
         }
         return Err(Error::io("get xattr of", path, e));
-    }
-    buf.truncate(rc as usize);
+    };
+    buf.truncate(len);
     Ok(Some(buf))
 }
 

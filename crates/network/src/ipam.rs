@@ -43,7 +43,8 @@ impl Family for Ipv4Addr {
         u128::from(u32::from(self))
     }
     fn from_bits(bits: u128) -> Self {
-        Ipv4Addr::from(bits as u32)
+        // Bits of an IPv4 address: the low 32.
+        Ipv4Addr::from(u32::try_from(bits & u128::from(u32::MAX)).unwrap_or(0))
     }
 }
 

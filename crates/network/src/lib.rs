@@ -32,6 +32,14 @@ pub enum Error {
     OutsideSubnet { addr: String, subnet: String },
     #[error("{what}: {detail}")]
     Command { what: String, detail: String },
+    /// An item of `com.docker.network.endpoint.sysctls` that is not a per-interface sysctl.
+    #[error(
+        "unrecognised network interface sysctl '{0}'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"
+    )]
+    EndpointSysctl(String),
+    /// An upstream DNS server that is neither `ip` nor `ip:port`.
+    #[error("{0} is not an ip address")]
+    NotAnIp(String),
     #[error("{what}: {source}")]
     Io {
         what: String,

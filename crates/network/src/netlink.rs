@@ -654,7 +654,11 @@ mod tests {
 
     fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        v.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        v.extend_from_slice(
+            &u16::try_from(4 + value.len())
+                .expect("a test attribute")
+                .to_ne_bytes(),
+        );
         v.extend_from_slice(&kind.to_ne_bytes());
         v.extend_from_slice(value);
         while v.len() % 4 != 0 {

@@ -38,17 +38,10 @@ pub const ENDPOINT_SYSCTLS: &str = "com.docker.network.endpoint.sysctls";
 /// `mpls` (`ifname` is accepted too, as the docker CLI lowercases it). Each becomes the
 /// `/proc/sys` path of interface `ifname` and its value; anything else is refused with
 /// dockerd's message.
-pub fn endpoint_sysctls(
-    spec: &str,
-    ifname: &str,
-) -> std::result::Result<Vec<(String, String)>, String> {
+pub fn endpoint_sysctls(spec: &str, ifname: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for item in spec.split(',') {
-        let bad = || {
-            format!(
-                "unrecognised network interface sysctl '{item}'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"
-            )
-        };
+        let bad = || Error::EndpointSysctl(item.to_string());
         let (key, value) = item.split_once('=').ok_or_else(bad)?;
         let parts: Vec<&str> = key.splitn(5, '.').collect();
         let ok = parts.len() == 5
@@ -660,14 +653,15 @@ mod tests {
         let ops = Rtnetlink;
         let mut atts = Vec::new();
         for (i, br) in [&b1, &b2].into_iter().enumerate() {
-            let gw: Ipv4Addr = format!("{}.1", net(i as u32)).parse().unwrap();
+            let n = u32::try_from(i).unwrap();
+            let gw: Ipv4Addr = format!("{}.1", net(n)).parse().unwrap();
             ops.ensure_bridge(br, gw, 24).unwrap();
             let mut a = att();
             a.bridge = br.clone();
             a.host_ifname = format!("vgw{}{tag}", if i == 0 { 'a' } else { 'b' });
             a.netns = ns.clone();
             a.ifname = format!("eth{i}");
-            a.address = format!("{}.2", net(i as u32)).parse().unwrap();
+            a.address = format!("{}.2", net(n)).parse().unwrap();
             a.prefix = 24;
             a.mac = format!("02:42:0a:f{i}:00:02");
             // Only the first one gets the default routes when it is attached.
@@ -761,7 +755,7 @@ mod tests {
             "kernel.x.y.IFNAME.z=1",
             "net.ipv4.conf.IFNAME.../x=1",
         ] {
-            let e = endpoint_sysctls(bad, "eth0").unwrap_err();
+            let e = endpoint_sysctls(bad, "eth0").unwrap_err().to_string();
             assert!(
                 e.starts_with(&format!("unrecognised network interface sysctl '{bad}'")),
                 "{e}"

@@ -249,7 +249,9 @@ pub async fn pull_image(
         for h in downloads.into_iter().flatten() {
             let _ = h.await;
         }
-        let _ = unpack_sem.acquire_many(unpackers as u32).await;
+        let _ = unpack_sem
+            .acquire_many(u32::try_from(unpackers).unwrap_or(u32::MAX))
+            .await;
         for c in created.iter().rev() {
             if let Err(err) = store.remove_layer(c) {
                 tracing::warn!("removing layer {c} of a failed pull: {err}");

@@ -269,7 +269,13 @@ async fn upload_chunked(
         f.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(|e| Error::io("reading temp file", e))?;
-        let mut buf = vec![0u8; len as usize];
+        let buf_len = usize::try_from(len).map_err(|_| {
+            Error::io(
+                "reading temp file",
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })?;
+        let mut buf = vec![0u8; buf_len];
         f.read_exact(&mut buf)
             .await
             .map_err(|e| Error::io("reading temp file", e))?;

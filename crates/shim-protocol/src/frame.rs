@@ -51,7 +51,9 @@ pub fn encode_frame(kind: FrameKind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
     out.push(kind as u8);
     out.extend_from_slice(&[0, 0, 0]);
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    // Writers send at most MAX_FRAME_LEN (16 MiB) per frame, which readers enforce.
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(payload);
     out
 }

@@ -6,13 +6,9 @@
 //! `/sys/fs/cgroup` in the container's mount namespace read-only (nosuid, nodev, noexec).
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
-use nix::sched::{setns, CloneFlags};
-use nix::sys::wait::{waitpid, WaitStatus};
-use nix::unistd::ForkResult;
 
 /// Where containers see their cgroups.
 const CGROUP_DIR: &str = "/sys/fs/cgroup";
@@ -57,58 +53,41 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Why a container's cgroup mounts could not be made read-only (its start fails).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("reading the container's mounts: {0}")]
+    Mounts(std::io::Error),
+    #[error("making the container's cgroup mounts read-only: {0}")]
+    Remount(crate::mountns::MountNsError),
+}
+
 /// Remounts the cgroup mounts of the container whose init is `pid` read-only. Must be called
 /// while the shim is single-threaded (it forks).
-pub fn seal(pid: i32) -> Result<(), String> {
-    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .map_err(|e| format!("reading the container's mounts: {e}"))?;
+pub fn seal(pid: i32) -> Result<(), SealError> {
+    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(SealError::Mounts)?;
     let targets = writable_mounts_under(&info, Path::new(CGROUP_DIR));
     if targets.is_empty() {
         return Ok(());
     }
-    let ns = fs::File::open(format!("/proc/{pid}/ns/mnt"))
-        .map_err(|e| format!("opening the container's mount namespace: {e}"))?;
-    let root = fs::File::open(format!("/proc/{pid}/root"))
-        .map_err(|e| format!("opening the container's root: {e}"))?;
-    // SAFETY: the caller guarantees a single-threaded process; the child only makes system
-    // calls on what is prepared above and leaves with `_exit`.
-    match unsafe { crate::sys::fork() }.map_err(|e| format!("fork: {e}"))? {
-        ForkResult::Child => {
-            let res = (|| -> nix::Result<()> {
-                setns(&ns, CloneFlags::CLONE_NEWNS)?;
-                // Paths are the container's: its root, not the namespace's first one.
-                nix::unistd::fchdir(root.as_raw_fd())?;
-                nix::unistd::chroot(".")?;
-                for t in &targets {
-                    mount(
-                        None::<&str>,
-                        t,
-                        None::<&str>,
-                        MsFlags::MS_REMOUNT
-                            | MsFlags::MS_BIND
-                            | MsFlags::MS_RDONLY
-                            | MsFlags::MS_NOSUID
-                            | MsFlags::MS_NODEV
-                            | MsFlags::MS_NOEXEC,
-                        None::<&str>,
-                    )?;
-                }
-                Ok(())
-            })();
-            // SAFETY: leaving the forked child without running the parent's exit handlers.
-            unsafe { nix::libc::_exit(res.map_or_else(|e| e as i32, |()| 0)) }
+    crate::mountns::run_in(pid, || {
+        for t in &targets {
+            mount(
+                None::<&str>,
+                t,
+                None::<&str>,
+                MsFlags::MS_REMOUNT
+                    | MsFlags::MS_BIND
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )?;
         }
-        ForkResult::Parent { child } => match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
-            Ok(WaitStatus::Exited(_, errno)) => Err(format!(
-                "making the container's cgroup mounts read-only: {}",
-                nix::errno::Errno::from_raw(errno)
-            )),
-            other => Err(format!(
-                "making the container's cgroup mounts read-only: {other:?}"
-            )),
-        },
-    }
+        Ok(())
+    })
+    .map_err(SealError::Remount)
 }
 
 #[cfg(test)]

@@ -2,6 +2,30 @@
 
 use berth_shim_protocol::{StartCause, StartError};
 
+/// `impl From<E> for StartError` for the shim's own errors: a failure that is not about the
+/// executable (cause `Other`), with the error's message.
+macro_rules! into_start_error {
+    ($($t:ty),* $(,)?) => {
+        $(impl From<$t> for berth_shim_protocol::StartError {
+            fn from(e: $t) -> Self {
+                berth_shim_protocol::StartError::from(e.to_string())
+            }
+        })*
+    };
+}
+
+into_start_error!(
+    crate::cgroupfs::SealError,
+    crate::seccomp::SeccompError,
+    crate::setup::SetupError,
+    RuntimeError,
+);
+
+/// A libcontainer failure, shown with its whole chain of causes.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", error_chain(.0))]
+pub struct RuntimeError(#[from] pub libcontainer::error::LibcontainerError);
+
 /// Joins an error and its sources into one line.
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut msg = err.to_string();

@@ -29,6 +29,17 @@ pub struct SeccompExecutor {
     drop: CapDrop,
 }
 
+/// Why the precompiled filter could not be put in place (the process does not run).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("capget: {0}")]
+    Capget(std::io::Error),
+    #[error("load seccomp filter: {0}")]
+    Load(std::io::Error),
+    #[error("drop capabilities after seccomp: {0}")]
+    Capset(std::io::Error),
+}
+
 impl SeccompExecutor {
     pub fn new(filter: Filter, drop: CapDrop) -> Self {
         SeccompExecutor {
@@ -38,7 +49,7 @@ impl SeccompExecutor {
         }
     }
 
-    fn apply(&self) -> Result<(), String> {
+    fn apply(&self) -> Result<(), ApplyError> {
         if APPLIED.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -46,13 +57,13 @@ impl SeccompExecutor {
         let caps = if self.drop == CapDrop::default() {
             None
         } else {
-            Some(capget().map_err(|e| format!("capget: {e}"))?)
+            Some(capget().map_err(ApplyError::Capget)?)
         };
-        load(&self.insns, self.flags).map_err(|e| format!("load seccomp filter: {e}"))?;
+        load(&self.insns, self.flags).map_err(ApplyError::Load)?;
         if let Some(mut c) = caps {
             c.effective &= !self.drop.effective;
             c.permitted &= !self.drop.permitted;
-            capset(&c).map_err(|e| format!("drop capabilities after seccomp: {e}"))?;
+            capset(&c).map_err(ApplyError::Capset)?;
         }
         APPLIED.store(true, Ordering::SeqCst);
         Ok(())
@@ -61,14 +72,15 @@ impl SeccompExecutor {
 
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        self.apply().map_err(ExecutorError::Other)?;
+        self.apply()
+            .map_err(|e| ExecutorError::Other(e.to_string()))?;
         DefaultExecutor {}.exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
         DefaultExecutor {}.validate(spec)?;
         self.apply()
-            .map_err(ExecutorValidationError::ArgValidationError)
+            .map_err(|e| ExecutorValidationError::ArgValidationError(e.to_string()))
     }
 }
 
@@ -163,7 +175,12 @@ fn capset(c: &CapSets) -> std::io::Result<()> {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    // The low and the high 32 bits, as the kernel's two `__user_cap_data_struct`s.
+    let split = |v: u64| {
+        let low = u32::try_from(v & u64::from(u32::MAX)).unwrap_or(u32::MAX);
+        let high = u32::try_from(v >> 32).unwrap_or(u32::MAX);
+        (low, high)
+    };
     let (e0, e1) = split(c.effective);
     let (p0, p1) = split(c.permitted);
     let (i0, i1) = split(c.inheritable);

@@ -10,6 +10,8 @@ pub mod errmap;
 mod executor;
 pub mod logs;
 mod monitor;
+pub mod mountns;
+mod propagation;
 pub mod seccomp;
 mod setup;
 mod sys;

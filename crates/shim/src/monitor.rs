@@ -29,7 +29,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use crate::cgroup::CgroupInfo;
-use crate::errmap::{docker_error, error_chain};
+use crate::errmap::{docker_error, error_chain, RuntimeError};
 use crate::logs::{JsonLog, LineSplitter, Stream};
 use crate::setup::{Created, InitIo};
 use crate::sys;
@@ -296,8 +296,8 @@ impl Monitor {
         self.run.borrow().status
     }
 
-    fn container(&self) -> Result<Container, String> {
-        Container::load(self.cfg.runtime_root.join(&self.cfg.id)).map_err(|e| error_chain(&e))
+    fn container(&self) -> Result<Container, RuntimeError> {
+        Ok(Container::load(self.cfg.runtime_root.join(&self.cfg.id))?)
     }
 
     // ---- processes ----------------------------------------------------------------
@@ -454,7 +454,7 @@ impl Monitor {
                 Response {
                     ok: true,
                     status: Some(run.status),
-                    pid: Some(self.init_pid.as_raw() as u32),
+                    pid: Some(self.init_pid.as_raw().unsigned_abs()),
                     started_at: run.started_at.clone(),
                     exit: run.exit.clone(),
                     ..Default::default()
@@ -496,10 +496,7 @@ impl Monitor {
                 }
             }
             Request::Pause => match self.status() {
-                Status::Running => match self
-                    .container()
-                    .and_then(|mut c| c.pause().map_err(|e| error_chain(&e)))
-                {
+                Status::Running => match self.container().and_then(|mut c| Ok(c.pause()?)) {
                     Ok(()) => {
                         self.run.borrow_mut().status = Status::Paused;
                         Response::ok()
@@ -528,9 +525,8 @@ impl Monitor {
         }
     }
 
-    fn resume_container(&self) -> Result<(), String> {
-        self.container()
-            .and_then(|mut c| c.resume().map_err(|e| error_chain(&e)))?;
+    fn resume_container(&self) -> Result<(), RuntimeError> {
+        self.container().and_then(|mut c| Ok(c.resume()?))?;
         self.run.borrow_mut().status = Status::Running;
         Ok(())
     }
@@ -542,10 +538,7 @@ impl Monitor {
                 _ => "container is already started",
             });
         }
-        if let Err(e) = self
-            .container()
-            .and_then(|mut c| c.start().map_err(|e| error_chain(&e)))
-        {
+        if let Err(e) = self.container().and_then(|mut c| Ok(c.start()?)) {
             return Response::err(format!("start container: {e}"));
         }
         schedule_memory_release();
@@ -559,7 +552,7 @@ impl Monitor {
             run.started_at = Some(started_at.clone());
         }
         let state = RunState {
-            pid: self.init_pid.as_raw() as u32,
+            pid: self.init_pid.as_raw().unsigned_abs(),
             started_at,
         };
         if let Ok(data) = serde_json::to_vec(&state) {
@@ -858,13 +851,16 @@ impl Monitor {
         let (tx, exit_rx) = oneshot::channel();
         self.execs.borrow_mut().insert(pid.as_raw(), tx);
 
-        let to_io = |e: io::Error| format!("exec io: {e}");
+        let to_io = |e: io::Error| StartError::from(format!("exec io: {e}"));
         let (stdout, stderr, stdin, tty) = match console {
             Some(l) => {
                 let master = sys::receive_pty_master(&l, Duration::from_secs(10)).map_err(to_io)?;
                 if let Some(size) = process.get("consoleSize") {
-                    let h = size.get("height").and_then(|v| v.as_u64()).unwrap_or(0) as u16;
-                    let w = size.get("width").and_then(|v| v.as_u64()).unwrap_or(0) as u16;
+                    let dim = |k: &str| {
+                        let n = size.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+                        u16::try_from(n).unwrap_or(u16::MAX)
+                    };
+                    let (h, w) = (dim("height"), dim("width"));
                     if h > 0 && w > 0 {
                         let _ = sys::set_winsize(master.as_raw_fd(), h, w);
                     }
@@ -881,7 +877,7 @@ impl Monitor {
                 )
             }
             None => {
-                let src = |fd: Option<OwnedFd>| -> Result<Option<Source>, String> {
+                let src = |fd: Option<OwnedFd>| -> Result<Option<Source>, StartError> {
                     fd.map(|fd| pipe::Receiver::from_owned_fd(fd).map(Source::Pipe))
                         .transpose()
                         .map_err(to_io)
@@ -895,7 +891,7 @@ impl Monitor {
             }
         };
         Ok(SpawnedExec {
-            pid: pid.as_raw() as u32,
+            pid: pid.as_raw().unsigned_abs(),
             exit_rx,
             stdout,
             stderr,

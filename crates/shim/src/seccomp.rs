@@ -64,6 +64,58 @@ pub enum Ineligible {
     PartialCapabilities,
 }
 
+impl std::error::Error for Ineligible {}
+
+/// Why the shim could not compile, cache or hand over a seccomp filter (the init then falls
+/// back to libcontainer's own handling; an exec fails).
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("encode profile: {0}")]
+    EncodeProfile(serde_json::Error),
+    #[error(transparent)]
+    Ineligible(#[from] Ineligible),
+    /// For an exec: the process cannot be given the filter.
+    #[error("seccomp: {0}")]
+    ExecIneligible(Ineligible),
+    #[error("create {}: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("export seccomp filter: {0}")]
+    Export(libseccomp::error::SeccompError),
+    #[error("rename {}: {source}", path.display())]
+    Rename { path: PathBuf, source: io::Error },
+    #[error("invalid {}", .0.display())]
+    InvalidProgram(PathBuf),
+    #[error("seccomp: {what}: {source}")]
+    Compile {
+        what: String,
+        source: libseccomp::error::SeccompError,
+    },
+    #[error("seccomp: trace errno {0} out of range")]
+    TraceErrno(i32),
+    #[error("decode process: {0}")]
+    DecodeProcess(serde_json::Error),
+    #[error("encode process: {0}")]
+    EncodeProcess(serde_json::Error),
+    #[error("load {}: {source}", path.display())]
+    LoadSpec {
+        path: PathBuf,
+        source: libcontainer::oci_spec::OciSpecError,
+    },
+    #[error("no linux section")]
+    NoLinux,
+    #[error("no process")]
+    NoProcess,
+    #[error("rootfs of {}: {source}", bundle.display())]
+    Rootfs {
+        bundle: PathBuf,
+        source: libcontainer::oci_spec::OciSpecError,
+    },
+    #[error("encode spec: {0}")]
+    EncodeSpec(serde_json::Error),
+    #[error("write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
 impl std::fmt::Display for Ineligible {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -81,8 +133,8 @@ impl std::fmt::Display for Ineligible {
 
 /// The cache key of a profile: sha256 over the format version, the native architecture, the
 /// libseccomp version and the serialized profile.
-pub fn cache_key(seccomp: &LinuxSeccomp) -> Result<String, String> {
-    let profile = serde_json::to_vec(seccomp).map_err(|e| format!("encode profile: {e}"))?;
+pub fn cache_key(seccomp: &LinuxSeccomp) -> Result<String, SeccompError> {
+    let profile = serde_json::to_vec(seccomp).map_err(SeccompError::EncodeProfile)?;
     let lib = ScmpVersion::current()
         .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
         .unwrap_or_default();
@@ -200,15 +252,18 @@ const fn libc_cap_sys_admin() -> u32 {
 
 /// Loads the filter for `seccomp` from the cache in `dir`, compiling and storing it first
 /// when it is not there.
-pub fn cached_filter(dir: &Path, seccomp: &LinuxSeccomp) -> Result<Filter, String> {
-    let flags = kernel_flags(seccomp).map_err(|e| e.to_string())?;
+pub fn cached_filter(dir: &Path, seccomp: &LinuxSeccomp) -> Result<Filter, SeccompError> {
+    let flags = kernel_flags(seccomp)?;
     let key = cache_key(seccomp)?;
     let path = dir.join(format!("{key}.bpf"));
     if let Some(program) = read_program(&path) {
         return Ok(Filter { program, flags });
     }
     let ctx = build(seccomp)?;
-    fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|source| SeccompError::Create {
+        path: dir.to_owned(),
+        source,
+    })?;
     let tmp = dir.join(format!("{key}.bpf.{}.tmp", std::process::id()));
     let res = (|| {
         let f = fs::OpenOptions::new()
@@ -217,18 +272,23 @@ pub fn cached_filter(dir: &Path, seccomp: &LinuxSeccomp) -> Result<Filter, Strin
             .truncate(true)
             .mode(0o644)
             .open(&tmp)
-            .map_err(|e| format!("create {}: {e}", tmp.display()))?;
-        ctx.export_bpf(&f)
-            .map_err(|e| format!("export seccomp filter: {e}"))?;
+            .map_err(|source| SeccompError::Create {
+                path: tmp.clone(),
+                source,
+            })?;
+        ctx.export_bpf(&f).map_err(SeccompError::Export)?;
         drop(f);
         // Concurrent shims write identical bytes; whichever rename lands last wins.
-        fs::rename(&tmp, &path).map_err(|e| format!("rename {}: {e}", path.display()))
+        fs::rename(&tmp, &path).map_err(|source| SeccompError::Rename {
+            path: path.clone(),
+            source,
+        })
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     res?;
-    let program = read_program(&path).ok_or_else(|| format!("invalid {}", path.display()))?;
+    let program = read_program(&path).ok_or_else(|| SeccompError::InvalidProgram(path.clone()))?;
     Ok(Filter { program, flags })
 }
 
@@ -241,8 +301,11 @@ fn read_program(path: &Path) -> Option<Vec<u8>> {
 
 /// Compiles the profile exactly as libcontainer's `seccomp::initialize_seccomp` does, without
 /// loading it.
-pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
-    let err = |what: &str, e: libseccomp::error::SeccompError| format!("seccomp: {what}: {e}");
+pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, SeccompError> {
+    let err = |what: &str, source| SeccompError::Compile {
+        what: what.to_string(),
+        source,
+    };
     let default = translate_action(seccomp.default_action(), seccomp.default_errno_ret())?;
     let mut ctx = ScmpFilterContext::new(default).map_err(|e| err("new filter", e))?;
     for flag in seccomp.flags().iter().flatten() {
@@ -275,7 +338,8 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
                         .iter()
                         .map(|a| {
                             ScmpArgCompare::new(
-                                a.index() as u32,
+                                // An argument index: 0-5.
+                                u32::try_from(a.index()).unwrap_or(u32::MAX),
                                 translate_op(a.op(), a.value_two()),
                                 a.value(),
                             )
@@ -305,7 +369,10 @@ pub fn build(seccomp: &LinuxSeccomp) -> Result<ScmpFilterContext, String> {
     Ok(ctx)
 }
 
-fn translate_action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, String> {
+fn translate_action(
+    action: LinuxSeccompAction,
+    errno: Option<u32>,
+) -> Result<ScmpAction, SeccompError> {
     let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
     Ok(match action {
         LinuxSeccompAction::ScmpActKill => ScmpAction::KillThread,
@@ -314,7 +381,7 @@ fn translate_action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<Sc
         LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(
             errno
                 .try_into()
-                .map_err(|_| format!("seccomp: trace errno {errno} out of range"))?,
+                .map_err(|_| SeccompError::TraceErrno(errno))?,
         ),
         LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
         LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
@@ -394,11 +461,11 @@ impl ExecSeccomp {
     pub fn prepare_exec(
         &self,
         process: &serde_json::Value,
-    ) -> Result<(Vec<u8>, Filter, CapDrop), String> {
+    ) -> Result<(Vec<u8>, Filter, CapDrop), SeccompError> {
         let mut p: Process =
-            serde_json::from_value(process.clone()).map_err(|e| format!("decode process: {e}"))?;
+            serde_json::from_value(process.clone()).map_err(SeccompError::DecodeProcess)?;
         let drop =
-            prepare_process(&self.profile, &mut p, false).map_err(|e| format!("seccomp: {e}"))?;
+            prepare_process(&self.profile, &mut p, false).map_err(SeccompError::ExecIneligible)?;
         let filter = match self.filter.get() {
             Some(f) => f.clone(),
             None => {
@@ -407,7 +474,7 @@ impl ExecSeccomp {
                 f
             }
         };
-        let data = serde_json::to_vec(&p).map_err(|e| format!("encode process: {e}"))?;
+        let data = serde_json::to_vec(&p).map_err(SeccompError::EncodeProcess)?;
         Ok((data, filter, drop))
     }
 }
@@ -426,7 +493,7 @@ pub struct Prepared {
     /// The container's profile, for exec processes (none for notify profiles, left as they were).
     pub exec: Option<ExecSeccomp>,
     /// Why libcontainer handles the init's seccomp itself, when there is a profile and it does.
-    pub fallback: Option<String>,
+    pub fallback: Option<SeccompError>,
 }
 
 impl Prepared {
@@ -450,7 +517,10 @@ pub fn prepare(bundle: &Path, work_dir: &Path, cache_dir: &Path) -> Prepared {
     let spec = match Spec::load(&src) {
         Ok(s) => s,
         Err(e) => {
-            out.fallback = Some(format!("load {}: {e}", src.display()));
+            out.fallback = Some(SeccompError::LoadSpec {
+                path: src,
+                source: e,
+            });
             return out;
         }
     };
@@ -479,17 +549,23 @@ fn fast_path(
     bundle: &Path,
     work_dir: &Path,
     cache_dir: &Path,
-) -> Result<(Filter, CapDrop), String> {
-    let mut linux = spec.linux().clone().ok_or("no linux section")?;
-    let mut process = spec.process().clone().ok_or("no process")?;
-    let drop = prepare_process(&seccomp, &mut process, true).map_err(|e| e.to_string())?;
+) -> Result<(Filter, CapDrop), SeccompError> {
+    let mut linux = spec.linux().clone().ok_or(SeccompError::NoLinux)?;
+    let mut process = spec.process().clone().ok_or(SeccompError::NoProcess)?;
+    let drop = prepare_process(&seccomp, &mut process, true)?;
     let filter = cached_filter(cache_dir, &seccomp)?;
     linux.set_seccomp(None);
     spec.set_linux(Some(linux)).set_process(Some(process));
     spec.canonicalize_rootfs(bundle)
-        .map_err(|e| format!("rootfs of {}: {e}", bundle.display()))?;
-    fs::create_dir_all(work_dir).map_err(|e| format!("create {}: {e}", work_dir.display()))?;
-    let data = serde_json::to_vec(&spec).map_err(|e| format!("encode spec: {e}"))?;
+        .map_err(|source| SeccompError::Rootfs {
+            bundle: bundle.to_owned(),
+            source,
+        })?;
+    fs::create_dir_all(work_dir).map_err(|source| SeccompError::Create {
+        path: work_dir.to_owned(),
+        source,
+    })?;
+    let data = serde_json::to_vec(&spec).map_err(SeccompError::EncodeSpec)?;
     let dst = work_dir.join("config.json");
     fs::OpenOptions::new()
         .write(true)
@@ -498,7 +574,7 @@ fn fast_path(
         .mode(0o600)
         .open(&dst)
         .and_then(|mut f| f.write_all(&data))
-        .map_err(|e: io::Error| format!("write {}: {e}", dst.display()))?;
+        .map_err(|source| SeccompError::Write { path: dst, source })?;
     Ok((filter, drop))
 }
 

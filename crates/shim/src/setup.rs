@@ -12,6 +12,7 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::{Container, ContainerStatus};
 use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::{pipe2, setsid, ForkResult, Pid};
+use oci_spec::runtime::Spec;
 
 use crate::cgroup::CgroupInfo;
 use crate::errmap::{docker_error, error_chain};
@@ -20,6 +21,35 @@ use crate::sys;
 
 /// Name of the console socket, relative to the shim's working directory (the socket dir).
 const CONSOLE_SOCKET: &str = "console.sock";
+
+/// Why the shim could not get ready to create the container (reported on the status line).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("usage: berth-shim --config <shim.json>")]
+    Usage,
+    #[error("shim: --config needs a value")]
+    ConfigValue,
+    #[error("shim: read config {}: {source}", path.display())]
+    ReadConfig { path: PathBuf, source: io::Error },
+    #[error("shim: parse config {}: {source}", path.display())]
+    ParseConfig {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("shim: setsid: {0}")]
+    Setsid(nix::Error),
+    #[error("shim: set child subreaper: {0}")]
+    Subreaper(nix::Error),
+    #[error("shim: stdio: {0}")]
+    Stdio(io::Error),
+    #[error("shim: create {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("shim: chdir {}: {source}", path.display())]
+    Chdir { path: PathBuf, source: io::Error },
+    /// libcontainer state of a previous run whose init still runs.
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+}
 
 /// The shim's ends of the container's stdio.
 pub enum InitIo {
@@ -79,25 +109,28 @@ pub fn main_entry(args: Vec<String>) -> i32 {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<PathBuf, String> {
+fn parse_args(args: &[String]) -> Result<PathBuf, SetupError> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         if a == "--config" {
-            return it
-                .next()
-                .map(PathBuf::from)
-                .ok_or_else(|| "shim: --config needs a value".into());
+            return it.next().map(PathBuf::from).ok_or(SetupError::ConfigValue);
         }
         if let Some(v) = a.strip_prefix("--config=") {
             return Ok(PathBuf::from(v));
         }
     }
-    Err("usage: berth-shim --config <shim.json>".into())
+    Err(SetupError::Usage)
 }
 
-fn load_config(path: &Path) -> Result<ShimConfig, String> {
-    let data = fs::read(path).map_err(|e| format!("shim: read config {}: {e}", path.display()))?;
-    serde_json::from_slice(&data).map_err(|e| format!("shim: parse config {}: {e}", path.display()))
+fn load_config(path: &Path) -> Result<ShimConfig, SetupError> {
+    let data = fs::read(path).map_err(|source| SetupError::ReadConfig {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&data).map_err(|source| SetupError::ParseConfig {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The launcher half: copy the monitor's single status line to our stdout. Reads only up to
@@ -171,26 +204,33 @@ fn monitor_main(cfg: ShimConfig, status: &mut fs::File) -> i32 {
             report(status, Err(e))
         }
         Ok(created) => {
-            report(status, Ok(created.init_pid.as_raw() as u32));
+            report(status, Ok(created.init_pid.as_raw().unsigned_abs()));
             crate::monitor::run(cfg, created)
         }
     }
 }
 
-fn become_monitor(cfg: &ShimConfig) -> Result<(), String> {
-    setsid().map_err(|e| format!("shim: setsid: {e}"))?;
+fn become_monitor(cfg: &ShimConfig) -> Result<(), SetupError> {
+    setsid().map_err(SetupError::Setsid)?;
     // The container's init is created by an intermediate process that exits; as a child
     // subreaper we inherit the init (and exec processes) and can wait for them.
-    nix::sys::prctl::set_child_subreaper(true)
-        .map_err(|e| format!("shim: set child subreaper: {e}"))?;
-    sys::stdio_to_devnull().map_err(|e| format!("shim: stdio: {e}"))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(SetupError::Subreaper)?;
+    sys::stdio_to_devnull().map_err(SetupError::Stdio)?;
     let dir = cfg.socket_dir();
-    fs::create_dir_all(dir).map_err(|e| format!("shim: create {}: {e}", dir.display()))?;
+    let create = |path: &Path| {
+        fs::create_dir_all(path).map_err(|source| SetupError::CreateDir {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    create(dir)?;
     // Working in the socket directory lets us bind sockets by short relative names
     // (sun_path is limited to 108 bytes).
-    std::env::set_current_dir(dir).map_err(|e| format!("shim: chdir {}: {e}", dir.display()))?;
-    fs::create_dir_all(&cfg.runtime_root)
-        .map_err(|e| format!("shim: create {}: {e}", cfg.runtime_root.display()))?;
+    std::env::set_current_dir(dir).map_err(|source| SetupError::Chdir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    create(&cfg.runtime_root)?;
     Ok(())
 }
 
@@ -200,14 +240,14 @@ fn cleanup_files(cfg: &ShimConfig) {
 
 /// Removes libcontainer state left by a previous run whose processes are gone (a shim that
 /// crashed); refuses if the old init still runs.
-fn clear_stale_state(cfg: &ShimConfig) -> Result<(), String> {
+fn clear_stale_state(cfg: &ShimConfig) -> Result<(), SetupError> {
     let dir = cfg.runtime_root.join(&cfg.id);
     if !dir.exists() {
         return Ok(());
     }
     match Container::load(dir.clone()) {
         Ok(c) if c.status() != ContainerStatus::Stopped => {
-            return Err(format!("container {} is already running", cfg.id))
+            return Err(SetupError::AlreadyRunning(cfg.id.clone()))
         }
         Ok(mut c) => {
             let _ = c.delete(true);
@@ -307,6 +347,20 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
             }
             return Err(e.into());
         }
+    }
+    // Each bind's propagation, which libcontainer leaves to the source's (see `propagation`).
+    let propagated = Spec::load(prepared.bundle.join("config.json"))
+        .map_err(|e| format!("shim: reading the spec: {e}"))
+        .and_then(|spec| {
+            crate::propagation::apply(init_pid.as_raw(), &spec)
+                .map_err(|e| format!("setting the propagation of the container's mounts: {e}"))
+        });
+    if let Err(e) = propagated {
+        let _ = container.delete(true);
+        if let Some(s) = &systemd {
+            s.remove();
+        }
+        return Err(e.into());
     }
 
     let io = match (console, pipes) {

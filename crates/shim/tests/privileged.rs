@@ -497,9 +497,12 @@ async fn shim_is_detached_small_and_ignores_signals() {
         .expect("pid");
     // Own session, so a signal to berthd's process group does not reach it.
     assert_eq!(
-        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(shim as i32)))
-            .expect("sid")
-            .as_raw() as u32,
+        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(
+            i32::try_from(shim).unwrap()
+        )))
+        .expect("sid")
+        .as_raw()
+        .unsigned_abs(),
         shim
     );
     // The container's init is the shim's child (subreaper).

@@ -98,6 +98,18 @@ fn mount(m: &mut Mount, b: Behaviour) -> Result<(), ApiError> {
             "VolumeOptions.Subpath needs API v1.45 or newer",
         ));
     }
+    if !b.has(Change::RecursiveReadOnly) && m.kind == "bind" && m.read_only {
+        // As dockerd: older clients keep the non-recursive read-only binds they knew.
+        let mut opts = m
+            .bind_options
+            .take()
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let Some(o) = opts.as_object_mut() {
+            o.insert("ReadOnlyNonRecursive".into(), serde_json::Value::Bool(true));
+            o.remove("ReadOnlyForceRecursive");
+        }
+        m.bind_options = Some(opts);
+    }
     if !b.has(Change::ImageMounts) && m.kind == "image" {
         return Err(ApiError::invalid(
             r#"Mount type "Image" needs API v1.48 or newer"#,
@@ -264,6 +276,31 @@ mod tests {
             {"Type": "image", "Source": "busybox", "Target": "/x"}]}}));
         assert!(adjust(&mut r, at("1.47")).is_err());
         assert!(adjust(&mut r, at("1.48")).is_ok());
+    }
+
+    #[test]
+    fn read_only_binds_of_old_clients_stay_non_recursive() {
+        let body = json!({"Image": "b", "HostConfig": {"Mounts": [
+            {"Type": "bind", "Source": "/tmp", "Target": "/x", "ReadOnly": true,
+             "BindOptions": {"ReadOnlyForceRecursive": true, "Propagation": "rprivate"}},
+            {"Type": "bind", "Source": "/tmp", "Target": "/y"}]}});
+        let mut r = req(body.clone());
+        adjust(&mut r, at("1.43")).unwrap();
+        let mounts = r.host_config.unwrap().mounts.unwrap();
+        assert_eq!(
+            mounts[0].bind_options,
+            Some(json!({"ReadOnlyNonRecursive": true, "Propagation": "rprivate"}))
+        );
+        assert_eq!(
+            mounts[1].bind_options, None,
+            "writable binds are left alone"
+        );
+        let mut r = req(body);
+        adjust(&mut r, at("1.44")).unwrap();
+        let opts = r.host_config.unwrap().mounts.unwrap()[0]
+            .bind_options
+            .clone();
+        assert_eq!(opts.unwrap()["ReadOnlyForceRecursive"], json!(true));
     }
 
     #[test]

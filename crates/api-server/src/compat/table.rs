@@ -31,6 +31,7 @@ pub enum Change {
     ContainerWideMacAddressRemoved,
     EmptyPortBindingsWarning,
     EmptyPortBindingsDropped,
+    RecursiveReadOnly,
     // GET /containers/json and /containers/{id}/json
     ListAnnotations,
     ListHealth,
@@ -84,7 +85,7 @@ pub enum Change {
 
 impl Change {
     /// Every change, in declaration order (`ALL[c as usize] == c`, checked by a test).
-    pub const ALL: [Change; 59] = [
+    pub const ALL: [Change; 60] = [
         Change::AutoRemove,
         Change::IpcModePrivateDefault,
         Change::CreatePlatform,
@@ -101,6 +102,7 @@ impl Change {
         Change::ContainerWideMacAddressRemoved,
         Change::EmptyPortBindingsWarning,
         Change::EmptyPortBindingsDropped,
+        Change::RecursiveReadOnly,
         Change::ListAnnotations,
         Change::ListHealth,
         Change::AliasesAsSubmitted,
@@ -226,9 +228,8 @@ pub const fn row(c: Change) -> Row {
         EndpointMacAddress => r(44, "create: EndpointSettings.MacAddress is honoured and Config.MacAddress is deprecated (moved to the main network's endpoint with a warning); older clients' Config.MacAddress moves silently and endpoint MACs are ignored"),
         VirtualSizeRemoved => r(44, "images list, inspect and system df: no VirtualSize; older clients get it (= Size)"),
         ImageInspectCreatedOmitted => r(44, "image inspect: Created is omitted when the config has none; older clients get 0001-01-01T00:00:00Z"),
-        // 1.44 recursively read-only binds and BindOptions.ReadOnlyNonRecursive /
-        // ReadOnlyForceRecursive: not implemented by berth (its read-only binds are the same at
-        // every version). /info CDISpecDirs and Runtimes status, DNSNames: unversioned.
+        RecursiveReadOnly => r(44, "create: read-only bind Mounts are recursively read-only where the kernel can (BindOptions.ReadOnlyNonRecursive / ReadOnlyForceRecursive choose); older clients' are non-recursive"),
+        // 1.44 /info CDISpecDirs and Runtimes status, DNSNames: unversioned.
         // ---- v1.45 ----
         VolumeSubpath => r(45, "create: VolumeOptions.Subpath is accepted by the API; older clients get 400 (berth has no subpath support itself)"),
         AliasesAsSubmitted => r(45, "container inspect: Aliases are those submitted; older clients also get the short id and hostname on user-defined networks"),

@@ -76,7 +76,7 @@ impl Connections {
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Beyond this many connections the listeners stop accepting until one closes: eviction
@@ -166,7 +166,7 @@ impl ConnState {
         if !self.waiting() {
             return None;
         }
-        let ms = |d: Duration| d.as_millis() as u64;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         match self.head_started.load(Ordering::SeqCst) {
             UNSET => Some(
                 self.idle_since

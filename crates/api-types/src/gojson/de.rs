@@ -153,8 +153,8 @@ macro_rules! int_method {
     ($method:ident, $visit:ident, $t:ty, $signed:expr, $bits:expr, $go:expr) => {
         fn $method<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
             let n = self.int($signed, $bits, $go)?;
-            // The range was checked against the width asked for.
-            v.$visit(n as $t)
+            // The range was checked against the width asked for: this cannot fail.
+            v.$visit(<$t>::try_from(n).map_err(|_| self.wrong($go))?)
         }
     };
 }
@@ -194,7 +194,11 @@ impl<'de> Deserializer<'de> for De {
     int_method!(deserialize_u64, visit_u64, u64, false, 64, "uint64");
 
     fn deserialize_f32<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        v.visit_f32(self.float("float32", f64::from(f32::MAX))? as f32)
+        let f = self.float("float32", f64::from(f32::MAX))?;
+        // Within f32's range (checked): the cast only rounds, as Go's conversion does.
+        #[allow(clippy::cast_possible_truncation)]
+        let f = f as f32;
+        v.visit_f32(f)
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {

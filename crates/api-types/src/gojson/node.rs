@@ -180,7 +180,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_i64<E>(self, i: i64) -> Result<Node, E> {
         // serde_json hands non-negative integers to visit_u64; keep one form per value anyway.
-        Ok(Node::Num(if i >= 0 { Num::U(i as u64) } else { Num::I(i) }))
+        Ok(Node::Num(match u64::try_from(i) {
+            Ok(u) => Num::U(u),
+            Err(_) => Num::I(i),
+        }))
     }
     fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
         Ok(Node::Num(Num::F(f, None)))

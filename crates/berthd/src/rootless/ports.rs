@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use berth_daemon::rootless::PortDriverError;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -238,7 +239,7 @@ impl berth_daemon::rootless::PortDriver for Driver {
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
-    ) -> Result<OwnedFd, String> {
+    ) -> std::result::Result<OwnedFd, PortDriverError> {
         let req = Expose {
             proto: proto.to_string(),
             host_ip,
@@ -258,12 +259,14 @@ impl berth_daemon::rootless::PortDriver for Driver {
             s.set_read_timeout(None)?;
             Ok((s, String::from_utf8_lossy(&answer).into_owned()))
         };
-        let (stream, answer) = talk()
-            .map_err(|e| format!("rootless port driver at {}: {e}", self.socket.display()))?;
+        let (stream, answer) = talk().map_err(|source| PortDriverError::Unreachable {
+            socket: self.socket.clone(),
+            source,
+        })?;
         match answer.strip_prefix("error ") {
-            Some(msg) => Err(msg.to_string()),
+            Some(msg) => Err(PortDriverError::Refused(msg.to_string())),
             None if answer == "ok" => Ok(OwnedFd::from(stream)),
-            None => Err(format!("rootless port driver answered {answer:?}")),
+            None => Err(PortDriverError::Garbled(answer)),
         }
     }
 }

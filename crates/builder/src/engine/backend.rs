@@ -97,21 +97,24 @@ impl Output for tokio::sync::mpsc::UnboundedSender<String> {
     }
 }
 
+/// Why a backend operation failed: the daemon's own error, whose message the build shows.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The image and container operations the builder needs.
 #[async_trait]
 pub trait Backend: Send + Sync {
     /// Finds a local image by name or id.
-    async fn image(&self, name: &str) -> Result<ImageState, String>;
+    async fn image(&self, name: &str) -> Result<ImageState, BackendError>;
     /// Creates a build container on `image` and mounts its root filesystem read-write;
     /// returns the container id and the rootfs path.
     async fn create_container(
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
-    ) -> Result<(String, PathBuf), String>;
+    ) -> Result<(String, PathBuf), BackendError>;
     /// Starts a container created with a [`RunConfig`], forwards its output, returns its
     /// exit code.
-    async fn run_container(&self, id: &str, output: &dyn Output) -> Result<i64, String>;
+    async fn run_container(&self, id: &str, output: &dyn Output) -> Result<i64, BackendError>;
     /// Turns the container's filesystem changes into a new layer on `parent` and stores
     /// `config` (its diff ids are completed here). With `allow_empty`, no changes means no
     /// layer: the config is stored alone and its last history entry marked `empty_layer`.
@@ -123,13 +126,13 @@ pub trait Backend: Send + Sync {
         parent: &ImageState,
         config: ImageConfig,
         allow_empty: bool,
-    ) -> Result<(ImageState, bool), String>;
+    ) -> Result<(ImageState, bool), BackendError>;
     /// Stores a config-only image on top of `parent`'s layers.
     async fn commit_config(
         &self,
         parent: &ImageState,
         config: ImageConfig,
-    ) -> Result<ImageState, String>;
+    ) -> Result<ImageState, BackendError>;
     /// Removes a build container (and unmounts it).
     async fn remove_container(&self, id: &str);
     async fn cache_get(&self, key: &str) -> Option<ImageState>;
@@ -139,7 +142,7 @@ pub trait Backend: Send + Sync {
         &[]
     }
     /// The persistent directory of a cache mount, locked as its `sharing` asks.
-    async fn cache_mount(&self, req: &CacheMountRequest) -> Result<CacheMountLease, String>;
+    async fn cache_mount(&self, req: &CacheMountRequest) -> Result<CacheMountLease, BackendError>;
     /// Downloads `url` into `dir` (with the daemon's proxy settings).
-    async fn fetch(&self, url: &str, dir: &Path) -> Result<Fetched, String>;
+    async fn fetch(&self, url: &str, dir: &Path) -> Result<Fetched, BackendError>;
 }

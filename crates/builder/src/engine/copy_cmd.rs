@@ -470,6 +470,11 @@ async fn resolve_owner(
     Ok(Owner { uid, gid, chmod })
 }
 
+/// A file operation of `COPY`/`ADD` that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to copy files: {0}")]
+struct CopyFailed(std::io::Error);
+
 /// Copies the sources into a container's filesystem with Docker's rules.
 struct CopyPlan {
     dest: String,
@@ -482,14 +487,14 @@ struct CopyPlan {
 }
 
 impl CopyPlan {
-    fn run(&self, rootfs: &Path, sources: &[Source]) -> Result<(), String> {
+    fn run(&self, rootfs: &Path, sources: &[Source]) -> Result<(), CopyFailed> {
         let owner = self.owner;
         let parent_owner = Owner {
             chmod: None,
             ..owner
         };
         let dest_host = copy::in_root(rootfs, &self.dest);
-        let err = |e: std::io::Error| format!("failed to copy files: {e}");
+        let err = CopyFailed;
         for s in sources {
             let excluded = |p: &Path| exclude_match(&self.ignore, p, &s.base);
             if let Some(rel) = &s.parents {
@@ -547,7 +552,8 @@ fn url_file_finish(path: &Path, owner: Owner, modified: Option<i64>) -> std::io:
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     if let Some(t) = modified {
-        let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+        let when =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(t).unwrap_or(0));
         std::fs::File::options()
             .write(true)
             .open(path)?

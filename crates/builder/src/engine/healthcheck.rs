@@ -76,7 +76,7 @@ mod tests {
     fn healthcheck_forms() {
         let p = |s: &str| -> Result<HealthConfig, String> {
             let df = parser::parse(&format!("FROM x\n{s}\n")).unwrap();
-            match command(&df.instructions[1])? {
+            match command(&df.instructions[1]).map_err(|e| e.to_string())? {
                 Command::Healthcheck(h) => healthcheck(&h).map_err(|e| e.message),
                 _ => panic!("not a HEALTHCHECK"),
             }

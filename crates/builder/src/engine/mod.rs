@@ -48,8 +48,8 @@ pub(crate) mod tests;
 mod tests_buildkit;
 
 pub use backend::{
-    Backend, CacheMountLease, CacheMountRequest, Fetched, ImageState, Output, RunConfig, RunMount,
-    RunMountKind,
+    Backend, BackendError, CacheMountLease, CacheMountRequest, Fetched, ImageState, Output,
+    RunConfig, RunMount, RunMountKind,
 };
 pub use cache::match_cache_from;
 
@@ -129,9 +129,9 @@ impl std::fmt::Display for BuildError {
     }
 }
 
-pub(crate) fn fail(message: impl Into<String>) -> BuildError {
+pub(crate) fn fail(message: impl std::fmt::Display) -> BuildError {
     BuildError {
-        message: message.into(),
+        message: message.to_string(),
         line: None,
         code: None,
     }
@@ -263,8 +263,8 @@ pub async fn build(
     let escape = df.escape;
     let mut commands = Vec::with_capacity(df.instructions.len());
     for inst in &df.instructions {
-        commands.push(instruction::command(inst).map_err(|m| BuildError {
-            message: m,
+        commands.push(instruction::command(inst).map_err(|e| BuildError {
+            message: e.to_string(),
             line: Some(inst.line),
             code: None,
         })?);

@@ -50,6 +50,15 @@ impl Plan {
     }
 }
 
+/// A Dockerfile without the stage a build needs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("no build stage in current context")]
+    NoStage,
+    #[error("failed to reach build target {0} in Dockerfile")]
+    NoTarget(String),
+}
+
 /// Plans a build of `commands` (one per instruction) for `target` (else the last stage).
 /// `vars` are the global `ARG` values, used to resolve stage references; `contexts` are
 /// the named build contexts, which win over stages of the same name.
@@ -59,11 +68,11 @@ pub fn plan(
     vars: &Vars,
     escape: char,
     contexts: &[String],
-) -> Result<Plan, String> {
+) -> Result<Plan, PlanError> {
     let meta_end = commands
         .iter()
         .position(|c| matches!(c, Command::From(_)))
-        .ok_or("no build stage in current context")?;
+        .ok_or(PlanError::NoStage)?;
     let mut stages: Vec<PlannedStage> = Vec::new();
     for (i, c) in commands.iter().enumerate().skip(meta_end) {
         if let Command::From(f) = c {
@@ -136,7 +145,7 @@ pub fn plan(
                 .rev()
                 .find(|s| s.name.as_deref() == Some(lower.as_str()))
                 .map(|s| s.index)
-                .ok_or_else(|| format!("failed to reach build target {t} in Dockerfile"))?
+                .ok_or_else(|| PlanError::NoTarget(t.to_string()))?
         }
     };
     let mut todo = vec![p.target];
@@ -199,7 +208,9 @@ mod tests {
         assert!(!p.stages[2].needed);
         let d = parser::parse(df).unwrap();
         let cmds: Vec<Command> = d.instructions.iter().map(|i| command(i).unwrap()).collect();
-        let e = plan(&cmds, Some("nope"), &Vars::new(), '\\', &[]).unwrap_err();
+        let e = plan(&cmds, Some("nope"), &Vars::new(), '\\', &[])
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "failed to reach build target nope in Dockerfile");
         // Unknown variable: every earlier stage may be meant.
         let p = plan(&cmds, None, &Vars::new(), '\\', &[]).unwrap();

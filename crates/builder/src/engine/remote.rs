@@ -120,7 +120,17 @@ pub(crate) async fn fetch_url(
     Ok(fetched)
 }
 
-fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
+/// A `git` command of an `ADD <git url>` that failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GitError {
+    #[error("running git (is it installed?): {0}")]
+    Spawn(std::io::Error),
+    /// git's own complaint (its stderr, trimmed).
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, GitError> {
     let mut c = Command::new("git");
     if let Some(d) = dir {
         c.arg("-C").arg(d);
@@ -131,11 +141,11 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .stdin(std::process::Stdio::null());
-    let out = c
-        .output()
-        .map_err(|e| format!("running git (is it installed?): {e}"))?;
+    let out = c.output().map_err(GitError::Spawn)?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        return Err(GitError::Failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -156,7 +166,7 @@ pub(crate) fn clone_git(
     }
     let repo = dir.join("repo");
     let repo_s = repo.to_string_lossy().into_owned();
-    let err = |what: &str, e: String| fail(format!("ADD failed: git {what} {}: {e}", src.url));
+    let err = |what: &str, e: GitError| fail(format!("ADD failed: git {what} {}: {e}", src.url));
     git(
         None,
         &["clone", "--quiet", "--no-checkout", &src.url, &repo_s],
@@ -175,7 +185,12 @@ pub(crate) fn clone_git(
             )
         }),
     }
-    .map_err(|e| err("checkout of", format!("no such ref: {e}")))?;
+    .map_err(|e| {
+        fail(format!(
+            "ADD failed: git checkout of {}: no such ref: {e}",
+            src.url
+        ))
+    })?;
     if let Some(want) = checksum {
         if want.len() < 7 || !commit.starts_with(want) {
             return Err(fail(format!(

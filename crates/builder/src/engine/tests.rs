@@ -11,8 +11,8 @@ use berth_image::config::{ContainerConfig, ImageConfig};
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::engine::{
-    build, Backend, CacheMountLease, CacheMountRequest, Fetched, ImageState, Options, Output,
-    RunConfig,
+    build, Backend, BackendError, CacheMountLease, CacheMountRequest, Fetched, ImageState, Options,
+    Output, RunConfig,
 };
 
 /// A recording backend: containers are directories, `RUN` "runs" by printing its command
@@ -69,17 +69,17 @@ impl Fake {
 
 #[async_trait]
 impl Backend for Fake {
-    async fn image(&self, name: &str) -> Result<ImageState, String> {
+    async fn image(&self, name: &str) -> Result<ImageState, BackendError> {
         self.images
             .get(name)
             .cloned()
-            .ok_or_else(|| format!("No such image: {name}"))
+            .ok_or_else(|| format!("No such image: {name}").into())
     }
     async fn create_container(
         &self,
         _image: &ImageState,
         run: Option<&RunConfig>,
-    ) -> Result<(String, PathBuf), String> {
+    ) -> Result<(String, PathBuf), BackendError> {
         *self.creates.lock().unwrap() += 1;
         let id = self.id();
         let root = self.dir.join(&id);
@@ -94,7 +94,7 @@ impl Backend for Fake {
         self.live.lock().unwrap().push(id.clone());
         Ok((id, root))
     }
-    async fn run_container(&self, id: &str, output: &dyn Output) -> Result<i64, String> {
+    async fn run_container(&self, id: &str, output: &dyn Output) -> Result<i64, BackendError> {
         let rc = self.by_container.lock().unwrap()[id].clone();
         for m in &rc.mounts {
             if let crate::engine::RunMountKind::Bind(p) = &m.kind {
@@ -125,7 +125,7 @@ impl Backend for Fake {
         parent: &ImageState,
         mut config: ImageConfig,
         _allow_empty: bool,
-    ) -> Result<(ImageState, bool), String> {
+    ) -> Result<(ImageState, bool), BackendError> {
         let layer = format!("sha256:layer{}", self.id());
         config
             .rootfs
@@ -146,7 +146,7 @@ impl Backend for Fake {
         &self,
         parent: &ImageState,
         config: ImageConfig,
-    ) -> Result<ImageState, String> {
+    ) -> Result<ImageState, BackendError> {
         Ok(ImageState {
             id: format!("sha256:{}", self.id()),
             config,
@@ -165,7 +165,7 @@ impl Backend for Fake {
             .unwrap()
             .insert(key.to_string(), image.clone());
     }
-    async fn cache_mount(&self, req: &CacheMountRequest) -> Result<CacheMountLease, String> {
+    async fn cache_mount(&self, req: &CacheMountRequest) -> Result<CacheMountLease, BackendError> {
         self.cache_mounts.lock().unwrap().push(req.clone());
         let path = self.dir.join("cachemounts").join(req.id.replace('/', "_"));
         std::fs::create_dir_all(&path).unwrap();
@@ -174,11 +174,11 @@ impl Backend for Fake {
             _guard: Box::new(()),
         })
     }
-    async fn fetch(&self, url: &str, dir: &Path) -> Result<Fetched, String> {
+    async fn fetch(&self, url: &str, dir: &Path) -> Result<Fetched, BackendError> {
         let body = self
             .urls
             .get(url)
-            .ok_or_else(|| format!("{url}: 404 Not Found"))?;
+            .ok_or_else(|| BackendError::from(format!("{url}: 404 Not Found")))?;
         let path = dir.join("download");
         std::fs::write(&path, body).unwrap();
         Ok(Fetched {

@@ -352,7 +352,7 @@ pub async fn build(ctx: &Ctx, a: BuildArgs) -> CmdResult {
 fn rand_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
         ^ u64::from(std::process::id())
 }

@@ -71,7 +71,10 @@ pub fn update_body(a: &UpdateArgs) -> Result<UpdateConfig, CliError> {
         cpu_period: a.cpu_period.unwrap_or(0),
         cpu_quota: a.cpu_quota.unwrap_or(0),
         cpu_shares: a.cpu_shares.unwrap_or(0),
-        nano_cpus: a.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
+        nano_cpus: a
+            .cpus
+            .map(|c| berth_go::trunc_i64((c * 1e9).round()))
+            .unwrap_or(0),
         cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
         cpuset_mems: a.cpuset_mems.clone().unwrap_or_default(),
         memory: bytes(&a.memory)?,

@@ -351,7 +351,7 @@ async fn read_wait(resp: http::Response<Incoming>) -> Result<i32, CliError> {
     if let Some(msg) = v["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
         return Err(CliError::new(125, msg.to_string()));
     }
-    Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
+    Ok(exit_status(&v["StatusCode"]))
 }
 
 /// Attach → wait (headers) → start → stream → exit code: the order the docker CLI uses, so that
@@ -605,7 +605,7 @@ pub async fn attach(ctx: &Ctx, a: AttachArgs) -> CmdResult {
         .await
         .unwrap_or(Value::Null);
     if info["State"]["Running"].as_bool() == Some(false) {
-        return Ok(info["State"]["ExitCode"].as_i64().unwrap_or(0) as i32);
+        return Ok(exit_status(&info["State"]["ExitCode"]));
     }
     Ok(0)
 }
@@ -709,7 +709,13 @@ pub async fn exec(ctx: &Ctx, a: ExecArgs) -> CmdResult {
         .client
         .get_json(&format!("/exec/{exec_id}/json"), &Query::new())
         .await?;
-    Ok(info["ExitCode"].as_i64().unwrap_or(0) as i32)
+    Ok(exit_status(&info["ExitCode"]))
+}
+
+/// A container's or exec's exit code as the daemon reports it (0-255, or Docker's
+/// 125-128): a number outside `i32` is not one and reads as 0, as a missing one.
+fn exit_status(v: &Value) -> i32 {
+    v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -295,7 +295,7 @@ where
         .unwrap_or_else(|| ev["time"].as_i64().unwrap_or(0) * 1_000_000_000);
     let t = chrono::DateTime::from_timestamp(
         nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000) as u32,
+        u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
     )
     .unwrap_or_default()
     .with_timezone(tz);

@@ -282,7 +282,7 @@ pub fn build_create(
         .map(parse_bytes)
         .transpose()?
         .unwrap_or(0);
-    let nano_cpus = o.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0);
+    let nano_cpus = o.cpus.map(|c| berth_go::trunc_i64(c * 1e9)).unwrap_or(0);
 
     let network = o.network.clone().unwrap_or_else(|| "bridge".to_string());
     let mut endpoints = BTreeMap::new();

@@ -28,11 +28,16 @@ fn as_str(v: &Value) -> String {
     go_string(v)
 }
 
+/// A count or index: negative ones are 0.
+fn index(n: i64) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
 fn as_int(v: &Value) -> Result<i64, TemplateError> {
     match v {
         Value::Number(n) => n
             .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
+            .or_else(|| n.as_f64().map(berth_go::trunc_i64))
             .ok_or_else(|| TemplateError("bad number".into())),
         Value::String(s) => s
             .parse()
@@ -102,10 +107,10 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError>
                         .unwrap_or(Value::String(String::new())),
                     (Value::Array(a), k) => {
                         let i = as_int(k)?;
-                        if i < 0 || i as usize >= a.len() {
+                        let Some(item) = usize::try_from(i).ok().and_then(|n| a.get(n)) else {
                             return err(format!("index out of range: {i}"));
-                        }
-                        a[i as usize].clone()
+                        };
+                        item.clone()
                     }
                     (Value::Null, _) => Value::String(String::new()),
                     (other, _) => {
@@ -122,12 +127,13 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError>
             match &args[0] {
                 Value::String(s) => {
                     let chars: Vec<char> = s.chars().collect();
-                    let a = args.get(1).map(as_int).transpose()?.unwrap_or(0).max(0) as usize;
+                    let a = index(args.get(1).map(as_int).transpose()?.unwrap_or(0));
                     let b = args
                         .get(2)
                         .map(as_int)
                         .transpose()?
-                        .map(|b| b as usize)
+                        // A negative end is out of range.
+                        .map(|b| usize::try_from(b).unwrap_or(usize::MAX))
                         .unwrap_or(chars.len());
                     if a > b || b > chars.len() {
                         return err("slice index out of range");
@@ -135,12 +141,13 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError>
                     Value::String(chars[a..b].iter().collect())
                 }
                 Value::Array(arr) => {
-                    let a = args.get(1).map(as_int).transpose()?.unwrap_or(0).max(0) as usize;
+                    let a = index(args.get(1).map(as_int).transpose()?.unwrap_or(0));
                     let b = args
                         .get(2)
                         .map(as_int)
                         .transpose()?
-                        .map(|b| b as usize)
+                        // A negative end is out of range.
+                        .map(|b| usize::try_from(b).unwrap_or(usize::MAX))
                         .unwrap_or(arr.len());
                     if a > b || b > arr.len() {
                         return err("slice index out of range");
@@ -264,8 +271,8 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError>
         }
         "pad" => {
             want(&args, 3)?;
-            let l = as_int(&args[1])?.max(0) as usize;
-            let r = as_int(&args[2])?.max(0) as usize;
+            let l = index(as_int(&args[1])?);
+            let r = index(as_int(&args[2])?);
             Value::String(format!(
                 "{}{}{}",
                 " ".repeat(l),
@@ -276,7 +283,7 @@ pub(super) fn call(name: &str, args: Vec<Value>) -> Result<Value, TemplateError>
         "truncate" => {
             want(&args, 2)?;
             let s = as_str(&args[0]);
-            let n = as_int(&args[1])?.max(0) as usize;
+            let n = index(as_int(&args[1])?);
             Value::String(s.chars().take(n).collect())
         }
         other => return err(format!("function {other:?} not defined")),

@@ -105,7 +105,10 @@ pub async fn serve_websocket(
 ) {
     let mut tasks = Vec::new();
     for (i, port) in ports.iter().copied().enumerate() {
-        let (data, err) = ((2 * i) as u8, (2 * i + 1) as u8);
+        // Channel numbers are one byte, two per port: ports past the 128th get none.
+        let (Ok(data), Ok(err)) = (u8::try_from(2 * i), u8::try_from(2 * i + 1)) else {
+            break;
+        };
         let prefix = port.to_le_bytes().to_vec();
         if ch.send(data, prefix.clone()).await.is_err() || ch.send(err, prefix).await.is_err() {
             return;

@@ -167,7 +167,7 @@ fn handle(
                         None => return reply(StatusCode::BAD_REQUEST, format!("unsupported websocket protocols {offered:?}")),
                     }
                 };
-                let n = (ports.len() * 2).min(255) as u8;
+                let n = u8::try_from(ports.len() * 2).unwrap_or(u8::MAX);
                 (protocol, n, false, ports)
             }
             _ => match negotiate(&[V5_CHANNEL, V4_CHANNEL], &offered) {

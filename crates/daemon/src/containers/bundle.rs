@@ -63,7 +63,7 @@ impl Daemon {
         };
         let user_mounts = self.start_mounts(c)?;
         let init_binary = if hc.init.unwrap_or(self.cfg.init) {
-            Some(init_binary(self.cfg.init_path.as_deref()).map_err(ApiError::invalid)?)
+            Some(init_binary(self.cfg.init_path.as_deref())?)
         } else {
             None
         };
@@ -83,6 +83,7 @@ impl Daemon {
                 .ipc
                 .as_deref()
                 .or(pod_join.and_then(|p| p.ipc.as_deref())),
+            uts_ns_path: pod_join.and_then(|p| p.uts.as_deref()),
             extra_mounts: &user_mounts,
         };
         let oci =
@@ -98,12 +99,12 @@ impl Daemon {
 /// The host binary `--init` runs as the container's PID 1: the configured `init-path`, else
 /// Docker's `docker-init`, else Debian's `tini-static`, from `PATH` or Docker's libexec
 /// directories. It must be a static executable: it runs inside the container's root.
-fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String> {
+fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, NoInit> {
     if let Some(p) = configured {
         return if p.is_file() {
             Ok(p.to_owned())
         } else {
-            Err(format!("init binary {} not found", p.display()))
+            Err(NoInit::Configured(p.to_owned()))
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -118,8 +119,25 @@ fn init_binary(configured: Option<&Path>) -> std::result::Result<PathBuf, String
         .iter()
         .flat_map(|name| dirs.iter().map(move |d| d.join(name)))
         .find(|p| p.is_file())
-        .ok_or_else(|| "exec: \"docker-init\": executable file not found in $PATH".to_string())
+        .ok_or(NoInit::NotInPath)
 }
+
+/// `--init` without a usable init binary on the host (400, as dockerd answers).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum NoInit {
+    #[error("init binary {} not found", .0.display())]
+    Configured(PathBuf),
+    #[error("exec: \"docker-init\": executable file not found in $PATH")]
+    NotInPath,
+}
+
+impl crate::errors::Classified for NoInit {
+    fn kind(&self) -> berth_api_types::ErrorKind {
+        berth_api_types::ErrorKind::InvalidParameter
+    }
+}
+
+crate::errors::into_api_error!(NoInit);
 
 #[cfg(test)]
 mod tests {
@@ -130,7 +148,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tini = dir.path().join("tini");
         assert_eq!(
-            init_binary(Some(&tini)).unwrap_err(),
+            init_binary(Some(&tini)).unwrap_err().to_string(),
             format!("init binary {} not found", tini.display())
         );
         std::fs::write(&tini, b"").unwrap();

@@ -150,7 +150,7 @@ impl Daemon {
         }
         let name = match name {
             Some(n) => {
-                let n = names::validate(&n).map_err(ApiError::invalid)?;
+                let n = names::validate(&n)?;
                 if let Some(other) = lock(&self.containers).values().find(|c| c.name == n) {
                     return Err(ApiError::conflict(format!(
                         "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",

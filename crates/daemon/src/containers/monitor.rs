@@ -111,7 +111,7 @@ impl Daemon {
             }
             let n = cgroups.kill_all(&mut crate::cgroup_kill::sigkill, Duration::from_secs(10))?;
             cgroups.remove()?;
-            Ok::<usize, String>(n)
+            Ok::<usize, crate::cgroup_kill::CgroupKillError>(n)
         })
         .await;
         match res {

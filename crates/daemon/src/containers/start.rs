@@ -69,7 +69,8 @@ impl Daemon {
             .as_ref()
             .filter(|s| s.len() == 2 && s[0] > 0 && s[1] > 0)
         {
-            shim_cfg.console_size = Some([sz[0] as u16, sz[1] as u16]);
+            let dim = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+            shim_cfg.console_size = Some([dim(sz[0]), dim(sz[1])]);
         }
         tracing::debug!(container = %id, prepared = ?t0.elapsed(), "bundle ready");
         let this = self.clone();

@@ -51,7 +51,8 @@ impl Daemon {
             self.exited(id).await;
             true
         } else {
-            tokio::time::timeout(Duration::from_secs(timeout as u64), self.exited(id))
+            let secs = u64::try_from(timeout).unwrap_or(0);
+            tokio::time::timeout(Duration::from_secs(secs), self.exited(id))
                 .await
                 .is_ok()
         };

@@ -266,16 +266,19 @@ impl LinkOps for FakeHost {
 }
 
 impl Firewall for FakeHost {
-    fn apply_nft(&self, script: &str) -> Result<(), String> {
+    fn apply_nft(&self, script: &str) -> berth_network::Result<()> {
         self.record("apply_nft", script.lines().count())
-            .map_err(|e| e.to_string())?;
+            .map_err(net_err)?;
         *lock(&self.nft) = Some(script.to_string());
         Ok(())
     }
 
-    fn refresh_host_chain(&self, chain: &str, _bridges: &[String]) -> Result<Vec<String>, String> {
-        self.record("refresh_host_chain", chain)
-            .map_err(|e| e.to_string())?;
+    fn refresh_host_chain(
+        &self,
+        chain: &str,
+        _bridges: &[String],
+    ) -> berth_network::Result<Vec<String>> {
+        self.record("refresh_host_chain", chain).map_err(net_err)?;
         Ok(Vec::new())
     }
 }

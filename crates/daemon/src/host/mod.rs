@@ -57,10 +57,14 @@ pub trait RuntimeOps: Send + Sync {
 /// berth's packet filtering: its own nftables table and its chain in the host's iptables.
 pub trait Firewall: Send + Sync {
     /// Replaces berth's nftables table with `script` (one `nft -f` transaction).
-    fn apply_nft(&self, script: &str) -> Result<(), String>;
+    fn apply_nft(&self, script: &str) -> berth_network::Result<()>;
     /// Makes the host's iptables FORWARD chain accept `bridges` through `chain` where it drops
     /// (see `berth_network::hostfw`); returns what it changed.
-    fn refresh_host_chain(&self, chain: &str, bridges: &[String]) -> Result<Vec<String>, String>;
+    fn refresh_host_chain(
+        &self,
+        chain: &str,
+        bridges: &[String],
+    ) -> berth_network::Result<Vec<String>>;
 }
 
 /// Network namespaces pinned by a bind mount (a container's, at `<exec-root>/netns/<id>`).

@@ -54,12 +54,16 @@ impl RuntimeOps for Kernel {
 }
 
 impl Firewall for Kernel {
-    fn apply_nft(&self, script: &str) -> Result<(), String> {
-        berth_network::nft::apply(script).map_err(|e| e.to_string())
+    fn apply_nft(&self, script: &str) -> berth_network::Result<()> {
+        berth_network::nft::apply(script)
     }
 
-    fn refresh_host_chain(&self, chain: &str, bridges: &[String]) -> Result<Vec<String>, String> {
-        berth_network::hostfw::refresh(chain, bridges).map_err(|e| e.to_string())
+    fn refresh_host_chain(
+        &self,
+        chain: &str,
+        bridges: &[String],
+    ) -> berth_network::Result<Vec<String>> {
+        berth_network::hostfw::refresh(chain, bridges)
     }
 }
 
@@ -205,7 +209,9 @@ fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     }
     // SAFETY: the union member `ifru_flags` is the one SIOCGIFFLAGS filled in.
     unsafe {
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        // IFF_UP | IFF_RUNNING is 0x41: within a c_short.
+        req.ifr_ifru.ifru_flags |=
+            libc::c_short::try_from(libc::IFF_UP | libc::IFF_RUNNING).unwrap_or(0x41);
     }
     // SAFETY: SIOCSIFFLAGS sets the flags from `req`, which names `lo`.
     if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {

@@ -139,7 +139,7 @@ impl NetService {
                 *slot = ep;
             }
         }
-        self.persist(&c.id).map_err(internal)?;
+        self.persist(&c.id)?;
         self.apply_rules()
             .map_err(|e| internal(format!("publishing ports: {e}")))
     }

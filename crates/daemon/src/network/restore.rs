@@ -15,7 +15,7 @@ impl NetService {
 
     /// Daemon start: brings up the bridges, re-marks the addresses and ports of containers
     /// still running (`running`), removes what a crash left behind, and installs the rules.
-    pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), String> {
+    pub(crate) fn restore(&self, running: &[String]) -> std::result::Result<(), NetError> {
         if self.ip_forward {
             // As dockerd does at start (`--ip-forward`, on by default).
             match berth_network::ops::enable_ipv4_forwarding() {
@@ -111,16 +111,21 @@ impl NetService {
         self.apply_rules()
     }
 
-    pub(super) fn persist(&self, id: &str) -> std::result::Result<(), String> {
+    pub(super) fn persist(&self, id: &str) -> std::result::Result<(), NetError> {
         let eps = lock(&self.state).endpoints.get(id).cloned();
         let path = self.endpoint_file(id);
+        let failed = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| NetError::Persist { path, source }
+        };
         match eps {
             Some(eps) => {
-                std::fs::create_dir_all(self.endpoints_dir()).map_err(|e| e.to_string())?;
+                let dir = self.endpoints_dir();
+                std::fs::create_dir_all(&dir).map_err(failed(&dir))?;
                 let tmp = path.with_extension("tmp");
-                let body = serde_json::to_vec(&eps).map_err(|e| e.to_string())?;
-                std::fs::write(&tmp, body).map_err(|e| e.to_string())?;
-                std::fs::rename(&tmp, &path).map_err(|e| e.to_string())
+                let body = serde_json::to_vec(&eps)?;
+                std::fs::write(&tmp, body).map_err(failed(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(failed(&path))
             }
             None => {
                 let _ = std::fs::remove_file(&path);

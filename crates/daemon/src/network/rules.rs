@@ -5,7 +5,7 @@ use super::*;
 
 impl NetService {
     /// Replaces berth's nftables table with one built from the current state.
-    pub(super) fn apply_rules(&self) -> std::result::Result<(), String> {
+    pub(super) fn apply_rules(&self) -> std::result::Result<(), NetError> {
         let _g = lock(&self.apply_lock);
         let script = {
             let st = lock(&self.state);
@@ -78,7 +78,7 @@ impl NetService {
             }
             .script()
         };
-        self.firewall.apply_nft(&script)
+        Ok(self.firewall.apply_nft(&script)?)
     }
 
     /// Keeps berth's bridges working where the host's iptables filter table drops forwarded

@@ -61,7 +61,7 @@ impl PodService {
             Some(c) => (
                 rfc3339_nanos(&c.state.started_at),
                 rfc3339_nanos(&c.state.finished_at),
-                c.state.exit_code as i32,
+                i32::try_from(c.state.exit_code).unwrap_or(-1),
                 c.state.oom_killed,
                 c.state.error.clone(),
             ),
@@ -193,6 +193,7 @@ impl ContainerBackend for PodService {
             c.pod_join = Some(PodJoin {
                 netns: pod.netns.clone().filter(|_| joins.netns),
                 ipc: pod.ipc.clone().filter(|_| joins.ipc),
+                uts: pod.uts.clone().filter(|_| joins.uts),
                 pid: pod.pid_ns.clone().filter(|_| joins.pid),
             });
             self.daemon.save(&c)

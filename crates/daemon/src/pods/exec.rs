@@ -171,7 +171,7 @@ impl PodService {
             if let Ok(i) = self.daemon.exec_inspect(exec_id) {
                 if !i.running {
                     if let Some(c) = i.exit_code {
-                        return c as i32;
+                        return i32::try_from(c).unwrap_or(-1);
                     }
                 }
             }
@@ -198,9 +198,9 @@ impl PodService {
             Some(t) => {
                 if tokio::time::timeout(t, run).await.is_err() {
                     if let Ok(i) = self.daemon.exec_inspect(&exec_id) {
-                        if i.pid > 0 {
+                        if let Some(pid) = i32::try_from(i.pid).ok().filter(|p| *p > 0) {
                             let _ = nix::sys::signal::kill(
-                                nix::unistd::Pid::from_raw(i.pid as i32),
+                                nix::unistd::Pid::from_raw(pid),
                                 nix::sys::signal::Signal::SIGKILL,
                             );
                         }

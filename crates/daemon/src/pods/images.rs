@@ -36,6 +36,15 @@ fn auth_header(a: &RegistryAuth) -> String {
 }
 
 impl PodService {
+    /// The bytes the CRI's containers hold in their writable layers.
+    fn containers_layer_bytes(&self) -> u64 {
+        self.store
+            .containers()
+            .iter()
+            .map(|c| crate::sys::dir_size(&self.daemon.runtime.upper_dir(&c.id)))
+            .sum()
+    }
+
     fn image_of(&self, name: &str) -> CriResult<Option<api::Image>> {
         let i = match self.daemon.image_inspect(name) {
             Ok(i) => i,
@@ -47,7 +56,7 @@ impl PodService {
             id: i.id.clone(),
             repo_tags: i.repo_tags,
             repo_digests: i.repo_digests,
-            size: i.size.max(0) as u64,
+            size: u64::try_from(i.size).unwrap_or(0),
             uid: uid.map(|value| api::Int64Value { value }),
             username,
             spec: Some(api::ImageSpec {
@@ -149,7 +158,7 @@ impl ImageBackend for PodService {
         let used: u64 = self
             .daemon
             .image_list(ImageListOptions::default())
-            .map(|v| v.iter().map(|s| s.size.max(0) as u64).sum())
+            .map(|v| v.iter().map(|s| u64::try_from(s.size).unwrap_or(0)).sum())
             .unwrap_or(0);
         let usage = api::FilesystemUsage {
             timestamp: now_nanos(),
@@ -169,7 +178,9 @@ impl ImageBackend for PodService {
                     .display()
                     .to_string(),
             }),
-            used_bytes: Some(api::UInt64Value { value: 0 }),
+            used_bytes: Some(api::UInt64Value {
+                value: self.containers_layer_bytes(),
+            }),
             ..usage.clone()
         };
         Ok(FsInfo {

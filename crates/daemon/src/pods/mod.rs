@@ -41,6 +41,8 @@ use tokio::sync::broadcast;
 
 use crate::Daemon;
 
+pub use store::PodStoreError;
+
 pub use exec::Streams;
 
 /// What the pods service is configured with (`--cni-conf-dir`, `--cni-bin-dir`).
@@ -78,7 +80,10 @@ pub struct PodService {
 impl PodService {
     /// Opens the pod store under `<data-root>/cri` and picks up pods and containers of an
     /// earlier run (log files of running containers are followed again).
-    pub async fn open(daemon: Arc<Daemon>, cfg: PodConfig) -> Result<Arc<Self>, String> {
+    pub async fn open(
+        daemon: Arc<Daemon>,
+        cfg: PodConfig,
+    ) -> Result<Arc<Self>, store::PodStoreError> {
         let store = store::PodStore::open(daemon.cfg.data_root.join("cri"))?;
         let ns_dir = daemon.cfg.exec_root.join("pods");
         let (events, _) = broadcast::channel(256);

@@ -10,6 +10,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use super::nsfs::PodNsError;
+
 /// The init's loop: reap any child, sleep a little when there is none. Only
 /// async-signal-safe calls: it runs in a child forked from a multithreaded process.
 fn init_loop() -> ! {
@@ -62,13 +64,13 @@ unsafe fn middle(fd: libc::c_int) -> ! {
 }
 
 /// Starts a pod's PID namespace init and pins its namespace on `path`; answers the init's pid.
-pub(crate) fn start(path: &Path) -> Result<i32, String> {
-    let (rd, wr) = nix::unistd::pipe().map_err(|e| format!("pipe: {e}"))?;
+pub(crate) fn start(path: &Path) -> Result<i32, PodNsError> {
+    let (rd, wr) = nix::unistd::pipe().map_err(PodNsError::Pipe)?;
     use std::os::fd::AsRawFd;
     // SAFETY: the child only makes async-signal-safe calls (see `middle`).
     let child = unsafe { libc::fork() };
     if child < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        return Err(PodNsError::Fork(std::io::Error::last_os_error()));
     }
     if child == 0 {
         // SAFETY: in the freshly forked child.
@@ -80,14 +82,17 @@ pub(crate) fn start(path: &Path) -> Result<i32, String> {
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
     let pid = i32::from_ne_bytes(buf);
     if n != 4 || pid <= 0 {
-        return Err("starting the pod's PID namespace init failed".into());
+        return Err(PodNsError::PidInit);
     }
     let pinned = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(|e| format!("creating {}: {e}", path.display()))
+        .map_err(|source| PodNsError::Create {
+            path: path.to_path_buf(),
+            source,
+        })
         .and_then(|_| {
             nix::mount::mount(
                 Some(format!("/proc/{pid}/ns/pid").as_str()),
@@ -96,7 +101,11 @@ pub(crate) fn start(path: &Path) -> Result<i32, String> {
                 nix::mount::MsFlags::MS_BIND,
                 None::<&str>,
             )
-            .map_err(|e| format!("bind-mounting PID namespace on {}: {e}", path.display()))
+            .map_err(|source| PodNsError::Pin {
+                what: "PID",
+                path: path.to_path_buf(),
+                source,
+            })
         });
     if let Err(e) = pinned {
         kill(pid, None);
@@ -109,7 +118,7 @@ pub(crate) fn start(path: &Path) -> Result<i32, String> {
 /// Kills the init `pid` (and with it whatever still runs in its namespace) if it is still the
 /// init of the namespace pinned at `path` (after a restart the pid may have been reused), then
 /// unpins the namespace. Either may be gone already.
-pub(crate) fn stop(pid: i32, path: &Path) -> Result<(), String> {
+pub(crate) fn stop(pid: i32, path: &Path) -> Result<(), PodNsError> {
     kill(pid, Some(path));
     super::nsfs::unpin(path)
 }

@@ -40,7 +40,7 @@ impl RuntimeBackend for PodService {
             runtime_handlers: vec![berth_cri::api::RuntimeHandler {
                 name: String::new(),
                 features: Some(berth_cri::api::RuntimeHandlerFeatures {
-                    recursive_read_only_mounts: false,
+                    recursive_read_only_mounts: self.daemon.host.sys.kernel.mount_setattr,
                     user_namespaces: false,
                 }),
             }],

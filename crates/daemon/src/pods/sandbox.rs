@@ -11,6 +11,7 @@ use berth_cri::types::{PodFilter, PodState, PodStatsFilter, PodStatus, RunPodSan
 use berth_cri::{CriError, CriResult};
 
 use super::store::{encode, PodRecord};
+use super::translate::pod_hostname;
 use super::{new_id, now_nanos, nsfs, pidns, PodService};
 
 /// `NamespaceMode::Node` as the proto numbers it.
@@ -30,10 +31,14 @@ pub(crate) fn ns_options(cfg: &api::PodSandboxConfig) -> api::NamespaceOption {
 fn port_mappings(cfg: &api::PodSandboxConfig) -> Vec<PortMapping> {
     cfg.port_mappings
         .iter()
-        .filter(|p| p.host_port > 0 && p.container_port > 0)
-        .map(|p| PortMapping {
-            host_port: p.host_port as u16,
-            container_port: p.container_port as u16,
+        .filter_map(|p| {
+            let host_port = u16::try_from(p.host_port).ok().filter(|n| *n > 0)?;
+            let container_port = u16::try_from(p.container_port).ok().filter(|n| *n > 0)?;
+            Some((p, host_port, container_port))
+        })
+        .map(|(p, host_port, container_port)| PortMapping {
+            host_port,
+            container_port,
             protocol: match api::Protocol::try_from(p.protocol) {
                 Ok(api::Protocol::Udp) => "udp",
                 Ok(api::Protocol::Sctp) => "sctp",
@@ -79,11 +84,14 @@ impl PodService {
                 .map_err(|e| CriError::Internal(format!("CNI DEL of pod {}: {e}", r.id)))?;
             r.attachment = None;
         }
-        for p in [r.netns.as_deref(), r.ipc.as_deref()].into_iter().flatten() {
-            nsfs::unpin(p).map_err(CriError::Internal)?;
+        for p in [r.netns.as_deref(), r.ipc.as_deref(), r.uts.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            nsfs::unpin(p)?;
         }
         if let Some(p) = r.pid_ns.take() {
-            pidns::stop(r.pid_init, &p).map_err(CriError::Internal)?;
+            pidns::stop(r.pid_init, &p)?;
             r.pid_init = 0;
         }
         Ok(())
@@ -95,19 +103,24 @@ impl PodService {
         let ns = ns_options(cfg);
         if ns.ipc != NODE {
             let p = dir.join("ipc");
-            nsfs::pin_ipc(&p).map_err(CriError::Internal)?;
+            nsfs::pin_ipc(&p)?;
             r.ipc = Some(p);
+        }
+        if ns.network != NODE {
+            let p = dir.join("uts");
+            nsfs::pin_uts(&p, &pod_hostname(cfg))?;
+            r.uts = Some(p);
         }
         if ns.pid == POD {
             let p = dir.join("pid");
-            r.pid_init = pidns::start(&p).map_err(CriError::Internal)?;
+            r.pid_init = pidns::start(&p)?;
             r.pid_ns = Some(p);
         }
         if ns.network == NODE {
             return Ok(());
         }
         let p = dir.join("net");
-        nsfs::pin_net(&p).map_err(CriError::Internal)?;
+        nsfs::pin_net(&p)?;
         r.netns = Some(p.clone());
         let list = NetworkConfigList::load_dir(&self.cfg.cni_conf_dir)
             .map_err(|e| CriError::Internal(e.to_string()))?
@@ -178,6 +191,7 @@ impl PodBackend for PodService {
             runtime_handler: req.runtime_handler,
             netns: None,
             ipc: None,
+            uts: None,
             pid_ns: None,
             pid_init: 0,
             attachment: None,
@@ -250,6 +264,7 @@ impl PodBackend for PodService {
                 serde_json::json!({
                     "netns": netns,
                     "ipc": r.ipc.as_ref().map(|p| p.display().to_string()),
+                    "uts": r.uts.as_ref().map(|p| p.display().to_string()),
                     "pid": r.pid_ns.as_ref().map(|p| p.display().to_string()),
                     "pidInit": r.pid_init,
                     "cni": r.attachment.as_ref().map(|a| &a.result),

@@ -180,9 +180,25 @@ impl PodService {
             }),
             cpu,
             memory,
-            writable_layer: None,
+            writable_layer: Some(self.writable_layer(&r.id)),
             swap: None,
             io: None,
+        }
+    }
+
+    /// The container's writable layer (its overlay upper directory): bytes and inodes used.
+    pub(crate) fn writable_layer(&self, id: &str) -> api::FilesystemUsage {
+        let upper = self.daemon.runtime.upper_dir(id);
+        let usage = crate::sys::tree_usage(&upper);
+        api::FilesystemUsage {
+            timestamp: now_nanos(),
+            fs_id: Some(api::FilesystemIdentifier {
+                mountpoint: upper.display().to_string(),
+            }),
+            used_bytes: Some(api::UInt64Value { value: usage.bytes }),
+            inodes_used: Some(api::UInt64Value {
+                value: usage.inodes,
+            }),
         }
     }
 

@@ -32,6 +32,10 @@ pub(crate) struct PodRecord {
     /// The pinned IPC namespace (`None`: the host's).
     #[serde(default)]
     pub ipc: Option<PathBuf>,
+    /// The pinned UTS namespace with the pod's hostname (`None`: the host's, or a pod made
+    /// before berth shared it; its containers then get one each).
+    #[serde(default)]
+    pub uts: Option<PathBuf>,
     /// The pod's shared PID namespace (PID `POD`), pinned, and its init's pid.
     #[serde(default)]
     pub pid_ns: Option<PathBuf>,
@@ -90,10 +94,32 @@ pub(crate) struct PodStore {
     containers: Mutex<HashMap<String, ContainerRecord>>,
 }
 
-fn load_dir<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Vec<T>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+/// The pod store's directory cannot be made or read (the CRI service does not open).
+#[derive(Debug, thiserror::Error)]
+pub enum PodStoreError {
+    #[error("creating {}: {source}", dir.display())]
+    Create {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading {}: {source}", dir.display())]
+    Read {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn load_dir<T: for<'de> Deserialize<'de>>(dir: &Path) -> Result<Vec<T>, PodStoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| PodStoreError::Create {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
+    let entries = std::fs::read_dir(dir).map_err(|source| PodStoreError::Read {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    for e in entries {
         let Ok(e) = e else { continue };
         let p = e.path();
         if p.extension().is_none_or(|x| x != "json") {
@@ -121,7 +147,7 @@ fn remove_file(path: &Path) -> std::io::Result<()> {
 }
 
 impl PodStore {
-    pub fn open(dir: PathBuf) -> Result<Self, String> {
+    pub fn open(dir: PathBuf) -> Result<Self, PodStoreError> {
         let pods = load_dir::<PodRecord>(&dir.join("pods"))?
             .into_iter()
             .map(|r| (r.id.clone(), r))
@@ -231,6 +257,7 @@ mod tests {
             runtime_handler: String::new(),
             netns: Some("/run/x/net".into()),
             ipc: None,
+            uts: None,
             pid_ns: None,
             pid_init: 0,
             attachment: None,

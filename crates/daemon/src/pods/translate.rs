@@ -124,8 +124,22 @@ fn seccomp_opt(p: Option<&api::SecurityProfile>, deprecated: &str) -> CriResult<
 pub(crate) struct Joins {
     pub netns: bool,
     pub ipc: bool,
+    /// The pod's UTS namespace (every pod but a host-network one).
+    pub uts: bool,
     /// The pod's shared PID namespace (PID `POD`, when the pod has one).
     pub pid: bool,
+}
+
+/// The pod's hostname: the config's, else the pod's name.
+pub(crate) fn pod_hostname(pod: &api::PodSandboxConfig) -> String {
+    if pod.hostname.is_empty() {
+        pod.metadata
+            .as_ref()
+            .map(|m| m.name.clone())
+            .unwrap_or_default()
+    } else {
+        pod.hostname.clone()
+    }
 }
 
 /// Builds the create request of a pod's container.
@@ -169,11 +183,7 @@ pub(crate) fn create_request(
         ..Default::default()
     };
     if !host_network {
-        config.hostname = if pod.hostname.is_empty() {
-            pod_md.name.clone()
-        } else {
-            pod.hostname.clone()
-        };
+        config.hostname = pod_hostname(pod);
     }
 
     let mut mounts = Vec::new();
@@ -190,12 +200,26 @@ pub(crate) fn create_request(
                 format!("{} does not exist", m.host_path),
             ));
         }
+        if m.recursive_read_only
+            && (!m.readonly || m.propagation != api::MountPropagation::PropagationPrivate as i32)
+        {
+            return Err(CriError::invalid(
+                format!("config.mounts[{i}].recursive_read_only"),
+                "needs readonly and private propagation",
+            ));
+        }
+        // The CRI's read-only is the top mount only unless recursive_read_only asks for more.
+        let bind_options = serde_json::json!({
+            "Propagation": propagation(m.propagation),
+            "ReadOnlyNonRecursive": m.readonly && !m.recursive_read_only,
+            "ReadOnlyForceRecursive": m.recursive_read_only,
+        });
         mounts.push(ct::Mount {
             target: m.container_path.clone(),
             source: m.host_path.clone(),
             kind: "bind".into(),
             read_only: m.readonly,
-            bind_options: Some(serde_json::json!({ "Propagation": propagation(m.propagation) })),
+            bind_options: Some(bind_options),
             ..Default::default()
         });
     }
@@ -263,6 +287,10 @@ pub(crate) fn create_request(
                 .collect(),
         );
     }
+    if host_network {
+        // As containerd: a host-network pod has the node's hostname and UTS namespace.
+        hc.uts_mode = "host".into();
+    }
     hc.pid_mode = match api::NamespaceMode::try_from(ns.pid) {
         Ok(api::NamespaceMode::Node) => "host".into(),
         Ok(api::NamespaceMode::Target) if !ns.target_id.is_empty() => {
@@ -279,6 +307,7 @@ pub(crate) fn create_request(
     let joins = Joins {
         netns: !host_network,
         ipc: !ipc_host,
+        uts: !host_network,
         pid: ns.pid == POD && hc.pid_mode.is_empty(),
     };
     Ok((
@@ -342,6 +371,47 @@ mod tests {
             container_name(&md, &pod().metadata.unwrap()),
             "k8s_app_web_default_u1_2"
         );
+    }
+
+    #[test]
+    fn read_only_mounts_recursive_only_when_asked() {
+        let mount = |readonly, recursive_read_only, propagation: api::MountPropagation| {
+            api::ContainerConfig {
+                mounts: vec![api::Mount {
+                    container_path: "/data".into(),
+                    host_path: "/tmp".into(),
+                    readonly,
+                    recursive_read_only,
+                    propagation: propagation as i32,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        };
+        let opts = |cfg: &api::ContainerConfig| {
+            let (req, _) = create_request("p", &pod(), cfg, "busybox").unwrap();
+            req.host_config.unwrap().mounts.unwrap()[0]
+                .bind_options
+                .clone()
+                .unwrap()
+        };
+        let private = api::MountPropagation::PropagationPrivate;
+        let o = opts(&mount(true, false, private));
+        assert_eq!(o["ReadOnlyNonRecursive"], true);
+        assert_eq!(o["ReadOnlyForceRecursive"], false);
+        let o = opts(&mount(true, true, private));
+        assert_eq!(o["ReadOnlyNonRecursive"], false);
+        assert_eq!(o["ReadOnlyForceRecursive"], true);
+        for bad in [
+            mount(false, true, private),
+            mount(true, true, api::MountPropagation::PropagationBidirectional),
+        ] {
+            let e = create_request("p", &pod(), &bad, "busybox").unwrap_err();
+            assert!(
+                matches!(e, CriError::InvalidArgument { ref field, .. } if field == "config.mounts[0].recursive_read_only"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use berth_api_types::container::{HostConfig, PortBinding, PortMap};
 
 use crate::host::testkit::{TestDaemon, BIP, BRIDGE};
 use crate::model::Status;
-use crate::rootless::{PortDriver, RootlessConfig};
+use crate::rootless::{PortDriver, PortDriverError, RootlessConfig};
 
 /// Records every `expose`; hands out one end of a socket pair as the lease and keeps the
 /// other, so a test sees when the daemon lets go of it.
@@ -29,15 +29,18 @@ impl PortDriver for RecordingDriver {
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
-    ) -> Result<OwnedFd, String> {
+    ) -> Result<OwnedFd, PortDriverError> {
         if let Some(e) = self.fail.lock().unwrap().clone() {
-            return Err(e);
+            return Err(PortDriverError::Refused(e));
         }
         self.calls
             .lock()
             .unwrap()
             .push((proto.to_string(), host_ip, host_port, target));
-        let (ours, theirs) = UnixStream::pair().map_err(|e| e.to_string())?;
+        let (ours, theirs) = UnixStream::pair().map_err(|source| PortDriverError::Unreachable {
+            socket: "socketpair".into(),
+            source,
+        })?;
         self.peers.lock().unwrap().push(theirs);
         Ok(OwnedFd::from(ours))
     }

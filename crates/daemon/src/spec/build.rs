@@ -38,12 +38,15 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
             .collect(),
         None => args,
     };
-    if !(-1000..=1000).contains(&hc.oom_score_adj) {
-        return Err(SpecError::InvalidParameter(format!(
-            "invalid value {}, range for oom score adj is [-1000, 1000]",
-            hc.oom_score_adj
-        )));
-    }
+    let oom_score_adj = i32::try_from(hc.oom_score_adj)
+        .ok()
+        .filter(|v| (-1000..=1000).contains(v))
+        .ok_or_else(|| {
+            SpecError::InvalidParameter(format!(
+                "invalid value {}, range for oom score adj is [-1000, 1000]",
+                hc.oom_score_adj
+            ))
+        })?;
     let security = parse_security_opts(hc.security_opt.as_deref().unwrap_or(&[]))?;
     let ns = NsModes {
         host_network: hc.network_mode == "host",
@@ -79,7 +82,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .capabilities(capabilities_oci(&caps)?)
         .rlimits(rlimits(hc, input.host)?)
         .no_new_privileges(security.no_new_privileges)
-        .oom_score_adj(hc.oom_score_adj as i32)
+        .oom_score_adj(oom_score_adj)
         .build()
         .map_err(build_err)?;
     // libcontainer 0.7 loads the seccomp filter while it still holds CAP_SYS_ADMIN only when
@@ -109,8 +112,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         for rule in hc.device_cgroup_rules.iter().flatten() {
             device_rules.push(parse_device_cgroup_rule(rule)?);
         }
-        let (devs, rules) =
-            crate::resources::device_mappings(hc).map_err(SpecError::InvalidParameter)?;
+        let (devs, rules) = crate::resources::device_mappings(hc)?;
         devices.retain(|d| !devs.iter().any(|n| n.path() == d.path()));
         devices.extend(devs);
         device_rules.extend(rules);
@@ -137,6 +139,9 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .sysctl(sysctls(hc, &ns)?)
         .masked_paths(masked)
         .readonly_paths(readonly);
+    if let Some(p) = rootfs_propagation(&mounts) {
+        linux = linux.rootfs_propagation(p);
+    }
     if let Some(mut sc) = seccomp_for(
         security.seccomp.as_deref(),
         hc.privileged,
@@ -172,4 +177,17 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         }
     }
     Ok(spec)
+}
+
+/// The propagation of the container's root: `shared` when a bind is shared, so that the bind
+/// (cloned in the container's namespace) can stay a peer of the host's mount, as dockerd and
+/// containerd do for `rshared` binds; otherwise the runtime's default (`slave`). The root's
+/// parent mount is made private by the runtime either way, and the shim gives each bind its
+/// own propagation (see the shim's `propagation`).
+pub(super) fn rootfs_propagation(mounts: &[oci_spec::runtime::Mount]) -> Option<String> {
+    let shared = mounts
+        .iter()
+        .flat_map(|m| m.options().iter().flatten())
+        .any(|o| o == "rshared" || o == "shared");
+    shared.then(|| "shared".to_string())
 }

@@ -111,6 +111,9 @@ pub enum SpecError {
     InvalidSecurityOpt(u8, String),
     #[error("{0}")]
     InvalidParameter(String),
+    /// A `--device` or blkio option naming something that is not a usable device.
+    #[error(transparent)]
+    Device(#[from] crate::resources::DeviceError),
     #[error("{0} is not supported yet")]
     Unsupported(String),
     #[error("building the OCI spec: {0}")]
@@ -126,7 +129,12 @@ pub enum SpecError {
 impl SpecError {
     /// True when the request itself is wrong (HTTP 400 class), false for daemon-side failures.
     pub fn is_invalid_parameter(&self) -> bool {
-        !matches!(self, SpecError::Io { .. } | SpecError::Build(_))
+        use crate::errors::Classified;
+        match self {
+            SpecError::Io { .. } | SpecError::Build(_) => false,
+            SpecError::Device(e) => e.kind() == berth_api_types::ErrorKind::InvalidParameter,
+            _ => true,
+        }
     }
 }
 
@@ -162,6 +170,8 @@ pub struct SpecExtras<'a> {
     pub pid_ns_path: Option<&'a Path>,
     /// `--ipc container:`: the target's IPC namespace.
     pub ipc_ns_path: Option<&'a Path>,
+    /// A UTS namespace to join (a CRI pod's, with the pod's hostname).
+    pub uts_ns_path: Option<&'a Path>,
     /// Binds, volumes and other user mounts, already resolved to host paths. They replace a
     /// default mount with the same destination and are ordered by depth, as Docker does.
     pub extra_mounts: &'a [Mount],

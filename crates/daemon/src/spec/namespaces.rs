@@ -106,7 +106,7 @@ pub(super) fn namespaces(
         out.push(ns_of(LinuxNamespaceType::Network, extras.netns_path)?);
     }
     if !ns.host_uts {
-        out.push(ns_of(LinuxNamespaceType::Uts, None)?);
+        out.push(ns_of(LinuxNamespaceType::Uts, extras.uts_ns_path)?);
     }
     if hc.pid_mode != "host" {
         out.push(ns_of(LinuxNamespaceType::Pid, extras.pid_ns_path)?);

@@ -44,7 +44,7 @@ pub(super) fn resources(
                 "invalid value: {sw}, valid memory swappiness range is 0-100"
             )));
         }
-        mem = mem.swappiness(sw as u64);
+        mem = mem.swappiness(sw.unsigned_abs());
     }
     if hc.oom_kill_disable == Some(true) {
         mem = mem.disable_oom_killer(true);
@@ -59,19 +59,23 @@ pub(super) fn resources(
         let period: u64 = 100_000;
         cpu = cpu
             .period(period)
-            .quota((hc.nano_cpus as i128 * period as i128 / 1_000_000_000) as i64);
+            // A ten-thousandth of `nano_cpus`: always within i64.
+            .quota(
+                i64::try_from(i128::from(hc.nano_cpus) * i128::from(period) / 1_000_000_000)
+                    .unwrap_or(i64::MAX),
+            );
     }
     if hc.cpu_shares > 0 {
-        cpu = cpu.shares(hc.cpu_shares as u64);
+        cpu = cpu.shares(hc.cpu_shares.unsigned_abs());
     }
     if hc.cpu_period > 0 {
-        cpu = cpu.period(hc.cpu_period as u64);
+        cpu = cpu.period(hc.cpu_period.unsigned_abs());
     }
     if hc.cpu_quota != 0 {
         cpu = cpu.quota(hc.cpu_quota);
     }
     if hc.cpu_realtime_period > 0 {
-        cpu = cpu.realtime_period(hc.cpu_realtime_period as u64);
+        cpu = cpu.realtime_period(hc.cpu_realtime_period.unsigned_abs());
     }
     if hc.cpu_realtime_runtime != 0 {
         cpu = cpu.realtime_runtime(hc.cpu_realtime_runtime);
@@ -95,7 +99,7 @@ pub(super) fn resources(
                 .map_err(build_err)?,
         );
     }
-    if let Some(bio) = crate::resources::block_io(hc).map_err(SpecError::InvalidParameter)? {
+    if let Some(bio) = crate::resources::block_io(hc)? {
         res = res.block_io(bio);
     }
     res.build().map_err(build_err)

@@ -49,11 +49,10 @@ const RTMAX: i32 = 64;
 pub fn parse_signal(raw: &str) -> Result<i32, SpecError> {
     let invalid = || SpecError::InvalidSignal(raw.to_string());
     if let Ok(n) = raw.parse::<i64>() {
-        return if (1..=i64::from(RTMAX)).contains(&n) {
-            Ok(n as i32)
-        } else {
-            Err(invalid())
-        };
+        return i32::try_from(n)
+            .ok()
+            .filter(|n| (1..=RTMAX).contains(n))
+            .ok_or_else(invalid);
     }
     let upper = raw.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);

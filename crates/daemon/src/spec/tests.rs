@@ -723,6 +723,21 @@ fn host_namespaces_and_cgroupns() {
             .expect("namespace");
         assert_eq!(n.path().as_deref(), Some(Path::new(path)));
     }
+    // A CRI pod's UTS namespace is joined through the path the pods service passes in.
+    let f = Fixture::new();
+    let spec = f
+        .build_with(&SpecExtras {
+            uts_ns_path: Some(Path::new("/run/pods/p/uts")),
+            ..Default::default()
+        })
+        .unwrap();
+    let uts = namespaces(&spec)
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::Uts)
+        .expect("uts namespace")
+        .path()
+        .clone();
+    assert_eq!(uts.as_deref(), Some(Path::new("/run/pods/p/uts")));
     // `--network container:` is joined through the netns path the daemon passes in.
     let mut f = Fixture::new();
     f.host_config.network_mode = "container:abc".into();

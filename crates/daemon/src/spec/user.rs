@@ -92,7 +92,7 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 
 fn parse_id(s: &str) -> Result<Option<u32>, SpecError> {
     match s.parse::<u64>() {
-        Ok(n) if n <= MAX_ID => Ok(Some(n as u32)),
+        Ok(n) if n <= MAX_ID => Ok(u32::try_from(n).ok()),
         Ok(_) => Err(SpecError::User(
             "uids and gids must be in range 0-2147483647".into(),
         )),

@@ -83,6 +83,8 @@ pub struct KernelFeatures {
     /// `cgroup.kill`: Linux ≥ 5.14 on a unified (v2) host.
     pub cgroup_kill: bool,
     pub openat2: bool,
+    /// `mount_setattr(2)` (Linux ≥ 5.12): recursively read-only bind mounts.
+    pub mount_setattr: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +146,7 @@ impl SysInfo {
                 clone_into_cgroup: version == CgroupVersion::V2,
                 cgroup_kill: version == CgroupVersion::V2,
                 openat2: true,
+                mount_setattr: true,
             },
             ncpu: 64,
             cgroup_mounts: Vec::new(),

@@ -87,6 +87,11 @@ impl Probe {
             } else {
                 at_least((5, 6, 0))
             },
+            mount_setattr: if self.root == Path::new("/") {
+                mount_setattr_exists()
+            } else {
+                at_least((5, 12, 0))
+            },
         };
         let ncpu = if self.root == Path::new("/") {
             crate::sysinfo::ncpu()
@@ -362,6 +367,24 @@ fn openat2_works() -> bool {
     };
     use std::os::fd::AsFd;
     crate::sys::open_in_root(root.as_fd(), Path::new("/"), libc::O_PATH).is_ok()
+}
+
+/// `mount_setattr(2)` with nothing to do: ENOSYS on kernels before 5.12 (or where seccomp
+/// hides it); any other answer means the call exists.
+fn mount_setattr_exists() -> bool {
+    // SAFETY: a null attr with size 0 and an invalid fd: the kernel only validates the
+    // arguments and writes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            c"".as_ptr(),
+            0,
+            std::ptr::null::<u8>(),
+            0usize,
+        )
+    };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
 }
 
 #[cfg(test)]

@@ -253,12 +253,12 @@ pub fn upstream_resolvers(resolv: &str) -> (Vec<SocketAddr>, Vec<String>) {
 /// Upstream servers configured explicitly (the daemon's `--dns`): `ip` or `ip:port`
 /// (`[v6]:port`); loopback addresses are kept, since the server runs in the host's
 /// namespace and can reach them.
-pub fn parse_upstreams(list: &[String]) -> Result<Vec<SocketAddr>, String> {
+pub fn parse_upstreams(list: &[String]) -> crate::Result<Vec<SocketAddr>> {
     list.iter()
         .map(|s| {
             s.parse::<SocketAddr>()
                 .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                .map_err(|_| format!("{s} is not an ip address"))
+                .map_err(|_| crate::Error::NotAnIp(s.clone()))
         })
         .collect()
 }

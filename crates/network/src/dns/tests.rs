@@ -117,7 +117,7 @@ fn ask(server: SocketAddr, from: IpAddr, name: &str, t: RecordType, tcp: bool) -
     let r = if tcp {
         let mut s = std::net::TcpStream::connect(server).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let len = (q.len() as u16).to_be_bytes();
+        let len = u16::try_from(q.len()).unwrap().to_be_bytes();
         s.write_all(&[&len[..], &q].concat()).unwrap();
         let mut len = [0u8; 2];
         s.read_exact(&mut len).unwrap();
@@ -182,7 +182,7 @@ fn fake_upstream(silent: bool) -> SocketAddr {
                 continue;
             }
             let a = fake_answer(&q);
-            let _ = c.write_all(&[&(a.len() as u16).to_be_bytes()[..], &a].concat());
+            let _ = c.write_all(&[&u16::try_from(a.len()).unwrap().to_be_bytes()[..], &a].concat());
         }
     });
     addr

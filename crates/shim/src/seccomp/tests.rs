@@ -327,7 +327,7 @@ fn prepare_writes_a_bundle_without_seccomp_and_caches_the_program() {
     bundle_with(&bundle, Some(p.clone()), docker_caps());
 
     let prep = prepare(&bundle, &work, &cache);
-    assert_eq!(prep.fallback, None);
+    assert!(prep.fallback.is_none());
     assert_eq!(prep.bundle, work);
     let (filter, drop) = prep.init.clone().expect("fast path");
     assert_eq!(drop.effective, 1 << 21);
@@ -389,7 +389,7 @@ fn prepare_leaves_other_bundles_to_libcontainer() {
     let prep = prepare(&b2, &tmp.path().join("w2"), &cache);
     assert_eq!(prep.bundle, b2);
     assert!(prep.init.is_none());
-    assert!(prep.fallback.unwrap().contains("capset"));
+    assert!(prep.fallback.unwrap().to_string().contains("capset"));
     assert!(!tmp.path().join("w2").exists());
     assert!(prep.exec.is_some(), "exec processes still get the filter");
     // A notify profile: left alone entirely.

@@ -94,14 +94,20 @@ pub enum FrameError {
     TooLarge(usize),
 }
 
+/// A length for a frame field. What berth writes is far below 4 GiB: data frames carry at
+/// most 32 KiB (`conn::MAX_DATA`), header blocks a few names and values.
+fn len32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn encode_headers(h: &Headers) -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend_from_slice(&(h.len() as u32).to_be_bytes());
+    b.extend_from_slice(&len32(h.len()).to_be_bytes());
     for (k, v) in h {
         let k = k.to_ascii_lowercase();
-        b.extend_from_slice(&(k.len() as u32).to_be_bytes());
+        b.extend_from_slice(&len32(k.len()).to_be_bytes());
         b.extend_from_slice(k.as_bytes());
-        b.extend_from_slice(&(v.len() as u32).to_be_bytes());
+        b.extend_from_slice(&len32(v.len()).to_be_bytes());
         b.extend_from_slice(v.as_bytes());
     }
     b
@@ -130,7 +136,7 @@ fn control(ty: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(8 + payload.len());
     b.extend_from_slice(&(0x8000 | VERSION).to_be_bytes());
     b.extend_from_slice(&ty.to_be_bytes());
-    let len = payload.len() as u32;
+    let len = len32(payload.len());
     b.push(flags);
     b.extend_from_slice(&len.to_be_bytes()[1..]);
     b.extend_from_slice(payload);
@@ -203,7 +209,7 @@ impl Frame {
                 let mut b = Vec::with_capacity(8 + data.len());
                 b.extend_from_slice(&(stream_id & 0x7fff_ffff).to_be_bytes());
                 b.push(*flags);
-                b.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+                b.extend_from_slice(&len32(data.len()).to_be_bytes()[1..]);
                 b.extend_from_slice(data);
                 b
             }
