@@ -4,8 +4,9 @@
 //! slirp4netns (docs/rootless.md).
 //!
 //! The user's `berthd` is the outer half (`parent.rs`); it re-executes itself as the inner
-//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them,
-//! `checks.rs` the prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
+//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them
+//! (`udp.rs` its datagram flows), `storage.rs` the choice of overlay driver, `checks.rs` the
+//! prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
 
 pub mod checks;
 pub mod child;
