@@ -49,11 +49,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     systemctl disable --now docker.socket docker.service >/dev/null 2>&1 || true
   fi
 fi
-# slirp4netns opens /dev/net/tun as the user; udev makes it 0666 on ordinary installs, a
-# machine without udev leaves it 0600 (opening it grants nothing without CAP_NET_ADMIN).
-if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-  chmod 0666 /dev/net/tun
-fi
+# slirp4netns opens /dev/net/tun and fuse-overlayfs /dev/fuse as the user; udev makes both
+# 0666 on ordinary installs, a machine without udev leaves them 0600 (opening them grants
+# nothing by itself: a tun device needs CAP_NET_ADMIN, a FUSE mount a mount namespace).
+for dev in /dev/net/tun /dev/fuse; do
+  if [ -c "$dev" ] && [ "$(stat -c %a "$dev")" != 666 ]; then
+    chmod 0666 "$dev"
+  fi
+done
 # The Python docker SDK tests (tests/python/sdk_smoke.py, api_versions.py): docker-py from PyPI, else Debian's.
 if ! python3 -c 'import docker' 2>/dev/null; then
   echo "installing: the python docker SDK"

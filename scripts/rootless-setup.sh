@@ -92,8 +92,11 @@ else
   ok "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"
 fi
 
+if command -v fuse-overlayfs >/dev/null 2>&1; then
+  echo "  note  fuse-overlayfs is installed: the fallback where the kernel refuses overlayfs in a user namespace"
+fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  echo "  note  cgroup v2: resource limits work where systemd delegates controllers to $user"
+  echo "  note  cgroup v2: rootless berth does not use delegated cgroups yet; --memory, --cpus, --pids-limit ... are refused"
 else
   echo "  note  cgroup v1/hybrid host: containers run without cgroups; --memory, --cpus, --pids-limit ... are refused"
 fi

@@ -65,6 +65,10 @@ pub fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// useradd, usermod and userdel lock /etc/passwd and give up when another holds it: the
+/// tests of one process change accounts one at a time.
+static ACCOUNTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A throwaway user with subordinate uids and gids; removed (with its ranges) on drop.
 pub struct User {
     pub name: String,
@@ -86,6 +90,7 @@ impl User {
     }
 
     fn make(ranges: bool) -> User {
+        let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst) % 8;
@@ -143,6 +148,7 @@ impl User {
 impl Drop for User {
     fn drop(&mut self) {
         kill_processes_of(self);
+        let _one_at_a_time = ACCOUNTS.lock().unwrap_or_else(|e| e.into_inner());
         let range = format!("{}-{}", self.sub_start, self.sub_start + self.sub_count - 1);
         let _ = Command::new("usermod")
             .args(["--del-subuids", &range, "--del-subgids", &range, &self.name])
@@ -195,14 +201,26 @@ pub struct RootlessDaemon {
     pub runtime_dir: PathBuf,
     pub data_home: PathBuf,
     child: Option<Child>,
+    /// Extra berthd flags and environment (see [`RootlessDaemon::start_with`]).
+    extra_args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     // Dropped last: the user's processes are killed and the user removed after the files.
     pub user: User,
 }
 
 impl RootlessDaemon {
     pub fn start() -> RootlessDaemon {
-        let d = Self::prepare(User::create());
-        let mut d = d;
+        Self::start_with(&[], &[])
+    }
+
+    /// [`RootlessDaemon::start`] with extra berthd flags and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> RootlessDaemon {
+        let mut d = Self::prepare(User::create());
+        d.extra_args = args.iter().map(|s| s.to_string()).collect();
+        d.extra_env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         d.spawn();
         d
     }
@@ -216,6 +234,8 @@ impl RootlessDaemon {
             data_home: root.join("home/.local/share"),
             root,
             child: None,
+            extra_args: Vec::new(),
+            extra_env: Vec::new(),
             user,
         };
         for dir in [&d.root, &d.runtime_dir, &d.root.join("home")] {
@@ -264,6 +284,8 @@ impl RootlessDaemon {
         let child = self
             .user_command(&bin("berthd"))
             .args(["--log-level", "debug"])
+            .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

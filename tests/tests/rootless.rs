@@ -171,6 +171,56 @@ fn rootless_daemon_runs_containers_as_the_user() {
         "the host port outlived its container"
     );
 
+    // A published UDP port: an echo server (the host's python3, its /usr bind-mounted, as
+    // busybox has no UDP server) answers a datagram sent to the host's loopback.
+    if std::path::Path::new("/usr/bin/python3").exists() {
+        let uport = free_port();
+        let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',5353))\nwhile True:\n    d,a=s.recvfrom(2048)\n    s.sendto(d,a)\n";
+        ok(
+            &d.docker(&[
+                "run",
+                "-d",
+                "--name",
+                "udpecho",
+                "-p",
+                &format!("127.0.0.1:{uport}:5353/udp"),
+                "-v",
+                "/usr:/usr:ro",
+                "-v",
+                "/usr/lib:/lib:ro",
+                "-v",
+                "/usr/lib64:/lib64:ro",
+                "busybox",
+                "/usr/bin/python3",
+                "-c",
+                echo,
+            ]),
+            "docker run -p .../udp",
+        );
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+        sock.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let answered = eventually(Duration::from_secs(10), || {
+            let _ = sock.send_to(b"ping-udp", ("127.0.0.1", uport));
+            let mut b = [0u8; 64];
+            match sock.recv(&mut b) {
+                Ok(n) => {
+                    got = b[..n].to_vec();
+                    true
+                }
+                Err(_) => false,
+            }
+        });
+        assert!(
+            answered,
+            "no UDP answer through the port driver\n{}",
+            d.log()
+        );
+        assert_eq!(got, b"ping-udp");
+        ok(&d.docker(&["rm", "-f", "udpecho"]), "rm udpecho");
+    }
+
     // Host ports below net.ipv4.ip_unprivileged_port_start: refused, saying what to do.
     let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .ok()
@@ -235,7 +285,8 @@ fn rootless_daemon_runs_containers_as_the_user() {
     ok(&d.docker(&["network", "rm", "rlnet"]), "network rm");
 
     // Limits need cgroups this user may write; without them, runc's message.
-    if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    // (Refused on every host: v1/hybrid allow a user no cgroups, v2 delegation is not used.)
+    {
         let out = d.docker(&["run", "--rm", "--memory", "64m", "busybox", "true"]);
         assert!(!out.status.success(), "a memory limit must be refused");
         assert!(
@@ -249,6 +300,21 @@ fn rootless_daemon_runs_containers_as_the_user() {
             "info",
         );
         assert_eq!(info, "none");
+        ok(
+            &d.docker(&["run", "-d", "--name", "upd", "busybox", "sleep", "300"]),
+            "run upd",
+        );
+        let out = d.docker(&["update", "--pids-limit", "10", "upd"]);
+        assert!(
+            !out.status.success(),
+            "docker update with a limit must be refused"
+        );
+        assert!(
+            stderr(&out).contains("cannot set pids limit"),
+            "{}",
+            stderr(&out)
+        );
+        ok(&d.docker(&["rm", "-f", "upd"]), "rm upd");
     }
 
     // Stopping the user's berthd ends the whole daemon: the outer process exits with it,
@@ -296,6 +362,17 @@ fn rootless_storage_build_and_restart() {
         &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
         "docker load",
     );
+    let web_port = free_port();
+    let served = || {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", web_port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.write_all(b"GET /i.html HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("served")
+    };
     // exec, logs, cp.
     ok(
         &d.docker(&[
@@ -307,10 +384,12 @@ fn rootless_storage_build_and_restart() {
             "always",
             "-v",
             "vol:/data",
+            "-p",
+            &format!("127.0.0.1:{web_port}:80"),
             "busybox",
             "sh",
             "-c",
-            "echo started; exec sleep 300",
+            "echo started; echo served > /i.html; exec httpd -f -p 80 -h /",
         ]),
         "run box",
     );
@@ -412,6 +491,12 @@ fn rootless_storage_build_and_restart() {
         "box did not come back:\n{}",
         d.log()
     );
+    // Its published port is back on the host with it.
+    assert!(
+        eventually(Duration::from_secs(10), served),
+        "the restarted container's port is not served:\n{}",
+        d.log()
+    );
     assert_eq!(
         ok(
             &d.docker(&["exec", "box", "cat", "/data/f", "/cp.txt"]),
@@ -460,4 +545,137 @@ fn setup_script_checks_and_explains() {
         )),
         "{text}"
     );
+}
+
+/// One rootless berthd per exec root; and the outer berthd holds the daemon's host side
+/// (slirp4netns, the port driver): when it is killed outright, the daemon inside shuts down
+/// instead of running on cut off.
+#[test]
+fn the_daemon_ends_with_its_outer_process() {
+    if skip() {
+        return;
+    }
+    let d = RootlessDaemon::start();
+    // A second berthd of the same user on the same exec root is refused and leaves the first
+    // one alone.
+    let second = d
+        .user_command(&bin("berthd"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("second berthd");
+    assert!(!second.status.success());
+    assert!(
+        stderr(&second).contains("another rootless berthd is running"),
+        "{}",
+        stderr(&second)
+    );
+    ok(&d.docker(&["version"]), "the first daemon still answers");
+    let outer = d.pid();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(outer as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || !d.socket().exists()),
+        "the inner daemon outlived its outer process:\n{}",
+        d.log()
+    );
+}
+
+/// Push and pull with a registry on the host's loopback: unreachable by default (the
+/// daemon's namespace has its own loopback, and slirp4netns keeps the host's closed), reached
+/// as 10.0.2.2 with `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false`, as with Docker rootless.
+#[test]
+fn push_and_pull_through_the_hosts_loopback() {
+    if skip() {
+        return;
+    }
+    let reg = berth_tests::registry::TestRegistry::start();
+    let remote = format!("10.0.2.2:{}", reg.port);
+    let d = RootlessDaemon::start_with(
+        &["--insecure-registry", &remote],
+        &[("BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK", "false")],
+    );
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    let image = format!("{remote}/rl/busybox:1");
+    ok(&d.docker(&["tag", "busybox", &image]), "tag");
+    ok(&d.docker(&["push", &image]), "docker push");
+    ok(&d.docker(&["rmi", &image]), "rmi");
+    ok(&d.docker(&["pull", &image]), "docker pull");
+    assert_eq!(
+        ok(
+            &d.docker(&["run", "--rm", &image, "echo", "pulled"]),
+            "run pulled"
+        ),
+        "pulled"
+    );
+}
+
+/// fuse-overlayfs instead of the kernel's overlayfs (`BERTHD_ROOTLESS_STORAGE=fuse-overlayfs`;
+/// also what berthd falls back to where the kernel refuses overlayfs in a user namespace):
+/// containers run on it, and a commit carries a deletion (a whiteout) into the new image.
+#[test]
+fn fuse_overlayfs_storage() {
+    if skip() {
+        return;
+    }
+    let fuse_ok = std::fs::metadata("/dev/fuse")
+        .map(|m| {
+            use std::os::unix::fs::PermissionsExt;
+            m.permissions().mode() & 0o006 == 0o006
+        })
+        .unwrap_or(false);
+    if !std::path::Path::new("/usr/bin/fuse-overlayfs").exists() || !fuse_ok {
+        eprintln!("skipping: fuse-overlayfs not installed or /dev/fuse not open to users (scripts/install-deps.sh)");
+        return;
+    }
+    let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_STORAGE", "fuse-overlayfs")]);
+    assert!(
+        d.log().contains("rootless storage: fuse-overlayfs"),
+        "{}",
+        d.log()
+    );
+    let archive = busybox_archive();
+    ok(
+        &d.docker(&["load", "-i", archive.to_str().expect("utf8")]),
+        "docker load",
+    );
+    let fs = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' / ' /proc/mounts | cut -d' ' -f3; id -u",
+        ]),
+        "run on fuse-overlayfs",
+    );
+    assert_eq!(fs, "fuse.fuse-overlayfs\n0");
+    ok(
+        &d.docker(&[
+            "run",
+            "--name",
+            "c1",
+            "busybox",
+            "sh",
+            "-c",
+            "rm /bin/ls && echo kept > /k",
+        ]),
+        "run c1",
+    );
+    ok(&d.docker(&["commit", "c1", "committed:1"]), "commit");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "committed:1",
+        "sh",
+        "-c",
+        "cat /k; test -e /bin/ls || echo gone",
+    ]);
+    assert_eq!(ok(&out, "run committed"), "kept\ngone");
 }

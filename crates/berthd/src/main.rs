@@ -528,7 +528,7 @@ fn main() -> Result<()> {
         ..cfg
     };
     if cfg.rootless.is_some() {
-        rootless::storage::probe_overlay(&cfg.data_root)?;
+        rootless::storage::choose(&cfg.data_root)?;
     }
     for e in &args.allow_insecure_entitlement {
         if !matches!(e.as_str(), "security.insecure" | "network.host") {

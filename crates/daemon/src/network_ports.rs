@@ -194,7 +194,7 @@ pub(crate) enum PortError {
         host_ip: Ipv6Addr,
     },
     #[error(
-        "publishing {container_port}/{proto} is not supported by rootless berth: its port driver carries TCP only"
+        "publishing {container_port}/{proto} is not supported by rootless berth: its port driver carries TCP and UDP"
     )]
     RootlessProto { container_port: u16, proto: String },
     /// The rootless port driver could not open the port on the host.
@@ -273,7 +273,7 @@ pub(crate) fn take_port(
         host_port: 0,
         container_port: w.container_port,
     };
-    if driver.is_some() && w.proto != "tcp" {
+    if driver.is_some() && !matches!(w.proto.as_str(), "tcp" | "udp") {
         return Err(PortError::RootlessProto {
             container_port: w.container_port,
             proto: w.proto.clone(),
@@ -296,6 +296,7 @@ pub(crate) fn take_port(
             _ => IpAddr::V4(ep.ip),
         };
         match driver.expose(
+            &w.proto,
             w.host_ip,
             port,
             std::net::SocketAddr::new(to, w.container_port),

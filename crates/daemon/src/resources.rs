@@ -450,6 +450,9 @@ impl Daemon {
         devices.merge_into(&mut hc);
         crate::blkio::validate(&hc, &device_number)?;
         let mut warnings = Vec::new();
+        if let Some(r) = &self.cfg.rootless {
+            crate::rootless::check_limits(&hc, r)?;
+        }
         crate::resource_checks::verify(&mut hc, &self.host.sys, true, &mut warnings)?;
         if c.state.status.is_active() && c.state.pid > 0 {
             let paths = self.cgroups.paths_of(c.state.pid).ok_or_else(|| {

@@ -26,10 +26,12 @@ pub enum PortDriverError {
 
 /// Opens published ports on the host for a daemon whose network namespace is not the host's.
 pub trait PortDriver: Send + Sync + std::fmt::Debug {
-    /// Listens on `host_ip:host_port` (TCP) on the host and carries each connection to
-    /// `target` in the daemon's namespace, for as long as the returned descriptor is open.
+    /// Listens on `host_ip:host_port` (`proto` `tcp` or `udp`) on the host and carries each
+    /// connection or datagram flow to `target` in the daemon's namespace, for as long as the
+    /// returned descriptor is open.
     fn expose(
         &self,
+        proto: &str,
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
@@ -124,7 +126,13 @@ mod tests {
     #[derive(Debug)]
     struct NoDriver;
     impl PortDriver for NoDriver {
-        fn expose(&self, _: IpAddr, _: u16, _: SocketAddr) -> Result<OwnedFd, PortDriverError> {
+        fn expose(
+            &self,
+            _: &str,
+            _: IpAddr,
+            _: u16,
+            _: SocketAddr,
+        ) -> Result<OwnedFd, PortDriverError> {
             Err(PortDriverError::Refused("no".into()))
         }
     }

@@ -90,6 +90,48 @@ pub fn mount_overlay_volatile(
     }
 }
 
+/// Where overlays are mounted with `fuse-overlayfs` instead of the kernel's overlayfs (a
+/// rootless daemon on a kernel that refuses overlayfs in a user namespace), set once at start.
+static FUSE_OVERLAYFS: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Mounts every later overlay with the `fuse-overlayfs` program `bin`.
+pub fn use_fuse_overlayfs(bin: PathBuf) {
+    let _ = FUSE_OVERLAYFS.set(bin);
+}
+
+/// The fuse-overlayfs program overlays are mounted with, if any.
+pub fn fuse_overlayfs() -> Option<&'static Path> {
+    FUSE_OVERLAYFS.get().map(PathBuf::as_path)
+}
+
+/// The overlay as a FUSE filesystem: `fuse-overlayfs -o lowerdir=...,upperdir=...,workdir=...
+/// TARGET`, which mounts and leaves its server running until the overlay is unmounted. It
+/// reads the same whiteouts (0/0 devices) and opaque markers the unpacker writes.
+fn mount_fuse(
+    bin: &Path,
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    let options = overlay_options(lowers, upper, work)?;
+    let out = std::process::Command::new(bin)
+        .arg("-o")
+        .arg(&options)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("run fuse-overlayfs for", target, e))?;
+    if !out.status.success() {
+        return Err(Error::InvalidOverlay(format!(
+            "fuse-overlayfs on {}: {}",
+            target.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 fn mount_overlay_inner(
     lowers: &[PathBuf],
     upper: &Path,
@@ -98,6 +140,9 @@ fn mount_overlay_inner(
     force_fds: bool,
     volatile: bool,
 ) -> Result<()> {
+    if let Some(bin) = fuse_overlayfs() {
+        return mount_fuse(bin, lowers, upper, work, target);
+    }
     let limit = page_size() - 1;
     let suffix = format!(
         "{}{}",

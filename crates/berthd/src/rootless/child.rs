@@ -44,6 +44,7 @@ fn pipes(value: &str) -> Result<(File, File)> {
 /// Enters the namespaces (see the module comment). Must run before any thread is started.
 pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
     let (mut from_parent, mut to_parent) = pipes(value)?;
+    let parent = nix::unistd::getppid();
     // Not inherited by the shims and containers this daemon starts.
     std::env::remove_var(CHILD_ENV);
     unshare(
@@ -70,6 +71,14 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
         .context("becoming gid 0 in the user namespace")?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
         .context("becoming uid 0 in the user namespace")?;
+    // The outer process holds the host side of this daemon (slirp4netns, the port driver):
+    // if it dies, the daemon shuts down rather than run on cut off. Set after the id changes,
+    // which may clear it; a parent gone before that leaves us re-parented.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+        .context("asking for the parent-death signal")?;
+    if nix::unistd::getppid() != parent {
+        bail!("the rootless parent exited while the daemon was starting");
+    }
     // newgidmap leaves setgroups(2) allowed: drop the supplementary groups the user had,
     // which the namespace cannot name.
     let _ = setgroups(&[]);

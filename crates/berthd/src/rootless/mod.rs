@@ -4,8 +4,9 @@
 //! slirp4netns (docs/rootless.md).
 //!
 //! The user's `berthd` is the outer half (`parent.rs`); it re-executes itself as the inner
-//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them,
-//! `checks.rs` the prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
+//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them
+//! (`udp.rs` its datagram flows), `storage.rs` the choice of overlay driver, `checks.rs` the
+//! prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
 
 pub mod checks;
 pub mod child;
@@ -14,6 +15,7 @@ pub mod paths;
 pub mod ports;
 pub mod storage;
 pub mod subid;
+pub mod udp;
 
 /// Set by the outer half for the inner one: the sync pipe's two ends, `READ:WRITE`.
 pub const CHILD_ENV: &str = "_BERTH_ROOTLESS_CHILD";
@@ -22,6 +24,8 @@ pub const SLIRP_CIDR: &str = "10.0.2.0/24";
 pub const SLIRP_DNS: &str = "10.0.2.3";
 pub const SLIRP_MTU: u32 = 65520;
 pub const TAP: &str = "tap0";
+/// `false` lets the daemon reach the host's loopback as 10.0.2.2 (see `parent.rs`).
+pub const HOST_LOOPBACK_ENV: &str = "BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK";
 
 /// Which berthd this process is.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +61,11 @@ pub fn daemon_config(exec_root: &std::path::Path) -> berth_daemon::rootless::Roo
         port_driver: std::sync::Arc::new(ports::Driver {
             socket: exec_root.join("rootless").join(ports::DRIVER_SOCKET),
         }),
-        cgroups: cgroups_writable(),
+        // Not yet: on a cgroup v2 host systemd may delegate a subtree to the user, but
+        // containers' cgroups would have to be made under it (not under `/berth`), or the
+        // runtime, finding `/berth` unwritable, would run them without their limits. Until
+        // then limits are refused on every host rather than silently dropped.
+        cgroups: false,
         host_cgroup_v2: !has_v1_cgroups(),
     }
 }
@@ -71,27 +79,4 @@ fn has_v1_cgroups() -> bool {
                 .is_some_and(|(_, fs)| fs.split_whitespace().next() == Some("cgroup"))
         })
     })
-}
-
-/// Whether containers can get cgroups of their own: a cgroup v2 host whose subtree this
-/// daemon's cgroup delegates (its `cgroup.subtree_control` is writable here). On v1 and
-/// hybrid hosts an unprivileged user never can.
-fn cgroups_writable() -> bool {
-    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
-        return false;
-    };
-    let root = std::path::Path::new("/sys/fs/cgroup");
-    if !root.join("cgroup.controllers").exists() {
-        return false;
-    }
-    own.lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| root.join(p.trim_start_matches('/')))
-        .is_some_and(|dir| {
-            nix::unistd::access(
-                &dir.join("cgroup.subtree_control"),
-                nix::unistd::AccessFlags::W_OK,
-            )
-            .is_ok()
-        })
 }

@@ -19,12 +19,21 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, Pid};
 
 use super::checks::Prereqs;
-use super::{ports, subid, CHILD_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
+use super::{ports, subid, CHILD_ENV, HOST_LOOPBACK_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
 
 /// Runs the outer half until the inner daemon ends; returns the exit code to exit with.
 pub fn run(exec_root: &Path) -> Result<i32> {
     let pre = Prereqs::check().map_err(anyhow::Error::msg)?;
     let state = exec_root.join("rootless");
+    // A live port driver socket is another rootless berthd on this exec root; starting a
+    // second would take the socket from under the first one's daemon.
+    if std::os::unix::net::UnixStream::connect(state.join(ports::DRIVER_SOCKET)).is_ok() {
+        bail!(
+            "another rootless berthd is running on {} (its port driver answers at {})",
+            exec_root.display(),
+            state.join(ports::DRIVER_SOCKET).display()
+        );
+    }
     std::fs::create_dir_all(&state).with_context(|| format!("creating {}", state.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -50,16 +59,32 @@ pub fn run(exec_root: &Path) -> Result<i32> {
             return Err(e);
         }
     };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    // The port driver answers before the daemon runs: restoring containers publishes ports.
+    let driver = {
+        let _in_rt = rt.enter();
+        ports::serve_driver(
+            &state.join(ports::DRIVER_SOCKET),
+            &state.join(ports::FORWARD_SOCKET),
+        )
+    };
+    let driver = match driver {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     to_child
         .write_all(b"1")
         .context("releasing the inner daemon")?;
     drop((to_child, from_child));
     let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
-    let code = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(supervise(child, &state));
+    let code = rt.block_on(supervise(child, driver));
     if let Some(ns) = userns {
         end_namespace(&ns);
     }
@@ -110,7 +135,15 @@ fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
             );
         }
     }
-    Slirp::start(&pre.slirp4netns, pid, state)
+    Slirp::start(&pre.slirp4netns, pid, state, host_loopback())
+}
+
+/// `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` (Docker's
+/// `DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK`) lets the daemon's namespace reach
+/// the host's loopback as 10.0.2.2 (e.g. a registry on the host's localhost). Off by
+/// default: whatever listens on the host's loopback trusts its callers to be local.
+fn host_loopback() -> bool {
+    std::env::var(HOST_LOOPBACK_ENV).is_ok_and(|v| matches!(v.as_str(), "false" | "0"))
 }
 
 /// slirp4netns, attached to the inner daemon's network namespace; it exits when this value
@@ -121,7 +154,7 @@ struct Slirp {
 }
 
 impl Slirp {
-    fn start(bin: &Path, pid: u32, state: &Path) -> Result<Slirp> {
+    fn start(bin: &Path, pid: u32, state: &Path, host_loopback: bool) -> Result<Slirp> {
         let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
         let (exit_r, exit_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
         let (rfd, efd) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
@@ -132,7 +165,11 @@ impl Slirp {
             "--configure",
             &format!("--mtu={SLIRP_MTU}"),
             &format!("--cidr={SLIRP_CIDR}"),
-            "--disable-host-loopback",
+        ]);
+        if !host_loopback {
+            cmd.arg("--disable-host-loopback");
+        }
+        cmd.args([
             &format!("--ready-fd={rfd}"),
             &format!("--exit-fd={efd}"),
             &pid.to_string(),
@@ -190,13 +227,9 @@ impl Drop for Slirp {
 
 /// Serves the port driver and passes SIGTERM, SIGINT and SIGHUP on to the inner daemon
 /// until it exits; returns its exit code.
-async fn supervise(mut child: Child, state: &Path) -> Result<i32> {
+async fn supervise(mut child: Child, driver: tokio::task::JoinHandle<()>) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let pid = Pid::from_raw(child.id() as i32);
-    let driver = ports::serve_driver(
-        &state.join(ports::DRIVER_SOCKET),
-        &state.join(ports::FORWARD_SOCKET),
-    )?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;

@@ -5,12 +5,13 @@
 //!
 //! Two unix sockets under `<exec-root>/rootless` (a directory only the user can enter):
 //! - `ports.sock`, served by the outer process: the daemon sends one line,
-//!   `expose tcp <host ip> <host port> <target ip:port>`, the answer is `ok` or
+//!   `expose tcp|udp <host ip> <host port> <target ip:port>`, the answer is `ok` or
 //!   `error <message>`; the host port stays open as long as the daemon keeps that
 //!   connection open (so a crashed daemon leaves no ports behind).
 //! - `forward.sock`, served by the daemon: for each connection the outer process accepts on
 //!   the host it connects here and sends `<target ip:port>`; the daemon connects to the
-//!   target inside its namespace and both sides copy bytes.
+//!   target inside its namespace and both sides copy bytes. A UDP flow (one per client
+//!   address) sends `udp <target ip:port>` and then carries datagrams framed (`udp.rs`).
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -31,6 +32,8 @@ const MAX_LINE: u64 = 256;
 /// One `expose` request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expose {
+    /// `tcp` or `udp`.
+    pub proto: String,
     pub host_ip: IpAddr,
     pub host_port: u16,
     pub target: SocketAddr,
@@ -39,15 +42,16 @@ pub struct Expose {
 impl Expose {
     pub fn line(&self) -> String {
         format!(
-            "expose tcp {} {} {}\n",
-            self.host_ip, self.host_port, self.target
+            "expose {} {} {} {}\n",
+            self.proto, self.host_ip, self.host_port, self.target
         )
     }
 
     pub fn parse(line: &str) -> Result<Expose, String> {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f.as_slice() {
-            ["expose", "tcp", ip, port, target] => Ok(Expose {
+            ["expose", proto @ ("tcp" | "udp"), ip, port, target] => Ok(Expose {
+                proto: proto.to_string(),
                 host_ip: ip.parse().map_err(|_| format!("bad host address {ip:?}"))?,
                 host_port: port
                     .parse()
@@ -57,7 +61,7 @@ impl Expose {
                     .map_err(|_| format!("bad target {target:?}"))?,
             }),
             ["expose", proto, ..] => Err(format!(
-                "the rootless port driver publishes TCP only, not {proto}"
+                "the rootless port driver publishes TCP and UDP, not {proto}"
             )),
             _ => Err(format!("bad request {line:?}")),
         }
@@ -109,6 +113,25 @@ async fn expose(conn: UnixStream, forward: PathBuf) {
         }
     };
     let at = SocketAddr::new(req.host_ip, req.host_port);
+    if req.proto == "udp" {
+        let socket = match tokio::net::UdpSocket::bind(at).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = conn
+                    .write_all(format!("error {}\n", bind_error(at, &e)).as_bytes())
+                    .await;
+                return;
+            }
+        };
+        if conn.write_all(b"ok\n").await.is_err() {
+            return;
+        }
+        let server = tokio::spawn(super::udp::serve_host(socket, forward, req.target));
+        let mut rest = [0u8; 16];
+        while matches!(conn.read(&mut rest).await, Ok(n) if n > 0) {}
+        server.abort();
+        return;
+    }
     let listener = match TcpListener::bind(at).await {
         Ok(l) => l,
         Err(e) => {
@@ -186,6 +209,12 @@ pub fn serve_forward(path: &Path) -> Result<tokio::task::JoinHandle<()>> {
                 {
                     return;
                 }
+                if let Some(t) = line.trim().strip_prefix("udp ") {
+                    if let Ok(target) = t.parse::<SocketAddr>() {
+                        let _ = super::udp::serve_flow(conn, target).await;
+                    }
+                    return;
+                }
                 let Ok(target) = line.trim().parse::<SocketAddr>() else {
                     return;
                 };
@@ -206,11 +235,13 @@ pub struct Driver {
 impl berth_daemon::rootless::PortDriver for Driver {
     fn expose(
         &self,
+        proto: &str,
         host_ip: IpAddr,
         host_port: u16,
         target: SocketAddr,
     ) -> std::result::Result<OwnedFd, PortDriverError> {
         let req = Expose {
+            proto: proto.to_string(),
             host_ip,
             host_port,
             target,
@@ -247,6 +278,7 @@ mod tests {
     #[test]
     fn requests_round_trip_and_only_tcp_is_served() {
         let r = Expose {
+            proto: "tcp".into(),
             host_ip: "127.0.0.1".parse().unwrap(),
             host_port: 8080,
             target: "172.30.0.2:80".parse().unwrap(),
@@ -255,9 +287,15 @@ mod tests {
         assert_eq!(Expose::parse(&r.line()).unwrap(), r);
         let v6 = Expose::parse("expose tcp :: 80 [fd00::2]:8080").unwrap();
         assert_eq!(v6.target, "[fd00::2]:8080".parse().unwrap());
-        assert!(Expose::parse("expose udp 0.0.0.0 53 10.0.0.2:53")
+        assert_eq!(
+            Expose::parse("expose udp 0.0.0.0 53 10.0.0.2:53")
+                .unwrap()
+                .proto,
+            "udp"
+        );
+        assert!(Expose::parse("expose sctp 0.0.0.0 53 10.0.0.2:53")
             .unwrap_err()
-            .contains("TCP only"));
+            .contains("TCP and UDP"));
         assert!(Expose::parse("expose tcp x 1 1.2.3.4:5").is_err());
     }
 
@@ -287,7 +325,7 @@ mod tests {
             socket: drv.clone(),
         };
         let lease = tokio::task::spawn_blocking(move || {
-            client.expose("127.0.0.1".parse().unwrap(), port, target)
+            client.expose("tcp", "127.0.0.1".parse().unwrap(), port, target)
         })
         .await
         .unwrap()

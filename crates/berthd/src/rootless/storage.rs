@@ -1,13 +1,48 @@
-//! Whether overlayfs works in the daemon's user namespace (Linux 5.11+ with `userxattr`),
-//! tried once at start on the data root's filesystem, so that a kernel without it is a clear
-//! error at start rather than a failure of every container.
+//! How the rootless daemon mounts overlays: the kernel's overlayfs in the user namespace
+//! (Linux 5.11+ with `userxattr`), else `fuse-overlayfs` where it is installed (and
+//! `/dev/fuse` is usable). Tried once at start on the data root's filesystem, so that a host
+//! with neither is a clear error at start rather than a failure of every container.
+//! `BERTHD_ROOTLESS_STORAGE=fuse-overlayfs` picks fuse-overlayfs over the kernel.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 
+/// Picks the overlay driver (see the module comment).
+pub fn choose(data_root: &Path) -> Result<()> {
+    let forced = std::env::var("BERTHD_ROOTLESS_STORAGE").ok();
+    let kernel = match forced.as_deref() {
+        Some("fuse-overlayfs") => None,
+        Some("overlay") | None => Some(probe_overlay(data_root)),
+        Some(other) => {
+            bail!("BERTHD_ROOTLESS_STORAGE={other:?}: use overlay (the kernel's) or fuse-overlayfs")
+        }
+    };
+    let kernel_err = match kernel {
+        Some(Ok(())) => return Ok(()),
+        Some(Err(e)) if forced.is_some() => return Err(e),
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
+    let Some(bin) = super::checks::find_program("fuse-overlayfs") else {
+        match kernel_err {
+            Some(e) => bail!("{e:#}; and fuse-overlayfs is not installed (apt-get install fuse-overlayfs)"),
+            None => bail!("BERTHD_ROOTLESS_STORAGE=fuse-overlayfs, but fuse-overlayfs is not installed (apt-get install fuse-overlayfs)"),
+        }
+    };
+    berth_image::overlay::use_fuse_overlayfs(bin);
+    probe_overlay(data_root).map_err(|e| match kernel_err {
+        Some(k) => anyhow::anyhow!(
+            "{k:#}; and fuse-overlayfs failed too: {e:#} (is /dev/fuse usable by this user?)"
+        ),
+        None => anyhow::anyhow!("{e:#} (is /dev/fuse usable by this user?)"),
+    })?;
+    tracing::info!("rootless storage: fuse-overlayfs");
+    Ok(())
+}
+
 /// Mounts a throwaway overlay under `data_root` and unmounts it again.
-pub fn probe_overlay(data_root: &Path) -> Result<()> {
+fn probe_overlay(data_root: &Path) -> Result<()> {
     let dir = data_root.join("tmp/overlay-probe");
     let _ = std::fs::remove_dir_all(&dir);
     let (lower, upper, work, merged) = (
@@ -27,8 +62,12 @@ pub fn probe_overlay(data_root: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(e) = res {
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let how = match berth_image::overlay::fuse_overlayfs() {
+            Some(_) => "fuse-overlayfs cannot mount",
+            None => "overlayfs cannot be mounted",
+        };
         bail!(
-            "overlayfs cannot be mounted in the rootless daemon's user namespace on {} (kernel {}; Linux 5.11 or later allows it): {e}",
+            "{how} in the rootless daemon's user namespace on {} (kernel {}; Linux 5.11 or later allows overlayfs there): {e}",
             data_root.display(),
             release.trim()
         );

@@ -7,6 +7,7 @@ mod images;
 mod inspect_restore;
 mod network_ports;
 mod networks;
+mod rootless;
 mod volumes;
 
 use berth_api_types::container::{CreateRequest, EndpointSettings, HostConfig, NetworkingConfig};
