@@ -127,18 +127,8 @@ impl Daemon {
             ..Default::default()
         };
         self.lease_build_container(&id);
-        self.runtime.create_dirs(&id).map_err(internal)?;
-        if let Err(e) = self.save(&record) {
-            let _ = self.runtime.remove_dirs(&id);
-            return Err(e);
-        }
         // A step runs on the build's network, as a created container does on its own.
-        if let Err(e) = self.record_create_networks(&id, &record.host_config.network_mode, None) {
-            let _ = self.store.delete_container(&id);
-            crate::lock(&self.containers).remove(&id);
-            let _ = self.runtime.remove_dirs(&id);
-            return Err(e);
-        }
+        self.register_new(&record, None)?;
         let lowers = self.lower_dirs(record.top_layer.as_deref())?;
         self.runtime
             .mount_rootfs(&id, &lowers, false)

@@ -175,7 +175,6 @@ impl Daemon {
         };
         self.normalize_links(&mut host_config, &name);
         let mounts = self.plan_mounts(&config, &host_config)?;
-        self.runtime.create_dirs(&id).map_err(internal)?;
         let record = Container {
             id: id.clone(),
             name,
@@ -190,22 +189,36 @@ impl Daemon {
             mounts,
             ..Default::default()
         };
-        if let Err(e) = self.save(&record) {
-            let _ = self.runtime.remove_dirs(&id);
-            return Err(e);
-        }
-        if let Err(e) = self.record_create_networks(
-            &id,
-            &record.host_config.network_mode,
-            req.networking_config.as_ref(),
-        ) {
-            let _ = self.store.delete_container(&id);
-            lock(&self.containers).remove(&id);
-            let _ = self.runtime.remove_dirs(&id);
-            return Err(e);
-        }
+        self.register_new(&record, req.networking_config.as_ref())?;
         self.emit_container(&record, "create", &[]);
         Ok(CreateResponse { id, warnings })
+    }
+}
+
+impl Daemon {
+    /// Makes a new container exist: its directories, its saved record and its network
+    /// endpoints (from `networking`, else its `NetworkMode`). On failure nothing of it stays.
+    /// Serves `docker create` and the builder's step containers.
+    pub(crate) fn register_new(
+        &self,
+        record: &Container,
+        networking: Option<&berth_api_types::container::NetworkingConfig>,
+    ) -> Result<()> {
+        let id = &record.id;
+        self.runtime.create_dirs(id).map_err(internal)?;
+        if let Err(e) = self.save(record) {
+            let _ = self.runtime.remove_dirs(id);
+            return Err(e);
+        }
+        if let Err(e) =
+            self.record_create_networks(id, &record.host_config.network_mode, networking)
+        {
+            let _ = self.store.delete_container(id);
+            lock(&self.containers).remove(id);
+            let _ = self.runtime.remove_dirs(id);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 
