@@ -27,6 +27,9 @@ pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32) -> io::Result
     )
 }
 
+/// How often [`openat2`] tries a resolution that raced with mounts elsewhere (EAGAIN).
+const OPENAT2_ATTEMPTS: u32 = 64;
+
 /// `openat2(2)` of `rel` below `dir` with the given `O_*` flags (`O_CLOEXEC` is always added)
 /// and `RESOLVE_*` rules.
 pub fn openat2(dir: BorrowedFd<'_>, rel: &Path, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
@@ -36,20 +39,31 @@ pub fn openat2(dir: BorrowedFd<'_>, rel: &Path, flags: i32, resolve: u64) -> io:
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = u64::from((flags | libc::O_CLOEXEC).cast_unsigned());
     how.resolve = resolve;
-    // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size is
-    // passed with it; the kernel returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
+    // With RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel answers EAGAIN when a mount or rename
+    // anywhere on the host raced with the resolution of a `..`: nothing is wrong with the
+    // path, so the call is repeated (as the man page advises), a bounded number of times.
+    let mut attempts = 0;
+    let fd = loop {
+        // SAFETY: the path is a valid nul-terminated string and `how` a live struct whose size
+        // is passed with it; the kernel returns a new fd or -1.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if fd >= 0 {
+            break fd;
+        }
+        let err = io::Error::last_os_error();
+        attempts += 1;
+        if err.raw_os_error() != Some(libc::EAGAIN) || attempts >= OPENAT2_ATTEMPTS {
+            return Err(err);
+        }
     };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
     let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
     // SAFETY: the kernel just returned this descriptor; nobody else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
