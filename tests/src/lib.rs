@@ -743,19 +743,25 @@ fn remove_cgroups(parent: &str) {
     }
 }
 
+/// The mount points of `mountinfo` at or below `root`, deepest first. Component-wise:
+/// `/var/tmp/berth-test-7-1` must not take `/var/tmp/berth-test-7-10`'s mounts (another test's
+/// daemon, still running) with it.
+fn mount_points_under(mountinfo: &str, root: &Path) -> Vec<String> {
+    let mut points: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter(|p| Path::new(p).starts_with(root))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    points
+}
+
 /// Unmounts everything mounted below `root`, deepest first.
 pub fn unmount_under(root: &Path) {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
-    let prefix = root.display().to_string();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| p.starts_with(&prefix))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
+    for p in mount_points_under(&info, root) {
         let _ = nix::mount::umount2(p.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
 }
@@ -915,4 +921,27 @@ pub fn run_sleeper(d: &Daemon, name: &str, args: &[&str]) {
     a.extend_from_slice(args);
     a.extend_from_slice(&["busybox", "sleep", "300"]);
     assert_ok(&d.docker(&a), &format!("run -d --name {name}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_under_stay_within_the_root() {
+        let info = "\
+36 25 0:32 / /var/tmp/berth-test-7-1/data/overlay/a/merged rw - overlay overlay rw
+37 25 0:4 net:[4026532] /var/tmp/berth-test-7-10/exec/netns/b rw - nsfs nsfs rw
+38 25 0:33 / /var/tmp/berth-test-7-1 rw - tmpfs tmpfs rw
+39 25 0:4 net:[4026533] /var/tmp/berth-test-7-1/exec/netns/c rw - nsfs nsfs rw
+";
+        assert_eq!(
+            mount_points_under(info, Path::new("/var/tmp/berth-test-7-1")),
+            vec![
+                "/var/tmp/berth-test-7-1/data/overlay/a/merged",
+                "/var/tmp/berth-test-7-1/exec/netns/c",
+                "/var/tmp/berth-test-7-1",
+            ]
+        );
+    }
 }
