@@ -267,7 +267,7 @@ impl Daemon {
         let platform = if opts.platform.is_empty() {
             Platform::host()
         } else {
-            Platform::parse(&opts.platform).map_err(registry_error)?
+            Platform::parse(&opts.platform).map_err(|e| ApiError::invalid(e.to_string()))?
         };
         let auth = decode_auth(opts.registry_auth.as_deref());
         // Docker Hub images come from the first mirror that has them, else from Docker Hub.

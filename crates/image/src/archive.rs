@@ -23,25 +23,18 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::{host_platform, ContainerConfig, History, ImageConfig, RootFs, StrSlice};
 use crate::digest::{child_chain_id, Digest};
 use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Platform};
 use crate::reference::Reference;
 use crate::store::{decompress, ImageStore, LayerInfo};
 use crate::unpack::{open_in_root, resolve_in_root, unpack, UnpackOptions};
 
-/// OCI media types used by [`save`].
-pub mod media_types {
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-    pub const DOCKER_MANIFEST_LIST: &str =
-        "application/vnd.docker.distribution.manifest.list.v2+json";
-}
+pub use crate::oci::media_types;
 
 const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -101,27 +94,6 @@ struct DockerManifestItem {
     repo_tags: Option<Vec<String>>,
     #[serde(default)]
     layers: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    media_type: Option<String>,
-    digest: Digest,
-    size: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    platform: Option<Platform>,
-}
-
-#[derive(Serialize, Deserialize, Clone, Debug)]
-struct Platform {
-    architecture: String,
-    os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -317,14 +289,10 @@ fn resolve_manifest(
             .into_iter()
             .filter(|d| resolve_in_root(root, &blob_rel(&d.digest)).is_ok_and(|p| p.is_file()))
             .collect();
-        let (arch, _) = host_platform();
+        let host = Platform::host();
         let chosen = present
             .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-            })
+            .find(|d| d.platform.as_ref().is_some_and(|p| host.matches(p)))
             .or_else(|| present.first());
         return match chosen {
             Some(d) => resolve_manifest(root, d, depth + 1),
@@ -851,10 +819,7 @@ pub(crate) fn tags_from_annotations_for_test(ref_name: &str) -> Vec<String> {
     let mut ann = BTreeMap::new();
     ann.insert(ANNOTATION_REF_NAME.to_string(), ref_name.to_string());
     tags_from_annotations(&Descriptor {
-        media_type: None,
-        digest: Digest::sha256_of(b""),
-        size: 0,
         annotations: Some(ann),
-        platform: None,
+        ..Descriptor::new("", Digest::sha256_of(b""), 0)
     })
 }

@@ -40,6 +40,8 @@
 //!   LoadedImage`, `apply_changes(&mut ContainerConfig, &[String])`.
 //! - [`diff`] — an overlay upper directory as a layer tar (`write_layer_tar`, whiteouts as
 //!   `.wh.` files) and as `docker diff` changes (`changes`).
+//! - [`oci`] — the OCI types archives and the registry client share: [`oci::Descriptor`],
+//!   [`oci::Platform`] (`parse` of `--platform`, `host()`, `matches`), `media_types`.
 //! - [`overlay`] — the kernel-facing part: `mount_overlay(&[PathBuf], upper, work,
 //!   target)`, `unmount(target)` (`MNT_DETACH`), `overlay_options`.
 //!
@@ -90,6 +92,7 @@ pub mod diff;
 pub mod digest;
 pub mod error;
 pub mod inroot;
+pub mod oci;
 pub mod overlay;
 pub mod reference;
 pub mod store;

@@ -1,44 +1,17 @@
 //! Image manifests and indexes (Docker schema 2 and OCI), and platform selection.
 
-use berth_image::Digest;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+pub use berth_image::oci::media_types::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST,
+    OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST,
+};
+pub use berth_image::oci::{Descriptor, Platform};
 
 /// What a pull accepts, best first.
 pub const ACCEPT_MANIFESTS: [&str; 4] = [OCI_INDEX, DOCKER_LIST, DOCKER_MANIFEST, OCI_MANIFEST];
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Platform {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    pub digest: Digest,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub urls: Option<Vec<String>>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 struct RawManifest {
@@ -107,138 +80,6 @@ impl Manifest {
     }
 }
 
-impl Platform {
-    /// Parses `os[/arch[/variant]]` as `--platform` takes it; arch aliases normalised
-    /// (`x86_64` → `amd64`, `aarch64` → `arm64`).
-    pub fn parse(s: &str) -> Result<Platform> {
-        let parts: Vec<&str> = s.split('/').collect();
-        if parts.is_empty() || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(Error::Invalid(format!(
-                "\"{s}\": unknown operating system or architecture: invalid argument"
-            )));
-        }
-        let (os, arch) = if parts.len() == 1 {
-            // containerd's platforms.Parse: one word is a known OS (on this host's
-            // architecture) or a known architecture (on linux); anything else is refused.
-            let word = parts[0].to_lowercase();
-            if KNOWN_OS.contains(&word.as_str()) {
-                let host = Platform::host();
-                return Ok(Platform { os: word, ..host });
-            }
-            if !KNOWN_ARCH.contains(&normalize_arch(&word, None).0.as_str()) {
-                return Err(Error::Invalid(format!(
-                    "\"{s}\": unknown operating system or architecture: invalid argument"
-                )));
-            }
-            ("linux".to_string(), word)
-        } else {
-            (parts[0].to_lowercase(), parts[1].to_lowercase())
-        };
-        let (architecture, mut variant) =
-            normalize_arch(&arch, parts.get(2).map(|v| v.to_lowercase()));
-        if architecture == "arm64" && variant.as_deref() == Some("v8") {
-            variant = None;
-        }
-        Ok(Platform {
-            architecture,
-            os,
-            variant,
-        })
-    }
-
-    /// The platform of this host (`linux/amd64` here).
-    pub fn host() -> Platform {
-        let (arch, variant) = berth_image::config::host_platform();
-        Platform {
-            architecture: arch.to_string(),
-            os: "linux".to_string(),
-            variant: variant.filter(|v| *v != "v8").map(str::to_string),
-        }
-    }
-
-    /// Whether an image of platform `other` serves this one (a missing variant matches any).
-    pub fn matches(&self, other: &Platform) -> bool {
-        let (arch, variant) = normalize_arch(&other.architecture, other.variant.clone());
-        let variant = variant.filter(|v| !(arch == "arm64" && v == "v8"));
-        if self.os != other.os || self.architecture != arch {
-            return false;
-        }
-        match (&self.variant, &variant) {
-            (None, _) => true,
-            (Some(want), Some(have)) => want == have,
-            (Some(_), None) => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The operating systems and architectures Go knows (containerd's `platforms` database).
-const KNOWN_OS: [&str; 17] = [
-    "aix",
-    "android",
-    "darwin",
-    "dragonfly",
-    "freebsd",
-    "hurd",
-    "illumos",
-    "ios",
-    "js",
-    "linux",
-    "nacl",
-    "netbsd",
-    "openbsd",
-    "plan9",
-    "solaris",
-    "windows",
-    "zos",
-];
-const KNOWN_ARCH: [&str; 24] = [
-    "386",
-    "amd64",
-    "amd64p32",
-    "arm",
-    "armbe",
-    "arm64",
-    "arm64be",
-    "ppc64",
-    "ppc64le",
-    "loong64",
-    "mips",
-    "mipsle",
-    "mips64",
-    "mips64le",
-    "mips64p32",
-    "mips64p32le",
-    "ppc",
-    "riscv",
-    "riscv64",
-    "s390",
-    "s390x",
-    "sparc",
-    "sparc64",
-    "wasm",
-];
-
-fn normalize_arch(arch: &str, variant: Option<String>) -> (String, Option<String>) {
-    match arch {
-        "x86_64" | "x86-64" => ("amd64".into(), None),
-        "aarch64" | "arm64" => ("arm64".into(), variant),
-        "armhf" => ("arm".into(), Some("v7".into())),
-        "armel" => ("arm".into(), Some("v6".into())),
-        "i386" => ("386".into(), None),
-        a => (a.into(), variant),
-    }
-}
-
 /// Picks the manifest for `want` from an index: exact variant first, then any variant;
 /// attestation manifests (`unknown/unknown`) never match.
 pub fn select_platform<'a>(entries: &'a [Descriptor], want: &Platform) -> Result<&'a Descriptor> {
@@ -277,6 +118,7 @@ pub fn check_layer_type(d: &Descriptor) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_image::Digest;
 
     fn desc(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
         Descriptor {
@@ -294,6 +136,7 @@ mod tests {
                 variant: variant.map(str::to_string),
             }),
             urls: None,
+            annotations: None,
         }
     }
 
@@ -317,14 +160,6 @@ mod tests {
             err.to_string(),
             "no matching manifest for linux/s390x in the manifest list entries"
         );
-        assert!(Platform::parse("linux//x").is_err());
-        // One word: a known OS or a known architecture, as containerd's platforms.Parse.
-        assert_eq!(
-            Platform::parse("bogus").unwrap_err().to_string(),
-            "\"bogus\": unknown operating system or architecture: invalid argument"
-        );
-        assert_eq!(Platform::parse("arm64").unwrap().to_string(), "linux/arm64");
-        assert_eq!(Platform::parse("linux").unwrap(), Platform::host());
     }
 
     #[test]
