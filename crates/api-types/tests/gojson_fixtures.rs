@@ -5,6 +5,8 @@
 //!
 //! The fixtures were recorded from the clients through `scripts/record-bodies.py` (a logging
 //! proxy in front of berthd) or, where noted in their names, written from a client's source.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::fmt::Debug;
 use std::path::Path;

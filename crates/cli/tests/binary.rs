@@ -1,5 +1,7 @@
 //! Drives the `berth` binary without a daemon: flag errors, help, and connection failures.
 //! End-to-end tests against berthd live with the integration suites.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::process::Command;
 

@@ -1,5 +1,7 @@
 //! `berth run` against a fake daemon: the request order docker uses (create → attach → wait →
 //! start), create warnings, demuxed output, and the exit code from the wait body.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};

@@ -1,5 +1,7 @@
 //! The client against a hand-written fake daemon on a unix socket: version negotiation, error
 //! mapping, JSON streams, and a hijacked attach whose stdin EOF is signalled by a half-close.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use berth_client::mux::{encode_frame, StreamKind};
 use berth_client::{Body, Client, ClientError, Host, Query};

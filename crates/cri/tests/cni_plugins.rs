@@ -2,6 +2,8 @@
 //! /usr/lib/cni): bridge + host-local + portmap as a list and loopback as a single config, in
 //! a network namespace this test creates. Needs root; removes the netns, the bridge, the
 //! portmap plugin's iptables chains and host-local's state dir, also when it fails.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,7 @@
 //! `connect_in_netns` reaches a port on the loopback of another network namespace (what port
 //! forwarding into a pod does). Needs root; creates and removes its own netns.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::process::{Child, Command};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The streaming server end to end: a Rust client per protocol (SPDY/3.1 remotecommand and
 //! portforward, WebSocket v4/v5 remotecommand and portforward) against a fake runtime.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Privileged integration tests: a real busybox container through the built `berth-shim`.
 //! They need root (namespaces, cgroups, mounts) and skip with a message otherwise.
+// An integration-test crate: its #[test]s stand at the top level.
+#![allow(clippy::tests_outside_test_module)]
 
 use std::fs;
 use std::os::unix::fs::symlink;
