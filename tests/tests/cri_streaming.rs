@@ -527,3 +527,100 @@ async fn port_forward_over_spdy_and_websocket() {
     .await
     .unwrap();
 }
+
+/// A pod on the node's network (NamespaceMode NODE) has no namespace of its own: as with
+/// containerd, port forwarding reaches the port on the node's loopback, where the pod's
+/// server listens.
+#[tokio::test]
+async fn port_forward_into_a_host_network_pod() {
+    if !is_root() || !cni_plugins_present() {
+        eprintln!("skipped: needs root and {PLUGIN_DIR}");
+        return;
+    }
+    let net = CniNet::new();
+    let args = net.daemon_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start_with_args(&args);
+    d.load_busybox();
+    let mut c = CriClient::connect(&d.cri_socket()).await;
+    let mut pod_cfg = pod_config("pfhost", &[], &d.root.join("pod-logs"));
+    pod_cfg.linux = Some(api::LinuxPodSandboxConfig {
+        security_context: Some(api::LinuxSandboxSecurityContext {
+            namespace_options: Some(api::NamespaceOption {
+                network: api::NamespaceMode::Node as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let pod =
+        c.rt.run_pod_sandbox(api::RunPodSandboxRequest {
+            config: Some(pod_cfg.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("RunPodSandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    // A port free on the host right now, for the pod's server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    run_container(
+        &mut c,
+        &pod,
+        &pod_cfg,
+        container_config(
+            "web",
+            &format!(
+                "mkdir -p /tmp/www && echo hello-from-the-node-pod > /tmp/www/index.html && \
+                 exec httpd -f -p 127.0.0.1:{port} -h /tmp/www"
+            ),
+        ),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "httpd not up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url =
+        c.rt.port_forward(api::PortForwardRequest {
+            pod_sandbox_id: pod.clone(),
+            port: vec![i32::from(port)],
+        })
+        .await
+        .expect("PortForward")
+        .into_inner()
+        .url;
+    let mut req = format!("{url}?port={port}")
+        .replace("http://", "ws://")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket");
+    let mut msg = vec![0u8];
+    msg.extend_from_slice(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n");
+    ws.send(Message::Binary(msg.into())).await.unwrap();
+    let resp = ws_until(&mut ws, 0, "hello-from-the-node-pod").await;
+    assert!(resp.contains("200"), "{resp}");
+    let _ = ws.close(None).await;
+    c.rt.stop_pod_sandbox(api::StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    c.rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
+}

@@ -304,15 +304,21 @@ impl StreamRuntime for Streams {
         to_client: BoxWrite,
     ) -> CriResult<()> {
         let p = self.0.pod_or_not_found(pod_sandbox_id)?;
-        let Some(netns) = p.netns.filter(|_| p.ready) else {
-            return Err(CriError::FailedPrecondition(format!(
-                "pod sandbox {} has no network namespace",
-                p.id
-            )));
-        };
-        let conn = connect_in_netns(&netns, port)
-            .await
-            .map_err(|e| CriError::Internal(format!("connecting to port {port}: {e}")))?;
+        let host_network = super::sandbox::ns_options(&p.config()).network == super::sandbox::NODE;
+        let conn = match p.netns.as_deref().filter(|_| p.ready) {
+            Some(netns) => connect_in_netns(netns, port).await,
+            // As containerd: a pod on the node's network is reached on the node's loopback.
+            None if p.ready && host_network => {
+                tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)).await
+            }
+            None => {
+                return Err(CriError::FailedPrecondition(format!(
+                    "pod sandbox {} has no network namespace",
+                    p.id
+                )))
+            }
+        }
+        .map_err(|e| CriError::Internal(format!("connecting to port {port}: {e}")))?;
         pump(conn, from_client, to_client)
             .await
             .map_err(CriError::internal)
