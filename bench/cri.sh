@@ -50,9 +50,7 @@ cleanup() {
   for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $root/containerd.sock" || true); do
     kill -9 "$p" 2>/dev/null || true
   done
-  for m in "$root" "$xroot"; do
-    grep " $m" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  done
+  scripts/unmount-under.sh "$root" "$xroot"
   umount -l "$xroot" 2>/dev/null || true
   rm -rf "$root" "$xroot"
   ip link del bcribench0 2>/dev/null || true

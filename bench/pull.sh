@@ -18,7 +18,7 @@ cleanup() {
   [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null || true
   [ -f "$root/berthd.pid" ] && kill "$(cat "$root/berthd.pid")" 2>/dev/null || true
   sleep 1
-  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  scripts/unmount-under.sh "$root"
   rm -rf "$root"
   ip link del bpull0 2>/dev/null || true
   nft delete table ip berth_bpull0 2>/dev/null || true

@@ -24,8 +24,7 @@ cleanup() {
   [ -n "${dockerd_pid:-}" ] && kill "$dockerd_pid" 2>/dev/null || true
   [ -f "$root/berthd.pid" ] && kill "$(cat "$root/berthd.pid")" 2>/dev/null || true
   sleep 1
-  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  grep " $xroot" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  scripts/unmount-under.sh "$root" "$xroot"
   umount -l "$xroot" 2>/dev/null || true
   rm -rf "$root" "$xroot"
   ip link del bbench0 2>/dev/null || true

@@ -85,7 +85,7 @@ cleanup() {
   done
   nft delete table ip "berth_$bbr" 2>/dev/null
   nft delete table ip6 "berth_$bbr" 2>/dev/null
-  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  scripts/unmount-under.sh "$root"
   rm -rf "$root"
 }
 trap cleanup EXIT

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 root=${BERTH_QUICKSTART_ROOT:?set BERTH_QUICKSTART_ROOT}
 cleanup() {
   if [ -f "$root/berthd.pid" ]; then kill "$(cat "$root/berthd.pid")" 2>/dev/null || true; sleep 0.5; fi
-  grep " $root" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  scripts/unmount-under.sh "$root"
   rm -rf "$root"
   ip link del bqs0 2>/dev/null || true
   nft delete table ip berth_bqs0 2>/dev/null || true
