@@ -3,6 +3,7 @@
 
 mod adapter;
 mod cri_adapter;
+mod remap;
 mod rootless;
 
 use std::os::unix::fs::PermissionsExt;
@@ -131,6 +132,11 @@ struct Args {
     /// [default: /opt/cni/bin:/usr/lib/cni].
     #[arg(long = "cni-bin-dir", value_name = "DIRS")]
     cni_bin_dir: Vec<String>,
+    /// Run every container in a user namespace mapped to a subordinate id range, so that
+    /// container root is an unprivileged host uid: `default` (user berthremap, made on
+    /// demand) or user[:group] with ranges in /etc/subuid and /etc/subgid.
+    #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
+    userns_remap: Option<String>,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -166,6 +172,7 @@ struct FileConfig {
     cri_socket: Option<String>,
     cni_conf_dir: Option<PathBuf>,
     cni_bin_dir: Option<String>,
+    userns_remap: Option<String>,
 }
 
 /// `"builder"` in daemon.json: only its entitlements are read.
@@ -520,6 +527,7 @@ fn main() -> Result<()> {
             .any(|e| e == "security.insecure")
             || file.builder.entitlements.security_insecure == Some(true),
         rootless: None,
+        userns_remap: None,
     };
     let cfg = DaemonConfig {
         rootless: mode
@@ -530,6 +538,27 @@ fn main() -> Result<()> {
     if cfg.rootless.is_some() {
         rootless::storage::choose(&cfg.data_root)?;
     }
+    let remap_value = args
+        .userns_remap
+        .or(file.userns_remap)
+        .filter(|v| !v.is_empty());
+    let cfg = match remap_value {
+        Some(_) if cfg.rootless.is_some() => {
+            bail!("--userns-remap is not supported in rootless mode")
+        }
+        Some(v) => {
+            let map = remap::resolve(&v, Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
+            std::fs::create_dir_all(&cfg.data_root)
+                .with_context(|| format!("creating {}", cfg.data_root.display()))?;
+            berth_daemon::userns_remap::check_path_access(&cfg.data_root)
+                .map_err(anyhow::Error::msg)?;
+            DaemonConfig {
+                userns_remap: Some(map),
+                ..cfg
+            }
+        }
+        None => cfg,
+    };
     for e in &args.allow_insecure_entitlement {
         if !matches!(e.as_str(), "security.insecure" | "network.host") {
             anyhow::bail!("invalid entitlement {e:?}: use security.insecure or network.host");

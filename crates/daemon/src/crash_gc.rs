@@ -203,7 +203,10 @@ impl Daemon {
             }
             space += self.images.layer_info(&d).map(|i| i.size).unwrap_or(0);
             match self.images.remove_layer(&d) {
-                Ok(()) => removed_layers.push(d.to_string()),
+                Ok(()) => {
+                    crate::userns_remap::forget_layer(&self.cfg.data_root, d.hex());
+                    removed_layers.push(d.to_string())
+                }
                 Err(err) => tracing::warn!("collecting layer {d}: {err}"),
             }
             // A directory cut before its `layer.json` is not a layer to the store.

@@ -73,6 +73,7 @@ pub mod sys;
 pub mod sysinfo;
 mod system;
 mod units;
+pub mod userns_remap;
 mod volumes;
 
 use std::collections::HashMap;
@@ -130,6 +131,9 @@ pub struct DaemonConfig {
     pub builder_insecure: bool,
     /// Running rootless (an unprivileged user's daemon in a user namespace); `None`: root.
     pub rootless: Option<rootless::RootlessConfig>,
+    /// `--userns-remap`: containers run in a user namespace mapped to this range (a root
+    /// daemon only); `None`: off.
+    pub userns_remap: Option<userns_remap::IdMap>,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).

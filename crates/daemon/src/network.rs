@@ -365,6 +365,25 @@ impl NetService {
     /// has no namespace berth manages (`host`, `none`, `container:`). A container on no
     /// network gets a namespace with just `lo`, which `network connect` can add to.
     pub(crate) fn setup(&self, c: &Container) -> crate::Result<Option<Attached>> {
+        self.setup_with(c, None)
+    }
+
+    /// [`setup`](Self::setup) for a created container whose runtime made its network
+    /// namespace (in the container's own user namespace, `--userns-remap`): `init_pid`'s
+    /// namespace is pinned at the usual path and plumbed before the container starts.
+    pub(crate) fn setup_created(
+        &self,
+        c: &Container,
+        init_pid: u32,
+    ) -> crate::Result<Option<Attached>> {
+        self.setup_with(c, Some(PathBuf::from(format!("/proc/{init_pid}/ns/net"))))
+    }
+
+    fn setup_with(
+        &self,
+        c: &Container,
+        existing: Option<PathBuf>,
+    ) -> crate::Result<Option<Attached>> {
         let mode = c.host_config.network_mode.as_str();
         if matches!(mode, "none" | "host") || mode.starts_with("container:") {
             return Ok(None);
@@ -374,7 +393,7 @@ impl NetService {
         // A previous run may have left its endpoint behind (e.g. a start that failed late).
         self.release(&c.id);
         let ports = wanted_ports(c)?;
-        let res = self.setup_inner(c, &plan, &ports);
+        let res = self.setup_inner(c, &plan, &ports, existing.as_deref());
         if res.is_err() {
             self.release(&c.id);
         }
@@ -387,11 +406,14 @@ impl NetService {
         c: &Container,
         plan: &[(Network, Membership)],
         ports: &[WantedPort],
+        existing: Option<&std::path::Path>,
     ) -> crate::Result<Attached> {
         let ns = self.netns_path(&c.id);
-        self.netns
-            .create(&ns)
-            .map_err(|e| internal(format!("network namespace: {e}")))?;
+        match existing {
+            Some(from) => self.netns.pin(from, &ns),
+            None => self.netns.create(&ns),
+        }
+        .map_err(|e| internal(format!("network namespace: {e}")))?;
         let cands: Vec<gateway::Candidate> = plan
             .iter()
             .map(|(n, m)| gateway::Candidate {

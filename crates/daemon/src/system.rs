@@ -196,6 +196,14 @@ impl Daemon {
             init_commit: Commit::default(),
             security_options: {
                 let mut o = sys.security_options();
+                if self.cfg.userns_remap.is_some() {
+                    // dockerd's order: after seccomp and selinux, before cgroupns.
+                    let at = o
+                        .iter()
+                        .position(|s| s == "name=cgroupns")
+                        .unwrap_or(o.len());
+                    o.insert(at, "name=userns".to_string());
+                }
                 if rootless.is_some() {
                     o.push("name=rootless".to_string());
                 }

@@ -54,6 +54,37 @@ pub fn create(path: &Path) -> Result<()> {
     res
 }
 
+/// Pins the existing network namespace `source` (e.g. `/proc/<pid>/ns/net` of a container
+/// whose runtime made it) by bind-mounting it on `path`, as [`create`] does with a new one, so
+/// that it outlives its processes' view of it and [`remove`] undoes it the same way.
+pub fn pin(source: &Path, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(crate::io_err(format!("creating {}", dir.display())))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(crate::io_err(format!("creating {}", path.display())))?;
+    let res = nix::mount::mount(
+        Some(source),
+        path,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| Error::Io {
+        what: format!("bind-mounting {} on {}", source.display(), path.display()),
+        source: e.into(),
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    res
+}
+
 /// Whether `path` is a mounted network namespace.
 pub fn is_mounted(path: &Path) -> bool {
     // An nsfs bind mount reports the namespace inode on a device different from the file's

@@ -5,21 +5,33 @@ use std::path::{Path, PathBuf};
 use berth_api_types::ApiError;
 
 use crate::model::Container;
-use crate::{internal, spec, Daemon, Result};
+use crate::network::Attached;
+use crate::{internal, spec, userns_remap, Daemon, Result};
 
 impl Daemon {
     /// Writes the generated /etc files and the OCI spec for a start.
     pub(super) fn prepare_bundle(&self, c: &Container) -> Result<()> {
         let rt = &self.runtime;
         let id = &c.id;
-        let lowers = self.container_lowers(c)?;
+        let remap = userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config);
+        let mut lowers = self.container_lowers(c)?;
+        if let Some(m) = remap {
+            self.remap_rootfs(c, m, &mut lowers)
+                .map_err(|e| internal(format!("remapping the rootfs: {e}")))?;
+        }
         rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         self.create_working_dir(c)?;
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
-        let attached = self.net.setup(c)?;
+        // A remapped container's network namespace is made by the runtime inside its user
+        // namespace and plumbed once it exists (`start_locked`); /etc/hosts and resolv.conf
+        // are written again then.
+        let attached = match remap {
+            Some(_) => None,
+            None => self.net.setup(c)?,
+        };
         let joined = self.join_target(c)?;
         let ns_joins = self.ns_joins(c)?;
         let hosts = self.hosts_for_start(c, attached.as_ref())?;
@@ -85,14 +97,60 @@ impl Daemon {
                 .or(pod_join.and_then(|p| p.ipc.as_deref())),
             uts_ns_path: pod_join.and_then(|p| p.uts.as_deref()),
             extra_mounts: &user_mounts,
+            userns: remap,
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(m) = remap {
+            for p in [
+                rt.hostname_path(id),
+                rt.hosts_path(id),
+                rt.resolv_conf_path(id),
+            ] {
+                userns_remap::chown_root(&p, m).map_err(internal)?;
+            }
+        }
         let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
         let path = rt.bundle_dir(id).join("config.json");
         std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
         std::fs::write(&path, body).map_err(internal)?;
         Ok(())
+    }
+}
+
+impl Daemon {
+    /// `--userns-remap`: the image layers (`lowers` past the init layer) replaced by their
+    /// shifted copies, and the container's init layer and writable layer given to its root.
+    fn remap_rootfs(
+        &self,
+        c: &Container,
+        m: &userns_remap::IdMap,
+        lowers: &mut [PathBuf],
+    ) -> std::io::Result<()> {
+        if let Some((init, layers)) = lowers.split_first_mut() {
+            userns_remap::shift_tree(init, m)?;
+            let shifted = userns_remap::shifted_layers(&self.cfg.data_root, m, layers)?;
+            layers.clone_from_slice(&shifted);
+        }
+        userns_remap::chown_root(&self.runtime.upper_dir(&c.id), m)
+    }
+
+    /// A remapped container's network, set up once its runtime made the namespace (the
+    /// container exists, its process waits for start): plumbed through `init_pid`, then its
+    /// /etc/hosts and resolv.conf rewritten in place (they are bind-mounted already).
+    pub(super) fn setup_created_network(&self, c: &Container, init_pid: u32) -> Result<()> {
+        match self.net.setup_created(c, init_pid)? {
+            Some(attached) => self.rewrite_net_files(c, &attached),
+            None => Ok(()),
+        }
+    }
+
+    fn rewrite_net_files(&self, c: &Container, attached: &Attached) -> Result<()> {
+        let rt = &self.runtime;
+        let hosts = self.hosts_for_start(c, Some(attached))?;
+        std::fs::write(rt.hosts_path(&c.id), hosts).map_err(internal)?;
+        let resolv = self.resolv_conf_for(c, attached.dns);
+        std::fs::write(rt.resolv_conf_path(&c.id), resolv).map_err(internal)
     }
 }
 

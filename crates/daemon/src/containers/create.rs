@@ -121,6 +121,7 @@ impl Daemon {
             berth_registry::Platform::parse(p).map_err(|e| ApiError::invalid(e.to_string()))?;
         }
         crate::create_checks::verify(&mut config, &host_config, &mut warnings)?;
+        crate::userns_remap::check_create(&host_config, self.cfg.userns_remap.as_ref())?;
         if let Some(r) = &self.cfg.rootless {
             crate::rootless::check_limits(&host_config, r)?;
         }

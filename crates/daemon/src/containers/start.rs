@@ -88,6 +88,17 @@ impl Daemon {
                 return Err(ApiError::invalid(msg));
             }
         };
+        let remapped =
+            crate::userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config)
+                .is_some();
+        if remapped {
+            if let Err(e) = self.setup_created_network(&c, init_pid) {
+                let _ = self.runtime.client(&id).kill(9, true).await;
+                self.runtime.unmount_rootfs(&id);
+                self.record_start_failure(&id, &e.message, None).await;
+                return Err(e);
+            }
+        }
         // A namespace the network service plumbed has `lo` up already.
         if c.host_config.network_mode != "host" && self.net.endpoints(&id).is_empty() {
             if let Err(e) = self.runtime.ops.loopback_up(init_pid) {

@@ -197,6 +197,19 @@ impl Netns for FakeHost {
         Ok(())
     }
 
+    fn pin(&self, source: &Path, path: &Path) -> io::Result<()> {
+        self.record(
+            "netns_pin",
+            format!("{} {}", source.display(), path.display()),
+        )?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, b"")?;
+        lock(&self.namespaces).insert(path.to_owned());
+        Ok(())
+    }
+
     fn is_mounted(&self, path: &Path) -> bool {
         lock(&self.namespaces).contains(path)
     }

@@ -72,6 +72,10 @@ impl Netns for Kernel {
         berth_network::netns::create(path).map_err(io::Error::other)
     }
 
+    fn pin(&self, source: &Path, path: &Path) -> io::Result<()> {
+        berth_network::netns::pin(source, path).map_err(io::Error::other)
+    }
+
     fn is_mounted(&self, path: &Path) -> bool {
         berth_network::netns::is_mounted(path)
     }

@@ -52,6 +52,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         host_network: hc.network_mode == "host",
         host_ipc: hc.ipc_mode == "host",
         host_uts: hc.uts_mode == "host",
+        userns_gids: extras.userns.map(|m| m.gid_count),
     };
 
     // process
@@ -139,6 +140,11 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .sysctl(sysctls(hc, &ns)?)
         .masked_paths(masked)
         .readonly_paths(readonly);
+    if let Some(m) = extras.userns {
+        linux = linux
+            .uid_mappings(vec![id_mapping(m.uid, m.uid_count)?])
+            .gid_mappings(vec![id_mapping(m.gid, m.gid_count)?]);
+    }
     if let Some(p) = rootfs_propagation(&mounts) {
         linux = linux.rootfs_propagation(p);
     }
@@ -190,4 +196,14 @@ pub(super) fn rootfs_propagation(mounts: &[oci_spec::runtime::Mount]) -> Option<
         .flat_map(|m| m.options().iter().flatten())
         .any(|o| o == "rshared" || o == "shared");
     shared.then(|| "shared".to_string())
+}
+
+/// Container ids `0..size` as host ids `host..`.
+fn id_mapping(host: u32, size: u32) -> Result<oci_spec::runtime::LinuxIdMapping, SpecError> {
+    oci_spec::runtime::LinuxIdMappingBuilder::default()
+        .container_id(0u32)
+        .host_id(host)
+        .size(size)
+        .build()
+        .map_err(build_err)
 }

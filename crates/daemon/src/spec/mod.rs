@@ -178,6 +178,9 @@ pub struct SpecExtras<'a> {
     /// `--init`: the host's init binary, bind-mounted read-only at [`INIT_PATH`] and run as the
     /// container's PID 1 in front of its command, as Docker does.
     pub init_binary: Option<&'a Path>,
+    /// `--userns-remap`: a new user namespace with these id mappings (container root is the
+    /// range's first id on the host).
+    pub userns: Option<&'a crate::userns_remap::IdMap>,
 }
 
 /// Where `--init` puts the init binary inside the container (Docker's path).

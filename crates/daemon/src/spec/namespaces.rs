@@ -13,6 +13,8 @@ pub(super) struct NsModes {
     pub(super) host_network: bool,
     pub(super) host_ipc: bool,
     pub(super) host_uts: bool,
+    /// In a new user namespace (`--userns-remap`): how many gids it maps.
+    pub(super) userns_gids: Option<u32>,
 }
 
 /// Sysctls, validated like runc/Docker: only namespaced keys, and only when the container owns
@@ -23,7 +25,12 @@ pub(super) fn sysctls(hc: &HostConfig, ns: &NsModes) -> Result<HashMap<String, S
         out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
         // As dockerd: not in a user namespace (a rootless daemon), where the range must
         // consist of mapped gids and the kernel refuses the whole 31-bit range.
-        if !berth_image::userns::in_user_namespace() {
+        // In the container's own user namespace (`--userns-remap`) the same holds, for its
+        // mapped gids.
+        if let Some(n) = ns.userns_gids {
+            let top = n.saturating_sub(1);
+            out.insert("net.ipv4.ping_group_range".into(), format!("0 {top}"));
+        } else if !berth_image::userns::in_user_namespace() {
             out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
         }
     }
@@ -102,6 +109,11 @@ pub(super) fn namespaces(
         b.build().map_err(build_err)
     };
     let mut out = vec![ns_of(LinuxNamespaceType::Mount, None)?];
+    if extras.userns.is_some() {
+        // Created first by the runtime, so the namespaces below are owned by it (a network
+        // namespace made by the host could not be joined, nor its sysfs mounted).
+        out.push(ns_of(LinuxNamespaceType::User, None)?);
+    }
     if !ns.host_network {
         out.push(ns_of(LinuxNamespaceType::Network, extras.netns_path)?);
     }

@@ -1,0 +1,393 @@
+//! `--userns-remap` (issue 14): a root berthd that runs every container in a user namespace
+//! mapped to a subordinate range. Checked from the host, as a user would: container processes
+//! run under an unprivileged uid of the range, while inside they are root and image files keep
+//! their owners; a root-owned host file bind-mounted in stays unwritable, a named volume is
+//! writable; networking works on the default bridge and on a user network (by name);
+//! `--userns=host` opts out (real root), `--privileged` needs it; `docker info` says `userns`.
+//!
+//! Skips with a printed reason where the host cannot run it (not root, no user namespaces).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
+
+use berth_tests::rootless::{proc_uid, User};
+use berth_tests::*;
+
+fn missing_prerequisite() -> Option<String> {
+    if !is_root() {
+        return Some("needs root".into());
+    }
+    if !std::path::Path::new("/proc/self/ns/user").exists() {
+        return Some("the kernel has no user namespaces".into());
+    }
+    let max = std::fs::read_to_string("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+    if max.trim() == "0" {
+        return Some("user namespaces are disabled (user.max_user_namespaces = 0)".into());
+    }
+    for tool in ["useradd", "userdel", "usermod", "cp"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            return Some(format!("{tool} is missing (Debian's passwd package)"));
+        }
+    }
+    None
+}
+
+fn skip() -> bool {
+    match missing_prerequisite() {
+        Some(why) => {
+            eprintln!("skipping userns-remap test: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+fn ok(o: &std::process::Output, what: &str) -> String {
+    assert_ok(o, what);
+    stdout(o).trim().to_string()
+}
+
+fn pid_of(d: &Daemon, name: &str) -> u32 {
+    inspect(d, name, "{{.State.Pid}}")
+        .parse()
+        .expect("a running container's pid")
+}
+
+/// The whole everyday set on one daemon remapped to a throwaway user's range.
+#[test]
+fn remapped_containers_are_root_inside_and_unprivileged_outside() {
+    if skip() {
+        return;
+    }
+    let u = User::create();
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
+    let _c = Cleanup(
+        &d,
+        vec!["rm-sleeper", "rm-hostns", "rm-a", "rm-web"],
+        vec!["rm-net"],
+    );
+
+    let opts = ok(
+        &d.docker(&["info", "--format", "{{json .SecurityOptions}}"]),
+        "docker info",
+    );
+    assert!(opts.contains("name=userns"), "{opts}");
+    d.load_busybox();
+
+    // Root inside, root-owned image files inside.
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; stat -c %u /bin/busybox; stat -c %u /etc/hosts",
+        ]),
+        "docker run id",
+    );
+    assert_eq!(
+        out, "0\n0\n0",
+        "root inside, image and /etc files owned by root"
+    );
+
+    // From the host, the container's processes are the range's first uid, not root.
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "rm-sleeper",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run -d",
+    );
+    let pid = pid_of(&d, "rm-sleeper");
+    let uid = proc_uid(pid).expect("container process status");
+    assert_eq!(uid, u.sub_start, "container root is the range's first uid");
+    assert_ne!(uid, 0);
+    assert_eq!(
+        ok(&d.docker(&["exec", "rm-sleeper", "id", "-u"]), "exec id"),
+        "0"
+    );
+    assert_eq!(inspect(&d, "rm-sleeper", "{{.HostConfig.UsernsMode}}"), "");
+
+    // A root-owned host file (0644) bind-mounted in is not writable by container root.
+    let host_file = d.root.join("root-owned");
+    std::fs::write(&host_file, "original\n").expect("host file");
+    std::fs::set_permissions(&host_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bind = format!("{}:/hostfile", host_file.display());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /hostfile && echo changed > /hostfile",
+    ]);
+    assert!(
+        !out.status.success(),
+        "container root wrote a root-owned host file: {}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("original"), "the file is readable");
+    assert_eq!(
+        std::fs::read_to_string(&host_file).unwrap(),
+        "original\n",
+        "the host file is unchanged"
+    );
+
+    // A named volume belongs to container root: writable inside, the range's uid outside.
+    ok(
+        &d.docker(&["volume", "create", "rm-vol"]),
+        "docker volume create",
+    );
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "rm-vol:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hi > /data/f && cat /data/f",
+        ]),
+        "write to a named volume",
+    );
+    assert_eq!(out, "hi");
+    let data = ok(
+        &d.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", "rm-vol"]),
+        "volume inspect",
+    );
+    let owner = std::fs::metadata(std::path::Path::new(&data).join("f"))
+        .expect("the volume's file on the host")
+        .uid();
+    assert_eq!(owner, u.sub_start, "files written by container root");
+
+    // The default bridge: the gateway answers.
+    let gateway = d.bip.split('/').next().expect("bip").to_string();
+    let out = d.docker(&[
+        "run", "--rm", "busybox", "ping", "-c", "1", "-W", "5", &gateway,
+    ]);
+    assert_ok(&out, "ping the default bridge's gateway");
+    let out = ok(
+        &d.docker(&["run", "--rm", "busybox", "cat", "/etc/hosts"]),
+        "cat /etc/hosts",
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&d.bip[..d.bip.rfind('.').unwrap()])),
+        "the container's address is in its /etc/hosts:\n{out}"
+    );
+
+    // A user network: one container reaches another by name (the embedded DNS).
+    let subnet = d.spare_subnet(0);
+    ok(
+        &d.docker(&["network", "create", "--subnet", &subnet, "rm-net"]),
+        "network create",
+    );
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "rm-web",
+            "--network",
+            "rm-net",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run on the user network",
+    );
+    assert!(proc_uid(pid_of(&d, "rm-web")).is_some_and(|u2| u2 == u.sub_start));
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "rm-net",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "rm-web",
+    ]);
+    assert_ok(&out, "ping another container by name");
+    // network connect to a running remapped container works through its pinned namespace.
+    ok(
+        &d.docker(&["network", "connect", "rm-net", "rm-sleeper"]),
+        "network connect",
+    );
+    let out = ok(
+        &d.docker(&["exec", "rm-sleeper", "ping", "-c", "1", "-W", "5", "rm-web"]),
+        "ping after connect",
+    );
+    assert!(out.contains("1 packets received"), "{out}");
+
+    // `--userns=host` opts out: real root.
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--userns=host",
+            "--name",
+            "rm-hostns",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "run --userns=host",
+    );
+    assert_eq!(proc_uid(pid_of(&d, "rm-hostns")), Some(0));
+    assert_eq!(
+        inspect(&d, "rm-hostns", "{{.HostConfig.UsernsMode}}"),
+        "host"
+    );
+
+    // dockerd's rules: --privileged and the host's PID or network namespace need it.
+    for (args, msg) in [
+        (
+            vec!["--privileged"],
+            "privileged mode is incompatible with user namespaces",
+        ),
+        (
+            vec!["--pid=host"],
+            "cannot share the host PID namespace when user namespaces are enabled",
+        ),
+        (
+            vec!["--network=host"],
+            "cannot share the host's network namespace when user namespaces are enabled",
+        ),
+    ] {
+        let mut full = vec!["run", "--rm"];
+        full.extend(args.iter().copied());
+        full.extend(["busybox", "true"]);
+        let out = d.docker(&full);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(msg), "{args:?}: {}", stderr(&out));
+    }
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--userns=host",
+        "busybox",
+        "true",
+    ]);
+    assert_ok(&out, "--privileged --userns=host");
+}
+
+/// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
+/// run on this machine): its processes first, then its ranges and the account.
+struct RemoveUserAfter {
+    name: &'static str,
+    existed: bool,
+}
+
+impl Drop for RemoveUserAfter {
+    fn drop(&mut self) {
+        if self.existed {
+            return;
+        }
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            if let Ok(text) = std::fs::read_to_string(file) {
+                let prefix = format!("{}:", self.name);
+                let kept: String = text
+                    .lines()
+                    .filter(|l| !l.starts_with(&prefix))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                let _ = std::fs::write(file, kept);
+            }
+        }
+        let _ = Command::new("userdel")
+            .arg(self.name)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `--userns-remap=default` makes the `berthremap` user and its ranges when they are missing,
+/// and its containers run in that range.
+#[test]
+fn default_makes_berthremap_with_its_ranges() {
+    if skip() {
+        return;
+    }
+    let existed = nix::unistd::User::from_name("berthremap")
+        .ok()
+        .flatten()
+        .is_some();
+    let _user = RemoveUserAfter {
+        name: "berthremap",
+        existed,
+    };
+    let d = Daemon::start_with_args(&["--userns-remap=default"]);
+    let _c = Cleanup(&d, vec!["def-sleeper"], vec![]);
+    let pw = nix::unistd::User::from_name("berthremap")
+        .ok()
+        .flatten()
+        .expect("berthd made the user berthremap");
+    assert_ne!(pw.uid.as_raw(), 0);
+    let line = std::fs::read_to_string("/etc/subuid")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("berthremap:"))
+        .map(str::to_string)
+        .expect("a subuid range for berthremap");
+    let start: u32 = line.split(':').nth(1).unwrap().parse().unwrap();
+    assert!(
+        std::fs::read_to_string("/etc/subgid")
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with("berthremap:")),
+        "a subgid range for berthremap"
+    );
+    d.load_busybox();
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "def-sleeper",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run -d",
+    );
+    assert_eq!(proc_uid(pid_of(&d, "def-sleeper")), Some(start));
+    assert_eq!(
+        ok(&d.docker(&["exec", "def-sleeper", "id", "-u"]), "exec id"),
+        "0"
+    );
+}
+
+/// A user without subordinate ranges is refused at start with a clear message.
+#[test]
+fn a_user_without_ranges_is_refused() {
+    if skip() {
+        return;
+    }
+    let u = User::without_ranges();
+    let out = Command::new(bin("berthd"))
+        .args(["--userns-remap", &u.name, "--data-root", "/nonexistent/x"])
+        .output()
+        .expect("berthd");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{} has no subordinate id range", u.name)),
+        "{err}"
+    );
+}
