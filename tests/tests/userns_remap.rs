@@ -116,6 +116,42 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "0"
     );
     assert_eq!(inspect(&d, "rm-sleeper", "{{.HostConfig.UsernsMode}}"), "");
+    // exec'd processes are in the container's user namespace too, as root or as another user:
+    // what they write lands on the host under the range's ids.
+    ok(
+        &d.docker(&["exec", "rm-sleeper", "touch", "/by-exec"]),
+        "exec touch",
+    );
+    ok(
+        &d.docker(&[
+            "exec",
+            "-u",
+            "1000:1000",
+            "rm-sleeper",
+            "touch",
+            "/tmp/by-1000",
+        ]),
+        "exec -u 1000 touch",
+    );
+    assert_eq!(
+        ok(
+            &d.docker(&["exec", "-u", "1000", "rm-sleeper", "id", "-u"]),
+            "exec -u 1000 id"
+        ),
+        "1000"
+    );
+    let upper =
+        std::path::PathBuf::from(inspect(&d, "rm-sleeper", "{{.GraphDriver.Data.UpperDir}}"));
+    let owner = |p: &str| {
+        let md = std::fs::metadata(upper.join(p)).expect("a file an exec wrote");
+        (md.uid(), md.gid())
+    };
+    assert_eq!(owner("by-exec"), (u.sub_start, u.sub_start), "exec as root");
+    assert_eq!(
+        owner("tmp/by-1000"),
+        (u.sub_start + 1000, u.sub_start + 1000),
+        "exec as uid 1000"
+    );
 
     // A root-owned host file (0644) bind-mounted in is not writable by container root.
     let host_file = d.root.join("root-owned");
@@ -249,6 +285,36 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "run --userns=host",
     );
     assert_eq!(proc_uid(pid_of(&d, "rm-hostns")), Some(0));
+    // `--network container:` joins the target's user namespace with its network namespace;
+    // a target outside any (`--userns=host`) cannot be joined.
+    let ip = inspect(&d, "rm-sleeper", "{{.NetworkSettings.IPAddress}}");
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:rm-sleeper",
+            "busybox",
+            "sh",
+            "-c",
+            "id -u; ip -4 addr show eth0",
+        ]),
+        "run --network container:",
+    );
+    assert!(out.starts_with("0\n") && out.contains(&ip), "{out}");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:rm-hostns",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--userns=host"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         inspect(&d, "rm-hostns", "{{.HostConfig.UsernsMode}}"),
         "host"

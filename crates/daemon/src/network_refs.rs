@@ -14,6 +14,8 @@ use crate::Daemon;
 pub(crate) struct Joined {
     pub id: String,
     pub netns: PathBuf,
+    /// The target's init, whose user namespace a remapped container joins with its network.
+    pub pid: i64,
     pub hostname: String,
     pub domainname: String,
 }
@@ -116,6 +118,7 @@ impl Daemon {
         Ok(Some(Joined {
             id: t.id.clone(),
             netns,
+            pid: t.state.pid,
             hostname: t.config.hostname.clone(),
             domainname: t.config.domainname.clone(),
         }))

@@ -90,6 +90,28 @@ pub(crate) fn check_create(hc: &HostConfig, remap: Option<&IdMap>) -> Result<(),
     Ok(())
 }
 
+/// The user namespace a remapped container joins along with another container's network,
+/// PID or IPC namespace (`ns` is that container's `/proc/<pid>/ns/<type>`), as dockerd does:
+/// namespaces owned by another user namespace can only be joined from inside it. A target in
+/// the host's user namespace (`--userns=host`) cannot be joined.
+pub(crate) fn userns_of_join(ns: &Path) -> Result<PathBuf, ApiError> {
+    let user = ns
+        .parent()
+        .map(|d| d.join("user"))
+        .ok_or_else(|| ApiError::invalid(format!("no user namespace beside {}", ns.display())))?;
+    let ino = |p: &Path| std::fs::metadata(p).map(|m| m.ino());
+    match (ino(&user), ino(Path::new("/proc/self/ns/user"))) {
+        (Ok(a), Ok(b)) if a != b => Ok(user),
+        (Ok(_), Ok(_)) => Err(ApiError::invalid(
+            "cannot share the namespaces of a container in the host's user namespace (--userns=host) when user namespaces are enabled",
+        )),
+        (Err(e), _) | (_, Err(e)) => Err(ApiError::internal(format!(
+            "reading {}: {e}",
+            user.display()
+        ))),
+    }
+}
+
 /// Where the shifted copies of one mapping's layers live.
 pub(crate) fn remap_dir(data_root: &Path, map: &IdMap) -> PathBuf {
     data_root.join("remap").join(map.dir_name())

@@ -170,7 +170,7 @@ pub(crate) fn capget() -> std::io::Result<CapSets> {
     })
 }
 
-fn capset(c: &CapSets) -> std::io::Result<()> {
+pub(crate) fn capset(c: &CapSets) -> std::io::Result<()> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,

@@ -15,6 +15,7 @@ mod propagation;
 pub mod seccomp;
 mod setup;
 mod sys;
+mod userns_exec;
 pub mod util;
 
 pub use setup::main_entry;

@@ -792,6 +792,18 @@ impl Monitor {
         let dir = self.cfg.socket_dir().to_owned();
         let proc_path = dir.join(format!("exec-{n}.json"));
         let console_name = format!("exec-{n}.console");
+        // A container in its own user namespace (`--userns-remap`): the exec process is made
+        // as root and joins it as its user (see `crate::userns_exec`).
+        let userns = if crate::userns_exec::in_other_userns(self.init_pid.as_raw()) {
+            let ns = format!("/proc/{}/ns/user", self.init_pid.as_raw());
+            let fd = fs::File::open(&ns).map_err(|e| format!("open {ns}: {e}"))?;
+            let mut p = process.clone();
+            let user = crate::userns_exec::take_user(&mut p);
+            Some((OwnedFd::from(fd), user, p))
+        } else {
+            None
+        };
+        let process = userns.as_ref().map_or(process, |(_, _, p)| p);
         // On the precompiled-seccomp path the exec loads the container's filter itself.
         let (data, executor) = match &self.seccomp {
             Some(sc) => {
@@ -819,8 +831,16 @@ impl Monitor {
         let mut builder = ContainerBuilder::new(self.cfg.id.clone(), SyscallType::default())
             .with_root_path(&self.cfg.runtime_root)
             .map_err(|e| error_chain(&e))?;
-        if let Some(ex) = executor {
-            builder = builder.with_executor(ex);
+        match (&userns, executor) {
+            (Some((fd, user, _)), inner) => {
+                builder = builder.with_executor(crate::userns_exec::UsernsExecutor::new(
+                    fd.as_raw_fd(),
+                    user.clone(),
+                    inner,
+                ));
+            }
+            (None, Some(ex)) => builder = builder.with_executor(ex),
+            (None, None) => {}
         }
         let mut console = None;
         let mut ours: (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>) = (None, None, None);

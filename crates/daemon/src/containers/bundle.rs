@@ -80,6 +80,16 @@ impl Daemon {
             None
         };
         let pod_join = c.pod_join.as_ref();
+        let userns_path = match remap {
+            Some(_) => joined
+                .as_ref()
+                .map(|j| PathBuf::from(format!("/proc/{}/ns/net", j.pid)))
+                .or(ns_joins.pid.clone())
+                .or(ns_joins.ipc.clone())
+                .map(|ns| userns_remap::userns_of_join(&ns))
+                .transpose()?,
+            None => None,
+        };
         let extras = spec::SpecExtras {
             init_binary: init_binary.as_deref(),
             netns_path: attached
@@ -98,6 +108,7 @@ impl Daemon {
             uts_ns_path: pod_join.and_then(|p| p.uts.as_deref()),
             extra_mounts: &user_mounts,
             userns: remap,
+            userns_path: userns_path.as_deref(),
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;

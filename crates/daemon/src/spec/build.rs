@@ -140,7 +140,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .sysctl(sysctls(hc, &ns)?)
         .masked_paths(masked)
         .readonly_paths(readonly);
-    if let Some(m) = extras.userns {
+    if let Some(m) = extras.userns.filter(|_| extras.userns_path.is_none()) {
         linux = linux
             .uid_mappings(vec![id_mapping(m.uid, m.uid_count)?])
             .gid_mappings(vec![id_mapping(m.gid, m.gid_count)?]);

@@ -181,6 +181,9 @@ pub struct SpecExtras<'a> {
     /// `--userns-remap`: a new user namespace with these id mappings (container root is the
     /// range's first id on the host).
     pub userns: Option<&'a crate::userns_remap::IdMap>,
+    /// With `userns`: the user namespace of another container to join instead of a new one
+    /// (`--network`, `--pid` or `--ipc container:`).
+    pub userns_path: Option<&'a Path>,
 }
 
 /// Where `--init` puts the init binary inside the container (Docker's path).

@@ -112,7 +112,7 @@ pub(super) fn namespaces(
     if extras.userns.is_some() {
         // Created first by the runtime, so the namespaces below are owned by it (a network
         // namespace made by the host could not be joined, nor its sysfs mounted).
-        out.push(ns_of(LinuxNamespaceType::User, None)?);
+        out.push(ns_of(LinuxNamespaceType::User, extras.userns_path)?);
     }
     if !ns.host_network {
         out.push(ns_of(LinuxNamespaceType::Network, extras.netns_path)?);

@@ -897,3 +897,56 @@ fn filled_in_ipc_and_cgroupns_defaults_keep_private_namespaces() {
         assert!(ns.contains(&LinuxNamespaceType::Cgroup), "{ipc:?}: {ns:?}");
     }
 }
+
+#[test]
+fn userns_remap_adds_a_user_namespace_with_its_mappings() {
+    let map = crate::userns_remap::IdMap {
+        name: "u:u".into(),
+        uid: 100_000,
+        uid_count: 65536,
+        gid: 200_000,
+        gid_count: 1000,
+    };
+    let f = Fixture::new();
+    let spec = f
+        .build_with(&SpecExtras {
+            userns: Some(&map),
+            ..Default::default()
+        })
+        .unwrap();
+    let user = namespaces(&spec)
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .expect("a user namespace");
+    assert_eq!(user.path(), &None, "a new one");
+    let linux = spec.linux().as_ref().unwrap();
+    let m = &linux.uid_mappings().as_ref().unwrap()[0];
+    assert_eq!(
+        (m.container_id(), m.host_id(), m.size()),
+        (0, 100_000, 65536)
+    );
+    let m = &linux.gid_mappings().as_ref().unwrap()[0];
+    assert_eq!(
+        (m.container_id(), m.host_id(), m.size()),
+        (0, 200_000, 1000)
+    );
+    // Unprivileged ping over the gids the namespace maps (the full range is refused there).
+    let sysctl = linux.sysctl().as_ref().unwrap();
+    assert_eq!(sysctl["net.ipv4.ping_group_range"], "0 999");
+    // Joining another container's namespaces joins its user namespace, without mappings.
+    let spec = f
+        .build_with(&SpecExtras {
+            userns: Some(&map),
+            userns_path: Some(Path::new("/proc/42/ns/user")),
+            ..Default::default()
+        })
+        .unwrap();
+    let user = namespaces(&spec)
+        .iter()
+        .find(|n| n.typ() == LinuxNamespaceType::User)
+        .expect("a user namespace");
+    assert_eq!(user.path().as_deref(), Some(Path::new("/proc/42/ns/user")));
+    assert!(spec.linux().as_ref().unwrap().uid_mappings().is_none());
+    // Without remapping: no user namespace.
+    assert!(!namespace_types(&f.build().unwrap()).contains(&LinuxNamespaceType::User));
+}
