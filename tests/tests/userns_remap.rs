@@ -153,6 +153,36 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "exec as uid 1000"
     );
 
+    // docker cp into the container: the files belong to container root (the range's first
+    // ids on the host), as with dockerd.
+    let src = d.root.join("to-copy");
+    std::fs::write(&src, "copied\n").expect("a file to copy");
+    ok(
+        &d.docker(&["cp", src.to_str().expect("utf8"), "rm-sleeper:/copied"]),
+        "docker cp into the container",
+    );
+    assert_eq!(owner("copied"), (u.sub_start, u.sub_start), "docker cp");
+    assert_eq!(
+        ok(
+            &d.docker(&["exec", "rm-sleeper", "stat", "-c", "%u:%g", "/copied"]),
+            "stat inside"
+        ),
+        "0:0"
+    );
+    // --pid container: joins the target's PID namespace (and so its user namespace).
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "--pid",
+            "container:rm-sleeper",
+            "busybox",
+            "ps",
+        ]),
+        "run --pid container:",
+    );
+    assert!(out.contains("sleep 300"), "{out}");
+
     // A root-owned host file (0644) bind-mounted in is not writable by container root.
     let host_file = d.root.join("root-owned");
     std::fs::write(&host_file, "original\n").expect("host file");

@@ -276,6 +276,7 @@ pub fn extract_in_root(
     archive: &mut std::fs::File,
     no_overwrite_dir_non_dir: bool,
     copy_uid_gid: bool,
+    id_shift: Option<berth_image::unpack::IdShift>,
 ) -> std::result::Result<(), ApiError> {
     let dir =
         open_in_root(root_fd, Path::new(path), libc::O_PATH).map_err(|e| map_open_err(e, path))?;
@@ -320,6 +321,7 @@ pub fn extract_in_root(
         whiteouts: false,
         preserve_owner: copy_uid_gid,
         xattrs: false,
+        id_shift,
     };
     let mut reader = io::BufReader::new(&mut *archive);
     berth_image::unpack::unpack(&mut reader, &fd_path(target.as_fd()), opts)
@@ -620,15 +622,26 @@ impl Daemon {
         let _g = guard.lock().await;
         let plan = self.root_plan(&c.id)?;
         let (p, k) = (path.to_string(), key.to_string());
+        // A remapped container's files belong to its root (dockerd's `RootPair`), or keep the
+        // archive's owners shifted into its range with `-a`.
+        let id_shift =
+            crate::userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config)
+                .map(crate::userns_remap::IdMap::shift);
         with_root(plan, move |_root, fd| {
-            extract_in_root(fd, &p, &mut spool, no_overwrite_dir_non_dir, copy_uid_gid).map_err(
-                |mut e| {
-                    if e.kind == berth_api_types::ErrorKind::NotFound {
-                        e.message = format!("Could not find the file {p} in container {k}");
-                    }
-                    e
-                },
+            extract_in_root(
+                fd,
+                &p,
+                &mut spool,
+                no_overwrite_dir_non_dir,
+                copy_uid_gid,
+                id_shift,
             )
+            .map_err(|mut e| {
+                if e.kind == berth_api_types::ErrorKind::NotFound {
+                    e.message = format!("Could not find the file {p} in container {k}");
+                }
+                e
+            })
         })
         .await
     }
@@ -771,21 +784,21 @@ mod tests {
         // The destination itself is an absolute symlink to the host dir: resolved inside the root
         // it does not exist.
         let mut t = tar_of(&[("secret", b"pwned")]);
-        let e = extract_in_root(rfd.as_fd(), "/abs", &mut t, true, false).unwrap_err();
+        let e = extract_in_root(rfd.as_fd(), "/abs", &mut t, true, false, None).unwrap_err();
         assert_eq!(e.kind, berth_api_types::ErrorKind::NotFound);
         // An entry going through a symlink in the destination is refused.
         let mut t = tar_of(&[("rel/secret", b"pwned")]);
-        assert!(extract_in_root(rfd.as_fd(), "/", &mut t, false, false).is_err());
+        assert!(extract_in_root(rfd.as_fd(), "/", &mut t, false, false, None).is_err());
         let mut t = tar_of(&[("../../host/secret", b"pwned")]);
-        let _ = extract_in_root(rfd.as_fd(), "/", &mut t, false, false);
+        let _ = extract_in_root(rfd.as_fd(), "/", &mut t, false, false, None);
         assert_eq!(std::fs::read(host.join("secret")).unwrap(), b"host secret");
         // A normal copy lands inside.
         let mut t = tar_of(&[("new.txt", b"hello")]);
-        extract_in_root(rfd.as_fd(), "/up/data", &mut t, true, false).unwrap();
+        extract_in_root(rfd.as_fd(), "/up/data", &mut t, true, false, None).unwrap();
         assert_eq!(std::fs::read(root.join("data/new.txt")).unwrap(), b"hello");
         // noOverwriteDirNonDir refuses a file over a directory.
         let mut t = tar_of(&[("data", b"x")]);
-        let e = extract_in_root(rfd.as_fd(), "/", &mut t, true, false).unwrap_err();
+        let e = extract_in_root(rfd.as_fd(), "/", &mut t, true, false, None).unwrap_err();
         assert!(e.message.contains("cannot overwrite directory"), "{e}");
         assert!(root.join("data").is_dir());
     }

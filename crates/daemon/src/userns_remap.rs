@@ -32,6 +32,16 @@ impl IdMap {
         (self.uid, self.gid)
     }
 
+    /// The same mapping for the unpacker (`docker cp` into a container).
+    pub fn shift(&self) -> berth_image::unpack::IdShift {
+        berth_image::unpack::IdShift {
+            uid: self.uid,
+            uid_count: self.uid_count,
+            gid: self.gid,
+            gid_count: self.gid_count,
+        }
+    }
+
     /// `<uid>.<gid>`, the name of this mapping's directory (as dockerd names its remapped root).
     pub fn dir_name(&self) -> String {
         format!("{}.{}", self.uid, self.gid)
@@ -324,6 +334,10 @@ mod tests {
         assert_eq!(m.shift_uid(100_000), 100_000);
         assert_eq!(m.shift_gid(5), 200_005);
         assert_eq!(m.dir_name(), "100000.200000");
+        // docker cp's ids: inside the range or refused.
+        assert_eq!(m.shift().to_host(0, 0), Some((100_000, 200_000)));
+        assert_eq!(m.shift().to_host(65535, 1), Some((165_535, 200_001)));
+        assert_eq!(m.shift().to_host(65536, 0), None);
     }
 
     #[test]

@@ -49,6 +49,25 @@ pub struct UnpackOptions {
     pub preserve_owner: bool,
     /// Apply `SCHILY.xattr.*` PAX records.
     pub xattrs: bool,
+    /// Extracting into a container in a user namespace (`--userns-remap`): header ids are
+    /// shifted into its range, and without `preserve_owner` entries belong to its root.
+    pub id_shift: Option<IdShift>,
+}
+
+/// Container ids `0..count` as host ids `start..` (uids and gids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdShift {
+    pub uid: u32,
+    pub uid_count: u32,
+    pub gid: u32,
+    pub gid_count: u32,
+}
+
+impl IdShift {
+    /// The host ids of container ids `(uid, gid)`; `None` for ids past the range.
+    pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        (uid < self.uid_count && gid < self.gid_count).then(|| (self.uid + uid, self.gid + gid))
+    }
 }
 
 impl UnpackOptions {
@@ -57,12 +76,14 @@ impl UnpackOptions {
         whiteouts: true,
         preserve_owner: true,
         xattrs: true,
+        id_shift: None,
     };
     /// Settings for an outer image archive (docker save / OCI layout tar).
     pub const ARCHIVE: UnpackOptions = UnpackOptions {
         whiteouts: false,
         preserve_owner: false,
         xattrs: false,
+        id_shift: None,
     };
 }
 
@@ -424,9 +445,21 @@ fn apply_metadata<R: Read>(
         let uid = pax_uid.unwrap_or_else(|| header.uid().unwrap_or(0));
         let gid = pax_gid.unwrap_or_else(|| header.gid().unwrap_or(0));
         if let (Ok(uid), Ok(gid)) = (u32::try_from(uid), u32::try_from(gid)) {
+            let (uid, gid) = match &opts.id_shift {
+                Some(m) => m.to_host(uid, gid).ok_or_else(|| {
+                    Error::InvalidArchive(format!(
+                        "container ids {uid}:{gid} of {} cannot be mapped to host ids",
+                        path.display()
+                    ))
+                })?,
+                None => (uid, gid),
+            };
             std::os::unix::fs::lchown(path, Some(uid), Some(gid))
                 .map_err(|e| Error::io("chown", path, e))?;
         }
+    } else if let Some(m) = &opts.id_shift {
+        std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid))
+            .map_err(|e| Error::io("chown", path, e))?;
     }
     if !is_symlink {
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
