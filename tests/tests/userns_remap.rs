@@ -93,6 +93,21 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         out, "0\n0\n0",
         "root inside, image and /etc files owned by root"
     );
+    // The layers reach the remapped root through idmapped mounts where the kernel allows
+    // them, else as copies with shifted owners: one or the other is there.
+    let maps = d.root.join(format!("data/remap/{0}.{0}", u.sub_start));
+    let idmapped = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!("{}/idmapped/", maps.display()));
+    let copies = std::fs::read_dir(&maps)
+        .map(|r| r.flatten().any(|e| e.file_name() != "idmapped"))
+        .unwrap_or(false);
+    eprintln!("layers: idmapped mounts {idmapped}, shifted copies {copies}");
+    assert!(
+        idmapped || copies,
+        "no remapped layers under {}",
+        maps.display()
+    );
 
     // From the host, the container's processes are the range's first uid, not root.
     ok(
@@ -381,6 +396,21 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "true",
     ]);
     assert_ok(&out, "--privileged --userns=host");
+
+    // Removing the image takes its remapped layers along (mounts or copies).
+    ok(
+        &d.docker(&["rm", "-f", "rm-sleeper", "rm-hostns", "rm-web"]),
+        "rm -f",
+    );
+    ok(&d.docker(&["rmi", "busybox"]), "rmi");
+    let left = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!("{}/idmapped/", maps.display()));
+    assert!(!left, "an idmapped layer mount outlived its image");
+    let copies = std::fs::read_dir(&maps)
+        .map(|r| r.flatten().filter(|e| e.file_name() != "idmapped").count())
+        .unwrap_or(0);
+    assert_eq!(copies, 0, "a layer copy outlived its image");
 }
 
 /// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
@@ -428,7 +458,12 @@ fn default_makes_berthremap_with_its_ranges() {
         name: "berthremap",
         existed,
     };
-    let d = Daemon::start_with_args(&["--userns-remap=default"]);
+    // This daemon copies layers with shifted owners (the fallback where idmapped mounts are
+    // not available), whatever the kernel can do.
+    let d = Daemon::start_with_env(
+        &["--userns-remap=default"],
+        &[("BERTHD_USERNS_REMAP_COPY", "1")],
+    );
     let _c = Cleanup(&d, vec!["def-sleeper"], vec![]);
     let pw = nix::unistd::User::from_name("berthremap")
         .ok()
@@ -467,6 +502,48 @@ fn default_makes_berthremap_with_its_ranges() {
         ok(&d.docker(&["exec", "def-sleeper", "id", "-u"]), "exec id"),
         "0"
     );
+    let out = ok(
+        &d.docker(&[
+            "exec",
+            "def-sleeper",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/bin/busybox",
+            "/",
+        ]),
+        "stat inside",
+    );
+    assert_eq!(out, "0:0\n0:0", "image files keep their owners inside");
+    // The copies are there, each layer's files owned by the range's first ids on the host,
+    // and no idmapped mount.
+    let gid_start: u32 = std::fs::read_to_string("/etc/subgid")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("berthremap:"))
+        .and_then(|l| l.split(':').nth(1).and_then(|n| n.parse().ok()))
+        .expect("berthremap's subgid range");
+    let maps = d.root.join(format!("data/remap/{start}.{gid_start}"));
+    let copies: Vec<_> = std::fs::read_dir(&maps)
+        .expect("the mapping's directory")
+        .flatten()
+        .filter(|e| e.file_name() != "idmapped")
+        .map(|e| e.path())
+        .collect();
+    assert!(!copies.is_empty(), "no copies under {}", maps.display());
+    for c in &copies {
+        let md = std::fs::metadata(c.join("bin/busybox")).expect("busybox in the copy");
+        assert_eq!((md.uid(), md.gid()), (start, gid_start), "{}", c.display());
+    }
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&format!("{}/idmapped/", maps.display())));
+    // Removing the image removes its copies.
+    ok(&d.docker(&["rm", "-f", "def-sleeper"]), "rm");
+    ok(&d.docker(&["rmi", "busybox"]), "rmi");
+    for c in &copies {
+        assert!(!c.exists(), "{} outlived its layer", c.display());
+    }
 }
 
 /// A user without subordinate ranges is refused at start with a clear message.

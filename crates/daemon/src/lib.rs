@@ -32,6 +32,7 @@ mod host;
 mod host_paths;
 mod hostmode;
 mod housekeeping;
+mod idmapped;
 mod images;
 mod initlayer;
 mod links;

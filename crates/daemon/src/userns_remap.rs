@@ -142,6 +142,32 @@ fn layer_key(lower: &Path) -> String {
     }
 }
 
+/// Set once idmapped mounts failed here: later starts go straight to the copies.
+static IDMAP_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `lowers` (image layers, top first) as the remapped root sees them: idmapped mounts where
+/// the kernel and the file system allow them, else shifted copies.
+pub(crate) fn remapped_layers(
+    data_root: &Path,
+    map: &IdMap,
+    lowers: &[PathBuf],
+) -> io::Result<Vec<PathBuf>> {
+    use std::sync::atomic::Ordering;
+    // `BERTHD_USERNS_REMAP_COPY=1` forces the copies (tests of that path on any kernel).
+    let forced_copy = std::env::var_os("BERTHD_USERNS_REMAP_COPY").is_some_and(|v| v == "1");
+    if !forced_copy && crate::idmapped::kernel_supports() && !IDMAP_FAILED.load(Ordering::Relaxed) {
+        let dir = remap_dir(data_root, map);
+        match crate::idmapped::mount_layers(&dir, map, lowers, layer_key) {
+            Ok(views) => return Ok(views),
+            Err(e) => {
+                IDMAP_FAILED.store(true, Ordering::Relaxed);
+                tracing::warn!("--userns-remap: idmapped mounts unavailable ({e}); copying layers with shifted owners instead");
+            }
+        }
+    }
+    shifted_layers(data_root, map, lowers)
+}
+
 /// `lowers` (image layers, top first) replaced by their copies with owners shifted into
 /// `map`, each made on first use. A copy is made under a temporary name and renamed into
 /// place, so two starts at once never see a half-made one: the loser discards its own.
@@ -185,6 +211,7 @@ pub(crate) fn shifted_layers(
 
 /// Removes every mapping's copy of the layer with chain id `hex` (its layer was removed).
 pub(crate) fn forget_layer(data_root: &Path, hex: &str) {
+    crate::idmapped::forget(&data_root.join("remap"), hex);
     let Ok(maps) = std::fs::read_dir(data_root.join("remap")) else {
         return;
     };

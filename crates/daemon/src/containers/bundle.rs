@@ -140,7 +140,7 @@ impl Daemon {
     ) -> std::io::Result<()> {
         if let Some((init, layers)) = lowers.split_first_mut() {
             userns_remap::shift_tree(init, m)?;
-            let shifted = userns_remap::shifted_layers(&self.cfg.data_root, m, layers)?;
+            let shifted = userns_remap::remapped_layers(&self.cfg.data_root, m, layers)?;
             layers.clone_from_slice(&shifted);
         }
         userns_remap::chown_root(&self.runtime.upper_dir(&c.id), m)

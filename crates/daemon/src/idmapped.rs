@@ -1,0 +1,236 @@
+//! Idmapped mounts of image layers for `--userns-remap` (Linux ≥ 5.19: overlayfs accepts
+//! idmapped lower layers): each layer directory is bind-mounted once per mapping, with
+//! `mount_setattr(MOUNT_ATTR_IDMAP)` shifting its owners into the range, at
+//! `<data-root>/remap/<uid>.<gid>/idmapped/<chain id>`. Nothing is copied; where the kernel or
+//! the file system refuses, the caller falls back to shifted copies (`userns_remap`).
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::userns_remap::IdMap;
+
+/// Serializes the mounts of this process (two starts must not stack two mounts on one path).
+static MOUNTING: Mutex<()> = Mutex::new(());
+
+/// Whether the running kernel's overlayfs takes idmapped lower layers (5.19 and later).
+pub(crate) fn kernel_supports() -> bool {
+    let Ok(u) = nix::sys::utsname::uname() else {
+        return false;
+    };
+    let release = u.release().to_string_lossy().into_owned();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    (major, minor) >= (5, 19)
+}
+
+/// The idmapped views of `lowers` (made on first use) under `dir`.
+pub(crate) fn mount_layers(
+    dir: &Path,
+    map: &IdMap,
+    lowers: &[PathBuf],
+    key: impl Fn(&Path) -> String,
+) -> io::Result<Vec<PathBuf>> {
+    let _one = MOUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let base = dir.join("idmapped");
+    let mut userns: Option<OwnedFd> = None;
+    let mut out = Vec::with_capacity(lowers.len());
+    for lower in lowers {
+        let dst = base.join(key(lower));
+        if !crate::mountinfo::is_mount_point(&dst) {
+            std::fs::create_dir_all(&dst)?;
+            if userns.is_none() {
+                userns = Some(userns_with(map)?);
+            }
+            let ns = userns.as_ref().expect("made just above");
+            idmapped_bind(lower, &dst, ns).map_err(|e| {
+                let _ = std::fs::remove_dir(&dst);
+                io::Error::new(
+                    e.kind(),
+                    format!("idmapped mount of {}: {e}", lower.display()),
+                )
+            })?;
+        }
+        out.push(dst);
+    }
+    Ok(out)
+}
+
+/// Unmounts and removes the idmapped view of the layer `key` in every mapping under
+/// `remap_root` (`<data-root>/remap`).
+pub(crate) fn forget(remap_root: &Path, key: &str) {
+    let Ok(maps) = std::fs::read_dir(remap_root) else {
+        return;
+    };
+    let _one = MOUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    for m in maps.flatten() {
+        let p = m.path().join("idmapped").join(key);
+        if crate::mountinfo::is_mount_point(&p) {
+            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("unmounting {}: {e}", p.display());
+                continue;
+            }
+        }
+        let _ = std::fs::remove_dir(&p);
+    }
+}
+
+/// A user namespace with `map`'s uid and gid mappings, held by a file descriptor: a child
+/// unshares one and waits (`sleep`), its maps are written, `ns/user` is opened, and the child
+/// is killed (the descriptor keeps the namespace).
+fn userns_with(map: &IdMap) -> io::Result<OwnedFd> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("30")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and only calls unshare(2),
+    // which is async-signal-safe; the child is single-threaded, as CLONE_NEWUSER requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id();
+    let res = (|| {
+        // `spawn` returned after the exec: the child is in its namespace.
+        std::fs::write(
+            format!("/proc/{pid}/uid_map"),
+            format!("0 {} {}\n", map.uid, map.uid_count),
+        )?;
+        std::fs::write(
+            format!("/proc/{pid}/gid_map"),
+            format!("0 {} {}\n", map.gid, map.gid_count),
+        )?;
+        let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+        Ok(OwnedFd::from(f))
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    res
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `O_CLOEXEC`.
+const OPEN_TREE_CLOEXEC: libc::c_uint = 0o2_000_000;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// `open_tree(OPEN_TREE_CLONE)` of `src`, `mount_setattr(MOUNT_ATTR_IDMAP)` with `userns`,
+/// then `move_mount` onto `dst`.
+fn idmapped_bind(src: &Path, dst: &Path, userns: &OwnedFd) -> io::Result<()> {
+    let c_src = CString::new(src.as_os_str().as_bytes())?;
+    let c_dst = CString::new(dst.as_os_str().as_bytes())?;
+    // SAFETY: a path syscall with a valid NUL-terminated path; the result is a new fd or -1.
+    let raw = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c_src.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(raw).map_err(|_| io::Error::other("open_tree: bad descriptor"))?;
+    // SAFETY: open_tree returned this descriptor and nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::try_from(userns.as_raw_fd()).unwrap_or(u64::MAX),
+    };
+    let empty = c"";
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: valid descriptors and NUL-terminated paths.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            c_dst.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    #[ignore = "needs root and idmapped mounts"]
+    fn a_layer_shows_shifted_owners_through_its_idmapped_view() {
+        if !kernel_supports() {
+            eprintln!("skipping: kernel older than 5.19");
+            return;
+        }
+        let d = tempfile::tempdir_in("/var/tmp").unwrap();
+        let layer = d.path().join("layers/abc/diff");
+        std::fs::create_dir_all(&layer).unwrap();
+        std::fs::write(layer.join("f"), b"x").unwrap();
+        let map = IdMap {
+            name: "u:u".into(),
+            uid: 100_000,
+            uid_count: 65536,
+            gid: 200_000,
+            gid_count: 65536,
+        };
+        let dir = d.path().join("remap/m");
+        let views = mount_layers(&dir, &map, std::slice::from_ref(&layer), |_| "abc".into());
+        let views = match views {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("skipping: {e}");
+                return;
+            }
+        };
+        let md = std::fs::metadata(views[0].join("f")).unwrap();
+        let shown = (md.uid(), md.gid());
+        // The same again reuses the mount.
+        assert_eq!(
+            mount_layers(&dir, &map, std::slice::from_ref(&layer), |_| "abc".into()).unwrap(),
+            views
+        );
+        forget(&d.path().join("remap"), "abc");
+        assert!(!crate::mountinfo::is_mount_point(&views[0]));
+        assert_eq!(shown, (100_000, 200_000));
+        assert_eq!(std::fs::metadata(layer.join("f")).unwrap().uid(), 0);
+    }
+}
