@@ -66,7 +66,7 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
     let _c = Cleanup(
         &d,
-        vec!["rm-sleeper", "rm-hostns", "rm-a", "rm-web"],
+        vec!["rm-sleeper", "rm-hostns", "rm-httpd", "rm-web"],
         vec!["rm-net"],
     );
 
@@ -269,6 +269,37 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "the container's address is in its /etc/hosts:\n{out}"
     );
 
+    // A published port answers on the host's loopback.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "rm-httpd",
+            "-p",
+            &publish,
+            "busybox",
+            "sh",
+            "-c",
+            "echo remapped > /index.html && httpd -f -p 80 -h /",
+        ]),
+        "run a published httpd",
+    );
+    let got = eventually(std::time::Duration::from_secs(10), || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let _ = s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("remapped")
+    });
+    assert!(got, "the published port did not answer");
+
     // A user network: one container reaches another by name (the embedded DNS).
     let subnet = d.spare_subnet(0);
     ok(
@@ -399,7 +430,7 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
 
     // Removing the image takes its remapped layers along (mounts or copies).
     ok(
-        &d.docker(&["rm", "-f", "rm-sleeper", "rm-hostns", "rm-web"]),
+        &d.docker(&["rm", "-f", "rm-sleeper", "rm-hostns", "rm-web", "rm-httpd"]),
         "rm -f",
     );
     ok(&d.docker(&["rmi", "busybox"]), "rmi");
