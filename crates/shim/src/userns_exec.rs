@@ -135,9 +135,9 @@ impl Executor for UsernsExecutor {
 /// executor turns back into the user inside the user namespace.
 pub fn take_user(process: &mut serde_json::Value) -> ExecUser {
     let user = process
-        .get_mut("user")
-        .and_then(|u| u.as_object_mut())
-        .map(std::mem::take)
+        .get("user")
+        .and_then(|u| u.as_object())
+        .cloned()
         .unwrap_or_default();
     let id = |k: &str| {
         user.get(k)
@@ -160,7 +160,12 @@ pub fn take_user(process: &mut serde_json::Value) -> ExecUser {
         groups,
     };
     if let Some(obj) = process.as_object_mut() {
-        obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+        // Anything else of the user (its umask) stays as it was.
+        let mut root = user;
+        root.insert("uid".into(), 0.into());
+        root.insert("gid".into(), 0.into());
+        root.remove("additionalGids");
+        obj.insert("user".into(), serde_json::Value::Object(root));
     }
     out
 }
@@ -201,7 +206,7 @@ mod tests {
     fn the_user_moves_to_the_executor() {
         let mut p = serde_json::json!({
             "args": ["id"],
-            "user": {"uid": 1000, "gid": 100, "additionalGids": [5, 6]}
+            "user": {"uid": 1000, "gid": 100, "additionalGids": [5, 6], "umask": 18}
         });
         let u = take_user(&mut p);
         assert_eq!(
@@ -212,7 +217,10 @@ mod tests {
                 groups: vec![5, 6]
             }
         );
-        assert_eq!(p["user"], serde_json::json!({"uid": 0, "gid": 0}));
+        assert_eq!(
+            p["user"],
+            serde_json::json!({"uid": 0, "gid": 0, "umask": 18})
+        );
         assert_eq!(p["args"], serde_json::json!(["id"]));
         assert_eq!(take_user(&mut serde_json::json!({})), ExecUser::default());
     }
