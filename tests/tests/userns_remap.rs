@@ -197,6 +197,48 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
         "run --pid container:",
     );
     assert!(out.contains("sleep 300"), "{out}");
+    // A working directory the daemon creates belongs to container root.
+    let out = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "-w",
+            "/new/work",
+            "busybox",
+            "sh",
+            "-c",
+            "stat -c %u /new /new/work && touch here",
+        ]),
+        "run -w a new directory",
+    );
+    assert_eq!(out, "0\n0");
+    // docker commit writes the container's ids, not the host's: the files are root's in the
+    // new image, remapped or not.
+    ok(
+        &d.docker(&["commit", "rm-sleeper", "rm-committed"]),
+        "docker commit",
+    );
+    for userns in ["--userns=", "--userns=host"] {
+        let out = ok(
+            &d.docker(&[
+                "run",
+                "--rm",
+                userns,
+                "rm-committed",
+                "stat",
+                "-c",
+                "%u:%g",
+                "/by-exec",
+                "/copied",
+            ]),
+            "run the committed image",
+        );
+        assert_eq!(out, "0:0\n0:0", "{userns}");
+    }
+    ok(
+        &d.docker(&["rmi", "rm-committed"]),
+        "rmi the committed image",
+    );
 
     // A root-owned host file (0644) bind-mounted in is not writable by container root.
     let host_file = d.root.join("root-owned");

@@ -401,11 +401,15 @@ impl Daemon {
         let id = c.id.clone();
         let upper = self.runtime.upper_dir(&id);
         let parent_top = base.layers.last().cloned();
+        let shift =
+            crate::userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config)
+                .map(crate::userns_remap::IdMap::shift);
         let layer = tokio::task::spawn_blocking(move || -> Result<berth_image::LayerInfo> {
             let mut tmp = tempfile::tempfile_in(this.images.tmp_dir()).map_err(internal)?;
             {
                 let w = std::io::BufWriter::new(&mut tmp);
-                berth_image::diff::write_layer_tar(&upper, w).map_err(internal)?;
+                berth_image::diff::write_layer_tar_shifted(&upper, w, shift.as_ref())
+                    .map_err(internal)?;
             }
             tmp.seek(SeekFrom::Start(0)).map_err(internal)?;
             let parent = parent_top

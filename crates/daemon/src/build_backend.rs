@@ -107,6 +107,11 @@ impl Daemon {
             ..step_host.clone()
         };
         spec::adapt_host_config(&mut host_config);
+        // Build steps are not remapped yet (`--userns-remap`): COPY writes container ids into
+        // the step's upper directory, which a remapped RUN step would see as `nobody`.
+        if self.cfg.userns_remap.is_some() {
+            host_config.userns_mode = "host".into();
+        }
         let mounts = run
             .map(crate::build_mounts::mount_records)
             .unwrap_or_default();
@@ -154,10 +159,15 @@ impl Daemon {
             let lowers = self.lower_dirs(top.as_deref())?;
             crate::build_mounts::remove_mount_stubs(&upper, &lowers, stubs);
         }
+        let shift = self.get(id).and_then(|c| {
+            crate::userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config)
+                .map(crate::userns_remap::IdMap::shift)
+        });
         let mut tmp = tempfile::tempfile_in(self.images.tmp_dir()).map_err(internal)?;
         let n = {
             let w = std::io::BufWriter::new(&mut tmp);
-            berth_image::diff::write_layer_tar(&upper, w).map_err(internal)?
+            berth_image::diff::write_layer_tar_shifted(&upper, w, shift.as_ref())
+                .map_err(internal)?
         };
         if n == 0 && allow_empty {
             return Ok(None);

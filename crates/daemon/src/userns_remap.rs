@@ -268,6 +268,31 @@ pub(crate) fn shift_tree(root: &Path, map: &IdMap) -> io::Result<()> {
     Ok(())
 }
 
+/// Shifts the owners of the directories of `dir` (an absolute path inside the container, such
+/// as its working directory) that the daemon made as host root in the container's mounted
+/// `rootfs`; what the container or a layer made is shifted already and stays. Through the
+/// mount, not in the upper directory: overlayfs keeps its own copy of an inode's owner.
+/// A symlink ends the walk (it would lead elsewhere than the container sees).
+pub(crate) fn shift_made_dirs(rootfs: &Path, dir: &str, map: &IdMap) -> io::Result<()> {
+    let mut p = rootfs.to_path_buf();
+    for part in Path::new(dir).components() {
+        if let std::path::Component::Normal(name) = part {
+            p.push(name);
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                break;
+            };
+            if !md.is_dir() {
+                break;
+            }
+            let (uid, gid) = (map.shift_uid(md.uid()), map.shift_gid(md.gid()));
+            if (uid, gid) != (md.uid(), md.gid()) {
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Gives `path` (only it) to the remapped root.
 pub(crate) fn chown_root(path: &Path, map: &IdMap) -> io::Result<()> {
     let (uid, gid) = map.root();

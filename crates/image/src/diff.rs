@@ -100,6 +100,17 @@ fn walk_dir(upper: &Path, rel: &Path, out: &mut Vec<(PathBuf, fs::Metadata)>) ->
 
 /// Writes the upper directory as a layer tar; returns the number of entries written.
 pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
+    write_layer_tar_shifted(upper, writer, None)
+}
+
+/// [`write_layer_tar`] of a container in a user namespace (`--userns-remap`): its files' host
+/// ids are written as the container's (ids outside its range stay: files the daemon wrote as
+/// host root are root's), so the layer means the same on any daemon.
+pub fn write_layer_tar_shifted(
+    upper: &Path,
+    writer: impl Write,
+    shift: Option<&crate::unpack::IdShift>,
+) -> Result<usize> {
     let tar_err = |e: io::Error| Error::Tar {
         context: format!("writing layer from {}", upper.display()),
         source: e,
@@ -127,6 +138,11 @@ pub fn write_layer_tar(upper: &Path, writer: impl Write) -> Result<usize> {
         }
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+        if let Some(s) = shift {
+            let (uid, gid) = s.to_container(md.uid(), md.gid());
+            h.set_uid(u64::from(uid));
+            h.set_gid(u64::from(gid));
+        }
         let ft = md.file_type();
         if ft.is_dir() {
             b.append_data(&mut h, &rel, io::empty()).map_err(tar_err)?;

@@ -68,6 +68,18 @@ impl IdShift {
     pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
         (uid < self.uid_count && gid < self.gid_count).then(|| (self.uid + uid, self.gid + gid))
     }
+
+    /// The container ids of host ids `(uid, gid)`; ids outside the range (files the daemon
+    /// wrote with container ids, e.g. a build's `COPY --chown`) stay as they are.
+    pub fn to_container(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let back = |id: u32, start: u32, count: u32| {
+            id.checked_sub(start).filter(|d| *d < count).unwrap_or(id)
+        };
+        (
+            back(uid, self.uid, self.uid_count),
+            back(gid, self.gid, self.gid_count),
+        )
+    }
 }
 
 impl UnpackOptions {

@@ -22,6 +22,10 @@ impl Daemon {
         rt.mount_rootfs(id, &lowers, c.host_config.auto_remove)
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         self.create_working_dir(c)?;
+        if let Some(m) = remap {
+            userns_remap::shift_made_dirs(&rt.rootfs(id), &c.config.working_dir, m)
+                .map_err(|e| internal(format!("remapping the working directory: {e}")))?;
+        }
         let hc = &c.host_config;
         std::fs::write(rt.hostname_path(id), format!("{}\n", c.config.hostname))
             .map_err(internal)?;
