@@ -227,6 +227,14 @@ async fn ws_until(ws: &mut Ws, chan: u8, want: &str) -> String {
 /// A daemon on a private CNI network with one ready pod; answers (daemon, net, client, pod id,
 /// pod config).
 async fn pod_env(name: &str) -> Option<(Daemon, CniNet, CriClient, String, api::PodSandboxConfig)> {
+    pod_env_with(name, None).await
+}
+
+/// [`pod_env`] with the pod's Linux config (its namespaces, say) given.
+async fn pod_env_with(
+    name: &str,
+    linux: Option<api::LinuxPodSandboxConfig>,
+) -> Option<(Daemon, CniNet, CriClient, String, api::PodSandboxConfig)> {
     if !is_root() || !cni_plugins_present() {
         eprintln!("skipped: needs root and {PLUGIN_DIR}");
         return None;
@@ -237,7 +245,10 @@ async fn pod_env(name: &str) -> Option<(Daemon, CniNet, CriClient, String, api::
     let d = Daemon::start_with_args(&args);
     d.load_busybox();
     let mut c = CriClient::connect(&d.cri_socket()).await;
-    let pod_cfg = pod_config(name, &[], &d.root.join("pod-logs"));
+    let mut pod_cfg = pod_config(name, &[], &d.root.join("pod-logs"));
+    if linux.is_some() {
+        pod_cfg.linux = linux;
+    }
     let pod =
         c.rt.run_pod_sandbox(api::RunPodSandboxRequest {
             config: Some(pod_cfg.clone()),
@@ -533,18 +544,7 @@ async fn port_forward_over_spdy_and_websocket() {
 /// server listens.
 #[tokio::test]
 async fn port_forward_into_a_host_network_pod() {
-    if !is_root() || !cni_plugins_present() {
-        eprintln!("skipped: needs root and {PLUGIN_DIR}");
-        return;
-    }
-    let net = CniNet::new();
-    let args = net.daemon_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let d = Daemon::start_with_args(&args);
-    d.load_busybox();
-    let mut c = CriClient::connect(&d.cri_socket()).await;
-    let mut pod_cfg = pod_config("pfhost", &[], &d.root.join("pod-logs"));
-    pod_cfg.linux = Some(api::LinuxPodSandboxConfig {
+    let node_network = api::LinuxPodSandboxConfig {
         security_context: Some(api::LinuxSandboxSecurityContext {
             namespace_options: Some(api::NamespaceOption {
                 network: api::NamespaceMode::Node as i32,
@@ -553,16 +553,11 @@ async fn port_forward_into_a_host_network_pod() {
             ..Default::default()
         }),
         ..Default::default()
-    });
-    let pod =
-        c.rt.run_pod_sandbox(api::RunPodSandboxRequest {
-            config: Some(pod_cfg.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("RunPodSandbox")
-        .into_inner()
-        .pod_sandbox_id;
+    };
+    let Some((_d, _net, mut c, pod, pod_cfg)) = pod_env_with("pfhost", Some(node_network)).await
+    else {
+        return;
+    };
     // A port free on the host right now, for the pod's server.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

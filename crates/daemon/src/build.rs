@@ -103,7 +103,7 @@ impl Daemon {
     /// `parent`, as Docker's legacy builder leaves one per step (`docker images -a`,
     /// `.Parent`); the final step's record is the built image itself.
     pub(crate) fn register_step(&self, img: &ImageState, parent: &str) -> Result<()> {
-        let existing: Option<ImageRecord> = self.store.image(&img.id).map_err(internal)?;
+        let existing: Option<ImageRecord> = self.store.image(&img.id)?;
         let size = self.layers_size(&img.layers);
         let rec = ImageRecord {
             id: img.id.clone(),
@@ -116,7 +116,7 @@ impl Daemon {
             repo_digests: existing.map(|r| r.repo_digests).unwrap_or_default(),
             parent: parent.to_string(),
         };
-        self.store.put_image(&img.id, &rec).map_err(internal)
+        Ok(self.store.put_image(&img.id, &rec)?)
     }
 
     fn layers_size(&self, layers: &[String]) -> u64 {
@@ -143,8 +143,7 @@ impl Daemon {
         for t in tags {
             let r = Reference::parse(t).map_err(|e| ApiError::invalid(e.to_string()))?;
             self.store
-                .set_tag(&r.to_string(), &img.id, &now_rfc3339())
-                .map_err(internal)?;
+                .set_tag(&r.to_string(), &img.id, &now_rfc3339())?;
             self.emit_image(&img.id, "tag", &r.familiar_string());
             out.push(r.familiar_string());
         }

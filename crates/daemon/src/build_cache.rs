@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::images::ImageRecord;
 use crate::model::now_rfc3339;
-use crate::{internal, Daemon, Result};
+use crate::{Daemon, Result};
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct CacheEntry {
@@ -211,7 +211,7 @@ impl Daemon {
 
     async fn build_cache_prune(self: &Arc<Self>) -> Result<(Vec<String>, u64)> {
         let _g = self.image_lock.lock().await;
-        let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let records: Vec<ImageRecord> = self.store.images()?;
         let kept = self.images_kept(&records);
         let entries = self.cache_entries();
         let mut deleted = Vec::new();
@@ -226,7 +226,7 @@ impl Daemon {
         }
         let mut space = 0u64;
         loop {
-            let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+            let records: Vec<ImageRecord> = self.store.images()?;
             let parents: std::collections::HashSet<&String> =
                 records.iter().map(|r| &r.parent).collect();
             let Some(rec) = records

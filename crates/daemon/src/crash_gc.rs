@@ -156,7 +156,7 @@ impl Daemon {
     /// Mark (every layer an image or container stands on, the blobs of their configs and
     /// layer tars) and sweep (every other layer and blob, when older than `older_than`).
     fn sweep_store(&self, older_than: Option<SystemTime>) -> Result<(Vec<String>, usize, u64)> {
-        let records: Vec<crate::images::ImageRecord> = self.store.images().map_err(internal)?;
+        let records: Vec<crate::images::ImageRecord> = self.store.images()?;
         let mut tops: Vec<String> = records.iter().flat_map(|r| r.layers.clone()).collect();
         let mut blobs: HashSet<String> = records.iter().map(|r| hex_of(&r.id)).collect();
         for c in lock(&self.containers).values() {

@@ -139,7 +139,7 @@ pub(crate) fn human_size(n: u64) -> String {
 
 impl Daemon {
     fn image_record(&self, id: &str) -> Result<Option<ImageRecord>> {
-        self.store.image(id).map_err(internal)
+        Ok(self.store.image(id)?)
     }
 
     fn entry(&self, rec: ImageRecord) -> Result<ImageEntry> {
@@ -159,7 +159,7 @@ impl Daemon {
         let parsed = Reference::parse(name);
         if let Ok(r) = &parsed {
             if r.digest().is_none() {
-                if let Some(id) = self.store.tag_target(&r.to_string()).map_err(internal)? {
+                if let Some(id) = self.store.tag_target(&r.to_string())? {
                     if let Some(rec) = self.image_record(&id)? {
                         return self.entry(rec);
                     }
@@ -169,7 +169,7 @@ impl Daemon {
             }
         }
         if let Some(hex) = reference::id_prefix(name) {
-            let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+            let all: Vec<ImageRecord> = self.store.images()?;
             let matches: Vec<ImageRecord> = all
                 .into_iter()
                 .filter(|r| r.id.trim_start_matches("sha256:").starts_with(hex))
@@ -215,7 +215,7 @@ impl Daemon {
     /// Tags by image id, as familiar strings.
     fn tags_by_image(&self) -> Result<HashMap<String, Vec<String>>> {
         let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        for (name, id, _) in self.store.tags().map_err(internal)? {
+        for (name, id, _) in self.store.tags()? {
             let shown = Reference::parse(&name)
                 .map(|r| r.familiar_string())
                 .unwrap_or(name);
@@ -233,7 +233,7 @@ impl Daemon {
 
     pub fn image_list(&self, opts: ImageListOptions) -> Result<Vec<it::Summary>> {
         let tags = self.tags_by_image()?;
-        let records: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let records: Vec<ImageRecord> = self.store.images()?;
         let parents: std::collections::HashSet<String> =
             records.iter().map(|r| r.parent.clone()).collect();
         let mut entries = Vec::new();
@@ -452,9 +452,7 @@ impl Daemon {
                 "refusing to create a tag with a digest reference",
             ));
         }
-        self.store
-            .set_tag(&r.to_string(), &e.id, &now_rfc3339())
-            .map_err(internal)?;
+        self.store.set_tag(&r.to_string(), &e.id, &now_rfc3339())?;
         self.emit_image(&e.id, "tag", &r.familiar_string());
         Ok(())
     }
@@ -469,8 +467,7 @@ impl Daemon {
         // event; the layers listed after each get none.
         let images: std::collections::HashSet<String> = self
             .store
-            .images::<ImageRecord>()
-            .map_err(internal)?
+            .images::<ImageRecord>()?
             .into_iter()
             .map(|r| r.id)
             .collect();
@@ -495,7 +492,7 @@ impl Daemon {
     ) -> Result<Vec<DeleteItem>> {
         let _g = self.image_lock.lock().await;
         let e = self.resolve_image(name)?;
-        let all_tags: Vec<(String, String, String)> = self.store.tags().map_err(internal)?;
+        let all_tags: Vec<(String, String, String)> = self.store.tags()?;
         let my_tags: Vec<String> = all_tags
             .iter()
             .filter(|(_, id, _)| *id == e.id)
@@ -547,7 +544,7 @@ impl Daemon {
             }
             // Forced: untag, but keep the image the stopped containers need.
             for t in &my_tags {
-                self.store.delete_tag(t).map_err(internal)?;
+                self.store.delete_tag(t)?;
                 out.push(DeleteItem::Untagged(
                     Reference::parse(t)
                         .map(|r| r.familiar_string())
@@ -595,7 +592,7 @@ impl Daemon {
 
     /// Whether another image names `id` as its parent.
     pub(crate) fn image_has_children(&self, id: &str) -> Result<bool> {
-        let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let all: Vec<ImageRecord> = self.store.images()?;
         Ok(all.iter().any(|r| r.parent == id))
     }
 
@@ -604,10 +601,10 @@ impl Daemon {
     /// `image_lock` and has done the checks.
     pub(crate) fn delete_image_and_layers(&self, e: &ImageRecord) -> Result<Vec<DeleteItem>> {
         let mut out = Vec::new();
-        self.store.delete_image(&e.id).map_err(internal)?;
+        self.store.delete_image(&e.id)?;
         out.push(DeleteItem::Deleted(e.id.clone()));
         // Layers no other image uses go too; blobs last so a crash leaves only garbage, never a hole.
-        let remaining: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let remaining: Vec<ImageRecord> = self.store.images()?;
         for chain in e.layers.iter().rev() {
             if remaining.iter().any(|r| r.layers.contains(chain)) {
                 continue;
@@ -647,7 +644,7 @@ impl Daemon {
                 .unwrap_or_default(),
             loaded_at: existing.map(|r| r.loaded_at).unwrap_or_else(now_rfc3339),
         };
-        self.store.put_image(id, &rec).map_err(internal)
+        Ok(self.store.put_image(id, &rec)?)
     }
 
     /// Records a loaded/imported image and its tags; returns the messages Docker prints.
@@ -780,7 +777,7 @@ impl Daemon {
         names: Vec<String>,
         platforms: Vec<berth_services::PlatformSpec>,
     ) -> Result<ByteStream> {
-        let tag_map = self.store.tags().map_err(internal)?;
+        let tag_map = self.store.tags()?;
         let mut items: Vec<berth_image::archive::SaveItem> = Vec::new();
         for n in &names {
             let e = self.resolve_image(n)?;

@@ -26,7 +26,7 @@ use berth_api_types::{ApiError, ErrorKind};
 
 use crate::model::{Container, Status};
 use crate::network::{Membership, Network, DEFAULT_NETWORK};
-use crate::{internal, Daemon, Result};
+use crate::{Daemon, Result};
 
 fn parse_ip<T: std::str::FromStr>(
     cfg: Option<&ct::EndpointSettings>,
@@ -182,9 +182,7 @@ impl Daemon {
             members.push(m);
         }
         for m in &members {
-            self.store
-                .put_attachment(id, &m.key(), m)
-                .map_err(internal)?;
+            self.store.put_attachment(id, &m.key(), m)?;
         }
         self.net.set_memberships(id, members);
         Ok(())
@@ -280,9 +278,7 @@ impl Daemon {
                 tracing::warn!(container = %c.id, "{}", e.message);
             }
         }
-        self.store
-            .put_attachment(&c.id, &m.key(), &m)
-            .map_err(internal)?;
+        self.store.put_attachment(&c.id, &m.key(), &m)?;
         self.net.add_membership(m);
         self.emit_network(
             &n.id,
@@ -361,9 +357,7 @@ impl Daemon {
                 tracing::warn!(container = %c.id, "{}", e.message);
             }
         }
-        self.store
-            .delete_attachment(&c.id, Some(&m.key()))
-            .map_err(internal)?;
+        self.store.delete_attachment(&c.id, Some(&m.key()))?;
         self.net.remove_membership(&c.id, &m.key());
         if let Some(n) = &n {
             self.emit_network(

@@ -325,7 +325,7 @@ impl Daemon {
             options,
             created: crate::model::now_rfc3339(),
         };
-        self.store.put_network(&id, &name, &net).map_err(internal)?;
+        self.store.put_network(&id, &name, &net)?;
         if let Err(e) = self.net.add_network(net, pool, pool6) {
             let _ = self.store.delete_network(&id);
             self.net.remove_network(&id);
@@ -393,7 +393,7 @@ impl Daemon {
                 m
             })
             .collect();
-        self.store.delete_network(&n.id).map_err(internal)?;
+        self.store.delete_network(&n.id)?;
         self.net.remove_network(&n.id);
         for m in &kept {
             if let Err(e) = self.store.put_attachment(&m.container_id, &m.key(), m) {
@@ -426,7 +426,7 @@ impl Daemon {
             {
                 continue;
             }
-            self.store.delete_network(&n.id).map_err(internal)?;
+            self.store.delete_network(&n.id)?;
             self.net.remove_network(&n.id);
             self.emit_network(
                 &n.id,

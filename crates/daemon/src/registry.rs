@@ -156,7 +156,7 @@ impl Daemon {
             return Ok(None);
         };
         let want = format!("{}@{d}", r.full_name());
-        let all: Vec<ImageRecord> = self.store.images().map_err(internal)?;
+        let all: Vec<ImageRecord> = self.store.images()?;
         Ok(all.into_iter().find(|rec| rec.repo_digests.contains(&want)))
     }
 
@@ -195,7 +195,7 @@ impl Daemon {
             .put_blob_expected(&p.config[..], &p.id)
             .map_err(internal)?;
         let id = p.id.to_string();
-        let existing: Option<ImageRecord> = self.store.image(&id).map_err(internal)?;
+        let existing: Option<ImageRecord> = self.store.image(&id)?;
         let mut changed = existing.is_none() || p.downloaded;
         let mut rec = existing.unwrap_or_else(|| ImageRecord {
             id: id.clone(),
@@ -206,15 +206,13 @@ impl Daemon {
             ..Default::default()
         });
         add_repo_digest(&mut rec, repo_digest);
-        self.store.put_image(&id, &rec).map_err(internal)?;
+        self.store.put_image(&id, &rec)?;
         if let Some(t) = tag {
             let name = t.to_string();
-            let before = self.store.tag_target(&name).map_err(internal)?;
+            let before = self.store.tag_target(&name)?;
             if before.as_deref() != Some(id.as_str()) {
                 changed = true;
-                self.store
-                    .set_tag(&name, &id, &now_rfc3339())
-                    .map_err(internal)?;
+                self.store.set_tag(&name, &id, &now_rfc3339())?;
             }
         }
         Ok(changed)
@@ -405,8 +403,7 @@ impl Daemon {
             let prefix = format!("{}:", repo_name);
             let mut v: Vec<Reference> = self
                 .store
-                .tags()
-                .map_err(internal)?
+                .tags()?
                 .into_iter()
                 .filter(|(n, _, _)| n.starts_with(&prefix))
                 .filter_map(|(n, _, _)| Reference::parse(&n).ok())

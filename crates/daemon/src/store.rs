@@ -28,6 +28,15 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Every metadata failure is the daemon's own (a 500), the full disk included, as dockerd
+/// reports a failed write of its state.
+impl crate::errors::Classified for StoreError {
+    fn kind(&self) -> berth_api_types::ErrorKind {
+        berth_api_types::ErrorKind::Internal
+    }
+}
+crate::errors::into_api_error!(StoreError);
+
 pub struct Store {
     conn: Mutex<Connection>,
     reserve: crate::store_reserve::Reserve,

@@ -226,7 +226,7 @@ impl Daemon {
     }
 
     fn volume_record(&self, name: &str) -> Result<Option<VolumeRecord>> {
-        self.store.volume(name).map_err(internal)
+        Ok(self.store.volume(name)?)
     }
 
     /// Ids of the containers (running or not) whose mounts use volume `name`.
@@ -299,7 +299,7 @@ impl Daemon {
 
     pub fn volume_list(&self, filters: &[(String, Vec<String>)]) -> Result<ListResponse> {
         let f = VolumeFilters::parse(filters, false)?;
-        let mut all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        let mut all: Vec<VolumeRecord> = self.store.volumes()?;
         all.sort_by(|a, b| a.name.cmp(&b.name));
         let volumes = all
             .iter()
@@ -321,7 +321,7 @@ impl Daemon {
 
     /// Every volume with its size and reference count (`system df`).
     pub fn volume_usage(&self) -> Result<Vec<Volume>> {
-        let all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        let all: Vec<VolumeRecord> = self.store.volumes()?;
         Ok(all.iter().map(|v| self.volume_view(v, true)).collect())
     }
 
@@ -352,7 +352,7 @@ impl Daemon {
             nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH)
                 .map_err(|e| internal(format!("unmounting volume {}: {e}", v.name)))?;
         }
-        self.store.delete_volume(&v.name).map_err(internal)?;
+        self.store.delete_volume(&v.name)?;
         if let Err(e) = std::fs::remove_dir_all(self.volumes_dir().join(&v.name)) {
             tracing::warn!(volume = %v.name, "removing volume directory: {e}");
         }
@@ -368,7 +368,7 @@ impl Daemon {
         named_too: bool,
     ) -> Result<PruneResponse> {
         let f = VolumeFilters::parse(filters, true)?;
-        let all: Vec<VolumeRecord> = self.store.volumes().map_err(internal)?;
+        let all: Vec<VolumeRecord> = self.store.volumes()?;
         let mut out = PruneResponse::default();
         for v in all {
             if !f.all && !named_too && !v.labels.contains_key(ANONYMOUS_LABEL) {

@@ -8,86 +8,40 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
+
+use crate::mountinfo::{under, Entry};
 
 /// Where containers see their cgroups.
 const CGROUP_DIR: &str = "/sys/fs/cgroup";
 
-/// The mount points at or below `dir` in a `/proc/<pid>/mountinfo` text that are still
-/// writable, deepest first.
-pub fn writable_mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| {
-            let mut f = line.split(' ');
-            let point = PathBuf::from(unescape(f.nth(4)?));
-            let writable = f.next()?.split(',').any(|o| o == "rw");
-            (writable && point.starts_with(dir)).then_some(point)
-        })
+/// The mount points at or below `dir` of a container's mounts that are still writable,
+/// deepest first.
+pub fn writable_mounts_under(entries: &[Entry], dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = under(entries, dir)
+        .filter(|e| e.writable)
+        .map(|e| e.point.clone())
         .collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     out.dedup();
     out
 }
 
-/// mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Why a container's cgroup mounts could not be made read-only (its start fails).
-#[derive(Debug, thiserror::Error)]
-pub enum SealError {
-    #[error("reading the container's mounts: {0}")]
-    Mounts(std::io::Error),
-    #[error("making the container's cgroup mounts read-only: {0}")]
-    Remount(crate::mountns::MountNsError),
-}
-
-/// Remounts the cgroup mounts of the container whose init is `pid` read-only. Must be called
-/// while the shim is single-threaded (it forks).
-pub fn seal(pid: i32) -> Result<(), SealError> {
-    let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(SealError::Mounts)?;
-    let targets = writable_mounts_under(&info, Path::new(CGROUP_DIR));
-    if targets.is_empty() {
-        return Ok(());
-    }
-    crate::mountns::run_in(pid, || {
-        for t in &targets {
-            mount(
-                None::<&str>,
-                t,
-                None::<&str>,
-                MsFlags::MS_REMOUNT
-                    | MsFlags::MS_BIND
-                    | MsFlags::MS_RDONLY
-                    | MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )?;
-        }
-        Ok(())
-    })
-    .map_err(SealError::Remount)
+/// The remounts that make a container's cgroup mounts read-only (nosuid, nodev, noexec),
+/// deepest first; none when they are already.
+pub fn seal_ops(entries: &[Entry]) -> Vec<(PathBuf, MsFlags)> {
+    writable_mounts_under(entries, Path::new(CGROUP_DIR))
+        .into_iter()
+        .map(|t| {
+            let ro = MsFlags::MS_REMOUNT
+                | MsFlags::MS_BIND
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC;
+            (t, ro)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -107,7 +61,7 @@ mod tests {
 
     #[test]
     fn finds_the_writable_cgroup_mounts_deepest_first() {
-        let got = writable_mounts_under(V1, Path::new(CGROUP_DIR));
+        let got = writable_mounts_under(&crate::mountinfo::parse(V1), Path::new(CGROUP_DIR));
         assert_eq!(
             got,
             [
@@ -118,13 +72,8 @@ mod tests {
             ]
             .map(PathBuf::from)
         );
-        assert!(writable_mounts_under("", Path::new(CGROUP_DIR)).is_empty());
-    }
-
-    #[test]
-    fn unescapes_mountinfo_paths() {
-        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
-        assert_eq!(unescape("/plain\\09"), "/plain\\09");
+        assert!(writable_mounts_under(&[], Path::new(CGROUP_DIR)).is_empty());
+        assert_eq!(seal_ops(&crate::mountinfo::parse(V1)).len(), 4);
     }
 }
 

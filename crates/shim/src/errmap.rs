@@ -15,7 +15,6 @@ macro_rules! into_start_error {
 }
 
 into_start_error!(
-    crate::cgroupfs::SealError,
     crate::seccomp::SeccompError,
     crate::setup::SetupError,
     RuntimeError,

@@ -1,6 +1,6 @@
 //! Work done inside a created container's mount namespace between create and start: a forked
 //! helper joins the namespace, takes the container's root as its own and runs a few mount
-//! calls there (see `cgroupfs::seal` and `propagation::apply`).
+//! calls there (see `fixup`).
 
 use std::fs;
 use std::os::fd::AsRawFd;

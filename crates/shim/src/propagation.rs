@@ -11,8 +11,10 @@
 
 use std::path::PathBuf;
 
-use nix::mount::{mount, MsFlags};
+use nix::mount::MsFlags;
 use oci_spec::runtime::Spec;
+
+use crate::mountinfo::{under, Entry};
 
 /// The propagation a mount's options ask for, as `mount(2)` flags.
 pub fn flags_of(options: &[String]) -> Option<MsFlags> {
@@ -48,19 +50,40 @@ pub fn binds(spec: &Spec) -> Vec<(PathBuf, MsFlags)> {
         .collect()
 }
 
-/// Gives each bind of the created container whose init is `pid` its propagation. Must be
-/// called while the shim is single-threaded (it forks).
-pub fn apply(pid: i32, spec: &Spec) -> Result<(), crate::mountns::MountNsError> {
-    let targets = binds(spec);
-    if targets.is_empty() {
-        return Ok(());
+/// The binds of `spec` whose propagation in the created container (`entries`, its
+/// mountinfo) is not yet what their options ask, with the flags that make it so. A recursive
+/// option counts the mounts below the bind too; a bind not found (a destination reached
+/// through a symlink) is set, to be sure. Usually nothing: a bind libcontainer cloned from a
+/// private source is private already, which is what Docker's default `rprivate` asks.
+pub fn pending(entries: &[Entry], spec: &Spec) -> Vec<(PathBuf, MsFlags)> {
+    binds(spec)
+        .into_iter()
+        .filter(|(dest, flags)| {
+            if flags.contains(MsFlags::MS_REC) {
+                let mut below = under(entries, dest).peekable();
+                below.peek().is_none() || below.any(|e| !has(e, *flags))
+            } else {
+                // The mount on top at `dest`.
+                entries
+                    .iter()
+                    .rfind(|e| e.point == *dest)
+                    .is_none_or(|e| !has(e, *flags))
+            }
+        })
+        .collect()
+}
+
+/// Whether a mount already propagates as `flags` ask.
+fn has(e: &Entry, flags: MsFlags) -> bool {
+    if flags.contains(MsFlags::MS_SHARED) {
+        e.shared
+    } else if flags.contains(MsFlags::MS_SLAVE) {
+        e.slave && !e.shared
+    } else if flags.contains(MsFlags::MS_UNBINDABLE) {
+        e.unbindable
+    } else {
+        !e.shared && !e.slave && !e.unbindable
     }
-    crate::mountns::run_in(pid, || {
-        for (dest, flags) in &targets {
-            mount(None::<&str>, dest, None::<&str>, *flags, None::<&str>)?;
-        }
-        Ok(())
-    })
 }
 
 #[cfg(test)]
@@ -91,5 +114,35 @@ mod tests {
                 (PathBuf::from("/c"), MsFlags::MS_SHARED),
             ]
         );
+    }
+
+    #[test]
+    fn only_what_differs_is_pending() {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["rbind", "rprivate"]},
+                {"destination": "/a", "type": "bind", "source": "/x", "options": ["rbind", "rprivate"]},
+                {"destination": "/b", "type": "bind", "source": "/y", "options": ["rbind", "rslave"]},
+                {"destination": "/c", "type": "bind", "source": "/z", "options": ["bind", "shared"]},
+                {"destination": "/via/link", "type": "bind", "source": "/w", "options": ["rbind", "rprivate"]}
+            ]
+        }))
+        .unwrap();
+        let info = crate::mountinfo::parse(
+            "\
+1 0 0:1 / / rw - overlay overlay rw
+2 1 254:0 /h /etc/hosts rw - ext4 /dev/vda rw
+3 1 254:0 /x /a rw - ext4 /dev/vda rw
+4 3 0:9 / /a/sub rw shared:5 - tmpfs t rw
+5 1 254:0 /y /b rw master:1 - ext4 /dev/vda rw
+6 1 254:0 /z /c rw shared:1 - ext4 /dev/vda rw
+",
+        );
+        let got: Vec<PathBuf> = pending(&info, &spec).into_iter().map(|(p, _)| p).collect();
+        // /etc/hosts, /b and /c already are what they ask; /a has a shared mount below it;
+        // /via/link is not in the table under that name.
+        assert_eq!(got, [PathBuf::from("/a"), PathBuf::from("/via/link")]);
     }
 }

@@ -338,24 +338,15 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
     let init_pid = container
         .pid()
         .ok_or_else(|| "shim: container has no init pid".to_string())?;
-    if cfg.readonly_cgroups {
-        if let Err(e) = crate::cgroupfs::seal(init_pid.as_raw()) {
-            // Never start a container whose limits it could change itself.
-            let _ = container.delete(true);
-            if let Some(s) = &systemd {
-                s.remove();
-            }
-            return Err(e.into());
-        }
-    }
-    // Each bind's propagation, which libcontainer leaves to the source's (see `propagation`).
-    let propagated = Spec::load(prepared.bundle.join("config.json"))
+    // Never start a container whose limits it could change itself (read-only cgroup mounts),
+    // nor one whose binds propagate otherwise than asked (see `fixup`).
+    let fixed = Spec::load(prepared.bundle.join("config.json"))
         .map_err(|e| format!("shim: reading the spec: {e}"))
         .and_then(|spec| {
-            crate::propagation::apply(init_pid.as_raw(), &spec)
-                .map_err(|e| format!("setting the propagation of the container's mounts: {e}"))
+            crate::fixup::apply(init_pid.as_raw(), &spec, cfg.readonly_cgroups)
+                .map_err(|e| e.to_string())
         });
-    if let Err(e) = propagated {
+    if let Err(e) = fixed {
         let _ = container.delete(true);
         if let Some(s) = &systemd {
             s.remove();

@@ -6,7 +6,7 @@ use berth_api_types::ApiError;
 
 use super::no_such_container;
 use crate::model::Container;
-use crate::{internal, lock, Daemon, Result};
+use crate::{lock, Daemon, Result};
 
 impl Daemon {
     pub(crate) fn op_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -47,9 +47,7 @@ impl Daemon {
 
     /// Commits a record to the database, then to memory.
     pub(crate) fn save(&self, c: &Container) -> Result<()> {
-        self.store
-            .put_container(&c.id, &c.name, c)
-            .map_err(internal)?;
+        self.store.put_container(&c.id, &c.name, c)?;
         lock(&self.containers).insert(c.id.clone(), c.clone());
         Ok(())
     }

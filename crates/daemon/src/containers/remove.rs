@@ -72,7 +72,7 @@ impl Daemon {
             self.runtime.remove_dirs(id)
         }
         .map_err(|e| internal(format!("removing container {id}: {e}")))?;
-        self.store.delete_container(id).map_err(internal)?;
+        self.store.delete_container(id)?;
         lock(&self.containers).remove(id);
         lock(&self.op_locks).remove(id);
         lock(&self.pending_attach).remove(id);
