@@ -35,6 +35,13 @@ fn missing_prerequisite() -> Option<String> {
     None
 }
 
+/// This file's tests change accounts and /etc/subuid: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn skip() -> bool {
     match missing_prerequisite() {
         Some(why) => {
@@ -62,6 +69,7 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     if skip() {
         return;
     }
+    let _serial = serial();
     let u = User::create();
     let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
     let _c = Cleanup(
@@ -498,15 +506,28 @@ impl Drop for RemoveUserAfter {
         if self.existed {
             return;
         }
-        for file in ["/etc/subuid", "/etc/subgid"] {
-            if let Ok(text) = std::fs::read_to_string(file) {
-                let prefix = format!("{}:", self.name);
-                let kept: String = text
-                    .lines()
-                    .filter(|l| !l.starts_with(&prefix))
-                    .map(|l| format!("{l}\n"))
-                    .collect();
-                let _ = std::fs::write(file, kept);
+        // usermod and userdel lock the account files (other tests change them too).
+        for (file, flag) in [
+            ("/etc/subuid", "--del-subuids"),
+            ("/etc/subgid", "--del-subgids"),
+        ] {
+            let prefix = format!("{}:", self.name);
+            let ranges: Vec<String> = std::fs::read_to_string(file)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.strip_prefix(&prefix))
+                .filter_map(|r| {
+                    let (start, count) = r.split_once(':')?;
+                    let (start, count): (u64, u64) =
+                        (start.trim().parse().ok()?, count.trim().parse().ok()?);
+                    Some(format!("{start}-{}", start + count.max(1) - 1))
+                })
+                .collect();
+            for r in ranges {
+                let _ = Command::new("usermod")
+                    .args([flag, &r, self.name])
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
         let _ = Command::new("userdel")
@@ -523,6 +544,7 @@ fn default_makes_berthremap_with_its_ranges() {
     if skip() {
         return;
     }
+    let _serial = serial();
     let existed = nix::unistd::User::from_name("berthremap")
         .ok()
         .flatten()
@@ -625,6 +647,7 @@ fn a_user_without_ranges_is_refused() {
     if skip() {
         return;
     }
+    let _serial = serial();
     let u = User::without_ranges();
     let out = Command::new(bin("berthd"))
         .args(["--userns-remap", &u.name, "--data-root", "/nonexistent/x"])
