@@ -774,6 +774,23 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// Whether a `suite` test skips here: it does when a prerequisite is `missing`, saying which.
+pub fn skip_when(suite: &str, missing: Option<String>) -> bool {
+    match missing {
+        Some(why) => {
+            eprintln!("skipping {suite} test: {why}");
+            true
+        }
+        None => false,
+    }
+}
+
+/// Asserts `o` succeeded (see [`assert_ok`]) and answers its stdout, trimmed.
+pub fn ok_trimmed(o: &Output, what: &str) -> String {
+    assert_ok(o, what);
+    stdout(o).trim().to_string()
+}
+
 pub fn assert_ok(o: &Output, what: &str) {
     assert!(
         o.status.success(),

@@ -20,14 +20,17 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn ws_connect(url: &str) -> Ws {
+    ws_connect_with(url, "v5.channel.k8s.io").await
+}
+
+/// A WebSocket to a streaming URL, asking for `protocol`.
+async fn ws_connect_with(url: &str, protocol: &str) -> Ws {
     let mut req = url
         .replace("http://", "ws://")
         .into_client_request()
         .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "v5.channel.k8s.io".parse().unwrap(),
-    );
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .expect("websocket");
@@ -491,17 +494,7 @@ async fn port_forward_over_spdy_and_websocket() {
 
     // WebSocket: channel 0 is port 8080's data, 1 its errors; each starts with the port.
     let url = pf_url(&mut c).await;
-    let mut req = format!("{url}?port=8080")
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "v4.channel.k8s.io".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket");
+    let mut ws = ws_connect_with(&format!("{url}?port=8080"), "v4.channel.k8s.io").await;
     let mut first = Vec::new();
     while first.len() < 2 {
         let Some(Ok(Message::Binary(b))) = ws.next().await else {
@@ -591,17 +584,7 @@ async fn port_forward_into_a_host_network_pod() {
         .expect("PortForward")
         .into_inner()
         .url;
-    let mut req = format!("{url}?port={port}")
-        .replace("http://", "ws://")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "v4.channel.k8s.io".parse().unwrap(),
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket");
+    let mut ws = ws_connect_with(&format!("{url}?port={port}"), "v4.channel.k8s.io").await;
     let mut msg = vec![0u8];
     msg.extend_from_slice(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n");
     ws.send(Message::Binary(msg.into())).await.unwrap();

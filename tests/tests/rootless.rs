@@ -14,18 +14,11 @@ use berth_tests::rootless::{missing_prerequisite, proc_uid, RootlessDaemon, User
 use berth_tests::*;
 
 fn skip() -> bool {
-    match missing_prerequisite() {
-        Some(why) => {
-            eprintln!("skipping rootless test: {why}");
-            true
-        }
-        None => false,
-    }
+    skip_when("rootless", missing_prerequisite())
 }
 
 fn ok(o: &std::process::Output, what: &str) -> String {
-    assert_ok(o, what);
-    stdout(o).trim().to_string()
+    ok_trimmed(o, what)
 }
 
 /// The rootless daemon's essentials, in one daemon's life.

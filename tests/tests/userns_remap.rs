@@ -43,18 +43,11 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn skip() -> bool {
-    match missing_prerequisite() {
-        Some(why) => {
-            eprintln!("skipping userns-remap test: {why}");
-            true
-        }
-        None => false,
-    }
+    skip_when("userns-remap", missing_prerequisite())
 }
 
 fn ok(o: &std::process::Output, what: &str) -> String {
-    assert_ok(o, what);
-    stdout(o).trim().to_string()
+    ok_trimmed(o, what)
 }
 
 fn pid_of(d: &Daemon, name: &str) -> u32 {

@@ -12,16 +12,7 @@ use crate::{Error, Result};
 /// on a throwaway thread: no other task of the daemon ever runs inside it. The bind mount of
 /// the thread's `ns/net` file is what keeps the namespace alive once the thread is gone.
 pub fn create(path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(crate::io_err(format!("creating {}", dir.display())))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(crate::io_err(format!("creating {}", path.display())))?;
+    placeholder(path)?;
     let target = path.to_path_buf();
     let res = std::thread::spawn(move || -> Result<()> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| Error::Io {
@@ -58,16 +49,7 @@ pub fn create(path: &Path) -> Result<()> {
 /// whose runtime made it) by bind-mounting it on `path`, as [`create`] does with a new one, so
 /// that it outlives its processes' view of it and [`remove`] undoes it the same way.
 pub fn pin(source: &Path, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(crate::io_err(format!("creating {}", dir.display())))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(crate::io_err(format!("creating {}", path.display())))?;
+    placeholder(path)?;
     let res = nix::mount::mount(
         Some(source),
         path,
@@ -83,6 +65,21 @@ pub fn pin(source: &Path, path: &Path) -> Result<()> {
         let _ = std::fs::remove_file(path);
     }
     res
+}
+
+/// The empty file (and its directory) a namespace is bind-mounted on.
+fn placeholder(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(crate::io_err(format!("creating {}", dir.display())))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(crate::io_err(format!("creating {}", path.display())))?;
+    Ok(())
 }
 
 /// Whether `path` is a mounted network namespace.
