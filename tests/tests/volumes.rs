@@ -1138,20 +1138,11 @@ fn docker_cp_ownership_with_and_without_archive_mode() {
     assert_ok(&d.docker(&["rm", "-f", "oo"]), "rm");
 }
 
-/// Whether the running kernel has `mount_setattr(2)` (Linux ≥ 5.12), as berthd probes it.
+/// Whether the running kernel has `mount_setattr(2)` (Linux ≥ 5.12): berthd's own probe.
 fn kernel_has_mount_setattr() -> bool {
-    // SAFETY: invalid fd, null attr of size 0: the kernel validates and writes nothing.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            -1,
-            c"".as_ptr(),
-            0,
-            std::ptr::null::<u8>(),
-            0usize,
-        )
-    };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS)
+    berth_daemon::sysinfo::SysInfo::detect()
+        .kernel
+        .mount_setattr
 }
 
 /// Unmounts the tmpfs of `recursive_read_only_binds` however the test ends.

@@ -113,27 +113,8 @@ async fn expose(conn: UnixStream, forward: PathBuf) {
         }
     };
     let at = SocketAddr::new(req.host_ip, req.host_port);
-    if req.proto == "udp" {
-        let socket = match tokio::net::UdpSocket::bind(at).await {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = conn
-                    .write_all(format!("error {}\n", bind_error(at, &e)).as_bytes())
-                    .await;
-                return;
-            }
-        };
-        if conn.write_all(b"ok\n").await.is_err() {
-            return;
-        }
-        let server = tokio::spawn(super::udp::serve_host(socket, forward, req.target));
-        let mut rest = [0u8; 16];
-        while matches!(conn.read(&mut rest).await, Ok(n) if n > 0) {}
-        server.abort();
-        return;
-    }
-    let listener = match TcpListener::bind(at).await {
-        Ok(l) => l,
+    let server = match serve_port(at, &req, forward).await {
+        Ok(s) => s,
         Err(e) => {
             let _ = conn
                 .write_all(format!("error {}\n", bind_error(at, &e)).as_bytes())
@@ -141,11 +122,30 @@ async fn expose(conn: UnixStream, forward: PathBuf) {
             return;
         }
     };
-    if conn.write_all(b"ok\n").await.is_err() {
-        return;
+    // The daemon holds the connection while the port is published; EOF or an error ends it.
+    if conn.write_all(b"ok\n").await.is_ok() {
+        let mut rest = [0u8; 16];
+        while matches!(conn.read(&mut rest).await, Ok(n) if n > 0) {}
     }
+    server.abort();
+}
+
+/// Binds the host port `at` of `req` and serves it (TCP or UDP) until the task is aborted,
+/// each inbound connection or datagram carried through the daemon's `forward` socket.
+async fn serve_port(
+    at: SocketAddr,
+    req: &Expose,
+    forward: PathBuf,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let target = req.target;
-    let server = tokio::spawn(async move {
+    if req.proto == "udp" {
+        let socket = tokio::net::UdpSocket::bind(at).await?;
+        return Ok(tokio::spawn(super::udp::serve_host(
+            socket, forward, target,
+        )));
+    }
+    let listener = TcpListener::bind(at).await?;
+    Ok(tokio::spawn(async move {
         loop {
             let Ok((inbound, _)) = listener.accept().await else {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -156,11 +156,7 @@ async fn expose(conn: UnixStream, forward: PathBuf) {
                 let _ = carry(inbound, &forward, target).await;
             });
         }
-    });
-    // The daemon holds the connection while the port is published; EOF or an error ends it.
-    let mut rest = [0u8; 16];
-    while matches!(conn.read(&mut rest).await, Ok(n) if n > 0) {}
-    server.abort();
+    }))
 }
 
 /// Why a host port could not be opened, with what to do about the privileged ports.
