@@ -3,6 +3,7 @@
 
 mod adapter;
 mod cri_adapter;
+mod idle_memory;
 mod remap;
 mod rootless;
 
@@ -676,6 +677,7 @@ async fn run(
         };
         cri_adapter::start(daemon.clone(), reloader.cri.clone(), shutdown).await?
     };
+    let idle_memory = idle_memory::spawn();
     tracing::debug!(?limits, "API connection limits");
     let conns = berth_api_server::serve::Connections::new(limits);
     let mut servers = Vec::new();
@@ -741,6 +743,7 @@ async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    idle_memory.abort();
     if let Some(cri) = cri {
         cri.stop();
         let _ = tokio::time::timeout(Duration::from_secs(2), cri.server).await;
