@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}
-cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
+[ -n "${BERTH_NO_BUILD:-}" ] || cargo build --release --bins >/dev/null 2>&1 || cargo build --release --bins
 root=$(mktemp -d /var/tmp/berth-bench.XXXX)
 # Exec roots on a tmpfs, as the defaults are in a real deployment (/run/berth, /var/run/docker,
 # /run/containerd: systemd mounts /run as tmpfs): runtime state is not meant to reach the disk.

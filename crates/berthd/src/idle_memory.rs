@@ -4,11 +4,11 @@
 //! network setup, the shim client) and grows its heap, and then the daemon may sit idle for
 //! hours. Once a second berthd looks at how much CPU it used; the first quiet second after some
 //! work, it gives back its free heap and the page mappings of its code (see
-//! [`berth_memory::release_unused`]), as each shim does after its container started.
+//! [`berth_sys::memory::release_unused`]), as each shim does after its container started.
 
 use std::time::Duration;
 
-use berth_memory::{cpu_time, Quiescence};
+use berth_sys::memory::{cpu_time, Quiescence};
 
 /// How often the CPU time is sampled.
 const PERIOD: Duration = Duration::from_secs(1);
@@ -26,7 +26,7 @@ pub fn spawn() -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             if quiescence.sample(cpu_time()) {
                 tracing::trace!("idle: releasing unused memory");
-                berth_memory::release_unused();
+                berth_sys::memory::release_unused();
             }
         }
     })
