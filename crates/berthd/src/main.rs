@@ -528,6 +528,7 @@ fn main() -> Result<()> {
             || file.builder.entitlements.security_insecure == Some(true),
         rootless: None,
         userns_remap: None,
+        userns_remap_copy: false,
     };
     let cfg = DaemonConfig {
         rootless: mode
@@ -554,6 +555,9 @@ fn main() -> Result<()> {
                 .map_err(anyhow::Error::msg)?;
             DaemonConfig {
                 userns_remap: Some(map),
+                // Copies instead of idmapped mounts, for tests of that path on any kernel.
+                userns_remap_copy: std::env::var_os("BERTHD_USERNS_REMAP_COPY")
+                    .is_some_and(|v| v == "1"),
                 ..cfg
             }
         }
