@@ -487,6 +487,93 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     assert_eq!(copies, 0, "a layer copy outlived its image");
 }
 
+/// A second subordinate range of a test user (uids and gids), removed on drop.
+struct ExtraRange {
+    user: String,
+    range: String,
+}
+
+impl ExtraRange {
+    fn add(user: &str, start: u32, count: u32) -> ExtraRange {
+        let range = format!("{start}-{}", start + count - 1);
+        let st = Command::new("usermod")
+            .args(["--add-subuids", &range, "--add-subgids", &range, user])
+            .status()
+            .expect("usermod");
+        assert!(st.success(), "usermod --add-subuids {range} {user}");
+        ExtraRange {
+            user: user.to_string(),
+            range,
+        }
+    }
+}
+
+impl Drop for ExtraRange {
+    fn drop(&mut self) {
+        let _ = Command::new("usermod")
+            .args([
+                "--del-subuids",
+                &self.range,
+                "--del-subgids",
+                &self.range,
+                &self.user,
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A user with two subordinate ranges gets both, as with dockerd: container ids 0..65536 are
+/// the first range, the ids after it the second one.
+#[test]
+fn every_subordinate_range_is_mapped() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    // Far above the test users' blocks (2000000 + n * 65536), one per test process.
+    let second = 3_500_000_000 + (std::process::id() % 4096) * 1000;
+    let _extra = ExtraRange::add(&u.name, second, 1000);
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
+    let _c = Cleanup(&d, vec!["two-root", "two-second"], vec![]);
+    d.load_busybox();
+    for (name, user, host) in [
+        ("two-root", "0:0", u.sub_start),
+        ("two-second", "65537:65537", second + 1),
+    ] {
+        ok(
+            &d.docker(&[
+                "run", "-d", "--name", name, "-u", user, "busybox", "sleep", "300",
+            ]),
+            "docker run -d -u",
+        );
+        assert_eq!(
+            proc_uid(pid_of(&d, name)),
+            Some(host),
+            "{name}: container uid {user} on the host"
+        );
+        let id = ok(&d.docker(&["exec", name, "id", "-u"]), "exec id -u");
+        assert_eq!(format!("{id}:{id}"), user);
+    }
+    // The map shows both lines, contiguous inside.
+    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", pid_of(&d, "two-second")))
+        .expect("uid_map");
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let first = u.sub_start.to_string();
+    let second = second.to_string();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["0", first.as_str(), "65536"],
+            vec!["65536", second.as_str(), "1000"]
+        ]
+    );
+}
+
 /// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
 /// run on this machine): its processes first, then its ranges and the account.
 struct RemoveUserAfter {

@@ -82,14 +82,14 @@ fn userns_with(map: &IdMap) -> io::Result<OwnedFd> {
     let pid = child.id();
     let res = (|| {
         // `spawn` returned after the exec: the child is in its namespace.
-        std::fs::write(
-            format!("/proc/{pid}/uid_map"),
-            format!("0 {} {}\n", map.uid, map.uid_count),
-        )?;
-        std::fs::write(
-            format!("/proc/{pid}/gid_map"),
-            format!("0 {} {}\n", map.gid, map.gid_count),
-        )?;
+        // The whole map in one write, as the kernel requires.
+        let lines = |m: &[crate::userns_remap::IdRange]| {
+            m.iter()
+                .map(|r| format!("{} {} {}\n", r.container, r.host, r.size))
+                .collect::<String>()
+        };
+        std::fs::write(format!("/proc/{pid}/uid_map"), lines(map.uids()))?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), lines(map.gids()))?;
         let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         Ok(OwnedFd::from(f))
     })();
@@ -186,13 +186,7 @@ mod tests {
         let layer = d.path().join("layers/abc/diff");
         std::fs::create_dir_all(&layer).unwrap();
         std::fs::write(layer.join("f"), b"x").unwrap();
-        let map = IdMap {
-            name: "u:u".into(),
-            uid: 100_000,
-            uid_count: 65536,
-            gid: 200_000,
-            gid_count: 65536,
-        };
+        let map = IdMap::from_ranges("u:u", &[(100_000, 65536)], &[(200_000, 65536)], 340).unwrap();
         let view = d.path().join("remap/m/idmapped/abc");
         let pair = [(layer.clone(), view.clone())];
         if let Err(e) = mount(&map, &pair) {

@@ -100,7 +100,7 @@ impl RemapFs {
                 let made = self
                     .ops
                     .copy_tree(lower, &tmp)
-                    .and_then(|()| self.shift_tree(&tmp, map))
+                    .and_then(|()| self.walk(&tmp, map, false))
                     .and_then(|()| std::fs::rename(&tmp, &dest));
                 if let Err(e) = made {
                     let _ = std::fs::remove_dir_all(&tmp);
@@ -141,14 +141,24 @@ impl RemapFs {
     }
 
     /// Shifts the owner of `root` and of everything under it into `map` (never following a
-    /// symlink). chown(2) clears the set-user-id and set-group-id bits of a file (even for
-    /// root since Linux 2.2.13): they are put back. Ids already in the range are left as they
-    /// are, so shifting twice is shifting once.
+    /// symlink). Host ids of the mapping are taken as shifted already and stay, so shifting
+    /// twice is shifting once (the init layer is shifted at every start).
     pub(crate) fn shift_tree(&self, root: &Path, map: &IdMap) -> io::Result<()> {
+        self.walk(root, map, true)
+    }
+
+    /// Shifts the owners under `root` (container ids) to host ids: with `again`, ids that are
+    /// host ids of the mapping already stay. chown(2) clears the set-user-id and set-group-id
+    /// bits of a file (even for root since Linux 2.2.13): they are put back.
+    fn walk(&self, root: &Path, map: &IdMap, again: bool) -> io::Result<()> {
         let mut stack = vec![root.to_path_buf()];
         while let Some(p) = stack.pop() {
             let md = std::fs::symlink_metadata(&p)?;
-            let (uid, gid) = (map.shift_uid(md.uid()), map.shift_gid(md.gid()));
+            let (uid, gid) = if again {
+                (map.shift_uid(md.uid()), map.shift_gid(md.gid()))
+            } else {
+                (map.uid_to_host(md.uid()), map.gid_to_host(md.gid()))
+            };
             if (uid, gid) != (md.uid(), md.gid()) {
                 self.ops.chown(&p, uid, gid)?;
                 let special = md.mode() & 0o6000;
@@ -205,13 +215,7 @@ mod tests {
     use super::*;
 
     fn map() -> IdMap {
-        IdMap {
-            name: "u:u".into(),
-            uid: 100_000,
-            uid_count: 65536,
-            gid: 200_000,
-            gid_count: 65536,
-        }
+        IdMap::from_ranges("u:u", &[(100_000, 65536)], &[(200_000, 65536)], 340).unwrap()
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `--userns-remap`: every container of a root daemon runs in a user namespace whose root is
-//! the first id of a subordinate range, as dockerd's user-namespace remapping does.
+//! `--userns-remap`: every container of a root daemon runs in a user namespace mapped to
+//! subordinate id ranges (its root is the first id of the lowest), as dockerd's
+//! user-namespace remapping does.
 //!
 //! berthd resolves the user and its ranges (`berthd/src/remap.rs`); here live the mapping,
 //! what create refuses (dockerd's rules) and the checks of the data root's path. The files a
@@ -12,53 +13,148 @@ use std::path::{Path, PathBuf};
 use berth_api_types::container::HostConfig;
 use berth_api_types::ApiError;
 
-/// The mapping of a remapped daemon: container ids `0..count` are host ids `start..`.
+pub use berth_image::unpack::IdRange;
+use berth_image::unpack::{id_to_container, id_to_host};
+
+/// The mapping of a remapped daemon: each subordinate range of the user (and of the group) is
+/// one line of the user namespace's map, as dockerd's `createIDMap` makes them: the ranges by
+/// their first host id, container ids from 0 on, contiguous. Container root is the first
+/// id of the lowest range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMap {
     /// The user (and group) whose subordinate ranges these are, `user:group` as dockerd
     /// shows it in `docker info`'s root dir.
     pub name: String,
-    pub uid: u32,
-    pub uid_count: u32,
-    pub gid: u32,
-    pub gid_count: u32,
+    uids: Vec<IdRange>,
+    gids: Vec<IdRange>,
+}
+
+/// How many lines the kernel takes in a `uid_map` or `gid_map`: 340 since Linux 4.15, 5
+/// before (`user_namespaces(7)`).
+pub fn kernel_map_lines() -> usize {
+    let Ok(u) = nix::sys::utsname::uname() else {
+        return 5;
+    };
+    let release = u.release().to_string_lossy().into_owned();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    if (major, minor) >= (4, 15) {
+        340
+    } else {
+        5
+    }
+}
+
+/// dockerd's `createIDMap`: `ranges` (`(first host id, count)`) by first id, container ids
+/// from 0 on. Empty ranges are left out; overlapping ones are refused (the kernel would).
+fn map_lines(ranges: &[(u32, u32)], what: &str, max: usize) -> Result<Vec<IdRange>, String> {
+    let mut sorted: Vec<(u32, u32)> = ranges.iter().copied().filter(|r| r.1 > 0).collect();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return Err(format!("no {what} range to map"));
+    }
+    if sorted.len() > max {
+        return Err(format!(
+            "{} subordinate {what} ranges, more than the {max} lines this kernel takes in a user namespace's {what} map",
+            sorted.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut next: u32 = 0;
+    for (i, (host, size)) in sorted.iter().copied().enumerate() {
+        if let Some((prev, psize)) = i.checked_sub(1).map(|p| sorted[p]) {
+            if u64::from(prev) + u64::from(psize) > u64::from(host) {
+                return Err(format!(
+                    "subordinate {what} ranges {prev}:{psize} and {host}:{size} overlap"
+                ));
+            }
+        }
+        out.push(IdRange {
+            container: next,
+            host,
+            size,
+        });
+        next = next
+            .checked_add(size)
+            .ok_or_else(|| format!("subordinate {what} ranges hold more than 2^32 ids"))?;
+    }
+    Ok(out)
 }
 
 impl IdMap {
+    /// The mapping of the subordinate ranges `uids` and `gids` (`(first host id, count)`,
+    /// in any order), at most `max_lines` of each (see [`kernel_map_lines`]).
+    pub fn from_ranges(
+        name: &str,
+        uids: &[(u32, u32)],
+        gids: &[(u32, u32)],
+        max_lines: usize,
+    ) -> Result<IdMap, String> {
+        Ok(IdMap {
+            name: name.to_string(),
+            uids: map_lines(uids, "uid", max_lines)?,
+            gids: map_lines(gids, "gid", max_lines)?,
+        })
+    }
+
+    /// The uid map's lines.
+    pub fn uids(&self) -> &[IdRange] {
+        &self.uids
+    }
+
+    /// The gid map's lines.
+    pub fn gids(&self) -> &[IdRange] {
+        &self.gids
+    }
+
+    /// How many gids the mapping holds.
+    pub fn gid_count(&self) -> u32 {
+        self.gids.iter().fold(0u32, |n, r| n.saturating_add(r.size))
+    }
+
     /// The host uid and gid of container root.
     pub fn root(&self) -> (u32, u32) {
-        (self.uid, self.gid)
+        self.shift().root()
     }
 
     /// The same mapping for the unpacker (`docker cp` into a container).
     pub fn shift(&self) -> berth_image::unpack::IdShift {
         berth_image::unpack::IdShift {
-            uid: self.uid,
-            uid_count: self.uid_count,
-            gid: self.gid,
-            gid_count: self.gid_count,
+            uids: self.uids.clone(),
+            gids: self.gids.clone(),
         }
     }
 
     /// `<uid>.<gid>`, the name of this mapping's directory (as dockerd names its remapped root).
     pub fn dir_name(&self) -> String {
-        format!("{}.{}", self.uid, self.gid)
+        let (uid, gid) = self.root();
+        format!("{uid}.{gid}")
     }
 
-    /// The host id of container uid `id`; ids past the range (and ids already shifted) stay.
+    /// The host uid of container uid `id`; ids no line maps stay.
+    pub(crate) fn uid_to_host(&self, id: u32) -> u32 {
+        id_to_host(&self.uids, id).unwrap_or(id)
+    }
+
+    pub(crate) fn gid_to_host(&self, id: u32) -> u32 {
+        id_to_host(&self.gids, id).unwrap_or(id)
+    }
+
+    /// As [`IdMap::uid_to_host`], but a host id of the mapping is taken as shifted already and
+    /// stays: shifting twice is shifting once (what the daemon shifts again at each start).
     pub(crate) fn shift_uid(&self, id: u32) -> u32 {
-        if id < self.uid_count {
-            self.uid + id
-        } else {
-            id
+        match id_to_container(&self.uids, id) {
+            Some(_) => id,
+            None => self.uid_to_host(id),
         }
     }
 
     pub(crate) fn shift_gid(&self, id: u32) -> u32 {
-        if id < self.gid_count {
-            self.gid + id
-        } else {
-            id
+        match id_to_container(&self.gids, id) {
+            Some(_) => id,
+            None => self.gid_to_host(id),
         }
     }
 }
@@ -146,13 +242,7 @@ mod tests {
     use super::*;
 
     fn map() -> IdMap {
-        IdMap {
-            name: "u:u".into(),
-            uid: 100_000,
-            uid_count: 65536,
-            gid: 200_000,
-            gid_count: 65536,
-        }
+        IdMap::from_ranges("u:u", &[(100_000, 65536)], &[(200_000, 65536)], 340).unwrap()
     }
 
     fn hc(f: impl FnOnce(&mut HostConfig)) -> HostConfig {
@@ -205,5 +295,47 @@ mod tests {
         assert_eq!(m.shift().to_host(0, 0), Some((100_000, 200_000)));
         assert_eq!(m.shift().to_host(65535, 1), Some((165_535, 200_001)));
         assert_eq!(m.shift().to_host(65536, 0), None);
+    }
+
+    #[test]
+    fn every_range_is_mapped_in_dockerds_order() {
+        // Two uid ranges given out of order: sorted by host id, container ids contiguous.
+        let m = IdMap::from_ranges(
+            "u:g",
+            &[(300_000, 1000), (100_000, 65536)],
+            &[(200_000, 65536)],
+            340,
+        )
+        .unwrap();
+        let lines: Vec<_> = m
+            .uids()
+            .iter()
+            .map(|r| (r.container, r.host, r.size))
+            .collect();
+        assert_eq!(lines, vec![(0, 100_000, 65536), (65536, 300_000, 1000)]);
+        assert_eq!(m.root(), (100_000, 200_000));
+        assert_eq!(m.dir_name(), "100000.200000");
+        // Ids of the second part land in the second range.
+        assert_eq!(m.uid_to_host(65536), 300_000);
+        assert_eq!(m.uid_to_host(66535), 300_999);
+        assert_eq!(m.uid_to_host(66536), 66536, "past the map: unchanged");
+        assert_eq!(m.shift().to_host(65537, 1), Some((300_001, 200_001)));
+        assert_eq!(m.shift().to_host(66536, 0), None);
+        assert_eq!(m.shift().to_container(300_002, 200_003), (65538, 3));
+        // Host ids of the mapping are shifted already.
+        assert_eq!(m.shift_uid(300_005), 300_005);
+        assert_eq!(m.shift_uid(100_005), 100_005);
+        assert_eq!(m.shift_uid(7), 100_007);
+        assert_eq!(m.gid_count(), 65536);
+        // The kernel's limit on lines, empty and overlapping ranges.
+        let three = [(1_000_000, 10), (2_000_000, 10), (3_000_000, 10)];
+        let e = IdMap::from_ranges("u:g", &three, &three, 2).unwrap_err();
+        assert!(e.contains("more than the 2 lines"), "{e}");
+        assert!(IdMap::from_ranges("u:g", &three, &three, 3).is_ok());
+        assert!(IdMap::from_ranges("u:g", &[], &three, 3)
+            .unwrap_err()
+            .contains("no uid range"));
+        let e = IdMap::from_ranges("u:g", &[(100, 50), (120, 10)], &three, 3).unwrap_err();
+        assert!(e.contains("overlap"), "{e}");
     }
 }

@@ -16,13 +16,13 @@ use crate::userns_remap::IdMap;
 const ROOT: &str = "100000:200000";
 
 fn map() -> IdMap {
-    IdMap {
-        name: "berthremap:berthremap".into(),
-        uid: 100_000,
-        uid_count: 65536,
-        gid: 200_000,
-        gid_count: 65536,
-    }
+    IdMap::from_ranges(
+        "berthremap:berthremap",
+        &[(100_000, 65536)],
+        &[(200_000, 65536)],
+        340,
+    )
+    .unwrap()
 }
 
 async fn remapped(fake: Arc<FakeHost>, copy: bool) -> TestDaemon {
