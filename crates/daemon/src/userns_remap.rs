@@ -216,9 +216,33 @@ pub(crate) fn userns_of_join(ns: &Path) -> Result<PathBuf, ApiError> {
     }
 }
 
-/// Every directory above `data_root` must let the remapped root through (`o+x`), or its
-/// containers cannot reach their root file systems; dockerd refuses to start otherwise.
-pub fn check_path_access(data_root: &Path) -> Result<(), String> {
+/// dockerd's layout for a remapped daemon: everything it keeps (containers, images, volumes,
+/// its database) lives in `<root>/<uid>.<gid>`, named by the remapped root's host ids, so a
+/// daemon with another mapping, or none, on the same root never sees containers whose files
+/// carry other ids. As dockerd does, `root` and that directory become mode 0710, owned by
+/// this process's uid and the remapped root's group: the remapped root passes through them
+/// to its containers' files, other users do not.
+pub fn remapped_data_root(root: &Path, map: &IdMap) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, gid) = map.root();
+    let dir = root.join(map.dir_name());
+    for d in [root, dir.as_path()] {
+        std::fs::create_dir_all(d)?;
+        std::os::unix::fs::chown(d, Some(nix::unistd::geteuid().as_raw()), Some(gid))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o710))?;
+    }
+    Ok(dir)
+}
+
+/// Whether the remapped root (host ids `uid`, `gid`) may pass through a directory of mode
+/// `mode` owned by `owner`:`group` (moby's `canAccess`).
+fn can_pass(mode: u32, owner: u32, group: u32, (uid, gid): (u32, u32)) -> bool {
+    mode & 0o001 != 0 || (owner == uid && mode & 0o100 != 0) || (group == gid && mode & 0o010 != 0)
+}
+
+/// Every directory above `data_root` must let the remapped root through, or its containers
+/// cannot reach their root file systems; dockerd refuses to start otherwise.
+pub fn check_path_access(data_root: &Path, map: &IdMap) -> Result<(), String> {
     for dir in data_root.ancestors().skip(1) {
         if dir.as_os_str().is_empty() || dir == Path::new("/") {
             break;
@@ -226,7 +250,7 @@ pub fn check_path_access(data_root: &Path) -> Result<(), String> {
         let Ok(md) = std::fs::metadata(dir) else {
             continue;
         };
-        if md.mode() & 0o001 == 0 {
+        if !can_pass(md.mode(), md.uid(), md.gid(), map.root()) {
             return Err(format!(
                 "a directory in the path of the data root ({}) restricts access to the remapped root: allow o+x on {}",
                 data_root.display(),
@@ -337,5 +361,30 @@ mod tests {
             .contains("no uid range"));
         let e = IdMap::from_ranges("u:g", &[(100, 50), (120, 10)], &three, 3).unwrap_err();
         assert!(e.contains("overlap"), "{e}");
+    }
+
+    #[test]
+    fn the_remapped_root_passes_as_dockerd_lets_it() {
+        let root = (100_000, 200_000);
+        assert!(can_pass(0o701, 0, 0, root), "o+x");
+        assert!(can_pass(0o710, 0, 200_000, root), "its group with g+x");
+        assert!(can_pass(0o700, 100_000, 5, root), "its own with u+x");
+        assert!(!can_pass(0o710, 0, 0, root), "root's group");
+        assert!(!can_pass(0o770, 0, 7, root));
+        assert!(!can_pass(0o600, 100_000, 200_000, root), "no x at all");
+        // A real path: a 0700 directory above the data root stops it.
+        let d = tempfile::tempdir().unwrap();
+        let data = d.path().join("a/b/data");
+        std::fs::create_dir_all(&data).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let a = d.path().join("a");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let m = map();
+        let e = check_path_access(&data, &m).unwrap_err();
+        assert!(e.contains(&format!("allow o+x on {}", a.display())), "{e}");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o711)).unwrap();
+        if std::fs::metadata(d.path()).unwrap().mode() & 0o001 != 0 {
+            check_path_access(&data, &m).unwrap();
+        }
     }
 }
