@@ -68,6 +68,8 @@ pub fn busybox_archive() -> PathBuf {
 
 pub struct Daemon {
     pub root: PathBuf,
+    /// `--data-root`: `<root>/data`, or another daemon's (see [`Daemon::start_sharing_data`]).
+    pub data_root: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
     /// This daemon's default bridge (unique per test daemon, so parallel daemons never share
@@ -94,6 +96,15 @@ impl Daemon {
     /// [`Daemon::start`] with extra berthd flags (e.g. `--registry-mirror URL`).
     pub fn start_with_args(extra: &[&str]) -> Daemon {
         Self::start_with(extra, &[], None, None, None)
+    }
+
+    /// A daemon on `other`'s data root (its own socket, exec root, cgroup parent and bridge),
+    /// with extra berthd flags.
+    pub fn start_sharing_data(other: &Daemon, extra: &[&str]) -> Daemon {
+        let mut d = Self::prepare(extra, &[], None, None);
+        d.data_root = other.data_root.clone();
+        d.spawn();
+        d
     }
 
     /// [`Daemon::start`] with extra berthd flags and environment variables (e.g.
@@ -135,6 +146,22 @@ impl Daemon {
         nofile: Option<u64>,
         small_fs: Option<u64>,
     ) -> Daemon {
+        let d = Self::prepare(extra, env, netns, nofile);
+        if let Some(mib) = small_fs {
+            d.mount_small_fs(mib);
+        }
+        let mut d = d;
+        d.spawn();
+        d
+    }
+
+    /// A daemon's directories and settings, not started.
+    fn prepare(
+        extra: &[&str],
+        env: &[(&str, &str)],
+        netns: Option<PathBuf>,
+        nofile: Option<u64>,
+    ) -> Daemon {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("{}-{n}", std::process::id());
         let root = PathBuf::from(format!("/var/tmp/berth-test-{tag}"));
@@ -144,8 +171,9 @@ impl Daemon {
         // 10.0.0.0/8 that no other test daemon running at the same time uses: the default
         // bridge takes its lower half, the upper half (`spare_subnet`) is the test's own.
         let key = ((std::process::id() % 1000) << 6) | (n % 64);
-        let mut d = Daemon {
+        Daemon {
             socket: root.join("berth.sock"),
+            data_root: root.join("data"),
             root,
             cgroup_parent: format!("berth-test-{tag}"),
             bridge: format!("bt{key}"),
@@ -158,12 +186,7 @@ impl Daemon {
                 .collect(),
             netns,
             nofile,
-        };
-        if let Some(mib) = small_fs {
-            d.mount_small_fs(mib);
         }
-        d.spawn();
-        d
     }
 
     fn mount_small_fs(&self, mib: u64) {
@@ -223,7 +246,7 @@ impl Daemon {
         }
         let child = command
             .arg("--data-root")
-            .arg(self.root.join("data"))
+            .arg(&self.data_root)
             .arg("--exec-root")
             .arg(self.root.join("exec"))
             .arg("-H")

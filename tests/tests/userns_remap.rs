@@ -96,7 +96,10 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     );
     // The layers reach the remapped root through idmapped mounts where the kernel allows
     // them, else as copies with shifted owners: one or the other is there.
-    let maps = d.root.join(format!("data/remap/{0}.{0}", u.sub_start));
+    // dockerd's layout: the remapped daemon's data is `<data-root>/<uid>.<gid>`.
+    let maps = d
+        .data_root
+        .join(format!("{0}.{0}/remap/{0}.{0}", u.sub_start));
     let idmapped = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .contains(&format!("{}/idmapped/", maps.display()));
@@ -487,6 +490,151 @@ fn remapped_containers_are_root_inside_and_unprivileged_outside() {
     assert_eq!(copies, 0, "a layer copy outlived its image");
 }
 
+/// A second subordinate range of a test user (uids and gids), removed on drop.
+struct ExtraRange {
+    user: String,
+    range: String,
+}
+
+impl ExtraRange {
+    fn add(user: &str, start: u32, count: u32) -> ExtraRange {
+        let range = format!("{start}-{}", start + count - 1);
+        let st = Command::new("usermod")
+            .args(["--add-subuids", &range, "--add-subgids", &range, user])
+            .status()
+            .expect("usermod");
+        assert!(st.success(), "usermod --add-subuids {range} {user}");
+        ExtraRange {
+            user: user.to_string(),
+            range,
+        }
+    }
+}
+
+impl Drop for ExtraRange {
+    fn drop(&mut self) {
+        let _ = Command::new("usermod")
+            .args([
+                "--del-subuids",
+                &self.range,
+                "--del-subgids",
+                &self.range,
+                &self.user,
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A user with two subordinate ranges gets both, as with dockerd: container ids 0..65536 are
+/// the first range, the ids after it the second one.
+#[test]
+fn every_subordinate_range_is_mapped() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    // Far above the test users' blocks (2000000 + n * 65536), one per test process.
+    let second = 3_500_000_000 + (std::process::id() % 4096) * 1000;
+    let _extra = ExtraRange::add(&u.name, second, 1000);
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
+    let _c = Cleanup(&d, vec!["two-root", "two-second"], vec![]);
+    d.load_busybox();
+    for (name, user, host) in [
+        ("two-root", "0:0", u.sub_start),
+        ("two-second", "65537:65537", second + 1),
+    ] {
+        ok(
+            &d.docker(&[
+                "run", "-d", "--name", name, "-u", user, "busybox", "sleep", "300",
+            ]),
+            "docker run -d -u",
+        );
+        assert_eq!(
+            proc_uid(pid_of(&d, name)),
+            Some(host),
+            "{name}: container uid {user} on the host"
+        );
+        let id = ok(&d.docker(&["exec", name, "id", "-u"]), "exec id -u");
+        assert_eq!(format!("{id}:{id}"), user);
+    }
+    // The map shows both lines, contiguous inside.
+    let map = std::fs::read_to_string(format!("/proc/{}/uid_map", pid_of(&d, "two-second")))
+        .expect("uid_map");
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let first = u.sub_start.to_string();
+    let second = second.to_string();
+    assert_eq!(
+        lines,
+        vec![
+            vec!["0", first.as_str(), "65536"],
+            vec!["65536", second.as_str(), "1000"]
+        ]
+    );
+}
+
+/// dockerd's layout: a remapped daemon keeps everything in `<data-root>/<uid>.<gid>`, so it and
+/// a plain daemon on the same data root never see each other's containers, and both work;
+/// the data root and the mapping's directory are 0710, group the remapped root's.
+#[test]
+fn a_remapped_daemon_and_a_plain_one_share_a_data_root_apart() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    let remapped = Daemon::start_with_args(&["--userns-remap", &u.name]);
+    let _cr = Cleanup(&remapped, vec!["split-remapped"], vec![]);
+    let plain = Daemon::start_sharing_data(&remapped, &[]);
+    let _cp = Cleanup(&plain, vec!["split-plain"], vec![]);
+    for (d, name) in [(&remapped, "split-remapped"), (&plain, "split-plain")] {
+        d.load_busybox();
+        ok(
+            &d.docker(&["run", "-d", "--name", name, "busybox", "sleep", "300"]),
+            "docker run -d",
+        );
+    }
+    for (d, name) in [(&remapped, "split-remapped"), (&plain, "split-plain")] {
+        let names = ok(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]), "ps -a");
+        assert_eq!(names, name, "each daemon sees only its own containers");
+    }
+    assert_eq!(
+        proc_uid(pid_of(&remapped, "split-remapped")),
+        Some(u.sub_start)
+    );
+    assert_eq!(proc_uid(pid_of(&plain, "split-plain")), Some(0));
+    let dir = format!("{0}.{0}", u.sub_start);
+    let root_dir = ok(
+        &remapped.docker(&["info", "--format", "{{.DockerRootDir}}"]),
+        "docker info",
+    );
+    assert_eq!(
+        std::path::Path::new(&root_dir),
+        remapped.data_root.join(&dir)
+    );
+    for p in [remapped.data_root.clone(), remapped.data_root.join(&dir)] {
+        let md = std::fs::metadata(&p).expect("data root");
+        assert_eq!(
+            (md.mode() & 0o7777, md.uid(), md.gid()),
+            (0o710, 0, u.sub_start),
+            "{}",
+            p.display()
+        );
+    }
+    // Both keep working side by side.
+    for (d, name) in [(&remapped, "split-remapped"), (&plain, "split-plain")] {
+        assert_eq!(
+            ok(&d.docker(&["exec", name, "id", "-u"]), "exec id -u"),
+            "0"
+        );
+        ok(&d.docker(&["rm", "-f", name]), "rm -f");
+    }
+}
+
 /// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
 /// run on this machine): its processes first, then its ranges and the account.
 struct RemoveUserAfter {
@@ -611,7 +759,9 @@ fn default_makes_berthremap_with_its_ranges() {
         .find(|l| l.starts_with("berthremap:"))
         .and_then(|l| l.split(':').nth(1).and_then(|n| n.parse().ok()))
         .expect("berthremap's subgid range");
-    let maps = d.root.join(format!("data/remap/{start}.{gid_start}"));
+    let maps = d
+        .data_root
+        .join(format!("{start}.{gid_start}/remap/{start}.{gid_start}"));
     let copies: Vec<_> = std::fs::read_dir(&maps)
         .expect("the mapping's directory")
         .flatten()

@@ -529,6 +529,7 @@ fn main() -> Result<()> {
             || file.builder.entitlements.security_insecure == Some(true),
         rootless: None,
         userns_remap: None,
+        userns_remap_copy: false,
     };
     let cfg = DaemonConfig {
         rootless: mode
@@ -549,12 +550,19 @@ fn main() -> Result<()> {
         }
         Some(v) => {
             let map = remap::resolve(&v, Path::new("/etc/subuid"), Path::new("/etc/subgid"))?;
-            std::fs::create_dir_all(&cfg.data_root)
-                .with_context(|| format!("creating {}", cfg.data_root.display()))?;
-            berth_daemon::userns_remap::check_path_access(&cfg.data_root)
+            // As dockerd: the remapped daemon's data is `<data-root>/<uid>.<gid>`.
+            let data_root = berth_daemon::userns_remap::remapped_data_root(&cfg.data_root, &map)
+                .with_context(|| {
+                    format!("creating the remapped root in {}", cfg.data_root.display())
+                })?;
+            berth_daemon::userns_remap::check_path_access(&data_root, &map)
                 .map_err(anyhow::Error::msg)?;
             DaemonConfig {
+                data_root,
                 userns_remap: Some(map),
+                // Copies instead of idmapped mounts, for tests of that path on any kernel.
+                userns_remap_copy: std::env::var_os("BERTHD_USERNS_REMAP_COPY")
+                    .is_some_and(|v| v == "1"),
                 ..cfg
             }
         }

@@ -1,5 +1,6 @@
 //! `--userns-remap=default|user[:group]` (`userns-remap` in daemon.json), as dockerd reads it:
-//! the user (and group) whose subordinate id ranges the containers' user namespaces map.
+//! the user (and group) whose subordinate id ranges the containers' user namespaces map (all
+//! of them, as dockerd maps them: see `IdMap::from_ranges`).
 //! `default` is the user `berthremap` (dockerd's `dockremap`), created on demand with a free
 //! 65536-id range appended to `/etc/subuid` and `/etc/subgid`.
 
@@ -51,29 +52,31 @@ pub fn resolve(value: &str, subuid: &Path, subgid: &Path) -> Result<IdMap> {
         ensure_range(subuid, &user)?;
         ensure_range(subgid, &group)?;
     }
-    let uid_range = first_range(subuid, &user, u.uid.as_raw())?;
-    let gid_range = first_range(subgid, &group, gid)?;
-    Ok(IdMap {
-        name: format!("{user}:{group}"),
-        uid: uid_range.start,
-        uid_count: uid_range.count,
-        gid: gid_range.start,
-        gid_count: gid_range.count,
-    })
+    let uid_ranges = all_ranges(subuid, &user, u.uid.as_raw())?;
+    let gid_ranges = all_ranges(subgid, &group, gid)?;
+    IdMap::from_ranges(
+        &format!("{user}:{group}"),
+        &uid_ranges,
+        &gid_ranges,
+        berth_daemon::userns_remap::kernel_map_lines(),
+    )
+    .map_err(|e| anyhow::anyhow!("--userns-remap={value}: {e}"))
 }
 
-/// The first range of `name` (or of its numeric id) in a subuid/subgid file.
-fn first_range(file: &Path, name: &str, id: u32) -> Result<Range> {
+/// Every range of `name` (or of its numeric id) in a subuid/subgid file, as `(start, count)`.
+fn all_ranges(file: &Path, name: &str, id: u32) -> Result<Vec<(u32, u32)>> {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    subid::ranges(&text, name, id)
+    let ranges: Vec<(u32, u32)> = subid::ranges(&text, name, id)
         .into_iter()
-        .next()
-        .with_context(|| {
-            format!(
-                "--userns-remap: {name} has no subordinate id range in {}: add a line such as {name}:100000:65536",
-                file.display()
-            )
-        })
+        .map(|Range { start, count }| (start, count))
+        .collect();
+    if ranges.is_empty() {
+        bail!(
+            "--userns-remap: {name} has no subordinate id range in {}: add a line such as {name}:100000:65536",
+            file.display()
+        );
+    }
+    Ok(ranges)
 }
 
 /// Creates the system user `berthremap` (no home, no login) when it does not exist.
@@ -201,12 +204,17 @@ mod tests {
             std::fs::read_to_string(&f).unwrap(),
             "alice:100000:65536\nberthremap:165536:65536\n"
         );
-        let r = first_range(&f, "berthremap", 999).unwrap();
-        assert_eq!((r.start, r.count), (165_536, 65536));
-        // By numeric id too, as dockerd reads the files.
-        std::fs::write(&f, "1234:500000:1000\n").unwrap();
-        assert_eq!(first_range(&f, "bob", 1234).unwrap().start, 500_000);
-        let e = first_range(&f, "carol", 1).unwrap_err().to_string();
+        assert_eq!(
+            all_ranges(&f, "berthremap", 999).unwrap(),
+            vec![(165_536, 65536)]
+        );
+        // By numeric id too, as dockerd reads the files; every line of the user counts.
+        std::fs::write(&f, "1234:500000:1000\nalice:1:2\nbob:400000:10\n").unwrap();
+        assert_eq!(
+            all_ranges(&f, "bob", 1234).unwrap(),
+            vec![(500_000, 1000), (400_000, 10)]
+        );
+        let e = all_ranges(&f, "carol", 1).unwrap_err().to_string();
         assert!(e.contains("carol has no subordinate id range"), "{e}");
     }
 }

@@ -204,7 +204,7 @@ impl Daemon {
             space += self.images.layer_info(&d).map(|i| i.size).unwrap_or(0);
             match self.images.remove_layer(&d) {
                 Ok(()) => {
-                    crate::userns_remap::forget_layer(&self.cfg.data_root, d.hex());
+                    self.remap_fs.forget_layer(d.hex());
                     removed_layers.push(d.to_string())
                 }
                 Err(err) => tracing::warn!("collecting layer {d}: {err}"),

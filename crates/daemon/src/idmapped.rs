@@ -2,7 +2,8 @@
 //! idmapped lower layers): each layer directory is bind-mounted once per mapping, with
 //! `mount_setattr(MOUNT_ATTR_IDMAP)` shifting its owners into the range, at
 //! `<data-root>/remap/<uid>.<gid>/idmapped/<chain id>`. Nothing is copied; where the kernel or
-//! the file system refuses, the caller falls back to shifted copies (`userns_remap`).
+//! the file system refuses, the caller falls back to shifted copies (`remap_fs`). The real
+//! [`crate::host::RemapOps`] calls these.
 
 use std::ffi::CString;
 use std::io;
@@ -29,55 +30,35 @@ pub(crate) fn kernel_supports() -> bool {
     (major, minor) >= (5, 19)
 }
 
-/// The idmapped views of `lowers` (made on first use) under `dir`.
-pub(crate) fn mount_layers(
-    dir: &Path,
-    map: &IdMap,
-    lowers: &[PathBuf],
-    key: impl Fn(&Path) -> String,
-) -> io::Result<Vec<PathBuf>> {
+/// Bind-mounts each `(layer, view)` on `view` with owners shifted into `map`; a view that is
+/// a mount point already stays as it is. One user namespace (made on first need) serves them all.
+pub(crate) fn mount(map: &IdMap, layers: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     let _one = MOUNTING.lock().unwrap_or_else(|e| e.into_inner());
-    let base = dir.join("idmapped");
     let mut userns: Option<OwnedFd> = None;
-    let mut out = Vec::with_capacity(lowers.len());
-    for lower in lowers {
-        let dst = base.join(key(lower));
-        if !crate::mountinfo::is_mount_point(&dst) {
-            std::fs::create_dir_all(&dst)?;
-            if userns.is_none() {
-                userns = Some(userns_with(map)?);
-            }
-            let ns = userns.as_ref().expect("made just above");
-            idmapped_bind(lower, &dst, ns).map_err(|e| {
-                let _ = std::fs::remove_dir(&dst);
-                io::Error::new(
-                    e.kind(),
-                    format!("idmapped mount of {}: {e}", lower.display()),
-                )
-            })?;
+    for (lower, dst) in layers {
+        if crate::mountinfo::is_mount_point(dst) {
+            continue;
         }
-        out.push(dst);
+        std::fs::create_dir_all(dst)?;
+        if userns.is_none() {
+            userns = Some(userns_with(map)?);
+        }
+        let ns = userns.as_ref().expect("made just above");
+        idmapped_bind(lower, dst, ns).map_err(|e| {
+            let _ = std::fs::remove_dir(dst);
+            io::Error::new(
+                e.kind(),
+                format!("idmapped mount of {}: {e}", lower.display()),
+            )
+        })?;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Unmounts and removes the idmapped view of the layer `key` in every mapping under
-/// `remap_root` (`<data-root>/remap`).
-pub(crate) fn forget(remap_root: &Path, key: &str) {
-    let Ok(maps) = std::fs::read_dir(remap_root) else {
-        return;
-    };
+/// Detaches the idmapped view `view`.
+pub(crate) fn unmount(view: &Path) -> io::Result<()> {
     let _one = MOUNTING.lock().unwrap_or_else(|e| e.into_inner());
-    for m in maps.flatten() {
-        let p = m.path().join("idmapped").join(key);
-        if crate::mountinfo::is_mount_point(&p) {
-            if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
-                tracing::warn!("unmounting {}: {e}", p.display());
-                continue;
-            }
-        }
-        let _ = std::fs::remove_dir(&p);
-    }
+    nix::mount::umount2(view, nix::mount::MntFlags::MNT_DETACH).map_err(io::Error::from)
 }
 
 /// A user namespace with `map`'s uid and gid mappings, held by a file descriptor: a child
@@ -101,14 +82,14 @@ fn userns_with(map: &IdMap) -> io::Result<OwnedFd> {
     let pid = child.id();
     let res = (|| {
         // `spawn` returned after the exec: the child is in its namespace.
-        std::fs::write(
-            format!("/proc/{pid}/uid_map"),
-            format!("0 {} {}\n", map.uid, map.uid_count),
-        )?;
-        std::fs::write(
-            format!("/proc/{pid}/gid_map"),
-            format!("0 {} {}\n", map.gid, map.gid_count),
-        )?;
+        // The whole map in one write, as the kernel requires.
+        let lines = |m: &[crate::userns_remap::IdRange]| {
+            m.iter()
+                .map(|r| format!("{} {} {}\n", r.container, r.host, r.size))
+                .collect::<String>()
+        };
+        std::fs::write(format!("/proc/{pid}/uid_map"), lines(map.uids()))?;
+        std::fs::write(format!("/proc/{pid}/gid_map"), lines(map.gids()))?;
         let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
         Ok(OwnedFd::from(f))
     })();
@@ -205,31 +186,19 @@ mod tests {
         let layer = d.path().join("layers/abc/diff");
         std::fs::create_dir_all(&layer).unwrap();
         std::fs::write(layer.join("f"), b"x").unwrap();
-        let map = IdMap {
-            name: "u:u".into(),
-            uid: 100_000,
-            uid_count: 65536,
-            gid: 200_000,
-            gid_count: 65536,
-        };
-        let dir = d.path().join("remap/m");
-        let views = mount_layers(&dir, &map, std::slice::from_ref(&layer), |_| "abc".into());
-        let views = match views {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("skipping: {e}");
-                return;
-            }
-        };
-        let md = std::fs::metadata(views[0].join("f")).unwrap();
+        let map = IdMap::from_ranges("u:u", &[(100_000, 65536)], &[(200_000, 65536)], 340).unwrap();
+        let view = d.path().join("remap/m/idmapped/abc");
+        let pair = [(layer.clone(), view.clone())];
+        if let Err(e) = mount(&map, &pair) {
+            eprintln!("skipping: {e}");
+            return;
+        }
+        let md = std::fs::metadata(view.join("f")).unwrap();
         let shown = (md.uid(), md.gid());
-        // The same again reuses the mount.
-        assert_eq!(
-            mount_layers(&dir, &map, std::slice::from_ref(&layer), |_| "abc".into()).unwrap(),
-            views
-        );
-        forget(&d.path().join("remap"), "abc");
-        assert!(!crate::mountinfo::is_mount_point(&views[0]));
+        // The same again keeps the mount.
+        mount(&map, &pair).unwrap();
+        unmount(&view).unwrap();
+        assert!(!crate::mountinfo::is_mount_point(&view));
         assert_eq!(shown, (100_000, 200_000));
         assert_eq!(std::fs::metadata(layer.join("f")).unwrap().uid(), 0);
     }

@@ -616,7 +616,7 @@ impl Daemon {
                 if let Err(err) = self.images.remove_layer(&d) {
                     tracing::warn!("removing layer {chain}: {err}");
                 }
-                crate::userns_remap::forget_layer(&self.cfg.data_root, d.hex());
+                self.remap_fs.forget_layer(d.hex());
                 out.push(DeleteItem::Deleted(chain.clone()));
             }
         }

@@ -58,6 +58,7 @@ mod predefined_networks;
 mod ps_filters;
 mod registry;
 mod reload;
+mod remap_fs;
 mod resource_checks;
 mod resources;
 mod restart;
@@ -135,6 +136,9 @@ pub struct DaemonConfig {
     /// `--userns-remap`: containers run in a user namespace mapped to this range (a root
     /// daemon only); `None`: off.
     pub userns_remap: Option<userns_remap::IdMap>,
+    /// With `userns_remap`: copy the layers with shifted owners even where idmapped mounts
+    /// would work (`BERTHD_USERNS_REMAP_COPY=1` in berthd's environment, for tests).
+    pub userns_remap_copy: bool,
 }
 
 /// A container lifecycle event, fanned out to waiters (and later to `/events`).
@@ -182,6 +186,8 @@ pub struct Daemon {
     pub(crate) leases: crash_gc::Leases,
     /// What a `SIGHUP` reload may change.
     pub(crate) reloadable: Mutex<reload::Reloadable>,
+    /// `--userns-remap`'s layer views and owner changes (see [`host::RemapOps`]).
+    pub(crate) remap_fs: remap_fs::RemapFs,
 }
 
 /// Any lower-layer failure the client cannot fix: a 500 with the cause.
@@ -250,6 +256,8 @@ impl Daemon {
         let images = berth_image::store::ImageStore::open(cfg.data_root.join("image"))
             .map_err(OpenError::ImageStore)?;
         let runtime = Runtime::new(&cfg, host.runtime.clone());
+        let remap_fs =
+            remap_fs::RemapFs::new(host.remap.clone(), &cfg.data_root, cfg.userns_remap_copy);
         let cfg_registry = cfg.clone();
         let cfg_log_config = cfg.log_config.clone();
         let (events, _) = broadcast::channel(1024);
@@ -282,6 +290,7 @@ impl Daemon {
             }),
             restarts: Default::default(),
             leases: Default::default(),
+            remap_fs,
         });
         daemon
             .restore_network()

@@ -1,66 +1,160 @@
-//! `--userns-remap`: every container of a root daemon runs in a user namespace whose root is
-//! the first id of a subordinate range, as dockerd's user-namespace remapping does.
+//! `--userns-remap`: every container of a root daemon runs in a user namespace mapped to
+//! subordinate id ranges (its root is the first id of the lowest), as dockerd's
+//! user-namespace remapping does.
 //!
-//! berthd resolves the user and its ranges (`berthd/src/remap.rs`); here live what create
-//! refuses (dockerd's rules), the id mappings of the OCI spec and the files a remapped
-//! container needs owned by its root: image layers are owned by host root and would show as
-//! `nobody` inside, so each layer is copied once per mapping with its owners shifted into the
-//! range (dockerd's fallback without idmapped mounts), under `<data-root>/remap/<uid>.<gid>/`.
+//! berthd resolves the user and its ranges (`berthd/src/remap.rs`); here live the mapping,
+//! what create refuses (dockerd's rules) and the checks of the data root's path. The files a
+//! remapped container needs owned by its root (layer views, init and writable layers) are
+//! `remap_fs.rs`.
 
-use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_api_types::container::HostConfig;
 use berth_api_types::ApiError;
 
-/// The mapping of a remapped daemon: container ids `0..count` are host ids `start..`.
+pub use berth_image::unpack::IdRange;
+use berth_image::unpack::{id_to_container, id_to_host};
+
+/// The mapping of a remapped daemon: each subordinate range of the user (and of the group) is
+/// one line of the user namespace's map, as dockerd's `createIDMap` makes them: the ranges by
+/// their first host id, container ids from 0 on, contiguous. Container root is the first
+/// id of the lowest range.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdMap {
     /// The user (and group) whose subordinate ranges these are, `user:group` as dockerd
     /// shows it in `docker info`'s root dir.
     pub name: String,
-    pub uid: u32,
-    pub uid_count: u32,
-    pub gid: u32,
-    pub gid_count: u32,
+    uids: Vec<IdRange>,
+    gids: Vec<IdRange>,
+}
+
+/// How many lines the kernel takes in a `uid_map` or `gid_map`: 340 since Linux 4.15, 5
+/// before (`user_namespaces(7)`).
+pub fn kernel_map_lines() -> usize {
+    let Ok(u) = nix::sys::utsname::uname() else {
+        return 5;
+    };
+    let release = u.release().to_string_lossy().into_owned();
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    if (major, minor) >= (4, 15) {
+        340
+    } else {
+        5
+    }
+}
+
+/// dockerd's `createIDMap`: `ranges` (`(first host id, count)`) by first id, container ids
+/// from 0 on. Empty ranges are left out; overlapping ones are refused (the kernel would).
+fn map_lines(ranges: &[(u32, u32)], what: &str, max: usize) -> Result<Vec<IdRange>, String> {
+    let mut sorted: Vec<(u32, u32)> = ranges.iter().copied().filter(|r| r.1 > 0).collect();
+    sorted.sort_unstable();
+    if sorted.is_empty() {
+        return Err(format!("no {what} range to map"));
+    }
+    if sorted.len() > max {
+        return Err(format!(
+            "{} subordinate {what} ranges, more than the {max} lines this kernel takes in a user namespace's {what} map",
+            sorted.len()
+        ));
+    }
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut next: u32 = 0;
+    for (i, (host, size)) in sorted.iter().copied().enumerate() {
+        if let Some((prev, psize)) = i.checked_sub(1).map(|p| sorted[p]) {
+            if u64::from(prev) + u64::from(psize) > u64::from(host) {
+                return Err(format!(
+                    "subordinate {what} ranges {prev}:{psize} and {host}:{size} overlap"
+                ));
+            }
+        }
+        out.push(IdRange {
+            container: next,
+            host,
+            size,
+        });
+        next = next
+            .checked_add(size)
+            .ok_or_else(|| format!("subordinate {what} ranges hold more than 2^32 ids"))?;
+    }
+    Ok(out)
 }
 
 impl IdMap {
+    /// The mapping of the subordinate ranges `uids` and `gids` (`(first host id, count)`,
+    /// in any order), at most `max_lines` of each (see [`kernel_map_lines`]).
+    pub fn from_ranges(
+        name: &str,
+        uids: &[(u32, u32)],
+        gids: &[(u32, u32)],
+        max_lines: usize,
+    ) -> Result<IdMap, String> {
+        Ok(IdMap {
+            name: name.to_string(),
+            uids: map_lines(uids, "uid", max_lines)?,
+            gids: map_lines(gids, "gid", max_lines)?,
+        })
+    }
+
+    /// The uid map's lines.
+    pub fn uids(&self) -> &[IdRange] {
+        &self.uids
+    }
+
+    /// The gid map's lines.
+    pub fn gids(&self) -> &[IdRange] {
+        &self.gids
+    }
+
+    /// How many gids the mapping holds.
+    pub fn gid_count(&self) -> u32 {
+        self.gids.iter().fold(0u32, |n, r| n.saturating_add(r.size))
+    }
+
     /// The host uid and gid of container root.
     pub fn root(&self) -> (u32, u32) {
-        (self.uid, self.gid)
+        self.shift().root()
     }
 
     /// The same mapping for the unpacker (`docker cp` into a container).
     pub fn shift(&self) -> berth_image::unpack::IdShift {
         berth_image::unpack::IdShift {
-            uid: self.uid,
-            uid_count: self.uid_count,
-            gid: self.gid,
-            gid_count: self.gid_count,
+            uids: self.uids.clone(),
+            gids: self.gids.clone(),
         }
     }
 
     /// `<uid>.<gid>`, the name of this mapping's directory (as dockerd names its remapped root).
     pub fn dir_name(&self) -> String {
-        format!("{}.{}", self.uid, self.gid)
+        let (uid, gid) = self.root();
+        format!("{uid}.{gid}")
     }
 
-    /// The host id of container uid `id`; ids past the range (and ids already shifted) stay.
-    fn shift_uid(&self, id: u32) -> u32 {
-        if id < self.uid_count {
-            self.uid + id
-        } else {
-            id
+    /// The host uid of container uid `id`; ids no line maps stay.
+    pub(crate) fn uid_to_host(&self, id: u32) -> u32 {
+        id_to_host(&self.uids, id).unwrap_or(id)
+    }
+
+    pub(crate) fn gid_to_host(&self, id: u32) -> u32 {
+        id_to_host(&self.gids, id).unwrap_or(id)
+    }
+
+    /// As [`IdMap::uid_to_host`], but a host id of the mapping is taken as shifted already and
+    /// stays: shifting twice is shifting once (what the daemon shifts again at each start).
+    pub(crate) fn shift_uid(&self, id: u32) -> u32 {
+        match id_to_container(&self.uids, id) {
+            Some(_) => id,
+            None => self.uid_to_host(id),
         }
     }
 
-    fn shift_gid(&self, id: u32) -> u32 {
-        if id < self.gid_count {
-            self.gid + id
-        } else {
-            id
+    pub(crate) fn shift_gid(&self, id: u32) -> u32 {
+        match id_to_container(&self.gids, id) {
+            Some(_) => id,
+            None => self.gid_to_host(id),
         }
     }
 }
@@ -122,186 +216,33 @@ pub(crate) fn userns_of_join(ns: &Path) -> Result<PathBuf, ApiError> {
     }
 }
 
-/// Where the shifted copies of one mapping's layers live.
-pub(crate) fn remap_dir(data_root: &Path, map: &IdMap) -> PathBuf {
-    data_root.join("remap").join(map.dir_name())
-}
-
-/// The name a layer directory's copy goes by: the layer's chain id for `layers/<hex>/diff`,
-/// else the directory's own name (the empty layer).
-fn layer_key(lower: &Path) -> String {
-    let name = lower.file_name().map(|n| n.to_string_lossy().into_owned());
-    match name.as_deref() {
-        Some("diff") => lower
-            .parent()
-            .and_then(Path::file_name)
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "diff".into()),
-        Some(n) => n.to_string(),
-        None => "root".into(),
+/// dockerd's layout for a remapped daemon: everything it keeps (containers, images, volumes,
+/// its database) lives in `<root>/<uid>.<gid>`, named by the remapped root's host ids, so a
+/// daemon with another mapping, or none, on the same root never sees containers whose files
+/// carry other ids. As dockerd does, `root` and that directory become mode 0710, owned by
+/// this process's uid and the remapped root's group: the remapped root passes through them
+/// to its containers' files, other users do not.
+pub fn remapped_data_root(root: &Path, map: &IdMap) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let (_, gid) = map.root();
+    let dir = root.join(map.dir_name());
+    for d in [root, dir.as_path()] {
+        std::fs::create_dir_all(d)?;
+        std::os::unix::fs::chown(d, Some(nix::unistd::geteuid().as_raw()), Some(gid))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o710))?;
     }
+    Ok(dir)
 }
 
-/// Set once idmapped mounts failed here: later starts go straight to the copies.
-static IDMAP_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// `lowers` (image layers, top first) as the remapped root sees them: idmapped mounts where
-/// the kernel and the file system allow them, else shifted copies.
-pub(crate) fn remapped_layers(
-    data_root: &Path,
-    map: &IdMap,
-    lowers: &[PathBuf],
-) -> io::Result<Vec<PathBuf>> {
-    use std::sync::atomic::Ordering;
-    // `BERTHD_USERNS_REMAP_COPY=1` forces the copies (tests of that path on any kernel).
-    let forced_copy = std::env::var_os("BERTHD_USERNS_REMAP_COPY").is_some_and(|v| v == "1");
-    if !forced_copy && crate::idmapped::kernel_supports() && !IDMAP_FAILED.load(Ordering::Relaxed) {
-        let dir = remap_dir(data_root, map);
-        match crate::idmapped::mount_layers(&dir, map, lowers, layer_key) {
-            Ok(views) => return Ok(views),
-            Err(e) => {
-                IDMAP_FAILED.store(true, Ordering::Relaxed);
-                tracing::warn!("--userns-remap: idmapped mounts unavailable ({e}); copying layers with shifted owners instead");
-            }
-        }
-    }
-    shifted_layers(data_root, map, lowers)
+/// Whether the remapped root (host ids `uid`, `gid`) may pass through a directory of mode
+/// `mode` owned by `owner`:`group` (moby's `canAccess`).
+fn can_pass(mode: u32, owner: u32, group: u32, (uid, gid): (u32, u32)) -> bool {
+    mode & 0o001 != 0 || (owner == uid && mode & 0o100 != 0) || (group == gid && mode & 0o010 != 0)
 }
 
-/// `lowers` (image layers, top first) replaced by their copies with owners shifted into
-/// `map`, each made on first use. A copy is made under a temporary name and renamed into
-/// place, so two starts at once never see a half-made one: the loser discards its own.
-pub(crate) fn shifted_layers(
-    data_root: &Path,
-    map: &IdMap,
-    lowers: &[PathBuf],
-) -> io::Result<Vec<PathBuf>> {
-    let dir = remap_dir(data_root, map);
-    std::fs::create_dir_all(&dir)?;
-    let mut out = Vec::with_capacity(lowers.len());
-    for lower in lowers {
-        let dest = dir.join(layer_key(lower));
-        if !dest.is_dir() {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default();
-            let tmp = dir.join(format!(
-                ".tmp-{}-{}-{nanos}",
-                layer_key(lower),
-                std::process::id()
-            ));
-            let made = copy_tree(lower, &tmp)
-                .and_then(|()| shift_tree(&tmp, map))
-                .and_then(|()| std::fs::rename(&tmp, &dest));
-            if let Err(e) = made {
-                let _ = std::fs::remove_dir_all(&tmp);
-                if !dest.is_dir() {
-                    return Err(io::Error::new(
-                        e.kind(),
-                        format!("remapping layer {}: {e}", lower.display()),
-                    ));
-                }
-            }
-        }
-        out.push(dest);
-    }
-    Ok(out)
-}
-
-/// Removes every mapping's copy of the layer with chain id `hex` (its layer was removed).
-pub(crate) fn forget_layer(data_root: &Path, hex: &str) {
-    crate::idmapped::forget(&data_root.join("remap"), hex);
-    let Ok(maps) = std::fs::read_dir(data_root.join("remap")) else {
-        return;
-    };
-    for m in maps.flatten() {
-        let copy = m.path().join(hex);
-        if copy.is_dir() {
-            if let Err(e) = std::fs::remove_dir_all(&copy) {
-                tracing::warn!("removing {}: {e}", copy.display());
-            }
-        }
-    }
-}
-
-/// `cp -a` (owners, modes, xattrs such as overlay's opaque markers, device nodes such as its
-/// whiteouts, hard links), sharing blocks where the file system can.
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    let out = std::process::Command::new("cp")
-        .args(["-a", "--reflink=auto", "--"])
-        .arg(src)
-        .arg(dst)
-        .output()?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(io::Error::other(format!(
-            "cp -a: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
-/// Shifts the owner of `root` and of everything under it into `map` (never following a
-/// symlink). chown(2) clears the set-user-id and set-group-id bits of a file (even for root
-/// since Linux 2.2.13): they are put back. Ids already in the range are left as they are, so
-/// shifting twice is shifting once.
-pub(crate) fn shift_tree(root: &Path, map: &IdMap) -> io::Result<()> {
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = std::fs::symlink_metadata(&p)?;
-        let (uid, gid) = (map.shift_uid(md.uid()), map.shift_gid(md.gid()));
-        if (uid, gid) != (md.uid(), md.gid()) {
-            std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
-            let special = md.mode() & 0o6000;
-            if special != 0 && !md.file_type().is_symlink() {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(md.mode() & 0o7777))?;
-            }
-        }
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p)? {
-                stack.push(e?.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Shifts the owners of the directories of `dir` (an absolute path inside the container, such
-/// as its working directory) that the daemon made as host root in the container's mounted
-/// `rootfs`; what the container or a layer made is shifted already and stays. Through the
-/// mount, not in the upper directory: overlayfs keeps its own copy of an inode's owner.
-/// A symlink ends the walk (it would lead elsewhere than the container sees).
-pub(crate) fn shift_made_dirs(rootfs: &Path, dir: &str, map: &IdMap) -> io::Result<()> {
-    let mut p = rootfs.to_path_buf();
-    for part in Path::new(dir).components() {
-        if let std::path::Component::Normal(name) = part {
-            p.push(name);
-            let Ok(md) = std::fs::symlink_metadata(&p) else {
-                break;
-            };
-            if !md.is_dir() {
-                break;
-            }
-            let (uid, gid) = (map.shift_uid(md.uid()), map.shift_gid(md.gid()));
-            if (uid, gid) != (md.uid(), md.gid()) {
-                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Gives `path` (only it) to the remapped root.
-pub(crate) fn chown_root(path: &Path, map: &IdMap) -> io::Result<()> {
-    let (uid, gid) = map.root();
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-}
-
-/// Every directory above `data_root` must let the remapped root through (`o+x`), or its
-/// containers cannot reach their root file systems; dockerd refuses to start otherwise.
-pub fn check_path_access(data_root: &Path) -> Result<(), String> {
+/// Every directory above `data_root` must let the remapped root through, or its containers
+/// cannot reach their root file systems; dockerd refuses to start otherwise.
+pub fn check_path_access(data_root: &Path, map: &IdMap) -> Result<(), String> {
     for dir in data_root.ancestors().skip(1) {
         if dir.as_os_str().is_empty() || dir == Path::new("/") {
             break;
@@ -309,7 +250,7 @@ pub fn check_path_access(data_root: &Path) -> Result<(), String> {
         let Ok(md) = std::fs::metadata(dir) else {
             continue;
         };
-        if md.mode() & 0o001 == 0 {
+        if !can_pass(md.mode(), md.uid(), md.gid(), map.root()) {
             return Err(format!(
                 "a directory in the path of the data root ({}) restricts access to the remapped root: allow o+x on {}",
                 data_root.display(),
@@ -325,13 +266,7 @@ mod tests {
     use super::*;
 
     fn map() -> IdMap {
-        IdMap {
-            name: "u:u".into(),
-            uid: 100_000,
-            uid_count: 65536,
-            gid: 200_000,
-            gid_count: 65536,
-        }
+        IdMap::from_ranges("u:u", &[(100_000, 65536)], &[(200_000, 65536)], 340).unwrap()
     }
 
     fn hc(f: impl FnOnce(&mut HostConfig)) -> HostConfig {
@@ -373,12 +308,6 @@ mod tests {
     }
 
     #[test]
-    fn layer_copies_are_named_by_chain_id() {
-        assert_eq!(layer_key(Path::new("/d/image/layers/abc/diff")), "abc");
-        assert_eq!(layer_key(Path::new("/d/image/layers/empty")), "empty");
-    }
-
-    #[test]
     fn shifting_maps_ids_into_the_range_once() {
         let m = map();
         assert_eq!(m.shift_uid(0), 100_000);
@@ -393,30 +322,69 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "needs root (chown)"]
-    fn a_shifted_copy_keeps_modes_and_shifts_owners() {
+    fn every_range_is_mapped_in_dockerds_order() {
+        // Two uid ranges given out of order: sorted by host id, container ids contiguous.
+        let m = IdMap::from_ranges(
+            "u:g",
+            &[(300_000, 1000), (100_000, 65536)],
+            &[(200_000, 65536)],
+            340,
+        )
+        .unwrap();
+        let lines: Vec<_> = m
+            .uids()
+            .iter()
+            .map(|r| (r.container, r.host, r.size))
+            .collect();
+        assert_eq!(lines, vec![(0, 100_000, 65536), (65536, 300_000, 1000)]);
+        assert_eq!(m.root(), (100_000, 200_000));
+        assert_eq!(m.dir_name(), "100000.200000");
+        // Ids of the second part land in the second range.
+        assert_eq!(m.uid_to_host(65536), 300_000);
+        assert_eq!(m.uid_to_host(66535), 300_999);
+        assert_eq!(m.uid_to_host(66536), 66536, "past the map: unchanged");
+        assert_eq!(m.shift().to_host(65537, 1), Some((300_001, 200_001)));
+        assert_eq!(m.shift().to_host(66536, 0), None);
+        assert_eq!(m.shift().to_container(300_002, 200_003), (65538, 3));
+        // Host ids of the mapping are shifted already.
+        assert_eq!(m.shift_uid(300_005), 300_005);
+        assert_eq!(m.shift_uid(100_005), 100_005);
+        assert_eq!(m.shift_uid(7), 100_007);
+        assert_eq!(m.gid_count(), 65536);
+        // The kernel's limit on lines, empty and overlapping ranges.
+        let three = [(1_000_000, 10), (2_000_000, 10), (3_000_000, 10)];
+        let e = IdMap::from_ranges("u:g", &three, &three, 2).unwrap_err();
+        assert!(e.contains("more than the 2 lines"), "{e}");
+        assert!(IdMap::from_ranges("u:g", &three, &three, 3).is_ok());
+        assert!(IdMap::from_ranges("u:g", &[], &three, 3)
+            .unwrap_err()
+            .contains("no uid range"));
+        let e = IdMap::from_ranges("u:g", &[(100, 50), (120, 10)], &three, 3).unwrap_err();
+        assert!(e.contains("overlap"), "{e}");
+    }
+
+    #[test]
+    fn the_remapped_root_passes_as_dockerd_lets_it() {
+        let root = (100_000, 200_000);
+        assert!(can_pass(0o701, 0, 0, root), "o+x");
+        assert!(can_pass(0o710, 0, 200_000, root), "its group with g+x");
+        assert!(can_pass(0o700, 100_000, 5, root), "its own with u+x");
+        assert!(!can_pass(0o710, 0, 0, root), "root's group");
+        assert!(!can_pass(0o770, 0, 7, root));
+        assert!(!can_pass(0o600, 100_000, 200_000, root), "no x at all");
+        // A real path: a 0700 directory above the data root stops it.
         let d = tempfile::tempdir().unwrap();
-        let layer = d.path().join("layers/abc/diff");
-        std::fs::create_dir_all(layer.join("bin")).unwrap();
-        let f = layer.join("bin/su");
-        std::fs::write(&f, b"x").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4755)).unwrap();
-        std::os::unix::fs::symlink("su", layer.join("bin/link")).unwrap();
+        let data = d.path().join("a/b/data");
+        std::fs::create_dir_all(&data).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let a = d.path().join("a");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o700)).unwrap();
         let m = map();
-        let out = shifted_layers(d.path(), &m, std::slice::from_ref(&layer)).unwrap();
-        assert_eq!(out, vec![d.path().join("remap/100000.200000/abc")]);
-        let md = std::fs::metadata(out[0].join("bin/su")).unwrap();
-        assert_eq!((md.uid(), md.gid()), (100_000, 200_000));
-        assert_eq!(md.mode() & 0o7777, 0o4755);
-        let l = std::fs::symlink_metadata(out[0].join("bin/link")).unwrap();
-        assert_eq!(l.uid(), 100_000);
-        // The original is untouched; a second use reuses the copy.
-        assert_eq!(std::fs::metadata(&f).unwrap().uid(), 0);
-        assert_eq!(
-            shifted_layers(d.path(), &m, std::slice::from_ref(&layer)).unwrap(),
-            out
-        );
-        forget_layer(d.path(), "abc");
-        assert!(!out[0].exists());
+        let e = check_path_access(&data, &m).unwrap_err();
+        assert!(e.contains(&format!("allow o+x on {}", a.display())), "{e}");
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o711)).unwrap();
+        if std::fs::metadata(d.path()).unwrap().mode() & 0o001 != 0 {
+            check_path_access(&data, &m).unwrap();
+        }
     }
 }

@@ -258,7 +258,8 @@ impl Daemon {
             .map_err(|e| internal(format!("creating volume {name}: {e}")))?;
         // As dockerd: a remapped daemon's volumes belong to its containers' root.
         if let Some(m) = &self.cfg.userns_remap {
-            crate::userns_remap::chown_root(&data, m)
+            self.remap_fs
+                .chown_root(&data, m)
                 .map_err(|e| internal(format!("creating volume {name}: {e}")))?;
         }
         let _ = std::fs::set_permissions(self.volumes_dir(), PermissionsExt::from_mode(0o701));

@@ -41,7 +41,7 @@ pub(crate) const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
 pub(crate) const WHITEOUT_OPAQUE: &str = ".wh..wh..opq";
 
 /// How to unpack.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct UnpackOptions {
     /// Convert AUFS whiteouts to overlayfs form (image layers: yes; archives: no).
     pub whiteouts: bool,
@@ -54,30 +54,62 @@ pub struct UnpackOptions {
     pub id_shift: Option<IdShift>,
 }
 
-/// Container ids `0..count` as host ids `start..` (uids and gids).
+/// One line of a user namespace's id map: container ids `container..container + size` are
+/// host ids `host..host + size`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdRange {
+    pub container: u32,
+    pub host: u32,
+    pub size: u32,
+}
+
+impl IdRange {
+    fn to_host(self, id: u32) -> Option<u32> {
+        let d = id.checked_sub(self.container).filter(|d| *d < self.size)?;
+        self.host.checked_add(d)
+    }
+
+    fn to_container(self, id: u32) -> Option<u32> {
+        let d = id.checked_sub(self.host).filter(|d| *d < self.size)?;
+        self.container.checked_add(d)
+    }
+}
+
+/// The host id of container id `id` under `map`; `None` when no line maps it.
+pub fn id_to_host(map: &[IdRange], id: u32) -> Option<u32> {
+    map.iter().find_map(|r| r.to_host(id))
+}
+
+/// The container id of host id `id` under `map`; `None` when no line maps it.
+pub fn id_to_container(map: &[IdRange], id: u32) -> Option<u32> {
+    map.iter().find_map(|r| r.to_container(id))
+}
+
+/// A user namespace's uid and gid maps.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdShift {
-    pub uid: u32,
-    pub uid_count: u32,
-    pub gid: u32,
-    pub gid_count: u32,
+    pub uids: Vec<IdRange>,
+    pub gids: Vec<IdRange>,
 }
 
 impl IdShift {
-    /// The host ids of container ids `(uid, gid)`; `None` for ids past the range.
+    /// The host ids of container ids `(uid, gid)`; `None` for ids the maps do not hold.
     pub fn to_host(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
-        (uid < self.uid_count && gid < self.gid_count).then(|| (self.uid + uid, self.gid + gid))
+        Some((id_to_host(&self.uids, uid)?, id_to_host(&self.gids, gid)?))
     }
 
-    /// The container ids of host ids `(uid, gid)`; ids outside the range (files the daemon
+    /// The host ids of container root.
+    pub fn root(&self) -> (u32, u32) {
+        let first = |m: &[IdRange]| m.iter().find(|r| r.container == 0).map_or(0, |r| r.host);
+        (first(&self.uids), first(&self.gids))
+    }
+
+    /// The container ids of host ids `(uid, gid)`; ids outside the maps (files the daemon
     /// wrote with container ids, e.g. a build's `COPY --chown`) stay as they are.
     pub fn to_container(&self, uid: u32, gid: u32) -> (u32, u32) {
-        let back = |id: u32, start: u32, count: u32| {
-            id.checked_sub(start).filter(|d| *d < count).unwrap_or(id)
-        };
         (
-            back(uid, self.uid, self.uid_count),
-            back(gid, self.gid, self.gid_count),
+            id_to_container(&self.uids, uid).unwrap_or(uid),
+            id_to_container(&self.gids, gid).unwrap_or(gid),
         )
     }
 }
@@ -115,6 +147,7 @@ pub struct UnpackStats {
 /// Unpack a tar stream into `dest` (which must exist). Reads entries up to the tar
 /// end marker; the caller may drain what follows from `reader`.
 pub fn unpack<R: Read>(reader: &mut R, dest: &Path, opts: UnpackOptions) -> Result<UnpackStats> {
+    let opts = &opts;
     let mut archive = tar::Archive::new(reader);
     let mut stats = UnpackStats::default();
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
@@ -273,7 +306,7 @@ fn set_mtime(path: &Path, mtime: u64) -> nix::Result<()> {
 fn unpack_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     dest: &Path,
-    opts: UnpackOptions,
+    opts: &UnpackOptions,
     stats: &mut UnpackStats,
     dir_times: &mut Vec<(PathBuf, u64)>,
 ) -> Result<()> {
@@ -423,7 +456,7 @@ fn unpack_entry<R: Read>(
 fn apply_metadata<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     path: &Path,
-    opts: UnpackOptions,
+    opts: &UnpackOptions,
     is_symlink: bool,
 ) -> Result<()> {
     // PAX records: xattrs, and uid/gid too large for the ustar header fields.
@@ -470,7 +503,8 @@ fn apply_metadata<R: Read>(
                 .map_err(|e| Error::io("chown", path, e))?;
         }
     } else if let Some(m) = &opts.id_shift {
-        std::os::unix::fs::lchown(path, Some(m.uid), Some(m.gid))
+        let (uid, gid) = m.root();
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
             .map_err(|e| Error::io("chown", path, e))?;
     }
     if !is_symlink {

@@ -10,6 +10,7 @@ pub mod cgroupfs;
 pub mod errmap;
 mod executor;
 mod fixup;
+mod idmap_helper;
 pub mod logs;
 mod monitor;
 pub mod mountinfo;

@@ -79,6 +79,12 @@ pub struct Created {
 
 /// Entry point of `berth-shim --config <path>`; returns the process exit code.
 pub fn main_entry(args: Vec<String>) -> i32 {
+    if let Some(map_file) = args
+        .first()
+        .and_then(|a| crate::idmap_helper::map_file_of(a))
+    {
+        return crate::idmap_helper::run(map_file, &args[1..]);
+    }
     if let Err(e) = sys::neutralize_signals() {
         return report(&mut io::stdout(), Err(format!("shim: signals: {e}").into()));
     }
@@ -86,6 +92,13 @@ pub fn main_entry(args: Vec<String>) -> i32 {
         Ok(c) => c,
         Err(e) => return report(&mut io::stdout(), Err(e.into())),
     };
+    // Before any thread: it may change PATH.
+    if let Err(e) = crate::idmap_helper::provide(&cfg.bundle) {
+        return report(
+            &mut io::stdout(),
+            Err(format!("shim: id map helpers: {e}").into()),
+        );
+    }
     let (status_r, status_w) = match pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return report(&mut io::stdout(), Err(format!("shim: pipe: {e}").into())),

@@ -24,7 +24,8 @@ impl Daemon {
             .map_err(|e| internal(format!("mounting rootfs: {e}")))?;
         self.create_working_dir(c)?;
         if let Some(m) = remap {
-            userns_remap::shift_made_dirs(&rt.rootfs(id), &c.config.working_dir, m)
+            self.remap_fs
+                .shift_made_dirs(&rt.rootfs(id), &c.config.working_dir, m)
                 .map_err(|e| internal(format!("remapping the working directory: {e}")))?;
         }
         let hc = &c.host_config;
@@ -124,7 +125,7 @@ impl Daemon {
                 rt.hosts_path(id),
                 rt.resolv_conf_path(id),
             ] {
-                userns_remap::chown_root(&p, m).map_err(internal)?;
+                self.remap_fs.chown_root(&p, m).map_err(internal)?;
             }
         }
         let body = serde_json::to_vec_pretty(&oci).map_err(internal)?;
@@ -137,7 +138,7 @@ impl Daemon {
 
 impl Daemon {
     /// `--userns-remap`: the image layers (`lowers` past the init layer) replaced by their
-    /// shifted copies, and the container's init layer and writable layer given to its root.
+    /// views (idmapped mounts or shifted copies), and the container's init layer and writable layer given to its root.
     fn remap_rootfs(
         &self,
         c: &Container,
@@ -145,11 +146,11 @@ impl Daemon {
         lowers: &mut [PathBuf],
     ) -> std::io::Result<()> {
         if let Some((init, layers)) = lowers.split_first_mut() {
-            userns_remap::shift_tree(init, m)?;
-            let shifted = userns_remap::remapped_layers(&self.cfg.data_root, m, layers)?;
-            layers.clone_from_slice(&shifted);
+            self.remap_fs.shift_tree(init, m)?;
+            let views = self.remap_fs.layers(m, layers)?;
+            layers.clone_from_slice(&views);
         }
-        userns_remap::chown_root(&self.runtime.upper_dir(&c.id), m)
+        self.remap_fs.chown_root(&self.runtime.upper_dir(&c.id), m)
     }
 
     /// A remapped container's network, set up once its runtime made the namespace (the

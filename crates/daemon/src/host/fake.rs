@@ -13,7 +13,7 @@ use berth_network::ops::Attachment;
 use berth_shim_protocol::{ShimConfig, StartError};
 
 use super::fake_shim::{Behaviour, FakeShim};
-use super::{CgroupFiles, Firewall, Host, LinkOps, Netns, RuntimeOps};
+use super::{CgroupFiles, Firewall, Host, LinkOps, Netns, RemapOps, RuntimeOps};
 use crate::lock;
 use crate::resources::CgroupPaths;
 
@@ -29,6 +29,8 @@ pub(crate) struct FakeHost {
     /// Operation → the call number (1-based) that fails.
     failures: Mutex<HashMap<String, usize>>,
     mounts: Mutex<HashSet<PathBuf>>,
+    /// The lower directories of each overlay mounted, by target.
+    overlays: Mutex<HashMap<PathBuf, Vec<PathBuf>>>,
     namespaces: Mutex<HashSet<PathBuf>>,
     links: Mutex<HashSet<String>>,
     shims: Mutex<HashMap<String, Arc<FakeShim>>>,
@@ -40,6 +42,8 @@ pub(crate) struct FakeHost {
     writes: Mutex<Vec<(PathBuf, String)>>,
     /// The last nftables script applied.
     nft: Mutex<Option<String>>,
+    /// Whether idmapped mounts "work" here (`RemapOps::idmap_supported`).
+    idmap: Mutex<bool>,
     /// The runtime shims are served on (`None`: the launching task's), so that they can
     /// outlive a daemon whose runtime is dropped (a daemon restart).
     shim_runtime: Mutex<Option<tokio::runtime::Handle>>,
@@ -47,7 +51,9 @@ pub(crate) struct FakeHost {
 
 impl FakeHost {
     pub(crate) fn new() -> Arc<FakeHost> {
-        Arc::new(FakeHost::default())
+        let fake = FakeHost::default();
+        *lock(&fake.idmap) = true;
+        Arc::new(fake)
     }
 
     /// The seams of a daemon over this fake.
@@ -58,7 +64,13 @@ impl FakeHost {
             netns: self.clone(),
             firewall: self.clone(),
             cgroups: self.clone(),
+            remap: self.clone(),
         }
+    }
+
+    /// Whether the fake kernel takes idmapped mounts (it does unless told otherwise).
+    pub(crate) fn set_idmap_supported(&self, yes: bool) {
+        *lock(&self.idmap) = yes;
     }
 
     /// Every call so far, in order.
@@ -94,6 +106,14 @@ impl FakeHost {
 
     pub(crate) fn is_mounted(&self, path: &Path) -> bool {
         lock(&self.mounts).contains(path)
+    }
+
+    /// The lower directories (top first) of the last overlay mounted on `target`.
+    pub(crate) fn lowers_of(&self, target: &Path) -> Vec<PathBuf> {
+        lock(&self.overlays)
+            .get(target)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub(crate) fn mounts(&self) -> usize {
@@ -138,7 +158,7 @@ impl FakeHost {
 impl RuntimeOps for FakeHost {
     fn mount_overlay(
         &self,
-        _lowers: &[PathBuf],
+        lowers: &[PathBuf],
         _upper: &Path,
         _work: &Path,
         target: &Path,
@@ -146,6 +166,7 @@ impl RuntimeOps for FakeHost {
     ) -> io::Result<()> {
         self.record("mount_overlay", target.display())?;
         std::fs::create_dir_all(target)?;
+        lock(&self.overlays).insert(target.to_owned(), lowers.to_vec());
         lock(&self.mounts).insert(target.to_owned());
         Ok(())
     }
@@ -184,6 +205,52 @@ impl RuntimeOps for FakeHost {
     }
 
     fn prime_cgroup_migration(&self) {}
+}
+
+/// Idmapped views are remembered as mounts; a copy is an empty directory; owner changes are
+/// only recorded (an unprivileged test could not make them).
+impl RemapOps for FakeHost {
+    fn idmap_supported(&self) -> bool {
+        *lock(&self.idmap)
+    }
+
+    fn mount_idmapped(
+        &self,
+        map: &crate::userns_remap::IdMap,
+        layers: &[(PathBuf, PathBuf)],
+    ) -> io::Result<()> {
+        for (layer, view) in layers {
+            if lock(&self.mounts).contains(view) {
+                continue;
+            }
+            self.record(
+                "mount_idmapped",
+                format!("{} {} {}", map.dir_name(), layer.display(), view.display()),
+            )?;
+            std::fs::create_dir_all(view)?;
+            lock(&self.mounts).insert(view.clone());
+        }
+        Ok(())
+    }
+
+    fn is_idmapped(&self, view: &Path) -> bool {
+        lock(&self.mounts).contains(view)
+    }
+
+    fn unmount_idmapped(&self, view: &Path) -> io::Result<()> {
+        self.record("unmount_idmapped", view.display())?;
+        lock(&self.mounts).remove(view);
+        Ok(())
+    }
+
+    fn copy_tree(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        self.record("copy_tree", src.display())?;
+        std::fs::create_dir_all(dst)
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        self.record("chown", format!("{uid}:{gid} {}", path.display()))
+    }
 }
 
 impl Netns for FakeHost {

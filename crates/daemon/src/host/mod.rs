@@ -10,6 +10,7 @@
 //! | [`Netns`] | pinned network namespaces of containers | `unshare` + bind mount (`berth_network::netns`) |
 //! | [`Firewall`] | berth's nftables table, its chain in the host's iptables filter table | `nft -f -`, `iptables-restore` |
 //! | [`CgroupFiles`] | writes of resource limits into a running container's cgroup files | `write(2)` on cgroupfs |
+//! | [`RemapOps`] | `--userns-remap`: idmapped views and copies of image layers, owners given to the remapped root | `open_tree` + `mount_setattr` (`idmapped.rs`), `cp -a`, `lchown` |
 //!
 //! The shim client needs no trait: it speaks the shim protocol over the shim's socket, and the
 //! fake launcher serves that socket in-process (`host::fake_shim`).
@@ -20,6 +21,8 @@ use std::sync::Arc;
 
 pub use berth_network::ops::LinkOps;
 use berth_shim_protocol::{ShimConfig, StartError};
+
+use crate::userns_remap::IdMap;
 
 mod real;
 
@@ -83,6 +86,27 @@ pub trait CgroupFiles: Send + Sync {
     fn write(&self, file: &Path, value: &str) -> io::Result<()>;
 }
 
+/// What `--userns-remap` asks of the kernel: image layers seen with owners shifted into a
+/// mapping (idmapped mounts, else copies), and files given to ids of the mapping. The logic
+/// (which layers, where, when to fall back) is `remap_fs.rs`.
+pub trait RemapOps: Send + Sync {
+    /// Whether the kernel's overlayfs takes idmapped lower layers (Linux 5.19 and later).
+    fn idmap_supported(&self) -> bool;
+    /// Bind-mounts each `(layer, view)`'s layer directory on `view` (made if missing) with its
+    /// owners shifted into `map` (`mount_setattr(MOUNT_ATTR_IDMAP)`); a view that is a mount
+    /// point already is kept.
+    fn mount_idmapped(&self, map: &IdMap, layers: &[(PathBuf, PathBuf)]) -> io::Result<()>;
+    /// Whether `view` is a mount point (an idmapped view made earlier).
+    fn is_idmapped(&self, view: &Path) -> bool;
+    /// Detaches the idmapped `view`.
+    fn unmount_idmapped(&self, view: &Path) -> io::Result<()>;
+    /// Copies the tree `src` to the new `dst` as `cp -a` does (owners, modes, xattrs, device
+    /// nodes, hard links), sharing blocks where the file system can.
+    fn copy_tree(&self, src: &Path, dst: &Path) -> io::Result<()>;
+    /// `lchown(2)`: gives `path` (never a symlink's target) to `uid`:`gid`.
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()>;
+}
+
 /// Every kernel seam of the daemon.
 #[derive(Clone)]
 pub struct Host {
@@ -91,6 +115,7 @@ pub struct Host {
     pub netns: Arc<dyn Netns>,
     pub firewall: Arc<dyn Firewall>,
     pub cgroups: Arc<dyn CgroupFiles>,
+    pub remap: Arc<dyn RemapOps>,
 }
 
 impl Host {
@@ -102,6 +127,7 @@ impl Host {
             netns: Arc::new(real::Kernel),
             firewall: Arc::new(real::Kernel),
             cgroups: Arc::new(real::Kernel),
+            remap: Arc::new(real::Kernel),
         }
     }
 }

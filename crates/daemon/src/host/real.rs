@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use berth_shim_protocol::{ShimConfig, StartError};
 
-use super::{CgroupFiles, Firewall, Netns, RuntimeOps};
+use super::{CgroupFiles, Firewall, Netns, RemapOps, RuntimeOps};
+use crate::userns_remap::IdMap;
 
 /// The running kernel (and the `berth-shim`, `nft` and `iptables-restore` programs).
 pub(super) struct Kernel;
@@ -92,6 +93,44 @@ impl CgroupFiles for Kernel {
 
     fn write(&self, file: &Path, value: &str) -> io::Result<()> {
         std::fs::write(file, value)
+    }
+}
+
+impl RemapOps for Kernel {
+    fn idmap_supported(&self) -> bool {
+        crate::idmapped::kernel_supports()
+    }
+
+    fn mount_idmapped(&self, map: &IdMap, layers: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+        crate::idmapped::mount(map, layers)
+    }
+
+    fn is_idmapped(&self, view: &Path) -> bool {
+        crate::mountinfo::is_mount_point(view)
+    }
+
+    fn unmount_idmapped(&self, view: &Path) -> io::Result<()> {
+        crate::idmapped::unmount(view)
+    }
+
+    fn copy_tree(&self, src: &Path, dst: &Path) -> io::Result<()> {
+        let out = std::process::Command::new("cp")
+            .args(["-a", "--reflink=auto", "--"])
+            .arg(src)
+            .arg(dst)
+            .output()?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "cp -a: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
+    fn chown(&self, path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))
     }
 }
 

@@ -8,6 +8,7 @@ mod inspect_restore;
 mod network_ports;
 mod networks;
 mod rootless;
+mod userns_remap;
 mod volumes;
 
 use berth_api_types::container::{CreateRequest, EndpointSettings, HostConfig, NetworkingConfig};

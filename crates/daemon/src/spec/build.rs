@@ -61,7 +61,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         host_network: hc.network_mode == "host",
         host_ipc: hc.ipc_mode == "host",
         host_uts: hc.uts_mode == "host",
-        userns_gids: extras.userns.map(|m| m.gid_count),
+        userns_gids: extras.userns.map(crate::userns_remap::IdMap::gid_count),
     };
 
     // process
@@ -155,8 +155,8 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
         .readonly_paths(readonly);
     if let Some(m) = extras.userns.filter(|_| extras.userns_path.is_none()) {
         linux = linux
-            .uid_mappings(vec![id_mapping(m.uid, m.uid_count)?])
-            .gid_mappings(vec![id_mapping(m.gid, m.gid_count)?]);
+            .uid_mappings(id_mappings(m.uids())?)
+            .gid_mappings(id_mappings(m.gids())?);
     }
     if let Some(p) = rootfs_propagation(&mounts) {
         linux = linux.rootfs_propagation(p);
@@ -212,11 +212,19 @@ pub(super) fn rootfs_propagation(mounts: &[oci_spec::runtime::Mount]) -> Option<
 }
 
 /// Container ids `0..size` as host ids `host..`.
-fn id_mapping(host: u32, size: u32) -> Result<oci_spec::runtime::LinuxIdMapping, SpecError> {
-    oci_spec::runtime::LinuxIdMappingBuilder::default()
-        .container_id(0u32)
-        .host_id(host)
-        .size(size)
-        .build()
-        .map_err(build_err)
+/// One OCI id mapping per line of the user namespace's map.
+fn id_mappings(
+    lines: &[crate::userns_remap::IdRange],
+) -> Result<Vec<oci_spec::runtime::LinuxIdMapping>, SpecError> {
+    lines
+        .iter()
+        .map(|r| {
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(r.container)
+                .host_id(r.host)
+                .size(r.size)
+                .build()
+                .map_err(build_err)
+        })
+        .collect()
 }

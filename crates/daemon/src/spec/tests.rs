@@ -900,13 +900,13 @@ fn filled_in_ipc_and_cgroupns_defaults_keep_private_namespaces() {
 
 #[test]
 fn userns_remap_adds_a_user_namespace_with_its_mappings() {
-    let map = crate::userns_remap::IdMap {
-        name: "u:u".into(),
-        uid: 100_000,
-        uid_count: 65536,
-        gid: 200_000,
-        gid_count: 1000,
-    };
+    let map = crate::userns_remap::IdMap::from_ranges(
+        "u:u",
+        &[(100_000, 65536), (300_000, 10)],
+        &[(200_000, 1000)],
+        340,
+    )
+    .unwrap();
     let f = Fixture::new();
     let spec = f
         .build_with(&SpecExtras {
@@ -924,6 +924,12 @@ fn userns_remap_adds_a_user_namespace_with_its_mappings() {
     assert_eq!(
         (m.container_id(), m.host_id(), m.size()),
         (0, 100_000, 65536)
+    );
+    // Every subordinate range, container ids contiguous.
+    let m = &linux.uid_mappings().as_ref().unwrap()[1];
+    assert_eq!(
+        (m.container_id(), m.host_id(), m.size()),
+        (65536, 300_000, 10)
     );
     let m = &linux.gid_mappings().as_ref().unwrap()[0];
     assert_eq!(
