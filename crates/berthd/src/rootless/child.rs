@@ -1,6 +1,6 @@
 //! The inner half of a rootless berthd: the re-executed daemon moves itself into new user,
 //! mount and network namespaces, waits for the outer process to map its ids and attach
-//! slirp4netns, becomes root of the namespace, and then runs as any daemon does.
+//! slirp4netns or pasta, becomes root of the namespace, and then runs as any daemon does.
 //!
 //! Why the inner half unshares itself (rather than being cloned into namespaces): after
 //! `unshare(CLONE_NEWUSER)` the calling process holds every capability in the new namespace
@@ -71,7 +71,7 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
         .context("becoming gid 0 in the user namespace")?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
         .context("becoming uid 0 in the user namespace")?;
-    // The outer process holds the host side of this daemon (slirp4netns, the port driver):
+    // The outer process holds the host side of this daemon (its network driver, the port driver):
     // if it dies, the daemon shuts down rather than run on cut off. Set after the id changes,
     // which may clear it; a parent gone before that leaves us re-parented.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
@@ -121,7 +121,7 @@ fn unified_cgroups() -> Result<()> {
 
 /// The host's resolv.conf often names a resolver on the host's loopback (systemd-resolved's
 /// 127.0.0.53), which the daemon's network namespace cannot reach: the daemon and its
-/// containers use slirp4netns' DNS forwarder instead, bind-mounted over /etc/resolv.conf in
+/// containers use the network driver's DNS forwarder instead, bind-mounted over /etc/resolv.conf in
 /// the daemon's mount namespace only (as rootlesskit does).
 fn resolv_conf(exec_root: &Path) -> Result<()> {
     let dir = exec_root.join("rootless");

@@ -1,15 +1,17 @@
 //! Rootless berthd: a daemon started by an ordinary user runs in a user namespace that maps
 //! the user to root and the user's subordinate ids (`/etc/subuid`, `/etc/subgid`) after it,
 //! with a mount and a network namespace of its own whose outbound traffic goes through
-//! slirp4netns (docs/rootless.md).
+//! slirp4netns or pasta (docs/rootless.md).
 //!
 //! The user's `berthd` is the outer half (`parent.rs`); it re-executes itself as the inner
-//! half (`child.rs`), which is the daemon proper. `ports.rs` is the port driver between them
+//! half (`child.rs`), which is the daemon proper. `net.rs` attaches the network driver,
+//! `ports.rs` is the port driver between them
 //! (`udp.rs` its datagram flows), `storage.rs` the choice of overlay driver, `checks.rs` the
 //! prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
 
 pub mod checks;
 pub mod child;
+pub mod net;
 pub mod parent;
 pub mod paths;
 pub mod ports;
@@ -19,7 +21,7 @@ pub mod udp;
 
 /// Set by the outer half for the inner one: the sync pipe's two ends, `READ:WRITE`.
 pub const CHILD_ENV: &str = "_BERTH_ROOTLESS_CHILD";
-/// slirp4netns' network and the daemon's address on its tap device.
+/// The network slirp4netns and pasta give the daemon's namespace (`net.rs`).
 pub const SLIRP_CIDR: &str = "10.0.2.0/24";
 pub const SLIRP_DNS: &str = "10.0.2.3";
 pub const SLIRP_MTU: u32 = 65520;
