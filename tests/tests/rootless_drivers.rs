@@ -1,6 +1,7 @@
 //! Rootless berth's alternative drivers (issue 14), each forced through berthd's environment
 //! as a user would: pasta (`BERTHD_ROOTLESS_NET=pasta`) as the daemon's network instead of
-//! slirp4netns. The everyday rootless set is in rootless.rs.
+//! slirp4netns, and the copying storage driver (`BERTHD_ROOTLESS_STORAGE=vfs`), berthd's last
+//! fallback where no overlay can be mounted. The everyday rootless set is in rootless.rs.
 //!
 //! Each test skips with a printed reason where the host lacks a prerequisite.
 
@@ -219,4 +220,113 @@ fn setup_script_explains_the_network_driver() {
         assert_eq!(code, Some(0), "{text}");
         assert!(text.contains("ok    network driver: pasta"), "{text}");
     }
+}
+
+/// The copying storage driver (`BERTHD_ROOTLESS_STORAGE=vfs`, dockerd's `vfs`): a container's
+/// root filesystem is a plain copy of its image, `docker diff` and `docker commit` see what
+/// the container changed (a deletion too), the committed image runs, a build's steps commit
+/// alike, and `docker rm` frees the copy.
+#[test]
+fn vfs_storage() {
+    if skip() {
+        return;
+    }
+    let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_STORAGE", "vfs")]);
+    assert_eq!(
+        ok(
+            &d.docker(&["info", "--format", "{{.Driver}}"]),
+            "docker info"
+        ),
+        "vfs"
+    );
+    load_busybox(&d);
+    // No overlay: the root is a directory of the data root's filesystem.
+    let fs = ok(
+        &d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' / ' /proc/mounts | cut -d' ' -f3",
+        ]),
+        "run on vfs",
+    );
+    assert_ne!(fs, "overlay", "the root must not be an overlay");
+    ok(
+        &d.docker(&[
+            "run",
+            "--name",
+            "c1",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /k && mkdir -p /srv/d && echo deep > /srv/d/f && rm /bin/ls",
+        ]),
+        "run c1",
+    );
+    let id = ok(&d.docker(&["inspect", "-f", "{{.Id}}", "c1"]), "inspect c1");
+    let copy = d.data_home.join("berth/containers").join(&id);
+    assert!(copy.exists(), "the container's copy at {}", copy.display());
+    let mut diff: Vec<String> = ok(&d.docker(&["diff", "c1"]), "docker diff")
+        .lines()
+        .map(String::from)
+        .collect();
+    diff.sort();
+    for want in [
+        "A /k",
+        "A /srv",
+        "A /srv/d",
+        "A /srv/d/f",
+        "C /bin",
+        "D /bin/ls",
+    ] {
+        assert!(diff.iter().any(|l| l == want), "{want} missing: {diff:?}");
+    }
+    assert!(
+        !diff.iter().any(|l| l.contains("/etc/passwd")),
+        "unchanged files are no changes: {diff:?}"
+    );
+    ok(&d.docker(&["commit", "c1", "committed:vfs"]), "commit");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "committed:vfs",
+        "sh",
+        "-c",
+        "cat /k /srv/d/f; test -e /bin/ls || echo gone",
+    ]);
+    assert_eq!(ok(&out, "run committed"), "kept\ndeep\ngone");
+    // A build's steps are committed the same way (a deletion too).
+    let ctx = d.root.join("ctx");
+    std::fs::create_dir_all(&ctx).expect("context");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo built-vfs > /b && rm /bin/cat\n",
+    )
+    .expect("Dockerfile");
+    ok(
+        &d.docker(&["build", "-t", "vfs:built", ctx.to_str().expect("utf8")]),
+        "docker build",
+    );
+    assert_eq!(
+        ok(
+            &d.docker(&[
+                "run",
+                "--rm",
+                "vfs:built",
+                "sh",
+                "-c",
+                "head /b; test -e /bin/cat || echo gone",
+            ]),
+            "run built"
+        ),
+        "built-vfs\ngone"
+    );
+    ok(&d.docker(&["rm", "c1"]), "rm c1");
+    assert!(
+        eventually(Duration::from_secs(10), || !copy.exists()),
+        "docker rm left the copy at {}",
+        copy.display()
+    );
 }
