@@ -116,9 +116,19 @@ fi
 
 if command -v fuse-overlayfs >/dev/null 2>&1; then
   echo "  note  fuse-overlayfs is installed: the fallback where the kernel refuses overlayfs in a user namespace"
+else
+  echo "  note  where the kernel refuses overlayfs in a user namespace, berthd copies layers (vfs: slow, large); apt-get install fuse-overlayfs avoids that"
 fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  echo "  note  cgroup v2: rootless berth does not use delegated cgroups yet; --memory, --cpus, --pids-limit ... are refused"
+  cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  dir=/sys/fs/cgroup${cg}
+  if [ -n "$cg" ] && [ "$cg" != / ] && [ -O "$dir" ] && [ -O "$dir/cgroup.subtree_control" ] &&
+    grep -qw memory "$dir/cgroup.controllers" && grep -qw pids "$dir/cgroup.controllers"; then
+    echo "  note  cgroup v2, and this shell's cgroup $cg is delegated to you: a berthd started alone in such a cgroup gets limits"
+  else
+    echo "  note  cgroup v2: limits (--memory, --cpus, --pids-limit ...) need berthd in a cgroup delegated to you and of its own,"
+    echo "        e.g. systemd-run --user -p Delegate=yes berthd (or a user unit with Delegate=yes); elsewhere they are refused"
+  fi
 else
   echo "  note  cgroup v1/hybrid host: containers run without cgroups; --memory, --cpus, --pids-limit ... are refused"
 fi

@@ -1,7 +1,8 @@
 //! Rootless berth's alternative drivers (issue 14), each forced through berthd's environment
 //! as a user would: pasta (`BERTHD_ROOTLESS_NET=pasta`) as the daemon's network instead of
 //! slirp4netns, and the copying storage driver (`BERTHD_ROOTLESS_STORAGE=vfs`), berthd's last
-//! fallback where no overlay can be mounted. The everyday rootless set is in rootless.rs.
+//! fallback where no overlay can be mounted; and limits in a delegated cgroup v2 subtree (run
+//! only on a cgroup v2 host). The everyday rootless set is in rootless.rs.
 //!
 //! Each test skips with a printed reason where the host lacks a prerequisite.
 
@@ -329,4 +330,80 @@ fn vfs_storage() {
         "docker rm left the copy at {}",
         copy.display()
     );
+}
+
+/// Limits in a delegated cgroup v2 subtree (systemd's `Delegate=yes`, made here by the test
+/// as root): the rootless daemon puts its containers' cgroups under the cgroup it was started
+/// in, and `--memory`, `--pids-limit` and `--cpus` land in the container's own cgroup there.
+/// Runs only on a cgroup v2 host.
+#[test]
+fn delegated_cgroup_v2_limits() {
+    if skip() {
+        return;
+    }
+    if skip_when("delegated cgroup v2", rootless::DelegatedCgroup::missing()) {
+        return;
+    }
+    let user = rootless::User::create();
+    // Declared before the daemon, so removed after it.
+    let cg = rootless::DelegatedCgroup::create(&user);
+    let d = RootlessDaemon::start_in_cgroup(user, &cg.dir);
+    assert_eq!(
+        ok(
+            &d.docker(&["info", "--format", "{{.CgroupDriver}}"]),
+            "docker info"
+        ),
+        "cgroupfs",
+        "{}",
+        d.log()
+    );
+    // The daemon moved itself into a leaf of the delegated cgroup.
+    let procs = std::fs::read_to_string(cg.dir.join("daemon/cgroup.procs")).unwrap_or_default();
+    assert!(
+        procs.contains(&d.pid().to_string()),
+        "outer berthd {} not in {}/daemon: {procs:?}",
+        d.pid(),
+        cg.dir.display()
+    );
+    load_busybox(&d);
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "lim",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cpus",
+            "0.5",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run with limits",
+    );
+    let pid = ok(
+        &d.docker(&["inspect", "-f", "{{.State.Pid}}", "lim"]),
+        "pid",
+    );
+    // Seen from the host: the container's cgroup is under the delegated one.
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("v2 cgroup line");
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+    assert!(
+        dir.starts_with(&cg.dir) && dir != cg.dir.join("daemon"),
+        "container cgroup {} not a child of {}",
+        dir.display(),
+        cg.dir.display()
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert_eq!(read("memory.max").trim(), "67108864");
+    assert_eq!(read("pids.max").trim(), "50");
+    assert_eq!(read("cpu.max").trim(), "50000 100000");
+    ok(&d.docker(&["rm", "-f", "lim"]), "rm lim");
 }

@@ -57,14 +57,17 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
     to_parent
         .write_all(b"1")
         .context("telling the rootless parent")?;
-    let mut go = [0u8; 1];
-    if from_parent
-        .read(&mut go)
-        .context("waiting for the id maps")?
-        != 1
-    {
+    // The release: `1`, then what became of cgroups (`parent.rs`), up to the pipe's end.
+    let mut go = Vec::new();
+    from_parent
+        .read_to_end(&mut go)
+        .context("waiting for the id maps")?;
+    if go.first() != Some(&b'1') {
         bail!("the rootless parent gave up before the namespace was ready (see its error)");
     }
+    let cgroups = super::release_cgroups(&go[1..]);
+    let delegated = cgroups.is_ok();
+    let _ = super::CGROUPS.set(cgroups);
     drop(to_parent);
     drop(from_parent);
     setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
@@ -93,7 +96,7 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
     )
     .context("making the mount namespace private")?;
     resolv_conf(exec_root)?;
-    unified_cgroups()?;
+    unified_cgroups(delegated)?;
     Ok(())
 }
 
@@ -102,11 +105,15 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
 /// unified hierarchy at /sys/fs/cgroup instead (mounted in its own cgroup namespace, which
 /// the kernel allows an unprivileged user), where the runtime, finding no cgroup it may
 /// write, leaves containers in the daemon's cgroup; limits are refused at create.
-fn unified_cgroups() -> Result<()> {
+///
+/// With a `delegated` cgroup (v2, `cgroups.rs`) the same mount shows the delegated cgroup
+/// (this namespace's root) as /sys/fs/cgroup, so the containers' cgroups (`/berth/<id>`)
+/// are made under it, and what `/proc/<pid>/cgroup` says matches the paths there.
+fn unified_cgroups(delegated: bool) -> Result<()> {
     let root = Path::new("/sys/fs/cgroup");
     let is_v2 = nix::sys::statfs::statfs(root)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if is_v2 {
+    if is_v2 && !delegated {
         return Ok(());
     }
     mount(

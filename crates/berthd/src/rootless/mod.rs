@@ -9,6 +9,7 @@
 //! (`udp.rs` its datagram flows), `storage.rs` the choice of overlay driver, `checks.rs` the
 //! prerequisites, `paths.rs` the per-user defaults, `subid.rs` the id ranges.
 
+pub mod cgroups;
 pub mod checks;
 pub mod child;
 pub mod net;
@@ -59,16 +60,51 @@ impl Mode {
 
 /// The daemon's settings as the inner half of a rootless berthd in `exec_root`.
 pub fn daemon_config(exec_root: &std::path::Path) -> berth_daemon::rootless::RootlessConfig {
+    let controllers = match CGROUPS.get() {
+        Some(Ok(list)) => {
+            tracing::info!(
+                "rootless cgroups: delegated, controllers {}",
+                list.join(" ")
+            );
+            Some(list.clone())
+        }
+        Some(Err(why)) => {
+            tracing::info!("rootless cgroups: none, limits are refused ({why})");
+            None
+        }
+        None => None,
+    };
     berth_daemon::rootless::RootlessConfig {
         port_driver: std::sync::Arc::new(ports::Driver {
             socket: exec_root.join("rootless").join(ports::DRIVER_SOCKET),
         }),
-        // Not yet: on a cgroup v2 host systemd may delegate a subtree to the user, but
-        // containers' cgroups would have to be made under it (not under `/berth`), or the
-        // runtime, finding `/berth` unwritable, would run them without their limits. Until
-        // then limits are refused on every host rather than silently dropped.
-        cgroups: false,
+        // Delegated cgroup v2 (`cgroups.rs`): limits in the containers' own cgroups. Else
+        // limits are refused rather than silently dropped.
+        cgroups: controllers.is_some(),
+        controllers: controllers.unwrap_or_default(),
         host_cgroup_v2: !has_v1_cgroups(),
+    }
+}
+
+/// What the outer process found of cgroup delegation, as the inner one was told
+/// ([`release_cgroups`]): the controllers enabled for containers, or why there are none.
+pub static CGROUPS: std::sync::OnceLock<Result<Vec<String>, String>> = std::sync::OnceLock::new();
+
+/// The release message's tail (after the `1`): `cgroups <controllers...>` or
+/// `none <reason>`; see [`release_message`].
+pub fn release_cgroups(tail: &[u8]) -> Result<Vec<String>, String> {
+    let text = String::from_utf8_lossy(tail);
+    match text.split_once(' ').unwrap_or((&text, "")) {
+        ("cgroups", list) => Ok(list.split_whitespace().map(String::from).collect()),
+        (_, reason) => Err(reason.to_string()),
+    }
+}
+
+/// The outer process's release message for the inner one (see [`release_cgroups`]).
+pub fn release_message(cgroups: &Result<Vec<String>, String>) -> Vec<u8> {
+    match cgroups {
+        Ok(list) => format!("1cgroups {}", list.join(" ")).into_bytes(),
+        Err(reason) => format!("1none {reason}").into_bytes(),
     }
 }
 

@@ -52,6 +52,8 @@ pub fn run(exec_root: &Path) -> Result<i32> {
     if from_child.read(&mut buf).unwrap_or(0) != 1 {
         return Ok(exit_code(child.wait()?));
     }
+    // Before the network driver starts, so that it lands in the daemon's leaf too.
+    let cgroups = super::cgroups::delegate(pid);
     let network = match setup(&pre, pid, &state) {
         Ok(s) => s,
         Err(e) => {
@@ -81,7 +83,7 @@ pub fn run(exec_root: &Path) -> Result<i32> {
         }
     };
     to_child
-        .write_all(b"1")
+        .write_all(&super::release_message(&cgroups))
         .context("releasing the inner daemon")?;
     drop((to_child, from_child));
     let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
