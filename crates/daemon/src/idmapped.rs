@@ -5,10 +5,8 @@
 //! the file system refuses, the caller falls back to shifted copies (`remap_fs`). The real
 //! [`crate::host::RemapOps`] calls these.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -98,76 +96,12 @@ fn userns_with(map: &IdMap) -> io::Result<OwnedFd> {
     res
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-/// `O_CLOEXEC`.
-const OPEN_TREE_CLOEXEC: libc::c_uint = 0o2_000_000;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-
 /// `open_tree(OPEN_TREE_CLONE)` of `src`, `mount_setattr(MOUNT_ATTR_IDMAP)` with `userns`,
 /// then `move_mount` onto `dst`.
 fn idmapped_bind(src: &Path, dst: &Path, userns: &OwnedFd) -> io::Result<()> {
-    let c_src = CString::new(src.as_os_str().as_bytes())?;
-    let c_dst = CString::new(dst.as_os_str().as_bytes())?;
-    // SAFETY: a path syscall with a valid NUL-terminated path; the result is a new fd or -1.
-    let raw = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c_src.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let fd = i32::try_from(raw).map_err(|_| io::Error::other("open_tree: bad descriptor"))?;
-    // SAFETY: open_tree returned this descriptor and nothing else owns it.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: u64::try_from(userns.as_raw_fd()).unwrap_or(u64::MAX),
-    };
-    let empty = c"";
-    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is an empty C string.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: valid descriptors and NUL-terminated paths.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            c_dst.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let tree = berth_sys::mount_api::clone_tree(src)?;
+    berth_sys::mount_api::idmap_tree(&tree, userns)?;
+    berth_sys::mount_api::attach_tree(&tree, dst)
 }
 
 #[cfg(test)]
