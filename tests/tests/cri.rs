@@ -764,3 +764,89 @@ async fn pods_survive_a_daemon_restart() {
         .read_dir()
         .is_ok_and(|mut r| r.next().is_some()));
 }
+
+/// A kubelet runs and stops many pods at once: they go in parallel (one lock per pod, not one
+/// for all), each gets its own address, two runs of one pod name still cannot both succeed, and
+/// stopping and removing a pod at the same time leaves nothing behind.
+#[tokio::test]
+async fn pods_run_and_stop_concurrently() {
+    if !ready() {
+        return;
+    }
+    let net = CniNet::new();
+    let d = start(&net);
+    let c = CriClient::connect(&d.cri_socket()).await;
+    let logs = d.root.join("pod-logs");
+    let mut names: Vec<String> = (0..6).map(|i| format!("par{i}")).collect();
+    names.extend(["twin".to_string(), "twin".to_string()]);
+    let runs = names.iter().map(|n| {
+        let mut rt = c.rt.clone();
+        let cfg = pod_config(n, &[], &logs);
+        async move {
+            rt.run_pod_sandbox(api::RunPodSandboxRequest {
+                config: Some(cfg),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().pod_sandbox_id)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let (mut pods, mut refused) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(id) => pods.push(id),
+            Err(e) => refused.push(e),
+        }
+    }
+    assert_eq!(pods.len(), 7, "six pods and one twin: {refused:?}");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].code(), Code::AlreadyExists, "{:?}", refused[0]);
+    assert!(
+        refused[0].message().contains("is reserved for"),
+        "{:?}",
+        refused[0]
+    );
+    let mut c = c;
+    let mut ips = Vec::new();
+    for p in &pods {
+        let s = pod_status(&mut c, p).await;
+        assert_eq!(s.state, api::PodSandboxState::SandboxReady as i32);
+        ips.push(s.network.expect("network").ip);
+    }
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), pods.len(), "one address each: {ips:?}");
+    assert_eq!(net.allocated().len(), pods.len());
+    // Stop and remove every pod, both at once for each.
+    let ends = pods.iter().flat_map(|p| {
+        let (mut a, mut b) = (c.rt.clone(), c.rt.clone());
+        let (p1, p2) = (p.clone(), p.clone());
+        [
+            Box::pin(async move {
+                a.stop_pod_sandbox(api::StopPodSandboxRequest { pod_sandbox_id: p1 })
+                    .await
+                    .map(|_| ())
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
+            Box::pin(async move {
+                b.remove_pod_sandbox(api::RemovePodSandboxRequest { pod_sandbox_id: p2 })
+                    .await
+                    .map(|_| ())
+            }),
+        ]
+    });
+    for r in futures_util::future::join_all(ends).await {
+        // A stop that comes after its pod's removal finds no pod, as containerd answers.
+        if let Err(e) = r {
+            assert_eq!(e.code(), Code::NotFound, "{e:?}");
+        }
+    }
+    assert!(list_pods(&mut c, api::PodSandboxFilter::default())
+        .await
+        .is_empty());
+    assert!(net.allocated().is_empty(), "{:?}", net.allocated());
+    let pins = std::fs::read_dir(d.root.join("exec/pods"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    assert_eq!(pins, 0, "pinned namespaces left");
+}

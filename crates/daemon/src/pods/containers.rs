@@ -146,8 +146,7 @@ impl PodService {
 #[async_trait]
 impl ContainerBackend for PodService {
     async fn create_container(&self, req: CreateContainer) -> CriResult<String> {
-        let _g = self.pod_lock.lock().await;
-        let pod = self.pod_or_not_found(&req.pod_sandbox_id)?;
+        let (_g, pod) = self.lock_pod(&req.pod_sandbox_id).await?;
         if !pod.ready {
             return Err(CriError::FailedPrecondition(format!(
                 "pod sandbox {} is not ready",

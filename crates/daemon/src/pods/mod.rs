@@ -10,8 +10,8 @@
 //! once the daemon is split into services.
 //!
 //! Files: `store` (the persisted pod and container records), `sandbox` (RunPodSandbox and the
-//! rest of the pod lifecycle), `nsfs` (pinned namespaces), `translate` (a CRI container config
-//! as a Docker create request), `containers` (the container lifecycle), `exec` (ExecSync and
+//! rest of the pod lifecycle), `locks` (per-pod locks and name reservations), `nsfs` (pinned
+//! namespaces), `translate` (a CRI container config as a Docker create request), `containers` (the container lifecycle), `exec` (ExecSync and
 //! the streaming runtime), `logs` (CRI log files), `images`, `stats`, `runtime` (Version,
 //! Status, runtime config), `events` (GetContainerEvents).
 
@@ -19,6 +19,7 @@ mod containers;
 mod events;
 mod exec;
 mod images;
+mod locks;
 mod logs;
 mod nsfs;
 mod pidns;
@@ -73,8 +74,8 @@ pub struct PodService {
     /// Open CRI log files of running containers, for ReopenContainerLog.
     logs: Mutex<HashMap<String, Arc<CriLog>>>,
     events: broadcast::Sender<api::ContainerEventResponse>,
-    /// Serializes pod lifecycle calls (run, stop, remove, container create).
-    pod_lock: tokio::sync::Mutex<()>,
+    /// One lock per pod and the pod names being started (see `locks`).
+    locks: locks::PodLocks,
 }
 
 impl PodService {
@@ -95,7 +96,7 @@ impl PodService {
             pod_cidr: Mutex::new(String::new()),
             logs: Mutex::new(HashMap::new()),
             events,
-            pod_lock: tokio::sync::Mutex::new(()),
+            locks: locks::PodLocks::default(),
             daemon,
         });
         svc.forward_daemon_events();

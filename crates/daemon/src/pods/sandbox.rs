@@ -51,6 +51,17 @@ fn port_mappings(cfg: &api::PodSandboxConfig) -> Vec<PortMapping> {
 }
 
 impl PodService {
+    /// The pod `key` names (id or unique prefix), with its lock held: read again under the
+    /// lock, as a call that held it before may have changed or removed it.
+    pub(crate) async fn lock_pod(
+        &self,
+        key: &str,
+    ) -> CriResult<(tokio::sync::OwnedMutexGuard<()>, PodRecord)> {
+        let id = self.pod_or_not_found(key)?.id;
+        let guard = self.locks.lock(&id).await;
+        Ok((guard, self.pod_or_not_found(&id)?))
+    }
+
     pub(crate) fn pod_or_not_found(&self, id: &str) -> CriResult<PodRecord> {
         self.store
             .find_pod(id)
@@ -168,23 +179,31 @@ impl PodService {
 #[async_trait]
 impl PodBackend for PodService {
     async fn run_pod_sandbox(&self, req: RunPodSandbox) -> CriResult<String> {
-        let _g = self.pod_lock.lock().await;
         let cfg = req.config;
         let md = cfg.metadata.clone().unwrap_or_default();
-        if let Some(other) = self.store.pods().into_iter().find(|p| {
-            let m = p.config().metadata.unwrap_or_default();
-            m.name == md.name
-                && m.namespace == md.namespace
-                && m.uid == md.uid
-                && m.attempt == md.attempt
-        }) {
-            return Err(CriError::AlreadyExists(format!(
-                "pod sandbox name {}_{}_{}_{} is reserved for {}",
-                md.name, md.namespace, md.uid, md.attempt, other.id
-            )));
-        }
+        let id = new_id();
+        let name = format!("{}_{}_{}_{}", md.name, md.namespace, md.uid, md.attempt);
+        // Held until the pod is stored or its start failed; other pods start meanwhile.
+        let _reserved = self
+            .locks
+            .reserve_name(name.clone(), &id, || {
+                self.store
+                    .pods()
+                    .into_iter()
+                    .find(|p| {
+                        let m = p.config().metadata.unwrap_or_default();
+                        m.name == md.name
+                            && m.namespace == md.namespace
+                            && m.uid == md.uid
+                            && m.attempt == md.attempt
+                    })
+                    .map(|p| p.id)
+            })
+            .map_err(|other| {
+                CriError::AlreadyExists(format!("pod sandbox name {name} is reserved for {other}"))
+            })?;
         let mut r = PodRecord {
-            id: new_id(),
+            id,
             created_at: now_nanos(),
             ready: true,
             config: encode(&cfg),
@@ -212,20 +231,20 @@ impl PodBackend for PodService {
     }
 
     async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()> {
-        let _g = self.pod_lock.lock().await;
-        let mut r = self.pod_or_not_found(id)?;
+        let (_g, mut r) = self.lock_pod(id).await?;
         self.stop_pod(&mut r).await
     }
 
     async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()> {
-        let _g = self.pod_lock.lock().await;
-        let mut r = self.pod_or_not_found(id)?;
+        let (_g, mut r) = self.lock_pod(id).await?;
         self.stop_pod(&mut r).await?;
         for c in self.store.containers_of(&r.id) {
             self.remove_cri_container(&c.id).await?;
         }
         let _ = std::fs::remove_dir_all(self.ns_dir.join(&r.id));
-        self.store.delete_pod(&r.id).map_err(CriError::internal)
+        self.store.delete_pod(&r.id).map_err(CriError::internal)?;
+        self.locks.forget(&r.id);
+        Ok(())
     }
 
     async fn pod_sandbox_status(&self, id: &str, verbose: bool) -> CriResult<PodStatus> {
