@@ -275,3 +275,39 @@ async fn dockerds_refusals_hold_under_remapping() {
         .iter()
         .any(|c| c.starts_with(&format!("chown {ROOT} ")) && c.contains("vol")));
 }
+
+#[tokio::test]
+async fn every_range_of_the_mapping_reaches_the_spec_and_the_views() {
+    let two = IdMap::from_ranges(
+        "u:g",
+        &[(300_000, 1000), (100_000, 65536)],
+        &[(200_000, 65536), (400_000, 10)],
+        340,
+    )
+    .unwrap();
+    let t = TestDaemon::with(FakeHost::new(), move |cfg| {
+        cfg.userns_remap = Some(two);
+    })
+    .await;
+    let id = t.run("two", |_| {}).await;
+    let spec = t.spec(&id);
+    assert_eq!(
+        mappings(&spec, "uidMappings"),
+        vec![(0, 100_000, 65536), (65536, 300_000, 1000)]
+    );
+    assert_eq!(
+        mappings(&spec, "gidMappings"),
+        vec![(0, 200_000, 65536), (65536, 400_000, 10)]
+    );
+    // Container root is the lowest range's first id; the views are named after it.
+    let mounted = calls_of(&t, "mount_idmapped");
+    assert!(
+        mounted[0].starts_with("mount_idmapped 100000.200000 "),
+        "{mounted:?}"
+    );
+    let want = format!(
+        "chown 100000:200000 {}",
+        t.d.runtime.upper_dir(&id).display()
+    );
+    assert!(calls_of(&t, "chown").contains(&want));
+}
