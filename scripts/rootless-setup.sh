@@ -32,11 +32,33 @@ for tool in newuidmap newgidmap; do
   fi
 done
 
-if command -v slirp4netns >/dev/null 2>&1 || [ -x /usr/bin/slirp4netns ]; then
-  ok "slirp4netns"
-else
-  bad "slirp4netns not installed (the daemon's network namespace reaches out through it)" "apt-get install slirp4netns"
-fi
+# The network driver: BERTHD_ROOTLESS_NET=slirp4netns|pasta chooses, unset the first of
+# them installed (slirp4netns first, as dockerd-rootless.sh prefers it).
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/bin/$1" ]; }
+net=${BERTHD_ROOTLESS_NET:-}
+case "$net" in
+  "")
+    if have slirp4netns; then
+      ok "network driver: slirp4netns$(have pasta && echo ' (pasta is installed too: BERTHD_ROOTLESS_NET=pasta picks it)')"
+    elif have pasta; then
+      ok "network driver: pasta (slirp4netns is not installed)"
+    else
+      bad "neither slirp4netns nor pasta installed (the daemon's network namespace reaches out through one of them)" "apt-get install slirp4netns   (or passt, for pasta)"
+    fi
+    ;;
+  slirp4netns | pasta)
+    pkg=$net
+    [ "$net" = pasta ] && pkg=passt
+    if have "$net"; then
+      ok "network driver: $net (BERTHD_ROOTLESS_NET)"
+    else
+      bad "BERTHD_ROOTLESS_NET=$net, but $net is not installed" "apt-get install $pkg"
+    fi
+    ;;
+  *)
+    bad "BERTHD_ROOTLESS_NET=$net is not a network driver" "unset it, or set slirp4netns or pasta"
+    ;;
+esac
 
 range_of() { # file
   awk -F: -v n="$user" -v u="$uid" '($1 == n || $1 == u) && $3 > 0 { print $2 ":" $3; exit }' "$1" 2>/dev/null
@@ -94,9 +116,19 @@ fi
 
 if command -v fuse-overlayfs >/dev/null 2>&1; then
   echo "  note  fuse-overlayfs is installed: the fallback where the kernel refuses overlayfs in a user namespace"
+else
+  echo "  note  where the kernel refuses overlayfs in a user namespace, berthd copies layers (vfs: slow, large); apt-get install fuse-overlayfs avoids that"
 fi
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-  echo "  note  cgroup v2: rootless berth does not use delegated cgroups yet; --memory, --cpus, --pids-limit ... are refused"
+  cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
+  dir=/sys/fs/cgroup${cg}
+  if [ -n "$cg" ] && [ "$cg" != / ] && [ -O "$dir" ] && [ -O "$dir/cgroup.subtree_control" ] &&
+    grep -qw memory "$dir/cgroup.controllers" && grep -qw pids "$dir/cgroup.controllers"; then
+    echo "  note  cgroup v2, and this shell's cgroup $cg is delegated to you: a berthd started alone in such a cgroup gets limits"
+  else
+    echo "  note  cgroup v2: limits (--memory, --cpus, --pids-limit ...) need berthd in a cgroup delegated to you and of its own,"
+    echo "        e.g. systemd-run --user -p Delegate=yes berthd (or a user unit with Delegate=yes); elsewhere they are refused"
+  fi
 else
   echo "  note  cgroup v1/hybrid host: containers run without cgroups; --memory, --cpus, --pids-limit ... are refused"
 fi

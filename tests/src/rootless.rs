@@ -204,6 +204,8 @@ pub struct RootlessDaemon {
     /// Extra berthd flags and environment (see [`RootlessDaemon::start_with`]).
     extra_args: Vec<String>,
     extra_env: Vec<(String, String)>,
+    /// A cgroup (v2 directory) berthd is started in (see [`DelegatedCgroup`]).
+    cgroup: Option<PathBuf>,
     // Dropped last: the user's processes are killed and the user removed after the files.
     pub user: User,
 }
@@ -225,6 +227,14 @@ impl RootlessDaemon {
         d
     }
 
+    /// [`RootlessDaemon::start`] for `user` in the cgroup `cgroup` (delegated to the user).
+    pub fn start_in_cgroup(user: User, cgroup: &Path) -> RootlessDaemon {
+        let mut d = Self::prepare(user);
+        d.cgroup = Some(cgroup.to_path_buf());
+        d.spawn();
+        d
+    }
+
     /// The user's directories, without starting the daemon.
     pub fn prepare(user: User) -> RootlessDaemon {
         let root = PathBuf::from(format!("/var/tmp/berth-rootless-{}", user.name));
@@ -236,6 +246,7 @@ impl RootlessDaemon {
             child: None,
             extra_args: Vec::new(),
             extra_env: Vec::new(),
+            cgroup: None,
             user,
         };
         for dir in [&d.root, &d.runtime_dir, &d.root.join("home")] {
@@ -281,8 +292,41 @@ impl RootlessDaemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .expect("daemon log");
-        let child = self
-            .user_command(&bin("berthd"))
+        let mut cmd = self.user_command(&bin("berthd"));
+        if let Some(cg) = &self.cgroup {
+            // Into the cgroup while still root (the user may not move itself out of the
+            // test's cgroup), then the user's ids, as `uid`/`gid` would give them.
+            let procs =
+                std::ffi::CString::new(cg.join("cgroup.procs").as_os_str().as_encoded_bytes())
+                    .expect("cgroup path");
+            let (uid, gid) = (self.user.uid, self.user.gid);
+            let mut c = Command::new(bin("berthd"));
+            c.env_clear()
+                .envs(
+                    cmd.get_envs()
+                        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+                )
+                .current_dir(self.root.join("home"));
+            // SAFETY: only open/write/close and the id syscalls between fork and exec.
+            unsafe {
+                c.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            cmd = c;
+        }
+        let child = cmd
             .args(["--log-level", "debug"])
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
@@ -377,5 +421,83 @@ impl Drop for RootlessDaemon {
             eprintln!("rootless berthd log:\n{}", self.log());
         }
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A cgroup v2 directory delegated to a user as systemd's `Delegate=yes` does (the directory
+/// and its `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads` given to the user),
+/// for a rootless berthd to run its containers' cgroups under. Removed (children first) on
+/// drop; drop it after the daemon, whose processes must be gone by then.
+pub struct DelegatedCgroup {
+    pub dir: PathBuf,
+}
+
+impl DelegatedCgroup {
+    /// Why a delegated cgroup cannot be made here (not a cgroup v2 host, or memory and pids
+    /// not available at the root), or `None`.
+    pub fn missing() -> Option<String> {
+        let root = Path::new("/sys/fs/cgroup");
+        let Ok(ctrls) = std::fs::read_to_string(root.join("cgroup.controllers")) else {
+            return Some(
+                "/sys/fs/cgroup is not cgroup v2 (a v1 or hybrid host: no cgroups for users)"
+                    .into(),
+            );
+        };
+        for c in ["memory", "pids"] {
+            if !ctrls.split_whitespace().any(|x| x == c) {
+                return Some(format!("the {c} controller is not available on cgroup v2"));
+            }
+        }
+        None
+    }
+
+    /// Creates `/sys/fs/cgroup/berth-test-<name>` with memory, pids, cpu, cpuset and io (as
+    /// available) enabled for it, delegated to `u`.
+    pub fn create(u: &User) -> DelegatedCgroup {
+        let root = Path::new("/sys/fs/cgroup");
+        let offered = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+        for c in ["cpuset", "cpu", "io", "memory", "pids"] {
+            if offered.split_whitespace().any(|x| x == c) {
+                let _ = std::fs::write(root.join("cgroup.subtree_control"), format!("+{c}"));
+            }
+        }
+        let dir = root.join(format!("berth-test-{}", u.name));
+        let g = DelegatedCgroup { dir };
+        let _ = std::fs::create_dir(&g.dir);
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            let p = g.dir.join(f);
+            nix::unistd::chown(
+                &p,
+                Some(nix::unistd::Uid::from_raw(u.uid)),
+                Some(nix::unistd::Gid::from_raw(u.gid)),
+            )
+            .unwrap_or_else(|e| panic!("chown {}: {e}", p.display()));
+        }
+        g
+    }
+}
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        fn remove(dir: &Path) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    remove(&e.path());
+                }
+            }
+            // Processes left (none once the daemon is dropped) would keep it: a few tries.
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        remove(&self.dir);
     }
 }

@@ -119,8 +119,6 @@ async fn namespace_options() {
     let pod = e.pod("pidpod", ns_opts(Pod, Pod, Pod), &[]).await;
     let a = e.run(&pod, "a", sc_with_ns(Pod)).await;
     let b = e.run(&pod, "bb", sc_with_ns(Pod)).await;
-    // Started before any exec: on cgroup v1 a start fails when its PID in the pod is not
-    // also a host PID (libcontainer's cgroup v1 mount, see docs/cri.md), and execs use PIDs.
     let c3 = e.run(&pod, "ccc", sc_with_ns(Pod)).await;
     let (pa, pb) = (ns(&mut e, &a, "pid").await, ns(&mut e, &b, "pid").await);
     assert_eq!(pa, pb, "PID POD: one namespace for the pod");
@@ -128,6 +126,10 @@ async fn namespace_options() {
     let ps = e.out(&a, "ps -o args").await;
     assert!(ps.contains("sleep 101") && ps.contains("sleep 102"), "{ps}");
     assert!(ps.contains("sleep 103"), "{ps}");
+    // A container started after execs took PIDs in the pod (on cgroup v1 the shim mounts its
+    // cgroups: the runtime would look them up under its PID in the pod, in the host's /proc).
+    let c4 = e.run(&pod, "dddd", sc_with_ns(Pod)).await;
+    assert!(e.out(&c4, "ps -o args").await.contains("sleep 101"));
     // The first container ending does not take the pod's PID namespace with it.
     e.c.rt
         .stop_container(api::StopContainerRequest {

@@ -289,6 +289,67 @@ fn pid_and_ipc_namespaces_of_another_container() {
     );
 }
 
+/// Containers joining another's PID namespace start whatever PID they get in it, also one
+/// that no host process has (on cgroup v1 the runtime library looked the container's cgroups
+/// up under that PID in the host's /proc and failed: the shim mounts them there instead), and
+/// see their own cgroups, read-only, laid out as on the host.
+#[test]
+fn joined_pid_namespace_past_the_hosts_pids() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    d.load_busybox();
+    let _c = Cleanup(&d, vec!["pidhost"], vec![]);
+    assert_ok(
+        &d.docker(&["run", "-d", "--name", "pidhost", "busybox", "sleep", "3132"]),
+        "run pidhost",
+    );
+    // The lowest PID no host process has: the first joiner to get it inside the namespace
+    // failed before.
+    let gap = (2..100_000)
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .unwrap();
+    let runs = if gap <= 40 { gap + 2 } else { 3 };
+    if gap > 40 {
+        eprintln!("the host has PIDs 1..{gap}: only {runs} joins, none past a gap");
+    }
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists();
+    let mut last = 0;
+    for _ in 0..runs {
+        let script = "echo pid=$$; \
+            cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
+            test -L /sys/fs/cgroup/cpu && echo cpu-link; \
+            mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo read-only";
+        let out = sh(
+            &d,
+            &["--pid", "container:pidhost", "--memory", "64m"],
+            script,
+        );
+        last = out
+            .lines()
+            .find_map(|l| l.strip_prefix("pid="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        if v1 {
+            assert!(
+                out.contains("67108864\n"),
+                "the container's own memory cgroup: {out}"
+            );
+            assert!(out.contains("read-only\n"), "{out}");
+            if std::path::Path::new("/sys/fs/cgroup/cpu,cpuacct").is_dir() {
+                assert!(out.contains("cpu-link\n"), "co-mounted controllers: {out}");
+            }
+        }
+    }
+    if gap <= 40 {
+        assert!(
+            last >= gap,
+            "the last joiner got PID {last}, not past {gap}"
+        );
+    }
+}
+
 /// On a cgroup v1 host with a `name=systemd` hierarchy, the container has a cgroup of its own
 /// there (as with runc), not the host's root: it does not see the host's systemd cgroups, and
 /// the cgroup goes with the container.

@@ -278,7 +278,8 @@ fn rootless_daemon_runs_containers_as_the_user() {
     ok(&d.docker(&["network", "rm", "rlnet"]), "network rm");
 
     // Limits need cgroups this user may write; without them, runc's message.
-    // (Refused on every host: v1/hybrid allow a user no cgroups, v2 delegation is not used.)
+    // (Refused here on every host: v1/hybrid allow a user no cgroups, and this daemon runs in
+    // the test's cgroup, which is not delegated; rootless_drivers.rs tests delegation.)
     {
         let out = d.docker(&["run", "--rm", "--memory", "64m", "busybox", "true"]);
         assert!(!out.status.success(), "a memory limit must be refused");

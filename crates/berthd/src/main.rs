@@ -3,6 +3,7 @@
 
 mod adapter;
 mod cri_adapter;
+mod idle_memory;
 mod remap;
 mod rootless;
 
@@ -59,6 +60,11 @@ struct Args {
     /// Parent cgroup for containers.
     #[arg(long)]
     cgroup_parent: Option<String>,
+    /// Storage driver: overlay2 (overlayfs, the default) or vfs (a full copy of the image per
+    /// container; slow and large, for filesystems overlayfs cannot use). A rootless daemon
+    /// chooses by itself (BERTHD_ROOTLESS_STORAGE).
+    #[arg(long = "storage-driver", value_name = "overlay2|vfs")]
+    storage_driver: Option<String>,
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
@@ -149,6 +155,7 @@ struct FileConfig {
     log_level: Option<String>,
     pidfile: Option<PathBuf>,
     cgroup_parent: Option<String>,
+    storage_driver: Option<String>,
     shim_path: Option<PathBuf>,
     log_driver: Option<String>,
     log_opts: std::collections::BTreeMap<String, String>,
@@ -536,8 +543,17 @@ fn main() -> Result<()> {
             .then(|| rootless::daemon_config(&cfg.exec_root)),
         ..cfg
     };
-    if cfg.rootless.is_some() {
-        rootless::storage::choose(&cfg.data_root)?;
+    let storage_driver = args.storage_driver.or(file.storage_driver);
+    match (storage_driver.as_deref(), cfg.rootless.is_some()) {
+        (None, true) => rootless::storage::choose(&cfg.data_root)?,
+        (None | Some("overlay2" | "overlay"), false) => {}
+        (Some("vfs"), false) => berth_image::overlay::use_copies(),
+        (Some(_), true) => {
+            bail!("--storage-driver is not supported in rootless mode: use BERTHD_ROOTLESS_STORAGE=overlay|fuse-overlayfs|vfs")
+        }
+        (Some(other), false) => {
+            bail!("unsupported --storage-driver {other:?}: use overlay2 or vfs")
+        }
     }
     let remap_value = args
         .userns_remap
@@ -684,6 +700,7 @@ async fn run(
         };
         cri_adapter::start(daemon.clone(), reloader.cri.clone(), shutdown).await?
     };
+    let idle_memory = idle_memory::spawn();
     tracing::debug!(?limits, "API connection limits");
     let conns = berth_api_server::serve::Connections::new(limits);
     let mut servers = Vec::new();
@@ -749,6 +766,7 @@ async fn run(
         }
     }
     let _ = stop_tx.send(true);
+    idle_memory.abort();
     if let Some(cri) = cri {
         cri.stop();
         let _ = tokio::time::timeout(Duration::from_secs(2), cri.server).await;

@@ -399,11 +399,13 @@ impl Daemon {
         let this = self.clone();
         let id = c.id.clone();
         let upper = self.runtime.upper_dir(&id);
+        let rootfs = self.runtime.rootfs(&id);
         let parent_top = base.layers.last().cloned();
         let shift =
             crate::userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config)
                 .map(crate::userns_remap::IdMap::shift);
         let layer = tokio::task::spawn_blocking(move || -> Result<berth_image::LayerInfo> {
+            berth_image::overlay::refresh_upper(&rootfs, &upper).map_err(internal)?;
             let mut tmp = tempfile::tempfile_in(this.images.tmp_dir()).map_err(internal)?;
             {
                 let w = std::io::BufWriter::new(&mut tmp);
@@ -492,6 +494,8 @@ impl Daemon {
         let c = self.resolve_container(key)?;
         let lowers = self.container_lowers(&c)?;
         let upper = self.runtime.upper_dir(&c.id);
+        berth_image::overlay::refresh_upper(&self.runtime.rootfs(&c.id), &upper)
+            .map_err(internal)?;
         let changes = berth_image::diff::changes(&upper, &lowers).map_err(internal)?;
         Ok(changes
             .into_iter()

@@ -157,6 +157,7 @@ impl Daemon {
     ) -> Result<Option<berth_image::LayerInfo>> {
         self.runtime.unmount_rootfs(id);
         let upper = self.runtime.upper_dir(id);
+        berth_image::overlay::refresh_upper(&self.runtime.rootfs(id), &upper).map_err(internal)?;
         if !stubs.is_empty() {
             let top = self.get(id).and_then(|c| c.top_layer);
             let lowers = self.lower_dirs(top.as_deref())?;

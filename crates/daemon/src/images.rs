@@ -374,7 +374,7 @@ impl Daemon {
             virtual_size: e.record.size,
             graph_driver: berth_api_types::container::DriverData {
                 data,
-                name: "overlay2".to_string(),
+                name: berth_image::overlay::driver_name().to_string(),
             },
             root_fs: it::RootFs {
                 kind: "layers".to_string(),

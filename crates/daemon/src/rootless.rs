@@ -45,6 +45,9 @@ pub struct RootlessConfig {
     /// Containers can get cgroups of their own (cgroup v2 with a delegated subtree); without
     /// them resource limits are refused.
     pub cgroups: bool,
+    /// With `cgroups`: the controllers delegated for containers (`memory`, `pids`, `cpu`,
+    /// `cpuset`, `io`); a limit of another one is refused.
+    pub controllers: Vec<String>,
     /// The host boots with cgroup v2 only (the daemon's namespace shows v2 either way).
     pub host_cgroup_v2: bool,
 }
@@ -64,16 +67,13 @@ pub fn no_cgroups_warning(cgroup_v2: bool) -> &'static str {
     }
 }
 
-/// Refuses the resource limits of `hc` when containers cannot get cgroups of their own, with
-/// runc's message for the first controller a limit needs (what `docker run` prints under
-/// Docker rootless on a cgroup v1 host).
+/// Refuses the resource limits of `hc` whose controller containers cannot have (no cgroups
+/// of their own, or a controller not delegated), with runc's message for the first one
+/// (what `docker run` prints under Docker rootless on a cgroup v1 host).
 pub(crate) fn check_limits(
     hc: &berth_api_types::container::HostConfig,
     cfg: &RootlessConfig,
 ) -> crate::Result<()> {
-    if cfg.cgroups {
-        return Ok(());
-    }
     let wanted = [
         (
             "memory",
@@ -107,7 +107,12 @@ pub(crate) fn check_limits(
                 || some(&hc.blkio_device_write_iops),
         ),
     ];
-    match wanted.iter().find(|(_, set)| *set) {
+    // blkio limits are the io controller's on cgroup v2.
+    let delegated = |c: &str| {
+        let v2 = if c == "blkio" { "io" } else { c };
+        cfg.cgroups && cfg.controllers.iter().any(|d| d == v2)
+    };
+    match wanted.iter().find(|(c, set)| *set && !delegated(c)) {
         Some((controller, _)) => Err(berth_api_types::ApiError::invalid(limit_refusal(
             controller,
         ))),
@@ -141,6 +146,11 @@ mod tests {
         RootlessConfig {
             port_driver: Arc::new(NoDriver),
             cgroups,
+            controllers: if cgroups {
+                ["cpu", "memory", "pids"].map(String::from).to_vec()
+            } else {
+                Vec::new()
+            },
             host_cgroup_v2: false,
         }
     }
@@ -172,5 +182,15 @@ mod tests {
             .unwrap_err()
             .message
             .starts_with("cannot set cpu limit"));
+        // Delegated controllers take their limits; one not delegated is still refused.
+        assert!(check_limits(&hc, &cfg(true)).is_ok());
+        let hc = berth_api_types::container::HostConfig {
+            cpuset_cpus: "0".into(),
+            ..Default::default()
+        };
+        assert!(check_limits(&hc, &cfg(true))
+            .unwrap_err()
+            .message
+            .starts_with("cannot set cpuset limit"));
     }
 }

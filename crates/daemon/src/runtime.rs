@@ -198,6 +198,7 @@ impl Runtime {
             stdin_once,
             console_size: None,
             readonly_cgroups: true,
+            mount_cgroups_v1: false,
             systemd_cgroup: None,
         }
     }

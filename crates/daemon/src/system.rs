@@ -136,7 +136,7 @@ impl Daemon {
             containers_paused: paused,
             containers_stopped: stopped,
             images: self.image_count(),
-            driver: "overlay2".to_string(),
+            driver: berth_image::overlay::driver_name().to_string(),
             driver_status: vec![
                 ["Backing Filesystem".to_string(), "extfs".to_string()],
                 ["Supports d_type".to_string(), "true".to_string()],

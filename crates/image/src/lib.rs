@@ -43,7 +43,9 @@
 //! - [`oci`] — the OCI types archives and the registry client share: [`oci::Descriptor`],
 //!   [`oci::Platform`] (`parse` of `--platform`, `host()`, `matches`), `media_types`.
 //! - [`overlay`] — the kernel-facing part: `mount_overlay(&[PathBuf], upper, work,
-//!   target)`, `unmount(target)` (`MNT_DETACH`), `overlay_options`.
+//!   target)`, `unmount(target)` (`MNT_DETACH`), `overlay_options`; `use_copies()` turns
+//!   every overlay into a copy of its layers ([`copyfs`], dockerd's `vfs`), whose upper
+//!   directory `refresh_upper(target, upper)` brings up to date before it is read.
 //!
 //! ## On-disk layout (under the store root)
 //!
@@ -88,6 +90,7 @@
 
 pub mod archive;
 pub mod config;
+pub mod copyfs;
 pub mod diff;
 pub mod digest;
 pub mod error;

@@ -104,6 +104,42 @@ pub fn fuse_overlayfs() -> Option<&'static Path> {
     FUSE_OVERLAYFS.get().map(PathBuf::as_path)
 }
 
+/// Set once at start when no overlay can be mounted at all: every later "overlay" is a copy
+/// of its layers made in the target directory ([`crate::copyfs`], dockerd's `vfs`).
+static COPIES: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// Makes every later overlay a copy (see [`COPIES`]).
+pub fn use_copies() {
+    let _ = COPIES.set(());
+}
+
+/// Whether overlays are copies.
+pub fn copies() -> bool {
+    COPIES.get().is_some()
+}
+
+/// The storage driver's name as `docker info` and `inspect` give it: `vfs` for copies,
+/// `fuse-overlayfs`, else `overlay2`.
+pub fn driver_name() -> &'static str {
+    if copies() {
+        "vfs"
+    } else if fuse_overlayfs().is_some() {
+        "fuse-overlayfs"
+    } else {
+        "overlay2"
+    }
+}
+
+/// Before reading the upper directory of an overlay at `target`: with copies, rewrites it
+/// from the copy ([`crate::copyfs::refresh_upper`]); nothing otherwise.
+pub fn refresh_upper(target: &Path, upper: &Path) -> Result<()> {
+    if copies() {
+        crate::copyfs::refresh_upper(target, upper)
+    } else {
+        Ok(())
+    }
+}
+
 /// The overlay as a FUSE filesystem: `fuse-overlayfs -o lowerdir=...,upperdir=...,workdir=...
 /// TARGET`, which mounts and leaves its server running until the overlay is unmounted. It
 /// reads the same whiteouts (0/0 devices) and opaque markers the unpacker writes.
@@ -140,6 +176,9 @@ fn mount_overlay_inner(
     force_fds: bool,
     volatile: bool,
 ) -> Result<()> {
+    if copies() {
+        return crate::copyfs::populate(lowers, upper, target);
+    }
     if let Some(bin) = fuse_overlayfs() {
         return mount_fuse(bin, lowers, upper, work, target);
     }
@@ -192,6 +231,10 @@ fn mount_overlay_inner(
 
 /// Lazily unmount (`MNT_DETACH`) whatever is mounted at `target`.
 pub fn unmount(target: &Path) -> Result<()> {
+    if copies() {
+        // Nothing is mounted: the copy stays, as the container's filesystem.
+        return Ok(());
+    }
     umount2(target, MntFlags::MNT_DETACH).map_err(|source| Error::Mount {
         op: "unmount",
         target: target.to_path_buf(),

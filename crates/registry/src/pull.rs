@@ -10,7 +10,7 @@
 use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_image::config::ImageConfig;
 use berth_image::digest::chain_ids;
@@ -92,6 +92,7 @@ pub async fn pull_image(
     for l in &manifest.layers {
         check_layer_type(l)?;
     }
+    let started = Instant::now();
     let config_bytes = repo.blob_bytes(&manifest.config.digest).await?;
     let config = ImageConfig::from_slice(&config_bytes)?;
     let diff_ids = config.diff_ids().to_vec();
@@ -148,9 +149,11 @@ pub async fn pull_image(
                         .map_err(|_| Error::Invalid("download queue closed".into()))?
                 }
             };
+            let t = Instant::now();
             let file = download(&repo, &desc, &store, &progress).await;
             drop(permit);
             let file = file?;
+            let downloaded = t.elapsed();
             let unpacking = unpack_sem
                 .acquire_owned()
                 .await
@@ -162,6 +165,7 @@ pub async fn pull_image(
             // giving its permit back, so nothing is left in staging when the pull returns.
             tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
                 let _unpacking = unpacking;
+                let t = Instant::now();
                 let mut f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
                 f.rewind().map_err(|e| Error::io("reading layer", e))?;
                 let reader = ProgressReader {
@@ -174,6 +178,13 @@ pub async fn pull_image(
                 };
                 let prepared = store.prepare_layer(reader, Some(&diff_id));
                 drop(file);
+                tracing::debug!(
+                    layer = %desc.digest,
+                    bytes = size,
+                    download_ms = downloaded.as_millis(),
+                    unpack_ms = t.elapsed().as_millis(),
+                    "layer pulled"
+                );
                 if cancelled.load(Ordering::SeqCst) {
                     drop(prepared);
                     return Err(Error::Invalid("pull cancelled".into()));
@@ -259,6 +270,11 @@ pub async fn pull_image(
         }
         return Err(e);
     }
+    tracing::debug!(
+        layers = layers.len(),
+        total_ms = started.elapsed().as_millis(),
+        "image pulled"
+    );
     Ok(PulledImage {
         id: manifest.config.digest.clone(),
         config: config_bytes,

@@ -34,6 +34,12 @@ pub struct ShimConfig {
     /// privileged containers): see the shim's `cgroupfs` module.
     #[serde(default)]
     pub readonly_cgroups: bool,
+    /// The spec has no cgroup mount: the shim mounts the container's cgroup v1 hierarchies
+    /// itself before it starts (a container joining another PID namespace on a cgroup v1
+    /// host, where the runtime would look its cgroups up under the wrong PID; see the shim's
+    /// `cgroup_v1_mounts`).
+    #[serde(default)]
+    pub mount_cgroups_v1: bool,
     /// The container's cgroup path (`/<parent>/<id>`) in a cgroup v1 `name=systemd`
     /// hierarchy, when the host has one: the runtime does not manage that hierarchy, so the
     /// shim puts the container there itself (as runc does), instead of leaving it in the root.

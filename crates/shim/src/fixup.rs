@@ -1,5 +1,6 @@
 //! The created container's mounts, fixed between create and start in one helper process
-//! that joins its mount namespace (`mountns::run_in`): the cgroup mounts made read-only
+//! that joins its mount namespace (`mountns::run_in`): the cgroup v1 hierarchies mounted
+//! where the runtime could not (`cgroup_v1_mounts`), the cgroup mounts made read-only
 //! (`cgroupfs`) and each bind given the propagation its options ask (`propagation`). The
 //! container's mountinfo is read first and only what differs is done; most containers need
 //! no helper at all.
@@ -21,6 +22,8 @@ pub enum FixupError {
         "making the container's cgroup mounts read-only and setting its binds' propagation: {0}"
     )]
     Remount(crate::mountns::MountNsError),
+    #[error("mounting the container's cgroup v1 hierarchies: {0}")]
+    CgroupV1(std::io::Error),
 }
 
 /// The remounts the container with these mounts (its mountinfo) needs: the cgroup mounts
@@ -39,15 +42,33 @@ pub fn plan(
     ops
 }
 
-/// Fixes the mounts of the created container whose init is `pid`. Must be called while the
-/// shim is single-threaded (the helper is forked).
-pub fn apply(pid: i32, spec: &Spec, seal_cgroups: bool) -> Result<(), FixupError> {
+/// Fixes the mounts of the created container whose init is `pid`; with `mount_cgroups_v1`
+/// it also gets its cgroup v1 hierarchies (the spec has no cgroup mount). Must be called
+/// while the shim is single-threaded (the helper is forked).
+pub fn apply(
+    pid: i32,
+    spec: &Spec,
+    seal_cgroups: bool,
+    mount_cgroups_v1: bool,
+) -> Result<(), FixupError> {
     let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(FixupError::Mounts)?;
     let ops = plan(&mountinfo::parse(&info), spec, seal_cgroups);
-    if ops.is_empty() {
+    let cgroup_trees = if mount_cgroups_v1 {
+        let host = fs::read_to_string("/proc/self/mountinfo").map_err(FixupError::CgroupV1)?;
+        let own =
+            fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(FixupError::CgroupV1)?;
+        let hs = crate::cgroup_v1_mounts::hierarchies(&mountinfo::parse(&host), &own);
+        crate::cgroup_v1_mounts::clone_all(&hs).map_err(FixupError::CgroupV1)?
+    } else {
+        Vec::new()
+    };
+    if ops.is_empty() && !mount_cgroups_v1 {
         return Ok(());
     }
     crate::mountns::run_in(pid, || {
+        if mount_cgroups_v1 {
+            crate::cgroup_v1_mounts::attach_all(&cgroup_trees, seal_cgroups)?;
+        }
         for (target, flags) in &ops {
             mount(None::<&str>, target, None::<&str>, *flags, None::<&str>)?;
         }

@@ -5,6 +5,7 @@
 //! a single-threaded tokio runtime until the container's init exits.
 
 pub mod cgroup;
+mod cgroup_v1_mounts;
 pub mod cgroupfs;
 pub mod errmap;
 mod executor;

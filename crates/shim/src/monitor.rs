@@ -94,9 +94,10 @@ struct Monitor {
     systemd: Option<crate::cgroupfs::SystemdCgroup>,
 }
 
-/// Hands start-up memory back (see [`crate::sys::release_startup_memory`]) a moment after a
-/// container or exec process started, once the answer is out; several starts in a row release
-/// once.
+/// Hands back the memory that only the container's creation needed (free heap, and the page
+/// mappings of code such as libcontainer's that the monitor loop never runs again; see
+/// [`berth_sys::memory::release_unused`]) a moment after a container or exec process started, once
+/// the answer is out; several starts in a row release once.
 fn schedule_memory_release() {
     thread_local!(static PENDING: Cell<bool> = const { Cell::new(false) });
     if PENDING.with(|p| p.replace(true)) {
@@ -105,7 +106,7 @@ fn schedule_memory_release() {
     tokio::task::spawn_local(async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         PENDING.with(|p| p.set(false));
-        crate::sys::release_startup_memory();
+        berth_sys::memory::release_unused();
     });
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 /// One line of mountinfo, what the shim asks of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The directory of the mounted file system that is mounted (field 4; `/` for a whole one).
+    pub root: PathBuf,
     pub point: PathBuf,
     /// `rw` among the per-mount options (field 6).
     pub writable: bool,
@@ -14,6 +16,11 @@ pub struct Entry {
     /// Receives from a master's peer group (`master:N`).
     pub slave: bool,
     pub unbindable: bool,
+    /// The file system type (first field after `-`).
+    pub fstype: String,
+    /// The file system's own options (third field after `-`), e.g. a cgroup v1 hierarchy's
+    /// controllers.
+    pub super_options: Vec<String>,
 }
 
 /// Parses a mountinfo text: field 5 is the mount point, field 6 the mount's options, the
@@ -22,15 +29,24 @@ pub fn parse(text: &str) -> Vec<Entry> {
     text.lines()
         .filter_map(|line| {
             let mut f = line.split(' ');
-            let point = PathBuf::from(unescape(f.nth(4)?));
+            let root = PathBuf::from(unescape(f.nth(3)?));
+            let point = PathBuf::from(unescape(f.next()?));
             let writable = f.next()?.split(',').any(|o| o == "rw");
-            let optional: Vec<&str> = f.take_while(|x| *x != "-").collect();
+            let optional: Vec<&str> = f.by_ref().take_while(|x| *x != "-").collect();
+            let fstype = f.next().unwrap_or_default().to_string();
+            let super_options = f
+                .nth(1)
+                .map(|o| o.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
             Some(Entry {
+                root,
                 point,
                 writable,
                 shared: optional.iter().any(|o| o.starts_with("shared:")),
                 slave: optional.iter().any(|o| o.starts_with("master:")),
                 unbindable: optional.contains(&"unbindable"),
+                fstype,
+                super_options,
             })
         })
         .collect()
@@ -91,6 +107,21 @@ mod tests {
             [PathBuf::from("/mnt/a b"), PathBuf::from("/mnt/a b/c")]
         );
         assert_eq!(under(&e, Path::new("/mnt/a")).count(), 0);
+    }
+
+    #[test]
+    fn root_type_and_file_system_options() {
+        let text = "35 25 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+90 22 254:1 /var/lib/x /data ro - ext4 /dev/vda1 rw,errors=remount-ro
+";
+        let e = parse(text);
+        assert_eq!(e[0].root, Path::new("/"));
+        assert_eq!(e[0].point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(e[0].fstype, "cgroup");
+        assert_eq!(e[0].super_options, ["rw", "cpu", "cpuacct"]);
+        assert_eq!(e[1].root, Path::new("/var/lib/x"));
+        assert_eq!(e[1].fstype, "ext4");
+        assert_eq!(e[1].super_options, ["rw", "errors=remount-ro"]);
     }
 
     #[test]

@@ -356,8 +356,13 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
     let fixed = Spec::load(prepared.bundle.join("config.json"))
         .map_err(|e| format!("shim: reading the spec: {e}"))
         .and_then(|spec| {
-            crate::fixup::apply(init_pid.as_raw(), &spec, cfg.readonly_cgroups)
-                .map_err(|e| e.to_string())
+            crate::fixup::apply(
+                init_pid.as_raw(),
+                &spec,
+                cfg.readonly_cgroups,
+                cfg.mount_cgroups_v1,
+            )
+            .map_err(|e| e.to_string())
         });
     if let Err(e) = fixed {
         let _ = container.delete(true);

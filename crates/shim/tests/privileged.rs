@@ -74,6 +74,7 @@ impl TestContainer {
             stdin_once: false,
             console_size: None,
             readonly_cgroups: true,
+            mount_cgroups_v1: false,
             systemd_cgroup: None,
         };
         tweak(&mut cfg);

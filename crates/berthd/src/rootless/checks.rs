@@ -30,7 +30,8 @@ fn sysctl_is(path: &str, want: &str) -> Option<String> {
 pub struct Prereqs {
     pub newuidmap: PathBuf,
     pub newgidmap: PathBuf,
-    pub slirp4netns: PathBuf,
+    /// The network driver and its program (`net.rs`).
+    pub net: (super::net::Kind, PathBuf),
     pub uid: u32,
     pub gid: u32,
     pub subuids: Vec<Range>,
@@ -58,7 +59,10 @@ impl Prereqs {
         };
         let newuidmap = tool("newuidmap", "uidmap");
         let newgidmap = tool("newgidmap", "uidmap");
-        let slirp4netns = tool("slirp4netns", "slirp4netns");
+        let net = super::net::choose_from_env().unwrap_or_else(|e| {
+            missing.push(e);
+            (super::net::Kind::Slirp4netns, PathBuf::new())
+        });
         let read = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
         let subuids = subid::ranges(&read("/etc/subuid"), &name, uid);
         // newgidmap looks the caller up in /etc/subgid by user name or uid, not by gid.
@@ -92,7 +96,7 @@ impl Prereqs {
                     .to_string(),
             );
         }
-        // slirp4netns opens the tun device as this user; distributions make it 0666 (udev's
+        // slirp4netns and pasta open the tun device as this user; distributions make it 0666 (udev's
         // default rule), machines without udev may leave it root's only.
         if nix::unistd::access(
             "/dev/net/tun",
@@ -114,7 +118,7 @@ impl Prereqs {
         Ok(Prereqs {
             newuidmap,
             newgidmap,
-            slirp4netns,
+            net,
             uid,
             gid,
             subuids,

@@ -1,6 +1,6 @@
 //! The inner half of a rootless berthd: the re-executed daemon moves itself into new user,
 //! mount and network namespaces, waits for the outer process to map its ids and attach
-//! slirp4netns, becomes root of the namespace, and then runs as any daemon does.
+//! slirp4netns or pasta, becomes root of the namespace, and then runs as any daemon does.
 //!
 //! Why the inner half unshares itself (rather than being cloned into namespaces): after
 //! `unshare(CLONE_NEWUSER)` the calling process holds every capability in the new namespace
@@ -57,21 +57,24 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
     to_parent
         .write_all(b"1")
         .context("telling the rootless parent")?;
-    let mut go = [0u8; 1];
-    if from_parent
-        .read(&mut go)
-        .context("waiting for the id maps")?
-        != 1
-    {
+    // The release: `1`, then what became of cgroups (`parent.rs`), up to the pipe's end.
+    let mut go = Vec::new();
+    from_parent
+        .read_to_end(&mut go)
+        .context("waiting for the id maps")?;
+    if go.first() != Some(&b'1') {
         bail!("the rootless parent gave up before the namespace was ready (see its error)");
     }
+    let cgroups = super::release_cgroups(&go[1..]);
+    let delegated = cgroups.is_ok();
+    let _ = super::CGROUPS.set(cgroups);
     drop(to_parent);
     drop(from_parent);
     setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
         .context("becoming gid 0 in the user namespace")?;
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
         .context("becoming uid 0 in the user namespace")?;
-    // The outer process holds the host side of this daemon (slirp4netns, the port driver):
+    // The outer process holds the host side of this daemon (its network driver, the port driver):
     // if it dies, the daemon shuts down rather than run on cut off. Set after the id changes,
     // which may clear it; a parent gone before that leaves us re-parented.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
@@ -93,7 +96,7 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
     )
     .context("making the mount namespace private")?;
     resolv_conf(exec_root)?;
-    unified_cgroups()?;
+    unified_cgroups(delegated)?;
     Ok(())
 }
 
@@ -102,11 +105,15 @@ pub fn enter(value: &str, exec_root: &Path) -> Result<()> {
 /// unified hierarchy at /sys/fs/cgroup instead (mounted in its own cgroup namespace, which
 /// the kernel allows an unprivileged user), where the runtime, finding no cgroup it may
 /// write, leaves containers in the daemon's cgroup; limits are refused at create.
-fn unified_cgroups() -> Result<()> {
+///
+/// With a `delegated` cgroup (v2, `cgroups.rs`) the same mount shows the delegated cgroup
+/// (this namespace's root) as /sys/fs/cgroup, so the containers' cgroups (`/berth/<id>`)
+/// are made under it, and what `/proc/<pid>/cgroup` says matches the paths there.
+fn unified_cgroups(delegated: bool) -> Result<()> {
     let root = Path::new("/sys/fs/cgroup");
     let is_v2 = nix::sys::statfs::statfs(root)
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-    if is_v2 {
+    if is_v2 && !delegated {
         return Ok(());
     }
     mount(
@@ -121,7 +128,7 @@ fn unified_cgroups() -> Result<()> {
 
 /// The host's resolv.conf often names a resolver on the host's loopback (systemd-resolved's
 /// 127.0.0.53), which the daemon's network namespace cannot reach: the daemon and its
-/// containers use slirp4netns' DNS forwarder instead, bind-mounted over /etc/resolv.conf in
+/// containers use the network driver's DNS forwarder instead, bind-mounted over /etc/resolv.conf in
 /// the daemon's mount namespace only (as rootlesskit does).
 fn resolv_conf(exec_root: &Path) -> Result<()> {
     let dir = exec_root.join("rootless");

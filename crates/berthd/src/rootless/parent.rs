@@ -1,7 +1,8 @@
 //! The outer half of a rootless berthd: the process the user started. It checks the
 //! prerequisites, re-executes berthd as the inner half (which unshares its namespaces,
 //! `child.rs`), writes the inner half's id maps with `newuidmap`/`newgidmap` (which only
-//! this side, outside the namespace, may do), attaches slirp4netns to its network namespace,
+//! this side, outside the namespace, may do), attaches slirp4netns or pasta (`net.rs`) to
+//! its network namespace,
 //! then lets it go on. Afterwards it serves the port driver (`ports.rs`: published ports
 //! opened on the host), passes signals on, and exits with the inner daemon's status.
 
@@ -19,7 +20,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, Pid};
 
 use super::checks::Prereqs;
-use super::{ports, subid, CHILD_ENV, HOST_LOOPBACK_ENV, SLIRP_CIDR, SLIRP_MTU, TAP};
+use super::{net, ports, subid, CHILD_ENV, HOST_LOOPBACK_ENV};
 
 /// Runs the outer half until the inner daemon ends; returns the exit code to exit with.
 pub fn run(exec_root: &Path) -> Result<i32> {
@@ -51,7 +52,9 @@ pub fn run(exec_root: &Path) -> Result<i32> {
     if from_child.read(&mut buf).unwrap_or(0) != 1 {
         return Ok(exit_code(child.wait()?));
     }
-    let slirp = match setup(&pre, pid, &state) {
+    // Before the network driver starts, so that it lands in the daemon's leaf too.
+    let cgroups = super::cgroups::delegate(pid);
+    let network = match setup(&pre, pid, &state) {
         Ok(s) => s,
         Err(e) => {
             let _ = child.kill();
@@ -80,7 +83,7 @@ pub fn run(exec_root: &Path) -> Result<i32> {
         }
     };
     to_child
-        .write_all(b"1")
+        .write_all(&super::release_message(&cgroups))
         .context("releasing the inner daemon")?;
     drop((to_child, from_child));
     let userns = std::fs::read_link(format!("/proc/{pid}/ns/user")).ok();
@@ -88,7 +91,7 @@ pub fn run(exec_root: &Path) -> Result<i32> {
     if let Some(ns) = userns {
         end_namespace(&ns);
     }
-    drop(slirp);
+    drop(network);
     let _ = std::fs::remove_file(state.join(ports::DRIVER_SOCKET));
     code
 }
@@ -115,8 +118,9 @@ fn spawn_inner(read: &OwnedFd, write: &OwnedFd) -> Result<Child> {
     cmd.spawn().context("starting the inner berthd")
 }
 
-/// Writes the inner daemon's id maps and attaches slirp4netns to its network namespace.
-fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
+/// Writes the inner daemon's id maps and attaches the network driver (slirp4netns or
+/// pasta, `net.rs`) to its network namespace.
+fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<net::Network> {
     for (tool, own, ranges) in [
         (&pre.newuidmap, pre.uid, &pre.subuids),
         (&pre.newgidmap, pre.gid, &pre.subgids),
@@ -135,7 +139,8 @@ fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
             );
         }
     }
-    Slirp::start(&pre.slirp4netns, pid, state, host_loopback())
+    let (kind, bin) = &pre.net;
+    net::Network::start(*kind, bin, pid, state, host_loopback())
 }
 
 /// `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` (Docker's
@@ -144,85 +149,6 @@ fn setup(pre: &Prereqs, pid: u32, state: &Path) -> Result<Slirp> {
 /// default: whatever listens on the host's loopback trusts its callers to be local.
 fn host_loopback() -> bool {
     std::env::var(HOST_LOOPBACK_ENV).is_ok_and(|v| matches!(v.as_str(), "false" | "0"))
-}
-
-/// slirp4netns, attached to the inner daemon's network namespace; it exits when this value
-/// is dropped (its exit pipe closes), also when the outer process dies.
-struct Slirp {
-    child: Child,
-    _exit: OwnedFd,
-}
-
-impl Slirp {
-    fn start(bin: &Path, pid: u32, state: &Path, host_loopback: bool) -> Result<Slirp> {
-        let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
-        let (exit_r, exit_w) = pipe2(OFlag::O_CLOEXEC).context("pipe")?;
-        let (rfd, efd) = (ready_w.as_raw_fd(), exit_r.as_raw_fd());
-        let log = File::create(state.join("slirp4netns.log"))
-            .with_context(|| format!("creating {}", state.join("slirp4netns.log").display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--configure",
-            &format!("--mtu={SLIRP_MTU}"),
-            &format!("--cidr={SLIRP_CIDR}"),
-        ]);
-        if !host_loopback {
-            cmd.arg("--disable-host-loopback");
-        }
-        cmd.args([
-            &format!("--ready-fd={rfd}"),
-            &format!("--exit-fd={efd}"),
-            &pid.to_string(),
-            TAP,
-        ])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-        // SAFETY: only fcntl(2), async-signal-safe, between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in [rfd, efd] {
-                    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().context("starting slirp4netns")?;
-        drop((ready_w, exit_r));
-        let mut ready = File::from(ready_r);
-        let mut b = [0u8; 1];
-        let started = Instant::now();
-        let got = ready.read(&mut b).unwrap_or(0);
-        if got != 1 {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(state.join("slirp4netns.log")).unwrap_or_default();
-            bail!(
-                "slirp4netns did not come up after {:?}: {}",
-                started.elapsed(),
-                log.trim()
-            );
-        }
-        Ok(Slirp {
-            child,
-            _exit: exit_w,
-        })
-    }
-}
-
-impl Drop for Slirp {
-    fn drop(&mut self) {
-        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Serves the port driver and passes SIGTERM, SIGINT and SIGHUP on to the inner daemon

@@ -1,8 +1,9 @@
 //! How the rootless daemon mounts overlays: the kernel's overlayfs in the user namespace
 //! (Linux 5.11+ with `userxattr`), else `fuse-overlayfs` where it is installed (and
-//! `/dev/fuse` is usable). Tried once at start on the data root's filesystem, so that a host
-//! with neither is a clear error at start rather than a failure of every container.
-//! `BERTHD_ROOTLESS_STORAGE=fuse-overlayfs` picks fuse-overlayfs over the kernel.
+//! `/dev/fuse` is usable), else copies of the layers (`vfs`, `berth_image::copyfs`: slow and
+//! large, but it needs nothing). Tried once at start on the data root's filesystem, so that
+//! the choice is made before any container. `BERTHD_ROOTLESS_STORAGE=overlay`,
+//! `fuse-overlayfs` or `vfs` insists on one (an error when it does not work).
 
 use std::path::Path;
 
@@ -11,11 +12,31 @@ use anyhow::{bail, Result};
 /// Picks the overlay driver (see the module comment).
 pub fn choose(data_root: &Path) -> Result<()> {
     let forced = std::env::var("BERTHD_ROOTLESS_STORAGE").ok();
-    let kernel = match forced.as_deref() {
+    match choose_overlay(data_root, forced.as_deref()) {
+        Ok(()) => Ok(()),
+        Err(e) if forced.is_none() => {
+            tracing::warn!(
+                "rootless storage: vfs (copies of the layers; slow and large), as no overlay works: {e:#}"
+            );
+            berth_image::overlay::use_copies();
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The kernel's overlayfs or fuse-overlayfs, as `forced` (the environment's choice) allows.
+fn choose_overlay(data_root: &Path, forced: Option<&str>) -> Result<()> {
+    let kernel = match forced {
         Some("fuse-overlayfs") => None,
         Some("overlay") | None => Some(probe_overlay(data_root)),
+        Some("vfs") => {
+            berth_image::overlay::use_copies();
+            tracing::info!("rootless storage: vfs");
+            return Ok(());
+        }
         Some(other) => {
-            bail!("BERTHD_ROOTLESS_STORAGE={other:?}: use overlay (the kernel's) or fuse-overlayfs")
+            bail!("BERTHD_ROOTLESS_STORAGE={other:?}: use overlay (the kernel's), fuse-overlayfs or vfs (copies)")
         }
     };
     let kernel_err = match kernel {

@@ -9,8 +9,9 @@ use crate::network::Attached;
 use crate::{internal, spec, userns_remap, Daemon, Result};
 
 impl Daemon {
-    /// Writes the generated /etc files and the OCI spec for a start.
-    pub(super) fn prepare_bundle(&self, c: &Container) -> Result<()> {
+    /// Writes the generated /etc files and the OCI spec for a start. True when the spec
+    /// leaves the container's cgroup v1 mounts to the shim ([`spec::shim_mounts_cgroups`]).
+    pub(super) fn prepare_bundle(&self, c: &Container) -> Result<bool> {
         let rt = &self.runtime;
         let id = &c.id;
         let remap = userns_remap::for_container(self.cfg.userns_remap.as_ref(), &c.host_config);
@@ -117,6 +118,7 @@ impl Daemon {
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let shim_mounts_cgroups = spec::shim_mounts_cgroups(&extras, &self.host);
         if let Some(m) = remap {
             for p in [
                 rt.hostname_path(id),
@@ -130,7 +132,7 @@ impl Daemon {
         let path = rt.bundle_dir(id).join("config.json");
         std::fs::create_dir_all(rt.bundle_dir(id)).map_err(internal)?;
         std::fs::write(&path, body).map_err(internal)?;
-        Ok(())
+        Ok(shim_mounts_cgroups)
     }
 }
 

@@ -80,7 +80,7 @@ impl Daemon {
             log_path: rt.log_path(&c.id).display().to_string(),
             name: format!("/{}", c.name),
             restart_count: c.restart_count,
-            driver: "overlay2".to_string(),
+            driver: berth_image::overlay::driver_name().to_string(),
             platform: "linux".to_string(),
             mount_label: String::new(),
             process_label: String::new(),
@@ -89,7 +89,7 @@ impl Daemon {
             host_config,
             graph_driver: ct::DriverData {
                 data,
-                name: "overlay2".to_string(),
+                name: berth_image::overlay::driver_name().to_string(),
             },
             size_rw,
             size_root_fs: size.then(|| size_rw.unwrap_or(0) + self.image_size(&c.image_id)),

@@ -47,17 +47,21 @@ impl Daemon {
         let id = c.id.clone();
         let t0 = std::time::Instant::now();
         self.runtime.ops.prime_cgroup_migration();
-        if let Err(e) = self.prepare_bundle(&c) {
-            self.runtime.unmount_rootfs(&id);
-            self.record_start_failure(&id, &e.message, None).await;
-            return Err(e);
-        }
+        let shim_mounts_cgroups = match self.prepare_bundle(&c) {
+            Ok(v) => v,
+            Err(e) => {
+                self.runtime.unmount_rootfs(&id);
+                self.record_start_failure(&id, &e.message, None).await;
+                return Err(e);
+            }
+        };
         let mut shim_cfg =
             self.runtime
                 .shim_config(&id, c.config.tty, c.config.open_stdin, c.config.stdin_once);
         crate::logdriver::configure_shim(&c.host_config.log_config, &mut shim_cfg)?;
         // As Docker: a privileged container's cgroup filesystem is writable.
         shim_cfg.readonly_cgroups = !c.host_config.privileged;
+        shim_cfg.mount_cgroups_v1 = shim_mounts_cgroups;
         shim_cfg.systemd_cgroup = Some(spec::container_cgroup_path(
             &c.host_config.cgroup_parent,
             &self.cfg.cgroup_parent,

@@ -53,6 +53,13 @@ async fn rootless(driver: Arc<RecordingDriver>, cgroups: bool) -> TestDaemon {
         cfg.rootless = Some(RootlessConfig {
             port_driver: driver,
             cgroups,
+            controllers: if cgroups {
+                ["cpuset", "cpu", "io", "memory", "pids"]
+                    .map(String::from)
+                    .to_vec()
+            } else {
+                Vec::new()
+            },
             host_cgroup_v2: false,
         });
     })

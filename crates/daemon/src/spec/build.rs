@@ -14,8 +14,8 @@ use super::resources::{cgroups_path, resources};
 use super::security::{capabilities_oci, parse_security_opts, seccomp_for};
 use super::{
     additional_groups, build_err, command_argv, container_capabilities, host_devices, merge_mounts,
-    resolve_user, swap_masked_eq_operands, SpecError, SpecExtras, SpecInput, DEFAULT_MASKED_PATHS,
-    DEFAULT_READONLY_PATHS, INIT_PATH,
+    resolve_user, swap_masked_eq_operands, HostFacts, SpecError, SpecExtras, SpecInput,
+    DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, INIT_PATH,
 };
 
 /// Builds the OCI runtime spec for a container, the way Docker would.
@@ -24,6 +24,15 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
 }
 
 /// [`build_spec`] plus mounts and a network namespace supplied by other subsystems.
+/// Whether the shim, not the runtime, mounts the container's cgroup file system (the spec then
+/// has no cgroup mount): for a container that joins another PID namespace on a host with
+/// cgroup v1 hierarchies, where libcontainer 0.7 looks its cgroups up in `/proc/<pid>` with
+/// the PID of the joined namespace and fails whenever that PID is not also one on the host
+/// (see the shim's `cgroup_v1_mounts`).
+pub fn shim_mounts_cgroups(extras: &SpecExtras, host: &HostFacts) -> bool {
+    extras.pid_ns_path.is_some() && !host.cgroup_v2()
+}
+
 pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, SpecError> {
     let config = input.config;
     let hc = input.host_config;
@@ -99,7 +108,11 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
     if let Some(init) = extras.init_binary {
         user_mounts.push(bind(INIT_PATH, init, true)?);
     }
-    let mounts = merge_mounts(base_mounts(input, &ns)?, user_mounts);
+    let mut base = base_mounts(input, &ns)?;
+    if shim_mounts_cgroups(extras, input.host) {
+        base.retain(|m| m.typ().as_deref() != Some("cgroup"));
+    }
+    let mounts = merge_mounts(base, user_mounts);
 
     // devices
     let mut devices = default_devices()?;

@@ -70,7 +70,7 @@ pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_
 pub use signal::parse_signal;
 pub use user::{additional_groups, resolve_in_root, resolve_user, ResolvedUser};
 
-pub use build::{build_spec, build_spec_with};
+pub use build::{build_spec, build_spec_with, shim_mounts_cgroups};
 pub use defaults::{
     adapt_host_config, DEFAULT_MASKED_PATHS, DEFAULT_PATH_ENV, DEFAULT_READONLY_PATHS,
     DEFAULT_SHM_SIZE,
