@@ -705,6 +705,47 @@ fn build_steps_run_remapped() {
     );
 }
 
+/// The copying storage driver (`--storage-driver vfs`) under remapping: the container's copy
+/// of its layers is made from the mapping's views, so image files keep their owners inside
+/// and container root is the range's first uid on the host.
+#[test]
+fn remapping_works_on_the_vfs_driver() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name, "--storage-driver", "vfs"]);
+    let _c = Cleanup(&d, vec!["vfs-sleeper"], vec![]);
+    d.load_busybox();
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "vfs-sleeper",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run -d",
+    );
+    assert_eq!(proc_uid(pid_of(&d, "vfs-sleeper")), Some(u.sub_start));
+    assert_eq!(
+        ok(
+            &d.docker(&[
+                "exec",
+                "vfs-sleeper",
+                "sh",
+                "-c",
+                "id -u; stat -c %u:%g /bin/busybox; touch /new && stat -c %u /new",
+            ]),
+            "exec"
+        ),
+        "0\n0:0\n0"
+    );
+}
+
 /// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
 /// run on this machine): its processes first, then its ranges and the account.
 struct RemoveUserAfter {
