@@ -678,6 +678,21 @@ fn build_steps_run_remapped() {
         "the RUN step's root is {} on the host: {text}",
         u.sub_start
     );
+    // A build on the host's network works too (its steps run again: no cache).
+    let out = d
+        .docker_command(&[
+            "build",
+            "--no-cache",
+            "--network",
+            "host",
+            "-t",
+            "remapped-build-host",
+            ctx.to_str().expect("utf8"),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build --network host");
+    ok(&out, "docker build --network host");
     // The layers hold container ids: the same owners without remapping, and with it.
     let owners = "stat -c %u:%g /f /g /by-run /dir";
     let want = "1000:1000\n0:0\n0:0\n7:8";

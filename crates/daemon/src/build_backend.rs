@@ -111,8 +111,12 @@ impl Daemon {
         // layers (container ids) through the mapping's views, and the commit writes container
         // ids back. What the builder writes into a step's rootfs itself (COPY, ADD) carries
         // container ids already and is committed as it is. A privileged step (`RUN
-        // --security=insecure`) cannot be remapped: it runs in the host's user namespace.
-        if self.cfg.userns_remap.is_some() && host_config.privileged {
+        // --security=insecure`) cannot be remapped, nor a step on the host's network (a new
+        // user namespace cannot mount /sys for a network namespace it does not own): those
+        // run in the host's user namespace, as builds did before remapping reached them.
+        if self.cfg.userns_remap.is_some()
+            && (host_config.privileged || host_config.network_mode == "host")
+        {
             host_config.userns_mode = "host".into();
         }
         let mounts = run
