@@ -76,7 +76,7 @@ const STDERR_END: &str = "\x1b[0m";
 
 impl Daemon {
     /// Creates a container record for a build step (not started) and mounts its rootfs.
-    fn create_build_container(
+    pub(crate) fn create_build_container(
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
