@@ -635,6 +635,132 @@ fn a_remapped_daemon_and_a_plain_one_share_a_data_root_apart() {
     }
 }
 
+/// `docker build` (the legacy builder) on a remapped daemon: RUN steps run in the same user
+/// namespace mapping as containers (root inside, the range's first uid on the host), see
+/// what COPY wrote with the owners it gave, and the image's layers carry container ids, so a
+/// container run from it with `--userns=host` sees the same owners.
+#[test]
+fn build_steps_run_remapped() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name]);
+    let _c = Cleanup(&d, vec![], vec![]);
+    d.load_busybox();
+    let ctx = d.root.join("build-ctx");
+    std::fs::create_dir_all(&ctx).expect("context dir");
+    std::fs::write(ctx.join("f"), "copied\n").expect("context file");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         COPY --chown=1000:1000 f /f\n\
+         COPY f /g\n\
+         RUN echo \"stat=$(stat -c %u:%g /f /g | tr '\\n' ' ')id=$(id -u)\" && \
+             echo \"map=$(cat /proc/self/uid_map | head -n1 | tr -s ' ')\" && \
+             touch /by-run && chown 1000:1000 /f && mkdir /dir && chown 7:8 /dir\n\
+         RUN --mount=type=cache,target=/cache touch /cache/x && echo cache-writable\n",
+    )
+    .expect("Dockerfile");
+    let out = d
+        .docker_command(&["build", "-t", "remapped-build", ctx.to_str().expect("utf8")])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    let text = ok(&out, "docker build");
+    assert!(text.contains("stat=1000:1000 0:0 id=0"), "{text}");
+    // A cache mount belongs to the step's root.
+    assert!(text.contains("cache-writable"), "{text}");
+    let map = format!("map= 0 {} 65536", u.sub_start);
+    assert!(
+        text.contains(&map) || text.contains(&map.replacen("map= ", "map=", 1)),
+        "the RUN step's root is {} on the host: {text}",
+        u.sub_start
+    );
+    // A build on the host's network works too (its steps run again: no cache).
+    let out = d
+        .docker_command(&[
+            "build",
+            "--no-cache",
+            "--network",
+            "host",
+            "-t",
+            "remapped-build-host",
+            ctx.to_str().expect("utf8"),
+        ])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build --network host");
+    ok(&out, "docker build --network host");
+    // The layers hold container ids: the same owners without remapping, and with it.
+    let owners = "stat -c %u:%g /f /g /by-run /dir";
+    let want = "1000:1000\n0:0\n0:0\n7:8";
+    assert_eq!(
+        ok(
+            &d.docker(&[
+                "run",
+                "--rm",
+                "--userns=host",
+                "remapped-build",
+                "sh",
+                "-c",
+                owners
+            ]),
+            "run --userns=host"
+        ),
+        want
+    );
+    assert_eq!(
+        ok(
+            &d.docker(&["run", "--rm", "remapped-build", "sh", "-c", owners]),
+            "run remapped"
+        ),
+        want
+    );
+}
+
+/// The copying storage driver (`--storage-driver vfs`) under remapping: the container's copy
+/// of its layers is made from the mapping's views, so image files keep their owners inside
+/// and container root is the range's first uid on the host.
+#[test]
+fn remapping_works_on_the_vfs_driver() {
+    if skip() {
+        return;
+    }
+    let _serial = serial();
+    let u = User::create();
+    let d = Daemon::start_with_args(&["--userns-remap", &u.name, "--storage-driver", "vfs"]);
+    let _c = Cleanup(&d, vec!["vfs-sleeper"], vec![]);
+    d.load_busybox();
+    ok(
+        &d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            "vfs-sleeper",
+            "busybox",
+            "sleep",
+            "300",
+        ]),
+        "docker run -d",
+    );
+    assert_eq!(proc_uid(pid_of(&d, "vfs-sleeper")), Some(u.sub_start));
+    assert_eq!(
+        ok(
+            &d.docker(&[
+                "exec",
+                "vfs-sleeper",
+                "sh",
+                "-c",
+                "id -u; stat -c %u:%g /bin/busybox; touch /new && stat -c %u /new",
+            ]),
+            "exec"
+        ),
+        "0\n0:0\n0"
+    );
+}
+
 /// A user the test must remove, unless it existed before (e.g. `berthremap` from an earlier
 /// run on this machine): its processes first, then its ranges and the account.
 struct RemoveUserAfter {

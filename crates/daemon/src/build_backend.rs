@@ -76,7 +76,7 @@ const STDERR_END: &str = "\x1b[0m";
 
 impl Daemon {
     /// Creates a container record for a build step (not started) and mounts its rootfs.
-    fn create_build_container(
+    pub(crate) fn create_build_container(
         &self,
         image: &ImageState,
         run: Option<&RunConfig>,
@@ -107,9 +107,16 @@ impl Daemon {
             ..step_host.clone()
         };
         spec::adapt_host_config(&mut host_config);
-        // Build steps are not remapped yet (`--userns-remap`): COPY writes container ids into
-        // the step's upper directory, which a remapped RUN step would see as `nobody`.
-        if self.cfg.userns_remap.is_some() {
+        // Under `--userns-remap` a RUN step runs remapped, as dockerd's do: its start sees the
+        // layers (container ids) through the mapping's views, and the commit writes container
+        // ids back. What the builder writes into a step's rootfs itself (COPY, ADD) carries
+        // container ids already and is committed as it is. A privileged step (`RUN
+        // --security=insecure`) cannot be remapped, nor a step on the host's network (a new
+        // user namespace cannot mount /sys for a network namespace it does not own): those
+        // run in the host's user namespace, as builds did before remapping reached them.
+        if self.cfg.userns_remap.is_some()
+            && (host_config.privileged || host_config.network_mode == "host")
+        {
             host_config.userns_mode = "host".into();
         }
         let mounts = run

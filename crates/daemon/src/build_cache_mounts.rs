@@ -117,7 +117,13 @@ impl Daemon {
                 }
             }
         };
-        let req2 = req.clone();
+        let mut req2 = req.clone();
+        // A remapped daemon's RUN steps run in its mapping (and its data root, caches
+        // included, is its own): the cache belongs to the host ids of the owner asked for.
+        if let Some(m) = &self.cfg.userns_remap {
+            req2.uid = m.uid_to_host(req.uid);
+            req2.gid = m.gid_to_host(req.gid);
+        }
         let dir2 = dir.clone();
         tokio::task::spawn_blocking(move || ensure_cache_dir(&dir2, &req2))
             .await?

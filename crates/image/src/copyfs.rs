@@ -41,6 +41,17 @@ pub fn populate(lowers: &[PathBuf], upper: &Path, target: &Path) -> Result<()> {
     for layer in lowers.iter().rev().map(PathBuf::as_path).chain([upper]) {
         apply(layer, target, Path::new(""))?;
     }
+    // The root of an overlay is its upper directory's: its owner and mode (a remapped
+    // container's upper directory belongs to the remapped root, whose `/` it must be).
+    if let Some(md) = lstat(upper) {
+        std::os::unix::fs::lchown(target, Some(md.uid()), Some(md.gid()))
+            .map_err(|e| Error::io("chown", target, e))?;
+        fs::set_permissions(
+            target,
+            std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
+        )
+        .map_err(|e| Error::io("chmod", target, e))?;
+    }
     let mut text = Vec::new();
     for l in lowers {
         text.extend_from_slice(l.as_os_str().as_bytes());

@@ -275,3 +275,80 @@ async fn dockerds_refusals_hold_under_remapping() {
         .iter()
         .any(|c| c.starts_with(&format!("chown {ROOT} ")) && c.contains("vol")));
 }
+
+#[tokio::test]
+async fn every_range_of_the_mapping_reaches_the_spec_and_the_views() {
+    let two = IdMap::from_ranges(
+        "u:g",
+        &[(300_000, 1000), (100_000, 65536)],
+        &[(200_000, 65536), (400_000, 10)],
+        340,
+    )
+    .unwrap();
+    let t = TestDaemon::with(FakeHost::new(), move |cfg| {
+        cfg.userns_remap = Some(two);
+    })
+    .await;
+    let id = t.run("two", |_| {}).await;
+    let spec = t.spec(&id);
+    assert_eq!(
+        mappings(&spec, "uidMappings"),
+        vec![(0, 100_000, 65536), (65536, 300_000, 1000)]
+    );
+    assert_eq!(
+        mappings(&spec, "gidMappings"),
+        vec![(0, 200_000, 65536), (65536, 400_000, 10)]
+    );
+    // Container root is the lowest range's first id; the views are named after it.
+    let mounted = calls_of(&t, "mount_idmapped");
+    assert!(
+        mounted[0].starts_with("mount_idmapped 100000.200000 "),
+        "{mounted:?}"
+    );
+    let want = format!(
+        "chown 100000:200000 {}",
+        t.d.runtime.upper_dir(&id).display()
+    );
+    assert!(calls_of(&t, "chown").contains(&want));
+}
+
+#[tokio::test]
+async fn build_steps_run_remapped_unless_privileged_or_on_the_host_network() {
+    let t = remapped(FakeHost::new(), false).await;
+    let image = t.d.image_state(IMAGE).expect("image state");
+    let step = |run: berth_builder::RunConfig, net: &str| {
+        let host = HostConfig {
+            network_mode: net.into(),
+            ..HostConfig::default()
+        };
+        let (id, _) =
+            t.d.create_build_container(&image, Some(&run), &host)
+                .expect("build container");
+        (t.d.get(&id).expect("record").host_config.userns_mode, id)
+    };
+    let run = || berth_builder::RunConfig {
+        cmd: vec!["true".into()],
+        ..Default::default()
+    };
+    let (mode, id) = step(run(), "none");
+    assert_eq!(mode, "", "a RUN step is remapped");
+    let privileged = berth_builder::RunConfig {
+        privileged: true,
+        ..run()
+    };
+    assert_eq!(step(privileged, "none").0, "host");
+    let host_net = berth_builder::RunConfig {
+        network: Some("host".into()),
+        ..run()
+    };
+    assert_eq!(step(host_net, "none").0, "host");
+    assert_eq!(step(run(), "host").0, "host", "docker build --network host");
+    // Its start goes the remapped way: views of the layers, a spec with the mapping.
+    t.d.runtime.unmount_rootfs(&id);
+    t.d.container_start(&id).await.expect("step start");
+    assert_eq!(calls_of(&t, "mount_idmapped").len(), 1);
+    assert_eq!(
+        mappings(&t.spec(&id), "uidMappings"),
+        vec![(0, 100_000, 65536)]
+    );
+}
