@@ -52,11 +52,7 @@ fn pasta_network() {
     if skip() {
         return;
     }
-    if !["/usr/bin/pasta", "/usr/local/bin/pasta"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        eprintln!("skipping: pasta not installed (apt-get install passt; scripts/install-deps.sh)");
+    if !has_pasta() {
         return;
     }
     let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
@@ -162,6 +158,66 @@ fn pasta_network() {
         "the host port outlived its container"
     );
     ok(&d.docker(&["network", "rm", "pnet"]), "network rm");
+}
+
+/// With pasta, the host's loopback stays out of the daemon's namespace (`--no-map-gw`) unless
+/// `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` opens it as 10.0.2.2, as with slirp4netns.
+#[test]
+fn pasta_keeps_the_hosts_loopback_closed_unless_asked() {
+    if skip() || !has_pasta() {
+        return;
+    }
+    // A service on the host's loopback only.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"host-loopback\n");
+        }
+    });
+    let reach = |d: &RootlessDaemon| {
+        let out = d.docker(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("nc -w 3 10.0.2.2 {port} </dev/null; true"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let closed = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
+    load_busybox(&closed);
+    let got = reach(&closed);
+    assert!(
+        !got.contains("host-loopback"),
+        "reached the host's loopback: {got:?}"
+    );
+    drop(closed);
+    let open = RootlessDaemon::start_with(
+        &[],
+        &[
+            ("BERTHD_ROOTLESS_NET", "pasta"),
+            ("BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK", "false"),
+        ],
+    );
+    load_busybox(&open);
+    let got = reach(&open);
+    assert!(
+        got.contains("host-loopback"),
+        "10.0.2.2 did not reach the host: {got:?}\n{}",
+        open.log()
+    );
+}
+
+fn has_pasta() -> bool {
+    let found = ["/usr/bin/pasta", "/usr/local/bin/pasta"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !found {
+        eprintln!("skipping: pasta not installed (apt-get install passt; scripts/install-deps.sh)");
+    }
+    found
 }
 
 /// A chosen network driver that is missing is a clear error at start, never a half-started
