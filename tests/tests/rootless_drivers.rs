@@ -160,10 +160,11 @@ fn pasta_network() {
     ok(&d.docker(&["network", "rm", "pnet"]), "network rm");
 }
 
-/// With pasta, the host's loopback stays out of the daemon's namespace (`--no-map-gw`) unless
-/// `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` opens it as 10.0.2.2, as with slirp4netns.
+/// With pasta, `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` opens the host's loopback as
+/// 10.0.2.2, as with slirp4netns. (The default, `--no-map-gw`, is checked in pasta's
+/// arguments only: without the mapping a connection to 10.0.2.2 would leave the machine.)
 #[test]
-fn pasta_keeps_the_hosts_loopback_closed_unless_asked() {
+fn pasta_reaches_the_hosts_loopback_when_asked() {
     if skip() || !has_pasta() {
         return;
     }
@@ -175,25 +176,6 @@ fn pasta_keeps_the_hosts_loopback_closed_unless_asked() {
             let _ = s.write_all(b"host-loopback\n");
         }
     });
-    let reach = |d: &RootlessDaemon| {
-        let out = d.docker(&[
-            "run",
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            &format!("nc -w 3 10.0.2.2 {port} </dev/null; true"),
-        ]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let closed = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
-    load_busybox(&closed);
-    let got = reach(&closed);
-    assert!(
-        !got.contains("host-loopback"),
-        "reached the host's loopback: {got:?}"
-    );
-    drop(closed);
     let open = RootlessDaemon::start_with(
         &[],
         &[
@@ -202,11 +184,62 @@ fn pasta_keeps_the_hosts_loopback_closed_unless_asked() {
         ],
     );
     load_busybox(&open);
-    let got = reach(&open);
+    // `timeout`: a connection that hangs fails the test instead of holding it.
+    let out = open.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "timeout",
+        "10",
+        "nc",
+        "-w",
+        "3",
+        "10.0.2.2",
+        &port.to_string(),
+    ]);
+    let got = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         got.contains("host-loopback"),
         "10.0.2.2 did not reach the host: {got:?}\n{}",
         open.log()
+    );
+}
+
+/// pasta ends with the outer berthd even when that is killed outright (the parent-death
+/// signal), and so does the daemon inside.
+#[test]
+fn pasta_ends_with_a_killed_outer_process() {
+    if skip() || !has_pasta() {
+        return;
+    }
+    let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
+    let pasta_pids = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| rootless::proc_uid(*pid) == Some(d.user.uid))
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.starts_with("pasta") || c.starts_with("passt"))
+            })
+            .collect()
+    };
+    assert!(!pasta_pids().is_empty(), "no pasta running:\n{}", d.log());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || pasta_pids().is_empty()),
+        "pasta outlived the outer berthd: {:?}",
+        pasta_pids()
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || !d.socket().exists()),
+        "the inner daemon outlived its outer process:\n{}",
+        d.log()
     );
 }
 
