@@ -23,9 +23,9 @@ pkgs+=(docker-compose)
 # The client environment of the Ansible and testcontainers suites (python3-venv: Debian's
 # python3 needs it for `python3 -m venv`).
 pkgs+=(python3-venv)
-# Rootless berthd (tests/tests/rootless.rs): newuidmap/newgidmap, slirp4netns for the daemon's
-# network namespace, passt and fuse-overlayfs as alternatives scripts/rootless-setup.sh
-# reports on.
+# Rootless berthd (tests/tests/rootless.rs, rootless_drivers.rs): newuidmap/newgidmap,
+# slirp4netns for the daemon's network namespace, passt for pasta (BERTHD_ROOTLESS_NET=pasta)
+# and fuse-overlayfs (BERTHD_ROOTLESS_STORAGE=fuse-overlayfs), the alternatives.
 pkgs+=(uidmap slirp4netns passt fuse-overlayfs)
 # The dockerode test (tests/node): Node.js and npm, Debian's unless a newer one is installed.
 command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -52,11 +52,7 @@ fn pasta_network() {
     if skip() {
         return;
     }
-    if !["/usr/bin/pasta", "/usr/local/bin/pasta"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists())
-    {
-        eprintln!("skipping: pasta not installed (apt-get install passt; scripts/install-deps.sh)");
+    if !has_pasta() {
         return;
     }
     let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
@@ -162,6 +158,99 @@ fn pasta_network() {
         "the host port outlived its container"
     );
     ok(&d.docker(&["network", "rm", "pnet"]), "network rm");
+}
+
+/// With pasta, `BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK=false` opens the host's loopback as
+/// 10.0.2.2, as with slirp4netns. (The default, `--no-map-gw`, is checked in pasta's
+/// arguments only: without the mapping a connection to 10.0.2.2 would leave the machine.)
+#[test]
+fn pasta_reaches_the_hosts_loopback_when_asked() {
+    if skip() || !has_pasta() {
+        return;
+    }
+    // A service on the host's loopback only.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"host-loopback\n");
+        }
+    });
+    let open = RootlessDaemon::start_with(
+        &[],
+        &[
+            ("BERTHD_ROOTLESS_NET", "pasta"),
+            ("BERTHD_ROOTLESS_DISABLE_HOST_LOOPBACK", "false"),
+        ],
+    );
+    load_busybox(&open);
+    // `timeout`: a connection that hangs fails the test instead of holding it.
+    let out = open.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "timeout",
+        "10",
+        "nc",
+        "-w",
+        "3",
+        "10.0.2.2",
+        &port.to_string(),
+    ]);
+    let got = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        got.contains("host-loopback"),
+        "10.0.2.2 did not reach the host: {got:?}\n{}",
+        open.log()
+    );
+}
+
+/// pasta ends with the outer berthd even when that is killed outright (the parent-death
+/// signal), and so does the daemon inside.
+#[test]
+fn pasta_ends_with_a_killed_outer_process() {
+    if skip() || !has_pasta() {
+        return;
+    }
+    let d = RootlessDaemon::start_with(&[], &[("BERTHD_ROOTLESS_NET", "pasta")]);
+    let pasta_pids = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| rootless::proc_uid(*pid) == Some(d.user.uid))
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.starts_with("pasta") || c.starts_with("passt"))
+            })
+            .collect()
+    };
+    assert!(!pasta_pids().is_empty(), "no pasta running:\n{}", d.log());
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(d.pid() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || pasta_pids().is_empty()),
+        "pasta outlived the outer berthd: {:?}",
+        pasta_pids()
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || !d.socket().exists()),
+        "the inner daemon outlived its outer process:\n{}",
+        d.log()
+    );
+}
+
+fn has_pasta() -> bool {
+    let found = ["/usr/bin/pasta", "/usr/local/bin/pasta"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !found {
+        eprintln!("skipping: pasta not installed (apt-get install passt; scripts/install-deps.sh)");
+    }
+    found
 }
 
 /// A chosen network driver that is missing is a clear error at start, never a half-started

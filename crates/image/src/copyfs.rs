@@ -63,6 +63,10 @@ pub fn populate(lowers: &[PathBuf], upper: &Path, target: &Path) -> Result<()> {
 /// Rewrites `upper` as the overlay upper directory of the copy at `target` (see the module
 /// comment). Nothing happens for a target that is not a copy.
 pub fn refresh_upper(target: &Path, upper: &Path) -> Result<()> {
+    // One rewrite at a time: a diff and a commit of one container must not clear the upper
+    // directory under each other.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let list = lowers_file(target);
     let Ok(text) = fs::read(&list) else {
         return Ok(());
