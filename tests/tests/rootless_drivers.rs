@@ -184,19 +184,11 @@ fn pasta_reaches_the_hosts_loopback_when_asked() {
         ],
     );
     load_busybox(&open);
-    // `timeout`: a connection that hangs fails the test instead of holding it.
-    let out = open.docker(&[
-        "run",
-        "--rm",
-        "busybox",
-        "timeout",
-        "10",
-        "nc",
-        "-w",
-        "3",
-        "10.0.2.2",
-        &port.to_string(),
-    ]);
+    // nc under `sh`, so `timeout` can end it (PID 1 ignores SIGTERM) and a connection that
+    // hangs fails the test instead of holding it; its stdin stays open a while, so it does not
+    // half-close before the host's answer arrives (Debian 12's pasta then lost the answer).
+    let script = format!("sleep 3 | timeout 10 nc 10.0.2.2 {port}; true");
+    let out = open.docker(&["run", "--rm", "busybox", "sh", "-c", &script]);
     let got = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         got.contains("host-loopback"),
