@@ -60,9 +60,11 @@ for _ in $(seq 1 "$N"); do
 done
 berth_s=$(printf '%s\n' "${btimes[@]}" | median)
 echo "berth  pull ($SIZE MB, 5 layers, empty store): median ${berth_s} s over $N runs (${btimes[*]})"
-# Where the last pull's time went, per layer (download and unpack overlap across layers).
-echo "stages of the last berth pull (per layer: download into a temp file, decompress + verify + unpack):"
-grep -E 'layer pulled|image pulled' "$root/berthd.log" | tail -6 | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(layer pulled|image pulled)/  \1/'
+# Where the last pull's time went, per layer: its download (into a temp file, verified) and
+# its unpack (decompress + verify + unpack), which reads the download as it is written.
+echo "stages of the last berth pull (per layer: download from the layer's start, unpack from its unpacker's):"
+grep -aE 'layer downloaded|layer unpacked|image pulled' "$root/berthd.log" | tail -11 \
+  | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(layer downloaded|layer unpacked|image pulled)/  \1/'
 
 dsock=${DOCKERD_HOST:-}
 if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then

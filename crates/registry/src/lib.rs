@@ -27,6 +27,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod error;
+mod follow;
 pub mod manifest;
 pub mod progress;
 pub mod pull;

@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use crate::cache::{BlobRecord, DistributionCache};
 use crate::client::Repository;
 use crate::error::{Error, Result};
+use crate::follow::{EndGuard, Follow, FollowReader};
 use crate::manifest::{
     check_layer_type, select_platform, Descriptor, ImageManifest, Manifest, Platform,
 };
@@ -150,49 +151,98 @@ pub async fn pull_image(
                 }
             };
             let t = Instant::now();
-            let file = download(&repo, &desc, &store, &progress).await;
-            drop(permit);
-            let file = file?;
-            let downloaded = t.elapsed();
-            let unpacking = unpack_sem
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Invalid("unpack queue closed".into()))?;
-            let id = short(&desc.digest);
-            let size = desc.size;
-            // The permit lives in the blocking closure: a failed pull waits for every
-            // running unpack by taking all permits, and a cancelled one cleans up before
-            // giving its permit back, so nothing is left in staging when the pull returns.
-            tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
-                let _unpacking = unpacking;
-                let t = Instant::now();
-                let mut f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
-                f.rewind().map_err(|e| Error::io("reading layer", e))?;
-                let reader = ProgressReader {
-                    inner: std::io::BufReader::with_capacity(256 * 1024, f),
-                    done: 0,
-                    total: size,
-                    id,
-                    progress,
-                    throttle: Throttle::new(),
-                };
-                let prepared = store.prepare_layer(reader, Some(&diff_id));
-                drop(file);
-                tracing::debug!(
-                    layer = %desc.digest,
-                    bytes = size,
-                    download_ms = downloaded.as_millis(),
-                    unpack_ms = t.elapsed().as_millis(),
-                    "layer pulled"
+            let tmp = store.tmp_dir();
+            let file = tempfile::Builder::new()
+                .prefix("pull-")
+                .tempfile_in(&tmp)
+                .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
+            let reader_file = file
+                .reopen()
+                .map_err(|e| Error::io("opening temp file", e))?;
+            let follow = Follow::new();
+            // The download runs beside the unpacking that reads it (see `follow`).
+            let dl = {
+                let (repo, desc, progress, follow) =
+                    (repo.clone(), desc.clone(), progress.clone(), follow.clone());
+                tokio::spawn(async move {
+                    let r = download(&repo, &desc, file, &progress, follow).await;
+                    drop(permit);
+                    r
+                })
+            };
+            let _stop_download = AbortOnDrop(dl.abort_handle());
+            let unpack = |reader: Box<dyn Read + Send>, gate: Option<Arc<Follow>>| {
+                let (store, progress, diff_id, cancelled, unpack_sem) = (
+                    store.clone(),
+                    progress.clone(),
+                    diff_id.clone(),
+                    cancelled.clone(),
+                    unpack_sem.clone(),
                 );
-                if cancelled.load(Ordering::SeqCst) {
-                    drop(prepared);
-                    return Err(Error::Invalid("pull cancelled".into()));
+                let (id, size, digest) = (short(&desc.digest), desc.size, desc.digest.clone());
+                async move {
+                    let unpacking = unpack_sem
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::Invalid("unpack queue closed".into()))?;
+                    // The permit lives in the blocking closure: a failed pull waits for every
+                    // running unpack by taking all permits, and a cancelled one cleans up
+                    // before giving its permit back, so nothing is left in staging when the
+                    // pull returns.
+                    tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
+                        let _unpacking = unpacking;
+                        let t = Instant::now();
+                        let reader = ProgressReader {
+                            inner: std::io::BufReader::with_capacity(256 * 1024, reader),
+                            done: 0,
+                            total: size,
+                            id,
+                            progress,
+                            throttle: Throttle::new(),
+                            gate,
+                        };
+                        let prepared = store.prepare_layer(reader, Some(&diff_id));
+                        if cancelled.load(Ordering::SeqCst) {
+                            drop(prepared);
+                            return Err(Error::Invalid("pull cancelled".into()));
+                        }
+                        tracing::debug!(
+                            layer = %digest,
+                            bytes = size,
+                            unpack_ms = t.elapsed().as_millis(),
+                            "layer unpacked"
+                        );
+                        prepared.map_err(Error::from)
+                    })
+                    .await
+                    .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))?
                 }
-                prepared.map_err(Error::from)
-            })
-            .await
-            .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))?
+            };
+            let streamed = unpack(
+                Box::new(FollowReader::new(reader_file, follow.clone())),
+                Some(follow.clone()),
+            )
+            .await;
+            // The download's own failure is the one to report.
+            let file = dl
+                .await
+                .map_err(|e| Error::Invalid(format!("download task failed: {e}")))??;
+            tracing::debug!(
+                layer = %desc.digest,
+                download_ms = t.elapsed().as_millis(),
+                "layer downloaded"
+            );
+            match streamed {
+                // A download that started over voided what the unpacker read: once more,
+                // from the finished file.
+                Err(_) if follow.restarted() => {
+                    let f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
+                    let again = unpack(Box::new(f), None).await;
+                    drop(file);
+                    again
+                }
+                other => other,
+            }
         })));
     }
     // Aborts the downloads still running when the pull fails or is dropped.
@@ -283,6 +333,15 @@ pub async fn pull_image(
     })
 }
 
+/// Aborts a task when dropped (the pull's task for a layer stops its download with it).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Counts bytes read for the `Extracting` bar.
 struct ProgressReader<R> {
     inner: R,
@@ -291,13 +350,17 @@ struct ProgressReader<R> {
     id: String,
     progress: ProgressFn,
     throttle: Throttle,
+    /// While the layer still downloads, its `Downloading` bar is the one shown (as dockerd's
+    /// order has it): `Extracting` waits for the download's end.
+    gate: Option<Arc<Follow>>,
 }
 
 impl<R: Read> Read for ProgressReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
-        if self.throttle.ready(n == 0) && (n > 0 || self.done > 0) {
+        let shown = self.gate.as_ref().is_none_or(|g| g.complete());
+        if shown && self.throttle.ready(n == 0) && (n > 0 || self.done > 0) {
             (self.progress)(ProgressEvent::bytes(
                 self.id.clone(),
                 "Extracting",
@@ -309,26 +372,22 @@ impl<R: Read> Read for ProgressReader<R> {
     }
 }
 
-/// Downloads one blob into a temp file in the store, verifying size and digest. A dropped
-/// connection is retried (with backoff) from where it stopped when the registry honours
-/// `Range`, otherwise from the start.
+/// Downloads one blob into `file` (a temp file in the store), verifying size and digest, and
+/// tells `follow` how far it got and how it ended. A dropped connection is retried (with
+/// backoff) from where it stopped when the registry honours `Range`, otherwise from the start.
 async fn download(
     repo: &Repository,
     desc: &Descriptor,
-    store: &ImageStore,
+    file: tempfile::NamedTempFile,
     progress: &ProgressFn,
+    follow: Arc<Follow>,
 ) -> Result<tempfile::NamedTempFile> {
+    let end = EndGuard(follow.clone());
     let id = short(&desc.digest);
-    let tmp = store.tmp_dir();
-    let file = tempfile::Builder::new()
-        .prefix("pull-")
-        .tempfile_in(&tmp)
-        .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
-    let mut out = std::io::BufWriter::with_capacity(
-        256 * 1024,
-        file.reopen()
-            .map_err(|e| Error::io("opening temp file", e))?,
-    );
+    // Unbuffered: what `follow` counts must be in the file for its reader.
+    let mut out = file
+        .reopen()
+        .map_err(|e| Error::io("opening temp file", e))?;
     let mut hasher = Sha256::new();
     let mut written: u64 = 0;
     let mut attempt = 0;
@@ -339,10 +398,10 @@ async fn download(
             let (resp, partial) = repo.blob(&desc.digest, written).await?;
             if written > 0 && !partial {
                 // The registry ignored the range: start over.
-                out.flush().map_err(|e| Error::io("writing layer", e))?;
-                let f = out.get_mut();
-                f.set_len(0).map_err(|e| Error::io("truncating layer", e))?;
-                f.rewind().map_err(|e| Error::io("truncating layer", e))?;
+                follow.restart();
+                out.set_len(0)
+                    .map_err(|e| Error::io("truncating layer", e))?;
+                out.rewind().map_err(|e| Error::io("truncating layer", e))?;
                 hasher = Sha256::new();
                 written = 0;
             }
@@ -354,6 +413,7 @@ async fn download(
                 out.write_all(&chunk)
                     .map_err(|e| Error::io("writing layer", e))?;
                 written += chunk.len() as u64;
+                follow.advance(chunk.len() as u64);
                 if written > desc.size {
                     return Err(Error::blob_mismatch(&desc.digest));
                 }
@@ -396,7 +456,7 @@ async fn download(
     if got != desc.digest {
         return Err(Error::blob_mismatch(&desc.digest));
     }
-    out.flush().map_err(|e| Error::io("writing layer", e))?;
     progress(ProgressEvent::status(id, "Download complete"));
+    end.0.finish(Ok(()));
     Ok(file)
 }
