@@ -458,6 +458,8 @@ pub struct FakeState {
     pub truncate_next: AtomicU32,
     /// Layer GETs that asked for a `Range` (a resumed download).
     pub range_gets: AtomicU32,
+    /// When set, a `Range` is answered with the whole blob (200), as some registries do.
+    pub ignore_range: std::sync::atomic::AtomicBool,
 }
 
 const FAKE_TOKEN: &str = "berth-test-token";
@@ -645,7 +647,9 @@ fn serve_fake(mut conn: TcpStream, st: &FakeState, port: u16) -> std::io::Result
             conn.flush()?;
             return conn.shutdown(std::net::Shutdown::Both);
         }
-        if let Some(range) = header(&headers, "range") {
+        if let Some(range) =
+            header(&headers, "range").filter(|_| !st.ignore_range.load(Ordering::SeqCst))
+        {
             if let Some(start) = range
                 .strip_prefix("bytes=")
                 .and_then(|r| r.strip_suffix('-'))

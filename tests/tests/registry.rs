@@ -609,6 +609,7 @@ fn fake_state(reg: &TestRegistry, repo: &str, token: Option<(&str, &str)>) -> Fa
         blob_gets: std::sync::atomic::AtomicU32::new(0),
         truncate_next: std::sync::atomic::AtomicU32::new(0),
         range_gets: std::sync::atomic::AtomicU32::new(0),
+        ignore_range: std::sync::atomic::AtomicBool::new(false),
     }
 }
 
@@ -656,6 +657,27 @@ fn registry_dying_mid_pull_leaves_nothing_and_repull_works() {
         &d.docker(&["run", "--rm", &flaky, "true"]),
         "run re-pulled image",
     );
+
+    // A registry that answers the resumed request with the whole blob: the download starts
+    // over, and the layer, whose unpacking had read the first half as it arrived, is unpacked
+    // again from the finished file.
+    assert_ok(&d.docker(&["rmi", &flaky]), "rmi");
+    fake.state().ignore_range.store(true, Ordering::SeqCst);
+    fake.state().truncate_next.store(1, Ordering::SeqCst);
+    fake.state().range_gets.store(0, Ordering::SeqCst);
+    let out = d.docker(&["pull", &flaky]);
+    assert_ok(&out, "pull from a registry that ignores Range");
+    assert_eq!(fake.state().range_gets.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        ok_trimmed(
+            &d.docker(&["run", "--rm", &flaky, "cat", "/etc/hostname"]),
+            "run"
+        )
+        .len(),
+        12,
+        "the image works"
+    );
+    assert!(staging_files(&d).is_empty(), "{:?}", staging_files(&d));
 }
 
 #[test]
