@@ -170,7 +170,8 @@ pub async fn pull_image(
                     r
                 })
             };
-            let _stop_download = AbortOnDrop(dl.abort_handle());
+            // Aborting this layer's task (a failed or dropped pull) stops its download too.
+            let _stop_download = AbortAll(vec![dl.abort_handle()]);
             let unpack = |reader: Box<dyn Read + Send>, gate: Option<Arc<Follow>>| {
                 let (store, progress, diff_id, cancelled, unpack_sem) = (
                     store.clone(),
@@ -246,14 +247,6 @@ pub async fn pull_image(
         })));
     }
     // Aborts the downloads still running when the pull fails or is dropped.
-    struct AbortAll(Vec<tokio::task::AbortHandle>);
-    impl Drop for AbortAll {
-        fn drop(&mut self) {
-            for h in &self.0 {
-                h.abort();
-            }
-        }
-    }
     let _abort = AbortAll(
         downloads
             .iter()
@@ -333,12 +326,14 @@ pub async fn pull_image(
     })
 }
 
-/// Aborts a task when dropped (the pull's task for a layer stops its download with it).
-struct AbortOnDrop(tokio::task::AbortHandle);
+/// Aborts its tasks when dropped.
+struct AbortAll(Vec<tokio::task::AbortHandle>);
 
-impl Drop for AbortOnDrop {
+impl Drop for AbortAll {
     fn drop(&mut self) {
-        self.0.abort();
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 
