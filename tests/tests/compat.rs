@@ -341,15 +341,41 @@ fn init_layer_files() {
     let top = top_layer_names(&std::fs::read(&saved).expect("save.tar"));
     assert!(top.iter().any(|n| n == "mine"), "{top:?}");
     assert!(!top.iter().any(|n| n.contains("dockerenv")), "{top:?}");
-    // inspect lists it as the top lower layer.
+    // inspect lists it as the top lower layer: one the image's containers share (it is
+    // never written), kept with the image's top layer.
     let lower = inspect(&d, "init-layer", "{{.GraphDriver.Data.LowerDir}}");
+    let init = lower.split(':').next().unwrap_or_default().to_string();
     assert!(
-        lower
-            .split(':')
-            .next()
-            .is_some_and(|l| l.ends_with("/fs/init")),
+        init.ends_with("/init") && init.contains("/layers/"),
         "{lower}"
     );
+    let _c2 = Cleanup(&d, vec!["init-layer-2", "init-layer-3"], vec![]);
+    // A container that writes over an init layer file changes only its own copy.
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "init-layer-2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo mine > /.dockerenv",
+    ]);
+    assert_ok(&out, "run 2");
+    let lower2 = inspect(&d, "init-layer-2", "{{.GraphDriver.Data.LowerDir}}");
+    assert_eq!(lower2.split(':').next(), Some(init.as_str()), "{lower2}");
+    let diff = stdout(&d.docker(&["diff", "init-layer-2"]));
+    assert!(diff.contains("C /.dockerenv"), "{diff}");
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "init-layer-3",
+        "busybox",
+        "sh",
+        "-c",
+        "test ! -s /.dockerenv && echo empty",
+    ]);
+    assert_ok(&out, "run 3");
+    assert_eq!(stdout(&out), "empty\n");
     // `docker cp` sees it too.
     let out = d.docker(&["cp", "init-layer:/.dockerenv", "-"]);
     assert_ok(&out, "cp");

@@ -263,6 +263,12 @@ impl ImageStore {
         self.layer_dir(chain_id).join("diff")
     }
 
+    /// The init layer every container of an image whose top layer is `chain_id` shares (made
+    /// by the daemon; removed with the layer).
+    pub fn init_layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.layer_dir(chain_id).join("init")
+    }
+
     /// An empty directory usable as the single lowerdir of an image with no layers.
     pub fn empty_layer_dir(&self) -> PathBuf {
         self.root.join("layers/empty")

@@ -1,6 +1,8 @@
 //! What a start hands the runtime, over the fake kernel: the OCI spec in the bundle, the /etc
 //! files and the container's directories, as the create request asked for them.
 
+use std::path::Path;
+
 use berth_api_types::container::HostConfig;
 use serde_json::Value;
 
@@ -259,9 +261,48 @@ async fn the_cgroup_is_under_the_daemons_parent() {
 }
 
 #[tokio::test]
-async fn the_init_layer_has_dockerenv() {
+async fn the_init_layer_has_dockerenv_and_is_shared_by_the_images_containers() {
     let t = TestDaemon::new().await;
-    let id = started(&t, "init", |_| {}).await;
-    let init = t.d.runtime.container_dir(&id).join("fs/init");
+    let a = started(&t, "init", |_| {}).await;
+    let b = started(&t, "init2", |_| {}).await;
+    let lowers_a = t.fake.lowers_of(&t.d.runtime.rootfs(&a));
+    let lowers_b = t.fake.lowers_of(&t.d.runtime.rootfs(&b));
+    let init = &lowers_a[0];
     assert!(init.join(".dockerenv").exists(), "{}", init.display());
+    assert!(init.ends_with("init"), "{}", init.display());
+    assert_eq!(
+        lowers_a, lowers_b,
+        "one init layer for the image's containers"
+    );
+    assert!(
+        !t.d.runtime.container_dir(&a).join("fs/init").exists(),
+        "no init layer of its own"
+    );
+    // Inspect shows it as the top lower directory.
+    let info = t.d.container_inspect(&a, false).unwrap();
+    let data = &info.graph_driver.data;
+    let shown = data.get("LowerDir").unwrap().split(':').next().unwrap();
+    assert_eq!(Path::new(shown), init.as_path());
+}
+
+#[tokio::test]
+async fn a_container_with_its_own_init_layer_keeps_it() {
+    let t = TestDaemon::new().await;
+    let r = berth_api_types::container::CreateRequest {
+        config: berth_api_types::container::Config {
+            image: crate::host::testkit::IMAGE.into(),
+            ..Default::default()
+        },
+        host_config: Some(HostConfig {
+            network_mode: "none".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = t.d.container_create(None, r).await.unwrap().id;
+    // As an earlier berth made it.
+    let own = t.d.runtime.container_dir(&id).join("fs/init");
+    std::fs::create_dir_all(&own).unwrap();
+    t.d.container_start(&id).await.unwrap();
+    assert_eq!(t.fake.lowers_of(&t.d.runtime.rootfs(&id))[0], own);
 }

@@ -46,7 +46,7 @@ impl Daemon {
                 .to_string(),
         );
         if let Ok(mut lowers) = self.lower_dirs(c.top_layer.as_deref()) {
-            crate::initlayer::show_init_layer(&rt.upper_dir(&c.id), &mut lowers);
+            self.show_init_layer(&c, &mut lowers);
             data.insert(
                 "LowerDir".to_string(),
                 lowers

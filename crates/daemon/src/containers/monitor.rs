@@ -43,6 +43,7 @@ impl Daemon {
         id: &str,
         status: Option<berth_shim_protocol::ExitStatus>,
     ) {
+        let t0 = std::time::Instant::now();
         let guard = self.op_lock(id);
         let _g = guard.lock().await;
         // Without an exit status the shim died (SIGKILL, OOM, a crash) and its container's
@@ -92,7 +93,9 @@ impl Daemon {
         });
         self.schedule_restart(id);
         drop(_g);
+        tracing::debug!(container = id, recorded = ?t0.elapsed(), "exit handled");
         self.maybe_auto_remove(id).await;
+        tracing::debug!(container = id, total = ?t0.elapsed(), "exit and auto-removal done");
     }
 
     /// Kills whatever still runs in the container's cgroups (see `cgroup_kill`). `owned`: the
