@@ -48,7 +48,15 @@ impl Runtime {
     pub fn resolv_conf_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("resolv.conf")
     }
+    /// The OCI bundle a start hands the shim (its `config.json`; the rootfs is the overlay
+    /// mount, by absolute path): regenerated at every start, so it lives in the exec root
+    /// with the rest of the runtime state, not on the data disk (`spec`: the shim writes its
+    /// own copy of the spec to `bundle`).
     pub fn bundle_dir(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("spec")
+    }
+    /// Where berth before 2026-12-07 kept the bundle (a container it started may still run).
+    pub fn legacy_bundle_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("bundle")
     }
     /// Runtime state the shim hands over lives in the exec root (a tmpfs in real deployments,
@@ -81,7 +89,7 @@ impl Runtime {
         for d in ["upper", "work", "merged"] {
             std::fs::create_dir_all(fs.join(d))?;
         }
-        std::fs::create_dir_all(self.bundle_dir(id))
+        Ok(())
     }
 
     pub fn is_mounted(&self, id: &str) -> bool {
@@ -101,10 +109,14 @@ impl Runtime {
             return Ok(());
         }
         let fs = self.fs_dir(id);
-        // A leftover work dir from an unclean stop makes overlayfs refuse the mount.
+        // A leftover work dir from an unclean stop makes overlayfs refuse the mount; an
+        // empty one (a container's first start) is kept as it is.
         let work = fs.join("work");
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&work)?;
+        let empty = std::fs::read_dir(&work).is_ok_and(|mut d| d.next().is_none());
+        if !empty {
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work)?;
+        }
         let (upper, rootfs) = (fs.join("upper"), self.rootfs(id));
         self.ops
             .mount_overlay(lowers, &upper, &work, &rootfs, throwaway)
