@@ -14,13 +14,9 @@ fn spec_of(t: &TestDaemon, id: &str) -> Value {
     serde_json::from_slice(&std::fs::read(&path).expect("config.json")).expect("JSON")
 }
 
-/// Creates (with the request changed by `req`) and starts a container.
-async fn started(
-    t: &TestDaemon,
-    name: &str,
-    req: impl FnOnce(&mut berth_api_types::container::CreateRequest),
-) -> String {
-    let mut r = berth_api_types::container::CreateRequest {
+/// A create request for the test image without a network.
+fn request() -> berth_api_types::container::CreateRequest {
+    berth_api_types::container::CreateRequest {
         config: berth_api_types::container::Config {
             image: crate::host::testkit::IMAGE.into(),
             ..Default::default()
@@ -30,7 +26,16 @@ async fn started(
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// Creates (with the request changed by `req`) and starts a container.
+async fn started(
+    t: &TestDaemon,
+    name: &str,
+    req: impl FnOnce(&mut berth_api_types::container::CreateRequest),
+) -> String {
+    let mut r = request();
     req(&mut r);
     let id =
         t.d.container_create(Some(name.into()), r)
@@ -288,18 +293,7 @@ async fn the_init_layer_has_dockerenv_and_is_shared_by_the_images_containers() {
 #[tokio::test]
 async fn a_container_with_its_own_init_layer_keeps_it() {
     let t = TestDaemon::new().await;
-    let r = berth_api_types::container::CreateRequest {
-        config: berth_api_types::container::Config {
-            image: crate::host::testkit::IMAGE.into(),
-            ..Default::default()
-        },
-        host_config: Some(HostConfig {
-            network_mode: "none".into(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let id = t.d.container_create(None, r).await.unwrap().id;
+    let id = t.d.container_create(None, request()).await.unwrap().id;
     // As an earlier berth made it.
     let own = t.d.runtime.container_dir(&id).join("fs/init");
     std::fs::create_dir_all(&own).unwrap();
