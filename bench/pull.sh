@@ -60,11 +60,12 @@ for _ in $(seq 1 "$N"); do
 done
 berth_s=$(printf '%s\n' "${btimes[@]}" | median)
 echo "berth  pull ($SIZE MB, 5 layers, empty store): median ${berth_s} s over $N runs (${btimes[*]})"
-# Where the last pull's time went, per layer: its download (into a temp file, verified) and
-# its unpack (decompress + verify + unpack), which reads the download as it is written.
-echo "stages of the last berth pull (per layer: download from the layer's start, unpack from its unpacker's):"
-grep -aE 'layer downloaded|layer unpacked|image pulled' "$root/berthd.log" | tail -11 \
-  | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(layer downloaded|layer unpacked|image pulled)/  \1/'
+# Where the last pull's time went, per layer: its download (into a temp file, verified), its
+# unpack (decompress + verify + unpack), which reads the download as it is written, and the
+# fsync of the download, kept as the layer's blob.
+echo "stages of the last berth pull (per layer: download from the layer's start, unpack from its unpacker's, sync of the kept download):"
+grep -aE 'layer downloaded|layer unpacked|layer synced|image pulled' "$root/berthd.log" | tail -16 \
+  | sed -E 's/\x1b\[[0-9;]*m//g; s/^.*(layer downloaded|layer unpacked|layer synced|image pulled)/  \1/'
 
 dsock=${DOCKERD_HOST:-}
 if [ -z "$dsock" ] && [ -x /usr/sbin/dockerd ]; then

@@ -154,7 +154,7 @@ impl Daemon {
     }
 
     /// Mark (every layer an image or container stands on, the blobs of their configs and
-    /// layer tars) and sweep (every other layer and blob, when older than `older_than`).
+    /// the blobs that keep their layers' tars) and sweep (every other layer and blob, when older than `older_than`).
     fn sweep_store(&self, older_than: Option<SystemTime>) -> Result<(Vec<String>, usize, u64)> {
         let records: Vec<crate::images::ImageRecord> = self.store.images()?;
         let mut tops: Vec<String> = records.iter().flat_map(|r| r.layers.clone()).collect();
@@ -173,7 +173,7 @@ impl Daemon {
                 }
                 cur = match self.images.layer_info(&d) {
                     Ok(info) => {
-                        blobs.insert(info.diff_id.hex().to_string());
+                        blobs.insert(info.blob_digest().hex().to_string());
                         info.parent
                     }
                     Err(_) => None,

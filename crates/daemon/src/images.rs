@@ -610,9 +610,8 @@ impl Daemon {
                 continue;
             }
             if let Ok(d) = Digest::parse(chain) {
-                if let Ok(info) = self.images.layer_info(&d) {
-                    let _ = self.images.delete_blob(&info.diff_id);
-                }
+                // Removes the blob that keeps the layer's tar too (uncompressed, or a pulled
+                // layer's download) unless another layer keeps its tar there.
                 if let Err(err) = self.images.remove_layer(&d) {
                     tracing::warn!("removing layer {chain}: {err}");
                 }

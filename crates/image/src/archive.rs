@@ -430,16 +430,9 @@ pub fn save(items: &[SaveItem], store: &ImageStore, writer: impl Write) -> Resul
         w.bytes(&blob_rel(&item.id), &item.config_bytes)?;
         let mut layer_descs = Vec::new();
         for d in &item.diff_ids {
-            let p = store.layer_tar_path(d);
-            let f = fs::File::open(&p).map_err(|e| {
-                if e.kind() == io::ErrorKind::NotFound {
-                    Error::BlobNotFound(d.clone())
-                } else {
-                    Error::io("open", &p, e)
-                }
-            })?;
-            let size = f.metadata().map_err(|e| Error::io("stat", &p, e))?.len();
-            w.file(&blob_rel(d), size, f)?;
+            let tar = store.open_layer_tar(d)?;
+            let size = tar.blob.tar_size;
+            w.file(&blob_rel(d), size, tar)?;
             layer_descs.push(json!({
                 "mediaType": media_types::OCI_LAYER_TAR,
                 "digest": d,

@@ -256,7 +256,7 @@ fn loads_oci_layout_with_gzip_layers_and_nested_index() {
     assert_eq!(loaded[0].repo_tags, vec!["alpine:3.20", "alpine:edge"]);
     assert_eq!(loaded[0].layers[0].diff_id, sha256_of(&l1));
     // The uncompressed tar is what gets kept (and saved later).
-    assert_eq!(fs::read(s.layer_tar_path(&sha256_of(&l2))).unwrap(), l2);
+    assert_eq!(s.get_blob(&sha256_of(&l2)).unwrap(), l2);
 }
 
 #[test]

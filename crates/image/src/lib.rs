@@ -29,8 +29,13 @@
 //!   - layer store: `apply_layer(Option<&Digest /*parent chain id*/>, impl Read) ->
 //!     LayerInfo`, `apply_layer_expect(.., Option<&Digest /*diff id*/>)`, `layer_info`,
 //!     `has_layer`, `list_layers`, `lower_dirs(&chain_id) -> Vec<PathBuf>` (top-most
-//!     first), `layer_diff_dir`, `layer_tar_path(&diff_id)`, `remove_layer`,
-//!     `empty_layer_dir()`; `decompress(impl Read)` sniffs gzip/zstd/xz/bzip2.
+//!     first), `layer_diff_dir`, `remove_layer`, `empty_layer_dir()`;
+//!     `prepare_layer` / `prepare_layer_without_tar` (+ `PreparedLayer::keep_blob`, a
+//!     pulled layer's download) then `commit_layer`, to unpack several layers at once;
+//!     `decompress(impl Read)` sniffs gzip/zstd/xz/bzip2;
+//!   - a layer's tar, in whichever blob keeps it: `layer_blob(&diff_id) -> LayerBlob`
+//!     (`digest`, `compression`, `tar_size`), `open_layer_tar(&diff_id) -> LayerTar` (the
+//!     uncompressed tar as a stream, decompressed on the fly) — the one way to read it.
 //! - [`unpack`] — the hostile-tarball extractor used for layers and archives (rules in
 //!   its module docs); `unpack(&mut impl Read, &Path, UnpackOptions) -> UnpackStats`.
 //! - [`archive`] — `load(impl Read, &ImageStore, &mut dyn FnMut(LoadEvent)) ->
@@ -50,9 +55,10 @@
 //! ## On-disk layout (under the store root)
 //!
 //! ```text
-//! blobs/sha256/<hex>               configs, manifests, uncompressed layer tars (by diff id)
+//! blobs/sha256/<hex>               configs, manifests, layer tars: uncompressed (by diff id)
+//!                                  or a pulled layer's compressed download (by its digest)
 //! layers/<chain-id hex>/diff/      unpacked layer, overlay lowerdir
-//! layers/<chain-id hex>/layer.json {"diff_id","chain_id","parent","size"}
+//! layers/<chain-id hex>/layer.json {"diff_id","chain_id","parent","size"[,"blob"]}
 //! layers/empty/                    lowerdir for images with no layers
 //! tmp/                             staging; cleared by ImageStore::open
 //! ```
@@ -62,8 +68,11 @@
 //! - Writes go to `tmp/`, are fsynced and renamed into place, so a name in `blobs/` or
 //!   `layers/` always refers to complete, verified content.
 //! - A layer is unpacked once per chain id; applying it again only re-hashes the stream.
-//! - The uncompressed tar of each layer is kept (named by its diff id) so `save` can
-//!   reproduce it byte for byte and image ids survive save → load.
+//! - The tar of each layer is kept so `save` can reproduce it byte for byte and image ids
+//!   survive save → load: uncompressed, named by its diff id (loaded, built, committed,
+//!   imported layers), or, for a pulled layer, as its verified compressed download, named
+//!   by its own digest and recorded in the layer's `layer.json` (`blob`: digest,
+//!   compression, tar size) — not written a second time uncompressed.
 //! - Whiteouts are stored in overlayfs form (0/0 char devices,
 //!   `trusted.overlay.opaque=y`); converting back to `.wh.` files on diff/export is the
 //!   job of whoever produces tars from an upper directory.

@@ -3,9 +3,11 @@
 //! Layout under the store root (the daemon uses `<data-root>/image`):
 //! ```text
 //! blobs/sha256/<hex>            content-addressed blobs: configs, manifests, and the
-//!                               uncompressed tar of every layer, named by its diff id
+//!                               tar of every layer: uncompressed, named by its diff id,
+//!                               or (pulled layers) the compressed download, named by its
+//!                               own digest and recorded in `layer.json` (`blob`)
 //! layers/<chain-id hex>/diff/   the unpacked layer (overlayfs lowerdir)
-//! layers/<chain-id hex>/layer.json  {"diff_id","chain_id","parent","size"}
+//! layers/<chain-id hex>/layer.json  {"diff_id","chain_id","parent","size"[,"blob"]}
 //! layers/empty/                 an always-empty lowerdir for images with no layers
 //! tmp/                          staging area; same filesystem, so rename is atomic
 //! ```
@@ -21,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
 
+mod layer_tar;
 mod staged;
+pub use layer_tar::{Compression, LayerBlob, LayerTar};
 pub use staged::PreparedLayer;
 
 /// Metadata of one unpacked layer (`layer.json`).
@@ -35,6 +39,18 @@ pub struct LayerInfo {
     pub parent: Option<Digest>,
     /// Sum of regular file sizes in this layer (Docker's layer size).
     pub size: u64,
+    /// The compressed blob that keeps this layer's tar (a pulled layer's download); `None`:
+    /// the uncompressed tar, named by the diff id. Read through
+    /// [`ImageStore::open_layer_tar`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<LayerBlob>,
+}
+
+impl LayerInfo {
+    /// The digest of the blob that keeps this layer's tar.
+    pub fn blob_digest(&self) -> &Digest {
+        self.blob.as_ref().map_or(&self.diff_id, |b| &b.digest)
+    }
 }
 
 /// Content store + layer store rooted at one directory.
@@ -56,7 +72,14 @@ fn fsync_dir(p: &Path) -> Result<()> {
 /// Wrap a (possibly compressed) stream in the right decompressor, sniffing magic bytes:
 /// gzip `1f 8b`, zstd `28 b5 2f fd`, xz `fd 37 7a 58 5a 00`, bzip2 `BZh`; anything else
 /// is passed through as a plain tar.
-pub fn decompress<'a, R: Read + 'a>(mut reader: R) -> Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: Read + 'a>(reader: R) -> Result<Box<dyn Read + 'a>> {
+    Ok(decompress_sniffed(reader)?.1)
+}
+
+/// [`decompress`], also saying which compression it found.
+pub fn decompress_sniffed<'a, R: Read + 'a>(
+    mut reader: R,
+) -> Result<(Compression, Box<dyn Read + 'a>)> {
     let mut head = [0u8; 6];
     let mut n = 0;
     while n < head.len() {
@@ -72,24 +95,22 @@ pub fn decompress<'a, R: Read + 'a>(mut reader: R) -> Result<Box<dyn Read + 'a>>
             }
         }
     }
-    let h = &head[..n];
+    let kind = Compression::sniff(&head[..n]);
     let stream = io::Cursor::new(head).take(n as u64).chain(reader);
-    Ok(if h.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(stream))
-    } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(
-            zstd::stream::read::Decoder::new(stream).map_err(|e| Error::Stream {
+    let out: Box<dyn Read + 'a> = match kind {
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(stream)),
+        Compression::Zstd => {
+            let d = zstd::stream::read::Decoder::new(stream).map_err(|e| Error::Stream {
                 context: "starting zstd decoder".into(),
                 source: e,
-            })?,
-        )
-    } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Box::new(xz2::read::XzDecoder::new_multi_decoder(stream))
-    } else if h.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(stream))
-    } else {
-        Box::new(stream)
-    })
+            })?;
+            Box::new(d)
+        }
+        Compression::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(stream)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(stream)),
+        Compression::None => Box::new(stream),
+    };
+    Ok((kind, out))
 }
 
 /// Tees every byte read into a writer (the uncompressed layer tar kept as a blob).
@@ -202,13 +223,21 @@ impl ImageStore {
 
     /// fsync a finished temp file and rename it to its blob path (no-op if present).
     fn commit_blob_file(&self, file: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
-        let dest = self.blob_path(digest);
-        if dest.is_file() {
+        if self.has_blob(digest) {
             return Ok(());
         }
         file.as_file()
             .sync_all()
             .map_err(|e| Error::io("fsync", file.path(), e))?;
+        self.persist_blob(file, digest)
+    }
+
+    /// Rename a finished temp file, already fsynced, to its blob path (no-op if present).
+    fn persist_blob(&self, file: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+        let dest = self.blob_path(digest);
+        if dest.is_file() {
+            return Ok(());
+        }
         file.persist(&dest)
             .map_err(|e| Error::io("rename blob to", &dest, e.error))?;
         fsync_dir(&self.root.join("blobs/sha256"))
@@ -272,11 +301,6 @@ impl ImageStore {
     /// An empty directory usable as the single lowerdir of an image with no layers.
     pub fn empty_layer_dir(&self) -> PathBuf {
         self.root.join("layers/empty")
-    }
-
-    /// The uncompressed tar of a layer, kept in the content store under its diff id.
-    pub fn layer_tar_path(&self, diff_id: &Digest) -> PathBuf {
-        self.blob_path(diff_id)
     }
 
     /// Whether a layer with this chain id is unpacked.
@@ -358,8 +382,9 @@ impl ImageStore {
         Ok(out)
     }
 
-    /// Remove an unpacked layer. Its tar blob (named by diff id) is removed too unless
-    /// another layer still has the same diff id. Removing a missing layer is not an
+    /// Remove an unpacked layer. The blob that keeps its tar (the uncompressed tar named by
+    /// its diff id, or its compressed download) is removed too unless another layer still
+    /// keeps its tar in the same blob. Removing a missing layer is not an
     /// error. The caller must make sure no image or container still uses it.
     pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {
         let dir = self.layer_dir(chain_id);
@@ -376,12 +401,10 @@ impl ImageStore {
             drop(work);
         }
         if let Some(info) = info {
-            let still_used = self
-                .list_layers()?
-                .iter()
-                .any(|l| l.diff_id == info.diff_id);
+            let blob = info.blob_digest();
+            let still_used = self.list_layers()?.iter().any(|l| l.blob_digest() == blob);
             if !still_used {
-                self.delete_blob(&info.diff_id)?;
+                self.delete_blob(blob)?;
             }
         }
         Ok(())

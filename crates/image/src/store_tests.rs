@@ -44,13 +44,13 @@ fn diff_id_is_sha_of_uncompressed_tar_for_every_compression() {
     assert_eq!(a.diff_id, want);
     assert_eq!(a.chain_id, want);
     assert_eq!(a.size, 4);
-    assert_eq!(fs::read(s.layer_tar_path(&want)).unwrap(), plain);
+    assert_eq!(s.get_blob(&want).unwrap(), plain);
 
     for compressed in [gzip(&plain), zstd(&plain)] {
         let (_t, s) = store();
         let info = s.apply_layer(None, &compressed[..]).unwrap();
         assert_eq!(info.diff_id, want);
-        assert_eq!(fs::read(s.layer_tar_path(&want)).unwrap(), plain);
+        assert_eq!(s.get_blob(&want).unwrap(), plain);
         let diff = s.layer_diff_dir(&info.chain_id);
         assert_eq!(fs::read(diff.join("etc/hostname")).unwrap(), b"box\n");
     }

@@ -2,10 +2,12 @@
 //!
 //! Manifests are resolved first (index → platform → image manifest), then the config, then
 //! layers: up to three blobs download at once into temp files under the store's `tmp/`,
-//! each hashed as it streams and checked against its digest; extraction runs in layer order
-//! as soon as a layer and the one below it are ready. Nothing is registered here: the
-//! caller records the image once everything is in place, so a failed pull leaves no image,
-//! and the layers this pull unpacked are removed again.
+//! each hashed as it streams and checked against its digest, and unpacked as it arrives
+//! (see `follow`); each verified download is kept as its layer's blob (no uncompressed copy
+//! of the tar), and layers are registered in layer order as soon as a layer and the one
+//! below it are ready. Nothing is registered here: the caller records the image once
+//! everything is in place, so a failed pull leaves no image, and the layers this pull
+//! unpacked are removed again.
 
 use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,7 +204,7 @@ pub async fn pull_image(
                             throttle: Throttle::new(),
                             gate,
                         };
-                        let prepared = store.prepare_layer(reader, Some(&diff_id));
+                        let prepared = store.prepare_layer_without_tar(reader, Some(&diff_id));
                         if cancelled.load(Ordering::SeqCst) {
                             drop(prepared);
                             return Err(Error::Invalid("pull cancelled".into()));
@@ -233,17 +235,37 @@ pub async fn pull_image(
                 download_ms = t.elapsed().as_millis(),
                 "layer downloaded"
             );
-            match streamed {
+            let mut prepared = match streamed {
                 // A download that started over voided what the unpacker read: once more,
                 // from the finished file.
                 Err(_) if follow.restarted() => {
                     let f = file.reopen().map_err(|e| Error::io("reopening layer", e))?;
-                    let again = unpack(Box::new(f), None).await;
-                    drop(file);
-                    again
+                    unpack(Box::new(f), None).await?
                 }
-                other => other,
-            }
+                other => other?,
+            };
+            // The verified download is the layer's blob (no uncompressed copy is written):
+            // synced here, beside the other layers' work, under an unpack permit so that a
+            // failed pull waits for it too.
+            let permit = unpack_sem
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Invalid("unpack queue closed".into()))?;
+            let digest = desc.digest.clone();
+            tokio::task::spawn_blocking(move || -> Result<PreparedLayer> {
+                let _permit = permit;
+                let t = Instant::now();
+                prepared.keep_blob(file, digest.clone())?;
+                if cancelled.load(Ordering::SeqCst) {
+                    // Cleaned up before the permit goes back (see above).
+                    drop(prepared);
+                    return Err(Error::Invalid("pull cancelled".into()));
+                }
+                tracing::debug!(layer = %digest, sync_ms = t.elapsed().as_millis(), "layer synced");
+                Ok(prepared)
+            })
+            .await
+            .map_err(|e| Error::Invalid(format!("extraction task failed: {e}")))?
         })));
     }
     // Aborts the downloads still running when the pull fails or is dropped.

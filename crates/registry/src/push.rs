@@ -1,9 +1,11 @@
-//! Pushing an image: layers (compressed with gzip from the kept layer tars, or found again
-//! through the distribution cache), the config, then the manifest under the tag.
+//! Pushing an image: layers (a pulled layer's gzip download as it is, others compressed with
+//! gzip from the kept layer tars, or found again through the distribution cache), the config,
+//! then the manifest under the tag.
 
 use std::io::{BufReader, BufWriter};
 use std::sync::Arc;
 
+use berth_image::store::Compression;
 use berth_image::{Digest, ImageStore};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -161,31 +163,15 @@ async fn push_layer(
         }
     }
 
-    // Compress the kept layer tar into a temp file; its digest names the blob.
-    let tar = store.layer_tar_path(diff_id);
-    let tmp = store.tmp_dir();
-    let (file, digest, size) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let src = std::fs::File::open(&tar)
-            .map_err(|e| Error::io(format!("opening layer {}", tar.display()), e))?;
-        let file = tempfile::Builder::new()
-            .prefix("push-")
-            .tempfile_in(&tmp)
-            .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
-        let out = berth_image::digest::HashingWriter::new(BufWriter::new(
-            file.reopen()
-                .map_err(|e| Error::io("opening temp file", e))?,
-        ));
-        let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
-        std::io::copy(&mut BufReader::new(src), &mut gz)
-            .map_err(|e| Error::io("compressing layer", e))?;
-        let out = gz.finish().map_err(|e| Error::io("compressing layer", e))?;
-        let (digest, size, w) = out.finish();
-        w.into_inner()
-            .map_err(|e| Error::io("compressing layer", e.into_error()))?;
-        Ok((file, digest, size))
-    })
-    .await
-    .map_err(|e| Error::Invalid(format!("compression task failed: {e}")))??;
+    let (st, d) = (store.clone(), diff_id.clone());
+    let GzipBlob {
+        file: upload,
+        temp: _compressed,
+        digest,
+        size,
+    } = tokio::task::spawn_blocking(move || gzip_blob(&st, &d))
+        .await
+        .map_err(|e| Error::Invalid(format!("compression task failed: {e}")))??;
     let rec = BlobRecord {
         digest: digest.clone(),
         size,
@@ -203,30 +189,82 @@ async fn push_layer(
         .ok_or_else(|| Error::Registry("registry sent no upload location".into()))?;
     let chunk = repo.client().config().chunk_size.unwrap_or(0);
     let loc = if chunk > 0 && size > chunk {
-        upload_chunked(repo, &loc, &file, size, chunk, &id, progress).await?
+        upload_chunked(repo, &loc, upload, size, chunk, &id, progress).await?
     } else {
-        upload_whole(repo, &loc, &file, size, &id, progress).await?
+        upload_whole(repo, &loc, upload, size, &id, progress).await?
     };
     repo.finish_upload(&loc, &digest, None).await?;
-    drop(file);
     progress(ProgressEvent::status(&id, "Pushed"));
     cache.add(diff_id, rec.clone());
     Ok(rec)
+}
+
+/// A layer as the gzip blob to upload.
+struct GzipBlob {
+    /// Open at its start.
+    file: std::fs::File,
+    /// The temp file it was compressed into (removed when dropped); `None`: the kept blob.
+    temp: Option<tempfile::NamedTempFile>,
+    digest: Digest,
+    size: u64,
+}
+
+/// The gzip blob of the layer `diff_id`: a pulled layer's gzip download as it is, else the
+/// layer's tar (read through the store, whichever blob keeps it) compressed with gzip into a
+/// temp file in the store's `tmp/`.
+fn gzip_blob(store: &ImageStore, diff_id: &Digest) -> Result<GzipBlob> {
+    let kept = store.layer_blob(diff_id)?;
+    if kept.compression == Compression::Gzip {
+        let file = store.open_blob(&kept.digest)?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading layer {}", kept.digest), e))?
+            .len();
+        return Ok(GzipBlob {
+            file,
+            temp: None,
+            digest: kept.digest,
+            size,
+        });
+    }
+    let src = store.open_layer_tar(diff_id)?;
+    let tmp = store.tmp_dir();
+    let temp = tempfile::Builder::new()
+        .prefix("push-")
+        .tempfile_in(&tmp)
+        .map_err(|e| Error::io(format!("creating temp file in {}", tmp.display()), e))?;
+    let out = berth_image::digest::HashingWriter::new(BufWriter::new(
+        temp.reopen()
+            .map_err(|e| Error::io("opening temp file", e))?,
+    ));
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    std::io::copy(&mut BufReader::with_capacity(256 * 1024, src), &mut gz)
+        .map_err(|e| Error::io("compressing layer", e))?;
+    let out = gz.finish().map_err(|e| Error::io("compressing layer", e))?;
+    let (digest, size, w) = out.finish();
+    w.into_inner()
+        .map_err(|e| Error::io("compressing layer", e.into_error()))?;
+    let file = temp
+        .reopen()
+        .map_err(|e| Error::io("opening temp file", e))?;
+    Ok(GzipBlob {
+        file,
+        temp: Some(temp),
+        digest,
+        size,
+    })
 }
 
 /// One streamed `PATCH` with the whole blob; returns the location to commit at.
 async fn upload_whole(
     repo: &Repository,
     loc: &str,
-    file: &tempfile::NamedTempFile,
+    file: std::fs::File,
     size: u64,
     id: &str,
     progress: &ProgressFn,
 ) -> Result<String> {
-    let f = tokio::fs::File::from_std(
-        file.reopen()
-            .map_err(|e| Error::io("opening temp file", e))?,
-    );
+    let f = tokio::fs::File::from_std(file);
     let prog = progress.clone();
     let pid = id.to_string();
     let mut sent = 0u64;
@@ -249,17 +287,14 @@ async fn upload_whole(
 async fn upload_chunked(
     repo: &Repository,
     loc: &str,
-    file: &tempfile::NamedTempFile,
+    file: std::fs::File,
     size: u64,
     chunk: u64,
     id: &str,
     progress: &ProgressFn,
 ) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut f = tokio::fs::File::from_std(
-        file.reopen()
-            .map_err(|e| Error::io("opening temp file", e))?,
-    );
+    let mut f = tokio::fs::File::from_std(file);
     let mut loc = loc.to_string();
     let mut start = 0u64;
     let mut throttle = Throttle::new();
@@ -294,4 +329,84 @@ async fn upload_chunked(
     }
     tracing::debug!("uploaded layer {id} ({size} bytes) in {chunks} chunks of {chunk}");
     Ok(loc)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn layer_tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "etc/hostname", &b"box\n"[..])
+            .unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn gunzip(mut f: impl Read) -> Vec<u8> {
+        let mut gz = Vec::new();
+        f.read_to_end(&mut gz).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    fn compress(tar: &[u8], gzip: bool) -> Vec<u8> {
+        if gzip {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        } else {
+            zstd::stream::encode_all(tar, 3).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_kept_uncompressed_tar_is_compressed_for_the_push() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let tar = layer_tar();
+        let diff_id = store.put_blob(&tar).unwrap();
+        let blob = gzip_blob(&store, &diff_id).unwrap();
+        assert!(blob.temp.is_some());
+        assert_ne!(blob.digest, diff_id);
+        assert_eq!(gunzip(blob.file), tar);
+        drop(blob.temp);
+        assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    #[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
+    fn a_pulled_gzip_layer_goes_as_it_is_and_a_zstd_one_as_gzip() {
+        let tar = layer_tar();
+        let diff_id = Digest::sha256_of(&tar);
+        for gzip in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = ImageStore::open(dir.path()).unwrap();
+            let download = compress(&tar, gzip);
+            let mut file = tempfile::NamedTempFile::new_in(store.tmp_dir()).unwrap();
+            file.write_all(&download).unwrap();
+            let mut p = store
+                .prepare_layer_without_tar(&download[..], Some(&diff_id))
+                .unwrap();
+            p.keep_blob(file, Digest::sha256_of(&download)).unwrap();
+            store.commit_layer(None, p).unwrap();
+            let blob = gzip_blob(&store, &diff_id).unwrap();
+            if gzip {
+                assert!(blob.temp.is_none(), "the download itself");
+                assert_eq!(blob.digest, Digest::sha256_of(&download));
+                assert_eq!(blob.size, download.len() as u64);
+            } else {
+                assert!(blob.temp.is_some(), "recompressed");
+            }
+            assert_eq!(gunzip(blob.file), tar);
+        }
+    }
 }
