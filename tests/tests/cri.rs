@@ -765,6 +765,71 @@ async fn pods_survive_a_daemon_restart() {
         .is_ok_and(|mut r| r.next().is_some()));
 }
 
+/// StopPodSandbox stops every container of the pod (side by side with the network's
+/// teardown) before it answers: all of them exited, the address released, the pod NotReady,
+/// and so it stays after a daemon restart (the stopped state was written); a second stop
+/// changes nothing.
+#[tokio::test]
+async fn stop_pod_sandbox_stops_all_containers_and_the_network() {
+    if !ready() {
+        return;
+    }
+    let net = CniNet::new();
+    let mut d = start(&net);
+    let logs = d.root.join("pod-logs");
+    let pod_cfg = pod_config("stopall", &[], &logs);
+    let mut c = CriClient::connect(&d.cri_socket()).await;
+    let pod = run_pod(&mut c, pod_cfg.clone()).await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        // The shell as PID 1 ignores SIGTERM: only the SIGKILL after the zero timeout ends it.
+        let id = create(&mut c, &pod, &pod_cfg, container_config(name, "sleep 1000"))
+            .await
+            .unwrap();
+        c.rt.start_container(api::StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(net.allocated().len(), 1);
+    let exited = api::ContainerState::ContainerExited as i32;
+    let not_ready = api::PodSandboxState::SandboxNotready as i32;
+    for round in 0..2 {
+        c.rt.stop_pod_sandbox(api::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .expect("StopPodSandbox");
+        assert!(net.allocated().is_empty(), "{:?}", net.allocated());
+        assert_eq!(
+            pod_status(&mut c, &pod).await.state,
+            not_ready,
+            "round {round}"
+        );
+        for id in &ids {
+            assert_eq!(
+                status(&mut c, id).await.state,
+                exited,
+                "{id} in round {round}"
+            );
+        }
+    }
+    d.restart();
+    let mut c = CriClient::connect(&d.cri_socket()).await;
+    assert_eq!(pod_status(&mut c, &pod).await.state, not_ready);
+    for id in &ids {
+        assert_eq!(status(&mut c, id).await.state, exited);
+    }
+    c.rt.remove_pod_sandbox(api::RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
+    assert!(list_containers(&mut c, Default::default()).await.is_empty());
+}
+
 /// A kubelet runs and stops many pods at once: they go in parallel (one lock per pod, not one
 /// for all), each gets its own address, two runs of one pod name still cannot both succeed, and
 /// stopping and removing a pod at the same time leaves nothing behind.

@@ -320,9 +320,11 @@ impl Cni {
     ) -> Result<(CniResult, Attachment), CniError> {
         let mut prev: Option<Value> = None;
         for plugin in &list.plugins {
+            let t0 = std::time::Instant::now();
             let conf = Self::plugin_config(list, plugin, rt, prev.as_ref());
             let out = self.exec("ADD", plugin, &conf, rt).await?;
             let ty = plugin.get("type").and_then(Value::as_str).unwrap_or("?");
+            tracing::debug!(plugin = ty, elapsed = ?t0.elapsed(), "cni ADD");
             let v: Value = serde_json::from_slice(&out).map_err(|e| CniError::BadResult {
                 plugin: ty.to_string(),
                 reason: e.to_string(),
@@ -381,10 +383,13 @@ impl Cni {
         let prev = prev.filter(|_| list.supports_check());
         let mut first_err = None;
         for plugin in list.plugins.iter().rev() {
+            let t0 = std::time::Instant::now();
             let conf = Self::plugin_config(list, plugin, rt, prev);
             if let Err(e) = self.exec("DEL", plugin, &conf, rt).await {
                 first_err.get_or_insert(e);
             }
+            let ty = plugin.get("type").and_then(Value::as_str).unwrap_or("?");
+            tracing::debug!(plugin = ty, elapsed = ?t0.elapsed(), "cni DEL");
         }
         first_err.map_or(Ok(()), Err)
     }

@@ -129,6 +129,7 @@ impl PodService {
 
     /// Removes a pod's container (forcibly) and its record.
     pub(crate) async fn remove_cri_container(&self, id: &str) -> CriResult<()> {
+        let t0 = std::time::Instant::now();
         match self.daemon.container_remove(id, true, false).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::NotFound => {}
@@ -139,6 +140,7 @@ impl PodService {
             .delete_container(id)
             .map_err(CriError::internal)?;
         self.emit(id, api::ContainerEventType::ContainerDeletedEvent);
+        tracing::debug!(container = %id, total = ?t0.elapsed(), "cri container removed");
         Ok(())
     }
 }
@@ -158,6 +160,7 @@ impl ContainerBackend for PodService {
             .daemon
             .resolve_image(req.image())
             .map_err(|e| cri_err("image", req.image(), e))?;
+        let t0 = std::time::Instant::now();
         let (create, joins) =
             translate::create_request(&pod.id, &pod_cfg, &req.config, req.image())?;
         let name = translate::container_name(
@@ -178,6 +181,7 @@ impl ContainerBackend for PodService {
             }
             Err(e) => return Err(cri_err("config", &name, e)),
         };
+        let t_created = t0.elapsed();
         let log_path = (!req.config.log_path.is_empty() && !pod_cfg.log_directory.is_empty())
             .then(|| PathBuf::from(&pod_cfg.log_directory).join(&req.config.log_path));
         let record = ContainerRecord {
@@ -209,6 +213,7 @@ impl ContainerBackend for PodService {
             let _ = self.daemon.container_remove(&id, true, false).await;
             return Err(e);
         }
+        tracing::debug!(container = %id, ?t_created, total = ?t0.elapsed(), "cri container created");
         self.emit(&id, api::ContainerEventType::ContainerCreatedEvent);
         Ok(id)
     }
@@ -229,13 +234,16 @@ impl ContainerBackend for PodService {
                 r.id
             )));
         }
+        let t0 = std::time::Instant::now();
         self.daemon
             .container_start(&r.id)
             .await
             .map_err(|e| cri_err("container", &r.id, e))?;
+        let t_started = t0.elapsed();
         if let Some(path) = &r.log_path {
             self.follow_log(&r.id, path, 0.0)?;
         }
+        tracing::debug!(container = %r.id, ?t_started, total = ?t0.elapsed(), "cri container started");
         Ok(())
     }
 

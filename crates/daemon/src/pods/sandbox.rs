@@ -88,6 +88,7 @@ impl PodService {
 
     /// Undoes what a (partial) RunPodSandbox set up: CNI, pinned namespaces, the directory.
     async fn teardown_network(&self, r: &mut PodRecord) -> CriResult<()> {
+        let t0 = std::time::Instant::now();
         if let Some(att) = &r.attachment {
             self.cni
                 .del(att)
@@ -95,6 +96,7 @@ impl PodService {
                 .map_err(|e| CriError::Internal(format!("CNI DEL of pod {}: {e}", r.id)))?;
             r.attachment = None;
         }
+        let t_cni = t0.elapsed();
         for p in [r.netns.as_deref(), r.ipc.as_deref(), r.uts.as_deref()]
             .into_iter()
             .flatten()
@@ -105,10 +107,12 @@ impl PodService {
             pidns::stop(r.pid_init, &p)?;
             r.pid_init = 0;
         }
+        tracing::debug!(pod = %r.id, ?t_cni, total = ?t0.elapsed(), "pod network torn down");
         Ok(())
     }
 
     async fn setup_pod(&self, r: &mut PodRecord, cfg: &api::PodSandboxConfig) -> CriResult<()> {
+        let t0 = std::time::Instant::now();
         let dir = self.ns_dir.join(&r.id);
         std::fs::create_dir_all(&dir).map_err(CriError::internal)?;
         let ns = ns_options(cfg);
@@ -130,9 +134,11 @@ impl PodService {
         if ns.network == NODE {
             return Ok(());
         }
+        let t_ns = t0.elapsed();
         let p = dir.join("net");
         nsfs::pin_net(&p)?;
         r.netns = Some(p.clone());
+        let t_net = t0.elapsed();
         let list = NetworkConfigList::load_dir(&self.cfg.cni_conf_dir)
             .map_err(|e| CriError::Internal(e.to_string()))?
             .ok_or_else(|| {
@@ -144,7 +150,10 @@ impl PodService {
         let md = cfg.metadata.clone().unwrap_or_default();
         let mut rt = RuntimeConf::for_pod(&r.id, &p, &md.namespace, &md.name, &md.uid);
         rt.port_mappings = port_mappings(cfg);
-        match self.cni.add(&list, &rt).await {
+        let t_conf = t0.elapsed();
+        let added = self.cni.add(&list, &rt).await;
+        tracing::debug!(pod = %r.id, ?t_ns, ?t_net, ?t_conf, total = ?t0.elapsed(), "pod namespaces and network");
+        match added {
             Ok((result, att)) => {
                 r.ips = result
                     .pod_ips(&rt.ifname)
@@ -165,14 +174,32 @@ impl PodService {
         }
     }
 
-    /// Stops the pod's containers at once and tears its network down (idempotent).
+    /// Stops the pod's containers at once and tears its network down (idempotent). The two
+    /// are independent (a dying container needs no network; DEL needs no stopped container),
+    /// so they run side by side, as do the containers' stops; both are done before this
+    /// answers. The record is rewritten only when something changed (a stopped pod's is not).
     async fn stop_pod(&self, r: &mut PodRecord) -> CriResult<()> {
-        for c in self.store.containers_of(&r.id) {
-            self.stop_cri_container(&c.id, Duration::ZERO).await?;
-        }
-        self.teardown_network(r).await?;
+        let t0 = std::time::Instant::now();
+        let dirty = r.ready || r.attachment.is_some() || r.pid_ns.is_some();
+        let containers = self.store.containers_of(&r.id);
+        let stops = async {
+            let res = futures_util::future::join_all(
+                containers
+                    .iter()
+                    .map(|c| self.stop_cri_container(&c.id, Duration::ZERO)),
+            )
+            .await;
+            (res, t0.elapsed())
+        };
+        let ((stopped, t_stopped), torn_down) = tokio::join!(stops, self.teardown_network(r));
+        stopped.into_iter().collect::<CriResult<Vec<()>>>()?;
+        torn_down?;
         r.ready = false;
-        self.store.put_pod(r).map_err(CriError::internal)
+        if dirty {
+            self.store.put_pod(r).map_err(CriError::internal)?;
+        }
+        tracing::debug!(pod = %r.id, ?t_stopped, total = ?t0.elapsed(), "pod stopped");
+        Ok(())
     }
 }
 
@@ -216,10 +243,12 @@ impl PodBackend for PodService {
             attachment: None,
             ips: Vec::new(),
         };
+        let t0 = std::time::Instant::now();
         let res = match self.setup_pod(&mut r, &cfg).await {
             Ok(()) => self.store.put_pod(&r).map_err(CriError::internal),
             Err(e) => Err(e),
         };
+        tracing::debug!(pod = %r.id, total = ?t0.elapsed(), "pod set up and stored");
         if let Err(e) = res {
             let _ = self.teardown_network(&mut r).await;
             let _ = std::fs::remove_dir_all(self.ns_dir.join(&r.id));
@@ -237,12 +266,16 @@ impl PodBackend for PodService {
 
     async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()> {
         let (_g, mut r) = self.lock_pod(id).await?;
+        let t0 = std::time::Instant::now();
         self.stop_pod(&mut r).await?;
+        let t_stopped = t0.elapsed();
         for c in self.store.containers_of(&r.id) {
             self.remove_cri_container(&c.id).await?;
         }
+        let t_containers = t0.elapsed();
         let _ = std::fs::remove_dir_all(self.ns_dir.join(&r.id));
         self.store.delete_pod(&r.id).map_err(CriError::internal)?;
+        tracing::debug!(pod = %r.id, ?t_stopped, ?t_containers, total = ?t0.elapsed(), "pod removed");
         self.locks.forget(&r.id);
         Ok(())
     }
