@@ -15,6 +15,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub type HttpReply = (u16, Vec<(String, String)>, Vec<u8>);
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+/// Docker's image manifest media type (what `docker push` uploads).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 pub struct TestRegistry {
     pub port: u16,
@@ -700,4 +702,33 @@ mod base64_lite {
         assert_eq!(encode(b"alice:s3cret-pw"), "YWxpY2U6czNjcmV0LXB3");
         assert_eq!(encode(b"ab"), "YWI=");
     }
+}
+
+/// `cmd args` with `input` on its stdin (`gzip -dc`, `zstd -c` …): its stdout.
+pub fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("output");
+    writer.join().expect("writer").expect("write");
+    assert!(out.status.success(), "{cmd} failed");
+    out.stdout
+}
+
+/// A pushed one-layer image `repo:1`: its config and its layer's uncompressed tar.
+pub fn pushed_parts(reg: &TestRegistry, repo: &str) -> (serde_json::Value, Vec<u8>) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&reg.get_manifest(repo, "1", DOCKER_MANIFEST)).expect("manifest");
+    let config: serde_json::Value = serde_json::from_slice(
+        &reg.get_blob(repo, m["config"]["digest"].as_str().expect("config digest")),
+    )
+    .expect("config");
+    let gz = reg.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer"));
+    (config, pipe("gzip", &["-dc"], &gz))
 }

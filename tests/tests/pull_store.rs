@@ -4,34 +4,15 @@
 //! recompressed), and removing the image removes the compressed blobs.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use berth_tests::registry::{sha256_digest, TestRegistry};
+use berth_tests::registry::{pipe, pushed_parts, sha256_digest, TestRegistry};
 use berth_tests::*;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
                       application/vnd.oci.image.manifest.v1+json";
-
-/// `cmd args` with `input` on its stdin; its stdout.
-fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("output");
-    writer.join().expect("writer").expect("write");
-    assert!(out.status.success(), "{cmd} failed");
-    out.stdout
-}
 
 /// Names in the daemon's content store.
 fn blobs(d: &Daemon) -> BTreeSet<String> {
@@ -51,19 +32,7 @@ fn busybox_parts(reg: &TestRegistry) -> (serde_json::Value, Vec<u8>) {
     let image = format!("{}/src/busybox:1", reg.addr());
     assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
     assert_ok(&d.docker(&["push", &image]), "docker push");
-    let m: serde_json::Value =
-        serde_json::from_slice(&reg.get_manifest("src/busybox", "1", DOCKER_MANIFEST))
-            .expect("manifest");
-    let config = serde_json::from_slice(&reg.get_blob(
-        "src/busybox",
-        m["config"]["digest"].as_str().expect("config"),
-    ))
-    .expect("config");
-    let gz = reg.get_blob(
-        "src/busybox",
-        m["layers"][0]["digest"].as_str().expect("layer"),
-    );
-    (config, pipe("gzip", &["-dc"], &gz))
+    pushed_parts(reg, "src/busybox")
 }
 
 /// A one-file layer tar (made by GNU tar).

@@ -1,17 +1,18 @@
 //! Ship: push, pull, login against a private Debian `docker-registry` on 127.0.0.1, through
 //! berthd with the real docker CLI and with `berth`.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use std::sync::atomic::Ordering;
 
-use berth_tests::registry::{sha256_digest, FakeRegistry, FakeState, TestPki, TestRegistry};
+use berth_tests::registry::{
+    pipe, pushed_parts, sha256_digest, FakeRegistry, FakeState, TestPki, TestRegistry,
+    DOCKER_MANIFEST,
+};
 use berth_tests::*;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 fn inspect(d: &Daemon, fmt: &str, image: &str) -> String {
     let out = d.docker(&["image", "inspect", "-f", fmt, image]);
@@ -208,35 +209,6 @@ fn pull_streams_docker_progress_messages() {
     );
 }
 
-/// `gzip -dc` / `zstd -c` through the host tools.
-fn pipe(cmd: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().expect("output");
-    writer.join().expect("writer").expect("write");
-    assert!(out.status.success(), "{cmd} failed");
-    out.stdout
-}
-
-/// The pushed busybox's (config, uncompressed layer tar).
-fn busybox_parts(reg: &TestRegistry, repo: &str) -> (serde_json::Value, Vec<u8>) {
-    let m: serde_json::Value =
-        serde_json::from_slice(&reg.get_manifest(repo, "1", DOCKER_MANIFEST)).expect("manifest");
-    let config: serde_json::Value = serde_json::from_slice(
-        &reg.get_blob(repo, m["config"]["digest"].as_str().expect("config digest")),
-    )
-    .expect("config");
-    let gz = reg.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer"));
-    (config, pipe("gzip", &["-dc"], &gz))
-}
-
 fn oci_manifest(config_digest: &str, config_len: usize, layers: &[(&str, &str, usize)]) -> Vec<u8> {
     let layers: Vec<serde_json::Value> = layers
         .iter()
@@ -256,7 +228,7 @@ fn zstd_layers_and_multi_platform_index() {
     let reg = TestRegistry::start();
     let d = Daemon::start();
     let (image, _) = push_busybox(&d, &reg, "src/busybox");
-    let (config, tar) = busybox_parts(&reg, "src/busybox");
+    let (config, tar) = pushed_parts(&reg, "src/busybox");
     assert_ok(&d.docker(&["rmi", &image, "busybox"]), "docker rmi");
     assert_eq!(layer_dirs(&d), 0);
 
