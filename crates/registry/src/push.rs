@@ -227,7 +227,7 @@ fn gzip_blob(store: &ImageStore, diff_id: &Digest) -> Result<GzipBlob> {
             size,
         });
     }
-    let src = store.open_layer_tar(diff_id)?;
+    let src = store.open_kept_tar(kept)?;
     let tmp = store.tmp_dir();
     let temp = tempfile::Builder::new()
         .prefix("push-")

@@ -92,7 +92,11 @@ impl ImageStore {
 
     /// The uncompressed tar of the layer with diff id `diff_id`, as a stream.
     pub fn open_layer_tar(&self, diff_id: &Digest) -> Result<LayerTar> {
-        let blob = self.layer_blob(diff_id)?;
+        self.open_kept_tar(self.layer_blob(diff_id)?)
+    }
+
+    /// The uncompressed tar kept in `blob` (what [`Self::layer_blob`] found), as a stream.
+    pub fn open_kept_tar(&self, blob: LayerBlob) -> Result<LayerTar> {
         let file = BufReader::with_capacity(256 * 1024, self.open_blob(&blob.digest)?);
         let reader: Box<dyn Read> = match blob.compression {
             Compression::None => Box::new(file),
