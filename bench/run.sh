@@ -7,6 +7,10 @@
 #
 #   bench/run.sh [N]       N runs each (default 20); needs root and a release build
 #
+# BERTH_BENCH_FAVORDYNMODS=1 starts berthd with --cgroup-favordynmods (a host-wide kernel setting
+# that applies to dockerd too, and on Linux 6.18+ stays in effect until reboot); the script says
+# whether the host's cgroup mounts had it during the run.
+#
 # Docker is measured only when a dockerd is available: set DOCKERD_HOST to its socket, or have
 # /usr/sbin/dockerd installed (apt-get install docker.io), in which case a private dockerd is started.
 set -euo pipefail
@@ -35,7 +39,9 @@ cleanup() {
   done
 }
 trap cleanup EXIT
-target/release/berthd --data-root "$root/data" --exec-root "$xroot/exec" -H "unix://$sock" \
+favor=()
+[ "${BERTH_BENCH_FAVORDYNMODS:-}" = 1 ] && favor=(--cgroup-favordynmods)
+target/release/berthd "${favor[@]}" --data-root "$root/data" --exec-root "$xroot/exec" -H "unix://$sock" \
   --pidfile "$root/berthd.pid" --cgroup-parent berth-bench --bridge bbench0 --bip 10.250.0.1/24 \
   >"$root/berthd.log" 2>&1 &
 for _ in $(seq 1 100); do [ -S "$sock" ] && break; sleep 0.1; done
@@ -70,6 +76,11 @@ rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 pss_kb() { awk '/^Pss:/ {s+=$2} END {print s}' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"; }
 
 berth_ms=$(median_ms target/release/berth run --rm --network none busybox true)
+if grep -Eq ' - cgroup2? [^ ]+ [^ ]*favordynmods' /proc/self/mountinfo; then
+  echo "cgroup favordynmods: on (host-wide: dockerd's runs have it too)"
+else
+  echo "cgroup favordynmods: off (start berthd with --cgroup-favordynmods: BERTH_BENCH_FAVORDYNMODS=1)"
+fi
 echo "berth  run --rm --network none busybox true: median ${berth_ms} ms over $N runs"
 berth_br_ms=$(median_ms target/release/berth run --rm busybox true)
 echo "berth  run --rm busybox true (default bridge): median ${berth_br_ms} ms over $N runs"

@@ -550,3 +550,82 @@ fn other_limits_reach_the_container() {
     assert!(stdout(&out).trim().ends_with("/ 64MiB"), "{}", stdout(&out));
     d.docker(&["rm", "-f", "mm"]);
 }
+
+/// The host's cgroup2 mount as mountinfo shows it: its mount point and super options.
+fn cgroup2_mount() -> Option<(String, Vec<String>)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (head, tail) = l.split_once(" - ")?;
+        let mut t = tail.split(' ');
+        (t.next()? == "cgroup2").then_some(())?;
+        let opts = t.nth(1)?.split(',').map(str::to_string).collect();
+        Some((head.split(' ').nth(4)?.to_string(), opts))
+    })
+}
+
+/// Puts the cgroup2 mount's options back as they were (the flag is host-wide).
+struct RestoreCgroup2(String, Vec<String>);
+
+impl Drop for RestoreCgroup2 {
+    fn drop(&mut self) {
+        let _ = nix::mount::mount(
+            None::<&str>,
+            self.0.as_str(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(self.1.join(",").as_str()),
+        );
+    }
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut parts = release
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
+#[test]
+fn cgroup_favordynmods_is_set_on_the_cgroup2_mount_and_containers_run() {
+    let Some((point, before)) = cgroup2_mount() else {
+        eprintln!("skipped: the host has no cgroup2 mount");
+        return;
+    };
+    let _restore = RestoreCgroup2(point.clone(), before.clone());
+    let d = Daemon::start_with_args(&["--cgroup-favordynmods"]);
+    let (_, after) = cgroup2_mount().expect("the cgroup2 mount is still there");
+    let log = d.log();
+    if before.iter().any(|o| o == "favordynmods") {
+        assert!(log.contains("cgroup favordynmods: already on"), "{log}");
+        assert_eq!(after, before);
+    } else if kernel_at_least(6, 0) {
+        assert!(log.contains("cgroup favordynmods: turned on"), "{log}");
+        // Only the flag is added: nsdelegate and the rest are kept.
+        let mut want = before.clone();
+        want.push("favordynmods".into());
+        assert_eq!(after, want, "the cgroup2 mount's options");
+    } else {
+        assert!(log.contains("cgroup favordynmods not turned on"), "{log}");
+        assert_eq!(after, before);
+    }
+    d.load_busybox();
+    let out = quiet_run(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "64",
+            "busybox",
+            "echo",
+            "ran",
+        ],
+    );
+    assert_eq!(out, "ran");
+    quiet_run(&d, &["run", "-d", "--name", "fd", "busybox", "sleep", "60"]);
+    assert_eq!(exec_out(&d, "fd", &["echo", "exec"]).trim(), "exec");
+    quiet_run(&d, &["rm", "-f", "fd"]);
+}

@@ -143,6 +143,11 @@ struct Args {
     /// demand) or user[:group] with ranges in /etc/subuid and /etc/subgid.
     #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
     userns_remap: Option<String>,
+    /// Turn on the kernel's `favordynmods` cgroup option (Linux 6.0+, on the host's cgroup2
+    /// mount), so that container starts and execs do not wait for the cgroup migration lock;
+    /// forks and exits cost a little more. Host-wide, and left on when berthd exits.
+    #[arg(long = "cgroup-favordynmods")]
+    cgroup_favordynmods: bool,
 }
 
 /// The subset of Docker's daemon.json berthd understands.
@@ -180,6 +185,7 @@ struct FileConfig {
     cni_conf_dir: Option<PathBuf>,
     cni_bin_dir: Option<String>,
     userns_remap: Option<String>,
+    cgroup_favordynmods: bool,
 }
 
 /// `"builder"` in daemon.json: only its entitlements are read.
@@ -606,12 +612,31 @@ fn main() -> Result<()> {
         },
     );
     let reloader = Reloader { cri, ..reloader };
+    if args.cgroup_favordynmods || file.cgroup_favordynmods {
+        set_favordynmods(cfg.rootless.is_some());
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?
         .block_on(run(cfg, listens, tls, versions, limits, pidfile, reloader))
+}
+
+/// `--cgroup-favordynmods`: a host that cannot take it is told why and served anyway.
+fn set_favordynmods(rootless: bool) {
+    use berth_daemon::cgroup_lock::{enable_favordynmods, Favordynmods};
+    if rootless {
+        tracing::warn!("--cgroup-favordynmods is not available to a rootless daemon: ignored");
+        return;
+    }
+    match enable_favordynmods() {
+        Ok(Favordynmods::AlreadyOn) => tracing::info!("cgroup favordynmods: already on"),
+        Ok(Favordynmods::Enabled(point)) => {
+            tracing::info!("cgroup favordynmods: turned on ({})", point.display())
+        }
+        Err(e) => tracing::warn!("cgroup favordynmods not turned on: {e}"),
+    }
 }
 
 fn log_filter(level: &str) -> tracing_subscriber::EnvFilter {
@@ -830,6 +855,19 @@ mod tests {
         assert_eq!(parse(&["--ip-forward=false"]), Some(false));
         let file: FileConfig = serde_json::from_str(r#"{"ip-forward": false}"#).unwrap();
         assert_eq!(file.ip_forward, Some(false));
+    }
+
+    #[test]
+    fn cgroup_favordynmods_is_a_flag_and_a_config_key() {
+        let parse = |args: &[&str]| {
+            Args::try_parse_from(std::iter::once("berthd").chain(args.iter().copied()))
+                .unwrap()
+                .cgroup_favordynmods
+        };
+        assert!(!parse(&[]));
+        assert!(parse(&["--cgroup-favordynmods"]));
+        let file: FileConfig = serde_json::from_str(r#"{"cgroup-favordynmods": true}"#).unwrap();
+        assert!(file.cgroup_favordynmods);
     }
 
     #[test]

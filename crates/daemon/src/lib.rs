@@ -85,6 +85,7 @@ use std::sync::{Arc, Mutex};
 use berth_api_types::ApiError;
 use tokio::sync::broadcast;
 
+pub use host::cgroup_lock;
 pub use runtime::Runtime;
 
 /// What the daemon was started with.

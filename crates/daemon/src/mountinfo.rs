@@ -10,20 +10,31 @@ pub(crate) struct MountEntry {
     pub shared: bool,
     /// Receives from a master's peer group (`master:N`).
     pub slave: bool,
+    /// The file system type (first field after `-`).
+    pub fstype: String,
+    /// The file system's own options (third field after `-`).
+    pub super_options: Vec<String>,
 }
 
 /// Parses a mountinfo text (field 5 is the mount point; the optional fields run from field 7
-/// up to the `-` separator).
+/// up to the `-` separator, followed by the type, the source and the super options).
 pub(crate) fn parse(text: &str) -> Vec<MountEntry> {
     text.lines()
         .filter_map(|l| {
             let mut f = l.split(' ');
             let point = f.nth(4)?;
-            let optional: Vec<&str> = f.skip(1).take_while(|x| *x != "-").collect();
+            let optional: Vec<&str> = f.by_ref().skip(1).take_while(|x| *x != "-").collect();
+            let fstype = f.next().unwrap_or_default().to_string();
+            let super_options = f
+                .nth(1)
+                .map(|o| o.split(',').map(str::to_string).collect())
+                .unwrap_or_default();
             Some(MountEntry {
                 mount_point: PathBuf::from(unescape(point)),
                 shared: optional.iter().any(|o| o.starts_with("shared:")),
                 slave: optional.iter().any(|o| o.starts_with("master:")),
+                fstype,
+                super_options,
             })
         })
         .collect()
@@ -93,6 +104,8 @@ mod tests {
         assert_eq!(e[2].mount_point, Path::new("/mnt/a b"));
         assert!(e[2].shared && e[2].slave);
         assert!(!e[3].shared && e[3].slave);
+        assert_eq!(e[2].fstype, "tmpfs");
+        assert_eq!(e[0].super_options, ["rw"]);
         assert_eq!(unescape("/a\\040b"), "/a b");
     }
 

@@ -24,6 +24,7 @@ use berth_shim_protocol::{ShimConfig, StartError};
 
 use crate::userns_remap::IdMap;
 
+pub mod cgroup_lock;
 mod real;
 
 #[cfg(test)]

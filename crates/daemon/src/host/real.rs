@@ -50,7 +50,7 @@ impl RuntimeOps for Kernel {
     }
 
     fn prime_cgroup_migration(&self) {
-        prime_cgroup_migration()
+        super::cgroup_lock::prime_migration()
     }
 }
 
@@ -134,74 +134,6 @@ impl RemapOps for Kernel {
     }
 }
 
-/// Starts the kernel's cgroup migration lock on its way, off the caller's path.
-///
-/// Every container start and exec moves a new process into the container's cgroup (the runtime
-/// writes its pid to `cgroup.procs`). The first such write after a quiet spell waits for a full
-/// RCU grace period before it gets the kernel's global cgroup threadgroup lock — 5 to 20 ms on a
-/// small VM, the largest single cost of a container start. Writes that come while another one is
-/// in flight, or within a grace period after it, get the lock at once. So at the start of a
-/// container start (and of an exec) berthd moves itself into the cgroup it is already in, on a
-/// background thread: a no-op move that pays the grace period while the bundle, network and
-/// shim are being prepared. Best effort: any error is ignored.
-fn prime_cgroup_migration() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::OnceLock;
-    static PROCS: OnceLock<Option<PathBuf>> = OnceLock::new();
-    static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
-    let Some(procs) = PROCS
-        .get_or_init(|| {
-            let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-            own_cgroup_procs(&text, Path::new("/sys/fs/cgroup"))
-        })
-        .clone()
-    else {
-        return;
-    };
-    if IN_FLIGHT.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("cgroup-prime".into())
-        .spawn(move || {
-            let _ = std::fs::write(&procs, std::process::id().to_string());
-            IN_FLIGHT.store(false, Ordering::Release);
-        });
-    if spawned.is_err() {
-        IN_FLIGHT.store(false, Ordering::Release);
-    }
-}
-
-/// The `cgroup.procs` file of the cgroup this process is in, from `/proc/self/cgroup`: the
-/// unified hierarchy's when it is mounted, else the first v1 controller hierarchy's.
-fn own_cgroup_procs(proc_cgroup: &str, root: &Path) -> Option<PathBuf> {
-    let mut v1 = None;
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
-            continue;
-        };
-        let rel = path.trim_start_matches('/');
-        if ctrls.is_empty() {
-            let base = if root.join("cgroup.controllers").exists() {
-                root.to_owned()
-            } else {
-                root.join("unified")
-            };
-            let dir = base.join(rel);
-            if dir.join("cgroup.procs").exists() {
-                return Some(dir.join("cgroup.procs"));
-            }
-        } else if v1.is_none() && !ctrls.starts_with("name=") {
-            let dir = root.join(ctrls).join(rel);
-            if dir.join("cgroup.procs").exists() {
-                v1 = Some(dir.join("cgroup.procs"));
-            }
-        }
-    }
-    v1
-}
-
 pub(crate) fn is_mount_point(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Ok(me), Some(parent)) = (std::fs::metadata(path), path.parent()) else {
@@ -261,44 +193,4 @@ fn set_lo_up(fd: std::os::fd::RawFd) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_cgroup_procs_prefers_unified_then_v1_controllers() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        let hybrid = "5:pids:/berth/d\n1:name=systemd:/berth/d\n0::/berth/d\n";
-        std::fs::create_dir_all(r.join("systemd/berth/d")).unwrap();
-        std::fs::write(r.join("systemd/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            None,
-            "named hierarchies are not used"
-        );
-        std::fs::create_dir_all(r.join("pids/berth/d")).unwrap();
-        std::fs::write(r.join("pids/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            Some(r.join("pids/berth/d/cgroup.procs"))
-        );
-        std::fs::create_dir_all(r.join("unified/berth/d")).unwrap();
-        std::fs::write(r.join("unified/berth/d/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs(hybrid, r),
-            Some(r.join("unified/berth/d/cgroup.procs"))
-        );
-        // Pure v2: the hierarchy is mounted at the root itself.
-        let v2 = tempfile::tempdir().unwrap();
-        std::fs::write(v2.path().join("cgroup.controllers"), "").unwrap();
-        std::fs::create_dir_all(v2.path().join("system.slice")).unwrap();
-        std::fs::write(v2.path().join("system.slice/cgroup.procs"), "").unwrap();
-        assert_eq!(
-            own_cgroup_procs("0::/system.slice\n", v2.path()),
-            Some(v2.path().join("system.slice/cgroup.procs"))
-        );
-    }
 }
