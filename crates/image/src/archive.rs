@@ -429,8 +429,12 @@ pub fn save(items: &[SaveItem], store: &ImageStore, writer: impl Write) -> Resul
         }
         w.bytes(&blob_rel(&item.id), &item.config_bytes)?;
         let mut layer_descs = Vec::new();
-        for d in &item.diff_ids {
-            let tar = store.open_layer_tar(d)?;
+        for (d, chain) in item
+            .diff_ids
+            .iter()
+            .zip(crate::digest::chain_ids(&item.diff_ids))
+        {
+            let tar = store.open_layer_tar(&chain, d)?;
             let size = tar.blob.tar_size;
             w.file(&blob_rel(d), size, tar)?;
             layer_descs.push(json!({

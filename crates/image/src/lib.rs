@@ -33,8 +33,8 @@
 //!     `prepare_layer` / `prepare_layer_without_tar` (+ `PreparedLayer::keep_blob`, a
 //!     pulled layer's download) then `commit_layer`, to unpack several layers at once;
 //!     `decompress(impl Read)` sniffs gzip/zstd/xz/bzip2;
-//!   - a layer's tar, in whichever blob keeps it: `layer_blob(&diff_id) -> LayerBlob`
-//!     (`digest`, `compression`, `tar_size`), `open_layer_tar(&diff_id) -> LayerTar` (the
+//!   - a layer's tar, in whichever blob keeps it: `layer_blob(&chain_id, &diff_id) -> LayerBlob`
+//!     (`digest`, `compression`, `tar_size`), `open_layer_tar(&chain_id, &diff_id) -> LayerTar` (the
 //!     uncompressed tar as a stream, decompressed on the fly) — the one way to read it.
 //! - [`unpack`] — the hostile-tarball extractor used for layers and archives (rules in
 //!   its module docs); `unpack(&mut impl Read, &Path, UnpackOptions) -> UnpackStats`.

@@ -45,7 +45,10 @@ pub async fn push_image(
     }
     let sem = Arc::new(Semaphore::new(MAX_CONCURRENT_UPLOADS));
     let mut tasks = Vec::new();
-    for d in diff_ids {
+    for (d, chain) in diff_ids
+        .iter()
+        .zip(berth_image::digest::chain_ids(diff_ids))
+    {
         let (repo, d, store, cache, progress, sem) = (
             repo.clone(),
             d.clone(),
@@ -64,7 +67,7 @@ pub async fn push_image(
                         .map_err(|_| Error::Invalid("upload queue closed".into()))?
                 }
             };
-            let r = push_layer(&repo, &d, &store, &cache, &progress).await;
+            let r = push_layer(&repo, (&chain, &d), &store, &cache, &progress).await;
             drop(permit);
             r
         }));
@@ -132,7 +135,7 @@ pub async fn push_image(
 /// One layer: reuse a blob the registry has (or can mount), else gzip and upload it.
 async fn push_layer(
     repo: &Repository,
-    diff_id: &Digest,
+    (chain_id, diff_id): (&Digest, &Digest),
     store: &ImageStore,
     cache: &DistributionCache,
     progress: &ProgressFn,
@@ -163,13 +166,13 @@ async fn push_layer(
         }
     }
 
-    let (st, d) = (store.clone(), diff_id.clone());
+    let (st, c, d) = (store.clone(), chain_id.clone(), diff_id.clone());
     let GzipBlob {
         file: upload,
         temp: _compressed,
         digest,
         size,
-    } = tokio::task::spawn_blocking(move || gzip_blob(&st, &d))
+    } = tokio::task::spawn_blocking(move || gzip_blob(&st, &c, &d))
         .await
         .map_err(|e| Error::Invalid(format!("compression task failed: {e}")))??;
     let rec = BlobRecord {
@@ -209,11 +212,11 @@ struct GzipBlob {
     size: u64,
 }
 
-/// The gzip blob of the layer `diff_id`: a pulled layer's gzip download as it is, else the
+/// The gzip blob of the layer `chain_id` (diff id `diff_id`): a pulled layer's gzip download as it is, else the
 /// layer's tar (read through the store, whichever blob keeps it) compressed with gzip into a
 /// temp file in the store's `tmp/`.
-fn gzip_blob(store: &ImageStore, diff_id: &Digest) -> Result<GzipBlob> {
-    let kept = store.layer_blob(diff_id)?;
+fn gzip_blob(store: &ImageStore, chain_id: &Digest, diff_id: &Digest) -> Result<GzipBlob> {
+    let kept = store.layer_blob(chain_id, diff_id)?;
     if kept.compression == Compression::Gzip {
         let file = store.open_blob(&kept.digest)?;
         let size = file
@@ -374,7 +377,7 @@ mod tests {
         let store = ImageStore::open(dir.path()).unwrap();
         let tar = layer_tar();
         let diff_id = store.put_blob(&tar).unwrap();
-        let blob = gzip_blob(&store, &diff_id).unwrap();
+        let blob = gzip_blob(&store, &diff_id, &diff_id).unwrap();
         assert!(blob.temp.is_some());
         assert_ne!(blob.digest, diff_id);
         assert_eq!(gunzip(blob.file), tar);
@@ -398,7 +401,7 @@ mod tests {
                 .unwrap();
             p.keep_blob(file, Digest::sha256_of(&download)).unwrap();
             store.commit_layer(None, p).unwrap();
-            let blob = gzip_blob(&store, &diff_id).unwrap();
+            let blob = gzip_blob(&store, &diff_id, &diff_id).unwrap();
             if gzip {
                 assert!(blob.temp.is_none(), "the download itself");
                 assert_eq!(blob.digest, Digest::sha256_of(&download));

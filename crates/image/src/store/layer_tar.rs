@@ -65,10 +65,12 @@ impl Read for LayerTar {
 }
 
 impl ImageStore {
-    /// The blob that keeps the tar of the layer with diff id `diff_id`: the uncompressed tar
-    /// when the store has it, else the compressed blob a layer with that diff id recorded.
-    /// [`Error::BlobNotFound`] (of the diff id) when there is neither.
-    pub fn layer_blob(&self, diff_id: &Digest) -> Result<LayerBlob> {
+    /// The blob that keeps the tar of the layer `chain_id`, whose diff id is `diff_id`: the
+    /// uncompressed tar when the store has it, else the compressed blob that layer's record
+    /// names, else one another layer with the same diff id recorded (found by reading every
+    /// layer record: only for a layer whose own blob is gone). [`Error::BlobNotFound`] (of the
+    /// diff id) when there is none.
+    pub fn layer_blob(&self, chain_id: &Digest, diff_id: &Digest) -> Result<LayerBlob> {
         let plain = self.blob_path(diff_id);
         match fs::metadata(&plain) {
             Ok(m) if m.is_file() => {
@@ -82,6 +84,14 @@ impl ImageStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("stat", plain, e)),
         }
+        if let Ok(own) = self.layer_info(chain_id) {
+            if let Some(b) = own
+                .blob
+                .filter(|b| own.diff_id == *diff_id && self.has_blob(&b.digest))
+            {
+                return Ok(b);
+            }
+        }
         self.list_layers()?
             .into_iter()
             .filter(|l| l.diff_id == *diff_id)
@@ -90,9 +100,9 @@ impl ImageStore {
             .ok_or_else(|| Error::BlobNotFound(diff_id.clone()))
     }
 
-    /// The uncompressed tar of the layer with diff id `diff_id`, as a stream.
-    pub fn open_layer_tar(&self, diff_id: &Digest) -> Result<LayerTar> {
-        self.open_kept_tar(self.layer_blob(diff_id)?)
+    /// The uncompressed tar of the layer `chain_id` (diff id `diff_id`), as a stream.
+    pub fn open_layer_tar(&self, chain_id: &Digest, diff_id: &Digest) -> Result<LayerTar> {
+        self.open_kept_tar(self.layer_blob(chain_id, diff_id)?)
     }
 
     /// The uncompressed tar kept in `blob` (what [`Self::layer_blob`] found), as a stream.
@@ -131,13 +141,23 @@ mod tests {
 
     /// A pulled layer: unpacked from `download` without a tar copy, the download kept.
     fn pull(s: &ImageStore, download: &[u8], diff_id: &Digest) -> crate::LayerInfo {
+        pull_onto(s, None, download, diff_id)
+    }
+
+    /// [`pull`] on top of the layer `parent`.
+    fn pull_onto(
+        s: &ImageStore,
+        parent: Option<&Digest>,
+        download: &[u8],
+        diff_id: &Digest,
+    ) -> crate::LayerInfo {
         let mut file = tempfile::NamedTempFile::new_in(s.tmp_dir()).unwrap();
         file.write_all(download).unwrap();
         let mut p = s
             .prepare_layer_without_tar(download, Some(diff_id))
             .unwrap();
         p.keep_blob(file, Digest::sha256_of(download)).unwrap();
-        s.commit_layer(None, p).unwrap()
+        s.commit_layer(parent, p).unwrap()
     }
 
     #[test]
@@ -146,12 +166,12 @@ mod tests {
         let tar = plain();
         let diff_id = Digest::sha256_of(&tar);
         assert!(matches!(
-            s.layer_blob(&diff_id),
+            s.layer_blob(&diff_id, &diff_id),
             Err(Error::BlobNotFound(d)) if d == diff_id
         ));
-        assert!(s.open_layer_tar(&diff_id).is_err());
+        assert!(s.open_layer_tar(&diff_id, &diff_id).is_err());
         s.put_blob(&tar).unwrap();
-        let blob = s.layer_blob(&diff_id).unwrap();
+        let blob = s.layer_blob(&diff_id, &diff_id).unwrap();
         assert_eq!(
             blob,
             LayerBlob {
@@ -160,7 +180,7 @@ mod tests {
                 tar_size: tar.len() as u64,
             }
         );
-        assert_eq!(read_all(s.open_layer_tar(&diff_id).unwrap()), tar);
+        assert_eq!(read_all(s.open_layer_tar(&diff_id, &diff_id).unwrap()), tar);
     }
 
     #[test]
@@ -198,14 +218,14 @@ mod tests {
             // The download is the blob; the uncompressed tar is not written.
             assert_eq!(s.get_blob(&digest).unwrap(), download);
             assert!(!s.has_blob(&diff_id));
-            assert_eq!(s.layer_blob(&diff_id).unwrap(), want);
-            let layer_tar = s.open_layer_tar(&diff_id).unwrap();
+            assert_eq!(s.layer_blob(&diff_id, &diff_id).unwrap(), want);
+            let layer_tar = s.open_layer_tar(&diff_id, &diff_id).unwrap();
             assert_eq!(layer_tar.blob, want);
             assert_eq!(read_all(layer_tar), tar);
             // Removing the layer removes its blob; staging is empty.
             s.remove_layer(&info.chain_id).unwrap();
             assert!(!s.has_blob(&digest));
-            assert!(s.layer_blob(&diff_id).is_err());
+            assert!(s.layer_blob(&diff_id, &diff_id).is_err());
             assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
         }
     }
@@ -220,7 +240,7 @@ mod tests {
         let info = pull(&s, &tar, &diff_id);
         assert_eq!(info.blob, None);
         assert_eq!(s.get_blob(&diff_id).unwrap(), tar);
-        assert_eq!(read_all(s.open_layer_tar(&diff_id).unwrap()), tar);
+        assert_eq!(read_all(s.open_layer_tar(&diff_id, &diff_id).unwrap()), tar);
         // The store holds the uncompressed tar already: the download is not kept.
         let (_t, s) = store();
         s.put_blob(&tar).unwrap();
@@ -228,7 +248,7 @@ mod tests {
         let info = pull(&s, &gz, &diff_id);
         assert_eq!(info.blob, None);
         assert!(!s.has_blob(&Digest::sha256_of(&gz)));
-        assert_eq!(read_all(s.open_layer_tar(&diff_id).unwrap()), tar);
+        assert_eq!(read_all(s.open_layer_tar(&diff_id, &diff_id).unwrap()), tar);
         assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
     }
 
@@ -241,5 +261,29 @@ mod tests {
         assert!(s.commit_layer(None, p).is_err());
         assert!(!s.has_layer(&Digest::sha256_of(&tar)));
         assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    #[ignore = "needs root (chown to the layer's owners): the privileged tier runs it"]
+    fn each_layer_reads_its_own_blob_and_another_layers_when_its_own_is_gone() {
+        let (_t, s) = store();
+        let tar = plain();
+        let diff_id = Digest::sha256_of(&tar);
+        let base_tar = tar_bytes(&[E::Dir("base/")]);
+        let base = s.apply_layer(None, &base_tar[..]).unwrap();
+        // The same layer pulled twice: as a base layer (gzip) and on top of `base` (zstd).
+        let a = pull(&s, &gzip(&tar), &diff_id);
+        let b = pull_onto(&s, Some(&base.chain_id), &zstd(&tar), &diff_id);
+        assert_ne!(a.chain_id, b.chain_id);
+        let blob = |chain: &Digest| s.layer_blob(chain, &diff_id).unwrap();
+        assert_eq!(blob(&a.chain_id).compression, Compression::Gzip);
+        assert_eq!(blob(&b.chain_id).compression, Compression::Zstd);
+        // Its own blob gone, a layer reads the tar another layer with its diff id keeps.
+        s.delete_blob(a.blob_digest()).unwrap();
+        assert_eq!(blob(&a.chain_id).compression, Compression::Zstd);
+        assert_eq!(
+            read_all(s.open_layer_tar(&a.chain_id, &diff_id).unwrap()),
+            tar
+        );
     }
 }
