@@ -646,6 +646,22 @@ async fn pod_and_container_lifecycle() {
         .map(|r| r.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "pinned namespaces are gone");
+    // The containers' files went too (deleted in the background after the answer).
+    let files_left = || {
+        ["containers", "trash"]
+            .iter()
+            .map(|sub| {
+                std::fs::read_dir(d.data_root.join(sub))
+                    .map(|r| r.count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || files_left() == 0),
+        "container directories left: {}",
+        files_left()
+    );
 }
 
 /// An RFC 3339 timestamp with nanoseconds in UTC.

@@ -37,6 +37,13 @@ impl Daemon {
         self.remove_container_with(id, force, false).await
     }
 
+    /// Removes the container `id` (by full id) forcibly, its files deleted in the background:
+    /// the CRI's RemoveContainer and RemovePodSandbox, which free a container's storage later
+    /// as containerd's garbage collector does.
+    pub(crate) async fn remove_container_soon(self: &Arc<Self>, id: &str) -> Result<()> {
+        self.remove_container_with(id, true, true).await
+    }
+
     /// `soon`: the container's files are deleted in the background after it is gone
     /// ([`crate::runtime::Runtime::remove_dirs_soon`]); `rm` and prune free the space before
     /// they answer, as their callers expect.

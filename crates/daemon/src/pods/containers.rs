@@ -130,7 +130,7 @@ impl PodService {
     /// Removes a pod's container (forcibly) and its record.
     pub(crate) async fn remove_cri_container(&self, id: &str) -> CriResult<()> {
         let t0 = std::time::Instant::now();
-        match self.daemon.container_remove(id, true, false).await {
+        match self.daemon.remove_container_soon(id).await {
             Ok(()) => {}
             Err(e) if e.kind == ErrorKind::NotFound => {}
             Err(e) => return Err(cri_err("container", id, e)),
