@@ -1,12 +1,17 @@
 //! Issue 16, item 2: what a daemon crash during a build leaves (its step container, its
 //! work directory, layers and blobs nothing references) is collected when berthd starts
 //! again, and by `docker builder prune` while the daemon runs, without touching what a
-//! build in progress holds.
+//! build in progress holds. Likewise a pull cut by a crash halfway through a layer.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use berth_tests::registry::TestRegistry;
 use berth_tests::*;
 
 fn write_context(d: &Daemon, name: &str, dockerfile: &str) -> PathBuf {
@@ -169,4 +174,167 @@ fn builder_prune_collects_orphans_but_not_a_running_build() {
     let out = d.docker(&["run", "--rm", "busy:1", "cat", "/done"]);
     assert_ok(&out, "the image survives the sweep");
     assert_eq!(stdout(&out).trim(), "done");
+}
+
+/// A TCP proxy on loopback in front of `upstream` that, while `hold` is set, passes at most
+/// `limit` bytes of each response stream and then holds the rest (setting `held`).
+struct HoldingProxy {
+    port: u16,
+    hold: Arc<AtomicBool>,
+    held: Arc<AtomicBool>,
+}
+
+impl HoldingProxy {
+    fn start(upstream: String, limit: usize) -> HoldingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let hold = Arc::new(AtomicBool::new(true));
+        let held = Arc::new(AtomicBool::new(false));
+        let (h, hd) = (hold.clone(), held.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (h, hd, up) = (h.clone(), hd.clone(), upstream.clone());
+                std::thread::spawn(move || proxy_conn(client, &up, limit, &h, &hd));
+            }
+        });
+        HoldingProxy { port, hold, held }
+    }
+}
+
+fn proxy_conn(
+    mut client: TcpStream,
+    upstream: &str,
+    limit: usize,
+    hold: &AtomicBool,
+    held: &AtomicBool,
+) {
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    let (Ok(mut c_in), Ok(mut s_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c_in, &mut s_out);
+        let _ = s_out.shutdown(std::net::Shutdown::Write);
+    });
+    let mut passed = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut chunk = &buf[..n];
+        if hold.load(Ordering::SeqCst) && passed + chunk.len() > limit {
+            chunk = &chunk[..limit.saturating_sub(passed)];
+            if client.write_all(chunk).is_err() {
+                return;
+            }
+            held.store(true, Ordering::SeqCst);
+            // The rest of this response waits for a daemon that is about to die.
+            while hold.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        if client.write_all(chunk).is_err() {
+            return;
+        }
+        passed += chunk.len();
+    }
+    let _ = client.shutdown(std::net::Shutdown::Write);
+}
+
+/// The store's blobs, each checked to hash to its name (nothing half-written stays).
+fn checked_blobs(d: &Daemon) -> Vec<String> {
+    let dir = d.root.join("data/image/blobs/sha256");
+    let mut names = entries(&dir);
+    names.sort();
+    for n in &names {
+        let out = std::process::Command::new("sha256sum")
+            .arg(dir.join(n))
+            .output()
+            .expect("sha256sum");
+        let sum = stdout(&out);
+        assert_eq!(
+            sum.split_whitespace().next(),
+            Some(n.as_str()),
+            "blob {n} is not what its name says"
+        );
+    }
+    names
+}
+
+#[test]
+fn a_pull_cut_by_sigkill_leaves_nothing_after_restart_and_the_next_pull_works() {
+    let reg = TestRegistry::start();
+    let mut d = Daemon::start();
+    d.load_busybox();
+    // An image with a 24 MiB layer of random bytes (gzip cannot shrink it), pushed, then removed.
+    let image = format!("{}/cut/big:1", reg.addr());
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 25165824 /dev/urandom > /big",
+    ]);
+    assert_ok(&out, "make the layer");
+    assert_ok(&d.docker(&["commit", "mk", &image]), "commit");
+    assert_ok(&d.docker(&["rm", "mk"]), "rm");
+    assert_ok(&d.docker(&["push", &image]), "push");
+    assert_ok(&d.docker(&["rmi", &image]), "rmi");
+    let blobs_before = checked_blobs(&d);
+    let layers_before = entries(&d.root.join("data/image/layers")).len();
+
+    // The same registry through a proxy that holds each response after 4 MiB: the layer's.
+    let proxy = HoldingProxy::start(reg.addr(), 4 << 20);
+    let via_proxy = format!("127.0.0.1:{}/cut/big:1", proxy.port);
+    let mut pull = d
+        .docker_command(&["pull", &via_proxy])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker pull");
+    assert!(
+        eventually(Duration::from_secs(60), || proxy
+            .held
+            .load(Ordering::SeqCst)),
+        "the pull never reached the layer"
+    );
+    let tmp = d.root.join("data/image/tmp");
+    assert!(
+        eventually(Duration::from_secs(10), || !entries(&tmp).is_empty()),
+        "the pull had no download in progress"
+    );
+    d.kill9();
+    let _ = pull.kill();
+    let _ = pull.wait();
+
+    d.restart();
+    let out = d.docker(&["images", "-q", &via_proxy]);
+    assert_ok(&out, "images");
+    assert!(
+        stdout(&out).trim().is_empty(),
+        "a half-pulled image is listed"
+    );
+    assert!(entries(&tmp).is_empty(), "image tmp: {:?}", entries(&tmp));
+    assert_eq!(checked_blobs(&d), blobs_before, "the store's blobs");
+    assert_eq!(
+        entries(&d.root.join("data/image/layers")).len(),
+        layers_before,
+        "layers"
+    );
+    let out = d.docker(&["run", "--rm", "busybox", "echo", "still here"]);
+    assert_ok(&out, "run after the restart");
+
+    // The registry answers in full now: the same pull completes and the image runs.
+    proxy.hold.store(false, Ordering::SeqCst);
+    assert_ok(&d.docker(&["pull", &via_proxy]), "pull after the restart");
+    let out = d.docker(&["run", "--rm", &via_proxy, "sh", "-c", "wc -c < /big"]);
+    assert_ok(&out, "run the pulled image");
+    assert_eq!(stdout(&out).trim(), "25165824");
 }
