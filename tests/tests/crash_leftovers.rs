@@ -54,8 +54,9 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// Plants what a crash between writing a layer and recording its image leaves: a layer
 /// directory (a copy of a real one under a chain id nothing names) and a blob nothing names,
-/// both dated before the daemon's start.
-fn plant_orphans(d: &Daemon) -> (PathBuf, PathBuf) {
+/// and what a crash while making an image's shared init layer leaves (its half-made
+/// directory in the real layer's), all dated before the daemon's start.
+fn plant_orphans(d: &Daemon) -> (PathBuf, PathBuf, PathBuf) {
     let store = d.root.join("data/image");
     let layers = store.join("layers");
     let real = entries(&layers)
@@ -72,7 +73,9 @@ fn plant_orphans(d: &Daemon) -> (PathBuf, PathBuf) {
     assert!(st.success());
     let orphan_blob = store.join("blobs/sha256").join("cd".repeat(32));
     std::fs::write(&orphan_blob, b"half a layer").expect("blob");
-    for p in [&orphan_layer, &orphan_blob] {
+    let half_init = layers.join(&real).join("init.tmp-1-2");
+    std::fs::create_dir_all(half_init.join("etc")).expect("half-made init layer");
+    for p in [&orphan_layer, &orphan_blob, &half_init] {
         let st = std::process::Command::new("touch")
             .args(["-h", "-d", "2020-01-01"])
             .arg(p)
@@ -80,7 +83,7 @@ fn plant_orphans(d: &Daemon) -> (PathBuf, PathBuf) {
             .expect("touch");
         assert!(st.success());
     }
-    (orphan_layer, orphan_blob)
+    (orphan_layer, orphan_blob, half_init)
 }
 
 #[test]
@@ -104,7 +107,7 @@ fn a_build_cut_by_sigkill_leaves_nothing_after_restart() {
     let _ = build.wait();
     let tmp = d.root.join("data/builder/tmp");
     assert!(!entries(&tmp).is_empty(), "the build had a work directory");
-    let (orphan_layer, orphan_blob) = plant_orphans(&d);
+    let (orphan_layer, orphan_blob, half_init) = plant_orphans(&d);
 
     d.restart();
     let left: Vec<String> = all_names(&d)
@@ -115,6 +118,7 @@ fn a_build_cut_by_sigkill_leaves_nothing_after_restart() {
     assert!(entries(&tmp).is_empty(), "builder tmp: {:?}", entries(&tmp));
     assert!(!orphan_layer.exists(), "an unreferenced layer stayed");
     assert!(!orphan_blob.exists(), "an unreferenced blob stayed");
+    assert!(!half_init.exists(), "a half-made init layer stayed");
     // No process of the cut step survives in the daemon's cgroups.
     let procs = std::process::Command::new("sh")
         .arg("-c")
@@ -150,7 +154,7 @@ fn builder_prune_collects_orphans_but_not_a_running_build() {
         "busy",
         "FROM busybox\nRUN sleep 4 && echo done > /done\n",
     );
-    let (orphan_layer, orphan_blob) = plant_orphans(&d);
+    let (orphan_layer, orphan_blob, half_init) = plant_orphans(&d);
     let mut build = spawn_build(&d, &ctx, "busy:1");
     assert!(
         eventually(Duration::from_secs(30), || build_container(&d).is_some()),
@@ -171,6 +175,7 @@ fn builder_prune_collects_orphans_but_not_a_running_build() {
     assert_ok(&out, "builder prune");
     assert!(!orphan_layer.exists(), "an unreferenced layer stayed");
     assert!(!orphan_blob.exists(), "an unreferenced blob stayed");
+    assert!(!half_init.exists(), "a half-made init layer stayed");
     let out = d.docker(&["run", "--rm", "busy:1", "cat", "/done"]);
     assert_ok(&out, "the image survives the sweep");
     assert_eq!(stdout(&out).trim(), "done");

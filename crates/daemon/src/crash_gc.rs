@@ -199,6 +199,14 @@ impl Daemon {
                 continue; // `empty` and anything not a layer
             };
             if layers.contains(&name) || !old_enough(&e.path()) {
+                // An init layer cut while it was being made (`initlayer::with_init_layer`).
+                for t in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                    if t.file_name().to_string_lossy().starts_with("init.tmp-")
+                        && old_enough(&t.path())
+                    {
+                        let _ = std::fs::remove_dir_all(t.path());
+                    }
+                }
                 continue;
             }
             space += self.images.layer_info(&d).map(|i| i.size).unwrap_or(0);
