@@ -266,19 +266,7 @@ pub fn parse_upstreams(list: &[String]) -> crate::Result<Vec<SocketAddr>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
-        DnsEndpoint {
-            container_id: cid.into(),
-            network_id: net.into(),
-            addrs: ips.iter().map(|s| s.parse().unwrap()).collect(),
-            names: names.iter().map(|s| s.to_string()).collect(),
-            links: Vec::new(),
-            upstreams: Vec::new(),
-            ptr_name: Some(format!("{cid}.{net}")),
-            network_name: net.into(),
-        }
-    }
+    use crate::dns::tests::ep;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

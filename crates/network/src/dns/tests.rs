@@ -13,7 +13,8 @@ impl Directory for Fixed {
     }
 }
 
-fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
+/// An endpoint `cid` on network `net` (also the resolver's tests').
+pub(super) fn ep(cid: &str, net: &str, ips: &[&str], names: &[&str]) -> DnsEndpoint {
     DnsEndpoint {
         container_id: cid.into(),
         network_id: net.into(),
