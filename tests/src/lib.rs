@@ -7,6 +7,7 @@ pub mod cri_env;
 pub mod registry;
 pub mod rootless;
 pub mod scenarios;
+pub mod volumes;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -1,6 +1,7 @@
 //! A private Debian `docker-registry` per test: 127.0.0.1 on a free port, storage in a temp
 //! directory, optional htpasswd basic auth; killed and removed on drop. Plus a tiny HTTP
-//! client for pushing hand-made blobs and manifests straight to it.
+//! client for pushing hand-made blobs and manifests straight to it, and the pushes and pulls
+//! through a berthd that more than one registry test file makes.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -8,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::{assert_ok, stdout, Daemon};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -731,4 +734,97 @@ pub fn pushed_parts(reg: &TestRegistry, repo: &str) -> (serde_json::Value, Vec<u
     .expect("config");
     let gz = reg.get_blob(repo, m["layers"][0]["digest"].as_str().expect("layer"));
     (config, pipe("gzip", &["-dc"], &gz))
+}
+
+// Images through a berthd and a registry, for the registry test files.
+
+/// `docker image inspect -f <fmt> <image>`, trimmed.
+pub fn image_inspect(d: &Daemon, fmt: &str, image: &str) -> String {
+    let out = d.docker(&["image", "inspect", "-f", fmt, image]);
+    assert_ok(&out, "docker image inspect");
+    stdout(&out).trim().to_string()
+}
+
+/// Loads busybox, tags it into the registry and pushes it with the docker CLI; returns the
+/// reference and the pushed manifest digest.
+pub fn push_busybox(d: &Daemon, reg: &TestRegistry, repo: &str) -> (String, String) {
+    d.load_busybox();
+    let image = format!("{}/{repo}:1", reg.addr());
+    assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
+    let out = d.docker(&["push", &image]);
+    assert_ok(&out, "docker push");
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!(
+            "The push refers to repository [{}/{repo}]",
+            reg.addr()
+        )),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("1: digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in {text}"));
+    let digest = line.split_whitespace().nth(2).expect("digest").to_string();
+    assert!(line.ends_with(&format!(
+        "size: {}",
+        reg.get_manifest(repo, "1", DOCKER_MANIFEST).len()
+    )));
+    (image, digest)
+}
+
+/// An image served by a [`FakeRegistry`]: the busybox the real registry got from a push.
+pub fn fake_state(reg: &TestRegistry, repo: &str, token: Option<(&str, &str)>) -> FakeState {
+    let manifest = reg.get_manifest(repo, "1", DOCKER_MANIFEST);
+    let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut blobs = Vec::new();
+    for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
+        let d = d.as_str().unwrap().to_string();
+        blobs.push((d.clone(), reg.get_blob(repo, &d)));
+    }
+    FakeState {
+        repo: repo.to_string(),
+        manifest,
+        manifest_type: DOCKER_MANIFEST.to_string(),
+        blobs,
+        truncate: std::sync::atomic::AtomicBool::new(false),
+        token_auth: token.map(|(u, p)| (u.to_string(), p.to_string())),
+        blob_gets: std::sync::atomic::AtomicU32::new(0),
+        truncate_next: std::sync::atomic::AtomicU32::new(0),
+        range_gets: std::sync::atomic::AtomicU32::new(0),
+        ignore_range: std::sync::atomic::AtomicBool::new(false),
+    }
+}
+
+/// Tags busybox as `<addr>/<repo>:1` and pushes it with the docker CLI (no direct registry
+/// reads, so it works against HTTPS registries too).
+pub fn push_busybox_plain(d: &Daemon, addr: &str, repo: &str) -> String {
+    d.load_busybox();
+    let image = format!("{addr}/{repo}:1");
+    assert_ok(&d.docker(&["tag", "busybox", &image]), "docker tag");
+    let out = d.docker(&["push", &image]);
+    assert_ok(&out, "docker push");
+    assert!(
+        stdout(&out).contains("1: digest: sha256:"),
+        "{}",
+        stdout(&out)
+    );
+    image
+}
+
+/// rmi, pull, run: the image made the round trip.
+pub fn rmi_pull_run(d: &Daemon, image: &str) {
+    let id = image_inspect(d, "{{.Id}}", image);
+    assert_ok(&d.docker(&["rmi", image, "busybox"]), "docker rmi");
+    let out = d.docker(&["pull", image]);
+    assert_ok(&out, "docker pull");
+    assert!(stdout(&out).contains("Pull complete"), "{}", stdout(&out));
+    assert_eq!(
+        image_inspect(d, "{{.Id}}", image),
+        id,
+        "same image after pull"
+    );
+    let out = d.docker(&["run", "--rm", image, "echo", "round trip"]);
+    assert_ok(&out, "docker run pulled image");
+    assert_eq!(stdout(&out), "round trip\n");
 }

@@ -45,9 +45,9 @@ pub fn hierarchies(host: &[Entry], proc_cgroup: &str) -> Vec<Hierarchy> {
         })
         .collect();
     host.iter()
-        .filter(|e| e.fstype == "cgroup" && e.point.parent() == Some(Path::new(CGROUP_ROOT)))
+        .filter(|e| e.fstype == "cgroup" && e.mount_point.parent() == Some(Path::new(CGROUP_ROOT)))
         .filter_map(|e| {
-            let name = e.point.file_name()?.to_str()?.to_string();
+            let name = e.mount_point.file_name()?.to_str()?.to_string();
             let (_, path) = memberships.iter().find(|(controllers, _)| {
                 controllers
                     .iter()
@@ -56,7 +56,7 @@ pub fn hierarchies(host: &[Entry], proc_cgroup: &str) -> Vec<Hierarchy> {
             let rel = Path::new(path).strip_prefix(&e.root).ok()?;
             Some(Hierarchy {
                 name,
-                source: e.point.join(rel),
+                source: e.mount_point.join(rel),
             })
         })
         .collect()

@@ -20,7 +20,7 @@ const CGROUP_DIR: &str = "/sys/fs/cgroup";
 pub fn writable_mounts_under(entries: &[Entry], dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = under(entries, dir)
         .filter(|e| e.writable)
-        .map(|e| e.point.clone())
+        .map(|e| e.mount_point.clone())
         .collect();
     out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     out.dedup();

@@ -66,7 +66,7 @@ pub fn pending(entries: &[Entry], spec: &Spec) -> Vec<(PathBuf, MsFlags)> {
                 // The mount on top at `dest`.
                 entries
                     .iter()
-                    .rfind(|e| e.point == *dest)
+                    .rfind(|e| e.mount_point == *dest)
                     .is_none_or(|e| !has(e, *flags))
             }
         })

@@ -112,9 +112,8 @@ pub fn release_message(cgroups: &Result<Vec<String>, String>) -> Vec<u8> {
 /// the daemon's mountinfo under the unified hierarchy `child.rs` mounts over them.
 fn has_v1_cgroups() -> bool {
     std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
-        m.lines().any(|l| {
-            l.split_once(" - ")
-                .is_some_and(|(_, fs)| fs.split_whitespace().next() == Some("cgroup"))
-        })
+        berth_sys::mountinfo::parse(&m)
+            .iter()
+            .any(|e| e.fstype == "cgroup")
     })
 }

@@ -14,14 +14,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::mountinfo::{self, MountEntry};
+use crate::mountinfo::{self, Entry};
 
 /// The mount option.
 const OPTION: &str = "favordynmods";
 
 /// Whether the host's cgroup mounts already run with `favordynmods` (any hierarchy's flag
 /// changes the one lock they share).
-pub(crate) fn favordynmods_on(mounts: &[MountEntry]) -> bool {
+pub(crate) fn favordynmods_on(mounts: &[Entry]) -> bool {
     mounts
         .iter()
         .any(|m| m.fstype.starts_with("cgroup") && m.super_options.iter().any(|o| o == OPTION))
@@ -40,7 +40,7 @@ pub enum Favordynmods {
 /// the flag added (a cgroup2 remount replaces all its flags, so `nsdelegate` and the others are
 /// kept). `Err` when there is nothing to remount: cgroup v1 hierarchies cannot change the flag by
 /// remount (the kernel's boot parameter `cgroup_favordynmods=true` sets it for them).
-fn remount_plan(mounts: &[MountEntry]) -> Result<Option<(PathBuf, String)>, String> {
+fn remount_plan(mounts: &[Entry]) -> Result<Option<(PathBuf, String)>, String> {
     if favordynmods_on(mounts) {
         return Ok(None);
     }

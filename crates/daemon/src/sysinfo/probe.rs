@@ -113,19 +113,9 @@ impl Probe {
         let Some(text) = self.read("/proc/self/mountinfo") else {
             return out;
         };
-        for line in text.lines() {
-            // id parent maj:min root mountpoint options [optional...] - fstype source superopts
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let Some(mount_point) = left.split(' ').nth(4) else {
-                continue;
-            };
-            let mut r = right.split(' ');
-            let (Some(fstype), _, Some(superopts)) = (r.next(), r.next(), r.next()) else {
-                continue;
-            };
-            let mount_point = self.path(&unescape_mount_path(mount_point));
+        for m in berth_sys::mountinfo::parse(&text) {
+            let fstype = m.fstype.as_str();
+            let mount_point = self.path(&m.mount_point.to_string_lossy());
             if fstype == "cgroup" || fstype == "cgroup2" {
                 out.all.push(mount_point.clone());
             }
@@ -134,8 +124,8 @@ impl Probe {
                     out.unified_root = Some(mount_point);
                 }
                 "cgroup" => {
-                    for opt in superopts.split(',') {
-                        if V1_CONTROLLERS.contains(&opt) {
+                    for opt in &m.super_options {
+                        if V1_CONTROLLERS.contains(&opt.as_str()) {
                             out.v1.entry(opt.to_string()).or_insert(mount_point.clone());
                         }
                     }
@@ -306,29 +296,6 @@ fn read_trim(p: &Path) -> String {
     fs::read_to_string(p)
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// Mount points in mountinfo escape space, tab, newline and backslash as octal.
-fn unescape_mount_path(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        if let Some(d) = octal {
-            out.push(
-                d.iter()
-                    .fold(0u8, |acc, b| acc.wrapping_mul(8) + (b - b'0')),
-            );
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `hugetlb.2MB.limit_in_bytes` files of a v1 hugetlb hierarchy → `["2MB", ...]`.
@@ -554,9 +521,20 @@ mod tests {
     }
 
     #[test]
-    fn mount_points_are_unescaped() {
-        assert_eq!(unescape_mount_path(r"/a\040b\\c"), r"/a b\\c");
-        assert_eq!(unescape_mount_path(r"/x\09"), r"/x\09");
+    fn escaped_cgroup_mount_points_are_read_unescaped() {
+        let t = Tree::new();
+        t.file(
+            "/proc/self/mountinfo",
+            "30 23 0:26 / /sys/fs/cgroup/my\\040tree rw - cgroup cgroup rw,name=x\n",
+        );
+        assert_eq!(
+            t.probe().cgroup_mounts,
+            [t.0.path().join("sys/fs/cgroup/my tree")]
+        );
+    }
+
+    #[test]
+    fn hugepage_size_names() {
         assert_eq!(hugepage_size_name(64), "64KB");
     }
 }
