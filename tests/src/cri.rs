@@ -72,6 +72,12 @@ pub struct CniNet {
 
 impl CniNet {
     pub fn new() -> CniNet {
+        Self::with_plugins(Vec::new())
+    }
+
+    /// The network with `extra` plugin configs chained after `bridge` and `loopback` (e.g.
+    /// `portmap`).
+    pub fn with_plugins(extra: Vec<serde_json::Value>) -> CniNet {
         let n = NET_COUNTER.fetch_add(1, Ordering::SeqCst);
         let key = ((std::process::id() % 200) << 4) | (n % 16);
         let dir = PathBuf::from(format!("/var/tmp/berth-cni-{}-{n}", std::process::id()));
@@ -91,6 +97,10 @@ impl CniNet {
                 {"type": "loopback"}
             ]
         });
+        let mut list = list;
+        if let Some(plugins) = list["plugins"].as_array_mut() {
+            plugins.extend(extra);
+        }
         std::fs::write(conf.join("10-test.conflist"), list.to_string()).expect("conflist");
         CniNet {
             dir,

@@ -238,6 +238,77 @@ async fn run_as_user_group_and_supplemental_groups() {
     e.remove_pod(&pod.0).await;
 }
 
+/// The identity ContainerStatus reports: (uid, gid, supplemental groups).
+async fn status_user(e: &mut Env, id: &str) -> (i64, i64, Vec<i64>) {
+    let u =
+        e.c.rt
+            .container_status(api::ContainerStatusRequest {
+                container_id: id.into(),
+                verbose: false,
+            })
+            .await
+            .expect("ContainerStatus")
+            .into_inner()
+            .status
+            .and_then(|s| s.user)
+            .and_then(|u| u.linux)
+            .expect("ContainerStatus.user");
+    (u.uid, u.gid, u.supplemental_groups)
+}
+
+#[tokio::test]
+async fn supplemental_groups_policy_merge_and_strict() {
+    if !ready() {
+        return;
+    }
+    let mut e = env().await;
+    let features =
+        e.c.rt
+            .status(api::StatusRequest { verbose: false })
+            .await
+            .expect("Status")
+            .into_inner()
+            .features;
+    assert!(features.is_some_and(|f| f.supplemental_groups_policy));
+    let pod = e.pod("groups", kubelet_ns(), &[]).await;
+    // The image's /etc/group lists its user `berth` (1000) in `wheel` (10).
+    let sc = |policy: api::SupplementalGroupsPolicy, group: Option<i64>| {
+        api::LinuxContainerSecurityContext {
+            run_as_user: Some(api::Int64Value { value: 1000 }),
+            run_as_group: group.map(|value| api::Int64Value { value }),
+            supplemental_groups: vec![3000],
+            supplemental_groups_policy: policy as i32,
+            ..Default::default()
+        }
+    };
+    use api::SupplementalGroupsPolicy::{Merge, Strict};
+    for (name, policy, group, want) in [
+        ("merge", Merge, None, "1000 10 3000"),
+        // Merge keeps the image's groups with an explicit group too (Docker would not).
+        ("mergegid", Merge, Some(2000), "2000 10 3000"),
+        ("strict", Strict, None, "1000 3000"),
+        ("strictgid", Strict, Some(2000), "2000 3000"),
+    ] {
+        let id = e.run(&pod, name, sc(policy, group)).await;
+        let mut got: Vec<String> = e
+            .out(&id, "id -G")
+            .await
+            .split(' ')
+            .map(String::from)
+            .collect();
+        got.sort();
+        let mut want_sorted: Vec<String> = want.split(' ').map(String::from).collect();
+        want_sorted.sort();
+        assert_eq!(got, want_sorted, "{name}: id -G");
+        let (uid, gid, groups) = status_user(&mut e, &id).await;
+        assert_eq!((uid, gid), (1000, group.unwrap_or(1000)), "{name}");
+        let mut groups: Vec<String> = groups.iter().map(i64::to_string).collect();
+        groups.sort();
+        assert_eq!(groups, want_sorted, "{name}: ContainerStatus.user");
+    }
+    e.remove_pod(&pod.0).await;
+}
+
 #[tokio::test]
 async fn rootfs_privileged_capabilities_and_paths() {
     if !ready() {

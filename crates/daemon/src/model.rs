@@ -147,6 +147,14 @@ pub struct PodJoin {
     /// The pod's shared PID namespace (CRI `NamespaceOption.pid = POD`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<std::path::PathBuf>,
+    /// The container's `SupplementalGroupsPolicy`: which of its user's group memberships in
+    /// the image it gets.
+    #[serde(default, skip_serializing_if = "is_docker_groups")]
+    pub image_groups: crate::spec::ImageGroups,
+}
+
+fn is_docker_groups(g: &crate::spec::ImageGroups) -> bool {
+    *g == crate::spec::ImageGroups::Docker
 }
 
 impl Container {

@@ -115,6 +115,7 @@ impl Daemon {
             extra_mounts: &user_mounts,
             userns: remap,
             userns_path: userns_path.as_deref(),
+            image_groups: pod_join.map(|p| p.image_groups).unwrap_or_default(),
         };
         let oci =
             spec::build_spec_with(&input, &extras).map_err(|e| ApiError::invalid(e.to_string()))?;

@@ -112,9 +112,28 @@ impl PodService {
                     windows: None,
                 }),
             image_id: r.image_ref.clone(),
-            user: None,
+            user: self.container_user(&r.id),
             stop_signal: 0,
         }
+    }
+
+    /// The identity the container's process started with, from the spec of its last start
+    /// (none before its first).
+    fn container_user(&self, id: &str) -> Option<api::ContainerUser> {
+        let path = self.daemon.runtime.bundle_dir(id).join("config.json");
+        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let user = &spec["process"]["user"];
+        let id_of = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
+        Some(api::ContainerUser {
+            linux: Some(api::LinuxContainerUser {
+                uid: id_of(&user["uid"]),
+                gid: id_of(&user["gid"]),
+                supplemental_groups: user["additionalGids"]
+                    .as_array()
+                    .map(|a| a.iter().map(id_of).collect())
+                    .unwrap_or_default(),
+            }),
+        })
     }
 
     /// Stops a pod's container (SIGTERM, SIGKILL after `timeout`); stopped or gone is fine.
@@ -198,6 +217,7 @@ impl ContainerBackend for PodService {
                 ipc: pod.ipc.clone().filter(|_| joins.ipc),
                 uts: pod.uts.clone().filter(|_| joins.uts),
                 pid: pod.pid_ns.clone().filter(|_| joins.pid),
+                image_groups: translate::image_groups(&req.config),
             });
             self.daemon.save(&c)
         });

@@ -44,7 +44,10 @@ impl RuntimeBackend for PodService {
                     user_namespaces: false,
                 }),
             }],
-            features: None,
+            features: Some(berth_cri::api::RuntimeFeatures {
+                supplemental_groups_policy: true,
+                user_namespaces_host_network: false,
+            }),
         })
     }
 

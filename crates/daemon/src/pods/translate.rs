@@ -82,6 +82,24 @@ fn user_of(sc: &api::LinuxContainerSecurityContext) -> CriResult<String> {
     )
 }
 
+/// The container's `SupplementalGroupsPolicy`: `Merge` (the default) gives its user the
+/// groups the image's `/etc/group` lists it in, also with `run_as_group` (as containerd does;
+/// Docker adds them only without an explicit group); `Strict` gives none of them.
+pub(crate) fn image_groups(cfg: &api::ContainerConfig) -> crate::spec::ImageGroups {
+    let strict = cfg
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .is_some_and(|sc| {
+            sc.supplemental_groups_policy == api::SupplementalGroupsPolicy::Strict as i32
+        });
+    if strict {
+        crate::spec::ImageGroups::Strict
+    } else {
+        crate::spec::ImageGroups::Merge
+    }
+}
+
 /// The seccomp profile of a container as a Docker security option: `RuntimeDefault` is the
 /// daemon's default profile, `Unconfined` and no profile at all (as containerd) none, a
 /// `Localhost` profile the file's JSON. The deprecated `seccomp_profile_path`

@@ -14,7 +14,7 @@ use super::resources::{cgroups_path, resources};
 use super::security::{capabilities_oci, parse_security_opts, seccomp_for};
 use super::{
     additional_groups, build_err, command_argv, container_capabilities, host_devices, merge_mounts,
-    resolve_user, swap_masked_eq_operands, HostFacts, SpecError, SpecExtras, SpecInput,
+    resolve_user_with, swap_masked_eq_operands, HostFacts, SpecError, SpecExtras, SpecInput,
     DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, INIT_PATH,
 };
 
@@ -65,7 +65,7 @@ pub fn build_spec_with(input: &SpecInput, extras: &SpecExtras) -> Result<Spec, S
     };
 
     // process
-    let user = resolve_user(input.rootfs, &config.user)?;
+    let user = resolve_user_with(input.rootfs, &config.user, extras.image_groups)?;
     let group_add = additional_groups(input.rootfs, hc.group_add.as_deref().unwrap_or(&[]))?;
     let caps = container_capabilities(
         hc.cap_add.as_deref().unwrap_or(&[]),

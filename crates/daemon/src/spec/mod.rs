@@ -68,7 +68,9 @@ pub use etc::{
 pub use host::{host_devices, HostFacts};
 pub use seccomp::{native_arch, swap_masked_eq_operands, SeccompContext, DEFAULT_PROFILE_JSON};
 pub use signal::parse_signal;
-pub use user::{additional_groups, resolve_in_root, resolve_user, ResolvedUser};
+pub use user::{
+    additional_groups, resolve_in_root, resolve_user, resolve_user_with, ImageGroups, ResolvedUser,
+};
 
 pub use build::{build_spec, build_spec_with, shim_mounts_cgroups};
 pub use defaults::{
@@ -184,6 +186,9 @@ pub struct SpecExtras<'a> {
     /// With `userns`: the user namespace of another container to join instead of a new one
     /// (`--network`, `--pid` or `--ipc container:`).
     pub userns_path: Option<&'a Path>,
+    /// Which of the user's group memberships in the image the process gets (a CRI
+    /// container's `SupplementalGroupsPolicy`; Docker's rule otherwise).
+    pub image_groups: ImageGroups,
 }
 
 /// Where `--init` puts the init binary inside the container (Docker's path).

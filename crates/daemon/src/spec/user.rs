@@ -10,6 +10,18 @@ use super::SpecError;
 /// Largest uid/gid Docker accepts (moby/sys/user `maxID`).
 const MAX_ID: u64 = 2_147_483_647;
 
+/// Which of the user's `/etc/group` memberships in the image the container's process gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ImageGroups {
+    /// Docker's rule: only when no group is given explicitly (`user`, not `user:group`).
+    #[default]
+    Docker,
+    /// The CRI's `SupplementalGroupsPolicy` `Merge`: with an explicit group too.
+    Merge,
+    /// The CRI's `Strict`: never; only the groups asked for.
+    Strict,
+}
+
 /// A user spec resolved against the container's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedUser {
@@ -104,6 +116,15 @@ fn parse_id(s: &str) -> Result<Option<u32>, SpecError> {
 ///
 /// Numeric ids need no files; names must exist in the container's `/etc/passwd` / `/etc/group`.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError> {
+    resolve_user_with(rootfs, user, ImageGroups::Docker)
+}
+
+/// [`resolve_user`] with the image's group memberships given as `groups` says.
+pub fn resolve_user_with(
+    rootfs: &Path,
+    user: &str,
+    groups: ImageGroups,
+) -> Result<ResolvedUser, SpecError> {
     let (user_arg, group_arg) = match user.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (user, None),
@@ -142,35 +163,37 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<ResolvedUser, SpecError
         }
     };
 
-    match group_arg {
-        Some(group_arg) if !group_arg.is_empty() => {
-            let gid_num = parse_id(group_arg)?;
-            let groups = parse_group(&read_in_root(rootfs, "/etc/group")?);
-            let found = groups.iter().find(|g| match gid_num {
-                Some(gid) => g.gid == gid,
-                None => g.name == group_arg,
-            });
-            out.gid = match (found, gid_num) {
-                (Some(g), _) => g.gid,
-                (None, Some(gid)) => gid,
-                (None, None) => {
-                    return Err(SpecError::User(format!(
-                        "unable to find group {group_arg}: no matching entries in group file"
-                    )))
-                }
-            };
-        }
-        _ => {
-            // Supplementary groups only make sense in the implicit form (moby/sys/user).
-            if let Some(name) = &out.name {
-                let groups = parse_group(&read_in_root(rootfs, "/etc/group")?);
-                out.additional_gids = groups
-                    .iter()
-                    .filter(|g| g.members.iter().any(|m| m == name))
-                    .map(|g| g.gid)
-                    .collect();
+    let explicit = group_arg.filter(|g| !g.is_empty());
+    if let Some(group_arg) = explicit {
+        let gid_num = parse_id(group_arg)?;
+        let groups = parse_group(&read_in_root(rootfs, "/etc/group")?);
+        let found = groups.iter().find(|g| match gid_num {
+            Some(gid) => g.gid == gid,
+            None => g.name == group_arg,
+        });
+        out.gid = match (found, gid_num) {
+            (Some(g), _) => g.gid,
+            (None, Some(gid)) => gid,
+            (None, None) => {
+                return Err(SpecError::User(format!(
+                    "unable to find group {group_arg}: no matching entries in group file"
+                )))
             }
-        }
+        };
+    }
+    // Docker adds memberships only in the implicit form (moby/sys/user).
+    let memberships = match groups {
+        ImageGroups::Docker => explicit.is_none(),
+        ImageGroups::Merge => true,
+        ImageGroups::Strict => false,
+    };
+    if let (true, Some(name)) = (memberships, &out.name) {
+        let groups = parse_group(&read_in_root(rootfs, "/etc/group")?);
+        out.additional_gids = groups
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.gid)
+            .collect();
     }
     Ok(out)
 }
@@ -256,6 +279,20 @@ mod tests {
             err.to_string(),
             "unable to find group nogroup: no matching entries in group file"
         );
+    }
+
+    #[test]
+    fn the_cri_policies_merge_memberships_always_or_never() {
+        let r = rootfs();
+        let merge = resolve_user_with(r.path(), "1000:4321", ImageGroups::Merge).unwrap();
+        assert_eq!((merge.uid, merge.gid), (1000, 4321));
+        assert_eq!(merge.additional_gids, vec![10, 50], "with an explicit group too");
+        let strict = resolve_user_with(r.path(), "app", ImageGroups::Strict).unwrap();
+        assert_eq!((strict.uid, strict.gid), (1000, 1000));
+        assert!(strict.additional_gids.is_empty());
+        // A uid without a passwd entry has no memberships to merge.
+        let nobody = resolve_user_with(r.path(), "1234", ImageGroups::Merge).unwrap();
+        assert!(nobody.additional_gids.is_empty());
     }
 
     #[test]
