@@ -152,10 +152,11 @@ async fn containers_of_a_pod_share_its_network_and_have_their_own_logs_and_exec(
     e.remove_pod(&pod.0).await;
 }
 
-/// The nat table's `CNI-HOSTPORT-*` chains and the jumps to them that `portmap` adds once per
-/// host, removed at the end when the host had none before.
+/// The nat table's chains `portmap` adds (its `CNI-HOSTPORT-*` chains once per host, a
+/// `CNI-DN-*` chain per pod) and the jumps to them: whatever the test added is removed at the
+/// end, also when it fails before CNI DEL ran.
 struct PortmapChains {
-    existed: bool,
+    before: Vec<String>,
 }
 
 fn nat_rules() -> String {
@@ -166,40 +167,46 @@ fn nat_rules() -> String {
         .unwrap_or_default()
 }
 
+fn nat_chains(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter_map(|r| r.strip_prefix("-N "))
+        .map(str::to_string)
+        .collect()
+}
+
 impl PortmapChains {
     fn note() -> PortmapChains {
         PortmapChains {
-            existed: nat_rules().contains("CNI-HOSTPORT-DNAT"),
+            before: nat_chains(&nat_rules()),
         }
     }
 }
 
 impl Drop for PortmapChains {
     fn drop(&mut self) {
-        if self.existed {
-            return;
-        }
         let rules = nat_rules();
-        for r in rules
-            .lines()
-            .filter(|r| r.starts_with("-A ") && r.contains("-j CNI-HOSTPORT-"))
-        {
-            // Through a shell: the rules carry quoted comments.
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!("iptables -w -t nat -D {}", &r[3..]))
+        let new: Vec<String> = nat_chains(&rules)
+            .into_iter()
+            .filter(|c| !self.before.contains(c))
+            .collect();
+        for r in rules.lines().filter(|r| r.starts_with("-A ")) {
+            if new.iter().any(|c| r.ends_with(&format!("-j {c}"))) {
+                // Through a shell: the rules carry quoted comments.
+                let _ = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("iptables -w -t nat -D {}", &r[3..]))
+                    .output();
+            }
+        }
+        for chain in &new {
+            let _ = Command::new("iptables")
+                .args(["-w", "-t", "nat", "-F", chain])
                 .output();
         }
-        for chain in rules
-            .lines()
-            .filter_map(|r| r.strip_prefix("-N CNI-HOSTPORT-"))
-        {
-            let chain = format!("CNI-HOSTPORT-{chain}");
+        for chain in &new {
             let _ = Command::new("iptables")
-                .args(["-w", "-t", "nat", "-F", &chain])
-                .output();
-            let _ = Command::new("iptables")
-                .args(["-w", "-t", "nat", "-X", &chain])
+                .args(["-w", "-t", "nat", "-X", chain])
                 .output();
         }
     }

@@ -286,7 +286,11 @@ mod tests {
         let r = rootfs();
         let merge = resolve_user_with(r.path(), "1000:4321", ImageGroups::Merge).unwrap();
         assert_eq!((merge.uid, merge.gid), (1000, 4321));
-        assert_eq!(merge.additional_gids, vec![10, 50], "with an explicit group too");
+        assert_eq!(
+            merge.additional_gids,
+            vec![10, 50],
+            "with an explicit group too"
+        );
         let strict = resolve_user_with(r.path(), "app", ImageGroups::Strict).unwrap();
         assert_eq!((strict.uid, strict.gid), (1000, 1000));
         assert!(strict.additional_gids.is_empty());
