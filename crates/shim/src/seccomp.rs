@@ -494,6 +494,9 @@ pub struct Prepared {
     pub exec: Option<ExecSeccomp>,
     /// Why libcontainer handles the init's seccomp itself, when there is a profile and it does.
     pub fallback: Option<SeccompError>,
+    /// The spec of `bundle` as read here (its mounts as written), so that the shim's mount
+    /// fix-up does not parse it again; `None` when it could not be read.
+    pub spec: Option<Spec>,
 }
 
 impl Prepared {
@@ -503,6 +506,7 @@ impl Prepared {
             init: None,
             exec: None,
             fallback: None,
+            spec: None,
         }
     }
 }
@@ -525,13 +529,15 @@ pub fn prepare(bundle: &Path, work_dir: &Path, cache_dir: &Path) -> Prepared {
         }
     };
     let Some(seccomp) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) else {
+        out.spec = Some(spec);
         return out;
     };
     if !is_notify(&seccomp) {
         out.exec = Some(ExecSeccomp::new(seccomp.clone(), cache_dir, None));
     }
     match fast_path(spec, seccomp, bundle, work_dir, cache_dir) {
-        Ok(filter) => {
+        Ok((filter, spec)) => {
+            out.spec = Some(spec);
             out.bundle = work_dir.to_owned();
             out.init = Some(filter.clone());
             if let Some(ex) = &out.exec {
@@ -549,7 +555,7 @@ fn fast_path(
     bundle: &Path,
     work_dir: &Path,
     cache_dir: &Path,
-) -> Result<(Filter, CapDrop), SeccompError> {
+) -> Result<((Filter, CapDrop), Spec), SeccompError> {
     let mut linux = spec.linux().clone().ok_or(SeccompError::NoLinux)?;
     let mut process = spec.process().clone().ok_or(SeccompError::NoProcess)?;
     let drop = prepare_process(&seccomp, &mut process, true)?;
@@ -575,7 +581,7 @@ fn fast_path(
         .open(&dst)
         .and_then(|mut f| f.write_all(&data))
         .map_err(|source| SeccompError::Write { path: dst, source })?;
-    Ok((filter, drop))
+    Ok(((filter, drop), spec))
 }
 
 #[cfg(test)]

@@ -295,7 +295,7 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
         .with_root_path(&cfg.runtime_root)
         .map_err(|e| error_chain(&e))?;
     // The seccomp profile precompiled and loaded by our executor, or left to libcontainer.
-    let prepared = match crate::seccomp::cache_dir(&cfg.runtime_root) {
+    let mut prepared = match crate::seccomp::cache_dir(&cfg.runtime_root) {
         Some(cache) => {
             crate::seccomp::prepare(&cfg.bundle, &cfg.socket_dir().join("bundle"), &cache)
         }
@@ -353,17 +353,20 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
         .ok_or_else(|| "shim: container has no init pid".to_string())?;
     // Never start a container whose limits it could change itself (read-only cgroup mounts),
     // nor one whose binds propagate otherwise than asked (see `fixup`).
-    let fixed = Spec::load(prepared.bundle.join("config.json"))
-        .map_err(|e| format!("shim: reading the spec: {e}"))
-        .and_then(|spec| {
-            crate::fixup::apply(
-                init_pid.as_raw(),
-                &spec,
-                cfg.readonly_cgroups,
-                cfg.mount_cgroups_v1,
-            )
-            .map_err(|e| e.to_string())
-        });
+    let spec: Result<Spec, String> = match prepared.spec.take() {
+        Some(spec) => Ok(spec),
+        None => Spec::load(prepared.bundle.join("config.json"))
+            .map_err(|e| format!("shim: reading the spec: {e}")),
+    };
+    let fixed = spec.and_then(|spec| {
+        crate::fixup::apply(
+            init_pid.as_raw(),
+            &spec,
+            cfg.readonly_cgroups,
+            cfg.mount_cgroups_v1,
+        )
+        .map_err(|e| e.to_string())
+    });
     if let Err(e) = fixed {
         let _ = container.delete(true);
         if let Some(s) = &systemd {
