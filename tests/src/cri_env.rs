@@ -56,6 +56,11 @@ impl Env {
             }),
             ..Default::default()
         });
+        self.run_pod(cfg).await
+    }
+
+    /// RunPodSandbox of `cfg` as it is: the pod's id and config.
+    pub async fn run_pod(&mut self, cfg: api::PodSandboxConfig) -> (String, api::PodSandboxConfig) {
         let id = self
             .c
             .rt
@@ -93,10 +98,16 @@ impl Env {
         name: &str,
         sc: api::LinuxContainerSecurityContext,
     ) -> String {
-        let id = self
-            .create(pod, sleeper(name, sc))
-            .await
-            .expect("CreateContainer");
+        self.start(pod, sleeper(name, sc)).await
+    }
+
+    /// Creates and starts a container from `cfg`.
+    pub async fn start(
+        &mut self,
+        pod: &(String, api::PodSandboxConfig),
+        cfg: api::ContainerConfig,
+    ) -> String {
+        let id = self.create(pod, cfg).await.expect("CreateContainer");
         self.c
             .rt
             .start_container(api::StartContainerRequest {

@@ -63,21 +63,6 @@ fn with_mounts(name: &str, mounts: Vec<api::Mount>, privileged: bool) -> api::Co
     cfg
 }
 
-async fn start(
-    e: &mut Env,
-    pod: &(String, api::PodSandboxConfig),
-    cfg: api::ContainerConfig,
-) -> String {
-    let id = e.create(pod, cfg).await.expect("CreateContainer");
-    e.c.rt
-        .start_container(api::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .expect("StartContainer");
-    id
-}
-
 #[tokio::test]
 async fn mount_propagation() {
     if !ready() {
@@ -104,32 +89,32 @@ async fn mount_propagation() {
             &[],
         )
         .await;
-    let private = start(
-        &mut e,
-        &pod,
-        with_mounts("priv", vec![bind(&src, "/m", PropagationPrivate)], false),
-    )
-    .await;
-    let slave = start(
-        &mut e,
-        &pod,
-        with_mounts(
-            "slave",
-            vec![bind(&src, "/m", PropagationHostToContainer)],
-            false,
-        ),
-    )
-    .await;
-    let shared = start(
-        &mut e,
-        &pod,
-        with_mounts(
-            "shared",
-            vec![bind(&src, "/m", PropagationBidirectional)],
-            true,
-        ),
-    )
-    .await;
+    let private = e
+        .start(
+            &pod,
+            with_mounts("priv", vec![bind(&src, "/m", PropagationPrivate)], false),
+        )
+        .await;
+    let slave = e
+        .start(
+            &pod,
+            with_mounts(
+                "slave",
+                vec![bind(&src, "/m", PropagationHostToContainer)],
+                false,
+            ),
+        )
+        .await;
+    let shared = e
+        .start(
+            &pod,
+            with_mounts(
+                "shared",
+                vec![bind(&src, "/m", PropagationBidirectional)],
+                true,
+            ),
+        )
+        .await;
 
     // A mount made on the host after the containers started.
     let from_host = src.join("from-host");
@@ -200,7 +185,9 @@ async fn readonly_mounts() {
                   if touch /m/sub/f 2>/dev/null; then echo sub-rw; else echo sub-ro; fi";
 
     // Non-recursive: the top is read-only, the submount below it is not.
-    let plain = start(&mut e, &pod, with_mounts("plain", vec![ro(false)], false)).await;
+    let plain = e
+        .start(&pod, with_mounts("plain", vec![ro(false)], false))
+        .await;
     assert_eq!(e.out(&plain, script).await, "sub-rw");
 
     // Recursive, where the runtime says it can.
@@ -296,7 +283,7 @@ async fn oom_killed_reason() {
         }),
         ..Default::default()
     });
-    let id = start(&mut e, &pod, cfg).await;
+    let id = e.start(&pod, cfg).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         let s =

@@ -29,21 +29,6 @@ fn server(name: &str, port: u16, reply: &str) -> api::ContainerConfig {
     )
 }
 
-async fn start(
-    e: &mut Env,
-    pod: &(String, api::PodSandboxConfig),
-    cfg: api::ContainerConfig,
-) -> String {
-    let id = e.create(pod, cfg).await.expect("CreateContainer");
-    e.c.rt
-        .start_container(api::StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .expect("StartContainer");
-    id
-}
-
 /// The pod's IP, from PodSandboxStatus.
 async fn pod_ip(e: &mut Env, pod: &str) -> String {
     e.c.rt
@@ -93,13 +78,13 @@ async fn containers_of_a_pod_share_its_network_and_have_their_own_logs_and_exec(
             &[],
         )
         .await;
-    let srv = start(&mut e, &pod, server("srv", 8080, "hello-from-srv")).await;
-    let cli = start(
-        &mut e,
-        &pod,
-        container_config("cli", "echo cli up; exec sleep 1000"),
-    )
-    .await;
+    let srv = e.start(&pod, server("srv", 8080, "hello-from-srv")).await;
+    let cli = e
+        .start(
+            &pod,
+            container_config("cli", "echo cli up; exec sleep 1000"),
+        )
+        .await;
     // The client container reaches the server container on the pod's loopback.
     let mut got = String::new();
     for _ in 0..30 {
@@ -252,19 +237,9 @@ async fn port_mapping_with_a_host_port_and_with_the_container_port_only() {
             host_ip: String::new(),
         },
     ];
-    let id =
-        e.c.rt
-            .run_pod_sandbox(api::RunPodSandboxRequest {
-                config: Some(cfg.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("RunPodSandbox")
-            .into_inner()
-            .pod_sandbox_id;
-    let pod = (id, cfg);
-    start(&mut e, &pod, server("web", 8080, "via-host-port")).await;
-    start(&mut e, &pod, server("other", 9090, "via-pod-ip")).await;
+    let pod = e.run_pod(cfg).await;
+    e.start(&pod, server("web", 8080, "via-host-port")).await;
+    e.start(&pod, server("other", 9090, "via-pod-ip")).await;
     let ip = pod_ip(&mut e, &pod.0).await;
     assert!(!ip.is_empty(), "the pod has an IP");
     // The node's address on the pod network (the bridge's gateway) and the host port.
