@@ -204,3 +204,16 @@ pub fn container_config(name: &str, script: &str) -> api::ContainerConfig {
         ..Default::default()
     }
 }
+
+/// ContainerStatus of `id` (not verbose).
+pub async fn status(c: &mut CriClient, id: &str) -> api::ContainerStatus {
+    c.rt.container_status(api::ContainerStatusRequest {
+        container_id: id.into(),
+        verbose: false,
+    })
+    .await
+    .expect("ContainerStatus")
+    .into_inner()
+    .status
+    .expect("status")
+}

@@ -58,18 +58,6 @@ async fn create(
     .map(|r| r.into_inner().container_id)
 }
 
-async fn status(c: &mut CriClient, id: &str) -> api::ContainerStatus {
-    c.rt.container_status(api::ContainerStatusRequest {
-        container_id: id.into(),
-        verbose: false,
-    })
-    .await
-    .expect("ContainerStatus")
-    .into_inner()
-    .status
-    .expect("status")
-}
-
 async fn pod_status(c: &mut CriClient, id: &str) -> api::PodSandboxStatus {
     c.rt.pod_sandbox_status(api::PodSandboxStatusRequest {
         pod_sandbox_id: id.into(),

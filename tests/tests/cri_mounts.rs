@@ -286,17 +286,7 @@ async fn oom_killed_reason() {
     let id = e.start(&pod, cfg).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
-        let s =
-            e.c.rt
-                .container_status(api::ContainerStatusRequest {
-                    container_id: id.clone(),
-                    verbose: false,
-                })
-                .await
-                .expect("ContainerStatus")
-                .into_inner()
-                .status
-                .expect("status");
+        let s = status(&mut e.c, &id).await;
         if s.state == api::ContainerState::ContainerExited as i32 {
             break s;
         }

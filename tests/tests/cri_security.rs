@@ -240,19 +240,11 @@ async fn run_as_user_group_and_supplemental_groups() {
 
 /// The identity ContainerStatus reports: (uid, gid, supplemental groups).
 async fn status_user(e: &mut Env, id: &str) -> (i64, i64, Vec<i64>) {
-    let u =
-        e.c.rt
-            .container_status(api::ContainerStatusRequest {
-                container_id: id.into(),
-                verbose: false,
-            })
-            .await
-            .expect("ContainerStatus")
-            .into_inner()
-            .status
-            .and_then(|s| s.user)
-            .and_then(|u| u.linux)
-            .expect("ContainerStatus.user");
+    let u = status(&mut e.c, id)
+        .await
+        .user
+        .and_then(|u| u.linux)
+        .expect("ContainerStatus.user");
     (u.uid, u.gid, u.supplemental_groups)
 }
 
