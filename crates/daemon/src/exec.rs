@@ -292,11 +292,9 @@ impl Daemon {
             .get(&e.container_id)
             .ok_or_else(|| no_such_container(&e.container_id))?;
         let spec_path = self.runtime.bundle_dir(&c.id).join("config.json");
-        let raw = std::fs::read(&spec_path)
-            .or_else(|err| {
-                std::fs::read(self.runtime.legacy_bundle_dir(&c.id).join("config.json"))
-                    .map_err(|_| err)
-            })
+        let raw = self
+            .runtime
+            .read_spec(&c.id)
             .map_err(|err| internal(format!("reading {}: {err}", spec_path.display())))?;
         let oci: oci_spec::runtime::Spec = serde_json::from_slice(&raw).map_err(internal)?;
         let base = oci

@@ -56,8 +56,16 @@ impl Runtime {
         self.run_dir(id).join("spec")
     }
     /// Where berth before 2026-12-07 kept the bundle (a container it started may still run).
-    pub fn legacy_bundle_dir(&self, id: &str) -> PathBuf {
+    fn legacy_bundle_dir(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("bundle")
+    }
+    /// The `config.json` the container's last start was given: from [`Self::bundle_dir`], else
+    /// from [`Self::legacy_bundle_dir`] (a container an earlier berth started). The error is
+    /// the first place's.
+    pub fn read_spec(&self, id: &str) -> std::io::Result<Vec<u8>> {
+        std::fs::read(self.bundle_dir(id).join("config.json")).or_else(|err| {
+            std::fs::read(self.legacy_bundle_dir(id).join("config.json")).map_err(|_| err)
+        })
     }
     /// Runtime state the shim hands over lives in the exec root (a tmpfs in real deployments,
     /// as `/run/containerd` is): the exit status of a process that ended while berthd was away

@@ -120,8 +120,8 @@ impl PodService {
     /// The identity the container's process started with, from the spec of its last start
     /// (none before its first).
     fn container_user(&self, id: &str) -> Option<api::ContainerUser> {
-        let path = self.daemon.runtime.bundle_dir(id).join("config.json");
-        let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let spec: serde_json::Value =
+            serde_json::from_slice(&self.daemon.runtime.read_spec(id).ok()?).ok()?;
         let user = &spec["process"]["user"];
         let id_of = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
         Some(api::ContainerUser {
