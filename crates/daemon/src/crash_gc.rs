@@ -201,7 +201,9 @@ impl Daemon {
             if layers.contains(&name) || !old_enough(&e.path()) {
                 // An init layer cut while it was being made (`initlayer::with_init_layer`).
                 for t in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
-                    if t.file_name().to_string_lossy().starts_with("init.tmp-")
+                    if t.file_name()
+                        .to_string_lossy()
+                        .starts_with(crate::initlayer::INIT_TMP_PREFIX)
                         && old_enough(&t.path())
                     {
                         let _ = std::fs::remove_dir_all(t.path());

@@ -42,6 +42,10 @@ const INIT_ENTRIES: &[(&str, Option<&str>)] = &[
     ("etc/mtab", Some("/proc/mounts")),
 ];
 
+/// How a shared init layer being made is named in its layer's directory (`init.tmp-<pid>-<ns>`),
+/// until it is renamed to `init`; one left by a crash is collected (`crash_gc`).
+pub(crate) const INIT_TMP_PREFIX: &str = "init.tmp-";
+
 /// A container's own init layer directory (next to its `upper` directory).
 pub(crate) fn init_dir(upper: &Path) -> PathBuf {
     upper.with_file_name("init")
@@ -56,7 +60,7 @@ pub(crate) fn with_init_layer(init: PathBuf, lowers: Vec<PathBuf>) -> io::Result
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let tmp = init.with_file_name(format!("init.tmp-{}-{nanos}", std::process::id()));
+        let tmp = init.with_file_name(format!("{INIT_TMP_PREFIX}{}-{nanos}", std::process::id()));
         std::fs::create_dir(&tmp)?;
         let made = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
             .and_then(|()| populate(&tmp, &lowers))
