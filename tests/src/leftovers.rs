@@ -115,10 +115,10 @@ pub(crate) fn remove_cgroups(parent: &str) {
 /// `/var/tmp/berth-test-7-1` must not take `/var/tmp/berth-test-7-10`'s mounts (another test's
 /// daemon, still running) with it.
 fn mount_points_under(mountinfo: &str, root: &Path) -> Vec<String> {
-    let mut points: Vec<String> = mountinfo
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
-        .filter(|p| Path::new(p).starts_with(root))
+    let mut points: Vec<String> = berth_sys::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter(|e| e.mount_point.starts_with(root))
+        .map(|e| e.mount_point.to_string_lossy().into_owned())
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     points
@@ -153,6 +153,12 @@ mod tests {
                 "/var/tmp/berth-test-7-1/exec/netns/c",
                 "/var/tmp/berth-test-7-1",
             ]
+        );
+        // A bind whose path has a space is unmounted by its real name.
+        let spaced = "40 25 0:34 / /var/tmp/berth-test-7-1/my\\040dir rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_points_under(spaced, Path::new("/var/tmp/berth-test-7-1")),
+            vec!["/var/tmp/berth-test-7-1/my dir"]
         );
     }
 }

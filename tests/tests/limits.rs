@@ -554,13 +554,15 @@ fn other_limits_reach_the_container() {
 /// The host's cgroup2 mount as mountinfo shows it: its mount point and super options.
 fn cgroup2_mount() -> Option<(String, Vec<String>)> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        let (head, tail) = l.split_once(" - ")?;
-        let mut t = tail.split(' ');
-        (t.next()? == "cgroup2").then_some(())?;
-        let opts = t.nth(1)?.split(',').map(str::to_string).collect();
-        Some((head.split(' ').nth(4)?.to_string(), opts))
-    })
+    berth_sys::mountinfo::parse(&info)
+        .into_iter()
+        .find(|e| e.fstype == "cgroup2")
+        .map(|e| {
+            (
+                e.mount_point.to_string_lossy().into_owned(),
+                e.super_options,
+            )
+        })
 }
 
 /// Puts the cgroup2 mount's options back as they were (the flag is host-wide).
