@@ -49,6 +49,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement below is prepared once and kept (about twenty distinct ones).
+        conn.set_prepared_statement_cache_capacity(32);
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS images (id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -100,7 +102,8 @@ impl Store {
     fn exists(&self, table: &str, key: &str, value: &str) -> Result<bool> {
         let q = format!("SELECT 1 FROM {table} WHERE {key} = ?1");
         self.with_reserve(false, |c| {
-            Ok(c.query_row(&q, params![value], |_| Ok(()))
+            Ok(c.prepare_cached(&q)?
+                .query_row(params![value], |_| Ok(()))
                 .optional()?
                 .is_some())
         })
@@ -124,18 +127,19 @@ impl Store {
         let data = Self::encode(id, record)?;
         let update = self.exists("containers", "id", id)?;
         self.with_reserve(update, |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO containers (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
-                params![id, name, data],
-            )?;
+            )?
+            .execute(params![id, name, data])?;
             Ok(())
         })
     }
 
     pub fn delete_container(&self, id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+            c.prepare_cached("DELETE FROM containers WHERE id = ?1")?
+                .execute(params![id])?;
             Ok(())
         })
     }
@@ -147,7 +151,7 @@ impl Store {
     /// Decodes every `(id, data)` row a query returns.
     fn all<T: DeserializeOwned>(&self, query: &str) -> Result<Vec<T>> {
         self.with(|c| {
-            let mut stmt = c.prepare(query)?;
+            let mut stmt = c.prepare_cached(query)?;
             let rows =
                 stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             let mut out = Vec::new();
@@ -162,11 +166,11 @@ impl Store {
     pub fn put_network<T: Serialize>(&self, id: &str, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
         self.with_reserve(false, |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO networks (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
-                params![id, name, data],
-            )?;
+            )?
+            .execute(params![id, name, data])?;
             Ok(())
         })
     }
@@ -175,11 +179,10 @@ impl Store {
     pub fn delete_network(&self, id: &str) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
-            tx.execute("DELETE FROM networks WHERE id = ?1", params![id])?;
-            tx.execute(
-                "DELETE FROM network_attachments WHERE network_id = ?1",
-                params![id],
-            )?;
+            tx.prepare_cached("DELETE FROM networks WHERE id = ?1")?
+                .execute(params![id])?;
+            tx.prepare_cached("DELETE FROM network_attachments WHERE network_id = ?1")?
+                .execute(params![id])?;
             tx.commit()?;
             Ok(())
         })
@@ -200,9 +203,8 @@ impl Store {
     ) -> Result<()> {
         let data = Self::encode(container_id, record)?;
         self.with_reserve(false, |c| {
-            c.execute(
-                "INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data",
+            c.prepare_cached("INSERT INTO network_attachments (container_id, network_id, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(container_id, network_id) DO UPDATE SET data = excluded.data")?.execute(
                 params![container_id, network_id, data],
             )?;
             Ok(())
@@ -212,12 +214,10 @@ impl Store {
     pub fn delete_attachment(&self, container_id: &str, network_id: Option<&str>) -> Result<()> {
         self.with(|c| {
             match network_id {
-                Some(n) => c.execute(
-                    "DELETE FROM network_attachments WHERE container_id = ?1 AND network_id = ?2",
+                Some(n) => c.prepare_cached("DELETE FROM network_attachments WHERE container_id = ?1 AND network_id = ?2")?.execute(
                     params![container_id, n],
                 )?,
-                None => c.execute(
-                    "DELETE FROM network_attachments WHERE container_id = ?1",
+                None => c.prepare_cached("DELETE FROM network_attachments WHERE container_id = ?1")?.execute(
                     params![container_id],
                 )?,
             };
@@ -244,8 +244,7 @@ impl Store {
     pub fn put_image<T: Serialize>(&self, id: &str, record: &T) -> Result<()> {
         let data = Self::encode(id, record)?;
         self.with_reserve(false, |c| {
-            c.execute(
-                "INSERT INTO images (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            c.prepare_cached("INSERT INTO images (id, data) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET data = excluded.data")?.execute(
                 params![id, data],
             )?;
             Ok(())
@@ -258,12 +257,9 @@ impl Store {
 
     pub fn image<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
         let data: Option<String> = self.with(|c| {
-            Ok(
-                c.query_row("SELECT data FROM images WHERE id = ?1", params![id], |r| {
-                    r.get(0)
-                })
-                .optional()?,
-            )
+            Ok(c.prepare_cached("SELECT data FROM images WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?)
         })?;
         data.map(|d| Self::decode(id, &d)).transpose()
     }
@@ -271,7 +267,8 @@ impl Store {
     /// Deletes an image and (by cascade) its tags.
     pub fn delete_image(&self, id: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM images WHERE id = ?1", params![id])?;
+            c.prepare_cached("DELETE FROM images WHERE id = ?1")?
+                .execute(params![id])?;
             Ok(())
         })
     }
@@ -280,12 +277,10 @@ impl Store {
     pub fn set_tag(&self, name: &str, image_id: &str, created: &str) -> Result<Option<String>> {
         self.with_reserve(false, |c| {
             let tx = c.transaction()?;
-            let old: Option<String> = tx
-                .query_row("SELECT image_id FROM tags WHERE name = ?1", params![name], |r| r.get(0))
+            let old: Option<String> = tx.prepare_cached("SELECT image_id FROM tags WHERE name = ?1")?.query_row( params![name], |r| r.get(0))
                 .optional()?;
-            tx.execute(
-                "INSERT INTO tags (name, image_id, created) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
+            tx.prepare_cached("INSERT INTO tags (name, image_id, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created")?.execute(
                 params![name, image_id, created],
             )?;
             tx.commit()?;
@@ -294,24 +289,28 @@ impl Store {
     }
 
     pub fn delete_tag(&self, name: &str) -> Result<bool> {
-        self.with(|c| Ok(c.execute("DELETE FROM tags WHERE name = ?1", params![name])? > 0))
+        self.with(|c| {
+            Ok(c.prepare_cached("DELETE FROM tags WHERE name = ?1")?
+                .execute(params![name])?
+                > 0)
+        })
     }
 
     pub fn tag_target(&self, name: &str) -> Result<Option<String>> {
         self.with(|c| {
-            Ok(c.query_row(
-                "SELECT image_id FROM tags WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
+            Ok(
+                c.prepare_cached("SELECT image_id FROM tags WHERE name = ?1")?
+                    .query_row(params![name], |r| r.get(0))
+                    .optional()?,
             )
-            .optional()?)
         })
     }
 
     /// All tags as (name, image id, created), ordered by name.
     pub fn tags(&self) -> Result<Vec<(String, String, String)>> {
         self.with(|c| {
-            let mut stmt = c.prepare("SELECT name, image_id, created FROM tags ORDER BY name")?;
+            let mut stmt =
+                c.prepare_cached("SELECT name, image_id, created FROM tags ORDER BY name")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             Ok(rows.collect::<std::result::Result<Vec<_>, _>>()?)
         })
@@ -322,8 +321,7 @@ impl Store {
     pub fn put_volume<T: Serialize>(&self, name: &str, record: &T) -> Result<()> {
         let data = Self::encode(name, record)?;
         self.with_reserve(false, |c| {
-            c.execute(
-                "INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data",
+            c.prepare_cached("INSERT INTO volumes (name, data) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET data = excluded.data")?.execute(
                 params![name, data],
             )?;
             Ok(())
@@ -336,19 +334,19 @@ impl Store {
 
     pub fn volume<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let data: Option<String> = self.with(|c| {
-            Ok(c.query_row(
-                "SELECT data FROM volumes WHERE name = ?1",
-                params![name],
-                |r| r.get(0),
+            Ok(
+                c.prepare_cached("SELECT data FROM volumes WHERE name = ?1")?
+                    .query_row(params![name], |r| r.get(0))
+                    .optional()?,
             )
-            .optional()?)
         })?;
         data.map(|d| Self::decode(name, &d)).transpose()
     }
 
     pub fn delete_volume(&self, name: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("DELETE FROM volumes WHERE name = ?1", params![name])?;
+            c.prepare_cached("DELETE FROM volumes WHERE name = ?1")?
+                .execute(params![name])?;
             Ok(())
         })
     }

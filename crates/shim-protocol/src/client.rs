@@ -65,9 +65,10 @@ impl ShimClient {
         self.call(&Request::State).await
     }
 
-    /// Runs the user's command.
-    pub async fn start(&self) -> Result<(), ClientError> {
-        self.call(&Request::Start).await.map(drop)
+    /// Runs the user's command. The answer carries the process's `pid` and `started_at`, as
+    /// `state` would (a shim of an earlier berth answered with neither).
+    pub async fn start(&self) -> Result<Response, ClientError> {
+        self.call(&Request::Start).await
     }
 
     /// Sends `signal` to the init process, or to every process of the container when `all`.

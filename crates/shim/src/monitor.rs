@@ -561,7 +561,12 @@ impl Monitor {
                 return Response::err(format!("write {}: {e}", self.cfg.state_file.display()));
             }
         }
-        Response::ok()
+        // What the daemon records for the start, so that it need not ask `state` after.
+        Response {
+            pid: Some(state.pid),
+            started_at: Some(state.started_at),
+            ..Response::ok()
+        }
     }
 
     fn kill(&self, signal: i32, all: bool) -> Response {

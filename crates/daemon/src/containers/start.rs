@@ -119,19 +119,27 @@ impl Daemon {
                 _ => tracing::debug!(container = %id, "an attach before start never connected"),
             }
         }
-        if let Err(e) = client.start().await {
-            let _ = client.kill(9, true).await;
-            self.runtime.unmount_rootfs(&id);
-            let msg = format!("failed to start container: {e}");
-            self.record_start_failure(&id, &msg, None).await;
-            return Err(ApiError::internal(msg));
-        }
-        let (pid, started_at) = match client.state().await {
-            Ok(s) => (
-                s.pid.unwrap_or(0) as i64,
-                s.started_at.unwrap_or_else(now_rfc3339),
-            ),
-            Err(_) => (0, now_rfc3339()),
+        let started = match client.start().await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = client.kill(9, true).await;
+                self.runtime.unmount_rootfs(&id);
+                let msg = format!("failed to start container: {e}");
+                self.record_start_failure(&id, &msg, None).await;
+                return Err(ApiError::internal(msg));
+            }
+        };
+        // The shim answers the start with the process's pid and start time; one of an earlier
+        // berth did not, and is asked.
+        let (pid, started_at) = match (started.pid, started.started_at) {
+            (Some(pid), Some(at)) => (pid as i64, at),
+            _ => match client.state().await {
+                Ok(s) => (
+                    s.pid.unwrap_or(0) as i64,
+                    s.started_at.unwrap_or_else(now_rfc3339),
+                ),
+                Err(_) => (0, now_rfc3339()),
+            },
         };
         // The process runs now, whether or not the database can take it (a full disk).
         self.update_observed(&id, |c| {

@@ -19,7 +19,11 @@ async fn create_start_stop_remove() {
     let rootfs = t.d.runtime.rootfs(&id);
     assert!(t.fake.is_mounted(&rootfs), "rootfs mounted at start");
     let shim = t.fake.shim(&id).expect("a shim");
-    assert_eq!(shim.requests(), ["start", "state"]);
+    assert_eq!(shim.requests(), ["start"], "the start's answer has the pid");
+    assert_eq!(
+        t.d.get(&id).unwrap().state.pid,
+        crate::host::fake::FAKE_PID as i64
+    );
     t.d.container_stop(&id, None, Some(10)).await.expect("stop");
     t.wait_status(&id, Status::Exited).await;
     let c = t.d.get(&id).unwrap();
@@ -35,6 +39,26 @@ async fn create_start_stop_remove() {
         .expect("remove");
     assert!(t.d.get(&id).is_none());
     assert_eq!(t.fake.mounts(), 0);
+}
+
+#[tokio::test]
+async fn a_start_answered_without_the_pid_asks_the_shim_for_its_state() {
+    let t = TestDaemon::new().await;
+    t.fake.set_behaviour(Behaviour {
+        start_answers_nothing: true,
+        ..Behaviour::default()
+    });
+    let id = t.create("older-shim", |_| {}).await;
+    t.d.container_start(&id).await.expect("start");
+    let shim = t.fake.shim(&id).expect("a shim");
+    assert_eq!(shim.requests(), ["start", "state"]);
+    let c = t.d.get(&id).unwrap();
+    assert_eq!(c.state.pid, crate::host::fake::FAKE_PID as i64);
+    assert!(
+        !c.state.started_at.starts_with("0001"),
+        "{}",
+        c.state.started_at
+    );
 }
 
 #[tokio::test]

@@ -34,6 +34,8 @@ pub(crate) struct Behaviour {
     /// What every exec prints on stdout, and its exit code.
     pub exec_output: Vec<u8>,
     pub exec_exit: i32,
+    /// `start` answers without the process's pid and start time (a shim of an earlier berth).
+    pub start_answers_nothing: bool,
 }
 
 #[derive(Debug)]
@@ -232,19 +234,28 @@ impl FakeShim {
                 if let Some(msg) = &self.behaviour.start_error {
                     return Response::err(msg.clone());
                 }
-                {
+                let started_at = {
                     let mut p = lock(&self.process);
                     if p.status != Status::Created {
                         return Response::err("container already started");
                     }
                     p.status = Status::Running;
-                    p.started_at = Some(format_timestamp(std::time::SystemTime::now()));
-                }
+                    let at = format_timestamp(std::time::SystemTime::now());
+                    p.started_at = Some(at.clone());
+                    at
+                };
                 self.write_output();
                 if let Some(code) = self.behaviour.exit_at_start {
                     self.exit(code);
                 }
-                Response::ok()
+                if self.behaviour.start_answers_nothing {
+                    return Response::ok();
+                }
+                Response {
+                    pid: Some(FAKE_PID),
+                    started_at: Some(started_at),
+                    ..Response::ok()
+                }
             }
             Request::Kill { signal, .. } => {
                 if lock(&self.process).status == Status::Exited {
