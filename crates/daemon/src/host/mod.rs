@@ -25,6 +25,7 @@ use berth_shim_protocol::{ShimConfig, StartError};
 use crate::userns_remap::IdMap;
 
 pub mod cgroup_lock;
+pub(crate) mod pool;
 mod real;
 
 #[cfg(test)]
