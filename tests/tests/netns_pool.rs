@@ -58,6 +58,29 @@ fn pooled_namespaces_serve_bridge_starts_and_leave_nothing_behind() {
         assert!(text.contains(&format!("inet {prefix}.")), "{text}");
         assert!(text.contains("UP"), "lo is up: {text}");
     }
+    // `--network none` joins a ready namespace too: only `lo`, up, nothing of the host's.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let text = ok_trimmed(&out, "run --network none");
+    let links: Vec<&str> = text.lines().collect();
+    assert_eq!(links.len(), 1, "{text}");
+    assert!(
+        links[0].contains(": lo:") && links[0].contains("UP"),
+        "{text}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || ready(&d, 2)),
+        "refilled: {:?}",
+        entries(&d)
+    );
     // A container started from the pool keeps its namespace at the usual place.
     assert_ok(
         &d.docker(&["run", "-d", "--name", "web", "busybox", "sleep", "300"]),

@@ -288,6 +288,13 @@ impl NetService {
         })
     }
 
+    /// A ready namespace pinned at the container's usual path, for a container with nothing
+    /// to plumb (`--network none`); `None` when the pool had none.
+    pub(crate) fn pin_spare(&self, id: &str) -> Option<PathBuf> {
+        let ns = self.netns_path(id);
+        self.netns_pool.take_into(&ns).then_some(ns)
+    }
+
     /// Lets go of the namespaces made ahead of need (graceful shutdown).
     pub(crate) fn drain_pools(&self) {
         self.netns_pool.drain();

@@ -111,3 +111,32 @@ async fn shutdown_and_a_restart_leave_no_pooled_namespace() {
     assert!(left.is_empty(), "nothing left after shutdown: {left:?}");
     assert!(left.iter().all(|p| !is_netns(&t, p)));
 }
+
+#[tokio::test]
+async fn a_container_without_a_network_joins_a_ready_namespace() {
+    let t = pooled(1).await;
+    until("the pool filled", || made_in_pool(&t).len() == 1).await;
+    let id = t.run("quiet", |hc| hc.network_mode = "none".into()).await;
+    let ns = t.d.net.netns_path(&id);
+    assert!(is_netns(&t, &ns), "{:?}", t.fake.calls());
+    let spec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.d.runtime.bundle_dir(&id).join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let net = spec["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["type"] == "network")
+        .cloned()
+        .expect("a network namespace");
+    assert_eq!(net["path"], ns.display().to_string(), "{spec}");
+    t.fake.shim(&id).unwrap().exit(0);
+    until("released at the exit", || !is_netns(&t, &ns)).await;
+
+    // Without a ready one the runtime makes it, as before.
+    let t = pooled(0).await;
+    let id = t.run("quiet", |hc| hc.network_mode = "none".into()).await;
+    let spec = std::fs::read_to_string(t.d.runtime.bundle_dir(&id).join("config.json")).unwrap();
+    assert!(!spec.contains("/netns/"), "{spec}");
+}
