@@ -20,7 +20,7 @@ fn made_in_pool(t: &TestDaemon) -> Vec<String> {
     t.fake
         .calls()
         .into_iter()
-        .filter(|c| c.starts_with(&format!("netns_create {}", pool.display())))
+        .filter(|c| c.starts_with(&format!("netns_create_lo_up {}", pool.display())))
         .collect()
 }
 
@@ -40,7 +40,7 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 async fn a_start_on_the_bridge_takes_a_ready_namespace_and_the_pool_refills() {
     let t = pooled(1).await;
     until("the pool filled", || made_in_pool(&t).len() == 1).await;
-    let pooled_path = made_in_pool(&t)[0]["netns_create ".len()..].to_string();
+    let pooled_path = made_in_pool(&t)[0]["netns_create_lo_up ".len()..].to_string();
     let id = t.run("web", |hc| hc.network_mode = "bridge".into()).await;
     let ns = t.d.net.netns_path(&id);
     let calls = t.fake.calls();
@@ -97,7 +97,7 @@ async fn shutdown_and_a_restart_leave_no_pooled_namespace() {
     // A daemon killed with its pool full: the next one clears what it finds first.
     let d2 = t.reopen().await;
     for c in made_in_pool(&t).iter().take(2) {
-        let path = &c["netns_create ".len()..];
+        let path = &c["netns_create_lo_up ".len()..];
         assert!(
             t.fake.calls().contains(&format!("netns_remove {path}")),
             "left-over {path} removed at the next start"
@@ -131,6 +131,11 @@ async fn a_container_without_a_network_joins_a_ready_namespace() {
         .cloned()
         .expect("a network namespace");
     assert_eq!(net["path"], ns.display().to_string(), "{spec}");
+    assert_eq!(
+        t.fake.count("loopback_up"),
+        0,
+        "the pool's namespaces have lo up"
+    );
     t.fake.shim(&id).unwrap().exit(0);
     until("released at the exit", || !is_netns(&t, &ns)).await;
 
@@ -139,4 +144,9 @@ async fn a_container_without_a_network_joins_a_ready_namespace() {
     let id = t.run("quiet", |hc| hc.network_mode = "none".into()).await;
     let spec = std::fs::read_to_string(t.d.runtime.bundle_dir(&id).join("config.json")).unwrap();
     assert!(!spec.contains("/netns/"), "{spec}");
+    assert_eq!(
+        t.fake.count("loopback_up"),
+        1,
+        "lo brought up in the runtime's namespace"
+    );
 }
