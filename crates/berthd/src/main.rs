@@ -71,6 +71,10 @@ struct Args {
     /// Interface name of the default bridge (`none` disables it).
     #[arg(short = 'b', long)]
     bridge: Option<String>,
+    /// How many network namespaces wait made ahead of need for containers on bridge networks,
+    /// so a start skips making one (0: none) [default: 2].
+    #[arg(long = "netns-pool", value_name = "N")]
+    netns_pool: Option<usize>,
     /// The default bridge's address and subnet (CIDR), e.g. 172.30.0.1/16.
     #[arg(long)]
     bip: Option<String>,
@@ -165,6 +169,7 @@ struct FileConfig {
     log_driver: Option<String>,
     log_opts: std::collections::BTreeMap<String, String>,
     bridge: Option<String>,
+    netns_pool: Option<usize>,
     bip: Option<String>,
     insecure_registries: Vec<String>,
     registry_mirrors: Vec<String>,
@@ -516,6 +521,7 @@ fn main() -> Result<()> {
             .bip
             .or(file.bip)
             .unwrap_or_else(|| "172.30.0.1/16".to_string()),
+        netns_pool: args.netns_pool.or(file.netns_pool).unwrap_or(2),
         insecure_registries: [args.insecure_registries, file.insecure_registries].concat(),
         registry_mirrors: [args.registry_mirrors, file.registry_mirrors].concat(),
         registry_certs_dir: args
@@ -792,6 +798,7 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     idle_memory.abort();
+    daemon.shutdown();
     if let Some(cri) = cri {
         cri.stop();
         let _ = tokio::time::timeout(Duration::from_secs(2), cri.server).await;

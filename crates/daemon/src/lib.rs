@@ -95,6 +95,9 @@ pub struct DaemonConfig {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary.
     pub shim_path: PathBuf,
+    /// How many network namespaces are kept made ahead of need for containers on a bridge
+    /// network (`--netns-pool`; 0: none).
+    pub netns_pool: usize,
     /// Parent cgroup of every container (`/berth/<id>`).
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
@@ -235,6 +238,12 @@ pub enum OpenError {
 }
 
 impl Daemon {
+    /// Lets go of what the daemon made ahead of need (pooled network namespaces) before
+    /// berthd exits; running containers are left alone.
+    pub fn shutdown(&self) {
+        self.net.drain_pools();
+    }
+
     /// Opens (or creates) the data root and restores containers left by an earlier run.
     pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, OpenError> {
         Daemon::open_with(cfg, host::Host::real()).await

@@ -23,6 +23,7 @@ mod dns;
 mod error;
 mod gateway;
 mod memberships;
+mod netns_pool;
 mod restore;
 mod rules;
 
@@ -130,6 +131,8 @@ pub(crate) struct NetService {
     ip_forward: bool,
     /// A rootless daemon's port driver: published ports also open on the host.
     pub(crate) port_driver: Option<std::sync::Arc<dyn crate::rootless::PortDriver>>,
+    /// Namespaces made ahead of need (`--netns-pool`).
+    netns_pool: netns_pool::NetnsPool,
 }
 
 /// What a started container's spec and /etc files need from its network setup.
@@ -271,6 +274,7 @@ impl NetService {
                 timeout: std::time::Duration::from_secs(3),
             },
             ops: links,
+            netns_pool: netns_pool::NetnsPool::new(&cfg.exec_root, netns.clone(), cfg.netns_pool),
             netns,
             firewall,
             table,
@@ -282,6 +286,18 @@ impl NetService {
             ip_forward: cfg.ip_forward,
             port_driver: cfg.rootless.as_ref().map(|r| r.port_driver.clone()),
         })
+    }
+
+    /// A ready namespace pinned at the container's usual path, for a container with nothing
+    /// to plumb (`--network none`); `None` when the pool had none.
+    pub(crate) fn pin_spare(&self, id: &str) -> Option<PathBuf> {
+        let ns = self.netns_path(id);
+        self.netns_pool.take_into(&ns).then_some(ns)
+    }
+
+    /// Lets go of the namespaces made ahead of need (graceful shutdown).
+    pub(crate) fn drain_pools(&self) {
+        self.netns_pool.drain();
     }
 
     pub(crate) fn netns_path(&self, id: &str) -> PathBuf {
@@ -411,6 +427,7 @@ impl NetService {
         let ns = self.netns_path(&c.id);
         match existing {
             Some(from) => self.netns.pin(from, &ns),
+            None if self.netns_pool.take_into(&ns) => Ok(()),
             None => self.netns.create(&ns),
         }
         .map_err(|e| internal(format!("network namespace: {e}")))?;

@@ -12,6 +12,15 @@ use crate::{Error, Result};
 /// on a throwaway thread: no other task of the daemon ever runs inside it. The bind mount of
 /// the thread's `ns/net` file is what keeps the namespace alive once the thread is gone.
 pub fn create(path: &Path) -> Result<()> {
+    make(path, false)
+}
+
+/// [`create`], with the namespace's `lo` up (brought up by the same throwaway thread).
+pub fn create_with_lo_up(path: &Path) -> Result<()> {
+    make(path, true)
+}
+
+fn make(path: &Path, lo_up: bool) -> Result<()> {
     placeholder(path)?;
     let target = path.to_path_buf();
     let res = std::thread::spawn(move || -> Result<()> {
@@ -19,6 +28,14 @@ pub fn create(path: &Path) -> Result<()> {
             what: "unshare(CLONE_NEWNET)".into(),
             source: e.into(),
         })?;
+        if lo_up {
+            crate::netlink::Conn::open()
+                .and_then(|mut nl| nl.set_up("lo"))
+                .map_err(|e| Error::Io {
+                    what: "bringing up lo in a new network namespace".into(),
+                    source: e.into_io(),
+                })?;
+        }
         let own = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
         nix::mount::mount(
             Some(own.as_str()),

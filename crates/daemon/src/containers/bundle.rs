@@ -86,6 +86,13 @@ impl Daemon {
             None
         };
         let pod_join = c.pod_join.as_ref();
+        // A container with a namespace of its own and nothing to plumb in it (`--network
+        // none`) joins a ready one from the pool, pinned at its usual path, instead of having
+        // the runtime make it; without one ready the runtime makes it as before.
+        let spare = match (&attached, remap, pod_join, hc.network_mode.as_str()) {
+            (None, None, None, "none") => self.net.pin_spare(id),
+            _ => None,
+        };
         let userns_path = match remap {
             Some(_) => joined
                 .as_ref()
@@ -102,7 +109,8 @@ impl Daemon {
                 .as_ref()
                 .map(|a| a.netns.as_path())
                 .or(joined.as_ref().map(|j| j.netns.as_path()))
-                .or(pod_join.and_then(|p| p.netns.as_deref())),
+                .or(pod_join.and_then(|p| p.netns.as_deref()))
+                .or(spare.as_deref()),
             pid_ns_path: ns_joins
                 .pid
                 .as_deref()

@@ -103,8 +103,12 @@ impl Daemon {
                 return Err(e);
             }
         }
-        // A namespace the network service plumbed has `lo` up already.
-        if c.host_config.network_mode != "host" && self.net.endpoints(&id).is_empty() {
+        // A namespace the network service plumbed, or one of its pool's (pinned at the
+        // container's path), has `lo` up already.
+        if c.host_config.network_mode != "host"
+            && self.net.endpoints(&id).is_empty()
+            && !self.net.netns.is_mounted(&self.net.netns_path(&id))
+        {
             if let Err(e) = self.runtime.ops.loopback_up(init_pid) {
                 tracing::warn!(container = %id, "bringing up lo: {e}");
             }

@@ -264,6 +264,16 @@ impl Netns for FakeHost {
         Ok(())
     }
 
+    fn create_with_lo_up(&self, path: &Path) -> io::Result<()> {
+        self.record("netns_create_lo_up", path.display())?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, b"")?;
+        lock(&self.namespaces).insert(path.to_owned());
+        Ok(())
+    }
+
     fn pin(&self, source: &Path, path: &Path) -> io::Result<()> {
         self.record(
             "netns_pin",

@@ -25,6 +25,7 @@ use berth_shim_protocol::{ShimConfig, StartError};
 use crate::userns_remap::IdMap;
 
 pub mod cgroup_lock;
+pub(crate) mod pool;
 mod real;
 
 #[cfg(test)]
@@ -74,6 +75,8 @@ pub trait Firewall: Send + Sync {
 /// Network namespaces pinned by a bind mount (a container's, at `<exec-root>/netns/<id>`).
 pub trait Netns: Send + Sync {
     fn create(&self, path: &Path) -> io::Result<()>;
+    /// [`Netns::create`] with the namespace's `lo` up (the pool's namespaces).
+    fn create_with_lo_up(&self, path: &Path) -> io::Result<()>;
     /// Pins the existing namespace `source` (a `/proc/<pid>/ns/net`) at `path`.
     fn pin(&self, source: &Path, path: &Path) -> io::Result<()>;
     fn is_mounted(&self, path: &Path) -> bool;

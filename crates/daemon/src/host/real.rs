@@ -73,6 +73,10 @@ impl Netns for Kernel {
         berth_network::netns::create(path).map_err(io::Error::other)
     }
 
+    fn create_with_lo_up(&self, path: &Path) -> io::Result<()> {
+        berth_network::netns::create_with_lo_up(path).map_err(io::Error::other)
+    }
+
     fn pin(&self, source: &Path, path: &Path) -> io::Result<()> {
         berth_network::netns::pin(source, path).map_err(io::Error::other)
     }

@@ -5,6 +5,7 @@
 mod exec_logs_events;
 mod images;
 mod inspect_restore;
+mod netns_pool;
 mod network_ports;
 mod networks;
 mod rootless;
