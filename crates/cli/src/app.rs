@@ -53,6 +53,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Show the berth version information
     Version(VersionArgs),
@@ -152,6 +153,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(volume::VolumeCreateArgs),
@@ -168,6 +170,7 @@ pub enum VolumeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
@@ -224,6 +227,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// List images
     #[command(visible_aliases = ["list"])]
@@ -254,6 +258,7 @@ pub enum ImageCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Get real time events from the server
     Events(EventsArgs),
