@@ -338,8 +338,11 @@ pub fn main_entry() -> i32 {
             return code;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a command is a few requests and streams that wait on I/O, nothing to run in
+    // parallel; worker threads only cost their start-up. Blocking reads of stdin and writes to
+    // stdout/stderr still go to tokio's blocking pool, so stdin keeps flowing to an attached
+    // container while its output is written.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -358,7 +361,8 @@ pub fn main_entry() -> i32 {
                 return 1;
             }
         };
-        let mut client = Client::new(host);
+        // A command's requests share keep-alive connections (`run` makes five).
+        let mut client = Client::new(host).reuse_connections();
         if let Some(tls) = tls_options(&cli, &|k| std::env::var(k).ok()) {
             client = match client.with_tls(&tls) {
                 Ok(c) => c,
