@@ -13,6 +13,7 @@ use crate::args::{
 use crate::commands::{
     build, container, image, network, prune, registry, resources, run, system, volume,
 };
+use crate::parse::Commands;
 use crate::util::{CliError, CmdResult, Ctx};
 
 #[derive(Parser, Debug)]
@@ -48,11 +49,14 @@ pub struct Cli {
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
     pub version: Option<bool>,
+    /// The command: the whole set, or only the invoked one when parsed by
+    /// [`crate::parse::parse_args`].
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: Commands,
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Cmd {
     /// Show the berth version information
     Version(VersionArgs),
@@ -152,6 +156,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume
     Create(volume::VolumeCreateArgs),
@@ -168,6 +173,7 @@ pub enum VolumeCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
@@ -224,6 +230,7 @@ pub enum ContainerCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// List images
     #[command(visible_aliases = ["list"])]
@@ -254,6 +261,7 @@ pub enum ImageCmd {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Get real time events from the server
     Events(EventsArgs),
@@ -320,7 +328,7 @@ pub fn tls_options(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Option<Tl
 
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main_entry() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match crate::parse::parse_args(std::env::args_os().collect()) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -333,8 +341,11 @@ pub fn main_entry() -> i32 {
             return code;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a command is a few requests and streams that wait on I/O, nothing to run in
+    // parallel; worker threads only cost their start-up. Blocking reads of stdin and writes to
+    // stdout/stderr still go to tokio's blocking pool, so stdin keeps flowing to an attached
+    // container while its output is written.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -353,7 +364,8 @@ pub fn main_entry() -> i32 {
                 return 1;
             }
         };
-        let mut client = Client::new(host);
+        // A command's requests share keep-alive connections (`run` makes five).
+        let mut client = Client::new(host).reuse_connections();
         if let Some(tls) = tls_options(&cli, &|k| std::env::var(k).ok()) {
             client = match client.with_tls(&tls) {
                 Ok(c) => c,
@@ -370,7 +382,7 @@ pub fn main_entry() -> i32 {
             let _ = client.negotiate().await;
         }
         let ctx = Ctx { client };
-        match dispatch(&ctx, cli.cmd).await {
+        match dispatch(&ctx, cli.cmd.0).await {
             Ok(code) => code,
             Err(CliError { code, msg }) => {
                 if !msg.is_empty() {
@@ -518,27 +530,27 @@ mod tests {
             "berth", "run", "--rm", "-it", "-h", "box", "busybox", "sh", "-c", "echo -d",
         ])
         .unwrap();
-        let Cmd::Run(r) = cli.cmd else { panic!() };
+        let Cmd::Run(r) = cli.cmd.0 else { panic!() };
         assert!(r.create.opts.rm && r.create.opts.interactive && r.create.opts.tty);
         assert_eq!(r.create.opts.hostname.as_deref(), Some("box"));
         assert_eq!(r.create.args, ["busybox", "sh", "-c", "echo -d"]);
         // Flags after the image belong to the command.
         let cli = Cli::try_parse_from(["berth", "run", "busybox", "-d"]).unwrap();
-        let Cmd::Run(r) = cli.cmd else { panic!() };
+        let Cmd::Run(r) = cli.cmd.0 else { panic!() };
         assert!(!r.detach);
         assert_eq!(r.create.args, ["busybox", "-d"]);
         let cli =
             Cli::try_parse_from(["berth", "-H", "unix:///x", "container", "ls", "-a"]).unwrap();
         assert_eq!(cli.host.as_deref(), Some("unix:///x"));
         assert!(matches!(
-            cli.cmd,
+            cli.cmd.0,
             Cmd::Container(ContainerCmd::Ls(PsArgs { all: true, .. }))
         ));
         let cli = Cli::try_parse_from(["berth", "exec", "-it", "c1", "ls", "-la"]).unwrap();
-        let Cmd::Exec(e) = cli.cmd else { panic!() };
+        let Cmd::Exec(e) = cli.cmd.0 else { panic!() };
         assert_eq!(e.args, ["c1", "ls", "-la"]);
         let cli = Cli::try_parse_from(["berth", "run", "--sig-proxy=false", "busybox"]).unwrap();
-        let Cmd::Run(r) = cli.cmd else { panic!() };
+        let Cmd::Run(r) = cli.cmd.0 else { panic!() };
         assert!(!r.sig_proxy);
         assert!(Cli::try_parse_from(["berth", "image", "ls", "-q"]).is_ok());
         assert!(Cli::try_parse_from(["berth", "stop", "-t", "1", "a", "b"]).is_ok());

@@ -6,6 +6,7 @@ pub mod args;
 pub mod commands;
 pub mod format;
 pub mod opts;
+pub mod parse;
 pub mod progress;
 pub mod template;
 pub mod term;

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::hijack::{self, Hijacked};
+use crate::pool::{Pool, Sender};
 use crate::stream::{BodyStream, JsonStream};
 use crate::{ClientError, Host};
 
@@ -140,13 +141,16 @@ impl<K: AsRef<str>, V: AsRef<str>> From<&[(K, V)]> for Query {
     }
 }
 
-/// An Engine API client. Cheap to clone; every request opens its own connection.
+/// An Engine API client. Cheap to clone. Every request opens its own connection unless
+/// [`Client::reuse_connections`] was asked for; clones share the reused connections.
 #[derive(Debug, Clone)]
 pub struct Client {
     host: Host,
     version: String,
     /// TLS for a `tcp://` host.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Keep-alive connections for later requests, when reused.
+    pool: Option<Arc<Pool>>,
 }
 
 /// A connected byte stream to the daemon.
@@ -230,7 +234,16 @@ impl Client {
             host,
             version: MAX_API_VERSION.to_string(),
             tls: None,
+            pool: None,
         }
+    }
+
+    /// Sends later requests over keep-alive connections that earlier ones have finished with,
+    /// instead of a new connection each (the `berth` CLI, whose `run` makes four or five
+    /// requests). Hijacked attach and exec connections are never reused.
+    pub fn reuse_connections(mut self) -> Client {
+        self.pool = Some(Arc::default());
+        self
     }
 
     /// Speaks TLS to a `tcp://` host (a unix socket is used as is).
@@ -335,12 +348,6 @@ impl Client {
         body: Body,
         headers: &[(&str, &str)],
     ) -> Result<Response<Incoming>, ClientError> {
-        let io = self.dial().await?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-        tokio::spawn(async move {
-            // Drives the connection until the response body has been read or dropped.
-            let _ = conn.await;
-        });
         let mut req = Request::builder()
             .method(method)
             .uri(self.uri(path, query))
@@ -356,12 +363,53 @@ impl Client {
             req = req.header(*k, *v);
         }
         let req = req.body(body.into_http())?;
-        let resp = sender.send_request(req).await?;
+        let resp = match &self.pool {
+            None => self.http_connect().await?.send_request(req).await?,
+            Some(pool) => self.send_pooled(pool, req).await?,
+        };
         let status = resp.status().as_u16();
         if status >= 400 {
             let body = resp.into_body().collect().await?.to_bytes();
             return Err(ClientError::from_body(status, &body));
         }
+        Ok(resp)
+    }
+
+    /// Opens a new HTTP/1.1 connection to the daemon.
+    async fn http_connect(&self) -> Result<Sender, ClientError> {
+        let io = self.dial().await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+        tokio::spawn(async move {
+            // Drives the connection until the response body has been read or dropped, and
+            // while it is kept for another request.
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Sends `req` over a pooled connection that is ready for it, or a new one, which is kept
+    /// for later requests once the response head is in.
+    async fn send_pooled(
+        &self,
+        pool: &Pool,
+        mut req: Request<UnsyncBoxBody<Bytes, std::io::Error>>,
+    ) -> Result<Response<Incoming>, ClientError> {
+        while let Some(mut sender) = pool.checkout() {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    pool.put(sender);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    // Not sent: the daemon closed the connection meanwhile. Another one.
+                    Some(r) => req = r,
+                    None => return Err(e.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.http_connect().await?;
+        let resp = sender.send_request(req).await?;
+        pool.put(sender);
         Ok(resp)
     }
 

@@ -10,6 +10,7 @@ mod error;
 mod hijack;
 mod host;
 pub mod mux;
+mod pool;
 mod stream;
 mod tls;
 

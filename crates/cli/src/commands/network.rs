@@ -69,6 +69,7 @@ fn host_addr(b: &Value) -> String {
 }
 
 #[derive(clap::Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a network
     Create(NetCreateArgs),

@@ -354,7 +354,7 @@ async fn read_wait(resp: http::Response<Incoming>) -> Result<i32, CliError> {
     Ok(exit_status(&v["StatusCode"]))
 }
 
-/// Attach → wait (headers) → start → stream → exit code: the order the docker CLI uses, so that
+/// Attach and wait (headers) → start → stream → exit code: the order the docker CLI uses, so that
 /// no output is lost and the exit status of *this* run is reported.
 #[allow(clippy::too_many_arguments)]
 async fn attach_start_wait(
@@ -368,29 +368,26 @@ async fn attach_start_wait(
     cmd_name: &str,
 ) -> CmdResult {
     let attached = streams.0 || streams.1 || streams.2;
-    let hijacked = if attached {
+    let attach = async {
+        if !attached {
+            return Ok(None);
+        }
         let q = attach_query(streams.0, streams.1, streams.2, keys);
-        Some(
-            ctx.client
-                .hijack(&format!("/containers/{id}/attach"), &q, None)
-                .await
-                .map_err(|e| run_failure(cmd_name, &e))?,
-        )
-    } else {
-        None
+        let path = format!("/containers/{id}/attach");
+        ctx.client.hijack(&path, &q, None).await.map(Some)
     };
     let condition = if auto_remove { "removed" } else { "next-exit" };
+    let (wait_path, wait_query) = (
+        format!("/containers/{id}/wait"),
+        Query::new().add("condition", condition),
+    );
     let wait = ctx
         .client
-        .send(
-            Method::POST,
-            &format!("/containers/{id}/wait"),
-            &Query::new().add("condition", condition),
-            Body::Empty,
-            &[],
-        )
-        .await
-        .map_err(|e| run_failure(cmd_name, &e))?;
+        .send(Method::POST, &wait_path, &wait_query, Body::Empty, &[]);
+    // Both in flight at once (they are independent), both answered before the start.
+    let (hijacked, wait) = tokio::join!(attach, wait);
+    let hijacked = hijacked.map_err(|e| run_failure(cmd_name, &e))?;
+    let wait = wait.map_err(|e| run_failure(cmd_name, &e))?;
 
     // Raw mode only once everything that can fail early has succeeded.
     let raw = if spec.tty && spec.stdin {

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::{parse_bytes, OptsError};
 
-/// Resource flags of `create`/`run` beyond the basic ones in `ContainerOpts`.
+// Resource flags of `create`/`run` beyond the basic ones in `ContainerOpts` (a plain comment:
+// see `ContainerOpts`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct LimitOpts {
     /// Memory soft limit
@@ -57,7 +58,7 @@ pub struct LimitOpts {
     pub device_cgroup_rule: Vec<String>,
 }
 
-/// The health-check flags of `create`/`run`.
+// The health-check flags of `create`/`run` (a plain comment: see `ContainerOpts`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct HealthOpts {
     /// Command to run to check health

@@ -18,7 +18,9 @@ pub use values::{
     Local, OptsError, RealLocal,
 };
 
-/// Flags shared by `create` and `run`.
+// Flags shared by `create` and `run`. (A plain comment: clap would make a doc comment the
+// `about` of the command it is flattened into, and with deferred subcommands it would replace
+// theirs.)
 #[derive(Args, Debug, Clone, Default)]
 pub struct ContainerOpts {
     /// Keep STDIN open even if not attached
