@@ -68,6 +68,10 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
+    /// How many shims wait spawned ahead of need, so a start skips the shim's exec (0: none)
+    /// [default: 2].
+    #[arg(long = "shim-pool", value_name = "N")]
+    shim_pool: Option<usize>,
     /// Interface name of the default bridge (`none` disables it).
     #[arg(short = 'b', long)]
     bridge: Option<String>,
@@ -162,6 +166,7 @@ struct FileConfig {
     cgroup_parent: Option<String>,
     storage_driver: Option<String>,
     shim_path: Option<PathBuf>,
+    shim_pool: Option<usize>,
     log_driver: Option<String>,
     log_opts: std::collections::BTreeMap<String, String>,
     bridge: Option<String>,
@@ -499,6 +504,7 @@ fn main() -> Result<()> {
         )?,
         exec_root: absolute(exec_root_choice, "--exec-root")?,
         shim_path,
+        shim_pool: args.shim_pool.or(file.shim_pool).unwrap_or(2),
         cgroup_parent: args
             .cgroup_parent
             .or(file.cgroup_parent)
@@ -792,6 +798,7 @@ async fn run(
     }
     let _ = stop_tx.send(true);
     idle_memory.abort();
+    daemon.shutdown();
     if let Some(cri) = cri {
         cri.stop();
         let _ = tokio::time::timeout(Duration::from_secs(2), cri.server).await;

@@ -95,6 +95,8 @@ pub struct DaemonConfig {
     pub exec_root: PathBuf,
     /// The `berth-shim` binary.
     pub shim_path: PathBuf,
+    /// How many shims wait spawned ahead of need (`--shim-pool`; 0: none).
+    pub shim_pool: usize,
     /// Parent cgroup of every container (`/berth/<id>`).
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
@@ -237,7 +239,14 @@ pub enum OpenError {
 impl Daemon {
     /// Opens (or creates) the data root and restores containers left by an earlier run.
     pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, OpenError> {
-        Daemon::open_with(cfg, host::Host::real()).await
+        let host = host::Host::real_with_shim_pool(&cfg.shim_path, cfg.shim_pool);
+        Daemon::open_with(cfg, host).await
+    }
+
+    /// Lets go of what the daemon made ahead of need (pooled shims) before berthd exits;
+    /// running containers are left alone.
+    pub fn shutdown(&self) {
+        self.runtime.ops.shutdown();
     }
 
     /// [`Daemon::open`] over the given kernel seams (fakes in unit tests).
