@@ -505,6 +505,7 @@ fn main() -> Result<()> {
         exec_root: absolute(exec_root_choice, "--exec-root")?,
         shim_path,
         shim_pool: args.shim_pool.or(file.shim_pool).unwrap_or(2),
+        prepared_dirs: 2,
         cgroup_parent: args
             .cgroup_parent
             .or(file.cgroup_parent)

@@ -55,6 +55,7 @@ mod observed;
 mod platform_check;
 pub mod pods;
 mod predefined_networks;
+mod prepared_dirs;
 mod ps_filters;
 mod registry;
 mod reload;
@@ -97,6 +98,8 @@ pub struct DaemonConfig {
     pub shim_path: PathBuf,
     /// How many shims wait spawned ahead of need (`--shim-pool`; 0: none).
     pub shim_pool: usize,
+    /// How many container directories wait made ahead of need (0: none).
+    pub prepared_dirs: usize,
     /// Parent cgroup of every container (`/berth/<id>`).
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
@@ -243,10 +246,11 @@ impl Daemon {
         Daemon::open_with(cfg, host).await
     }
 
-    /// Lets go of what the daemon made ahead of need (pooled shims) before berthd exits;
+    /// Lets go of what the daemon made ahead of need (pooled shims, prepared container
+    /// directories) before berthd exits;
     /// running containers are left alone.
     pub fn shutdown(&self) {
-        self.runtime.ops.shutdown();
+        self.runtime.shutdown();
     }
 
     /// [`Daemon::open`] over the given kernel seams (fakes in unit tests).

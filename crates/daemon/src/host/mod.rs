@@ -25,7 +25,7 @@ use berth_shim_protocol::{ShimConfig, StartError};
 use crate::userns_remap::IdMap;
 
 pub mod cgroup_lock;
-mod pool;
+pub(crate) mod pool;
 mod real;
 mod shim_pool;
 

@@ -1,7 +1,9 @@
-//! Issue 17: berthd keeps shims spawned ahead of need (`--shim-pool N`, default 2), and a
-//! start hands one its config instead of spawning a shim. Containers start through them
-//! (one after another and in parallel, also with the pool off), and a berthd killed with
-//! SIGKILL leaves no pooled shim behind while its containers keep running.
+//! Issue 17: what berthd makes ahead of need so that a start skips it. Shims spawned ahead
+//! (`--shim-pool N`, default 2): a start hands one its config instead of spawning a shim;
+//! containers start through them (one after another and in parallel, also with the pool
+//! off), and a berthd killed with SIGKILL leaves no pooled shim behind while its containers
+//! keep running. Container directories made ahead (`<data-root>/containers-pool`): a create
+//! takes one by a rename, and neither a crash nor a shutdown leaves them behind.
 
 use std::path::Path;
 use std::time::Duration;
@@ -169,4 +171,67 @@ fn a_killed_berthd_leaves_no_pooled_shim() {
         "the container after the restart"
     );
     assert_ok(&d.berth(&["rm", "-f", "survivor"]), "rm -f");
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn prepared_container_dirs_are_taken_and_leave_nothing_behind() {
+    if !is_root() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let pool = d.data_root.join("containers-pool");
+    assert!(
+        eventually(Duration::from_secs(10), || entries(&pool).len() == 2),
+        "prepared dirs: {:?}",
+        entries(&pool)
+    );
+    let before = entries(&pool);
+    let out = d.berth(&["run", "-d", "--name", "kept", "busybox", "sleep", "1000"]);
+    assert_ok(&out, "run -d");
+    let id = inspect(&d, "kept", "{{.Id}}");
+    assert!(
+        before.iter().any(|e| !pool.join(e).exists()),
+        "the create took no prepared dir: {before:?} still there"
+    );
+    for sub in ["fs/upper", "fs/work", "fs/merged"] {
+        assert!(
+            d.data_root.join("containers").join(&id).join(sub).is_dir(),
+            "{sub}"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || entries(&pool).len() == 2),
+        "not refilled: {:?}",
+        entries(&pool)
+    );
+    let before_kill = entries(&pool);
+    d.kill9();
+    std::fs::create_dir_all(pool.join("stale/fs/upper")).expect("stale dir");
+    std::fs::write(pool.join("stale/fs/upper/file"), "x").expect("stale file");
+    d.restart();
+    for e in before_kill.iter().chain(["stale".to_string()].iter()) {
+        assert!(!pool.join(e).exists(), "{e} left by the killed daemon");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || entries(&pool).len() == 2),
+        "after the restart: {:?}",
+        entries(&pool)
+    );
+    run_echo(&d, "after-restart");
+    assert_eq!(inspect(&d, "kept", "{{.State.Running}}"), "true");
+    assert_ok(&d.berth(&["rm", "-f", "kept"]), "rm -f");
+    d.stop();
+    assert!(!pool.exists(), "left at shutdown: {:?}", entries(&pool));
 }
