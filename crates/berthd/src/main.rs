@@ -72,6 +72,9 @@ struct Args {
     /// [default: 2].
     #[arg(long = "shim-pool", value_name = "N")]
     shim_pool: Option<usize>,
+    /// How many container directories wait made ahead of need (benchmarks) [default: 2].
+    #[arg(long = "prepared-dirs", value_name = "N", hide = true)]
+    prepared_dirs: Option<usize>,
     /// Interface name of the default bridge (`none` disables it).
     #[arg(short = 'b', long)]
     bridge: Option<String>,
@@ -505,7 +508,7 @@ fn main() -> Result<()> {
         exec_root: absolute(exec_root_choice, "--exec-root")?,
         shim_path,
         shim_pool: args.shim_pool.or(file.shim_pool).unwrap_or(2),
-        prepared_dirs: 2,
+        prepared_dirs: args.prepared_dirs.unwrap_or(2),
         cgroup_parent: args
             .cgroup_parent
             .or(file.cgroup_parent)
