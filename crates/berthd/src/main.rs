@@ -68,6 +68,13 @@ struct Args {
     /// The berth-shim binary (default: next to berthd).
     #[arg(long)]
     shim_path: Option<PathBuf>,
+    /// How many shims wait spawned ahead of need, so a start skips the shim's exec (0: none)
+    /// [default: 2].
+    #[arg(long = "shim-pool", value_name = "N")]
+    shim_pool: Option<usize>,
+    /// How many container directories wait made ahead of need (benchmarks) [default: 2].
+    #[arg(long = "prepared-dirs", value_name = "N", hide = true)]
+    prepared_dirs: Option<usize>,
     /// Interface name of the default bridge (`none` disables it).
     #[arg(short = 'b', long)]
     bridge: Option<String>,
@@ -166,6 +173,7 @@ struct FileConfig {
     cgroup_parent: Option<String>,
     storage_driver: Option<String>,
     shim_path: Option<PathBuf>,
+    shim_pool: Option<usize>,
     log_driver: Option<String>,
     log_opts: std::collections::BTreeMap<String, String>,
     bridge: Option<String>,
@@ -504,6 +512,8 @@ fn main() -> Result<()> {
         )?,
         exec_root: absolute(exec_root_choice, "--exec-root")?,
         shim_path,
+        shim_pool: args.shim_pool.or(file.shim_pool).unwrap_or(2),
+        prepared_dirs: args.prepared_dirs.unwrap_or(2),
         cgroup_parent: args
             .cgroup_parent
             .or(file.cgroup_parent)

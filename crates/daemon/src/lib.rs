@@ -55,6 +55,7 @@ mod observed;
 mod platform_check;
 pub mod pods;
 mod predefined_networks;
+mod prepared_dirs;
 mod ps_filters;
 mod registry;
 mod reload;
@@ -98,6 +99,10 @@ pub struct DaemonConfig {
     /// How many network namespaces are kept made ahead of need for containers on a bridge
     /// network (`--netns-pool`; 0: none).
     pub netns_pool: usize,
+    /// How many shims wait spawned ahead of need (`--shim-pool`; 0: none).
+    pub shim_pool: usize,
+    /// How many container directories wait made ahead of need (0: none).
+    pub prepared_dirs: usize,
     /// Parent cgroup of every container (`/berth/<id>`).
     pub cgroup_parent: String,
     /// The `-H` addresses served (shown by `info`).
@@ -238,15 +243,18 @@ pub enum OpenError {
 }
 
 impl Daemon {
-    /// Lets go of what the daemon made ahead of need (pooled network namespaces) before
-    /// berthd exits; running containers are left alone.
-    pub fn shutdown(&self) {
-        self.net.drain_pools();
-    }
-
     /// Opens (or creates) the data root and restores containers left by an earlier run.
     pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, OpenError> {
-        Daemon::open_with(cfg, host::Host::real()).await
+        let host = host::Host::real_with_shim_pool(&cfg.shim_path, cfg.shim_pool);
+        Daemon::open_with(cfg, host).await
+    }
+
+    /// Lets go of what the daemon made ahead of need (pooled shims, prepared container
+    /// directories, network namespaces) before berthd exits; running containers are left
+    /// alone.
+    pub fn shutdown(&self) {
+        self.runtime.shutdown();
+        self.net.drain_pools();
     }
 
     /// [`Daemon::open`] over the given kernel seams (fakes in unit tests).

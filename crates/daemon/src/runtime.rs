@@ -7,6 +7,7 @@ use std::sync::Arc;
 use berth_shim_protocol::{ShimClient, ShimConfig, StartError};
 
 use crate::host::RuntimeOps;
+use crate::prepared_dirs::PreparedDirs;
 use crate::DaemonConfig;
 
 pub struct Runtime {
@@ -15,6 +16,8 @@ pub struct Runtime {
     shim_path: PathBuf,
     /// The kernel behind mounts and shim launches (a fake in unit tests).
     pub(crate) ops: Arc<dyn RuntimeOps>,
+    /// Container directories made ahead of need.
+    prepared: PreparedDirs,
 }
 
 impl Runtime {
@@ -24,7 +27,14 @@ impl Runtime {
             exec_root: cfg.exec_root.clone(),
             shim_path: cfg.shim_path.clone(),
             ops,
+            prepared: PreparedDirs::new(&cfg.data_root, cfg.prepared_dirs),
         }
+    }
+
+    /// Lets go of what was made ahead of need (pooled shims, prepared directories).
+    pub fn shutdown(&self) {
+        self.ops.shutdown();
+        self.prepared.drain();
     }
 
     pub fn containers_dir(&self) -> PathBuf {
@@ -91,13 +101,14 @@ impl Runtime {
         self.run_dir(id).join("shim.sock")
     }
 
-    /// Creates the container's writable layer directories.
+    /// Creates the container's writable layer directories: a prepared skeleton renamed into
+    /// place when one is ready (see `prepared_dirs.rs`), else made here.
     pub fn create_dirs(&self, id: &str) -> std::io::Result<()> {
-        let fs = self.fs_dir(id);
-        for d in ["upper", "work", "merged"] {
-            std::fs::create_dir_all(fs.join(d))?;
+        let dir = self.container_dir(id);
+        if self.prepared.take_to(&dir) {
+            return Ok(());
         }
-        Ok(())
+        crate::prepared_dirs::make_skeleton(&dir)
     }
 
     pub fn is_mounted(&self, id: &str) -> bool {

@@ -10,7 +10,7 @@ mod types;
 
 pub use client::{ClientError, ShimClient, ShimStream};
 pub use frame::{encode_frame, Frame, FrameKind, FrameReader, FRAME_HEADER_LEN, MAX_FRAME_LEN};
-pub use launch::launch;
+pub use launch::{launch, HandedShim, PooledShim, POOLED_ARG};
 pub use types::{
     format_timestamp, ExecStarted, ExitStatus, LaunchStatus, Request, Response, RunState,
     ShimConfig, StartCause, StartError, Status,

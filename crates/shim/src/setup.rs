@@ -1,7 +1,7 @@
 //! The synchronous half of a shim's life: become a monitor, create the container, report.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ const CONSOLE_SOCKET: &str = "console.sock";
 /// Why the shim could not get ready to create the container (reported on the status line).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("usage: berth-shim --config <shim.json>")]
+    #[error("usage: berth-shim --config <shim.json> | --pooled")]
     Usage,
     #[error("shim: --config needs a value")]
     ConfigValue,
@@ -77,7 +77,15 @@ pub struct Created {
     pub systemd: Option<crate::cgroupfs::SystemdCgroup>,
 }
 
-/// Entry point of `berth-shim --config <path>`; returns the process exit code.
+/// Where the config comes from: the command line, or (a shim berthd spawned ahead of need)
+/// one line on stdin.
+enum ConfigSource {
+    Path(PathBuf),
+    Pooled,
+}
+
+/// Entry point of `berth-shim --config <path>` (or `--pooled`, which reads the path from
+/// stdin); returns the process exit code.
 pub fn main_entry(args: Vec<String>) -> i32 {
     if let Some(map_file) = args
         .first()
@@ -88,7 +96,16 @@ pub fn main_entry(args: Vec<String>) -> i32 {
     if let Err(e) = sys::neutralize_signals() {
         return report(&mut io::stdout(), Err(format!("shim: signals: {e}").into()));
     }
-    let cfg = match parse_args(&args).and_then(|p| load_config(&p)) {
+    let path = match parse_args(&args) {
+        Ok(ConfigSource::Path(p)) => p,
+        Ok(ConfigSource::Pooled) => match await_config_path(&mut io::stdin().lock()) {
+            Some(p) => p,
+            // berthd is gone or drains its pool: nothing was started, nothing to report.
+            None => return 0,
+        },
+        Err(e) => return report(&mut io::stdout(), Err(e.into())),
+    };
+    let cfg = match load_config(&path) {
         Ok(c) => c,
         Err(e) => return report(&mut io::stdout(), Err(e.into())),
     };
@@ -122,17 +139,35 @@ pub fn main_entry(args: Vec<String>) -> i32 {
     }
 }
 
-fn parse_args(args: &[String]) -> Result<PathBuf, SetupError> {
+fn parse_args(args: &[String]) -> Result<ConfigSource, SetupError> {
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         if a == "--config" {
-            return it.next().map(PathBuf::from).ok_or(SetupError::ConfigValue);
+            return it
+                .next()
+                .map(|v| ConfigSource::Path(PathBuf::from(v)))
+                .ok_or(SetupError::ConfigValue);
         }
         if let Some(v) = a.strip_prefix("--config=") {
-            return Ok(PathBuf::from(v));
+            return Ok(ConfigSource::Path(PathBuf::from(v)));
+        }
+        if a == berth_shim_protocol::POOLED_ARG {
+            return Ok(ConfigSource::Pooled);
         }
     }
     Err(SetupError::Usage)
+}
+
+/// A pooled shim's wait: one `\n`-terminated config path. `None` at EOF before a whole
+/// line (the daemon holding the other end exited, or drained its pool).
+fn await_config_path(input: &mut dyn BufRead) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut line = Vec::new();
+    input.read_until(b'\n', &mut line).ok()?;
+    if line.pop() != Some(b'\n') || line.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(line)))
 }
 
 fn load_config(path: &Path) -> Result<ShimConfig, SetupError> {
@@ -418,4 +453,39 @@ fn create(cfg: &ShimConfig) -> Result<Created, StartError> {
         seccomp: prepared.exec,
         systemd,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn config_from_args_or_stdin() {
+        assert!(matches!(
+            parse_args(&args(&["berth-shim", "--config", "/a.json"])),
+            Ok(ConfigSource::Path(p)) if p == Path::new("/a.json")
+        ));
+        assert!(matches!(
+            parse_args(&args(&["berth-shim", "--pooled"])),
+            Ok(ConfigSource::Pooled)
+        ));
+        assert!(matches!(
+            parse_args(&args(&["berth-shim"])),
+            Err(SetupError::Usage)
+        ));
+    }
+
+    #[test]
+    fn pooled_shim_reads_one_line_and_stops_at_eof() {
+        let path = |input: &[u8]| await_config_path(&mut io::Cursor::new(input.to_vec()));
+        assert_eq!(path(b"/x/shim.json\n"), Some(PathBuf::from("/x/shim.json")));
+        assert_eq!(path(b"/x/a.json\n/y\n"), Some(PathBuf::from("/x/a.json")));
+        assert_eq!(path(b""), None, "EOF: the daemon is gone");
+        assert_eq!(path(b"/x/half"), None, "no whole line");
+        assert_eq!(path(b"\n"), None);
+    }
 }

@@ -5,7 +5,7 @@
 //!
 //! | seam | what it covers | real implementation |
 //! | --- | --- | --- |
-//! | [`RuntimeOps`] | the rootfs overlay mounts, launching a shim, `lo` up in a new netns, the cgroup-migration primer | overlayfs, `berth-shim`, `setns` + ioctl |
+//! | [`RuntimeOps`] | the rootfs overlay mounts, launching a shim, `lo` up in a new netns, the cgroup-migration primer | overlayfs, `berth-shim` (a pool of them spawned ahead, `shim_pool.rs`), `setns` + ioctl |
 //! | [`LinkOps`] | bridges, veth pairs, addresses, routes, network namespaces of endpoints | rtnetlink (`berth_network::ops::Rtnetlink`) |
 //! | [`Netns`] | pinned network namespaces of containers | `unshare` + bind mount (`berth_network::netns`) |
 //! | [`Firewall`] | berth's nftables table, its chain in the host's iptables filter table | `nft -f -`, `iptables-restore` |
@@ -27,6 +27,7 @@ use crate::userns_remap::IdMap;
 pub mod cgroup_lock;
 pub(crate) mod pool;
 mod real;
+mod shim_pool;
 
 #[cfg(test)]
 pub(crate) mod fake;
@@ -57,6 +58,8 @@ pub trait RuntimeOps: Send + Sync {
     fn loopback_up(&self, pid: u32) -> io::Result<()>;
     /// Pays the kernel's cgroup migration grace period ahead of a start (see `runtime.rs`).
     fn prime_cgroup_migration(&self);
+    /// Lets go of what was made ahead of need (pooled shims); called at graceful shutdown.
+    fn shutdown(&self) {}
 }
 
 /// berth's packet filtering: its own nftables table and its chain in the host's iptables.
@@ -123,10 +126,17 @@ pub struct Host {
 }
 
 impl Host {
-    /// The running kernel.
+    /// The running kernel, every start spawning its own shim.
+    #[cfg(test)]
     pub fn real() -> Host {
+        Self::real_with_shim_pool(Path::new(""), 0)
+    }
+
+    /// The running kernel, with up to `pool` shims of `shim` spawned ahead of need (see
+    /// `shim_pool.rs`).
+    pub fn real_with_shim_pool(shim: &Path, pool: usize) -> Host {
         Host {
-            runtime: Arc::new(real::Kernel),
+            runtime: Arc::new(real::KernelRuntime::new(shim, pool)),
             links: Arc::new(berth_network::ops::Rtnetlink),
             netns: Arc::new(real::Kernel),
             firewall: Arc::new(real::Kernel),

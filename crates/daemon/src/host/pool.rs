@@ -1,9 +1,10 @@
-//! A small bounded pool of things made ahead of need (pre-spawned shims), so that the start
-//! path takes one instead of paying for making it. One background thread per pool keeps it
-//! full: it makes an item whenever fewer than `capacity` are ready, and between refills
-//! looks over the ready ones every [`PRUNE_EVERY`] and drops those no longer usable (a
-//! pooled process that exited is reaped that way). Taking never makes anything; an empty
-//! pool answers `None` and the caller makes its own.
+//! A small bounded pool of things made ahead of need (pre-spawned shims, prepared container
+//! directories, network namespaces), so that the start path takes one instead of paying for
+//! making it. One background thread per pool keeps it full: it makes an item whenever fewer
+//! than `capacity` are ready, and between refills looks over the ready ones every
+//! [`PRUNE_EVERY`] and drops those no longer usable (a pooled process that exited is reaped
+//! that way). Taking never makes anything; an empty pool answers `None` and the caller makes
+//! its own.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;

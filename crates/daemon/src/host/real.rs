@@ -5,13 +5,28 @@ use std::path::{Path, PathBuf};
 
 use berth_shim_protocol::{ShimConfig, StartError};
 
+use super::shim_pool::ShimPool;
 use super::{CgroupFiles, Firewall, Netns, RemapOps, RuntimeOps};
 use crate::userns_remap::IdMap;
 
-/// The running kernel (and the `berth-shim`, `nft` and `iptables-restore` programs).
+/// The running kernel (and the `nft` and `iptables-restore` programs).
 pub(super) struct Kernel;
 
-impl RuntimeOps for Kernel {
+/// The running kernel's mounts and `berth-shim` launches.
+pub(super) struct KernelRuntime {
+    shims: ShimPool,
+}
+
+impl KernelRuntime {
+    /// Keeps up to `pool` shims of `shim` waiting (see [`ShimPool`]).
+    pub(super) fn new(shim: &Path, pool: usize) -> KernelRuntime {
+        KernelRuntime {
+            shims: ShimPool::new(shim, pool),
+        }
+    }
+}
+
+impl RuntimeOps for KernelRuntime {
     fn mount_overlay(
         &self,
         lowers: &[PathBuf],
@@ -42,7 +57,7 @@ impl RuntimeOps for Kernel {
         config: &Path,
         _cfg: &ShimConfig,
     ) -> Result<u32, StartError> {
-        berth_shim_protocol::launch(shim, config)
+        self.shims.launch(shim, config)
     }
 
     fn loopback_up(&self, pid: u32) -> io::Result<()> {
@@ -51,6 +66,10 @@ impl RuntimeOps for Kernel {
 
     fn prime_cgroup_migration(&self) {
         super::cgroup_lock::prime_migration()
+    }
+
+    fn shutdown(&self) {
+        self.shims.drain()
     }
 }
 
