@@ -63,6 +63,18 @@ fn run_echo(d: &Daemon, word: &str) {
     assert_eq!(ok_trimmed(&out, "berth run --rm"), word);
 }
 
+/// The nice value of `pid` (field 19 of `/proc/<pid>/stat`).
+fn nice_of(pid: u32) -> i64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after = stat.rsplit_once(')').expect("comm").1;
+    after
+        .split_whitespace()
+        .nth(16)
+        .expect("nice")
+        .parse()
+        .expect("a number")
+}
+
 fn starts_with_pool(size: usize) {
     let d = Daemon::start_with_args(&["--shim-pool", &size.to_string()]);
     d.load_busybox();
@@ -91,9 +103,19 @@ fn starts_with_pool(size: usize) {
     let waiting = pooled_shims_of(d.pid());
     let out = d.berth(&["run", "-d", "--name", "held", "busybox", "sleep", "1000"]);
     assert_ok(&out, "run -d");
-    let args = cmdline(monitor_of(&d, "held"));
+    let monitor = monitor_of(&d, "held");
+    let args = cmdline(monitor);
+    // Pooled shims wait at the lowest priority; the one that launched a container was given
+    // the daemon's back first, so the monitor and the container run at berthd's (0 here).
+    let init: u32 = inspect(&d, "held", "{{.State.Pid}}").parse().expect("pid");
+    assert_eq!(nice_of(monitor), 0, "the monitor's nice value");
+    assert_eq!(nice_of(init), 0, "the container's nice value");
     if size > 0 {
         assert!(args.iter().any(|a| a == "--pooled"), "monitor {args:?}");
+        assert!(
+            pooled_shims_of(d.pid()).iter().all(|&p| nice_of(p) == 19),
+            "waiting shims are at the lowest priority"
+        );
         assert!(
             eventually(Duration::from_secs(10), || {
                 let now = pooled_shims_of(d.pid());

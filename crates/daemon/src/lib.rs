@@ -245,7 +245,8 @@ pub enum OpenError {
 impl Daemon {
     /// Opens (or creates) the data root and restores containers left by an earlier run.
     pub async fn open(cfg: DaemonConfig) -> std::result::Result<Arc<Daemon>, OpenError> {
-        let host = host::Host::real_with_shim_pool(&cfg.shim_path, cfg.shim_pool);
+        let host =
+            host::Host::real_with_shim_pool(&cfg.shim_path, cfg.shim_pool, cfg.rootless.is_none());
         Daemon::open_with(cfg, host).await
     }
 

@@ -67,7 +67,7 @@ impl PreparedDirs {
         let _ = std::fs::remove_dir_all(&dir);
         let d = dir.clone();
         let next = AtomicU64::new(0);
-        let pool = Pool::new("dir-pool", size, move || {
+        let pool = Pool::new("dir-pool", size, true, move || {
             std::fs::create_dir_all(&d)?;
             // Named by pid too: a second daemon on the same data root (tests) never shares one.
             let n = next.fetch_add(1, Ordering::Relaxed);

@@ -129,14 +129,15 @@ impl Host {
     /// The running kernel, every start spawning its own shim.
     #[cfg(test)]
     pub fn real() -> Host {
-        Self::real_with_shim_pool(Path::new(""), 0)
+        Self::real_with_shim_pool(Path::new(""), 0, false)
     }
 
     /// The running kernel, with up to `pool` shims of `shim` spawned ahead of need (see
-    /// `shim_pool.rs`).
-    pub fn real_with_shim_pool(shim: &Path, pool: usize) -> Host {
+    /// `shim_pool.rs`), at the lowest priority when `background` (berthd can give them its
+    /// own back: not rootless).
+    pub fn real_with_shim_pool(shim: &Path, pool: usize, background: bool) -> Host {
         Host {
-            runtime: Arc::new(real::KernelRuntime::new(shim, pool)),
+            runtime: Arc::new(real::KernelRuntime::new(shim, pool, background)),
             links: Arc::new(berth_network::ops::Rtnetlink),
             netns: Arc::new(real::Kernel),
             firewall: Arc::new(real::Kernel),

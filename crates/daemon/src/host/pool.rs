@@ -43,18 +43,25 @@ struct State<T> {
 impl<T: Poolable> Pool<T> {
     /// A pool of up to `capacity` items made by `make` on a thread named `name`; capacity 0
     /// makes nothing (and starts no thread).
+    ///
+    /// The filler runs at the lowest CPU priority (nice 19), as does what it spawns: on a busy
+    /// host the making of spares yields to the starts they are for. A pool whose items are
+    /// processes that must run at the daemon's priority restores it when it hands one out
+    /// (see `shim_pool.rs`), or passes `background: false`.
     pub(crate) fn new(
         name: &str,
         capacity: usize,
+        background: bool,
         make: impl FnMut() -> std::io::Result<T> + Send + 'static,
     ) -> Pool<T> {
-        Self::with_prune_interval(name, capacity, PRUNE_EVERY, make)
+        Self::with_prune_interval(name, capacity, PRUNE_EVERY, background, make)
     }
 
     fn with_prune_interval(
         name: &str,
         capacity: usize,
         prune_every: Duration,
+        background: bool,
         make: impl FnMut() -> std::io::Result<T> + Send + 'static,
     ) -> Pool<T> {
         let shared = Arc::new(Shared {
@@ -72,7 +79,12 @@ impl<T: Poolable> Pool<T> {
             let s = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name(name.to_string())
-                .spawn(move || fill(&s, make));
+                .spawn(move || {
+                    if background {
+                        lower_priority();
+                    }
+                    fill(&s, make)
+                });
             match spawned {
                 Ok(h) => Some(h),
                 Err(e) => {
@@ -172,6 +184,21 @@ fn fill<T: Poolable>(shared: &Shared<T>, mut make: impl FnMut() -> std::io::Resu
     }
 }
 
+/// The calling thread (and what it forks from now on) at nice 19. Best effort.
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid.cast_unsigned(), 19)
+    };
+    if rc != 0 {
+        tracing::debug!(
+            "lowering a pool filler's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn wait<'a, T>(
     shared: &'a Shared<T>,
     st: MutexGuard<'a, State<T>>,
@@ -244,6 +271,7 @@ mod tests {
                 "test-pool",
                 capacity,
                 Duration::from_millis(20),
+                true,
                 move || m.make(),
             )
         }

@@ -18,10 +18,11 @@ pub(super) struct KernelRuntime {
 }
 
 impl KernelRuntime {
-    /// Keeps up to `pool` shims of `shim` waiting (see [`ShimPool`]).
-    pub(super) fn new(shim: &Path, pool: usize) -> KernelRuntime {
+    /// Keeps up to `pool` shims of `shim` waiting (see [`ShimPool`]; `background`: spawned at
+    /// the lowest priority).
+    pub(super) fn new(shim: &Path, pool: usize, background: bool) -> KernelRuntime {
         KernelRuntime {
-            shims: ShimPool::new(shim, pool),
+            shims: ShimPool::new(shim, pool, background),
         }
     }
 }

@@ -20,15 +20,21 @@ impl Poolable for PooledShim {
 pub(crate) struct ShimPool {
     binary: PathBuf,
     pool: Pool<PooledShim>,
+    /// The shims are spawned at the lowest priority (see [`Pool::new`]) and given the
+    /// launching thread's back when handed out. Only where berthd may lower a nice value
+    /// again (`CAP_SYS_NICE`, not a rootless daemon).
+    background: bool,
 }
 
 impl ShimPool {
-    /// Keeps up to `size` shims of `binary` waiting (0: none, every start spawns its own).
-    pub(crate) fn new(binary: &Path, size: usize) -> ShimPool {
+    /// Keeps up to `size` shims of `binary` waiting (0: none, every start spawns its own);
+    /// `background`: spawned at the lowest priority (see the field).
+    pub(crate) fn new(binary: &Path, size: usize, background: bool) -> ShimPool {
         let b = binary.to_path_buf();
         ShimPool {
             binary: binary.to_path_buf(),
-            pool: Pool::new("shim-pool", size, move || PooledShim::spawn(&b)),
+            pool: Pool::new("shim-pool", size, background, move || PooledShim::spawn(&b)),
+            background,
         }
     }
 
@@ -37,7 +43,7 @@ impl ShimPool {
     /// died before it took the config) a freshly spawned one.
     pub(crate) fn launch(&self, binary: &Path, config: &Path) -> Result<u32, StartError> {
         if binary == self.binary {
-            if let Some(shim) = self.pool.take() {
+            if let Some(shim) = self.pool.take().filter(|s| self.prioritize(s)) {
                 match shim.hand_over(config) {
                     Ok(handed) => return handed.status(),
                     Err(e) => tracing::debug!("pooled shim not usable ({e}): spawning one"),
@@ -45,6 +51,32 @@ impl ShimPool {
             }
         }
         berth_shim_protocol::launch(binary, config)
+    }
+
+    /// Gives a background-spawned shim the calling thread's priority before it creates a
+    /// container; false (the shim is dropped, a fresh one spawned) when that fails.
+    fn prioritize(&self, shim: &PooledShim) -> bool {
+        if !self.background {
+            return true;
+        }
+        let Some(pid) = shim.pid() else { return false };
+        // SAFETY: plain syscalls; getpriority's -1 is told from an error by errno.
+        let res = unsafe {
+            *libc::__errno_location() = 0;
+            let mine = libc::getpriority(libc::PRIO_PROCESS, libc::gettid().cast_unsigned());
+            if mine == -1 && *libc::__errno_location() != 0 {
+                -1
+            } else {
+                libc::setpriority(libc::PRIO_PROCESS, pid as libc::id_t, mine)
+            }
+        };
+        if res != 0 {
+            tracing::debug!(
+                "giving a pooled shim the daemon's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        res == 0
     }
 
     /// Ends every waiting shim and stops refilling (graceful shutdown).
@@ -106,7 +138,7 @@ fi
     fn launches_through_pooled_shims_and_falls_back() {
         let dir = tempfile::tempdir().unwrap();
         let shim = fake_shim(dir.path());
-        let pool = ShimPool::new(&shim, 1);
+        let pool = ShimPool::new(&shim, 1, true);
         until("a pooled shim waits", || pooled_pids(dir.path()).len() == 1);
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(pool.launch(&shim, Path::new("7")), Ok(1007), "pooled");
@@ -140,7 +172,7 @@ fi
     fn drain_ends_every_waiting_shim() {
         let dir = tempfile::tempdir().unwrap();
         let shim = fake_shim(dir.path());
-        let pool = ShimPool::new(&shim, 2);
+        let pool = ShimPool::new(&shim, 2, true);
         until("two pooled shims", || pooled_pids(dir.path()).len() == 2);
         let pids = pooled_pids(dir.path());
         pool.drain();
@@ -154,7 +186,7 @@ fi
     fn size_zero_spawns_nothing_ahead() {
         let dir = tempfile::tempdir().unwrap();
         let shim = fake_shim(dir.path());
-        let pool = ShimPool::new(&shim, 0);
+        let pool = ShimPool::new(&shim, 0, true);
         std::thread::sleep(Duration::from_millis(50));
         assert!(pooled_pids(dir.path()).is_empty());
         assert_eq!(pool.launch(&shim, Path::new("3")), Ok(3));

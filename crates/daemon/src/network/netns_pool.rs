@@ -51,7 +51,7 @@ impl NetnsPool {
         clear(&dir, &*netns);
         let maker = netns.clone();
         let mut n = 0u64;
-        let pool = Pool::new("netns-pool", capacity, move || {
+        let pool = Pool::new("netns-pool", capacity, true, move || {
             n += 1;
             let path = dir.join(format!("{}-{n}", std::process::id()));
             maker.create_with_lo_up(&path)?;
