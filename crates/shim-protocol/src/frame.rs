@@ -4,7 +4,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Size of a frame header: `[kind, 0, 0, 0, len: u32 big-endian]`.
 pub const FRAME_HEADER_LEN: usize = 8;
-/// Largest payload a reader accepts; the shim never sends more than 64 KiB at once.
+/// Largest payload a reader accepts; the shim never sends more than 128 KiB at once.
 pub const MAX_FRAME_LEN: usize = 16 << 20;
 
 /// What a frame carries.

@@ -602,7 +602,7 @@ impl Monitor {
         stdout: bool,
         stderr: bool,
     ) {
-        let (tx, mut rx) = mpsc::channel::<FrameBytes>(64);
+        let (tx, mut rx) = mpsc::channel::<FrameBytes>(16);
         let live = !*self.done.borrow();
         if live {
             self.attach

@@ -6,12 +6,19 @@ use std::time::SystemTime;
 
 use berth_shim_protocol::{encode_frame, FrameKind};
 
-use super::{Monitor, Source, READ_BUF};
-use crate::logs::Stream;
+use super::{Monitor, Source};
+use crate::logs::{go_rfc3339_nano, Stream};
+
+/// How much output one read takes: with a pipe of [`PIPE_SIZE`], a fast writer fills several
+/// of these between two reads, so frames and log writes come in big batches.
+const OUTPUT_BUF: usize = 128 * 1024;
+/// The container's output pipes are grown to this (Linux's default is 64 KiB), best effort.
+const PIPE_SIZE: i32 = 1 << 20;
 
 impl Monitor {
     pub(super) async fn pump(self: Rc<Self>, stream: Stream, mut src: Source) {
-        let mut buf = vec![0u8; READ_BUF];
+        src.grow(PIPE_SIZE);
+        let mut buf = vec![0u8; OUTPUT_BUF];
         loop {
             match src.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
@@ -37,10 +44,14 @@ impl Monitor {
     }
 
     async fn emit(&self, stream: Stream, data: &[u8]) {
-        let mut msgs = Vec::new();
-        self.splitters.borrow_mut()[stream as usize].push(data, &mut msgs);
-        for msg in msgs {
-            self.log_message(stream, &msg);
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            // One time for everything this read brought, as Docker's copier stamps a read.
+            let time = go_rfc3339_nano(SystemTime::now());
+            let mut dropped = 0;
+            self.splitters.borrow_mut()[stream as usize]
+                .push(data, |msg| dropped += log.append(msg, stream, &time));
+            dropped += log.flush();
+            self.log_dropped.set(self.log_dropped.get() + dropped);
         }
         let kind = match (stream, self.tty.is_some()) {
             (Stream::Stderr, false) => FrameKind::Stderr,

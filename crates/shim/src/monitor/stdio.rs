@@ -18,6 +18,14 @@ pub(super) enum Source {
 }
 
 impl Source {
+    /// Grows a pipe's buffer to `size` bytes so that a fast writer is not stopped every
+    /// 64 KiB (the default); best effort (`/proc/sys/fs/pipe-max-size`, old kernels).
+    pub(super) fn grow(&self, size: i32) {
+        if let Source::Pipe(r) = self {
+            let _ = nix::fcntl::fcntl(r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
+        }
+    }
+
     pub(super) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Source::Pipe(r) => r.read(buf).await,
