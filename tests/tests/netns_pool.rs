@@ -13,11 +13,7 @@ fn pool_dir(d: &Daemon) -> PathBuf {
 
 /// The pool's entries (files the namespaces are bind-mounted on).
 fn entries(d: &Daemon) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(pool_dir(d))
-        .map(|r| r.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.sort();
-    v
+    dir_entries(&pool_dir(d))
 }
 
 fn mounted(p: &Path) -> bool {

@@ -195,15 +195,13 @@ fn a_killed_berthd_leaves_no_pooled_shim() {
     assert_ok(&d.berth(&["rm", "-f", "survivor"]), "rm -f");
 }
 
+/// The names in `dir`, sorted.
 fn entries(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    dir_entries(dir)
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]

@@ -98,7 +98,7 @@ impl PreparedDirs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use crate::host::pool::until;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -109,14 +109,6 @@ mod tests {
             .collect();
         v.sort();
         v
-    }
-
-    fn until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting: {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
     }
 
     #[test]

@@ -253,9 +253,9 @@ impl RemapOps for FakeHost {
     }
 }
 
-impl Netns for FakeHost {
-    fn create(&self, path: &Path) -> io::Result<()> {
-        self.record("netns_create", path.display())?;
+impl FakeHost {
+    /// A namespace "pinned" at `path`: the placeholder file, remembered as mounted.
+    fn pin_at(&self, path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -263,15 +263,17 @@ impl Netns for FakeHost {
         lock(&self.namespaces).insert(path.to_owned());
         Ok(())
     }
+}
+
+impl Netns for FakeHost {
+    fn create(&self, path: &Path) -> io::Result<()> {
+        self.record("netns_create", path.display())?;
+        self.pin_at(path)
+    }
 
     fn create_with_lo_up(&self, path: &Path) -> io::Result<()> {
         self.record("netns_create_lo_up", path.display())?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, b"")?;
-        lock(&self.namespaces).insert(path.to_owned());
-        Ok(())
+        self.pin_at(path)
     }
 
     fn pin(&self, source: &Path, path: &Path) -> io::Result<()> {
@@ -279,12 +281,7 @@ impl Netns for FakeHost {
             "netns_pin",
             format!("{} {}", source.display(), path.display()),
         )?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, b"")?;
-        lock(&self.namespaces).insert(path.to_owned());
-        Ok(())
+        self.pin_at(path)
     }
 
     fn is_mounted(&self, path: &Path) -> bool {

@@ -214,11 +214,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     crate::lock(m)
 }
 
+/// Waits (up to 10 s) until `f` holds, for the tests of what pools make in the background.
+#[cfg(test)]
+pub(crate) fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::time::Instant;
 
     /// A pooled item whose liveness the test controls; counts its drops.
     struct Item {
@@ -282,14 +294,6 @@ mod tests {
 
         fn dropped(&self) -> usize {
             self.dropped.load(Ordering::SeqCst)
-        }
-    }
-
-    fn until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting: {what}");
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

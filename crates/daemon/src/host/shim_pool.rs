@@ -88,7 +88,8 @@ impl ShimPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use crate::host::pool::until;
+    use std::time::Duration;
 
     /// A stand-in for `berth-shim`: `--config <n>` and `--pooled` (reading `<n>`) both report
     /// `<n>` as the init pid, plus 1000 when pooled, so a test sees which path ran. Records
@@ -124,14 +125,6 @@ fi
     fn running(pid: u32) -> bool {
         // A zombie counts as gone only once reaped: its /proc entry stays until then.
         Path::new(&format!("/proc/{pid}")).exists()
-    }
-
-    fn until(what: &str, mut f: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !f() {
-            assert!(Instant::now() < deadline, "timed out waiting: {what}");
-            std::thread::sleep(Duration::from_millis(5));
-        }
     }
 
     #[test]
