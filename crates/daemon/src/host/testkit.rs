@@ -116,6 +116,18 @@ impl TestDaemon {
         serde_json::from_slice(&body).expect("config.json")
     }
 
+    /// The `linux.namespaces` entry of type `typ` in the spec the container was started with.
+    pub(crate) fn spec_namespace(&self, id: &str, typ: &str) -> serde_json::Value {
+        let spec = self.spec(id);
+        spec["linux"]["namespaces"]
+            .as_array()
+            .expect("linux.namespaces")
+            .iter()
+            .find(|n| n["type"] == typ)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {typ} namespace in {spec}"))
+    }
+
     /// Every event so far, as `GET /events?since=0&until=now` gives them.
     pub(crate) async fn events(&self) -> Vec<serde_json::Value> {
         let now = std::time::SystemTime::now()

@@ -119,18 +119,8 @@ async fn a_container_without_a_network_joins_a_ready_namespace() {
     let id = t.run("quiet", |hc| hc.network_mode = "none".into()).await;
     let ns = t.d.net.netns_path(&id);
     assert!(is_netns(&t, &ns), "{:?}", t.fake.calls());
-    let spec: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(t.d.runtime.bundle_dir(&id).join("config.json")).unwrap(),
-    )
-    .unwrap();
-    let net = spec["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["type"] == "network")
-        .cloned()
-        .expect("a network namespace");
-    assert_eq!(net["path"], ns.display().to_string(), "{spec}");
+    let net = t.spec_namespace(&id, "network");
+    assert_eq!(net["path"], ns.display().to_string(), "{net}");
     assert_eq!(
         t.fake.count("loopback_up"),
         0,
@@ -142,8 +132,8 @@ async fn a_container_without_a_network_joins_a_ready_namespace() {
     // Without a ready one the runtime makes it, as before.
     let t = pooled(0).await;
     let id = t.run("quiet", |hc| hc.network_mode = "none".into()).await;
-    let spec = std::fs::read_to_string(t.d.runtime.bundle_dir(&id).join("config.json")).unwrap();
-    assert!(!spec.contains("/netns/"), "{spec}");
+    let net = t.spec_namespace(&id, "network");
+    assert!(net.get("path").is_none(), "{net}");
     assert_eq!(
         t.fake.count("loopback_up"),
         1,

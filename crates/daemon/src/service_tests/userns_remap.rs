@@ -194,14 +194,7 @@ async fn a_remapped_container_on_a_bridge_is_plumbed_after_its_creation() {
     assert!(calls[pin].contains(&format!("/proc/{}/ns/net", crate::host::fake::FAKE_PID)));
     assert!(calls_of(&t, "netns_create").is_empty());
     // The runtime makes the network namespace inside the user namespace: no path to join.
-    let spec = t.spec(&id);
-    let net = spec["linux"]["namespaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["type"] == "network")
-        .cloned()
-        .expect("a network namespace");
+    let net = t.spec_namespace(&id, "network");
     assert!(net.get("path").is_none(), "{net}");
 }
 
