@@ -196,6 +196,21 @@ mod tests {
         assert_eq!(launch(&script, Path::new("/x.json")), Ok(4242));
     }
 
+    /// Spawns [`fake_pooled_shim`]. A test thread that forks while another has the script
+    /// open for writing makes the exec fail with `ETXTBSY` until that child execs: retried.
+    fn spawn_fake(dir: &Path) -> PooledShim {
+        let script = fake_pooled_shim(dir);
+        for _ in 0..100 {
+            match PooledShim::spawn(&script) {
+                Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                res => return res.expect("spawn the fake pooled shim"),
+            }
+        }
+        panic!("{} stayed busy", script.display());
+    }
+
     /// A stand-in for `berth-shim --pooled`: prints the path it was given as the pid.
     fn fake_pooled_shim(dir: &Path) -> std::path::PathBuf {
         let script = dir.join("fake-shim");
@@ -212,7 +227,7 @@ mod tests {
     #[test]
     fn pooled_shim_takes_its_config_on_stdin() {
         let dir = tempfile::tempdir().unwrap();
-        let shim = PooledShim::spawn(&fake_pooled_shim(dir.path())).unwrap();
+        let shim = spawn_fake(dir.path());
         let handed = shim.hand_over(Path::new("77")).unwrap();
         assert_eq!(handed.status(), Ok(77));
     }
@@ -220,7 +235,7 @@ mod tests {
     #[test]
     fn pooled_shim_that_died_is_not_handed_over() {
         let dir = tempfile::tempdir().unwrap();
-        let mut shim = PooledShim::spawn(&fake_pooled_shim(dir.path())).unwrap();
+        let mut shim = spawn_fake(dir.path());
         let pid = shim.pid().unwrap();
         let killed = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -239,7 +254,7 @@ mod tests {
     #[test]
     fn dropped_pooled_shim_is_gone() {
         let dir = tempfile::tempdir().unwrap();
-        let shim = PooledShim::spawn(&fake_pooled_shim(dir.path())).unwrap();
+        let shim = spawn_fake(dir.path());
         let pid = shim.pid().unwrap();
         drop(shim);
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "reaped");
@@ -248,7 +263,7 @@ mod tests {
     #[test]
     fn newline_in_config_path_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let shim = PooledShim::spawn(&fake_pooled_shim(dir.path())).unwrap();
+        let shim = spawn_fake(dir.path());
         assert!(shim.hand_over(Path::new("a\nb")).is_err());
     }
 }

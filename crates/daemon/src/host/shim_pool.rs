@@ -122,6 +122,20 @@ fi
             .collect()
     }
 
+    /// [`ShimPool::launch`], again while the exec fails with `ETXTBSY`: a script just written
+    /// stays busy while a child another test thread forked meanwhile still holds it open.
+    fn launch(pool: &ShimPool, shim: &Path, config: &str) -> Result<u32, StartError> {
+        for _ in 0..100 {
+            match pool.launch(shim, Path::new(config)) {
+                Err(e) if e.message.contains("Text file busy") => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                res => return res,
+            }
+        }
+        panic!("{} stayed busy", shim.display());
+    }
+
     fn running(pid: u32) -> bool {
         // A zombie counts as gone only once reaped: its /proc entry stays until then.
         Path::new(&format!("/proc/{pid}")).exists()
@@ -134,11 +148,11 @@ fi
         let pool = ShimPool::new(&shim, 1, true);
         until("a pooled shim waits", || pooled_pids(dir.path()).len() == 1);
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(pool.launch(&shim, Path::new("7")), Ok(1007), "pooled");
+        assert_eq!(launch(&pool, &shim, "7"), Ok(1007), "pooled");
         // Another binary never gets a pooled shim of the first.
         let other = dir.path().join("other-shim");
         std::fs::copy(&shim, &other).unwrap();
-        assert_eq!(pool.launch(&other, Path::new("8")), Ok(8), "fresh");
+        assert_eq!(launch(&pool, &other, "8"), Ok(8), "fresh");
 
         // The waiting shim dies: the next launch spawns its own, and the dead one is reaped.
         until("refilled", || pooled_pids(dir.path()).len() == 2);
@@ -155,7 +169,7 @@ fi
                     .is_some_and(|r| r.trim_start().starts_with('Z'))
             })
         });
-        let r = pool.launch(&shim, Path::new("9"));
+        let r = launch(&pool, &shim, "9");
         assert!(r == Ok(9) || r == Ok(1009), "{r:?}");
         until("the dead shim reaped", || !running(dead));
         drop(pool);
@@ -172,7 +186,7 @@ fi
         for pid in pids {
             assert!(!running(pid), "pooled shim {pid} left behind");
         }
-        assert_eq!(pool.launch(&shim, Path::new("5")), Ok(5), "no pool: fresh");
+        assert_eq!(launch(&pool, &shim, "5"), Ok(5), "no pool: fresh");
     }
 
     #[test]
@@ -182,6 +196,6 @@ fi
         let pool = ShimPool::new(&shim, 0, true);
         std::thread::sleep(Duration::from_millis(50));
         assert!(pooled_pids(dir.path()).is_empty());
-        assert_eq!(pool.launch(&shim, Path::new("3")), Ok(3));
+        assert_eq!(launch(&pool, &shim, "3"), Ok(3));
     }
 }
